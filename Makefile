@@ -1,0 +1,78 @@
+# bpgen: `make` builds ./bpgen, `make test` runs the Check suite and the CLI
+# driver under AddressSanitizer and UndefinedBehaviorSanitizer.  Both first make
+# sure the Debian packages they need are installed (scripts/deps.sh).
+
+CC      = gcc
+CFLAGS  = -std=c11 -g -O2 -Wall -Wextra -fno-common -D_GNU_SOURCE -Igen -Iruntime -Ibuild/gen
+KFLAGS  = -O3 -march=native -ffp-contract=off      # the heavy kernels (runtime/kernels.c)
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LIBS    = -ltcc -ldl -lm -lpthread
+
+GEN_SRCS = $(sort $(filter-out gen/main.c,$(wildcard gen/*.c)) gen/lex.c)
+RT_SRCS  = $(sort $(wildcard runtime/*.c))
+LIB_SRCS = $(GEN_SRCS) $(RT_SRCS)
+TEMPLATES = $(sort $(wildcard templates/*)) runtime/bp_runtime.h $(wildcard runtime/kernels.h)
+
+OBJS     = $(LIB_SRCS:%.c=build/%.o)
+SAN_OBJS = $(LIB_SRCS:%.c=build/san/%.o)
+TEST_SRCS = $(sort $(wildcard tests/*.c))
+
+all: bpgen
+
+deps:
+	@scripts/deps.sh build
+deps-test:
+	@scripts/deps.sh test
+deps-main:
+	@scripts/deps.sh main
+.PHONY: all deps deps-test deps-main test check fuzz bench clean main
+
+gen/lex.c: gen/lex.re | deps
+	re2c -W --no-generation-date --no-version -o $@ $<
+
+build/gen/templates.h: $(TEMPLATES) scripts/embed.sh
+	@mkdir -p $(@D)
+	scripts/embed.sh $@ $(TEMPLATES)
+
+build/%.o: %.c gen/bpgen.h gen/ops.h runtime/bp_runtime.h build/gen/templates.h $(wildcard runtime/*.h) | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+build/runtime/kernels.o: CFLAGS += $(KFLAGS)
+
+build/san/%.o: %.c gen/bpgen.h gen/ops.h runtime/bp_runtime.h build/gen/templates.h $(wildcard runtime/*.h) | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SANFLAGS) -O1 -c -o $@ $<
+build/san/runtime/kernels.o: CFLAGS += $(KFLAGS)
+
+bpgen: build/gen/main.o $(OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+build/san/bpgen: build/san/gen/main.o $(SAN_OBJS)
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LIBS)
+
+build/san/check_bpgen: $(TEST_SRCS) tests/tests.h $(SAN_OBJS) | deps-test
+	$(CC) $(CFLAGS) $(SANFLAGS) -O1 -Itests -o $@ $(TEST_SRCS) $(SAN_OBJS) $$(pkg-config --cflags --libs check) $(LIBS)
+
+# The test suite: every Check suite, then the command-line driver.
+test: deps-test build/san/check_bpgen build/san/bpgen bpgen
+	ASAN_OPTIONS=detect_leaks=1 build/san/check_bpgen
+	tests/driver.sh build/san/bpgen
+check: test
+
+# The main job: train the lecture's model on the default word list.
+main: deps-main bpgen
+	./bpgen run specs/makemore.spec --data /usr/share/dict/american-english
+
+# Fuzz the front end (lexer, parser, shapes) with libFuzzer: FUZZ_SECONDS=600 make fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS = $(LIB_SRCS)
+build/fuzz_spec: fuzz/fuzz_spec.c $(FUZZ_SRCS) gen/bpgen.h gen/ops.h build/gen/templates.h | deps-test
+	@mkdir -p $(@D)
+	clang -g -O1 -std=c11 -D_GNU_SOURCE -Igen -Iruntime -Ibuild/gen -fsanitize=fuzzer,address,undefined \
+	  -o $@ fuzz/fuzz_spec.c $(FUZZ_SRCS) $(LIBS)
+fuzz: build/fuzz_spec
+	@mkdir -p build/fuzz-corpus
+	build/fuzz_spec -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=5 build/fuzz-corpus fuzz/corpus
+
+clean:
+	rm -rf build bpgen gen/lex.c

@@ -1,0 +1,82 @@
+/* arena.c: the generator's one allocator.
+ *
+ * Every object the generator makes (tokens, nodes, strings, emitted text) is
+ * carved from large zeroed chunks that are freed together by arena_reset().
+ * Nothing is freed singly, so stages never worry about ownership; long-lived
+ * results (JIT code, model state) use xmalloc and are freed by their owners.
+ */
+#include "bpgen.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct Chunk Chunk;
+struct Chunk {
+  Chunk *next;
+  size_t used, cap;
+  _Alignas(16) unsigned char data[];
+};
+
+static Chunk *chunks;
+
+void *xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p) {
+    fprintf(stderr, "bpgen: out of memory (%zu bytes)\n", n);
+    exit(1);
+  }
+  return p;
+}
+
+void *xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size ? size : 1);
+  if (!p) {
+    fprintf(stderr, "bpgen: out of memory (%zu x %zu bytes)\n", n, size);
+    exit(1);
+  }
+  return p;
+}
+
+void *arena_alloc(size_t n) {
+  n = (n + 15) & ~(size_t)15;
+  if (!chunks || chunks->cap - chunks->used < n) {
+    size_t cap = n > (1u << 20) ? n : (1u << 20);
+    Chunk *c = xmalloc(sizeof(Chunk) + cap);
+    c->next = chunks;
+    c->used = 0;
+    c->cap = cap;
+    chunks = c;
+  }
+  void *p = chunks->data + chunks->used;
+  chunks->used += n;
+  memset(p, 0, n);
+  return p;
+}
+
+char *arena_strndup(const char *s, size_t n) {
+  char *p = arena_alloc(n + 1);
+  memcpy(p, s, n);
+  p[n] = '\0';
+  return p;
+}
+
+char *arena_printf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  char *p = arena_alloc((size_t)n + 1);
+  va_start(ap, fmt);
+  vsnprintf(p, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return p;
+}
+
+void arena_reset(void) {
+  while (chunks) {
+    Chunk *next = chunks->next;
+    free(chunks);
+    chunks = next;
+  }
+}

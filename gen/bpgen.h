@@ -1,0 +1,261 @@
+/* bpgen.h: the types every stage of the generator shares, one section per .c.
+ *
+ * The pipeline:  spec text -> Token list (lex.re) -> Graph of Nodes with shapes
+ * (parse.c builds nodes through graph.c, which runs each op's shape rule from
+ * ops.h as the node is made) -> backward nodes appended to the same Graph
+ * (grad.c) -> C source (emit.c) -> function pointers (jit.c).  The reference
+ * runtime (runtime/ref.h) interprets the forward part of a Graph on its own.
+ *
+ * Memory: everything the generator makes comes from one arena (arena.c) and is
+ * freed at once with arena_reset(); no stage frees single objects.
+ */
+#ifndef BPGEN_H
+#define BPGEN_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+
+#ifndef __GNUC__
+#define __attribute__(x)
+#endif
+#define NORETURN __attribute__((noreturn))
+#define PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+enum { MAXRANK = 6, MAXIN = 4 };
+
+typedef struct SrcFile SrcFile;
+typedef struct Token Token;
+typedef struct Node Node;
+typedef struct Graph Graph;
+typedef struct Emit Emit;
+
+/* ---- arena.c ---------------------------------------------------------------- */
+void *arena_alloc(size_t n);                  /* zeroed; exits on failure */
+char *arena_strndup(const char *s, size_t n);
+char *arena_printf(const char *fmt, ...) PRINTF(1, 2);
+void arena_reset(void);                       /* frees everything at once */
+void *xmalloc(size_t n);                      /* malloc or die with context */
+void *xcalloc(size_t n, size_t size);
+
+/* ---- error.c ---------------------------------------------------------------- */
+/* User errors print "file:line:col: error: msg", the source line and a caret
+ * under the offending text, then exit(1) -- unless a catcher is armed with
+ * error_catch(), in which case the formatted report is kept in error_text()
+ * and control returns through the jmp_buf (tests and the fuzz target use it). */
+struct SrcFile {
+  const char *name;    /* as given on the command line */
+  const char *text;    /* whole contents, NUL-terminated */
+  size_t len;
+};
+NORETURN void error_tok(const Token *tok, const char *fmt, ...) PRINTF(2, 3);
+NORETURN void error_at(const SrcFile *f, const char *loc, const char *fmt, ...) PRINTF(3, 4);
+NORETURN void error_plain(const char *fmt, ...) PRINTF(1, 2);   /* "bpgen: error: ..." no location */
+NORETURN void die_at(const char *file, int line, const char *fmt, ...) PRINTF(3, 4);
+#define die(...) die_at(__FILE__, __LINE__, __VA_ARGS__)
+#define unreachable() die_at(__FILE__, __LINE__, "unreachable")
+void error_catch(jmp_buf *jb);                /* NULL disarms */
+const char *error_text(void);                 /* last caught report ("" if none) */
+SrcFile *read_src(const char *path);          /* error_plain on failure; "-" = stdin */
+SrcFile *src_from_string(const char *name, const char *text);
+
+/* ---- lex.re ----------------------------------------------------------------- */
+typedef enum {
+  TK_IDENT,    /* names and keywords (dim, input, param, int, ...) */
+  TK_NUM,      /* number literal: Token.num */
+  TK_PUNCT,    /* operators and punctuation: = + - * / @ ^ ( ) [ ] , : ~ */
+  TK_NEWLINE,  /* end of a statement line */
+  TK_EOF,
+} TokenKind;
+
+struct Token {
+  TokenKind kind;
+  Token *next;
+  const char *loc;     /* start in file->text */
+  int len;
+  int line, col;       /* 1-based; col counts bytes */
+  const SrcFile *file;
+  double num;          /* TK_NUM */
+  bool is_int;         /* TK_NUM written without '.', exponent */
+};
+Token *lex_file(const SrcFile *f);           /* list ending in TK_EOF */
+bool tok_is(const Token *t, const char *s);  /* punct or ident equal to s */
+
+/* ---- ops.h / graph.c ---------------------------------------------------------- */
+typedef enum {
+#define OP(name, ar, sh, gr, em) OP_##name,
+#include "ops.h"
+#undef OP
+  OP_COUNT
+} OpKind;
+
+typedef void ShapeFn(Node *n);
+typedef void GradFn(Graph *g, Node *n, Node *dout, Node **din);
+typedef void EmitFn(Emit *e, Node *n);
+
+typedef struct OpInfo {
+  const char *name;
+  int arity;
+  ShapeFn *shape;
+  GradFn *grad;
+  EmitFn *emit;
+} OpInfo;
+extern const OpInfo optab[OP_COUNT];
+
+typedef enum { TY_FLOAT, TY_INT } ElemType;
+
+typedef struct Shape {
+  int rank;              /* 0 = scalar */
+  int dim[MAXRANK];
+} Shape;
+
+/* A param initialiser, evaluated once per element: randn draws a fresh N(0,1)
+ * value at each occurrence (see bp_randn in runtime/bp_runtime.h). */
+typedef enum { INIT_NUM, INIT_RANDN, INIT_ADD, INIT_SUB, INIT_MUL, INIT_DIV, INIT_NEG, INIT_SQRT } InitKind;
+typedef struct InitExpr InitExpr;
+struct InitExpr {
+  InitKind kind;
+  double num;            /* INIT_NUM (dims, numbers, zeros = 0, ones = 1 fold here) */
+  InitExpr *a, *b;
+};
+
+struct Node {
+  OpKind op;
+  int id;                /* index in Graph.nodes (topological order) */
+  Node *in[MAXIN];
+  Shape shape;
+  ElemType type;
+  const char *name;      /* spec name: input, param or named statement; else NULL */
+  Token *tok;            /* representative token, for errors and #line */
+  int line;              /* spec line (tok->line; kept for backward nodes too) */
+
+  /* attributes; which ones an op uses is written beside it in ops.h */
+  double num;            /* const value, pow exponent, eps, expand scale */
+  int axis;              /* reductions, softmax, max_bwd: >= 0, or -1 for "all" */
+  bool unbiased;         /* batchnorm: 1/(n-1) variance (the lecture's) */
+  bool transa, transb;   /* matmul: use a^T / b^T (last two axes) */
+  InitExpr *init;        /* param */
+
+  /* filled by grad.c */
+  bool is_backward;      /* made by grad.c */
+  Node *grad;            /* dL/d(this node), the summed gradient, or NULL */
+  Node *fwd;             /* backward node: the forward node whose rule made it */
+};
+
+typedef struct Dim {
+  const char *name;
+  long value;
+  Token *tok;
+} Dim;
+
+typedef struct DimOverride {   /* -D NAME=INT */
+  const char *name;
+  long value;
+  bool used;                   /* set by the parser; unused overrides are an error */
+} DimOverride;
+
+struct Graph {
+  Node **nodes;          /* topological order; forward nodes first */
+  int nnodes, cap;
+  int nforward;          /* nodes[0..nforward-1] are the forward graph */
+  Node *loss;            /* the scalar named "loss" */
+  Dim *dims;
+  int ndims;
+  const SrcFile *file;
+};
+
+Graph *new_graph(const SrcFile *f);
+/* Appends a node and runs its shape rule (user errors point at tok). For ops
+ * whose shape is given (reshape, sumto, expand, ...), pass it in `given`. */
+Node *graph_add(Graph *g, OpKind op, Token *tok, Node *a, Node *b, Node *c, const Shape *given);
+Node *graph_find(Graph *g, const char *name);          /* by spec name, or NULL */
+long shape_numel(const Shape *s);
+bool shape_eq(const Shape *a, const Shape *b);
+char *shape_str(const Shape *s);                       /* "[32, 64]" in the arena */
+
+/* ---- parse.c ------------------------------------------------------------------ */
+/* Parses a spec into its forward graph, with shapes inferred.  Overrides replace
+ * the value of a dim (later dims and every shape re-infer from it); an override
+ * naming no dim is an error. */
+Graph *parse_spec(const SrcFile *f, DimOverride *ovr, int novr);
+
+/* ---- shape.c: forward shape rules (named in ops.h) ---------------------------- */
+ShapeFn shape_gather, shape_reshape, shape_matmul, shape_bcast, shape_unary, shape_reduce,
+        shape_pick, shape_softmax, shape_xent, shape_batchnorm, shape_layernorm;
+bool shape_broadcast(const Shape *a, const Shape *b, Shape *out);  /* false if incompatible */
+
+/* ---- grad.c: derivative rules and backward shape rules ------------------------ */
+ShapeFn shape_given, shape_bwd_same, shape_xent_bwd, shape_bn_bwd_x;
+GradFn grad_gather, grad_reshape, grad_matmul, grad_add, grad_sub, grad_mul, grad_div,
+       grad_pow, grad_neg, grad_exp, grad_log, grad_tanh, grad_relu, grad_sigmoid, grad_sqrt,
+       grad_sum, grad_mean, grad_max, grad_pick, grad_softmax, grad_cross_entropy,
+       grad_batchnorm, grad_layernorm;
+/* Appends the backward graph: afterwards every param and every named float
+ * intermediate has ->grad.  Nodes no wanted gradient depends on are not made. */
+void grad_build(Graph *g);
+extern int grad_perturb;      /* test hook: nonzero perturbs one rule (tests only) */
+
+/* ---- expand.c ----------------------------------------------------------------- */
+/* Lowers fused ops (cross_entropy, softmax, batchnorm, layernorm) into their
+ * primitive decomposition; returns a new forward graph with the same names. */
+Graph *expand_fused(Graph *g);
+
+/* ---- emit.c ------------------------------------------------------------------- */
+typedef enum { DT_F32, DT_F64 } DType;
+typedef struct EmitOptions {
+  DType dtype;
+  const char *prefix;     /* C identifier prefix for the model's symbols */
+  bool for_jit;           /* kernels are linked in by jit.c, not written inline */
+  bool trainer;           /* append templates/trainer.c */
+} EmitOptions;
+#define OP(name, ar, sh, gr, em) EmitFn em;
+#include "ops.h"
+#undef OP
+/* Returns the whole C translation unit (model, and the header text in *header
+ * when header != NULL) as arena strings. */
+char *emit_c(Graph *g, const EmitOptions *opt, char **header);
+
+/* ---- jit.c -------------------------------------------------------------------- */
+struct BpModel;
+typedef struct Jit Jit;
+/* Compiles C source in memory with libtcc; kernels are added as symbols.  On a
+ * compile error, prints tcc's messages (which point at the spec via #line) and
+ * exits 1.  The result does not point into the arena. */
+Jit *jit_compile(const char *src, const char *srcname);
+void *jit_symbol(Jit *j, const char *name);
+void jit_free(Jit *j);
+
+/* ---- cli.c: options every command shares; cmd_*.c: one file per command ---- */
+typedef struct Cli {
+  const char *spec;       /* the positional spec path */
+  const char *out;        /* -o FILE */
+  DType dtype;            /* --dtype f32|f64 */
+  bool dtype_set;
+  uint64_t seed;          /* --seed N; default 2147483647, the lecture's */
+  DimOverride ovr[64];    /* -D NAME=INT */
+  int novr;
+  bool expand;            /* --expand: lower fused ops before differentiating */
+} Cli;
+void cli_init(Cli *c, DType default_dtype);
+/* If argv[*i] is a shared option (-o, --dtype, --seed, -D, --expand) or the
+ * spec path, consumes it (and its value) and returns true. */
+bool cli_common(Cli *c, int argc, char **argv, int *i);
+const char *cli_value(int argc, char **argv, int *i);   /* the option's value, or error */
+long cli_long(const char *opt, const char *s, long lo, long hi);
+double cli_double(const char *opt, const char *s);
+NORETURN void cli_unknown(const char *cmd, const char *arg);
+/* Reads and parses c->spec (error if none given); applies --expand. */
+Graph *cli_load(Cli *c);
+
+int cmd_gen(int argc, char **argv);      /* bpgen SPEC -o model.c */
+int cmd_grad(int argc, char **argv);     /* bpgen grad */
+int cmd_check(int argc, char **argv);    /* bpgen check */
+int cmd_explain(int argc, char **argv);  /* bpgen explain */
+int cmd_run(int argc, char **argv);      /* bpgen run */
+int cmd_plot(int argc, char **argv);     /* bpgen plot */
+int cmd_ninja(int argc, char **argv);    /* bpgen ninja */
+int cmd_dot(int argc, char **argv);      /* bpgen dot */
+
+#endif

@@ -1,0 +1,158 @@
+/* error.c: reporting user errors at a place in the spec, and reading files.
+ *
+ * A report is "file:line:col: error: message", then the source line and a
+ * caret under the offending text (chibicc's verror_at, with a column).  By
+ * default it goes to stderr and the process exits 1; with a catcher armed
+ * (error_catch) the report is kept for error_text() and control jumps back,
+ * which is how the tests and the fuzz target survive bad specs.
+ */
+#include "bpgen.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static jmp_buf *catcher;
+static char report[4096];
+
+void error_catch(jmp_buf *jb) {
+  catcher = jb;
+  report[0] = '\0';
+}
+
+const char *error_text(void) { return report; }
+
+NORETURN static void finish(void) {
+  if (catcher)
+    longjmp(*catcher, 1);
+  fputs(report, stderr);
+  exit(1);
+}
+
+static size_t append(size_t at, const char *fmt, ...) PRINTF(2, 3);
+static size_t append(size_t at, const char *fmt, ...) {
+  if (at >= sizeof report)
+    return at;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(report + at, sizeof report - at, fmt, ap);
+  va_end(ap);
+  at += n > 0 ? (size_t)n : 0;
+  return at < sizeof report ? at : sizeof report - 1;
+}
+
+NORETURN static void verror_at(const SrcFile *f, const char *loc, const char *fmt, va_list ap) {
+  /* find the line holding loc */
+  const char *start = f->text, *end = f->text + f->len;
+  if (loc < start) loc = start;
+  if (loc > end) loc = end;
+  const char *line = loc;
+  while (line > start && line[-1] != '\n')
+    line--;
+  const char *eol = loc;
+  while (eol < end && *eol != '\n' && *eol != '\r')
+    eol++;
+  int lineno = 1;
+  for (const char *p = start; p < line; p++)
+    if (*p == '\n')
+      lineno++;
+  int col = (int)(loc - line) + 1;
+
+  size_t at = append(0, "%s:%d:%d: error: ", f->name, lineno, col);
+  if (at < sizeof report) {
+    int n = vsnprintf(report + at, sizeof report - at, fmt, ap);
+    at += n > 0 ? (size_t)n : 0;
+    if (at >= sizeof report) at = sizeof report - 1;
+  }
+  /* the source line, with control characters shown as spaces so the caret
+   * stays under the right column; long lines are cut */
+  int width = (int)(eol - line);
+  if (width > 200) width = 200;
+  at = append(at, "\n  ");
+  for (int i = 0; i < width; i++) {
+    unsigned char c = (unsigned char)line[i];
+    at = append(at, "%c", (c < 32 || c == 127) ? ' ' : c);
+  }
+  at = append(at, "\n  %*s^\n", col - 1 < 200 ? col - 1 : 200, "");
+  finish();
+}
+
+void error_at(const SrcFile *f, const char *loc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  verror_at(f, loc, fmt, ap);
+}
+
+void error_tok(const Token *tok, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  verror_at(tok->file, tok->loc, fmt, ap);
+}
+
+void error_plain(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  size_t at = append(0, "bpgen: error: ");
+  if (at < sizeof report) {
+    int n = vsnprintf(report + at, sizeof report - at, fmt, ap);
+    at += n > 0 ? (size_t)n : 0;
+    if (at >= sizeof report) at = sizeof report - 2;
+  }
+  va_end(ap);
+  append(at, "\n");
+  finish();
+}
+
+void die_at(const char *file, int line, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "bpgen: internal error at %s:%d: ", file, line);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  abort();
+}
+
+SrcFile *src_from_string(const char *name, const char *text) {
+  SrcFile *f = arena_alloc(sizeof *f);
+  f->name = arena_strndup(name, strlen(name));
+  f->len = strlen(text);
+  f->text = arena_strndup(text, f->len);
+  return f;
+}
+
+SrcFile *read_src(const char *path) {
+  FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+  if (!fp)
+    error_plain("cannot open %s: %s", path, strerror(errno));
+  size_t cap = 4096, len = 0;
+  char *buf = xmalloc(cap);
+  for (;;) {
+    size_t n = fread(buf + len, 1, cap - len - 1, fp);
+    len += n;
+    if (n == 0)
+      break;
+    if (cap - len - 1 == 0) {
+      cap *= 2;
+      char *nb = realloc(buf, cap);
+      if (!nb) { free(buf); error_plain("%s: file too large", path); }
+      buf = nb;
+    }
+  }
+  int bad = ferror(fp);
+  int err = errno;
+  if (fp != stdin)
+    fclose(fp);
+  if (bad) {
+    free(buf);
+    error_plain("cannot read %s: %s", path, strerror(err));
+  }
+  buf[len] = '\0';
+  SrcFile *f = arena_alloc(sizeof *f);
+  f->name = arena_strndup(path, strlen(path));
+  f->text = arena_strndup(buf, len);   /* NUL bytes inside are kept: len is the truth */
+  f->len = len;
+  free(buf);
+  return f;
+}

@@ -1,0 +1,104 @@
+/* bp_runtime.h: the ABI between emitted models and whoever drives them.
+ *
+ * Every emitted model (a file for gcc, or source compiled in memory by libtcc)
+ * defines one `const BpModel <prefix>_model`.  The model's whole state --
+ * inputs, params, grads, activations, scratch -- lives in one block of
+ * `state_size` bytes that the caller allocates (zeroed, 64-byte aligned is
+ * best); tensors are found through the table by name.  Params are one
+ * contiguous run of elements, grads another in the same order, so optimisers
+ * can treat each as one flat array (llm.c's malloc_and_point_parameters).
+ *
+ * Also here: the random number generator that param initialisation uses, so
+ * that the reference runtime and generated code draw the same values for the
+ * same seed.  This header is copied verbatim into emitted files, so it must
+ * stay plain C99 that both gcc and tcc accept.
+ */
+#ifndef BP_RUNTIME_H
+#define BP_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+
+#define BP_MAXRANK 6
+
+typedef enum { BP_F32 = 0, BP_F64 = 1, BP_I32 = 2 } BpDType;
+typedef enum {
+  BP_INPUT = 0,   /* filled by the caller before forward */
+  BP_PARAM = 1,   /* trained */
+  BP_GRAD = 2,    /* d(loss)/d(param or named intermediate); name is "d" + name */
+  BP_ACT = 3,     /* named intermediate value (forward) */
+  BP_STAT = 4     /* batchnorm statistics for inference (name "<bn>.mean", "<bn>.var") */
+} BpKind;
+
+typedef struct BpTensor {
+  const char *name;
+  int kind;                 /* BpKind */
+  int dtype;                /* BpDType */
+  int rank;
+  int dims[BP_MAXRANK];
+  size_t numel;
+  size_t offset;            /* bytes from the start of the state */
+  int line;                 /* spec line that defines it */
+} BpTensor;
+
+typedef struct BpModel {
+  const char *name;         /* model name (the spec's file stem) */
+  int dtype;                /* BP_F32 or BP_F64: every float tensor */
+  size_t state_size;        /* bytes */
+  int ntensors;
+  const BpTensor *tensors;
+  size_t param_offset;      /* first param element (bytes) */
+  size_t grad_offset;       /* first grad-of-param element (bytes), same order */
+  size_t nparam;            /* elements in all params together */
+  int loss_index;           /* tensor index of "loss" */
+  int logits_index;         /* tensor fed to cross_entropy (or named logits), or -1 */
+
+  /* params from the spec's initialisers; zeroes grads and statistics */
+  void (*init)(void *state, uint64_t seed);
+  /* training-mode forward (batch statistics); returns the loss */
+  double (*forward)(void *state);
+  /* gradients of the loss after forward(): zeroes every grad once, then
+   * fills d<param> and d<intermediate> for every param and named tensor */
+  void (*backward)(void *state);
+  /* params -= lr * grads */
+  void (*sgd_step)(void *state, double lr);
+  /* inference forward: batchnorm uses the stored statistics; returns the loss */
+  double (*forward_eval)(void *state);
+  /* batchnorm calibration over a data set (the lecture's "calibrate the batch
+   * norm at the end of training"): begin, then accum for each batch with the
+   * number of valid rows (the first nrows of the batch), then end stores the
+   * mean and unbiased variance into the BP_STAT tensors */
+  void (*calib_begin)(void *state);
+  void (*calib_accum)(void *state, int nrows);
+  void (*calib_end)(void *state);
+} BpModel;
+
+/* ---- random numbers -------------------------------------------------------- *
+ * splitmix64: one 64-bit state; bp_uniform in [0,1) with 53 bits; bp_randn by
+ * Box-Muller from two uniforms, one normal per call.  Params are initialised in
+ * declaration order, elements in C order, each element evaluating its
+ * initialiser left to right (each randn is one bp_randn call), from one
+ * generator seeded with the run's seed. */
+typedef struct BpRng { uint64_t s; } BpRng;
+
+static inline void bp_rng_seed(BpRng *r, uint64_t seed) { r->s = seed; }
+
+static inline uint64_t bp_rng_next(BpRng *r) {
+  uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+static inline double bp_uniform(BpRng *r) {
+  return (double)(bp_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static inline double bp_randn(BpRng *r) {
+  double u1 = 1.0 - bp_uniform(r);            /* (0, 1]: log is finite */
+  double u2 = bp_uniform(r);
+  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2);
+}
+
+#endif

@@ -1,0 +1,74 @@
+/* check_main.c: runs every registered Check suite; exit status = failures.
+ * CK_RUN_SUITE / CK_RUN_CASE select a part, as usual with Check. */
+#include "tests.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static Suite *(*makers[64])(void);
+static int nmakers;
+
+void tests_register(Suite *(*make)(void)) {
+  if (nmakers == (int)(sizeof makers / sizeof makers[0])) {
+    fprintf(stderr, "too many suites\n");
+    exit(2);
+  }
+  makers[nmakers++] = make;
+}
+
+static jmp_buf jb;
+
+Graph *parse_text(const char *text) {
+  if (setjmp(jb)) {
+    error_catch(NULL);
+    ck_abort_msg("unexpected spec error:\n%s", error_text());
+  }
+  error_catch(&jb);
+  Graph *g = parse_spec(src_from_string("test.spec", text), NULL, 0);
+  error_catch(NULL);
+  return g;
+}
+
+const char *parse_error(const char *text) {
+  static char keep[4096];
+  if (setjmp(jb)) {
+    error_catch(NULL);
+    snprintf(keep, sizeof keep, "%s", error_text());
+    return keep;
+  }
+  error_catch(&jb);
+  parse_spec(src_from_string("test.spec", text), NULL, 0);
+  error_catch(NULL);
+  return "";
+}
+
+const char *error_pos(const char *report) {
+  /* "file:LINE:COL: error: ..." */
+  const char *p = strchr(report, ':');
+  if (!p)
+    return "";
+  const char *q = strstr(p + 1, ": error");
+  if (!q)
+    return "";
+  return arena_strndup(p + 1, (size_t)(q - p - 1));
+}
+
+const char *specs_dir(void) {
+  const char *d = getenv("BPGEN_SPECS");
+  return d ? d : "specs";
+}
+
+int main(void) {
+  if (nmakers == 0) {
+    fprintf(stderr, "no suites registered\n");
+    return 1;
+  }
+  SRunner *sr = srunner_create(makers[0]());
+  for (int i = 1; i < nmakers; i++)
+    srunner_add_suite(sr, makers[i]());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? 0 : 1;
+}

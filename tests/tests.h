@@ -1,0 +1,29 @@
+/* tests.h: what every Check suite of bpgen shares.
+ *
+ * A test file defines `static Suite *make_suite(void)` and registers it with
+ * TESTS_REGISTER(make_suite); check_main.c runs every registered suite, so
+ * adding a file adds its tests without touching a list.
+ */
+#ifndef TESTS_H
+#define TESTS_H
+
+#include <check.h>
+#include "bpgen.h"
+
+void tests_register(Suite *(*make)(void));
+#define TESTS_REGISTER(fn) \
+  __attribute__((constructor)) static void register_##fn(void) { tests_register(fn); }
+
+/* Parses spec text (file name "test.spec"); a user error fails the test with
+ * the report. */
+Graph *parse_text(const char *text);
+/* Parses spec text expecting a user error; returns the report ("" when the
+ * spec parsed without error). */
+const char *parse_error(const char *text);
+/* The "line:col" of a report's first line, e.g. "3:14", in the arena. */
+const char *error_pos(const char *report);
+
+/* Directory of the source tree's specs (BPGEN_SPECS or "specs"). */
+const char *specs_dir(void);
+
+#endif
