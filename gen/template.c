@@ -6,6 +6,7 @@
  */
 #include "bpgen.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "templates.h"
