@@ -221,7 +221,8 @@ typedef struct EmitOptions {
 #include "ops.h"
 #undef OP
 /* Returns the whole C translation unit (model, and the header text in *header
- * when header != NULL) as arena strings. */
+ * when header != NULL) as arena strings.  Run grad_build(g) first: nodes after
+ * g->nforward become backward(); a forward-only graph gets an empty one. */
 char *emit_c(Graph *g, const EmitOptions *opt, char **header);
 
 /* ---- jit.c -------------------------------------------------------------------- */
