@@ -229,11 +229,7 @@ static const char *V(Emit *e, Node *n) {
   return arena_printf("s->%s", b);
 }
 
-static const char *lab(Emit *e, Node *n) {
-  if (n->op == OP_const)
-    return arena_printf("%g", n->num);
-  return e->label[n->id];
-}
+static const char *lab(Emit *e, Node *n) { return e->label[n->id]; }
 
 static long numel(Node *n) { return shape_numel(&n->shape); }
 
@@ -330,7 +326,7 @@ static const char *src_line(Emit *e, int line) {
     return "";
   const char *p = e->lines[line];
   const char *q = p;
-  while (*q && *q != '\n' && *q != '\r')
+  while (*q && *q != '\n' && *q != '\r' && *q != '#')
     q++;
   while (p < q && (*p == ' ' || *p == '\t'))
     p++;
@@ -413,7 +409,10 @@ void emit_input(Emit *e, Node *n) { (void)e, (void)n; }
 void emit_param(Emit *e, Node *n) { (void)e, (void)n; }
 
 void emit_const(Emit *e, Node *n) {
-  head(e, n, "%g", n->num);
+  if (n->name || e->label[n->id][0] == 'd')
+    head(e, n, "%g", n->num);
+  else
+    head(e, n, "the constant");
   L(e, "%s[0] = %s;", V(e, n), lit(e, n->num));
 }
 
@@ -1022,8 +1021,8 @@ static void layout(Emit *e) {
   /* scratch: every other node, and what normalisations save for backward */
   for (int i = 0; i < nn; i++) {
     Node *n = g->nodes[i];
-    if (!e->label[n->id])
-      e->label[n->id] = n->name ? n->name : arena_printf("t%d", n->id);
+    if (!e->label[n->id])   /* constants read as their value in the comments */
+      e->label[n->id] = n->name ? n->name : n->op == OP_const ? arena_printf("%g", n->num) : arena_printf("t%d", n->id);
     if (!e->buf[n->id])
       e->buf[n->id] = add_field(e, arena_printf("t%d", n->id), NULL, -1, is_float(n) ? 0 : 1, &n->shape,
                                 n->line, optab[n->op].name);
