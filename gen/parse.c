@@ -48,6 +48,8 @@ static int nsyms, symcap;
 static DimOverride *ovrs;
 static int novrs;
 
+/* the keywords, then (from FIRST_FUNCTION on) the functions */
+enum { FIRST_FUNCTION = 9 };
 static const char *const builtins[] = {
     "dim", "input", "param", "int", "randn", "zeros", "ones", "true", "false",
     "exp", "log", "tanh", "relu", "sigmoid", "sqrt", "sum", "mean", "max", "pick",
@@ -131,12 +133,15 @@ static Sym *find_sym(Token *t) {
   return NULL;
 }
 
-static bool is_builtin(Token *t) {
-  for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
+static bool is_builtin_from(Token *t, size_t first) {
+  for (size_t i = first; i < sizeof builtins / sizeof builtins[0]; i++)
     if (tok_is(t, builtins[i]))
       return true;
   return false;
 }
+
+static bool is_builtin(Token *t) { return is_builtin_from(t, 0); }
+static bool is_function(Token *t) { return is_builtin_from(t, FIRST_FUNCTION); }
 
 static Sym *define(Token *name, SymKind kind) {
   if (is_builtin(name))
@@ -584,7 +589,7 @@ static Val call(Token *fn) {
                 shape_str(&r->in[0]->shape));
     return node_val(r);
   }
-  error_tok(fn, "unknown function '%.*s'", fn->len, fn->loc);
+  unreachable();
 }
 
 /* reshape(x, [dims]) parses its own arguments, as a shape is no expression:
@@ -628,6 +633,8 @@ static Val primary(void) {
                                     : "");
   next();
   if (tok_is(peek(), "(")) {
+    if (!is_function(t))
+      error_tok(t, "unknown function '%.*s'", t->len, t->loc);
     if (tok_is(t, "reshape"))
       return reshape_call(t);
     return call(t);

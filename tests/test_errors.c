@@ -32,6 +32,9 @@ static const struct { const char *spec, *msg, *pos; } cases[] = {
     /* names */
     {"+z = q + 1\n", "unknown name 'q'", "5:5"},
     {"+z = frob(x)\n", "unknown function 'frob'", "5:5"},
+    {"+z = frob(q)\n", "unknown function 'frob'", "5:5"},
+    {"+z = randn(x)\n", "unknown function 'randn'", "5:5"},
+    {"+z = x(x)\n", "unknown function 'x'", "5:5"},
     {"+z = exp\n", "'exp' cannot be used as a value here", "5:5"},
     {"+z = z + 1\n", "'z' is used in its own definition", "5:5"},
     {"+x = exp(w)\n", "'x' redefined (first defined at line 2)", "5:1"},
