@@ -202,6 +202,13 @@ extern int grad_perturb;      /* test hook: nonzero perturbs one rule (tests onl
  * primitive decomposition; returns a new forward graph with the same names. */
 Graph *expand_fused(Graph *g);
 
+/* ---- template.c ---------------------------------------------------------------- */
+/* Text of a file embedded at build time: "templates/NAME" or "runtime/NAME.h". */
+const char *embedded_text(const char *name);
+/* Copy of text with every {{key}} replaced by its value (arena string); a hole
+ * without a value is an internal error. */
+char *template_fill(const char *text, const char *const *keys, const char *const *vals, int n);
+
 /* ---- emit.c ------------------------------------------------------------------- */
 typedef enum { DT_F32, DT_F64 } DType;
 typedef struct EmitOptions {
