@@ -80,7 +80,8 @@ static const char usage[] =
   "  --random-inputs   make the inputs instead of reading them: int inputs get\n"
   "                    valid random indices (below the rows of the table they\n"
   "                    index, or the classes they pick), float inputs randn;\n"
-  "                    drawn from --seed (a generator apart from the params')\n"
+  "                    drawn from --seed (a generator apart from the params'),\n"
+  "                    and written to OUT/<name>.npy (<i4 or <f8)\n"
   "  --ref             run on the reference runtime (today the only backend)\n";
 
 static char *join(const char *dir, const char *name, const char *ext) {
@@ -219,6 +220,17 @@ int cmd_grad(int argc, char **argv) {
     else
       b.set_float(b.self, n, given[i]);
   }
+  if (random_inputs)   /* keep what was made, so the run can be repeated with --in */
+    for (int i = 0; i < nf; i++) {
+      Node *n = g->nodes[i];
+      if (n->op != OP_input || !given[i])
+        continue;
+      const char *path = join(out, n->name, ".npy");
+      if (n->type == TY_INT)
+        npy_write(path, NPY_I4, &n->shape, given[i]);
+      else
+        npy_save_float(path, DT_F64, &n->shape, given[i]);
+    }
   double loss = b.forward(b.self);
   b.backward(b.self);
 

@@ -72,8 +72,8 @@ static const struct {
              "loss = sum((A @ B) * W)\n"},
   {"matmul batched", "param A : [2, 3, 4] ~ randn\nparam B : [4, 5] ~ randn\n"
                      "param W : [2, 3, 5] ~ randn\nloss = sum((A @ B) * W)\n"},
-  {"matmul batch bcast", "param A : [2, 1, 3, 4] ~ randn\nparam B : [3, 4, 2] ~ randn\n"
-                         "param W : [2, 3, 3, 2] ~ randn\nloss = sum(matmul(A, B) * W)\n"},
+  {"matmul batch both", "param A : [2, 3, 4] ~ randn\nparam B : [2, 4, 2] ~ randn\n"
+                        "param W : [2, 3, 2] ~ randn\nloss = sum(matmul(A, B) * W)\n"},
   {"add bcast", "param A : [3, 1] ~ randn\nparam B : [1, 4] ~ randn\nparam W : [3, 4] ~ randn\n"
                 "loss = sum((A + B) * W)\n"},
   {"add const", "param A : [3] ~ randn\nparam W : [3] ~ randn\nloss = sum((A + 2) * W)\n"},
