@@ -112,7 +112,9 @@ static void make_dir(const char *path) {
     error_plain("%s is not a directory", path);
 }
 
-/* Largest valid index for an int input: below every table dim it indexes. */
+/* Bound on the values of an int input: the smallest table dim it indexes
+ * (rows of a gather, classes of a pick or cross_entropy); 0 when it indexes
+ * nothing. */
 static long index_limit(Graph *g, Node *x) {
   long lim = 0;
   for (int i = 0; i < g->nforward; i++) {
@@ -127,7 +129,7 @@ static long index_limit(Graph *g, Node *x) {
     if (l > 0 && (lim == 0 || l < lim))
       lim = l;
   }
-  return lim ? lim : 1;
+  return lim;
 }
 
 static bool is_leaf(const Node *n) {
@@ -187,14 +189,14 @@ int cmd_grad(int argc, char **argv) {
       if (present) {
         npy_load_int(path, &n->shape, v);
         long lim = index_limit(g, n);
-        for (long k = 0; k < numel; k++)
+        for (long k = 0; lim && k < numel; k++)
           if (v[k] < 0 || v[k] >= lim)
             error_plain("%s: element %ld is %d, outside 0..%ld (the rows or classes '%s' indexes)",
                         path, k, (int)v[k], lim - 1, n->name);
       } else {
         long lim = index_limit(g, n);
         for (long k = 0; k < numel; k++)
-          v[k] = (int32_t)(bp_uniform(&rng) * (double)lim);
+          v[k] = (int32_t)(bp_uniform(&rng) * (double)(lim ? lim : 1));
       }
       given[i] = v;
     } else {

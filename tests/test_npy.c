@@ -274,6 +274,46 @@ START_TEST(every_prefix) {
 }
 END_TEST
 
+/* Random byte changes to a good file: a result or an error, never a crash
+ * (the suite runs under ASan/UBSan). */
+START_TEST(mutations) {
+  Shape s = {2, {3, 2}};
+  int32_t v[6] = {1, 2, 3, 4, 5, 6};
+  const char *path = tmp("m.npy");
+  npy_write(path, NPY_I4, &s, v);
+  FILE *fp = fopen(path, "rb");
+  unsigned char good[256], buf[256];
+  size_t len = fread(good, 1, sizeof good, fp);
+  fclose(fp);
+  uint64_t x = 88172645463325252ull;
+  int ok = 0, bad = 0;
+  for (int iter = 0; iter < 3000; iter++) {
+    memcpy(buf, good, len);
+    for (int m = 0; m < 1 + iter % 4; m++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;   /* xorshift64 */
+      size_t at = (size_t)(x % 80);              /* mostly the header */
+      buf[at] = (unsigned char)(x >> 32);
+    }
+    static jmp_buf jb;
+    Npy a = {0};
+    if (setjmp(jb) == 0) {
+      error_catch(&jb);
+      npy_parse("m.npy", buf, len, &a);
+      error_catch(NULL);
+      long size = a.type == NPY_U1 ? 1 : (a.type == NPY_F4 || a.type == NPY_I4) ? 4 : 8;
+      ck_assert_int_le(a.numel * size, (long)len);
+      npy_free(&a);
+      ok++;
+    } else {
+      error_catch(NULL);
+      bad++;
+    }
+  }
+  ck_assert_int_gt(bad, 0);
+  ck_assert_int_gt(ok, 0);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("npy");
   TCase *tc = tcase_create("npy");
@@ -284,6 +324,7 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tc, malformed, 0, (int)(sizeof bads / sizeof bads[0]));
   tcase_add_test(tc, load_mismatch);
   tcase_add_test(tc, every_prefix);
+  tcase_add_test(tc, mutations);
   suite_add_tcase(s, tc);
   return s;
 }
