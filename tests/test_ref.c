@@ -392,6 +392,32 @@ START_TEST(f32_follows_float) {
 }
 END_TEST
 
+/* transa/transb (made by later stages, never by the parser): values against a
+ * naive product, gradients against finite differences */
+START_TEST(matmul_transposed) {
+  bool ta = _i & 1, tb = _i & 2;
+  Graph *g = parse_text("param A : [3, 3] ~ randn\nparam B : [3, 3] ~ randn\n"
+                        "param W : [3, 3] ~ randn\nP = A @ B\nloss = sum(P * W)\n");
+  Node *P = graph_find(g, "P"), *A = graph_find(g, "A"), *B = graph_find(g, "B");
+  P->transa = ta;
+  P->transb = tb;
+  Ref *r = ref_new(g, DT_F64);
+  ref_init_params(r, 3);
+  ref_forward(r);
+  const double *a = ref_data(r, A), *b = ref_data(r, B), *p = ref_data(r, P);
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 3; j++) {
+      double want = 0;
+      for (int k = 0; k < 3; k++)
+        want += (ta ? a[k * 3 + i] : a[i * 3 + k]) * (tb ? b[j * 3 + k] : b[k * 3 + j]);
+      ck_assert_double_eq_tol(p[i * 3 + j], want, 1e-14);
+    }
+  ref_free(r);
+  double worst = check_fd(g, 3, "matmul transposed");
+  ck_assert_msg(worst <= 1e-6, "transa %d transb %d: max relative error %.3g", ta, tb, worst);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("ref");
   TCase *tc = tcase_create("ref");
@@ -400,6 +426,7 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tc, fused_equals_granular, 0, 2);
   tcase_add_loop_test(tc, lecture_fd, 0, 2);
   tcase_add_test(tc, init_params);
+  tcase_add_loop_test(tc, matmul_transposed, 1, 4);
   tcase_add_test(tc, max_first_argmax);
   tcase_add_test(tc, grads_of_intermediates);
   tcase_add_loop_test(tc, index_errors, 0, (int)(sizeof bad_index / sizeof bad_index[0]));
