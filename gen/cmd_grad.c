@@ -112,26 +112,6 @@ static void make_dir(const char *path) {
     error_plain("%s is not a directory", path);
 }
 
-/* Bound on the values of an int input: the smallest table dim it indexes
- * (rows of a gather, classes of a pick or cross_entropy); 0 when it indexes
- * nothing. */
-static long index_limit(Graph *g, Node *x) {
-  long lim = 0;
-  for (int i = 0; i < g->nforward; i++) {
-    Node *n = g->nodes[i];
-    if (n->in[1] != x)
-      continue;
-    long l = 0;
-    if (n->op == OP_gather)
-      l = n->in[0]->shape.dim[0];
-    else if ((n->op == OP_pick || n->op == OP_cross_entropy) && n->in[0]->shape.rank == 2)
-      l = n->in[0]->shape.dim[1];
-    if (l > 0 && (lim == 0 || l < lim))
-      lim = l;
-  }
-  return lim;
-}
-
 static bool is_leaf(const Node *n) {
   return n->op == OP_input || n->op == OP_param || n->op == OP_const;
 }
@@ -172,7 +152,7 @@ int cmd_grad(int argc, char **argv) {
   int nf = g->nforward;
   void **given = arena_alloc(sizeof(void *) * (size_t)(nf ? nf : 1));
   BpRng rng;
-  bp_rng_seed(&rng, cli.seed ^ 0x6A09E667F3BCC908ull);
+  bp_rng_seed(&rng, cli.seed ^ REF_INPUT_SEED_MIX);   /* ref_random_inputs' draws when no input file is given */
   for (int i = 0; i < nf; i++) {
     Node *n = g->nodes[i];
     if (n->op != OP_input && n->op != OP_param)
@@ -188,15 +168,13 @@ int cmd_grad(int argc, char **argv) {
       int32_t *v = arena_alloc(sizeof(int32_t) * (size_t)(numel ? numel : 1));
       if (present) {
         npy_load_int(path, &n->shape, v);
-        long lim = index_limit(g, n);
+        long lim = ref_index_limit(g, n);
         for (long k = 0; lim && k < numel; k++)
           if (v[k] < 0 || v[k] >= lim)
             error_plain("%s: element %ld is %d, outside 0..%ld (the rows or classes '%s' indexes)",
                         path, k, (int)v[k], lim - 1, n->name);
       } else {
-        long lim = index_limit(g, n);
-        for (long k = 0; k < numel; k++)
-          v[k] = (int32_t)(bp_uniform(&rng) * (double)(lim ? lim : 1));
+        ref_draw_input(g, n, &rng, v);
       }
       given[i] = v;
     } else {
@@ -204,8 +182,7 @@ int cmd_grad(int argc, char **argv) {
       if (present)
         npy_load_float(path, &n->shape, v);
       else
-        for (long k = 0; k < numel; k++)
-          v[k] = bp_randn(&rng);
+        ref_draw_input(g, n, &rng, v);
       given[i] = v;
     }
   }

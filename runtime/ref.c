@@ -480,6 +480,52 @@ void ref_init_params(Ref *r, uint64_t seed) {
   }
 }
 
+long ref_index_limit(Graph *g, Node *x) {
+  long lim = 0;
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->in[1] != x)
+      continue;
+    long l = 0;
+    if (n->op == OP_gather)
+      l = n->in[0]->shape.dim[0];
+    else if ((n->op == OP_pick || n->op == OP_cross_entropy) && n->in[0]->shape.rank == 2)
+      l = n->in[0]->shape.dim[1];
+    if (l > 0 && (lim == 0 || l < lim))
+      lim = l;
+  }
+  return lim;
+}
+
+void ref_draw_input(Graph *g, Node *n, BpRng *rng, void *dst) {
+  long numel = shape_numel(&n->shape);
+  if (n->type == TY_INT) {
+    long lim = ref_index_limit(g, n);
+    int32_t *v = dst;
+    for (long k = 0; k < numel; k++)
+      v[k] = (int32_t)(bp_uniform(rng) * (double)(lim ? lim : 1));
+  } else {
+    double *v = dst;
+    for (long k = 0; k < numel; k++)
+      v[k] = bp_randn(rng);
+  }
+}
+
+void ref_random_inputs(Ref *r, uint64_t seed) {
+  BpRng rng;
+  bp_rng_seed(&rng, seed ^ REF_INPUT_SEED_MIX);
+  for (int i = 0; i < r->g->nforward; i++) {
+    Node *n = r->g->nodes[i];
+    if (n->op != OP_input)
+      continue;
+    Tensor *t = r->nt[i];
+    ref_draw_input(r->g, n, &rng, t->iv ? (void *)t->iv : (void *)t->v);
+    if (t->v)
+      for (long k = 0; k < t->n; k++)
+        t->v[k] = ref_round(r, t->v[k]);
+  }
+}
+
 static Tensor *node_value(Ref *r, Node *n) {
   if (n->id < 0 || n->id >= r->g->nforward || r->g->nodes[n->id] != n)
     die("ref: node %d is not a forward node of this graph", n->id);

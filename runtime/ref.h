@@ -30,6 +30,7 @@
 #define REF_H
 
 #include "bpgen.h"
+#include "bp_runtime.h"
 
 typedef struct Ref Ref;
 
@@ -48,5 +49,21 @@ void ref_free(Ref *r);
 
 /* Rounds v to the Ref's dtype (identity for f64). */
 double ref_round(const Ref *r, double v);
+
+/* Random inputs, as `bpgen grad --random-inputs` makes them (also for other
+ * tools that need "the same random inputs"): */
+/* Bound on an int input's values: the smallest dim it indexes (rows of a
+ * gather, classes of a pick or cross_entropy); 0 when it indexes nothing. */
+long ref_index_limit(Graph *g, Node *x);
+/* Fills dst (int32_t[] for int inputs, double[] for float ones; n->shape
+ * elements, C order) from rng: ints uniform in 0..limit-1 (all 0 when the
+ * limit is 0), floats bp_randn. */
+void ref_draw_input(Graph *g, Node *n, BpRng *rng, void *dst);
+/* The generator for inputs: seeded with seed ^ REF_INPUT_SEED_MIX, so inputs
+ * and params (seeded with seed) draw different streams. */
+#define REF_INPUT_SEED_MIX 0x6A09E667F3BCC908ull
+/* Every input of r's graph, in graph order, from one generator seeded as above
+ * (float values rounded to the dtype). */
+void ref_random_inputs(Ref *r, uint64_t seed);
 
 #endif

@@ -14,46 +14,10 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Largest valid index for an int input (rows of the table it gathers from, or
- * classes it picks). */
-static long index_limit(Graph *g, Node *x) {
-  long lim = 0;
-  for (int i = 0; i < g->nforward; i++) {
-    Node *n = g->nodes[i];
-    long l = 0;
-    if (n->in[1] != x)
-      continue;
-    if (n->op == OP_gather)
-      l = n->in[0]->shape.dim[0];
-    else if (n->op == OP_pick || n->op == OP_cross_entropy)
-      l = n->in[0]->shape.dim[1];
-    if (l && (!lim || l < lim))
-      lim = l;
-  }
-  return lim ? lim : 1;
-}
-
 /* Params from the spec, inputs random (valid indices, randn floats). */
-static void fill(Ref *r, Graph *g, uint64_t seed) {
+static void fill(Ref *r, uint64_t seed) {
   ref_init_params(r, seed);
-  BpRng rng;
-  bp_rng_seed(&rng, seed + 12345);
-  for (int i = 0; i < g->nforward; i++) {
-    Node *n = g->nodes[i];
-    if (n->op != OP_input)
-      continue;
-    long numel = shape_numel(&n->shape);
-    if (n->type == TY_INT) {
-      long lim = index_limit(g, n);
-      int32_t *v = ref_idata(r, n);
-      for (long k = 0; k < numel; k++)
-        v[k] = (int32_t)(bp_uniform(&rng) * (double)lim);
-    } else {
-      double *v = ref_data(r, n);
-      for (long k = 0; k < numel; k++)
-        v[k] = bp_randn(&rng);
-    }
-  }
+  ref_random_inputs(r, seed);
 }
 
 /* ---- finite differences per op ------------------------------------------------------ */
@@ -142,7 +106,7 @@ static double fd(Ref *r, Node *n, long k, double h) {
  * max relative error, printing the worst element. */
 static double check_fd(Graph *g, uint64_t seed, const char *what) {
   Ref *r = ref_new(g, DT_F64);
-  fill(r, g, seed);
+  fill(r, seed);
   ref_forward(r);
   ref_backward(r);
   long nleaf = 0;
@@ -219,8 +183,8 @@ START_TEST(fused_equals_granular) {
   ovr[0].used = ovr[1].used = false;
   Graph *gg = load_spec("makemore_granular.spec", ovr, 2);
   Ref *rf = ref_new(gf, DT_F64), *rg = ref_new(gg, DT_F64);
-  fill(rf, gf, 42);
-  fill(rg, gg, 42);
+  fill(rf, 42);
+  fill(rg, 42);
   double lf = ref_forward(rf), lg = ref_forward(rg);
   ck_assert_msg(fabs(lf - lg) <= 1e-12 * fabs(lf), "loss %.17g vs %.17g", lf, lg);
   ref_backward(rf);
@@ -293,6 +257,36 @@ START_TEST(init_params) {
   ref_free(b);
   ref_free(c);
   ref_free(f);
+}
+END_TEST
+
+START_TEST(random_inputs) {
+  Graph *g = parse_text("dim V = 6\ninput X : int[40, 2]\ninput Y : int[40]\ninput U : int[3]\n"
+                        "input Z : [40, 5]\nparam C : [V, 4] ~ randn\n"
+                        "loss = cross_entropy(Z, Y) + sum(C[X]) + sum(C[Y])\n");
+  Node *X = graph_find(g, "X"), *Y = graph_find(g, "Y"), *U = graph_find(g, "U");
+  ck_assert_int_eq(ref_index_limit(g, X), 6);
+  ck_assert_int_eq(ref_index_limit(g, Y), 5);   /* both a row (6) and a class (5) */
+  ck_assert_int_eq(ref_index_limit(g, U), 0);   /* indexes nothing */
+  Ref *r = ref_new(g, DT_F64);
+  ref_random_inputs(r, 9);
+  int seen[6] = {0};
+  for (int k = 0; k < 80; k++) {
+    int32_t v = ref_idata(r, X)[k];
+    ck_assert(v >= 0 && v < 6);
+    seen[v]++;
+  }
+  for (int k = 0; k < 6; k++)
+    ck_assert_msg(seen[k] > 0, "index %d never drawn", k);
+  for (int k = 0; k < 40; k++)
+    ck_assert(ref_idata(r, Y)[k] >= 0 && ref_idata(r, Y)[k] < 5);
+  for (int k = 0; k < 3; k++)
+    ck_assert_int_eq(ref_idata(r, U)[k], 0);
+  /* the documented stream: X first, one bp_uniform per element */
+  BpRng rng;
+  bp_rng_seed(&rng, 9 ^ REF_INPUT_SEED_MIX);
+  ck_assert_int_eq(ref_idata(r, X)[0], (int32_t)(bp_uniform(&rng) * 6));
+  ref_free(r);
 }
 END_TEST
 
@@ -374,8 +368,8 @@ END_TEST
 START_TEST(f32_follows_float) {
   Graph *g = load_spec("makemore.spec", NULL, 0);
   Ref *d = ref_new(g, DT_F64), *f = ref_new(g, DT_F32);
-  fill(d, g, 5);
-  fill(f, g, 5);
+  fill(d, 5);
+  fill(f, 5);
   double ld = ref_forward(d), lf = ref_forward(f);
   ck_assert_msg(fabs(ld - lf) < 1e-5 * fabs(ld), "f32 loss %.9g vs f64 %.9g", lf, ld);
   ck_assert_double_eq(lf, (double)(float)lf);
@@ -426,6 +420,7 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tc, fused_equals_granular, 0, 2);
   tcase_add_loop_test(tc, lecture_fd, 0, 2);
   tcase_add_test(tc, init_params);
+  tcase_add_test(tc, random_inputs);
   tcase_add_loop_test(tc, matmul_transposed, 1, 4);
   tcase_add_test(tc, max_first_argmax);
   tcase_add_test(tc, grads_of_intermediates);
