@@ -11,6 +11,7 @@
 #include "bpgen.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct Explain {
@@ -106,10 +107,10 @@ static const char *bexpr(Explain *x, Node *b, Node *user, bool top);
 static const char *ref(Explain *x, Node *b, Node *user) {
   if (!b->is_backward)
     return fwd_name(x, b);
-  if (b->op == OP_const)
-    return num_str(b->num);
   if (x->gname[b->id] && (b->fwd != user || b == user->grad))
     return x->gname[b->id];
+  if (b->op == OP_const)
+    return num_str(b->num);
   if (b->fwd != user)
     return arena_printf("t%d", b->id);
   return bexpr(x, b, user, false);
@@ -173,8 +174,9 @@ static const char *bexpr(Explain *x, Node *b, Node *user, bool top) {
     s = arena_printf("%s ⊙ (%s − Σ_%s %s ⊙ %s)", a, c, axis_name(b->axis), paren(c), a);
     break;
   case OP_xent_bwd:
-    s = arena_printf("(softmax(%s) − onehot(%s)) / %d · %s", a, c, i0->shape.dim[0],
-                     ref(x, b->in[2], user));
+    s = arena_printf("(softmax(%s) − onehot(%s)) / %d", a, c, i0->shape.dim[0]);
+    if (!(b->in[2]->op == OP_const && b->in[2]->num == 1))
+      s = arena_printf("%s · %s", s, ref(x, b->in[2], user));
     break;
   case OP_bn_bwd_x: {
     int n = i0->in[0]->shape.dim[0];
@@ -229,6 +231,13 @@ static const char *note(OpKind op) {
   default:
     return NULL;
   }
+}
+
+static int by_user(const void *pa, const void *pb) {
+  const GradEdge *a = *(const GradEdge *const *)pa, *b = *(const GradEdge *const *)pb;
+  if (a->user != b->user)
+    return a->user->id - b->user->id;
+  return a->arg - b->arg;
 }
 
 static void print_block(const char *text) {
@@ -295,21 +304,27 @@ int cmd_explain(int argc, char **argv) {
     for (int i = 0; i < g->nforward; i++)
       if (g->nodes[i]->line == line && g->nodes[i]->name && optab[g->nodes[i]->op].arity > 0)
         shown = g->nodes[i];
-    printf("%-4d%s%s\n", line, pad(line_text(g, line), 44), shape_str(&shown->shape));
+    printf("%-4d%s  %s\n", line, pad(line_text(g, line), 42), shape_str(&shown->shape));
 
     /* the lines of this statement, then align their "+=" */
     const char *lhs[256], *rhs[256], *shp[256], *after[256];
     int nl = 0, w = 0;
-    for (int k = 0; k < ne && nl < 256; k++) {
-      Node *u = e[k].user, *t = u->in[e[k].arg];
-      if (u->line != line)
-        continue;
+    /* this statement's contributions: its nodes in forward order, inputs in order */
+    const GradEdge *mine[256];
+    int nm = 0;
+    for (int k = 0; k < ne && nm < 256; k++)
+      if (e[k].user->line == line)
+        mine[nm++] = &e[k];
+    qsort(mine, (size_t)nm, sizeof mine[0], by_user);
+    for (int m = 0; m < nm; m++) {
+      const GradEdge *ed = mine[m];
+      Node *u = ed->user, *t = u->in[ed->arg];
       seen[t->id]++;
       /* plumbing inside one statement: an unnamed value passing dy through */
-      if (!t->name && t->op != OP_param && t->line == line && e[k].val == u->grad)
+      if (!t->name && t->op != OP_param && t->line == line && ed->val == u->grad)
         continue;
-      const char *r = e[k].val->fwd == u && e[k].val != u->grad ? bexpr(x, e[k].val, u, true)
-                                                                 : ref(x, e[k].val, u);
+      const char *r = ed->val->fwd == u && ed->val != u->grad ? bexpr(x, ed->val, u, true)
+                                                                 : ref(x, ed->val, u);
       lhs[nl] = grad_name(x, t);
       rhs[nl] = r;
       shp[nl] = shape_str(&t->shape);
