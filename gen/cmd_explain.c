@@ -49,9 +49,15 @@ static const char *num_str(double v) {
 
 static const char *fwd_name(Explain *x, Node *n);
 
+/* no space outside brackets: needs no parentheses */
 static bool is_atom(const char *s) {
+  int depth = 0;
   for (; *s; s++)
-    if (*s == ' ')
+    if (*s == '(' || *s == '[')
+      depth++;
+    else if (*s == ')' || *s == ']')
+      depth--;
+    else if (*s == ' ' && depth == 0)
       return false;
   return true;
 }
@@ -323,8 +329,9 @@ int cmd_explain(int argc, char **argv) {
       /* plumbing inside one statement: an unnamed value passing dy through */
       if (!t->name && t->op != OP_param && t->line == line && ed->val == u->grad)
         continue;
-      const char *r = ed->val->fwd == u && ed->val != u->grad ? bexpr(x, ed->val, u, true)
-                                                                 : ref(x, ed->val, u);
+      const char *r = ed->val == u->grad ? grad_name(x, u)   /* dy passed through */
+                      : ed->val->fwd == u ? bexpr(x, ed->val, u, true)
+                      : ref(x, ed->val, u);
       lhs[nl] = grad_name(x, t);
       rhs[nl] = r;
       shp[nl] = shape_str(&t->shape);

@@ -80,6 +80,13 @@ static Node *reduce_to(Graph *g, Token *tok, Node *dy, const Shape *to) {
   return graph_add(g, OP_sumto, tok, dy, NULL, NULL, to);
 }
 
+/* x broadcast up to `to`, times scale (expand's num; 1 = none) */
+static Node *expand(Graph *g, Token *tok, Node *x, const Shape *to, double scale) {
+  Node *n = graph_add(g, OP_expand, tok, x, NULL, NULL, to);
+  n->num = scale;
+  return n;
+}
+
 static Node *matmul(Graph *g, Token *tok, Node *a, Node *b, bool ta, bool tb) {
   NodeAttr at = {.transa = ta, .transb = tb, .num = 1};
   return grad_new_node(g, OP_matmul, tok, a, b, NULL, NULL, &at);
@@ -323,15 +330,13 @@ void grad_sqrt(Graph *g, Node *n, Node *dy, Node **din) {
 
 /* y = Σ_axis x: every x in a slice gets that slice's dy */
 void grad_sum(Graph *g, Node *n, Node *dy, Node **din) {
-  din[0] = graph_add(g, OP_expand, n->tok, dy, NULL, NULL, &n->in[0]->shape);
+  din[0] = expand(g, n->tok, dy, &n->in[0]->shape, 1);
 }
 
 /* y = mean_axis x: as sum, scaled by 1/count */
 void grad_mean(Graph *g, Node *n, Node *dy, Node **din) {
   Node *x = n->in[0];
-  Node *e = graph_add(g, OP_expand, n->tok, dy, NULL, NULL, &x->shape);
-  e->num = (double)shape_numel(&n->shape) / (double)shape_numel(&x->shape);
-  din[0] = e;
+  din[0] = expand(g, n->tok, dy, &x->shape, (double)shape_numel(&n->shape) / (double)shape_numel(&x->shape));
 }
 
 /* y = max_axis x: only the (first) arg-max moved y, so only it gets dy */
@@ -567,7 +572,7 @@ void grad_build(Graph *g) {
     Node *n = g->nodes[i];
     if (wanted(n) && !n->grad) {
       from = g->nnodes;
-      n->grad = graph_add(g, OP_expand, n->tok, grad_const(g, n->tok, 0), NULL, NULL, &n->shape);
+      n->grad = expand(g, n->tok, grad_const(g, n->tok, 0), &n->shape, 1);
       mark(g, from, n);
     }
   }
