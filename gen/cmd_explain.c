@@ -100,11 +100,16 @@ static const char *fwd_name(Explain *x, Node *n) {
   if (n->op == OP_const)
     return num_str(n->num);
   const char *e = fwd_expr(x, n);
-  return width(e) <= 20 ? e : arena_printf("t%d", n->id);
+  return width(e) <= 26 ? e : arena_printf("t%d", n->id);
 }
 
+/* d<name>, or d(<expression>) for an unnamed value */
 static const char *grad_name(Explain *x, Node *n) {
-  return arena_printf("d%s", paren(fwd_name(x, n)));
+  const char *s = fwd_name(x, n);
+  bool ident = true;
+  for (const char *p = s; *p; p++)
+    ident &= (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_';
+  return arena_printf(ident ? "d%s" : "d(%s)", s);
 }
 
 static const char *bexpr(Explain *x, Node *b, Node *user, bool top);
