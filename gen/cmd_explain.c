@@ -244,11 +244,23 @@ static const char *note(OpKind op) {
   }
 }
 
+/* Contributions of one statement: its nodes in forward order (dh, dW2, db2 for
+ * h @ W2 + b2, as the lecture lists them) -- unless a contribution goes to an
+ * unnamed value of the statement, which must be defined before it is used:
+ * then backward order. */
+static bool backward_order;
 static int by_user(const void *pa, const void *pb) {
   const GradEdge *a = *(const GradEdge *const *)pa, *b = *(const GradEdge *const *)pb;
   if (a->user != b->user)
-    return a->user->id - b->user->id;
+    return backward_order ? b->user->id - a->user->id : a->user->id - b->user->id;
   return a->arg - b->arg;
+}
+
+/* an unnamed value of this statement whose gradient is more than dy passed on */
+static bool internal(const GradEdge *e, int line) {
+  Node *t = e->user->in[e->arg];
+  return !t->name && t->op != OP_param && t->op != OP_input && t->line == line &&
+         e->val != e->user->grad;
 }
 
 static void print_block(const char *text) {
@@ -323,9 +335,12 @@ int cmd_explain(int argc, char **argv) {
     /* this statement's contributions: its nodes in forward order, inputs in order */
     const GradEdge *mine[256];
     int nm = 0;
+    backward_order = false;
     for (int k = 0; k < ne && nm < 256; k++)
-      if (e[k].user->line == line)
+      if (e[k].user->line == line) {
+        backward_order |= internal(&e[k], line);
         mine[nm++] = &e[k];
+      }
     qsort(mine, (size_t)nm, sizeof mine[0], by_user);
     for (int m = 0; m < nm; m++) {
       const GradEdge *ed = mine[m];
