@@ -476,11 +476,11 @@ static const struct {
   const char *ovr;   /* "B=7,H=13" or NULL */
   bool expand;       /* lower the fused ops first (--expand) */
 } numeric_specs[] = {
-  {"makemore.spec", NULL},
-  {"makemore_granular.spec", NULL},
-  {"makemore.spec", "B=7,H=13,T=4"},
-  {"makemore_granular.spec", "B=7,H=13,T=4"},
-  {"mlp_relu.spec", NULL},
+  {"makemore.spec", NULL, false},
+  {"makemore_granular.spec", NULL, false},
+  {"makemore.spec", "B=7,H=13,T=4", false},
+  {"makemore_granular.spec", "B=7,H=13,T=4", false},
+  {"mlp_relu.spec", NULL, false},
   {"makemore.spec", "B=7,H=13,T=4", true},
 };
 
