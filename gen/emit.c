@@ -23,6 +23,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* runtime/kernels.h: matmul and the heavy elementwise loops, compiled by gcc */
+#if __has_include("kernels.h")
+#define HAVE_KERNELS 1
+#else
+#define HAVE_KERNELS 0
+#endif
+
 /* ---- growable text ------------------------------------------------------------ */
 typedef struct Buf {
   char *p;
@@ -147,7 +154,8 @@ static const char *member_name(Emit *e, const char *base) {
 
 /* A base name whose saved-statistics members (base_xhat, ...) are all free. */
 static const char *free_base(Emit *e, const char *name) {
-  static const char *const sfx[] = {"run_mean", "run_var", "xhat", "rstd", "mean", "cal_n", "cal_mean", "cal_m2"};
+  static const char *const sfx[] = {"run_mean", "run_var", "xhat", "rstd", "mean", "cal_n", "cal_mean", "cal_m2",
+                                    "acc1", "acc2"};
   char *s = arena_strndup(name, strlen(name));
   for (char *p = s; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || (p != s && *p >= '0' && *p <= '9')))
@@ -155,7 +163,7 @@ static const char *free_base(Emit *e, const char *name) {
   for (int k = 1;; k++) {
     const char *b = k == 1 ? s : arena_printf("%s_%d", s, k);
     bool ok = true;
-    for (int i = 0; i < 8 && ok; i++)
+    for (int i = 0; i < 10 && ok; i++)
       ok = !name_taken(e, arena_printf("%s_%s", b, sfx[i]));
     if (ok)
       return b;
@@ -220,6 +228,12 @@ static const char *dlit(double v) {
 /* Name of a math function in the real type: fn(e, "exp") is expf or exp. */
 static const char *fn(Emit *e, const char *name) {
   return arena_printf("%s%s", name, e->sfx);
+}
+
+/* A kernel of runtime/kernels.h in the real type: kern(e, "tanh") is
+ * bp_tanh_f32 or bp_tanh_f64. */
+static const char *kern(Emit *e, const char *name) {
+  return arena_printf("bp_%s_%s", name, e->opt->dtype == DT_F32 ? "f32" : "f64");
 }
 
 static const char *V(Emit *e, Node *n) {
@@ -465,9 +479,15 @@ static void unary_fn(Emit *e, Node *n, const char *f) {
   elementwise(e, n, 1, arena_printf("%s(@0)", fn(e, f)));
 }
 
-void emit_exp(Emit *e, Node *n) { unary_fn(e, n, "exp"); }
+/* y = f(x) over the array by a kernel (gcc-compiled, vectorised) */
+static void unary_kernel(Emit *e, Node *n, const char *f) {
+  head(e, n, "%s(%s)", f, lab(e, n->in[0]));
+  L(e, "%s(%ld, %s, %s);", kern(e, f), numel(n), V(e, n->in[0]), V(e, n));
+}
+
+void emit_exp(Emit *e, Node *n) { HAVE_KERNELS ? unary_kernel(e, n, "exp") : unary_fn(e, n, "exp"); }
 void emit_log(Emit *e, Node *n) { unary_fn(e, n, "log"); }
-void emit_tanh(Emit *e, Node *n) { unary_fn(e, n, "tanh"); }
+void emit_tanh(Emit *e, Node *n) { HAVE_KERNELS ? unary_kernel(e, n, "tanh") : unary_fn(e, n, "tanh"); }
 void emit_sqrt(Emit *e, Node *n) { unary_fn(e, n, "sqrt"); }
 
 void emit_relu(Emit *e, Node *n) {
@@ -482,6 +502,10 @@ void emit_sigmoid(Emit *e, Node *n) {
 
 void emit_tanh_bwd(Emit *e, Node *n) {
   head(e, n, "(1 - %s²) ⊙ %s", lab(e, n->in[0]), lab(e, n->in[1]));
+  if (HAVE_KERNELS) {
+    L(e, "%s(%ld, %s, %s, %s, 0);", kern(e, "tanh_bwd"), numel(n), V(e, n->in[0]), V(e, n->in[1]), V(e, n));
+    return;
+  }
   elementwise(e, n, 2, arena_printf("(%s - @0 * @0) * @1", lit(e, 1)));
 }
 
@@ -514,6 +538,29 @@ void emit_sumto(Emit *e, Node *n) {
   if (shape_eq(I, O)) {
     L(e, "memcpy(%s, %s, sizeof %s);", V(e, n), V(e, x), V(e, n));
     return;
+  }
+  /* reduced dims all leading (a bias gradient) or all trailing: one kernel */
+  if (HAVE_KERNELS) {
+    int first_kept = I->rank, last_red = -1, last_kept = -1, first_red = I->rank;
+    for (int d = 0; d < I->rank; d++) {
+      int od = d - (I->rank - O->rank);
+      bool r = od < 0 || (O->dim[od] == 1 && I->dim[d] != 1);
+      if (I->dim[d] == 1)
+        continue;
+      if (r)
+        last_red = d, first_red = first_red < d ? first_red : d;
+      else
+        last_kept = d, first_kept = first_kept < d ? first_kept : d;
+    }
+    long no = numel(n), ni = numel(x);
+    if (last_red < first_kept) {
+      L(e, "%s(%ld, %ld, %s, %s, 0);", kern(e, "colsum"), ni / no, no, V(e, x), V(e, n));
+      return;
+    }
+    if (last_kept < first_red) {
+      L(e, "%s(%ld, %ld, %s, %s, 0);", kern(e, "rowsum"), no, ni / no, V(e, x), V(e, n));
+      return;
+    }
   }
   bool red[MAXRANK];
   long istride[MAXRANK], ostride[MAXRANK];
@@ -715,6 +762,10 @@ void emit_softmax(Emit *e, Node *n) {
   long outer, len, inner;
   split_axis(&x->shape, n->axis, &outer, &len, &inner);
   head(e, n, "softmax(%s, axis %d) = exp(x - max) / Σ exp(x - max)", lab(e, x), n->axis);
+  if (HAVE_KERNELS && inner == 1) {
+    L(e, "%s(%ld, %ld, %s, %s);", kern(e, "softmax"), outer, len, V(e, x), V(e, n));
+    return;
+  }
   const char *xi = lin3(outer, len, inner, 1);
   axis_loops(e, outer, inner);
   L(e, "{");
@@ -751,6 +802,14 @@ void emit_cross_entropy(Emit *e, Node *n) {
   Node *x = n->in[0], *y = n->in[1];
   long N = x->shape.dim[0], K = x->shape.dim[1];
   head(e, n, "-(1/%ld) Σ_i log softmax(%s)[i, %s[i]]", N, lab(e, x), lab(e, y));
+  if (HAVE_KERNELS) {   /* the kernel trusts Y: check it first */
+    L(e, "for (int i = 0; i < %ld; i++)", N);
+    L(e, "  if (%s[i] < 0 || %s[i] >= %ld)", V(e, y), V(e, y), K);
+    L(e, "    s->bad_index = 1;");
+    L(e, "%s[0] = s->bad_index ? 0 : (real)%s(%ld, %ld, %s, %s, s->%s);", V(e, n), kern(e, "xent_fwd"), N, K,
+      V(e, x), V(e, y), e->save[n->id]);
+    return;
+  }
   L(e, "{");
   L(e, "  double total = 0;");
   L(e, "  for (int i = 0; i < %ld; i++) {", N);
@@ -778,6 +837,13 @@ void emit_xent_bwd(Emit *e, Node *n) {
   Node *x = n->in[0], *y = n->in[1], *dl = n->in[2];
   long N = x->shape.dim[0], K = x->shape.dim[1];
   head(e, n, "(softmax(%s) - onehot(%s)) / %ld · %s", lab(e, x), lab(e, y), N, lab(e, dl));
+  Node *f = n->fwd;
+  if (HAVE_KERNELS && f && f->op == OP_cross_entropy && f->in[0] == x && f->in[1] == y && e->save[f->id]) {
+    /* softmax as forward saved it; Y only compared, never used as an index */
+    L(e, "%s(%ld, %ld, s->%s, %s, %s[0], %s, 0);", kern(e, "xent_bwd"), N, K, e->save[f->id], V(e, y), V(e, dl),
+      V(e, n));
+    return;
+  }
   L(e, "{");
   L(e, "  real scale = %s[0] / %s;", V(e, dl), lit(e, (double)N));
   L(e, "  for (int i = 0; i < %ld; i++) {", N);
@@ -805,36 +871,44 @@ static const char *saved(Emit *e, Node *bn, const char *what) {
   return arena_printf("s->%s_%s", e->save[bn->id], what);
 }
 
-/* training: batch mean and variance per column; eval: the stored statistics */
+/* training: batch mean and variance per column; eval: the stored statistics.
+ * Rows are walked in memory order with a double accumulator per column (the
+ * _acc1/_acc2 members), so the loops vectorise. */
 void emit_batchnorm(Emit *e, Node *n) {
   Node *x = n->in[0], *gain = n->in[1], *bias = n->in[2];
   long N = x->shape.dim[0], D = numel(x) / (N ? N : 1);
   double div = n->unbiased ? (double)(N - 1) : (double)N;
+  const char *mean = saved(e, n, "mean"), *rstd = saved(e, n, "rstd");
+  const char *a1 = saved(e, n, "acc1"), *a2 = saved(e, n, "acc2");
   head(e, n, "%s ⊙ (%s - mean_b) / sqrt(var_b + %g) + %s,  var_b with 1/%s", lab(e, gain), lab(e, x),
        n->num, lab(e, bias), n->unbiased ? "(n-1)" : "n");
-  L(e, "for (int j = 0; j < %ld; j++) {", D);
   if (e->eval) {
-    L(e, "  real mean = %s[j];", saved(e, n, "run_mean"));
-    L(e, "  real rstd = (real)(1.0 / sqrt((double)%s[j] + %s));", saved(e, n, "run_var"), dlit(n->num));
+    L(e, "for (int j = 0; j < %ld; j++) {", D);
+    L(e, "  %s[j] = %s[j];", mean, saved(e, n, "run_mean"));
+    L(e, "  %s[j] = (real)(1.0 / sqrt((double)%s[j] + %s));", rstd, saved(e, n, "run_var"), dlit(n->num));
+    L(e, "}");
   } else {
-    L(e, "  double sum = 0, ss = 0;");
-    L(e, "  for (int i = 0; i < %ld; i++)", N);
-    L(e, "    sum += %s[i*%ld + j];", V(e, x), D);
-    L(e, "  real mean = (real)(sum / %ld);", N);
-    L(e, "  for (int i = 0; i < %ld; i++) {", N);
-    L(e, "    real d = %s[i*%ld + j] - mean;", V(e, x), D);
-    L(e, "    ss += (double)d * d;");
+    L(e, "memset(%s, 0, sizeof %s);", a1, a1);
+    L(e, "memset(%s, 0, sizeof %s);", a2, a2);
+    L(e, "for (int i = 0; i < %ld; i++)", N);
+    L(e, "  for (int j = 0; j < %ld; j++)", D);
+    L(e, "    %s[j] += %s[i*%ld + j];", a1, V(e, x), D);
+    L(e, "for (int j = 0; j < %ld; j++)", D);
+    L(e, "  %s[j] = (real)(%s[j] / %ld);", mean, a1, N);
+    L(e, "for (int i = 0; i < %ld; i++)", N);
+    L(e, "  for (int j = 0; j < %ld; j++) {", D);
+    L(e, "    real d = %s[i*%ld + j] - %s[j];", V(e, x), D, mean);
+    L(e, "    %s[j] += (double)d * d;", a2);
     L(e, "  }");
-    L(e, "  real rstd = (real)(1.0 / sqrt(ss / %s + %s));", dlit(div), dlit(n->num));
+    L(e, "for (int j = 0; j < %ld; j++)", D);
+    L(e, "  %s[j] = (real)(1.0 / sqrt(%s[j] / %s + %s));", rstd, a2, dlit(div), dlit(n->num));
   }
-  L(e, "  %s[j] = mean;", saved(e, n, "mean"));
-  L(e, "  %s[j] = rstd;", saved(e, n, "rstd"));
-  L(e, "  for (int i = 0; i < %ld; i++) {", N);
-  L(e, "    real xh = (%s[i*%ld + j] - mean) * rstd;", V(e, x), D);
+  L(e, "for (int i = 0; i < %ld; i++)", N);
+  L(e, "  for (int j = 0; j < %ld; j++) {", D);
+  L(e, "    real xh = (%s[i*%ld + j] - %s[j]) * %s[j];", V(e, x), D, mean, rstd);
   L(e, "    %s[i*%ld + j] = xh;", saved(e, n, "xhat"), D);
   L(e, "    %s[i*%ld + j] = %s[j] * xh + %s[j];", V(e, n), D, V(e, gain), V(e, bias));
   L(e, "  }");
-  L(e, "}");
 }
 
 /* dx = gain·rstd/n · (n·dy - Σ_b dy - c·x̂·Σ_b(dy·x̂)),  c = n/(n-1) (Bessel) or 1 */
@@ -842,31 +916,33 @@ void emit_bn_bwd_x(Emit *e, Node *n) {
   Node *bn = n->in[0], *dy = n->in[1], *gain = bn->in[1];
   long N = bn->shape.dim[0], D = numel(bn) / (N ? N : 1);
   double c = bn->unbiased ? (double)N / (double)(N - 1) : 1.0;
+  const char *a1 = saved(e, bn, "acc1"), *a2 = saved(e, bn, "acc2"), *xh = saved(e, bn, "xhat");
   head(e, n, "%s·rstd/n · (n·%s - Σ_b %s - %s·x̂·Σ_b(%s·x̂))", lab(e, gain), lab(e, dy), lab(e, dy),
        bn->unbiased ? "n/(n-1)" : "1", lab(e, dy));
-  L(e, "for (int j = 0; j < %ld; j++) {", D);
-  L(e, "  double sdy = 0, sdyx = 0;");
-  L(e, "  for (int i = 0; i < %ld; i++) {", N);
-  L(e, "    sdy += %s[i*%ld + j];", V(e, dy), D);
-  L(e, "    sdyx += (double)%s[i*%ld + j] * %s[i*%ld + j];", V(e, dy), D, saved(e, bn, "xhat"), D);
+  L(e, "memset(%s, 0, sizeof %s);", a1, a1);
+  L(e, "memset(%s, 0, sizeof %s);", a2, a2);
+  L(e, "for (int i = 0; i < %ld; i++)", N);
+  L(e, "  for (int j = 0; j < %ld; j++) {", D);
+  L(e, "    %s[j] += %s[i*%ld + j];", a1, V(e, dy), D);
+  L(e, "    %s[j] += (double)%s[i*%ld + j] * %s[i*%ld + j];", a2, V(e, dy), D, xh, D);
   L(e, "  }");
-  L(e, "  double k = (double)%s[j] * %s[j] / %ld;", V(e, gain), saved(e, bn, "rstd"), N);
-  L(e, "  for (int i = 0; i < %ld; i++)", N);
-  L(e, "    %s[i*%ld + j] = (real)(k * (%ld * (double)%s[i*%ld + j] - sdy - %s * %s[i*%ld + j] * sdyx));",
-    V(e, n), D, N, V(e, dy), D, dlit(c), saved(e, bn, "xhat"), D);
-  L(e, "}");
+  L(e, "for (int i = 0; i < %ld; i++)", N);
+  L(e, "  for (int j = 0; j < %ld; j++)", D);
+  L(e, "    %s[i*%ld + j] = (real)((double)%s[j] * %s[j] / %ld * (%ld * (double)%s[i*%ld + j] - %s[j] - %s * %s[i*%ld + j] * %s[j]));",
+    V(e, n), D, V(e, gain), saved(e, bn, "rstd"), N, N, V(e, dy), D, a1, dlit(c), xh, D, a2);
 }
 
 void emit_bn_bwd_gain(Emit *e, Node *n) {
   Node *bn = n->in[0], *dy = n->in[1];
   long N = bn->shape.dim[0], D = numel(bn) / (N ? N : 1);
+  const char *a1 = saved(e, bn, "acc1");
   head(e, n, "Σ_b %s ⊙ x̂", lab(e, dy));
-  L(e, "for (int j = 0; j < %ld; j++) {", D);
-  L(e, "  double acc = 0;");
-  L(e, "  for (int i = 0; i < %ld; i++)", N);
-  L(e, "    acc += (double)%s[i*%ld + j] * %s[i*%ld + j];", V(e, dy), D, saved(e, bn, "xhat"), D);
-  L(e, "  %s[j] = (real)acc;", V(e, n));
-  L(e, "}");
+  L(e, "memset(%s, 0, sizeof %s);", a1, a1);
+  L(e, "for (int i = 0; i < %ld; i++)", N);
+  L(e, "  for (int j = 0; j < %ld; j++)", D);
+  L(e, "    %s[j] += (double)%s[i*%ld + j] * %s[i*%ld + j];", a1, V(e, dy), D, saved(e, bn, "xhat"), D);
+  L(e, "for (int j = 0; j < %ld; j++)", D);
+  L(e, "  %s[j] = (real)%s[j];", V(e, n), a1);
 }
 
 void emit_layernorm(Emit *e, Node *n) {
@@ -1026,6 +1102,9 @@ static void layout(Emit *e) {
     if (!e->buf[n->id])
       e->buf[n->id] = add_field(e, arena_printf("t%d", n->id), NULL, -1, is_float(n) ? 0 : 1, &n->shape,
                                 n->line, optab[n->op].name);
+    if (n->op == OP_cross_entropy && HAVE_KERNELS)   /* save[]: the member itself */
+      e->save[n->id] = add_field(e, arena_printf("%s_probs", n->name ? n->name : arena_printf("t%d", n->id)), NULL,
+                                 -1, 0, &n->in[0]->shape, n->line, "softmax of the logits, for backward");
     if (n->op == OP_batchnorm || n->op == OP_layernorm) {
       if (!e->save[n->id])
         e->save[n->id] = free_base(e, n->name ? n->name : arena_printf("ln%d", n->id));
@@ -1037,6 +1116,8 @@ static void layout(Emit *e) {
       if (n->op == OP_batchnorm) {
         Shape dv = vec_shape(D);
         add_field(e, arena_printf("%s_mean", b), NULL, -1, 0, &sv, n->line, "batch mean");
+        add_field(e, arena_printf("%s_acc1", b), NULL, -1, 2, &dv, n->line, "column sums");
+        add_field(e, arena_printf("%s_acc2", b), NULL, -1, 2, &dv, n->line, "column sums");
         add_field(e, arena_printf("%s_cal_n", b), NULL, -1, 2, &scalar_shape, n->line, "calibration: rows");
         add_field(e, arena_printf("%s_cal_mean", b), NULL, -1, 2, &dv, n->line, "calibration: mean");
         add_field(e, arena_printf("%s_cal_m2", b), NULL, -1, 2, &dv, n->line,
@@ -1151,6 +1232,10 @@ static void fn_sgd(Emit *e, const char *p) {
     if (f->kind != BP_PARAM)
       continue;
     long ne = shape_numel(&f->shape);
+    if (HAVE_KERNELS) {
+      L(e, "%s(%ld, s->%s, s->%s, lr);", kern(e, "sgd"), ne, f->cname, f->grad);
+      continue;
+    }
     L(e, "for (int i = 0; i < %ld; i++)", ne);
     L(e, "  s->%s[i] -= r * s->%s[i];", f->cname, f->grad);
   }
@@ -1311,10 +1396,7 @@ static void fn_model(Emit *e, const char *p, const char *stem) {
 
 /* Kernels for the matmuls: runtime/kernels.h once it exists; meanwhile a
  * plain loop with the same signature. */
-#if __has_include("kernels.h")
-#define HAVE_KERNELS 1
-#else
-#define HAVE_KERNELS 0
+#if !HAVE_KERNELS
 static const char fallback_gemm[] =
   "#ifndef BP_FALLBACK_GEMM_{{T}}\n"
   "#define BP_FALLBACK_GEMM_{{T}}\n"
