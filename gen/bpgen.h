@@ -254,7 +254,7 @@ typedef struct Jit Jit;
  * compile error, prints tcc's messages (which point at the spec via #line) and
  * exits 1.  The result does not point into the arena. */
 Jit *jit_compile(const char *src, const char *srcname);
-void *jit_symbol(Jit *j, const char *name);
+void *jit_symbol(Jit *j, const char *name);   /* NULL when not defined */
 void jit_free(Jit *j);
 /* cmd_check.c: generated gradients of gg (compiled with the JIT; gg has been
  * through grad_build) against the reference runtime on the forward graph gf

@@ -76,6 +76,8 @@ static Gen gen_compile(Graph *g, DType dt, const char *name) {
   Gen gen = {0};
   gen.jit = jit_compile(src, name);
   gen.m = jit_symbol(gen.jit, "check_model");
+  if (!gen.m)
+    die("generated code lacks check_model");
   size_t sz = (gen.m->state_size + 63) / 64 * 64;
   gen.st = aligned_alloc(64, sz);
   if (!gen.st)

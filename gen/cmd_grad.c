@@ -126,6 +126,8 @@ static Backend backend_jit(Graph *g, DType dt) {
   JitRun *j = xcalloc(1, sizeof *j);
   j->jit = jit_compile(emit_c(g, &opt, NULL), g->file ? g->file->name : "spec");
   j->m = jit_symbol(j->jit, "grad_model");
+  if (!j->m)
+    die("generated code lacks grad_model");
   j->st = xcalloc(1, j->m->state_size);
   return (Backend){j, j_init, j_set_float, j_set_int, j_forward, j_backward, j_get_value, j_get_grad, j_free};
 }

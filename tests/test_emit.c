@@ -111,6 +111,7 @@ START_TEST(gcc_build_agrees_with_jit) {
   run(arena_printf("cd %s && %s -o user user.c model.c -lm && ./user > vals.txt", tmpdir, gcc_flags));
   Jit *j = jit_compile(emit(g, DT_F64, "model", true, NULL), path);
   const BpModel *m = jit_symbol(j, "model_model");
+  ck_assert(m != NULL);
   char *st = calloc(1, m->state_size);
   const BpTensor *X = NULL, *Y = NULL, *dW1 = NULL;
   for (int i = 0; i < m->ntensors; i++) {

@@ -105,6 +105,11 @@ static const struct {
   {"gather_xent",
    "dim N = 9\ndim V = 11\ndim E = 4\ninput X : int[N]\ninput Y : int[N]\nparam C : [V, E] ~ randn\n"
    "param W : [E, V] ~ randn * 0.3\nparam c : [1, V] ~ zeros\nlogits = C[X] @ W + c\nloss = cross_entropy(logits, Y)\n"},
+  {"gather_rank3_table",
+   "dim N = 3\ndim T = 2\ndim V = 5\ninput X : int[N, T]\nparam C : [V, 2, 3] ~ randn\n"
+   "e = C[X]\nloss = sum(tanh(e) * e) / (N - 1)\n"},
+  {"shared_grads",
+   "dim N = 4\nparam a : [N] ~ randn\nparam b : [N] ~ randn\ns = a + b\nt = s * s\nloss = sum(t)\n"},
   {"unused_param",
    "dim N = 3\ninput x : [N]\nparam a : [N] ~ randn\nparam unused : [2, 2] ~ ones\nloss = sum(x * a)\n"},
 };
@@ -146,6 +151,8 @@ static Model load(const char *text, DType dt, const char *prefix) {
   EmitOptions opt = {dt, prefix, true, false};
   md.jit = jit_compile(emit_c(md.g, &opt, NULL), "test.spec");
   md.m = jit_symbol(md.jit, arena_printf("%s_model", prefix));
+  ck_assert(md.m != NULL);
+  ck_assert(jit_symbol(md.jit, "no_such_symbol") == NULL);
   md.st = calloc(1, md.m->state_size);
   return md;
 }
