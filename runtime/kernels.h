@@ -104,25 +104,258 @@ int bp_get_threads(void);
 #include <math.h>
 #include <string.h>
 
+/* ---- threads ------------------------------------------------------------------ */
 static int bp_nthreads_ = 1;
 BP_KERNEL void bp_set_threads(int n) { bp_nthreads_ = n < 1 ? 1 : n > 64 ? 64 : n; }
 BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
+/* runs job(arg, t, nt) for t = 0..nt-1 (serially for now) */
+static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
+  for (int t = 0; t < nt; t++) job(arg, t, nt);
+}
 
-/* Naive first version: C[M,N] (+)= op(A)[M,K] . op(B)[K,N], summed over k in order. */
-#define BP_GEMM_NAIVE(T, name)                                                      \
-  BP_KERNEL void name(int M, int N, int K, const T *A, int transa, const T *B,       \
-                      int transb, T *C, int accumulate) {                            \
-    for (int i = 0; i < M; i++)                                                      \
-      for (int j = 0; j < N; j++) {                                                  \
-        T s = 0;                                                                     \
-        for (int k = 0; k < K; k++)                                                  \
-          s += (transa ? A[(size_t)k * M + i] : A[(size_t)i * K + k]) *              \
-               (transb ? B[(size_t)j * K + k] : B[(size_t)k * N + j]);               \
-        C[(size_t)i * N + j] = accumulate ? C[(size_t)i * N + j] + s : s;            \
-      }                                                                              \
+/* ---- gemm ------------------------------------------------------------------- *
+ * Packing plus a register-blocked micro-kernel (the BLIS scheme).  op(B) is cut
+ * into blocks of BP_KC x BP_NC, packed as panels of NR columns (k-major, zero
+ * padded); op(A) into blocks of a few panels of mr <= BP_MR rows (k-major).  The
+ * micro-kernel keeps an mr x NR tile of C in registers over one BP_KC block and
+ * adds it to C.  Rows are cut into panels of nearly equal size (27 rows: 9+9+9),
+ * each run by a kernel specialised for its mr, so skinny shapes waste nothing;
+ * columns are padded to NR.  When M pads better than N (N = 27, M = 256), the
+ * product is computed transposed, C^T = op(B)^T op(A)^T, the tile stored
+ * transposed.  Each element of C is summed over k in the same order whatever
+ * the tiling or the threads, so results are bit-identical across thread counts. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define BP_V_f32 __m512
+#define BP_VN_f32 16
+#define BP_LOAD_f32(p) _mm512_loadu_ps(p)
+#define BP_STORE_f32(p, v) _mm512_storeu_ps(p, v)
+#define BP_FMA_f32(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define BP_SET1_f32(x) _mm512_set1_ps(x)
+#define BP_ZERO_f32() _mm512_setzero_ps()
+#define BP_ADD_f32(a, b) _mm512_add_ps(a, b)
+#define BP_V_f64 __m512d
+#define BP_VN_f64 8
+#define BP_LOAD_f64(p) _mm512_loadu_pd(p)
+#define BP_STORE_f64(p, v) _mm512_storeu_pd(p, v)
+#define BP_FMA_f64(a, b, c) _mm512_fmadd_pd(a, b, c)
+#define BP_SET1_f64(x) _mm512_set1_pd(x)
+#define BP_ZERO_f64() _mm512_setzero_pd()
+#define BP_ADD_f64(a, b) _mm512_add_pd(a, b)
+#define BP_MR 12      /* rows of a tile: 12 x 2 vectors = 24 of the 32 registers */
+#define BP_NRV 2      /* vectors across a tile */
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define BP_V_f32 __m256
+#define BP_VN_f32 8
+#define BP_LOAD_f32(p) _mm256_loadu_ps(p)
+#define BP_STORE_f32(p, v) _mm256_storeu_ps(p, v)
+#define BP_FMA_f32(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define BP_SET1_f32(x) _mm256_set1_ps(x)
+#define BP_ZERO_f32() _mm256_setzero_ps()
+#define BP_ADD_f32(a, b) _mm256_add_ps(a, b)
+#define BP_V_f64 __m256d
+#define BP_VN_f64 4
+#define BP_LOAD_f64(p) _mm256_loadu_pd(p)
+#define BP_STORE_f64(p, v) _mm256_storeu_pd(p, v)
+#define BP_FMA_f64(a, b, c) _mm256_fmadd_pd(a, b, c)
+#define BP_SET1_f64(x) _mm256_set1_pd(x)
+#define BP_ZERO_f64() _mm256_setzero_pd()
+#define BP_ADD_f64(a, b) _mm256_add_pd(a, b)
+#define BP_MR 6       /* 6 x 2 vectors = 12 of the 16 registers */
+#define BP_NRV 2
+#else /* portable: scalar "vectors" */
+#define BP_V_f32 float
+#define BP_VN_f32 1
+#define BP_LOAD_f32(p) (*(p))
+#define BP_STORE_f32(p, v) (*(p) = (v))
+#define BP_FMA_f32(a, b, c) ((a) * (b) + (c))
+#define BP_SET1_f32(x) (x)
+#define BP_ZERO_f32() 0.0f
+#define BP_ADD_f32(a, b) ((a) + (b))
+#define BP_V_f64 double
+#define BP_VN_f64 1
+#define BP_LOAD_f64(p) (*(p))
+#define BP_STORE_f64(p, v) (*(p) = (v))
+#define BP_FMA_f64(a, b, c) ((a) * (b) + (c))
+#define BP_SET1_f64(x) (x)
+#define BP_ZERO_f64() 0.0
+#define BP_ADD_f64(a, b) ((a) + (b))
+#define BP_MR 4
+#define BP_NRV 4
+#endif
+#if BP_MR == 12
+#define BP_MR_LIST(F, S) F(S, 1) F(S, 2) F(S, 3) F(S, 4) F(S, 5) F(S, 6) F(S, 7) F(S, 8) \
+  F(S, 9) F(S, 10) F(S, 11) F(S, 12)
+#elif BP_MR == 6
+#define BP_MR_LIST(F, S) F(S, 1) F(S, 2) F(S, 3) F(S, 4) F(S, 5) F(S, 6)
+#else
+#define BP_MR_LIST(F, S) F(S, 1) F(S, 2) F(S, 3) F(S, 4)
+#endif
+#define BP_UKR_CASE(S, n) case n: bp_ukr_##S(n, kc, pa, pb, c, ldc, add); break;
+#define BP_KC 256        /* k block: a B panel (BP_KC x NR) stays in L1 */
+#define BP_MCP 8         /* A panels per block (BP_MCP x BP_MR x BP_KC in L2) */
+#define BP_NC 1024       /* columns per B block */
+
+#define BP_GEMM_DEFINE(T, S)                                                           \
+  enum { BP_NR_##S = BP_NRV * BP_VN_##S };                                            \
+  /* tile[mr, NR] = pa[kc, mr]^T-panel . pb[kc, NR]; then c = tile or c += tile */    \
+  static inline __attribute__((always_inline)) void bp_ukr_##S(                       \
+      const int mr, int kc, const T *pa, const T *pb, T *c, long ldc, int add) {      \
+    BP_V_##S acc[BP_MR][BP_NRV];                                                       \
+    _Pragma("GCC unroll 16") for (int i = 0; i < mr; i++)                              \
+      _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++) acc[i][v] = BP_ZERO_##S(); \
+    for (int k = 0; k < kc; k++) {                                                     \
+      BP_V_##S b[BP_NRV];                                                              \
+      _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++)                         \
+        b[v] = BP_LOAD_##S(pb + (long)k * BP_NR_##S + v * BP_VN_##S);                  \
+      _Pragma("GCC unroll 16") for (int i = 0; i < mr; i++) {                          \
+        BP_V_##S a = BP_SET1_##S(pa[(long)k * mr + i]);                                \
+        _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++)                       \
+          acc[i][v] = BP_FMA_##S(a, b[v], acc[i][v]);                                  \
+      }                                                                                \
+    }                                                                                  \
+    _Pragma("GCC unroll 16") for (int i = 0; i < mr; i++)                              \
+      _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++) {                       \
+        T *p = c + i * ldc + v * BP_VN_##S;                                            \
+        BP_V_##S r = acc[i][v];                                                        \
+        if (add) r = BP_ADD_##S(BP_LOAD_##S(p), r);                                    \
+        BP_STORE_##S(p, r);                                                            \
+      }                                                                                \
+  }                                                                                    \
+  static void bp_ukr_any_##S(int mr, int kc, const T *pa, const T *pb, T *c, long ldc, \
+                             int add) {                                                \
+    switch (mr) { BP_MR_LIST(BP_UKR_CASE, S) default: break; }                        \
+  }                                                                                    \
+  /* C(i,j) = c[i*rsc + j*csc], op(A)(i,k) = a[i*ars + k*acs], op(B)(k,j) = b[k*brs + j*bcs] */ \
+  typedef struct {                                                                     \
+    int M, N, K, acc, npanels, pbase, pextra;                                          \
+    const T *a; long ars, acs;                                                         \
+    const T *b; long brs, bcs;                                                         \
+    T *c; long rsc, csc;                                                               \
+  } BpGemm_##S;                                                                        \
+  static int bp_gemm_panel_##S(const BpGemm_##S *g, int p) { /* first row of panel p */ \
+    return p * g->pbase + (p < g->pextra ? p : g->pextra);                             \
+  }                                                                                    \
+  /* rows of panels [p0,p1), columns [n0,n1) of C */                                  \
+  static void bp_gemm_part_##S(const BpGemm_##S *g, int p0, int p1, int n0, int n1) {  \
+    static __thread T bufa[BP_MCP * BP_MR * BP_KC] __attribute__((aligned(64)));       \
+    static __thread T bufb[BP_KC * BP_NC] __attribute__((aligned(64)));               \
+    T tile[BP_MR * BP_NR_##S] __attribute__((aligned(64)));                            \
+    const int NR = BP_NR_##S;                                                          \
+    for (int jc = n0; jc < n1; jc += BP_NC) {                                          \
+      int nc = n1 - jc < BP_NC ? n1 - jc : BP_NC;                                      \
+      for (int pc = 0; pc < g->K; pc += BP_KC) {                                       \
+        int kc = g->K - pc < BP_KC ? g->K - pc : BP_KC;                                \
+        int add = g->acc || pc > 0;                                                    \
+        /* pack op(B)[pc:pc+kc, jc:jc+nc] as panels of NR columns, zero padded */     \
+        for (int jr = 0; jr < nc; jr += NR) {                                          \
+          int nr = nc - jr < NR ? nc - jr : NR;                                        \
+          T *pb = bufb + (long)jr * kc;                                                \
+          const T *src = g->b + (long)pc * g->brs + (long)(jc + jr) * g->bcs;          \
+          if (g->bcs == 1) {                                                           \
+            for (int k = 0; k < kc; k++) {                                             \
+              const T *s = src + (long)k * g->brs;                                     \
+              T *d = pb + (long)k * NR;                                                \
+              for (int j = 0; j < nr; j++) d[j] = s[j];                                \
+              for (int j = nr; j < NR; j++) d[j] = 0;                                  \
+            }                                                                          \
+          } else {                                                                     \
+            for (int j = 0; j < NR; j++)                                               \
+              for (int k = 0; k < kc; k++)                                             \
+                pb[(long)k * NR + j] = j < nr ? src[(long)j * g->bcs + (long)k * g->brs] : 0; \
+          }                                                                            \
+        }                                                                              \
+        for (int ip = p0; ip < p1; ip += BP_MCP) {                                     \
+          int ipe = p1 - ip < BP_MCP ? p1 : ip + BP_MCP;                               \
+          /* pack op(A) panels ip..ipe-1, rows [pc, pc+kc), k-major */                \
+          T *pa = bufa;                                                                \
+          for (int p = ip; p < ipe; p++) {                                             \
+            int i0 = bp_gemm_panel_##S(g, p), mr = bp_gemm_panel_##S(g, p + 1) - i0;   \
+            const T *src = g->a + (long)i0 * g->ars + (long)pc * g->acs;               \
+            if (g->acs == 1) {                                                         \
+              for (int i = 0; i < mr; i++)                                             \
+                for (int k = 0; k < kc; k++) pa[(long)k * mr + i] = src[(long)i * g->ars + k]; \
+            } else {                                                                   \
+              for (int k = 0; k < kc; k++)                                             \
+                for (int i = 0; i < mr; i++)                                           \
+                  pa[(long)k * mr + i] = src[(long)k * g->acs + (long)i * g->ars];     \
+            }                                                                          \
+            pa += (long)mr * kc;                                                       \
+          }                                                                            \
+          for (int jr = 0; jr < nc; jr += NR) {                                        \
+            int nr = nc - jr < NR ? nc - jr : NR;                                      \
+            const T *pb = bufb + (long)jr * kc;                                        \
+            pa = bufa;                                                                 \
+            for (int p = ip; p < ipe; p++) {                                           \
+              int i0 = bp_gemm_panel_##S(g, p), mr = bp_gemm_panel_##S(g, p + 1) - i0; \
+              T *c = g->c + (long)i0 * g->rsc + (long)(jc + jr) * g->csc;              \
+              if (nr == NR && g->csc == 1) {                                           \
+                bp_ukr_any_##S(mr, kc, pa, pb, c, g->rsc, add);                        \
+              } else {                                                                 \
+                bp_ukr_any_##S(mr, kc, pa, pb, tile, NR, 0);                           \
+                for (int i = 0; i < mr; i++)                                           \
+                  for (int j = 0; j < nr; j++) {                                       \
+                    T *q = c + (long)i * g->rsc + (long)j * g->csc;                    \
+                    *q = add ? *q + tile[i * NR + j] : tile[i * NR + j];               \
+                  }                                                                    \
+              }                                                                        \
+              pa += (long)mr * kc;                                                     \
+            }                                                                          \
+          }                                                                            \
+        }                                                                              \
+      }                                                                                \
+    }                                                                                  \
+  }                                                                                    \
+  static void bp_gemm_job_##S(void *arg, int t, int nt);                               \
+  BP_KERNEL void bp_gemm_##S(int M, int N, int K, const T *A, int transa, const T *B,  \
+                             int transb, T *C, int accumulate) {                       \
+    if (M <= 0 || N <= 0) return;                                                      \
+    if (K <= 0) {                                                                      \
+      if (!accumulate) memset(C, 0, (size_t)M * N * sizeof(T));                        \
+      return;                                                                          \
+    }                                                                                  \
+    BpGemm_##S g;                                                                      \
+    long ars = transa ? 1 : K, acs = transa ? M : 1;                                   \
+    long brs = transb ? 1 : N, bcs = transb ? K : 1;                                   \
+    const long NR = BP_NR_##S;                                                         \
+    /* padded work either way; the transposed one stores tiles element by element */ \
+    double wn = (double)M * ((N + NR - 1) / NR * NR);                                  \
+    double wt = (double)N * ((M + NR - 1) / NR * NR) * (K < 64 ? 1.3 : 1.05);          \
+    g.K = K, g.acc = accumulate;                                                       \
+    if (wt < wn) { /* C^T[N,M] = op(B)^T op(A)^T */                                   \
+      g.M = N, g.N = M;                                                                \
+      g.a = B, g.ars = bcs, g.acs = brs;                                               \
+      g.b = A, g.brs = acs, g.bcs = ars;                                               \
+      g.c = C, g.rsc = 1, g.csc = N;                                                   \
+    } else {                                                                           \
+      g.M = M, g.N = N;                                                                \
+      g.a = A, g.ars = ars, g.acs = acs;                                               \
+      g.b = B, g.brs = brs, g.bcs = bcs;                                               \
+      g.c = C, g.rsc = N, g.csc = 1;                                                   \
+    }                                                                                  \
+    g.npanels = (g.M + BP_MR - 1) / BP_MR;                                             \
+    g.pbase = g.M / g.npanels, g.pextra = g.M % g.npanels;                             \
+    int nt = bp_nthreads_;                                                             \
+    if (nt > 1 && 2.0 * M * N * K >= 4e6) bp_parallel(bp_gemm_job_##S, &g, nt);        \
+    else bp_gemm_part_##S(&g, 0, g.npanels, 0, g.N);                                   \
+  }                                                                                    \
+  /* thread t of nt: a contiguous share of row panels, or of NR column panels */      \
+  static void bp_gemm_job_##S(void *arg, int t, int nt) {                              \
+    const BpGemm_##S *g = (const BpGemm_##S *)arg;                                     \
+    int ncp = (g->N + BP_NR_##S - 1) / BP_NR_##S;                                      \
+    if (g->npanels >= ncp) {                                                           \
+      int p0 = (int)((long)g->npanels * t / nt), p1 = (int)((long)g->npanels * (t + 1) / nt); \
+      if (p0 < p1) bp_gemm_part_##S(g, p0, p1, 0, g->N);                               \
+    } else {                                                                           \
+      int c0 = (int)((long)ncp * t / nt) * BP_NR_##S;                                  \
+      int c1 = (int)((long)ncp * (t + 1) / nt) * BP_NR_##S;                            \
+      if (c1 > g->N) c1 = g->N;                                                        \
+      if (c0 < c1) bp_gemm_part_##S(g, 0, g->npanels, c0, c1);                         \
+    }                                                                                  \
   }
-BP_GEMM_NAIVE(float, bp_gemm_f32)
-BP_GEMM_NAIVE(double, bp_gemm_f64)
+BP_GEMM_DEFINE(float, f32)
+BP_GEMM_DEFINE(double, f64)
 
 #define BP_ELEMENTWISE(T, SFX, TANH, EXP, SQRT)                                      \
   BP_KERNEL void bp_tanh_##SFX(size_t n, const T *x, T *y) {                         \
