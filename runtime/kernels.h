@@ -192,7 +192,9 @@ static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
 #else
 #define BP_MR_LIST(F, S) F(S, 1) F(S, 2) F(S, 3) F(S, 4)
 #endif
-#define BP_UKR_CASE(S, n) case n: bp_ukr_##S(n, kc, pa, pb, c, ldc, add); break;
+#define BP_UKR_CASE(S, n) \
+  case n: as ? bp_ukr_##S(n, kc, pa, as, ak, pb, ldb, c, ldc, add)   \
+             : bp_ukr_##S(n, kc, pa, 0, n, pb, ldb, c, ldc, add); break;
 #define BP_KC 256        /* k block: a B panel (BP_KC x NR) stays in L1 */
 #define BP_MCP 8         /* A panels per block (BP_MCP x BP_MR x BP_KC in L2) */
 #define BP_NC 1024       /* columns per B block */
@@ -201,16 +203,17 @@ static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
   enum { BP_NR_##S = BP_NRV * BP_VN_##S };                                            \
   /* tile[mr, NR] = pa[kc, mr]^T-panel . pb[kc, NR]; then c = tile or c += tile */    \
   static inline __attribute__((always_inline)) void bp_ukr_##S(                       \
-      const int mr, int kc, const T *pa, const T *pb, T *c, long ldc, int add) {      \
+      const int mr, int kc, const T *pa, long as, long ak, const T *pb, long ldb, T *c, \
+      long ldc, int add) {                                                             \
     BP_V_##S acc[BP_MR][BP_NRV];                                                       \
     _Pragma("GCC unroll 16") for (int i = 0; i < mr; i++)                              \
       _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++) acc[i][v] = BP_ZERO_##S(); \
     for (int k = 0; k < kc; k++) {                                                     \
       BP_V_##S b[BP_NRV];                                                              \
       _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++)                         \
-        b[v] = BP_LOAD_##S(pb + (long)k * BP_NR_##S + v * BP_VN_##S);                  \
+        b[v] = BP_LOAD_##S(pb + (long)k * ldb + v * BP_VN_##S);                        \
       _Pragma("GCC unroll 16") for (int i = 0; i < mr; i++) {                          \
-        BP_V_##S a = BP_SET1_##S(pa[(long)k * mr + i]);                                \
+        BP_V_##S a = BP_SET1_##S(pa[(long)k * ak + (as ? i * as : i)]);                \
         _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++)                       \
           acc[i][v] = BP_FMA_##S(a, b[v], acc[i][v]);                                  \
       }                                                                                \
@@ -223,13 +226,14 @@ static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
         BP_STORE_##S(p, r);                                                            \
       }                                                                                \
   }                                                                                    \
-  static void bp_ukr_any_##S(int mr, int kc, const T *pa, const T *pb, T *c, long ldc, \
-                             int add) {                                                \
+  /* A(i,k) = pa[i*as + k*ak] (as = 0: packed, pa[k*mr + i]); B(k,j) = pb[k*ldb + j] */ \
+  static void bp_ukr_any_##S(int mr, int kc, const T *pa, long as, long ak, const T *pb, \
+                             long ldb, T *c, long ldc, int add) {                      \
     switch (mr) { BP_MR_LIST(BP_UKR_CASE, S) default: break; }                        \
   }                                                                                    \
   /* C(i,j) = c[i*rsc + j*csc], op(A)(i,k) = a[i*ars + k*acs], op(B)(k,j) = b[k*brs + j*bcs] */ \
   typedef struct {                                                                     \
-    int M, N, K, acc, npanels, pbase, pextra;                                          \
+    int M, N, K, acc, npanels, pbase, pextra, packa, packb;                            \
     const T *a; long ars, acs;                                                         \
     const T *b; long brs, bcs;                                                         \
     T *c; long rsc, csc;                                                               \
@@ -252,6 +256,7 @@ static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
         for (int jr = 0; jr < nc; jr += NR) {                                          \
           int nr = nc - jr < NR ? nc - jr : NR;                                        \
           T *pb = bufb + (long)jr * kc;                                                \
+          if (!g->packb && nr == NR) continue; /* read in place */                     \
           const T *src = g->b + (long)pc * g->brs + (long)(jc + jr) * g->bcs;          \
           if (g->bcs == 1) {                                                           \
             for (int k = 0; k < kc; k++) {                                             \
@@ -270,7 +275,7 @@ static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
           int ipe = p1 - ip < BP_MCP ? p1 : ip + BP_MCP;                               \
           /* pack op(A) panels ip..ipe-1, rows [pc, pc+kc), k-major */                \
           T *pa = bufa;                                                                \
-          for (int p = ip; p < ipe; p++) {                                             \
+          for (int p = ip; p < ipe && g->packa; p++) {                                 \
             int i0 = bp_gemm_panel_##S(g, p), mr = bp_gemm_panel_##S(g, p + 1) - i0;   \
             const T *src = g->a + (long)i0 * g->ars + (long)pc * g->acs;               \
             if (g->acs == 1) {                                                         \
@@ -286,14 +291,19 @@ static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
           for (int jr = 0; jr < nc; jr += NR) {                                        \
             int nr = nc - jr < NR ? nc - jr : NR;                                      \
             const T *pb = bufb + (long)jr * kc;                                        \
+            long ldb = NR;                                                             \
+            if (!g->packb && nr == NR)                                                 \
+              pb = g->b + (long)pc * g->brs + (jc + jr), ldb = g->brs;                 \
             pa = bufa;                                                                 \
             for (int p = ip; p < ipe; p++) {                                           \
               int i0 = bp_gemm_panel_##S(g, p), mr = bp_gemm_panel_##S(g, p + 1) - i0; \
               T *c = g->c + (long)i0 * g->rsc + (long)(jc + jr) * g->csc;              \
+              const T *a = g->packa ? pa : g->a + (long)i0 * g->ars + (long)pc * g->acs; \
+              long as = g->packa ? 0 : g->ars, ak = g->packa ? mr : g->acs;            \
               if (nr == NR && g->csc == 1) {                                           \
-                bp_ukr_any_##S(mr, kc, pa, pb, c, g->rsc, add);                        \
+                bp_ukr_any_##S(mr, kc, a, as, ak, pb, ldb, c, g->rsc, add);                 \
               } else {                                                                 \
-                bp_ukr_any_##S(mr, kc, pa, pb, tile, NR, 0);                           \
+                bp_ukr_any_##S(mr, kc, a, as, ak, pb, ldb, tile, NR, 0);                    \
                 for (int i = 0; i < mr; i++)                                           \
                   for (int j = 0; j < nr; j++) {                                       \
                     T *q = c + (long)i * g->rsc + (long)j * g->csc;                    \
@@ -319,9 +329,11 @@ static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
     long ars = transa ? 1 : K, acs = transa ? M : 1;                                   \
     long brs = transb ? 1 : N, bcs = transb ? K : 1;                                   \
     const long NR = BP_NR_##S;                                                         \
-    /* padded work either way; the transposed one stores tiles element by element */ \
-    double wn = (double)M * ((N + NR - 1) / NR * NR);                                  \
-    double wt = (double)N * ((M + NR - 1) / NR * NR) * (K < 64 ? 1.3 : 1.05);          \
+    /* padded work either way, plus ~32 FMA lanes per element packed with a stride; \
+     * the transposed one stores tiles element by element */                          \
+    double wn = (double)M * ((N + NR - 1) / NR * NR) * K + (bcs != 1 ? 32.0 * K * N : 0); \
+    double wt = (double)N * ((M + NR - 1) / NR * NR) * K * (K < 64 ? 1.3 : 1.05)       \
+                + (ars != 1 ? 32.0 * K * M : 0);                                       \
     g.K = K, g.acc = accumulate;                                                       \
     if (wt < wn) { /* C^T[N,M] = op(B)^T op(A)^T */                                   \
       g.M = N, g.N = M;                                                                \
@@ -335,6 +347,10 @@ static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
       g.c = C, g.rsc = N, g.csc = 1;                                                   \
     }                                                                                  \
     g.npanels = (g.M + BP_MR - 1) / BP_MR;                                             \
+    /* few column panels: packing A would not pay, read it in place */                \
+    g.packa = (g.N + NR - 1) / NR > 4;                                                 \
+    /* few row panels and rows of B contiguous: read B in place too */                \
+    g.packb = !(g.npanels <= 4 && g.bcs == 1);                                         \
     g.pbase = g.M / g.npanels, g.pextra = g.M % g.npanels;                             \
     int nt = bp_nthreads_;                                                             \
     if (nt > 1 && 2.0 * M * N * K >= 4e6) bp_parallel(bp_gemm_job_##S, &g, nt);        \

@@ -40,7 +40,7 @@ static const GemmShape gemm_shapes[] = {
   static int check_gemm_##T(int M, int N, int K, int ta, int tb, int acc, const T *A,   \
                             const T *B, const T *C0, const T *C) {                      \
     size_t total = (size_t)M * N;                                                       \
-    int sampled = (double)M * N * K > 2e7;                                              \
+    int sampled = (double)M * N * K > 2e6;                                              \
     size_t count = sampled ? 3000 : total;                                              \
     int bad = 0;                                                                        \
     double maxrel = 0;                                                                  \
@@ -148,11 +148,9 @@ static const int sizes[] = {1, 7, 13, 16, 27, 33, 100, 1000, 4099};
     ck_assert_msg(err <= TOL * 200, "bp_tanh_bwd_" #SFX " acc n=%d: max error %g", n, err); \
     for (int i = 0; i < n; i++) x[i] = (T)(urand() * 20);                                   \
     bp_exp_##SFX(n, x, y);                                                                  \
-    MAXERR(T, n, y, exp((double)x[i]), err);                                                \
-    for (int i = 0; i < n; i++) {                                                           \
-      double w = exp((double)x[i]), e = fabs(y[i] - w) / w;                                 \
-      ck_assert_msg(e <= TOL, "bp_exp_" #SFX "(%g) = %g, want %g", (double)x[i], (double)y[i], w); \
-    }                                                                                       \
+    err = 0;                                                                                \
+    for (int i = 0; i < n; i++) err = fmax(err, fabs(y[i] - exp((double)x[i])) / exp((double)x[i])); \
+    ck_assert_msg(err <= TOL, "bp_exp_" #SFX " n=%d: max relative error %g", n, err);        \
     for (int i = 0; i < n; i++) y[i] = x[i];                                                \
     bp_sgd_##SFX(n, y, d, 0.1);                                                             \
     MAXERR(T, n, y, (double)x[i] - 0.1 * d[i], err);                                        \
@@ -204,34 +202,35 @@ static const Shape2 shapes2[] = {{1, 1}, {1, 27}, {7, 1}, {32, 27}, {32, 200}, {
     for (int acc = 0; acc <= 1; acc++) {                                                      \
       memcpy(y, y0, sizeof(T) * (N > D ? N : D));                                             \
       bp_colsum_##SFX(N, D, X, y, acc);                                                       \
+      double err = 0;                                                                         \
       for (int d = 0; d < D; d++) {                                                           \
         double s = acc ? y0[d] : 0, m = acc ? fabs(y0[d]) : 0;                                \
         for (int n = 0; n < N; n++) s += X[n * D + d], m += fabs(X[n * D + d]);               \
-        ck_assert_msg(fabs(y[d] - s) <= TOL * (m + 1), "bp_colsum_" #SFX " N=%d D=%d acc=%d: y[%d] = %g, want %g", \
-                      N, D, acc, d, (double)y[d], s);                                         \
+        err = fmax(err, fabs(y[d] - s) / (m + 1));                                            \
       }                                                                                       \
+      ck_assert_msg(err <= TOL, "bp_colsum_" #SFX " N=%d D=%d acc=%d: max error %g", N, D, acc, err); \
       memcpy(y, y0, sizeof(T) * (N > D ? N : D));                                             \
       bp_rowsum_##SFX(N, D, X, y, acc);                                                       \
+      err = 0;                                                                                \
       for (int n = 0; n < N; n++) {                                                           \
         double s = acc ? y0[n] : 0, m = acc ? fabs(y0[n]) : 0;                                \
         for (int d = 0; d < D; d++) s += X[n * D + d], m += fabs(X[n * D + d]);               \
-        ck_assert_msg(fabs(y[n] - s) <= TOL * (m + 1), "bp_rowsum_" #SFX " N=%d D=%d acc=%d: y[%d] = %g, want %g", \
-                      N, D, acc, n, (double)y[n], s);                                         \
+        err = fmax(err, fabs(y[n] - s) / (m + 1));                                            \
       }                                                                                       \
+      ck_assert_msg(err <= TOL, "bp_rowsum_" #SFX " N=%d D=%d acc=%d: max error %g", N, D, acc, err); \
     }                                                                                         \
     /* softmax and cross-entropy */                                                          \
     bp_softmax_##SFX(N, D, X, P);                                                             \
-    double loss = 0;                                                                          \
+    double loss = 0, perr = 0;                                                                \
     for (int n = 0; n < N; n++) {                                                             \
       double mx = -INFINITY, s = 0;                                                           \
       for (int d = 0; d < D; d++) mx = fmax(mx, X[n * D + d]);                                \
       for (int d = 0; d < D; d++) s += exp(X[n * D + d] - mx);                                \
-      for (int d = 0; d < D; d++)                                                             \
-        ck_assert_msg(fabs(P[n * D + d] - exp(X[n * D + d] - mx) / s) <= TOL * 10,            \
-                      "bp_softmax_" #SFX " N=%d D=%d [%d,%d]", N, D, n, d);                   \
+      for (int d = 0; d < D; d++) perr = fmax(perr, fabs(P[n * D + d] - exp(X[n * D + d] - mx) / s)); \
       loss += log(s) - (X[n * D + Y[n]] - mx);                                                \
     }                                                                                         \
     loss /= N;                                                                                \
+    ck_assert_msg(perr <= TOL * 10, "bp_softmax_" #SFX " N=%d D=%d: max error %g", N, D, perr);  \
     memset(G, 0, sizeof(T) * N * D);                                                          \
     double got = bp_xent_fwd_##SFX(N, D, X, Y, G);                                            \
     ck_assert_msg(fabs(got - loss) <= TOL * 10 * (fabs(loss) + 1), "bp_xent_fwd_" #SFX " N=%d D=%d: %g, want %g", N, D, got, loss); \
@@ -240,11 +239,13 @@ static const Shape2 shapes2[] = {{1, 1}, {1, 27}, {7, 1}, {32, 27}, {32, 200}, {
     for (int acc = 0; acc <= 1; acc++) {                                                      \
       for (int i = 0; i < N * D; i++) G[i] = (T)(i % 5);                                      \
       bp_xent_bwd_##SFX(N, D, P, Y, 0.5, G, acc);                                             \
+      double gerr = 0;                                                                        \
       for (int n = 0; n < N; n++)                                                             \
         for (int d = 0; d < D; d++) {                                                         \
           double w = (acc ? (n * D + d) % 5 : 0) + ((double)P[n * D + d] - (d == Y[n])) * 0.5 / N; \
-          ck_assert_msg(fabs(G[n * D + d] - w) <= TOL * 10 * (fabs(w) + 1), "bp_xent_bwd_" #SFX " [%d,%d] acc=%d", n, d, acc); \
+          gerr = fmax(gerr, fabs(G[n * D + d] - w) / (fabs(w) + 1));                          \
         }                                                                                     \
+      ck_assert_msg(gerr <= TOL * 10, "bp_xent_bwd_" #SFX " N=%d D=%d acc=%d: max error %g", N, D, acc, gerr); \
     }                                                                                         \
     free(X), free(P), free(G), free(y), free(y0), free(Y);                                    \
   }                                                                                           \
