@@ -104,14 +104,71 @@ int bp_get_threads(void);
 #include <math.h>
 #include <string.h>
 
-/* ---- threads ------------------------------------------------------------------ */
+/* ---- threads ------------------------------------------------------------------ *
+ * A persistent pool of bp_nthreads_ - 1 pthreads, started on first use.
+ * bp_parallel(job, arg, nt) runs job(arg, t, nt) for t = 0..nt-1, t = 0 on the
+ * caller, and returns when all are done.  Jobs split their output statically
+ * by t, so results never depend on timing. */
+#include <pthread.h>
 static int bp_nthreads_ = 1;
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t go, done;
+  int started;                       /* workers running */
+  unsigned long gen;                 /* bumped for each job */
+  int pending;                       /* workers still inside the current job */
+  void (*job)(void *, int, int);
+  void *arg;
+  int nt;
+} bp_pool_ = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
+              0, 0, 0, 0, 0, 0};
+
+static void *bp_worker_(void *p) {
+  int t = (int)(intptr_t)p;
+  unsigned long seen = 0;
+  pthread_mutex_lock(&bp_pool_.mu);
+  for (;;) {
+    while (bp_pool_.gen == seen) pthread_cond_wait(&bp_pool_.go, &bp_pool_.mu);
+    seen = bp_pool_.gen;
+    if (t < bp_pool_.nt) {
+      void (*job)(void *, int, int) = bp_pool_.job;
+      void *arg = bp_pool_.arg;
+      int nt = bp_pool_.nt;
+      pthread_mutex_unlock(&bp_pool_.mu);
+      job(arg, t, nt);
+      pthread_mutex_lock(&bp_pool_.mu);
+      if (--bp_pool_.pending == 0) pthread_cond_signal(&bp_pool_.done);
+    }
+  }
+  return NULL;
+}
+
+static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
+  pthread_mutex_lock(&bp_pool_.mu);
+  while (bp_pool_.started < nt - 1) { /* workers 1..nt-1 */
+    pthread_t th;
+    if (pthread_create(&th, NULL, bp_worker_, (void *)(intptr_t)(bp_pool_.started + 1)) != 0)
+      break;
+    pthread_detach(th);
+    bp_pool_.started++;
+  }
+  if (nt > bp_pool_.started + 1) nt = bp_pool_.started + 1;
+  if (nt > 1) {
+    bp_pool_.job = job, bp_pool_.arg = arg, bp_pool_.nt = nt;
+    bp_pool_.pending = nt - 1;
+    bp_pool_.gen++;
+    pthread_cond_broadcast(&bp_pool_.go);
+  }
+  pthread_mutex_unlock(&bp_pool_.mu);
+  job(arg, 0, nt);
+  if (nt > 1) {
+    pthread_mutex_lock(&bp_pool_.mu);
+    while (bp_pool_.pending > 0) pthread_cond_wait(&bp_pool_.done, &bp_pool_.mu);
+    pthread_mutex_unlock(&bp_pool_.mu);
+  }
+}
 BP_KERNEL void bp_set_threads(int n) { bp_nthreads_ = n < 1 ? 1 : n > 64 ? 64 : n; }
 BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
-/* runs job(arg, t, nt) for t = 0..nt-1 (serially for now) */
-static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
-  for (int t = 0; t < nt; t++) job(arg, t, nt);
-}
 
 /* ---- gemm ------------------------------------------------------------------- *
  * Packing plus a register-blocked micro-kernel (the BLIS scheme).  op(B) is cut
