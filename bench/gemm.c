@@ -13,7 +13,8 @@
  *   demb  demb   = dh . W1^T         M=B  N=30 K=H    (0,1)
  *
  * Built by `make bench` with -DHAVE_OPENBLAS when libopenblas is installed.
- * Usage: bench-gemm [--threads N] [--quick]
+ * Usage: bench-gemm [--threads N] [--quick]; the step totals and the roofline
+ * also go to stderr as "#step H B us gflops blas_gflops" and "#roofline GF/s".
  * Each figure is the best of several timed runs of at least ~20 ms each.
  */
 #define _GNU_SOURCE
@@ -146,6 +147,7 @@ int main(int argc, char **argv) {
     }
     printf("%-22s %23s %8.1f %8.1f %6.2f   (%.1f us/step of matmuls, %.2f MFLOP)\n\n", "  step total", "",
            fl / tb * 1e-9, tl > 0 ? fl / tl * 1e-9 : 0, tl > 0 ? tl / tb : 0, tb * 1e6, fl * 1e-6);
+    fprintf(stderr, "#step %d %d %.1f %.1f %.1f\n", H, Bt, tb * 1e6, fl / tb * 1e-9, tl > 0 ? fl / tl * 1e-9 : 0);
   }
   for (int n = 256; n <= 2048; n *= 2)
     for (int f = 0; f < 3; f++) {
@@ -159,7 +161,10 @@ int main(int argc, char **argv) {
              flops(&s) / t1 * 1e-9, t2 > 0 ? flops(&s) / t2 * 1e-9 : 0, t2 > 0 ? t2 / t1 : 0);
     }
   if (sq_best > 0)
+  {
     printf("\nroofline (best OpenBLAS square sgemm): %.1f GFLOP/s\n", sq_best * 1e-9);
+    fprintf(stderr, "#roofline %.1f\n", sq_best * 1e-9);
+  }
   free(A);
   free(B);
   free(C);
