@@ -23,13 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* runtime/kernels.h: matmul and the heavy elementwise loops, compiled by gcc */
-#if __has_include("kernels.h")
-#define HAVE_KERNELS 1
-#else
-#define HAVE_KERNELS 0
-#endif
-
 /* ---- growable text ------------------------------------------------------------ */
 typedef struct Buf {
   char *p;
@@ -485,9 +478,9 @@ static void unary_kernel(Emit *e, Node *n, const char *f) {
   L(e, "%s(%ld, %s, %s);", kern(e, f), numel(n), V(e, n->in[0]), V(e, n));
 }
 
-void emit_exp(Emit *e, Node *n) { HAVE_KERNELS ? unary_kernel(e, n, "exp") : unary_fn(e, n, "exp"); }
+void emit_exp(Emit *e, Node *n) { unary_kernel(e, n, "exp"); }
 void emit_log(Emit *e, Node *n) { unary_fn(e, n, "log"); }
-void emit_tanh(Emit *e, Node *n) { HAVE_KERNELS ? unary_kernel(e, n, "tanh") : unary_fn(e, n, "tanh"); }
+void emit_tanh(Emit *e, Node *n) { unary_kernel(e, n, "tanh"); }
 void emit_sqrt(Emit *e, Node *n) { unary_fn(e, n, "sqrt"); }
 
 void emit_relu(Emit *e, Node *n) {
@@ -502,11 +495,7 @@ void emit_sigmoid(Emit *e, Node *n) {
 
 void emit_tanh_bwd(Emit *e, Node *n) {
   head(e, n, "(1 - %s²) ⊙ %s", lab(e, n->in[0]), lab(e, n->in[1]));
-  if (HAVE_KERNELS) {
-    L(e, "%s(%ld, %s, %s, %s, 0);", kern(e, "tanh_bwd"), numel(n), V(e, n->in[0]), V(e, n->in[1]), V(e, n));
-    return;
-  }
-  elementwise(e, n, 2, arena_printf("(%s - @0 * @0) * @1", lit(e, 1)));
+  L(e, "%s(%ld, %s, %s, %s, 0);", kern(e, "tanh_bwd"), numel(n), V(e, n->in[0]), V(e, n->in[1]), V(e, n));
 }
 
 void emit_relu_bwd(Emit *e, Node *n) {
@@ -530,6 +519,13 @@ void emit_expand(Emit *e, Node *n) {
   }
 }
 
+/* Appends " + i<d>*stride" (just "i<d>" for stride 1) to an index. */
+static void term(Buf *b, int d, long stride) {
+  bprintf(b, "%si%d", b->len ? " + " : "", d);
+  if (stride != 1)
+    bprintf(b, "*%ld", stride);
+}
+
 /* sum dy down to n->shape: the dims broadcasting stretched are summed */
 void emit_sumto(Emit *e, Node *n) {
   Node *x = n->in[0];
@@ -540,7 +536,7 @@ void emit_sumto(Emit *e, Node *n) {
     return;
   }
   /* reduced dims all leading (a bias gradient) or all trailing: one kernel */
-  if (HAVE_KERNELS) {
+  {
     int first_kept = I->rank, last_red = -1, last_kept = -1, first_red = I->rank;
     for (int d = 0; d < I->rank; d++) {
       int od = d - (I->rank - O->rank);
@@ -581,8 +577,8 @@ void emit_sumto(Emit *e, Node *n) {
     if (red[d] || I->dim[d] == 1)
       continue;
     L(e, "%*sfor (int i%d = 0; i%d < %d; i%d++)", 2 * depth++, "", d, d, I->dim[d], d);
-    bprintf(&ii, "%si%d*%ld", ii.len ? " + " : "", d, istride[d]);
-    bprintf(&oi, "%si%d*%ld", oi.len ? " + " : "", d, ostride[d - (I->rank - O->rank)]);
+    term(&ii, d, istride[d]);
+    term(&oi, d, ostride[d - (I->rank - O->rank)]);
   }
   L(e, "%*s{", 2 * depth, "");
   L(e, "%*s  double acc = 0;", 2 * depth, "");
@@ -591,7 +587,7 @@ void emit_sumto(Emit *e, Node *n) {
     if (!red[d])
       continue;
     L(e, "%*sfor (int i%d = 0; i%d < %d; i%d++)", 2 * rd++, "", d, d, I->dim[d], d);
-    bprintf(&ii, "%si%d*%ld", ii.len ? " + " : "", d, istride[d]);
+    term(&ii, d, istride[d]);
   }
   const char *is = ii.len ? bdone(&ii) : "0", *os = oi.len ? bdone(&oi) : "0";
   L(e, "%*sacc += %s[%s];", 2 * rd, "", V(e, x), is);
@@ -762,7 +758,7 @@ void emit_softmax(Emit *e, Node *n) {
   long outer, len, inner;
   split_axis(&x->shape, n->axis, &outer, &len, &inner);
   head(e, n, "softmax(%s, axis %d) = exp(x - max) / Σ exp(x - max)", lab(e, x), n->axis);
-  if (HAVE_KERNELS && inner == 1) {
+  if (inner == 1) {
     L(e, "%s(%ld, %ld, %s, %s);", kern(e, "softmax"), outer, len, V(e, x), V(e, n));
     return;
   }
@@ -802,7 +798,7 @@ void emit_cross_entropy(Emit *e, Node *n) {
   Node *x = n->in[0], *y = n->in[1];
   long N = x->shape.dim[0], K = x->shape.dim[1];
   head(e, n, "-(1/%ld) Σ_i log softmax(%s)[i, %s[i]]", N, lab(e, x), lab(e, y));
-  if (HAVE_KERNELS) {   /* the kernel trusts Y: check it first */
+  {   /* the kernel trusts Y: check it first */
     L(e, "for (int i = 0; i < %ld; i++)", N);
     L(e, "  if (%s[i] < 0 || %s[i] >= %ld)", V(e, y), V(e, y), K);
     L(e, "    s->bad_index = 1;");
@@ -838,7 +834,7 @@ void emit_xent_bwd(Emit *e, Node *n) {
   long N = x->shape.dim[0], K = x->shape.dim[1];
   head(e, n, "(softmax(%s) - onehot(%s)) / %ld · %s", lab(e, x), lab(e, y), N, lab(e, dl));
   Node *f = n->fwd;
-  if (HAVE_KERNELS && f && f->op == OP_cross_entropy && f->in[0] == x && f->in[1] == y && e->save[f->id]) {
+  if (f && f->op == OP_cross_entropy && f->in[0] == x && f->in[1] == y && e->save[f->id]) {
     /* softmax as forward saved it; Y only compared, never used as an index */
     L(e, "%s(%ld, %ld, s->%s, %s, %s[0], %s, 0);", kern(e, "xent_bwd"), N, K, e->save[f->id], V(e, y), V(e, dl),
       V(e, n));
@@ -1102,7 +1098,7 @@ static void layout(Emit *e) {
     if (!e->buf[n->id])
       e->buf[n->id] = add_field(e, arena_printf("t%d", n->id), NULL, -1, is_float(n) ? 0 : 1, &n->shape,
                                 n->line, optab[n->op].name);
-    if (n->op == OP_cross_entropy && HAVE_KERNELS)   /* save[]: the member itself */
+    if (n->op == OP_cross_entropy)   /* save[]: the member itself */
       e->save[n->id] = add_field(e, arena_printf("%s_probs", n->name ? n->name : arena_printf("t%d", n->id)), NULL,
                                  -1, 0, &n->in[0]->shape, n->line, "softmax of the logits, for backward");
     if (n->op == OP_batchnorm || n->op == OP_layernorm) {
@@ -1225,19 +1221,13 @@ static void fn_backward(Emit *e, const char *p) {
 
 static void fn_sgd(Emit *e, const char *p) {
   bprintf(e->b, "void %s_sgd_step(%s_state *s, double lr) {\n", p, p);
-  L(e, "real r = (real)lr;");
-  L(e, "(void)s, (void)r;");
+  L(e, "(void)s, (void)lr;");
   for (int i = 0; i < e->nfields; i++) {
     Field *f = &e->fields[i];
     if (f->kind != BP_PARAM)
       continue;
     long ne = shape_numel(&f->shape);
-    if (HAVE_KERNELS) {
-      L(e, "%s(%ld, s->%s, s->%s, lr);", kern(e, "sgd"), ne, f->cname, f->grad);
-      continue;
-    }
-    L(e, "for (int i = 0; i < %ld; i++)", ne);
-    L(e, "  s->%s[i] -= r * s->%s[i];", f->cname, f->grad);
+    L(e, "%s(%ld, s->%s, s->%s, lr);", kern(e, "sgd"), ne, f->cname, f->grad);
   }
   bprintf(e->b, "}\n\n");
 }
@@ -1394,37 +1384,11 @@ static void fn_model(Emit *e, const char *p, const char *stem) {
 
 /* ---- the translation unit ------------------------------------------------------------ */
 
-/* Kernels for the matmuls: runtime/kernels.h once it exists; meanwhile a
- * plain loop with the same signature. */
-#if !HAVE_KERNELS
-static const char fallback_gemm[] =
-  "#ifndef BP_FALLBACK_GEMM_{{T}}\n"
-  "#define BP_FALLBACK_GEMM_{{T}}\n"
-  "/* C[M,N] (+)= op(A)[M,K] · op(B)[K,N]; A is [K,M] when ta, B is [N,K] when tb */\n"
-  "__attribute__((unused)) static void bp_gemm_{{t}}(int M, int N, int K, const {{r}} *A, int ta,\n"
-  "                                           const {{r}} *B, int tb, {{r}} *C, int acc) {\n"
-  "  for (int i = 0; i < M; i++)\n"
-  "    for (int j = 0; j < N; j++) {\n"
-  "      double sum = acc ? C[i*N + j] : 0;\n"
-  "      for (int k = 0; k < K; k++)\n"
-  "        sum += (double)(ta ? A[k*M + i] : A[i*K + k]) * (tb ? B[j*K + k] : B[k*N + j]);\n"
-  "      C[i*N + j] = ({{r}})sum;\n"
-  "    }\n"
-  "}\n"
-  "#endif\n";
-#endif
-
+/* The kernels: definitions (static) pasted into the gcc file; prototypes
+ * only for the JIT, which links bpgen's own gcc-compiled copies. */
 static const char *kernels_text(const EmitOptions *opt) {
-#if HAVE_KERNELS
   const char *k = embedded_text("runtime/kernels.h");
-  return opt->for_jit ? arena_printf("#define BP_KERNELS_DECLARE_ONLY\n%s#undef BP_KERNELS_DECLARE_ONLY\n", k)
-                      : k;
-#else
-  bool f32 = opt->dtype == DT_F32;
-  const char *keys[] = {"T", "t", "r"};
-  const char *vals[] = {f32 ? "F32" : "F64", f32 ? "f32" : "f64", f32 ? "float" : "double"};
-  return template_fill(fallback_gemm, keys, vals, 3);
-#endif
+  return opt->for_jit ? arena_printf("#define BP_KERNELS_DECLARE_ONLY\n%s#undef BP_KERNELS_DECLARE_ONLY\n", k) : k;
 }
 
 static const char *c_ident(const char *s) {

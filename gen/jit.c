@@ -14,13 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if __has_include("kernels.h")
 #define BP_KERNELS_DECLARE_ONLY
 #include "kernels.h"
-#define HAVE_KERNELS 1
-#else
-#define HAVE_KERNELS 0
-#endif
 
 struct Jit {
   TCCState *s;
@@ -53,11 +48,9 @@ Jit *jit_compile(const char *src, const char *srcname) {
   tcc_set_error_func(s, &msgs, on_error);
   tcc_set_output_type(s, TCC_OUTPUT_MEMORY);
   tcc_set_options(s, "-std=c99");
-#if HAVE_KERNELS
 #define ADD(name) tcc_add_symbol(s, #name, (const void *)&name);
   BP_KERNEL_LIST(ADD)
 #undef ADD
-#endif
   int rc = tcc_compile_string(s, src);
   if (rc == 0)
     tcc_add_library(s, "m");

@@ -108,6 +108,9 @@ static const struct {
   {"gather_rank3_table",
    "dim N = 3\ndim T = 2\ndim V = 5\ninput X : int[N, T]\nparam C : [V, 2, 3] ~ randn\n"
    "e = C[X]\nloss = sum(tanh(e) * e) / (N - 1)\n"},
+  {"broadcast_mixed",
+   "dim A = 2\ndim B = 3\ndim C = 4\ninput x : [A, B, C]\nparam p : [B, 1] ~ randn\nparam q : [1, C] ~ randn\n"
+   "y = x * p + q\nloss = sum(y * y) + sum(p * q)\n"},
   {"shared_grads",
    "dim N = 4\nparam a : [N] ~ randn\nparam b : [N] ~ randn\ns = a + b\nt = s * s\nloss = sum(t)\n"},
   {"unused_param",
