@@ -262,6 +262,10 @@ void jit_free(Jit *j);
  * and returns the number of tensors out of tolerance (tol <= 0: the dtype's
  * default, 1e-4 for f32, 1e-9 for f64). */
 int check_graphs(Graph *gf, Graph *gg, DType dt, uint64_t seed, double tol, FILE *out);
+/* The same for a model already built (state: m->state_size zeroed bytes);
+ * expanded only labels the table. */
+int check_model(Graph *gf, const struct BpModel *m, void *state, bool expanded, uint64_t seed, double tol,
+                FILE *out);
 
 /* ---- cli.c: options every command shares; cmd_*.c: one file per command ---- */
 typedef struct Cli {

@@ -123,10 +123,17 @@ typedef struct Row {
 } Row;
 
 int check_graphs(Graph *gf, Graph *gg, DType dt, uint64_t seed, double tol, FILE *out) {
+  Gen gen = gen_compile(gg, dt, gf->file ? gf->file->name : "spec");
+  int nfail = check_model(gf, gen.m, gen.st, gg != gf, seed, tol, out);
+  gen_free(&gen);
+  return nfail;
+}
+
+int check_model(Graph *gf, const BpModel *m, void *state, bool expanded, uint64_t seed, double tol, FILE *out) {
+  DType dt = m->dtype == BP_F64 ? DT_F64 : DT_F32;
   if (tol <= 0)
     tol = dt == DT_F64 ? 1e-9 : 1e-4;
-  Gen gen = gen_compile(gg, dt, gf->file ? gf->file->name : "spec");
-  const BpModel *m = gen.m;
+  Gen gen = {NULL, m, state};
   m->init(gen.st, seed);
 
   Ref *r = ref_new(gf, dt);
@@ -221,7 +228,7 @@ int check_graphs(Graph *gf, Graph *gg, DType dt, uint64_t seed, double tol, FILE
   double lscale = fabs(lr) > 1 ? fabs(lr) : 1;
   bool loss_ok = fabs(lg - lr) <= tol * lscale;
   fprintf(out, "check %s: generated (%s%s) vs reference runtime, seed %llu, tolerance %g relative\n",
-          gf->file ? gf->file->name : "spec", dt == DT_F64 ? "f64" : "f32", gg != gf ? ", expanded" : "",
+          gf->file ? gf->file->name : "spec", dt == DT_F64 ? "f64" : "f32", expanded ? ", expanded" : "",
           (unsigned long long)seed, tol);
   if (init_bad)
     fprintf(out, "note: %ld param elements differ between the two initialisations; the generated ones are used\n",
@@ -251,7 +258,6 @@ int check_graphs(Graph *gf, Graph *gg, DType dt, uint64_t seed, double tol, FILE
     fprintf(out, "ok: loss and %d gradients within tolerance\n", nrows);
   ref_free(r);
   ref_free(r64);
-  gen_free(&gen);
   return nfail;
 }
 

@@ -412,6 +412,50 @@ static void elementwise(Emit *e, Node *n, int nin, const char *t) {
   }
 }
 
+/* ---- the JIT's gcc-compiled loops (templates/model_kernels.h) ------------------- */
+
+/* "(const int[]){32, 64}": the dims of o */
+static const char *dims_lit(const Shape *o) {
+  Buf b = {0};
+  bprintf(&b, "(const int[]){");
+  for (int d = 0; d < o->rank; d++)
+    bprintf(&b, "%s%d", d ? ", " : "", o->dim[d]);
+  bprintf(&b, "}");
+  return bdone(&b);
+}
+
+/* the strides of `in` read broadcast against o, per dim of o (0: broadcast) */
+static const char *strides_lit(const Shape *o, const Shape *in) {
+  long st[MAXRANK] = {0}, s = 1;
+  for (int d = in->rank - 1; d >= 0; d--) {
+    int od = d + o->rank - in->rank;
+    if (od >= 0)
+      st[od] = in->dim[d] == 1 ? 0 : s;
+    s *= in->dim[d];
+  }
+  Buf b = {0};
+  bprintf(&b, "(const int[]){");
+  for (int d = 0; d < o->rank; d++)
+    bprintf(&b, "%s%ld", d ? ", " : "", st[d]);
+  bprintf(&b, "}");
+  return bdone(&b);
+}
+
+/* In the JIT, out = a op b by a gcc-compiled kernel; false: write the loops. */
+static bool jit_binary(Emit *e, Node *n, const char *op) {
+  if (!e->opt->for_jit || numel(n) == 1 || n->shape.rank > 8)
+    return false;
+  Node *a = n->in[0], *b = n->in[1];
+  L(e, "%s(%s, %d, %s, %s, %s, %s, %s, %s);", arena_printf("bpm_bcast_%s", e->opt->dtype == DT_F32 ? "f32" : "f64"),
+    op, n->shape.rank, dims_lit(&n->shape), V(e, a), strides_lit(&n->shape, &a->shape), V(e, b),
+    strides_lit(&n->shape, &b->shape), V(e, n));
+  return true;
+}
+
+static const char *bpm(Emit *e, const char *name) {
+  return arena_printf("bpm_%s_%s", name, e->opt->dtype == DT_F32 ? "f32" : "f64");
+}
+
 void emit_input(Emit *e, Node *n) { (void)e, (void)n; }
 void emit_param(Emit *e, Node *n) { (void)e, (void)n; }
 
@@ -425,22 +469,26 @@ void emit_const(Emit *e, Node *n) {
 
 void emit_add(Emit *e, Node *n) {
   head(e, n, "%s + %s", lab(e, n->in[0]), lab(e, n->in[1]));
-  elementwise(e, n, 2, "@0 + @1");
+  if (!jit_binary(e, n, "BPM_ADD"))
+    elementwise(e, n, 2, "@0 + @1");
 }
 
 void emit_sub(Emit *e, Node *n) {
   head(e, n, "%s - %s", lab(e, n->in[0]), lab(e, n->in[1]));
-  elementwise(e, n, 2, "@0 - @1");
+  if (!jit_binary(e, n, "BPM_SUB"))
+    elementwise(e, n, 2, "@0 - @1");
 }
 
 void emit_mul(Emit *e, Node *n) {
   head(e, n, "%s ⊙ %s", lab(e, n->in[0]), lab(e, n->in[1]));
-  elementwise(e, n, 2, "@0 * @1");
+  if (!jit_binary(e, n, "BPM_MUL"))
+    elementwise(e, n, 2, "@0 * @1");
 }
 
 void emit_div(Emit *e, Node *n) {
   head(e, n, "%s / %s", lab(e, n->in[0]), lab(e, n->in[1]));
-  elementwise(e, n, 2, "@0 / @1");
+  if (!jit_binary(e, n, "BPM_DIV"))
+    elementwise(e, n, 2, "@0 / @1");
 }
 
 void emit_pow(Emit *e, Node *n) {
@@ -510,6 +558,12 @@ void emit_sigmoid_bwd(Emit *e, Node *n) {
 
 /* broadcast dy up to n->shape, times num */
 void emit_expand(Emit *e, Node *n) {
+  if (e->opt->for_jit && numel(n) > 1 && n->shape.rank <= 8) {
+    head(e, n, "%g · %s broadcast to %s", n->num, lab(e, n->in[0]), shape_str(&n->shape));
+    L(e, "%s(%d, %s, %s, %s, %s, %s);", bpm(e, "expand"), n->shape.rank, dims_lit(&n->shape), V(e, n->in[0]),
+      strides_lit(&n->shape, &n->in[0]->shape), lit(e, n->num), V(e, n));
+    return;
+  }
   if (n->num == 1) {
     head(e, n, "%s broadcast to %s", lab(e, n->in[0]), shape_str(&n->shape));
     elementwise(e, n, 1, "@0");
@@ -607,6 +661,11 @@ void emit_gather(Emit *e, Node *n) {
   Node *c = n->in[0], *x = n->in[1];
   long rows = c->shape.dim[0], r = numel(c) / (rows ? rows : 1), ni = numel(x);
   head(e, n, "%s[%s]", lab(e, c), lab(e, x));
+  if (e->opt->for_jit) {
+    L(e, "if (%s(%ld, %ld, %ld, %s, %s, %s))", bpm(e, "gather"), ni, r, rows, V(e, c), V(e, x), V(e, n));
+    L(e, "  s->bad_index = 1;");
+    return;
+  }
   L(e, "for (int i = 0; i < %ld; i++) {", ni);
   L(e, "  int32_t ix = %s[i];", V(e, x));
   L(e, "  if (ix < 0 || ix >= %ld) {", rows);
@@ -624,6 +683,10 @@ void emit_gather_bwd(Emit *e, Node *n) {
   Node *x = n->in[0], *dy = n->in[1];
   long rows = n->shape.dim[0], r = numel(n) / (rows ? rows : 1), ni = numel(x);
   head(e, n, "Σ_i onehot(%s[i]) · %s[i]  (scatter-add into rows)", lab(e, x), lab(e, dy));
+  if (e->opt->for_jit) {
+    L(e, "%s(%ld, %ld, %ld, %s, %s, %s);", bpm(e, "gather_bwd"), ni, r, rows, V(e, x), V(e, dy), V(e, n));
+    return;
+  }
   L(e, "memset(%s, 0, sizeof %s);", V(e, n), V(e, n));
   L(e, "for (int i = 0; i < %ld; i++) {", ni);
   L(e, "  int32_t ix = %s[i];", V(e, x));
@@ -878,6 +941,12 @@ void emit_batchnorm(Emit *e, Node *n) {
   const char *a1 = saved(e, n, "acc1"), *a2 = saved(e, n, "acc2");
   head(e, n, "%s ⊙ (%s - mean_b) / sqrt(var_b + %g) + %s,  var_b with 1/%s", lab(e, gain), lab(e, x),
        n->num, lab(e, bias), n->unbiased ? "(n-1)" : "n");
+  if (e->opt->for_jit) {
+    L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);", bpm(e, "bn_fwd"), N, D, V(e, x),
+      V(e, gain), V(e, bias), dlit(n->num), dlit(div), e->eval ? saved(e, n, "run_mean") : "NULL",
+      e->eval ? saved(e, n, "run_var") : "NULL", mean, rstd, saved(e, n, "xhat"), V(e, n), a1, a2);
+    return;
+  }
   if (e->eval) {
     L(e, "for (int j = 0; j < %ld; j++) {", D);
     L(e, "  %s[j] = %s[j];", mean, saved(e, n, "run_mean"));
@@ -915,6 +984,11 @@ void emit_bn_bwd_x(Emit *e, Node *n) {
   const char *a1 = saved(e, bn, "acc1"), *a2 = saved(e, bn, "acc2"), *xh = saved(e, bn, "xhat");
   head(e, n, "%s·rstd/n · (n·%s - Σ_b %s - %s·x̂·Σ_b(%s·x̂))", lab(e, gain), lab(e, dy), lab(e, dy),
        bn->unbiased ? "n/(n-1)" : "1", lab(e, dy));
+  if (e->opt->for_jit) {
+    L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s);", bpm(e, "bn_bwd_x"), N, D, V(e, dy), xh, V(e, gain),
+      saved(e, bn, "rstd"), dlit(c), a1, a2, V(e, n));
+    return;
+  }
   L(e, "memset(%s, 0, sizeof %s);", a1, a1);
   L(e, "memset(%s, 0, sizeof %s);", a2, a2);
   L(e, "for (int i = 0; i < %ld; i++)", N);
@@ -933,6 +1007,10 @@ void emit_bn_bwd_gain(Emit *e, Node *n) {
   long N = bn->shape.dim[0], D = numel(bn) / (N ? N : 1);
   const char *a1 = saved(e, bn, "acc1");
   head(e, n, "Σ_b %s ⊙ x̂", lab(e, dy));
+  if (e->opt->for_jit) {
+    L(e, "%s(%ld, %ld, %s, %s, %s, %s);", bpm(e, "bn_bwd_gain"), N, D, V(e, dy), saved(e, bn, "xhat"), a1, V(e, n));
+    return;
+  }
   L(e, "memset(%s, 0, sizeof %s);", a1, a1);
   L(e, "for (int i = 0; i < %ld; i++)", N);
   L(e, "  for (int j = 0; j < %ld; j++)", D);
@@ -1388,7 +1466,11 @@ static void fn_model(Emit *e, const char *p, const char *stem) {
  * only for the JIT, which links bpgen's own gcc-compiled copies. */
 static const char *kernels_text(const EmitOptions *opt) {
   const char *k = embedded_text("runtime/kernels.h");
-  return opt->for_jit ? arena_printf("#define BP_KERNELS_DECLARE_ONLY\n%s#undef BP_KERNELS_DECLARE_ONLY\n", k) : k;
+  if (!opt->for_jit)
+    return k;
+  return arena_printf("#define BP_KERNELS_DECLARE_ONLY\n%s#undef BP_KERNELS_DECLARE_ONLY\n"
+                      "#define BPM_KERNELS_DECLARE_ONLY\n%s#undef BPM_KERNELS_DECLARE_ONLY\n",
+                      k, embedded_text("templates/model_kernels.h"));
 }
 
 static const char *c_ident(const char *s) {

@@ -16,6 +16,12 @@
 
 #define BP_KERNELS_DECLARE_ONLY
 #include "kernels.h"
+/* the JIT's own loops, compiled here by gcc (vectorised: -O3 for them alone) */
+#pragma GCC push_options
+#pragma GCC optimize("O3")
+#define BPM_KERNEL static
+#include "../templates/model_kernels.h"
+#pragma GCC pop_options
 
 struct Jit {
   TCCState *s;
@@ -50,6 +56,7 @@ Jit *jit_compile(const char *src, const char *srcname) {
   tcc_set_options(s, "-std=c99");
 #define ADD(name) tcc_add_symbol(s, #name, (const void *)&name);
   BP_KERNEL_LIST(ADD)
+  BPM_KERNEL_LIST(ADD)
 #undef ADD
   int rc = tcc_compile_string(s, src);
   if (rc == 0)

@@ -8,6 +8,7 @@
 #include "bp_runtime.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +72,10 @@ static int spec_paths(const char **paths, int max) {
 
 static const char gcc_flags[] = "gcc -std=c99 -O2 -Wall -Wextra -Werror";
 
-/* every spec, f32 and f64: the file alone, and a user's file with the header */
+/* every spec, f32 and f64: the file alone, a user's file with the header, and
+ * the gcc build's gradients against the reference runtime (the in-memory build
+ * runs gcc-compiled kernels where the file has its own loops: this covers the
+ * loops a learner reads) */
 START_TEST(gcc_compiles_every_spec) {
   const char *paths[64];
   int n = spec_paths(paths, 64);
@@ -79,7 +83,8 @@ START_TEST(gcc_compiles_every_spec) {
   for (int i = 0; i < n; i++)
     for (int dt = 0; dt < 2; dt++) {
       char *header;
-      const char *src = emit(load_spec(paths[i]), (DType)dt, "model", false, &header);
+      Graph *g = load_spec(paths[i]);
+      const char *src = emit(g, (DType)dt, "model", false, &header);
       write_text(arena_printf("%s/model.c", tmpdir), src);
       write_text(arena_printf("%s/model.h", tmpdir), header);
       write_text(arena_printf("%s/user.c", tmpdir),
@@ -87,8 +92,22 @@ START_TEST(gcc_compiles_every_spec) {
                  "int main(void) {\n  model_state *s = calloc(1, sizeof *s);\n  model_init(s, 1);\n"
                  "  double l = model_forward(s);\n  model_backward(s);\n  model_sgd_step(s, 0.1);\n"
                  "  l += model_model.forward(s);\n  free(s);\n  return l == l ? 0 : 1;\n}\n");
-      run(arena_printf("cd %s && %s -c model.c && %s -c user.c && gcc -o user user.o model.o -lm", tmpdir,
-                       gcc_flags, gcc_flags));
+      run(arena_printf("cd %s && %s -fPIC -c model.c && %s -c user.c && gcc -o user user.o model.o -lm -lpthread"
+                       " && gcc -shared -o model%d.so model.o -lm -lpthread", tmpdir, gcc_flags, gcc_flags, i * 2 + dt));
+      void *so = dlopen(arena_printf("%s/model%d.so", tmpdir, i * 2 + dt), RTLD_NOW | RTLD_LOCAL);
+      ck_assert_msg(so != NULL, "dlopen: %s", dlerror());
+      const BpModel *m = dlsym(so, "model_model");
+      ck_assert(m != NULL);
+      void *st = calloc(1, m->state_size);
+      char *buf = NULL;
+      size_t len = 0;
+      FILE *out = open_memstream(&buf, &len);
+      int nfail = check_model(g, m, st, false, 2147483647u, 0, out);
+      fclose(out);
+      ck_assert_msg(nfail == 0, "gcc build of %s (%s):\n%s", paths[i], dt ? "f64" : "f32", buf);
+      free(buf);
+      free(st);
+      dlclose(so);
     }
 }
 END_TEST
