@@ -138,6 +138,23 @@ START_TEST(perturbed_rule_fails) {
 }
 END_TEST
 
+/* the command: exit 0 when every tensor agrees, 1 with BPGEN_PERTURB set */
+static void run_check_cmd(const char *perturb, const char *dtype) {
+  if (perturb)
+    setenv("BPGEN_PERTURB", perturb, 1);
+  if (!freopen("/dev/null", "w", stdout))
+    exit(3);
+  char *argv[] = {"check", (char *)arena_printf("%s/makemore.spec", specs_dir()), "--dtype", (char *)dtype,
+                  "-D", "B=5", NULL};
+  exit(cmd_check(6, argv));
+}
+
+START_TEST(check_command_passes) { run_check_cmd(NULL, "f32"); }
+END_TEST
+
+START_TEST(check_command_fails_on_broken_rule) { run_check_cmd("batchnorm", "f64"); }
+END_TEST
+
 /* ---- the ABI ------------------------------------------------------------------------ */
 
 typedef struct Model {
@@ -363,6 +380,8 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, odd_shapes);
   tcase_add_loop_test(tc, each_op, 0, (int)(sizeof op_specs / sizeof op_specs[0]));
   tcase_add_test(tc, perturbed_rule_fails);
+  tcase_add_exit_test(tc, check_command_passes, 0);
+  tcase_add_exit_test(tc, check_command_fails_on_broken_rule, 1);
   tcase_add_test(tc, table_layout);
   tcase_add_test(tc, init_matches_runtime);
   tcase_add_test(tc, calibration);
