@@ -277,6 +277,11 @@ NORETURN void cli_unknown(const char *cmd, const char *arg);
 /* Reads and parses c->spec (error if none given); applies --expand. */
 Graph *cli_load(Cli *c);
 
+/* ---- cmd_dot.c, cmd_ninja.c: the learner's kit -------------------------------- */
+/* DOT text of g's forward graph (backward: g has been through grad_build, and
+ * its backward nodes are drawn too); arena string. */
+char *dot_graph(Graph *g, bool backward);
+
 int cmd_gen(int argc, char **argv);      /* bpgen SPEC -o model.c */
 int cmd_grad(int argc, char **argv);     /* bpgen grad */
 int cmd_check(int argc, char **argv);    /* bpgen check */

@@ -113,5 +113,21 @@ t "no spec"                 1 "no spec file given"    $BPGEN grad --in "$T/in" -
 t "out is a file"           1 "o1/loss.npy is not a directory" \
   $BPGEN grad $M --in "$T/in" --out "$T/o1/loss.npy"
 
+# ---- bpgen dot ----------------------------------------------------------------------
+G=$SPECS/makemore_granular.spec
+t "dot --help"              0 "usage: bpgen dot SPEC" $BPGEN dot --help
+t "dot forward to stdout"   0 "hpreact = batchnorm .*\[fused\]" $BPGEN dot $M
+t "dot backward fan-out"    0 "dhprebn \+= \(fan-out\)" $BPGEN dot $G --backward -o -
+t "dot writes .dot"         0 ""                     $BPGEN dot $M --backward -o "$T/g.dot"
+t "dot file is DOT"         0 "^digraph "            head -1 "$T/g.dot"
+t "dot renders svg"         0 ""                     $BPGEN dot $G --backward -o "$T/g.svg"
+t "svg is svg"              0 "<svg"                 cat "$T/g.svg"
+t "dot renders png"         0 ""                     $BPGEN dot $M -o "$T/g.png"
+t "png is png"              0 "PNG"                  head -c 8 "$T/g.png"
+t "dot -D B=5"              0 "X.ninput int \[5, 3\]" $BPGEN dot $M -D B=5
+t "dot bad extension"       1 "write FILE.dot, FILE.svg, FILE.png or -" $BPGEN dot $M -o "$T/g.txt"
+t "dot without graphviz"    1 "Debian package graphviz \\(apt-get install graphviz\\)" \
+  env BPGEN_DOT=/nonexistent/dot $BPGEN dot $M -o "$T/h.svg"
+
 echo "driver: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
