@@ -129,5 +129,22 @@ t "dot bad extension"       1 "write FILE.dot, FILE.svg, FILE.png or -" $BPGEN d
 t "dot without graphviz"    1 "Debian package graphviz \\(apt-get install graphviz\\)" \
   env BPGEN_DOT=/nonexistent/dot $BPGEN dot $M -o "$T/h.svg"
 
+# ---- bpgen ninja (--ref: runs before and after the emitter lands) -----------------------
+F=${BPGEN_FIXTURES:-tests/fixtures}
+t "ninja --help"            0 "usage: bpgen ninja SPEC --mine FILE.c" $BPGEN ninja --help
+t "ninja --header"          0 "BP_OK_dlogits = 1, +/\* GRAD\(dlogits, B, V\); \*/" $BPGEN ninja $M --header
+t "ninja ex2 right"         0 "^dlogits \| True     \| (True|False) \| True " \
+  $BPGEN ninja $M --ref --mine $F/ninja_ex2_ok.c
+t "ninja keepdim"           1 "declared dbnmeani \[64\] but it is \[1, 64\]: a missing keepdim" \
+  $BPGEN ninja $G --ref --mine $F/ninja_ex1_keepdim.c
+t "ninja off-by-one"        1 "dbndiff2 is the first wrong gradient" \
+  $BPGEN ninja $G --ref --mine $F/ninja_ex1_offbyone.c
+t "ninja compile error"     1 "ninja_ex2_syntax.c:9: error: 'logit' undeclared" \
+  $BPGEN ninja $M --ref --mine $F/ninja_ex2_syntax.c
+t "ninja starter ex2"       0 "not filled yet: dlogits" $BPGEN ninja $M --ref --mine exercises/ex2_dlogits.c
+t "ninja starter ex1"       0 "not filled yet: dlogprobs" $BPGEN ninja $G --ref --mine exercises/ex1_backward.c
+t "ninja starter ex3"       0 "not filled yet: dhprebn" $BPGEN ninja $G --ref --mine exercises/ex3_dhprebn.c
+t "ninja needs a mode"      1 "give either --header or --mine FILE.c" $BPGEN ninja $M
+
 echo "driver: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
