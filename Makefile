@@ -76,3 +76,8 @@ fuzz: build/fuzz_spec
 
 clean:
 	rm -rf build bpgen gen/lex.c
+
+# The performance benchmark (issue 5; not a test): bp_gemm vs OpenBLAS sgemm and
+# PyTorch per step.  BENCH_FLAGS=--quick for a shorter run.
+bench: bpgen
+	bench/run.sh $(BENCH_FLAGS)

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
+#include <stdio.h>
 
 #ifndef __GNUC__
 #define __attribute__(x)
@@ -243,7 +244,8 @@ typedef struct EmitOptions {
 #include "ops.h"
 #undef OP
 /* Returns the whole C translation unit (model, and the header text in *header
- * when header != NULL) as arena strings. */
+ * when header != NULL) as arena strings.  Run grad_build(g) first: nodes after
+ * g->nforward become backward(); a forward-only graph gets an empty one. */
 char *emit_c(Graph *g, const EmitOptions *opt, char **header);
 
 /* ---- jit.c -------------------------------------------------------------------- */
@@ -255,6 +257,12 @@ typedef struct Jit Jit;
 Jit *jit_compile(const char *src, const char *srcname);
 void *jit_symbol(Jit *j, const char *name);
 void jit_free(Jit *j);
+/* cmd_check.c: generated gradients of gg (compiled with the JIT; gg has been
+ * through grad_build) against the reference runtime on the forward graph gf
+ * (gf == gg, or the graph gg was expanded from); prints the cmp table to out
+ * and returns the number of tensors out of tolerance (tol <= 0: the dtype's
+ * default, 1e-4 for f32, 1e-9 for f64). */
+int check_graphs(Graph *gf, Graph *gg, DType dt, uint64_t seed, double tol, FILE *out);
 
 /* ---- cli.c: options every command shares; cmd_*.c: one file per command ---- */
 typedef struct Cli {

@@ -3,9 +3,8 @@
  *
  * The pass runs on a Backend: anything that can take tensors by node, run
  * forward and backward, and hand back values and gradients by node, all as
- * doubles whatever its dtype.  Today the only backend is the reference
- * runtime (runtime/ref.c); a backend running generated code slots in beside
- * backend_ref() and is picked in cmd_grad() (--ref then keeps the runtime).
+ * doubles whatever its dtype: generated code compiled in memory by libtcc
+ * (backend_jit, the default) or the reference runtime (backend_ref, --ref).
  */
 #include "bpgen.h"
 #include "bp_runtime.h"
@@ -58,6 +57,79 @@ static Backend backend_ref(Graph *g, DType dt) {
                    r_get_value, r_get_grad, r_free};
 }
 
+/* ---- generated code, compiled in memory, as a backend ------------------------------ */
+
+typedef struct JitRun {
+  Jit *jit;
+  const BpModel *m;
+  char *st;
+} JitRun;
+
+/* The tensor of the table named name, or NULL. */
+static const BpTensor *j_tensor(JitRun *j, const char *name) {
+  for (int i = 0; i < j->m->ntensors; i++)
+    if (strcmp(j->m->tensors[i].name, name) == 0)
+      return &j->m->tensors[i];
+  return NULL;
+}
+
+static void j_get(JitRun *j, const char *name, long numel, double *dst) {
+  const BpTensor *t = j_tensor(j, name);
+  for (long i = 0; i < numel; i++)
+    dst[i] = !t ? 0 : t->dtype == BP_F32 ? ((float *)(j->st + t->offset))[i] : ((double *)(j->st + t->offset))[i];
+}
+
+static void j_init(void *s, uint64_t seed) {
+  JitRun *j = s;
+  j->m->init(j->st, seed);
+}
+static void j_set_float(void *s, Node *n, const double *v) {
+  JitRun *j = s;
+  const BpTensor *t = j_tensor(j, n->name);
+  if (!t)
+    die("generated model has no tensor %s", n->name);
+  for (long i = 0; i < shape_numel(&n->shape); i++)
+    if (t->dtype == BP_F32)
+      ((float *)(j->st + t->offset))[i] = (float)v[i];
+    else
+      ((double *)(j->st + t->offset))[i] = v[i];
+}
+static void j_set_int(void *s, Node *n, const int32_t *v) {
+  JitRun *j = s;
+  const BpTensor *t = j_tensor(j, n->name);
+  if (!t)
+    die("generated model has no tensor %s", n->name);
+  memcpy(j->st + t->offset, v, sizeof(int32_t) * (size_t)shape_numel(&n->shape));
+}
+static double j_forward(void *s) {
+  JitRun *j = s;
+  return j->m->forward(j->st);
+}
+static void j_backward(void *s) {
+  JitRun *j = s;
+  j->m->backward(j->st);
+}
+static void j_get_value(void *s, Node *n, double *dst) { j_get(s, n->name, shape_numel(&n->shape), dst); }
+static void j_get_grad(void *s, Node *n, double *dst) {
+  j_get(s, arena_printf("d%s", n->name), shape_numel(&n->shape), dst);
+}
+static void j_free(void *s) {
+  JitRun *j = s;
+  free(j->st);
+  jit_free(j->jit);
+  free(j);
+}
+
+static Backend backend_jit(Graph *g, DType dt) {
+  grad_build(g);
+  EmitOptions opt = {dt, "grad", true, false};
+  JitRun *j = xcalloc(1, sizeof *j);
+  j->jit = jit_compile(emit_c(g, &opt, NULL), g->file ? g->file->name : "spec");
+  j->m = jit_symbol(j->jit, "grad_model");
+  j->st = xcalloc(1, j->m->state_size);
+  return (Backend){j, j_init, j_set_float, j_set_int, j_forward, j_backward, j_get_value, j_get_grad, j_free};
+}
+
 /* ---- helpers ------------------------------------------------------------------------ */
 
 static const char usage[] =
@@ -82,7 +154,8 @@ static const char usage[] =
   "                    index, or the classes they pick), float inputs randn;\n"
   "                    drawn from --seed (a generator apart from the params'),\n"
   "                    and written to OUT/<name>.npy (<i4 or <f8)\n"
-  "  --ref             run on the reference runtime (today the only backend)\n";
+  "  --ref             run on the reference runtime instead of generated code\n"
+  "                    (compiled in memory by libtcc, the default)\n";
 
 static char *join(const char *dir, const char *name, const char *ext) {
   return arena_printf("%s/%s%s", dir, name, ext);
@@ -122,7 +195,7 @@ int cmd_grad(int argc, char **argv) {
   Cli cli;
   cli_init(&cli, DT_F64);
   const char *in = NULL, *out = NULL;
-  bool random_inputs = false;
+  bool random_inputs = false, use_ref = false;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       fputs(usage, stdout);
@@ -132,7 +205,7 @@ int cmd_grad(int argc, char **argv) {
     } else if (strcmp(argv[i], "--out") == 0) {
       out = cli_value(argc, argv, &i);
     } else if (strcmp(argv[i], "--ref") == 0) {
-      /* the reference runtime is the only backend for now */
+      use_ref = true;
     } else if (strcmp(argv[i], "--random-inputs") == 0) {
       random_inputs = true;
     } else if (!cli_common(&cli, argc, argv, &i)) {
@@ -188,7 +261,7 @@ int cmd_grad(int argc, char **argv) {
   }
 
   make_dir(out);
-  Backend b = backend_ref(g, dt);
+  Backend b = use_ref ? backend_ref(g, dt) : backend_jit(g, dt);
   b.init_params(b.self, cli.seed);
   for (int i = 0; i < nf; i++) {
     Node *n = g->nodes[i];

@@ -1,0 +1,289 @@
+/* cmd_check.c: `bpgen check SPEC`: the lecture's cmp table -- the gradients of
+ * generated code (compiled in memory by libtcc) against the reference runtime,
+ * for every param and named intermediate, on the same params and inputs.
+ *
+ * Both sides start from the same seed; the generated side's params are copied
+ * into the runtime anyway, so a difference in the table is a difference in the
+ * gradients, never in the starting point (an init mismatch is reported).  Int
+ * inputs are drawn valid for their use (rows of the gathered table, classes);
+ * float inputs are N(0,1) -- the runtime's own draws (ref_random_inputs).
+ * The finite-difference column perturbs a few elements of each param in an
+ * f64 runtime and compares the central difference with the generated
+ * gradient.
+ *
+ * Pass/fail: maxdiff <= tol * scale, tol 1e-9 (f64) or 1e-4 (f32), scale the
+ * tensor's largest reference magnitude -- floored at 1% of the largest over
+ * all tensors, so a gradient that is zero in exact arithmetic (b1 before a
+ * batchnorm) is judged against the model's gradient scale, not its own noise.
+ */
+#include "bpgen.h"
+#include "bp_runtime.h"
+#include "ref.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char check_usage[] =
+  "usage: bpgen check SPEC [--dtype f32|f64] [-D NAME=INT]... [--seed N] [--expand] [--tol X]\n"
+  "\n"
+  "Generated gradients (compiled in memory) against the reference runtime, per\n"
+  "param and named tensor, as the lecture's cmp: exact (bitwise), approximate\n"
+  "(allclose rtol 1e-5, atol 1e-8), maxdiff, and for params a central finite\n"
+  "difference in f64.  Exit status 1 when a tensor is out of tolerance.\n"
+  "  --dtype f32|f64  float type of the generated code (default f32)\n"
+  "  --expand         generate from the primitive (expanded) graph\n"
+  "  --tol X          relative tolerance (default 1e-4 for f32, 1e-9 for f64)\n";
+
+static const BpTensor *find_tensor(const BpModel *m, const char *name) {
+  for (int i = 0; i < m->ntensors; i++)
+    if (strcmp(m->tensors[i].name, name) == 0)
+      return &m->tensors[i];
+  return NULL;
+}
+
+static double get(const BpModel *m, const void *st, const BpTensor *t, long i) {
+  const char *p = (const char *)st + t->offset;
+  if (t->dtype == BP_F32)
+    return ((const float *)p)[i];
+  if (t->dtype == BP_F64)
+    return ((const double *)p)[i];
+  (void)m;
+  return ((const int32_t *)p)[i];
+}
+
+static void set(void *st, const BpTensor *t, long i, double v) {
+  char *p = (char *)st + t->offset;
+  if (t->dtype == BP_F32)
+    ((float *)p)[i] = (float)v;
+  else if (t->dtype == BP_F64)
+    ((double *)p)[i] = v;
+  else
+    ((int32_t *)p)[i] = (int32_t)v;
+}
+
+/* A compiled model and one state. */
+typedef struct Gen {
+  Jit *jit;
+  const BpModel *m;
+  void *st;
+} Gen;
+
+static Gen gen_compile(Graph *g, DType dt, const char *name) {
+  EmitOptions opt = {dt, "check", true, false};
+  const char *src = emit_c(g, &opt, NULL);
+  Gen gen = {0};
+  gen.jit = jit_compile(src, name);
+  gen.m = jit_symbol(gen.jit, "check_model");
+  size_t sz = (gen.m->state_size + 63) / 64 * 64;
+  gen.st = aligned_alloc(64, sz);
+  if (!gen.st)
+    die("out of memory");
+  memset(gen.st, 0, sz);
+  return gen;
+}
+
+static void gen_free(Gen *gen) {
+  free(gen->st);
+  jit_free(gen->jit);
+}
+
+/* Random inputs as the runtime draws them (ints valid for their use, floats
+ * N(0,1)), set alike in the generated state and both runtimes. */
+static void fill_inputs(Graph *gf, Gen *gen, Ref *r, Ref *r64, uint64_t seed) {
+  ref_random_inputs(r, seed);
+  for (int i = 0; i < gf->nforward; i++) {
+    Node *n = gf->nodes[i];
+    if (n->op != OP_input)
+      continue;
+    const BpTensor *t = find_tensor(gen->m, n->name);
+    if (!t)
+      die("generated model has no input %s", n->name);
+    for (long k = 0; k < shape_numel(&n->shape); k++) {
+      if (n->type == TY_INT) {
+        set(gen->st, t, k, ref_idata(r, n)[k]);
+        ref_idata(r64, n)[k] = ref_idata(r, n)[k];
+      } else {
+        set(gen->st, t, k, ref_data(r, n)[k]);
+        double v = get(gen->m, gen->st, t, k);   /* as the generated side holds it */
+        ref_data(r, n)[k] = ref_data(r64, n)[k] = v;
+      }
+    }
+  }
+}
+
+typedef struct Row {
+  const char *name;
+  Shape shape;
+  bool exact, approx, pass;
+  double maxdiff, scale, fd;   /* fd < 0: no column */
+} Row;
+
+int check_graphs(Graph *gf, Graph *gg, DType dt, uint64_t seed, double tol, FILE *out) {
+  if (tol <= 0)
+    tol = dt == DT_F64 ? 1e-9 : 1e-4;
+  Gen gen = gen_compile(gg, dt, gf->file ? gf->file->name : "spec");
+  const BpModel *m = gen.m;
+  m->init(gen.st, seed);
+
+  Ref *r = ref_new(gf, dt);
+  Ref *r64 = ref_new(gf, DT_F64);
+  ref_init_params(r, seed);
+  /* same starting point: report an init mismatch, then use the generated params */
+  long init_bad = 0;
+  for (int i = 0; i < gf->nforward; i++) {
+    Node *n = gf->nodes[i];
+    if (n->op != OP_param)
+      continue;
+    const BpTensor *t = find_tensor(m, n->name);
+    if (!t)
+      die("generated model has no param %s", n->name);
+    double *d = ref_data(r, n), *d64 = ref_data(r64, n);
+    for (long k = 0; k < shape_numel(&n->shape); k++) {
+      double v = get(m, gen.st, t, k);
+      init_bad += d[k] != v;
+      d[k] = d64[k] = v;
+    }
+  }
+  fill_inputs(gf, &gen, r, r64, seed);
+
+  double lg = m->forward(gen.st);
+  m->backward(gen.st);
+  double lr = ref_forward(r);
+  ref_backward(r);
+
+  /* rows: params, then named float intermediates, in spec order */
+  Row *rows = arena_alloc(sizeof(Row) * (size_t)gf->nforward);
+  int nrows = 0;
+  double gmax = 0;
+  for (int pass = 0; pass < 2; pass++)
+    for (int i = 0; i < gf->nforward; i++) {
+      Node *n = gf->nodes[i];
+      bool want = pass == 0 ? n->op == OP_param
+                            : n->op != OP_param && n->op != OP_input && n->name && n->type == TY_FLOAT;
+      if (!want)
+        continue;
+      const BpTensor *t = find_tensor(m, arena_printf("d%s", n->name));
+      if (!t)
+        continue;
+      Row *w = &rows[nrows++];
+      w->name = n->name;
+      w->shape = n->shape;
+      w->exact = w->approx = true;
+      w->fd = -1;
+      const double *ref = ref_grad(r, n);
+      for (long k = 0; k < shape_numel(&n->shape); k++) {
+        double a = get(m, gen.st, t, k), b = ref[k];
+        double d = fabs(a - b);
+        if (a != b)
+          w->exact = false;
+        if (!(d <= 1e-8 + 1e-5 * fabs(b)))
+          w->approx = false;
+        if (!(d <= w->maxdiff))
+          w->maxdiff = d;   /* NaN sticks */
+        if (fabs(b) > w->scale)
+          w->scale = fabs(b);
+      }
+      if (w->scale > gmax)
+        gmax = w->scale;
+    }
+
+  /* finite differences on the f64 runtime, a few elements per param */
+  BpRng pick;
+  bp_rng_seed(&pick, seed + 17);
+  for (int i = 0, k = 0; i < gf->nforward; i++) {
+    Node *n = gf->nodes[i];
+    if (n->op != OP_param || k >= nrows || strcmp(rows[k].name, n->name) != 0)
+      continue;
+    Row *w = &rows[k++];
+    const BpTensor *t = find_tensor(m, arena_printf("d%s", n->name));
+    double *p = ref_data(r64, n);
+    long ne = shape_numel(&n->shape);
+    w->fd = 0;
+    for (int s = 0; s < 4; s++) {
+      long e = (long)(bp_uniform(&pick) * (double)ne);
+      double keep = p[e], h = 1e-5 * (fabs(keep) > 1 ? fabs(keep) : 1);
+      p[e] = keep + h;
+      double up = ref_forward(r64);
+      p[e] = keep - h;
+      double dn = ref_forward(r64);
+      p[e] = keep;
+      double fd = (up - dn) / (2 * h), d = fabs(fd - get(m, gen.st, t, e));
+      if (!(d <= w->fd))
+        w->fd = d;
+    }
+  }
+
+  int nfail = 0;
+  double lscale = fabs(lr) > 1 ? fabs(lr) : 1;
+  bool loss_ok = fabs(lg - lr) <= tol * lscale;
+  fprintf(out, "check %s: generated (%s%s) vs reference runtime, seed %llu, tolerance %g relative\n",
+          gf->file ? gf->file->name : "spec", dt == DT_F64 ? "f64" : "f32", gg != gf ? ", expanded" : "",
+          (unsigned long long)seed, tol);
+  if (init_bad)
+    fprintf(out, "note: %ld param elements differ between the two initialisations; the generated ones are used\n",
+            init_bad);
+  fprintf(out, "loss: generated %.9g, reference %.9g\n", lg, lr);
+  fprintf(out, "%-16s | %-12s | %-5s | %-11s | %-9s | %s\n", "name", "shape", "exact", "approximate", "maxdiff",
+          "fd (f64)");
+  fprintf(out, "%-16s | %-12s | %-5s | %-11s | %-9.2e | %s%s\n", "loss", "[]", lg == lr ? "True" : "False",
+          fabs(lg - lr) <= 1e-8 + 1e-5 * fabs(lr) ? "True" : "False", fabs(lg - lr), "",
+          loss_ok ? "" : "   <- out of tolerance");
+  nfail += !loss_ok;
+  for (int i = 0; i < nrows; i++) {
+    Row *w = &rows[i];
+    double scale = w->scale > 0.01 * gmax ? w->scale : 0.01 * gmax;
+    w->pass = w->maxdiff <= tol * scale || (scale == 0 && w->maxdiff == 0);
+    nfail += !w->pass;
+    char fd[32] = "";
+    if (w->fd >= 0)
+      snprintf(fd, sizeof fd, "%.2e", w->fd);
+    fprintf(out, "%-16s | %-12s | %-5s | %-11s | %-9.2e | %-9s%s\n", arena_printf("d%s", w->name),
+            shape_str(&w->shape), w->exact ? "True" : "False", w->approx ? "True" : "False", w->maxdiff, fd,
+            w->pass ? "" : "   <- out of tolerance");
+  }
+  if (nfail)
+    fprintf(out, "FAIL: %d of %d tensors out of tolerance\n", nfail, nrows + 1);
+  else
+    fprintf(out, "ok: loss and %d gradients within tolerance\n", nrows);
+  ref_free(r);
+  ref_free(r64);
+  gen_free(&gen);
+  return nfail;
+}
+
+int cmd_check(int argc, char **argv) {
+  Cli c;
+  cli_init(&c, DT_F32);
+  double tol = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      fputs(check_usage, stdout);
+      return 0;
+    }
+    if (strcmp(argv[i], "--tol") == 0) {
+      const char *v = cli_value(argc, argv, &i);
+      tol = cli_double("--tol", v);
+      if (!(tol > 0))
+        error_plain("--tol: '%s' is not a positive number", v);
+    } else if (!cli_common(&c, argc, argv, &i) || c.out) {
+      cli_unknown("check", argv[i]);
+    }
+  }
+  const char *pert = getenv("BPGEN_PERTURB");   /* test hook: break one rule */
+  if (pert && *pert) {
+    int k = 0;
+    while (k < OP_COUNT && strcmp(optab[k].name, pert) != 0)
+      k++;
+    if (k == OP_COUNT)
+      error_plain("BPGEN_PERTURB: no op '%s'", pert);
+    grad_perturb = k + 1;
+  }
+  if (!c.spec)
+    error_plain("no spec file given (see bpgen check --help)");
+  Graph *gf = parse_spec(read_src(c.spec), c.ovr, c.novr);
+  Graph *gg = c.expand ? expand_fused(gf) : gf;
+  grad_build(gg);
+  return check_graphs(gf, gg, c.dtype, c.seed, tol, stdout) ? 1 : 0;
+}

@@ -1,0 +1,1504 @@
+/* emit.c: Graph (forward nodes, then the backward nodes grad.c appended) ->
+ * one C99 translation unit: a state struct, forward, backward, the update step,
+ * an inference forward, batchnorm calibration, and the BpModel table of
+ * runtime/bp_runtime.h.
+ *
+ * The one idea: every node becomes one straight-line block with its shapes
+ * baked in as constants, writing one field of the state struct.  Params,
+ * inputs and named tensors keep their spec names (s->W1); the gradient node
+ * grad.c made for a param or a named tensor writes its "d" field (s->dW1);
+ * every other node gets a scratch field (s->t42).  Each block opens with a
+ * #line pointing at the spec line whose rule made it and a comment with the
+ * math, so the backward() function reads like the lecture's backward pass.
+ *
+ * Numerics: elementwise math runs in `real` (float or double per --dtype);
+ * every reduction (sum, mean, softmax and cross-entropy denominators,
+ * batchnorm statistics, sumto, the backward sums) accumulates in double and
+ * rounds once.  Matmuls call the kernels of runtime/kernels.h.
+ */
+#include "bpgen.h"
+#include "bp_runtime.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* runtime/kernels.h: matmul and the heavy elementwise loops, compiled by gcc */
+#if __has_include("kernels.h")
+#define HAVE_KERNELS 1
+#else
+#define HAVE_KERNELS 0
+#endif
+
+/* ---- growable text ------------------------------------------------------------ */
+typedef struct Buf {
+  char *p;
+  size_t len, cap;
+} Buf;
+
+static void bvprintf(Buf *b, const char *fmt, va_list ap) {
+  va_list aq;
+  va_copy(aq, ap);
+  int n = vsnprintf(NULL, 0, fmt, aq);
+  va_end(aq);
+  if (b->len + (size_t)n + 1 > b->cap) {
+    size_t cap = (b->len + (size_t)n + 1) * 2;
+    char *p = xmalloc(cap);
+    if (b->p)
+      memcpy(p, b->p, b->len);
+    free(b->p);
+    b->p = p;
+    b->cap = cap;
+  }
+  vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+  b->len += (size_t)n;
+}
+
+static void bprintf(Buf *b, const char *fmt, ...) PRINTF(2, 3);
+static void bprintf(Buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  bvprintf(b, fmt, ap);
+  va_end(ap);
+}
+
+/* Arena copy of the text; frees the buffer. */
+static char *bdone(Buf *b) {
+  char *s = arena_strndup(b->p ? b->p : "", b->len);
+  free(b->p);
+  memset(b, 0, sizeof *b);
+  return s;
+}
+
+/* ---- the emitter's state -------------------------------------------------------- */
+typedef struct Field {
+  const char *cname;     /* struct member */
+  const char *tname;     /* name in the tensor table, or NULL (scratch) */
+  int kind;              /* BpKind, or -1 for scratch */
+  int elem;              /* 0 real, 1 int32, 2 double */
+  Shape shape;
+  int line;
+  const char *note;      /* comment beside the member */
+  const char *grad;      /* param: the member of its grad */
+  bool unwritten;        /* grad nothing flows into: backward zeroes it */
+} Field;
+
+typedef struct Copy {   /* end of backward: dst field = value of node src */
+  const char *dst;
+  Node *src;
+} Copy;
+
+struct Emit {
+  Graph *g;
+  const EmitOptions *opt;
+  Buf *b;                /* body being written */
+  const char *sfx;       /* "f" for float math functions, "" for double */
+  const char **buf;      /* per node id: member holding the node's value */
+  const char **label;    /* per node id: name used in comments */
+  const char **save;     /* per node id (batchnorm, layernorm): base of saved fields */
+  Field *fields;
+  int nfields, capf;
+  Copy *copies;
+  int ncopies;
+  bool eval;             /* writing forward_eval: batchnorm from stored statistics */
+  const char **lines;    /* spec source lines, 1-based */
+  int nlines;
+};
+
+static void L(Emit *e, const char *fmt, ...) PRINTF(2, 3);
+static void L(Emit *e, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  bprintf(e->b, "  ");
+  bvprintf(e->b, fmt, ap);
+  bprintf(e->b, "\n");
+  va_end(ap);
+}
+
+static bool name_taken(Emit *e, const char *s) {
+  for (int i = 0; i < e->nfields; i++)
+    if (strcmp(e->fields[i].cname, s) == 0)
+      return true;
+  return false;
+}
+
+static bool is_c_keyword(const char *s) {
+  static const char *const kw[] = {
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
+    "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
+    "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch",
+    "typedef", "union", "unsigned", "void", "volatile", "while", "_Bool", "_Complex",
+    "_Imaginary", "bad_index", NULL};
+  for (int i = 0; kw[i]; i++)
+    if (strcmp(kw[i], s) == 0)
+      return true;
+  return false;
+}
+
+/* A member name from base: non-identifier characters become '_'; a keyword or
+ * a name already used gets a suffix. */
+static const char *member_name(Emit *e, const char *base) {
+  char *s = arena_strndup(base, strlen(base));
+  for (char *p = s; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || (p != s && *p >= '0' && *p <= '9')))
+      *p = '_';
+  if (!*s)
+    s = "t";
+  const char *c = s;
+  if (is_c_keyword(c))
+    c = arena_printf("%s_", s);
+  for (int k = 2; name_taken(e, c); k++)
+    c = arena_printf("%s_%d", s, k);
+  return c;
+}
+
+/* A base name whose saved-statistics members (base_xhat, ...) are all free. */
+static const char *free_base(Emit *e, const char *name) {
+  static const char *const sfx[] = {"run_mean", "run_var", "xhat", "rstd", "mean", "cal_n", "cal_mean", "cal_m2",
+                                    "acc1", "acc2"};
+  char *s = arena_strndup(name, strlen(name));
+  for (char *p = s; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || (p != s && *p >= '0' && *p <= '9')))
+      *p = '_';
+  for (int k = 1;; k++) {
+    const char *b = k == 1 ? s : arena_printf("%s_%d", s, k);
+    bool ok = true;
+    for (int i = 0; i < 10 && ok; i++)
+      ok = !name_taken(e, arena_printf("%s_%s", b, sfx[i]));
+    if (ok)
+      return b;
+  }
+}
+
+static const char *add_field(Emit *e, const char *base, const char *tname, int kind, int elem,
+                             const Shape *shape, int line, const char *note) {
+  if (e->nfields == e->capf) {
+    int cap = e->capf ? e->capf * 2 : 64;
+    Field *nf = arena_alloc(sizeof(Field) * (size_t)cap);
+    if (e->nfields)
+      memcpy(nf, e->fields, sizeof(Field) * (size_t)e->nfields);
+    e->fields = nf;
+    e->capf = cap;
+  }
+  Field *f = &e->fields[e->nfields];
+  f->cname = member_name(e, base);
+  e->nfields++;
+  f->tname = tname;
+  f->kind = kind;
+  f->elem = elem;
+  f->shape = *shape;
+  f->line = line;
+  f->note = note;
+  return f->cname;
+}
+
+static const Shape scalar_shape = {0, {0}};
+
+static Shape vec_shape(long n) {
+  Shape s = {1, {(int)n}};
+  return s;
+}
+
+/* ---- small text helpers ----------------------------------------------------------- */
+
+/* A literal of the real type: "0.1f" for f32, "0.10000000000000001" for f64. */
+static const char *lit(Emit *e, double v) {
+  char buf[64];
+  if (v != v)
+    return "(real)NAN";
+  if (v > 1e308 || v < -1e308)
+    return v > 0 ? "(real)INFINITY" : "(-(real)INFINITY)";
+  snprintf(buf, sizeof buf, e->opt->dtype == DT_F32 ? "%.9g" : "%.17g", v);
+  if (!strpbrk(buf, ".e"))
+    strcat(buf, ".0");
+  if (e->opt->dtype == DT_F32)
+    strcat(buf, "f");
+  return arena_strndup(buf, strlen(buf));
+}
+
+/* A double literal. */
+static const char *dlit(double v) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "%.17g", v);
+  if (!strpbrk(buf, ".en"))
+    strcat(buf, ".0");
+  return arena_strndup(buf, strlen(buf));
+}
+
+/* Name of a math function in the real type: fn(e, "exp") is expf or exp. */
+static const char *fn(Emit *e, const char *name) {
+  return arena_printf("%s%s", name, e->sfx);
+}
+
+/* A kernel of runtime/kernels.h in the real type: kern(e, "tanh") is
+ * bp_tanh_f32 or bp_tanh_f64. */
+static const char *kern(Emit *e, const char *name) {
+  return arena_printf("bp_%s_%s", name, e->opt->dtype == DT_F32 ? "f32" : "f64");
+}
+
+static const char *V(Emit *e, Node *n) {
+  const char *b = e->buf[n->id];
+  if (!b)
+    die("node %d (%s) has no buffer", n->id, optab[n->op].name);
+  return arena_printf("s->%s", b);
+}
+
+static const char *lab(Emit *e, Node *n) { return e->label[n->id]; }
+
+static long numel(Node *n) { return shape_numel(&n->shape); }
+
+/* "i0*64 + i1": the linear index of a tensor of shape `in` read broadcast
+ * against loop variables i0.. over shape `o` (shapes aligned on the right,
+ * size-1 and missing dims contribute nothing). */
+static const char *bidx(const Shape *o, const Shape *in) {
+  Buf b = {0};
+  long stride = 1;
+  int terms = 0;
+  char *parts[MAXRANK];
+  int np = 0;
+  for (int d = in->rank - 1; d >= 0; d--) {
+    int od = d + o->rank - in->rank;
+    if (in->dim[d] != 1 && od >= 0) {
+      parts[np++] = stride == 1 ? arena_printf("i%d", od) : arena_printf("i%d*%ld", od, stride);
+      terms++;
+    }
+    stride *= in->dim[d];
+  }
+  if (!terms)
+    return "0";
+  for (int k = np - 1; k >= 0; k--)
+    bprintf(&b, "%s%s", k == np - 1 ? "" : " + ", parts[k]);
+  return bdone(&b);
+}
+
+static void loops_open(Emit *e, const Shape *o) {
+  for (int d = 0; d < o->rank; d++)
+    L(e, "%*sfor (int i%d = 0; i%d < %d; i%d++)", 2 * d, "", d, d, o->dim[d], d);
+}
+
+/* Splits a shape at axis (-1: all) into outer x len x inner. */
+static void split_axis(const Shape *s, int axis, long *outer, long *len, long *inner) {
+  *outer = 1, *len = 1, *inner = 1;
+  if (axis < 0) {
+    *len = shape_numel(s);
+    return;
+  }
+  if (axis >= s->rank)
+    die("axis %d out of rank %d", axis, s->rank);
+  for (int d = 0; d < s->rank; d++)
+    *(d < axis ? outer : d == axis ? len : inner) *= s->dim[d];
+}
+
+/* The index "o*81 + j*3 + k" of element j along the axis (mode 1), of the
+ * first element (mode 2: j = 0), or of the reduced result (mode 0: no j);
+ * terms of unit loops are left out. */
+static const char *lin3(long outer, long len, long inner, int mode) {
+  Buf b = {0};
+  if (outer > 1)
+    bprintf(&b, "o*%ld", (mode ? len : 1) * inner);
+  if (mode == 1 && len > 1) {
+    if (b.len)
+      bprintf(&b, " + ");
+    if (inner == 1)
+      bprintf(&b, "j");
+    else
+      bprintf(&b, "j*%ld", inner);
+  }
+  if (inner > 1)
+    bprintf(&b, "%sk", b.len ? " + " : "");
+  if (!b.len)
+    bprintf(&b, "0");
+  return bdone(&b);
+}
+
+/* Opens the outer/inner loops of a reduction along an axis. */
+static void axis_loops(Emit *e, long outer, long inner) {
+  if (outer > 1)
+    L(e, "for (int o = 0; o < %ld; o++)", outer);
+  if (inner > 1)
+    L(e, "for (int k = 0; k < %ld; k++)", inner);
+}
+
+/* Replaces @0/@1/@2 by args[0..2] in a C expression template. */
+static const char *subst(const char *t, const char *a0, const char *a1, const char *a2) {
+  Buf b = {0};
+  for (const char *p = t; *p; p++) {
+    if (p[0] == '@' && p[1] >= '0' && p[1] <= '2') {
+      const char *a = p[1] == '0' ? a0 : p[1] == '1' ? a1 : a2;
+      bprintf(&b, "%s", a);
+      p++;
+    } else {
+      bprintf(&b, "%c", *p);
+    }
+  }
+  return bdone(&b);
+}
+
+/* The spec's text of a line, trimmed, safe inside a comment. */
+static const char *src_line(Emit *e, int line) {
+  if (line < 1 || line > e->nlines)
+    return "";
+  const char *p = e->lines[line];
+  const char *q = p;
+  while (*q && *q != '\n' && *q != '\r' && *q != '#')
+    q++;
+  while (p < q && (*p == ' ' || *p == '\t'))
+    p++;
+  while (q > p && (q[-1] == ' ' || q[-1] == '\t'))
+    q--;
+  Buf b = {0};
+  for (const char *c = p; c < q; c++) {
+    if (c[0] == '*' && c[1] == '/')
+      bprintf(&b, "* ");
+    else if (c[0] == '/' && c[1] == '*')
+      bprintf(&b, "/ ");
+    else
+      bprintf(&b, "%c", *c);
+  }
+  return bdone(&b);
+}
+
+static const char *spec_name(Emit *e) {
+  const char *name = e->g->file ? e->g->file->name : "spec";
+  Buf b = {0};
+  for (const char *p = name; *p; p++) {
+    if (*p == '"' || *p == '\\')
+      bprintf(&b, "\\%c", *p);
+    else if ((unsigned char)*p < 32)
+      bprintf(&b, "?");
+    else
+      bprintf(&b, "%c", *p);
+  }
+  return bdone(&b);
+}
+
+/* Opens a node's block: #line at its spec line, then the math as a comment. */
+static void head(Emit *e, Node *n, const char *fmt, ...) PRINTF(3, 4);
+static void head(Emit *e, Node *n, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  Buf m = {0};
+  bvprintf(&m, fmt, ap);
+  va_end(ap);
+  const char *math = bdone(&m);
+  if (n->line > 0)
+    bprintf(e->b, "#line %d \"%s\"\n", n->line, spec_name(e));
+  if (n->is_backward && n->fwd)
+    L(e, "/* %s = %s   %s   (from line %d: %s) */", lab(e, n), math, shape_str(&n->shape),
+      n->fwd->line, src_line(e, n->fwd->line));
+  else
+    L(e, "/* %s = %s   %s */", lab(e, n), math, shape_str(&n->shape));
+}
+
+/* ---- elementwise ------------------------------------------------------------------ */
+
+/* out = expr(in0, in1, in2) elementwise with broadcasting; t is a template
+ * over @0 @1 @2 (the inputs' elements). */
+static void elementwise(Emit *e, Node *n, int nin, const char *t) {
+  const char *idx[3] = {"", "", ""};
+  long ne = numel(n);
+  bool flat = true;
+  for (int k = 0; k < nin; k++)
+    if (!shape_eq(&n->in[k]->shape, &n->shape) && numel(n->in[k]) != 1)
+      flat = false;
+  if (ne == 1) {
+    for (int k = 0; k < nin; k++)
+      idx[k] = arena_printf("%s[0]", V(e, n->in[k]));
+    L(e, "%s[0] = %s;", V(e, n), subst(t, idx[0], idx[1], idx[2]));
+  } else if (flat) {
+    for (int k = 0; k < nin; k++)
+      idx[k] = arena_printf("%s[%s]", V(e, n->in[k]), numel(n->in[k]) == 1 ? "0" : "i");
+    L(e, "for (int i = 0; i < %ld; i++)", ne);
+    L(e, "  %s[i] = %s;", V(e, n), subst(t, idx[0], idx[1], idx[2]));
+  } else {
+    for (int k = 0; k < nin; k++)
+      idx[k] = arena_printf("%s[%s]", V(e, n->in[k]), bidx(&n->shape, &n->in[k]->shape));
+    loops_open(e, &n->shape);
+    L(e, "%*s%s[%s] = %s;", 2 * n->shape.rank, "", V(e, n), bidx(&n->shape, &n->shape),
+      subst(t, idx[0], idx[1], idx[2]));
+  }
+}
+
+void emit_input(Emit *e, Node *n) { (void)e, (void)n; }
+void emit_param(Emit *e, Node *n) { (void)e, (void)n; }
+
+void emit_const(Emit *e, Node *n) {
+  if (n->name || e->label[n->id][0] == 'd')
+    head(e, n, "%g", n->num);
+  else
+    head(e, n, "the constant");
+  L(e, "%s[0] = %s;", V(e, n), lit(e, n->num));
+}
+
+void emit_add(Emit *e, Node *n) {
+  head(e, n, "%s + %s", lab(e, n->in[0]), lab(e, n->in[1]));
+  elementwise(e, n, 2, "@0 + @1");
+}
+
+void emit_sub(Emit *e, Node *n) {
+  head(e, n, "%s - %s", lab(e, n->in[0]), lab(e, n->in[1]));
+  elementwise(e, n, 2, "@0 - @1");
+}
+
+void emit_mul(Emit *e, Node *n) {
+  head(e, n, "%s ⊙ %s", lab(e, n->in[0]), lab(e, n->in[1]));
+  elementwise(e, n, 2, "@0 * @1");
+}
+
+void emit_div(Emit *e, Node *n) {
+  head(e, n, "%s / %s", lab(e, n->in[0]), lab(e, n->in[1]));
+  elementwise(e, n, 2, "@0 / @1");
+}
+
+void emit_pow(Emit *e, Node *n) {
+  head(e, n, "%s ^ %g", lab(e, n->in[0]), n->num);
+  double p = n->num;
+  const char *t;
+  if (p == 1)
+    t = "@0";
+  else if (p == 2)
+    t = "@0 * @0";
+  else if (p == -1)
+    t = arena_printf("%s / @0", lit(e, 1));
+  else if (p == 0.5)
+    t = arena_printf("%s(@0)", fn(e, "sqrt"));
+  else if (p == -0.5)
+    t = arena_printf("%s / %s(@0)", lit(e, 1), fn(e, "sqrt"));
+  else
+    t = arena_printf("%s(@0, %s)", fn(e, "pow"), lit(e, p));
+  elementwise(e, n, 1, t);
+}
+
+void emit_neg(Emit *e, Node *n) {
+  head(e, n, "-%s", lab(e, n->in[0]));
+  elementwise(e, n, 1, "-@0");
+}
+
+static void unary_fn(Emit *e, Node *n, const char *f) {
+  head(e, n, "%s(%s)", f, lab(e, n->in[0]));
+  elementwise(e, n, 1, arena_printf("%s(@0)", fn(e, f)));
+}
+
+/* y = f(x) over the array by a kernel (gcc-compiled, vectorised) */
+static void unary_kernel(Emit *e, Node *n, const char *f) {
+  head(e, n, "%s(%s)", f, lab(e, n->in[0]));
+  L(e, "%s(%ld, %s, %s);", kern(e, f), numel(n), V(e, n->in[0]), V(e, n));
+}
+
+void emit_exp(Emit *e, Node *n) { HAVE_KERNELS ? unary_kernel(e, n, "exp") : unary_fn(e, n, "exp"); }
+void emit_log(Emit *e, Node *n) { unary_fn(e, n, "log"); }
+void emit_tanh(Emit *e, Node *n) { HAVE_KERNELS ? unary_kernel(e, n, "tanh") : unary_fn(e, n, "tanh"); }
+void emit_sqrt(Emit *e, Node *n) { unary_fn(e, n, "sqrt"); }
+
+void emit_relu(Emit *e, Node *n) {
+  head(e, n, "relu(%s)", lab(e, n->in[0]));
+  elementwise(e, n, 1, arena_printf("@0 > 0 ? @0 : %s", lit(e, 0)));
+}
+
+void emit_sigmoid(Emit *e, Node *n) {
+  head(e, n, "sigmoid(%s)", lab(e, n->in[0]));
+  elementwise(e, n, 1, arena_printf("%s / (%s + %s(-@0))", lit(e, 1), lit(e, 1), fn(e, "exp")));
+}
+
+void emit_tanh_bwd(Emit *e, Node *n) {
+  head(e, n, "(1 - %s²) ⊙ %s", lab(e, n->in[0]), lab(e, n->in[1]));
+  if (HAVE_KERNELS) {
+    L(e, "%s(%ld, %s, %s, %s, 0);", kern(e, "tanh_bwd"), numel(n), V(e, n->in[0]), V(e, n->in[1]), V(e, n));
+    return;
+  }
+  elementwise(e, n, 2, arena_printf("(%s - @0 * @0) * @1", lit(e, 1)));
+}
+
+void emit_relu_bwd(Emit *e, Node *n) {
+  head(e, n, "(%s > 0) ⊙ %s", lab(e, n->in[0]), lab(e, n->in[1]));
+  elementwise(e, n, 2, arena_printf("@0 > 0 ? @1 : %s", lit(e, 0)));
+}
+
+void emit_sigmoid_bwd(Emit *e, Node *n) {
+  head(e, n, "%s ⊙ (1 - %s) ⊙ %s", lab(e, n->in[0]), lab(e, n->in[0]), lab(e, n->in[1]));
+  elementwise(e, n, 2, arena_printf("@0 * (%s - @0) * @1", lit(e, 1)));
+}
+
+/* broadcast dy up to n->shape, times num */
+void emit_expand(Emit *e, Node *n) {
+  if (n->num == 1) {
+    head(e, n, "%s broadcast to %s", lab(e, n->in[0]), shape_str(&n->shape));
+    elementwise(e, n, 1, "@0");
+  } else {
+    head(e, n, "%g · %s broadcast to %s", n->num, lab(e, n->in[0]), shape_str(&n->shape));
+    elementwise(e, n, 1, arena_printf("%s * @0", lit(e, n->num)));
+  }
+}
+
+/* sum dy down to n->shape: the dims broadcasting stretched are summed */
+void emit_sumto(Emit *e, Node *n) {
+  Node *x = n->in[0];
+  const Shape *I = &x->shape, *O = &n->shape;
+  head(e, n, "Σ %s down to %s", lab(e, x), shape_str(O));
+  if (shape_eq(I, O)) {
+    L(e, "memcpy(%s, %s, sizeof %s);", V(e, n), V(e, x), V(e, n));
+    return;
+  }
+  /* reduced dims all leading (a bias gradient) or all trailing: one kernel */
+  if (HAVE_KERNELS) {
+    int first_kept = I->rank, last_red = -1, last_kept = -1, first_red = I->rank;
+    for (int d = 0; d < I->rank; d++) {
+      int od = d - (I->rank - O->rank);
+      bool r = od < 0 || (O->dim[od] == 1 && I->dim[d] != 1);
+      if (I->dim[d] == 1)
+        continue;
+      if (r)
+        last_red = d, first_red = first_red < d ? first_red : d;
+      else
+        last_kept = d, first_kept = first_kept < d ? first_kept : d;
+    }
+    long no = numel(n), ni = numel(x);
+    if (last_red < first_kept) {
+      L(e, "%s(%ld, %ld, %s, %s, 0);", kern(e, "colsum"), ni / no, no, V(e, x), V(e, n));
+      return;
+    }
+    if (last_kept < first_red) {
+      L(e, "%s(%ld, %ld, %s, %s, 0);", kern(e, "rowsum"), no, ni / no, V(e, x), V(e, n));
+      return;
+    }
+  }
+  bool red[MAXRANK];
+  long istride[MAXRANK], ostride[MAXRANK];
+  long st = 1;
+  for (int d = I->rank - 1; d >= 0; d--)
+    istride[d] = st, st *= I->dim[d];
+  st = 1;
+  for (int d = O->rank - 1; d >= 0; d--)
+    ostride[d] = st, st *= O->dim[d];
+  for (int d = 0; d < I->rank; d++) {
+    int od = d - (I->rank - O->rank);
+    red[d] = od < 0 || (O->dim[od] == 1 && I->dim[d] != 1);
+  }
+  /* loops over the kept dims outside, the summed dims inside */
+  Buf ii = {0}, oi = {0};
+  int depth = 0;
+  for (int d = 0; d < I->rank; d++) {
+    if (red[d] || I->dim[d] == 1)
+      continue;
+    L(e, "%*sfor (int i%d = 0; i%d < %d; i%d++)", 2 * depth++, "", d, d, I->dim[d], d);
+    bprintf(&ii, "%si%d*%ld", ii.len ? " + " : "", d, istride[d]);
+    bprintf(&oi, "%si%d*%ld", oi.len ? " + " : "", d, ostride[d - (I->rank - O->rank)]);
+  }
+  L(e, "%*s{", 2 * depth, "");
+  L(e, "%*s  double acc = 0;", 2 * depth, "");
+  int rd = depth + 1;
+  for (int d = 0; d < I->rank; d++) {
+    if (!red[d])
+      continue;
+    L(e, "%*sfor (int i%d = 0; i%d < %d; i%d++)", 2 * rd++, "", d, d, I->dim[d], d);
+    bprintf(&ii, "%si%d*%ld", ii.len ? " + " : "", d, istride[d]);
+  }
+  const char *is = ii.len ? bdone(&ii) : "0", *os = oi.len ? bdone(&oi) : "0";
+  L(e, "%*sacc += %s[%s];", 2 * rd, "", V(e, x), is);
+  L(e, "%*s  %s[%s] = (real)acc;", 2 * depth, "", V(e, n), os);
+  L(e, "%*s}", 2 * depth, "");
+}
+
+/* ---- shape ops ---------------------------------------------------------------------- */
+
+void emit_reshape(Emit *e, Node *n) {
+  head(e, n, "%s viewed as %s", lab(e, n->in[0]), shape_str(&n->shape));
+  L(e, "memcpy(%s, %s, sizeof %s);", V(e, n), V(e, n->in[0]), V(e, n));
+}
+
+/* C[X]: row X[i] of the table for each index (out of range: zeros, flagged) */
+void emit_gather(Emit *e, Node *n) {
+  Node *c = n->in[0], *x = n->in[1];
+  long rows = c->shape.dim[0], r = numel(c) / (rows ? rows : 1), ni = numel(x);
+  head(e, n, "%s[%s]", lab(e, c), lab(e, x));
+  L(e, "for (int i = 0; i < %ld; i++) {", ni);
+  L(e, "  int32_t ix = %s[i];", V(e, x));
+  L(e, "  if (ix < 0 || ix >= %ld) {", rows);
+  L(e, "    s->bad_index = 1;");
+  L(e, "    memset(&%s[i*%ld], 0, %ld * sizeof(real));", V(e, n), r, r);
+  L(e, "    continue;");
+  L(e, "  }");
+  L(e, "  for (int r = 0; r < %ld; r++)", r);
+  L(e, "    %s[i*%ld + r] = %s[ix*%ld + r];", V(e, n), r, V(e, c), r);
+  L(e, "}");
+}
+
+/* dC: zeros, then row i of dy added into row X[i] (the lecture's dC loop) */
+void emit_gather_bwd(Emit *e, Node *n) {
+  Node *x = n->in[0], *dy = n->in[1];
+  long rows = n->shape.dim[0], r = numel(n) / (rows ? rows : 1), ni = numel(x);
+  head(e, n, "Σ_i onehot(%s[i]) · %s[i]  (scatter-add into rows)", lab(e, x), lab(e, dy));
+  L(e, "memset(%s, 0, sizeof %s);", V(e, n), V(e, n));
+  L(e, "for (int i = 0; i < %ld; i++) {", ni);
+  L(e, "  int32_t ix = %s[i];", V(e, x));
+  L(e, "  if (ix < 0 || ix >= %ld)", rows);
+  L(e, "    continue;");
+  L(e, "  for (int r = 0; r < %ld; r++)", r);
+  L(e, "    %s[ix*%ld + r] += %s[i*%ld + r];", V(e, n), r, V(e, dy), r);
+  L(e, "}");
+}
+
+/* ---- matmul ------------------------------------------------------------------------- */
+
+void emit_matmul(Emit *e, Node *n) {
+  Node *a = n->in[0], *b = n->in[1];
+  const Shape *O = &n->shape, *A = &a->shape, *B = &b->shape;
+  head(e, n, "%s%s · %s%s", lab(e, a), n->transa ? "ᵀ" : "", lab(e, b), n->transb ? "ᵀ" : "");
+  if (O->rank < 2 || A->rank < 2 || B->rank < 2)
+    die("matmul of rank < 2");
+  long M = O->dim[O->rank - 2], N = O->dim[O->rank - 1];
+  long K = n->transa ? A->dim[A->rank - 2] : A->dim[A->rank - 1];
+  const char *k = e->opt->dtype == DT_F32 ? "bp_gemm_f32" : "bp_gemm_f64";
+  Shape ob = *O, ab = *A, bb = *B;
+  ob.rank -= 2, ab.rank -= 2, bb.rank -= 2;
+  long nb = shape_numel(&ob);
+  if (nb == 1 || (!n->transa && bb.rank == 0 && shape_eq(&ab, &ob))) {
+    /* one call; a batch of a over a shared b folds into the rows */
+    L(e, "%s(%ld, %ld, %ld, %s, %d, %s, %d, %s, 0);", k, M * nb, N, K, V(e, a), n->transa, V(e, b),
+      n->transb, V(e, n));
+    return;
+  }
+  loops_open(e, &ob);
+  L(e, "%*s%s(%ld, %ld, %ld, %s + (%s)*%ld, %d, %s + (%s)*%ld, %d, %s + (%s)*%ld, 0);", 2 * ob.rank, "",
+    k, M, N, K, V(e, a), bidx(&ob, &ab), M * K, n->transa, V(e, b), bidx(&ob, &bb), K * N, n->transb,
+    V(e, n), bidx(&ob, &ob), M * N);
+}
+
+/* ---- reductions ------------------------------------------------------------------- */
+
+static const char *axis_str(int axis) { return axis < 0 ? "all" : arena_printf("axis %d", axis); }
+
+static void reduce(Emit *e, Node *n, bool mean) {
+  Node *x = n->in[0];
+  long outer, len, inner;
+  split_axis(&x->shape, n->axis, &outer, &len, &inner);
+  head(e, n, "%s(%s, %s)", mean ? "mean" : "Σ", lab(e, x), axis_str(n->axis));
+  axis_loops(e, outer, inner);
+  L(e, "{");
+  L(e, "  double acc = 0;");
+  L(e, "  for (int j = 0; j < %ld; j++)", len);
+  L(e, "    acc += %s[%s];", V(e, x), lin3(outer, len, inner, 1));
+  L(e, "  %s[%s] = (real)(acc%s);", V(e, n), lin3(outer, len, inner, 0),
+    mean ? arena_printf(" / %ld", len) : "");
+  L(e, "}");
+}
+
+void emit_sum(Emit *e, Node *n) { reduce(e, n, false); }
+void emit_mean(Emit *e, Node *n) { reduce(e, n, true); }
+
+void emit_max(Emit *e, Node *n) {
+  Node *x = n->in[0];
+  long outer, len, inner;
+  split_axis(&x->shape, n->axis, &outer, &len, &inner);
+  head(e, n, "max(%s, %s)", lab(e, x), axis_str(n->axis));
+  const char *xi = lin3(outer, len, inner, 1);
+  axis_loops(e, outer, inner);
+  L(e, "{");
+  L(e, "  real m = %s[%s];", V(e, x), lin3(outer, len, inner, 2));
+  L(e, "  for (int j = 1; j < %ld; j++)", len);
+  L(e, "    if (%s[%s] > m)", V(e, x), xi);
+  L(e, "      m = %s[%s];", V(e, x), xi);
+  L(e, "  %s[%s] = m;", V(e, n), lin3(outer, len, inner, 0));
+  L(e, "}");
+}
+
+/* dy to the first arg-max along the axis, zeros elsewhere */
+void emit_max_bwd(Emit *e, Node *n) {
+  Node *x = n->in[0], *dy = n->in[1];
+  long outer, len, inner;
+  split_axis(&x->shape, n->axis, &outer, &len, &inner);
+  head(e, n, "onehot(argmax(%s, %s)) ⊙ %s", lab(e, x), axis_str(n->axis), lab(e, dy));
+  const char *xi = lin3(outer, len, inner, 1);
+  L(e, "memset(%s, 0, sizeof %s);", V(e, n), V(e, n));
+  axis_loops(e, outer, inner);
+  L(e, "{");
+  L(e, "  int best = 0;");
+  L(e, "  real m = %s[%s];", V(e, x), lin3(outer, len, inner, 2));
+  L(e, "  for (int j = 1; j < %ld; j++)", len);
+  L(e, "    if (%s[%s] > m) {", V(e, x), xi);
+  L(e, "      m = %s[%s];", V(e, x), xi);
+  L(e, "      best = j;");
+  L(e, "    }");
+  L(e, "  {");
+  L(e, "    int j = best;");
+  L(e, "    %s[%s] = %s[%s];", V(e, n), xi, V(e, dy), lin3(outer, len, inner, 0));
+  L(e, "  }");
+  L(e, "}");
+}
+
+/* ---- indexing by class ---------------------------------------------------------------- */
+
+void emit_pick(Emit *e, Node *n) {
+  Node *x = n->in[0], *y = n->in[1];
+  long N = x->shape.dim[0], K = x->shape.dim[1];
+  head(e, n, "%s[i, %s[i]]", lab(e, x), lab(e, y));
+  L(e, "for (int i = 0; i < %ld; i++) {", N);
+  L(e, "  int32_t c = %s[i];", V(e, y));
+  L(e, "  if (c < 0 || c >= %ld) {", K);
+  L(e, "    s->bad_index = 1;");
+  L(e, "    %s[i] = 0;", V(e, n));
+  L(e, "  } else {");
+  L(e, "    %s[i] = %s[i*%ld + c];", V(e, n), V(e, x), K);
+  L(e, "  }");
+  L(e, "}");
+}
+
+void emit_pick_bwd(Emit *e, Node *n) {
+  Node *y = n->in[0], *dy = n->in[1];
+  long N = n->shape.dim[0], K = n->shape.dim[1];
+  head(e, n, "onehot(%s) ⊙ %s[i]", lab(e, y), lab(e, dy));
+  L(e, "memset(%s, 0, sizeof %s);", V(e, n), V(e, n));
+  L(e, "for (int i = 0; i < %ld; i++) {", N);
+  L(e, "  int32_t c = %s[i];", V(e, y));
+  L(e, "  if (c >= 0 && c < %ld)", K);
+  L(e, "    %s[i*%ld + c] = %s[i];", V(e, n), K, V(e, dy));
+  L(e, "}");
+}
+
+/* ---- softmax and cross-entropy ------------------------------------------------------- */
+
+void emit_softmax(Emit *e, Node *n) {
+  Node *x = n->in[0];
+  long outer, len, inner;
+  split_axis(&x->shape, n->axis, &outer, &len, &inner);
+  head(e, n, "softmax(%s, axis %d) = exp(x - max) / Σ exp(x - max)", lab(e, x), n->axis);
+  if (HAVE_KERNELS && inner == 1) {
+    L(e, "%s(%ld, %ld, %s, %s);", kern(e, "softmax"), outer, len, V(e, x), V(e, n));
+    return;
+  }
+  const char *xi = lin3(outer, len, inner, 1);
+  axis_loops(e, outer, inner);
+  L(e, "{");
+  L(e, "  real m = %s[%s];", V(e, x), lin3(outer, len, inner, 2));
+  L(e, "  for (int j = 1; j < %ld; j++)", len);
+  L(e, "    if (%s[%s] > m)", V(e, x), xi);
+  L(e, "      m = %s[%s];", V(e, x), xi);
+  L(e, "  double sum = 0;");
+  L(e, "  for (int j = 0; j < %ld; j++)", len);
+  L(e, "    sum += %s[%s] = %s(%s[%s] - m);", V(e, n), xi, fn(e, "exp"), V(e, x), xi);
+  L(e, "  for (int j = 0; j < %ld; j++)", len);
+  L(e, "    %s[%s] = (real)(%s[%s] / sum);", V(e, n), xi, V(e, n), xi);
+  L(e, "}");
+}
+
+void emit_softmax_bwd(Emit *e, Node *n) {
+  Node *y = n->in[0], *dy = n->in[1];
+  long outer, len, inner;
+  split_axis(&y->shape, n->axis, &outer, &len, &inner);
+  head(e, n, "%s ⊙ (%s - Σ_axis%d %s ⊙ %s)", lab(e, y), lab(e, dy), n->axis, lab(e, dy), lab(e, y));
+  const char *xi = lin3(outer, len, inner, 1);
+  axis_loops(e, outer, inner);
+  L(e, "{");
+  L(e, "  double dot = 0;");
+  L(e, "  for (int j = 0; j < %ld; j++)", len);
+  L(e, "    dot += (double)%s[%s] * %s[%s];", V(e, dy), xi, V(e, y), xi);
+  L(e, "  for (int j = 0; j < %ld; j++)", len);
+  L(e, "    %s[%s] = %s[%s] * (%s[%s] - (real)dot);", V(e, n), xi, V(e, y), xi, V(e, dy), xi);
+  L(e, "}");
+}
+
+/* loss = mean over rows of logsumexp(row) - row[Y] */
+void emit_cross_entropy(Emit *e, Node *n) {
+  Node *x = n->in[0], *y = n->in[1];
+  long N = x->shape.dim[0], K = x->shape.dim[1];
+  head(e, n, "-(1/%ld) Σ_i log softmax(%s)[i, %s[i]]", N, lab(e, x), lab(e, y));
+  if (HAVE_KERNELS) {   /* the kernel trusts Y: check it first */
+    L(e, "for (int i = 0; i < %ld; i++)", N);
+    L(e, "  if (%s[i] < 0 || %s[i] >= %ld)", V(e, y), V(e, y), K);
+    L(e, "    s->bad_index = 1;");
+    L(e, "%s[0] = s->bad_index ? 0 : (real)%s(%ld, %ld, %s, %s, s->%s);", V(e, n), kern(e, "xent_fwd"), N, K,
+      V(e, x), V(e, y), e->save[n->id]);
+    return;
+  }
+  L(e, "{");
+  L(e, "  double total = 0;");
+  L(e, "  for (int i = 0; i < %ld; i++) {", N);
+  L(e, "    const real *row = &%s[i*%ld];", V(e, x), K);
+  L(e, "    int32_t c = %s[i];", V(e, y));
+  L(e, "    if (c < 0 || c >= %ld) {", K);
+  L(e, "      s->bad_index = 1;");
+  L(e, "      continue;");
+  L(e, "    }");
+  L(e, "    real m = row[0];");
+  L(e, "    for (int j = 1; j < %ld; j++)", K);
+  L(e, "      if (row[j] > m)");
+  L(e, "        m = row[j];");
+  L(e, "    double sum = 0;");
+  L(e, "    for (int j = 0; j < %ld; j++)", K);
+  L(e, "      sum += %s(row[j] - m);", fn(e, "exp"));
+  L(e, "    total += (double)m + log(sum) - (double)row[c];");
+  L(e, "  }");
+  L(e, "  %s[0] = (real)(total / %ld);", V(e, n), N);
+  L(e, "}");
+}
+
+/* dlogits = (softmax(logits) - onehot(Y)) / N · dloss */
+void emit_xent_bwd(Emit *e, Node *n) {
+  Node *x = n->in[0], *y = n->in[1], *dl = n->in[2];
+  long N = x->shape.dim[0], K = x->shape.dim[1];
+  head(e, n, "(softmax(%s) - onehot(%s)) / %ld · %s", lab(e, x), lab(e, y), N, lab(e, dl));
+  Node *f = n->fwd;
+  if (HAVE_KERNELS && f && f->op == OP_cross_entropy && f->in[0] == x && f->in[1] == y && e->save[f->id]) {
+    /* softmax as forward saved it; Y only compared, never used as an index */
+    L(e, "%s(%ld, %ld, s->%s, %s, %s[0], %s, 0);", kern(e, "xent_bwd"), N, K, e->save[f->id], V(e, y), V(e, dl),
+      V(e, n));
+    return;
+  }
+  L(e, "{");
+  L(e, "  real scale = %s[0] / %s;", V(e, dl), lit(e, (double)N));
+  L(e, "  for (int i = 0; i < %ld; i++) {", N);
+  L(e, "    const real *row = &%s[i*%ld];", V(e, x), K);
+  L(e, "    real *d = &%s[i*%ld];", V(e, n), K);
+  L(e, "    int32_t c = %s[i];", V(e, y));
+  L(e, "    real m = row[0];");
+  L(e, "    for (int j = 1; j < %ld; j++)", K);
+  L(e, "      if (row[j] > m)");
+  L(e, "        m = row[j];");
+  L(e, "    double sum = 0;");
+  L(e, "    for (int j = 0; j < %ld; j++)", K);
+  L(e, "      sum += d[j] = %s(row[j] - m);", fn(e, "exp"));
+  L(e, "    for (int j = 0; j < %ld; j++)", K);
+  L(e, "      d[j] = (real)(d[j] / sum) * scale;");
+  L(e, "    if (c >= 0 && c < %ld)", K);
+  L(e, "      d[c] -= scale;");
+  L(e, "  }");
+  L(e, "}");
+}
+
+/* ---- normalisation ------------------------------------------------------------------ */
+
+static const char *saved(Emit *e, Node *bn, const char *what) {
+  return arena_printf("s->%s_%s", e->save[bn->id], what);
+}
+
+/* training: batch mean and variance per column; eval: the stored statistics.
+ * Rows are walked in memory order with a double accumulator per column (the
+ * _acc1/_acc2 members), so the loops vectorise. */
+void emit_batchnorm(Emit *e, Node *n) {
+  Node *x = n->in[0], *gain = n->in[1], *bias = n->in[2];
+  long N = x->shape.dim[0], D = numel(x) / (N ? N : 1);
+  double div = n->unbiased ? (double)(N - 1) : (double)N;
+  const char *mean = saved(e, n, "mean"), *rstd = saved(e, n, "rstd");
+  const char *a1 = saved(e, n, "acc1"), *a2 = saved(e, n, "acc2");
+  head(e, n, "%s ⊙ (%s - mean_b) / sqrt(var_b + %g) + %s,  var_b with 1/%s", lab(e, gain), lab(e, x),
+       n->num, lab(e, bias), n->unbiased ? "(n-1)" : "n");
+  if (e->eval) {
+    L(e, "for (int j = 0; j < %ld; j++) {", D);
+    L(e, "  %s[j] = %s[j];", mean, saved(e, n, "run_mean"));
+    L(e, "  %s[j] = (real)(1.0 / sqrt((double)%s[j] + %s));", rstd, saved(e, n, "run_var"), dlit(n->num));
+    L(e, "}");
+  } else {
+    L(e, "memset(%s, 0, sizeof %s);", a1, a1);
+    L(e, "memset(%s, 0, sizeof %s);", a2, a2);
+    L(e, "for (int i = 0; i < %ld; i++)", N);
+    L(e, "  for (int j = 0; j < %ld; j++)", D);
+    L(e, "    %s[j] += %s[i*%ld + j];", a1, V(e, x), D);
+    L(e, "for (int j = 0; j < %ld; j++)", D);
+    L(e, "  %s[j] = (real)(%s[j] / %ld);", mean, a1, N);
+    L(e, "for (int i = 0; i < %ld; i++)", N);
+    L(e, "  for (int j = 0; j < %ld; j++) {", D);
+    L(e, "    real d = %s[i*%ld + j] - %s[j];", V(e, x), D, mean);
+    L(e, "    %s[j] += (double)d * d;", a2);
+    L(e, "  }");
+    L(e, "for (int j = 0; j < %ld; j++)", D);
+    L(e, "  %s[j] = (real)(1.0 / sqrt(%s[j] / %s + %s));", rstd, a2, dlit(div), dlit(n->num));
+  }
+  L(e, "for (int i = 0; i < %ld; i++)", N);
+  L(e, "  for (int j = 0; j < %ld; j++) {", D);
+  L(e, "    real xh = (%s[i*%ld + j] - %s[j]) * %s[j];", V(e, x), D, mean, rstd);
+  L(e, "    %s[i*%ld + j] = xh;", saved(e, n, "xhat"), D);
+  L(e, "    %s[i*%ld + j] = %s[j] * xh + %s[j];", V(e, n), D, V(e, gain), V(e, bias));
+  L(e, "  }");
+}
+
+/* dx = gain·rstd/n · (n·dy - Σ_b dy - c·x̂·Σ_b(dy·x̂)),  c = n/(n-1) (Bessel) or 1 */
+void emit_bn_bwd_x(Emit *e, Node *n) {
+  Node *bn = n->in[0], *dy = n->in[1], *gain = bn->in[1];
+  long N = bn->shape.dim[0], D = numel(bn) / (N ? N : 1);
+  double c = bn->unbiased ? (double)N / (double)(N - 1) : 1.0;
+  const char *a1 = saved(e, bn, "acc1"), *a2 = saved(e, bn, "acc2"), *xh = saved(e, bn, "xhat");
+  head(e, n, "%s·rstd/n · (n·%s - Σ_b %s - %s·x̂·Σ_b(%s·x̂))", lab(e, gain), lab(e, dy), lab(e, dy),
+       bn->unbiased ? "n/(n-1)" : "1", lab(e, dy));
+  L(e, "memset(%s, 0, sizeof %s);", a1, a1);
+  L(e, "memset(%s, 0, sizeof %s);", a2, a2);
+  L(e, "for (int i = 0; i < %ld; i++)", N);
+  L(e, "  for (int j = 0; j < %ld; j++) {", D);
+  L(e, "    %s[j] += %s[i*%ld + j];", a1, V(e, dy), D);
+  L(e, "    %s[j] += (double)%s[i*%ld + j] * %s[i*%ld + j];", a2, V(e, dy), D, xh, D);
+  L(e, "  }");
+  L(e, "for (int i = 0; i < %ld; i++)", N);
+  L(e, "  for (int j = 0; j < %ld; j++)", D);
+  L(e, "    %s[i*%ld + j] = (real)((double)%s[j] * %s[j] / %ld * (%ld * (double)%s[i*%ld + j] - %s[j] - %s * %s[i*%ld + j] * %s[j]));",
+    V(e, n), D, V(e, gain), saved(e, bn, "rstd"), N, N, V(e, dy), D, a1, dlit(c), xh, D, a2);
+}
+
+void emit_bn_bwd_gain(Emit *e, Node *n) {
+  Node *bn = n->in[0], *dy = n->in[1];
+  long N = bn->shape.dim[0], D = numel(bn) / (N ? N : 1);
+  const char *a1 = saved(e, bn, "acc1");
+  head(e, n, "Σ_b %s ⊙ x̂", lab(e, dy));
+  L(e, "memset(%s, 0, sizeof %s);", a1, a1);
+  L(e, "for (int i = 0; i < %ld; i++)", N);
+  L(e, "  for (int j = 0; j < %ld; j++)", D);
+  L(e, "    %s[j] += (double)%s[i*%ld + j] * %s[i*%ld + j];", a1, V(e, dy), D, saved(e, bn, "xhat"), D);
+  L(e, "for (int j = 0; j < %ld; j++)", D);
+  L(e, "  %s[j] = (real)%s[j];", V(e, n), a1);
+}
+
+void emit_layernorm(Emit *e, Node *n) {
+  Node *x = n->in[0], *gain = n->in[1], *bias = n->in[2];
+  long D = x->shape.dim[x->shape.rank - 1], R = numel(x) / (D ? D : 1);
+  head(e, n, "%s · (%s - mean) / sqrt(var + %g) + %s  (over the last axis)", lab(e, gain), lab(e, x),
+       n->num, lab(e, bias));
+  L(e, "for (int r = 0; r < %ld; r++) {", R);
+  L(e, "  const real *row = &%s[r*%ld];", V(e, x), D);
+  L(e, "  double sum = 0, ss = 0;");
+  L(e, "  for (int j = 0; j < %ld; j++)", D);
+  L(e, "    sum += row[j];");
+  L(e, "  real mean = (real)(sum / %ld);", D);
+  L(e, "  for (int j = 0; j < %ld; j++) {", D);
+  L(e, "    real d = row[j] - mean;");
+  L(e, "    ss += (double)d * d;");
+  L(e, "  }");
+  L(e, "  real rstd = (real)(1.0 / sqrt(ss / %ld + %s));", D, dlit(n->num));
+  L(e, "  %s[r] = rstd;", saved(e, n, "rstd"));
+  L(e, "  for (int j = 0; j < %ld; j++) {", D);
+  L(e, "    real xh = (row[j] - mean) * rstd;");
+  L(e, "    %s[r*%ld + j] = xh;", saved(e, n, "xhat"), D);
+  L(e, "    %s[r*%ld + j] = %s[j] * xh + %s[j];", V(e, n), D, V(e, gain), V(e, bias));
+  L(e, "  }");
+  L(e, "}");
+}
+
+/* dx = rstd · (dx̂ - mean(dx̂) - x̂·mean(dx̂·x̂)),  dx̂ = gain ⊙ dy, per row */
+void emit_ln_bwd_x(Emit *e, Node *n) {
+  Node *ln = n->in[0], *dy = n->in[1], *gain = ln->in[1];
+  long D = ln->shape.dim[ln->shape.rank - 1], R = numel(ln) / (D ? D : 1);
+  head(e, n, "rstd · (dx̂ - mean(dx̂) - x̂·mean(dx̂·x̂)),  dx̂ = %s ⊙ %s", lab(e, gain), lab(e, dy));
+  L(e, "for (int r = 0; r < %ld; r++) {", R);
+  L(e, "  const real *xh = &%s[r*%ld];", saved(e, ln, "xhat"), D);
+  L(e, "  const real *g = &%s[r*%ld];", V(e, dy), D);
+  L(e, "  double m1 = 0, m2 = 0;");
+  L(e, "  for (int j = 0; j < %ld; j++) {", D);
+  L(e, "    double dxh = (double)%s[j] * g[j];", V(e, gain));
+  L(e, "    m1 += dxh;");
+  L(e, "    m2 += dxh * xh[j];");
+  L(e, "  }");
+  L(e, "  m1 /= %ld;", D);
+  L(e, "  m2 /= %ld;", D);
+  L(e, "  for (int j = 0; j < %ld; j++)", D);
+  L(e, "    %s[r*%ld + j] = (real)(%s[r] * ((double)%s[j] * g[j] - m1 - xh[j] * m2));", V(e, n), D,
+    saved(e, ln, "rstd"), V(e, gain));
+  L(e, "}");
+}
+
+void emit_ln_bwd_gain(Emit *e, Node *n) {
+  Node *ln = n->in[0], *dy = n->in[1];
+  long D = ln->shape.dim[ln->shape.rank - 1], R = numel(ln) / (D ? D : 1);
+  head(e, n, "Σ_rows %s ⊙ x̂", lab(e, dy));
+  L(e, "for (int j = 0; j < %ld; j++) {", D);
+  L(e, "  double acc = 0;");
+  L(e, "  for (int r = 0; r < %ld; r++)", R);
+  L(e, "    acc += (double)%s[r*%ld + j] * %s[r*%ld + j];", V(e, dy), D, saved(e, ln, "xhat"), D);
+  L(e, "  %s[j] = (real)acc;", V(e, n));
+  L(e, "}");
+}
+
+/* ---- layout: which field holds which node ------------------------------------------- */
+
+static bool is_float(Node *n) { return n->type == TY_FLOAT; }
+
+/* The node fed to cross_entropy, if any. */
+static Node *xent_logits(Graph *g) {
+  for (int i = 0; i < g->nforward; i++)
+    if (g->nodes[i]->op == OP_cross_entropy)
+      return g->nodes[i]->in[0];
+  return NULL;
+}
+
+static const char *kind_word(int kind) {
+  static const char *const w[] = {"input", "param", "grad", "activation", "statistic"};
+  return kind >= 0 && kind <= 4 ? w[kind] : "scratch";
+}
+
+static void layout(Emit *e) {
+  Graph *g = e->g;
+  Node *logits = xent_logits(g);
+  int nn = g->nnodes;
+  e->buf = arena_alloc(sizeof(char *) * (size_t)nn);
+  e->label = arena_alloc(sizeof(char *) * (size_t)nn);
+  e->save = arena_alloc(sizeof(char *) * (size_t)nn);
+  e->copies = arena_alloc(sizeof(Copy) * (size_t)(nn + 1));
+
+  /* params, then their grads in the same order: two contiguous runs */
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op == OP_param)
+      e->buf[n->id] = add_field(e, n->name, n->name, BP_PARAM, 0, &n->shape, n->line, NULL);
+  }
+  for (int i = 0, k = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op != OP_param)
+      continue;
+    const char *tn = arena_printf("d%s", n->name);
+    const char *f = add_field(e, tn, tn, BP_GRAD, 0, &n->shape, n->line, NULL);
+    e->fields[k++].grad = f;
+    if (!n->grad) {
+      e->fields[e->nfields - 1].unwritten = true;
+      continue;
+    }
+    if (n->grad->is_backward && !e->buf[n->grad->id])
+      e->buf[n->grad->id] = f, e->label[n->grad->id] = tn;
+    else
+      e->copies[e->ncopies++] = (Copy){f, n->grad};
+  }
+  /* inputs, then the named forward tensors and their grads */
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op == OP_input)
+      e->buf[n->id] = add_field(e, n->name, n->name, BP_INPUT, is_float(n) ? 0 : 1, &n->shape, n->line,
+                                NULL);
+  }
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op == OP_input || n->op == OP_param)
+      continue;
+    const char *name = n->name;
+    if (!name && n == logits && !graph_find(g, "logits"))
+      name = "logits";   /* the trainer samples from it */
+    if (!name)
+      continue;
+    e->buf[n->id] = add_field(e, name, name, BP_ACT, is_float(n) ? 0 : 1, &n->shape, n->line, NULL);
+  }
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op == OP_input || n->op == OP_param || !n->name || !n->grad || !is_float(n))
+      continue;
+    const char *tn = arena_printf("d%s", n->name);
+    const char *f = add_field(e, tn, tn, BP_GRAD, 0, &n->shape, n->line, NULL);
+    if (n->grad->is_backward && !e->buf[n->grad->id])
+      e->buf[n->grad->id] = f, e->label[n->grad->id] = tn;
+    else
+      e->copies[e->ncopies++] = (Copy){f, n->grad};
+  }
+  /* batchnorm statistics for inference */
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op != OP_batchnorm)
+      continue;
+    const char *base = n->name ? n->name : arena_printf("bn%d", n->id);
+    e->save[n->id] = free_base(e, base);
+    const Shape *gs = &n->in[1]->shape;
+    add_field(e, arena_printf("%s_run_mean", e->save[n->id]), arena_printf("%s.mean", base), BP_STAT, 0, gs,
+              n->line, NULL);
+    add_field(e, arena_printf("%s_run_var", e->save[n->id]), arena_printf("%s.var", base), BP_STAT, 0, gs,
+              n->line, NULL);
+  }
+  /* scratch: every other node, and what normalisations save for backward */
+  for (int i = 0; i < nn; i++) {
+    Node *n = g->nodes[i];
+    if (!e->label[n->id])   /* constants read as their value in the comments */
+      e->label[n->id] = n->name ? n->name : n->op == OP_const ? arena_printf("%g", n->num) : arena_printf("t%d", n->id);
+    if (!e->buf[n->id])
+      e->buf[n->id] = add_field(e, arena_printf("t%d", n->id), NULL, -1, is_float(n) ? 0 : 1, &n->shape,
+                                n->line, optab[n->op].name);
+    if (n->op == OP_cross_entropy && HAVE_KERNELS)   /* save[]: the member itself */
+      e->save[n->id] = add_field(e, arena_printf("%s_probs", n->name ? n->name : arena_printf("t%d", n->id)), NULL,
+                                 -1, 0, &n->in[0]->shape, n->line, "softmax of the logits, for backward");
+    if (n->op == OP_batchnorm || n->op == OP_layernorm) {
+      if (!e->save[n->id])
+        e->save[n->id] = free_base(e, n->name ? n->name : arena_printf("ln%d", n->id));
+      long D = n->shape.dim[n->shape.rank - 1], R = numel(n) / (D ? D : 1);
+      const char *b = e->save[n->id];
+      Shape sv = vec_shape(n->op == OP_batchnorm ? D : R);
+      add_field(e, arena_printf("%s_xhat", b), NULL, -1, 0, &n->shape, n->line, "normalised input x̂");
+      add_field(e, arena_printf("%s_rstd", b), NULL, -1, 0, &sv, n->line, "1/sqrt(var + eps)");
+      if (n->op == OP_batchnorm) {
+        Shape dv = vec_shape(D);
+        add_field(e, arena_printf("%s_mean", b), NULL, -1, 0, &sv, n->line, "batch mean");
+        add_field(e, arena_printf("%s_acc1", b), NULL, -1, 2, &dv, n->line, "column sums");
+        add_field(e, arena_printf("%s_acc2", b), NULL, -1, 2, &dv, n->line, "column sums");
+        add_field(e, arena_printf("%s_cal_n", b), NULL, -1, 2, &scalar_shape, n->line, "calibration: rows");
+        add_field(e, arena_printf("%s_cal_mean", b), NULL, -1, 2, &dv, n->line, "calibration: mean");
+        add_field(e, arena_printf("%s_cal_m2", b), NULL, -1, 2, &dv, n->line,
+                  "calibration: sum of squared deviations");
+      }
+    }
+  }
+}
+
+/* ---- the functions ------------------------------------------------------------------- */
+
+static void emit_init_expr(Emit *e, InitExpr *x, const char **out, int *ntmp) {
+  const char *a = NULL, *b = NULL;
+  switch (x->kind) {
+  case INIT_NUM:
+    *out = dlit(x->num);
+    return;
+  case INIT_RANDN:
+    *out = arena_printf("t%d", (*ntmp)++);
+    L(e, "  double %s = bp_randn(&rng);", *out);
+    return;
+  case INIT_NEG:
+  case INIT_SQRT:
+    emit_init_expr(e, x->a, &a, ntmp);
+    *out = arena_printf("t%d", (*ntmp)++);
+    L(e, "  double %s = %s(%s);", *out, x->kind == INIT_NEG ? "-" : "sqrt", a);
+    return;
+  default:
+    emit_init_expr(e, x->a, &a, ntmp);   /* left operand's draws come first */
+    emit_init_expr(e, x->b, &b, ntmp);
+    *out = arena_printf("t%d", (*ntmp)++);
+    L(e, "  double %s = %s %c %s;", *out, a, "+-*/"[x->kind - INIT_ADD], b);
+    return;
+  }
+}
+
+static void fn_init(Emit *e, const char *p) {
+  Graph *g = e->g;
+  bprintf(e->b, "void %s_init(%s_state *s, uint64_t seed) {\n", p, p);
+  L(e, "BpRng rng;");
+  L(e, "bp_rng_seed(&rng, seed);");
+  for (int i = 0; i < e->nfields; i++) {
+    Field *f = &e->fields[i];
+    if (f->kind != BP_INPUT && f->kind != BP_PARAM)
+      L(e, "memset(s->%s, 0, sizeof s->%s);", f->cname, f->cname);
+  }
+  L(e, "s->bad_index = 0;");
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op != OP_param)
+      continue;
+    if (n->line > 0)
+      bprintf(e->b, "#line %d \"%s\"\n", n->line, spec_name(e));
+    L(e, "/* %s   %s */", src_line(e, n->line), shape_str(&n->shape));
+    if (!n->init) {
+      L(e, "memset(%s, 0, sizeof %s);", V(e, n), V(e, n));
+      continue;
+    }
+    L(e, "for (int i = 0; i < %ld; i++) {", numel(n));
+    const char *v;
+    int ntmp = 0;
+    emit_init_expr(e, n->init, &v, &ntmp);
+    L(e, "  %s[i] = (real)(%s);", V(e, n), v);
+    L(e, "}");
+  }
+  bprintf(e->b, "}\n\n");
+}
+
+static void fn_forward(Emit *e, const char *p, bool eval) {
+  Graph *g = e->g;
+  e->eval = eval;
+  bprintf(e->b, "double %s_forward%s(%s_state *s) {\n", p, eval ? "_eval" : "", p);
+  L(e, "s->bad_index = 0;");
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    optab[n->op].emit(e, n);
+  }
+  e->eval = false;
+  if (!g->loss)
+    die("graph has no loss");
+  L(e, "return s->bad_index ? (double)NAN : (double)%s[0];", V(e, g->loss));
+  bprintf(e->b, "}\n\n");
+}
+
+static void fn_backward(Emit *e, const char *p) {
+  Graph *g = e->g;
+  bprintf(e->b, "void %s_backward(%s_state *s) {\n", p, p);
+  L(e, "(void)s;");
+  /* every grad is written whole by its node, except those nothing flows into */
+  for (int k = 0; k < e->nfields; k++)
+    if (e->fields[k].unwritten)
+      L(e, "memset(s->%s, 0, sizeof s->%s);   /* no gradient flows here */", e->fields[k].cname,
+        e->fields[k].cname);
+  for (int i = g->nforward; i < g->nnodes; i++) {
+    Node *n = g->nodes[i];
+    optab[n->op].emit(e, n);
+  }
+  for (int i = 0; i < e->ncopies; i++) {
+    Copy *c = &e->copies[i];
+    L(e, "memcpy(s->%s, %s, sizeof s->%s);   /* %s is %s */", c->dst, V(e, c->src), c->dst, c->dst,
+      lab(e, c->src));
+  }
+  bprintf(e->b, "}\n\n");
+}
+
+static void fn_sgd(Emit *e, const char *p) {
+  bprintf(e->b, "void %s_sgd_step(%s_state *s, double lr) {\n", p, p);
+  L(e, "real r = (real)lr;");
+  L(e, "(void)s, (void)r;");
+  for (int i = 0; i < e->nfields; i++) {
+    Field *f = &e->fields[i];
+    if (f->kind != BP_PARAM)
+      continue;
+    long ne = shape_numel(&f->shape);
+    if (HAVE_KERNELS) {
+      L(e, "%s(%ld, s->%s, s->%s, lr);", kern(e, "sgd"), ne, f->cname, f->grad);
+      continue;
+    }
+    L(e, "for (int i = 0; i < %ld; i++)", ne);
+    L(e, "  s->%s[i] -= r * s->%s[i];", f->cname, f->grad);
+  }
+  bprintf(e->b, "}\n\n");
+}
+
+/* Marks n and every forward node it depends on. */
+static void mark_deps(Node *n, bool *mark) {
+  if (mark[n->id])
+    return;
+  mark[n->id] = true;
+  for (int k = 0; k < optab[n->op].arity; k++)
+    mark_deps(n->in[k], mark);
+}
+
+static void fn_calib(Emit *e, const char *p) {
+  Graph *g = e->g;
+  bool *need = arena_alloc((size_t)g->nnodes);
+  int nbn = 0;
+  for (int i = 0; i < g->nforward; i++)
+    if (g->nodes[i]->op == OP_batchnorm)
+      mark_deps(g->nodes[i]->in[0], need), nbn++;
+
+  bprintf(e->b, "void %s_calib_begin(%s_state *s) {\n", p, p);
+  L(e, "(void)s;");
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op != OP_batchnorm)
+      continue;
+    const char *b = e->save[n->id];
+    L(e, "s->%s_cal_n[0] = 0;", b);
+    L(e, "memset(s->%s_cal_mean, 0, sizeof s->%s_cal_mean);", b, b);
+    L(e, "memset(s->%s_cal_m2, 0, sizeof s->%s_cal_m2);", b, b);
+  }
+  bprintf(e->b, "}\n\n");
+
+  /* inference-mode forward up to each batchnorm's input, then merge the
+   * first nrows rows into the running mean and M2 (Chan et al.) */
+  bprintf(e->b, "void %s_calib_accum(%s_state *s, int nrows) {\n", p, p);
+  L(e, "(void)s, (void)nrows;");
+  if (nbn) {
+    e->eval = true;
+    for (int i = 0; i < g->nforward; i++)
+      if (need[i])
+        optab[g->nodes[i]->op].emit(e, g->nodes[i]);
+    e->eval = false;
+  }
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op != OP_batchnorm)
+      continue;
+    Node *x = n->in[0];
+    long N = x->shape.dim[0], D = numel(x) / (N ? N : 1);
+    const char *b = e->save[n->id];
+    L(e, "{ /* calibration of %s */", lab(e, n));
+    L(e, "  int m = nrows < 0 ? 0 : nrows > %ld ? %ld : nrows;", N, N);
+    L(e, "  if (m > 0) {");
+    L(e, "    double na = s->%s_cal_n[0], nt = na + m;", b);
+    L(e, "    for (int j = 0; j < %ld; j++) {", D);
+    L(e, "      double bm = 0, b2 = 0;");
+    L(e, "      for (int i = 0; i < m; i++)");
+    L(e, "        bm += %s[i*%ld + j];", V(e, x), D);
+    L(e, "      bm /= m;");
+    L(e, "      for (int i = 0; i < m; i++) {");
+    L(e, "        double d = %s[i*%ld + j] - bm;", V(e, x), D);
+    L(e, "        b2 += d * d;");
+    L(e, "      }");
+    L(e, "      double delta = bm - s->%s_cal_mean[j];", b);
+    L(e, "      s->%s_cal_mean[j] += delta * m / nt;", b);
+    L(e, "      s->%s_cal_m2[j] += b2 + delta * delta * na * m / nt;", b);
+    L(e, "    }");
+    L(e, "    s->%s_cal_n[0] = nt;", b);
+    L(e, "  }");
+    L(e, "}");
+  }
+  bprintf(e->b, "}\n\n");
+
+  bprintf(e->b, "void %s_calib_end(%s_state *s) {\n", p, p);
+  L(e, "(void)s;");
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op != OP_batchnorm)
+      continue;
+    const char *b = e->save[n->id];
+    long D = numel(n->in[1]);
+    L(e, "for (int j = 0; j < %ld; j++) {", D);
+    L(e, "  s->%s_run_mean[j] = (real)s->%s_cal_mean[j];", b, b);
+    L(e, "  s->%s_run_var[j] = (real)(s->%s_cal_n[0] > 1 ? s->%s_cal_m2[j] / (s->%s_cal_n[0] - 1) : 0);", b, b, b, b);
+    L(e, "}");
+  }
+  bprintf(e->b, "}\n\n");
+}
+
+static void fn_model(Emit *e, const char *p, const char *stem) {
+  Graph *g = e->g;
+  bool f32 = e->opt->dtype == DT_F32;
+  Node *logits = xent_logits(g);
+  int loss_index = -1, logits_index = -1, nt = 0;
+  long nparam = 0;
+  const char *first_param = NULL, *first_grad = NULL;
+  bprintf(e->b, "static const BpTensor %s_tensors[] = {\n", p);
+  for (int i = 0; i < e->nfields; i++) {
+    Field *f = &e->fields[i];
+    if (!f->tname)
+      continue;
+    if (f->kind == BP_PARAM) {
+      nparam += shape_numel(&f->shape);
+      if (!first_param)
+        first_param = f->cname;
+    }
+    if (f->kind == BP_GRAD && !first_grad)
+      first_grad = f->cname;
+    if (f->kind == BP_ACT && g->loss && strcmp(f->cname, e->buf[g->loss->id]) == 0)
+      loss_index = nt;
+    if (f->kind == BP_ACT && logits && strcmp(f->cname, e->buf[logits->id]) == 0)
+      logits_index = nt;
+    Buf d = {0};
+    for (int k = 0; k < BP_MAXRANK; k++)
+      bprintf(&d, "%s%d", k ? ", " : "", k < f->shape.rank ? f->shape.dim[k] : 0);
+    bprintf(e->b, "  {\"%s\", %s, %s, %d, {%s}, %ld, offsetof(%s_state, %s), %d},\n", f->tname,
+            (const char *[]){"BP_INPUT", "BP_PARAM", "BP_GRAD", "BP_ACT", "BP_STAT"}[f->kind],
+            f->elem == 1 ? "BP_I32" : f32 ? "BP_F32" : "BP_F64", f->shape.rank, bdone(&d),
+            shape_numel(&f->shape), p, f->cname, f->line);
+    nt++;
+  }
+  if (logits_index < 0)
+    for (int i = 0, k = 0; i < e->nfields; i++)
+      if (e->fields[i].tname) {
+        if (e->fields[i].kind == BP_ACT && strcmp(e->fields[i].tname, "logits") == 0)
+          logits_index = k;
+        k++;
+      }
+  bprintf(e->b, "};\n\n");
+  static const char *const w[][3] = {
+    {"void", "init", "void *st, uint64_t seed"}, {"double", "forward", "void *st"},
+    {"void", "backward", "void *st"},            {"void", "sgd_step", "void *st, double lr"},
+    {"double", "forward_eval", "void *st"},      {"void", "calib_begin", "void *st"},
+    {"void", "calib_accum", "void *st, int nrows"}, {"void", "calib_end", "void *st"},
+  };
+  static const char *const args[] = {"st, seed", "st", "st", "st, lr", "st", "st", "st, nrows", "st"};
+  for (int i = 0; i < 8; i++)
+    bprintf(e->b, "static %s %s_abi_%s(%s) { %s%s_%s(%s); }\n", w[i][0], p, w[i][1], w[i][2],
+            strcmp(w[i][0], "void") ? "return " : "", p, w[i][1], args[i]);
+  bprintf(e->b, "\nconst BpModel %s_model = {\n", p);
+  bprintf(e->b, "  \"%s\", %s, sizeof(%s_state), %d, %s_tensors,\n", stem, f32 ? "BP_F32" : "BP_F64", p, nt, p);
+  if (first_param)
+    bprintf(e->b, "  offsetof(%s_state, %s), offsetof(%s_state, %s), %ld,\n", p, first_param, p, first_grad,
+            nparam);
+  else
+    bprintf(e->b, "  0, 0, 0,\n");
+  bprintf(e->b, "  %d, %d,\n", loss_index, logits_index);
+  bprintf(e->b, "  %s_abi_init, %s_abi_forward, %s_abi_backward, %s_abi_sgd_step, %s_abi_forward_eval,\n", p,
+          p, p, p, p);
+  bprintf(e->b, "  %s_abi_calib_begin, %s_abi_calib_accum, %s_abi_calib_end,\n};\n", p, p, p);
+}
+
+/* ---- the translation unit ------------------------------------------------------------ */
+
+/* Kernels for the matmuls: runtime/kernels.h once it exists; meanwhile a
+ * plain loop with the same signature. */
+#if !HAVE_KERNELS
+static const char fallback_gemm[] =
+  "#ifndef BP_FALLBACK_GEMM_{{T}}\n"
+  "#define BP_FALLBACK_GEMM_{{T}}\n"
+  "/* C[M,N] (+)= op(A)[M,K] · op(B)[K,N]; A is [K,M] when ta, B is [N,K] when tb */\n"
+  "__attribute__((unused)) static void bp_gemm_{{t}}(int M, int N, int K, const {{r}} *A, int ta,\n"
+  "                                           const {{r}} *B, int tb, {{r}} *C, int acc) {\n"
+  "  for (int i = 0; i < M; i++)\n"
+  "    for (int j = 0; j < N; j++) {\n"
+  "      double sum = acc ? C[i*N + j] : 0;\n"
+  "      for (int k = 0; k < K; k++)\n"
+  "        sum += (double)(ta ? A[k*M + i] : A[i*K + k]) * (tb ? B[j*K + k] : B[k*N + j]);\n"
+  "      C[i*N + j] = ({{r}})sum;\n"
+  "    }\n"
+  "}\n"
+  "#endif\n";
+#endif
+
+static const char *kernels_text(const EmitOptions *opt) {
+#if HAVE_KERNELS
+  const char *k = embedded_text("runtime/kernels.h");
+  return opt->for_jit ? arena_printf("#define BP_KERNELS_DECLARE_ONLY\n%s#undef BP_KERNELS_DECLARE_ONLY\n", k)
+                      : k;
+#else
+  bool f32 = opt->dtype == DT_F32;
+  const char *keys[] = {"T", "t", "r"};
+  const char *vals[] = {f32 ? "F32" : "F64", f32 ? "f32" : "f64", f32 ? "float" : "double"};
+  return template_fill(fallback_gemm, keys, vals, 3);
+#endif
+}
+
+static const char *c_ident(const char *s) {
+  char *p = arena_strndup(s, strlen(s));
+  for (char *c = p; *c; c++)
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' || (c != p && *c >= '0' && *c <= '9')))
+      *c = '_';
+  return *p ? p : "model";
+}
+
+char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
+  Emit em = {0}, *e = &em;
+  e->g = g;
+  e->opt = opt;
+  e->sfx = opt->dtype == DT_F32 ? "f" : "";
+  for (int i = 0; i < g->nnodes; i++)
+    if (shape_numel(&g->nodes[i]->shape) > (1L << 30))
+      error_plain("tensor of %ld elements is too large", shape_numel(&g->nodes[i]->shape));
+
+  /* spec lines for the comments */
+  const char *text = g->file && g->file->text ? g->file->text : "";
+  int nl = 1;
+  for (const char *c = text; *c; c++)
+    nl += *c == '\n';
+  e->lines = arena_alloc(sizeof(char *) * (size_t)(nl + 2));
+  e->nlines = nl;
+  e->lines[1] = text;
+  for (int k = 2, i = 0; text[i]; i++)
+    if (text[i] == '\n')
+      e->lines[k++] = text + i + 1;
+
+  const char *p = c_ident(opt->prefix ? opt->prefix : "model");
+  layout(e);
+
+  /* the header: fields of the state struct */
+  bool f32 = opt->dtype == DT_F32;
+  Buf fb = {0};
+  for (int i = 0; i < e->nfields; i++) {
+    Field *f = &e->fields[i];
+    const char *ty = f->elem == 1 ? "int32_t" : f->elem == 2 ? "double" : f32 ? "float" : "double";
+    bprintf(&fb, "  %s %s[%ld];   /* %s %s", ty, f->cname, shape_numel(&f->shape), shape_str(&f->shape),
+            f->tname ? kind_word(f->kind) : "scratch");
+    if (f->note)
+      bprintf(&fb, ": %s", f->note);
+    if (f->line > 0)
+      bprintf(&fb, ", line %d", f->line);
+    bprintf(&fb, " */\n");
+  }
+  bprintf(&fb, "  int32_t bad_index;   /* set by forward when an index was out of range */\n");
+  const char *guard = arena_printf("BPGEN_%s_H", p);
+  for (char *c = (char *)guard; *c; c++)
+    if (*c >= 'a' && *c <= 'z')
+      *c = (char)(*c - 'a' + 'A');
+  const char *keys[] = {"prefix", "spec", "dtype", "guard", "runtime", "fields"};
+  const char *vals[] = {p, spec_name(e), f32 ? "f32" : "f64", guard, embedded_text("runtime/bp_runtime.h"),
+                        bdone(&fb)};
+  char *head_text = template_fill(embedded_text("templates/model_head.h"), keys, vals, 6);
+  if (header)
+    *header = head_text;
+
+  Buf out = {0};
+  e->b = &out;
+  bprintf(&out, "/* %s.c: forward, backward and training step of %s, generated by bpgen.\n", p, spec_name(e));
+  bprintf(&out, " * Generated file: do not edit.  The API is described in the header part below. */\n");
+  bprintf(&out, "#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <string.h>\n\n");
+  bprintf(&out, "%s\n", head_text);
+  bprintf(&out, "%s\n", kernels_text(opt));
+  bprintf(&out, "typedef %s real;\n\n", f32 ? "float" : "double");
+  fn_init(e, p);
+  fn_forward(e, p, false);
+  fn_backward(e, p);
+  fn_sgd(e, p);
+  fn_forward(e, p, true);
+  fn_calib(e, p);
+  fn_model(e, p, opt->prefix ? opt->prefix : "model");
+  return bdone(&out);
+}

@@ -1,0 +1,93 @@
+/* jit.c: C source -> function pointers, compiled in memory by libtcc.
+ *
+ * The source is what emit_c() writes with for_jit set: the kernels of
+ * runtime/kernels.h appear there as prototypes only, and their definitions
+ * (compiled ahead of time by gcc into bpgen, runtime/kernels.c) are handed to
+ * tcc with tcc_add_symbol -- tcc does not optimise, so the heavy loops must
+ * come from gcc.  tcc's messages point at the spec through the #line
+ * directives the emitter writes.
+ */
+#include "bpgen.h"
+
+#include <libtcc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if __has_include("kernels.h")
+#define BP_KERNELS_DECLARE_ONLY
+#include "kernels.h"
+#define HAVE_KERNELS 1
+#else
+#define HAVE_KERNELS 0
+#endif
+
+struct Jit {
+  TCCState *s;
+};
+
+typedef struct Msgs {
+  char *text;
+  size_t len;
+} Msgs;
+
+static void on_error(void *opaque, const char *msg) {
+  Msgs *m = opaque;
+  size_t n = strlen(msg);
+  char *t = xmalloc(m->len + n + 2);
+  if (m->text)
+    memcpy(t, m->text, m->len);
+  memcpy(t + m->len, msg, n);
+  t[m->len + n] = '\n';
+  t[m->len + n + 1] = '\0';
+  free(m->text);
+  m->text = t;
+  m->len += n + 1;
+}
+
+Jit *jit_compile(const char *src, const char *srcname) {
+  TCCState *s = tcc_new();
+  if (!s)
+    die("tcc_new failed");
+  Msgs msgs = {0};
+  tcc_set_error_func(s, &msgs, on_error);
+  tcc_set_output_type(s, TCC_OUTPUT_MEMORY);
+  tcc_set_options(s, "-std=c99");
+#if HAVE_KERNELS
+#define ADD(name) tcc_add_symbol(s, #name, (const void *)&name);
+  BP_KERNEL_LIST(ADD)
+#undef ADD
+#endif
+  int rc = tcc_compile_string(s, src);
+  if (rc == 0)
+    tcc_add_library(s, "m");
+  if (rc == 0)
+    rc = tcc_relocate(s, TCC_RELOCATE_AUTO);
+  if (rc < 0) {
+    char *text = arena_strndup(msgs.text ? msgs.text : "", msgs.len);
+    free(msgs.text);
+    tcc_delete(s);
+    error_plain("compiling %s in memory failed:\n%s", srcname ? srcname : "generated code", text);
+  }
+  if (msgs.text) {   /* warnings only */
+    fputs(msgs.text, stderr);
+    free(msgs.text);
+  }
+  Jit *j = xcalloc(1, sizeof *j);
+  j->s = s;
+  return j;
+}
+
+void *jit_symbol(Jit *j, const char *name) {
+  void *p = tcc_get_symbol(j->s, name);
+  if (!p)
+    die("generated code has no symbol %s", name);
+  return p;
+}
+
+void jit_free(Jit *j) {
+  if (!j)
+    return;
+  tcc_delete(j->s);
+  free(j);
+}

@@ -1,0 +1,540 @@
+/* kernels.h: the heavy kernels every emitted model calls (matmul in its three
+ * transposed forms, tanh/exp over arrays, row and column sums, softmax and
+ * cross-entropy, optimiser updates).
+ *
+ * One text, three uses.  With BP_KERNELS_DECLARE_ONLY defined it is only the
+ * prototypes: what libtcc sees, the definitions coming from bpgen itself
+ * (compiled ahead of time by gcc -O3 -march=native in runtime/kernels.c and
+ * handed over with tcc_add_symbol; BP_KERNEL_LIST names them all).  Otherwise
+ * it is the definitions as BP_KERNEL functions: `static` by default, so an
+ * emitted file for gcc pastes them inline and stays self-contained;
+ * runtime/kernels.c defines BP_KERNEL empty to export them.
+ *
+ * All arrays are contiguous, row-major.  Every kernel is deterministic: the
+ * same inputs give the same bits, whatever the thread count (threads split
+ * output rows or columns; each output element is summed by one thread in the
+ * same order as with one thread).  The prototypes are plain C99 that tcc
+ * 0.9.27 parses; the definitions are compiled by gcc only.
+ */
+#ifndef BP_KERNELS_H
+#define BP_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Every kernel, for jit.c:  #define X(name) tcc_add_symbol(s, #name, name); */
+#define BP_KERNEL_LIST(X)                                   \
+  X(bp_gemm_f32) X(bp_gemm_f64)                             \
+  X(bp_tanh_f32) X(bp_tanh_f64)                             \
+  X(bp_tanh_bwd_f32) X(bp_tanh_bwd_f64)                     \
+  X(bp_exp_f32) X(bp_exp_f64)                               \
+  X(bp_colsum_f32) X(bp_colsum_f64)                         \
+  X(bp_rowsum_f32) X(bp_rowsum_f64)                         \
+  X(bp_softmax_f32) X(bp_softmax_f64)                       \
+  X(bp_xent_fwd_f32) X(bp_xent_fwd_f64)                     \
+  X(bp_xent_bwd_f32) X(bp_xent_bwd_f64)                     \
+  X(bp_sgd_f32) X(bp_sgd_f64)                               \
+  X(bp_adamw_f32) X(bp_adamw_f64)                           \
+  X(bp_set_threads) X(bp_get_threads)
+
+#ifndef BP_KERNEL
+#ifdef __GNUC__
+#define BP_KERNEL static __attribute__((unused))
+#else
+#define BP_KERNEL static
+#endif
+#endif
+
+/* ---- the interface ---------------------------------------------------------- */
+#ifdef BP_KERNELS_DECLARE_ONLY
+/* C[M,N] (+)= op(A) . op(B).  op(A) = transa ? A^T : A is [M,K] (A is stored
+ * [M,K], or [K,M] when transa); op(B) = transb ? B^T : B is [K,N] (B stored
+ * [K,N], or [N,K] when transb).  accumulate = 0: C = op(A).op(B);
+ * 1: C += op(A).op(B).  Backprop of Y = X.W uses all three forms:
+ * Y = X.W (0,0), dX += dY.W^T (0,1), dW += X^T.dY (1,0). */
+void bp_gemm_f32(int M, int N, int K, const float *A, int transa,
+                 const float *B, int transb, float *C, int accumulate);
+void bp_gemm_f64(int M, int N, int K, const double *A, int transa,
+                 const double *B, int transb, double *C, int accumulate);
+/* y[i] = tanh(x[i]), i < n (y may be x) */
+void bp_tanh_f32(size_t n, const float *x, float *y);
+void bp_tanh_f64(size_t n, const double *x, double *y);
+/* dx[i] (+)= (1 - t[i]*t[i]) * dy[i], t = tanh output */
+void bp_tanh_bwd_f32(size_t n, const float *t, const float *dy, float *dx, int accumulate);
+void bp_tanh_bwd_f64(size_t n, const double *t, const double *dy, double *dx, int accumulate);
+/* y[i] = exp(x[i]) (y may be x) */
+void bp_exp_f32(size_t n, const float *x, float *y);
+void bp_exp_f64(size_t n, const double *x, double *y);
+/* X is [N,D].  colsum: y[d] (+)= sum_n X[n,d] (sum over axis 0: bias grads);
+ * rowsum: y[n] (+)= sum_d X[n,d] (sum over axis 1).  Summed in index order. */
+void bp_colsum_f32(int N, int D, const float *X, float *y, int accumulate);
+void bp_colsum_f64(int N, int D, const double *X, double *y, int accumulate);
+void bp_rowsum_f32(int N, int D, const float *X, float *y, int accumulate);
+void bp_rowsum_f64(int N, int D, const double *X, double *y, int accumulate);
+/* x, y are [N,K]: y[n,:] = softmax(x[n,:]) = exp(x - max) / sum exp(x - max) */
+void bp_softmax_f32(int N, int K, const float *x, float *y);
+void bp_softmax_f64(int N, int K, const double *x, double *y);
+/* Cross-entropy of logits [N,K] against targets Y [N] (0 <= Y[n] < K):
+ * probs = softmax rows of logits (probs may be NULL: not stored); returns
+ * loss = -(1/N) sum_n log probs[n,Y[n]], computed as
+ * (1/N) sum_n (log sum_k exp(logits[n,k] - max_n) - (logits[n,Y[n]] - max_n)). */
+double bp_xent_fwd_f32(int N, int K, const float *logits, const int32_t *Y, float *probs);
+double bp_xent_fwd_f64(int N, int K, const double *logits, const int32_t *Y, double *probs);
+/* dlogits[n,k] (+)= (probs[n,k] - (k == Y[n])) * dloss / N */
+void bp_xent_bwd_f32(int N, int K, const float *probs, const int32_t *Y, double dloss,
+                     float *dlogits, int accumulate);
+void bp_xent_bwd_f64(int N, int K, const double *probs, const int32_t *Y, double dloss,
+                     double *dlogits, int accumulate);
+/* p[i] -= lr * g[i] */
+void bp_sgd_f32(size_t n, float *p, const float *g, double lr);
+void bp_sgd_f64(size_t n, double *p, const double *g, double lr);
+/* AdamW over a flat array, as llm.c's train_gpt2.c, t = step number from 1:
+ *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
+ *   p -= lr * ((m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps) + wd p) */
+void bp_adamw_f32(size_t n, float *p, const float *g, float *m, float *v, double lr,
+                  double b1, double b2, double eps, double wd, int t);
+void bp_adamw_f64(size_t n, double *p, const double *g, double *m, double *v, double lr,
+                  double b1, double b2, double eps, double wd, int t);
+/* Threads the kernels may use (1 = the caller's only; clamped to [1, 64]);
+ * results are bit-identical for every count. */
+void bp_set_threads(int n);
+int bp_get_threads(void);
+#else /* the definitions: gcc only */
+
+#include <math.h>
+#include <string.h>
+
+/* ---- threads ------------------------------------------------------------------ *
+ * A persistent pool of bp_nthreads_ - 1 pthreads, started on first use.
+ * bp_parallel(job, arg, nt) runs job(arg, t, nt) for t = 0..nt-1, t = 0 on the
+ * caller, and returns when all are done.  Jobs split their output statically
+ * by t, so results never depend on timing. */
+#include <pthread.h>
+static int bp_nthreads_ = 1;
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t go, done;
+  int started;                       /* workers running */
+  unsigned long gen;                 /* bumped for each job */
+  int pending;                       /* workers still inside the current job */
+  void (*job)(void *, int, int);
+  void *arg;
+  int nt;
+} bp_pool_ = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
+              0, 0, 0, 0, 0, 0};
+
+static void *bp_worker_(void *p) {
+  int t = (int)(intptr_t)p;
+  unsigned long seen = 0;
+  pthread_mutex_lock(&bp_pool_.mu);
+  for (;;) {
+    while (bp_pool_.gen == seen) pthread_cond_wait(&bp_pool_.go, &bp_pool_.mu);
+    seen = bp_pool_.gen;
+    if (t < bp_pool_.nt) {
+      void (*job)(void *, int, int) = bp_pool_.job;
+      void *arg = bp_pool_.arg;
+      int nt = bp_pool_.nt;
+      pthread_mutex_unlock(&bp_pool_.mu);
+      job(arg, t, nt);
+      pthread_mutex_lock(&bp_pool_.mu);
+      if (--bp_pool_.pending == 0) pthread_cond_signal(&bp_pool_.done);
+    }
+  }
+  return NULL;
+}
+
+static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
+  pthread_mutex_lock(&bp_pool_.mu);
+  while (bp_pool_.started < nt - 1) { /* workers 1..nt-1 */
+    pthread_t th;
+    if (pthread_create(&th, NULL, bp_worker_, (void *)(intptr_t)(bp_pool_.started + 1)) != 0)
+      break;
+    pthread_detach(th);
+    bp_pool_.started++;
+  }
+  if (nt > bp_pool_.started + 1) nt = bp_pool_.started + 1;
+  if (nt > 1) {
+    bp_pool_.job = job, bp_pool_.arg = arg, bp_pool_.nt = nt;
+    bp_pool_.pending = nt - 1;
+    bp_pool_.gen++;
+    pthread_cond_broadcast(&bp_pool_.go);
+  }
+  pthread_mutex_unlock(&bp_pool_.mu);
+  job(arg, 0, nt);
+  if (nt > 1) {
+    pthread_mutex_lock(&bp_pool_.mu);
+    while (bp_pool_.pending > 0) pthread_cond_wait(&bp_pool_.done, &bp_pool_.mu);
+    pthread_mutex_unlock(&bp_pool_.mu);
+  }
+}
+BP_KERNEL void bp_set_threads(int n) { bp_nthreads_ = n < 1 ? 1 : n > 64 ? 64 : n; }
+BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
+
+/* ---- gemm ------------------------------------------------------------------- *
+ * Packing plus a register-blocked micro-kernel (the BLIS scheme).  op(B) is cut
+ * into blocks of BP_KC x BP_NC, packed as panels of NR columns (k-major, zero
+ * padded); op(A) into blocks of a few panels of mr <= BP_MR rows (k-major).  The
+ * micro-kernel keeps an mr x NR tile of C in registers over one BP_KC block and
+ * adds it to C.  Rows are cut into panels of nearly equal size (27 rows: 9+9+9),
+ * each run by a kernel specialised for its mr, so skinny shapes waste nothing;
+ * columns are padded to NR.  When M pads better than N (N = 27, M = 256), the
+ * product is computed transposed, C^T = op(B)^T op(A)^T, the tile stored
+ * transposed.  Each element of C is summed over k in the same order whatever
+ * the tiling or the threads, so results are bit-identical across thread counts. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define BP_V_f32 __m512
+#define BP_VN_f32 16
+#define BP_LOAD_f32(p) _mm512_loadu_ps(p)
+#define BP_STORE_f32(p, v) _mm512_storeu_ps(p, v)
+#define BP_FMA_f32(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define BP_SET1_f32(x) _mm512_set1_ps(x)
+#define BP_ZERO_f32() _mm512_setzero_ps()
+#define BP_ADD_f32(a, b) _mm512_add_ps(a, b)
+#define BP_V_f64 __m512d
+#define BP_VN_f64 8
+#define BP_LOAD_f64(p) _mm512_loadu_pd(p)
+#define BP_STORE_f64(p, v) _mm512_storeu_pd(p, v)
+#define BP_FMA_f64(a, b, c) _mm512_fmadd_pd(a, b, c)
+#define BP_SET1_f64(x) _mm512_set1_pd(x)
+#define BP_ZERO_f64() _mm512_setzero_pd()
+#define BP_ADD_f64(a, b) _mm512_add_pd(a, b)
+#define BP_MR 12      /* rows of a tile: 12 x 2 vectors = 24 of the 32 registers */
+#define BP_NRV 2      /* vectors across a tile */
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define BP_V_f32 __m256
+#define BP_VN_f32 8
+#define BP_LOAD_f32(p) _mm256_loadu_ps(p)
+#define BP_STORE_f32(p, v) _mm256_storeu_ps(p, v)
+#define BP_FMA_f32(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define BP_SET1_f32(x) _mm256_set1_ps(x)
+#define BP_ZERO_f32() _mm256_setzero_ps()
+#define BP_ADD_f32(a, b) _mm256_add_ps(a, b)
+#define BP_V_f64 __m256d
+#define BP_VN_f64 4
+#define BP_LOAD_f64(p) _mm256_loadu_pd(p)
+#define BP_STORE_f64(p, v) _mm256_storeu_pd(p, v)
+#define BP_FMA_f64(a, b, c) _mm256_fmadd_pd(a, b, c)
+#define BP_SET1_f64(x) _mm256_set1_pd(x)
+#define BP_ZERO_f64() _mm256_setzero_pd()
+#define BP_ADD_f64(a, b) _mm256_add_pd(a, b)
+#define BP_MR 6       /* 6 x 2 vectors = 12 of the 16 registers */
+#define BP_NRV 2
+#else /* portable: scalar "vectors" */
+#define BP_V_f32 float
+#define BP_VN_f32 1
+#define BP_LOAD_f32(p) (*(p))
+#define BP_STORE_f32(p, v) (*(p) = (v))
+#define BP_FMA_f32(a, b, c) ((a) * (b) + (c))
+#define BP_SET1_f32(x) (x)
+#define BP_ZERO_f32() 0.0f
+#define BP_ADD_f32(a, b) ((a) + (b))
+#define BP_V_f64 double
+#define BP_VN_f64 1
+#define BP_LOAD_f64(p) (*(p))
+#define BP_STORE_f64(p, v) (*(p) = (v))
+#define BP_FMA_f64(a, b, c) ((a) * (b) + (c))
+#define BP_SET1_f64(x) (x)
+#define BP_ZERO_f64() 0.0
+#define BP_ADD_f64(a, b) ((a) + (b))
+#define BP_MR 4
+#define BP_NRV 4
+#endif
+#if BP_MR == 12
+#define BP_MR_LIST(F, S) F(S, 1) F(S, 2) F(S, 3) F(S, 4) F(S, 5) F(S, 6) F(S, 7) F(S, 8) \
+  F(S, 9) F(S, 10) F(S, 11) F(S, 12)
+#elif BP_MR == 6
+#define BP_MR_LIST(F, S) F(S, 1) F(S, 2) F(S, 3) F(S, 4) F(S, 5) F(S, 6)
+#else
+#define BP_MR_LIST(F, S) F(S, 1) F(S, 2) F(S, 3) F(S, 4)
+#endif
+#define BP_UKR_CASE(S, n) \
+  case n: as ? bp_ukr_##S(n, kc, pa, as, ak, pb, ldb, c, ldc, add)   \
+             : bp_ukr_##S(n, kc, pa, 0, n, pb, ldb, c, ldc, add); break;
+#define BP_KC 256        /* k block: a B panel (BP_KC x NR) stays in L1 */
+#define BP_MCP 8         /* A panels per block (BP_MCP x BP_MR x BP_KC in L2) */
+#define BP_NC 1024       /* columns per B block */
+
+#define BP_GEMM_DEFINE(T, S)                                                           \
+  enum { BP_NR_##S = BP_NRV * BP_VN_##S };                                            \
+  /* tile[mr, NR] = pa[kc, mr]^T-panel . pb[kc, NR]; then c = tile or c += tile */    \
+  static inline __attribute__((always_inline)) void bp_ukr_##S(                       \
+      const int mr, int kc, const T *pa, long as, long ak, const T *pb, long ldb, T *c, \
+      long ldc, int add) {                                                             \
+    BP_V_##S acc[BP_MR][BP_NRV];                                                       \
+    _Pragma("GCC unroll 16") for (int i = 0; i < mr; i++)                              \
+      _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++) acc[i][v] = BP_ZERO_##S(); \
+    for (int k = 0; k < kc; k++) {                                                     \
+      BP_V_##S b[BP_NRV];                                                              \
+      _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++)                         \
+        b[v] = BP_LOAD_##S(pb + (long)k * ldb + v * BP_VN_##S);                        \
+      _Pragma("GCC unroll 16") for (int i = 0; i < mr; i++) {                          \
+        BP_V_##S a = BP_SET1_##S(pa[(long)k * ak + (as ? i * as : i)]);                \
+        _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++)                       \
+          acc[i][v] = BP_FMA_##S(a, b[v], acc[i][v]);                                  \
+      }                                                                                \
+    }                                                                                  \
+    _Pragma("GCC unroll 16") for (int i = 0; i < mr; i++)                              \
+      _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++) {                       \
+        T *p = c + i * ldc + v * BP_VN_##S;                                            \
+        BP_V_##S r = acc[i][v];                                                        \
+        if (add) r = BP_ADD_##S(BP_LOAD_##S(p), r);                                    \
+        BP_STORE_##S(p, r);                                                            \
+      }                                                                                \
+  }                                                                                    \
+  /* A(i,k) = pa[i*as + k*ak] (as = 0: packed, pa[k*mr + i]); B(k,j) = pb[k*ldb + j] */ \
+  static void bp_ukr_any_##S(int mr, int kc, const T *pa, long as, long ak, const T *pb, \
+                             long ldb, T *c, long ldc, int add) {                      \
+    switch (mr) { BP_MR_LIST(BP_UKR_CASE, S) default: break; }                        \
+  }                                                                                    \
+  /* C(i,j) = c[i*rsc + j*csc], op(A)(i,k) = a[i*ars + k*acs], op(B)(k,j) = b[k*brs + j*bcs] */ \
+  typedef struct {                                                                     \
+    int M, N, K, acc, npanels, pbase, pextra, packa, packb;                            \
+    const T *a; long ars, acs;                                                         \
+    const T *b; long brs, bcs;                                                         \
+    T *c; long rsc, csc;                                                               \
+  } BpGemm_##S;                                                                        \
+  static int bp_gemm_panel_##S(const BpGemm_##S *g, int p) { /* first row of panel p */ \
+    return p * g->pbase + (p < g->pextra ? p : g->pextra);                             \
+  }                                                                                    \
+  /* rows of panels [p0,p1), columns [n0,n1) of C */                                  \
+  static void bp_gemm_part_##S(const BpGemm_##S *g, int p0, int p1, int n0, int n1) {  \
+    static __thread T bufa[BP_MCP * BP_MR * BP_KC] __attribute__((aligned(64)));       \
+    static __thread T bufb[BP_KC * BP_NC] __attribute__((aligned(64)));               \
+    T tile[BP_MR * BP_NR_##S] __attribute__((aligned(64)));                            \
+    const int NR = BP_NR_##S;                                                          \
+    for (int jc = n0; jc < n1; jc += BP_NC) {                                          \
+      int nc = n1 - jc < BP_NC ? n1 - jc : BP_NC;                                      \
+      for (int pc = 0; pc < g->K; pc += BP_KC) {                                       \
+        int kc = g->K - pc < BP_KC ? g->K - pc : BP_KC;                                \
+        int add = g->acc || pc > 0;                                                    \
+        /* pack op(B)[pc:pc+kc, jc:jc+nc] as panels of NR columns, zero padded */     \
+        for (int jr = 0; jr < nc; jr += NR) {                                          \
+          int nr = nc - jr < NR ? nc - jr : NR;                                        \
+          T *pb = bufb + (long)jr * kc;                                                \
+          if (!g->packb && nr == NR) continue; /* read in place */                     \
+          const T *src = g->b + (long)pc * g->brs + (long)(jc + jr) * g->bcs;          \
+          if (g->bcs == 1) {                                                           \
+            for (int k = 0; k < kc; k++) {                                             \
+              const T *s = src + (long)k * g->brs;                                     \
+              T *d = pb + (long)k * NR;                                                \
+              for (int j = 0; j < nr; j++) d[j] = s[j];                                \
+              for (int j = nr; j < NR; j++) d[j] = 0;                                  \
+            }                                                                          \
+          } else {                                                                     \
+            for (int j = 0; j < NR; j++)                                               \
+              for (int k = 0; k < kc; k++)                                             \
+                pb[(long)k * NR + j] = j < nr ? src[(long)j * g->bcs + (long)k * g->brs] : 0; \
+          }                                                                            \
+        }                                                                              \
+        for (int ip = p0; ip < p1; ip += BP_MCP) {                                     \
+          int ipe = p1 - ip < BP_MCP ? p1 : ip + BP_MCP;                               \
+          /* pack op(A) panels ip..ipe-1, rows [pc, pc+kc), k-major */                \
+          T *pa = bufa;                                                                \
+          for (int p = ip; p < ipe && g->packa; p++) {                                 \
+            int i0 = bp_gemm_panel_##S(g, p), mr = bp_gemm_panel_##S(g, p + 1) - i0;   \
+            const T *src = g->a + (long)i0 * g->ars + (long)pc * g->acs;               \
+            if (g->acs == 1) {                                                         \
+              for (int i = 0; i < mr; i++)                                             \
+                for (int k = 0; k < kc; k++) pa[(long)k * mr + i] = src[(long)i * g->ars + k]; \
+            } else {                                                                   \
+              for (int k = 0; k < kc; k++)                                             \
+                for (int i = 0; i < mr; i++)                                           \
+                  pa[(long)k * mr + i] = src[(long)k * g->acs + (long)i * g->ars];     \
+            }                                                                          \
+            pa += (long)mr * kc;                                                       \
+          }                                                                            \
+          for (int jr = 0; jr < nc; jr += NR) {                                        \
+            int nr = nc - jr < NR ? nc - jr : NR;                                      \
+            const T *pb = bufb + (long)jr * kc;                                        \
+            long ldb = NR;                                                             \
+            if (!g->packb && nr == NR)                                                 \
+              pb = g->b + (long)pc * g->brs + (jc + jr), ldb = g->brs;                 \
+            pa = bufa;                                                                 \
+            for (int p = ip; p < ipe; p++) {                                           \
+              int i0 = bp_gemm_panel_##S(g, p), mr = bp_gemm_panel_##S(g, p + 1) - i0; \
+              T *c = g->c + (long)i0 * g->rsc + (long)(jc + jr) * g->csc;              \
+              const T *a = g->packa ? pa : g->a + (long)i0 * g->ars + (long)pc * g->acs; \
+              long as = g->packa ? 0 : g->ars, ak = g->packa ? mr : g->acs;            \
+              if (nr == NR && g->csc == 1) {                                           \
+                bp_ukr_any_##S(mr, kc, a, as, ak, pb, ldb, c, g->rsc, add);                 \
+              } else {                                                                 \
+                bp_ukr_any_##S(mr, kc, a, as, ak, pb, ldb, tile, NR, 0);                    \
+                for (int i = 0; i < mr; i++)                                           \
+                  for (int j = 0; j < nr; j++) {                                       \
+                    T *q = c + (long)i * g->rsc + (long)j * g->csc;                    \
+                    *q = add ? *q + tile[i * NR + j] : tile[i * NR + j];               \
+                  }                                                                    \
+              }                                                                        \
+              pa += (long)mr * kc;                                                     \
+            }                                                                          \
+          }                                                                            \
+        }                                                                              \
+      }                                                                                \
+    }                                                                                  \
+  }                                                                                    \
+  static void bp_gemm_job_##S(void *arg, int t, int nt);                               \
+  BP_KERNEL void bp_gemm_##S(int M, int N, int K, const T *A, int transa, const T *B,  \
+                             int transb, T *C, int accumulate) {                       \
+    if (M <= 0 || N <= 0) return;                                                      \
+    if (K <= 0) {                                                                      \
+      if (!accumulate) memset(C, 0, (size_t)M * N * sizeof(T));                        \
+      return;                                                                          \
+    }                                                                                  \
+    BpGemm_##S g;                                                                      \
+    long ars = transa ? 1 : K, acs = transa ? M : 1;                                   \
+    long brs = transb ? 1 : N, bcs = transb ? K : 1;                                   \
+    const long NR = BP_NR_##S;                                                         \
+    /* padded work either way, plus ~32 FMA lanes per element packed with a stride; \
+     * the transposed one stores tiles element by element */                          \
+    double wn = (double)M * ((N + NR - 1) / NR * NR) * K + (bcs != 1 ? 32.0 * K * N : 0); \
+    double wt = (double)N * ((M + NR - 1) / NR * NR) * K * (K < 64 ? 1.3 : 1.05)       \
+                + (ars != 1 ? 32.0 * K * M : 0);                                       \
+    g.K = K, g.acc = accumulate;                                                       \
+    if (wt < wn) { /* C^T[N,M] = op(B)^T op(A)^T */                                   \
+      g.M = N, g.N = M;                                                                \
+      g.a = B, g.ars = bcs, g.acs = brs;                                               \
+      g.b = A, g.brs = acs, g.bcs = ars;                                               \
+      g.c = C, g.rsc = 1, g.csc = N;                                                   \
+    } else {                                                                           \
+      g.M = M, g.N = N;                                                                \
+      g.a = A, g.ars = ars, g.acs = acs;                                               \
+      g.b = B, g.brs = brs, g.bcs = bcs;                                               \
+      g.c = C, g.rsc = N, g.csc = 1;                                                   \
+    }                                                                                  \
+    g.npanels = (g.M + BP_MR - 1) / BP_MR;                                             \
+    /* few column panels: packing A would not pay, read it in place */                \
+    g.packa = (g.N + NR - 1) / NR > 4;                                                 \
+    /* few row panels and rows of B contiguous: read B in place too */                \
+    g.packb = !(g.npanels <= 4 && g.bcs == 1);                                         \
+    g.pbase = g.M / g.npanels, g.pextra = g.M % g.npanels;                             \
+    int nt = bp_nthreads_;                                                             \
+    if (nt > 1 && 2.0 * M * N * K >= 4e6) bp_parallel(bp_gemm_job_##S, &g, nt);        \
+    else bp_gemm_part_##S(&g, 0, g.npanels, 0, g.N);                                   \
+  }                                                                                    \
+  /* thread t of nt: a contiguous share of row panels, or of NR column panels */      \
+  static void bp_gemm_job_##S(void *arg, int t, int nt) {                              \
+    const BpGemm_##S *g = (const BpGemm_##S *)arg;                                     \
+    int ncp = (g->N + BP_NR_##S - 1) / BP_NR_##S;                                      \
+    if (g->npanels >= ncp) {                                                           \
+      int p0 = (int)((long)g->npanels * t / nt), p1 = (int)((long)g->npanels * (t + 1) / nt); \
+      if (p0 < p1) bp_gemm_part_##S(g, p0, p1, 0, g->N);                               \
+    } else {                                                                           \
+      int c0 = (int)((long)ncp * t / nt) * BP_NR_##S;                                  \
+      int c1 = (int)((long)ncp * (t + 1) / nt) * BP_NR_##S;                            \
+      if (c1 > g->N) c1 = g->N;                                                        \
+      if (c0 < c1) bp_gemm_part_##S(g, 0, g->npanels, c0, c1);                         \
+    }                                                                                  \
+  }
+BP_GEMM_DEFINE(float, f32)
+BP_GEMM_DEFINE(double, f64)
+
+#define BP_ELEMENTWISE(T, SFX, TANH, EXP, SQRT)                                      \
+  BP_KERNEL void bp_tanh_##SFX(size_t n, const T *x, T *y) {                         \
+    for (size_t i = 0; i < n; i++) y[i] = TANH(x[i]);                                \
+  }                                                                                  \
+  BP_KERNEL void bp_tanh_bwd_##SFX(size_t n, const T *t, const T *dy, T *dx,         \
+                                   int accumulate) {                                 \
+    for (size_t i = 0; i < n; i++) {                                                 \
+      T d = (1 - t[i] * t[i]) * dy[i];                                               \
+      dx[i] = accumulate ? dx[i] + d : d;                                            \
+    }                                                                                \
+  }                                                                                  \
+  BP_KERNEL void bp_exp_##SFX(size_t n, const T *x, T *y) {                          \
+    for (size_t i = 0; i < n; i++) y[i] = EXP(x[i]);                                 \
+  }                                                                                  \
+  BP_KERNEL void bp_colsum_##SFX(int N, int D, const T *X, T *y, int accumulate) {   \
+    if (!accumulate) memset(y, 0, (size_t)D * sizeof(T));                            \
+    for (int n = 0; n < N; n++)                                                      \
+      for (int d = 0; d < D; d++) y[d] += X[(size_t)n * D + d];                      \
+  }                                                                                  \
+  BP_KERNEL void bp_rowsum_##SFX(int N, int D, const T *X, T *y, int accumulate) {   \
+    for (int n = 0; n < N; n++) {                                                    \
+      T s = 0;                                                                       \
+      for (int d = 0; d < D; d++) s += X[(size_t)n * D + d];                         \
+      y[n] = accumulate ? y[n] + s : s;                                              \
+    }                                                                                \
+  }                                                                                  \
+  BP_KERNEL void bp_softmax_##SFX(int N, int K, const T *x, T *y) {                  \
+    for (int n = 0; n < N; n++) {                                                    \
+      const T *xr = x + (size_t)n * K;                                               \
+      T *yr = y + (size_t)n * K;                                                     \
+      T mx = xr[0], s = 0;                                                           \
+      for (int k = 1; k < K; k++) mx = xr[k] > mx ? xr[k] : mx;                      \
+      for (int k = 0; k < K; k++) { yr[k] = EXP(xr[k] - mx); s += yr[k]; }           \
+      T inv = 1 / s;                                                                 \
+      for (int k = 0; k < K; k++) yr[k] *= inv;                                      \
+    }                                                                                \
+  }                                                                                  \
+  BP_KERNEL double bp_xent_fwd_##SFX(int N, int K, const T *logits, const int32_t *Y,\
+                                     T *probs) {                                     \
+    double loss = 0;                                                                 \
+    for (int n = 0; n < N; n++) {                                                    \
+      const T *xr = logits + (size_t)n * K;                                          \
+      T mx = xr[0], s = 0;                                                           \
+      for (int k = 1; k < K; k++) mx = xr[k] > mx ? xr[k] : mx;                      \
+      for (int k = 0; k < K; k++) {                                                  \
+        T e = EXP(xr[k] - mx);                                                       \
+        s += e;                                                                      \
+        if (probs) probs[(size_t)n * K + k] = e;                                     \
+      }                                                                              \
+      if (probs) {                                                                   \
+        T inv = 1 / s;                                                               \
+        for (int k = 0; k < K; k++) probs[(size_t)n * K + k] *= inv;                 \
+      }                                                                              \
+      loss += log((double)s) - (double)(xr[Y[n]] - mx);                              \
+    }                                                                                \
+    return loss / N;                                                                 \
+  }                                                                                  \
+  BP_KERNEL void bp_xent_bwd_##SFX(int N, int K, const T *probs, const int32_t *Y,   \
+                                   double dloss, T *dlogits, int accumulate) {       \
+    T sc = (T)(dloss / N);                                                           \
+    for (int n = 0; n < N; n++)                                                      \
+      for (int k = 0; k < K; k++) {                                                  \
+        size_t i = (size_t)n * K + k;                                                \
+        T d = (probs[i] - (k == Y[n] ? (T)1 : (T)0)) * sc;                           \
+        dlogits[i] = accumulate ? dlogits[i] + d : d;                                \
+      }                                                                              \
+  }                                                                                  \
+  BP_KERNEL void bp_sgd_##SFX(size_t n, T *p, const T *g, double lr) {               \
+    T l = (T)lr;                                                                     \
+    for (size_t i = 0; i < n; i++) p[i] -= l * g[i];                                 \
+  }                                                                                  \
+  BP_KERNEL void bp_adamw_##SFX(size_t n, T *p, const T *g, T *m, T *v, double lr,   \
+                                double b1, double b2, double eps, double wd, int t) {\
+    T c1 = (T)(1.0 / (1.0 - pow(b1, t))), c2 = (T)(1.0 / (1.0 - pow(b2, t)));        \
+    T l = (T)lr, B1 = (T)b1, B2 = (T)b2, E = (T)eps, W = (T)wd;                      \
+    for (size_t i = 0; i < n; i++) {                                                 \
+      T mi = B1 * m[i] + (1 - B1) * g[i];                                            \
+      T vi = B2 * v[i] + (1 - B2) * g[i] * g[i];                                     \
+      m[i] = mi;                                                                     \
+      v[i] = vi;                                                                     \
+      p[i] -= l * ((mi * c1) / (SQRT(vi * c2) + E) + W * p[i]);                      \
+    }                                                                                \
+  }
+/* tanh for f32 without a libm call per element, so gcc vectorises the loop:
+ * computed in double, tanh|x| = (e - 1) / (e + 1) with e = exp(2|x|) =
+ * 2^n p(r), r = 2|x| - n ln2 in [-ln2/2, ln2/2], p the Taylor polynomial to
+ * r^11 (relative error < 1e-14); |x| < 1e-3: x (1 - x^2/3); |x| > 9: sign(x) (the
+ * float result rounds to +-1 already).  Within 1 ulp of float tanh. */
+static inline float bp_tanhf_(float xf) {
+  double x = xf, ax = x < 0 ? -x : x;
+  double t = 2 * (ax > 9 ? 9 : ax);
+  double nf = t * 1.4426950408889634 + 6755399441055744.0 - 6755399441055744.0;
+  double r = t - nf * 0.6931471805599453 - nf * 2.3190468138462996e-17;
+  double p = 1 + r * (1 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 +
+             r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800 +
+             r * (1.0 / 39916800)))))))))));
+  uint64_t bits = (uint64_t)((int64_t)nf + 1023) << 52;
+  double s;
+  memcpy(&s, &bits, sizeof s);
+  double e = p * s;
+  double y = (e - 1) / (e + 1);
+  return (float)(ax < 1e-3 ? x * (1 - x * x * (1.0 / 3)) : x < 0 ? -y : y); /* keeps -0 */
+}
+BP_ELEMENTWISE(float, f32, bp_tanhf_, expf, sqrtf)
+BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
+
+#endif /* BP_KERNELS_DECLARE_ONLY */
+#endif /* BP_KERNELS_H */

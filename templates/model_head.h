@@ -1,0 +1,45 @@
+/* {{prefix}}.h: the API of the model bpgen generated from {{spec}} ({{dtype}}).
+ * Generated file: do not edit; regenerate with `bpgen {{spec}} -o FILE.c`.
+ *
+ * The whole state -- inputs, params, grads, activations, scratch -- is one
+ * struct the caller owns (zero it, or call init, before use); there are no
+ * globals, so several models (or several states of one model) coexist, and
+ * nothing is allocated per step.  Fields are flat arrays in C order; the
+ * comment beside each gives its shape.  Params come first and are contiguous,
+ * then the grads of the params in the same order.
+ *
+ * A step:  fill the inputs; loss = {{prefix}}_forward(s); {{prefix}}_backward(s);
+ *          {{prefix}}_sgd_step(s, lr).
+ * Bad data: an index out of range (gather, pick, cross_entropy) is never used
+ * to read or write; forward then sets bad_index and returns NaN as the loss.
+ * The same functions are reachable through {{prefix}}_model (runtime ABI:
+ * BpModel in bp_runtime.h below), with a table naming every tensor.
+ */
+#ifndef {{guard}}
+#define {{guard}}
+
+{{runtime}}
+typedef struct {{prefix}}_state {
+{{fields}}} {{prefix}}_state;
+
+/* params from the spec's initialisers (RNG of bp_runtime.h); zeroes the rest
+ * except the inputs (batchnorm statistics too: calibrate before forward_eval) */
+void {{prefix}}_init({{prefix}}_state *s, uint64_t seed);
+/* training-mode forward (batch statistics); returns the loss */
+double {{prefix}}_forward({{prefix}}_state *s);
+/* after forward: every d<param> and d<named tensor> */
+void {{prefix}}_backward({{prefix}}_state *s);
+/* params -= lr * grads */
+void {{prefix}}_sgd_step({{prefix}}_state *s, double lr);
+/* inference forward: batchnorm from the stored statistics; returns the loss */
+double {{prefix}}_forward_eval({{prefix}}_state *s);
+/* batchnorm calibration: begin; accum per batch (first nrows rows count);
+ * end stores mean and unbiased variance.  Accum runs the forward in inference
+ * mode, so with stacked batchnorms repeat the calibration once per layer. */
+void {{prefix}}_calib_begin({{prefix}}_state *s);
+void {{prefix}}_calib_accum({{prefix}}_state *s, int nrows);
+void {{prefix}}_calib_end({{prefix}}_state *s);
+
+extern const BpModel {{prefix}}_model;
+
+#endif

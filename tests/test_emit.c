@@ -1,0 +1,218 @@
+/* test_emit.c: the emitted C as text and as a gcc translation unit: every
+ * spec in specs/ compiles warning-free with gcc -std=c99 -O2 -Wall -Wextra
+ * -Werror, alone and with its header from a user's file, in f32 and f64; the
+ * gcc build agrees with the in-memory build; blocks carry #line and the
+ * lecture's math; no globals.
+ */
+#include "tests.h"
+#include "bp_runtime.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char tmpdir[64];
+
+static void setup(void) {
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/bpgen_emit_XXXXXX");
+  ck_assert_msg(mkdtemp(tmpdir) != NULL, "mkdtemp");
+}
+
+static void teardown(void) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  ck_assert_msg(f != NULL, "cannot write %s", path);
+  fputs(text, f);
+  fclose(f);
+}
+
+/* Runs a shell command; fails with its output when it exits nonzero. */
+static void run(const char *cmd) {
+  char *full = arena_printf("( %s ) > %s/out.txt 2>&1", cmd, tmpdir);
+  if (system(full) != 0) {
+    SrcFile *f = read_src(arena_printf("%s/out.txt", tmpdir));
+    ck_abort_msg("%s\n%.3000s", cmd, f->text);
+  }
+}
+
+static Graph *load_spec(const char *path) {
+  Graph *g = parse_spec(read_src(path), NULL, 0);
+  grad_build(g);
+  return g;
+}
+
+static const char *emit(Graph *g, DType dt, const char *prefix, bool jit, char **header) {
+  EmitOptions opt = {dt, prefix, jit, false};
+  return emit_c(g, &opt, header);
+}
+
+static int spec_paths(const char **paths, int max) {
+  DIR *d = opendir(specs_dir());
+  ck_assert_msg(d != NULL, "cannot open %s", specs_dir());
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) && n < max) {
+    size_t l = strlen(de->d_name);
+    if (l > 5 && strcmp(de->d_name + l - 5, ".spec") == 0)
+      paths[n++] = arena_printf("%s/%s", specs_dir(), de->d_name);
+  }
+  closedir(d);
+  return n;
+}
+
+static const char gcc_flags[] = "gcc -std=c99 -O2 -Wall -Wextra -Werror";
+
+/* every spec, f32 and f64: the file alone, and a user's file with the header */
+START_TEST(gcc_compiles_every_spec) {
+  const char *paths[64];
+  int n = spec_paths(paths, 64);
+  ck_assert_int_gt(n, 0);
+  for (int i = 0; i < n; i++)
+    for (int dt = 0; dt < 2; dt++) {
+      char *header;
+      const char *src = emit(load_spec(paths[i]), (DType)dt, "model", false, &header);
+      write_text(arena_printf("%s/model.c", tmpdir), src);
+      write_text(arena_printf("%s/model.h", tmpdir), header);
+      write_text(arena_printf("%s/user.c", tmpdir),
+                 "#include \"model.h\"\n#include <stdlib.h>\n"
+                 "int main(void) {\n  model_state *s = calloc(1, sizeof *s);\n  model_init(s, 1);\n"
+                 "  double l = model_forward(s);\n  model_backward(s);\n  model_sgd_step(s, 0.1);\n"
+                 "  l += model_model.forward(s);\n  free(s);\n  return l == l ? 0 : 1;\n}\n");
+      run(arena_printf("cd %s && %s -c model.c && %s -c user.c && gcc -o user user.o model.o -lm", tmpdir,
+                       gcc_flags, gcc_flags));
+    }
+}
+END_TEST
+
+/* the gcc build and the in-memory build give the same loss and gradients
+ * (f64: the kernels may block sums differently, so to rounding) */
+START_TEST(gcc_build_agrees_with_jit) {
+  const char *path = arena_printf("%s/makemore.spec", specs_dir());
+  Graph *g = load_spec(path);
+  char *header;
+  write_text(arena_printf("%s/model.c", tmpdir), emit(g, DT_F64, "model", false, &header));
+  write_text(arena_printf("%s/model.h", tmpdir), header);
+  write_text(arena_printf("%s/user.c", tmpdir),
+             "#include \"model.h\"\n#include <stdio.h>\n#include <stdlib.h>\n"
+             "int main(void) {\n  model_state *s = calloc(1, sizeof *s);\n  model_init(s, 5);\n"
+             "  for (int i = 0; i < 96; i++) s->X[i] = (i * 11) % 27;\n"
+             "  for (int i = 0; i < 32; i++) s->Y[i] = (i * 3) % 27;\n"
+             "  printf(\"%.17g\\n\", model_forward(s));\n  model_backward(s);\n"
+             "  for (int i = 0; i < 1920; i++) printf(\"%.17g\\n\", s->dW1[i]);\n  free(s);\n  return 0;\n}\n");
+  run(arena_printf("cd %s && %s -o user user.c model.c -lm && ./user > vals.txt", tmpdir, gcc_flags));
+  Jit *j = jit_compile(emit(g, DT_F64, "model", true, NULL), path);
+  const BpModel *m = jit_symbol(j, "model_model");
+  char *st = calloc(1, m->state_size);
+  const BpTensor *X = NULL, *Y = NULL, *dW1 = NULL;
+  for (int i = 0; i < m->ntensors; i++) {
+    const char *nm = m->tensors[i].name;
+    if (!strcmp(nm, "X"))
+      X = &m->tensors[i];
+    if (!strcmp(nm, "Y"))
+      Y = &m->tensors[i];
+    if (!strcmp(nm, "dW1"))
+      dW1 = &m->tensors[i];
+  }
+  ck_assert(X && Y && dW1);
+  m->init(st, 5);
+  for (int i = 0; i < 96; i++)
+    ((int32_t *)(st + X->offset))[i] = (i * 11) % 27;
+  for (int i = 0; i < 32; i++)
+    ((int32_t *)(st + Y->offset))[i] = (i * 3) % 27;
+  double loss = m->forward(st);
+  m->backward(st);
+  FILE *f = fopen(arena_printf("%s/vals.txt", tmpdir), "r");
+  ck_assert(f != NULL);
+  double v, maxd = 0;
+  ck_assert(fscanf(f, "%lf", &v) == 1);
+  ck_assert_msg(fabs(v - loss) <= 1e-12, "loss gcc %.17g jit %.17g", v, loss);
+  for (int i = 0; i < 1920; i++) {
+    ck_assert(fscanf(f, "%lf", &v) == 1);
+    double d = fabs(v - ((double *)(st + dW1->offset))[i]);
+    maxd = d > maxd ? d : maxd;
+  }
+  fclose(f);
+  ck_assert_msg(maxd <= 1e-12, "dW1 gcc vs jit: maxdiff %g", maxd);
+  free(st);
+  jit_free(j);
+}
+END_TEST
+
+/* the backward pass reads like the lecture's */
+START_TEST(comments_and_line_directives) {
+  const char *path = arena_printf("%s/makemore.spec", specs_dir());
+  const char *src = emit(load_spec(path), DT_F32, "makemore", false, NULL);
+  static const char *const want[] = {
+    "/* dW2 = hᵀ · dlogits",
+    "/* dh = dlogits · W2ᵀ",
+    "/* dhpreact = (1 - h²) ⊙ dh",
+    "(from line 24: logits  = h @ W2 + b2)",
+    "/* dlogits = (softmax(logits) - onehot(Y)) / 32",
+    "/* dC = Σ_i onehot(X[i]) · demb[i]",
+    "n/(n-1)",
+    "#line 23 \"",
+    "bp_gemm_f32(32, 64, 30, s->embcat, 0, s->W1, 0,",
+    "double makemore_forward(makemore_state *s)",
+    "void makemore_backward(makemore_state *s)",
+    "const BpModel makemore_model = {",
+  };
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+    ck_assert_msg(strstr(src, want[i]) != NULL, "emitted code lacks \"%s\"", want[i]);
+  /* the backward pass never reads the gradient of a param it has not written */
+  const char *bwd = strstr(src, "void makemore_backward");
+  ck_assert(bwd != NULL);
+  ck_assert(strstr(bwd, "s->dW1[") == NULL || strstr(bwd, "dW1 = ") < strstr(bwd, "s->dW1["));
+}
+END_TEST
+
+/* f64 uses double math; the JIT file holds only kernel prototypes */
+START_TEST(dtype_and_jit_variant) {
+  const char *path = arena_printf("%s/makemore.spec", specs_dir());
+  Graph *g = load_spec(path);
+  const char *d = emit(g, DT_F64, "m", false, NULL), *f = emit(g, DT_F32, "m", true, NULL);
+  ck_assert(strstr(d, "typedef double real;") && strstr(d, "bp_gemm_f64("));
+  ck_assert(strstr(f, "typedef float real;") && strstr(f, "bp_gemm_f32("));
+#if __has_include("kernels.h")
+  ck_assert(strstr(d, "bp_tanh_f64(2048, s->hpreact, s->h);") && strstr(f, "bp_tanh_f32(2048, s->hpreact, s->h);"));
+  ck_assert(strstr(f, "#define BP_KERNELS_DECLARE_ONLY") != NULL);
+#else
+  ck_assert(strstr(d, "tanh(s->hpreact[i])") && strstr(f, "tanhf(s->hpreact[i])"));
+#endif
+}
+END_TEST
+
+/* no globals: the model's symbols are functions and read-only tables (the
+ * kernels' own buffers and thread count are the process's, not a model's) */
+START_TEST(no_mutable_globals) {
+  const char *path = arena_printf("%s/makemore.spec", specs_dir());
+  write_text(arena_printf("%s/model.c", tmpdir), emit(load_spec(path), DT_F32, "model", false, NULL));
+  /* objdump -t: a model_* symbol in .data or .bss would be mutable state */
+  run(arena_printf("cd %s && %s -fno-pic -c model.c && objdump -t model.o | "
+                   "awk '$NF ~ /^model_/ && ($(NF-2) == \".data\" || $(NF-2) == \".bss\") {print; bad=1} END {exit bad}'",
+                   tmpdir, gcc_flags));
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("emit");
+  TCase *tc = tcase_create("emit");
+  tcase_set_timeout(tc, 120);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, gcc_compiles_every_spec);
+  tcase_add_test(tc, gcc_build_agrees_with_jit);
+  tcase_add_test(tc, comments_and_line_directives);
+  tcase_add_test(tc, dtype_and_jit_variant);
+  tcase_add_test(tc, no_mutable_globals);
+  suite_add_tcase(s, tc);
+  return s;
+}
+TESTS_REGISTER(make_suite)

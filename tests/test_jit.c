@@ -1,0 +1,365 @@
+/* test_jit.c: generated code compiled in memory by libtcc, run inside this
+ * (sanitised) test binary, against the reference runtime: every spec in
+ * specs/ and a small spec per op, f32 and f64, fused and --expand, odd shapes;
+ * the BpModel ABI (tensor table, contiguous params, init equal to the
+ * runtime's, calibration, bad indices); the check failing on a broken rule.
+ */
+#include "tests.h"
+#include "bp_runtime.h"
+#include "ref.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Runs check_graphs on spec text; fails the test with the table when a tensor
+ * is out of tolerance.  Returns the number out of tolerance. */
+static int check_text(const char *name, const char *text, DType dt, bool expand, DimOverride *ovr, int novr,
+                      bool expect_pass) {
+  Graph *gf = parse_spec(src_from_string(name, text), ovr, novr);
+  Graph *gg = expand ? expand_fused(gf) : gf;
+  grad_build(gg);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream(&buf, &len);
+  int nfail = check_graphs(gf, gg, dt, 2147483647u, 0, out);
+  fclose(out);
+  if (expect_pass)
+    ck_assert_msg(nfail == 0, "%s (%s%s): %d tensors out of tolerance\n%s", name, dt == DT_F64 ? "f64" : "f32",
+                  expand ? ", expanded" : "", nfail, buf);
+  free(buf);
+  return nfail;
+}
+
+static const char *slurp(const char *path) { return read_src(path)->text; }
+
+/* ---- every spec in specs/ ---------------------------------------------------- */
+
+static int spec_paths(const char **paths, int max) {
+  DIR *d = opendir(specs_dir());
+  ck_assert_msg(d != NULL, "cannot open %s", specs_dir());
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) && n < max) {
+    size_t l = strlen(de->d_name);
+    if (l > 5 && strcmp(de->d_name + l - 5, ".spec") == 0)
+      paths[n++] = arena_printf("%s/%s", specs_dir(), de->d_name);
+  }
+  closedir(d);
+  ck_assert_msg(n > 0, "no specs in %s", specs_dir());
+  return n;
+}
+
+START_TEST(every_spec) {
+  const char *paths[64];
+  int n = spec_paths(paths, 64);
+  for (int i = 0; i < n; i++)
+    for (int dt = 0; dt < 2; dt++)
+      for (int ex = 0; ex < 2; ex++)
+        check_text(paths[i], slurp(paths[i]), (DType)dt, ex, NULL, 0, true);
+}
+END_TEST
+
+/* odd shapes so nothing hard-codes the lecture's sizes */
+START_TEST(odd_shapes) {
+  const char *paths[64];
+  int n = spec_paths(paths, 64);
+  for (int i = 0; i < n; i++) {
+    const char *text = slurp(paths[i]);
+    DimOverride ovr[3] = {{"B", 7, false}, {"H", 13, false}, {"T", 4, false}};
+    if (!strstr(text, "dim B") || !strstr(text, "dim H") || !strstr(text, "dim T"))
+      continue;
+    for (int dt = 0; dt < 2; dt++)
+      check_text(paths[i], text, (DType)dt, dt == 1, ovr, 3, true);
+  }
+}
+END_TEST
+
+/* ---- one small spec per op ------------------------------------------------------ */
+
+static const struct {
+  const char *name, *text;
+} op_specs[] = {
+  {"elementwise",
+   "dim N = 5\ndim K = 3\ninput x : [N, K]\nparam a : [K] ~ randn\nparam b : [N, 1] ~ randn * 0.5 + 2\n"
+   "y1 = x * a - b\ny2 = y1 / (b ^ 2 + 1)\ny3 = exp(-y2) + sigmoid(y1)\n"
+   "y4 = log(y3 + 3) * sqrt(b * b + 1)\nloss = mean(tanh(y4) + relu(y1)) + sum(a ^ -1) / N\n"},
+  {"reductions",
+   "dim N = 4\ndim K = 7\nparam w : [N, K] ~ randn\ns0 = sum(w, 0)\ns1 = mean(w, axis=1)\n"
+   "m0 = max(w, 0)\nm1 = max(w, -1)\nloss = sum(s0 * m0) + mean(s1 * m1) + max(w) + sum(w ^ 3) / 10\n"},
+  {"pick_softmax",
+   "dim N = 6\ndim K = 5\ninput Y : int[N]\nparam z : [N, K] ~ randn\np = softmax(z)\nq = softmax(z, 0)\n"
+   "lp = log(pick(p, Y))\nloss = -mean(lp) + sum(q * z)\n"},
+  {"layernorm_batched",
+   "dim B = 2\ndim T = 4\ndim C = 6\ndim D = 3\ninput x : [B, T, C]\nparam g : [C] ~ randn * 0.1 + 1\n"
+   "param bb : [C] ~ randn * 0.1\nparam W : [C, D] ~ randn\nn = layernorm(x, g, bb)\ny = n @ W\n"
+   "loss = mean(y ^ 2)\n"},
+  {"matmul_both_batched",
+   "dim B = 3\ndim T = 2\ndim C = 5\ndim D = 4\nparam A : [B, T, C] ~ randn\nparam M : [B, C, D] ~ randn\n"
+   "y = A @ M\nloss = sum(tanh(y))\n"},
+  {"batchnorm_biased",
+   "dim N = 7\ndim D = 5\ninput x : [N, D]\nparam g : [D] ~ randn * 0.1 + 1\nparam b : [D] ~ randn * 0.1\n"
+   "h = batchnorm(x, g, b, eps=1e-3, unbiased=false)\nloss = sum(sigmoid(h) * x)\n"},
+  {"gather_xent",
+   "dim N = 9\ndim V = 11\ndim E = 4\ninput X : int[N]\ninput Y : int[N]\nparam C : [V, E] ~ randn\n"
+   "param W : [E, V] ~ randn * 0.3\nparam c : [1, V] ~ zeros\nlogits = C[X] @ W + c\nloss = cross_entropy(logits, Y)\n"},
+  {"unused_param",
+   "dim N = 3\ninput x : [N]\nparam a : [N] ~ randn\nparam unused : [2, 2] ~ ones\nloss = sum(x * a)\n"},
+};
+
+START_TEST(each_op) {
+  for (int dt = 0; dt < 2; dt++)
+    for (int ex = 0; ex < 2; ex++)
+      check_text(op_specs[_i].name, op_specs[_i].text, (DType)dt, ex, NULL, 0, true);
+}
+END_TEST
+
+/* ---- the check fails on a broken rule ----------------------------------------------- */
+
+START_TEST(perturbed_rule_fails) {
+  static const OpKind ops[] = {OP_tanh, OP_matmul, OP_batchnorm, OP_cross_entropy, OP_gather};
+  const char *text = slurp(arena_printf("%s/makemore.spec", specs_dir()));
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+    grad_perturb = (int)ops[i] + 1;
+    int nfail = check_text("makemore.spec", text, DT_F64, false, NULL, 0, false);
+    grad_perturb = 0;
+    ck_assert_msg(nfail > 0, "check passed with the %s rule broken", optab[ops[i]].name);
+  }
+}
+END_TEST
+
+/* ---- the ABI ------------------------------------------------------------------------ */
+
+typedef struct Model {
+  Graph *g;
+  Jit *jit;
+  const BpModel *m;
+  void *st;
+} Model;
+
+static Model load(const char *text, DType dt, const char *prefix) {
+  Model md = {0};
+  md.g = parse_text(text);
+  grad_build(md.g);
+  EmitOptions opt = {dt, prefix, true, false};
+  md.jit = jit_compile(emit_c(md.g, &opt, NULL), "test.spec");
+  md.m = jit_symbol(md.jit, arena_printf("%s_model", prefix));
+  md.st = calloc(1, md.m->state_size);
+  return md;
+}
+
+static void unload(Model *md) {
+  free(md->st);
+  jit_free(md->jit);
+}
+
+static const BpTensor *tensor(const BpModel *m, const char *name) {
+  for (int i = 0; i < m->ntensors; i++)
+    if (strcmp(m->tensors[i].name, name) == 0)
+      return &m->tensors[i];
+  ck_abort_msg("no tensor %s", name);
+  return NULL;
+}
+
+static double *f64(Model *md, const char *name) { return (double *)((char *)md->st + tensor(md->m, name)->offset); }
+static int32_t *i32(Model *md, const char *name) { return (int32_t *)((char *)md->st + tensor(md->m, name)->offset); }
+
+static const char *lecture(void) { return slurp(arena_printf("%s/makemore.spec", specs_dir())); }
+
+START_TEST(table_layout) {
+  Model md = load(lecture(), DT_F32, "lec");
+  const BpModel *m = md.m;
+  ck_assert_str_eq(m->name, "lec");
+  ck_assert_int_eq(m->dtype, BP_F32);
+  /* params contiguous in spec order, grads likewise, right after */
+  static const char *const params[] = {"C", "W1", "b1", "W2", "b2", "bngain", "bnbias"};
+  size_t at = m->param_offset, n = 0;
+  for (int i = 0; i < 7; i++) {
+    const BpTensor *p = tensor(m, params[i]), *d = tensor(m, arena_printf("d%s", params[i]));
+    ck_assert_int_eq(p->kind, BP_PARAM);
+    ck_assert_int_eq(d->kind, BP_GRAD);
+    ck_assert_uint_eq(p->offset, at);
+    ck_assert_uint_eq(d->offset - m->grad_offset, p->offset - m->param_offset);
+    ck_assert_uint_eq(p->numel, d->numel);
+    at += p->numel * sizeof(float);
+    n += p->numel;
+  }
+  ck_assert_uint_eq(n, m->nparam);
+  ck_assert_uint_eq(m->nparam, 27 * 10 + 30 * 64 + 64 + 64 * 27 + 27 + 64 + 64);
+  ck_assert_str_eq(m->tensors[m->loss_index].name, "loss");
+  ck_assert_str_eq(m->tensors[m->logits_index].name, "logits");
+  const BpTensor *x = tensor(m, "X"), *w1 = tensor(m, "W1"), *st = tensor(m, "hpreact.var");
+  ck_assert_int_eq(x->kind, BP_INPUT);
+  ck_assert_int_eq(x->dtype, BP_I32);
+  ck_assert_int_eq(x->rank, 2);
+  ck_assert_int_eq(x->dims[0], 32);
+  ck_assert_int_eq(x->dims[1], 3);
+  ck_assert_int_eq(w1->line, 12);
+  ck_assert_int_eq(st->kind, BP_STAT);
+  ck_assert_int_eq(tensor(m, "dhpreact")->kind, BP_GRAD);
+  ck_assert_int_eq(tensor(m, "h")->kind, BP_ACT);
+  for (int i = 0; i < m->ntensors; i++)
+    ck_assert_uint_le(m->tensors[i].offset + m->tensors[i].numel * 4, m->state_size);
+  unload(&md);
+}
+END_TEST
+
+/* init draws exactly what the reference runtime draws, in both dtypes */
+START_TEST(init_matches_runtime) {
+  for (int dt = 0; dt < 2; dt++) {
+    Model md = load(lecture(), (DType)dt, "lec");
+    md.m->init(md.st, 12345);
+    Ref *r = ref_new(md.g, (DType)dt);
+    ref_init_params(r, 12345);
+    for (int i = 0; i < md.g->nforward; i++) {
+      Node *n = md.g->nodes[i];
+      if (n->op != OP_param)
+        continue;
+      const BpTensor *t = tensor(md.m, n->name);
+      const double *want = ref_data(r, n);
+      for (long k = 0; k < shape_numel(&n->shape); k++) {
+        double got = dt == DT_F64 ? ((double *)((char *)md.st + t->offset))[k]
+                                  : ((float *)((char *)md.st + t->offset))[k];
+        ck_assert_msg(got == want[k], "%s[%ld]: %.17g vs %.17g", n->name, k, got, want[k]);
+      }
+    }
+    ref_free(r);
+    unload(&md);
+  }
+}
+END_TEST
+
+static void fill_batch(Model *md, int salt) {
+  int32_t *X = i32(md, "X"), *Y = i32(md, "Y");
+  for (int i = 0; i < 96; i++)
+    X[i] = (i * 7 + salt) % 27;
+  for (int i = 0; i < 32; i++)
+    Y[i] = (i * 5 + salt * 3) % 27;
+}
+
+/* calibration over one batch equals the batch statistics; halves merge */
+START_TEST(calibration) {
+  Model md = load(lecture(), DT_F64, "lec");
+  md.m->init(md.st, 1);
+  fill_batch(&md, 0);
+  double train = md.m->forward(md.st);
+  md.m->calib_begin(md.st);
+  md.m->calib_accum(md.st, 32);
+  md.m->calib_end(md.st);
+  double eval = md.m->forward_eval(md.st);
+  ck_assert_msg(fabs(train - eval) < 1e-12, "train %.17g eval %.17g", train, eval);
+  double mean[64], var[64];
+  memcpy(mean, f64(&md, "hpreact.mean"), sizeof mean);
+  memcpy(var, f64(&md, "hpreact.var"), sizeof var);
+  /* the same 32 rows given as 20 + 12 (a second batch whose first 12 rows count) */
+  Model m2 = load(lecture(), DT_F64, "lec2");
+  m2.m->init(m2.st, 1);
+  fill_batch(&m2, 0);
+  int32_t *X = i32(&m2, "X"), keep[96];
+  memcpy(keep, X, sizeof keep);
+  m2.m->calib_begin(m2.st);
+  m2.m->calib_accum(m2.st, 20);
+  memmove(X, keep + 60, 36 * sizeof(int32_t));
+  for (int i = 36; i < 96; i++)
+    X[i] = 99;   /* rows beyond nrows are garbage and must not count */
+  m2.m->calib_accum(m2.st, 12);
+  m2.m->calib_end(m2.st);
+  for (int j = 0; j < 64; j++) {
+    ck_assert_msg(fabs(mean[j] - f64(&m2, "hpreact.mean")[j]) < 1e-12, "mean[%d]", j);
+    ck_assert_msg(fabs(var[j] - f64(&m2, "hpreact.var")[j]) < 1e-12 * (1 + var[j]), "var[%d]", j);
+  }
+  unload(&m2);
+  unload(&md);
+}
+END_TEST
+
+/* bad indices: no out-of-bounds access (ASan watches), NaN loss, flag set;
+ * the next good batch is fine again */
+START_TEST(bad_index) {
+  Model md = load(lecture(), DT_F32, "lec");
+  md.m->init(md.st, 1);
+  fill_batch(&md, 1);
+  double good = md.m->forward(md.st);
+  ck_assert(isfinite(good));
+  i32(&md, "X")[5] = 27;
+  ck_assert(isnan(md.m->forward(md.st)));
+  md.m->backward(md.st);
+  i32(&md, "X")[5] = 0;
+  i32(&md, "Y")[3] = -1;
+  ck_assert(isnan(md.m->forward(md.st)));
+  md.m->backward(md.st);
+  i32(&md, "Y")[3] = 1 << 30;
+  ck_assert(isnan(md.m->forward(md.st)));
+  fill_batch(&md, 1);
+  ck_assert(md.m->forward(md.st) == good);
+  unload(&md);
+}
+END_TEST
+
+/* sgd_step moves params by -lr * grad, and the loss falls on a fixed batch;
+ * two models (and two prefixes) live side by side */
+START_TEST(sgd_and_two_models) {
+  Model a = load(lecture(), DT_F64, "one"), b = load(lecture(), DT_F32, "two");
+  a.m->init(a.st, 7);
+  b.m->init(b.st, 7);
+  fill_batch(&a, 2);
+  fill_batch(&b, 2);
+  double first = a.m->forward(a.st);
+  a.m->backward(a.st);
+  double w = f64(&a, "W2")[3], g = f64(&a, "dW2")[3];
+  a.m->sgd_step(a.st, 0.1);
+  ck_assert(f64(&a, "W2")[3] == w - 0.1 * g);
+  b.m->forward(b.st);
+  b.m->backward(b.st);
+  b.m->sgd_step(b.st, 0.1);
+  for (int i = 0; i < 20; i++) {
+    a.m->forward(a.st);
+    a.m->backward(a.st);
+    a.m->sgd_step(a.st, 0.1);
+    b.m->forward(b.st);
+    b.m->backward(b.st);
+    b.m->sgd_step(b.st, 0.1);
+  }
+  double la = a.m->forward(a.st), lb = b.m->forward(b.st);
+  ck_assert_msg(la < first - 0.3, "loss %g -> %g", first, la);
+  ck_assert_msg(fabs(la - lb) < 1e-5, "f64 %g vs f32 %g", la, lb);
+  unload(&a);
+  unload(&b);
+}
+END_TEST
+
+/* a compile error names the spec line through #line */
+START_TEST(compile_error_points_at_spec) {
+  static jmp_buf jb;
+  if (setjmp(jb)) {
+    error_catch(NULL);
+    ck_assert_msg(strstr(error_text(), "my.spec:7") != NULL, "%s", error_text());
+    return;
+  }
+  error_catch(&jb);
+  jit_compile("int f(void) {\n#line 7 \"my.spec\"\n  return nosuch;\n}\n", "my.spec");
+  error_catch(NULL);
+  ck_abort_msg("compiled");
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("jit");
+  TCase *tc = tcase_create("jit");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, every_spec);
+  tcase_add_test(tc, odd_shapes);
+  tcase_add_loop_test(tc, each_op, 0, (int)(sizeof op_specs / sizeof op_specs[0]));
+  tcase_add_test(tc, perturbed_rule_fails);
+  tcase_add_test(tc, table_layout);
+  tcase_add_test(tc, init_matches_runtime);
+  tcase_add_test(tc, calibration);
+  tcase_add_test(tc, bad_index);
+  tcase_add_test(tc, sgd_and_two_models);
+  tcase_add_test(tc, compile_error_points_at_spec);
+  suite_add_tcase(s, tc);
+  return s;
+}
+TESTS_REGISTER(make_suite)

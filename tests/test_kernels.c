@@ -1,0 +1,319 @@
+/* test_kernels.c: every kernel of runtime/kernels.h against a naive
+ * double-precision reference, on a table of shapes that includes the lecture
+ * MLP's skinny ones (N = 27, K = 30, M = 30), odd sizes and sizes that cross
+ * the blocking (k block 256, column block 1024); all transa/transb forms,
+ * accumulate 0 and 1.  f32 must agree with the f64 reference within 1e-5
+ * relative to sum_k |a b| (scaled by K/100 for long sums), f64 within 1e-12.
+ * With 2 and 3 threads the results must be bit-identical to 1 thread. */
+#include "tests.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BP_KERNELS_DECLARE_ONLY
+#include "kernels.h"
+
+static unsigned rng = 1;
+static double urand(void) { /* in [-1, 1) */
+  rng = rng * 1664525u + 1013904223u;
+  return (double)(rng >> 8) / 8388608.0 - 1.0;
+}
+
+typedef struct { int M, N, K; } GemmShape;
+static const GemmShape gemm_shapes[] = {
+    {1, 1, 1},       {1, 7, 13},      {7, 1, 13},      {13, 7, 1},      {27, 33, 13},
+    {32, 64, 30},    {32, 27, 64},    {32, 200, 30},   {32, 27, 200},   {200, 27, 32},
+    {30, 200, 32},   {32, 30, 200},   {33, 65, 257},   {13, 1100, 300}, {100, 50, 600},
+    {256, 27, 1024}, {1024, 27, 256}, {30, 1024, 256}, {256, 1024, 27}, {256, 30, 1024},
+    {1024, 4096, 30},
+};
+
+/* op(A)(i,k), op(B)(k,j) of row-major storage */
+#define OPA(A, i, k) (ta ? (A)[(size_t)(k) * M + (i)] : (A)[(size_t)(i) * K + (k)])
+#define OPB(B, k, j) (tb ? (B)[(size_t)(j) * K + (k)] : (B)[(size_t)(k) * N + (j)])
+
+/* Checks C (from C0 when acc) against the double reference at every element, or
+ * at 3000 sampled ones for big products; returns the number of failures. */
+#define CHECK_GEMM(T, TOL)                                                              \
+  static int check_gemm_##T(int M, int N, int K, int ta, int tb, int acc, const T *A,   \
+                            const T *B, const T *C0, const T *C) {                      \
+    size_t total = (size_t)M * N;                                                       \
+    int sampled = (double)M * N * K > 2e6;                                              \
+    size_t count = sampled ? 3000 : total;                                              \
+    int bad = 0;                                                                        \
+    double maxrel = 0;                                                                  \
+    for (size_t e = 0; e < count; e++) {                                                \
+      size_t idx = sampled ? (size_t)((urand() + 1) * 0.5 * total) % total : e;         \
+      int i = (int)(idx / N), j = (int)(idx % N);                                       \
+      double s = 0, mag = 0;                                                            \
+      for (int k = 0; k < K; k++) {                                                     \
+        double p = (double)OPA(A, i, k) * (double)OPB(B, k, j);                         \
+        s += p, mag += fabs(p);                                                         \
+      }                                                                                 \
+      if (acc) s += C0[idx], mag += fabs(C0[idx]);                                      \
+      double err = fabs((double)C[idx] - s), tol = (TOL) * (K > 100 ? K / 100.0 : 1.0) * (mag + 1e-30); \
+      if (err / (mag + 1e-30) > maxrel) maxrel = err / (mag + 1e-30);                   \
+      if (!(err <= tol)) {                                                              \
+        if (bad < 3)                                                                    \
+          fprintf(stderr, "gemm " #T " M=%d N=%d K=%d ta=%d tb=%d acc=%d: C[%d,%d] = %.9g, want %.9g\n", \
+                  M, N, K, ta, tb, acc, i, j, (double)C[idx], s);                       \
+        bad++;                                                                          \
+      }                                                                                 \
+    }                                                                                   \
+    if (bad)                                                                            \
+      fprintf(stderr, "  %d of %zu elements differ, max relative error %.3g\n", bad, count, maxrel); \
+    return bad;                                                                         \
+  }
+CHECK_GEMM(float, 1e-5)
+CHECK_GEMM(double, 1e-12)
+
+#define RUN_GEMM(T, SFX)                                                                \
+  static void run_gemm_##T(int s) {                                                     \
+    int M = gemm_shapes[s].M, N = gemm_shapes[s].N, K = gemm_shapes[s].K;               \
+    int big = (double)M * N * K > 2e6;                                                  \
+    T *A = malloc(sizeof(T) * M * K), *B = malloc(sizeof(T) * K * N);                   \
+    T *C0 = malloc(sizeof(T) * M * N), *C = malloc(sizeof(T) * M * N);                  \
+    T *C1 = malloc(sizeof(T) * M * N);                                                  \
+    for (size_t i = 0; i < (size_t)M * K; i++) A[i] = (T)urand();                       \
+    for (size_t i = 0; i < (size_t)K * N; i++) B[i] = (T)urand();                       \
+    for (size_t i = 0; i < (size_t)M * N; i++) C0[i] = (T)urand();                      \
+    for (int f = 0; f < 8; f++) {                                                       \
+      int ta = f & 1, tb = (f >> 1) & 1, acc = f >> 2;                                  \
+      if (big && f != 0 && f != 6 && f != 5) continue; /* backprop's three forms */     \
+      bp_set_threads(1);                                                                \
+      memcpy(C, C0, sizeof(T) * M * N);                                                 \
+      bp_gemm_##SFX(M, N, K, A, ta, B, tb, C, acc);                                     \
+      ck_assert_msg(check_gemm_##T(M, N, K, ta, tb, acc, A, B, C0, C) == 0,             \
+                    "bp_gemm_" #SFX " M=%d N=%d K=%d ta=%d tb=%d acc=%d", M, N, K, ta, tb, acc); \
+      for (int nt = 2; nt <= (big ? 2 : 3); nt++) {                                     \
+        bp_set_threads(nt);                                                             \
+        memcpy(C1, C0, sizeof(T) * M * N);                                              \
+        bp_gemm_##SFX(M, N, K, A, ta, B, tb, C1, acc);                                  \
+        ck_assert_msg(memcmp(C, C1, sizeof(T) * M * N) == 0,                            \
+                      "bp_gemm_" #SFX " M=%d N=%d K=%d ta=%d tb=%d acc=%d: %d threads differ from 1", \
+                      M, N, K, ta, tb, acc, nt);                                        \
+      }                                                                                 \
+    }                                                                                   \
+    bp_set_threads(1);                                                                  \
+    free(A), free(B), free(C0), free(C), free(C1);                                      \
+  }
+RUN_GEMM(float, f32)
+RUN_GEMM(double, f64)
+
+START_TEST(gemm_f32) { run_gemm_float(_i); }
+END_TEST
+START_TEST(gemm_f64) { run_gemm_double(_i); }
+END_TEST
+
+START_TEST(gemm_k0) {
+  float C[6] = {1, 2, 3, 4, 5, 6}, A[1] = {0}, B[1] = {0};
+  bp_gemm_f32(2, 3, 0, A, 0, B, 0, C, 1);
+  ck_assert(C[0] == 1 && C[5] == 6);
+  bp_gemm_f32(2, 3, 0, A, 0, B, 0, C, 0);
+  for (int i = 0; i < 6; i++) ck_assert(C[i] == 0);
+}
+END_TEST
+
+/* ---- the elementwise, reduction, softmax/cross-entropy and optimiser kernels --- */
+static const int sizes[] = {1, 7, 13, 16, 27, 33, 100, 1000, 4099};
+
+#define MAXERR(T, n, got, want_expr, out)                                   \
+  do {                                                                      \
+    out = 0;                                                                \
+    for (size_t i = 0; i < (size_t)(n); i++) {                              \
+      double w = (want_expr), e = fabs((double)(got)[i] - w) / (fabs(w) + 1); \
+      if (!(e <= out)) out = e;                                             \
+    }                                                                       \
+  } while (0)
+
+#define ELEMENTWISE_TEST(T, SFX, TOL)                                                       \
+  START_TEST(elementwise_##SFX) {                                                           \
+    int n = sizes[_i];                                                                      \
+    T *x = malloc(sizeof(T) * n), *y = malloc(sizeof(T) * n), *d = malloc(sizeof(T) * n);   \
+    T *g = malloc(sizeof(T) * n);                                                           \
+    for (int i = 0; i < n; i++) x[i] = (T)(urand() * (i % 3 == 0 ? 12 : i % 3 == 1 ? 1 : 0.01)); \
+    for (int i = 0; i < n; i++) d[i] = (T)urand(), g[i] = (T)urand();                       \
+    double err;                                                                             \
+    bp_tanh_##SFX(n, x, y);                                                                 \
+    MAXERR(T, n, y, tanh((double)x[i]), err);                                               \
+    ck_assert_msg(err <= TOL, "bp_tanh_" #SFX " n=%d: max error %g", n, err);               \
+    bp_tanh_bwd_##SFX(n, y, d, g, 0);                                                       \
+    MAXERR(T, n, g, (1 - (double)y[i] * y[i]) * d[i], err);                                 \
+    ck_assert_msg(err <= TOL, "bp_tanh_bwd_" #SFX " n=%d: max error %g", n, err);           \
+    memcpy(y, g, sizeof(T) * n);                                                            \
+    bp_tanh_bwd_##SFX(n, x, d, g, 1); /* t = x here: any values */                          \
+    MAXERR(T, n, g, y[i] + (1 - (double)x[i] * x[i]) * d[i], err);                          \
+    ck_assert_msg(err <= TOL * 200, "bp_tanh_bwd_" #SFX " acc n=%d: max error %g", n, err); \
+    for (int i = 0; i < n; i++) x[i] = (T)(urand() * 20);                                   \
+    bp_exp_##SFX(n, x, y);                                                                  \
+    err = 0;                                                                                \
+    for (int i = 0; i < n; i++) err = fmax(err, fabs(y[i] - exp((double)x[i])) / exp((double)x[i])); \
+    ck_assert_msg(err <= TOL, "bp_exp_" #SFX " n=%d: max relative error %g", n, err);        \
+    for (int i = 0; i < n; i++) y[i] = x[i];                                                \
+    bp_sgd_##SFX(n, y, d, 0.1);                                                             \
+    MAXERR(T, n, y, (double)x[i] - 0.1 * d[i], err);                                        \
+    ck_assert_msg(err <= TOL, "bp_sgd_" #SFX " n=%d: max error %g", n, err);                \
+    free(x), free(y), free(d), free(g);                                                     \
+  }                                                                                         \
+  END_TEST
+ELEMENTWISE_TEST(float, f32, 1e-6)
+ELEMENTWISE_TEST(double, f64, 1e-14)
+
+/* exact special values: saturation, signed zero, no NaN from large inputs */
+START_TEST(tanh_exp_special) {
+  float xs[] = {0.0f, -0.0f, 1e-30f, -1e-8f, 20.0f, -20.0f, 100.0f, -1e30f, 88.0f, -104.0f, -200.0f};
+  int n = (int)(sizeof xs / sizeof xs[0]);
+  float y[16];
+  double yd[16], xd[16];
+  bp_tanh_f32(n, xs, y);
+  for (int i = 0; i < n; i++)
+    ck_assert_msg(fabs(y[i] - tanh(xs[i])) <= 1e-6 * fabs(tanh(xs[i])) + 1e-37,
+                  "bp_tanh_f32(%g) = %g", xs[i], y[i]);
+  ck_assert(!signbit(y[0]) && signbit(y[1]));
+  for (int i = 0; i < n; i++) xd[i] = xs[i];
+  bp_tanh_f64(n, xd, yd);
+  for (int i = 0; i < n; i++)
+    ck_assert_msg(fabs(yd[i] - tanh(xd[i])) <= 1e-14 * fabs(tanh(xd[i])) + 1e-300,
+                  "bp_tanh_f64(%g) = %g", xd[i], yd[i]);
+  bp_exp_f32(n, xs, y);
+  for (int i = 0; i < n; i++)
+    ck_assert_msg(fabs(y[i] - exp(xs[i])) <= 1e-6 * exp(xs[i]) + 1e-37 || (isinf(y[i]) && exp(xs[i]) > 3.4e38),
+                  "bp_exp_f32(%g) = %g", xs[i], y[i]);
+  bp_exp_f64(n, xd, yd);
+  for (int i = 0; i < n; i++)
+    ck_assert_msg(fabs(yd[i] - exp(xd[i])) <= 1e-14 * exp(xd[i]), "bp_exp_f64(%g) = %g", xd[i], yd[i]);
+}
+END_TEST
+
+typedef struct { int N, D; } Shape2;
+static const Shape2 shapes2[] = {{1, 1}, {1, 27}, {7, 1}, {32, 27}, {32, 200}, {13, 33}, {256, 1024}, {1024, 30}};
+
+#define ROWS_TEST(T, SFX, TOL)                                                                \
+  START_TEST(rows_##SFX) {                                                                    \
+    int N = shapes2[_i].N, D = shapes2[_i].D;                                                 \
+    T *X = malloc(sizeof(T) * N * D), *P = malloc(sizeof(T) * N * D), *G = malloc(sizeof(T) * N * D); \
+    T *y = malloc(sizeof(T) * (N > D ? N : D)), *y0 = malloc(sizeof(T) * (N > D ? N : D));      \
+    int32_t *Y = malloc(sizeof(int32_t) * N);                                                 \
+    for (int i = 0; i < N * D; i++) X[i] = (T)(urand() * 5);                                  \
+    for (int i = 0; i < (N > D ? N : D); i++) y0[i] = (T)urand();                             \
+    for (int n = 0; n < N; n++) Y[n] = (int32_t)((urand() + 1) * 0.5 * D) % D;                \
+    for (int acc = 0; acc <= 1; acc++) {                                                      \
+      memcpy(y, y0, sizeof(T) * (N > D ? N : D));                                             \
+      bp_colsum_##SFX(N, D, X, y, acc);                                                       \
+      double err = 0;                                                                         \
+      for (int d = 0; d < D; d++) {                                                           \
+        double s = acc ? y0[d] : 0, m = acc ? fabs(y0[d]) : 0;                                \
+        for (int n = 0; n < N; n++) s += X[n * D + d], m += fabs(X[n * D + d]);               \
+        err = fmax(err, fabs(y[d] - s) / (m + 1));                                            \
+      }                                                                                       \
+      ck_assert_msg(err <= TOL, "bp_colsum_" #SFX " N=%d D=%d acc=%d: max error %g", N, D, acc, err); \
+      memcpy(y, y0, sizeof(T) * (N > D ? N : D));                                             \
+      bp_rowsum_##SFX(N, D, X, y, acc);                                                       \
+      err = 0;                                                                                \
+      for (int n = 0; n < N; n++) {                                                           \
+        double s = acc ? y0[n] : 0, m = acc ? fabs(y0[n]) : 0;                                \
+        for (int d = 0; d < D; d++) s += X[n * D + d], m += fabs(X[n * D + d]);               \
+        err = fmax(err, fabs(y[n] - s) / (m + 1));                                            \
+      }                                                                                       \
+      ck_assert_msg(err <= TOL, "bp_rowsum_" #SFX " N=%d D=%d acc=%d: max error %g", N, D, acc, err); \
+    }                                                                                         \
+    /* softmax and cross-entropy */                                                          \
+    bp_softmax_##SFX(N, D, X, P);                                                             \
+    double loss = 0, perr = 0;                                                                \
+    for (int n = 0; n < N; n++) {                                                             \
+      double mx = -INFINITY, s = 0;                                                           \
+      for (int d = 0; d < D; d++) mx = fmax(mx, X[n * D + d]);                                \
+      for (int d = 0; d < D; d++) s += exp(X[n * D + d] - mx);                                \
+      for (int d = 0; d < D; d++) perr = fmax(perr, fabs(P[n * D + d] - exp(X[n * D + d] - mx) / s)); \
+      loss += log(s) - (X[n * D + Y[n]] - mx);                                                \
+    }                                                                                         \
+    loss /= N;                                                                                \
+    ck_assert_msg(perr <= TOL * 10, "bp_softmax_" #SFX " N=%d D=%d: max error %g", N, D, perr);  \
+    memset(G, 0, sizeof(T) * N * D);                                                          \
+    double got = bp_xent_fwd_##SFX(N, D, X, Y, G);                                            \
+    ck_assert_msg(fabs(got - loss) <= TOL * 10 * (fabs(loss) + 1), "bp_xent_fwd_" #SFX " N=%d D=%d: %g, want %g", N, D, got, loss); \
+    ck_assert_msg(memcmp(G, P, sizeof(T) * N * D) == 0, "bp_xent_fwd_" #SFX ": probs differ from bp_softmax"); \
+    ck_assert(bp_xent_fwd_##SFX(N, D, X, Y, NULL) == got);                                    \
+    for (int acc = 0; acc <= 1; acc++) {                                                      \
+      for (int i = 0; i < N * D; i++) G[i] = (T)(i % 5);                                      \
+      bp_xent_bwd_##SFX(N, D, P, Y, 0.5, G, acc);                                             \
+      double gerr = 0;                                                                        \
+      for (int n = 0; n < N; n++)                                                             \
+        for (int d = 0; d < D; d++) {                                                         \
+          double w = (acc ? (n * D + d) % 5 : 0) + ((double)P[n * D + d] - (d == Y[n])) * 0.5 / N; \
+          gerr = fmax(gerr, fabs(G[n * D + d] - w) / (fabs(w) + 1));                          \
+        }                                                                                     \
+      ck_assert_msg(gerr <= TOL * 10, "bp_xent_bwd_" #SFX " N=%d D=%d acc=%d: max error %g", N, D, acc, gerr); \
+    }                                                                                         \
+    free(X), free(P), free(G), free(y), free(y0), free(Y);                                    \
+  }                                                                                           \
+  END_TEST
+ROWS_TEST(float, f32, 1e-5)
+ROWS_TEST(double, f64, 1e-12)
+
+/* three AdamW steps against the formula of llm.c's train_gpt2.c, in double */
+#define ADAMW_TEST(T, SFX, TOL)                                                       \
+  START_TEST(adamw_##SFX) {                                                           \
+    int n = sizes[_i];                                                                \
+    T *p = malloc(sizeof(T) * n), *g = malloc(sizeof(T) * n);                         \
+    T *m = calloc(n, sizeof(T)), *v = calloc(n, sizeof(T));                           \
+    double *rp = malloc(sizeof(double) * n), *rm = calloc(n, sizeof(double)), *rv = calloc(n, sizeof(double)); \
+    for (int i = 0; i < n; i++) rp[i] = p[i] = (T)urand();                            \
+    for (int t = 1; t <= 3; t++) {                                                    \
+      for (int i = 0; i < n; i++) g[i] = (T)(urand() * 0.1);                          \
+      bp_adamw_##SFX(n, p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 0.01, t);                 \
+      for (int i = 0; i < n; i++) {                                                   \
+        rm[i] = 0.9 * rm[i] + 0.1 * g[i];                                             \
+        rv[i] = 0.999 * rv[i] + 0.001 * (double)g[i] * g[i];                          \
+        double mh = rm[i] / (1 - pow(0.9, t)), vh = rv[i] / (1 - pow(0.999, t));      \
+        rp[i] -= 1e-3 * (mh / (sqrt(vh) + 1e-8) + 0.01 * rp[i]);                      \
+      }                                                                               \
+    }                                                                                 \
+    double err;                                                                       \
+    MAXERR(T, n, p, rp[i], err);                                                      \
+    ck_assert_msg(err <= TOL, "bp_adamw_" #SFX " n=%d: max error %g", n, err);        \
+    free(p), free(g), free(m), free(v), free(rp), free(rm), free(rv);                 \
+  }                                                                                   \
+  END_TEST
+ADAMW_TEST(float, f32, 1e-6)
+ADAMW_TEST(double, f64, 1e-12)
+
+START_TEST(threads_setting) {
+  bp_set_threads(0);
+  ck_assert_int_eq(bp_get_threads(), 1);
+  bp_set_threads(1000);
+  ck_assert_int_eq(bp_get_threads(), 64);
+  bp_set_threads(2);
+  ck_assert_int_eq(bp_get_threads(), 2);
+  bp_set_threads(1);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("kernels");
+  TCase *tc = tcase_create("gemm");
+  tcase_set_timeout(tc, 60);
+  int ng = (int)(sizeof gemm_shapes / sizeof gemm_shapes[0]);
+  tcase_add_loop_test(tc, gemm_f32, 0, ng);
+  tcase_add_loop_test(tc, gemm_f64, 0, ng);
+  tcase_add_test(tc, gemm_k0);
+  suite_add_tcase(s, tc);
+  TCase *te = tcase_create("elementwise");
+  int ns = (int)(sizeof sizes / sizeof sizes[0]);
+  tcase_add_loop_test(te, elementwise_f32, 0, ns);
+  tcase_add_loop_test(te, elementwise_f64, 0, ns);
+  tcase_add_test(te, tanh_exp_special);
+  tcase_add_loop_test(te, adamw_f32, 0, ns);
+  tcase_add_loop_test(te, adamw_f64, 0, ns);
+  tcase_add_test(te, threads_setting);
+  suite_add_tcase(s, te);
+  TCase *tr = tcase_create("rows");
+  int n2 = (int)(sizeof shapes2 / sizeof shapes2[0]);
+  tcase_add_loop_test(tr, rows_f32, 0, n2);
+  tcase_add_loop_test(tr, rows_f64, 0, n2);
+  suite_add_tcase(s, tr);
+  return s;
+}
+TESTS_REGISTER(make_suite)
