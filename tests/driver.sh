@@ -148,6 +148,9 @@ t "ninja compile error"     1 "ninja_ex2_syntax.c:9: error: 'logit' undeclared" 
 t "ninja starter ex2"       0 "not filled yet: dlogits" $BPGEN ninja $M --ref --mine exercises/ex2_dlogits.c
 t "ninja starter ex1"       0 "not filled yet: dlogprobs" $BPGEN ninja $G --ref --mine exercises/ex1_backward.c
 t "ninja starter ex3"       0 "not filled yet: dhprebn" $BPGEN ninja $G --ref --mine exercises/ex3_dhprebn.c
+t "ninja generated ref"     0 "reference: bpgen's generated backward" $BPGEN ninja $M --mine $F/ninja_ex2_ok.c
+t "ninja generated ex1"     0 "all filled gradients are right" $BPGEN ninja $G --mine $F/ninja_ex1_ok.c
+t "ninja generated wrong"   1 "dbndiff2 is the first wrong gradient" $BPGEN ninja $G --mine $F/ninja_ex1_offbyone.c
 t "ninja needs a mode"      1 "give either --header or --mine FILE.c" $BPGEN ninja $M
 
 echo "driver: $pass passed, $fail failed"
