@@ -13,6 +13,7 @@
 #define BPGEN_H
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -288,6 +289,24 @@ double cli_double(const char *opt, const char *s);
 NORETURN void cli_unknown(const char *cmd, const char *arg);
 /* Reads and parses c->spec (error if none given); applies --expand. */
 Graph *cli_load(Cli *c);
+
+/* ---- cmd_dot.c, cmd_ninja.c: the learner's kit -------------------------------- */
+/* DOT text of g's forward graph (backward: g has been through grad_build, and
+ * its backward nodes are drawn too); arena string. */
+char *dot_graph(Graph *g, bool backward);
+/* The C declarations a learner's backward pass programs against (arena string). */
+char *ninja_header(Graph *g, DType dt);
+typedef struct NinjaOpts {
+  DType dtype;
+  uint64_t seed;
+  bool use_ref;          /* values and reference gradients from runtime/ref.c */
+  double tol;            /* <= 0: 1e-4 (f32), 1e-9 (f64) */
+} NinjaOpts;
+/* Compiles the learner's file (path for messages, text its contents) after the
+ * header, runs its backward() on one batch of g (a forward graph; the generated
+ * side runs grad_build on it) and prints the judgement table to out.  Returns
+ * the number of wrong gradients; a compile error or a crash is error_plain. */
+int ninja_run(Graph *g, const NinjaOpts *o, const char *path, const char *text, FILE *out);
 
 int cmd_gen(int argc, char **argv);      /* bpgen SPEC -o model.c */
 int cmd_grad(int argc, char **argv);     /* bpgen grad */

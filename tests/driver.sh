@@ -117,5 +117,41 @@ t "no spec"                 1 "no spec file given"    $BPGEN grad --in "$T/in" -
 t "out is a file"           1 "o1/loss.npy is not a directory" \
   $BPGEN grad $M --in "$T/in" --out "$T/o1/loss.npy"
 
+# ---- bpgen dot ----------------------------------------------------------------------
+G=$SPECS/makemore_granular.spec
+t "dot --help"              0 "usage: bpgen dot SPEC" $BPGEN dot --help
+t "dot forward to stdout"   0 "hpreact = batchnorm .*\[fused\]" $BPGEN dot $M
+t "dot backward fan-out"    0 "dhprebn \+= \(fan-out\)" $BPGEN dot $G --backward -o -
+t "dot writes .dot"         0 ""                     $BPGEN dot $M --backward -o "$T/g.dot"
+t "dot file is DOT"         0 "^digraph "            head -1 "$T/g.dot"
+t "dot renders svg"         0 ""                     $BPGEN dot $G --backward -o "$T/g.svg"
+t "svg is svg"              0 "<svg"                 cat "$T/g.svg"
+t "dot renders png"         0 ""                     $BPGEN dot $M -o "$T/g.png"
+t "png is png"              0 "PNG"                  head -c 8 "$T/g.png"
+t "dot -D B=5"              0 "X.ninput int \[5, 3\]" $BPGEN dot $M -D B=5
+t "dot bad extension"       1 "write FILE.dot, FILE.svg, FILE.png or -" $BPGEN dot $M -o "$T/g.txt"
+t "dot without graphviz"    1 "Debian package graphviz \\(apt-get install graphviz\\)" \
+  env BPGEN_DOT=/nonexistent/dot $BPGEN dot $M -o "$T/h.svg"
+
+# ---- bpgen ninja (--ref: runs before and after the emitter lands) -----------------------
+F=${BPGEN_FIXTURES:-tests/fixtures}
+t "ninja --help"            0 "usage: bpgen ninja SPEC --mine FILE.c" $BPGEN ninja --help
+t "ninja --header"          0 "BP_OK_dlogits = 1, +/\* GRAD\(dlogits, B, V\); \*/" $BPGEN ninja $M --header
+t "ninja ex2 right"         0 "^dlogits \| True     \| (True|False) \| True " \
+  $BPGEN ninja $M --ref --mine $F/ninja_ex2_ok.c
+t "ninja keepdim"           1 "declared dbnmeani \[64\] but it is \[1, 64\]: a missing keepdim" \
+  $BPGEN ninja $G --ref --mine $F/ninja_ex1_keepdim.c
+t "ninja off-by-one"        1 "dbndiff2 is the first wrong gradient" \
+  $BPGEN ninja $G --ref --mine $F/ninja_ex1_offbyone.c
+t "ninja compile error"     1 "ninja_ex2_syntax.c:9: error: 'logit' undeclared" \
+  $BPGEN ninja $M --ref --mine $F/ninja_ex2_syntax.c
+t "ninja starter ex2"       0 "not filled yet: dlogits" $BPGEN ninja $M --ref --mine exercises/ex2_dlogits.c
+t "ninja starter ex1"       0 "not filled yet: dlogprobs" $BPGEN ninja $G --ref --mine exercises/ex1_backward.c
+t "ninja starter ex3"       0 "not filled yet: dhprebn" $BPGEN ninja $G --ref --mine exercises/ex3_dhprebn.c
+t "ninja generated ref"     0 "reference: bpgen's generated backward" $BPGEN ninja $M --mine $F/ninja_ex2_ok.c
+t "ninja generated ex1"     0 "all filled gradients are right" $BPGEN ninja $G --mine $F/ninja_ex1_ok.c
+t "ninja generated wrong"   1 "dbndiff2 is the first wrong gradient" $BPGEN ninja $G --mine $F/ninja_ex1_offbyone.c
+t "ninja needs a mode"      1 "give either --header or --mine FILE.c" $BPGEN ninja $M
+
 echo "driver: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
