@@ -26,7 +26,7 @@ static const char gen_usage[] =
   "  --trainer        write the complete trainer program instead (see bpgen run)\n"
   "  --expand         lower fused ops to primitives before differentiating\n"
   "  -D NAME=INT      override a dim\n"
-  "Build: gcc -std=c99 -O2 -c FILE.c; the kernels are inline, link with -lm.\n";
+  "Build: gcc -std=c99 -O2 -c FILE.c; the kernels are inline; link with -lm -lpthread.\n";
 
 /* The spec's file stem as a C identifier: "specs/makemore.spec" -> makemore. */
 static const char *stem_ident(const char *path) {
