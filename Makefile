@@ -81,3 +81,8 @@ clean:
 # PyTorch per step.  BENCH_FLAGS=--quick for a shorter run.
 bench: bpgen
 	bench/run.sh $(BENCH_FLAGS)
+
+# The per-step benchmark (bench/step.c): gcc build, libtcc build, reference runtime.
+build/bench/step: bench/step.c $(OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -O2 -o $@ bench/step.c $(OBJS) $(LIBS)

@@ -1,0 +1,307 @@
+/* bench/step.c: microseconds per full training step (forward, backward, SGD
+ * update) of a spec's emitted model, for several dim overrides, three ways:
+ *   gcc  the emitted file (bpgen SPEC -o FILE.c) built with gcc -O3
+ *        -march=native as a shared object and loaded with dlopen;
+ *   tcc  the same model compiled in memory by libtcc (jit_compile), the
+ *        kernels handed over from this binary (gcc-compiled);
+ *   ref  the reference runtime (runtime/ref.c), few reps: it is slow.
+ * Builds are timed interleaved (gcc, tcc, ref, gcc, tcc, ...), each round long
+ * enough to be measured, and the median round is reported.  Also measured:
+ * gcc's compile time for the emitted file; whether a step allocates (malloc,
+ * calloc, realloc counted here while steps run); that the gcc build with N
+ * threads gives the same bits as with 1.
+ *
+ * Output, one line per figure (bench/run.sh makes the table):
+ *   gcc H B us / tcc H B us / ref H B us / cc H B ms / allocs H B n / bits H B same|DIFF
+ * plus the matmul GFLOP count per step: "flop H B mflop".
+ *
+ * Usage: bench-step SPEC [--threads N] [--quick] [--config H,B]...  (default
+ * configs: 64,32 200,32 1024,256 4096,1024; the spec must have dims H and B).
+ */
+#include "bpgen.h"
+#include "bp_runtime.h"
+#include "ref.h"
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BP_KERNELS_DECLARE_ONLY
+#include "kernels.h"
+
+/* ---- allocation counting (bench only): glibc's malloc under ours ---------- */
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+static volatile long nalloc;
+static volatile int counting;
+void *malloc(size_t n) {
+  if (counting) nalloc++;
+  return __libc_malloc(n);
+}
+void *calloc(size_t n, size_t m) {
+  if (counting) nalloc++;
+  return __libc_calloc(n, m);
+}
+void *realloc(void *p, size_t n) {
+  if (counting) nalloc++;
+  return __libc_realloc(p, n);
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static const BpTensor *tensor(const BpModel *m, const char *name) {
+  for (int i = 0; i < m->ntensors; i++)
+    if (strcmp(m->tensors[i].name, name) == 0)
+      return &m->tensors[i];
+  return NULL;
+}
+
+/* a model instance: its state, with one batch of inputs drawn in range */
+typedef struct Inst {
+  const BpModel *m;
+  void *st;
+} Inst;
+
+static void fill_inputs(Inst *in, Graph *g, uint64_t seed) {
+  BpRng rng;
+  bp_rng_seed(&rng, seed);
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op != OP_input)
+      continue;
+    const BpTensor *t = tensor(in->m, n->name);
+    if (!t)
+      die("no tensor %s", n->name);
+    if (t->dtype == BP_I32) {
+      ref_draw_input(g, n, &rng, (char *)in->st + t->offset);
+    } else {
+      double *tmp = xcalloc(t->numel, sizeof *tmp);
+      ref_draw_input(g, n, &rng, tmp);
+      for (size_t k = 0; k < t->numel; k++) {
+        if (t->dtype == BP_F32)
+          ((float *)((char *)in->st + t->offset))[k] = (float)tmp[k];
+        else
+          ((double *)((char *)in->st + t->offset))[k] = tmp[k];
+      }
+      free(tmp);
+    }
+  }
+}
+
+static Inst new_inst(const BpModel *m, Graph *g) {
+  Inst in = {m, NULL};
+  if (posix_memalign(&in.st, 64, m->state_size) != 0)
+    die("out of memory");
+  memset(in.st, 0, m->state_size);
+  m->init(in.st, 2147483647);
+  fill_inputs(&in, g, 42);
+  return in;
+}
+
+static double lr = 0.01;
+
+static void step(Inst *in) {
+  in->m->forward(in->st);
+  in->m->backward(in->st);
+  in->m->sgd_step(in->st, lr);
+}
+
+/* seconds per step over one round of n steps */
+static double time_steps(Inst *in, long n) {
+  double t0 = now();
+  for (long i = 0; i < n; i++)
+    step(in);
+  return (now() - t0) / (double)n;
+}
+
+static void ref_step(Ref *r, Graph *g) {
+  ref_forward(r);
+  ref_backward(r);
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op != OP_param)
+      continue;
+    double *p = ref_data(r, n), *d = ref_grad(r, n);
+    long k = shape_numel(&n->shape);
+    for (long j = 0; j < k; j++)
+      p[j] = ref_round(r, p[j] - lr * d[j]);
+  }
+}
+
+/* matmul flops of the whole step (forward and backward graph) */
+static double matmul_flops(Graph *g) {
+  double f = 0;
+  for (int i = 0; i < g->nnodes; i++) {
+    Node *n = g->nodes[i];
+    if (n->op != OP_matmul)
+      continue;
+    const Shape *a = &n->in[0]->shape;
+    int k = n->transa ? a->dim[a->rank - 2] : a->dim[a->rank - 1];
+    f += 2.0 * (double)shape_numel(&n->shape) * k;
+  }
+  return f;
+}
+
+int main(int argc, char **argv) {
+  const char *spec = NULL;
+  int threads = 1, quick = 0, nconf = 0;
+  int conf[16][2];
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+      threads = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--quick") == 0)
+      quick = 1;
+    else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc && nconf < 16) {
+      if (sscanf(argv[++i], "%d,%d", &conf[nconf][0], &conf[nconf][1]) != 2)
+        error_plain("--config H,B");
+      nconf++;
+    } else if (argv[i][0] != '-')
+      spec = argv[i];
+    else
+      error_plain("usage: bench-step SPEC [--threads N] [--quick] [--config H,B]...");
+  }
+  if (!spec)
+    error_plain("usage: bench-step SPEC [--threads N] [--quick] [--config H,B]...");
+  if (nconf == 0) {
+    static const int def[4][2] = {{64, 32}, {200, 32}, {1024, 256}, {4096, 1024}};
+    memcpy(conf, def, sizeof def);
+    nconf = 4;
+  }
+  const char *outdir = "build/bench";
+  int rounds = quick ? 5 : 11;
+  double round_time = quick ? 0.02 : 0.05;
+  for (int c = 0; c < nconf; c++) {
+    int H = conf[c][0], B = conf[c][1];
+    Cli cli;
+    cli_init(&cli, DT_F32);
+    cli.spec = spec;
+    cli.ovr[0] = (DimOverride){"H", H, false};
+    cli.ovr[1] = (DimOverride){"B", B, false};
+    cli.novr = 2;
+    Graph *g = cli_load(&cli);
+    grad_build(g);
+    printf("flop %d %d %.3f\n", H, B, matmul_flops(g) / 1e6);
+
+    /* (a) gcc: emit, compile (timed), dlopen */
+    EmitOptions gopt = {DT_F32, "bm", false, false};
+    char *src = emit_c(g, &gopt, NULL);
+    char *cpath = arena_printf("%s/step_%d_%d.c", outdir, H, B);
+    char *sopath = arena_printf("%s/step_%d_%d.so", outdir, H, B);
+    FILE *f = fopen(cpath, "w");
+    /* the kernels are static in the file: a hook to set its thread count */
+    if (!f || fputs(src, f) < 0 || fputs("\nvoid bm_set_threads(int n) { bp_set_threads(n); }\n", f) < 0 ||
+        fclose(f) != 0)
+      error_plain("cannot write %s", cpath);
+    char *cmd = arena_printf("gcc -O3 -march=native -shared -fPIC -o %s %s -lm -lpthread", sopath, cpath);
+    double t0 = now();
+    if (system(cmd) != 0)
+      error_plain("failed: %s", cmd);
+    printf("cc %d %d %.0f\n", H, B, 1e3 * (now() - t0));
+    char *abspath = realpath(sopath, NULL);
+    void *so = dlopen(abspath, RTLD_NOW | RTLD_LOCAL);
+    free(abspath);
+    if (!so)
+      error_plain("dlopen: %s", dlerror());
+    const BpModel *gm = dlsym(so, "bm_model");
+    void (*so_threads)(int) = (void (*)(int))dlsym(so, "bm_set_threads");
+    if (!gm || !so_threads)
+      error_plain("no bm_model in %s", sopath);
+
+    /* (b) tcc */
+    EmitOptions topt = {DT_F32, "bm", true, false};
+    t0 = now();
+    Jit *jit = jit_compile(emit_c(g, &topt, NULL), spec);
+    double tcc_ms = 1e3 * (now() - t0);
+    printf("tcccompile %d %d %.1f\n", H, B, tcc_ms);
+    const BpModel *tm = jit_symbol(jit, "bm_model");
+
+    bp_set_threads(threads);
+    so_threads(threads);
+    Inst gi = new_inst(gm, g), ti = new_inst(tm, g);
+    /* (c) the reference runtime */
+    Ref *r = ref_new(g, DT_F32);
+    ref_init_params(r, 2147483647);
+    ref_random_inputs(r, 42);
+
+    /* calibrate the steps per round */
+    step(&gi), step(&ti);
+    double one = time_steps(&gi, 3);
+    long ng = (long)(round_time / one) + 1;
+    one = time_steps(&ti, 3);
+    long nt = (long)(round_time / one) + 1;
+    t0 = now();
+    ref_step(r, g);
+    double rone = now() - t0;
+    long nr = (long)(round_time / 4 / rone) + 1;
+    int rrounds = rone > 0.05 ? 1 : rounds;
+    if (rone > 0.5)
+      nr = 0;   /* seconds per step: the single calibration step is the figure */
+
+    double tg[64], tt[64], tr[64];
+    for (int k = 0; k < rounds; k++) {
+      tg[k] = time_steps(&gi, ng);
+      tt[k] = time_steps(&ti, nt);
+      if (k < rrounds) {
+        if (nr == 0) {
+          tr[k] = rone;
+        } else {
+          t0 = now();
+          for (long i = 0; i < nr; i++)
+            ref_step(r, g);
+          tr[k] = (now() - t0) / (double)nr;
+        }
+      }
+    }
+    qsort(tg, (size_t)rounds, sizeof(double), cmp_double);
+    qsort(tt, (size_t)rounds, sizeof(double), cmp_double);
+    qsort(tr, (size_t)rrounds, sizeof(double), cmp_double);
+    printf("gcc %d %d %.2f\n", H, B, 1e6 * tg[rounds / 2]);
+    printf("tcc %d %d %.2f\n", H, B, 1e6 * tt[rounds / 2]);
+    printf("ref %d %d %.1f\n", H, B, 1e6 * tr[rrounds / 2]);
+
+    /* a step allocates nothing */
+    nalloc = 0;
+    counting = 1;
+    for (int k = 0; k < 10; k++)
+      step(&gi), step(&ti);
+    counting = 0;
+    printf("allocs %d %d %ld\n", H, B, nalloc);
+
+    /* threads: the same bits as one thread (gcc build, from the same start) */
+    {
+      Inst a = new_inst(gm, g), b = new_inst(gm, g);
+      so_threads(1);
+      for (int k = 0; k < 3; k++)
+        step(&a);
+      so_threads(threads > 1 ? threads : 2);
+      for (int k = 0; k < 3; k++)
+        step(&b);
+      so_threads(threads);
+      printf("bits %d %d %s\n", H, B, memcmp(a.st, b.st, gm->state_size) == 0 ? "same" : "DIFF");
+      free(a.st);
+      free(b.st);
+    }
+    fflush(stdout);
+    ref_free(r);
+    free(gi.st);
+    free(ti.st);
+    jit_free(jit);
+    /* no dlclose: the .so's kernel threads wait inside it */
+
+  }
+  return 0;
+}
