@@ -16,12 +16,9 @@
 
 #define BP_KERNELS_DECLARE_ONLY
 #include "kernels.h"
-/* the JIT's own loops, compiled here by gcc (vectorised: -O3 for them alone) */
-#pragma GCC push_options
-#pragma GCC optimize("O3")
-#define BPM_KERNEL static
+/* the JIT's own loops, compiled by gcc with the kernels' flags in runtime/kernels.c */
+#define BPM_KERNELS_DECLARE_ONLY
 #include "../templates/model_kernels.h"
-#pragma GCC pop_options
 
 struct Jit {
   TCCState *s;

@@ -256,6 +256,101 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_MCP 8         /* A panels per block (BP_MCP x BP_MR x BP_KC in L2) */
 #define BP_NC 1024       /* columns per B block */
 
+/* ---- small products, no packing ---------------------------------------------- *
+ * The lecture's matmuls are tiny ([32,30].[30,64] and the like): packing and
+ * the tile copies of the general path cost as much as the arithmetic.  With
+ * AVX-512 the small path reads op(A) in place (one broadcast per element, any
+ * strides) and rows of B in place, the last column panel under a lane mask
+ * (masked loads never fault, masked stores write only C), so nothing is copied
+ * -- except B^T (dX = dY.W^T), transposed once into a per-thread buffer.  Rows
+ * are cut into nearly equal blocks of at most 12, columns into panels of 32.
+ * Each element is summed over k from 0 in order, then added to C when
+ * accumulating: exactly the general path's arithmetic for K <= BP_KC. */
+#if defined(__AVX512F__)
+#define BP_SMALL_MR 12
+#define BP_SMALL_MNK (1L << 20)   /* M*N*K at most this: the small path */
+#define BP_SMALL_BT 16384          /* elements of the B^T buffer */
+static inline __attribute__((always_inline)) void bp_small_tile_f32(
+    const int mr, const int nv, int K, const float *a, long ars, long acs, const float *b,
+    long ldb, __mmask16 m0, __mmask16 m1, float *c, long ldc, int add) {
+  __m512 acc[BP_SMALL_MR][2];
+  _Pragma("GCC unroll 12") for (int i = 0; i < mr; i++)
+    acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int k = 0; k < K; k++) {
+    __m512 b0 = _mm512_maskz_loadu_ps(m0, b + (long)k * ldb);
+    __m512 b1 = nv > 1 ? _mm512_maskz_loadu_ps(m1, b + (long)k * ldb + 16) : _mm512_setzero_ps();
+    const float *ak = a + (long)k * acs;
+    _Pragma("GCC unroll 12") for (int i = 0; i < mr; i++) {
+      __m512 x = _mm512_set1_ps(ak[(long)i * ars]);
+      acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+      if (nv > 1) acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+    }
+  }
+  _Pragma("GCC unroll 12") for (int i = 0; i < mr; i++) {
+    float *p = c + (long)i * ldc;
+    __m512 r0 = acc[i][0], r1 = acc[i][1];
+    if (add) r0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, p), r0);
+    _mm512_mask_storeu_ps(p, m0, r0);
+    if (nv > 1) {
+      if (add) r1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, p + 16), r1);
+      _mm512_mask_storeu_ps(p + 16, m1, r1);
+    }
+  }
+}
+#define BP_SMALL_CASE(n)                                                                  \
+  case n:                                                                                \
+    if (nv == 1) bp_small_tile_f32(n, 1, K, a, ars, acs, b, ldb, m0, m1, c, ldc, add);   \
+    else bp_small_tile_f32(n, 2, K, a, ars, acs, b, ldb, m0, m1, c, ldc, add);           \
+    break;
+static void bp_small_any_f32(int mr, int nv, int K, const float *a, long ars, long acs,
+                             const float *b, long ldb, __mmask16 m0, __mmask16 m1, float *c,
+                             long ldc, int add) {
+  switch (mr) {
+    BP_SMALL_CASE(1) BP_SMALL_CASE(2) BP_SMALL_CASE(3) BP_SMALL_CASE(4) BP_SMALL_CASE(5)
+    BP_SMALL_CASE(6) BP_SMALL_CASE(7) BP_SMALL_CASE(8) BP_SMALL_CASE(9) BP_SMALL_CASE(10)
+    BP_SMALL_CASE(11) BP_SMALL_CASE(12)
+    default: break;
+  }
+}
+/* 1 when done here; 0: the shape is not small, use the general path */
+static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, const float *B,
+                             int transb, float *C, int accumulate) {
+  static __thread float bt[BP_SMALL_BT] __attribute__((aligned(64)));
+  if ((long)M * N * K > BP_SMALL_MNK || (transb && (long)N * K > BP_SMALL_BT)) return 0;
+  if (transb) { /* B stored [N,K]: bt = B^T, [K,N] */
+    for (int j = 0; j < N; j++)
+      for (int k = 0; k < K; k++) bt[(long)k * N + j] = B[(long)j * K + k];
+    B = bt;
+  }
+  long ars = transa ? 1 : K, acs = transa ? M : 1;
+  int nb = (M + BP_SMALL_MR - 1) / BP_SMALL_MR, base = M / nb, extra = M % nb;
+  for (int j = 0; j < N; j += 32) {
+    int nr = N - j < 32 ? N - j : 32;
+    int nv = nr > 16 ? 2 : 1;
+    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+    for (int blk = 0, i0 = 0; blk < nb; blk++) {
+      int mr = base + (blk < extra);
+      bp_small_any_f32(mr, nv, K, A + (long)i0 * ars, ars, acs, B + j, N, m0, m1,
+                       C + (long)i0 * N + j, N, accumulate);
+      i0 += mr;
+    }
+  }
+  return 1;
+}
+#else
+static inline int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa,
+                                    const float *B, int transb, float *C, int accumulate) {
+  (void)M, (void)N, (void)K, (void)A, (void)transa, (void)B, (void)transb, (void)C, (void)accumulate;
+  return 0;
+}
+#endif
+static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int transa,
+                                    const double *B, int transb, double *C, int accumulate) {
+  (void)M, (void)N, (void)K, (void)A, (void)transa, (void)B, (void)transb, (void)C, (void)accumulate;
+  return 0;
+}
+
 #define BP_GEMM_DEFINE(T, S)                                                           \
   enum { BP_NR_##S = BP_NRV * BP_VN_##S };                                            \
   /* tile[mr, NR] = pa[kc, mr]^T-panel . pb[kc, NR]; then c = tile or c += tile */    \
@@ -382,6 +477,7 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
       if (!accumulate) memset(C, 0, (size_t)M * N * sizeof(T));                        \
       return;                                                                          \
     }                                                                                  \
+    if (bp_gemm_small_##S(M, N, K, A, transa, B, transb, C, accumulate)) return;       \
     BpGemm_##S g;                                                                      \
     long ars = transa ? 1 : K, acs = transa ? M : 1;                                   \
     long brs = transb ? 1 : N, bcs = transb ? K : 1;                                   \
@@ -513,27 +609,38 @@ BP_GEMM_DEFINE(double, f64)
       p[i] -= l * ((mi * c1) / (SQRT(vi * c2) + E) + W * p[i]);                      \
     }                                                                                \
   }
-/* tanh for f32 without a libm call per element, so gcc vectorises the loop:
- * computed in double, tanh|x| = (e - 1) / (e + 1) with e = exp(2|x|) =
- * 2^n p(r), r = 2|x| - n ln2 in [-ln2/2, ln2/2], p the Taylor polynomial to
- * r^11 (relative error < 1e-14); |x| < 1e-3: x (1 - x^2/3); |x| > 9: sign(x) (the
- * float result rounds to +-1 already).  Within 1 ulp of float tanh. */
-static inline float bp_tanhf_(float xf) {
-  double x = xf, ax = x < 0 ? -x : x;
-  double t = 2 * (ax > 9 ? 9 : ax);
-  double nf = t * 1.4426950408889634 + 6755399441055744.0 - 6755399441055744.0;
-  double r = t - nf * 0.6931471805599453 - nf * 2.3190468138462996e-17;
-  double p = 1 + r * (1 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 +
-             r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800 +
-             r * (1.0 / 39916800)))))))))));
-  uint64_t bits = (uint64_t)((int64_t)nf + 1023) << 52;
-  double s;
-  memcpy(&s, &bits, sizeof s);
-  double e = p * s;
-  double y = (e - 1) / (e + 1);
-  return (float)(ax < 1e-3 ? x * (1 - x * x * (1.0 / 3)) : x < 0 ? -y : y); /* keeps -0 */
+/* exp and tanh for f32 without a libm call per element, all in float, so gcc
+ * vectorises the loops that use them (16 lanes with AVX-512).
+ * exp: x = n ln2 + r, |r| <= ln2/2 (ln2 in two parts, Cody-Waite), e^r by its
+ * Taylor polynomial to r^7 (truncation < 5e-9 relative), times 2^n built in
+ * two halves so that n up to 128 and down to -150 stay representable; x is
+ * clamped to [-104, 89] (beyond: 0 and inf after rounding); NaN stays NaN.
+ * Within 2 ulp of exp.
+ * tanh: |x| < 0.55: the odd Taylor series to x^15 (truncation < 5e-8
+ * relative); else sign(x) (1 - 2 / (e^(2|x|) + 1)), |x| clamped at 9 (tanh
+ * rounds to +-1 there).  Within 3 ulp of tanh; keeps -0, tiny x exact. */
+static inline float bp_expf_(float x) {
+  float xc = x < -104.0f ? -104.0f : x > 89.0f ? 89.0f : x;
+  float nf = xc * 1.44269504088896341f + 12582912.0f - 12582912.0f;
+  float r = xc - nf * 0.693359375f - nf * -2.12194440e-4f;
+  float p = 1 + r * (1 + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
+            r * (1.0f / 720 + r * (1.0f / 5040)))))));
+  int32_t n = (int32_t)nf, n1 = n / 2, n2 = n - n1;
+  uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
+  float s1, s2;
+  memcpy(&s1, &b1, sizeof s1);
+  memcpy(&s2, &b2, sizeof s2);
+  return p * s1 * s2;
 }
-BP_ELEMENTWISE(float, f32, bp_tanhf_, expf, sqrtf)
+static inline float bp_tanhf_(float x) {
+  float ax = x < 0 ? -x : x, x2 = x * x;
+  float small = x * (1 + x2 * (-1.0f / 3 + x2 * (2.0f / 15 + x2 * (-17.0f / 315 + x2 * (62.0f / 2835 +
+                x2 * (-1382.0f / 155925 + x2 * (21844.0f / 6081075 + x2 * (-929569.0f / 638512875))))))));
+  float e = bp_expf_(2 * (ax > 9 ? 9 : ax));
+  float big = 1 - 2 / (e + 1);
+  return ax < 0.55f ? small : x < 0 ? -big : big;
+}
+BP_ELEMENTWISE(float, f32, bp_tanhf_, bp_expf_, sqrtf)
 BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
 
 #endif /* BP_KERNELS_DECLARE_ONLY */
