@@ -5,8 +5,10 @@
 # against OpenBLAS cblas_sgemm on one thread (the roofline, native kernel:
 # OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for it) on the matmul shapes
 # of the lecture MLP's training step and on square sizes; PyTorch eager with
-# autograd (bench/torch_step.py, 1 thread) per full training step; then prints
-# a table per config.  Options: --quick (shorter timing), --threads N.
+# autograd (bench/torch_step.py, 1 thread) per full training step; the emitted
+# model per step, gcc and libtcc builds and the reference runtime
+# (bench/step.c); `bpgen run` to its first step and its peak RSS; then prints
+# one table.  Options: --quick (shorter timing), --threads N.
 #
 # Needs libopenblas-dev for the roofline (installed here when root, bench only:
 # bpgen never links it); without it the OpenBLAS columns are empty.
@@ -49,7 +51,7 @@ echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^
 echo "== OpenBLAS runs with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (they were: '${OPENBLAS_CORETYPE:-}' '${OPENBLAS_L2_SIZE:-}')"
 echo "== bp_gemm_f32 vs OpenBLAS sgemm ($threads thread(s)): $out/gemm $quick --threads $threads"
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS="$threads" \
-  "$out/gemm" $quick --threads "$threads" 2>"$out/gemm.summary"
+  "$out/gemm" $quick --threads "$threads" 2>"$out/gemm.summary" | tee "$out/gemm.out"
 
 # ---- PyTorch -------------------------------------------------------------------
 : >"$out/torch.txt"
@@ -63,25 +65,71 @@ if [ -x /usr/bin/python3 ]; then
 fi
 
 # ---- emitted models --------------------------------------------------------------
-# TODO(emit): when gen/emit.c and gen/jit.c land, time per full training step for
-# each config: (a) `bpgen specs/makemore.spec -o` built with gcc -O3 -march=native
-# (and gcc's compile time for it), (b) the in-memory libtcc build, (c) the reference
-# runtime; `bpgen run` start to first finished step; peak RSS.  Write them as
-# "gcc H B us", "tcc H B us", "ref H B us" lines to $out/models.txt.
-: >"$out/models.txt"
+# µs per full training step of the emitted model: (a) gcc -O3 -march=native build,
+# (b) the in-memory libtcc build, (c) the reference runtime; gcc's compile time;
+# allocations during steps; thread bits (build/bench/step, bench/step.c).
+make -s build/bench/step >&2
+echo "== emitted models, $threads thread(s): build/bench/step specs/makemore.spec $quick --threads $threads"
+build/bench/step specs/makemore.spec $quick --threads "$threads" >"$out/models.txt"
+: >"$out/models2.txt"
+if [ "$(nproc)" -ge 2 ] && [ "$threads" -eq 1 ]; then
+  echo "== 1 -> 2 threads, large configs: build/bench/step specs/makemore.spec $quick --no-ref --threads 2 --config 1024,256 --config 4096,1024"
+  build/bench/step specs/makemore.spec $quick --no-ref --threads 2 --config 1024,256 --config 4096,1024 >"$out/models2.txt"
+fi
+
+# ---- bpgen run: start to first finished step, peak RSS ------------------------------
+runline=""
+words=/usr/share/dict/american-english
+[ -r "$words" ] || words=""
+if [ -n "$words" ] && ./bpgen run --help 2>&1 | grep -q -- "--steps"; then
+  cmd="./bpgen run specs/makemore.spec --data $words --steps 1"
+  best=""
+  for _ in 1 2 3 4 5; do
+    t0=$(date +%s%N)
+    $cmd >/dev/null 2>&1 || true
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    if [ -z "$best" ] || [ "$ms" -lt "$best" ]; then best=$ms; fi
+  done
+  runline="bpgen run, start to first finished step (whole process, 1 step, best of 5): $best ms  [$cmd]"
+  t0=$(date +%s%N)
+  /usr/bin/time -f "%M" -o "$out/rss.txt" ./bpgen run specs/makemore.spec --data "$words" -D H=200 --steps 200000 >"$out/train200.txt" 2>&1 || true
+  train_s=$(( ($(date +%s%N) - t0) / 1000000 ))
+  rss=$(tail -1 "$out/rss.txt")
+fi
 
 # ---- table ---------------------------------------------------------------------
 roof=$(awk '/^#roofline/ {print $2}' "$out/gemm.summary")
 echo
-echo "| config (V=27, T=3, E=10) | PyTorch µs/step | bp_gemm matmuls µs/step | matmul GFLOP/s | OpenBLAS same shapes GFLOP/s | % of roofline (${roof:-n/a} GFLOP/s) |"
-echo "|---|---|---|---|---|---|"
-awk -v roof="${roof:-0}" '
-  FILENAME ~ /torch/ && $1 == "torch" { split($2, h, "="); split($3, b, "="); torch[h[2] " " b[2]] = $4 }
-  FILENAME ~ /summary/ && $1 == "#step" {
-    key = $2 " " $3
-    t = (key in torch) ? torch[key] : "n/a"
-    pct = roof > 0 ? sprintf("%.0f%%", 100 * $5 / roof) : "n/a"
-    printf "| H=%s, B=%s | %s | %.1f | %.1f | %.1f | %s |\n", $2, $3, t, $4, $5, $6, pct
-  }' "$out/torch.txt" "$out/gemm.summary"
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $(head -1 "$out/gemm.out" 2>/dev/null)"
+echo "roofline: best OpenBLAS square sgemm, 1 thread: ${roof:-n/a} GFLOP/s"
 echo
-echo "(emitted-model columns -- gcc build, libtcc build, reference runtime, time to first step -- TODO: need gen/emit.c)"
+echo "| config (V=27, T=3, E=10) | PyTorch µs/step | gcc build µs/step | PyTorch / gcc | libtcc µs/step | tcc / gcc | reference runtime µs/step | step matmul GFLOP/s (gcc) | % of roofline | gcc -O3 compile ms |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+awk -v roof="${roof:-0}" '
+  FILENAME ~ /torch/ && $1 == "torch" { split($2, h, "="); split($3, b, "="); torch[h[2] " " b[2]] = $4; next }
+  FILENAME ~ /models/ { v[$1 " " $2 " " $3] = $4; if ($1 == "gcc") order[n++] = $2 " " $3 }
+  END {
+    for (i = 0; i < n; i++) {
+      k = order[i]; split(k, hb, " ")
+      g = v["gcc " k]; t = v["tcc " k]; r = v["ref " k]; fl = v["flop " k]
+      py = (k in torch) ? torch[k] : "n/a"
+      ratio = (k in torch) ? sprintf("%.1f×", torch[k] / g) : "n/a"
+      gf = fl / g * 1000
+      pct = roof > 0 ? sprintf("%.0f%%", 100 * gf / roof) : "n/a"
+      printf "| H=%s, B=%s | %s | %.1f | %s | %.1f | %.2f | %s | %.1f | %s | %s |\n", hb[1], hb[2], py, g, ratio, t, t / g, (r == "" ? "n/a" : r), gf, pct, v["cc " k]
+    }
+  }' "$out/torch.txt" "$out/models.txt"
+echo
+awk '$1 == "allocs" { printf "allocations in 20 steps (gcc + tcc builds), H=%s B=%s: %s\n", $2, $3, $4 }
+     $1 == "bits" { printf "gcc build, N threads vs 1 thread after 3 steps, H=%s B=%s: %s bits\n", $2, $3, $4 }' "$out/models.txt"
+if [ -s "$out/models2.txt" ]; then
+  awk 'FILENAME ~ /models.txt/ && $1 ~ /^(gcc|tcc)$/ { one[$1 " " $2 " " $3] = $4; next }
+       FILENAME ~ /models2/ && $1 ~ /^(gcc|tcc)$/ && (($1 " " $2 " " $3) in one) {
+         k = $1 " " $2 " " $3
+         printf "1 -> 2 threads, %s build, H=%s B=%s: %.1f -> %.1f us/step (%.2fx)\n", $1, $2, $3, one[k], $4, one[k] / $4 }' \
+    "$out/models.txt" "$out/models2.txt"
+  awk '$1 == "bits" { printf "2 threads vs 1 thread, H=%s B=%s: %s bits\n", $2, $3, $4 }' "$out/models2.txt"
+fi
+[ -n "$runline" ] && echo "$runline"
+[ -n "${rss:-}" ] && echo "Exercise 4 training, 200000 steps, H=200, 1 thread: $train_s ms wall; peak RSS $rss kB  [./bpgen run specs/makemore.spec --data $words -D H=200 --steps 200000]"
+awk '$1 == "tcccompile" { printf "libtcc compile of the model, H=%s B=%s: %s ms\n", $2, $3, $4 }' "$out/models.txt" | head -1

@@ -15,7 +15,7 @@
  *   gcc H B us / tcc H B us / ref H B us / cc H B ms / allocs H B n / bits H B same|DIFF
  * plus the matmul GFLOP count per step: "flop H B mflop".
  *
- * Usage: bench-step SPEC [--threads N] [--quick] [--config H,B]...  (default
+ * Usage: bench-step SPEC [--threads N] [--quick] [--no-ref] [--config H,B]...  (default
  * configs: 64,32 200,32 1024,256 4096,1024; the spec must have dims H and B).
  */
 #include "bpgen.h"
@@ -158,13 +158,15 @@ static double matmul_flops(Graph *g) {
 
 int main(int argc, char **argv) {
   const char *spec = NULL;
-  int threads = 1, quick = 0, nconf = 0;
+  int threads = 1, quick = 0, nconf = 0, noref = 0;
   int conf[16][2];
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
       threads = atoi(argv[++i]);
     else if (strcmp(argv[i], "--quick") == 0)
       quick = 1;
+    else if (strcmp(argv[i], "--no-ref") == 0)
+      noref = 1;
     else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc && nconf < 16) {
       if (sscanf(argv[++i], "%d,%d", &conf[nconf][0], &conf[nconf][1]) != 2)
         error_plain("--config H,B");
@@ -172,10 +174,10 @@ int main(int argc, char **argv) {
     } else if (argv[i][0] != '-')
       spec = argv[i];
     else
-      error_plain("usage: bench-step SPEC [--threads N] [--quick] [--config H,B]...");
+      error_plain("usage: bench-step SPEC [--threads N] [--quick] [--no-ref] [--config H,B]...");
   }
   if (!spec)
-    error_plain("usage: bench-step SPEC [--threads N] [--quick] [--config H,B]...");
+    error_plain("usage: bench-step SPEC [--threads N] [--quick] [--no-ref] [--config H,B]...");
   if (nconf == 0) {
     static const int def[4][2] = {{64, 32}, {200, 32}, {1024, 256}, {4096, 1024}};
     memcpy(conf, def, sizeof def);
@@ -227,6 +229,7 @@ int main(int argc, char **argv) {
     Jit *jit = jit_compile(emit_c(g, &topt, NULL), spec);
     double tcc_ms = 1e3 * (now() - t0);
     printf("tcccompile %d %d %.1f\n", H, B, tcc_ms);
+    printf("threads %d %d %d\n", H, B, threads);
     const BpModel *tm = jit_symbol(jit, "bm_model");
 
     bp_set_threads(threads);
@@ -244,10 +247,11 @@ int main(int argc, char **argv) {
     one = time_steps(&ti, 3);
     long nt = (long)(round_time / one) + 1;
     t0 = now();
-    ref_step(r, g);
+    if (!noref)
+      ref_step(r, g);
     double rone = now() - t0;
     long nr = (long)(round_time / 4 / rone) + 1;
-    int rrounds = rone > 0.05 ? 1 : rounds;
+    int rrounds = noref ? 0 : rone > 0.05 ? 1 : rounds;
     if (rone > 0.5)
       nr = 0;   /* seconds per step: the single calibration step is the figure */
 
@@ -268,10 +272,12 @@ int main(int argc, char **argv) {
     }
     qsort(tg, (size_t)rounds, sizeof(double), cmp_double);
     qsort(tt, (size_t)rounds, sizeof(double), cmp_double);
-    qsort(tr, (size_t)rrounds, sizeof(double), cmp_double);
+    if (rrounds > 0)
+      qsort(tr, (size_t)rrounds, sizeof(double), cmp_double);
     printf("gcc %d %d %.2f\n", H, B, 1e6 * tg[rounds / 2]);
     printf("tcc %d %d %.2f\n", H, B, 1e6 * tt[rounds / 2]);
-    printf("ref %d %d %.1f\n", H, B, 1e6 * tr[rrounds / 2]);
+    if (rrounds > 0)
+      printf("ref %d %d %.1f\n", H, B, 1e6 * tr[rrounds / 2]);
 
     /* a step allocates nothing */
     nalloc = 0;
