@@ -616,9 +616,10 @@ BP_GEMM_DEFINE(double, f64)
  * two halves so that n up to 128 and down to -150 stay representable; x is
  * clamped to [-104, 89] (beyond: 0 and inf after rounding); NaN stays NaN.
  * Within 2 ulp of exp.
- * tanh: |x| < 0.55: the odd Taylor series to x^15 (truncation < 5e-8
- * relative); else sign(x) (1 - 2 / (e^(2|x|) + 1)), |x| clamped at 9 (tanh
- * rounds to +-1 there).  Within 3 ulp of tanh; keeps -0, tiny x exact. */
+ * tanh: sign(x) m / (m + 2), m = e^(2|x|) - 1 computed as 2^n q + (2^n - 1),
+ * q = e^r - 1 by its Taylor polynomial (no cancellation for small x); |x|
+ * clamped at 9 (tanh rounds to +-1 there).  Within 3 ulp of tanh; keeps -0,
+ * tiny x exact. */
 static inline float bp_expf_(float x) {
   float xc = x < -104.0f ? -104.0f : x > 89.0f ? 89.0f : x;
   float nf = xc * 1.44269504088896341f + 12582912.0f - 12582912.0f;
@@ -633,12 +634,17 @@ static inline float bp_expf_(float x) {
   return p * s1 * s2;
 }
 static inline float bp_tanhf_(float x) {
-  float ax = x < 0 ? -x : x, x2 = x * x;
-  float small = x * (1 + x2 * (-1.0f / 3 + x2 * (2.0f / 15 + x2 * (-17.0f / 315 + x2 * (62.0f / 2835 +
-                x2 * (-1382.0f / 155925 + x2 * (21844.0f / 6081075 + x2 * (-929569.0f / 638512875))))))));
-  float e = bp_expf_(2 * (ax > 9 ? 9 : ax));
-  float big = 1 - 2 / (e + 1);
-  return ax < 0.55f ? small : x < 0 ? -big : big;
+  float ax = x < 0 ? -x : x;
+  float t = 2 * (ax > 9 ? 9 : ax);
+  float nf = t * 1.44269504088896341f + 12582912.0f - 12582912.0f;
+  float r = t - nf * 0.693359375f - nf * -2.12194440e-4f;
+  float q = r * (1 + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 +
+            r * (1.0f / 5040 + r * (1.0f / 40320))))))));
+  uint32_t bits = (uint32_t)((int32_t)nf + 127) << 23;
+  float s;
+  memcpy(&s, &bits, sizeof s);
+  float em = s * q + (s - 1);               /* e^t - 1 = 2^n (1 + q) - 1, exact for n = 0 */
+  return copysignf(em / (em + 2), x);
 }
 BP_ELEMENTWISE(float, f32, bp_tanhf_, bp_expf_, sqrtf)
 BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
