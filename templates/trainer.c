@@ -903,12 +903,13 @@ static void tr_load(Tr *tr, const char *path) {
 
 /* ---- training ---------------------------------------------------------------- */
 
-static void tr_progress(Tr *tr, int last, double loss) {
+/* The progress line for step `shown` (0-based, as the loss lines). */
+static void tr_progress(Tr *tr, long shown, int last, double loss) {
   double el = tr_now() - tr->t0;
   double rate = el > 0 ? (double)(tr->step - tr->first_step) / el : 0;
   double eta = rate > 0 ? (double)(tr->o.steps - tr->step) / rate : 0;
   fprintf(stderr, "%sstep %ld/%ld  loss %.4f  %.0f steps/s  ETA %.0fs%s", tr->tty ? "\r" : "",
-          tr->step, tr->o.steps, loss, rate, eta, tr->tty && !last ? "   " : "\n");
+          shown, tr->o.steps, loss, rate, eta, tr->tty && !last ? "   " : "\n");
 }
 
 static void tr_train(Tr *tr) {
@@ -954,19 +955,19 @@ static void tr_train(Tr *tr) {
         if ((i & 63) == 0) {
           double now = tr_now();
           if (now - last_shown > 0.2) {
-            tr_progress(tr, 0, loss);
+            tr_progress(tr, i, 0, loss);
             last_shown = now;
           }
         }
       } else if (i % o->print_every == 0 && i > 0) {
-        tr_progress(tr, 0, loss);
+        tr_progress(tr, i, 0, loss);
       }
     }
     if (o->save && o->save_every > 0 && tr->step % o->save_every == 0 && tr->step < o->steps)
       tr_save(tr, o->save);
   }
   if (!o->quiet && tr->tty)
-    tr_progress(tr, 1, loss);
+    tr_progress(tr, tr->step, 1, loss);
 }
 
 static void tr_sample(Tr *tr) {
