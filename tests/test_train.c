@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <libtcc.h>
+
 #include "bp_runtime.h"
 #include "fixtures/bigram.c"
 #include "../templates/trainer.c"
@@ -307,9 +309,9 @@ START_TEST(t_checkpoint_roundtrip) {
   char *t1 = slurp(c1, &l1), *t2 = slurp(c2, &l2);
   ck_assert_msg(l1 == l2 && memcmp(t1, t2, l1) == 0, "re-saved checkpoint differs");
   ck_assert_int_eq(access(arena_printf("%s.tmp%ld", c1, (long)getpid()), F_OK), -1);
-  if (system("python3 -c 'import numpy' 2>/dev/null") == 0) {
+  if (system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") == 0) {
     const char *cmd = arena_printf(
-      "python3 -c \"import numpy as np; z = np.load('%s'); "
+      "/usr/bin/python3 -c \"import numpy as np; z = np.load('%s'); "
       "assert int(z['step']) == 6 and z['W'].shape == (6, 6) and z['W'].dtype == np.float32; "
       "assert bytes(z['vocab']) == b'.abcde' and z['adamw.m.c'].shape == (6,) and int(z['adamw_t']) == 6; "
       "assert sorted(z.files) == sorted(['step','rng','seed','vocab','adamw_t','W','c','cal.mean',"
@@ -363,6 +365,47 @@ START_TEST(t_nonfinite) {
 }
 END_TEST
 
+/* The trainer compiled by libtcc (with the fixture model) prints the same
+ * per-step losses as the gcc-compiled one in this binary. */
+START_TEST(t_tcc_matches_gcc) {
+  const char *d = getenv("BPGEN_TESTS");
+  char *fix = slurp(arena_printf("%s/fixtures/bigram.c", d ? d : "tests"), NULL);
+  ck_assert_ptr_nonnull(fix);
+  const char *src = arena_printf("#include <string.h>\n#include <math.h>\n%s\n%s\n%s",
+                                 embedded_text("runtime/bp_runtime.h"), fix,
+                                 template_fill(embedded_text("templates/trainer.c"), NULL, NULL, 0));
+  free(fix);
+  TCCState *s = tcc_new();
+  ck_assert_ptr_nonnull(s);
+  tcc_set_output_type(s, TCC_OUTPUT_MEMORY);
+  tcc_set_options(s, "-std=c99");
+  ck_assert_int_eq(tcc_compile_string(s, src), 0);
+  tcc_add_library(s, "m");
+  ck_assert_int_ge(tcc_relocate(s, TCC_RELOCATE_AUTO), 0);
+  int (*fn)(const BpModel *, int, char **) = (int (*)(const BpModel *, int, char **))tcc_get_symbol(s, "bp_train_main");
+  const BpModel *m = tcc_get_symbol(s, "bigram_model");
+  ck_assert_ptr_nonnull(fn);
+  ck_assert_ptr_nonnull(m);
+  const char *a = tmp_path("gcc.csv"), *b = tmp_path("tcc.csv");
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--steps", "50", "--optimizer", "adamw",
+                       "--eval-every", "10", "--log", a, "--samples", "0", "--quiet", NULL), 0);
+  char *argv[] = {"train", "--data", (char *)fixture_words(), "--steps", "50", "--optimizer", "adamw",
+                  "--eval-every", "10", "--log", (char *)b, "--samples", "0", "--quiet", NULL};
+  FILE *save = stdout;
+  stdout = fopen("/dev/null", "w");
+  int rc = fn(m, 14, argv);
+  fclose(stdout);
+  stdout = save;
+  ck_assert_int_eq(rc, 0);
+  tcc_delete(s);
+  size_t la, lb;
+  char *ta = slurp(a, &la), *tb = slurp(b, &lb);
+  ck_assert_msg(la == lb && memcmp(ta, tb, la) == 0, "logs differ:\n%s\n---\n%s", ta, tb);
+  free(ta);
+  free(tb);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("train");
   TCase *tc = tcase_create("core");
@@ -377,6 +420,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, t_checkpoint_roundtrip);
   tcase_add_test(tc, t_checkpoint_corrupt);
   tcase_add_test(tc, t_nonfinite);
+  tcase_add_test(tc, t_tcc_matches_gcc);
   suite_add_tcase(s, tc);
   return s;
 }
