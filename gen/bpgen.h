@@ -203,6 +203,27 @@ GradFn grad_gather, grad_reshape, grad_matmul, grad_add, grad_sub, grad_mul, gra
  * intermediate has ->grad.  Nodes no wanted gradient depends on are not made. */
 void grad_build(Graph *g);
 extern int grad_perturb;      /* test hook: nonzero perturbs one rule (tests only) */
+/* grad_perturb = OP_x + 1 multiplies the first gradient op x's rule hands back
+ * by 1.001, so `bpgen check` must fail: the check's own test. */
+
+/* Attributes a node's shape rule may read, set before it runs (graph_add runs
+ * the rule at once).  Unused fields: zero. */
+typedef struct NodeAttr {
+  int axis;
+  double num;
+  bool transa, transb, unbiased;
+} NodeAttr;
+Node *grad_new_node(Graph *g, OpKind op, Token *tok, Node *a, Node *b, Node *c,
+                    const Shape *given, const NodeAttr *at);
+Node *grad_const(Graph *g, Token *tok, double v);   /* rank-0 float const */
+/* One gradient contribution: user's rule sent val to d(user->in[arg]).  Kept by
+ * the last grad_build (pruned contributions dropped) for `bpgen explain`. */
+typedef struct GradEdge {
+  Node *user;
+  int arg;
+  Node *val;
+} GradEdge;
+const GradEdge *grad_edges(const Graph *g, int *n);  /* NULL, *n = 0 for another graph */
 
 /* ---- expand.c ----------------------------------------------------------------- */
 /* Lowers fused ops (cross_entropy, softmax, batchnorm, layernorm) into their

@@ -18,7 +18,8 @@ static char report[4096];
 
 void error_catch(jmp_buf *jb) {
   catcher = jb;
-  report[0] = '\0';
+  if (jb)              /* disarming keeps the last report for error_text() */
+    report[0] = '\0';
 }
 
 const char *error_text(void) { return report; }

@@ -1,0 +1,115 @@
+/* expand.c: lowering fused ops into their primitive decomposition (--expand).
+ *
+ * Consumes a forward Graph and returns a new one in which cross_entropy,
+ * softmax, batchnorm and layernorm are written out step by step, as Exercise 1
+ * of the lecture does (logit_maxes, norm_logits, counts, ..., bnmeani, bndiff,
+ * ...); every other node is copied.  The fused node's name moves to the last
+ * node of its decomposition, so both graphs have the same named tensors and
+ * `bpgen check --expand` can compare their gradients name by name.
+ */
+#include "bpgen.h"
+
+typedef struct Lower {
+  Graph *g;
+  Token *tok;   /* the fused node's token: every piece points at its line */
+} Lower;
+
+static Node *op2(Lower *l, OpKind op, Node *a, Node *b) {
+  return graph_add(l->g, op, l->tok, a, b, NULL, NULL);
+}
+
+static Node *cnst(Lower *l, double v) { return grad_const(l->g, l->tok, v); }
+
+static Node *powc(Lower *l, Node *x, double p) {
+  NodeAttr at = {.num = p};
+  return grad_new_node(l->g, OP_pow, l->tok, x, NULL, NULL, NULL, &at);
+}
+
+/* sum/mean/max over one axis, the axis kept as 1 (keepdim) */
+static Node *reduce(Lower *l, OpKind op, Node *x, int axis) {
+  Shape s = x->shape;
+  s.dim[axis] = 1;
+  NodeAttr at = {.axis = axis};
+  return grad_new_node(l->g, op, l->tok, x, NULL, NULL, &s, &at);
+}
+
+/* softmax along axis: counts = exp(x − max x); counts · (Σ counts)^−1 */
+static Node *lower_softmax(Lower *l, Node *x, int axis) {
+  Node *maxes = reduce(l, OP_max, x, axis);
+  Node *counts = op2(l, OP_exp, op2(l, OP_sub, x, maxes), NULL);
+  Node *inv = powc(l, reduce(l, OP_sum, counts, axis), -1);
+  return op2(l, OP_mul, counts, inv);
+}
+
+/* cross_entropy(logits [N,K], Y) = −mean_i log(probs)[i, Y[i]] */
+static Node *lower_xent(Lower *l, Node *logits, Node *y) {
+  Node *probs = lower_softmax(l, logits, logits->shape.rank - 1);
+  Node *picked = op2(l, OP_pick, op2(l, OP_log, probs, NULL), y);
+  Shape s0 = {0};
+  NodeAttr all = {.axis = -1};
+  Node *mean = grad_new_node(l->g, OP_mean, l->tok, picked, NULL, NULL, &s0, &all);
+  return op2(l, OP_neg, mean, NULL);
+}
+
+/* batchnorm / layernorm: gain · (x − mean)·(var + eps)^−½ + bias, the
+ * statistics over axis 0 (batchnorm) or the last axis (layernorm). */
+static Node *lower_norm(Lower *l, Node *n, Node *x, Node *gain, Node *bias) {
+  bool bn = n->op == OP_batchnorm;
+  int axis = bn ? 0 : x->shape.rank - 1;
+  int count = x->shape.dim[axis];
+  Node *mean = op2(l, OP_mul, cnst(l, 1.0 / count), reduce(l, OP_sum, x, axis));
+  Node *diff = op2(l, OP_sub, x, mean);
+  Node *diff2 = powc(l, diff, 2);
+  double scale = bn && n->unbiased ? 1.0 / (count - 1) : 1.0 / count;
+  Node *var = op2(l, OP_mul, cnst(l, scale), reduce(l, OP_sum, diff2, axis));
+  Node *var_inv = powc(l, op2(l, OP_add, var, cnst(l, n->num)), -0.5);
+  Node *raw = op2(l, OP_mul, diff, var_inv);
+  return op2(l, OP_add, op2(l, OP_mul, gain, raw), bias);
+}
+
+Graph *expand_fused(Graph *g) {
+  Graph *e = new_graph(g->file);
+  e->dims = g->dims;
+  e->ndims = g->ndims;
+  int nf = g->nforward ? g->nforward : g->nnodes;
+  Node **map = arena_alloc(sizeof *map * (size_t)g->nnodes);
+  for (int i = 0; i < nf; i++) {
+    Node *n = g->nodes[i], *in[MAXIN] = {0}, *m;
+    for (int k = 0; k < optab[n->op].arity; k++)
+      in[k] = map[n->in[k]->id];
+    Lower l = {e, n->tok};
+    switch (n->op) {
+    case OP_input:
+    case OP_param:
+    case OP_const:
+      m = graph_add(e, n->op, n->tok, NULL, NULL, NULL, &n->shape);
+      m->type = n->type;
+      m->num = n->num;
+      m->init = n->init;
+      break;
+    case OP_cross_entropy:
+      m = lower_xent(&l, in[0], in[1]);
+      break;
+    case OP_softmax:
+      m = lower_softmax(&l, in[0], n->axis);
+      break;
+    case OP_batchnorm:
+    case OP_layernorm:
+      m = lower_norm(&l, n, in[0], in[1], in[2]);
+      break;
+    default: {
+      NodeAttr at = {n->axis, n->num, n->transa, n->transb, n->unbiased};
+      m = grad_new_node(e, n->op, n->tok, in[0], in[1], in[2], &n->shape, &at);
+      m->init = n->init;
+    }
+    }
+    if (!shape_eq(&m->shape, &n->shape) || m->type != n->type)
+      die("expand_fused: %s became %s", shape_str(&n->shape), shape_str(&m->shape));
+    m->name = n->name;
+    m->line = n->line;
+    map[i] = m;
+  }
+  e->nforward = e->nnodes;
+  e->loss = g->loss ? map[g->loss->id] : NULL;
+  return e;
+}

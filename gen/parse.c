@@ -1,0 +1,841 @@
+/* parse.c: Token list -> forward Graph (recursive descent).
+ *
+ * A spec is a list of lines: dim, input and param declarations, and
+ * statements `NAME = expr`.  Three small expression languages share one
+ * precedence ladder: dim expressions (exact integer arithmetic, for dims and
+ * shapes), initialisers (an InitExpr tree for params) and tensor expressions.
+ * A tensor expression evaluates to a Val: either a compile-time constant
+ * (numbers, dims, and operators over them, folded here) or a graph node.  A
+ * constant becomes an OP_const node only when it meets a tensor, so
+ * `1/(B-1)` is one node.  Nodes are made only through graph_add(), which runs
+ * each op's shape rule at once, so errors point at the operator.
+ *
+ * Newlines end statements, except inside ( ) or [ ], where the cursor skips
+ * them (`nest` counts the open brackets).  Every recursion goes through a
+ * depth check, so no input can exhaust the stack.
+ */
+#include "bpgen.h"
+
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+enum { MAXDEPTH = 200, MAXARGS = 8 };
+
+typedef enum { SYM_DIM, SYM_INPUT, SYM_PARAM, SYM_STMT } SymKind;
+
+typedef struct Sym {
+  const char *name;
+  Token *tok;            /* where it was defined */
+  SymKind kind;
+  Node *node;            /* input, param, statement */
+  long value;            /* dim */
+} Sym;
+
+/* A tensor expression's value: a constant (n == NULL) or a node. */
+typedef struct Val {
+  Node *n;
+  double c;
+  Token *tok;            /* representative token */
+} Val;
+
+static Graph *g;
+static Token *tok;       /* the cursor */
+static int nest;         /* open ( and [: newlines are skipped inside */
+static int depth;        /* expression recursion depth */
+static Sym *syms;
+static int nsyms, symcap;
+static DimOverride *ovrs;
+static int novrs;
+
+/* the keywords, then (from FIRST_FUNCTION on) the functions */
+enum { FIRST_FUNCTION = 9 };
+static const char *const builtins[] = {
+    "dim", "input", "param", "int", "randn", "zeros", "ones", "true", "false",
+    "exp", "log", "tanh", "relu", "sigmoid", "sqrt", "sum", "mean", "max", "pick",
+    "softmax", "cross_entropy", "batchnorm", "layernorm", "reshape", "matmul",
+};
+
+/* ---- the cursor ------------------------------------------------------------ */
+
+static Token *peek(void) {
+  if (nest > 0)
+    while (tok->kind == TK_NEWLINE)
+      tok = tok->next;
+  return tok;
+}
+
+static Token *next(void) {
+  Token *t = peek();
+  if (t->kind != TK_EOF)
+    tok = t->next;
+  return t;
+}
+
+static bool at(const char *s) { return tok_is(peek(), s); }
+
+static bool consume(const char *s) {
+  if (!at(s))
+    return false;
+  next();
+  return true;
+}
+
+static const char *describe(Token *t) {
+  switch (t->kind) {
+  case TK_NEWLINE: return "end of line";
+  case TK_EOF: return "end of file";
+  default: return arena_printf("'%.*s'", t->len, t->loc);
+  }
+}
+
+static void expect(const char *s, const char *what) {
+  if (!consume(s))
+    error_tok(peek(), "expected '%s' %s, got %s", s, what, describe(peek()));
+}
+
+/* The closing bracket of `open`; the error names where it opened. */
+static void expect_close(Token *open, const char *close) {
+  if (!at(close))
+    error_tok(peek(), "expected '%s' to close '%.*s' at %d:%d, got %s", close, open->len, open->loc,
+              open->line, open->col, describe(peek()));
+  nest--;
+  next();
+}
+
+static Token *open_bracket(const char *s) {
+  Token *t = peek();
+  expect(s, "here");
+  nest++;
+  return t;
+}
+
+static Token *expect_ident(const char *what) {
+  Token *t = peek();
+  if (t->kind != TK_IDENT)
+    error_tok(t, "expected %s, got %s", what, describe(t));
+  return next();
+}
+
+static void enter(Token *t) {
+  if (++depth > MAXDEPTH)
+    error_tok(t, "expression nested too deeply (more than %d levels)", MAXDEPTH);
+}
+
+static char *tok_str(Token *t) { return arena_strndup(t->loc, (size_t)t->len); }
+
+/* ---- names ---------------------------------------------------------------- */
+
+static Sym *find_sym(Token *t) {
+  for (int i = 0; i < nsyms; i++)
+    if ((int)strlen(syms[i].name) == t->len && memcmp(syms[i].name, t->loc, (size_t)t->len) == 0)
+      return &syms[i];
+  return NULL;
+}
+
+static bool is_builtin_from(Token *t, size_t first) {
+  for (size_t i = first; i < sizeof builtins / sizeof builtins[0]; i++)
+    if (tok_is(t, builtins[i]))
+      return true;
+  return false;
+}
+
+static bool is_builtin(Token *t) { return is_builtin_from(t, 0); }
+static bool is_function(Token *t) { return is_builtin_from(t, FIRST_FUNCTION); }
+
+static Sym *define(Token *name, SymKind kind) {
+  if (is_builtin(name))
+    error_tok(name, "'%.*s' redefined: it is a built-in name", name->len, name->loc);
+  Sym *old = find_sym(name);
+  if (old)
+    error_tok(name, "'%.*s' redefined (first defined at line %d)", name->len, name->loc,
+              old->tok->line);
+  if (nsyms == symcap) {
+    symcap = symcap ? 2 * symcap : 32;
+    Sym *ns = arena_alloc(sizeof *ns * (size_t)symcap);
+    if (nsyms)
+      memcpy(ns, syms, sizeof *ns * (size_t)nsyms);
+    syms = ns;
+  }
+  Sym *s = &syms[nsyms++];
+  s->name = tok_str(name);
+  s->tok = name;
+  s->kind = kind;
+  return s;
+}
+
+/* ---- dim expressions: exact integer arithmetic ----------------------------- */
+
+static long dim_expr(void);
+
+static void dim_check(Token *t, bool ok) {
+  if (!ok)
+    error_tok(t, "dim expression overflows");
+}
+
+/* dim_primary = NUM | DIMNAME | "(" dim_expr ")" | "-" dim_primary */
+static long dim_primary(void) {
+  Token *t = peek();
+  enter(t);
+  long v;
+  if (consume("-")) {
+    long x = dim_primary();
+    dim_check(t, !__builtin_sub_overflow(0L, x, &v));
+  } else if (at("(")) {
+    Token *open = open_bracket("(");
+    v = dim_expr();
+    expect_close(open, ")");
+  } else if (t->kind == TK_NUM) {
+    next();
+    if (!t->is_int)
+      error_tok(t, "dims are whole numbers, got %.*s", t->len, t->loc);
+    if (t->num > (double)INT_MAX)
+      error_tok(t, "dim value %.*s is too large", t->len, t->loc);
+    v = (long)t->num;
+  } else if (t->kind == TK_IDENT) {
+    next();
+    Sym *s = find_sym(t);
+    if (!s)
+      error_tok(t, "unknown dim '%.*s'", t->len, t->loc);
+    if (s->kind != SYM_DIM)
+      error_tok(t, "'%.*s' is not a dim", t->len, t->loc);
+    v = s->value;
+  } else {
+    error_tok(t, "expected a dim expression, got %s", describe(t));
+  }
+  depth--;
+  return v;
+}
+
+/* dim_term = dim_primary (("*" | "/") dim_primary)* */
+static long dim_term(void) {
+  long v = dim_primary();
+  for (;;) {
+    Token *op = peek();
+    if (consume("*")) {
+      long r = dim_primary();
+      dim_check(op, !__builtin_mul_overflow(v, r, &v));
+    } else if (consume("/")) {
+      long r = dim_primary();
+      if (r == 0)
+        error_tok(op, "dim expression divides by zero");
+      if (v % r != 0)
+        error_tok(op, "dim expression %ld / %ld is not a whole number", v, r);
+      v /= r;
+    } else {
+      return v;
+    }
+  }
+}
+
+/* dim_expr = dim_term (("+" | "-") dim_term)* */
+static long dim_expr(void) {
+  long v = dim_term();
+  for (;;) {
+    Token *op = peek();
+    if (consume("+")) {
+      long r = dim_term();
+      dim_check(op, !__builtin_add_overflow(v, r, &v));
+    } else if (consume("-")) {
+      long r = dim_term();
+      dim_check(op, !__builtin_sub_overflow(v, r, &v));
+    } else {
+      return v;
+    }
+  }
+}
+
+/* A dim expression whose value must be a positive int. */
+static long dim_value(void) {
+  Token *t = peek();
+  long v = dim_expr();
+  if (v <= 0 || v > INT_MAX)
+    error_tok(t, "a dim must be a positive integer, got %ld", v);
+  return v;
+}
+
+/* shape = "[" (dim_value ("," dim_value)*)? "]"
+ * In reshape, one entry may be the literal -1: inferred from numel (at *infer). */
+static Shape parse_shape(int *infer) {
+  Shape s = {0};
+  Token *open = open_bracket("[");
+  if (infer)
+    *infer = -1;
+  if (!at("]")) {
+    do {
+      Token *t = peek();
+      if (s.rank == MAXRANK)
+        error_tok(t, "more than %d axes", MAXRANK);
+      if (infer && *infer < 0 && tok_is(t, "-") && t->next->kind == TK_NUM && t->next->is_int &&
+          t->next->num == 1 && (tok_is(t->next->next, ",") || tok_is(t->next->next, "]"))) {
+        next();
+        next();
+        *infer = s.rank;
+        s.dim[s.rank++] = 1;
+        continue;
+      }
+      s.dim[s.rank++] = (int)dim_value();
+    } while (consume(","));
+  }
+  expect_close(open, "]");
+  long numel = 1;
+  for (int i = 0; i < s.rank; i++)
+    if (__builtin_mul_overflow(numel, (long)s.dim[i], &numel) || numel > INT_MAX)
+      error_tok(open, "shape %s has more than %d elements", shape_str(&s), INT_MAX);
+  return s;
+}
+
+/* ---- initialisers ------------------------------------------------------------- */
+
+static InitExpr *init_expr(void);
+
+static InitExpr *new_init(InitKind kind, double num, InitExpr *a, InitExpr *b) {
+  InitExpr *e = arena_alloc(sizeof *e);
+  e->kind = kind;
+  e->num = num;
+  e->a = a;
+  e->b = b;
+  return e;
+}
+
+/* Folds an operator over two numbers; e's kind says which. */
+static InitExpr *fold_init(Token *t, InitExpr *e) {
+  InitExpr *a = e->a, *b = e->b;
+  if (a->kind != INIT_NUM || (b && b->kind != INIT_NUM))
+    return e;
+  double v;
+  switch (e->kind) {
+  case INIT_ADD: v = a->num + b->num; break;
+  case INIT_SUB: v = a->num - b->num; break;
+  case INIT_MUL: v = a->num * b->num; break;
+  case INIT_DIV: v = a->num / b->num; break;
+  case INIT_NEG: v = -a->num; break;
+  case INIT_SQRT: v = sqrt(a->num); break;
+  default: unreachable();
+  }
+  if (!isfinite(v))
+    error_tok(t, "initialiser constant is not a finite number");
+  return new_init(INIT_NUM, v, NULL, NULL);
+}
+
+/* init_primary = NUM | DIMNAME | "randn" | "zeros" | "ones"
+ *              | "sqrt" "(" init_expr ")" | "(" init_expr ")" | "-" init_primary */
+static InitExpr *init_primary(void) {
+  Token *t = peek();
+  enter(t);
+  InitExpr *e;
+  if (consume("-")) {
+    e = fold_init(t, new_init(INIT_NEG, 0, init_primary(), NULL));
+  } else if (at("(")) {
+    Token *open = open_bracket("(");
+    e = init_expr();
+    expect_close(open, ")");
+  } else if (t->kind == TK_NUM) {
+    next();
+    e = new_init(INIT_NUM, t->num, NULL, NULL);
+  } else if (consume("randn")) {
+    e = new_init(INIT_RANDN, 0, NULL, NULL);
+  } else if (consume("zeros")) {
+    e = new_init(INIT_NUM, 0, NULL, NULL);
+  } else if (consume("ones")) {
+    e = new_init(INIT_NUM, 1, NULL, NULL);
+  } else if (consume("sqrt")) {
+    Token *open = open_bracket("(");
+    e = fold_init(t, new_init(INIT_SQRT, 0, init_expr(), NULL));
+    expect_close(open, ")");
+  } else if (t->kind == TK_IDENT) {
+    next();
+    Sym *s = find_sym(t);
+    if (!s || s->kind != SYM_DIM)
+      error_tok(t, "%s '%.*s' in an initialiser (use randn, zeros, ones, numbers, dims, sqrt)",
+                s ? "cannot use" : "unknown name", t->len, t->loc);
+    e = new_init(INIT_NUM, (double)s->value, NULL, NULL);
+  } else {
+    error_tok(t, "expected an initialiser, got %s", describe(t));
+  }
+  depth--;
+  return e;
+}
+
+/* init_term = init_primary (("*" | "/") init_primary)* */
+static InitExpr *init_term(void) {
+  InitExpr *e = init_primary();
+  for (;;) {
+    Token *op = peek();
+    if (consume("*"))
+      e = fold_init(op, new_init(INIT_MUL, 0, e, init_primary()));
+    else if (consume("/"))
+      e = fold_init(op, new_init(INIT_DIV, 0, e, init_primary()));
+    else
+      return e;
+  }
+}
+
+/* init_expr = init_term (("+" | "-") init_term)* */
+static InitExpr *init_expr(void) {
+  InitExpr *e = init_term();
+  for (;;) {
+    Token *op = peek();
+    if (consume("+"))
+      e = fold_init(op, new_init(INIT_ADD, 0, e, init_term()));
+    else if (consume("-"))
+      e = fold_init(op, new_init(INIT_SUB, 0, e, init_term()));
+    else
+      return e;
+  }
+}
+
+/* ---- tensor expressions -------------------------------------------------------- */
+
+static Val expr(void);
+
+static Val constant(double c, Token *t) {
+  if (!isfinite(c))
+    error_tok(t, "constant expression is not a finite number");
+  return (Val){.c = c, .tok = t};
+}
+
+static Val node_val(Node *n) { return (Val){.n = n, .tok = n->tok}; }
+
+/* The value as a node: a constant becomes an OP_const scalar. */
+static Node *to_node(Val v) {
+  if (v.n)
+    return v.n;
+  Node *n = graph_add(g, OP_const, v.tok, NULL, NULL, NULL, NULL);
+  n->num = v.c;
+  return n;
+}
+
+static Node *add_op(OpKind op, Token *t, Node *a, Node *b, Node *c, const Shape *given) {
+  return graph_add(g, op, t, a, b, c, given);
+}
+
+/* a OP b, folded when both are constants */
+static Val binary(OpKind op, Token *t, Val a, Val b) {
+  if (!a.n && !b.n) {
+    switch (op) {
+    case OP_add: return constant(a.c + b.c, t);
+    case OP_sub: return constant(a.c - b.c, t);
+    case OP_mul: return constant(a.c * b.c, t);
+    case OP_div: return constant(a.c / b.c, t);
+    default: break;
+    }
+  }
+  return node_val(add_op(op, t, to_node(a), to_node(b), NULL, NULL));
+}
+
+static double const_of(Val v, const char *what) {
+  if (v.n)
+    error_tok(v.tok, "%s must be a constant", what);
+  return v.c;
+}
+
+static int axis_of(Val v, Node *x) {
+  double a = const_of(v, "the axis");
+  int rank = x->shape.rank;
+  if (a != floor(a) || a < -rank || a >= rank)
+    error_tok(v.tok, "axis %g out of range for %s (rank %d)", a, shape_str(&x->shape), rank);
+  return a < 0 ? (int)a + rank : (int)a;
+}
+
+typedef struct Arg {
+  Token *name;           /* keyword, or NULL */
+  Token *start;
+  Val v;
+  int flag;              /* true/false given: 1/0; else -1 */
+} Arg;
+
+/* args = "(" (arg ("," arg)*)? ")"     arg = (IDENT "=")? (expr | "true" | "false") */
+static int parse_args(Token *open, Arg *args, Token **close) {
+  int n = 0;
+  if (!at(")")) {
+    do {
+      Token *t = peek();
+      if (n == MAXARGS)
+        error_tok(t, "too many arguments");
+      Arg *a = &args[n++];
+      *a = (Arg){.flag = -1};
+      if (t->kind == TK_IDENT && tok_is(t->next, "=")) {
+        a->name = next();
+        next();
+      }
+      a->start = peek();
+      if (consume("true"))
+        a->flag = 1;
+      else if (consume("false"))
+        a->flag = 0;
+      else
+        a->v = expr();
+    } while (consume(","));
+  }
+  *close = peek();
+  expect_close(open, ")");
+  return n;
+}
+
+/* Splits args into npos positional tensors and the keywords allowed in kw[];
+ * kwargs[i] is the argument given for kw[i], or NULL. */
+static void check_args(Token *fn, Token *close, Arg *args, int n, int npos, int nopt,
+                       const char *const *kw, int nkw, Arg **kwargs) {
+  int pos = 0;
+  for (int i = 0; i < nkw; i++)
+    kwargs[i] = NULL;
+  for (int i = 0; i < n; i++) {
+    Arg *a = &args[i];
+    if (!a->name) {
+      if (i > pos)
+        error_tok(a->start, "positional argument after a keyword argument");
+      if (pos == npos + nopt)
+        error_tok(a->start, "%.*s takes %d argument%s, got %d", fn->len, fn->loc, npos,
+                  npos == 1 ? "" : "s", n);
+      /* an optional positional is the first keyword */
+      if (pos >= npos)
+        kwargs[pos - npos] = a;
+      pos++;
+      continue;
+    }
+    int k = 0;
+    while (k < nkw && !tok_is(a->name, kw[k]))
+      k++;
+    if (k == nkw)
+      error_tok(a->name, "%.*s has no argument '%.*s'", fn->len, fn->loc, a->name->len,
+                a->name->loc);
+    if (kwargs[k])
+      error_tok(a->name, "argument '%s' given twice", kw[k]);
+    kwargs[k] = a;
+  }
+  if (pos < npos)
+    error_tok(close, "%.*s takes %d argument%s, got %d", fn->len, fn->loc, npos,
+              npos == 1 ? "" : "s", pos);
+  for (int i = 0; i < n; i++)
+    if (args[i].flag >= 0 && (!args[i].name || !tok_is(args[i].name, "unbiased")))
+      error_tok(args[i].start, "true/false is only for 'unbiased'");
+  for (int i = 0; i < n; i++)
+    if (args[i].name && tok_is(args[i].name, "unbiased") && args[i].flag < 0)
+      error_tok(args[i].start, "unbiased must be true or false");
+}
+
+static const struct { const char *name; OpKind op; double (*fold)(double); } unary_fns[] = {
+    {"exp", OP_exp, exp}, {"log", OP_log, log}, {"tanh", OP_tanh, tanh},
+    {"relu", OP_relu, NULL}, {"sigmoid", OP_sigmoid, NULL}, {"sqrt", OP_sqrt, sqrt},
+};
+
+static double fold_unary(OpKind op, double (*fn)(double), double x) {
+  if (op == OP_relu)
+    return x > 0 ? x : 0;
+  if (op == OP_sigmoid)
+    return 1 / (1 + exp(-x));
+  return fn(x);
+}
+
+/* call = FUNC args   (the function decides which arguments it takes) */
+static Val call(Token *fn) {
+  Arg args[MAXARGS];
+  Token *open = open_bracket("("), *close;
+  int n = parse_args(open, args, &close);   /* missing arguments are reported at ')' */
+  Arg *kw[2] = {0};
+
+  for (size_t i = 0; i < sizeof unary_fns / sizeof unary_fns[0]; i++) {
+    if (!tok_is(fn, unary_fns[i].name))
+      continue;
+    check_args(fn, close, args, n, 1, 0, NULL, 0, kw);
+    if (!args[0].v.n)
+      return constant(fold_unary(unary_fns[i].op, unary_fns[i].fold, args[0].v.c), fn);
+    return node_val(add_op(unary_fns[i].op, fn, args[0].v.n, NULL, NULL, NULL));
+  }
+  if (tok_is(fn, "sum") || tok_is(fn, "mean") || tok_is(fn, "max")) {
+    static const char *const names[] = {"axis"};
+    check_args(fn, close, args, n, 1, 1, names, 1, kw);
+    OpKind op = tok_is(fn, "sum") ? OP_sum : tok_is(fn, "mean") ? OP_mean : OP_max;
+    Node *x = to_node(args[0].v);
+    Shape s = {0};
+    int axis = -1;
+    if (kw[0]) {
+      axis = axis_of(kw[0]->v, x);
+      s = x->shape;
+      s.dim[axis] = 1;
+    }
+    Node *r = add_op(op, fn, x, NULL, NULL, &s);
+    r->axis = axis;
+    return node_val(r);
+  }
+  if (tok_is(fn, "softmax")) {
+    static const char *const names[] = {"axis"};
+    check_args(fn, close, args, n, 1, 1, names, 1, kw);
+    Node *r = add_op(OP_softmax, fn, to_node(args[0].v), NULL, NULL, NULL);
+    r->axis = kw[0] ? axis_of(kw[0]->v, r->in[0]) : r->shape.rank - 1;
+    return node_val(r);
+  }
+  if (tok_is(fn, "pick") || tok_is(fn, "cross_entropy") || tok_is(fn, "matmul")) {
+    check_args(fn, close, args, n, 2, 0, NULL, 0, kw);
+    OpKind op = tok_is(fn, "pick") ? OP_pick : tok_is(fn, "matmul") ? OP_matmul : OP_cross_entropy;
+    return node_val(add_op(op, fn, to_node(args[0].v), to_node(args[1].v), NULL, NULL));
+  }
+  if (tok_is(fn, "batchnorm") || tok_is(fn, "layernorm")) {
+    static const char *const names[] = {"eps", "unbiased"};
+    bool bn = tok_is(fn, "batchnorm");
+    check_args(fn, close, args, n, 3, 0, names, bn ? 2 : 1, kw);
+    Node *r = add_op(bn ? OP_batchnorm : OP_layernorm, fn, to_node(args[0].v),
+                     to_node(args[1].v), to_node(args[2].v), NULL);
+    r->num = 1e-5;
+    if (kw[0]) {
+      r->num = const_of(kw[0]->v, "eps");
+      if (r->num < 0)
+        error_tok(kw[0]->start, "eps must not be negative, got %g", r->num);
+    }
+    r->unbiased = bn && (!kw[1] || kw[1]->flag == 1);
+    if (r->unbiased && r->shape.dim[0] < 2)
+      error_tok(fn, "batchnorm: unbiased variance needs a batch of at least 2, got %s",
+                shape_str(&r->in[0]->shape));
+    return node_val(r);
+  }
+  unreachable();
+}
+
+/* reshape(x, [dims]) parses its own arguments, as a shape is no expression:
+ * reshape = "reshape" "(" expr "," shape ")" */
+static Val reshape_call(Token *fn) {
+  Token *open = open_bracket("(");
+  Node *x = to_node(expr());
+  expect(",", "after reshape's first argument");
+  int infer;
+  Token *shtok = peek();
+  if (!at("["))
+    error_tok(shtok, "reshape needs a shape in brackets, got %s", describe(shtok));
+  Shape s = parse_shape(&infer);
+  if (infer >= 0) {
+    long rest = shape_numel(&s), all = shape_numel(&x->shape);
+    if (all % rest != 0)
+      error_tok(shtok, "reshape: cannot infer -1: %s has %ld elements, not a multiple of %ld",
+                shape_str(&x->shape), all, rest);
+    s.dim[infer] = (int)(all / rest);
+  }
+  expect_close(open, ")");
+  return node_val(add_op(OP_reshape, fn, x, NULL, NULL, &s));
+}
+
+/* primary = NUM | NAME | FUNC args | "reshape" "(" expr "," shape ")" | "(" expr ")" */
+static Val primary(void) {
+  Token *t = peek();
+  if (t->kind == TK_NUM) {
+    next();
+    return constant(t->num, t);
+  }
+  if (at("(")) {
+    Token *open = open_bracket("(");
+    Val v = expr();
+    expect_close(open, ")");
+    return v;
+  }
+  if (t->kind != TK_IDENT)
+    error_tok(t, "expected an expression, got %s%s", describe(t),
+              t->kind == TK_NEWLINE ? " (a statement continues on the next line only inside ( ) or [ ])"
+                                    : "");
+  next();
+  if (tok_is(peek(), "(")) {
+    if (!is_function(t))
+      error_tok(t, "unknown function '%.*s'", t->len, t->loc);
+    if (tok_is(t, "reshape"))
+      return reshape_call(t);
+    return call(t);
+  }
+  Sym *s = find_sym(t);
+  if (!s) {
+    if (is_builtin(t))
+      error_tok(t, "'%.*s' cannot be used as a value here", t->len, t->loc);
+    error_tok(t, "unknown name '%.*s'", t->len, t->loc);
+  }
+  if (s->kind == SYM_DIM)
+    return constant((double)s->value, t);
+  if (!s->node)
+    error_tok(t, "'%s' is used in its own definition", s->name);
+  return (Val){.n = s->node, .tok = t};
+}
+
+/* postfix = primary ("[" expr "]")* */
+static Val postfix(void) {
+  Val v = primary();
+  while (at("[")) {
+    Token *open = open_bracket("[");
+    Node *table = to_node(v);
+    Node *index = to_node(expr());
+    expect_close(open, "]");
+    v = node_val(add_op(OP_gather, open, table, index, NULL, NULL));
+  }
+  return v;
+}
+
+static Val unary(void);
+
+/* power = postfix ("^" unary)?      (right associative; the exponent a constant) */
+static Val power(void) {
+  Val v = postfix();
+  Token *op = peek();
+  if (!consume("^"))
+    return v;
+  Val e = unary();
+  double p = const_of(e, "the exponent of ^");
+  if (!v.n)
+    return constant(pow(v.c, p), op);
+  Node *n = add_op(OP_pow, op, v.n, NULL, NULL, NULL);
+  n->num = p;
+  return node_val(n);
+}
+
+/* unary = "-" unary | power */
+static Val unary(void) {
+  Token *t = peek();
+  enter(t);
+  Val v;
+  if (consume("-")) {
+    v = unary();
+    v = v.n ? node_val(add_op(OP_neg, t, v.n, NULL, NULL, NULL)) : constant(-v.c, t);
+  } else {
+    v = power();
+  }
+  depth--;
+  return v;
+}
+
+/* term = unary (("*" | "/" | "@") unary)* */
+static Val term(void) {
+  Val v = unary();
+  for (;;) {
+    Token *op = peek();
+    if (consume("*"))
+      v = binary(OP_mul, op, v, unary());
+    else if (consume("/"))
+      v = binary(OP_div, op, v, unary());
+    else if (consume("@"))
+      v = node_val(add_op(OP_matmul, op, to_node(v), to_node(unary()), NULL, NULL));
+    else
+      return v;
+  }
+}
+
+/* expr = term (("+" | "-") term)* */
+static Val expr(void) {
+  Val v = term();
+  for (;;) {
+    Token *op = peek();
+    if (consume("+"))
+      v = binary(OP_add, op, v, term());
+    else if (consume("-"))
+      v = binary(OP_sub, op, v, term());
+    else
+      return v;
+  }
+}
+
+/* ---- lines -------------------------------------------------------------------- */
+
+/* dim = "dim" NAME "=" dim_value */
+static void dim_decl(void) {
+  Token *name = expect_ident("a dim name after 'dim'");
+  Sym *s = define(name, SYM_DIM);
+  expect("=", "after the dim name");
+  s->value = dim_value();
+  for (int i = 0; i < novrs; i++)
+    if (strcmp(ovrs[i].name, s->name) == 0) {
+      if (ovrs[i].value <= 0 || ovrs[i].value > INT_MAX)
+        error_plain("-D %s=%ld: a dim must be a positive integer", ovrs[i].name, ovrs[i].value);
+      s->value = ovrs[i].value;
+      ovrs[i].used = true;
+    }
+  Dim *d = arena_alloc(sizeof *d * (size_t)(g->ndims + 1));
+  if (g->ndims)
+    memcpy(d, g->dims, sizeof *d * (size_t)g->ndims);
+  d[g->ndims++] = (Dim){.name = s->name, .value = s->value, .tok = name};
+  g->dims = d;
+}
+
+/* input = "input" NAME ":" "int"? shape */
+static void input_decl(void) {
+  Token *name = expect_ident("an input name after 'input'");
+  Sym *s = define(name, SYM_INPUT);
+  expect(":", "after the input name");
+  bool is_int = consume("int");
+  Shape sh = parse_shape(NULL);
+  s->node = add_op(OP_input, name, NULL, NULL, NULL, &sh);
+  s->node->name = s->name;
+  s->node->type = is_int ? TY_INT : TY_FLOAT;
+}
+
+/* param = "param" NAME ":" shape "~" init_expr */
+static void param_decl(void) {
+  Token *name = expect_ident("a param name after 'param'");
+  Sym *s = define(name, SYM_PARAM);
+  expect(":", "after the param name");
+  if (at("int"))
+    error_tok(peek(), "params are float tensors");
+  Shape sh = parse_shape(NULL);
+  expect("~", "and an initialiser after the param's shape (e.g. ~ randn * 0.1)");
+  InitExpr *init = init_expr();
+  s->node = add_op(OP_param, name, NULL, NULL, NULL, &sh);
+  s->node->name = s->name;
+  s->node->init = init;
+}
+
+/* stmt = NAME "=" expr */
+static void stmt(Token *name) {
+  Sym *s = define(name, SYM_STMT);
+  next();   /* = */
+  Val v = expr();
+  if (!v.n)
+    error_tok(name, "'%s' is a constant (%g); use it inline or make it a dim", s->name, v.c);
+  if (v.n->name)
+    error_tok(name, "'%s' only renames %s", s->name, v.n->name);
+  v.n->name = s->name;
+  s->node = v.n;
+}
+
+/* spec = (line? NEWLINE)* EOF      line = dim | input | param | stmt */
+Graph *parse_spec(const SrcFile *f, DimOverride *ovr, int novr) {
+  g = new_graph(f);
+  tok = lex_file(f);
+  nest = depth = 0;
+  syms = NULL;
+  nsyms = symcap = 0;
+  ovrs = ovr;
+  novrs = novr;
+  if (tok->kind == TK_EOF)
+    error_at(f, f->text, "empty spec");
+
+  while (tok->kind != TK_EOF) {
+    Token *t = next();
+    if (tok_is(t, "dim"))
+      dim_decl();
+    else if (tok_is(t, "input"))
+      input_decl();
+    else if (tok_is(t, "param"))
+      param_decl();
+    else if (t->kind == TK_IDENT && tok_is(peek(), "="))
+      stmt(t);
+    else if (t->kind == TK_IDENT)
+      error_tok(peek(), "expected '=' after '%.*s' (statements are NAME = expression), got %s",
+                t->len, t->loc, describe(peek()));
+    else
+      error_tok(t, "expected a declaration or a statement, got %s", describe(t));
+    if (tok->kind != TK_NEWLINE)
+      error_tok(tok, "expected end of line, got %s", describe(tok));
+    next();
+  }
+
+  for (int i = 0; i < novr; i++)
+    if (!ovr[i].used)
+      error_plain("-D %s: no dim named %s", ovr[i].name, ovr[i].name);
+  Token *eof = tok;
+  for (int i = 0; i < nsyms; i++)
+    if (strcmp(syms[i].name, "loss") == 0) {
+      Sym *s = &syms[i];
+      if (s->kind != SYM_STMT)
+        error_tok(s->tok, "'loss' must be computed by a statement");
+      if (s->node->shape.rank != 0)
+        error_tok(s->tok, "the loss must be a scalar, got %s", shape_str(&s->node->shape));
+      g->loss = s->node;
+    }
+  if (!g->loss)
+    error_tok(eof, "no `loss` statement");
+  g->nforward = g->nnodes;
+  return g;
+}

@@ -1,0 +1,213 @@
+/* shape.c: the forward ops' shape rules (the shape column of ops.h).
+ *
+ * graph_add() calls a rule as soon as a node exists: the rule reads the
+ * inputs' shapes and types, and sets n->shape and n->type, or reports a user
+ * error at n->tok with every shape involved.  Only the index operands of
+ * gather, pick and cross_entropy may be int tensors; everything else must be
+ * float.  Every shape a rule makes is checked to hold at most INT_MAX elements,
+ * so later stages can count elements in an int without overflow.
+ *
+ * Attributes that the shape depends on cannot be set before graph_add() runs
+ * the rule, so they travel in the shape passed as `given`: reshape's target,
+ * and the reductions' keepdim result (rank 0 = reduce over everything).
+ */
+#include "bpgen.h"
+
+#include <limits.h>
+
+static const char *opname(Node *n) { return optab[n->op].name; }
+
+/* n->shape = *s, after checking the element count fits in an int. */
+static void set_shape(Node *n, const Shape *s, ElemType type) {
+  long numel = 1;
+  for (int i = 0; i < s->rank; i++) {
+    if (s->dim[i] <= 0)
+      die("%s: dim %d is %d", opname(n), i, s->dim[i]);
+    if (__builtin_mul_overflow(numel, (long)s->dim[i], &numel) || numel > INT_MAX)
+      error_tok(n->tok, "%s: result %s has more than %d elements", opname(n), shape_str(s), INT_MAX);
+  }
+  n->shape = *s;
+  n->type = type;
+}
+
+static void need_float(Node *n, Node *in, const char *what) {
+  if (in->type != TY_FLOAT)
+    error_tok(n->tok, "%s: %s is an int tensor %s where a float is needed", opname(n), what,
+              shape_str(&in->shape));
+}
+
+static void need_int(Node *n, Node *in, const char *what) {
+  if (in->type != TY_INT)
+    error_tok(n->tok, "%s: %s must be an int tensor, got a float %s", opname(n), what,
+              shape_str(&in->shape));
+}
+
+bool shape_broadcast(const Shape *a, const Shape *b, Shape *out) {
+  Shape r = {.rank = a->rank > b->rank ? a->rank : b->rank};
+  for (int i = 1; i <= r.rank; i++) {
+    int da = i <= a->rank ? a->dim[a->rank - i] : 1;
+    int db = i <= b->rank ? b->dim[b->rank - i] : 1;
+    if (da != db && da != 1 && db != 1)
+      return false;
+    r.dim[r.rank - i] = da == 1 ? db : da;
+  }
+  *out = r;
+  return true;
+}
+
+/* C[X]: table float [V, rest...], index int [any...] -> [index..., rest...] */
+void shape_gather(Node *n) {
+  Node *t = n->in[0], *x = n->in[1];
+  need_float(n, t, "the table");
+  need_int(n, x, "the index");
+  if (t->shape.rank < 1)
+    error_tok(n->tok, "gather: the table must have at least one axis, got %s", shape_str(&t->shape));
+  int rank = x->shape.rank + t->shape.rank - 1;
+  if (rank > MAXRANK)
+    error_tok(n->tok, "gather: result of %s[%s] has rank %d, more than %d", shape_str(&t->shape),
+              shape_str(&x->shape), rank, MAXRANK);
+  Shape s = x->shape;
+  for (int i = 1; i < t->shape.rank; i++)
+    s.dim[s.rank++] = t->shape.dim[i];
+  set_shape(n, &s, TY_FLOAT);
+}
+
+/* reshape: the target is the given n->shape; element counts must match. */
+void shape_reshape(Node *n) {
+  Node *x = n->in[0];
+  need_float(n, x, "the input");
+  Shape s = n->shape;
+  if (shape_numel(&x->shape) != shape_numel(&s))
+    error_tok(n->tok, "reshape: %s has %ld elements, %s has %ld", shape_str(&x->shape),
+              shape_numel(&x->shape), shape_str(&s), shape_numel(&s));
+  set_shape(n, &s, TY_FLOAT);
+}
+
+/* a @ b: [..., M, K] @ [K, N] (a batched over its leading axes), or equal
+ * leading batch axes on both sides.  transa/transb swap the last two axes. */
+void shape_matmul(Node *n) {
+  Node *a = n->in[0], *b = n->in[1];
+  need_float(n, a, "the left operand");
+  need_float(n, b, "the right operand");
+  const Shape *sa = &a->shape, *sb = &b->shape;
+  if (sa->rank < 2 || sb->rank < 2)
+    error_tok(n->tok, "matmul: both operands need at least 2 axes, got %s @ %s", shape_str(sa),
+              shape_str(sb));
+  if (sb->rank != 2 && sb->rank != sa->rank)
+    error_tok(n->tok, "matmul: batch axes differ: %s @ %s", shape_str(sa), shape_str(sb));
+  for (int i = 0; sb->rank > 2 && i < sb->rank - 2; i++)
+    if (sa->dim[i] != sb->dim[i])
+      error_tok(n->tok, "matmul: batch axes differ: %s @ %s", shape_str(sa), shape_str(sb));
+  int m = sa->dim[sa->rank - (n->transa ? 1 : 2)], ka = sa->dim[sa->rank - (n->transa ? 2 : 1)];
+  int kb = sb->dim[sb->rank - (n->transb ? 1 : 2)], nn = sb->dim[sb->rank - (n->transb ? 2 : 1)];
+  if (ka != kb)
+    error_tok(n->tok, "matmul: inner dims differ (%d vs %d): %s%s @ %s%s", ka, kb, shape_str(sa),
+              n->transa ? "^T" : "", shape_str(sb), n->transb ? "^T" : "");
+  Shape s = *sa;
+  s.dim[s.rank - 2] = m;
+  s.dim[s.rank - 1] = nn;
+  set_shape(n, &s, TY_FLOAT);
+}
+
+/* + - * /: NumPy broadcasting. */
+void shape_bcast(Node *n) {
+  Node *a = n->in[0], *b = n->in[1];
+  need_float(n, a, "the left operand");
+  need_float(n, b, "the right operand");
+  Shape s;
+  if (!shape_broadcast(&a->shape, &b->shape, &s))
+    error_tok(n->tok, "%s: shapes %s and %s do not broadcast", opname(n), shape_str(&a->shape),
+              shape_str(&b->shape));
+  set_shape(n, &s, TY_FLOAT);
+}
+
+/* elementwise, one input: same shape */
+void shape_unary(Node *n) {
+  need_float(n, n->in[0], "the input");
+  set_shape(n, &n->in[0]->shape, TY_FLOAT);
+}
+
+/* sum/mean/max: the given n->shape is the keepdim result: rank 0 = over all
+ * axes, else the input's shape with at most one axis (the reduced one) set to 1. */
+void shape_reduce(Node *n) {
+  Node *x = n->in[0];
+  need_float(n, x, "the input");
+  Shape s = n->shape;
+  if (s.rank != 0) {
+    int differ = 0;
+    bool ok = s.rank == x->shape.rank;
+    for (int i = 0; ok && i < s.rank; i++)
+      if (s.dim[i] != x->shape.dim[i]) {
+        differ++;
+        ok = s.dim[i] == 1;
+      }
+    if (!ok || differ > 1)
+      die("%s: result %s is not a reduction of %s", opname(n), shape_str(&s), shape_str(&x->shape));
+  }
+  set_shape(n, &s, TY_FLOAT);
+}
+
+/* pick(x, Y): x float [N, K], Y int [N] -> [N] */
+void shape_pick(Node *n) {
+  Node *x = n->in[0], *y = n->in[1];
+  need_float(n, x, "x");
+  need_int(n, y, "the index");
+  if (x->shape.rank != 2 || y->shape.rank != 1 || x->shape.dim[0] != y->shape.dim[0])
+    error_tok(n->tok, "pick: needs x [N, K] and an index [N], got %s and %s", shape_str(&x->shape),
+              shape_str(&y->shape));
+  set_shape(n, &y->shape, TY_FLOAT);
+}
+
+/* softmax: same shape, at least one axis (the parser range-checks the axis) */
+void shape_softmax(Node *n) {
+  Node *x = n->in[0];
+  need_float(n, x, "the input");
+  if (x->shape.rank < 1)
+    error_tok(n->tok, "softmax: the input needs at least one axis, got %s", shape_str(&x->shape));
+  set_shape(n, &x->shape, TY_FLOAT);
+}
+
+/* cross_entropy(logits, Y): logits float [N, K], Y int [N] -> scalar */
+void shape_xent(Node *n) {
+  Node *x = n->in[0], *y = n->in[1];
+  need_float(n, x, "logits");
+  need_int(n, y, "the target");
+  if (x->shape.rank != 2 || y->shape.rank != 1 || x->shape.dim[0] != y->shape.dim[0])
+    error_tok(n->tok, "cross_entropy: needs logits [N, K] and targets [N], got %s and %s",
+              shape_str(&x->shape), shape_str(&y->shape));
+  Shape s = {0};
+  set_shape(n, &s, TY_FLOAT);
+}
+
+/* gain and bias of a normalisation over the last axis, of width d */
+static void check_affine(Node *n, Node *p, const char *what, int d, bool allow_row) {
+  need_float(n, p, what);
+  bool ok = (p->shape.rank == 1 && p->shape.dim[0] == d) ||
+            (allow_row && p->shape.rank == 2 && p->shape.dim[0] == 1 && p->shape.dim[1] == d);
+  if (!ok)
+    error_tok(n->tok, "%s: %s must be [%d]%s, got %s (input %s)", opname(n), what, d,
+              allow_row ? arena_printf(" or [1, %d]", d) : "", shape_str(&p->shape),
+              shape_str(&n->in[0]->shape));
+}
+
+/* batchnorm(x, gain, bias): x [N, D], gain and bias [D] or [1, D] -> [N, D] */
+void shape_batchnorm(Node *n) {
+  Node *x = n->in[0];
+  need_float(n, x, "the input");
+  if (x->shape.rank != 2)
+    error_tok(n->tok, "batchnorm: the input must be [N, D], got %s", shape_str(&x->shape));
+  check_affine(n, n->in[1], "gain", x->shape.dim[1], true);
+  check_affine(n, n->in[2], "bias", x->shape.dim[1], true);
+  set_shape(n, &x->shape, TY_FLOAT);
+}
+
+/* layernorm(x, gain, bias): x [..., D], gain and bias [D] -> x's shape */
+void shape_layernorm(Node *n) {
+  Node *x = n->in[0];
+  need_float(n, x, "the input");
+  if (x->shape.rank < 1)
+    error_tok(n->tok, "layernorm: the input needs at least one axis, got %s", shape_str(&x->shape));
+  check_affine(n, n->in[1], "gain", x->shape.dim[x->shape.rank - 1], false);
+  check_affine(n, n->in[2], "bias", x->shape.dim[x->shape.rank - 1], false);
+  set_shape(n, &x->shape, TY_FLOAT);
+}

@@ -1,0 +1,117 @@
+#!/bin/sh
+# driver.sh: runs the bpgen command line, one case a line.
+#   usage: tests/driver.sh path/to/bpgen
+# A case is:  t NAME STATUS PATTERN CMD ARGS...
+# it passes when CMD exits with STATUS and its stdout+stderr matches the
+# extended regular expression PATTERN ('' matches anything).  Files the cases
+# need are made below with printf (no numpy).  The last line is
+# "driver: N passed, N failed"; the exit status is non-zero on any failure.
+set -u
+BPGEN=${1:?usage: tests/driver.sh path/to/bpgen}
+case $BPGEN in /*) ;; *) BPGEN=$(pwd)/$BPGEN ;; esac
+SPECS=${BPGEN_SPECS:-specs}
+T=$(mktemp -d /tmp/bpgen_driver.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+
+t() {
+  name=$1 want=$2 pat=$3
+  shift 3
+  "$@" >"$T/log" 2>&1
+  got=$?
+  if [ "$got" -eq "$want" ] && { [ -z "$pat" ] || grep -Eq -- "$pat" "$T/log"; }; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1))
+    echo "FAIL: $name: status $got (want $want), pattern '$pat'; output:"
+    sed 's/^/  | /' "$T/log" | head -20
+  fi
+}
+
+# npy FILE DESCR SHAPE DATA-PRINTF: a version 1.0 .npy file, header padded to
+# 64 bytes as numpy does; SHAPE as Python writes it, e.g. "(3,)" or "(2, 3)".
+npy() {
+  dict="{'descr': '$2', 'fortran_order': False, 'shape': $3, }"
+  len=$(( ${#dict} + 1 ))
+  total=$(( (10 + len + 63) / 64 * 64 ))
+  hlen=$(( total - 10 ))
+  pad=$(( hlen - len ))
+  {
+    printf '\223NUMPY\001\000'
+    printf "\\$(printf %03o $((hlen % 256)))\\$(printf %03o $((hlen / 256)))"
+    printf '%s%*s\n' "$dict" "$pad" ''
+    printf "$4"
+  } >"$1"
+}
+
+# ---- bpgen grad ---------------------------------------------------------------------
+M=$SPECS/makemore.spec
+t "grad --help"             0 "usage: bpgen grad SPEC --in DIR --out DIR" $BPGEN grad --help
+t "grad random inputs"      0 "^W1 +\[30, 64\]"      $BPGEN grad $M --random-inputs --out "$T/o1"
+t "grad wrote loss"         0 ""                     test -s "$T/o1/loss.npy"
+t "grad wrote dW1"          0 ""                     test -s "$T/o1/W1.grad.npy"
+t "grad wrote dhpreact"     0 ""                     test -s "$T/o1/hpreact.grad.npy"
+t "grad wrote inputs"       0 ""                     test -s "$T/o1/X.npy"
+t "loss is f8 rank 0"       0 "'<f8'.*'shape': \(\)" head -c 128 "$T/o1/loss.npy"
+$BPGEN grad $M --random-inputs --out "$T/o1" 2>/dev/null | grep '^loss [0-9-]' >"$T/loss1"
+t "grad --in repeats"       0 "$(cat "$T/loss1")"    $BPGEN grad $M --in "$T/o1" --out "$T/o2"
+t "grad --ref same"         0 "$(cat "$T/loss1")"    $BPGEN grad $M --ref --in "$T/o1" --out "$T/o2"
+t "grad granular spec"     0 "^loss [0-9]"       $BPGEN grad $SPECS/makemore_granular.spec --in "$T/o1" --out "$T/o3"
+t "grad f32 writes f4"      0 ""                     $BPGEN grad $M --dtype f32 --random-inputs --out "$T/o4"
+t "f32 loss is <f4"         0 "'<f4'"                head -c 128 "$T/o4/loss.npy"
+t "grad -D B=5"             0 "^hprebn +\[5, 64\]"   $BPGEN grad $M -D B=5 --random-inputs --out "$T/o5"
+$BPGEN grad $M --seed 7 --random-inputs --out "$T/o6" 2>/dev/null | grep '^loss [0-9-]' >"$T/loss6"
+t "other seed, other loss"  1 ""                     cmp -s "$T/loss1" "$T/loss6"
+
+mkdir -p "$T/in"
+npy "$T/in/X.npy" '<i4' '(32, 3)' "$(printf '%0384d' 0 | sed 's/0/\\000/g')"
+npy "$T/in/Y.npy" '<i8' '(32,)' "$(printf '%0256d' 0 | sed 's/0/\\000/g')"
+t "grad printf inputs"      0 "^loss [0-9]"       $BPGEN grad $M --in "$T/in" --out "$T/o7"
+
+mkdir -p "$T/short"
+cp "$T/in/X.npy" "$T/short/"
+npy "$T/short/Y.npy" '<i4' '(3,)' '\000\000\000\000\000\000\000\000\000\000\000\000'
+t "wrong shape names file"  1 "short/Y.npy: shape \[3\] does not match the spec's \[32\]" \
+  $BPGEN grad $M --in "$T/short" --out "$T/o8"
+
+mkdir -p "$T/magic"
+cp "$T/in/Y.npy" "$T/magic/"
+printf 'PK\003\004 not numpy' >"$T/magic/X.npy"
+t "bad magic names file"    1 "magic/X.npy: not a .npy file \(bad magic\)" \
+  $BPGEN grad $M --in "$T/magic" --out "$T/o9"
+
+mkdir -p "$T/big"
+cp "$T/in/X.npy" "$T/big/"
+npy "$T/big/Y.npy" '>i4' '(32,)' "$(printf '%0128d' 0 | sed 's/0/\\000/g')"
+t "big-endian names file"   1 "big/Y.npy: big-endian data \('>i4'\) is not supported" \
+  $BPGEN grad $M --in "$T/big" --out "$T/o10"
+
+mkdir -p "$T/trunc"
+cp "$T/in/Y.npy" "$T/trunc/"
+npy "$T/trunc/X.npy" '<i4' '(32, 3)' '\000\000\000\000'
+t "truncated names file"    1 "trunc/X.npy: truncated data" $BPGEN grad $M --in "$T/trunc" --out "$T/o11"
+
+mkdir -p "$T/range"
+cp "$T/in/X.npy" "$T/range/"
+npy "$T/range/Y.npy" '<i8' '(32,)' "\\143$(printf '%0255d' 0 | sed 's/0/\\000/g')"
+t "index out of range"      1 "range/Y.npy: element 0 is 99, outside 0\.\.26" \
+  $BPGEN grad $M --in "$T/range" --out "$T/o12"
+
+mkdir -p "$T/ftype"
+cp "$T/in/Y.npy" "$T/ftype/"
+npy "$T/ftype/X.npy" '<f8' '(32, 3)' "$(printf '%0768d' 0 | sed 's/0/\\000/g')"
+t "float for int input"     1 "ftype/X.npy: holds <f8 floats where integers are expected" \
+  $BPGEN grad $M --in "$T/ftype" --out "$T/o13"
+
+mkdir -p "$T/empty"
+t "missing input"           1 "input 'X' needs .*empty/X.npy \(shape \[32, 3\]\)" \
+  $BPGEN grad $M --in "$T/empty" --out "$T/o14"
+t "no --out"                1 "--out DIR is required" $BPGEN grad $M --in "$T/in"
+t "no --in"                 1 "--in DIR is required"  $BPGEN grad $M --out "$T/o15"
+t "unknown option"          1 "unknown option '--frobnicate'" $BPGEN grad $M --frobnicate
+t "no spec"                 1 "no spec file given"    $BPGEN grad --in "$T/in" --out "$T/o16"
+t "out is a file"           1 "o1/loss.npy is not a directory" \
+  $BPGEN grad $M --in "$T/in" --out "$T/o1/loss.npy"
+
+echo "driver: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
