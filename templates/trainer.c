@@ -946,10 +946,14 @@ static void tr_train(Tr *tr) {
         fprintf(tr->log, m->dtype == BP_F64 ? "%.17g" : "%.9g", dev);
       fputc('\n', tr->log);
     }
-    if (!o->quiet && i % o->print_every == 0)
+    if (!o->quiet && i % o->print_every == 0) {
       fprintf(tr_out, "%7ld/%7ld: %.4f\n", i, o->steps, loss);
-    if (!o->quiet && tr_finite(dev))
+      fflush(tr_out);
+    }
+    if (!o->quiet && tr_finite(dev)) {
       fprintf(tr_out, "%7ld/%7ld: dev loss %.4f\n", tr->step, o->steps, dev);
+      fflush(tr_out);
+    }
     if (!o->quiet) {
       if (tr->tty) {
         if ((i & 63) == 0) {
@@ -1062,6 +1066,7 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
           (unsigned long)tr->split[1].n, (unsigned long)tr->split[2].n);
   fprintf(tr_out, "model: %s, %lu parameters, batch %d, context %d\n", m->name,
           (unsigned long)m->nparam, tr->B, tr->T);
+  fflush(tr_out);
 
   size_t ssize = (m->state_size + 63) / 64 * 64;
   tr->state = tr_alloc(tr, ssize);
