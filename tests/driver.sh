@@ -62,7 +62,7 @@ t "f32 loss is <f4"         0 "'<f4'"                head -c 128 "$T/o4/loss.npy
 t "grad -D B=5"             0 "^hprebn +\[5, 64\]"   $BPGEN grad $M -D B=5 --random-inputs --out "$T/o5"
 t "grad --expand same loss" 0 "^loss $(cut -c6-17 "$T/loss1")" $BPGEN grad $M --expand --in "$T/o1" --out "$T/o2"
 for spec in "$SPECS"/*.spec; do
-t "grad $(basename "$spec")" 0 "^loss [0-9]"  $BPGEN grad "$spec" --random-inputs --out "$T/all"
+  t "grad $(basename "$spec")" 0 "^loss [0-9]"  $BPGEN grad "$spec" --random-inputs --out "$T/all"
 done
 $BPGEN grad $M --seed 7 --random-inputs --out "$T/o6" 2>/dev/null | grep '^loss [0-9-]' >"$T/loss6"
 t "other seed, other loss"  1 ""                     cmp -s "$T/loss1" "$T/loss6"
