@@ -153,5 +153,38 @@ t "ninja generated ex1"     0 "all filled gradients are right" $BPGEN ninja $G -
 t "ninja generated wrong"   1 "dbndiff2 is the first wrong gradient" $BPGEN ninja $G --mine $F/ninja_ex1_offbyone.c
 t "ninja needs a mode"      1 "give either --header or --mine FILE.c" $BPGEN ninja $M
 
+# ---- bpgen run / plot (the trainer) ----------------------------------------------
+W=${BPGEN_TESTS:-tests}/fixtures/words10.txt
+case $W in /*) ;; *) W=$(pwd)/$W ;; esac
+t "run --help"              0 "usage: bpgen run SPEC --data FILE" $BPGEN run --help
+t "run without data"        1 "run: no data: give --data FILE" $BPGEN run $M
+t "run without spec"        1 "run: no spec file given"   $BPGEN run --data "$W"
+t "run -o"                  1 "writes no model file.*--trainer -o train.c" $BPGEN run $M --data "$W" -o x.c
+t "run unknown option"      1 "run: unknown option '--frob'" $BPGEN run $M --data "$W" --frob
+t "run missing value"       1 "--steps needs a value"     $BPGEN run $M --data "$W" --steps
+t "plot --help"             0 "usage: bpgen plot LOG.csv" $BPGEN plot --help
+printf 'step,loss,dev_loss\n0,3.1,\n1,x,\n' >"$T/bad.csv"
+t "plot bad row"            1 "bad.csv:3: expected step,loss\[,dev_loss\], got '1,x,'" $BPGEN plot "$T/bad.csv" -o "$T/p.png"
+t "plot bad extension"      1 "must end in .png, .svg or .pdf" $BPGEN plot "$T/bad.csv" -o "$T/p.jpg"
+t "plot missing log"        1 "nolog.csv"                 $BPGEN plot "$T/nolog.csv" -o "$T/p.png"
+printf 'step,loss,dev_loss\n' >"$T/empty.csv"
+t "plot empty log"          1 "empty.csv: no loss rows"   $BPGEN plot "$T/empty.csv" -o "$T/p.png"
+printf 'abc\nab c\n' >"$T/space.txt"
+t "run bad character"     1 "space.txt:2: byte 0x20 \(a space\) in a word" \
+  $BPGEN run $M --data "$T/space.txt" --steps 1
+: >"$T/empty.txt"
+t "run empty data"        1 "empty.txt: no words"       $BPGEN run $M --data "$T/empty.txt" --steps 1
+t "run sets V from data"  0 "note: V = 6 from .*words10.txt \(the spec says 27\)" \
+  $BPGEN run $M -D H=8 -D B=4 --data "$W" --steps 50 --log "$T/run.csv" --samples 2
+t "run prints losses"     0 "train loss [0-9.]+" \
+  $BPGEN run $M -D H=8 -D B=4 --data "$W" --steps 50 --samples 2 --quiet
+t "run V mismatch"        1 "vocabulary of 6 .* use -D V=6" \
+  $BPGEN run $M -D V=27 -D H=8 --data "$W" --steps 1
+t "plot run log"          0 "wrote .*loss.png"          $BPGEN plot "$T/run.csv" -o "$T/loss.png"
+t "plot wrote png"        0 ""                          test -s "$T/loss.png"
+t "trainer file"          0 ""  $BPGEN $M -D V=6 -D H=8 -D B=4 --trainer -o "$T/train.c"
+t "trainer builds"        0 ""  gcc -O1 -o "$T/train" "$T/train.c" -lm -lpthread
+t "trainer runs"          0 "train loss [0-9.]+" "$T/train" --data "$W" --steps 50 --samples 2 --quiet
+
 echo "driver: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

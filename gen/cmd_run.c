@@ -1,0 +1,187 @@
+/* cmd_run.c: `bpgen run SPEC --data FILE [trainer options]` -- the model and
+ * the trainer (templates/trainer.c) compiled together in memory with libtcc,
+ * then run: nothing is written to disk unless asked (--log, --save).
+ *
+ * The same text, with the model's kernels written inline and a main(), is what
+ * `bpgen SPEC --trainer -o train.c` writes for gcc (trainer_source), so both
+ * ways run the same trainer code on the same arguments.  Before parsing the
+ * spec, run reads the word list and sets -D V=<vocabulary size> when the spec
+ * has a dim V and the user gave none.
+ */
+#include "bpgen.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bp_runtime.h"
+
+static const char run_usage[] =
+  "usage: bpgen run SPEC --data FILE [-D NAME=INT]... [--dtype f32|f64] [--seed N] [options]\n"
+  "\n"
+  "Compiles SPEC and a trainer in memory (libtcc), trains on the words in FILE\n"
+  "(one per line), calibrates batchnorm over the training split, prints the\n"
+  "train and dev loss and samples words.  V is set from the data unless -D V=\n"
+  "is given; the batch B and context T are the spec's (override with -D).\n"
+  "\n"
+  "options:\n"
+  "  --data FILE         words, one per line (required)\n"
+  "  --steps N           training steps (default 200000, the lecture's)\n"
+  "  --lr X              learning rate (default 0.1 for sgd, 0.001 for adamw);\n"
+  "                      lr/10 from --decay-at N on (default: half of --steps)\n"
+  "  --optimizer sgd|adamw   (adamw: --beta1 0.9 --beta2 0.999 --eps 1e-8\n"
+  "                      --weight-decay 0, as llm.c's train_gpt2.c)\n"
+  "  --seed N            init (seed), shuffle (seed+1), batches (seed+2), samples (seed+10)\n"
+  "  --eval-every N      dev loss every N steps (default 0: only at the end)\n"
+  "  --print-every N     loss line every N steps (default min(10000, steps/10))\n"
+  "  --log FILE          CSV step,loss,dev_loss of every step (see bpgen plot)\n"
+  "  --save FILE         checkpoint (.npz) at the end, and every --save-every N steps\n"
+  "  --load FILE         continue from a checkpoint\n"
+  "  --resume            --load the --save file when it exists\n"
+  "  --samples N         words sampled after training (default 20)\n"
+  "  --quiet             no progress or loss lines, only the results\n";
+
+/* The trainer's options that take a value (passed through untouched). */
+static const char *const run_valued[] = {
+  "--data", "--log", "--save", "--load", "--steps", "--decay-at", "--eval-every",
+  "--print-every", "--save-every", "--samples", "--lr", "--weight-decay", "--beta1",
+  "--beta2", "--eps", "--optimizer",
+};
+
+/* C identifier from the spec's file stem ("specs/make-more.spec" -> make_more). */
+static const char *spec_prefix(const char *spec) {
+  const char *base = strrchr(spec, '/');
+  base = base ? base + 1 : spec;
+  const char *dot = strchr(base, '.');
+  size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+  if (n == 0 || strcmp(spec, "-") == 0)
+    return "model";
+  char *p = arena_alloc(n + 2), *q = p;
+  if (isdigit((unsigned char)base[0]))
+    *q++ = '_';
+  for (size_t i = 0; i < n; i++)
+    *q++ = isalnum((unsigned char)base[i]) ? base[i] : '_';
+  return p;
+}
+
+/* Vocabulary size of a word list as the trainer builds it: '.' and every
+ * distinct byte of the non-empty lines ('\r' before '\n' ignored). */
+static int data_vocab(const char *path) {
+  SrcFile *f = read_src(path);
+  bool seen[256] = {0};
+  const char *p = f->text, *end = f->text + f->len;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *e = nl ? nl : end;
+    if (e > p && e[-1] == '\r')
+      e--;
+    for (const char *c = p; c < e; c++)
+      seen[(unsigned char)*c] = true;
+    p = nl ? nl + 1 : end;
+  }
+  int n = 1;
+  for (int c = 0; c < 256; c++)
+    n += seen[c] && c != '.';
+  return n;
+}
+
+char *trainer_source(Graph *g, const EmitOptions *opt) {
+  EmitOptions o = *opt;
+  o.trainer = false;
+  if (!o.prefix)
+    o.prefix = "model";
+  char *model = emit_c(g, &o, NULL);
+  char *trainer = template_fill(embedded_text("templates/trainer.c"), NULL, NULL, 0);
+  if (opt->for_jit)
+    return arena_printf("%s\n#line 1 \"templates/trainer.c\"\n%s", model, trainer);
+  /* for gcc: POSIX for clock_gettime/fsync even under -std=c99 */
+  return arena_printf("#define _POSIX_C_SOURCE 200809L\n%s\n#line 1 \"templates/trainer.c\"\n%s\n"
+                      "int main(int argc, char **argv) {\n"
+                      "  return bp_train_main(&%s_model, argc, argv);\n"
+                      "}\n", model, trainer, o.prefix);
+}
+
+typedef int TrainMain(const struct BpModel *m, int argc, char **argv);
+
+int cmd_run(int argc, char **argv) {
+  Cli c;
+  cli_init(&c, DT_F32);
+  char **targv = arena_alloc(sizeof(char *) * (size_t)(argc + 4));
+  int targc = 0;
+  targv[targc++] = "bpgen run";
+  const char *data = NULL;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      fputs(run_usage, stdout);
+      return 0;
+    }
+    if (strcmp(a, "--quiet") == 0 || strcmp(a, "--resume") == 0) {
+      targv[targc++] = argv[i];
+      continue;
+    }
+    bool valued = false;
+    for (size_t k = 0; k < sizeof run_valued / sizeof run_valued[0]; k++)
+      valued |= strcmp(a, run_valued[k]) == 0;
+    if (valued) {
+      const char *v = cli_value(argc, argv, &i);
+      if (strcmp(a, "--data") == 0)
+        data = v;
+      targv[targc++] = (char *)a;
+      targv[targc++] = (char *)v;
+      continue;
+    }
+    if (!cli_common(&c, argc, argv, &i))
+      cli_unknown("run", a);
+  }
+  if (c.out)
+    error_plain("run: writes no model file; for a trainer to build with gcc use "
+                "'bpgen SPEC --trainer -o train.c'");
+  if (!c.spec)
+    error_plain("run: no spec file given (see bpgen run --help)");
+  if (!data)
+    error_plain("run: no data: give --data FILE (words, one per line)");
+  targv[targc++] = "--seed";
+  targv[targc++] = arena_printf("%llu", (unsigned long long)c.seed);
+  targv[targc] = NULL;
+
+  /* V follows the data unless the user set it */
+  bool user_v = false;
+  for (int k = 0; k < c.novr; k++)
+    user_v |= strcmp(c.ovr[k].name, "V") == 0;
+  Graph *g = cli_load(&c);
+  if (!user_v) {
+    for (int k = 0; k < g->ndims; k++) {
+      if (strcmp(g->dims[k].name, "V") != 0)
+        continue;
+      int v = data_vocab(data);
+      if (g->dims[k].value != v) {
+        fprintf(stderr, "note: V = %d from %s (the spec says %ld)\n", v, data, g->dims[k].value);
+        if (c.novr == (int)(sizeof c.ovr / sizeof c.ovr[0]))
+          error_plain("too many -D options");
+        c.ovr[c.novr].name = "V";
+        c.ovr[c.novr].value = v;
+        c.ovr[c.novr].used = false;
+        c.novr++;
+        for (int j = 0; j < c.novr; j++)
+          c.ovr[j].used = false;
+        g = cli_load(&c);
+      }
+      break;
+    }
+  }
+  grad_build(g);
+  EmitOptions opt = {c.dtype, spec_prefix(c.spec), true, false};
+  char *src = trainer_source(g, &opt);
+  Jit *j = jit_compile(src, c.spec);
+  TrainMain *fn = (TrainMain *)jit_symbol(j, "bp_train_main");
+  const struct BpModel *m = jit_symbol(j, arena_printf("%s_model", opt.prefix));
+  if (!fn || !m)
+    die("the compiled trainer lacks bp_train_main or %s_model", opt.prefix);
+  fflush(stdout);
+  int rc = fn(m, targc, targv);
+  fflush(stdout);
+  jit_free(j);
+  return rc;
+}

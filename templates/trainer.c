@@ -1,0 +1,1118 @@
+/* trainer.c: the training program that drives an emitted model through the
+ * BpModel ABI (runtime/bp_runtime.h): parse options, load the data, train,
+ * calibrate batchnorm, evaluate, sample.
+ *
+ * It is appended to the emitted model, after the BpModel definition, both for
+ * gcc (`bpgen SPEC --trainer -o train.c`, which adds a main()) and for libtcc
+ * (`bpgen run`, which calls bp_train_main directly), so the two behave the
+ * same.  Plain C99 with POSIX (fsync, rename, isatty): gcc's default gnu mode
+ * and tcc both accept it.  Everything here is static except bp_train_main,
+ * which never exits the process: errors longjmp back to it, it frees what it
+ * allocated and returns 1.
+ *
+ * Data (words, one per line): '\r' before '\n' and a missing final newline are
+ * accepted, empty lines are skipped, and a word may hold printable ASCII except
+ * '.' and space (anything else is an error naming file:line).  The vocabulary
+ * is '.' (index 0, the separator) then the characters of the data in byte
+ * order.  Words are shuffled by Fisher-Yates (i from n-1 down to 1 swaps with
+ * j = next() mod (i+1)) from a BpRng seeded with seed+1, then split by word:
+ * the first int(0.8 n) train, up to int(0.9 n) dev, the rest test.  Each word
+ * of length L yields L+1 examples: a context of T indices padded with '.'
+ * and the next index, the last one '.'.  Minibatch rows are drawn with
+ * replacement, row = next() mod ntrain, from a BpRng seeded with seed+2.
+ * Samples use a BpRng seeded with seed+10 (the lecture's generator offset).
+ *
+ * Checkpoints (--save, --load, --resume) are uncompressed .npz files: a zip
+ * of stored (method 0) .npy entries that numpy.load reads without bpgen:
+ *   step (int64)     steps done        rng (uint64)   minibatch RNG state
+ *   seed (uint64)    the run's seed    vocab (uint8)  itos, '.' first
+ *   adamw_t (int64)  AdamW updates done (adamw only)
+ *   <param>          every param, with its shape and the model's float type
+ *   <name>.mean/.var batchnorm statistics (BP_STAT tensors)
+ *   adamw.m.<param>, adamw.v.<param>   AdamW moments (adamw only)
+ * Each entry carries a CRC-32 that loading checks.  A checkpoint is written to
+ * a temporary file in the same directory, fsync'ed, renamed over the old one,
+ * and the directory is fsync'ed: a kill leaves the old or the new file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { TR_SPLITS = 3, TR_MAXSAMPLE = 200 };
+
+typedef struct TrOpts {
+  const char *data;        /* --data FILE: words, one per line */
+  const char *log;         /* --log FILE: CSV step,loss,dev_loss */
+  const char *save;        /* --save FILE: checkpoint written at the end (and --save-every) */
+  const char *load;        /* --load FILE: checkpoint to continue from */
+  long steps;              /* --steps N (total, counting loaded steps) */
+  long decay_at;           /* --decay-at N: lr/10 from this step (default steps/2) */
+  long eval_every;         /* --eval-every N: dev loss every N steps (0: never) */
+  long print_every;        /* --print-every N */
+  long save_every;         /* --save-every N */
+  long samples;            /* --samples N */
+  double lr, wd, beta1, beta2, eps;
+  int adamw, quiet, resume, lr_set;
+  uint64_t seed;
+} TrOpts;
+
+typedef struct TrWord { const char *s; size_t len; } TrWord;
+
+typedef struct TrSplit {
+  int32_t *x;              /* [n, T] contexts */
+  int32_t *y;              /* [n] next index */
+  size_t n, nwords;
+} TrSplit;
+
+typedef struct Tr {
+  const BpModel *m;
+  TrOpts o;
+  jmp_buf jb;
+  const BpTensor *tx, *ty, *tlogits;
+  int B, T, V;
+  size_t esize;            /* bytes per float element */
+  char itos[256];
+  int stoi[256];
+  int nvocab;
+  char *text;              /* the data file */
+  TrWord *words;
+  size_t nwords;
+  TrSplit split[TR_SPLITS];
+  void *state;
+  void *mom_m, *mom_v;     /* AdamW moments, [nparam] of the model's float type */
+  long adamw_t;
+  size_t *idx;             /* [B] minibatch rows */
+  BpRng batch_rng;
+  long step;               /* steps done */
+  FILE *in, *log, *ck;
+  char *tmpname;           /* checkpoint being written */
+  unsigned char *ckbuf;    /* checkpoint being read */
+  unsigned char *membuf;   /* one entry being written */
+  double *probs;
+  int tty;
+  double t0;               /* training start */
+  long first_step;
+} Tr;
+
+static char tr_errbuf[1024];     /* the last error message (for tests) */
+static FILE *tr_out;             /* results: losses, samples (stdout unless set) */
+
+static void tr_fail(Tr *tr, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(tr_errbuf, sizeof tr_errbuf, fmt, ap);
+  va_end(ap);
+  fflush(tr_out);
+  if (tr->tty && !tr->o.quiet)
+    fputc('\n', stderr);
+  fprintf(stderr, "error: %s\n", tr_errbuf);
+  longjmp(tr->jb, 1);
+}
+
+static void *tr_alloc(Tr *tr, size_t n) {
+  void *p = calloc(n ? n : 1, 1);
+  if (!p)
+    tr_fail(tr, "out of memory (%lu bytes)", (unsigned long)n);
+  return p;
+}
+
+static double tr_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int tr_finite(double x) { return x == x && x - x == 0.0; }
+
+/* ---- options ----------------------------------------------------------------- */
+
+static const char tr_usage[] =
+  "trainer options:\n"
+  "  --data FILE         words, one per line (required)\n"
+  "  --steps N           training steps (default 200000, the lecture's)\n"
+  "  --lr X              learning rate (default 0.1 for sgd, 0.001 for adamw);\n"
+  "                      lr/10 from --decay-at N on (default: half of --steps)\n"
+  "  --optimizer sgd|adamw   (adamw: --beta1 0.9 --beta2 0.999 --eps 1e-8\n"
+  "                      --weight-decay 0, as llm.c's train_gpt2.c)\n"
+  "  --seed N            init (seed), shuffle (seed+1), batches (seed+2), samples (seed+10)\n"
+  "  --eval-every N      dev loss every N steps (default 0: only at the end)\n"
+  "  --print-every N     loss line every N steps (default min(10000, steps/10))\n"
+  "  --log FILE          CSV step,loss,dev_loss of every step\n"
+  "  --save FILE         checkpoint (.npz) at the end, and every --save-every N steps\n"
+  "  --load FILE         continue from a checkpoint\n"
+  "  --resume            --load the --save file when it exists\n"
+  "  --samples N         words sampled after training (default 20)\n"
+  "  --quiet             no progress or loss lines, only the results\n";
+
+static long tr_long(Tr *tr, const char *opt, const char *s, long lo) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < lo)
+    tr_fail(tr, "%s: '%s' is not a whole number >= %ld", opt, s, lo);
+  return v;
+}
+
+static double tr_double(Tr *tr, const char *opt, const char *s) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || *end || !tr_finite(v) || v < 0)
+    tr_fail(tr, "%s: '%s' is not a finite number >= 0", opt, s);
+  return v;
+}
+
+/* Returns 2 for --help (usage printed), else 0. */
+static int tr_parse(Tr *tr, int argc, char **argv) {
+  TrOpts *o = &tr->o;
+  o->steps = 200000;
+  o->decay_at = -1;
+  o->print_every = -1;
+  o->samples = 20;
+  o->lr = 0.1;
+  o->beta1 = 0.9;
+  o->beta2 = 0.999;
+  o->eps = 1e-8;
+  o->seed = 2147483647u;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      fputs(tr_usage, tr_out);
+      return 2;
+    }
+    if (strcmp(a, "--quiet") == 0) {
+      o->quiet = 1;
+      continue;
+    }
+    if (strcmp(a, "--resume") == 0) {
+      o->resume = 1;
+      continue;
+    }
+    if (a[0] != '-' || a[1] != '-')
+      tr_fail(tr, "unexpected argument '%s' (see --help)", a);
+    if (i + 1 >= argc)
+      tr_fail(tr, "%s needs a value (see --help)", a);
+    const char *v = argv[++i];
+    if (strcmp(a, "--data") == 0) o->data = v;
+    else if (strcmp(a, "--log") == 0) o->log = v;
+    else if (strcmp(a, "--save") == 0) o->save = v;
+    else if (strcmp(a, "--load") == 0) o->load = v;
+    else if (strcmp(a, "--steps") == 0) o->steps = tr_long(tr, a, v, 0);
+    else if (strcmp(a, "--decay-at") == 0) o->decay_at = tr_long(tr, a, v, 0);
+    else if (strcmp(a, "--eval-every") == 0) o->eval_every = tr_long(tr, a, v, 0);
+    else if (strcmp(a, "--print-every") == 0) o->print_every = tr_long(tr, a, v, 1);
+    else if (strcmp(a, "--save-every") == 0) o->save_every = tr_long(tr, a, v, 0);
+    else if (strcmp(a, "--samples") == 0) o->samples = tr_long(tr, a, v, 0);
+    else if (strcmp(a, "--lr") == 0) { o->lr = tr_double(tr, a, v); o->lr_set = 1; }
+    else if (strcmp(a, "--weight-decay") == 0) o->wd = tr_double(tr, a, v);
+    else if (strcmp(a, "--beta1") == 0) o->beta1 = tr_double(tr, a, v);
+    else if (strcmp(a, "--beta2") == 0) o->beta2 = tr_double(tr, a, v);
+    else if (strcmp(a, "--eps") == 0) o->eps = tr_double(tr, a, v);
+    else if (strcmp(a, "--seed") == 0) {
+      char *end;
+      errno = 0;
+      unsigned long long s = strtoull(v, &end, 10);
+      if (errno || end == v || *end || v[0] == '-')
+        tr_fail(tr, "--seed: '%s' is not a non-negative whole number", v);
+      o->seed = (uint64_t)s;
+    } else if (strcmp(a, "--optimizer") == 0) {
+      if (strcmp(v, "sgd") == 0) o->adamw = 0;
+      else if (strcmp(v, "adamw") == 0) o->adamw = 1;
+      else tr_fail(tr, "--optimizer: '%s' is neither sgd nor adamw", v);
+    } else {
+      tr_fail(tr, "unknown option '%s' (see --help)", a);
+    }
+  }
+  if (!o->data)
+    tr_fail(tr, "no data: give --data FILE (words, one per line)");
+  if (o->adamw && !o->lr_set)
+    o->lr = 0.001;
+  if (o->beta1 >= 1 || o->beta2 >= 1)
+    tr_fail(tr, "--beta1 and --beta2 must be below 1");
+  if (o->decay_at < 0)
+    o->decay_at = o->steps / 2;
+  if (o->print_every < 0) {
+    o->print_every = o->steps / 10 < 10000 ? o->steps / 10 : 10000;
+    if (o->print_every < 1)
+      o->print_every = 1;
+  }
+  if (o->resume && !o->save)
+    tr_fail(tr, "--resume needs --save FILE (the checkpoint to continue)");
+  if (o->resume && o->load)
+    tr_fail(tr, "give --resume or --load, not both");
+  if (o->resume && access(o->save, F_OK) == 0)
+    o->load = o->save;
+  return 0;
+}
+
+/* ---- the model's tensors --------------------------------------------------- */
+
+static double tr_get(const Tr *tr, const BpTensor *t, size_t i) {
+  const char *p = (const char *)tr->state + t->offset;
+  if (t->dtype == BP_F64) return ((const double *)p)[i];
+  if (t->dtype == BP_F32) return ((const float *)p)[i];
+  return ((const int32_t *)p)[i];
+}
+
+static int tr_isfloat(const BpTensor *t) { return t->dtype == BP_F32 || t->dtype == BP_F64; }
+
+/* X: the int input [B,T]; Y: the int input [B]; logits [B,V]. */
+static void tr_find_tensors(Tr *tr) {
+  const BpModel *m = tr->m;
+  for (int i = 0; i < m->ntensors; i++) {
+    const BpTensor *t = &m->tensors[i];
+    if (t->kind != BP_INPUT)
+      continue;
+    if (t->dtype != BP_I32)
+      tr_fail(tr, "model %s: input %s is not int: the words trainer feeds only int[B,T] "
+              "contexts and int[B] targets", m->name, t->name);
+    if (t->rank == 2 && !tr->tx)
+      tr->tx = t;
+    else if (t->rank == 1 && !tr->ty)
+      tr->ty = t;
+    else
+      tr_fail(tr, "model %s: input %s: expected one int[B,T] input and one int[B] input",
+              m->name, t->name);
+  }
+  if (!tr->tx || !tr->ty)
+    tr_fail(tr, "model %s: the words trainer needs inputs X : int[B,T] and Y : int[B]", m->name);
+  tr->B = tr->tx->dims[0];
+  tr->T = tr->tx->dims[1];
+  if (tr->ty->dims[0] != tr->B)
+    tr_fail(tr, "model %s: %s has %d rows but %s has %d", m->name, tr->tx->name, tr->B,
+            tr->ty->name, tr->ty->dims[0]);
+  if (m->logits_index < 0)
+    tr_fail(tr, "model %s: no logits tensor (cross_entropy's input) to sample from", m->name);
+  tr->tlogits = &m->tensors[m->logits_index];
+  if (tr->tlogits->rank != 2 || tr->tlogits->dims[0] != tr->B)
+    tr_fail(tr, "model %s: logits %s should be [B,V]", m->name, tr->tlogits->name);
+  tr->V = tr->tlogits->dims[1];
+  tr->esize = m->dtype == BP_F64 ? sizeof(double) : sizeof(float);
+}
+
+/* ---- data ------------------------------------------------------------------ */
+
+static void tr_read_words(Tr *tr, const char *path) {
+  tr->in = fopen(path, "rb");
+  if (!tr->in)
+    tr_fail(tr, "%s: cannot open: %s", path, strerror(errno));
+  size_t cap = 1 << 16, len = 0;
+  tr->text = tr_alloc(tr, cap);
+  for (;;) {
+    if (len + 1 >= cap) {
+      char *nb = realloc(tr->text, cap * 2);
+      if (!nb)
+        tr_fail(tr, "%s: out of memory", path);
+      tr->text = nb;
+      cap *= 2;
+    }
+    size_t got = fread(tr->text + len, 1, cap - 1 - len, tr->in);
+    len += got;
+    if (got == 0)
+      break;
+  }
+  if (ferror(tr->in))
+    tr_fail(tr, "%s: read error", path);
+  fclose(tr->in);
+  tr->in = NULL;
+  tr->text[len] = '\0';
+
+  size_t nlines = 1;
+  for (size_t i = 0; i < len; i++)
+    nlines += tr->text[i] == '\n';
+  tr->words = tr_alloc(tr, nlines * sizeof(TrWord));
+  char *p = tr->text, *end = tr->text + len;
+  long line = 0;
+  while (p < end) {
+    line++;
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    char *e = nl ? nl : end;
+    if (e > p && e[-1] == '\r')
+      e--;
+    for (char *c = p; c < e; c++) {
+      unsigned char ch = (unsigned char)*c;
+      if (ch < 0x21 || ch > 0x7e || ch == '.') {
+        char what[32];
+        if (ch > 0x20 && ch < 0x7f)
+          snprintf(what, sizeof what, "character '%c'", ch);
+        else
+          snprintf(what, sizeof what, "byte 0x%02x%s", ch, ch == ' ' ? " (a space)" : "");
+        tr_fail(tr, "%s:%ld: %s in a word: words hold printable ASCII except '.' and space",
+                path, line, what);
+      }
+    }
+    if (e > p) {
+      tr->words[tr->nwords].s = p;
+      tr->words[tr->nwords].len = (size_t)(e - p);
+      tr->nwords++;
+    }
+    p = nl ? nl + 1 : end;
+  }
+  if (tr->nwords == 0)
+    tr_fail(tr, "%s: no words (the file is empty or holds only empty lines)", path);
+}
+
+static void tr_vocab(Tr *tr) {
+  int seen[256] = {0};
+  for (size_t w = 0; w < tr->nwords; w++)
+    for (size_t i = 0; i < tr->words[w].len; i++)
+      seen[(unsigned char)tr->words[w].s[i]] = 1;
+  for (int c = 0; c < 256; c++)
+    tr->stoi[c] = -1;
+  tr->itos[0] = '.';
+  tr->stoi['.'] = 0;
+  tr->nvocab = 1;
+  for (int c = 0; c < 256; c++)
+    if (seen[c]) {
+      tr->stoi[c] = tr->nvocab;
+      tr->itos[tr->nvocab++] = (char)c;
+    }
+}
+
+static void tr_build_split(Tr *tr, TrSplit *s, const TrWord *w, size_t nw) {
+  int T = tr->T;
+  size_t n = 0;
+  for (size_t i = 0; i < nw; i++)
+    n += w[i].len + 1;
+  s->n = n;
+  s->nwords = nw;
+  s->x = tr_alloc(tr, n * (size_t)T * sizeof(int32_t));
+  s->y = tr_alloc(tr, n * sizeof(int32_t));
+  size_t r = 0;
+  for (size_t i = 0; i < nw; i++) {
+    int32_t ctx[64];
+    for (int t = 0; t < T; t++)
+      ctx[t] = 0;
+    for (size_t k = 0; k <= w[i].len; k++) {
+      int32_t ix = k < w[i].len ? tr->stoi[(unsigned char)w[i].s[k]] : 0;
+      memcpy(s->x + r * (size_t)T, ctx, (size_t)T * sizeof(int32_t));
+      s->y[r++] = ix;
+      memmove(ctx, ctx + 1, (size_t)(T - 1) * sizeof(int32_t));
+      ctx[T - 1] = ix;
+    }
+  }
+}
+
+static void tr_load_data(Tr *tr) {
+  if (tr->T > 64)
+    tr_fail(tr, "context T = %d is longer than 64", tr->T);
+  tr_read_words(tr, tr->o.data);
+  tr_vocab(tr);
+  BpRng r;
+  bp_rng_seed(&r, tr->o.seed + 1);
+  for (size_t i = tr->nwords; i > 1; i--) {
+    size_t j = (size_t)(bp_rng_next(&r) % (uint64_t)i);
+    TrWord t = tr->words[i - 1];
+    tr->words[i - 1] = tr->words[j];
+    tr->words[j] = t;
+  }
+  size_t n = tr->nwords, n1 = n * 8 / 10, n2 = n * 9 / 10;
+  tr_build_split(tr, &tr->split[0], tr->words, n1);
+  tr_build_split(tr, &tr->split[1], tr->words + n1, n2 - n1);
+  tr_build_split(tr, &tr->split[2], tr->words + n2, n - n2);
+  if (tr->split[0].n == 0)
+    tr_fail(tr, "%s: %lu word%s: too few for a training split (80%% of the words)", tr->o.data,
+            (unsigned long)n, n == 1 ? "" : "s");
+  if (tr->nvocab != tr->V)
+    tr_fail(tr, "%s has a vocabulary of %d ('.' and %d characters) but the model's %s "
+            "have V = %d: use -D V=%d", tr->o.data, tr->nvocab, tr->nvocab - 1,
+            tr->tlogits->name, tr->V, tr->nvocab);
+}
+
+/* Rows idx[0..B-1] of split s into the model's inputs. */
+static void tr_set_rows(Tr *tr, const TrSplit *s, const size_t *idx) {
+  int32_t *X = (int32_t *)((char *)tr->state + tr->tx->offset);
+  int32_t *Y = (int32_t *)((char *)tr->state + tr->ty->offset);
+  for (int b = 0; b < tr->B; b++) {
+    memcpy(X + (size_t)b * tr->T, s->x + idx[b] * tr->T, (size_t)tr->T * sizeof(int32_t));
+    Y[b] = s->y[idx[b]];
+  }
+}
+
+/* Rows first..first+k-1 of s, the rest of the batch copies of row `fill`. */
+static void tr_set_range(Tr *tr, const TrSplit *s, size_t first, int k, size_t fill) {
+  for (int b = 0; b < tr->B; b++)
+    tr->idx[b] = b < k ? first + (size_t)b : fill;
+  tr_set_rows(tr, s, tr->idx);
+}
+
+/* The exact mean loss over a whole split in eval mode.  The model's loss is the
+ * mean of B independent row losses, so a last partial batch of k rows is
+ * padded with copies of its first row r and corrected by a batch of B r's:
+ * sum = B*L(partial) - (B-k)*L(r). */
+static double tr_split_loss(Tr *tr, const TrSplit *s) {
+  if (s->n == 0)
+    return NAN;
+  size_t B = (size_t)tr->B, i = 0;
+  double sum = 0;
+  for (; i + B <= s->n; i += B) {
+    tr_set_range(tr, s, i, (int)B, 0);
+    sum += (double)B * tr->m->forward_eval(tr->state);
+  }
+  if (i < s->n) {
+    int k = (int)(s->n - i);
+    tr_set_range(tr, s, i, k, i);
+    double lp = tr->m->forward_eval(tr->state);
+    tr_set_range(tr, s, i, 0, i);
+    double lr = tr->m->forward_eval(tr->state);
+    sum += (double)B * lp - (double)(B - (size_t)k) * lr;
+  }
+  return sum / (double)s->n;
+}
+
+static int tr_has_stats(const Tr *tr) {
+  for (int i = 0; i < tr->m->ntensors; i++)
+    if (tr->m->tensors[i].kind == BP_STAT)
+      return 1;
+  return 0;
+}
+
+/* Batchnorm statistics over the whole training split, the lecture's way: the
+ * mean and unbiased variance of the batchnorm input over every training row. */
+static void tr_calibrate(Tr *tr) {
+  if (!tr_has_stats(tr))
+    return;
+  const TrSplit *s = &tr->split[0];
+  size_t B = (size_t)tr->B;
+  tr->m->calib_begin(tr->state);
+  for (size_t i = 0; i < s->n; i += B) {
+    int k = s->n - i < B ? (int)(s->n - i) : (int)B;
+    tr_set_range(tr, s, i, k, i);
+    tr->m->calib_accum(tr->state, k);
+  }
+  tr->m->calib_end(tr->state);
+}
+
+/* ---- non-finite values ------------------------------------------------------ */
+
+/* The first tensor in the model's table holding a NaN or Inf: grads when
+ * `grads`, else params, statistics and forward values. */
+static const BpTensor *tr_nonfinite(Tr *tr, int grads) {
+  for (int i = 0; i < tr->m->ntensors; i++) {
+    const BpTensor *t = &tr->m->tensors[i];
+    if (!tr_isfloat(t) || t->kind == BP_INPUT || (t->kind == BP_GRAD) != (grads != 0))
+      continue;
+    for (size_t k = 0; k < t->numel; k++)
+      if (!tr_finite(tr_get(tr, t, k)))
+        return t;
+  }
+  return NULL;
+}
+
+static void tr_check_loss(Tr *tr, double loss) {
+  if (tr_finite(loss))
+    return;
+  const BpTensor *t = tr_nonfinite(tr, 0);
+  if (t)
+    tr_fail(tr, "step %ld: the loss is %g; first non-finite tensor: %s (spec line %d)%s",
+            tr->step, loss, t->name, t->line, tr->o.save ? "; the last checkpoint is kept" : "");
+  tr_fail(tr, "step %ld: the loss is %g%s", tr->step, loss,
+          tr->o.save ? "; the last checkpoint is kept" : "");
+}
+
+static void tr_check_grads(Tr *tr) {
+  const char *g = (const char *)tr->state + tr->m->grad_offset;
+  size_t n = tr->m->nparam;
+  int bad = 0;
+  if (tr->m->dtype == BP_F64) {
+    for (size_t i = 0; i < n && !bad; i++)
+      bad = !tr_finite(((const double *)g)[i]);
+  } else {
+    for (size_t i = 0; i < n && !bad; i++)
+      bad = !tr_finite(((const float *)g)[i]);
+  }
+  if (!bad)
+    return;
+  const BpTensor *t = tr_nonfinite(tr, 1);
+  tr_fail(tr, "step %ld: non-finite gradient; first non-finite tensor: %s (spec line %d)%s",
+          tr->step, t ? t->name : "?", t ? t->line : 0,
+          tr->o.save ? "; the last checkpoint is kept" : "");
+}
+
+/* ---- optimisers ------------------------------------------------------------- */
+
+/* AdamW as llm.c's train_gpt2.c: moments, bias correction with t = updates
+ * done (from 1), decoupled weight decay. */
+#define TR_ADAMW(TYPE, SQRT)                                                           \
+  do {                                                                               \
+    TYPE *p = (TYPE *)((char *)tr->state + m->param_offset);                         \
+    const TYPE *g = (const TYPE *)((const char *)tr->state + m->grad_offset);        \
+    TYPE *mm = (TYPE *)tr->mom_m, *vv = (TYPE *)tr->mom_v;                           \
+    TYPE b1 = (TYPE)o->beta1, b2 = (TYPE)o->beta2, lrt = (TYPE)lr, eps = (TYPE)o->eps; \
+    TYPE wd = (TYPE)o->wd, c1 = (TYPE)b1c, c2 = (TYPE)b2c;                           \
+    for (size_t i = 0; i < m->nparam; i++) {                                         \
+      TYPE gi = g[i];                                                                \
+      TYPE mi = b1 * mm[i] + (1 - b1) * gi;                                          \
+      TYPE vi = b2 * vv[i] + (1 - b2) * gi * gi;                                     \
+      mm[i] = mi;                                                                    \
+      vv[i] = vi;                                                                    \
+      TYPE mh = mi / c1, vh = vi / c2;                                               \
+      p[i] -= lrt * (mh / (SQRT(vh) + eps) + wd * p[i]);                             \
+    }                                                                                \
+  } while (0)
+
+static void tr_adamw(Tr *tr, double lr) {
+  const BpModel *m = tr->m;
+  const TrOpts *o = &tr->o;
+  tr->adamw_t++;
+  double b1c = 1 - pow(o->beta1, (double)tr->adamw_t);
+  double b2c = 1 - pow(o->beta2, (double)tr->adamw_t);
+  if (m->dtype == BP_F64)
+    TR_ADAMW(double, sqrt);
+  else
+    TR_ADAMW(float, sqrtf);
+}
+
+/* ---- checkpoints: .npz ------------------------------------------------------ */
+
+static uint32_t tr_crc32(const unsigned char *p, size_t n) {
+  static uint32_t table[256];
+  if (!table[1])
+    for (uint32_t i = 0; i < 256; i++) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; k++)
+        c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      table[i] = c;
+    }
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; i++)
+    c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+static void tr_put16(unsigned char *p, unsigned v) { p[0] = v & 0xFF; p[1] = (v >> 8) & 0xFF; }
+static void tr_put32(unsigned char *p, uint32_t v) { tr_put16(p, v & 0xFFFF); tr_put16(p + 2, v >> 16); }
+static unsigned tr_get16(const unsigned char *p) { return p[0] | (unsigned)p[1] << 8; }
+static uint32_t tr_get32(const unsigned char *p) { return tr_get16(p) | (uint32_t)tr_get16(p + 2) << 16; }
+
+/* The .npy header dict, as numpy writes it for version 1.0. */
+static void tr_npy_dict(char *buf, size_t cap, const char *descr, int rank, const int *dims) {
+  int n = snprintf(buf, cap, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+  for (int i = 0; i < rank; i++)
+    n += snprintf(buf + n, cap - (size_t)n, "%d%s", dims[i], rank == 1 ? "," : i + 1 < rank ? ", " : "");
+  snprintf(buf + n, cap - (size_t)n, "), }");
+}
+
+typedef struct TrCkWriter {
+  FILE *f;
+  uint32_t off;                /* bytes written so far */
+  unsigned char *cd;           /* central directory being built */
+  size_t cdlen, cdcap;
+  int nentries;
+} TrCkWriter;
+
+static void tr_ck_entry(Tr *tr, TrCkWriter *w, const char *name, const char *descr, int rank,
+                        const int *dims, const void *data, size_t nbytes) {
+  char dict[512];
+  tr_npy_dict(dict, sizeof dict, descr, rank, dims);
+  size_t hl = 10 + strlen(dict) + 1;
+  size_t pad = (64 - hl % 64) % 64;
+  size_t hlen = strlen(dict) + pad + 1;
+  size_t total = 10 + hlen + nbytes;
+  free(tr->membuf);
+  tr->membuf = tr_alloc(tr, total);
+  unsigned char *b = tr->membuf;
+  memcpy(b, "\x93NUMPY\x01\x00", 8);
+  tr_put16(b + 8, (unsigned)hlen);
+  memcpy(b + 10, dict, strlen(dict));
+  memset(b + 10 + strlen(dict), ' ', pad);
+  b[10 + hlen - 1] = '\n';
+  memcpy(b + 10 + hlen, data, nbytes);
+  char fname[300];
+  snprintf(fname, sizeof fname, "%s.npy", name);
+  size_t nlen = strlen(fname);
+  if ((uint64_t)w->off + total + nlen + 30 > 0xFFFFFFF0u)
+    tr_fail(tr, "checkpoint larger than 4 GiB: not supported");
+  uint32_t crc = tr_crc32(b, total);
+  unsigned char h[46];
+  memset(h, 0, sizeof h);
+  tr_put32(h, 0x04034b50u);
+  tr_put16(h + 4, 20);
+  tr_put16(h + 12, 0x21);        /* date: 1980-01-01 */
+  tr_put32(h + 14, crc);
+  tr_put32(h + 18, (uint32_t)total);
+  tr_put32(h + 22, (uint32_t)total);
+  tr_put16(h + 26, (unsigned)nlen);
+  if (fwrite(h, 1, 30, w->f) != 30 || fwrite(fname, 1, nlen, w->f) != nlen ||
+      fwrite(b, 1, total, w->f) != total)
+    tr_fail(tr, "%s: write error: %s", tr->tmpname, strerror(errno));
+  if (w->cdlen + 46 + nlen > w->cdcap) {
+    size_t cap = (w->cdcap + 46 + nlen) * 2;
+    unsigned char *nb = realloc(w->cd, cap);
+    if (!nb)
+      tr_fail(tr, "out of memory");
+    w->cd = nb;
+    w->cdcap = cap;
+  }
+  unsigned char *c = w->cd + w->cdlen;
+  memset(c, 0, 46);
+  tr_put32(c, 0x02014b50u);
+  tr_put16(c + 4, 20);
+  tr_put16(c + 6, 20);
+  tr_put16(c + 14, 0x21);
+  tr_put32(c + 16, crc);
+  tr_put32(c + 20, (uint32_t)total);
+  tr_put32(c + 24, (uint32_t)total);
+  tr_put16(c + 28, (unsigned)nlen);
+  tr_put32(c + 42, w->off);
+  memcpy(c + 46, fname, nlen);
+  w->cdlen += 46 + nlen;
+  w->off += (uint32_t)(30 + nlen + total);
+  w->nentries++;
+}
+
+static const char *tr_descr(const BpTensor *t) {
+  return t->dtype == BP_F64 ? "<f8" : t->dtype == BP_F32 ? "<f4" : "<i4";
+}
+
+static void tr_ck_tensor(Tr *tr, TrCkWriter *w, const char *name, const BpTensor *t, const void *p) {
+  tr_ck_entry(tr, w, name, tr_descr(t), t->rank, t->dims, p, t->numel * tr->esize);
+}
+
+static void tr_fsync_dir(const char *path) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash == dir)
+    slash[1] = '\0';
+  else if (slash)
+    *slash = '\0';
+  else
+    strcpy(dir, ".");
+  int fd = open(dir, O_RDONLY);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
+}
+
+static void tr_save(Tr *tr, const char *path) {
+  const BpModel *m = tr->m;
+  size_t plen = strlen(path) + 32;
+  tr->tmpname = tr_alloc(tr, plen);
+  snprintf(tr->tmpname, plen, "%s.tmp%ld", path, (long)getpid());
+  tr->ck = fopen(tr->tmpname, "wb");
+  if (!tr->ck)
+    tr_fail(tr, "%s: cannot create: %s", tr->tmpname, strerror(errno));
+  TrCkWriter w;
+  memset(&w, 0, sizeof w);
+  w.f = tr->ck;
+  int one = 1;
+  int64_t step = tr->step, at = tr->adamw_t;
+  uint64_t rng = tr->batch_rng.s, seed = tr->o.seed;
+  int nv = tr->nvocab;
+  tr_ck_entry(tr, &w, "step", "<i8", 0, &one, &step, 8);
+  tr_ck_entry(tr, &w, "rng", "<u8", 0, &one, &rng, 8);
+  tr_ck_entry(tr, &w, "seed", "<u8", 0, &one, &seed, 8);
+  tr_ck_entry(tr, &w, "vocab", "|u1", 1, &nv, tr->itos, (size_t)nv);
+  if (tr->o.adamw)
+    tr_ck_entry(tr, &w, "adamw_t", "<i8", 0, &one, &at, 8);
+  for (int i = 0; i < m->ntensors; i++) {
+    const BpTensor *t = &m->tensors[i];
+    if (t->kind == BP_PARAM || t->kind == BP_STAT)
+      tr_ck_tensor(tr, &w, t->name, t, (char *)tr->state + t->offset);
+  }
+  for (int k = 0; k < 2 && tr->o.adamw; k++)
+    for (int i = 0; i < m->ntensors; i++) {
+      const BpTensor *t = &m->tensors[i];
+      if (t->kind != BP_PARAM)
+        continue;
+      char name[300];
+      snprintf(name, sizeof name, "adamw.%c.%s", k ? 'v' : 'm', t->name);
+      tr_ck_tensor(tr, &w, name, t, (char *)(k ? tr->mom_v : tr->mom_m) + (t->offset - m->param_offset));
+    }
+  unsigned char e[22];
+  memset(e, 0, sizeof e);
+  tr_put32(e, 0x06054b50u);
+  tr_put16(e + 8, (unsigned)w.nentries);
+  tr_put16(e + 10, (unsigned)w.nentries);
+  tr_put32(e + 12, (uint32_t)w.cdlen);
+  tr_put32(e + 16, w.off);
+  int ok = fwrite(w.cd, 1, w.cdlen, tr->ck) == w.cdlen && fwrite(e, 1, 22, tr->ck) == 22;
+  free(w.cd);
+  ok = ok && fflush(tr->ck) == 0 && fsync(fileno(tr->ck)) == 0;
+  ok = fclose(tr->ck) == 0 && ok;
+  tr->ck = NULL;
+  if (!ok)
+    tr_fail(tr, "%s: write error: %s", tr->tmpname, strerror(errno));
+  if (rename(tr->tmpname, path) != 0)
+    tr_fail(tr, "%s: cannot rename to %s: %s", tr->tmpname, path, strerror(errno));
+  free(tr->tmpname);
+  tr->tmpname = NULL;
+  tr_fsync_dir(path);
+}
+
+typedef struct TrEntry {
+  const unsigned char *data;   /* the .npy bytes */
+  size_t len;
+  char name[320];
+} TrEntry;
+
+/* Finds the .npy entry `name` of the zip in tr->ckbuf (len bytes); checks the
+ * central directory, the local header and the CRC.  Returns 0 when absent. */
+static int tr_ck_find(Tr *tr, const char *path, size_t len, const char *name, TrEntry *out) {
+  const unsigned char *b = tr->ckbuf;
+  if (len < 22 || tr_get32(b + len - 22) != 0x06054b50u)
+    tr_fail(tr, "%s: not a checkpoint (no zip end record: truncated or not an .npz)", path);
+  size_t n = tr_get16(b + len - 12), cdlen = tr_get32(b + len - 10), cdoff = tr_get32(b + len - 6);
+  if (cdoff > len - 22 || cdlen > len - 22 - cdoff)
+    tr_fail(tr, "%s: corrupt checkpoint (central directory out of range)", path);
+  size_t p = cdoff;
+  char want[300];
+  snprintf(want, sizeof want, "%s.npy", name);
+  for (size_t i = 0; i < n; i++) {
+    if (p + 46 > cdoff + cdlen || tr_get32(b + p) != 0x02014b50u)
+      tr_fail(tr, "%s: corrupt checkpoint (central directory entry %lu)", path, (unsigned long)i);
+    size_t nlen = tr_get16(b + p + 28), xlen = tr_get16(b + p + 30), clen = tr_get16(b + p + 32);
+    size_t sz = tr_get32(b + p + 20), lo = tr_get32(b + p + 42);
+    uint32_t crc = tr_get32(b + p + 16);
+    if (p + 46 + nlen > cdoff + cdlen)
+      tr_fail(tr, "%s: corrupt checkpoint (central directory entry %lu)", path, (unsigned long)i);
+    int match = nlen == strlen(want) && memcmp(b + p + 46, want, nlen) == 0;
+    if (match) {
+      if (tr_get16(b + p + 10) != 0 || sz != tr_get32(b + p + 24))
+        tr_fail(tr, "%s: entry %s is compressed: save with numpy.savez, not savez_compressed",
+                path, want);
+      if (lo + 30 > cdoff || tr_get32(b + lo) != 0x04034b50u)
+        tr_fail(tr, "%s: corrupt checkpoint (local header of %s)", path, want);
+      size_t d = lo + 30 + tr_get16(b + lo + 26) + tr_get16(b + lo + 28);
+      if (d > cdoff || sz > cdoff - d)
+        tr_fail(tr, "%s: corrupt checkpoint (%s runs past the data)", path, want);
+      if (tr_crc32(b + d, sz) != crc)
+        tr_fail(tr, "%s: corrupt checkpoint (CRC mismatch in %s)", path, want);
+      out->data = b + d;
+      out->len = sz;
+      snprintf(out->name, sizeof out->name, "%s", want);
+      return 1;
+    }
+    p += 46 + nlen + xlen + clen;
+  }
+  return 0;
+}
+
+/* Copies entry `name` into dst after checking its dtype and shape.  Returns 0
+ * when the entry is absent and !required. */
+static int tr_ck_get(Tr *tr, const char *path, size_t len, const char *name, const char *descr,
+                     int rank, const int *dims, void *dst, size_t nbytes, int required) {
+  TrEntry e;
+  if (!tr_ck_find(tr, path, len, name, &e)) {
+    if (required)
+      tr_fail(tr, "%s: checkpoint has no %s (written for another model?)", path, name);
+    return 0;
+  }
+  if (e.len < 10 || memcmp(e.data, "\x93NUMPY", 6) != 0)
+    tr_fail(tr, "%s: %s is not a .npy array", path, e.name);
+  size_t hlen, hoff;
+  if (e.data[6] == 1) {
+    hlen = tr_get16(e.data + 8);
+    hoff = 10;
+  } else if (e.data[6] == 2 || e.data[6] == 3) {
+    if (e.len < 12)
+      tr_fail(tr, "%s: %s is truncated", path, e.name);
+    hlen = tr_get32(e.data + 8);
+    hoff = 12;
+  } else {
+    tr_fail(tr, "%s: %s: unknown .npy version %d", path, e.name, e.data[6]);
+  }
+  if (hoff + hlen > e.len)
+    tr_fail(tr, "%s: %s is truncated", path, e.name);
+  char got[512], exp[512];
+  size_t gl = hlen < sizeof got ? hlen : sizeof got - 1;
+  memcpy(got, e.data + hoff, gl);
+  got[gl] = '\0';
+  while (gl > 0 && (got[gl - 1] == ' ' || got[gl - 1] == '\n'))
+    got[--gl] = '\0';
+  tr_npy_dict(exp, sizeof exp, descr, rank, dims);
+  if (strcmp(got, exp) != 0)
+    tr_fail(tr, "%s: %s is %s but this model wants %s", path, e.name, got, exp);
+  if (e.len - hoff - hlen != nbytes)
+    tr_fail(tr, "%s: %s holds %lu bytes of data, expected %lu", path, e.name,
+            (unsigned long)(e.len - hoff - hlen), (unsigned long)nbytes);
+  memcpy(dst, e.data + hoff + hlen, nbytes);
+  return 1;
+}
+
+static void tr_load(Tr *tr, const char *path) {
+  const BpModel *m = tr->m;
+  tr->ck = fopen(path, "rb");
+  if (!tr->ck)
+    tr_fail(tr, "%s: cannot open: %s", path, strerror(errno));
+  if (fseek(tr->ck, 0, SEEK_END) != 0)
+    tr_fail(tr, "%s: cannot seek", path);
+  long flen = ftell(tr->ck);
+  if (flen < 0 || fseek(tr->ck, 0, SEEK_SET) != 0)
+    tr_fail(tr, "%s: cannot seek", path);
+  size_t len = (size_t)flen;
+  tr->ckbuf = tr_alloc(tr, len);
+  if (fread(tr->ckbuf, 1, len, tr->ck) != len)
+    tr_fail(tr, "%s: read error", path);
+  fclose(tr->ck);
+  tr->ck = NULL;
+  int one = 1;
+  int64_t step, at = 0;
+  uint64_t rng, seed;
+  char vocab[256];
+  tr_ck_get(tr, path, len, "step", "<i8", 0, &one, &step, 8, 1);
+  tr_ck_get(tr, path, len, "rng", "<u8", 0, &one, &rng, 8, 1);
+  tr_ck_get(tr, path, len, "seed", "<u8", 0, &one, &seed, 8, 1);
+  int nv = tr->nvocab;
+  tr_ck_get(tr, path, len, "vocab", "|u1", 1, &nv, vocab, (size_t)nv, 1);
+  if (memcmp(vocab, tr->itos, (size_t)nv) != 0)
+    tr_fail(tr, "%s: the checkpoint's vocabulary differs from %s's", path, tr->o.data);
+  if (step < 0)
+    tr_fail(tr, "%s: corrupt checkpoint (step %lld)", path, (long long)step);
+  for (int i = 0; i < m->ntensors; i++) {
+    const BpTensor *t = &m->tensors[i];
+    if (t->kind == BP_PARAM || t->kind == BP_STAT)
+      tr_ck_get(tr, path, len, t->name, tr_descr(t), t->rank, t->dims,
+                (char *)tr->state + t->offset, t->numel * tr->esize, t->kind == BP_PARAM);
+  }
+  if (tr->o.adamw) {
+    int have = tr_ck_get(tr, path, len, "adamw_t", "<i8", 0, &one, &at, 8, 0);
+    for (int k = 0; k < 2 && have; k++)
+      for (int i = 0; i < m->ntensors; i++) {
+        const BpTensor *t = &m->tensors[i];
+        if (t->kind != BP_PARAM)
+          continue;
+        char name[300];
+        snprintf(name, sizeof name, "adamw.%c.%s", k ? 'v' : 'm', t->name);
+        tr_ck_get(tr, path, len, name, tr_descr(t), t->rank, t->dims,
+                  (char *)(k ? tr->mom_v : tr->mom_m) + (t->offset - m->param_offset),
+                  t->numel * tr->esize, 1);
+      }
+    if (!have && !tr->o.quiet)
+      fprintf(stderr, "note: %s has no AdamW state: moments start at zero\n", path);
+    tr->adamw_t = at;
+  }
+  free(tr->ckbuf);
+  tr->ckbuf = NULL;
+  tr->step = step;
+  tr->batch_rng.s = rng;
+  if (seed != tr->o.seed && !tr->o.quiet)
+    fprintf(stderr, "note: %s was trained with --seed %llu; the data split follows --seed %llu\n",
+            path, (unsigned long long)seed, (unsigned long long)tr->o.seed);
+}
+
+/* ---- training ---------------------------------------------------------------- */
+
+/* The progress line for step `shown` (0-based, as the loss lines). */
+static void tr_progress(Tr *tr, long shown, int last, double loss) {
+  double el = tr_now() - tr->t0;
+  double rate = el > 0 ? (double)(tr->step - tr->first_step) / el : 0;
+  double eta = rate > 0 ? (double)(tr->o.steps - tr->step) / rate : 0;
+  fprintf(stderr, "%sstep %ld/%ld  loss %.4f  %.0f steps/s  ETA %.0fs%s", tr->tty ? "\r" : "",
+          shown, tr->o.steps, loss, rate, eta, tr->tty && !last ? "   " : "\n");
+}
+
+static void tr_train(Tr *tr) {
+  const BpModel *m = tr->m;
+  const TrOpts *o = &tr->o;
+  const TrSplit *s = &tr->split[0];
+  const char *fmt = m->dtype == BP_F64 ? "%ld,%.17g," : "%ld,%.9g,";
+  double last_shown = 0, loss = 0;
+  tr->t0 = tr_now();
+  tr->first_step = tr->step;
+  while (tr->step < o->steps) {
+    long i = tr->step;
+    for (int b = 0; b < tr->B; b++)
+      tr->idx[b] = (size_t)(bp_rng_next(&tr->batch_rng) % (uint64_t)s->n);
+    tr_set_rows(tr, s, tr->idx);
+    loss = m->forward(tr->state);
+    tr_check_loss(tr, loss);
+    m->backward(tr->state);
+    tr_check_grads(tr);
+    double lr = i < o->decay_at ? o->lr : o->lr / 10;
+    if (o->adamw)
+      tr_adamw(tr, lr);
+    else
+      m->sgd_step(tr->state, lr);
+    tr->step++;
+    double dev = NAN;
+    if (o->eval_every > 0 && tr->step % o->eval_every == 0) {
+      tr_calibrate(tr);
+      dev = tr_split_loss(tr, &tr->split[1]);
+    }
+    if (tr->log) {
+      fprintf(tr->log, fmt, i, loss);
+      if (tr_finite(dev))
+        fprintf(tr->log, m->dtype == BP_F64 ? "%.17g" : "%.9g", dev);
+      fputc('\n', tr->log);
+    }
+    if (!o->quiet && i % o->print_every == 0) {
+      fprintf(tr_out, "%7ld/%7ld: %.4f\n", i, o->steps, loss);
+      fflush(tr_out);
+    }
+    if (!o->quiet && tr_finite(dev)) {
+      fprintf(tr_out, "%7ld/%7ld: dev loss %.4f\n", tr->step, o->steps, dev);
+      fflush(tr_out);
+    }
+    if (!o->quiet) {
+      if (tr->tty) {
+        if ((i & 63) == 0) {
+          double now = tr_now();
+          if (now - last_shown > 0.2) {
+            tr_progress(tr, i, 0, loss);
+            last_shown = now;
+          }
+        }
+      } else if (i % o->print_every == 0 && i > 0) {
+        tr_progress(tr, i, 0, loss);
+      }
+    }
+    if (o->save && o->save_every > 0 && tr->step % o->save_every == 0 && tr->step < o->steps)
+      tr_save(tr, o->save);
+  }
+  if (!o->quiet && tr->tty)
+    tr_progress(tr, tr->step, 1, loss);
+}
+
+static void tr_sample(Tr *tr) {
+  const BpModel *m = tr->m;
+  BpRng r;
+  bp_rng_seed(&r, tr->o.seed + 10);
+  int32_t *X = (int32_t *)((char *)tr->state + tr->tx->offset);
+  int32_t *Y = (int32_t *)((char *)tr->state + tr->ty->offset);
+  tr->probs = tr_alloc(tr, (size_t)tr->V * sizeof(double));
+  char word[TR_MAXSAMPLE + 2];
+  for (long n = 0; n < tr->o.samples; n++) {
+    int32_t ctx[64];
+    for (int t = 0; t < tr->T; t++)
+      ctx[t] = 0;
+    int len = 0;
+    for (;;) {
+      for (int b = 0; b < tr->B; b++) {
+        memcpy(X + (size_t)b * tr->T, ctx, (size_t)tr->T * sizeof(int32_t));
+        Y[b] = 0;
+      }
+      m->forward_eval(tr->state);
+      double mx = -INFINITY, sum = 0;
+      for (int v = 0; v < tr->V; v++)
+        if (tr_get(tr, tr->tlogits, (size_t)v) > mx)
+          mx = tr_get(tr, tr->tlogits, (size_t)v);
+      for (int v = 0; v < tr->V; v++)
+        sum += tr->probs[v] = exp(tr_get(tr, tr->tlogits, (size_t)v) - mx);
+      double u = bp_uniform(&r) * sum, acc = 0;
+      int ix = tr->V - 1;
+      for (int v = 0; v < tr->V; v++) {
+        acc += tr->probs[v];
+        if (u < acc) {
+          ix = v;
+          break;
+        }
+      }
+      word[len++] = tr->itos[ix];
+      if (ix == 0 || len == TR_MAXSAMPLE)
+        break;
+      memmove(ctx, ctx + 1, (size_t)(tr->T - 1) * sizeof(int32_t));
+      ctx[tr->T - 1] = ix;
+    }
+    word[len] = '\0';
+    fprintf(tr_out, "%s%s\n", word, word[len - 1] == '.' ? "" : "...");
+  }
+}
+
+static void tr_free(Tr *tr) {
+  if (tr->in) fclose(tr->in);
+  if (tr->log) fclose(tr->log);
+  if (tr->ck) fclose(tr->ck);
+  if (tr->tmpname) {
+    remove(tr->tmpname);
+    free(tr->tmpname);
+  }
+  free(tr->ckbuf);
+  free(tr->membuf);
+  free(tr->text);
+  free(tr->words);
+  for (int i = 0; i < TR_SPLITS; i++) {
+    free(tr->split[i].x);
+    free(tr->split[i].y);
+  }
+  free(tr->state);
+  free(tr->mom_m);
+  free(tr->mom_v);
+  free(tr->idx);
+  free(tr->probs);
+}
+
+int bp_train_main(const BpModel *m, int argc, char **argv) {
+  Tr trs;
+  Tr *volatile tr = &trs;   /* volatile: used after longjmp */
+  memset(tr, 0, sizeof *tr);
+  tr->m = m;
+  if (!tr_out)
+    tr_out = stdout;
+  tr_errbuf[0] = '\0';
+  tr->tty = isatty(2);
+  if (setjmp(tr->jb)) {
+    fflush(tr_out);
+    tr_free(tr);
+    return 1;
+  }
+  if (tr_parse(tr, argc, argv) == 2)
+    return 0;
+  const TrOpts *o = &tr->o;
+  tr_find_tensors(tr);
+  tr_load_data(tr);
+  fprintf(tr_out, "data: %s: %lu words, vocabulary of %d; examples train %lu, dev %lu, test %lu\n",
+          o->data, (unsigned long)tr->nwords, tr->nvocab, (unsigned long)tr->split[0].n,
+          (unsigned long)tr->split[1].n, (unsigned long)tr->split[2].n);
+  fprintf(tr_out, "model: %s, %lu parameters, batch %d, context %d\n", m->name,
+          (unsigned long)m->nparam, tr->B, tr->T);
+  fflush(tr_out);
+
+  size_t ssize = (m->state_size + 63) / 64 * 64;
+  tr->state = tr_alloc(tr, ssize);
+  tr->idx = tr_alloc(tr, (size_t)tr->B * sizeof(size_t));
+  m->init(tr->state, o->seed);
+  bp_rng_seed(&tr->batch_rng, o->seed + 2);
+  if (o->adamw) {
+    tr->mom_m = tr_alloc(tr, m->nparam * tr->esize);
+    tr->mom_v = tr_alloc(tr, m->nparam * tr->esize);
+  }
+  if (o->load) {
+    tr_load(tr, o->load);
+    fprintf(tr_out, "loaded %s at step %ld\n", o->load, tr->step);
+  }
+  if (o->log) {
+    tr->log = fopen(o->log, tr->step > 0 ? "a" : "w");
+    if (!tr->log)
+      tr_fail(tr, "%s: cannot open: %s", o->log, strerror(errno));
+    if (tr->step == 0)
+      fputs("step,loss,dev_loss\n", tr->log);
+  }
+  long start = tr->step;
+  double t0 = tr_now();
+  tr_train(tr);
+  double el = tr_now() - t0;
+  if (!o->quiet && tr->step > start)
+    fprintf(stderr, "trained %ld steps in %.1fs (%.0f steps/s)\n", tr->step - start, el,
+            (double)(tr->step - start) / (el > 0 ? el : 1));
+  if (tr->log) {
+    if (fclose(tr->log) != 0) {
+      tr->log = NULL;
+      tr_fail(tr, "%s: write error", o->log);
+    }
+    tr->log = NULL;
+  }
+  tr_calibrate(tr);
+  if (o->save)
+    tr_save(tr, o->save);
+  double ltr = tr_split_loss(tr, &tr->split[0]), ldev = tr_split_loss(tr, &tr->split[1]);
+  fprintf(tr_out, "train loss %.4f\n", ltr);
+  if (tr_finite(ldev))
+    fprintf(tr_out, "dev loss %.4f\n", ldev);
+  else
+    fprintf(tr_out, "dev loss n/a (no dev words)\n");
+  tr_sample(tr);
+  fflush(tr_out);
+  tr_free(tr);
+  return 0;
+}
