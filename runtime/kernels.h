@@ -35,6 +35,7 @@
   X(bp_xent_bwd_f32) X(bp_xent_bwd_f64)                     \
   X(bp_sgd_f32) X(bp_sgd_f64)                               \
   X(bp_adamw_f32) X(bp_adamw_f64)                           \
+  X(bp_allfinite_f32) X(bp_allfinite_f64)                   \
   X(bp_set_threads) X(bp_get_threads)
 
 #ifndef BP_KERNEL
@@ -95,6 +96,9 @@ void bp_adamw_f32(size_t n, float *p, const float *g, float *m, float *v, double
                   double b1, double b2, double eps, double wd, int t);
 void bp_adamw_f64(size_t n, double *p, const double *g, double *m, double *v, double lr,
                   double b1, double b2, double eps, double wd, int t);
+/* 1 when every x[i] (i < n) is finite, else 0 (a trainer's per-step check) */
+int bp_allfinite_f32(size_t n, const float *x);
+int bp_allfinite_f64(size_t n, const double *x);
 /* Threads the kernels may use (1 = the caller's only; clamped to [1, 64]);
  * results are bit-identical for every count. */
 void bp_set_threads(int n);
@@ -609,6 +613,25 @@ BP_GEMM_DEFINE(double, f64)
       p[i] -= l * ((mi * c1) / (SQRT(vi * c2) + E) + W * p[i]);                      \
     }                                                                                \
   }
+/* exponent bits all ones: inf or NaN; an OR over integers, so it vectorises */
+BP_KERNEL int bp_allfinite_f32(size_t n, const float *x) {
+  uint32_t bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t u;
+    memcpy(&u, x + i, sizeof u);
+    bad |= (u & 0x7f800000u) == 0x7f800000u;
+  }
+  return !bad;
+}
+BP_KERNEL int bp_allfinite_f64(size_t n, const double *x) {
+  uint64_t bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t u;
+    memcpy(&u, x + i, sizeof u);
+    bad |= (u & 0x7ff0000000000000ull) == 0x7ff0000000000000ull;
+  }
+  return !bad;
+}
 /* exp and tanh for f32 without a libm call per element, all in float, so gcc
  * vectorises the loops that use them (16 lanes with AVX-512).
  * exp: x = n ln2 + r, |r| <= ln2/2 (ln2 in two parts, Cody-Waite), e^r by its

@@ -7,6 +7,7 @@
  * With 2 and 3 threads the results must be bit-identical to 1 thread. */
 #include "tests.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,6 +282,33 @@ ROWS_TEST(double, f64, 1e-12)
 ADAMW_TEST(float, f32, 1e-6)
 ADAMW_TEST(double, f64, 1e-12)
 
+/* every position of a non-finite value, both types, several lengths */
+START_TEST(allfinite) {
+  static const int ns[] = {0, 1, 15, 16, 17, 100, 1001};
+  float f[1001];
+  double d[1001];
+  for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+    int n = ns[t];
+    for (int i = 0; i < n; i++) f[i] = (float)urand() * 1e30f, d[i] = urand() * 1e300;
+    ck_assert_int_eq(bp_allfinite_f32((size_t)n, f), 1);
+    ck_assert_int_eq(bp_allfinite_f64((size_t)n, d), 1);
+    for (int at = 0; at < n; at += n / 5 + 1) {
+      const double bad[] = {NAN, INFINITY, -INFINITY};
+      for (int b = 0; b < 3; b++) {
+        float fs = f[at];
+        double ds = d[at];
+        f[at] = (float)bad[b], d[at] = bad[b];
+        ck_assert_msg(bp_allfinite_f32((size_t)n, f) == 0, "f32 n=%d at=%d %g", n, at, bad[b]);
+        ck_assert_msg(bp_allfinite_f64((size_t)n, d) == 0, "f64 n=%d at=%d %g", n, at, bad[b]);
+        f[at] = fs, d[at] = ds;
+      }
+    }
+  }
+  float big[] = {FLT_MAX, -FLT_MAX, FLT_MIN, 1e-45f, -0.0f};
+  ck_assert_int_eq(bp_allfinite_f32(5, big), 1);
+}
+END_TEST
+
 START_TEST(threads_setting) {
   bp_set_threads(0);
   ck_assert_int_eq(bp_get_threads(), 1);
@@ -300,6 +328,7 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tc, gemm_f32, 0, ng);
   tcase_add_loop_test(tc, gemm_f64, 0, ng);
   tcase_add_test(tc, gemm_k0);
+  tcase_add_test(tc, allfinite);
   suite_add_tcase(s, tc);
   TCase *te = tcase_create("elementwise");
   int ns = (int)(sizeof sizes / sizeof sizes[0]);
