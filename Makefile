@@ -4,7 +4,7 @@
 
 CC      = gcc
 CFLAGS  = -std=c11 -g -O2 -Wall -Wextra -fno-common -D_GNU_SOURCE -Igen -Iruntime -Ibuild/gen
-KFLAGS  = -O3 -march=native -ffp-contract=off      # the heavy kernels (runtime/kernels.c)
+KFLAGS  = -O3 -march=native -ffp-contract=off -fno-math-errno     # the heavy kernels (runtime/kernels.c)
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LIBS    = -ltcc -ldl -lm -lpthread
 

@@ -225,8 +225,15 @@ int main(int argc, char **argv) {
 
     /* (b) tcc */
     EmitOptions topt = {DT_F32, "bm", true, false};
+    char *tsrc = emit_c(g, &topt, NULL);
+    char *tpath = arena_printf("%s/step_%d_%d_jit.c", outdir, H, B);
+    f = fopen(tpath, "w");   /* for reading only: what tcc compiles */
+    if (f) {
+      fputs(tsrc, f);
+      fclose(f);
+    }
     t0 = now();
-    Jit *jit = jit_compile(emit_c(g, &topt, NULL), spec);
+    Jit *jit = jit_compile(tsrc, spec);
     double tcc_ms = 1e3 * (now() - t0);
     printf("tcccompile %d %d %.1f\n", H, B, tcc_ms);
     printf("threads %d %d %d\n", H, B, threads);

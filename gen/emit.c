@@ -1358,6 +1358,12 @@ static void fn_calib(Emit *e, const char *p) {
     Node *x = n->in[0];
     long N = x->shape.dim[0], D = numel(x) / (N ? N : 1);
     const char *b = e->save[n->id];
+    if (e->opt->for_jit) {   /* the same sums, by a gcc-compiled kernel */
+      L(e, "/* calibration of %s */", lab(e, n));
+      L(e, "%s(nrows < 0 ? 0 : nrows > %ld ? %ld : nrows, %ld, %s, s->%s_cal_n, s->%s_cal_mean, s->%s_cal_m2);",
+        bpm(e, "bn_calib"), N, N, D, V(e, x), b, b, b);
+      continue;
+    }
     L(e, "{ /* calibration of %s */", lab(e, n));
     L(e, "  int m = nrows < 0 ? 0 : nrows > %ld ? %ld : nrows;", N, N);
     L(e, "  if (m > 0) {");

@@ -26,7 +26,8 @@
   X(bpm_bn_bwd_x_f32) X(bpm_bn_bwd_x_f64)               \
   X(bpm_bn_bwd_gain_f32) X(bpm_bn_bwd_gain_f64)         \
   X(bpm_gather_f32) X(bpm_gather_f64)                   \
-  X(bpm_gather_bwd_f32) X(bpm_gather_bwd_f64)
+  X(bpm_gather_bwd_f32) X(bpm_gather_bwd_f64)           \
+  X(bpm_bn_calib_f32) X(bpm_bn_calib_f64)
 
 enum { BPM_ADD = 0, BPM_SUB = 1, BPM_MUL = 2, BPM_DIV = 3 };
 
@@ -50,7 +51,10 @@ enum { BPM_ADD = 0, BPM_SUB = 1, BPM_MUL = 2, BPM_DIV = 3 };
   /* out[i,:] = table[idx[i],:] (R wide); out of range: zeros; returns the count of those */    \
   int bpm_gather_##t(int n, int R, int rows, const T *table, const int32_t *idx, T *out);       \
   /* out = zeros [rows,R]; out[idx[i],:] += dy[i,:] (out-of-range indices skipped) */           \
-  void bpm_gather_bwd_##t(int n, int R, int rows, const int32_t *idx, const T *dy, T *out);
+  void bpm_gather_bwd_##t(int n, int R, int rows, const int32_t *idx, const T *dy, T *out);     \
+  /* batchnorm calibration: merges the column means and squared deviations of the first m      \
+   * rows of x [.,D] into the running n[0], mean[D], m2[D] (Chan et al.) */                      \
+  void bpm_bn_calib_##t(int m, int D, const T *x, double *n, double *mean, double *m2);
 
 #ifdef BPM_KERNELS_DECLARE_ONLY
 BPM_PROTOS(float, f32)
@@ -115,10 +119,11 @@ BPM_PROTOS(double, f64)
         at[d] = 0;                                                                              \
     }                                                                                           \
   }                                                                                             \
-  BPM_KERNEL void bpm_bn_fwd_##t(int N, int D, const T *x, const T *gain, const T *bias,        \
-                                 double eps, double div, const T *run_mean, const T *run_var,   \
-                                 T *mean, T *rstd, T *xhat, T *out, double *acc1,               \
-                                 double *acc2) {                                                \
+  BPM_KERNEL void bpm_bn_fwd_##t(int N, int D, const T *restrict x, const T *restrict gain,      \
+                                 const T *restrict bias, double eps, double div,                \
+                                 const T *restrict run_mean, const T *restrict run_var,         \
+                                 T *restrict mean, T *restrict rstd, T *restrict xhat,          \
+                                 T *restrict out, double *restrict acc1, double *restrict acc2) { \
     if (run_mean) {                                                                             \
       for (int j = 0; j < D; j++) {                                                             \
         mean[j] = run_mean[j];                                                                  \
@@ -129,12 +134,12 @@ BPM_PROTOS(double, f64)
       memset(acc2, 0, sizeof(double) * (size_t)D);                                              \
       for (int i = 0; i < N; i++)                                                               \
         for (int j = 0; j < D; j++)                                                             \
-          acc1[j] += x[i * D + j];                                                              \
+          acc1[j] += x[(size_t)i * D + j];                                                      \
       for (int j = 0; j < D; j++)                                                               \
         mean[j] = (T)(acc1[j] / N);                                                             \
       for (int i = 0; i < N; i++)                                                               \
         for (int j = 0; j < D; j++) {                                                           \
-          T d = x[i * D + j] - mean[j];                                                         \
+          T d = x[(size_t)i * D + j] - mean[j];                                                 \
           acc2[j] += (double)d * d;                                                             \
         }                                                                                       \
       for (int j = 0; j < D; j++)                                                               \
@@ -142,34 +147,67 @@ BPM_PROTOS(double, f64)
     }                                                                                           \
     for (int i = 0; i < N; i++)                                                                 \
       for (int j = 0; j < D; j++) {                                                             \
-        T xh = (x[i * D + j] - mean[j]) * rstd[j];                                              \
-        xhat[i * D + j] = xh;                                                                   \
-        out[i * D + j] = gain[j] * xh + bias[j];                                                \
+        T xh = (x[(size_t)i * D + j] - mean[j]) * rstd[j];                                      \
+        xhat[(size_t)i * D + j] = xh;                                                           \
+        out[(size_t)i * D + j] = gain[j] * xh + bias[j];                                        \
       }                                                                                         \
   }                                                                                             \
-  BPM_KERNEL void bpm_bn_bwd_x_##t(int N, int D, const T *dy, const T *xhat, const T *gain,     \
-                                   const T *rstd, double c, double *acc1, double *acc2,         \
-                                   T *out) {                                                    \
+  BPM_KERNEL void bpm_bn_bwd_x_##t(int N, int D, const T *restrict dy, const T *restrict xhat,  \
+                                   const T *restrict gain, const T *restrict rstd, double c,    \
+                                   double *restrict acc1, double *restrict acc2,                \
+                                   T *restrict out) {                                           \
     memset(acc1, 0, sizeof(double) * (size_t)D);                                                \
     memset(acc2, 0, sizeof(double) * (size_t)D);                                                \
     for (int i = 0; i < N; i++)                                                                 \
       for (int j = 0; j < D; j++) {                                                             \
-        acc1[j] += dy[i * D + j];                                                               \
-        acc2[j] += (double)dy[i * D + j] * xhat[i * D + j];                                     \
+        acc1[j] += dy[(size_t)i * D + j];                                                       \
+        acc2[j] += (double)dy[(size_t)i * D + j] * xhat[(size_t)i * D + j];                     \
       }                                                                                         \
     for (int i = 0; i < N; i++)                                                                 \
       for (int j = 0; j < D; j++)                                                               \
-        out[i * D + j] = (T)((double)gain[j] * rstd[j] / N *                                    \
-                             (N * (double)dy[i * D + j] - acc1[j] - c * xhat[i * D + j] * acc2[j])); \
+        out[(size_t)i * D + j] = (T)((double)gain[j] * rstd[j] / N *                            \
+                                     (N * (double)dy[(size_t)i * D + j] - acc1[j] -             \
+                                      c * xhat[(size_t)i * D + j] * acc2[j]));                  \
   }                                                                                             \
-  BPM_KERNEL void bpm_bn_bwd_gain_##t(int N, int D, const T *dy, const T *xhat, double *acc,    \
-                                      T *out) {                                                 \
+  BPM_KERNEL void bpm_bn_bwd_gain_##t(int N, int D, const T *restrict dy,                       \
+                                      const T *restrict xhat, double *restrict acc,             \
+                                      T *restrict out) {                                        \
     memset(acc, 0, sizeof(double) * (size_t)D);                                                 \
     for (int i = 0; i < N; i++)                                                                 \
       for (int j = 0; j < D; j++)                                                               \
-        acc[j] += (double)dy[i * D + j] * xhat[i * D + j];                                      \
+        acc[j] += (double)dy[(size_t)i * D + j] * xhat[(size_t)i * D + j];                      \
     for (int j = 0; j < D; j++)                                                                 \
       out[j] = (T)acc[j];                                                                       \
+  }                                                                                             \
+  /* per column, in row order: bm = mean of the m rows, b2 = sum (x - bm)^2; blocks of 256    \
+   * columns, row-major walks (the same sums as a column at a time) */                         \
+  BPM_KERNEL void bpm_bn_calib_##t(int m, int D, const T *restrict x, double *restrict n,       \
+                                   double *restrict mean, double *restrict m2) {                \
+    if (m <= 0)                                                                                 \
+      return;                                                                                   \
+    double na = n[0], nt = na + m;                                                              \
+    for (int j0 = 0; j0 < D; j0 += 256) {                                                       \
+      int w = D - j0 < 256 ? D - j0 : 256;                                                      \
+      double bm[256], b2[256];                                                                  \
+      for (int j = 0; j < w; j++)                                                               \
+        bm[j] = 0, b2[j] = 0;                                                                   \
+      for (int i = 0; i < m; i++)                                                               \
+        for (int j = 0; j < w; j++)                                                             \
+          bm[j] += x[(size_t)i * D + j0 + j];                                                   \
+      for (int j = 0; j < w; j++)                                                               \
+        bm[j] /= m;                                                                             \
+      for (int i = 0; i < m; i++)                                                               \
+        for (int j = 0; j < w; j++) {                                                           \
+          double d = x[(size_t)i * D + j0 + j] - bm[j];                                         \
+          b2[j] += d * d;                                                                       \
+        }                                                                                       \
+      for (int j = 0; j < w; j++) {                                                             \
+        double delta = bm[j] - mean[j0 + j];                                                    \
+        mean[j0 + j] += delta * m / nt;                                                         \
+        m2[j0 + j] += b2[j] + delta * delta * na * m / nt;                                      \
+      }                                                                                         \
+    }                                                                                           \
+    n[0] = nt;                                                                                  \
   }                                                                                             \
   BPM_KERNEL int bpm_gather_##t(int n, int R, int rows, const T *table, const int32_t *idx,     \
                                 T *out) {                                                       \

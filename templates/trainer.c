@@ -521,10 +521,23 @@ static void tr_check_loss(Tr *tr, double loss) {
 static void tr_check_grads(Tr *tr) {
   const char *g = (const char *)tr->state + tr->m->grad_offset;
   size_t n = tr->m->nparam;
-  /* a gcc-compiled kernel (runtime/kernels.h): a loop here costs as much as the
-   * step itself under tcc */
+#ifdef BP_KERNEL_LIST
+  /* after a model bpgen emitted: its gcc-compiled kernel (runtime/kernels.h);
+   * the loop below costs as much as a small model's step under tcc */
   if (tr->m->dtype == BP_F64 ? bp_allfinite_f64(n, (const double *)g) : bp_allfinite_f32(n, (const float *)g))
     return;
+#else
+  int bad = 0;
+  if (tr->m->dtype == BP_F64) {
+    for (size_t i = 0; i < n && !bad; i++)
+      bad = !tr_finite(((const double *)g)[i]);
+  } else {
+    for (size_t i = 0; i < n && !bad; i++)
+      bad = !tr_finite(((const float *)g)[i]);
+  }
+  if (!bad)
+    return;
+#endif
   const BpTensor *t = tr_nonfinite(tr, 1);
   tr_fail(tr, "step %ld: non-finite gradient; first non-finite tensor: %s (spec line %d)%s",
           tr->step, t ? t->name : "?", t ? t->line : 0,
