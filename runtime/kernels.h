@@ -321,8 +321,16 @@ static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, co
                              int transb, float *C, int accumulate) {
   static __thread float bt[BP_SMALL_BT] __attribute__((aligned(64)));
   if ((long)M * N * K > BP_SMALL_MNK || (transb && (long)N * K > BP_SMALL_BT)) return 0;
-  if (transb) { /* B stored [N,K]: bt = B^T, [K,N] */
-    for (int j = 0; j < N; j++)
+  if (transb) { /* B stored [N,K]: bt = B^T, [K,N]; 16 rows of B at a time, so each
+                  * k writes 16 contiguous floats from 16 sequential streams */
+    int j = 0;
+    for (; j + 16 <= N; j += 16)
+      for (int k = 0; k < K; k++) {
+        __m512i ix = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                        _mm512_set1_epi32(K));
+        _mm512_storeu_ps(bt + (long)k * N + j, _mm512_i32gather_ps(ix, B + (long)j * K + k, 4));
+      }
+    for (; j < N; j++)
       for (int k = 0; k < K; k++) bt[(long)k * N + j] = B[(long)j * K + k];
     B = bt;
   }
