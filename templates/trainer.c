@@ -942,6 +942,12 @@ static void tr_train(Tr *tr) {
     else
       m->sgd_step(tr->state, lr);
     tr->step++;
+    if (tr->step == tr->first_step + 1 && getenv("BPGEN_STEP_CLOCK")) {
+      /* bench/run.sh: wall clock at the end of the first step (start-up time) */
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      fprintf(stderr, "first step done: %lld ns\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+    }
     double dev = NAN;
     if (o->eval_every > 0 && tr->step % o->eval_every == 0) {
       tr_calibrate(tr);
