@@ -17,7 +17,9 @@
  * also go to stderr as "#step H B us gflops blas_gflops" and "#roofline GF/s".
  * Each figure is the best of several timed runs of at least ~20 ms each.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
