@@ -32,7 +32,9 @@ static const char run_usage[] =
   "                      lr/10 from --decay-at N on (default: half of --steps)\n"
   "  --optimizer sgd|adamw   (adamw: --beta1 0.9 --beta2 0.999 --eps 1e-8\n"
   "                      --weight-decay 0, as llm.c's train_gpt2.c)\n"
-  "  --seed N            init (seed), shuffle (seed+1), batches (seed+2), samples (seed+10)\n"
+  "  --seed N            init (seed), batches (seed+2), samples (seed+10)\n"
+  "  --split-seed N      shuffle of the words before the 80/10/10 split, as Python's\n"
+  "                      random.seed(N); random.shuffle(words) (default 42, the lecture's)\n"
   "  --eval-every N      dev loss every N steps (default 0: only at the end)\n"
   "  --print-every N     loss line every N steps (default min(10000, steps/10))\n"
   "  --log FILE          CSV step,loss,dev_loss of every step (see bpgen plot)\n"
@@ -46,7 +48,7 @@ static const char run_usage[] =
 static const char *const run_valued[] = {
   "--data", "--log", "--save", "--load", "--steps", "--decay-at", "--eval-every",
   "--print-every", "--save-every", "--samples", "--lr", "--weight-decay", "--beta1",
-  "--beta2", "--eps", "--optimizer",
+  "--beta2", "--eps", "--optimizer", "--split-seed",
 };
 
 /* C identifier from the spec's file stem ("specs/make-more.spec" -> make_more). */

@@ -14,9 +14,11 @@
  * accepted, empty lines are skipped, and a word may hold printable ASCII except
  * '.' and space (anything else is an error naming file:line).  The vocabulary
  * is '.' (index 0, the separator) then the characters of the data in byte
- * order.  Words are shuffled by Fisher-Yates (i from n-1 down to 1 swaps with
- * j = next() mod (i+1)) from a BpRng seeded with seed+1, then split by word:
- * the first int(0.8 n) train, up to int(0.9 n) dev, the rest test.  Each word
+ * order.  Words are shuffled as the lecture shuffles them -- Python's
+ * random.seed(42); random.shuffle(words) -- by a Mersenne Twister (MT19937,
+ * seeded like CPython's random.seed(int)) and CPython's shuffle algorithm, so
+ * the split is the lecture's own (--split-seed N changes the 42), then split
+ * by word: the first int(0.8 n) train, up to int(0.9 n) dev, the rest test.  Each word
  * of length L yields L+1 examples: a context of T indices padded with '.'
  * and the next index, the last one '.'.  Minibatch rows are drawn with
  * replacement, row = next() mod ntrain, from a BpRng seeded with seed+2.
@@ -62,6 +64,7 @@ typedef struct TrOpts {
   double lr, wd, beta1, beta2, eps;
   int adamw, quiet, resume, lr_set;
   uint64_t seed;
+  uint32_t split_seed;     /* --split-seed N: Python random.seed for the shuffle (42) */
 } TrOpts;
 
 typedef struct TrWord { const char *s; size_t len; } TrWord;
@@ -142,7 +145,9 @@ static const char tr_usage[] =
   "                      lr/10 from --decay-at N on (default: half of --steps)\n"
   "  --optimizer sgd|adamw   (adamw: --beta1 0.9 --beta2 0.999 --eps 1e-8\n"
   "                      --weight-decay 0, as llm.c's train_gpt2.c)\n"
-  "  --seed N            init (seed), shuffle (seed+1), batches (seed+2), samples (seed+10)\n"
+  "  --seed N            init (seed), batches (seed+2), samples (seed+10)\n"
+  "  --split-seed N      shuffle of the words before the 80/10/10 split, as Python's\n"
+  "                      random.seed(N); random.shuffle(words) (default 42, the lecture's)\n"
   "  --eval-every N      dev loss every N steps (default 0: only at the end)\n"
   "  --print-every N     loss line every N steps (default min(10000, steps/10))\n"
   "  --log FILE          CSV step,loss,dev_loss of every step\n"
@@ -182,6 +187,7 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
   o->beta2 = 0.999;
   o->eps = 1e-8;
   o->seed = 2147483647u;
+  o->split_seed = 42;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -216,6 +222,12 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
     else if (strcmp(a, "--beta1") == 0) o->beta1 = tr_double(tr, a, v);
     else if (strcmp(a, "--beta2") == 0) o->beta2 = tr_double(tr, a, v);
     else if (strcmp(a, "--eps") == 0) o->eps = tr_double(tr, a, v);
+    else if (strcmp(a, "--split-seed") == 0) {
+      long n = tr_long(tr, a, v, 0);
+      if (n > 4294967295L)
+        tr_fail(tr, "--split-seed: %ld is above 2^32-1", n);
+      o->split_seed = (uint32_t)n;
+    }
     else if (strcmp(a, "--seed") == 0) {
       char *end;
       errno = 0;
@@ -401,15 +413,67 @@ static void tr_build_split(Tr *tr, TrSplit *s, const TrWord *w, size_t nw) {
   }
 }
 
+/* The Mersenne Twister MT19937 as CPython's random module uses it, for the
+ * lecture's shuffle.  random.seed(n) for 0 <= n < 2^32 is init_by_array with
+ * the one key n; shuffle draws j = _randbelow(i + 1) for i from n-1 down to 1,
+ * and _randbelow(m) takes k = bit_length(m) bits (getrandbits: the top k bits
+ * of one 32-bit output), drawing again while the result is >= m. */
+typedef struct TrMt { uint32_t s[624]; int i; } TrMt;
+
+static void tr_mt_seed(TrMt *mt, uint32_t key) {
+  uint32_t *s = mt->s;
+  s[0] = 19650218u;
+  for (int i = 1; i < 624; i++)
+    s[i] = 1812433253u * (s[i - 1] ^ (s[i - 1] >> 30)) + (uint32_t)i;
+  int i = 1;
+  for (int k = 624; k > 0; k--) {      /* init_by_array, key length 1 */
+    s[i] = (s[i] ^ ((s[i - 1] ^ (s[i - 1] >> 30)) * 1664525u)) + key;
+    if (++i >= 624) { s[0] = s[623]; i = 1; }
+  }
+  for (int k = 623; k > 0; k--) {
+    s[i] = (s[i] ^ ((s[i - 1] ^ (s[i - 1] >> 30)) * 1566083941u)) - (uint32_t)i;
+    if (++i >= 624) { s[0] = s[623]; i = 1; }
+  }
+  s[0] = 0x80000000u;
+  mt->i = 624;
+}
+
+static uint32_t tr_mt_next(TrMt *mt) {
+  uint32_t *s = mt->s;
+  if (mt->i >= 624) {
+    for (int k = 0; k < 624; k++) {
+      uint32_t y = (s[k] & 0x80000000u) | (s[(k + 1) % 624] & 0x7fffffffu);
+      s[k] = s[(k + 397) % 624] ^ (y >> 1) ^ ((y & 1u) ? 0x9908b0dfu : 0u);
+    }
+    mt->i = 0;
+  }
+  uint32_t y = s[mt->i++];
+  y ^= y >> 11;
+  y ^= (y << 7) & 0x9d2c5680u;
+  y ^= (y << 15) & 0xefc60000u;
+  return y ^ (y >> 18);
+}
+
+static uint32_t tr_mt_below(TrMt *mt, uint32_t m) {
+  int k = 0;
+  while (k < 32 && (m >> k) != 0)
+    k++;
+  for (;;) {
+    uint32_t r = tr_mt_next(mt) >> (32 - k);
+    if (r < m)
+      return r;
+  }
+}
+
 static void tr_load_data(Tr *tr) {
   if (tr->T > 64)
     tr_fail(tr, "context T = %d is longer than 64", tr->T);
   tr_read_words(tr, tr->o.data);
   tr_vocab(tr);
-  BpRng r;
-  bp_rng_seed(&r, tr->o.seed + 1);
-  for (size_t i = tr->nwords; i > 1; i--) {
-    size_t j = (size_t)(bp_rng_next(&r) % (uint64_t)i);
+  TrMt mt;
+  tr_mt_seed(&mt, tr->o.split_seed);
+  for (size_t i = tr->nwords; i > 1; i--) {   /* CPython: for i in reversed(range(1, n)) */
+    size_t j = (size_t)tr_mt_below(&mt, (uint32_t)i);
     TrWord t = tr->words[i - 1];
     tr->words[i - 1] = tr->words[j];
     tr->words[j] = t;

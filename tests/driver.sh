@@ -182,6 +182,13 @@ t "run V mismatch"        1 "vocabulary of 6 .* use -D V=6" \
   $BPGEN run $M -D V=27 -D H=8 --data "$W" --steps 1
 t "plot run log"          0 "wrote .*loss.png"          $BPGEN plot "$T/run.csv" -o "$T/loss.png"
 t "plot wrote png"        0 ""                          test -s "$T/loss.png"
+# the lecture's split (Python's random.seed(42); random.shuffle(words)), when
+# the lecture's data set is beside the checkout (CI has ../shared)
+NAMES=${BPGEN_NAMES:-../shared/data/names.txt}
+if [ -f "$NAMES" ]; then
+  t "run: the lecture's split" 0 "examples train 182625, dev 22655, test 22866" \
+    $BPGEN run $M --data "$NAMES" --steps 0 --samples 0 --quiet
+fi
 t "trainer file"          0 ""  $BPGEN $M -D V=6 -D H=8 -D B=4 --trainer -o "$T/train.c"
 t "trainer builds"        0 ""  gcc -O1 -o "$T/train" "$T/train.c" -lm -lpthread
 t "trainer runs"          0 "train loss [0-9.]+" "$T/train" --data "$W" --steps 50 --samples 2 --quiet
