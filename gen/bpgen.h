@@ -22,13 +22,6 @@
 
 #ifndef __GNUC__
 #define __attribute__(x)
-/* ---- cmd_run.c ------------------------------------------------------------------ */
-/* The model (emit_c with opt, trainer off) followed by templates/trainer.c, which
- * defines int bp_train_main(const BpModel *, int argc, char **argv); when
- * !opt->for_jit, also a main() calling it with <prefix>_model: the file that
- * `bpgen SPEC --trainer -o train.c` writes (build: gcc -O2 train.c -lm). */
-char *trainer_source(Graph *g, const EmitOptions *opt);
-
 #endif
 #define NORETURN __attribute__((noreturn))
 #define PRINTF(f, a) __attribute__((format(printf, f, a)))
