@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
   "usage: bpgen SPEC -o model.c [--dtype f32|f64] [--trainer] [--expand] [-D NAME=INT]...\n"
@@ -66,5 +67,11 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (strcmp(argv[1], commands[i].name) == 0)
       return commands[i].fn(argc - 1, argv + 1);
+  /* not a command: a spec path, unless it cannot be one */
+  const char *a = argv[1];
+  if (a[0] != '-' && !strchr(a, '.') && !strchr(a, '/') && access(a, F_OK) != 0) {
+    fprintf(stderr, "bpgen: error: '%s' is neither a command nor a spec file (see bpgen --help)\n", a);
+    return 1;
+  }
   return cmd_gen(argc, argv);
 }

@@ -112,6 +112,11 @@ t "missing input"           1 "input 'X' needs .*empty/X.npy \(shape \[32, 3\]\)
   $BPGEN grad $M --in "$T/empty" --out "$T/o14"
 t "no --out"                1 "--out DIR is required" $BPGEN grad $M --in "$T/in"
 t "no --in"                 1 "--in DIR is required"  $BPGEN grad $M --out "$T/o15"
+t "unknown command"         1 "'frob' is neither a command nor a spec file" $BPGEN frob
+t "no arguments"            1 "^usage: bpgen SPEC -o model.c" $BPGEN
+t "--help is the truth"     0 "ninja SPEC --mine FILE.c" $BPGEN --help
+printf 'dim B = 3\nx = B \303\274\n' >"$T/u.spec"
+t "caret under UTF-8"       1 "^        \^" $BPGEN explain "$T/u.spec"
 t "unknown option"          1 "unknown option '--frobnicate'" $BPGEN grad $M --frobnicate
 t "no spec"                 1 "no spec file given"    $BPGEN grad --in "$T/in" --out "$T/o16"
 t "out is a file"           1 "o1/loss.npy is not a directory" \
