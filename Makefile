@@ -83,7 +83,8 @@ build/fuzz_spec: fuzz/fuzz_spec.c $(FUZZ_SRCS) gen/bpgen.h gen/ops.h build/gen/t
 	  -o $@ fuzz/fuzz_spec.c $(FUZZ_SRCS) $(LIBS)
 fuzz: build/fuzz_spec
 	@mkdir -p build/fuzz-corpus
-	build/fuzz_spec -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=5 build/fuzz-corpus fuzz/corpus
+	build/fuzz_spec -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=5 -dict=fuzz/spec.dict \
+	  build/fuzz-corpus fuzz/corpus
 
 clean:
 	rm -rf build bpgen gen/lex.c
