@@ -1,7 +1,10 @@
-/* fuzz_spec.c: libFuzzer target for the front end (lexer, parser, shapes).
+/* fuzz_spec.c: libFuzzer target for the front end (lexer, parser, shapes) and
+ * the generator behind it (derivative rules, emission).
  *
  * Any byte sequence is a spec: it must parse or end in a user error caught
- * through error_catch(), never crash, hang or read out of bounds.  The bytes
+ * through error_catch(), never crash, hang or read out of bounds; a spec that
+ * parses must also differentiate and emit C without tripping an internal
+ * check (die() aborts, which libFuzzer reports).  The bytes
  * are copied with a NUL sentinel after them (as read_src does), and len is
  * the truth, so NUL bytes inside are seen.  Run with `make fuzz`.
  */
@@ -25,6 +28,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     DimOverride ovr[] = {{"B", 7, false}};
     Graph *g = parse_spec(f, ovr, 1);
     if (!g->loss || g->loss->shape.rank != 0 || g->nforward != g->nnodes)
+      __builtin_trap();
+    grad_build(g);
+    EmitOptions opt = {DT_F32, "fuzz", true, false};
+    if (!emit_c(g, &opt, NULL))
       __builtin_trap();
   }
   error_catch(NULL);

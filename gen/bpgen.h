@@ -22,13 +22,6 @@
 
 #ifndef __GNUC__
 #define __attribute__(x)
-/* ---- cmd_run.c ------------------------------------------------------------------ */
-/* The model (emit_c with opt, trainer off) followed by templates/trainer.c, which
- * defines int bp_train_main(const BpModel *, int argc, char **argv); when
- * !opt->for_jit, also a main() calling it with <prefix>_model: the file that
- * `bpgen SPEC --trainer -o train.c` writes (build: gcc -O2 train.c -lm). */
-char *trainer_source(Graph *g, const EmitOptions *opt);
-
 #endif
 #define NORETURN __attribute__((noreturn))
 #define PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -262,6 +255,16 @@ typedef struct Jit Jit;
  * compile error, prints tcc's messages (which point at the spec via #line) and
  * exits 1.  The result does not point into the arena. */
 Jit *jit_compile(const char *src, const char *srcname);
+typedef struct JitSymbol { const char *name; const void *addr; } JitSymbol;
+typedef struct JitOptions {
+  const char *options;          /* tcc options (default "-std=c99") */
+  const char *include_dir;      /* extra #include "..." directory, or NULL */
+  const JitSymbol *symbols;     /* extra symbols the code may call */
+  int nsymbols;
+} JitOptions;
+/* Like jit_compile, but on a compile error returns NULL instead of exiting;
+ * either way *errors holds tcc's messages (warnings too; arena string). */
+Jit *jit_try_compile(const char *src, const JitOptions *o, const char **errors);
 void *jit_symbol(Jit *j, const char *name);   /* NULL when not defined */
 void jit_free(Jit *j);
 /* cmd_check.c: generated gradients of gg (compiled with the JIT; gg has been

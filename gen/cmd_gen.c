@@ -9,13 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The trainer helper's (gen/cmd_run.c); NULL from this stand-in until then. */
-char *trainer_source(Graph *g, const EmitOptions *opt);
-__attribute__((weak)) char *trainer_source(Graph *g, const EmitOptions *opt) {
-  (void)g, (void)opt;
-  return NULL;
-}
-
 static const char gen_usage[] =
   "usage: bpgen SPEC -o FILE.c [--dtype f32|f64] [--trainer] [--expand] [-D NAME=INT]... [--seed N]\n"
   "\n"
@@ -84,13 +77,10 @@ int cmd_gen(int argc, char **argv) {
   grad_build(g);
   EmitOptions opt = {c.dtype, stem_ident(c.spec), false, trainer};
   const char *text, *header = NULL;
-  if (trainer) {
+  if (trainer)
     text = trainer_source(g, &opt);
-    if (!text)
-      error_plain("--trainer: the trainer is not built into this bpgen");
-  } else {
+  else
     text = emit_c(g, &opt, (char **)&header);
-  }
   if (strcmp(c.out, "-") == 0) {
     fputs(text, stdout);
     return fflush(stdout) == 0 ? 0 : 1;

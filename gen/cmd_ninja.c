@@ -25,7 +25,6 @@
 #include "ref.h"
 
 #include <errno.h>
-#include <libtcc.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -327,25 +326,6 @@ static void pass_gen(Pass *p, DType dt, uint64_t seed, int32_t **ival) {
 
 /* ---- the learner's code ------------------------------------------------------------- */
 
-typedef struct Msgs {
-  char *text;
-  size_t len;
-} Msgs;
-
-static void on_msg(void *opaque, const char *msg) {
-  Msgs *m = opaque;
-  size_t n = strlen(msg);
-  char *t = xmalloc(m->len + n + 2);
-  if (m->text)
-    memcpy(t, m->text, m->len);
-  memcpy(t + m->len, msg, n);
-  t[m->len + n] = '\n';
-  t[m->len + n + 1] = '\0';
-  free(m->text);
-  m->text = t;
-  m->len += n + 1;
-}
-
 /* One gradient of the spec and what the learner did with it. */
 typedef struct Slot {
   Node *n;
@@ -534,42 +514,27 @@ int ninja_run(Graph *g, const NinjaOpts *o, const char *path, const char *text, 
     fputs(ninja_header(g, dt), hf);
     fclose(hf);
   }
-  TCCState *s = tcc_new();
-  if (!s)
-    die("tcc_new failed");
-  Msgs msgs = {0};
-  tcc_set_error_func(s, &msgs, on_msg);
-  tcc_set_output_type(s, TCC_OUTPUT_MEMORY);
-  tcc_set_options(s, "-std=c99 -Wall");
-  tcc_add_include_path(s, dir);
-  tcc_add_symbol(s, "bp_given", (const void *)&bp_given);
-  int rc = tcc_compile_string(s, src);
-  if (rc == 0)
-    tcc_add_library(s, "m");
-  if (rc == 0)
-    rc = tcc_relocate(s, TCC_RELOCATE_AUTO);
+  const JitSymbol given_sym = {"bp_given", (const void *)&bp_given};
+  const JitOptions jo = {"-std=c99 -Wall", dir, &given_sym, 1};
+  const char *msgs;
+  Jit *s = jit_try_compile(src, &jo, &msgs);
   unlink(hpath);
   rmdir(dir);
-  void (*backward)(void) = rc == 0 ? (void (*)(void))tcc_get_symbol(s, "backward") : NULL;
-  if (rc < 0 || !backward) {
-    char *m = arena_strndup(msgs.text ? msgs.text : "", msgs.len);
-    free(msgs.text);
-    tcc_delete(s);
-    if (rc < 0)
-      error_plain("%s does not compile:\n%s", path, m);
+  if (!s)
+    error_plain("%s does not compile:\n%s", path, msgs);
+  void (*backward)(void) = (void (*)(void))jit_symbol(s, "backward");
+  if (!backward) {
+    jit_free(s);
     error_plain("%s has no function 'void backward(void)'", path);
   }
-  if (msgs.text) {   /* warnings */
-    fputs(msgs.text, stderr);
-    free(msgs.text);
-  }
+  fputs(msgs, stderr);   /* warnings */
 
   /* point the learner's tensors at read-only-by-convention copies */
   for (int i = 0; i < g->nforward; i++) {
     Node *n = g->nodes[i];
     if (!visible(n) || is_c_word(n->name))
       continue;
-    void *var = tcc_get_symbol(s, n->name);
+    void *var = jit_symbol(s, n->name);
     if (!var)
       continue;
     long ne = shape_numel(&n->shape);
@@ -603,8 +568,8 @@ int ninja_run(Graph *g, const NinjaOpts *o, const char *path, const char *text, 
     Slot *sl = &slot[nslot];
     sl->n = n;
     sl->gname = arena_printf("d%s", n->name);
-    sl->buf = tcc_get_symbol(s, sl->gname);
-    const int *shp = tcc_get_symbol(s, arena_printf("%s__bp_shape", sl->gname));
+    sl->buf = jit_symbol(s, sl->gname);
+    const int *shp = jit_symbol(s, arena_printf("%s__bp_shape", sl->gname));
     if (!sl->buf || !shp)
       continue;
     sl->ndecl = 1;
@@ -654,7 +619,7 @@ int ninja_run(Graph *g, const NinjaOpts *o, const char *path, const char *text, 
   while (waitpid(pid, &st, 0) < 0)
     if (errno != EINTR)
       error_plain("waitpid: %s", strerror(errno));
-  tcc_delete(s);
+  jit_free(s);
   if (!sh->done) {
     int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
     const char *why = sig == SIGALRM ? "did not return within 10 seconds (an endless loop?)"

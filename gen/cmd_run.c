@@ -6,7 +6,8 @@
  * `bpgen SPEC --trainer -o train.c` writes for gcc (trainer_source), so both
  * ways run the same trainer code on the same arguments.  Before parsing the
  * spec, run reads the word list and sets -D V=<vocabulary size> when the spec
- * has a dim V and the user gave none.
+ * has a dim V and the user gave none.  With tensor data (--data-x X.npy ...)
+ * the files go to the trainer untouched and no dim is set from them.
  */
 #include "bpgen.h"
 
@@ -21,27 +22,41 @@
 
 static const char run_usage[] =
   "usage: bpgen run SPEC --data FILE [-D NAME=INT]... [--dtype f32|f64] [--seed N] [options]\n"
+  "       bpgen run SPEC --data-x X.npy [--data-y Y.npy] [--dev-x X.npy --dev-y Y.npy]\n"
+  "                      [--test-x X.npy --test-y Y.npy] [...]\n"
   "\n"
   "Compiles SPEC and a trainer in memory (libtcc), trains on the words in FILE\n"
   "(one per line), calibrates batchnorm over the training split, prints the\n"
   "train and dev loss and samples words.  V is set from the data unless -D V=\n"
   "is given; the batch B and context T are the spec's (override with -D).\n"
   "\n"
+  "Models that are not character models train on tensors: .npy files (C order,\n"
+  "little-endian '<f4' '<f8' '<i4' '<i8' '|u1') whose first axis is the example\n"
+  "axis and whose other axes are the input's shape without the batch B.  The\n"
+  "spec's inputs in order: the first is fed from the -x files, the second from\n"
+  "the -y files.  Dev and test splits are optional; nothing is sampled.\n"
+  "\n"
   "options:\n"
-  "  --data FILE         words, one per line (required)\n"
+  "  --data FILE         words, one per line (a character model)\n"
+  "  --data-x X.npy      or tensors: the training split of the first input\n"
+  "  --data-y Y.npy      and of the second input\n"
+  "  --dev-x/--dev-y F   the dev split (optional)\n"
+  "  --test-x/--test-y F the test split (optional; its loss is printed)\n"
   "  --steps N           training steps (default 200000, the lecture's)\n"
   "  --lr X              learning rate (default 0.1 for sgd, 0.001 for adamw);\n"
   "                      lr/10 from --decay-at N on (default: half of --steps)\n"
   "  --optimizer sgd|adamw   (adamw: --beta1 0.9 --beta2 0.999 --eps 1e-8\n"
   "                      --weight-decay 0, as llm.c's train_gpt2.c)\n"
-  "  --seed N            init (seed), shuffle (seed+1), batches (seed+2), samples (seed+10)\n"
+  "  --seed N            init (seed), batches (seed+2), samples (seed+10)\n"
+  "  --split-seed N      shuffle of the words before the 80/10/10 split, as Python's\n"
+  "                      random.seed(N); random.shuffle(words) (default 42, the lecture's)\n"
   "  --eval-every N      dev loss every N steps (default 0: only at the end)\n"
   "  --print-every N     loss line every N steps (default min(10000, steps/10))\n"
   "  --log FILE          CSV step,loss,dev_loss of every step (see bpgen plot)\n"
   "  --save FILE         checkpoint (.npz) at the end, and every --save-every N steps\n"
   "  --load FILE         continue from a checkpoint\n"
   "  --resume            --load the --save file when it exists\n"
-  "  --samples N         words sampled after training (default 20)\n"
+  "  --samples N         words sampled after training (default 20; words only)\n"
   "  --quiet             no progress or loss lines, only the results\n"
   "  --threads N         threads of the matmul kernels (default 1); results are\n"
   "                      bit-identical for every N\n";
@@ -50,8 +65,20 @@ static const char run_usage[] =
 static const char *const run_valued[] = {
   "--data", "--log", "--save", "--load", "--steps", "--decay-at", "--eval-every",
   "--print-every", "--save-every", "--samples", "--lr", "--weight-decay", "--beta1",
-  "--beta2", "--eps", "--optimizer",
+  "--beta2", "--eps", "--optimizer", "--split-seed",
 };
+
+/* Tensor-data options (passed through to the trainer; see templates/trainer.c). */
+static const char *const run_tensor_opts[] = {
+  "--data-x", "--data-y", "--dev-x", "--dev-y", "--test-x", "--test-y",
+};
+
+static bool is_tensor_opt(const char *a) {
+  for (size_t k = 0; k < sizeof run_tensor_opts / sizeof run_tensor_opts[0]; k++)
+    if (strcmp(a, run_tensor_opts[k]) == 0)
+      return true;
+  return false;
+}
 
 /* C identifier from the spec's file stem ("specs/make-more.spec" -> make_more). */
 static const char *spec_prefix(const char *spec) {
@@ -115,6 +142,7 @@ int cmd_run(int argc, char **argv) {
   int targc = 0;
   targv[targc++] = "bpgen run";
   const char *data = NULL;
+  bool tensors = false;        /* --data-x given */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -132,6 +160,8 @@ int cmd_run(int argc, char **argv) {
     bool valued = false;
     for (size_t k = 0; k < sizeof run_valued / sizeof run_valued[0]; k++)
       valued |= strcmp(a, run_valued[k]) == 0;
+    valued |= is_tensor_opt(a);
+    tensors |= strcmp(a, "--data-x") == 0;
     if (valued) {
       const char *v = cli_value(argc, argv, &i);
       if (strcmp(a, "--data") == 0)
@@ -148,8 +178,11 @@ int cmd_run(int argc, char **argv) {
                 "'bpgen SPEC --trainer -o train.c'");
   if (!c.spec)
     error_plain("run: no spec file given (see bpgen run --help)");
-  if (!data)
-    error_plain("run: no data: give --data FILE (words, one per line)");
+  if (!data && !tensors)
+    error_plain("run: no data: give --data FILE (words, one per line) or --data-x X.npy "
+                "[--data-y Y.npy] (tensors)");
+  if (data && tensors)
+    error_plain("run: give --data (words) or --data-x/--data-y (tensors), not both");
   targv[targc++] = "--seed";
   targv[targc++] = arena_printf("%llu", (unsigned long long)c.seed);
   targv[targc] = NULL;
@@ -159,7 +192,7 @@ int cmd_run(int argc, char **argv) {
   for (int k = 0; k < c.novr; k++)
     user_v |= strcmp(c.ovr[k].name, "V") == 0;
   Graph *g = cli_load(&c);
-  if (!user_v) {
+  if (!user_v && data) {
     for (int k = 0; k < g->ndims; k++) {
       if (strcmp(g->dims[k].name, "V") != 0)
         continue;

@@ -66,16 +66,37 @@ NORETURN static void verror_at(const SrcFile *f, const char *loc, const char *fm
     at += n > 0 ? (size_t)n : 0;
     if (at >= sizeof report) at = sizeof report - 1;
   }
-  /* the source line, with control characters shown as spaces so the caret
-   * stays under the right column; long lines are cut */
-  int width = (int)(eol - line);
-  if (width > 200) width = 200;
-  at = append(at, "\n  ");
-  for (int i = 0; i < width; i++) {
+  /* the source line, with control characters shown as spaces and invalid
+   * UTF-8 as '?', so the caret lands under the right column (one column per
+   * character); a long line is shown as a window around the column */
+  int width = (int)(eol - line), from = 0;
+  if (col - 1 > 150)
+    from = col - 1 - 100;
+  if (width - from > 200)
+    width = from + 200;
+  at = append(at, "\n  %s", from ? "..." : "");
+  int caret = from ? 3 : 0;
+  for (int i = from; i < width;) {
     unsigned char c = (unsigned char)line[i];
-    at = append(at, "%c", (c < 32 || c == 127) ? ' ' : c);
+    int len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+              : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    for (int k = 1; k < len; k++)
+      if (i + k >= width || ((unsigned char)line[i + k] & 0xC0) != 0x80)
+        len = 0;
+    if (i < col - 1)
+      caret++;
+    if (len == 0) {
+      at = append(at, "?");
+      i++;
+    } else if (len == 1) {
+      at = append(at, "%c", (c < 32 || c == 127) ? ' ' : c);
+      i++;
+    } else {
+      at = append(at, "%.*s", len, line + i);
+      i += len;
+    }
   }
-  at = append(at, "\n  %*s^\n", col - 1 < 200 ? col - 1 : 200, "");
+  at = append(at, "\n  %*s^\n", caret, "");
   finish();
 }
 

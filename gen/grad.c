@@ -510,7 +510,8 @@ void grad_build(Graph *g) {
     die("grad_build: graph already has backward nodes");
   int nf = g->nforward;
   Contrib **in = arena_alloc(sizeof *in * (size_t)nf);
-  nedges = 0;
+  edges = NULL;   /* the last graph's list lived in an arena that may be gone */
+  nedges = capedges = 0;
   edges_graph = g;
 
   int from = g->nnodes;

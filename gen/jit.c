@@ -43,35 +43,45 @@ static void on_error(void *opaque, const char *msg) {
   m->len += n + 1;
 }
 
-Jit *jit_compile(const char *src, const char *srcname) {
+Jit *jit_try_compile(const char *src, const JitOptions *o, const char **errors) {
   TCCState *s = tcc_new();
   if (!s)
     die("tcc_new failed");
   Msgs msgs = {0};
   tcc_set_error_func(s, &msgs, on_error);
   tcc_set_output_type(s, TCC_OUTPUT_MEMORY);
-  tcc_set_options(s, "-std=c99");
+  tcc_set_options(s, o && o->options ? o->options : "-std=c99");
+  if (o && o->include_dir)
+    tcc_add_include_path(s, o->include_dir);
 #define ADD(name) tcc_add_symbol(s, #name, (const void *)&name);
   BP_KERNEL_LIST(ADD)
   BPM_KERNEL_LIST(ADD)
 #undef ADD
+  for (int i = 0; o && i < o->nsymbols; i++)
+    tcc_add_symbol(s, o->symbols[i].name, o->symbols[i].addr);
   int rc = tcc_compile_string(s, src);
   if (rc == 0)
     tcc_add_library(s, "m");
   if (rc == 0)
     rc = tcc_relocate(s, TCC_RELOCATE_AUTO);
+  char *text = arena_strndup(msgs.text ? msgs.text : "", msgs.len);
+  free(msgs.text);
+  *errors = text;
   if (rc < 0) {
-    char *text = arena_strndup(msgs.text ? msgs.text : "", msgs.len);
-    free(msgs.text);
     tcc_delete(s);
-    error_plain("compiling %s in memory failed:\n%s", srcname ? srcname : "generated code", text);
-  }
-  if (msgs.text) {   /* warnings only */
-    fputs(msgs.text, stderr);
-    free(msgs.text);
+    return NULL;
   }
   Jit *j = xcalloc(1, sizeof *j);
   j->s = s;
+  return j;
+}
+
+Jit *jit_compile(const char *src, const char *srcname) {
+  const char *msgs;
+  Jit *j = jit_try_compile(src, NULL, &msgs);
+  if (!j)
+    error_plain("compiling %s in memory failed:\n%s", srcname ? srcname : "generated code", msgs);
+  fputs(msgs, stderr);   /* warnings only */
   return j;
 }
 

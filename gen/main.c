@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
   "usage: bpgen SPEC -o model.c [--dtype f32|f64] [--trainer] [--expand] [-D NAME=INT]...\n"
@@ -24,6 +25,9 @@ static const char usage[] =
   "  explain SPEC     each forward line and the backward lines derived from it\n"
   "  run SPEC --data FILE\n"
   "                   compile a trainer in memory, train, evaluate, sample\n"
+  "  run SPEC --data-x X.npy --data-y Y.npy\n"
+  "                   the same on tensor data (.npy), for models that are not\n"
+  "                   character models\n"
   "  plot LOG.csv -o loss.png\n"
   "                   the loss curve of a --log file (needs gnuplot)\n"
   "  ninja SPEC --mine FILE.c | --header\n"
@@ -63,5 +67,11 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (strcmp(argv[1], commands[i].name) == 0)
       return commands[i].fn(argc - 1, argv + 1);
+  /* not a command: a spec path, unless it cannot be one */
+  const char *a = argv[1];
+  if (a[0] != '-' && !strchr(a, '.') && !strchr(a, '/') && access(a, F_OK) != 0) {
+    fprintf(stderr, "bpgen: error: '%s' is neither a command nor a spec file (see bpgen --help)\n", a);
+    return 1;
+  }
   return cmd_gen(argc, argv);
 }

@@ -14,13 +14,34 @@
  * accepted, empty lines are skipped, and a word may hold printable ASCII except
  * '.' and space (anything else is an error naming file:line).  The vocabulary
  * is '.' (index 0, the separator) then the characters of the data in byte
- * order.  Words are shuffled by Fisher-Yates (i from n-1 down to 1 swaps with
- * j = next() mod (i+1)) from a BpRng seeded with seed+1, then split by word:
- * the first int(0.8 n) train, up to int(0.9 n) dev, the rest test.  Each word
+ * order.  Words are shuffled as the lecture shuffles them -- Python's
+ * random.seed(42); random.shuffle(words) -- by a Mersenne Twister (MT19937,
+ * seeded like CPython's random.seed(int)) and CPython's shuffle algorithm, so
+ * the split is the lecture's own (--split-seed N changes the 42), then split
+ * by word: the first int(0.8 n) train, up to int(0.9 n) dev, the rest test.  Each word
  * of length L yields L+1 examples: a context of T indices padded with '.'
  * and the next index, the last one '.'.  Minibatch rows are drawn with
  * replacement, row = next() mod ntrain, from a BpRng seeded with seed+2.
  * Samples use a BpRng seeded with seed+10 (the lecture's generator offset).
+ *
+ * Tensor data (models that are not character models): --data-x X.npy and
+ * --data-y Y.npy are the training split, --dev-x/--dev-y and --test-x/--test-y
+ * the optional dev and test splits.  The model's inputs (BP_INPUT tensors, in
+ * the table's order, i.e. the spec's) are fed from them: the first from the -x
+ * file, the second from the -y file (a model with one input takes only -x
+ * files; more than two inputs are not supported).  Each input's first axis is
+ * the batch B; each file's first axis is the example axis and the rest of its
+ * shape must equal the input's shape without B.  Files are NumPy .npy version
+ * 1.0, 2.0 or 3.0, C order, little-endian '<f4' '<f8' '<i4' '<i8' or '|u1';
+ * int inputs take only the int types, float inputs any (converted to the
+ * model's float type, and must be finite).  Int inputs are indices: negative
+ * values are rejected, and the second input, when it is int[B] and the model
+ * has logits [B,K], must be below K (the class of each example).  Before
+ * training every example of every split goes through the model's forward once,
+ * so an index the trainer cannot see (a gather) is reported as file and row
+ * instead of a NaN loss later.  Minibatches are drawn as for words (rows with
+ * replacement, BpRng seeded with seed+2), the dev and test losses are exact
+ * means over their splits, and nothing is sampled.
  *
  * Checkpoints (--save, --load, --resume) are uncompressed .npz files: a zip
  * of stored (method 0) .npy entries that numpy.load reads without bpgen:
@@ -62,6 +83,9 @@ typedef struct TrOpts {
   double lr, wd, beta1, beta2, eps;
   int adamw, quiet, resume, lr_set;
   uint64_t seed;
+  uint32_t split_seed;     /* --split-seed N: Python random.seed for the shuffle (42) */
+  const char *tfile[TR_SPLITS][2];  /* tensor data: --data-x/-y, --dev-x/-y, --test-x/-y */
+  int samples_set;         /* --samples given (a note with tensor data) */
 } TrOpts;
 
 typedef struct TrWord { const char *s; size_t len; } TrWord;
@@ -70,6 +94,7 @@ typedef struct TrSplit {
   int32_t *x;              /* [n, T] contexts */
   int32_t *y;              /* [n] next index */
   size_t n, nwords;
+  unsigned char *td[2];    /* tensor data: n rows of each input, rowbytes[k] each */
 } TrSplit;
 
 typedef struct Tr {
@@ -86,6 +111,11 @@ typedef struct Tr {
   TrWord *words;
   size_t nwords;
   TrSplit split[TR_SPLITS];
+  int tensor;              /* tensor data (--data-x) rather than words */
+  int nin;                 /* tensor data: inputs fed (1 or 2) */
+  const BpTensor *tin[2];  /* tensor data: the inputs, in table order */
+  size_t rowbytes[2];      /* tensor data: bytes of one example of each input */
+  unsigned char *npybuf;   /* tensor data: the .npy file being read */
   void *state;
   void *mom_m, *mom_v;     /* AdamW moments, [nparam] of the model's float type */
   long adamw_t;
@@ -136,20 +166,28 @@ static int tr_finite(double x) { return x == x && x - x == 0.0; }
 
 static const char tr_usage[] =
   "trainer options:\n"
-  "  --data FILE         words, one per line (required)\n"
+  "  --data FILE         words, one per line (a character model)\n"
+  "  --data-x X.npy      or tensors: the training split of the model's first input\n"
+  "  --data-y Y.npy      and of its second (inputs in the spec's order; each\n"
+  "                      file's first axis is the example axis, the rest the\n"
+  "                      input's shape without the batch B)\n"
+  "  --dev-x/--dev-y F   the dev split (optional), as --data-x/--data-y\n"
+  "  --test-x/--test-y F the test split (optional)\n"
   "  --steps N           training steps (default 200000, the lecture's)\n"
   "  --lr X              learning rate (default 0.1 for sgd, 0.001 for adamw);\n"
   "                      lr/10 from --decay-at N on (default: half of --steps)\n"
   "  --optimizer sgd|adamw   (adamw: --beta1 0.9 --beta2 0.999 --eps 1e-8\n"
   "                      --weight-decay 0, as llm.c's train_gpt2.c)\n"
-  "  --seed N            init (seed), shuffle (seed+1), batches (seed+2), samples (seed+10)\n"
+  "  --seed N            init (seed), batches (seed+2), samples (seed+10)\n"
+  "  --split-seed N      shuffle of the words before the 80/10/10 split, as Python's\n"
+  "                      random.seed(N); random.shuffle(words) (default 42, the lecture's)\n"
   "  --eval-every N      dev loss every N steps (default 0: only at the end)\n"
   "  --print-every N     loss line every N steps (default min(10000, steps/10))\n"
   "  --log FILE          CSV step,loss,dev_loss of every step\n"
   "  --save FILE         checkpoint (.npz) at the end, and every --save-every N steps\n"
   "  --load FILE         continue from a checkpoint\n"
   "  --resume            --load the --save file when it exists\n"
-  "  --samples N         words sampled after training (default 20)\n"
+  "  --samples N         words sampled after training (default 20; words only)\n"
   "  --quiet             no progress or loss lines, only the results\n";
 
 static long tr_long(Tr *tr, const char *opt, const char *s, long lo) {
@@ -170,6 +208,50 @@ static double tr_double(Tr *tr, const char *opt, const char *s) {
   return v;
 }
 
+/* The tensor-data file options; returns 1 when `a` is one of them. */
+static int tr_tensor_opt(Tr *tr, const char *a, const char *v) {
+  static const char *const names[TR_SPLITS][2] = {
+    {"--data-x", "--data-y"}, {"--dev-x", "--dev-y"}, {"--test-x", "--test-y"}};
+  for (int s = 0; s < TR_SPLITS; s++)
+    for (int k = 0; k < 2; k++)
+      if (strcmp(a, names[s][k]) == 0) {
+        tr->o.tfile[s][k] = v;
+        return 1;
+      }
+  return 0;
+}
+
+/* Words (--data) or tensors (--data-x ...), not both; each split's files
+ * together.  Sets tr->tensor. */
+static void tr_tensor_opts_check(Tr *tr) {
+  TrOpts *o = &tr->o;
+  static const char *const split[TR_SPLITS] = {"--data", "--dev", "--test"};
+  int any = 0;
+  for (int s = 0; s < TR_SPLITS; s++)
+    any |= o->tfile[s][0] || o->tfile[s][1];
+  if (!any) {
+    if (!o->data)
+      tr_fail(tr, "no data: give --data FILE (words, one per line) or --data-x X.npy "
+              "[--data-y Y.npy] (tensors)");
+    return;
+  }
+  if (o->data)
+    tr_fail(tr, "give --data (words) or --data-x/--data-y (tensors), not both");
+  for (int s = 0; s < TR_SPLITS; s++)
+    if (o->tfile[s][1] && !o->tfile[s][0])
+      tr_fail(tr, "%s-y needs %s-x too (the model's first input)", split[s], split[s]);
+  for (int s = 1; s < TR_SPLITS; s++)
+    if (o->tfile[s][0] && !o->tfile[0][0])
+      tr_fail(tr, "%s-x needs --data-x (the training split)", split[s]);
+  if (!o->tfile[0][0])
+    tr_fail(tr, "no training data: give --data-x X.npy (and --data-y Y.npy)");
+  tr->tensor = 1;
+  if (o->samples_set && o->samples > 0)
+    fprintf(stderr, "note: --samples ignored: sampling needs words (--data); tensor data "
+            "has nothing to sample\n");
+  o->samples = 0;
+}
+
 /* Returns 2 for --help (usage printed), else 0. */
 static int tr_parse(Tr *tr, int argc, char **argv) {
   TrOpts *o = &tr->o;
@@ -182,6 +264,7 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
   o->beta2 = 0.999;
   o->eps = 1e-8;
   o->seed = 2147483647u;
+  o->split_seed = 42;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -210,12 +293,19 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
     else if (strcmp(a, "--eval-every") == 0) o->eval_every = tr_long(tr, a, v, 0);
     else if (strcmp(a, "--print-every") == 0) o->print_every = tr_long(tr, a, v, 1);
     else if (strcmp(a, "--save-every") == 0) o->save_every = tr_long(tr, a, v, 0);
-    else if (strcmp(a, "--samples") == 0) o->samples = tr_long(tr, a, v, 0);
+    else if (strcmp(a, "--samples") == 0) { o->samples = tr_long(tr, a, v, 0); o->samples_set = 1; }
+    else if (tr_tensor_opt(tr, a, v)) continue;
     else if (strcmp(a, "--lr") == 0) { o->lr = tr_double(tr, a, v); o->lr_set = 1; }
     else if (strcmp(a, "--weight-decay") == 0) o->wd = tr_double(tr, a, v);
     else if (strcmp(a, "--beta1") == 0) o->beta1 = tr_double(tr, a, v);
     else if (strcmp(a, "--beta2") == 0) o->beta2 = tr_double(tr, a, v);
     else if (strcmp(a, "--eps") == 0) o->eps = tr_double(tr, a, v);
+    else if (strcmp(a, "--split-seed") == 0) {
+      long n = tr_long(tr, a, v, 0);
+      if (n > 4294967295L)
+        tr_fail(tr, "--split-seed: %ld is above 2^32-1", n);
+      o->split_seed = (uint32_t)n;
+    }
     else if (strcmp(a, "--seed") == 0) {
       char *end;
       errno = 0;
@@ -231,8 +321,7 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
       tr_fail(tr, "unknown option '%s' (see --help)", a);
     }
   }
-  if (!o->data)
-    tr_fail(tr, "no data: give --data FILE (words, one per line)");
+  tr_tensor_opts_check(tr);
   if (o->adamw && !o->lr_set)
     o->lr = 0.001;
   if (o->beta1 >= 1 || o->beta2 >= 1)
@@ -264,9 +353,58 @@ static double tr_get(const Tr *tr, const BpTensor *t, size_t i) {
 
 static int tr_isfloat(const BpTensor *t) { return t->dtype == BP_F32 || t->dtype == BP_F64; }
 
+/* Tensor data: the model's inputs in table order, the first fed from the -x
+ * files, the second (if any) from the -y files; B is the first input's first
+ * axis.  V is the logits' last dim when the model has [B,K] logits, else 0. */
+static void tr_find_inputs(Tr *tr) {
+  const BpModel *m = tr->m;
+  const TrOpts *o = &tr->o;
+  tr->esize = m->dtype == BP_F64 ? sizeof(double) : sizeof(float);
+  for (int i = 0; i < m->ntensors; i++) {
+    const BpTensor *t = &m->tensors[i];
+    if (t->kind != BP_INPUT)
+      continue;
+    if (tr->nin == 2)
+      tr_fail(tr, "model %s: more than two inputs (%s, %s, %s): tensor data feeds two "
+              "(--data-x, --data-y)", m->name, tr->tin[0]->name, tr->tin[1]->name, t->name);
+    if (t->rank == 0 || t->dims[0] < 1)
+      tr_fail(tr, "model %s: input %s is a scalar: tensor data needs the batch as its first axis",
+              m->name, t->name);
+    tr->tin[tr->nin++] = t;
+  }
+  if (tr->nin == 0)
+    tr_fail(tr, "model %s has no inputs to feed", m->name);
+  tr->B = tr->tin[0]->dims[0];
+  for (int k = 0; k < tr->nin; k++) {
+    const BpTensor *t = tr->tin[k];
+    if (t->dims[0] != tr->B)
+      tr_fail(tr, "model %s: input %s has %d rows but %s has %d: both need the batch first",
+              m->name, t->name, t->dims[0], tr->tin[0]->name, tr->B);
+    tr->rowbytes[k] = t->numel / (size_t)tr->B * (t->dtype == BP_I32 ? sizeof(int32_t) : tr->esize);
+  }
+  if (m->logits_index >= 0) {
+    tr->tlogits = &m->tensors[m->logits_index];
+    if (tr->tlogits->rank == 2 && tr->tlogits->dims[0] == tr->B)
+      tr->V = tr->tlogits->dims[1];
+  }
+  static const char *const split[TR_SPLITS] = {"--data", "--dev", "--test"};
+  for (int s = 0; s < TR_SPLITS; s++) {
+    if (tr->nin == 1 && o->tfile[s][1])
+      tr_fail(tr, "model %s has one input (%s): give %s-x only, not %s-y", m->name,
+              tr->tin[0]->name, split[s], split[s]);
+    if (tr->nin == 2 && o->tfile[s][0] && !o->tfile[s][1])
+      tr_fail(tr, "model %s has two inputs (%s, %s): give %s-y too", m->name,
+              tr->tin[0]->name, tr->tin[1]->name, split[s]);
+  }
+}
+
 /* X: the int input [B,T]; Y: the int input [B]; logits [B,V]. */
 static void tr_find_tensors(Tr *tr) {
   const BpModel *m = tr->m;
+  if (tr->tensor) {
+    tr_find_inputs(tr);
+    return;
+  }
   for (int i = 0; i < m->ntensors; i++) {
     const BpTensor *t = &m->tensors[i];
     if (t->kind != BP_INPUT)
@@ -401,15 +539,67 @@ static void tr_build_split(Tr *tr, TrSplit *s, const TrWord *w, size_t nw) {
   }
 }
 
+/* The Mersenne Twister MT19937 as CPython's random module uses it, for the
+ * lecture's shuffle.  random.seed(n) for 0 <= n < 2^32 is init_by_array with
+ * the one key n; shuffle draws j = _randbelow(i + 1) for i from n-1 down to 1,
+ * and _randbelow(m) takes k = bit_length(m) bits (getrandbits: the top k bits
+ * of one 32-bit output), drawing again while the result is >= m. */
+typedef struct TrMt { uint32_t s[624]; int i; } TrMt;
+
+static void tr_mt_seed(TrMt *mt, uint32_t key) {
+  uint32_t *s = mt->s;
+  s[0] = 19650218u;
+  for (int i = 1; i < 624; i++)
+    s[i] = 1812433253u * (s[i - 1] ^ (s[i - 1] >> 30)) + (uint32_t)i;
+  int i = 1;
+  for (int k = 624; k > 0; k--) {      /* init_by_array, key length 1 */
+    s[i] = (s[i] ^ ((s[i - 1] ^ (s[i - 1] >> 30)) * 1664525u)) + key;
+    if (++i >= 624) { s[0] = s[623]; i = 1; }
+  }
+  for (int k = 623; k > 0; k--) {
+    s[i] = (s[i] ^ ((s[i - 1] ^ (s[i - 1] >> 30)) * 1566083941u)) - (uint32_t)i;
+    if (++i >= 624) { s[0] = s[623]; i = 1; }
+  }
+  s[0] = 0x80000000u;
+  mt->i = 624;
+}
+
+static uint32_t tr_mt_next(TrMt *mt) {
+  uint32_t *s = mt->s;
+  if (mt->i >= 624) {
+    for (int k = 0; k < 624; k++) {
+      uint32_t y = (s[k] & 0x80000000u) | (s[(k + 1) % 624] & 0x7fffffffu);
+      s[k] = s[(k + 397) % 624] ^ (y >> 1) ^ ((y & 1u) ? 0x9908b0dfu : 0u);
+    }
+    mt->i = 0;
+  }
+  uint32_t y = s[mt->i++];
+  y ^= y >> 11;
+  y ^= (y << 7) & 0x9d2c5680u;
+  y ^= (y << 15) & 0xefc60000u;
+  return y ^ (y >> 18);
+}
+
+static uint32_t tr_mt_below(TrMt *mt, uint32_t m) {
+  int k = 0;
+  while (k < 32 && (m >> k) != 0)
+    k++;
+  for (;;) {
+    uint32_t r = tr_mt_next(mt) >> (32 - k);
+    if (r < m)
+      return r;
+  }
+}
+
 static void tr_load_data(Tr *tr) {
   if (tr->T > 64)
     tr_fail(tr, "context T = %d is longer than 64", tr->T);
   tr_read_words(tr, tr->o.data);
   tr_vocab(tr);
-  BpRng r;
-  bp_rng_seed(&r, tr->o.seed + 1);
-  for (size_t i = tr->nwords; i > 1; i--) {
-    size_t j = (size_t)(bp_rng_next(&r) % (uint64_t)i);
+  TrMt mt;
+  tr_mt_seed(&mt, tr->o.split_seed);
+  for (size_t i = tr->nwords; i > 1; i--) {   /* CPython: for i in reversed(range(1, n)) */
+    size_t j = (size_t)tr_mt_below(&mt, (uint32_t)i);
     TrWord t = tr->words[i - 1];
     tr->words[i - 1] = tr->words[j];
     tr->words[j] = t;
@@ -427,8 +617,22 @@ static void tr_load_data(Tr *tr) {
             tr->tlogits->name, tr->V, tr->nvocab);
 }
 
+/* Tensor data: rows idx[0..B-1] of split s into the model's inputs. */
+static void tr_set_rows_tensor(Tr *tr, const TrSplit *s, const size_t *idx) {
+  for (int k = 0; k < tr->nin; k++) {
+    size_t rb = tr->rowbytes[k];
+    unsigned char *dst = (unsigned char *)tr->state + tr->tin[k]->offset;
+    for (int b = 0; b < tr->B; b++)
+      memcpy(dst + (size_t)b * rb, s->td[k] + idx[b] * rb, rb);
+  }
+}
+
 /* Rows idx[0..B-1] of split s into the model's inputs. */
 static void tr_set_rows(Tr *tr, const TrSplit *s, const size_t *idx) {
+  if (tr->tensor) {
+    tr_set_rows_tensor(tr, s, idx);
+    return;
+  }
   int32_t *X = (int32_t *)((char *)tr->state + tr->tx->offset);
   int32_t *Y = (int32_t *)((char *)tr->state + tr->ty->offset);
   for (int b = 0; b < tr->B; b++) {
@@ -908,6 +1112,342 @@ static void tr_load(Tr *tr, const char *path) {
             path, (unsigned long long)seed, (unsigned long long)tr->o.seed);
 }
 
+/* ---- tensor data: .npy files ---------------------------------------------------- */
+
+/* A .npy array as read: its element type, shape and data (inside tr->npybuf). */
+typedef struct TrNpy {
+  char kind;                   /* 'f' float, 'i' signed int, 'u' unsigned int */
+  int size;                    /* bytes per element: 1, 4 or 8 */
+  int rank;
+  long dims[BP_MAXRANK];
+  size_t numel;
+  const unsigned char *data;
+} TrNpy;
+
+static const char *tr_npy_space(const char *p) {
+  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+    p++;
+  return p;
+}
+
+/* A quoted Python string at p into buf (cap bytes); returns the text after it,
+ * or NULL when p holds no quoted string that fits. */
+static const char *tr_npy_str(const char *p, char *buf, size_t cap) {
+  if (*p != '\'' && *p != '"')
+    return NULL;
+  const char *e = strchr(p + 1, *p);
+  if (!e || (size_t)(e - p - 1) >= cap)
+    return NULL;
+  memcpy(buf, p + 1, (size_t)(e - p - 1));
+  buf[e - p - 1] = '\0';
+  return e + 1;
+}
+
+/* The header dict {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }
+ * (keys in any order, either quote, spaces anywhere) into a.  The text is
+ * NUL-terminated, so every scan stops at its end. */
+static void tr_npy_dict_parse(Tr *tr, const char *path, const char *h, TrNpy *a) {
+  char key[32], descr[32];
+  int have_descr = 0, have_fo = 0, have_shape = 0;
+  const char *p = tr_npy_space(h);
+  if (*p != '{')
+    tr_fail(tr, "%s: bad .npy header (no dict)", path);
+  p = tr_npy_space(p + 1);
+  while (*p != '}') {
+    p = tr_npy_str(p, key, sizeof key);
+    if (!p)
+      tr_fail(tr, "%s: bad .npy header (expected a quoted key)", path);
+    p = tr_npy_space(p);
+    if (*p != ':')
+      tr_fail(tr, "%s: bad .npy header (expected ':' after '%s')", path, key);
+    p = tr_npy_space(p + 1);
+    if (strcmp(key, "descr") == 0) {
+      p = tr_npy_str(p, descr, sizeof descr);
+      if (!p)
+        tr_fail(tr, "%s: bad .npy header (descr is not a simple type string)", path);
+      have_descr = 1;
+    } else if (strcmp(key, "fortran_order") == 0) {
+      if (strncmp(p, "False", 5) == 0)
+        p += 5;
+      else if (strncmp(p, "True", 4) == 0)
+        tr_fail(tr, "%s: Fortran-order array: save it in C order "
+                "(numpy.ascontiguousarray)", path);
+      else
+        tr_fail(tr, "%s: bad .npy header (fortran_order is neither True nor False)", path);
+      have_fo = 1;
+    } else if (strcmp(key, "shape") == 0) {
+      if (*p != '(')
+        tr_fail(tr, "%s: bad .npy header (shape is not a tuple)", path);
+      p = tr_npy_space(p + 1);
+      a->rank = 0;
+      while (*p != ')') {
+        if (*p < '0' || *p > '9')
+          tr_fail(tr, "%s: bad .npy header (shape holds something other than sizes)", path);
+        long v = 0;
+        while (*p >= '0' && *p <= '9') {
+          v = v * 10 + (*p++ - '0');
+          if (v > 2147483647L)
+            tr_fail(tr, "%s: shape has a size above 2^31-1", path);
+        }
+        if (a->rank == BP_MAXRANK)
+          tr_fail(tr, "%s: rank above %d", path, BP_MAXRANK);
+        a->dims[a->rank++] = v;
+        p = tr_npy_space(p);
+        if (*p == ',')
+          p = tr_npy_space(p + 1);
+        else if (*p != ')')
+          tr_fail(tr, "%s: bad .npy header (expected ',' or ')' in shape)", path);
+      }
+      p++;
+      have_shape = 1;
+    } else {
+      tr_fail(tr, "%s: bad .npy header (unknown key '%s')", path, key);
+    }
+    p = tr_npy_space(p);
+    if (*p == ',')
+      p = tr_npy_space(p + 1);
+    else if (*p != '}')
+      tr_fail(tr, "%s: bad .npy header (expected ',' or '}')", path);
+  }
+  if (!have_descr || !have_fo || !have_shape)
+    tr_fail(tr, "%s: bad .npy header (needs descr, fortran_order and shape)", path);
+  /* descr: byte order, kind, size */
+  char bo = descr[0];
+  if (bo == '>' && strcmp(descr + 1, "u1") != 0 && strcmp(descr + 1, "i1") != 0)
+    tr_fail(tr, "%s: big-endian data ('%s'): save it little-endian (astype('<%s'))", path,
+            descr, descr + 1);
+  int ok = (bo == '<' || bo == '|' || bo == '=' || bo == '>') && descr[1] && descr[2] && !descr[3];
+  a->kind = descr[1];
+  a->size = ok ? descr[2] - '0' : 0;
+  ok = ok && ((a->kind == 'f' && (a->size == 4 || a->size == 8)) ||
+              (a->kind == 'i' && (a->size == 4 || a->size == 8)) ||
+              (a->kind == 'u' && a->size == 1));
+  if (!ok)
+    tr_fail(tr, "%s: dtype '%s' is not supported: use '<f4', '<f8', '<i4', '<i8' or '|u1'",
+            path, descr);
+}
+
+/* Reads the .npy file at path into tr->npybuf and parses it into a.  Versions
+ * 1.0 (2-byte header length), 2.0 and 3.0 (4-byte).  The data must be exactly
+ * numel elements. */
+static void tr_npy_read(Tr *tr, const char *path, TrNpy *a) {
+  memset(a, 0, sizeof *a);
+  free(tr->npybuf);
+  tr->npybuf = NULL;
+  tr->in = fopen(path, "rb");
+  if (!tr->in)
+    tr_fail(tr, "%s: cannot open: %s", path, strerror(errno));
+  size_t cap = 1 << 12, len = 0;
+  tr->npybuf = tr_alloc(tr, cap);
+  for (;;) {
+    if (len == cap) {
+      unsigned char *nb = realloc(tr->npybuf, cap * 2);
+      if (!nb)
+        tr_fail(tr, "%s: out of memory", path);
+      tr->npybuf = nb;
+      cap *= 2;
+    }
+    size_t got = fread(tr->npybuf + len, 1, cap - len, tr->in);
+    len += got;
+    if (got == 0)
+      break;
+  }
+  if (ferror(tr->in))
+    tr_fail(tr, "%s: read error", path);
+  fclose(tr->in);
+  tr->in = NULL;
+  const unsigned char *b = tr->npybuf;
+  if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
+    tr_fail(tr, "%s: not a .npy file (bad magic)", path);
+  size_t hoff, hlen;
+  if (b[6] == 1) {
+    hoff = 10;
+    hlen = tr_get16(b + 8);
+  } else if (b[6] == 2 || b[6] == 3) {
+    if (len < 12)
+      tr_fail(tr, "%s: truncated .npy header", path);
+    hoff = 12;
+    hlen = tr_get32(b + 8);
+  } else {
+    tr_fail(tr, "%s: unknown .npy version %d.%d", path, b[6], b[7]);
+  }
+  if (hlen > len - hoff)
+    tr_fail(tr, "%s: truncated .npy header (%lu bytes announced, %lu in the file)", path,
+            (unsigned long)hlen, (unsigned long)(len - hoff));
+  if (hlen > 65536)
+    tr_fail(tr, "%s: .npy header of %lu bytes: too long", path, (unsigned long)hlen);
+  char hb[4096];                   /* numpy writes a few hundred bytes at most */
+  if (hlen >= sizeof hb)
+    tr_fail(tr, "%s: .npy header of %lu bytes: too long", path, (unsigned long)hlen);
+  memcpy(hb, b + hoff, hlen);
+  hb[hlen] = '\0';
+  tr_npy_dict_parse(tr, path, hb, a);
+  size_t n = 1;
+  for (int i = 0; i < a->rank; i++) {
+    if (a->dims[i] != 0 && n > (size_t)-1 / 16 / (size_t)a->dims[i])
+      tr_fail(tr, "%s: shape too large", path);
+    n *= (size_t)a->dims[i];
+  }
+  a->numel = n;
+  size_t have = len - hoff - hlen, want = n * (size_t)a->size;
+  if (have < want)
+    tr_fail(tr, "%s: truncated: %lu bytes of data, the shape needs %lu", path,
+            (unsigned long)have, (unsigned long)want);
+  if (have > want)
+    tr_fail(tr, "%s: %lu bytes of data after the header, the shape needs %lu (extra data)",
+            path, (unsigned long)have, (unsigned long)want);
+  a->data = b + hoff + hlen;
+}
+
+static void tr_shape_str(char *buf, size_t cap, const long *dims, int rank, const char *first) {
+  int n = snprintf(buf, cap, "(");
+  for (int i = 0; i < rank && (size_t)n < cap; i++) {
+    if (i == 0 && first)
+      n += snprintf(buf + n, cap - (size_t)n, "%s", first);
+    else
+      n += snprintf(buf + n, cap - (size_t)n, "%ld", dims[i]);
+    if ((size_t)n < cap)
+      n += snprintf(buf + n, cap - (size_t)n, "%s", rank == 1 ? "," : i + 1 < rank ? ", " : "");
+  }
+  if ((size_t)n < cap)
+    snprintf(buf + n, cap - (size_t)n, ")");
+}
+
+/* Reads input k of split s from path: checks the shape against the input's
+ * (examples first), converts into the input's element type, checks the values
+ * (finite floats; indices >= 0 and, when maxv > 0, below maxv). */
+static void tr_load_input(Tr *tr, TrSplit *s, int k, const char *path, long maxv) {
+  const BpTensor *t = tr->tin[k];
+  TrNpy a;
+  tr_npy_read(tr, path, &a);
+  long want[BP_MAXRANK];
+  for (int i = 0; i < t->rank; i++)
+    want[i] = t->dims[i];
+  int ok = a.rank == t->rank;
+  for (int i = 1; ok && i < t->rank; i++)
+    ok = a.dims[i] == want[i];
+  if (!ok) {
+    char got[128], exp[128], in[128];
+    tr_shape_str(got, sizeof got, a.dims, a.rank, NULL);
+    tr_shape_str(exp, sizeof exp, want, t->rank, "N");
+    tr_shape_str(in, sizeof in, want, t->rank, NULL);
+    tr_fail(tr, "%s: shape %s does not match input %s %s: expected %s for N examples", path, got,
+            t->name, in, exp);
+  }
+  int isint = t->dtype == BP_I32;
+  if (isint && a.kind == 'f')
+    tr_fail(tr, "%s: holds floats ('<f%d') but input %s is int: give indices as '<i4', "
+            "'<i8' or '|u1'", path, a.size, t->name);
+  size_t n = (size_t)a.dims[0], per = t->numel / (size_t)tr->B;
+  if (k == 0) {
+    s->n = n;
+  } else if (n != s->n) {
+    tr_fail(tr, "%s has %lu examples but %s has %lu", path, (unsigned long)n,
+            tr->o.tfile[s - tr->split][0], (unsigned long)s->n);
+  }
+  s->td[k] = tr_alloc(tr, n * tr->rowbytes[k]);
+  for (size_t i = 0; i < n * per; i++) {
+    const unsigned char *p = a.data + i * (size_t)a.size;
+    double f = 0;
+    long long v = 0;
+    if (a.kind == 'f' && a.size == 4) { float x; memcpy(&x, p, 4); f = x; }
+    else if (a.kind == 'f') memcpy(&f, p, 8);
+    else if (a.size == 1) v = *p;
+    else if (a.size == 4) { int32_t x; memcpy(&x, p, 4); v = x; }
+    else { int64_t x; memcpy(&x, p, 8); v = x; }
+    if (a.kind != 'f')
+      f = (double)v;
+    unsigned char *d = s->td[k] + i * (isint ? sizeof(int32_t) : tr->esize);
+    if (!isint) {
+      if (!tr_finite(f))
+        tr_fail(tr, "%s: row %lu: non-finite value %g", path, (unsigned long)(i / per), f);
+      if (tr->esize == sizeof(double))
+        memcpy(d, &f, sizeof f);
+      else {
+        float x = (float)f;
+        memcpy(d, &x, sizeof x);
+      }
+      continue;
+    }
+    if (v < 0)
+      tr_fail(tr, "%s: row %lu: index %lld is negative (input %s holds indices)", path,
+              (unsigned long)(i / per), v, t->name);
+    if (maxv > 0 && v >= maxv)
+      tr_fail(tr, "%s: row %lu: class %lld is out of range 0..%ld (%s has %ld classes)", path,
+              (unsigned long)(i / per), v, maxv - 1, tr->tlogits->name, maxv);
+    if (v > 2147483647LL)
+      tr_fail(tr, "%s: row %lu: index %lld does not fit in int32", path,
+              (unsigned long)(i / per), v);
+    int32_t x = (int32_t)v;
+    memcpy(d, &x, sizeof x);
+  }
+  free(tr->npybuf);
+  tr->npybuf = NULL;
+}
+
+/* Tensor data: the three splits from their files (dev and test may be absent:
+ * n = 0).  The second input, when it is int[B] and the logits are [B,K], holds
+ * classes below K. */
+static void tr_load_tensors(Tr *tr) {
+  long maxy = 0;
+  if (tr->nin == 2 && tr->tin[1]->dtype == BP_I32 && tr->tin[1]->rank == 1 && tr->V > 0)
+    maxy = tr->V;
+  for (int s = 0; s < TR_SPLITS; s++)
+    for (int k = 0; k < tr->nin; k++)
+      if (tr->o.tfile[s][k])
+        tr_load_input(tr, &tr->split[s], k, tr->o.tfile[s][k], k == 1 ? maxy : 0);
+  if (tr->split[0].n == 0)
+    tr_fail(tr, "%s: no examples (its first axis is 0)", tr->o.tfile[0][0]);
+}
+
+/* Tensor data: every example of split s goes through the model's forward
+ * once (in batches; a batch with a NaN loss row by row, each row as a batch of
+ * B copies), so an index out of the model's range -- the model flags it and
+ * returns NaN -- is reported as file and row before training. */
+static void tr_check_split(Tr *tr, int si) {
+  const TrSplit *s = &tr->split[si];
+  size_t B = (size_t)tr->B;
+  for (size_t i = 0; i < s->n; i += B) {
+    int k = s->n - i < B ? (int)(s->n - i) : (int)B;
+    tr_set_range(tr, s, i, k, i);
+    double l = tr->m->forward(tr->state);
+    if (l == l)
+      continue;
+    for (size_t r = i; r < i + (size_t)k; r++) {
+      tr_set_range(tr, s, r, 0, r);
+      l = tr->m->forward(tr->state);
+      if (l == l)
+        continue;
+      const char *f0 = tr->o.tfile[si][0], *f1 = tr->o.tfile[si][1];
+      int int0 = tr->tin[0]->dtype == BP_I32, int1 = tr->nin == 2 && tr->tin[1]->dtype == BP_I32;
+      if (int0 || int1)
+        tr_fail(tr, "%s: row %lu: the model's loss is NaN for this example: an index out of "
+                "the model's range (%s holds indices)", int0 ? f0 : f1, (unsigned long)r,
+                int0 ? tr->tin[0]->name : tr->tin[1]->name);
+      tr_fail(tr, "%s%s%s: row %lu: the model's loss is NaN for this example at "
+              "initialisation", f0, f1 ? ", " : "", f1 ? f1 : "", (unsigned long)r);
+    }
+  }
+}
+
+static void tr_print_tensors(Tr *tr) {
+  const BpModel *m = tr->m;
+  static const char *const name[TR_SPLITS] = {"train", "dev", "test"};
+  fprintf(tr_out, "data: tensors; examples");
+  for (int s = 0; s < TR_SPLITS; s++)
+    fprintf(tr_out, "%s %s %lu", s ? "," : "", name[s], (unsigned long)tr->split[s].n);
+  fprintf(tr_out, "\nmodel: %s, %lu parameters, batch %d, inputs", m->name,
+          (unsigned long)m->nparam, tr->B);
+  for (int k = 0; k < tr->nin; k++) {
+    const BpTensor *t = tr->tin[k];
+    fprintf(tr_out, "%s %s %s[", k ? "," : "", t->name, t->dtype == BP_I32 ? "int" : "");
+    for (int i = 0; i < t->rank; i++)
+      fprintf(tr_out, "%s%d", i ? ", " : "", t->dims[i]);
+    fprintf(tr_out, "] <- %s", tr->o.tfile[0][k]);
+  }
+  fputc('\n', tr_out);
+}
+
 /* ---- training ---------------------------------------------------------------- */
 
 /* The progress line for step `shown` (0-based, as the loss lines). */
@@ -1047,7 +1587,10 @@ static void tr_free(Tr *tr) {
   for (int i = 0; i < TR_SPLITS; i++) {
     free(tr->split[i].x);
     free(tr->split[i].y);
+    free(tr->split[i].td[0]);
+    free(tr->split[i].td[1]);
   }
+  free(tr->npybuf);
   free(tr->state);
   free(tr->mom_m);
   free(tr->mom_v);
@@ -1073,18 +1616,25 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
     return 0;
   const TrOpts *o = &tr->o;
   tr_find_tensors(tr);
-  tr_load_data(tr);
-  fprintf(tr_out, "data: %s: %lu words, vocabulary of %d; examples train %lu, dev %lu, test %lu\n",
-          o->data, (unsigned long)tr->nwords, tr->nvocab, (unsigned long)tr->split[0].n,
-          (unsigned long)tr->split[1].n, (unsigned long)tr->split[2].n);
-  fprintf(tr_out, "model: %s, %lu parameters, batch %d, context %d\n", m->name,
-          (unsigned long)m->nparam, tr->B, tr->T);
+  if (tr->tensor) {
+    tr_load_tensors(tr);
+    tr_print_tensors(tr);
+  } else {
+    tr_load_data(tr);
+    fprintf(tr_out, "data: %s: %lu words, vocabulary of %d; examples train %lu, dev %lu, test %lu\n",
+            o->data, (unsigned long)tr->nwords, tr->nvocab, (unsigned long)tr->split[0].n,
+            (unsigned long)tr->split[1].n, (unsigned long)tr->split[2].n);
+    fprintf(tr_out, "model: %s, %lu parameters, batch %d, context %d\n", m->name,
+            (unsigned long)m->nparam, tr->B, tr->T);
+  }
   fflush(tr_out);
 
   size_t ssize = (m->state_size + 63) / 64 * 64;
   tr->state = tr_alloc(tr, ssize);
   tr->idx = tr_alloc(tr, (size_t)tr->B * sizeof(size_t));
   m->init(tr->state, o->seed);
+  for (int s = 0; s < TR_SPLITS && tr->tensor; s++)
+    tr_check_split(tr, s);
   bp_rng_seed(&tr->batch_rng, o->seed + 2);
   if (o->adamw) {
     tr->mom_m = tr_alloc(tr, m->nparam * tr->esize);
@@ -1123,8 +1673,11 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
   if (tr_finite(ldev))
     fprintf(tr_out, "dev loss %.4f\n", ldev);
   else
-    fprintf(tr_out, "dev loss n/a (no dev words)\n");
-  tr_sample(tr);
+    fprintf(tr_out, "dev loss n/a (no dev %s)\n", tr->tensor ? "split: --dev-x" : "words");
+  if (tr->tensor && tr->split[2].n > 0)
+    fprintf(tr_out, "test loss %.4f\n", tr_split_loss(tr, &tr->split[2]));
+  if (!tr->tensor)
+    tr_sample(tr);
   fflush(tr_out);
   tr_free(tr);
   return 0;

@@ -112,6 +112,11 @@ t "missing input"           1 "input 'X' needs .*empty/X.npy \(shape \[32, 3\]\)
   $BPGEN grad $M --in "$T/empty" --out "$T/o14"
 t "no --out"                1 "--out DIR is required" $BPGEN grad $M --in "$T/in"
 t "no --in"                 1 "--in DIR is required"  $BPGEN grad $M --out "$T/o15"
+t "unknown command"         1 "'frob' is neither a command nor a spec file" $BPGEN frob
+t "no arguments"            1 "^usage: bpgen SPEC -o model.c" $BPGEN
+t "--help is the truth"     0 "ninja SPEC --mine FILE.c" $BPGEN --help
+printf 'dim B = 3\nx = B \303\274\n' >"$T/u.spec"
+t "caret under UTF-8"       1 "^        \^" $BPGEN explain "$T/u.spec"
 t "unknown option"          1 "unknown option '--frobnicate'" $BPGEN grad $M --frobnicate
 t "no spec"                 1 "no spec file given"    $BPGEN grad --in "$T/in" --out "$T/o16"
 t "out is a file"           1 "o1/loss.npy is not a directory" \
@@ -182,9 +187,43 @@ t "run V mismatch"        1 "vocabulary of 6 .* use -D V=6" \
   $BPGEN run $M -D V=27 -D H=8 --data "$W" --steps 1
 t "plot run log"          0 "wrote .*loss.png"          $BPGEN plot "$T/run.csv" -o "$T/loss.png"
 t "plot wrote png"        0 ""                          test -s "$T/loss.png"
+# the lecture's split (Python's random.seed(42); random.shuffle(words)), when
+# the lecture's data set is beside the checkout (CI has ../shared)
+NAMES=${BPGEN_NAMES:-../shared/data/names.txt}
+if [ -f "$NAMES" ]; then
+  t "run: the lecture's split" 0 "examples train 182625, dev 22655, test 22866" \
+    $BPGEN run $M --data "$NAMES" --steps 0 --samples 0 --quiet
+fi
 t "trainer file"          0 ""  $BPGEN $M -D V=6 -D H=8 -D B=4 --trainer -o "$T/train.c"
 t "trainer builds"        0 ""  gcc -O1 -o "$T/train" "$T/train.c" -lm -lpthread
 t "trainer runs"          0 "train loss [0-9.]+" "$T/train" --data "$W" --steps 50 --samples 2 --quiet
+
+# ---- bpgen run on tensor data (.npy) ---------------------------------------------
+# makemore (V = 6) on int tensors: X (12, 3) contexts, Y (12,) classes
+X12=$(i=0; while [ $i -lt 12 ]; do printf '\\000\\000\\000\\000\\%03o\\000\\000\\000\\%03o\\000\\000\\000' $((i % 6)) $(((i + 1) % 6)); i=$((i + 1)); done)
+Y12=$(i=0; while [ $i -lt 12 ]; do printf '\\%03o\\000\\000\\000' $(((i + 2) % 6)); i=$((i + 1)); done)
+npy "$T/tx.npy" '<i4' '(12, 3)' "$X12"
+npy "$T/ty.npy" '<i4' '(12,)' "$Y12"
+npy "$T/tybad.npy" '<i4' '(12,)' "\\011\\000\\000\\000$(printf '%044d' 0 | sed 's/0/\\000/g')"
+npy "$T/tx2.npy" '<i4' '(6, 2)' "$(printf '%048d' 0 | sed 's/0/\\000/g')"
+MT="$BPGEN run $M -D V=6 -D H=8 -D B=4 --steps 200 --lr 0.5 --quiet"
+t "run tensors"           0 "data: tensors; examples train 12, dev 12, test 0" \
+  $MT --data-x "$T/tx.npy" --data-y "$T/ty.npy" --dev-x "$T/tx.npy" --dev-y "$T/ty.npy"
+t "run tensors learn"     0 "train loss 0\.[0-4]" \
+  $MT --data-x "$T/tx.npy" --data-y "$T/ty.npy"
+t "run tensors no V note" 0 "^train loss" $MT --data-x "$T/tx.npy" --data-y "$T/ty.npy"
+t "run tensor label"      1 "tybad.npy: row 0: class 9 is out of range 0\.\.5" \
+  $MT --data-x "$T/tx.npy" --data-y "$T/tybad.npy"
+t "run tensor shape"      1 "tx2.npy: shape \(6, 2\) does not match input X \(4, 3\): expected \(N, 3\)" \
+  $MT --data-x "$T/tx2.npy" --data-y "$T/ty.npy"
+t "run tensor no y"       1 "has two inputs \(X, Y\): give --data-y too" $MT --data-x "$T/tx.npy"
+t "run tensor and words"  1 "not both" $MT --data "$W" --data-x "$T/tx.npy"
+t "run tensor samples"    0 "note: --samples ignored" \
+  $MT --data-x "$T/tx.npy" --data-y "$T/ty.npy" --samples 3
+printf 'hello' >"$T/junk.npy"
+t "run tensor bad magic"  1 "junk.npy: not a .npy file \(bad magic\)" \
+  $MT --data-x "$T/junk.npy" --data-y "$T/ty.npy"
+t "run --help tensors"    0 "--data-x X.npy" $BPGEN run --help
 
 echo "driver: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

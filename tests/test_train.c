@@ -1,8 +1,9 @@
 /* test_train.c: the trainer (templates/trainer.c) driven against a tiny
  * hand-written model (fixtures/bigram.c): data loading and its errors, exact
  * split losses, calibration, checkpoints (round trip, corruption, atomicity),
- * bit-for-bit resume, NaN detection; and `bpgen run` end to end once the
- * emitter exists. */
+ * bit-for-bit resume, NaN detection; tensor data (.npy files: learning,
+ * malformed files, shapes, out-of-range indices, resume); and `bpgen run` end
+ * to end once the emitter exists. */
 #include "tests.h"
 
 #include <math.h>
@@ -486,6 +487,264 @@ START_TEST(t_spec_gcc_vs_jit) {
 }
 END_TEST
 
+/* ---- tensor data (--data-x/--data-y .npy files) ------------------------------ */
+
+/* A version 1.0 .npy file with header dict `dict` (padded as numpy pads it)
+ * and `n` bytes of data; `version` other than 1 writes that version byte with
+ * a 4-byte header length. */
+static const char *npy_file(const char *name, int version, const char *dict, const void *data,
+                            size_t n) {
+  size_t hl = version == 1 ? 10 : 12, dl = strlen(dict);
+  size_t total = (hl + dl + 1 + 63) / 64 * 64, hlen = total - hl;
+  unsigned char *b = calloc(1, total + n + 1);
+  memcpy(b, "\x93NUMPY", 6);
+  b[6] = (unsigned char)version;
+  b[8] = (unsigned char)(hlen & 0xFF);
+  b[9] = (unsigned char)(hlen >> 8);
+  memcpy(b + hl, dict, dl);
+  memset(b + hl + dl, ' ', hlen - dl - 1);
+  b[total - 1] = '\n';
+  if (n)
+    memcpy(b + total, data, n);
+  const char *p = write_file(name, (const char *)b, total + n);
+  free(b);
+  return p;
+}
+
+/* An int32 (N, 2) X and (N,) Y for the bigram: Y = (X[:,1] + 1) mod 6, an
+ * easy rule the bigram learns exactly; `bad_row` >= 0 puts y = 6 there. */
+static void bigram_tensors(const char *xname, const char *yname, int n, int bad_row,
+                           const char **xp, const char **yp) {
+  int32_t x[2 * 64], y[64];
+  ck_assert_int_le(n, 64);
+  for (int i = 0; i < n; i++) {
+    x[2 * i] = (i * 5) % 6;
+    x[2 * i + 1] = (i * 7 + 3) % 6;
+    y[i] = (x[2 * i + 1] + 1) % 6;
+  }
+  if (bad_row >= 0)
+    y[bad_row] = 6;
+  *xp = npy_file(xname, 1, arena_printf("{'descr': '<i4', 'fortran_order': False, 'shape': (%d, 2), }", n),
+                 x, (size_t)n * 8);
+  *yp = npy_file(yname, 1, arena_printf("{'descr': '<i4', 'fortran_order': False, 'shape': (%d,), }", n),
+                 y, (size_t)n * 4);
+}
+
+START_TEST(t_tensor_learns) {
+  const char *x, *y, *dx, *dy, *tx, *ty, *out;
+  bigram_tensors("tx.npy", "ty.npy", 40, -1, &x, &y);
+  bigram_tensors("tdx.npy", "tdy.npy", 13, -1, &dx, &dy);
+  bigram_tensors("ttx.npy", "tty.npy", 7, -1, &tx, &ty);
+  const char *log = tmp_path("tensor.csv");
+  ck_assert_int_eq(run(&out, "--data-x", x, "--data-y", y, "--dev-x", dx, "--dev-y", dy, "--test-x",
+                       tx, "--test-y", ty, "--steps", "300", "--lr", "2", "--log", log,
+                       "--print-every", "100", NULL), 0);
+  ck_assert_msg(strstr(out, "data: tensors; examples train 40, dev 13, test 7\n"), "%s", out);
+  ck_assert_msg(strstr(out, "inputs X int[4, 2] <- ") && strstr(out, "Y int[4] <- "), "%s", out);
+  const char *tl = strstr(out, "train loss "), *dl = strstr(out, "dev loss "), *el = strstr(out, "test loss ");
+  ck_assert_msg(tl && dl && el, "%s", out);
+  ck_assert_msg(atof(tl + 11) < 0.3 && atof(dl + 9) < 0.3 && atof(el + 10) < 0.3,
+                "losses should fall far below log 6 = 1.79:\n%s", out);
+  ck_assert_msg(strchr(el, '\n')[1] == '\0', "no samples after the losses:\n%s", out);
+  /* the log's first loss is near log 6, its last far below */
+  size_t len;
+  char *text = slurp(log, &len);
+  ck_assert_ptr_nonnull(text);
+  double first = atof(strchr(strstr(text, "\n0,"), ',') + 1);
+  const char *last = text + len - 2;
+  while (last > text && *last != '\n')
+    last--;
+  double fin = atof(strchr(last + 1, ',') + 1);
+  ck_assert_msg(first > 1.5 && fin < 0.3, "loss %g -> %g", first, fin);
+  free(text);
+  /* one uninterrupted run and a resumed one log the same losses, bit for bit */
+  const char *a = tmp_path("ta.csv"), *b = tmp_path("tb.csv"), *ck = tmp_path("t.npz");
+  remove(ck);
+  ck_assert_int_eq(run(NULL, "--data-x", x, "--data-y", y, "--dev-x", dx, "--dev-y", dy, "--steps",
+                       "30", "--eval-every", "7", "--log", a, "--quiet", NULL), 0);
+  ck_assert_int_eq(run(NULL, "--data-x", x, "--data-y", y, "--dev-x", dx, "--dev-y", dy, "--steps",
+                       "12", "--decay-at", "15", "--eval-every", "7", "--log", b, "--save", ck,
+                       "--quiet", NULL), 0);
+  ck_assert_int_eq(run(NULL, "--data-x", x, "--data-y", y, "--dev-x", dx, "--dev-y", dy, "--steps",
+                       "30", "--eval-every", "7", "--log", b, "--save", ck, "--resume", "--quiet",
+                       NULL), 0);
+  size_t la, lb;
+  char *ta = slurp(a, &la), *tb = slurp(b, &lb);
+  ck_assert_msg(la == lb && memcmp(ta, tb, la) == 0, "logs differ:\n%s\n---\n%s", ta, tb);
+  free(ta);
+  free(tb);
+}
+END_TEST
+
+/* Malformed files and data that does not fit the model: each stops with the
+ * file (and row) named. */
+START_TEST(t_tensor_errors) {
+  const char *x, *y, *bx, *by;
+  bigram_tensors("ex.npy", "ey.npy", 5, -1, &x, &y);
+  bigram_tensors("bx.npy", "by.npy", 5, 2, &bx, &by);
+  int32_t d[16] = {0, 1, 2, 3, 4, 5, 0, 1, 2, -1}, good[16] = {0, 1, 2, 3, 4, 5, 0, 1, 2, 3};
+  static const char *const F = "'fortran_order': False";
+  static const struct { const char *name, *dict; int version; size_t n; const char *err; } files[] = {
+    {"fort.npy", "{'descr': '<i4', 'fortran_order': True, 'shape': (5, 2), }", 1, 40,
+     "fort.npy: Fortran-order array"},
+    {"big.npy", "{'descr': '>i4', %s, 'shape': (5, 2), }", 1, 40, "big.npy: big-endian data ('>i4')"},
+    {"f2.npy", "{'descr': '<f2', %s, 'shape': (5, 2), }", 1, 20, "f2.npy: dtype '<f2' is not supported"},
+    {"float.npy", "{'descr': '<f4', %s, 'shape': (5, 2), }", 1, 40,
+     "float.npy: holds floats ('<f4') but input X is int"},
+    {"trunc.npy", "{'descr': '<i4', %s, 'shape': (5, 2), }", 1, 36,
+     "trunc.npy: truncated: 36 bytes of data, the shape needs 40"},
+    {"extra.npy", "{'descr': '<i4', %s, 'shape': (5, 2), }", 1, 44, "extra.npy: 44 bytes of data"},
+    {"shape.npy", "{'descr': '<i4', %s, 'shape': (5, 1), }", 1, 20,
+     "shape.npy: shape (5, 1) does not match input X (4, 2): expected (N, 2)"},
+    {"rank.npy", "{'descr': '<i4', %s, 'shape': (10,), }", 1, 40, "rank.npy: shape (10,) does not match"},
+    {"count.npy", "{'descr': '<i4', %s, 'shape': (4, 2), }", 1, 32,
+     "ey.npy has 5 examples but /tmp"},   /* x with 4 rows, y with 5: reported at y */
+    {"neg.npy", "{'descr': '<i4', %s, 'shape': (5, 2), }", 1, 40,
+     "neg.npy: row 4: index -1 is negative"},
+    {"syntax.npy", "{'descr': '<i4', %s, 'shape': (5 2), }", 1, 40, "syntax.npy: bad .npy header"},
+    {"nokey.npy", "{'descr': '<i4', 'shape': (5, 2), }", 1, 40,
+     "nokey.npy: bad .npy header (needs descr, fortran_order and shape)"},
+    {"unq.npy", "{descr: '<i4', %s, 'shape': (5, 2), }", 1, 40, "unq.npy: bad .npy header"},
+    {"v9.npy", "{'descr': '<i4', %s, 'shape': (5, 2), }", 9, 40, "v9.npy: unknown .npy version 9"},
+    {"v2.npy", "{'descr': '<i4', %s, 'shape': (5, 2), }", 2, 40, NULL},   /* fine */
+  };
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    const char *p = npy_file(files[i].name, files[i].version, arena_printf(files[i].dict, F),
+                             files[i].err ? d : good, files[i].n);
+    int rc = run(NULL, "--data-x", p, "--data-y", y, "--steps", "2", "--quiet", NULL);
+    if (!files[i].err) {
+      ck_assert_msg(rc == 0, "%s: %s", files[i].name, tr_errbuf);
+      continue;
+    }
+    ck_assert_msg(rc == 1, "%s: expected an error", files[i].name);
+    ck_assert_msg(strstr(tr_errbuf, files[i].err), "%s: error '%s' lacks '%s'", files[i].name,
+                  tr_errbuf, files[i].err);
+  }
+  static const struct { const char *bytes; size_t n; const char *err; } raw[] = {
+    {"hello", 5, "not a .npy file (bad magic)"},
+    {"\x93NUMPY\x01\x00\xff\x00{'descr'", 17, "truncated .npy header (255 bytes announced"},
+    {"", 0, "not a .npy file"},
+  };
+  for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++) {
+    const char *p = write_file("raw.npy", raw[i].bytes, raw[i].n);
+    ck_assert_int_eq(run(NULL, "--data-x", x, "--data-y", p, "--steps", "1", NULL), 1);
+    ck_assert_msg(strstr(tr_errbuf, "raw.npy: ") && strstr(tr_errbuf, raw[i].err), "%s", tr_errbuf);
+  }
+  /* a class beyond the logits, in the dev split */
+  ck_assert_int_eq(run(NULL, "--data-x", x, "--data-y", y, "--dev-x", bx, "--dev-y", by, NULL), 1);
+  ck_assert_msg(strstr(tr_errbuf, "by.npy: row 2: class 6 is out of range 0..5 (logits has 6 classes)"),
+                "%s", tr_errbuf);
+  ck_assert_int_eq(run(NULL, "--data-x", tmp_path("none.npy"), "--data-y", y, NULL), 1);
+  ck_assert_msg(strstr(tr_errbuf, "none.npy: cannot open"), "%s", tr_errbuf);
+  static const struct { const char *a, *b, *c, *d, *err; } opts[] = {
+    {"--data-y", "Y", NULL, NULL, "--data-y needs --data-x too"},
+    {"--data-x", "X", "--data", "W", "not both"},
+    {"--dev-x", "X", NULL, NULL, "--dev-x needs --data-x"},
+    {"--data-x", "X", NULL, NULL, "has two inputs (X, Y): give --data-y too"},
+  };
+  for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+    const char *a = opts[i].b[0] == 'X' ? x : opts[i].b[0] == 'Y' ? y : fixture_words();
+    const char *c = opts[i].c ? fixture_words() : NULL;
+    ck_assert_int_eq(run(NULL, opts[i].a, a, opts[i].c, c, NULL), 1);
+    ck_assert_msg(strstr(tr_errbuf, opts[i].err), "%s: '%s' lacks '%s'", opts[i].a, tr_errbuf,
+                  opts[i].err);
+  }
+  ck_assert_int_eq(run(NULL, "--data-x", x, "--data-y", y, "--dev-x", x, NULL), 1);
+  ck_assert_msg(strstr(tr_errbuf, "give --dev-y too"), "%s", tr_errbuf);
+}
+END_TEST
+
+/* specs/classify.spec compiled in memory: a float [B,F] input and int labels
+ * of three separable clusters; the loss falls from ~log 3 to near 0.  Then an
+ * index the trainer cannot check itself (makemore's C[X]) is found by the
+ * forward pass over the data and reported with file and row. */
+static int jit_train(Graph *g, const char *prefix, const char *errfile, const char *outfile, ...) {
+  EmitOptions jopt = {DT_F32, prefix, true, false};
+  Jit *j = jit_compile(trainer_source(g, &jopt), prefix);
+  int (*fn)(const BpModel *, int, char **) =
+    (int (*)(const BpModel *, int, char **))jit_symbol(j, "bp_train_main");
+  const BpModel *m = jit_symbol(j, arena_printf("%s_model", prefix));
+  ck_assert_ptr_nonnull(fn);
+  ck_assert_ptr_nonnull(m);
+  char *argv[32];
+  int argc = 0;
+  argv[argc++] = "train";
+  va_list ap;
+  va_start(ap, outfile);
+  const char *a;
+  while ((a = va_arg(ap, const char *)))
+    argv[argc++] = (char *)a;
+  va_end(ap);
+  argv[argc] = NULL;
+  fflush(stdout);
+  fflush(stderr);
+  FILE *so = stdout, *se = stderr;
+  stdout = fopen(outfile, "w");
+  stderr = fopen(errfile, "w");
+  int rc = fn(m, argc, argv);
+  fclose(stdout);
+  fclose(stderr);
+  stdout = so;
+  stderr = se;
+  jit_free(j);
+  return rc;
+}
+
+START_TEST(t_tensor_spec) {
+  enum { N = 96 };
+  float x[N * 2];
+  int64_t y[N];
+  for (int i = 0; i < N; i++) {
+    static const float c[3][2] = {{0, 2}, {2, -1}, {-2, -1}};
+    y[i] = i % 3;
+    x[2 * i] = c[y[i]][0] + 0.3f * (float)((i * 37) % 11 - 5) / 5;
+    x[2 * i + 1] = c[y[i]][1] + 0.3f * (float)((i * 53) % 13 - 6) / 6;
+  }
+  const char *xp = npy_file("cx.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (96, 2), }",
+                            x, sizeof x);
+  const char *yp = npy_file("cy.npy", 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (96,), }",
+                            y, sizeof y);
+  Graph *g = parse_spec(read_src(arena_printf("%s/classify.spec", specs_dir())), NULL, 0);
+  grad_build(g);
+  const char *err = tmp_path("c.err"), *out = tmp_path("c.out"), *log = tmp_path("c.csv");
+  ck_assert_int_eq(jit_train(g, "classify", err, out, "--data-x", xp, "--data-y", yp, "--dev-x", xp,
+                             "--dev-y", yp, "--steps", "200", "--log", log, "--samples", "3", NULL), 0);
+  char *o = slurp(out, NULL), *e = slurp(err, NULL), *l = slurp(log, NULL);
+  ck_assert_msg(strstr(e, "note: --samples ignored"), "%s", e);
+  double first = atof(strchr(strstr(l, "\n0,"), ',') + 1);
+  const char *tl = strstr(o, "train loss "), *dl = strstr(o, "dev loss ");
+  ck_assert_msg(tl && dl, "%s", o);
+  ck_assert_msg(first > 0.5 && atof(tl + 11) < 0.05 && fabs(atof(tl + 11) - atof(dl + 9)) < 1e-4,
+                "loss %g -> train %g, dev %g", first, atof(tl + 11), atof(dl + 9));
+  free(o);
+  free(e);
+  free(l);
+
+  /* makemore (V = 6) on int tensors: row 3 of the dev X indexes C out of range */
+  int32_t xi[8 * 3], yi[8];
+  for (int i = 0; i < 8; i++) {
+    xi[3 * i] = 0, xi[3 * i + 1] = i % 6, xi[3 * i + 2] = (i + 1) % 6;
+    yi[i] = (i + 2) % 6;
+  }
+  const char *xa = npy_file("mx.npy", 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (8, 3), }",
+                            xi, sizeof xi);
+  const char *ya = npy_file("my.npy", 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (8,), }",
+                            yi, sizeof yi);
+  xi[3 * 3 + 1] = 6;
+  const char *xb = npy_file("mbad.npy", 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (8, 3), }",
+                            xi, sizeof xi);
+  DimOverride ovr[] = {{"V", 6, false}, {"H", 8, false}, {"B", 4, false}};
+  Graph *mg = parse_spec(read_src(arena_printf("%s/makemore.spec", specs_dir())), ovr, 3);
+  grad_build(mg);
+  ck_assert_int_eq(jit_train(mg, "makemore", err, out, "--data-x", xa, "--data-y", ya, "--dev-x", xb,
+                             "--dev-y", ya, "--steps", "5", NULL), 1);
+  e = slurp(err, NULL);
+  ck_assert_msg(strstr(e, "mbad.npy: row 3: the model's loss is NaN for this example: an index out "
+                       "of the model's range (X holds indices)"), "%s", e);
+  free(e);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("train");
   TCase *tc = tcase_create("core");
@@ -502,6 +761,9 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, t_nonfinite);
   tcase_add_test(tc, t_tcc_matches_gcc);
   tcase_add_test(tc, t_spec_gcc_vs_jit);
+  tcase_add_test(tc, t_tensor_learns);
+  tcase_add_test(tc, t_tensor_errors);
+  tcase_add_test(tc, t_tensor_spec);
   tcase_set_timeout(tc, 60);
   suite_add_tcase(s, tc);
   return s;

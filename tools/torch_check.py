@@ -12,7 +12,7 @@ gradients with the lecture's granular PyTorch forward (retain_grad).
 Exits 1 if any error exceeds --tol (default 1e-10).
 
 Needs torch and numpy (Debian python3-torch); not a dependency of bpgen.
-usage: tools/torch_check.py [--bpgen ./bpgen] [-B 32 -T 3 -V 27 -E 10 -H 64] [--seed N] [--granular]
+usage: tools/torch_check.py [--bpgen ./bpgen] [-B 32 -T 3 -V 27 -E 10 -H 64] [--seed N] [--granular] [--ref]
 """
 import argparse
 import os
@@ -40,6 +40,8 @@ def rel(a, b):
 
 def run_bpgen(args, spec, dims, ind, outd):
     cmd = [args.bpgen, "grad", spec, "--dtype", "f64", "--in", ind, "--out", outd]
+    if args.ref:
+        cmd.append("--ref")
     for k, v in dims.items():
         cmd += ["-D", f"{k}={v}"]
     print("$", " ".join(cmd))
@@ -128,6 +130,8 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--tol", type=float, default=1e-10)
     ap.add_argument("--granular", action="store_true", help="also check makemore_granular.spec")
+    ap.add_argument("--ref", action="store_true",
+                    help="bpgen grad --ref: the reference runtime instead of generated code")
     args = ap.parse_args()
     dims = {"B": args.B, "T": args.T, "V": args.V, "E": args.E, "H": args.H}
     B, T, V, E, H = (dims[k] for k in "BTVEH")
