@@ -67,7 +67,7 @@ check: test
 MAIN_ARGS ?= -D H=200 --steps 200000
 build/words.txt: | deps-main
 	@mkdir -p $(@D)
-	grep -x '[a-z]*' /usr/share/dict/american-english | sort -u > $@.tmp
+	LC_ALL=C grep -x '[a-z][a-z]*' /usr/share/dict/american-english | LC_ALL=C sort -u > $@.tmp
 	mv $@.tmp $@
 main: deps-main bpgen build/words.txt
 	./bpgen run specs/makemore.spec --data build/words.txt $(MAIN_ARGS)
