@@ -278,6 +278,10 @@ int check_graphs(Graph *gf, Graph *gg, DType dt, uint64_t seed, double tol, FILE
 int check_model(Graph *gf, const struct BpModel *m, void *state, bool expanded, uint64_t seed, double tol,
                 FILE *out);
 
+/* ---- compare.c ----------------------------------------------------------------- */
+bool allclose_elem(double a, double b);              /* |a-b| <= 1e-8 + 1e-5|b| (torch.allclose) */
+double ulp_distance(DType dt, double a, double b);   /* units in the last place, in dt; inf for NaN */
+
 /* ---- cli.c: options every command shares; cmd_*.c: one file per command ---- */
 typedef struct Cli {
   const char *spec;       /* the positional spec path */

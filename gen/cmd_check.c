@@ -119,8 +119,13 @@ typedef struct Row {
   const char *name;
   Shape shape;
   bool exact, approx, pass;
-  double maxdiff, scale, fd;   /* fd < 0: no column */
+  double maxdiff, maxulp, scale, fd;   /* fd < 0: no column */
 } Row;
+
+/* ULPs as a short column: whole numbers, large ones in e-notation */
+static const char *ulp_str(double u) {
+  return u < 1e6 ? arena_printf("%.0f", u) : arena_printf("%.1e", u);
+}
 
 int check_graphs(Graph *gf, Graph *gg, DType dt, uint64_t seed, double tol, FILE *out) {
   Gen gen = gen_compile(gg, dt, gf->file ? gf->file->name : "spec");
@@ -187,8 +192,11 @@ int check_model(Graph *gf, const BpModel *m, void *state, bool expanded, uint64_
         double d = fabs(a - b);
         if (a != b)
           w->exact = false;
-        if (!(d <= 1e-8 + 1e-5 * fabs(b)))
+        if (!allclose_elem(a, b))
           w->approx = false;
+        double u = ulp_distance(dt, a, b);
+        if (!(u <= w->maxulp))
+          w->maxulp = u;
         if (!(d <= w->maxdiff))
           w->maxdiff = d;   /* NaN sticks */
         if (fabs(b) > w->scale)
@@ -234,10 +242,10 @@ int check_model(Graph *gf, const BpModel *m, void *state, bool expanded, uint64_
     fprintf(out, "note: %ld param elements differ between the two initialisations; the generated ones are used\n",
             init_bad);
   fprintf(out, "loss: generated %.9g, reference %.9g\n", lg, lr);
-  fprintf(out, "%-16s | %-12s | %-5s | %-11s | %-9s | %s\n", "name", "shape", "exact", "approximate", "maxdiff",
-          "fd (f64)");
-  fprintf(out, "%-16s | %-12s | %-5s | %-11s | %-9.2e | %s%s\n", "loss", "[]", lg == lr ? "True" : "False",
-          fabs(lg - lr) <= 1e-8 + 1e-5 * fabs(lr) ? "True" : "False", fabs(lg - lr), "",
+  fprintf(out, "%-16s | %-12s | %-5s | %-11s | %-9s | %-8s | %s\n", "name", "shape", "exact", "approximate",
+          "maxdiff", "max ULPs", "fd (f64)");
+  fprintf(out, "%-16s | %-12s | %-5s | %-11s | %-9.2e | %-8s | %s%s\n", "loss", "[]", lg == lr ? "True" : "False",
+          allclose_elem(lg, lr) ? "True" : "False", fabs(lg - lr), ulp_str(ulp_distance(dt, lg, lr)), "",
           loss_ok ? "" : "   <- out of tolerance");
   nfail += !loss_ok;
   for (int i = 0; i < nrows; i++) {
@@ -248,9 +256,9 @@ int check_model(Graph *gf, const BpModel *m, void *state, bool expanded, uint64_
     char fd[32] = "";
     if (w->fd >= 0)
       snprintf(fd, sizeof fd, "%.2e", w->fd);
-    fprintf(out, "%-16s | %-12s | %-5s | %-11s | %-9.2e | %-9s%s\n", arena_printf("d%s", w->name),
-            shape_str(&w->shape), w->exact ? "True" : "False", w->approx ? "True" : "False", w->maxdiff, fd,
-            w->pass ? "" : "   <- out of tolerance");
+    fprintf(out, "%-16s | %-12s | %-5s | %-11s | %-9.2e | %-8s | %-9s%s\n", arena_printf("d%s", w->name),
+            shape_str(&w->shape), w->exact ? "True" : "False", w->approx ? "True" : "False", w->maxdiff,
+            ulp_str(w->maxulp), fd, w->pass ? "" : "   <- out of tolerance");
   }
   if (nfail)
     fprintf(out, "FAIL: %d of %d tensors out of tolerance\n", nfail, nrows + 1);

@@ -414,27 +414,6 @@ static void fill_sentinel(DType dt, void *p, long n, int id) {
 
 /* ---- judging --------------------------------------------------------------------- */
 
-/* Distance in units in the last place, in the run's float type. */
-static double ulps(DType dt, double a, double b) {
-  if (a == b)
-    return 0;
-  if (isnan(a) || isnan(b))
-    return INFINITY;
-  if (dt == DT_F32) {
-    float fa = (float)a, fb = (float)b;
-    int32_t ia, ib;
-    memcpy(&ia, &fa, 4);
-    memcpy(&ib, &fb, 4);
-    int64_t la = ia < 0 ? (int64_t)INT32_MIN - ia : ia, lb = ib < 0 ? (int64_t)INT32_MIN - ib : ib;
-    return (double)llabs(la - lb);
-  }
-  int64_t ia, ib;
-  memcpy(&ia, &a, 8);
-  memcpy(&ib, &b, 8);
-  long double la = ia < 0 ? (long double)INT64_MIN - ia : ia, lb = ib < 0 ? (long double)INT64_MIN - ib : ib;
-  return (double)fabsl(la - lb);
-}
-
 static const char *shape_hint(const Shape *decl, const Shape *truth, const char *gname) {
   /* same elements, the 1s dropped: a missing keepdim */
   Shape a = {0}, b = {0};
@@ -689,7 +668,7 @@ int ninja_run(Graph *g, const NinjaOpts *o, const char *path, const char *text, 
         r->approx &= d <= 1e-8 + 1e-5 * fabs(ref[e]);
         if (d > r->maxdiff || isnan(d))
           r->maxdiff = d;
-        r->maxulp = fmax(r->maxulp, ulps(dt, v, ref[e]));
+        r->maxulp = fmax(r->maxulp, ulp_distance(dt, v, ref[e]));
         scale = fmax(scale, fabs(ref[e]));
       }
       scale = fmax(scale, 1e-3 * big);   /* a gradient 0 in exact arithmetic (db1) */

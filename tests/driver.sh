@@ -112,6 +112,22 @@ t "missing input"           1 "input 'X' needs .*empty/X.npy \(shape \[32, 3\]\)
   $BPGEN grad $M --in "$T/empty" --out "$T/o14"
 t "no --out"                1 "--out DIR is required" $BPGEN grad $M --in "$T/in"
 t "no --in"                 1 "--in DIR is required"  $BPGEN grad $M --out "$T/o15"
+# ---- bpgen check / explain / SPEC -o -------------------------------------------------
+for spec in "$SPECS"/*.spec; do
+  for dt in f32 f64; do
+    t "check $(basename "$spec") $dt" 0 "^ok: loss and [0-9]+ gradients within tolerance" \
+      $BPGEN check "$spec" --dtype $dt
+  done
+done
+t "check table columns"     0 "^name +\| shape +\| exact \| approximate \| maxdiff +\| max ULPs \| fd \(f64\)" \
+  $BPGEN check $M
+t "check --expand odd"      0 "generated \(f64, expanded\)" $BPGEN check $M --expand --dtype f64 -D B=7 -D H=13 -D T=4
+t "check broken rule"       1 "^FAIL: [0-9]+ of 15 tensors out of tolerance" env BPGEN_PERTURB=tanh $BPGEN check $M
+t "explain lecture"         0 "dW2 \+= hᵀ · dlogits" $BPGEN explain $M
+t "gen to stdout"           0 "^#line [0-9]+ \"" $BPGEN $M -o -
+t "gen writes .c and .h"    0 ""                     $BPGEN $M -o "$T/m.c"
+t "gen header beside"       0 "extern const BpModel makemore_model" cat "$T/m.h"
+t "gen compiles -Werror"    0 ""  gcc -std=c99 -O2 -Wall -Wextra -Werror -c "$T/m.c" -o "$T/m.o"
 t "unknown command"         1 "'frob' is neither a command nor a spec file" $BPGEN frob
 t "no arguments"            1 "^usage: bpgen SPEC -o model.c" $BPGEN
 t "--help is the truth"     0 "ninja SPEC --mine FILE.c" $BPGEN --help
