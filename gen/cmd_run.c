@@ -18,7 +18,6 @@
 
 #include "bp_runtime.h"
 #define BP_KERNELS_DECLARE_ONLY
-#include "kernels.h"
 
 static const char run_usage[] =
   "usage: bpgen run SPEC --data FILE [-D NAME=INT]... [--dtype f32|f64] [--seed N] [options]\n"
@@ -58,12 +57,12 @@ static const char run_usage[] =
   "  --resume            --load the --save file when it exists\n"
   "  --samples N         words sampled after training (default 20; words only)\n"
   "  --quiet             no progress or loss lines, only the results\n"
-  "  --threads N         threads of the matmul kernels (default 1); results are\n"
+  "  --threads N         threads of the heavy kernels (default 1); results are\n"
   "                      bit-identical for every N\n";
 
 /* The trainer's options that take a value (passed through untouched). */
 static const char *const run_valued[] = {
-  "--data", "--log", "--save", "--load", "--steps", "--decay-at", "--eval-every",
+  "--data", "--log", "--save", "--load", "--steps", "--decay-at", "--eval-every", "--threads",
   "--print-every", "--save-every", "--samples", "--lr", "--weight-decay", "--beta1",
   "--beta2", "--eps", "--optimizer", "--split-seed",
 };
@@ -148,10 +147,6 @@ int cmd_run(int argc, char **argv) {
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       fputs(run_usage, stdout);
       return 0;
-    }
-    if (strcmp(a, "--threads") == 0) {   /* bpgen's own kernels serve the JIT */
-      bp_set_threads((int)cli_long(a, cli_value(argc, argv, &i), 1, 64));
-      continue;
     }
     if (strcmp(a, "--quiet") == 0 || strcmp(a, "--resume") == 0) {
       targv[targc++] = argv[i];

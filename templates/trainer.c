@@ -188,7 +188,9 @@ static const char tr_usage[] =
   "  --load FILE         continue from a checkpoint\n"
   "  --resume            --load the --save file when it exists\n"
   "  --samples N         words sampled after training (default 20; words only)\n"
-  "  --quiet             no progress or loss lines, only the results\n";
+  "  --quiet             no progress or loss lines, only the results\n"
+  "  --threads N         threads of the heavy kernels (default 1); results are\n"
+  "                      bit-identical for every N\n";
 
 static long tr_long(Tr *tr, const char *opt, const char *s, long lo) {
   char *end;
@@ -300,6 +302,14 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
     else if (strcmp(a, "--beta1") == 0) o->beta1 = tr_double(tr, a, v);
     else if (strcmp(a, "--beta2") == 0) o->beta2 = tr_double(tr, a, v);
     else if (strcmp(a, "--eps") == 0) o->eps = tr_double(tr, a, v);
+    else if (strcmp(a, "--threads") == 0) {
+      long n = tr_long(tr, a, v, 1);
+      if (n > 64)
+        tr_fail(tr, "--threads: %ld is more than 64", n);
+#ifdef BP_KERNEL_LIST
+      bp_set_threads((int)n);   /* the kernels' pool: bpgen's in memory, the file's own with gcc */
+#endif
+    }
     else if (strcmp(a, "--split-seed") == 0) {
       long n = tr_long(tr, a, v, 0);
       if (n > 4294967295L)

@@ -213,6 +213,10 @@ fi
 t "trainer file"          0 ""  $BPGEN $M -D V=6 -D H=8 -D B=4 --trainer -o "$T/train.c"
 t "trainer builds"        0 ""  gcc -O1 -o "$T/train" "$T/train.c" -lm -lpthread
 t "trainer runs"          0 "train loss [0-9.]+" "$T/train" --data "$W" --steps 50 --samples 2 --quiet
+$BPGEN run $M -D H=8 -D B=4 --data "$W" --steps 50 --samples 2 --quiet --threads 1 >"$T/th1" 2>&1
+t "run --threads 2 same bits" 0 "" sh -c "$BPGEN run $M -D H=8 -D B=4 --data '$W' --steps 50 --samples 2 --quiet --threads 2 2>&1 | cmp -s - '$T/th1'"
+t "trainer file --threads"  0 "train loss [0-9.]+" "$T/train" --data "$W" --steps 50 --samples 2 --quiet --threads 2
+t "--threads range"         1 "--threads: 65 is more than 64" $BPGEN run $M --data "$W" --threads 65
 
 # ---- bpgen run on tensor data (.npy) ---------------------------------------------
 # makemore (V = 6) on int tensors: X (12, 3) contexts, Y (12,) classes
