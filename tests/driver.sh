@@ -217,6 +217,9 @@ $BPGEN run $M -D H=8 -D B=4 --data "$W" --steps 50 --samples 2 --quiet --threads
 t "run --threads 2 same bits" 0 "" sh -c "$BPGEN run $M -D H=8 -D B=4 --data '$W' --steps 50 --samples 2 --quiet --threads 2 2>&1 | cmp -s - '$T/th1'"
 t "trainer file --threads"  0 "train loss [0-9.]+" "$T/train" --data "$W" --steps 50 --samples 2 --quiet --threads 2
 t "--threads range"         1 "--threads: 65 is more than 64" $BPGEN run $M --data "$W" --threads 65
+# bpgen run --help and the trainer's own --help list the same options
+"$T/train" --help 2>&1 | grep -oE '^  --[a-z0-9-]+' | sort -u >"$T/opts.train"
+t "run and trainer options agree" 0 "" sh -c "$BPGEN run --help | grep -oE '^  --[a-z0-9-]+' | sort -u | cmp -s - '$T/opts.train'"
 
 # ---- bpgen run on tensor data (.npy) ---------------------------------------------
 # makemore (V = 6) on int tensors: X (12, 3) contexts, Y (12,) classes
