@@ -36,6 +36,9 @@
   X(bp_sgd_f32) X(bp_sgd_f64)                               \
   X(bp_adamw_f32) X(bp_adamw_f64)                           \
   X(bp_allfinite_f32) X(bp_allfinite_f64)                   \
+  X(bp_gemm_bias_f32) X(bp_gemm_bias_f64)                   \
+  X(bp_bn_fwd_f32) X(bp_bn_fwd_f64)                         \
+  X(bp_bn_bwd_f32) X(bp_bn_bwd_f64)                         \
   X(bp_set_threads) X(bp_get_threads)
 
 #ifndef BP_KERNEL
@@ -99,6 +102,40 @@ void bp_adamw_f64(size_t n, double *p, const double *g, double *m, double *v, do
 /* 1 when every x[i] (i < n) is finite, else 0 (a trainer's per-step check) */
 int bp_allfinite_f32(size_t n, const float *x);
 int bp_allfinite_f64(size_t n, const double *x);
+/* C[M,N] = op(A) . op(B) + bias, bias [N] added to every row (Y = X.W + b):
+ * C starts as the broadcast bias and the product accumulates onto it, a block
+ * of rows at a time while the block is in cache, so the add costs no pass. */
+void bp_gemm_bias_f32(int M, int N, int K, const float *A, int transa, const float *B,
+                      int transb, const float *bias, float *C);
+void bp_gemm_bias_f64(int M, int N, int K, const double *A, int transa, const double *B,
+                      int transb, const double *bias, double *C);
+/* Batchnorm forward of x [N,D], per column j (gain, bias [D]):
+ *   training (run_mean NULL): mean_j and var_j = sum_i (x - mean_j)^2 / div from
+ *   one pass (sums of x - x[0,j], in double); inference: mean = run_mean,
+ *   var = run_var.  mean[j], rstd[j] = 1/sqrt(var_j + eps) saved;
+ *   xhat = (x - mean) rstd saved; out = gain xhat + bias; act (may be NULL):
+ *   tanh(out), the usual next op, in the same pass.
+ * Column blocks: the second pass rereads the block from cache. */
+void bp_bn_fwd_f32(int N, int D, const float *x, const float *gain, const float *bias,
+                   double eps, double div, const float *run_mean, const float *run_var,
+                   float *mean, float *rstd, float *xhat, float *out, float *act);
+void bp_bn_fwd_f64(int N, int D, const double *x, const double *gain, const double *bias,
+                   double eps, double div, const double *run_mean, const double *run_var,
+                   double *mean, double *rstd, double *xhat, double *out, double *act);
+/* Batchnorm backward, every gradient in two passes over [N,D]:
+ *   t (may be NULL): the tanh output the batchnorm fed; then first
+ *     dy = (1 - t^2) dt (written to dy), else dy is read;
+ *   s1 = sum_i dy, s2 = sum_i dy xhat per column (double): dbias = s1 and
+ *     dgain = s2 when not NULL;
+ *   dx = gain rstd/N (N dy - s1 - c xhat s2), c = N/(N-1) (Bessel) or 1;
+ *   dxsum (may be NULL) = sum_i dx per column (the bias grad of the matmul
+ *     that fed the batchnorm). */
+void bp_bn_bwd_f32(int N, int D, const float *t, const float *dt, float *dy, const float *xhat,
+                   const float *gain, const float *rstd, double c, float *dgain, float *dbias,
+                   float *dx, float *dxsum);
+void bp_bn_bwd_f64(int N, int D, const double *t, const double *dt, double *dy,
+                   const double *xhat, const double *gain, const double *rstd, double c,
+                   double *dgain, double *dbias, double *dx, double *dxsum);
 /* Threads the kernels may use (1 = the caller's only; clamped to [1, 64]);
  * results are bit-identical for every count. */
 void bp_set_threads(int n);
@@ -538,24 +575,80 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
 BP_GEMM_DEFINE(float, f32)
 BP_GEMM_DEFINE(double, f64)
 
+/* ---- threads for the memory-bound kernels -------------------------------------- *
+ * Big arrays only (below BP_PAR_MIN elements a pass is too short to pay for the
+ * hand-off); elementwise kernels split the index range, column reductions split
+ * the columns, so every output element is still computed by one thread, in the
+ * same order as with one. */
+#define BP_PAR_MIN 65536
+typedef struct {
+  int op;                  /* 0 tanh, 1 tanh_bwd, 2 colsum */
+  size_t n;                /* elements (op 0, 1) */
+  int N, D;                /* rows, columns (op 2) */
+  const void *a, *b;
+  void *y;
+  int acc;
+} BpEw_;
+/* part t of nt of [0, n), cut at multiples of align */
+static void bp_split_(long n, long align, int t, int nt, long *lo, long *hi) {
+  long units = (n + align - 1) / align;
+  *lo = units * t / nt * align, *hi = units * (t + 1) / nt * align;
+  if (*lo > n) *lo = n;
+  if (*hi > n) *hi = n;
+}
+
 #define BP_ELEMENTWISE(T, SFX, TANH, EXP, SQRT)                                      \
-  BP_KERNEL void bp_tanh_##SFX(size_t n, const T *x, T *y) {                         \
-    for (size_t i = 0; i < n; i++) y[i] = TANH(x[i]);                                \
+  static void bp_tanh_rng_##SFX(size_t lo, size_t hi, const T *x, T *y) {            \
+    for (size_t i = lo; i < hi; i++) y[i] = TANH(x[i]);                              \
   }                                                                                  \
-  BP_KERNEL void bp_tanh_bwd_##SFX(size_t n, const T *t, const T *dy, T *dx,         \
-                                   int accumulate) {                                 \
-    for (size_t i = 0; i < n; i++) {                                                 \
+  static void bp_tanh_bwd_rng_##SFX(size_t lo, size_t hi, const T *t, const T *dy,   \
+                                    T *dx, int accumulate) {                         \
+    for (size_t i = lo; i < hi; i++) {                                               \
       T d = (1 - t[i] * t[i]) * dy[i];                                               \
       dx[i] = accumulate ? dx[i] + d : d;                                            \
     }                                                                                \
+  }                                                                                  \
+  /* y[d] (+)= sum_n X[n,d] for columns [d0, d1), rows in order */                   \
+  static void bp_colsum_rng_##SFX(int N, int D, int d0, int d1, const T *X, T *y,    \
+                                  int accumulate) {                                  \
+    if (!accumulate) memset(y + d0, 0, (size_t)(d1 - d0) * sizeof(T));               \
+    for (int n = 0; n < N; n++)                                                      \
+      for (int d = d0; d < d1; d++) y[d] += X[(size_t)n * D + d];                    \
+  }                                                                                  \
+  static void bp_ew_job_##SFX(void *arg, int t, int nt) {                            \
+    const BpEw_ *j = (const BpEw_ *)arg;                                             \
+    long lo, hi;                                                                     \
+    if (j->op == 2) {                                                                \
+      bp_split_(j->D, 16, t, nt, &lo, &hi);                                          \
+      if (lo < hi)                                                                   \
+        bp_colsum_rng_##SFX(j->N, j->D, (int)lo, (int)hi, (const T *)j->a, (T *)j->y, j->acc); \
+      return;                                                                        \
+    }                                                                                \
+    bp_split_((long)j->n, 64, t, nt, &lo, &hi);                                      \
+    if (j->op == 0) bp_tanh_rng_##SFX(lo, hi, (const T *)j->a, (T *)j->y);           \
+    else bp_tanh_bwd_rng_##SFX(lo, hi, (const T *)j->a, (const T *)j->b, (T *)j->y, j->acc); \
+  }                                                                                  \
+  BP_KERNEL void bp_tanh_##SFX(size_t n, const T *x, T *y) {                         \
+    if (bp_nthreads_ > 1 && n >= BP_PAR_MIN) {                                       \
+      BpEw_ j = {0, n, 0, 0, x, NULL, y, 0};                                         \
+      bp_parallel(bp_ew_job_##SFX, &j, bp_nthreads_);                                \
+    } else bp_tanh_rng_##SFX(0, n, x, y);                                            \
+  }                                                                                  \
+  BP_KERNEL void bp_tanh_bwd_##SFX(size_t n, const T *t, const T *dy, T *dx,         \
+                                   int accumulate) {                                 \
+    if (bp_nthreads_ > 1 && n >= BP_PAR_MIN) {                                       \
+      BpEw_ j = {1, n, 0, 0, t, dy, dx, accumulate};                                 \
+      bp_parallel(bp_ew_job_##SFX, &j, bp_nthreads_);                                \
+    } else bp_tanh_bwd_rng_##SFX(0, n, t, dy, dx, accumulate);                       \
   }                                                                                  \
   BP_KERNEL void bp_exp_##SFX(size_t n, const T *x, T *y) {                          \
     for (size_t i = 0; i < n; i++) y[i] = EXP(x[i]);                                 \
   }                                                                                  \
   BP_KERNEL void bp_colsum_##SFX(int N, int D, const T *X, T *y, int accumulate) {   \
-    if (!accumulate) memset(y, 0, (size_t)D * sizeof(T));                            \
-    for (int n = 0; n < N; n++)                                                      \
-      for (int d = 0; d < D; d++) y[d] += X[(size_t)n * D + d];                      \
+    if (bp_nthreads_ > 1 && (long)N * D >= BP_PAR_MIN && D >= 32) {                  \
+      BpEw_ j = {2, 0, N, D, X, NULL, y, accumulate};                                \
+      bp_parallel(bp_ew_job_##SFX, &j, bp_nthreads_);                                \
+    } else bp_colsum_rng_##SFX(N, D, 0, D, X, y, accumulate);                        \
   }                                                                                  \
   BP_KERNEL void bp_rowsum_##SFX(int N, int D, const T *X, T *y, int accumulate) {   \
     for (int n = 0; n < N; n++) {                                                    \
@@ -679,6 +772,159 @@ static inline float bp_tanhf_(float x) {
 }
 BP_ELEMENTWISE(float, f32, bp_tanhf_, bp_expf_, sqrtf)
 BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
+
+/* ---- fused passes: bias add into the product, batchnorm forward and backward ---- */
+#define BP_CW 128   /* columns per block of the batchnorm passes */
+#define BP_FUSED(T, SFX, TANH)                                                           \
+  BP_KERNEL void bp_gemm_bias_##SFX(int M, int N, int K, const T *A, int transa,         \
+                                    const T *B, int transb, const T *bias, T *C) {       \
+    if (M <= 0 || N <= 0) return;                                                        \
+    /* rows per block: ~512 KB of C, at least 32 rows; op(A) = A^T has no row blocks */  \
+    long rb = transa ? M : (long)(524288 / ((long)N * sizeof(T)));                       \
+    if (rb < 32) rb = 32;                                                                \
+    for (long i0 = 0; i0 < M; i0 += rb) {                                                \
+      long r = M - i0 < rb ? M - i0 : rb;                                                \
+      for (long i = i0; i < i0 + r; i++) memcpy(C + i * N, bias, (size_t)N * sizeof(T));  \
+      bp_gemm_##SFX((int)r, N, K, A + i0 * K, transa, B, transb, C + i0 * N, 1);         \
+    }                                                                                    \
+  }                                                                                      \
+  typedef struct {                                                                       \
+    int N, D;                                                                            \
+    const T *x, *gain, *bias, *run_mean, *run_var;                                       \
+    double eps, div;                                                                     \
+    T *mean, *rstd, *xhat, *out, *act;                                                   \
+  } BpBnF_##SFX;                                                                         \
+  static void bp_bn_fwd_cols_##SFX(const BpBnF_##SFX *p, int j0, int j1) {               \
+    const int N = p->N, D = p->D;                                                        \
+    double s1[BP_CW], s2[BP_CW];                                                         \
+    T sh[BP_CW];                                                                         \
+    for (int c0 = j0; c0 < j1; c0 += BP_CW) {                                            \
+      int w = j1 - c0 < BP_CW ? j1 - c0 : BP_CW;                                         \
+      const T *x = p->x + c0;                                                            \
+      T *mean = p->mean + c0, *rstd = p->rstd + c0;                                      \
+      const T *gain = p->gain + c0, *bias = p->bias + c0;                                \
+      if (p->run_mean) {                                                                 \
+        for (int j = 0; j < w; j++) {                                                    \
+          mean[j] = p->run_mean[c0 + j];                                                 \
+          rstd[j] = (T)(1.0 / sqrt((double)p->run_var[c0 + j] + p->eps));                \
+        }                                                                                \
+      } else { /* shifted sums: var = (S2 - S1^2/N)/div, S = sums of x - x[0,j] */       \
+        for (int j = 0; j < w; j++) sh[j] = x[j], s1[j] = 0, s2[j] = 0;                  \
+        for (int i = 0; i < N; i++) {                                                    \
+          const T *r = x + (size_t)i * D;                                                \
+          for (int j = 0; j < w; j++) {                                                  \
+            double d = (double)r[j] - (double)sh[j];                                     \
+            s1[j] += d, s2[j] += d * d;                                                  \
+          }                                                                              \
+        }                                                                                \
+        for (int j = 0; j < w; j++) {                                                    \
+          double m = s1[j] / N, v = (s2[j] - s1[j] * m) / p->div;                        \
+          mean[j] = (T)(sh[j] + m);                                                      \
+          rstd[j] = (T)(1.0 / sqrt((v > 0 ? v : 0) + p->eps));                           \
+        }                                                                                \
+      }                                                                                  \
+      for (int i = 0; i < N; i++) {                                                      \
+        size_t o = (size_t)i * D + c0;                                                   \
+        const T *r = p->x + o;                                                           \
+        T *xh = p->xhat + o, *y = p->out + o;                                            \
+        if (p->act) {                                                                    \
+          T *a = p->act + o;                                                             \
+          for (int j = 0; j < w; j++) {                                                  \
+            T v = (r[j] - mean[j]) * rstd[j];                                            \
+            T u = gain[j] * v + bias[j];                                                 \
+            xh[j] = v, y[j] = u, a[j] = TANH(u);                                         \
+          }                                                                              \
+        } else {                                                                         \
+          for (int j = 0; j < w; j++) {                                                  \
+            T v = (r[j] - mean[j]) * rstd[j];                                            \
+            xh[j] = v, y[j] = gain[j] * v + bias[j];                                     \
+          }                                                                              \
+        }                                                                                \
+      }                                                                                  \
+    }                                                                                    \
+  }                                                                                      \
+  static void bp_bn_fwd_job_##SFX(void *arg, int t, int nt) {                            \
+    const BpBnF_##SFX *p = (const BpBnF_##SFX *)arg;                                     \
+    long lo, hi;                                                                         \
+    bp_split_(p->D, 16, t, nt, &lo, &hi);                                                \
+    if (lo < hi) bp_bn_fwd_cols_##SFX(p, (int)lo, (int)hi);                              \
+  }                                                                                      \
+  BP_KERNEL void bp_bn_fwd_##SFX(int N, int D, const T *x, const T *gain, const T *bias, \
+                                 double eps, double div, const T *run_mean,              \
+                                 const T *run_var, T *mean, T *rstd, T *xhat, T *out,    \
+                                 T *act) {                                               \
+    BpBnF_##SFX p = {N, D, x, gain, bias, run_mean, run_var, eps, div, mean, rstd, xhat, out, act}; \
+    if (N <= 0 || D <= 0) return;                                                        \
+    if (bp_nthreads_ > 1 && (long)N * D >= BP_PAR_MIN && D >= 32)                        \
+      bp_parallel(bp_bn_fwd_job_##SFX, &p, bp_nthreads_);                                \
+    else bp_bn_fwd_cols_##SFX(&p, 0, D);                                                 \
+  }                                                                                      \
+  typedef struct {                                                                       \
+    int N, D;                                                                            \
+    const T *t, *dt;                                                                     \
+    T *dy;                                                                               \
+    const T *xhat, *gain, *rstd;                                                         \
+    double c;                                                                            \
+    T *dgain, *dbias, *dx, *dxsum;                                                       \
+  } BpBnB_##SFX;                                                                         \
+  static void bp_bn_bwd_cols_##SFX(const BpBnB_##SFX *p, int j0, int j1) {               \
+    const int N = p->N, D = p->D;                                                        \
+    double s1[BP_CW], s2[BP_CW], k[BP_CW], sx[BP_CW];                                    \
+    for (int c0 = j0; c0 < j1; c0 += BP_CW) {                                            \
+      int w = j1 - c0 < BP_CW ? j1 - c0 : BP_CW;                                         \
+      for (int j = 0; j < w; j++) s1[j] = 0, s2[j] = 0, sx[j] = 0;                       \
+      for (int i = 0; i < N; i++) {                                                      \
+        size_t o = (size_t)i * D + c0;                                                   \
+        const T *xh = p->xhat + o;                                                       \
+        T *dy = p->dy + o;                                                               \
+        if (p->t) {                                                                      \
+          const T *tt = p->t + o, *dt = p->dt + o;                                       \
+          for (int j = 0; j < w; j++) {                                                  \
+            T d = (1 - tt[j] * tt[j]) * dt[j];                                           \
+            dy[j] = d;                                                                   \
+            s1[j] += d, s2[j] += (double)d * xh[j];                                      \
+          }                                                                              \
+        } else {                                                                         \
+          for (int j = 0; j < w; j++) s1[j] += dy[j], s2[j] += (double)dy[j] * xh[j];    \
+        }                                                                                \
+      }                                                                                  \
+      for (int j = 0; j < w; j++) {                                                      \
+        if (p->dgain) p->dgain[c0 + j] = (T)s2[j];                                       \
+        if (p->dbias) p->dbias[c0 + j] = (T)s1[j];                                       \
+        k[j] = (double)p->gain[c0 + j] * p->rstd[c0 + j] / N;                            \
+      }                                                                                  \
+      const double c = p->c;                                                             \
+      for (int i = 0; i < N; i++) {                                                      \
+        size_t o = (size_t)i * D + c0;                                                   \
+        const T *xh = p->xhat + o, *dy = p->dy + o;                                      \
+        T *dx = p->dx + o;                                                               \
+        for (int j = 0; j < w; j++) {                                                    \
+          T v = (T)(k[j] * (N * (double)dy[j] - s1[j] - c * xh[j] * s2[j]));             \
+          dx[j] = v;                                                                     \
+          sx[j] += v;                                                                    \
+        }                                                                                \
+      }                                                                                  \
+      if (p->dxsum)                                                                      \
+        for (int j = 0; j < w; j++) p->dxsum[c0 + j] = (T)sx[j];                         \
+    }                                                                                    \
+  }                                                                                      \
+  static void bp_bn_bwd_job_##SFX(void *arg, int t, int nt) {                            \
+    const BpBnB_##SFX *p = (const BpBnB_##SFX *)arg;                                     \
+    long lo, hi;                                                                         \
+    bp_split_(p->D, 16, t, nt, &lo, &hi);                                                \
+    if (lo < hi) bp_bn_bwd_cols_##SFX(p, (int)lo, (int)hi);                              \
+  }                                                                                      \
+  BP_KERNEL void bp_bn_bwd_##SFX(int N, int D, const T *t, const T *dt, T *dy,           \
+                                 const T *xhat, const T *gain, const T *rstd, double c,  \
+                                 T *dgain, T *dbias, T *dx, T *dxsum) {                  \
+    BpBnB_##SFX p = {N, D, t, dt, dy, xhat, gain, rstd, c, dgain, dbias, dx, dxsum};     \
+    if (N <= 0 || D <= 0) return;                                                        \
+    if (bp_nthreads_ > 1 && (long)N * D >= BP_PAR_MIN && D >= 32)                        \
+      bp_parallel(bp_bn_bwd_job_##SFX, &p, bp_nthreads_);                                \
+    else bp_bn_bwd_cols_##SFX(&p, 0, D);                                                 \
+  }
+BP_FUSED(float, f32, bp_tanhf_)
+BP_FUSED(double, f64, tanh)
 
 #endif /* BP_KERNELS_DECLARE_ONLY */
 #endif /* BP_KERNELS_H */
