@@ -166,7 +166,7 @@ static const char *member_name(Emit *e, const char *base) {
 /* A base name whose saved-statistics members (base_xhat, ...) are all free. */
 static const char *free_base(Emit *e, const char *name) {
   static const char *const sfx[] = {"run_mean", "run_var", "xhat", "rstd", "mean", "cal_n", "cal_mean", "cal_m2",
-                                    "acc1", "acc2"};
+                                    "acc1", "acc2", "sums"};
   char *s = arena_strndup(name, strlen(name));
   for (char *p = s; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || (p != s && *p >= '0' && *p <= '9')))
@@ -967,8 +967,8 @@ static const char *saved(Emit *e, Node *bn, const char *what) {
 }
 
 /* training: batch mean and variance per column; eval: the stored statistics.
- * Rows are walked in memory order with a double accumulator per column (the
- * _acc1/_acc2 members), so the loops vectorise. */
+ * Rows are walked in memory order with double accumulators per column (the
+ * _sums member), so the loops vectorise; bp_bn_fwd of kernels.h. */
 void emit_batchnorm(Emit *e, Node *n) {
   Node *x = n->in[0], *gain = n->in[1], *bias = n->in[2], *t = e->act[n->id];
   long N = x->shape.dim[0], D = numel(x) / (N ? N : 1);
@@ -978,11 +978,12 @@ void emit_batchnorm(Emit *e, Node *n) {
        n->num, lab(e, bias), n->unbiased ? "(n-1)" : "n");
   if (t)
     head(e, t, "tanh(%s)  (in the same pass)", lab(e, n));
-  /* per column block: mean and variance in one pass (sums of x - x[0,j]), then
-   * x̂ = (x - mean)·rstd, the output (and the tanh) in a second pass from cache */
-  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);", kern(e, "bn_fwd"), N, D, V(e, x),
+  /* mean and variance in one pass (sums of x - x[0,j]), then x̂ = (x - mean)·rstd,
+   * the output (and the tanh) in a second pass */
+  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);", kern(e, "bn_fwd"), N, D, V(e, x),
     V(e, gain), V(e, bias), dlit(n->num), dlit(div), e->eval ? saved(e, n, "run_mean") : "NULL",
-    e->eval ? saved(e, n, "run_var") : "NULL", mean, rstd, saved(e, n, "xhat"), V(e, n), t ? V(e, t) : "NULL");
+    e->eval ? saved(e, n, "run_var") : "NULL", mean, rstd, saved(e, n, "xhat"), V(e, n), t ? V(e, t) : "NULL",
+    saved(e, n, "sums"));
 }
 
 /* the batchnorm backward of plan_fusion, one kernel call for the group */
@@ -1000,12 +1001,12 @@ static void emit_bn_group(Emit *e, BnGroup *gr) {
        bn->unbiased ? "n/(n-1)" : "1", lab(e, dy));
   if (gr->xsum)
     head(e, gr->xsum, "Σ_b %s", lab(e, gr->x));
-  L(e, "/* two passes per column block: %s%s and its two column sums, then %s%s */",
+  L(e, "/* two passes: %s%s and its two column sums, then %s%s */",
     gr->tanh ? "" : "read ", lab(e, dy), lab(e, gr->x), gr->xsum ? " and its column sum" : "");
-  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);", kern(e, "bn_bwd"), N, D,
+  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);", kern(e, "bn_bwd"), N, D,
     gr->tanh ? V(e, gr->tanh->in[0]) : "NULL", gr->tanh ? V(e, gr->tanh->in[1]) : "NULL", V(e, dy),
     saved(e, bn, "xhat"), V(e, g), saved(e, bn, "rstd"), dlit(c), gr->gain ? V(e, gr->gain) : "NULL",
-    gr->bias ? V(e, gr->bias) : "NULL", V(e, gr->x), gr->xsum ? V(e, gr->xsum) : "NULL");
+    gr->bias ? V(e, gr->bias) : "NULL", V(e, gr->x), gr->xsum ? V(e, gr->xsum) : "NULL", saved(e, bn, "sums"));
 }
 
 /* dx = gain·rstd/n · (n·dy - Σ_b dy - c·x̂·Σ_b(dy·x̂)),  c = n/(n-1) (Bessel) or 1 */
@@ -1328,6 +1329,8 @@ static void layout(Emit *e) {
         add_field(e, arena_printf("%s_mean", b), NULL, -1, 0, &sv, n->line, "batch mean");
         add_field(e, arena_printf("%s_acc1", b), NULL, -1, 2, &dv, n->line, "column sums");
         add_field(e, arena_printf("%s_acc2", b), NULL, -1, 2, &dv, n->line, "column sums");
+        Shape d4 = vec_shape(4 * D);
+        add_field(e, arena_printf("%s_sums", b), NULL, -1, 2, &d4, n->line, "column sums of bp_bn_fwd/bwd");
         add_field(e, arena_printf("%s_cal_n", b), NULL, -1, 2, &scalar_shape, n->line, "calibration: rows");
         add_field(e, arena_printf("%s_cal_mean", b), NULL, -1, 2, &dv, n->line, "calibration: mean");
         add_field(e, arena_printf("%s_cal_m2", b), NULL, -1, 2, &dv, n->line,

@@ -114,14 +114,14 @@ void bp_gemm_bias_f64(int M, int N, int K, const double *A, int transa, const do
  *   one pass (sums of x - x[0,j], in double); inference: mean = run_mean,
  *   var = run_var.  mean[j], rstd[j] = 1/sqrt(var_j + eps) saved;
  *   xhat = (x - mean) rstd saved; out = gain xhat + bias; act (may be NULL):
- *   tanh(out), the usual next op, in the same pass.
- * Column blocks: the second pass rereads the block from cache. */
+ *   tanh(out), the usual next op, in the same pass.  acc: scratch, 2*D. */
 void bp_bn_fwd_f32(int N, int D, const float *x, const float *gain, const float *bias,
                    double eps, double div, const float *run_mean, const float *run_var,
-                   float *mean, float *rstd, float *xhat, float *out, float *act);
+                   float *mean, float *rstd, float *xhat, float *out, float *act, double *acc);
 void bp_bn_fwd_f64(int N, int D, const double *x, const double *gain, const double *bias,
                    double eps, double div, const double *run_mean, const double *run_var,
-                   double *mean, double *rstd, double *xhat, double *out, double *act);
+                   double *mean, double *rstd, double *xhat, double *out, double *act,
+                   double *acc);
 /* Batchnorm backward, every gradient in two passes over [N,D]:
  *   t (may be NULL): the tanh output the batchnorm fed; then first
  *     dy = (1 - t^2) dt (written to dy), else dy is read;
@@ -129,13 +129,13 @@ void bp_bn_fwd_f64(int N, int D, const double *x, const double *gain, const doub
  *     dgain = s2 when not NULL;
  *   dx = gain rstd/N (N dy - s1 - c xhat s2), c = N/(N-1) (Bessel) or 1;
  *   dxsum (may be NULL) = sum_i dx per column (the bias grad of the matmul
- *     that fed the batchnorm). */
+ *     that fed the batchnorm).  acc: scratch, 4*D. */
 void bp_bn_bwd_f32(int N, int D, const float *t, const float *dt, float *dy, const float *xhat,
                    const float *gain, const float *rstd, double c, float *dgain, float *dbias,
-                   float *dx, float *dxsum);
+                   float *dx, float *dxsum, double *acc);
 void bp_bn_bwd_f64(int N, int D, const double *t, const double *dt, double *dy,
                    const double *xhat, const double *gain, const double *rstd, double c,
-                   double *dgain, double *dbias, double *dx, double *dxsum);
+                   double *dgain, double *dbias, double *dx, double *dxsum, double *acc);
 /* Threads the kernels may use (1 = the caller's only; clamped to [1, 64]);
  * results are bit-identical for every count. */
 void bp_set_threads(int n);
@@ -774,7 +774,6 @@ BP_ELEMENTWISE(float, f32, bp_tanhf_, bp_expf_, sqrtf)
 BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
 
 /* ---- fused passes: bias add into the product, batchnorm forward and backward ---- */
-#define BP_CW 128   /* columns per block of the batchnorm passes */
 #define BP_FUSED(T, SFX, TANH)                                                           \
   BP_KERNEL void bp_gemm_bias_##SFX(int M, int N, int K, const T *A, int transa,         \
                                     const T *B, int transb, const T *bias, T *C) {       \
@@ -793,55 +792,58 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
     const T *x, *gain, *bias, *run_mean, *run_var;                                       \
     double eps, div;                                                                     \
     T *mean, *rstd, *xhat, *out, *act;                                                   \
+    double *acc;                                                                         \
   } BpBnF_##SFX;                                                                         \
+  /* columns [j0, j1), every row walked in memory order */                               \
   static void bp_bn_fwd_cols_##SFX(const BpBnF_##SFX *p, int j0, int j1) {               \
-    const int N = p->N, D = p->D;                                                        \
-    double s1[BP_CW], s2[BP_CW];                                                         \
-    T sh[BP_CW];                                                                         \
-    for (int c0 = j0; c0 < j1; c0 += BP_CW) {                                            \
-      int w = j1 - c0 < BP_CW ? j1 - c0 : BP_CW;                                         \
-      const T *x = p->x + c0;                                                            \
-      T *mean = p->mean + c0, *rstd = p->rstd + c0;                                      \
-      const T *gain = p->gain + c0, *bias = p->bias + c0;                                \
-      if (p->run_mean) {                                                                 \
+    const int N = p->N, D = p->D, w = j1 - j0;                                           \
+    double *restrict s1 = p->acc + j0, *restrict s2 = p->acc + D + j0;                   \
+    T *restrict mean = p->mean + j0, *restrict rstd = p->rstd + j0;                      \
+    const T *restrict gain = p->gain + j0, *restrict bias = p->bias + j0;                \
+    if (p->run_mean) {                                                                   \
+      for (int j = 0; j < w; j++) {                                                      \
+        mean[j] = p->run_mean[j0 + j];                                                   \
+        rstd[j] = (T)(1.0 / sqrt((double)p->run_var[j0 + j] + p->eps));                  \
+      }                                                                                  \
+    } else { /* shifted sums, K = x[0,j]: var = (S2 - S1^2/N)/div, S = sums of x - K */  \
+      const T *restrict sh = p->x + j0;                                                  \
+      for (int j = 0; j < w; j++) s1[j] = 0, s2[j] = 0;                                  \
+      int i = 0;                                                                         \
+      for (; i + 4 <= N; i += 4) { /* 4 rows per visit of the sums (L1 misses) */        \
+        const T *restrict r0 = p->x + (size_t)i * D + j0, *restrict r1 = r0 + D;         \
+        const T *restrict r2 = r1 + D, *restrict r3 = r2 + D;                            \
         for (int j = 0; j < w; j++) {                                                    \
-          mean[j] = p->run_mean[c0 + j];                                                 \
-          rstd[j] = (T)(1.0 / sqrt((double)p->run_var[c0 + j] + p->eps));                \
-        }                                                                                \
-      } else { /* shifted sums: var = (S2 - S1^2/N)/div, S = sums of x - x[0,j] */       \
-        for (int j = 0; j < w; j++) sh[j] = x[j], s1[j] = 0, s2[j] = 0;                  \
-        for (int i = 0; i < N; i++) {                                                    \
-          const T *r = x + (size_t)i * D;                                                \
-          for (int j = 0; j < w; j++) {                                                  \
-            double d = (double)r[j] - (double)sh[j];                                     \
-            s1[j] += d, s2[j] += d * d;                                                  \
-          }                                                                              \
-        }                                                                                \
-        for (int j = 0; j < w; j++) {                                                    \
-          double m = s1[j] / N, v = (s2[j] - s1[j] * m) / p->div;                        \
-          mean[j] = (T)(sh[j] + m);                                                      \
-          rstd[j] = (T)(1.0 / sqrt((v > 0 ? v : 0) + p->eps));                           \
+          double k = (double)sh[j];                                                      \
+          double d0 = r0[j] - k, d1 = r1[j] - k, d2 = r2[j] - k, d3 = r3[j] - k;         \
+          s1[j] += (d0 + d1) + (d2 + d3);                                                \
+          s2[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);                            \
         }                                                                                \
       }                                                                                  \
-      for (int i = 0; i < N; i++) {                                                      \
-        size_t o = (size_t)i * D + c0;                                                   \
-        const T *r = p->x + o;                                                           \
-        T *xh = p->xhat + o, *y = p->out + o;                                            \
-        if (p->act) {                                                                    \
-          T *a = p->act + o;                                                             \
-          for (int j = 0; j < w; j++) {                                                  \
-            T v = (r[j] - mean[j]) * rstd[j];                                            \
-            T u = gain[j] * v + bias[j];                                                 \
-            xh[j] = v, y[j] = u, a[j] = TANH(u);                                         \
-          }                                                                              \
-        } else {                                                                         \
-          for (int j = 0; j < w; j++) {                                                  \
-            T v = (r[j] - mean[j]) * rstd[j];                                            \
-            xh[j] = v, y[j] = gain[j] * v + bias[j];                                     \
-          }                                                                              \
+      for (; i < N; i++) {                                                               \
+        const T *restrict r = p->x + (size_t)i * D + j0;                                 \
+        for (int j = 0; j < w; j++) {                                                    \
+          double d = (double)r[j] - (double)sh[j];                                       \
+          s1[j] += d, s2[j] += d * d;                                                    \
         }                                                                                \
+      }                                                                                  \
+      for (int j = 0; j < w; j++) {                                                      \
+        double m = s1[j] / N, v = (s2[j] - s1[j] * m) / p->div;                          \
+        mean[j] = (T)(sh[j] + m);                                                        \
+        rstd[j] = (T)(1.0 / sqrt((v > 0 ? v : 0) + p->eps));                             \
       }                                                                                  \
     }                                                                                    \
+    for (int i = 0; i < N; i++) {                                                        \
+      size_t o = (size_t)i * D + j0;                                                     \
+      const T *restrict r = p->x + o;                                                    \
+      T *restrict xh = p->xhat + o, *restrict y = p->out + o;                            \
+      for (int j = 0; j < w; j++) {                                                      \
+        T v = (r[j] - mean[j]) * rstd[j];                                                \
+        xh[j] = v, y[j] = gain[j] * v + bias[j];                                         \
+      }                                                                                  \
+      if (p->act && w < D) bp_tanh_rng_##SFX(0, (size_t)w, y, p->act + o);               \
+    }                                                                                    \
+    /* all columns: one contiguous tanh (short rows would each end in a partial vector) */ \
+    if (p->act && w == D) bp_tanh_rng_##SFX(0, (size_t)N * D, p->out, p->act);            \
   }                                                                                      \
   static void bp_bn_fwd_job_##SFX(void *arg, int t, int nt) {                            \
     const BpBnF_##SFX *p = (const BpBnF_##SFX *)arg;                                     \
@@ -852,8 +854,9 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
   BP_KERNEL void bp_bn_fwd_##SFX(int N, int D, const T *x, const T *gain, const T *bias, \
                                  double eps, double div, const T *run_mean,              \
                                  const T *run_var, T *mean, T *rstd, T *xhat, T *out,    \
-                                 T *act) {                                               \
-    BpBnF_##SFX p = {N, D, x, gain, bias, run_mean, run_var, eps, div, mean, rstd, xhat, out, act}; \
+                                 T *act, double *acc) {                                  \
+    BpBnF_##SFX p = {N, D, x, gain, bias, run_mean, run_var, eps, div,                   \
+                     mean, rstd, xhat, out, act, acc};                                   \
     if (N <= 0 || D <= 0) return;                                                        \
     if (bp_nthreads_ > 1 && (long)N * D >= BP_PAR_MIN && D >= 32)                        \
       bp_parallel(bp_bn_fwd_job_##SFX, &p, bp_nthreads_);                                \
@@ -866,47 +869,79 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
     const T *xhat, *gain, *rstd;                                                         \
     double c;                                                                            \
     T *dgain, *dbias, *dx, *dxsum;                                                       \
+    double *acc;                                                                         \
   } BpBnB_##SFX;                                                                         \
   static void bp_bn_bwd_cols_##SFX(const BpBnB_##SFX *p, int j0, int j1) {               \
-    const int N = p->N, D = p->D;                                                        \
-    double s1[BP_CW], s2[BP_CW], k[BP_CW], sx[BP_CW];                                    \
-    for (int c0 = j0; c0 < j1; c0 += BP_CW) {                                            \
-      int w = j1 - c0 < BP_CW ? j1 - c0 : BP_CW;                                         \
-      for (int j = 0; j < w; j++) s1[j] = 0, s2[j] = 0, sx[j] = 0;                       \
-      for (int i = 0; i < N; i++) {                                                      \
-        size_t o = (size_t)i * D + c0;                                                   \
-        const T *xh = p->xhat + o;                                                       \
-        T *dy = p->dy + o;                                                               \
-        if (p->t) {                                                                      \
-          const T *tt = p->t + o, *dt = p->dt + o;                                       \
-          for (int j = 0; j < w; j++) {                                                  \
-            T d = (1 - tt[j] * tt[j]) * dt[j];                                           \
-            dy[j] = d;                                                                   \
-            s1[j] += d, s2[j] += (double)d * xh[j];                                      \
-          }                                                                              \
-        } else {                                                                         \
-          for (int j = 0; j < w; j++) s1[j] += dy[j], s2[j] += (double)dy[j] * xh[j];    \
-        }                                                                                \
-      }                                                                                  \
-      for (int j = 0; j < w; j++) {                                                      \
-        if (p->dgain) p->dgain[c0 + j] = (T)s2[j];                                       \
-        if (p->dbias) p->dbias[c0 + j] = (T)s1[j];                                       \
-        k[j] = (double)p->gain[c0 + j] * p->rstd[c0 + j] / N;                            \
-      }                                                                                  \
-      const double c = p->c;                                                             \
-      for (int i = 0; i < N; i++) {                                                      \
-        size_t o = (size_t)i * D + c0;                                                   \
-        const T *xh = p->xhat + o, *dy = p->dy + o;                                      \
-        T *dx = p->dx + o;                                                               \
+    const int N = p->N, D = p->D, w = j1 - j0;                                           \
+    double *restrict s1 = p->acc + j0, *restrict s2 = p->acc + D + j0;                   \
+    double *restrict ka = p->acc + 2 * (size_t)D + j0, *restrict sx = p->acc + 3 * (size_t)D + j0; \
+    for (int j = 0; j < w; j++) s1[j] = 0, s2[j] = 0, sx[j] = 0;                         \
+    int i = 0;                                                                           \
+    if (p->t) /* dy = (1 - t^2) dt first, 2 rows per visit of the sums */               \
+      for (; i + 2 <= N; i += 2) {                                                       \
+        size_t o = (size_t)i * D + j0;                                                   \
+        const T *restrict xa = p->xhat + o, *restrict xb = xa + D;                       \
+        const T *restrict ta = p->t + o, *restrict tb = ta + D;                          \
+        const T *restrict ga = p->dt + o, *restrict gb = ga + D;                         \
+        T *restrict ya = p->dy + o, *restrict yb = ya + D;                               \
         for (int j = 0; j < w; j++) {                                                    \
-          T v = (T)(k[j] * (N * (double)dy[j] - s1[j] - c * xh[j] * s2[j]));             \
-          dx[j] = v;                                                                     \
-          sx[j] += v;                                                                    \
+          T da = (1 - ta[j] * ta[j]) * ga[j], db = (1 - tb[j] * tb[j]) * gb[j];          \
+          ya[j] = da, yb[j] = db;                                                        \
+          s1[j] += (double)da + (double)db;                                              \
+          s2[j] += (double)da * xa[j] + (double)db * xb[j];                              \
         }                                                                                \
       }                                                                                  \
-      if (p->dxsum)                                                                      \
-        for (int j = 0; j < w; j++) p->dxsum[c0 + j] = (T)sx[j];                         \
+    else                                                                                 \
+      for (; i + 2 <= N; i += 2) {                                                       \
+        size_t o = (size_t)i * D + j0;                                                   \
+        const T *restrict xa = p->xhat + o, *restrict xb = xa + D;                       \
+        const T *restrict ya = p->dy + o, *restrict yb = ya + D;                         \
+        for (int j = 0; j < w; j++) {                                                    \
+          s1[j] += (double)ya[j] + (double)yb[j];                                        \
+          s2[j] += (double)ya[j] * xa[j] + (double)yb[j] * xb[j];                        \
+        }                                                                                \
+      }                                                                                  \
+    for (; i < N; i++) {                                                                 \
+      size_t o = (size_t)i * D + j0;                                                     \
+      const T *restrict xh = p->xhat + o;                                                \
+      T *restrict dy = p->dy + o;                                                        \
+      if (p->t) {                                                                        \
+        const T *restrict tt = p->t + o, *restrict dt = p->dt + o;                       \
+        for (int j = 0; j < w; j++) dy[j] = (1 - tt[j] * tt[j]) * dt[j];                 \
+      }                                                                                  \
+      for (int j = 0; j < w; j++) s1[j] += dy[j], s2[j] += (double)dy[j] * xh[j];        \
     }                                                                                    \
+    /* dx = k (N dy - s1 - c xhat s2), k = gain rstd / N: as ka dy - s1 - s2 xhat */     \
+    for (int j = 0; j < w; j++) {                                                        \
+      if (p->dgain) p->dgain[j0 + j] = (T)s2[j];                                         \
+      if (p->dbias) p->dbias[j0 + j] = (T)s1[j];                                         \
+      double k = (double)p->gain[j0 + j] * p->rstd[j0 + j] / N;                          \
+      ka[j] = k * N, s1[j] *= k, s2[j] *= k * p->c;                                      \
+    }                                                                                    \
+    for (i = 0; i + 2 <= N; i += 2) {                                                    \
+      size_t o = (size_t)i * D + j0;                                                     \
+      const T *restrict xa = p->xhat + o, *restrict xb = xa + D;                         \
+      const T *restrict ya = p->dy + o, *restrict yb = ya + D;                           \
+      T *restrict da = p->dx + o, *restrict db = da + D;                                 \
+      for (int j = 0; j < w; j++) {                                                      \
+        T va = (T)(ka[j] * ya[j] - s1[j] - s2[j] * xa[j]);                               \
+        T vb = (T)(ka[j] * yb[j] - s1[j] - s2[j] * xb[j]);                               \
+        da[j] = va, db[j] = vb;                                                          \
+        sx[j] += (double)va + (double)vb;                                                \
+      }                                                                                  \
+    }                                                                                    \
+    for (; i < N; i++) {                                                                 \
+      size_t o = (size_t)i * D + j0;                                                     \
+      const T *restrict xh = p->xhat + o, *restrict dy = p->dy + o;                      \
+      T *restrict dx = p->dx + o;                                                        \
+      for (int j = 0; j < w; j++) {                                                      \
+        T v = (T)(ka[j] * dy[j] - s1[j] - s2[j] * xh[j]);                                \
+        dx[j] = v;                                                                       \
+        sx[j] += v;                                                                      \
+      }                                                                                  \
+    }                                                                                    \
+    if (p->dxsum)                                                                        \
+      for (int j = 0; j < w; j++) p->dxsum[j0 + j] = (T)sx[j];                           \
   }                                                                                      \
   static void bp_bn_bwd_job_##SFX(void *arg, int t, int nt) {                            \
     const BpBnB_##SFX *p = (const BpBnB_##SFX *)arg;                                     \
@@ -916,8 +951,8 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
   }                                                                                      \
   BP_KERNEL void bp_bn_bwd_##SFX(int N, int D, const T *t, const T *dt, T *dy,           \
                                  const T *xhat, const T *gain, const T *rstd, double c,  \
-                                 T *dgain, T *dbias, T *dx, T *dxsum) {                  \
-    BpBnB_##SFX p = {N, D, t, dt, dy, xhat, gain, rstd, c, dgain, dbias, dx, dxsum};     \
+                                 T *dgain, T *dbias, T *dx, T *dxsum, double *acc) {     \
+    BpBnB_##SFX p = {N, D, t, dt, dy, xhat, gain, rstd, c, dgain, dbias, dx, dxsum, acc}; \
     if (N <= 0 || D <= 0) return;                                                        \
     if (bp_nthreads_ > 1 && (long)N * D >= BP_PAR_MIN && D >= 32)                        \
       bp_parallel(bp_bn_bwd_job_##SFX, &p, bp_nthreads_);                                \

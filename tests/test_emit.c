@@ -202,7 +202,8 @@ START_TEST(dtype_and_jit_variant) {
   ck_assert(strstr(d, "typedef double real;") && strstr(d, "bp_gemm_f64("));
   ck_assert(strstr(f, "typedef float real;") && strstr(f, "bp_gemm_f32("));
   /* h = tanh(hpreact) runs in batchnorm's output pass (plan_fusion) */
-  ck_assert(strstr(d, "s->hpreact_xhat, s->hpreact, s->h);") && strstr(f, "s->hpreact_xhat, s->hpreact, s->h);"));
+  ck_assert(strstr(d, "s->hpreact_xhat, s->hpreact, s->h, s->hpreact_sums);") &&
+            strstr(f, "s->hpreact_xhat, s->hpreact, s->h, s->hpreact_sums);"));
   ck_assert(strstr(d, "bp_bn_fwd_f64(32, 64,") && strstr(f, "bp_bn_fwd_f32(32, 64,"));
   /* hprebn = embcat @ W1 + b1: one gemm with the bias, no product temporary */
   ck_assert(strstr(f, "bp_gemm_bias_f32(32, 64, 30, s->embcat, 0, s->W1, 0, s->b1, s->hprebn);"));
