@@ -1329,7 +1329,7 @@ static void layout(Emit *e) {
         add_field(e, arena_printf("%s_mean", b), NULL, -1, 0, &sv, n->line, "batch mean");
         add_field(e, arena_printf("%s_acc1", b), NULL, -1, 2, &dv, n->line, "column sums");
         add_field(e, arena_printf("%s_acc2", b), NULL, -1, 2, &dv, n->line, "column sums");
-        Shape d4 = vec_shape(4 * D);
+        Shape d4 = vec_shape(6 * D);
         add_field(e, arena_printf("%s_sums", b), NULL, -1, 2, &d4, n->line, "column sums of bp_bn_fwd/bwd");
         add_field(e, arena_printf("%s_cal_n", b), NULL, -1, 2, &scalar_shape, n->line, "calibration: rows");
         add_field(e, arena_printf("%s_cal_mean", b), NULL, -1, 2, &dv, n->line, "calibration: mean");

@@ -129,7 +129,9 @@ void bp_bn_fwd_f64(int N, int D, const double *x, const double *gain, const doub
  *     dgain = s2 when not NULL;
  *   dx = gain rstd/N (N dy - s1 - c xhat s2), c = N/(N-1) (Bessel) or 1;
  *   dxsum (may be NULL) = sum_i dx per column (the bias grad of the matmul
- *     that fed the batchnorm).  acc: scratch, 4*D. */
+ *     that fed the batchnorm).  acc: scratch, 6*D.
+ * The elementwise math runs in T, the column sums in double (over partial sums
+ * of 2 rows in T). */
 void bp_bn_bwd_f32(int N, int D, const float *t, const float *dt, float *dy, const float *xhat,
                    const float *gain, const float *rstd, double c, float *dgain, float *dbias,
                    float *dx, float *dxsum, double *acc);
@@ -812,11 +814,10 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
       for (; i + 4 <= N; i += 4) { /* 4 rows per visit of the sums (L1 misses) */        \
         const T *restrict r0 = p->x + (size_t)i * D + j0, *restrict r1 = r0 + D;         \
         const T *restrict r2 = r1 + D, *restrict r3 = r2 + D;                            \
-        for (int j = 0; j < w; j++) {                                                    \
-          double k = (double)sh[j];                                                      \
-          double d0 = r0[j] - k, d1 = r1[j] - k, d2 = r2[j] - k, d3 = r3[j] - k;         \
-          s1[j] += (d0 + d1) + (d2 + d3);                                                \
-          s2[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);                            \
+        for (int j = 0; j < w; j++) { /* partial sums of 4 in T, then double */          \
+          T k = sh[j], d0 = r0[j] - k, d1 = r1[j] - k, d2 = r2[j] - k, d3 = r3[j] - k;   \
+          s1[j] += (double)((d0 + d1) + (d2 + d3));                                      \
+          s2[j] += (double)((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3));                  \
         }                                                                                \
       }                                                                                  \
       for (; i < N; i++) {                                                               \
@@ -874,7 +875,11 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
   static void bp_bn_bwd_cols_##SFX(const BpBnB_##SFX *p, int j0, int j1) {               \
     const int N = p->N, D = p->D, w = j1 - j0;                                           \
     double *restrict s1 = p->acc + j0, *restrict s2 = p->acc + D + j0;                   \
-    double *restrict ka = p->acc + 2 * (size_t)D + j0, *restrict sx = p->acc + 3 * (size_t)D + j0; \
+    double *restrict sx = p->acc + 2 * (size_t)D + j0;                                   \
+    /* the per-column coefficients of dx, in T (so the dx pass runs in T) */            \
+    T *restrict ka = (T *)(p->acc + 3 * (size_t)D) + j0;                                 \
+    T *restrict kb = (T *)(p->acc + 4 * (size_t)D) + j0;                                 \
+    T *restrict kc = (T *)(p->acc + 5 * (size_t)D) + j0;                                 \
     for (int j = 0; j < w; j++) s1[j] = 0, s2[j] = 0, sx[j] = 0;                         \
     int i = 0;                                                                           \
     if (p->t) /* dy = (1 - t^2) dt first, 2 rows per visit of the sums */               \
@@ -887,8 +892,8 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
         for (int j = 0; j < w; j++) {                                                    \
           T da = (1 - ta[j] * ta[j]) * ga[j], db = (1 - tb[j] * tb[j]) * gb[j];          \
           ya[j] = da, yb[j] = db;                                                        \
-          s1[j] += (double)da + (double)db;                                              \
-          s2[j] += (double)da * xa[j] + (double)db * xb[j];                              \
+          s1[j] += (double)(da + db); /* partial sums of 2 in T, then double */          \
+          s2[j] += (double)(da * xa[j] + db * xb[j]);                                    \
         }                                                                                \
       }                                                                                  \
     else                                                                                 \
@@ -897,8 +902,8 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
         const T *restrict xa = p->xhat + o, *restrict xb = xa + D;                       \
         const T *restrict ya = p->dy + o, *restrict yb = ya + D;                         \
         for (int j = 0; j < w; j++) {                                                    \
-          s1[j] += (double)ya[j] + (double)yb[j];                                        \
-          s2[j] += (double)ya[j] * xa[j] + (double)yb[j] * xb[j];                        \
+          s1[j] += (double)(ya[j] + yb[j]);                                              \
+          s2[j] += (double)(ya[j] * xa[j] + yb[j] * xb[j]);                              \
         }                                                                                \
       }                                                                                  \
     for (; i < N; i++) {                                                                 \
@@ -911,12 +916,12 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
       }                                                                                  \
       for (int j = 0; j < w; j++) s1[j] += dy[j], s2[j] += (double)dy[j] * xh[j];        \
     }                                                                                    \
-    /* dx = k (N dy - s1 - c xhat s2), k = gain rstd / N: as ka dy - s1 - s2 xhat */     \
+    /* dx = k (N dy - s1 - c xhat s2), k = gain rstd / N: as ka dy - kb - kc xhat */     \
     for (int j = 0; j < w; j++) {                                                        \
       if (p->dgain) p->dgain[j0 + j] = (T)s2[j];                                         \
       if (p->dbias) p->dbias[j0 + j] = (T)s1[j];                                         \
       double k = (double)p->gain[j0 + j] * p->rstd[j0 + j] / N;                          \
-      ka[j] = k * N, s1[j] *= k, s2[j] *= k * p->c;                                      \
+      ka[j] = (T)(k * N), kb[j] = (T)(s1[j] * k), kc[j] = (T)(s2[j] * k * p->c);         \
     }                                                                                    \
     for (i = 0; i + 2 <= N; i += 2) {                                                    \
       size_t o = (size_t)i * D + j0;                                                     \
@@ -924,10 +929,10 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
       const T *restrict ya = p->dy + o, *restrict yb = ya + D;                           \
       T *restrict da = p->dx + o, *restrict db = da + D;                                 \
       for (int j = 0; j < w; j++) {                                                      \
-        T va = (T)(ka[j] * ya[j] - s1[j] - s2[j] * xa[j]);                               \
-        T vb = (T)(ka[j] * yb[j] - s1[j] - s2[j] * xb[j]);                               \
+        T va = ka[j] * ya[j] - kb[j] - kc[j] * xa[j];                                    \
+        T vb = ka[j] * yb[j] - kb[j] - kc[j] * xb[j];                                    \
         da[j] = va, db[j] = vb;                                                          \
-        sx[j] += (double)va + (double)vb;                                                \
+        sx[j] += (double)(va + vb);                                                      \
       }                                                                                  \
     }                                                                                    \
     for (; i < N; i++) {                                                                 \
@@ -935,7 +940,7 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
       const T *restrict xh = p->xhat + o, *restrict dy = p->dy + o;                      \
       T *restrict dx = p->dx + o;                                                        \
       for (int j = 0; j < w; j++) {                                                      \
-        T v = (T)(ka[j] * dy[j] - s1[j] - s2[j] * xh[j]);                                \
+        T v = ka[j] * dy[j] - kb[j] - kc[j] * xh[j];                                     \
         dx[j] = v;                                                                       \
         sx[j] += v;                                                                      \
       }                                                                                  \
