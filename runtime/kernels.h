@@ -553,8 +553,9 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
     g.npanels = (g.M + BP_MR - 1) / BP_MR;                                             \
     /* few column panels: packing A would not pay, read it in place */                \
     g.packa = (g.N + NR - 1) / NR > 4;                                                 \
-    /* few row panels and rows of B contiguous: read B in place too */                \
-    g.packb = !(g.npanels <= 4 && g.bcs == 1);                                         \
+    /* few row panels and rows of B contiguous: read B in place too -- unless long K \
+     * walks rows far apart (a page per k: packing is cheaper than the TLB misses) */   \
+    g.packb = !(g.npanels <= 4 && g.bcs == 1 && (g.K <= BP_KC || g.brs * (long)sizeof(T) < 2048)); \
     g.pbase = g.M / g.npanels, g.pextra = g.M % g.npanels;                             \
     int nt = bp_nthreads_;                                                             \
     if (nt > 1 && 2.0 * M * N * K >= 4e6) bp_parallel(bp_gemm_job_##S, &g, nt);        \
