@@ -747,12 +747,25 @@ BP_KERNEL int bp_allfinite_f64(size_t n, const double *x) {
  * q = e^r - 1 by its Taylor polynomial (no cancellation for small x); |x|
  * clamped at 9 (tanh rounds to +-1 there).  Within 3 ulp of tanh; keeps -0,
  * tiny x exact. */
+/* fused multiply-add where the target has it (one rounding, half the
+ * instructions of the polynomials below: the kernels build with
+ * -ffp-contract=off); a*b+c otherwise, so no libm call */
+#if defined(__FMA__) || defined(__AVX512F__)
+#define BP_FMAF(a, b, c) __builtin_fmaf(a, b, c)
+#else
+#define BP_FMAF(a, b, c) ((a) * (b) + (c))
+#endif
 static inline float bp_expf_(float x) {
   float xc = x < -104.0f ? -104.0f : x > 89.0f ? 89.0f : x;
   float nf = xc * 1.44269504088896341f + 12582912.0f - 12582912.0f;
-  float r = xc - nf * 0.693359375f - nf * -2.12194440e-4f;
-  float p = 1 + r * (1 + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
-            r * (1.0f / 720 + r * (1.0f / 5040)))))));
+  float r = BP_FMAF(-nf, -2.12194440e-4f, BP_FMAF(-nf, 0.693359375f, xc));
+  float p = BP_FMAF(r, 1.0f / 5040, 1.0f / 720);
+  p = BP_FMAF(r, p, 1.0f / 120);
+  p = BP_FMAF(r, p, 1.0f / 24);
+  p = BP_FMAF(r, p, 1.0f / 6);
+  p = BP_FMAF(r, p, 0.5f);
+  p = BP_FMAF(r, p, 1.0f);
+  p = BP_FMAF(r, p, 1.0f);
   int32_t n = (int32_t)nf, n1 = n / 2, n2 = n - n1;
   uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
   float s1, s2;
@@ -764,13 +777,19 @@ static inline float bp_tanhf_(float x) {
   float ax = x < 0 ? -x : x;
   float t = 2 * (ax > 9 ? 9 : ax);
   float nf = t * 1.44269504088896341f + 12582912.0f - 12582912.0f;
-  float r = t - nf * 0.693359375f - nf * -2.12194440e-4f;
-  float q = r * (1 + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 +
-            r * (1.0f / 5040 + r * (1.0f / 40320))))))));
+  float r = BP_FMAF(-nf, -2.12194440e-4f, BP_FMAF(-nf, 0.693359375f, t));
+  float q = BP_FMAF(r, 1.0f / 40320, 1.0f / 5040);
+  q = BP_FMAF(r, q, 1.0f / 720);
+  q = BP_FMAF(r, q, 1.0f / 120);
+  q = BP_FMAF(r, q, 1.0f / 24);
+  q = BP_FMAF(r, q, 1.0f / 6);
+  q = BP_FMAF(r, q, 0.5f);
+  q = BP_FMAF(r, q, 1.0f);
+  q = r * q;
   uint32_t bits = (uint32_t)((int32_t)nf + 127) << 23;
   float s;
   memcpy(&s, &bits, sizeof s);
-  float em = s * q + (s - 1);               /* e^t - 1 = 2^n (1 + q) - 1, exact for n = 0 */
+  float em = BP_FMAF(s, q, s - 1);          /* e^t - 1 = 2^n (1 + q) - 1, exact for n = 0 */
   return copysignf(em / (em + 2), x);
 }
 BP_ELEMENTWISE(float, f32, bp_tanhf_, bp_expf_, sqrtf)
@@ -797,32 +816,42 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
     T *mean, *rstd, *xhat, *out, *act;                                                   \
     double *acc;                                                                         \
   } BpBnF_##SFX;                                                                         \
+  /* Row loops as functions with restrict parameters (what gcc vectorises on);           \
+   * rows i.. i+3 are r[j], r[D + j], ... */                                             \
+  static inline void bp_bn_st4_##SFX(int w, long D, const T *restrict r, const T *restrict k,\
+                                     double *restrict s1, double *restrict s2) {         \
+    for (int j = 0; j < w; j++) { /* partial sums of 4 in T, then double */              \
+      T d0 = r[j] - k[j], d1 = r[D + j] - k[j], d2 = r[2 * D + j] - k[j], d3 = r[3 * D + j] - k[j];\
+      s1[j] += (double)((d0 + d1) + (d2 + d3));                                          \
+      s2[j] += (double)((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3));                      \
+    }                                                                                    \
+  }                                                                                      \
+  static inline void bp_bn_out_##SFX(int w, const T *restrict r, const T *restrict mu,   \
+                                     const T *restrict rs, const T *restrict ga,         \
+                                     const T *restrict be, T *restrict xh, T *restrict y) {\
+    for (int j = 0; j < w; j++) {                                                        \
+      T v = (r[j] - mu[j]) * rs[j];                                                      \
+      xh[j] = v, y[j] = ga[j] * v + be[j];                                               \
+    }                                                                                    \
+  }                                                                                      \
   /* columns [j0, j1), every row walked in memory order */                               \
   static void bp_bn_fwd_cols_##SFX(const BpBnF_##SFX *p, int j0, int j1) {               \
     const int N = p->N, D = p->D, w = j1 - j0;                                           \
-    double *restrict s1 = p->acc + j0, *restrict s2 = p->acc + D + j0;                   \
-    T *restrict mean = p->mean + j0, *restrict rstd = p->rstd + j0;                      \
-    const T *restrict gain = p->gain + j0, *restrict bias = p->bias + j0;                \
+    double *s1 = p->acc + j0, *s2 = p->acc + D + j0;                                     \
+    T *mean = p->mean + j0, *rstd = p->rstd + j0;                                        \
     if (p->run_mean) {                                                                   \
       for (int j = 0; j < w; j++) {                                                      \
         mean[j] = p->run_mean[j0 + j];                                                   \
         rstd[j] = (T)(1.0 / sqrt((double)p->run_var[j0 + j] + p->eps));                  \
       }                                                                                  \
     } else { /* shifted sums, K = x[0,j]: var = (S2 - S1^2/N)/div, S = sums of x - K */  \
-      const T *restrict sh = p->x + j0;                                                  \
+      const T *sh = p->x + j0;                                                           \
       for (int j = 0; j < w; j++) s1[j] = 0, s2[j] = 0;                                  \
       int i = 0;                                                                         \
-      for (; i + 4 <= N; i += 4) { /* 4 rows per visit of the sums (L1 misses) */        \
-        const T *restrict r0 = p->x + (size_t)i * D + j0, *restrict r1 = r0 + D;         \
-        const T *restrict r2 = r1 + D, *restrict r3 = r2 + D;                            \
-        for (int j = 0; j < w; j++) { /* partial sums of 4 in T, then double */          \
-          T k = sh[j], d0 = r0[j] - k, d1 = r1[j] - k, d2 = r2[j] - k, d3 = r3[j] - k;   \
-          s1[j] += (double)((d0 + d1) + (d2 + d3));                                      \
-          s2[j] += (double)((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3));                  \
-        }                                                                                \
-      }                                                                                  \
+      for (; i + 4 <= N; i += 4) /* 4 rows per visit of the sums */                      \
+        bp_bn_st4_##SFX(w, D, p->x + (size_t)i * D + j0, sh, s1, s2);                    \
       for (; i < N; i++) {                                                               \
-        const T *restrict r = p->x + (size_t)i * D + j0;                                 \
+        const T *r = p->x + (size_t)i * D + j0;                                          \
         for (int j = 0; j < w; j++) {                                                    \
           double d = (double)r[j] - (double)sh[j];                                       \
           s1[j] += d, s2[j] += d * d;                                                    \
@@ -836,16 +865,11 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
     }                                                                                    \
     for (int i = 0; i < N; i++) {                                                        \
       size_t o = (size_t)i * D + j0;                                                     \
-      const T *restrict r = p->x + o;                                                    \
-      T *restrict xh = p->xhat + o, *restrict y = p->out + o;                            \
-      for (int j = 0; j < w; j++) {                                                      \
-        T v = (r[j] - mean[j]) * rstd[j];                                                \
-        xh[j] = v, y[j] = gain[j] * v + bias[j];                                         \
-      }                                                                                  \
-      if (p->act && w < D) bp_tanh_rng_##SFX(0, (size_t)w, y, p->act + o);               \
+      bp_bn_out_##SFX(w, p->x + o, mean, rstd, p->gain + j0, p->bias + j0, p->xhat + o, p->out + o);\
+      if (p->act && w < D) bp_tanh_rng_##SFX(0, (size_t)w, p->out + o, p->act + o);      \
     }                                                                                    \
-    /* all columns: one contiguous tanh (short rows would each end in a partial vector) */ \
-    if (p->act && w == D) bp_tanh_rng_##SFX(0, (size_t)N * D, p->out, p->act);            \
+    /* all columns: one contiguous tanh (short rows would each end in a partial vector) */\
+    if (p->act && w == D) bp_tanh_rng_##SFX(0, (size_t)N * D, p->out, p->act);           \
   }                                                                                      \
   static void bp_bn_fwd_job_##SFX(void *arg, int t, int nt) {                            \
     const BpBnF_##SFX *p = (const BpBnF_##SFX *)arg;                                     \
@@ -873,48 +897,54 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
     T *dgain, *dbias, *dx, *dxsum;                                                       \
     double *acc;                                                                         \
   } BpBnB_##SFX;                                                                         \
+  /* 2 rows: dy = (1 - t^2) dt written, its sums (partial sums of 2 in T, then double) */\
+  static inline void bp_bn_dy2_##SFX(int w, long D, const T *restrict t, const T *restrict dt,\
+                                     const T *restrict xh, T *restrict dy,               \
+                                     double *restrict s1, double *restrict s2) {         \
+    for (int j = 0; j < w; j++) {                                                        \
+      T da = (1 - t[j] * t[j]) * dt[j], db = (1 - t[D + j] * t[D + j]) * dt[D + j];      \
+      dy[j] = da, dy[D + j] = db;                                                        \
+      s1[j] += (double)(da + db);                                                        \
+      s2[j] += (double)(da * xh[j] + db * xh[D + j]);                                    \
+    }                                                                                    \
+  }                                                                                      \
+  static inline void bp_bn_sum2_##SFX(int w, long D, const T *restrict dy, const T *restrict xh,\
+                                      double *restrict s1, double *restrict s2) {        \
+    for (int j = 0; j < w; j++) {                                                        \
+      s1[j] += (double)(dy[j] + dy[D + j]);                                              \
+      s2[j] += (double)(dy[j] * xh[j] + dy[D + j] * xh[D + j]);                          \
+    }                                                                                    \
+  }                                                                                      \
+  static inline void bp_bn_dx2_##SFX(int w, long D, const T *restrict dy, const T *restrict xh,\
+                                     const T *restrict ka, const T *restrict kb,         \
+                                     const T *restrict kc, T *restrict dx, double *restrict sx) {\
+    for (int j = 0; j < w; j++) {                                                        \
+      T va = ka[j] * dy[j] - kb[j] - kc[j] * xh[j];                                      \
+      T vb = ka[j] * dy[D + j] - kb[j] - kc[j] * xh[D + j];                              \
+      dx[j] = va, dx[D + j] = vb;                                                        \
+      sx[j] += (double)(va + vb);                                                        \
+    }                                                                                    \
+  }                                                                                      \
   static void bp_bn_bwd_cols_##SFX(const BpBnB_##SFX *p, int j0, int j1) {               \
     const int N = p->N, D = p->D, w = j1 - j0;                                           \
-    double *restrict s1 = p->acc + j0, *restrict s2 = p->acc + D + j0;                   \
-    double *restrict sx = p->acc + 2 * (size_t)D + j0;                                   \
-    /* the per-column coefficients of dx, in T (so the dx pass runs in T) */            \
-    T *restrict ka = (T *)(p->acc + 3 * (size_t)D) + j0;                                 \
-    T *restrict kb = (T *)(p->acc + 4 * (size_t)D) + j0;                                 \
-    T *restrict kc = (T *)(p->acc + 5 * (size_t)D) + j0;                                 \
+    double *s1 = p->acc + j0, *s2 = p->acc + D + j0, *sx = p->acc + 2 * (size_t)D + j0;  \
+    /* the per-column coefficients of dx, in T (so the dx pass runs in T) */             \
+    T *ka = (T *)(p->acc + 3 * (size_t)D) + j0;                                          \
+    T *kb = (T *)(p->acc + 4 * (size_t)D) + j0;                                          \
+    T *kc = (T *)(p->acc + 5 * (size_t)D) + j0;                                          \
     for (int j = 0; j < w; j++) s1[j] = 0, s2[j] = 0, sx[j] = 0;                         \
     int i = 0;                                                                           \
-    if (p->t) /* dy = (1 - t^2) dt first, 2 rows per visit of the sums */               \
-      for (; i + 2 <= N; i += 2) {                                                       \
-        size_t o = (size_t)i * D + j0;                                                   \
-        const T *restrict xa = p->xhat + o, *restrict xb = xa + D;                       \
-        const T *restrict ta = p->t + o, *restrict tb = ta + D;                          \
-        const T *restrict ga = p->dt + o, *restrict gb = ga + D;                         \
-        T *restrict ya = p->dy + o, *restrict yb = ya + D;                               \
-        for (int j = 0; j < w; j++) {                                                    \
-          T da = (1 - ta[j] * ta[j]) * ga[j], db = (1 - tb[j] * tb[j]) * gb[j];          \
-          ya[j] = da, yb[j] = db;                                                        \
-          s1[j] += (double)(da + db); /* partial sums of 2 in T, then double */          \
-          s2[j] += (double)(da * xa[j] + db * xb[j]);                                    \
-        }                                                                                \
-      }                                                                                  \
-    else                                                                                 \
-      for (; i + 2 <= N; i += 2) {                                                       \
-        size_t o = (size_t)i * D + j0;                                                   \
-        const T *restrict xa = p->xhat + o, *restrict xb = xa + D;                       \
-        const T *restrict ya = p->dy + o, *restrict yb = ya + D;                         \
-        for (int j = 0; j < w; j++) {                                                    \
-          s1[j] += (double)(ya[j] + yb[j]);                                              \
-          s2[j] += (double)(ya[j] * xa[j] + yb[j] * xb[j]);                              \
-        }                                                                                \
-      }                                                                                  \
+    for (; i + 2 <= N; i += 2) { /* dy = (1 - t^2) dt first, 2 rows per visit of the sums */\
+      size_t o = (size_t)i * D + j0;                                                     \
+      if (p->t) bp_bn_dy2_##SFX(w, D, p->t + o, p->dt + o, p->xhat + o, p->dy + o, s1, s2);\
+      else bp_bn_sum2_##SFX(w, D, p->dy + o, p->xhat + o, s1, s2);                       \
+    }                                                                                    \
     for (; i < N; i++) {                                                                 \
       size_t o = (size_t)i * D + j0;                                                     \
-      const T *restrict xh = p->xhat + o;                                                \
-      T *restrict dy = p->dy + o;                                                        \
-      if (p->t) {                                                                        \
-        const T *restrict tt = p->t + o, *restrict dt = p->dt + o;                       \
-        for (int j = 0; j < w; j++) dy[j] = (1 - tt[j] * tt[j]) * dt[j];                 \
-      }                                                                                  \
+      const T *xh = p->xhat + o;                                                         \
+      T *dy = p->dy + o;                                                                 \
+      if (p->t)                                                                          \
+        for (int j = 0; j < w; j++) dy[j] = (1 - p->t[o + j] * p->t[o + j]) * p->dt[o + j];\
       for (int j = 0; j < w; j++) s1[j] += dy[j], s2[j] += (double)dy[j] * xh[j];        \
     }                                                                                    \
     /* dx = k (N dy - s1 - c xhat s2), k = gain rstd / N: as ka dy - kb - kc xhat */     \
@@ -926,23 +956,13 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
     }                                                                                    \
     for (i = 0; i + 2 <= N; i += 2) {                                                    \
       size_t o = (size_t)i * D + j0;                                                     \
-      const T *restrict xa = p->xhat + o, *restrict xb = xa + D;                         \
-      const T *restrict ya = p->dy + o, *restrict yb = ya + D;                           \
-      T *restrict da = p->dx + o, *restrict db = da + D;                                 \
-      for (int j = 0; j < w; j++) {                                                      \
-        T va = ka[j] * ya[j] - kb[j] - kc[j] * xa[j];                                    \
-        T vb = ka[j] * yb[j] - kb[j] - kc[j] * xb[j];                                    \
-        da[j] = va, db[j] = vb;                                                          \
-        sx[j] += (double)(va + vb);                                                      \
-      }                                                                                  \
+      bp_bn_dx2_##SFX(w, D, p->dy + o, p->xhat + o, ka, kb, kc, p->dx + o, sx);          \
     }                                                                                    \
     for (; i < N; i++) {                                                                 \
       size_t o = (size_t)i * D + j0;                                                     \
-      const T *restrict xh = p->xhat + o, *restrict dy = p->dy + o;                      \
-      T *restrict dx = p->dx + o;                                                        \
       for (int j = 0; j < w; j++) {                                                      \
-        T v = ka[j] * dy[j] - kb[j] - kc[j] * xh[j];                                     \
-        dx[j] = v;                                                                       \
+        T v = ka[j] * p->dy[o + j] - kb[j] - kc[j] * p->xhat[o + j];                     \
+        p->dx[o + j] = v;                                                                \
         sx[j] += v;                                                                      \
       }                                                                                  \
     }                                                                                    \
