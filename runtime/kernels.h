@@ -103,8 +103,9 @@ void bp_adamw_f64(size_t n, double *p, const double *g, double *m, double *v, do
 int bp_allfinite_f32(size_t n, const float *x);
 int bp_allfinite_f64(size_t n, const double *x);
 /* C[M,N] = op(A) . op(B) + bias, bias [N] added to every row (Y = X.W + b):
- * C starts as the broadcast bias and the product accumulates onto it, a block
- * of rows at a time while the block is in cache, so the add costs no pass. */
+ * the sums start at the bias (small products), or C starts as the broadcast
+ * bias and the product accumulates onto it a block of rows at a time, while
+ * the block is in cache: the add costs no pass over C. */
 void bp_gemm_bias_f32(int M, int N, int K, const float *A, int transa, const float *B,
                       int transb, const float *bias, float *C);
 void bp_gemm_bias_f64(int M, int N, int K, const double *A, int transa, const double *B,
@@ -332,10 +333,13 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_SMALL_BT 16384          /* elements of the B^T buffer */
 static inline __attribute__((always_inline)) void bp_small_tile_f32(
     const int mr, const int nv, int K, const float *a, long ars, long acs, const float *b,
-    long ldb, __mmask16 m0, __mmask16 m1, float *c, long ldc, int add) {
+    long ldb, __mmask16 m0, __mmask16 m1, float *c, long ldc, int add, const float *bias) {
   __m512 acc[BP_SMALL_MR][2];
+  /* the sums start at zero, or at the bias row (bp_gemm_bias: C = bias + A.B) */
+  __m512 z0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+  __m512 z1 = bias && nv > 1 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
   _Pragma("GCC unroll 12") for (int i = 0; i < mr; i++)
-    acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    acc[i][0] = z0, acc[i][1] = z1;
   for (int k = 0; k < K; k++) {
     __m512 b0 = _mm512_maskz_loadu_ps(m0, b + (long)k * ldb);
     __m512 b1 = nv > 1 ? _mm512_maskz_loadu_ps(m1, b + (long)k * ldb + 16) : _mm512_setzero_ps();
@@ -359,12 +363,12 @@ static inline __attribute__((always_inline)) void bp_small_tile_f32(
 }
 #define BP_SMALL_CASE(n)                                                                  \
   case n:                                                                                \
-    if (nv == 1) bp_small_tile_f32(n, 1, K, a, ars, acs, b, ldb, m0, m1, c, ldc, add);   \
-    else bp_small_tile_f32(n, 2, K, a, ars, acs, b, ldb, m0, m1, c, ldc, add);           \
+    if (nv == 1) bp_small_tile_f32(n, 1, K, a, ars, acs, b, ldb, m0, m1, c, ldc, add, bias); \
+    else bp_small_tile_f32(n, 2, K, a, ars, acs, b, ldb, m0, m1, c, ldc, add, bias);     \
     break;
 static void bp_small_any_f32(int mr, int nv, int K, const float *a, long ars, long acs,
                              const float *b, long ldb, __mmask16 m0, __mmask16 m1, float *c,
-                             long ldc, int add) {
+                             long ldc, int add, const float *bias) {
   switch (mr) {
     BP_SMALL_CASE(1) BP_SMALL_CASE(2) BP_SMALL_CASE(3) BP_SMALL_CASE(4) BP_SMALL_CASE(5)
     BP_SMALL_CASE(6) BP_SMALL_CASE(7) BP_SMALL_CASE(8) BP_SMALL_CASE(9) BP_SMALL_CASE(10)
@@ -374,7 +378,7 @@ static void bp_small_any_f32(int mr, int nv, int K, const float *a, long ars, lo
 }
 /* 1 when done here; 0: the shape is not small, use the general path */
 static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, const float *B,
-                             int transb, float *C, int accumulate) {
+                             int transb, float *C, int accumulate, const float *bias) {
   static __thread float bt[BP_SMALL_BT] __attribute__((aligned(64)));
   if ((long)M * N * K > BP_SMALL_MNK || (transb && (long)N * K > BP_SMALL_BT)) return 0;
   if (transb) { /* B stored [N,K]: bt = B^T, [K,N]; 16 rows of B at a time, so each
@@ -400,7 +404,7 @@ static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, co
     for (int blk = 0, i0 = 0; blk < nb; blk++) {
       int mr = base + (blk < extra);
       bp_small_any_f32(mr, nv, K, A + (long)i0 * ars, ars, acs, B + j, N, m0, m1,
-                       C + (long)i0 * N + j, N, accumulate);
+                       C + (long)i0 * N + j, N, accumulate, bias ? bias + j : NULL);
       i0 += mr;
     }
   }
@@ -408,14 +412,18 @@ static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, co
 }
 #else
 static inline int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa,
-                                    const float *B, int transb, float *C, int accumulate) {
+                                    const float *B, int transb, float *C, int accumulate,
+                                    const float *bias) {
   (void)M, (void)N, (void)K, (void)A, (void)transa, (void)B, (void)transb, (void)C, (void)accumulate;
+  (void)bias;
   return 0;
 }
 #endif
 static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int transa,
-                                    const double *B, int transb, double *C, int accumulate) {
+                                    const double *B, int transb, double *C, int accumulate,
+                                    const double *bias) {
   (void)M, (void)N, (void)K, (void)A, (void)transa, (void)B, (void)transb, (void)C, (void)accumulate;
+  (void)bias;
   return 0;
 }
 
@@ -545,7 +553,7 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
       if (!accumulate) memset(C, 0, (size_t)M * N * sizeof(T));                        \
       return;                                                                          \
     }                                                                                  \
-    if (bp_gemm_small_##S(M, N, K, A, transa, B, transb, C, accumulate)) return;       \
+    if (bp_gemm_small_##S(M, N, K, A, transa, B, transb, C, accumulate, NULL)) return; \
     BpGemm_##S g;                                                                      \
     long ars = transa ? 1 : K, acs = transa ? M : 1;                                   \
     long brs = transb ? 1 : N, bcs = transb ? K : 1;                                   \
@@ -817,6 +825,7 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
   BP_KERNEL void bp_gemm_bias_##SFX(int M, int N, int K, const T *A, int transa,         \
                                     const T *B, int transb, const T *bias, T *C) {       \
     if (M <= 0 || N <= 0) return;                                                        \
+    if (K > 0 && bp_gemm_small_##SFX(M, N, K, A, transa, B, transb, C, 0, bias)) return;  \
     /* rows per block: ~512 KB of C, at least 32 rows; op(A) = A^T has no row blocks */  \
     long rb = transa ? M : (long)(524288 / ((long)N * sizeof(T)));                       \
     if (rb < 32) rb = 32;                                                                \
