@@ -627,7 +627,7 @@ static void bp_split_(long n, long align, int t, int nt, long *lo, long *hi) {
 
 #define BP_ELEMENTWISE(T, SFX, TANH, EXP, SQRT)                                      \
   static void bp_tanh_rng_##SFX(size_t lo, size_t hi, const T *x, T *y) {            \
-    for (size_t i = lo; i < hi; i++) y[i] = TANH(x[i]);                              \
+    BP_TANH_RNG_##SFX(lo, hi, x, y, TANH);                                           \
   }                                                                                  \
   static void bp_tanh_bwd_rng_##SFX(size_t lo, size_t hi, const T *t, const T *dy,   \
                                     T *dx, int accumulate) {                         \
@@ -817,6 +817,50 @@ static inline float bp_tanhf_(float x) {
   float em = BP_FMAF(s, q, s - 1);          /* e^t - 1 = 2^n (1 + q) - 1, exact for n = 0 */
   return copysignf(em / (em + 2), x);
 }
+/* tanh over [lo, hi): f64 and plain f32 one element at a time; f32 with
+ * AVX-512 16 lanes at a time, bp_tanhf_'s steps with the division by a
+ * reciprocal estimate and one Newton step (1 ulp; the division was a third of
+ * the time), the last lanes under a mask */
+#define BP_TANH_RNG_f64(lo, hi, x, y, TANH) \
+  for (size_t i = lo; i < hi; i++) y[i] = TANH(x[i])
+#if defined(__AVX512F__)
+static inline __m512 bp_tanh16_(__m512 x) {
+  const __m512 c = _mm512_set1_ps(12582912.0f);
+  __m512 ax = _mm512_abs_ps(x);
+  __m512 t = _mm512_mul_ps(_mm512_set1_ps(2), _mm512_min_ps(_mm512_set1_ps(9), ax)); /* NaN stays */
+  __m512 nf = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.44269504088896341f)), c), c);
+  __m512 r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(-2.12194440e-4f),
+                              _mm512_fnmadd_ps(nf, _mm512_set1_ps(0.693359375f), t));
+  __m512 q = _mm512_fmadd_ps(r, _mm512_set1_ps(1.0f / 40320), _mm512_set1_ps(1.0f / 5040));
+  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(1.0f / 720));
+  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(1.0f / 120));
+  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(1.0f / 24));
+  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(1.0f / 6));
+  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(0.5f));
+  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(1.0f));
+  q = _mm512_mul_ps(r, q);
+  __m512 s = _mm512_castsi512_ps(
+      _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(nf), _mm512_set1_epi32(127)), 23));
+  __m512 em = _mm512_fmadd_ps(s, q, _mm512_sub_ps(s, _mm512_set1_ps(1)));
+  __m512 d = _mm512_add_ps(em, _mm512_set1_ps(2));
+  __m512 rc = _mm512_rcp14_ps(d);
+  rc = _mm512_mul_ps(rc, _mm512_fnmadd_ps(d, rc, _mm512_set1_ps(2)));
+  __m512 v = _mm512_mul_ps(em, rc);
+  return _mm512_or_ps(v, _mm512_and_ps(x, _mm512_set1_ps(-0.0f))); /* v >= 0: the sign of x */
+}
+static inline void bp_tanh_vec_f32_(size_t lo, size_t hi, const float *x, float *y) {
+  size_t i = lo;
+  for (; i + 16 <= hi; i += 16) _mm512_storeu_ps(y + i, bp_tanh16_(_mm512_loadu_ps(x + i)));
+  if (i < hi) {
+    __mmask16 m = (__mmask16)((1u << (hi - i)) - 1);
+    _mm512_mask_storeu_ps(y + i, m, bp_tanh16_(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+#define BP_TANH_RNG_f32(lo, hi, x, y, TANH) bp_tanh_vec_f32_(lo, hi, x, y)
+#else
+#define BP_TANH_RNG_f32(lo, hi, x, y, TANH) \
+  for (size_t i = lo; i < hi; i++) y[i] = TANH(x[i])
+#endif
 BP_ELEMENTWISE(float, f32, bp_tanhf_, bp_expf_, sqrtf)
 BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
 
