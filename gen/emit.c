@@ -76,6 +76,19 @@ typedef struct Field {
   bool unwritten;        /* grad nothing flows into: backward zeroes it */
 } Field;
 
+/* Batchnorm backward fused into one kernel call (bp_bn_bwd): the nodes that
+ * read the same dy and the batchnorm's saved x̂, emitted together at the first
+ * of them. */
+typedef struct BnGroup {
+  Node *bn;              /* the forward batchnorm */
+  Node *dy;              /* gradient of its output */
+  Node *tanh;            /* dy itself when it is a tanh_bwd: computed in the same pass */
+  Node *x;               /* bn_bwd_x: dx */
+  Node *gain;            /* bn_bwd_gain of the same dy, or NULL */
+  Node *bias;            /* sumto of dy down to [D] (the bias grad), or NULL */
+  Node *xsum;            /* sumto of dx down to [D] (the bias grad of what fed x), or NULL */
+} BnGroup;
+
 typedef struct Copy {   /* end of backward: dst field = value of node src */
   const char *dst;
   Node *src;
@@ -94,6 +107,11 @@ struct Emit {
   Copy *copies;
   int ncopies;
   bool eval;             /* writing forward_eval: batchnorm from stored statistics */
+  /* fusion (plan_fusion): per node id */
+  bool *skip;            /* written by a fused block hosted at another node */
+  Node **bias_mm;        /* add: the matmul it adds a bias row to, as one gemm_bias */
+  Node **act;            /* batchnorm: the tanh of its output, in the same pass */
+  BnGroup **bng;         /* the batchnorm backward block hosted at this node */
   const char **lines;    /* spec source lines, 1-based */
   int nlines;
 };
@@ -148,7 +166,7 @@ static const char *member_name(Emit *e, const char *base) {
 /* A base name whose saved-statistics members (base_xhat, ...) are all free. */
 static const char *free_base(Emit *e, const char *name) {
   static const char *const sfx[] = {"run_mean", "run_var", "xhat", "rstd", "mean", "cal_n", "cal_mean", "cal_m2",
-                                    "acc1", "acc2"};
+                                    "acc1", "acc2", "sums"};
   char *s = arena_strndup(name, strlen(name));
   for (char *p = s; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || (p != s && *p >= '0' && *p <= '9')))
@@ -467,7 +485,13 @@ void emit_const(Emit *e, Node *n) {
   L(e, "%s[0] = %s;", V(e, n), lit(e, n->num));
 }
 
+static void emit_gemm_bias(Emit *e, Node *n);
+
 void emit_add(Emit *e, Node *n) {
+  if (e->bias_mm[n->id]) {
+    emit_gemm_bias(e, n);
+    return;
+  }
   head(e, n, "%s + %s", lab(e, n->in[0]), lab(e, n->in[1]));
   if (!jit_binary(e, n, "BPM_ADD"))
     elementwise(e, n, 2, "@0 + @1");
@@ -723,6 +747,18 @@ void emit_matmul(Emit *e, Node *n) {
     V(e, n), bidx(&ob, &ob), M * N);
 }
 
+/* y = a · b + bias (plan_fusion): C starts as the bias row, the product adds on */
+static void emit_gemm_bias(Emit *e, Node *n) {
+  Node *m = e->bias_mm[n->id], *bias = n->in[0] == m ? n->in[1] : n->in[0];
+  Node *a = m->in[0], *b = m->in[1];
+  head(e, n, "%s%s · %s%s + %s  (the product starts from the bias row)", lab(e, a), m->transa ? "ᵀ" : "",
+       lab(e, b), m->transb ? "ᵀ" : "", lab(e, bias));
+  long M = m->shape.dim[0], N = m->shape.dim[1];
+  long K = m->transa ? a->shape.dim[0] : a->shape.dim[1];
+  L(e, "%s(%ld, %ld, %ld, %s, %d, %s, %d, %s, %s);", kern(e, "gemm_bias"), M, N, K, V(e, a), m->transa, V(e, b),
+    m->transb, V(e, bias), V(e, n));
+}
+
 /* ---- reductions ------------------------------------------------------------------- */
 
 static const char *axis_str(int axis) { return axis < 0 ? "all" : arena_printf("axis %d", axis); }
@@ -931,49 +967,46 @@ static const char *saved(Emit *e, Node *bn, const char *what) {
 }
 
 /* training: batch mean and variance per column; eval: the stored statistics.
- * Rows are walked in memory order with a double accumulator per column (the
- * _acc1/_acc2 members), so the loops vectorise. */
+ * Rows are walked in memory order with double accumulators per column (the
+ * _sums member), so the loops vectorise; bp_bn_fwd of kernels.h. */
 void emit_batchnorm(Emit *e, Node *n) {
-  Node *x = n->in[0], *gain = n->in[1], *bias = n->in[2];
+  Node *x = n->in[0], *gain = n->in[1], *bias = n->in[2], *t = e->act[n->id];
   long N = x->shape.dim[0], D = numel(x) / (N ? N : 1);
   double div = n->unbiased ? (double)(N - 1) : (double)N;
   const char *mean = saved(e, n, "mean"), *rstd = saved(e, n, "rstd");
-  const char *a1 = saved(e, n, "acc1"), *a2 = saved(e, n, "acc2");
   head(e, n, "%s ⊙ (%s - mean_b) / sqrt(var_b + %g) + %s,  var_b with 1/%s", lab(e, gain), lab(e, x),
        n->num, lab(e, bias), n->unbiased ? "(n-1)" : "n");
-  if (e->opt->for_jit) {
-    L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);", bpm(e, "bn_fwd"), N, D, V(e, x),
-      V(e, gain), V(e, bias), dlit(n->num), dlit(div), e->eval ? saved(e, n, "run_mean") : "NULL",
-      e->eval ? saved(e, n, "run_var") : "NULL", mean, rstd, saved(e, n, "xhat"), V(e, n), a1, a2);
-    return;
-  }
-  if (e->eval) {
-    L(e, "for (int j = 0; j < %ld; j++) {", D);
-    L(e, "  %s[j] = %s[j];", mean, saved(e, n, "run_mean"));
-    L(e, "  %s[j] = (real)(1.0 / sqrt((double)%s[j] + %s));", rstd, saved(e, n, "run_var"), dlit(n->num));
-    L(e, "}");
-  } else {
-    L(e, "memset(%s, 0, sizeof %s);", a1, a1);
-    L(e, "memset(%s, 0, sizeof %s);", a2, a2);
-    L(e, "for (int i = 0; i < %ld; i++)", N);
-    L(e, "  for (int j = 0; j < %ld; j++)", D);
-    L(e, "    %s[j] += %s[i*%ld + j];", a1, V(e, x), D);
-    L(e, "for (int j = 0; j < %ld; j++)", D);
-    L(e, "  %s[j] = (real)(%s[j] / %ld);", mean, a1, N);
-    L(e, "for (int i = 0; i < %ld; i++)", N);
-    L(e, "  for (int j = 0; j < %ld; j++) {", D);
-    L(e, "    real d = %s[i*%ld + j] - %s[j];", V(e, x), D, mean);
-    L(e, "    %s[j] += (double)d * d;", a2);
-    L(e, "  }");
-    L(e, "for (int j = 0; j < %ld; j++)", D);
-    L(e, "  %s[j] = (real)(1.0 / sqrt(%s[j] / %s + %s));", rstd, a2, dlit(div), dlit(n->num));
-  }
-  L(e, "for (int i = 0; i < %ld; i++)", N);
-  L(e, "  for (int j = 0; j < %ld; j++) {", D);
-  L(e, "    real xh = (%s[i*%ld + j] - %s[j]) * %s[j];", V(e, x), D, mean, rstd);
-  L(e, "    %s[i*%ld + j] = xh;", saved(e, n, "xhat"), D);
-  L(e, "    %s[i*%ld + j] = %s[j] * xh + %s[j];", V(e, n), D, V(e, gain), V(e, bias));
-  L(e, "  }");
+  if (t)
+    head(e, t, "tanh(%s)  (in the same pass)", lab(e, n));
+  /* mean and variance in one pass (sums of x - x[0,j]), then x̂ = (x - mean)·rstd,
+   * the output (and the tanh) in a second pass */
+  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);", kern(e, "bn_fwd"), N, D, V(e, x),
+    V(e, gain), V(e, bias), dlit(n->num), dlit(div), e->eval ? saved(e, n, "run_mean") : "NULL",
+    e->eval ? saved(e, n, "run_var") : "NULL", mean, rstd, saved(e, n, "xhat"), V(e, n), t ? V(e, t) : "NULL",
+    saved(e, n, "sums"));
+}
+
+/* the batchnorm backward of plan_fusion, one kernel call for the group */
+static void emit_bn_group(Emit *e, BnGroup *gr) {
+  Node *bn = gr->bn, *dy = gr->dy, *g = bn->in[1];
+  long N = bn->shape.dim[0], D = numel(bn) / (N ? N : 1);
+  double c = bn->unbiased ? (double)N / (double)(N - 1) : 1.0;
+  if (gr->tanh)
+    head(e, gr->tanh, "(1 - %s²) ⊙ %s", lab(e, gr->tanh->in[0]), lab(e, gr->tanh->in[1]));
+  if (gr->bias)
+    head(e, gr->bias, "Σ_b %s", lab(e, dy));
+  if (gr->gain)
+    head(e, gr->gain, "Σ_b %s ⊙ x̂", lab(e, dy));
+  head(e, gr->x, "%s·rstd/n · (n·%s - Σ_b %s - %s·x̂·Σ_b(%s·x̂))", lab(e, g), lab(e, dy), lab(e, dy),
+       bn->unbiased ? "n/(n-1)" : "1", lab(e, dy));
+  if (gr->xsum)
+    head(e, gr->xsum, "Σ_b %s", lab(e, gr->x));
+  L(e, "/* two passes: %s%s and its two column sums, then %s%s */",
+    gr->tanh ? "" : "read ", lab(e, dy), lab(e, gr->x), gr->xsum ? " and its column sum" : "");
+  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);", kern(e, "bn_bwd"), N, D,
+    gr->tanh ? V(e, gr->tanh->in[0]) : "NULL", gr->tanh ? V(e, gr->tanh->in[1]) : "NULL", V(e, dy),
+    saved(e, bn, "xhat"), V(e, g), saved(e, bn, "rstd"), dlit(c), gr->gain ? V(e, gr->gain) : "NULL",
+    gr->bias ? V(e, gr->bias) : "NULL", V(e, gr->x), gr->xsum ? V(e, gr->xsum) : "NULL", saved(e, bn, "sums"));
 }
 
 /* dx = gain·rstd/n · (n·dy - Σ_b dy - c·x̂·Σ_b(dy·x̂)),  c = n/(n-1) (Bessel) or 1 */
@@ -1095,6 +1128,110 @@ static const char *kind_word(int kind) {
   return kind >= 0 && kind <= 4 ? w[kind] : "scratch";
 }
 
+/* ---- fusion: fewer passes over memory ------------------------------------------- *
+ * A node-per-block step walks every [batch, width] tensor several times; these
+ * patterns fold passes together (each fused block still prints every node's math):
+ *   y = x @ W + b      the bias is the product's starting value (bp_gemm_bias);
+ *                      the product alone is never stored
+ *   h = tanh(bn(x))    tanh in batchnorm's output pass
+ *   batchnorm backward dy = (1 - h²) ⊙ dh, Σ_b dy, Σ_b dy ⊙ x̂, dx and Σ_b dx in
+ *                      two passes (bp_bn_bwd), where they were six
+ * Only unnamed nodes disappear; every named tensor and grad is still written. */
+
+/* A bias row for y of shape [M,N]: shape [N] or [1,N] (float). */
+static bool is_bias_row(Node *b, Node *y) {
+  if (b->type != TY_FLOAT || y->shape.rank != 2 || b->shape.rank < 1 || b->shape.rank > 2)
+    return false;
+  return b->shape.dim[b->shape.rank - 1] == y->shape.dim[1] && numel(b) == y->shape.dim[1];
+}
+
+/* s sums a [N,D] tensor down to [D] or [1,D]: the rows only */
+static bool is_row_sum(Node *s, Node *x) {
+  if (!s || s->op != OP_sumto || s->in[0] != x || x->shape.rank != 2)
+    return false;
+  long D = x->shape.dim[1];
+  if (s->shape.rank < 1 || s->shape.dim[s->shape.rank - 1] != D)
+    return false;
+  return numel(s) == D;
+}
+
+static void plan_fusion(Emit *e) {
+  Graph *g = e->g;
+  int nn = g->nnodes;
+  int *nuse = arena_alloc(sizeof(int) * (size_t)nn);
+  bool *isgrad = arena_alloc((size_t)nn);
+  e->skip = arena_alloc((size_t)nn);
+  e->bias_mm = arena_alloc(sizeof(Node *) * (size_t)nn);
+  e->act = arena_alloc(sizeof(Node *) * (size_t)nn);
+  e->bng = arena_alloc(sizeof(BnGroup *) * (size_t)nn);
+  for (int i = 0; i < nn; i++) {
+    Node *n = g->nodes[i];
+    for (int k = 0; k < optab[n->op].arity; k++)
+      nuse[n->in[k]->id]++;
+    if (n->grad)
+      isgrad[n->grad->id] = true;
+  }
+  if (g->loss)
+    nuse[g->loss->id]++;
+  /* y = x @ W + b */
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op != OP_add || !is_float(n))
+      continue;
+    for (int k = 0; k < 2; k++) {
+      Node *m = n->in[k], *b = n->in[1 - k];
+      if (m->op != OP_matmul || m->name || nuse[m->id] != 1 || isgrad[m->id] || m->shape.rank != 2 ||
+          m->in[0]->shape.rank != 2 || m->in[1]->shape.rank != 2 || !shape_eq(&m->shape, &n->shape) ||
+          b == m || !is_bias_row(b, n))
+        continue;
+      e->bias_mm[n->id] = m;
+      e->skip[m->id] = true;
+      break;
+    }
+  }
+  /* h = tanh(batchnorm(...)) */
+  for (int i = 0; i < g->nforward; i++) {
+    Node *t = g->nodes[i];
+    if (t->op == OP_tanh && t->in[0]->op == OP_batchnorm && !e->act[t->in[0]->id] &&
+        t->in[0]->shape.rank == 2 && shape_eq(&t->shape, &t->in[0]->shape)) {
+      e->act[t->in[0]->id] = t;
+      e->skip[t->id] = true;
+    }
+  }
+  /* batchnorm backward groups, one per bn_bwd_x */
+  for (int i = g->nforward; i < nn; i++) {
+    Node *x = g->nodes[i];
+    if (x->op != OP_bn_bwd_x || x->in[0]->shape.rank != 2 || !shape_eq(&x->in[1]->shape, &x->in[0]->shape))
+      continue;
+    BnGroup *gr = arena_alloc(sizeof *gr);
+    gr->bn = x->in[0], gr->dy = x->in[1], gr->x = x;
+    if (gr->dy->op == OP_tanh_bwd && gr->dy->is_backward && !e->skip[gr->dy->id] &&
+        shape_eq(&gr->dy->shape, &gr->dy->in[0]->shape) && shape_eq(&gr->dy->shape, &gr->dy->in[1]->shape))
+      gr->tanh = gr->dy;
+    for (int j = g->nforward; j < nn; j++) {
+      Node *m = g->nodes[j];
+      if (e->skip[m->id] || e->bng[m->id])
+        continue;
+      if (!gr->gain && m->op == OP_bn_bwd_gain && m->in[0] == gr->bn && m->in[1] == gr->dy)
+        gr->gain = m;
+      else if (!gr->bias && is_row_sum(m, gr->dy))
+        gr->bias = m;
+      else if (!gr->xsum && is_row_sum(m, x))
+        gr->xsum = m;
+    }
+    Node *mem[5] = {gr->tanh, x, gr->gain, gr->bias, gr->xsum};
+    Node *host = x;
+    for (int k = 0; k < 5; k++)
+      if (mem[k] && mem[k]->id < host->id)
+        host = mem[k];
+    for (int k = 0; k < 5; k++)
+      if (mem[k])
+        e->skip[mem[k]->id] = true;
+    e->skip[host->id] = false;
+    e->bng[host->id] = gr;
+  }
+}
+
 static void layout(Emit *e) {
   Graph *g = e->g;
   Node *logits = xent_logits(g);
@@ -1173,7 +1310,7 @@ static void layout(Emit *e) {
     Node *n = g->nodes[i];
     if (!e->label[n->id])   /* constants read as their value in the comments */
       e->label[n->id] = n->name ? n->name : n->op == OP_const ? arena_printf("%g", n->num) : arena_printf("t%d", n->id);
-    if (!e->buf[n->id])
+    if (!e->buf[n->id] && !(e->skip[n->id] && n->op == OP_matmul))
       e->buf[n->id] = add_field(e, arena_printf("t%d", n->id), NULL, -1, is_float(n) ? 0 : 1, &n->shape,
                                 n->line, optab[n->op].name);
     if (n->op == OP_cross_entropy)   /* save[]: the member itself */
@@ -1192,6 +1329,8 @@ static void layout(Emit *e) {
         add_field(e, arena_printf("%s_mean", b), NULL, -1, 0, &sv, n->line, "batch mean");
         add_field(e, arena_printf("%s_acc1", b), NULL, -1, 2, &dv, n->line, "column sums");
         add_field(e, arena_printf("%s_acc2", b), NULL, -1, 2, &dv, n->line, "column sums");
+        Shape d4 = vec_shape(6 * D);
+        add_field(e, arena_printf("%s_sums", b), NULL, -1, 2, &d4, n->line, "column sums of bp_bn_fwd/bwd");
         add_field(e, arena_printf("%s_cal_n", b), NULL, -1, 2, &scalar_shape, n->line, "calibration: rows");
         add_field(e, arena_printf("%s_cal_mean", b), NULL, -1, 2, &dv, n->line, "calibration: mean");
         add_field(e, arena_printf("%s_cal_m2", b), NULL, -1, 2, &dv, n->line,
@@ -1260,15 +1399,23 @@ static void fn_init(Emit *e, const char *p) {
   bprintf(e->b, "}\n\n");
 }
 
+/* One node's block, or nothing when a fused block elsewhere writes it. */
+static void emit_node(Emit *e, Node *n) {
+  if (e->skip[n->id])
+    return;
+  if (e->bng[n->id])
+    emit_bn_group(e, e->bng[n->id]);
+  else
+    optab[n->op].emit(e, n);
+}
+
 static void fn_forward(Emit *e, const char *p, bool eval) {
   Graph *g = e->g;
   e->eval = eval;
   bprintf(e->b, "double %s_forward%s(%s_state *s) {\n", p, eval ? "_eval" : "", p);
   L(e, "s->bad_index = 0;");
-  for (int i = 0; i < g->nforward; i++) {
-    Node *n = g->nodes[i];
-    optab[n->op].emit(e, n);
-  }
+  for (int i = 0; i < g->nforward; i++)
+    emit_node(e, g->nodes[i]);
   e->eval = false;
   if (!g->loss)
     die("graph has no loss");
@@ -1285,10 +1432,8 @@ static void fn_backward(Emit *e, const char *p) {
     if (e->fields[k].unwritten)
       L(e, "memset(s->%s, 0, sizeof s->%s);   /* no gradient flows here */", e->fields[k].cname,
         e->fields[k].cname);
-  for (int i = g->nforward; i < g->nnodes; i++) {
-    Node *n = g->nodes[i];
-    optab[n->op].emit(e, n);
-  }
+  for (int i = g->nforward; i < g->nnodes; i++)
+    emit_node(e, g->nodes[i]);
   for (int i = 0; i < e->ncopies; i++) {
     Copy *c = &e->copies[i];
     L(e, "memcpy(s->%s, %s, sizeof s->%s);   /* %s is %s */", c->dst, V(e, c->src), c->dst, c->dst,
@@ -1348,7 +1493,7 @@ static void fn_calib(Emit *e, const char *p) {
     e->eval = true;
     for (int i = 0; i < g->nforward; i++)
       if (need[i])
-        optab[g->nodes[i]->op].emit(e, g->nodes[i]);
+        emit_node(e, g->nodes[i]);
     e->eval = false;
   }
   for (int i = 0; i < g->nforward; i++) {
@@ -1509,6 +1654,7 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
       e->lines[k++] = text + i + 1;
 
   const char *p = c_ident(opt->prefix ? opt->prefix : "model");
+  plan_fusion(e);
   layout(e);
 
   /* the header: fields of the state struct */

@@ -36,6 +36,9 @@
   X(bp_sgd_f32) X(bp_sgd_f64)                               \
   X(bp_adamw_f32) X(bp_adamw_f64)                           \
   X(bp_allfinite_f32) X(bp_allfinite_f64)                   \
+  X(bp_gemm_bias_f32) X(bp_gemm_bias_f64)                   \
+  X(bp_bn_fwd_f32) X(bp_bn_fwd_f64)                         \
+  X(bp_bn_bwd_f32) X(bp_bn_bwd_f64)                         \
   X(bp_set_threads) X(bp_get_threads)
 
 #ifndef BP_KERNEL
@@ -99,6 +102,43 @@ void bp_adamw_f64(size_t n, double *p, const double *g, double *m, double *v, do
 /* 1 when every x[i] (i < n) is finite, else 0 (a trainer's per-step check) */
 int bp_allfinite_f32(size_t n, const float *x);
 int bp_allfinite_f64(size_t n, const double *x);
+/* C[M,N] = op(A) . op(B) + bias, bias [N] added to every row (Y = X.W + b):
+ * the sums start at the bias (small products), or C starts as the broadcast
+ * bias and the product accumulates onto it a block of rows at a time, while
+ * the block is in cache: the add costs no pass over C. */
+void bp_gemm_bias_f32(int M, int N, int K, const float *A, int transa, const float *B,
+                      int transb, const float *bias, float *C);
+void bp_gemm_bias_f64(int M, int N, int K, const double *A, int transa, const double *B,
+                      int transb, const double *bias, double *C);
+/* Batchnorm forward of x [N,D], per column j (gain, bias [D]):
+ *   training (run_mean NULL): mean_j and var_j = sum_i (x - mean_j)^2 / div from
+ *   one pass (sums of x - x[0,j], in double); inference: mean = run_mean,
+ *   var = run_var.  mean[j], rstd[j] = 1/sqrt(var_j + eps) saved;
+ *   xhat = (x - mean) rstd saved; out = gain xhat + bias; act (may be NULL):
+ *   tanh(out), the usual next op, in the same pass.  acc: scratch, 2*D. */
+void bp_bn_fwd_f32(int N, int D, const float *x, const float *gain, const float *bias,
+                   double eps, double div, const float *run_mean, const float *run_var,
+                   float *mean, float *rstd, float *xhat, float *out, float *act, double *acc);
+void bp_bn_fwd_f64(int N, int D, const double *x, const double *gain, const double *bias,
+                   double eps, double div, const double *run_mean, const double *run_var,
+                   double *mean, double *rstd, double *xhat, double *out, double *act,
+                   double *acc);
+/* Batchnorm backward, every gradient in two passes over [N,D]:
+ *   t (may be NULL): the tanh output the batchnorm fed; then first
+ *     dy = (1 - t^2) dt (written to dy), else dy is read;
+ *   s1 = sum_i dy, s2 = sum_i dy xhat per column (double): dbias = s1 and
+ *     dgain = s2 when not NULL;
+ *   dx = gain rstd/N (N dy - s1 - c xhat s2), c = N/(N-1) (Bessel) or 1;
+ *   dxsum (may be NULL) = sum_i dx per column (the bias grad of the matmul
+ *     that fed the batchnorm).  acc: scratch, 6*D.
+ * The elementwise math runs in T, the column sums in double (over partial sums
+ * of 2 rows in T). */
+void bp_bn_bwd_f32(int N, int D, const float *t, const float *dt, float *dy, const float *xhat,
+                   const float *gain, const float *rstd, double c, float *dgain, float *dbias,
+                   float *dx, float *dxsum, double *acc);
+void bp_bn_bwd_f64(int N, int D, const double *t, const double *dt, double *dy,
+                   const double *xhat, const double *gain, const double *rstd, double c,
+                   double *dgain, double *dbias, double *dx, double *dxsum, double *acc);
 /* Threads the kernels may use (1 = the caller's only; clamped to [1, 64]);
  * results are bit-identical for every count. */
 void bp_set_threads(int n);
@@ -127,21 +167,35 @@ static struct {
 } bp_pool_ = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
               0, 0, 0, 0, 0, 0};
 
+/* Waking a sleeping thread costs tens of microseconds on a VM, about a
+ * batchnorm pass at width 1024: both sides first spin a while (BP_SPIN polls)
+ * on the generation / pending count, then sleep on the condition variables. */
+#define BP_SPIN 20000
+static inline void bp_pause_(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
 static void *bp_worker_(void *p) {
   int t = (int)(intptr_t)p;
   unsigned long seen = 0;
-  pthread_mutex_lock(&bp_pool_.mu);
   for (;;) {
-    while (bp_pool_.gen == seen) pthread_cond_wait(&bp_pool_.go, &bp_pool_.mu);
+    for (int s = 0; s < BP_SPIN && __atomic_load_n(&bp_pool_.gen, __ATOMIC_ACQUIRE) == seen; s++)
+      bp_pause_();
+    pthread_mutex_lock(&bp_pool_.mu);
+    while (__atomic_load_n(&bp_pool_.gen, __ATOMIC_ACQUIRE) == seen)
+      pthread_cond_wait(&bp_pool_.go, &bp_pool_.mu);
     seen = bp_pool_.gen;
-    if (t < bp_pool_.nt) {
-      void (*job)(void *, int, int) = bp_pool_.job;
-      void *arg = bp_pool_.arg;
-      int nt = bp_pool_.nt;
-      pthread_mutex_unlock(&bp_pool_.mu);
+    void (*job)(void *, int, int) = bp_pool_.job;
+    void *arg = bp_pool_.arg;
+    int nt = bp_pool_.nt;
+    pthread_mutex_unlock(&bp_pool_.mu);
+    if (t < nt) {
       job(arg, t, nt);
       pthread_mutex_lock(&bp_pool_.mu);
-      if (--bp_pool_.pending == 0) pthread_cond_signal(&bp_pool_.done);
+      if (__atomic_sub_fetch(&bp_pool_.pending, 1, __ATOMIC_ACQ_REL) == 0)
+        pthread_cond_signal(&bp_pool_.done);
+      pthread_mutex_unlock(&bp_pool_.mu);
     }
   }
   return NULL;
@@ -159,15 +213,18 @@ static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
   if (nt > bp_pool_.started + 1) nt = bp_pool_.started + 1;
   if (nt > 1) {
     bp_pool_.job = job, bp_pool_.arg = arg, bp_pool_.nt = nt;
-    bp_pool_.pending = nt - 1;
-    bp_pool_.gen++;
+    __atomic_store_n(&bp_pool_.pending, nt - 1, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&bp_pool_.gen, 1, __ATOMIC_ACQ_REL);
     pthread_cond_broadcast(&bp_pool_.go);
   }
   pthread_mutex_unlock(&bp_pool_.mu);
   job(arg, 0, nt);
   if (nt > 1) {
+    for (int s = 0; s < BP_SPIN && __atomic_load_n(&bp_pool_.pending, __ATOMIC_ACQUIRE) > 0; s++)
+      bp_pause_();
     pthread_mutex_lock(&bp_pool_.mu);
-    while (bp_pool_.pending > 0) pthread_cond_wait(&bp_pool_.done, &bp_pool_.mu);
+    while (__atomic_load_n(&bp_pool_.pending, __ATOMIC_ACQUIRE) > 0)
+      pthread_cond_wait(&bp_pool_.done, &bp_pool_.mu);
     pthread_mutex_unlock(&bp_pool_.mu);
   }
 }
@@ -276,10 +333,13 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_SMALL_BT 16384          /* elements of the B^T buffer */
 static inline __attribute__((always_inline)) void bp_small_tile_f32(
     const int mr, const int nv, int K, const float *a, long ars, long acs, const float *b,
-    long ldb, __mmask16 m0, __mmask16 m1, float *c, long ldc, int add) {
+    long ldb, __mmask16 m0, __mmask16 m1, float *c, long ldc, int add, const float *bias) {
   __m512 acc[BP_SMALL_MR][2];
+  /* the sums start at zero, or at the bias row (bp_gemm_bias: C = bias + A.B) */
+  __m512 z0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+  __m512 z1 = bias && nv > 1 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
   _Pragma("GCC unroll 12") for (int i = 0; i < mr; i++)
-    acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    acc[i][0] = z0, acc[i][1] = z1;
   for (int k = 0; k < K; k++) {
     __m512 b0 = _mm512_maskz_loadu_ps(m0, b + (long)k * ldb);
     __m512 b1 = nv > 1 ? _mm512_maskz_loadu_ps(m1, b + (long)k * ldb + 16) : _mm512_setzero_ps();
@@ -303,12 +363,12 @@ static inline __attribute__((always_inline)) void bp_small_tile_f32(
 }
 #define BP_SMALL_CASE(n)                                                                  \
   case n:                                                                                \
-    if (nv == 1) bp_small_tile_f32(n, 1, K, a, ars, acs, b, ldb, m0, m1, c, ldc, add);   \
-    else bp_small_tile_f32(n, 2, K, a, ars, acs, b, ldb, m0, m1, c, ldc, add);           \
+    if (nv == 1) bp_small_tile_f32(n, 1, K, a, ars, acs, b, ldb, m0, m1, c, ldc, add, bias); \
+    else bp_small_tile_f32(n, 2, K, a, ars, acs, b, ldb, m0, m1, c, ldc, add, bias);     \
     break;
 static void bp_small_any_f32(int mr, int nv, int K, const float *a, long ars, long acs,
                              const float *b, long ldb, __mmask16 m0, __mmask16 m1, float *c,
-                             long ldc, int add) {
+                             long ldc, int add, const float *bias) {
   switch (mr) {
     BP_SMALL_CASE(1) BP_SMALL_CASE(2) BP_SMALL_CASE(3) BP_SMALL_CASE(4) BP_SMALL_CASE(5)
     BP_SMALL_CASE(6) BP_SMALL_CASE(7) BP_SMALL_CASE(8) BP_SMALL_CASE(9) BP_SMALL_CASE(10)
@@ -318,7 +378,7 @@ static void bp_small_any_f32(int mr, int nv, int K, const float *a, long ars, lo
 }
 /* 1 when done here; 0: the shape is not small, use the general path */
 static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, const float *B,
-                             int transb, float *C, int accumulate) {
+                             int transb, float *C, int accumulate, const float *bias) {
   static __thread float bt[BP_SMALL_BT] __attribute__((aligned(64)));
   if ((long)M * N * K > BP_SMALL_MNK || (transb && (long)N * K > BP_SMALL_BT)) return 0;
   if (transb) { /* B stored [N,K]: bt = B^T, [K,N]; 16 rows of B at a time, so each
@@ -344,7 +404,7 @@ static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, co
     for (int blk = 0, i0 = 0; blk < nb; blk++) {
       int mr = base + (blk < extra);
       bp_small_any_f32(mr, nv, K, A + (long)i0 * ars, ars, acs, B + j, N, m0, m1,
-                       C + (long)i0 * N + j, N, accumulate);
+                       C + (long)i0 * N + j, N, accumulate, bias ? bias + j : NULL);
       i0 += mr;
     }
   }
@@ -352,14 +412,18 @@ static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, co
 }
 #else
 static inline int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa,
-                                    const float *B, int transb, float *C, int accumulate) {
+                                    const float *B, int transb, float *C, int accumulate,
+                                    const float *bias) {
   (void)M, (void)N, (void)K, (void)A, (void)transa, (void)B, (void)transb, (void)C, (void)accumulate;
+  (void)bias;
   return 0;
 }
 #endif
 static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int transa,
-                                    const double *B, int transb, double *C, int accumulate) {
+                                    const double *B, int transb, double *C, int accumulate,
+                                    const double *bias) {
   (void)M, (void)N, (void)K, (void)A, (void)transa, (void)B, (void)transb, (void)C, (void)accumulate;
+  (void)bias;
   return 0;
 }
 
@@ -489,7 +553,7 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
       if (!accumulate) memset(C, 0, (size_t)M * N * sizeof(T));                        \
       return;                                                                          \
     }                                                                                  \
-    if (bp_gemm_small_##S(M, N, K, A, transa, B, transb, C, accumulate)) return;       \
+    if (bp_gemm_small_##S(M, N, K, A, transa, B, transb, C, accumulate, NULL)) return; \
     BpGemm_##S g;                                                                      \
     long ars = transa ? 1 : K, acs = transa ? M : 1;                                   \
     long brs = transb ? 1 : N, bcs = transb ? K : 1;                                   \
@@ -514,8 +578,9 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
     g.npanels = (g.M + BP_MR - 1) / BP_MR;                                             \
     /* few column panels: packing A would not pay, read it in place */                \
     g.packa = (g.N + NR - 1) / NR > 4;                                                 \
-    /* few row panels and rows of B contiguous: read B in place too */                \
-    g.packb = !(g.npanels <= 4 && g.bcs == 1);                                         \
+    /* few row panels and rows of B contiguous: read B in place too -- unless long K \
+     * walks rows far apart (a page per k: packing is cheaper than the TLB misses) */   \
+    g.packb = !(g.npanels <= 4 && g.bcs == 1 && (g.K <= BP_KC || g.brs * (long)sizeof(T) < 2048)); \
     g.pbase = g.M / g.npanels, g.pextra = g.M % g.npanels;                             \
     int nt = bp_nthreads_;                                                             \
     if (nt > 1 && 2.0 * M * N * K >= 4e6) bp_parallel(bp_gemm_job_##S, &g, nt);        \
@@ -538,24 +603,80 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
 BP_GEMM_DEFINE(float, f32)
 BP_GEMM_DEFINE(double, f64)
 
+/* ---- threads for the memory-bound kernels -------------------------------------- *
+ * Big arrays only (below BP_PAR_MIN elements a pass is too short to pay for the
+ * hand-off); elementwise kernels split the index range, column reductions split
+ * the columns, so every output element is still computed by one thread, in the
+ * same order as with one. */
+#define BP_PAR_MIN 65536
+typedef struct {
+  int op;                  /* 0 tanh, 1 tanh_bwd, 2 colsum */
+  size_t n;                /* elements (op 0, 1) */
+  int N, D;                /* rows, columns (op 2) */
+  const void *a, *b;
+  void *y;
+  int acc;
+} BpEw_;
+/* part t of nt of [0, n), cut at multiples of align */
+static void bp_split_(long n, long align, int t, int nt, long *lo, long *hi) {
+  long units = (n + align - 1) / align;
+  *lo = units * t / nt * align, *hi = units * (t + 1) / nt * align;
+  if (*lo > n) *lo = n;
+  if (*hi > n) *hi = n;
+}
+
 #define BP_ELEMENTWISE(T, SFX, TANH, EXP, SQRT)                                      \
-  BP_KERNEL void bp_tanh_##SFX(size_t n, const T *x, T *y) {                         \
-    for (size_t i = 0; i < n; i++) y[i] = TANH(x[i]);                                \
+  static void bp_tanh_rng_##SFX(size_t lo, size_t hi, const T *x, T *y) {            \
+    BP_TANH_RNG_##SFX(lo, hi, x, y, TANH);                                           \
   }                                                                                  \
-  BP_KERNEL void bp_tanh_bwd_##SFX(size_t n, const T *t, const T *dy, T *dx,         \
-                                   int accumulate) {                                 \
-    for (size_t i = 0; i < n; i++) {                                                 \
+  static void bp_tanh_bwd_rng_##SFX(size_t lo, size_t hi, const T *t, const T *dy,   \
+                                    T *dx, int accumulate) {                         \
+    for (size_t i = lo; i < hi; i++) {                                               \
       T d = (1 - t[i] * t[i]) * dy[i];                                               \
       dx[i] = accumulate ? dx[i] + d : d;                                            \
     }                                                                                \
+  }                                                                                  \
+  /* y[d] (+)= sum_n X[n,d] for columns [d0, d1), rows in order */                   \
+  static void bp_colsum_rng_##SFX(int N, int D, int d0, int d1, const T *X, T *y,    \
+                                  int accumulate) {                                  \
+    if (!accumulate) memset(y + d0, 0, (size_t)(d1 - d0) * sizeof(T));               \
+    for (int n = 0; n < N; n++)                                                      \
+      for (int d = d0; d < d1; d++) y[d] += X[(size_t)n * D + d];                    \
+  }                                                                                  \
+  static void bp_ew_job_##SFX(void *arg, int t, int nt) {                            \
+    const BpEw_ *j = (const BpEw_ *)arg;                                             \
+    long lo, hi;                                                                     \
+    if (j->op == 2) {                                                                \
+      bp_split_(j->D, 16, t, nt, &lo, &hi);                                          \
+      if (lo < hi)                                                                   \
+        bp_colsum_rng_##SFX(j->N, j->D, (int)lo, (int)hi, (const T *)j->a, (T *)j->y, j->acc); \
+      return;                                                                        \
+    }                                                                                \
+    bp_split_((long)j->n, 64, t, nt, &lo, &hi);                                      \
+    if (j->op == 0) bp_tanh_rng_##SFX(lo, hi, (const T *)j->a, (T *)j->y);           \
+    else bp_tanh_bwd_rng_##SFX(lo, hi, (const T *)j->a, (const T *)j->b, (T *)j->y, j->acc); \
+  }                                                                                  \
+  BP_KERNEL void bp_tanh_##SFX(size_t n, const T *x, T *y) {                         \
+    if (bp_nthreads_ > 1 && n >= BP_PAR_MIN) {                                       \
+      BpEw_ j = {0, n, 0, 0, x, NULL, y, 0};                                         \
+      bp_parallel(bp_ew_job_##SFX, &j, bp_nthreads_);                                \
+    } else bp_tanh_rng_##SFX(0, n, x, y);                                            \
+  }                                                                                  \
+  BP_KERNEL void bp_tanh_bwd_##SFX(size_t n, const T *t, const T *dy, T *dx,         \
+                                   int accumulate) {                                 \
+    if (bp_nthreads_ > 1 && n >= BP_PAR_MIN) {                                       \
+      BpEw_ j = {1, n, 0, 0, t, dy, dx, accumulate};                                 \
+      bp_parallel(bp_ew_job_##SFX, &j, bp_nthreads_);                                \
+    } else bp_tanh_bwd_rng_##SFX(0, n, t, dy, dx, accumulate);                       \
   }                                                                                  \
   BP_KERNEL void bp_exp_##SFX(size_t n, const T *x, T *y) {                          \
     for (size_t i = 0; i < n; i++) y[i] = EXP(x[i]);                                 \
   }                                                                                  \
   BP_KERNEL void bp_colsum_##SFX(int N, int D, const T *X, T *y, int accumulate) {   \
-    if (!accumulate) memset(y, 0, (size_t)D * sizeof(T));                            \
-    for (int n = 0; n < N; n++)                                                      \
-      for (int d = 0; d < D; d++) y[d] += X[(size_t)n * D + d];                      \
+    if (bp_nthreads_ > 1 && (long)N * D >= BP_PAR_MIN && D >= 32) {                  \
+      BpEw_ j = {2, 0, N, D, X, NULL, y, accumulate};                                \
+      bp_parallel(bp_ew_job_##SFX, &j, bp_nthreads_);                                \
+    } else bp_colsum_rng_##SFX(N, D, 0, D, X, y, accumulate);                        \
   }                                                                                  \
   BP_KERNEL void bp_rowsum_##SFX(int N, int D, const T *X, T *y, int accumulate) {   \
     for (int n = 0; n < N; n++) {                                                    \
@@ -651,12 +772,25 @@ BP_KERNEL int bp_allfinite_f64(size_t n, const double *x) {
  * q = e^r - 1 by its Taylor polynomial (no cancellation for small x); |x|
  * clamped at 9 (tanh rounds to +-1 there).  Within 3 ulp of tanh; keeps -0,
  * tiny x exact. */
+/* fused multiply-add where the target has it (one rounding, half the
+ * instructions of the polynomials below: the kernels build with
+ * -ffp-contract=off); a*b+c otherwise, so no libm call */
+#if defined(__FMA__) || defined(__AVX512F__)
+#define BP_FMAF(a, b, c) __builtin_fmaf(a, b, c)
+#else
+#define BP_FMAF(a, b, c) ((a) * (b) + (c))
+#endif
 static inline float bp_expf_(float x) {
   float xc = x < -104.0f ? -104.0f : x > 89.0f ? 89.0f : x;
   float nf = xc * 1.44269504088896341f + 12582912.0f - 12582912.0f;
-  float r = xc - nf * 0.693359375f - nf * -2.12194440e-4f;
-  float p = 1 + r * (1 + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
-            r * (1.0f / 720 + r * (1.0f / 5040)))))));
+  float r = BP_FMAF(-nf, -2.12194440e-4f, BP_FMAF(-nf, 0.693359375f, xc));
+  float p = BP_FMAF(r, 1.0f / 5040, 1.0f / 720);
+  p = BP_FMAF(r, p, 1.0f / 120);
+  p = BP_FMAF(r, p, 1.0f / 24);
+  p = BP_FMAF(r, p, 1.0f / 6);
+  p = BP_FMAF(r, p, 0.5f);
+  p = BP_FMAF(r, p, 1.0f);
+  p = BP_FMAF(r, p, 1.0f);
   int32_t n = (int32_t)nf, n1 = n / 2, n2 = n - n1;
   uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
   float s1, s2;
@@ -668,17 +802,260 @@ static inline float bp_tanhf_(float x) {
   float ax = x < 0 ? -x : x;
   float t = 2 * (ax > 9 ? 9 : ax);
   float nf = t * 1.44269504088896341f + 12582912.0f - 12582912.0f;
-  float r = t - nf * 0.693359375f - nf * -2.12194440e-4f;
-  float q = r * (1 + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 +
-            r * (1.0f / 5040 + r * (1.0f / 40320))))))));
+  float r = BP_FMAF(-nf, -2.12194440e-4f, BP_FMAF(-nf, 0.693359375f, t));
+  float q = BP_FMAF(r, 1.0f / 40320, 1.0f / 5040);
+  q = BP_FMAF(r, q, 1.0f / 720);
+  q = BP_FMAF(r, q, 1.0f / 120);
+  q = BP_FMAF(r, q, 1.0f / 24);
+  q = BP_FMAF(r, q, 1.0f / 6);
+  q = BP_FMAF(r, q, 0.5f);
+  q = BP_FMAF(r, q, 1.0f);
+  q = r * q;
   uint32_t bits = (uint32_t)((int32_t)nf + 127) << 23;
   float s;
   memcpy(&s, &bits, sizeof s);
-  float em = s * q + (s - 1);               /* e^t - 1 = 2^n (1 + q) - 1, exact for n = 0 */
+  float em = BP_FMAF(s, q, s - 1);          /* e^t - 1 = 2^n (1 + q) - 1, exact for n = 0 */
   return copysignf(em / (em + 2), x);
 }
+/* tanh over [lo, hi): f64 and plain f32 one element at a time; f32 with
+ * AVX-512 16 lanes at a time, bp_tanhf_'s steps with the division by a
+ * reciprocal estimate and one Newton step (1 ulp; the division was a third of
+ * the time), the last lanes under a mask */
+#define BP_TANH_RNG_f64(lo, hi, x, y, TANH) \
+  for (size_t i = lo; i < hi; i++) y[i] = TANH(x[i])
+#if defined(__AVX512F__)
+static inline __m512 bp_tanh16_(__m512 x) {
+  const __m512 c = _mm512_set1_ps(12582912.0f);
+  __m512 ax = _mm512_abs_ps(x);
+  __m512 t = _mm512_mul_ps(_mm512_set1_ps(2), _mm512_min_ps(_mm512_set1_ps(9), ax)); /* NaN stays */
+  __m512 nf = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.44269504088896341f)), c), c);
+  __m512 r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(-2.12194440e-4f),
+                              _mm512_fnmadd_ps(nf, _mm512_set1_ps(0.693359375f), t));
+  __m512 q = _mm512_fmadd_ps(r, _mm512_set1_ps(1.0f / 40320), _mm512_set1_ps(1.0f / 5040));
+  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(1.0f / 720));
+  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(1.0f / 120));
+  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(1.0f / 24));
+  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(1.0f / 6));
+  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(0.5f));
+  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(1.0f));
+  q = _mm512_mul_ps(r, q);
+  __m512 s = _mm512_castsi512_ps(
+      _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(nf), _mm512_set1_epi32(127)), 23));
+  __m512 em = _mm512_fmadd_ps(s, q, _mm512_sub_ps(s, _mm512_set1_ps(1)));
+  __m512 d = _mm512_add_ps(em, _mm512_set1_ps(2));
+  __m512 rc = _mm512_rcp14_ps(d);
+  rc = _mm512_mul_ps(rc, _mm512_fnmadd_ps(d, rc, _mm512_set1_ps(2)));
+  __m512 v = _mm512_mul_ps(em, rc);
+  return _mm512_or_ps(v, _mm512_and_ps(x, _mm512_set1_ps(-0.0f))); /* v >= 0: the sign of x */
+}
+static inline void bp_tanh_vec_f32_(size_t lo, size_t hi, const float *x, float *y) {
+  size_t i = lo;
+  for (; i + 16 <= hi; i += 16) _mm512_storeu_ps(y + i, bp_tanh16_(_mm512_loadu_ps(x + i)));
+  if (i < hi) {
+    __mmask16 m = (__mmask16)((1u << (hi - i)) - 1);
+    _mm512_mask_storeu_ps(y + i, m, bp_tanh16_(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+#define BP_TANH_RNG_f32(lo, hi, x, y, TANH) bp_tanh_vec_f32_(lo, hi, x, y)
+#else
+#define BP_TANH_RNG_f32(lo, hi, x, y, TANH) \
+  for (size_t i = lo; i < hi; i++) y[i] = TANH(x[i])
+#endif
 BP_ELEMENTWISE(float, f32, bp_tanhf_, bp_expf_, sqrtf)
 BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
+
+/* ---- fused passes: bias add into the product, batchnorm forward and backward ---- */
+#define BP_FUSED(T, SFX, TANH)                                                           \
+  BP_KERNEL void bp_gemm_bias_##SFX(int M, int N, int K, const T *A, int transa,         \
+                                    const T *B, int transb, const T *bias, T *C) {       \
+    if (M <= 0 || N <= 0) return;                                                        \
+    if (K > 0 && bp_gemm_small_##SFX(M, N, K, A, transa, B, transb, C, 0, bias)) return;  \
+    /* rows per block: ~512 KB of C, at least 32 rows; op(A) = A^T has no row blocks */  \
+    long rb = transa ? M : (long)(524288 / ((long)N * sizeof(T)));                       \
+    if (rb < 32) rb = 32;                                                                \
+    for (long i0 = 0; i0 < M; i0 += rb) {                                                \
+      long r = M - i0 < rb ? M - i0 : rb;                                                \
+      for (long i = i0; i < i0 + r; i++) memcpy(C + i * N, bias, (size_t)N * sizeof(T));  \
+      bp_gemm_##SFX((int)r, N, K, A + i0 * K, transa, B, transb, C + i0 * N, 1);         \
+    }                                                                                    \
+  }                                                                                      \
+  typedef struct {                                                                       \
+    int N, D;                                                                            \
+    const T *x, *gain, *bias, *run_mean, *run_var;                                       \
+    double eps, div;                                                                     \
+    T *mean, *rstd, *xhat, *out, *act;                                                   \
+    double *acc;                                                                         \
+  } BpBnF_##SFX;                                                                         \
+  /* Row loops as functions with restrict parameters (what gcc vectorises on);           \
+   * rows i.. i+3 are r[j], r[D + j], ... */                                             \
+  static inline void bp_bn_st4_##SFX(int w, long D, const T *restrict r, const T *restrict k,\
+                                     double *restrict s1, double *restrict s2) {         \
+    for (int j = 0; j < w; j++) { /* partial sums of 4 in T, then double */              \
+      T d0 = r[j] - k[j], d1 = r[D + j] - k[j], d2 = r[2 * D + j] - k[j], d3 = r[3 * D + j] - k[j];\
+      s1[j] += (double)((d0 + d1) + (d2 + d3));                                          \
+      s2[j] += (double)((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3));                      \
+    }                                                                                    \
+  }                                                                                      \
+  static inline void bp_bn_out_##SFX(int w, const T *restrict r, const T *restrict mu,   \
+                                     const T *restrict rs, const T *restrict ga,         \
+                                     const T *restrict be, T *restrict xh, T *restrict y) {\
+    for (int j = 0; j < w; j++) {                                                        \
+      T v = (r[j] - mu[j]) * rs[j];                                                      \
+      xh[j] = v, y[j] = ga[j] * v + be[j];                                               \
+    }                                                                                    \
+  }                                                                                      \
+  /* columns [j0, j1), every row walked in memory order */                               \
+  static void bp_bn_fwd_cols_##SFX(const BpBnF_##SFX *p, int j0, int j1) {               \
+    const int N = p->N, D = p->D, w = j1 - j0;                                           \
+    double *s1 = p->acc + j0, *s2 = p->acc + D + j0;                                     \
+    T *mean = p->mean + j0, *rstd = p->rstd + j0;                                        \
+    if (p->run_mean) {                                                                   \
+      for (int j = 0; j < w; j++) {                                                      \
+        mean[j] = p->run_mean[j0 + j];                                                   \
+        rstd[j] = (T)(1.0 / sqrt((double)p->run_var[j0 + j] + p->eps));                  \
+      }                                                                                  \
+    } else { /* shifted sums, K = x[0,j]: var = (S2 - S1^2/N)/div, S = sums of x - K */  \
+      const T *sh = p->x + j0;                                                           \
+      for (int j = 0; j < w; j++) s1[j] = 0, s2[j] = 0;                                  \
+      int i = 0;                                                                         \
+      for (; i + 4 <= N; i += 4) /* 4 rows per visit of the sums */                      \
+        bp_bn_st4_##SFX(w, D, p->x + (size_t)i * D + j0, sh, s1, s2);                    \
+      for (; i < N; i++) {                                                               \
+        const T *r = p->x + (size_t)i * D + j0;                                          \
+        for (int j = 0; j < w; j++) {                                                    \
+          double d = (double)r[j] - (double)sh[j];                                       \
+          s1[j] += d, s2[j] += d * d;                                                    \
+        }                                                                                \
+      }                                                                                  \
+      for (int j = 0; j < w; j++) {                                                      \
+        double m = s1[j] / N, v = (s2[j] - s1[j] * m) / p->div;                          \
+        mean[j] = (T)(sh[j] + m);                                                        \
+        rstd[j] = (T)(1.0 / sqrt((v > 0 ? v : 0) + p->eps));                             \
+      }                                                                                  \
+    }                                                                                    \
+    for (int i = 0; i < N; i++) {                                                        \
+      size_t o = (size_t)i * D + j0;                                                     \
+      bp_bn_out_##SFX(w, p->x + o, mean, rstd, p->gain + j0, p->bias + j0, p->xhat + o, p->out + o);\
+      if (p->act && w < D) bp_tanh_rng_##SFX(0, (size_t)w, p->out + o, p->act + o);      \
+    }                                                                                    \
+    /* all columns: one contiguous tanh (short rows would each end in a partial vector) */\
+    if (p->act && w == D) bp_tanh_rng_##SFX(0, (size_t)N * D, p->out, p->act);           \
+  }                                                                                      \
+  static void bp_bn_fwd_job_##SFX(void *arg, int t, int nt) {                            \
+    const BpBnF_##SFX *p = (const BpBnF_##SFX *)arg;                                     \
+    long lo, hi;                                                                         \
+    bp_split_(p->D, 16, t, nt, &lo, &hi);                                                \
+    if (lo < hi) bp_bn_fwd_cols_##SFX(p, (int)lo, (int)hi);                              \
+  }                                                                                      \
+  BP_KERNEL void bp_bn_fwd_##SFX(int N, int D, const T *x, const T *gain, const T *bias, \
+                                 double eps, double div, const T *run_mean,              \
+                                 const T *run_var, T *mean, T *rstd, T *xhat, T *out,    \
+                                 T *act, double *acc) {                                  \
+    BpBnF_##SFX p = {N, D, x, gain, bias, run_mean, run_var, eps, div,                   \
+                     mean, rstd, xhat, out, act, acc};                                   \
+    if (N <= 0 || D <= 0) return;                                                        \
+    if (bp_nthreads_ > 1 && (long)N * D >= BP_PAR_MIN && D >= 32)                        \
+      bp_parallel(bp_bn_fwd_job_##SFX, &p, bp_nthreads_);                                \
+    else bp_bn_fwd_cols_##SFX(&p, 0, D);                                                 \
+  }                                                                                      \
+  typedef struct {                                                                       \
+    int N, D;                                                                            \
+    const T *t, *dt;                                                                     \
+    T *dy;                                                                               \
+    const T *xhat, *gain, *rstd;                                                         \
+    double c;                                                                            \
+    T *dgain, *dbias, *dx, *dxsum;                                                       \
+    double *acc;                                                                         \
+  } BpBnB_##SFX;                                                                         \
+  /* 2 rows: dy = (1 - t^2) dt written, its sums (partial sums of 2 in T, then double) */\
+  static inline void bp_bn_dy2_##SFX(int w, long D, const T *restrict t, const T *restrict dt,\
+                                     const T *restrict xh, T *restrict dy,               \
+                                     double *restrict s1, double *restrict s2) {         \
+    for (int j = 0; j < w; j++) {                                                        \
+      T da = (1 - t[j] * t[j]) * dt[j], db = (1 - t[D + j] * t[D + j]) * dt[D + j];      \
+      dy[j] = da, dy[D + j] = db;                                                        \
+      s1[j] += (double)(da + db);                                                        \
+      s2[j] += (double)(da * xh[j] + db * xh[D + j]);                                    \
+    }                                                                                    \
+  }                                                                                      \
+  static inline void bp_bn_sum2_##SFX(int w, long D, const T *restrict dy, const T *restrict xh,\
+                                      double *restrict s1, double *restrict s2) {        \
+    for (int j = 0; j < w; j++) {                                                        \
+      s1[j] += (double)(dy[j] + dy[D + j]);                                              \
+      s2[j] += (double)(dy[j] * xh[j] + dy[D + j] * xh[D + j]);                          \
+    }                                                                                    \
+  }                                                                                      \
+  static inline void bp_bn_dx2_##SFX(int w, long D, const T *restrict dy, const T *restrict xh,\
+                                     const T *restrict ka, const T *restrict kb,         \
+                                     const T *restrict kc, T *restrict dx, double *restrict sx) {\
+    for (int j = 0; j < w; j++) {                                                        \
+      T va = ka[j] * dy[j] - kb[j] - kc[j] * xh[j];                                      \
+      T vb = ka[j] * dy[D + j] - kb[j] - kc[j] * xh[D + j];                              \
+      dx[j] = va, dx[D + j] = vb;                                                        \
+      sx[j] += (double)(va + vb);                                                        \
+    }                                                                                    \
+  }                                                                                      \
+  static void bp_bn_bwd_cols_##SFX(const BpBnB_##SFX *p, int j0, int j1) {               \
+    const int N = p->N, D = p->D, w = j1 - j0;                                           \
+    double *s1 = p->acc + j0, *s2 = p->acc + D + j0, *sx = p->acc + 2 * (size_t)D + j0;  \
+    /* the per-column coefficients of dx, in T (so the dx pass runs in T) */             \
+    T *ka = (T *)(p->acc + 3 * (size_t)D) + j0;                                          \
+    T *kb = (T *)(p->acc + 4 * (size_t)D) + j0;                                          \
+    T *kc = (T *)(p->acc + 5 * (size_t)D) + j0;                                          \
+    for (int j = 0; j < w; j++) s1[j] = 0, s2[j] = 0, sx[j] = 0;                         \
+    int i = 0;                                                                           \
+    for (; i + 2 <= N; i += 2) { /* dy = (1 - t^2) dt first, 2 rows per visit of the sums */\
+      size_t o = (size_t)i * D + j0;                                                     \
+      if (p->t) bp_bn_dy2_##SFX(w, D, p->t + o, p->dt + o, p->xhat + o, p->dy + o, s1, s2);\
+      else bp_bn_sum2_##SFX(w, D, p->dy + o, p->xhat + o, s1, s2);                       \
+    }                                                                                    \
+    for (; i < N; i++) {                                                                 \
+      size_t o = (size_t)i * D + j0;                                                     \
+      const T *xh = p->xhat + o;                                                         \
+      T *dy = p->dy + o;                                                                 \
+      if (p->t)                                                                          \
+        for (int j = 0; j < w; j++) dy[j] = (1 - p->t[o + j] * p->t[o + j]) * p->dt[o + j];\
+      for (int j = 0; j < w; j++) s1[j] += dy[j], s2[j] += (double)dy[j] * xh[j];        \
+    }                                                                                    \
+    /* dx = k (N dy - s1 - c xhat s2), k = gain rstd / N: as ka dy - kb - kc xhat */     \
+    for (int j = 0; j < w; j++) {                                                        \
+      if (p->dgain) p->dgain[j0 + j] = (T)s2[j];                                         \
+      if (p->dbias) p->dbias[j0 + j] = (T)s1[j];                                         \
+      double k = (double)p->gain[j0 + j] * p->rstd[j0 + j] / N;                          \
+      ka[j] = (T)(k * N), kb[j] = (T)(s1[j] * k), kc[j] = (T)(s2[j] * k * p->c);         \
+    }                                                                                    \
+    for (i = 0; i + 2 <= N; i += 2) {                                                    \
+      size_t o = (size_t)i * D + j0;                                                     \
+      bp_bn_dx2_##SFX(w, D, p->dy + o, p->xhat + o, ka, kb, kc, p->dx + o, sx);          \
+    }                                                                                    \
+    for (; i < N; i++) {                                                                 \
+      size_t o = (size_t)i * D + j0;                                                     \
+      for (int j = 0; j < w; j++) {                                                      \
+        T v = ka[j] * p->dy[o + j] - kb[j] - kc[j] * p->xhat[o + j];                     \
+        p->dx[o + j] = v;                                                                \
+        sx[j] += v;                                                                      \
+      }                                                                                  \
+    }                                                                                    \
+    if (p->dxsum)                                                                        \
+      for (int j = 0; j < w; j++) p->dxsum[j0 + j] = (T)sx[j];                           \
+  }                                                                                      \
+  static void bp_bn_bwd_job_##SFX(void *arg, int t, int nt) {                            \
+    const BpBnB_##SFX *p = (const BpBnB_##SFX *)arg;                                     \
+    long lo, hi;                                                                         \
+    bp_split_(p->D, 16, t, nt, &lo, &hi);                                                \
+    if (lo < hi) bp_bn_bwd_cols_##SFX(p, (int)lo, (int)hi);                              \
+  }                                                                                      \
+  BP_KERNEL void bp_bn_bwd_##SFX(int N, int D, const T *t, const T *dt, T *dy,           \
+                                 const T *xhat, const T *gain, const T *rstd, double c,  \
+                                 T *dgain, T *dbias, T *dx, T *dxsum, double *acc) {     \
+    BpBnB_##SFX p = {N, D, t, dt, dy, xhat, gain, rstd, c, dgain, dbias, dx, dxsum, acc}; \
+    if (N <= 0 || D <= 0) return;                                                        \
+    if (bp_nthreads_ > 1 && (long)N * D >= BP_PAR_MIN && D >= 32)                        \
+      bp_parallel(bp_bn_bwd_job_##SFX, &p, bp_nthreads_);                                \
+    else bp_bn_bwd_cols_##SFX(&p, 0, D);                                                 \
+  }
+BP_FUSED(float, f32, bp_tanhf_)
+BP_FUSED(double, f64, tanh)
 
 #endif /* BP_KERNELS_DECLARE_ONLY */
 #endif /* BP_KERNELS_H */

@@ -180,7 +180,7 @@ START_TEST(comments_and_line_directives) {
     "/* dC = Σ_i onehot(X[i]) · demb[i]",
     "n/(n-1)",
     "#line 23 \"",
-    "bp_gemm_f32(32, 64, 30, s->embcat, 0, s->W1, 0,",
+    "bp_gemm_bias_f32(32, 64, 30, s->embcat, 0, s->W1, 0,",
     "double makemore_forward(makemore_state *s)",
     "void makemore_backward(makemore_state *s)",
     "const BpModel makemore_model = {",
@@ -201,7 +201,12 @@ START_TEST(dtype_and_jit_variant) {
   const char *d = emit(g, DT_F64, "m", false, NULL), *f = emit(g, DT_F32, "m", true, NULL);
   ck_assert(strstr(d, "typedef double real;") && strstr(d, "bp_gemm_f64("));
   ck_assert(strstr(f, "typedef float real;") && strstr(f, "bp_gemm_f32("));
-  ck_assert(strstr(d, "bp_tanh_f64(2048, s->hpreact, s->h);") && strstr(f, "bp_tanh_f32(2048, s->hpreact, s->h);"));
+  /* h = tanh(hpreact) runs in batchnorm's output pass (plan_fusion) */
+  ck_assert(strstr(d, "s->hpreact_xhat, s->hpreact, s->h, s->hpreact_sums);") &&
+            strstr(f, "s->hpreact_xhat, s->hpreact, s->h, s->hpreact_sums);"));
+  ck_assert(strstr(d, "bp_bn_fwd_f64(32, 64,") && strstr(f, "bp_bn_fwd_f32(32, 64,"));
+  /* hprebn = embcat @ W1 + b1: one gemm with the bias, no product temporary */
+  ck_assert(strstr(f, "bp_gemm_bias_f32(32, 64, 30, s->embcat, 0, s->W1, 0, s->b1, s->hprebn);"));
   ck_assert(strstr(f, "#define BP_KERNELS_DECLARE_ONLY") != NULL);
 }
 END_TEST

@@ -113,6 +113,17 @@ static const struct {
    "y = x * p + q\nloss = sum(y * y) + sum(p * q)\n"},
   {"shared_grads",
    "dim N = 4\nparam a : [N] ~ randn\nparam b : [N] ~ randn\ns = a + b\nt = s * s\nloss = sum(t)\n"},
+  /* the emitter's fusions (plan_fusion) and where they must not apply: bias
+   * first, a named product, stacked batchnorms, a batchnorm output with two
+   * consumers, a dy that sums two contributions */
+  {"fusion_patterns",
+   "dim N = 6\ndim D = 4\ndim H = 5\ninput x : [N, D]\ninput Y : int[N]\nparam W1 : [D, H] ~ randn\n"
+   "param b1 : [H] ~ randn\nparam g1 : [1, H] ~ randn * 0.1 + 1\nparam c1 : [1, H] ~ randn * 0.1\n"
+   "param W2 : [H, H] ~ randn * 0.5\nparam b2 : [1, H] ~ randn\nparam g2 : [H] ~ randn * 0.1 + 1\n"
+   "param c2 : [H] ~ randn * 0.1\nparam W3 : [H, 3] ~ randn\nparam b3 : [3] ~ randn\n"
+   "a1 = b1 + x @ W1\nh1 = tanh(batchnorm(a1, g1, c1, eps=1e-5))\nm2 = h1 @ W2\na2 = m2 + b2\n"
+   "z2 = batchnorm(a2, g2, c2, eps=1e-5)\nh2 = tanh(z2)\nlogits = h2 @ W3 + b3 + sum(z2 * h1, 1)\n"
+   "loss = cross_entropy(logits, Y) + mean(h1 * h2)\n"},
   {"unused_param",
    "dim N = 3\ninput x : [N]\nparam a : [N] ~ randn\nparam unused : [2, 2] ~ ones\nloss = sum(x * a)\n"},
 };

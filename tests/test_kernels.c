@@ -320,6 +320,184 @@ START_TEST(threads_setting) {
 }
 END_TEST
 
+/* bp_gemm_bias: the product plus the bias row, as gemm accumulating onto C0 =
+ * the broadcast bias; all four transposed forms; 2 threads give the same bits */
+#define GEMM_BIAS_TEST(T, SFX)                                                             \
+  START_TEST(gemm_bias_##SFX) {                                                            \
+    int M = gemm_shapes[_i].M, N = gemm_shapes[_i].N, K = gemm_shapes[_i].K;               \
+    T *A = malloc(sizeof(T) * M * K), *B = malloc(sizeof(T) * K * N), *bias = malloc(sizeof(T) * N); \
+    T *C0 = malloc(sizeof(T) * M * N), *C = malloc(sizeof(T) * M * N), *C2 = malloc(sizeof(T) * M * N); \
+    for (long i = 0; i < (long)M * K; i++) A[i] = (T)urand();                              \
+    for (long i = 0; i < (long)K * N; i++) B[i] = (T)urand();                              \
+    for (int j = 0; j < N; j++) bias[j] = (T)(urand() * 3);                                \
+    for (int i = 0; i < M; i++) memcpy(C0 + (long)i * N, bias, sizeof(T) * N);             \
+    for (int ta = 0; ta <= 1; ta++)                                                        \
+      for (int tb = 0; tb <= 1; tb++) {                                                    \
+        bp_set_threads(1);                                                                 \
+        bp_gemm_bias_##SFX(M, N, K, A, ta, B, tb, bias, C);                                \
+        ck_assert_int_eq(check_gemm_##T(M, N, K, ta, tb, 1, A, B, C0, C), 0);              \
+        bp_set_threads(2);                                                                 \
+        bp_gemm_bias_##SFX(M, N, K, A, ta, B, tb, bias, C2);                               \
+        bp_set_threads(1);                                                                 \
+        ck_assert_msg(memcmp(C, C2, sizeof(T) * M * N) == 0, "gemm_bias M=%d N=%d K=%d: 2 threads differ", M, N, K); \
+      }                                                                                    \
+    free(A), free(B), free(bias), free(C0), free(C), free(C2);                             \
+  }                                                                                        \
+  END_TEST
+GEMM_BIAS_TEST(float, f32)
+GEMM_BIAS_TEST(double, f64)
+
+/* bp_bn_fwd and bp_bn_bwd against the formulas in double (two-pass variance),
+ * training and inference, with and without the fused tanh and the optional
+ * sums; errors relative to the largest reference magnitude of each output
+ * (a batchnorm's Σ_b dx is 0 in exact arithmetic: judged against Σ_b |dx| +
+ * Σ_b |gain rstd dy|);
+ * 1, 2 and 3 threads give the same bits. */
+static const Shape2 bn_shapes[] = {{2, 1}, {7, 5}, {32, 27}, {32, 200}, {13, 33}, {256, 1024}, {1024, 30}, {3, 70}};
+
+#define BN_TEST(T, SFX, TOL)                                                                    \
+  static double maxrel_##SFX(const T *got, const double *want, long n) {                      \
+    double m = 0, e = 0;                                                                        \
+    for (long i = 0; i < n; i++) m = fmax(m, fabs(want[i]));                                    \
+    for (long i = 0; i < n; i++) e = fmax(e, fabs(got[i] - want[i]));                           \
+    return e / (m + 1e-30);                                                                     \
+  }                                                                                             \
+  START_TEST(bn_##SFX) {                                                                        \
+    int N = bn_shapes[_i].N, D = bn_shapes[_i].D;                                               \
+    long n = (long)N * D;                                                                       \
+    T *x = malloc(sizeof(T) * n), *gain = malloc(sizeof(T) * D), *bias = malloc(sizeof(T) * D); \
+    T *rm = malloc(sizeof(T) * D), *rv = malloc(sizeof(T) * D);                                 \
+    T *mean = malloc(sizeof(T) * D), *rstd = malloc(sizeof(T) * D), *dg = malloc(sizeof(T) * D); \
+    T *db = malloc(sizeof(T) * D), *dxs = malloc(sizeof(T) * D);                                \
+    T *xh = malloc(sizeof(T) * n), *out = malloc(sizeof(T) * n), *act = malloc(sizeof(T) * n); \
+    T *dt = malloc(sizeof(T) * n), *dy = malloc(sizeof(T) * n), *dx = malloc(sizeof(T) * n);    \
+    T *keep = malloc(sizeof(T) * n * 3 + sizeof(T) * D * 3);                                    \
+    double *acc = malloc(sizeof(double) * 6 * D), *r = malloc(sizeof(double) * n * 4);          \
+    double *rs = malloc(sizeof(double) * D * 6);                                                \
+    memset(dg, 0, sizeof(T) * D), memset(dxs, 0, sizeof(T) * D);                                \
+    double *rxh = r, *rout = r + n, *ract = r + 2 * n, *rdx = r + 3 * n;                        \
+    for (long i = 0; i < n; i++) x[i] = (T)(urand() * 2 + 0.5 * (i % D)), dt[i] = (T)urand();  \
+    for (int j = 0; j < D; j++)                                                                 \
+      gain[j] = (T)(1 + urand() * 0.5), bias[j] = (T)urand(), rm[j] = (T)urand(), rv[j] = (T)(1 + urand() * 0.5); \
+    for (int eval = 0; eval <= 1; eval++)                                                       \
+      for (int fuse = 0; fuse <= 1; fuse++) {                                                   \
+        double div = eval ? N : N - 1;                                                          \
+        bp_bn_fwd_##SFX(N, D, x, gain, bias, 1e-5, div, eval ? rm : NULL, eval ? rv : NULL, mean, rstd, \
+                        xh, out, fuse ? act : NULL, acc);                                       \
+        for (int j = 0; j < D; j++) {                                                           \
+          double m = 0, v = 0;                                                                  \
+          for (int i = 0; i < N; i++) m += x[(long)i * D + j];                                  \
+          m /= N;                                                                               \
+          for (int i = 0; i < N; i++) v += (x[(long)i * D + j] - m) * (x[(long)i * D + j] - m); \
+          v /= div;                                                                             \
+          if (eval) m = rm[j], v = rv[j];                                                       \
+          rs[j] = m, rs[D + j] = 1 / sqrt(v + 1e-5);                                            \
+          for (int i = 0; i < N; i++) {                                                         \
+            long k = (long)i * D + j;                                                           \
+            rxh[k] = (x[k] - m) * rs[D + j];                                                    \
+            rout[k] = gain[j] * rxh[k] + bias[j];                                               \
+            ract[k] = tanh(rout[k]);                                                            \
+          }                                                                                     \
+        }                                                                                       \
+        ck_assert_msg(maxrel_##SFX(mean, rs, D) <= TOL, "bn_fwd N=%d D=%d: mean off by %g", N, D, maxrel_##SFX(mean, rs, D)); \
+        ck_assert_msg(maxrel_##SFX(rstd, rs + D, D) <= TOL, "bn_fwd N=%d D=%d: rstd off by %g", N, D, maxrel_##SFX(rstd, rs + D, D)); \
+        ck_assert_msg(maxrel_##SFX(xh, rxh, n) <= TOL, "bn_fwd N=%d D=%d: xhat off by %g", N, D, maxrel_##SFX(xh, rxh, n)); \
+        ck_assert_msg(maxrel_##SFX(out, rout, n) <= TOL, "bn_fwd N=%d D=%d: out off by %g", N, D, maxrel_##SFX(out, rout, n)); \
+        for (long k = 0; k < n; k++) ract[k] = tanh((double)out[k]); /* of the output as rounded */ \
+        if (fuse)                                                                               \
+          ck_assert_msg(maxrel_##SFX(act, ract, n) <= TOL, "bn_fwd N=%d D=%d: tanh off by %g", N, D, maxrel_##SFX(act, ract, n)); \
+        /* threads: the same bits */                                                           \
+        memcpy(keep, xh, sizeof(T) * n), memcpy(keep + n, out, sizeof(T) * n), memcpy(keep + 2 * n, act, sizeof(T) * n); \
+        memcpy(keep + 3 * n, rstd, sizeof(T) * D);                                              \
+        for (int th = 2; th <= 3; th++) {                                                       \
+          bp_set_threads(th);                                                                   \
+          bp_bn_fwd_##SFX(N, D, x, gain, bias, 1e-5, div, eval ? rm : NULL, eval ? rv : NULL, mean, rstd, \
+                          xh, out, fuse ? act : NULL, acc);                                     \
+          bp_set_threads(1);                                                                    \
+          ck_assert_msg(memcmp(keep, xh, sizeof(T) * n) == 0 && memcmp(keep + n, out, sizeof(T) * n) == 0 && \
+                        memcmp(keep + 2 * n, act, sizeof(T) * n) == 0 && memcmp(keep + 3 * n, rstd, sizeof(T) * D) == 0, \
+                        "bn_fwd N=%d D=%d: %d threads differ", N, D, th);                       \
+        }                                                                                       \
+      }                                                                                         \
+    /* backward, from the training forward's x̂ and rstd; t = the tanh output */               \
+    bp_bn_fwd_##SFX(N, D, x, gain, bias, 1e-5, N - 1, NULL, NULL, mean, rstd, xh, out, act, acc); \
+    double c = (double)N / (N - 1);                                                             \
+    for (int fuse = 0; fuse <= 1; fuse++) {                                                     \
+      if (!fuse) memcpy(dy, dt, sizeof(T) * n);                                                 \
+      bp_bn_bwd_##SFX(N, D, fuse ? act : NULL, fuse ? dt : NULL, dy, xh, gain, rstd, c, fuse ? dg : NULL, \
+                      fuse ? db : NULL, dx, fuse ? dxs : NULL, acc);                            \
+      if (fuse) {                                                                               \
+        for (long k = 0; k < n; k++) r[k] = (1 - (double)act[k] * act[k]) * dt[k];             \
+        ck_assert_msg(maxrel_##SFX(dy, r, n) <= TOL, "bn_bwd N=%d D=%d: dy off by %g", N, D, maxrel_##SFX(dy, r, n)); \
+      }                                                                                         \
+      for (int j = 0; j < D; j++) {                                                             \
+        double s1 = 0, s2 = 0, sx = 0, sa = 0;                                                  \
+        for (int i = 0; i < N; i++) s1 += dy[(long)i * D + j], s2 += (double)dy[(long)i * D + j] * xh[(long)i * D + j]; \
+        for (int i = 0; i < N; i++) {                                                           \
+          long k = (long)i * D + j;                                                             \
+          rdx[k] = (double)gain[j] * rstd[j] / N * (N * (double)dy[k] - s1 - c * xh[k] * s2);   \
+          sx += rdx[k], sa += fabs(rdx[k]) + fabs((double)gain[j] * rstd[j] * dy[k]);         \
+        }                                                                                       \
+        rs[j] = s1, rs[D + j] = s2;                                                             \
+        if (fuse)                                                                               \
+          ck_assert_msg(fabs(dxs[j] - sx) <= TOL * (sa + 1e-30), "bn_bwd N=%d D=%d: sum dx[%d] = %g, want %g", N, D, j, (double)dxs[j], sx); \
+      }                                                                                         \
+      double dscale = 0, derr = 0; /* dx against the size of its terms (N = 2: dx = 0) */    \
+      for (long k = 0; k < n; k++)                                                              \
+        dscale = fmax(dscale, fmax(fabs(rdx[k]), fabs((double)gain[k % D] * rstd[k % D] * dy[k]))), \
+        derr = fmax(derr, fabs(dx[k] - rdx[k]));                                                \
+      ck_assert_msg(derr <= TOL * 10 * dscale, "bn_bwd N=%d D=%d: dx off by %g of %g", N, D, derr, dscale); \
+      if (fuse) {                                                                               \
+        ck_assert_msg(maxrel_##SFX(db, rs, D) <= TOL, "bn_bwd N=%d D=%d: dbias off by %g", N, D, maxrel_##SFX(db, rs, D)); \
+        ck_assert_msg(maxrel_##SFX(dg, rs + D, D) <= TOL, "bn_bwd N=%d D=%d: dgain off by %g", N, D, maxrel_##SFX(dg, rs + D, D)); \
+      }                                                                                         \
+      memcpy(keep, dx, sizeof(T) * n), memcpy(keep + n, dy, sizeof(T) * n);                     \
+      memcpy(keep + 2 * n, dg, sizeof(T) * D), memcpy(keep + 2 * n + D, dxs, sizeof(T) * D);    \
+      for (int th = 2; th <= 3; th++) {                                                         \
+        bp_set_threads(th);                                                                     \
+        bp_bn_bwd_##SFX(N, D, fuse ? act : NULL, fuse ? dt : NULL, dy, xh, gain, rstd, c, fuse ? dg : NULL, \
+                        fuse ? db : NULL, dx, fuse ? dxs : NULL, acc);                          \
+        bp_set_threads(1);                                                                      \
+        ck_assert_msg(memcmp(keep, dx, sizeof(T) * n) == 0 && memcmp(keep + n, dy, sizeof(T) * n) == 0 && \
+                      memcmp(keep + 2 * n, dg, sizeof(T) * D) == 0 && memcmp(keep + 2 * n + D, dxs, sizeof(T) * D) == 0, \
+                      "bn_bwd N=%d D=%d: %d threads differ", N, D, th);                         \
+      }                                                                                         \
+    }                                                                                           \
+    free(x), free(gain), free(bias), free(rm), free(rv), free(mean), free(rstd), free(dg), free(db); \
+    free(dxs), free(xh), free(out), free(act), free(dt), free(dy), free(dx), free(keep), free(acc); \
+    free(r), free(rs);                                                                          \
+  }                                                                                             \
+  END_TEST
+BN_TEST(float, f32, 1e-5)
+BN_TEST(double, f64, 1e-12)
+
+/* the threaded elementwise kernels and column sums: the same bits as 1 thread */
+START_TEST(threads_elementwise) {
+  int N = 300, D = 700;
+  long n = (long)N * D;
+  float *x = malloc(sizeof(float) * n), *y1 = malloc(sizeof(float) * n), *y2 = malloc(sizeof(float) * n);
+  float *c1 = malloc(sizeof(float) * D), *c2 = malloc(sizeof(float) * D);
+  for (long i = 0; i < n; i++) x[i] = (float)(urand() * 4), y1[i] = y2[i] = (float)urand();
+  for (int th = 2; th <= 3; th++) {
+    bp_set_threads(1);
+    bp_tanh_f32((size_t)n, x, y1);
+    bp_colsum_f32(N, D, x, c1, 0);
+    bp_set_threads(th);
+    bp_tanh_f32((size_t)n, x, y2);
+    bp_colsum_f32(N, D, x, c2, 0);
+    ck_assert(memcmp(y1, y2, sizeof(float) * n) == 0 && memcmp(c1, c2, sizeof(float) * D) == 0);
+    bp_set_threads(1);
+    bp_tanh_bwd_f32((size_t)n, y1, x, y2, 0);
+    bp_set_threads(th);
+    bp_tanh_bwd_f32((size_t)n, y1, x, y1, 0);   /* dx may be t itself */
+    ck_assert(memcmp(y1, y2, sizeof(float) * n) == 0);
+    bp_tanh_f32((size_t)n, x, y1);
+  }
+  bp_set_threads(1);
+  free(x), free(y1), free(y2), free(c1), free(c2);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("kernels");
   TCase *tc = tcase_create("gemm");
@@ -329,6 +507,8 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tc, gemm_f64, 0, ng);
   tcase_add_test(tc, gemm_k0);
   tcase_add_test(tc, allfinite);
+  tcase_add_loop_test(tc, gemm_bias_f32, 0, ng);
+  tcase_add_loop_test(tc, gemm_bias_f64, 0, ng);
   suite_add_tcase(s, tc);
   TCase *te = tcase_create("elementwise");
   int ns = (int)(sizeof sizes / sizeof sizes[0]);
@@ -343,6 +523,10 @@ static Suite *make_suite(void) {
   int n2 = (int)(sizeof shapes2 / sizeof shapes2[0]);
   tcase_add_loop_test(tr, rows_f32, 0, n2);
   tcase_add_loop_test(tr, rows_f64, 0, n2);
+  int nb = (int)(sizeof bn_shapes / sizeof bn_shapes[0]);
+  tcase_add_loop_test(tr, bn_f32, 0, nb);
+  tcase_add_loop_test(tr, bn_f64, 0, nb);
+  tcase_add_test(tr, threads_elementwise);
   suite_add_tcase(s, tr);
   return s;
 }
