@@ -2,6 +2,8 @@
  * own cmd_*.c file. */
 #include "bpgen.h"
 
+#define BPGEN_VERSION "0.1.0"
+
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,8 +43,8 @@ static const char usage[] =
   "  --seed N         seed for initialisation and data (default 2147483647)\n"
   "  --expand         lower fused ops to primitives before differentiating\n"
   "\n"
-  "`bpgen COMMAND --help` lists a command's own options.  The spec language is\n"
-  "described in README.md.\n";
+  "`bpgen COMMAND --help` lists a command's own options, `bpgen --version` the\n"
+  "version.  The spec language is described in README.md.\n";
 
 typedef struct Command {
   const char *name;
@@ -59,6 +61,10 @@ int main(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage, stderr);
     return 1;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    puts("bpgen " BPGEN_VERSION);
+    return 0;
   }
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
     fputs(usage, stdout);

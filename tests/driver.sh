@@ -130,6 +130,7 @@ t "gen header beside"       0 "extern const BpModel makemore_model" cat "$T/m.h"
 t "gen compiles -Werror"    0 ""  gcc -std=c99 -O2 -Wall -Wextra -Werror -c "$T/m.c" -o "$T/m.o"
 t "unknown command"         1 "'frob' is neither a command nor a spec file" $BPGEN frob
 t "no arguments"            1 "^usage: bpgen SPEC -o model.c" $BPGEN
+t "--version"               0 "^bpgen [0-9]+\.[0-9]+\.[0-9]+$" $BPGEN --version
 t "--help is the truth"     0 "ninja SPEC --mine FILE.c" $BPGEN --help
 printf 'dim B = 3\nx = B \303\274\n' >"$T/u.spec"
 t "caret under UTF-8"       1 "^        \^" $BPGEN explain "$T/u.spec"
