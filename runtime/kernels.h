@@ -103,9 +103,8 @@ void bp_adamw_f64(size_t n, double *p, const double *g, double *m, double *v, do
 int bp_allfinite_f32(size_t n, const float *x);
 int bp_allfinite_f64(size_t n, const double *x);
 /* C[M,N] = op(A) . op(B) + bias, bias [N] added to every row (Y = X.W + b):
- * the sums start at the bias (small products), or C starts as the broadcast
- * bias and the product accumulates onto it a block of rows at a time, while
- * the block is in cache: the add costs no pass over C. */
+ * every tile's sums start at the bias (its first k block), so the add costs
+ * no pass over C. */
 void bp_gemm_bias_f32(int M, int N, int K, const float *A, int transa, const float *B,
                       int transb, const float *bias, float *C);
 void bp_gemm_bias_f64(int M, int N, int K, const double *A, int transa, const double *B,
@@ -311,8 +310,8 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_MR_LIST(F, S) F(S, 1) F(S, 2) F(S, 3) F(S, 4)
 #endif
 #define BP_UKR_CASE(S, n) \
-  case n: as ? bp_ukr_##S(n, kc, pa, as, ak, pb, ldb, c, ldc, add)   \
-             : bp_ukr_##S(n, kc, pa, 0, n, pb, ldb, c, ldc, add); break;
+  case n: as ? bp_ukr_##S(n, kc, pa, as, ak, pb, ldb, c, ldc, add, bias, bt)   \
+             : bp_ukr_##S(n, kc, pa, 0, n, pb, ldb, c, ldc, add, bias, bt); break;
 #define BP_KC 256        /* k block: a B panel (BP_KC x NR) stays in L1 */
 #define BP_MCP 8         /* A panels per block (BP_MCP x BP_MR x BP_KC in L2) */
 #define BP_NC 1024       /* columns per B block */
@@ -432,10 +431,14 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
   /* tile[mr, NR] = pa[kc, mr]^T-panel . pb[kc, NR]; then c = tile or c += tile */    \
   static inline __attribute__((always_inline)) void bp_ukr_##S(                       \
       const int mr, int kc, const T *pa, long as, long ak, const T *pb, long ldb, T *c, \
-      long ldc, int add) {                                                             \
+      long ldc, int add, const T *bias, int bt) {                                      \
     BP_V_##S acc[BP_MR][BP_NRV];                                                       \
+    /* the sums start at zero or at the bias: bias[0..NR) across (bt = 0), or one     \
+     * bias[i] per row (bt = 1, the transposed product) */                            \
     _Pragma("GCC unroll 16") for (int i = 0; i < mr; i++)                              \
-      _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++) acc[i][v] = BP_ZERO_##S(); \
+      _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++)                         \
+        acc[i][v] = !bias ? BP_ZERO_##S() : bt ? BP_SET1_##S(bias[i])                  \
+                  : BP_LOAD_##S(bias + v * BP_VN_##S);                                 \
     for (int k = 0; k < kc; k++) {                                                     \
       BP_V_##S b[BP_NRV];                                                              \
       _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++)                         \
@@ -456,7 +459,7 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
   }                                                                                    \
   /* A(i,k) = pa[i*as + k*ak] (as = 0: packed, pa[k*mr + i]); B(k,j) = pb[k*ldb + j] */ \
   static void bp_ukr_any_##S(int mr, int kc, const T *pa, long as, long ak, const T *pb, \
-                             long ldb, T *c, long ldc, int add) {                      \
+                             long ldb, T *c, long ldc, int add, const T *bias, int bt) { \
     switch (mr) { BP_MR_LIST(BP_UKR_CASE, S) default: break; }                        \
   }                                                                                    \
   /* C(i,j) = c[i*rsc + j*csc], op(A)(i,k) = a[i*ars + k*acs], op(B)(k,j) = b[k*brs + j*bcs] */ \
@@ -465,6 +468,8 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
     const T *a; long ars, acs;                                                         \
     const T *b; long brs, bcs;                                                         \
     T *c; long rsc, csc;                                                               \
+    const T *bias; int bt;  /* C = bias + product: bias along C's rows (bt = 0) or  \
+                             * columns of the computed (transposed) product */      \
   } BpGemm_##S;                                                                        \
   static int bp_gemm_panel_##S(const BpGemm_##S *g, int p) { /* first row of panel p */ \
     return p * g->pbase + (p < g->pextra ? p : g->pextra);                             \
@@ -474,12 +479,14 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
     static __thread T bufa[BP_MCP * BP_MR * BP_KC] __attribute__((aligned(64)));       \
     static __thread T bufb[BP_KC * BP_NC] __attribute__((aligned(64)));               \
     T tile[BP_MR * BP_NR_##S] __attribute__((aligned(64)));                            \
+    T bpad[BP_NR_##S];                                                                 \
     const int NR = BP_NR_##S;                                                          \
     for (int jc = n0; jc < n1; jc += BP_NC) {                                          \
       int nc = n1 - jc < BP_NC ? n1 - jc : BP_NC;                                      \
       for (int pc = 0; pc < g->K; pc += BP_KC) {                                       \
         int kc = g->K - pc < BP_KC ? g->K - pc : BP_KC;                                \
         int add = g->acc || pc > 0;                                                    \
+        const T *bias = pc == 0 ? g->bias : NULL;                                      \
         /* pack op(B)[pc:pc+kc, jc:jc+nc] as panels of NR columns, zero padded */     \
         for (int jr = 0; jr < nc; jr += NR) {                                          \
           int nr = nc - jr < NR ? nc - jr : NR;                                        \
@@ -528,10 +535,17 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
               T *c = g->c + (long)i0 * g->rsc + (long)(jc + jr) * g->csc;              \
               const T *a = g->packa ? pa : g->a + (long)i0 * g->ars + (long)pc * g->acs; \
               long as = g->packa ? 0 : g->ars, ak = g->packa ? mr : g->acs;            \
+              const T *bs = NULL;                                                      \
+              if (bias && g->bt) bs = bias + i0;                                       \
+              else if (bias && nr == NR) bs = bias + jc + jr;                          \
+              else if (bias) { /* the last panel: the bias padded to NR */             \
+                for (int j = 0; j < NR; j++) bpad[j] = j < nr ? bias[jc + jr + j] : 0;  \
+                bs = bpad;                                                             \
+              }                                                                        \
               if (nr == NR && g->csc == 1) {                                           \
-                bp_ukr_any_##S(mr, kc, a, as, ak, pb, ldb, c, g->rsc, add);                 \
+                bp_ukr_any_##S(mr, kc, a, as, ak, pb, ldb, c, g->rsc, add, bs, g->bt);      \
               } else {                                                                 \
-                bp_ukr_any_##S(mr, kc, a, as, ak, pb, ldb, tile, NR, 0);                    \
+                bp_ukr_any_##S(mr, kc, a, as, ak, pb, ldb, tile, NR, 0, bs, g->bt);         \
                 for (int i = 0; i < mr; i++)                                           \
                   for (int j = 0; j < nr; j++) {                                       \
                     T *q = c + (long)i * g->rsc + (long)j * g->csc;                    \
@@ -546,14 +560,9 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
     }                                                                                  \
   }                                                                                    \
   static void bp_gemm_job_##S(void *arg, int t, int nt);                               \
-  BP_KERNEL void bp_gemm_##S(int M, int N, int K, const T *A, int transa, const T *B,  \
-                             int transb, T *C, int accumulate) {                       \
-    if (M <= 0 || N <= 0) return;                                                      \
-    if (K <= 0) {                                                                      \
-      if (!accumulate) memset(C, 0, (size_t)M * N * sizeof(T));                        \
-      return;                                                                          \
-    }                                                                                  \
-    if (bp_gemm_small_##S(M, N, K, A, transa, B, transb, C, accumulate, NULL)) return; \
+  /* the general path; bias (may be NULL, then with accumulate = 0): C = bias + product */ \
+  static void bp_gemm_gen_##S(int M, int N, int K, const T *A, int transa, const T *B, \
+                              int transb, T *C, int accumulate, const T *bias) {       \
     BpGemm_##S g;                                                                      \
     long ars = transa ? 1 : K, acs = transa ? M : 1;                                   \
     long brs = transb ? 1 : N, bcs = transb ? K : 1;                                   \
@@ -563,7 +572,7 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
     double wn = (double)M * ((N + NR - 1) / NR * NR) * K + (bcs != 1 ? 32.0 * K * N : 0); \
     double wt = (double)N * ((M + NR - 1) / NR * NR) * K * (K < 64 ? 1.3 : 1.05)       \
                 + (ars != 1 ? 32.0 * K * M : 0);                                       \
-    g.K = K, g.acc = accumulate;                                                       \
+    g.K = K, g.acc = accumulate, g.bias = bias, g.bt = wt < wn;                        \
     if (wt < wn) { /* C^T[N,M] = op(B)^T op(A)^T */                                   \
       g.M = N, g.N = M;                                                                \
       g.a = B, g.ars = bcs, g.acs = brs;                                               \
@@ -585,6 +594,16 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
     int nt = bp_nthreads_;                                                             \
     if (nt > 1 && 2.0 * M * N * K >= 4e6) bp_parallel(bp_gemm_job_##S, &g, nt);        \
     else bp_gemm_part_##S(&g, 0, g.npanels, 0, g.N);                                   \
+  }                                                                                    \
+  BP_KERNEL void bp_gemm_##S(int M, int N, int K, const T *A, int transa, const T *B,  \
+                             int transb, T *C, int accumulate) {                       \
+    if (M <= 0 || N <= 0) return;                                                      \
+    if (K <= 0) {                                                                      \
+      if (!accumulate) memset(C, 0, (size_t)M * N * sizeof(T));                        \
+      return;                                                                          \
+    }                                                                                  \
+    if (bp_gemm_small_##S(M, N, K, A, transa, B, transb, C, accumulate, NULL)) return; \
+    bp_gemm_gen_##S(M, N, K, A, transa, B, transb, C, accumulate, NULL);               \
   }                                                                                    \
   /* thread t of nt: a contiguous share of row panels, or of NR column panels */      \
   static void bp_gemm_job_##S(void *arg, int t, int nt) {                              \
@@ -869,15 +888,13 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
   BP_KERNEL void bp_gemm_bias_##SFX(int M, int N, int K, const T *A, int transa,         \
                                     const T *B, int transb, const T *bias, T *C) {       \
     if (M <= 0 || N <= 0) return;                                                        \
-    if (K > 0 && bp_gemm_small_##SFX(M, N, K, A, transa, B, transb, C, 0, bias)) return;  \
-    /* rows per block: ~512 KB of C, at least 32 rows; op(A) = A^T has no row blocks */  \
-    long rb = transa ? M : (long)(524288 / ((long)N * sizeof(T)));                       \
-    if (rb < 32) rb = 32;                                                                \
-    for (long i0 = 0; i0 < M; i0 += rb) {                                                \
-      long r = M - i0 < rb ? M - i0 : rb;                                                \
-      for (long i = i0; i < i0 + r; i++) memcpy(C + i * N, bias, (size_t)N * sizeof(T));  \
-      bp_gemm_##SFX((int)r, N, K, A + i0 * K, transa, B, transb, C + i0 * N, 1);         \
+    if (K <= 0) {                                                                        \
+      for (long i = 0; i < M; i++) memcpy(C + i * N, bias, (size_t)N * sizeof(T));       \
+      return;                                                                            \
     }                                                                                    \
+    if (bp_gemm_small_##SFX(M, N, K, A, transa, B, transb, C, 0, bias)) return;          \
+    /* the tiles' sums start at the bias: no pass over C for the add */                  \
+    bp_gemm_gen_##SFX(M, N, K, A, transa, B, transb, C, 0, bias);                        \
   }                                                                                      \
   typedef struct {                                                                       \
     int N, D;                                                                            \
