@@ -382,15 +382,14 @@ static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, co
   if ((long)M * N * K > BP_SMALL_MNK || (transb && (long)N * K > BP_SMALL_BT)) return 0;
   if (transb) { /* B stored [N,K]: bt = B^T, [K,N]; 16 rows of B at a time, so each
                   * k writes 16 contiguous floats from 16 sequential streams */
-    int j = 0;
-    for (; j + 16 <= N; j += 16)
-      for (int k = 0; k < K; k++) {
-        __m512i ix = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                        _mm512_set1_epi32(K));
-        _mm512_storeu_ps(bt + (long)k * N + j, _mm512_i32gather_ps(ix, B + (long)j * K + k, 4));
-      }
-    for (; j < N; j++)
-      for (int k = 0; k < K; k++) bt[(long)k * N + j] = B[(long)j * K + k];
+    const __m512i ix = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(K));
+    for (int j = 0; j < N; j += 16) { /* the last rows under a lane mask */
+      __mmask16 m = (__mmask16)(N - j >= 16 ? 0xFFFF : (1u << (N - j)) - 1);
+      for (int k = 0; k < K; k++)
+        _mm512_mask_storeu_ps(bt + (long)k * N + j, m,
+                              _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, ix, B + (long)j * K + k, 4));
+    }
     B = bt;
   }
   long ars = transa ? 1 : K, acs = transa ? M : 1;
@@ -705,6 +704,8 @@ static void bp_split_(long n, long align, int t, int nt, long *lo, long *hi) {
     }                                                                                \
   }                                                                                  \
   BP_KERNEL void bp_softmax_##SFX(int N, int K, const T *x, T *y) {                  \
+    double unused;                                                                   \
+    if (bp_xent_vec_##SFX##_(N, K, x, NULL, y, &unused)) return; /* the same probs */ \
     for (int n = 0; n < N; n++) {                                                    \
       const T *xr = x + (size_t)n * K;                                               \
       T *yr = y + (size_t)n * K;                                                     \
@@ -718,6 +719,7 @@ static void bp_split_(long n, long align, int t, int nt, long *lo, long *hi) {
   BP_KERNEL double bp_xent_fwd_##SFX(int N, int K, const T *logits, const int32_t *Y,\
                                      T *probs) {                                     \
     double loss = 0;                                                                 \
+    if (bp_xent_vec_##SFX##_(N, K, logits, Y, probs, &loss)) return loss / N;        \
     for (int n = 0; n < N; n++) {                                                    \
       const T *xr = logits + (size_t)n * K;                                          \
       T mx = xr[0], s = 0;                                                           \
@@ -880,6 +882,63 @@ static inline void bp_tanh_vec_f32_(size_t lo, size_t hi, const float *x, float 
 #define BP_TANH_RNG_f32(lo, hi, x, y, TANH) \
   for (size_t i = lo; i < hi; i++) y[i] = TANH(x[i])
 #endif
+/* cross-entropy rows of at most 32 logits, 16 lanes at a time (AVX-512): the
+ * row max, e = exp(x - max) by bp_expf_'s polynomial (the 2^n by scalef), their
+ * sum (a lane tree, not index order) and probs = e / sum; 0: not done here.
+ * Y NULL: softmax only (bp_softmax: the same probs as bp_xent_fwd) */
+#if defined(__AVX512F__)
+static inline __m512 bp_exp16_(__m512 x) {
+  const __m512 c = _mm512_set1_ps(12582912.0f);
+  __m512 xc = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
+  __m512 nf = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)), c), c);
+  __m512 r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(-2.12194440e-4f),
+                              _mm512_fnmadd_ps(nf, _mm512_set1_ps(0.693359375f), xc));
+  __m512 p = _mm512_fmadd_ps(r, _mm512_set1_ps(1.0f / 5040), _mm512_set1_ps(1.0f / 720));
+  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, nf);
+}
+static inline int bp_xent_vec_f32_(int N, int K, const float *logits, const int32_t *Y,
+                                   float *probs, double *loss) {
+  if (K > 32 || K < 1) return 0;
+  __mmask16 m0 = (__mmask16)(K >= 16 ? 0xFFFF : (1u << K) - 1);
+  __mmask16 m1 = (__mmask16)(K >= 32 ? 0xFFFF : K > 16 ? (1u << (K - 16)) - 1 : 0);
+  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  double l = 0;
+  for (int n = 0; n < N; n++) {
+    const float *xr = logits + (size_t)n * K;
+    __m512 v0 = _mm512_mask_loadu_ps(ninf, m0, xr), v1 = _mm512_mask_loadu_ps(ninf, m1, xr + 16);
+    float mx = _mm512_reduce_max_ps(_mm512_max_ps(v0, v1));
+    __m512 vm = _mm512_set1_ps(mx);
+    __m512 e0 = _mm512_maskz_mov_ps(m0, bp_exp16_(_mm512_sub_ps(v0, vm)));
+    __m512 e1 = _mm512_maskz_mov_ps(m1, bp_exp16_(_mm512_sub_ps(v1, vm)));
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(e0, e1));
+    if (probs) {
+      __m512 inv = _mm512_set1_ps(1 / s);
+      _mm512_mask_storeu_ps(probs + (size_t)n * K, m0, _mm512_mul_ps(e0, inv));
+      _mm512_mask_storeu_ps(probs + (size_t)n * K + 16, m1, _mm512_mul_ps(e1, inv));
+    }
+    if (Y) l += log((double)s) - (double)(xr[Y[n]] - mx);
+  }
+  *loss = l;
+  return 1;
+}
+#else
+static inline int bp_xent_vec_f32_(int N, int K, const float *logits, const int32_t *Y,
+                                   float *probs, double *loss) {
+  (void)N, (void)K, (void)logits, (void)Y, (void)probs, (void)loss;
+  return 0;
+}
+#endif
+static inline int bp_xent_vec_f64_(int N, int K, const double *logits, const int32_t *Y,
+                                   double *probs, double *loss) {
+  (void)N, (void)K, (void)logits, (void)Y, (void)probs, (void)loss;
+  return 0;
+}
 BP_ELEMENTWISE(float, f32, bp_tanhf_, bp_expf_, sqrtf)
 BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
 

@@ -190,7 +190,9 @@ START_TEST(tanh_exp_special) {
 END_TEST
 
 typedef struct { int N, D; } Shape2;
-static const Shape2 shapes2[] = {{1, 1}, {1, 27}, {7, 1}, {32, 27}, {32, 200}, {13, 33}, {256, 1024}, {1024, 30}};
+static const Shape2 shapes2[] = {{1, 1}, {1, 27}, {7, 1}, {32, 27}, {32, 200}, {13, 33}, {256, 1024}, {1024, 30},
+                                 /* the 16-lane cross-entropy rows: edges of its masks */
+                                 {5, 16}, {6, 17}, {9, 32}, {3, 31}};
 
 #define ROWS_TEST(T, SFX, TOL)                                                                \
   START_TEST(rows_##SFX) {                                                                    \
@@ -254,6 +256,27 @@ static const Shape2 shapes2[] = {{1, 1}, {1, 27}, {7, 1}, {32, 27}, {32, 200}, {
   END_TEST
 ROWS_TEST(float, f32, 1e-5)
 ROWS_TEST(double, f64, 1e-12)
+
+/* cross-entropy rows far apart in scale: exp under- and overflow ranges of the
+ * 16-lane path (f32), against double */
+START_TEST(xent_extreme) {
+  static const float X[3][27] = {{100, -100, 0, 88, -88, 30}, {-1000, -1001, -2000},
+                                 {50, 50, 50, 50, -60, -110, 89.5f}};
+  static const int32_t Y[3] = {4, 1, 6};
+  float P[3 * 27];
+  double got = bp_xent_fwd_f32(3, 27, &X[0][0], Y, P), want = 0, perr = 0;
+  for (int n = 0; n < 3; n++) {
+    double mx = -INFINITY, s = 0;
+    for (int d = 0; d < 27; d++) mx = fmax(mx, X[n][d]);
+    for (int d = 0; d < 27; d++) s += exp(X[n][d] - mx);
+    for (int d = 0; d < 27; d++) perr = fmax(perr, fabs(P[n * 27 + d] - exp(X[n][d] - mx) / s));
+    want += log(s) - (X[n][Y[n]] - mx);
+  }
+  want /= 3;
+  ck_assert_msg(perr <= 1e-6, "bp_xent_fwd_f32: probs max error %g", perr);
+  ck_assert_msg(fabs(got - want) <= 1e-5 * (fabs(want) + 1), "bp_xent_fwd_f32: %.9g, want %.9g", got, want);
+}
+END_TEST
 
 /* three AdamW steps against the formula of llm.c's train_gpt2.c, in double */
 #define ADAMW_TEST(T, SFX, TOL)                                                       \
@@ -523,6 +546,7 @@ static Suite *make_suite(void) {
   int n2 = (int)(sizeof shapes2 / sizeof shapes2[0]);
   tcase_add_loop_test(tr, rows_f32, 0, n2);
   tcase_add_loop_test(tr, rows_f64, 0, n2);
+  tcase_add_test(tr, xent_extreme);
   int nb = (int)(sizeof bn_shapes / sizeof bn_shapes[0]);
   tcase_add_loop_test(tr, bn_f32, 0, nb);
   tcase_add_loop_test(tr, bn_f64, 0, nb);
