@@ -375,6 +375,46 @@ static void bp_small_any_f32(int mr, int nv, int K, const float *a, long ars, lo
     default: break;
   }
 }
+/* 16 x 16 floats in registers transposed: r[i][j] becomes r[j][i] (pairs of
+ * rows interleaved, then 2 x 2 blocks, then 128-bit lanes twice) */
+static inline void bp_tr16_(__m512 r[16]) {
+  __m512 t[16], u[16], v[16];
+  for (int i = 0; i < 8; i++)
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]),
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  for (int g = 0; g < 4; g++) {
+    const __m512 *a = t + 4 * g;
+    __m512 *b = u + 4 * g;
+    b[0] = _mm512_shuffle_ps(a[0], a[2], 0x44), b[1] = _mm512_shuffle_ps(a[0], a[2], 0xEE);
+    b[2] = _mm512_shuffle_ps(a[1], a[3], 0x44), b[3] = _mm512_shuffle_ps(a[1], a[3], 0xEE);
+  }
+  for (int h = 0; h < 2; h++)
+    for (int i = 0; i < 4; i++) {
+      v[8 * h + i] = _mm512_shuffle_f32x4(u[8 * h + i], u[8 * h + 4 + i], 0x88);
+      v[8 * h + 4 + i] = _mm512_shuffle_f32x4(u[8 * h + i], u[8 * h + 4 + i], 0xDD);
+    }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_f32x4(v[i], v[8 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(v[i], v[8 + i], 0xDD);
+  }
+}
+/* bt[K,N] = B^T, B stored [N,K]: 16 x 16 blocks through registers, the edges
+ * under lane masks */
+static void bp_transpose_f32_(int N, int K, const float *B, float *bt) {
+  for (int j0 = 0; j0 < N; j0 += 16) {
+    int nj = N - j0 < 16 ? N - j0 : 16;
+    __mmask16 mj = (__mmask16)(nj == 16 ? 0xFFFF : (1u << nj) - 1);
+    for (int k0 = 0; k0 < K; k0 += 16) {
+      int nk = K - k0 < 16 ? K - k0 : 16;
+      __mmask16 mk = (__mmask16)(nk == 16 ? 0xFFFF : (1u << nk) - 1);
+      __m512 r[16];
+      for (int i = 0; i < 16; i++)
+        r[i] = i < nj ? _mm512_maskz_loadu_ps(mk, B + (long)(j0 + i) * K + k0) : _mm512_setzero_ps();
+      bp_tr16_(r);
+      for (int i = 0; i < nk; i++) _mm512_mask_storeu_ps(bt + (long)(k0 + i) * N + j0, mj, r[i]);
+    }
+  }
+}
 /* 1 when done here; 0: the shape is not small, use the general path */
 static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, const float *B,
                              int transb, float *C, int accumulate, const float *bias) {
@@ -382,14 +422,7 @@ static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, co
   if ((long)M * N * K > BP_SMALL_MNK || (transb && (long)N * K > BP_SMALL_BT)) return 0;
   if (transb) { /* B stored [N,K]: bt = B^T, [K,N]; 16 rows of B at a time, so each
                   * k writes 16 contiguous floats from 16 sequential streams */
-    const __m512i ix = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(K));
-    for (int j = 0; j < N; j += 16) { /* the last rows under a lane mask */
-      __mmask16 m = (__mmask16)(N - j >= 16 ? 0xFFFF : (1u << (N - j)) - 1);
-      for (int k = 0; k < K; k++)
-        _mm512_mask_storeu_ps(bt + (long)k * N + j, m,
-                              _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, ix, B + (long)j * K + k, 4));
-    }
+    bp_transpose_f32_(N, K, B, bt);
     B = bt;
   }
   long ars = transa ? 1 : K, acs = transa ? M : 1;
