@@ -975,6 +975,54 @@ static inline int bp_xent_vec_f64_(int N, int K, const double *logits, const int
 BP_ELEMENTWISE(float, f32, bp_tanhf_, bp_expf_, sqrtf)
 BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
 
+/* Batchnorm forward's output rows (columns [0, w) of rows D apart), 16 lanes at a
+ * time (AVX-512, f32): xhat = (x - mu) rs, y = ga xhat + be and act = tanh(y)
+ * from the same registers (no second pass over y: bp_tanh16_, the lanes that
+ * bp_tanh_f32 computes); nt: xhat and y by streaming stores where a row is
+ * 64-byte aligned.  0: not done here. */
+#if defined(__AVX512F__)
+static inline int bp_bn_rows_vec_f32_(int N, long D, int w, const float *x, const float *mu,
+                                      const float *rs, const float *ga, const float *be,
+                                      float *xh, float *y, float *act, int nt) {
+  for (int i = 0; i < N; i++) {
+    const float *r = x + (size_t)i * D;
+    float *xr = xh + (size_t)i * D, *yr = y + (size_t)i * D, *ar = act ? act + (size_t)i * D : NULL;
+    int st = nt && ((uintptr_t)xr % 64 == 0) && ((uintptr_t)yr % 64 == 0);
+    for (int j = 0; j < w; j += 16) {
+      __mmask16 m = (__mmask16)(w - j >= 16 ? 0xFFFF : (1u << (w - j)) - 1);
+      __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, r + j), _mm512_maskz_loadu_ps(m, mu + j)),
+                               _mm512_maskz_loadu_ps(m, rs + j));
+      __m512 o = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, ga + j), v),
+                               _mm512_maskz_loadu_ps(m, be + j));
+      if (st && m == 0xFFFF) {
+        _mm512_stream_ps(xr + j, v);
+        _mm512_stream_ps(yr + j, o);
+      } else {
+        _mm512_mask_storeu_ps(xr + j, m, v);
+        _mm512_mask_storeu_ps(yr + j, m, o);
+      }
+      if (ar) _mm512_mask_storeu_ps(ar + j, m, bp_tanh16_(o));
+    }
+  }
+  if (nt) _mm_sfence();
+  return 1;
+}
+#else
+static inline int bp_bn_rows_vec_f32_(int N, long D, int w, const float *x, const float *mu,
+                                      const float *rs, const float *ga, const float *be,
+                                      float *xh, float *y, float *act, int nt) {
+  (void)N, (void)D, (void)w, (void)x, (void)mu, (void)rs, (void)ga, (void)be, (void)xh, (void)y;
+  (void)act, (void)nt;
+  return 0;
+}
+#endif
+static inline int bp_bn_rows_vec_f64_(int N, long D, int w, const double *x, const double *mu,
+                                      const double *rs, const double *ga, const double *be,
+                                      double *xh, double *y, double *act, int nt) {
+  (void)N, (void)D, (void)w, (void)x, (void)mu, (void)rs, (void)ga, (void)be, (void)xh, (void)y;
+  (void)act, (void)nt;
+  return 0;
+}
 /* ---- fused passes: bias add into the product, batchnorm forward and backward ---- */
 #define BP_FUSED(T, SFX, TANH)                                                           \
   BP_KERNEL void bp_gemm_bias_##SFX(int M, int N, int K, const T *A, int transa,         \
@@ -1042,6 +1090,12 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
         rstd[j] = (T)(1.0 / sqrt((v > 0 ? v : 0) + p->eps));                             \
       }                                                                                  \
     }                                                                                    \
+    /* arrays far beyond the caches: x̂ and out (read again only in backward, or      \
+     * never) go straight to memory, no read for ownership */                            \
+    int nt = (double)N * D * sizeof(T) >= 8e6;                                           \
+    if (bp_bn_rows_vec_##SFX##_(N, D, w, p->x + j0, mean, rstd, p->gain + j0, p->bias + j0,\
+                                p->xhat + j0, p->out + j0, p->act ? p->act + j0 : NULL, nt))\
+      return;                                                                            \
     for (int i = 0; i < N; i++) {                                                        \
       size_t o = (size_t)i * D + j0;                                                     \
       bp_bn_out_##SFX(w, p->x + o, mean, rstd, p->gain + j0, p->bias + j0, p->xhat + o, p->out + o);\
