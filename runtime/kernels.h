@@ -259,6 +259,11 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_SET1_f64(x) _mm512_set1_pd(x)
 #define BP_ZERO_f64() _mm512_setzero_pd()
 #define BP_ADD_f64(a, b) _mm512_add_pd(a, b)
+#define BP_STREAM_f32(p, v) _mm512_stream_ps(p, v)
+#define BP_STREAM_f64(p, v) _mm512_stream_pd(p, v)
+#define BP_HAVE_STREAM_f32 1
+#define BP_HAVE_STREAM_f64 1
+#define BP_SFENCE() _mm_sfence()
 #define BP_MR 12      /* rows of a tile: 12 x 2 vectors = 24 of the 32 registers */
 #define BP_NRV 2      /* vectors across a tile */
 #elif defined(__AVX2__) && defined(__FMA__)
@@ -279,6 +284,11 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_SET1_f64(x) _mm256_set1_pd(x)
 #define BP_ZERO_f64() _mm256_setzero_pd()
 #define BP_ADD_f64(a, b) _mm256_add_pd(a, b)
+#define BP_STREAM_f32(p, v) _mm256_stream_ps(p, v)
+#define BP_STREAM_f64(p, v) _mm256_stream_pd(p, v)
+#define BP_HAVE_STREAM_f32 1
+#define BP_HAVE_STREAM_f64 1
+#define BP_SFENCE() _mm_sfence()
 #define BP_MR 6       /* 6 x 2 vectors = 12 of the 16 registers */
 #define BP_NRV 2
 #else /* portable: scalar "vectors" */
@@ -298,6 +308,11 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_SET1_f64(x) (x)
 #define BP_ZERO_f64() 0.0
 #define BP_ADD_f64(a, b) ((a) + (b))
+#define BP_STREAM_f32(p, v) (*(p) = (v))
+#define BP_STREAM_f64(p, v) (*(p) = (v))
+#define BP_HAVE_STREAM_f32 0
+#define BP_HAVE_STREAM_f64 0
+#define BP_SFENCE() ((void)0)
 #define BP_MR 4
 #define BP_NRV 4
 #endif
@@ -310,8 +325,8 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_MR_LIST(F, S) F(S, 1) F(S, 2) F(S, 3) F(S, 4)
 #endif
 #define BP_UKR_CASE(S, n) \
-  case n: as ? bp_ukr_##S(n, kc, pa, as, ak, pb, ldb, c, ldc, add, bias, bt)   \
-             : bp_ukr_##S(n, kc, pa, 0, n, pb, ldb, c, ldc, add, bias, bt); break;
+  case n: as ? bp_ukr_##S(n, kc, pa, as, ak, pb, ldb, c, ldc, add, bias, bt, nt)   \
+             : bp_ukr_##S(n, kc, pa, 0, n, pb, ldb, c, ldc, add, bias, bt, nt); break;
 #define BP_KC 256        /* k block: a B panel (BP_KC x NR) stays in L1 */
 #define BP_MCP 8         /* A panels per block (BP_MCP x BP_MR x BP_KC in L2) */
 #define BP_NC 1024       /* columns per B block */
@@ -463,7 +478,7 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
   /* tile[mr, NR] = pa[kc, mr]^T-panel . pb[kc, NR]; then c = tile or c += tile */    \
   static inline __attribute__((always_inline)) void bp_ukr_##S(                       \
       const int mr, int kc, const T *pa, long as, long ak, const T *pb, long ldb, T *c, \
-      long ldc, int add, const T *bias, int bt) {                                      \
+      long ldc, int add, const T *bias, int bt, int nt) {                              \
     BP_V_##S acc[BP_MR][BP_NRV];                                                       \
     /* the sums start at zero or at the bias: bias[0..NR) across (bt = 0), or one     \
      * bias[i] per row (bt = 1, the transposed product) */                            \
@@ -486,12 +501,14 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
         T *p = c + i * ldc + v * BP_VN_##S;                                            \
         BP_V_##S r = acc[i][v];                                                        \
         if (add) r = BP_ADD_##S(BP_LOAD_##S(p), r);                                    \
-        BP_STORE_##S(p, r);                                                            \
+        if (nt) BP_STREAM_##S(p, r);                                                   \
+        else BP_STORE_##S(p, r);                                                       \
       }                                                                                \
   }                                                                                    \
   /* A(i,k) = pa[i*as + k*ak] (as = 0: packed, pa[k*mr + i]); B(k,j) = pb[k*ldb + j] */ \
   static void bp_ukr_any_##S(int mr, int kc, const T *pa, long as, long ak, const T *pb, \
-                             long ldb, T *c, long ldc, int add, const T *bias, int bt) { \
+                             long ldb, T *c, long ldc, int add, const T *bias, int bt, \
+                             int nt) {                                                 \
     switch (mr) { BP_MR_LIST(BP_UKR_CASE, S) default: break; }                        \
   }                                                                                    \
   /* C(i,j) = c[i*rsc + j*csc], op(A)(i,k) = a[i*ars + k*acs], op(B)(k,j) = b[k*brs + j*bcs] */ \
@@ -500,6 +517,8 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
     const T *a; long ars, acs;                                                         \
     const T *b; long brs, bcs;                                                         \
     T *c; long rsc, csc;                                                               \
+    int nt;                 /* C written once, far beyond the caches: streaming stores \
+                             * (64-byte aligned rows, one k block) */              \
     const T *bias; int bt;  /* C = bias + product: bias along C's rows (bt = 0) or  \
                              * columns of the computed (transposed) product */      \
   } BpGemm_##S;                                                                        \
@@ -575,9 +594,9 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
                 bs = bpad;                                                             \
               }                                                                        \
               if (nr == NR && g->csc == 1) {                                           \
-                bp_ukr_any_##S(mr, kc, a, as, ak, pb, ldb, c, g->rsc, add, bs, g->bt);      \
+                bp_ukr_any_##S(mr, kc, a, as, ak, pb, ldb, c, g->rsc, add, bs, g->bt, g->nt); \
               } else {                                                                 \
-                bp_ukr_any_##S(mr, kc, a, as, ak, pb, ldb, tile, NR, 0, bs, g->bt);         \
+                bp_ukr_any_##S(mr, kc, a, as, ak, pb, ldb, tile, NR, 0, bs, g->bt, 0);      \
                 for (int i = 0; i < mr; i++)                                           \
                   for (int j = 0; j < nr; j++) {                                       \
                     T *q = c + (long)i * g->rsc + (long)j * g->csc;                    \
@@ -605,6 +624,9 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
     double wt = (double)N * ((M + NR - 1) / NR * NR) * K * (K < 64 ? 1.3 : 1.05)       \
                 + (ars != 1 ? 32.0 * K * M : 0);                                       \
     g.K = K, g.acc = accumulate, g.bias = bias, g.bt = wt < wn;                        \
+    g.nt = BP_HAVE_STREAM_##S && !g.bt && !accumulate && K <= BP_KC                   \
+           && (double)M * N * sizeof(T) >= 8e6 && N % BP_NR_##S == 0                  \
+           && (uintptr_t)C % 64 == 0;                                                 \
     if (wt < wn) { /* C^T[N,M] = op(B)^T op(A)^T */                                   \
       g.M = N, g.N = M;                                                                \
       g.a = B, g.ars = bcs, g.acs = brs;                                               \
@@ -626,6 +648,7 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
     int nt = bp_nthreads_;                                                             \
     if (nt > 1 && 2.0 * M * N * K >= 4e6) bp_parallel(bp_gemm_job_##S, &g, nt);        \
     else bp_gemm_part_##S(&g, 0, g.npanels, 0, g.N);                                   \
+    if (g.nt) BP_SFENCE();                                                             \
   }                                                                                    \
   BP_KERNEL void bp_gemm_##S(int M, int N, int K, const T *A, int transa, const T *B,  \
                              int transb, T *C, int accumulate) {                       \

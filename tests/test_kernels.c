@@ -22,6 +22,13 @@ static double urand(void) { /* in [-1, 1) */
   return (double)(rng >> 8) / 8388608.0 - 1.0;
 }
 
+/* 64-byte aligned: the kernels' streaming stores need it (else they store plainly) */
+static void *alloc64(size_t n) {
+  void *p = NULL;
+  ck_assert(posix_memalign(&p, 64, n) == 0);
+  return p;
+}
+
 typedef struct { int M, N, K; } GemmShape;
 static const GemmShape gemm_shapes[] = {
     {1, 1, 1},       {1, 7, 13},      {7, 1, 13},      {13, 7, 1},      {27, 33, 13},
@@ -76,8 +83,8 @@ CHECK_GEMM(double, 1e-12)
     int M = gemm_shapes[s].M, N = gemm_shapes[s].N, K = gemm_shapes[s].K;               \
     int big = (double)M * N * K > 2e6;                                                  \
     T *A = malloc(sizeof(T) * M * K), *B = malloc(sizeof(T) * K * N);                   \
-    T *C0 = malloc(sizeof(T) * M * N), *C = malloc(sizeof(T) * M * N);                  \
-    T *C1 = malloc(sizeof(T) * M * N);                                                  \
+    T *C0 = malloc(sizeof(T) * M * N), *C = alloc64(sizeof(T) * M * N);                 \
+    T *C1 = alloc64(sizeof(T) * M * N);                                                 \
     for (size_t i = 0; i < (size_t)M * K; i++) A[i] = (T)urand();                       \
     for (size_t i = 0; i < (size_t)K * N; i++) B[i] = (T)urand();                       \
     for (size_t i = 0; i < (size_t)M * N; i++) C0[i] = (T)urand();                      \
@@ -349,7 +356,7 @@ END_TEST
   START_TEST(gemm_bias_##SFX) {                                                            \
     int M = gemm_shapes[_i].M, N = gemm_shapes[_i].N, K = gemm_shapes[_i].K;               \
     T *A = malloc(sizeof(T) * M * K), *B = malloc(sizeof(T) * K * N), *bias = malloc(sizeof(T) * N); \
-    T *C0 = malloc(sizeof(T) * M * N), *C = malloc(sizeof(T) * M * N), *C2 = malloc(sizeof(T) * M * N); \
+    T *C0 = malloc(sizeof(T) * M * N), *C = alloc64(sizeof(T) * M * N), *C2 = alloc64(sizeof(T) * M * N); \
     for (long i = 0; i < (long)M * K; i++) A[i] = (T)urand();                              \
     for (long i = 0; i < (long)K * N; i++) B[i] = (T)urand();                              \
     for (int j = 0; j < N; j++) bias[j] = (T)(urand() * 3);                                \
@@ -379,11 +386,7 @@ GEMM_BIAS_TEST(double, f64)
 /* {512, 4096}: 8 MB of f32, x̂ and out by streaming stores (64-byte aligned below) */
 static const Shape2 bn_shapes[] = {{2, 1},    {7, 5},     {32, 27}, {32, 200},   {13, 33},
                                    {256, 1024}, {1024, 30}, {3, 70},  {512, 4096}};
-static void *alloc64(size_t n) {
-  void *p = NULL;
-  ck_assert(posix_memalign(&p, 64, n) == 0);
-  return p;
-}
+
 
 #define BN_TEST(T, SFX, TOL)                                                                    \
   static double maxrel_##SFX(const T *got, const double *want, long n) {                      \
