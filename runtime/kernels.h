@@ -538,8 +538,22 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
         int kc = g->K - pc < BP_KC ? g->K - pc : BP_KC;                                \
         int add = g->acc || pc > 0;                                                    \
         const T *bias = pc == 0 ? g->bias : NULL;                                      \
-        /* pack op(B)[pc:pc+kc, jc:jc+nc] as panels of NR columns, zero padded */     \
-        for (int jr = 0; jr < nc; jr += NR) {                                          \
+        /* pack op(B)[pc:pc+kc, jc:jc+nc] as panels of NR columns, zero padded; rows of \
+         * op(B) contiguous: row by row, each read once from end to end (a panel at a  \
+         * time would walk kc rows a page or more apart) */                            \
+        if (g->packb && g->bcs == 1) {                                                 \
+          for (int k = 0; k < kc; k++) {                                               \
+            const T *s = g->b + (long)(pc + k) * g->brs + jc;                          \
+            int jr = 0;                                                                \
+            for (; jr + NR <= nc; jr += NR)                                            \
+              memcpy(bufb + (long)jr * kc + (long)k * NR, s + jr, NR * sizeof(T));     \
+            if (jr < nc) {                                                             \
+              T *d = bufb + (long)jr * kc + (long)k * NR;                              \
+              for (int j = 0; j < NR; j++) d[j] = jr + j < nc ? s[jr + j] : 0;          \
+            }                                                                          \
+          }                                                                            \
+        }                                                                              \
+        for (int jr = 0; jr < nc && !(g->packb && g->bcs == 1); jr += NR) {            \
           int nr = nc - jr < NR ? nc - jr : NR;                                        \
           T *pb = bufb + (long)jr * kc;                                                \
           if (!g->packb && nr == NR) continue; /* read in place */                     \
