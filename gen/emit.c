@@ -1660,10 +1660,25 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
   /* the header: fields of the state struct */
   bool f32 = opt->dtype == DT_F32;
   Buf fb = {0};
+  /* Activations, intermediate grads and scratch of 8 MB or more (far beyond the
+   * caches) start on a 64-byte boundary: the kernels write them by streaming
+   * stores, which need one.  Smaller ones keep the packed layout.  Params and the
+   * grads of params (the first grads, as many elements) stay one run each. */
+  long nparam_el = 0, grad_el = 0;
+  for (int i = 0; i < e->nfields; i++)
+    if (e->fields[i].tname && e->fields[i].kind == BP_PARAM)
+      nparam_el += shape_numel(&e->fields[i].shape);
   for (int i = 0; i < e->nfields; i++) {
     Field *f = &e->fields[i];
     const char *ty = f->elem == 1 ? "int32_t" : f->elem == 2 ? "double" : f32 ? "float" : "double";
-    bprintf(&fb, "  %s %s[%ld];   /* %s %s", ty, f->cname, shape_numel(&f->shape), shape_str(&f->shape),
+    bool run = f->tname && (f->kind == BP_PARAM || f->kind == BP_INPUT || f->kind == BP_STAT ||
+                            (f->kind == BP_GRAD && grad_el < nparam_el));
+    if (f->tname && f->kind == BP_GRAD)
+      grad_el += shape_numel(&f->shape);
+    long bytes = shape_numel(&f->shape) * (f->elem == 2 || !f32 ? 8 : 4);
+    bool align = !run && f->elem != 1 && bytes >= 8000000;
+    bprintf(&fb, "  %s %s[%ld]%s;   /* %s %s", ty, f->cname, shape_numel(&f->shape),
+            align ? " __attribute__((aligned(64)))" : "", shape_str(&f->shape),
             f->tname ? kind_word(f->kind) : "scratch");
     if (f->note)
       bprintf(&fb, ": %s", f->note);

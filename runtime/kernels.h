@@ -103,9 +103,8 @@ void bp_adamw_f64(size_t n, double *p, const double *g, double *m, double *v, do
 int bp_allfinite_f32(size_t n, const float *x);
 int bp_allfinite_f64(size_t n, const double *x);
 /* C[M,N] = op(A) . op(B) + bias, bias [N] added to every row (Y = X.W + b):
- * the sums start at the bias (small products), or C starts as the broadcast
- * bias and the product accumulates onto it a block of rows at a time, while
- * the block is in cache: the add costs no pass over C. */
+ * every tile's sums start at the bias (its first k block), so the add costs
+ * no pass over C. */
 void bp_gemm_bias_f32(int M, int N, int K, const float *A, int transa, const float *B,
                       int transb, const float *bias, float *C);
 void bp_gemm_bias_f64(int M, int N, int K, const double *A, int transa, const double *B,
@@ -260,6 +259,11 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_SET1_f64(x) _mm512_set1_pd(x)
 #define BP_ZERO_f64() _mm512_setzero_pd()
 #define BP_ADD_f64(a, b) _mm512_add_pd(a, b)
+#define BP_STREAM_f32(p, v) _mm512_stream_ps(p, v)
+#define BP_STREAM_f64(p, v) _mm512_stream_pd(p, v)
+#define BP_HAVE_STREAM_f32 1
+#define BP_HAVE_STREAM_f64 1
+#define BP_SFENCE() _mm_sfence()
 #define BP_MR 12      /* rows of a tile: 12 x 2 vectors = 24 of the 32 registers */
 #define BP_NRV 2      /* vectors across a tile */
 #elif defined(__AVX2__) && defined(__FMA__)
@@ -280,6 +284,11 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_SET1_f64(x) _mm256_set1_pd(x)
 #define BP_ZERO_f64() _mm256_setzero_pd()
 #define BP_ADD_f64(a, b) _mm256_add_pd(a, b)
+#define BP_STREAM_f32(p, v) _mm256_stream_ps(p, v)
+#define BP_STREAM_f64(p, v) _mm256_stream_pd(p, v)
+#define BP_HAVE_STREAM_f32 1
+#define BP_HAVE_STREAM_f64 1
+#define BP_SFENCE() _mm_sfence()
 #define BP_MR 6       /* 6 x 2 vectors = 12 of the 16 registers */
 #define BP_NRV 2
 #else /* portable: scalar "vectors" */
@@ -299,6 +308,11 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_SET1_f64(x) (x)
 #define BP_ZERO_f64() 0.0
 #define BP_ADD_f64(a, b) ((a) + (b))
+#define BP_STREAM_f32(p, v) (*(p) = (v))
+#define BP_STREAM_f64(p, v) (*(p) = (v))
+#define BP_HAVE_STREAM_f32 0
+#define BP_HAVE_STREAM_f64 0
+#define BP_SFENCE() ((void)0)
 #define BP_MR 4
 #define BP_NRV 4
 #endif
@@ -311,8 +325,8 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_MR_LIST(F, S) F(S, 1) F(S, 2) F(S, 3) F(S, 4)
 #endif
 #define BP_UKR_CASE(S, n) \
-  case n: as ? bp_ukr_##S(n, kc, pa, as, ak, pb, ldb, c, ldc, add)   \
-             : bp_ukr_##S(n, kc, pa, 0, n, pb, ldb, c, ldc, add); break;
+  case n: as ? bp_ukr_##S(n, kc, pa, as, ak, pb, ldb, c, ldc, add, bias, bt, nt)   \
+             : bp_ukr_##S(n, kc, pa, 0, n, pb, ldb, c, ldc, add, bias, bt, nt); break;
 #define BP_KC 256        /* k block: a B panel (BP_KC x NR) stays in L1 */
 #define BP_MCP 8         /* A panels per block (BP_MCP x BP_MR x BP_KC in L2) */
 #define BP_NC 1024       /* columns per B block */
@@ -376,6 +390,46 @@ static void bp_small_any_f32(int mr, int nv, int K, const float *a, long ars, lo
     default: break;
   }
 }
+/* 16 x 16 floats in registers transposed: r[i][j] becomes r[j][i] (pairs of
+ * rows interleaved, then 2 x 2 blocks, then 128-bit lanes twice) */
+static inline void bp_tr16_(__m512 r[16]) {
+  __m512 t[16], u[16], v[16];
+  for (int i = 0; i < 8; i++)
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]),
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  for (int g = 0; g < 4; g++) {
+    const __m512 *a = t + 4 * g;
+    __m512 *b = u + 4 * g;
+    b[0] = _mm512_shuffle_ps(a[0], a[2], 0x44), b[1] = _mm512_shuffle_ps(a[0], a[2], 0xEE);
+    b[2] = _mm512_shuffle_ps(a[1], a[3], 0x44), b[3] = _mm512_shuffle_ps(a[1], a[3], 0xEE);
+  }
+  for (int h = 0; h < 2; h++)
+    for (int i = 0; i < 4; i++) {
+      v[8 * h + i] = _mm512_shuffle_f32x4(u[8 * h + i], u[8 * h + 4 + i], 0x88);
+      v[8 * h + 4 + i] = _mm512_shuffle_f32x4(u[8 * h + i], u[8 * h + 4 + i], 0xDD);
+    }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_f32x4(v[i], v[8 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(v[i], v[8 + i], 0xDD);
+  }
+}
+/* bt[K,N] = B^T, B stored [N,K]: 16 x 16 blocks through registers, the edges
+ * under lane masks */
+static void bp_transpose_f32_(int N, int K, const float *B, float *bt) {
+  for (int j0 = 0; j0 < N; j0 += 16) {
+    int nj = N - j0 < 16 ? N - j0 : 16;
+    __mmask16 mj = (__mmask16)(nj == 16 ? 0xFFFF : (1u << nj) - 1);
+    for (int k0 = 0; k0 < K; k0 += 16) {
+      int nk = K - k0 < 16 ? K - k0 : 16;
+      __mmask16 mk = (__mmask16)(nk == 16 ? 0xFFFF : (1u << nk) - 1);
+      __m512 r[16];
+      for (int i = 0; i < 16; i++)
+        r[i] = i < nj ? _mm512_maskz_loadu_ps(mk, B + (long)(j0 + i) * K + k0) : _mm512_setzero_ps();
+      bp_tr16_(r);
+      for (int i = 0; i < nk; i++) _mm512_mask_storeu_ps(bt + (long)(k0 + i) * N + j0, mj, r[i]);
+    }
+  }
+}
 /* 1 when done here; 0: the shape is not small, use the general path */
 static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, const float *B,
                              int transb, float *C, int accumulate, const float *bias) {
@@ -383,15 +437,7 @@ static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, co
   if ((long)M * N * K > BP_SMALL_MNK || (transb && (long)N * K > BP_SMALL_BT)) return 0;
   if (transb) { /* B stored [N,K]: bt = B^T, [K,N]; 16 rows of B at a time, so each
                   * k writes 16 contiguous floats from 16 sequential streams */
-    int j = 0;
-    for (; j + 16 <= N; j += 16)
-      for (int k = 0; k < K; k++) {
-        __m512i ix = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                        _mm512_set1_epi32(K));
-        _mm512_storeu_ps(bt + (long)k * N + j, _mm512_i32gather_ps(ix, B + (long)j * K + k, 4));
-      }
-    for (; j < N; j++)
-      for (int k = 0; k < K; k++) bt[(long)k * N + j] = B[(long)j * K + k];
+    bp_transpose_f32_(N, K, B, bt);
     B = bt;
   }
   long ars = transa ? 1 : K, acs = transa ? M : 1;
@@ -432,10 +478,14 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
   /* tile[mr, NR] = pa[kc, mr]^T-panel . pb[kc, NR]; then c = tile or c += tile */    \
   static inline __attribute__((always_inline)) void bp_ukr_##S(                       \
       const int mr, int kc, const T *pa, long as, long ak, const T *pb, long ldb, T *c, \
-      long ldc, int add) {                                                             \
+      long ldc, int add, const T *bias, int bt, int nt) {                              \
     BP_V_##S acc[BP_MR][BP_NRV];                                                       \
+    /* the sums start at zero or at the bias: bias[0..NR) across (bt = 0), or one     \
+     * bias[i] per row (bt = 1, the transposed product) */                            \
     _Pragma("GCC unroll 16") for (int i = 0; i < mr; i++)                              \
-      _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++) acc[i][v] = BP_ZERO_##S(); \
+      _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++)                         \
+        acc[i][v] = !bias ? BP_ZERO_##S() : bt ? BP_SET1_##S(bias[i])                  \
+                  : BP_LOAD_##S(bias + v * BP_VN_##S);                                 \
     for (int k = 0; k < kc; k++) {                                                     \
       BP_V_##S b[BP_NRV];                                                              \
       _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++)                         \
@@ -451,12 +501,14 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
         T *p = c + i * ldc + v * BP_VN_##S;                                            \
         BP_V_##S r = acc[i][v];                                                        \
         if (add) r = BP_ADD_##S(BP_LOAD_##S(p), r);                                    \
-        BP_STORE_##S(p, r);                                                            \
+        if (nt) BP_STREAM_##S(p, r);                                                   \
+        else BP_STORE_##S(p, r);                                                       \
       }                                                                                \
   }                                                                                    \
   /* A(i,k) = pa[i*as + k*ak] (as = 0: packed, pa[k*mr + i]); B(k,j) = pb[k*ldb + j] */ \
   static void bp_ukr_any_##S(int mr, int kc, const T *pa, long as, long ak, const T *pb, \
-                             long ldb, T *c, long ldc, int add) {                      \
+                             long ldb, T *c, long ldc, int add, const T *bias, int bt, \
+                             int nt) {                                                 \
     switch (mr) { BP_MR_LIST(BP_UKR_CASE, S) default: break; }                        \
   }                                                                                    \
   /* C(i,j) = c[i*rsc + j*csc], op(A)(i,k) = a[i*ars + k*acs], op(B)(k,j) = b[k*brs + j*bcs] */ \
@@ -465,6 +517,10 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
     const T *a; long ars, acs;                                                         \
     const T *b; long brs, bcs;                                                         \
     T *c; long rsc, csc;                                                               \
+    int nt;                 /* C written once, far beyond the caches: streaming stores \
+                             * (64-byte aligned rows, one k block) */              \
+    const T *bias; int bt;  /* C = bias + product: bias along C's rows (bt = 0) or  \
+                             * columns of the computed (transposed) product */      \
   } BpGemm_##S;                                                                        \
   static int bp_gemm_panel_##S(const BpGemm_##S *g, int p) { /* first row of panel p */ \
     return p * g->pbase + (p < g->pextra ? p : g->pextra);                             \
@@ -474,14 +530,30 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
     static __thread T bufa[BP_MCP * BP_MR * BP_KC] __attribute__((aligned(64)));       \
     static __thread T bufb[BP_KC * BP_NC] __attribute__((aligned(64)));               \
     T tile[BP_MR * BP_NR_##S] __attribute__((aligned(64)));                            \
+    T bpad[BP_NR_##S];                                                                 \
     const int NR = BP_NR_##S;                                                          \
     for (int jc = n0; jc < n1; jc += BP_NC) {                                          \
       int nc = n1 - jc < BP_NC ? n1 - jc : BP_NC;                                      \
       for (int pc = 0; pc < g->K; pc += BP_KC) {                                       \
         int kc = g->K - pc < BP_KC ? g->K - pc : BP_KC;                                \
         int add = g->acc || pc > 0;                                                    \
-        /* pack op(B)[pc:pc+kc, jc:jc+nc] as panels of NR columns, zero padded */     \
-        for (int jr = 0; jr < nc; jr += NR) {                                          \
+        const T *bias = pc == 0 ? g->bias : NULL;                                      \
+        /* pack op(B)[pc:pc+kc, jc:jc+nc] as panels of NR columns, zero padded; rows of \
+         * op(B) contiguous: row by row, each read once from end to end (a panel at a  \
+         * time would walk kc rows a page or more apart) */                            \
+        if (g->packb && g->bcs == 1) {                                                 \
+          for (int k = 0; k < kc; k++) {                                               \
+            const T *s = g->b + (long)(pc + k) * g->brs + jc;                          \
+            int jr = 0;                                                                \
+            for (; jr + NR <= nc; jr += NR)                                            \
+              memcpy(bufb + (long)jr * kc + (long)k * NR, s + jr, NR * sizeof(T));     \
+            if (jr < nc) {                                                             \
+              T *d = bufb + (long)jr * kc + (long)k * NR;                              \
+              for (int j = 0; j < NR; j++) d[j] = jr + j < nc ? s[jr + j] : 0;          \
+            }                                                                          \
+          }                                                                            \
+        }                                                                              \
+        for (int jr = 0; jr < nc && !(g->packb && g->bcs == 1); jr += NR) {            \
           int nr = nc - jr < NR ? nc - jr : NR;                                        \
           T *pb = bufb + (long)jr * kc;                                                \
           if (!g->packb && nr == NR) continue; /* read in place */                     \
@@ -528,10 +600,17 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
               T *c = g->c + (long)i0 * g->rsc + (long)(jc + jr) * g->csc;              \
               const T *a = g->packa ? pa : g->a + (long)i0 * g->ars + (long)pc * g->acs; \
               long as = g->packa ? 0 : g->ars, ak = g->packa ? mr : g->acs;            \
+              const T *bs = NULL;                                                      \
+              if (bias && g->bt) bs = bias + i0;                                       \
+              else if (bias && nr == NR) bs = bias + jc + jr;                          \
+              else if (bias) { /* the last panel: the bias padded to NR */             \
+                for (int j = 0; j < NR; j++) bpad[j] = j < nr ? bias[jc + jr + j] : 0;  \
+                bs = bpad;                                                             \
+              }                                                                        \
               if (nr == NR && g->csc == 1) {                                           \
-                bp_ukr_any_##S(mr, kc, a, as, ak, pb, ldb, c, g->rsc, add);                 \
+                bp_ukr_any_##S(mr, kc, a, as, ak, pb, ldb, c, g->rsc, add, bs, g->bt, g->nt); \
               } else {                                                                 \
-                bp_ukr_any_##S(mr, kc, a, as, ak, pb, ldb, tile, NR, 0);                    \
+                bp_ukr_any_##S(mr, kc, a, as, ak, pb, ldb, tile, NR, 0, bs, g->bt, 0);      \
                 for (int i = 0; i < mr; i++)                                           \
                   for (int j = 0; j < nr; j++) {                                       \
                     T *q = c + (long)i * g->rsc + (long)j * g->csc;                    \
@@ -546,14 +625,9 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
     }                                                                                  \
   }                                                                                    \
   static void bp_gemm_job_##S(void *arg, int t, int nt);                               \
-  BP_KERNEL void bp_gemm_##S(int M, int N, int K, const T *A, int transa, const T *B,  \
-                             int transb, T *C, int accumulate) {                       \
-    if (M <= 0 || N <= 0) return;                                                      \
-    if (K <= 0) {                                                                      \
-      if (!accumulate) memset(C, 0, (size_t)M * N * sizeof(T));                        \
-      return;                                                                          \
-    }                                                                                  \
-    if (bp_gemm_small_##S(M, N, K, A, transa, B, transb, C, accumulate, NULL)) return; \
+  /* the general path; bias (may be NULL, then with accumulate = 0): C = bias + product */ \
+  static void bp_gemm_gen_##S(int M, int N, int K, const T *A, int transa, const T *B, \
+                              int transb, T *C, int accumulate, const T *bias) {       \
     BpGemm_##S g;                                                                      \
     long ars = transa ? 1 : K, acs = transa ? M : 1;                                   \
     long brs = transb ? 1 : N, bcs = transb ? K : 1;                                   \
@@ -563,7 +637,10 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
     double wn = (double)M * ((N + NR - 1) / NR * NR) * K + (bcs != 1 ? 32.0 * K * N : 0); \
     double wt = (double)N * ((M + NR - 1) / NR * NR) * K * (K < 64 ? 1.3 : 1.05)       \
                 + (ars != 1 ? 32.0 * K * M : 0);                                       \
-    g.K = K, g.acc = accumulate;                                                       \
+    g.K = K, g.acc = accumulate, g.bias = bias, g.bt = wt < wn;                        \
+    g.nt = BP_HAVE_STREAM_##S && !g.bt && !accumulate && K <= BP_KC                   \
+           && (double)M * N * sizeof(T) >= 8e6 && N % BP_NR_##S == 0                  \
+           && (uintptr_t)C % 64 == 0;                                                 \
     if (wt < wn) { /* C^T[N,M] = op(B)^T op(A)^T */                                   \
       g.M = N, g.N = M;                                                                \
       g.a = B, g.ars = bcs, g.acs = brs;                                               \
@@ -585,6 +662,17 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
     int nt = bp_nthreads_;                                                             \
     if (nt > 1 && 2.0 * M * N * K >= 4e6) bp_parallel(bp_gemm_job_##S, &g, nt);        \
     else bp_gemm_part_##S(&g, 0, g.npanels, 0, g.N);                                   \
+    if (g.nt) BP_SFENCE();                                                             \
+  }                                                                                    \
+  BP_KERNEL void bp_gemm_##S(int M, int N, int K, const T *A, int transa, const T *B,  \
+                             int transb, T *C, int accumulate) {                       \
+    if (M <= 0 || N <= 0) return;                                                      \
+    if (K <= 0) {                                                                      \
+      if (!accumulate) memset(C, 0, (size_t)M * N * sizeof(T));                        \
+      return;                                                                          \
+    }                                                                                  \
+    if (bp_gemm_small_##S(M, N, K, A, transa, B, transb, C, accumulate, NULL)) return; \
+    bp_gemm_gen_##S(M, N, K, A, transa, B, transb, C, accumulate, NULL);               \
   }                                                                                    \
   /* thread t of nt: a contiguous share of row panels, or of NR column panels */      \
   static void bp_gemm_job_##S(void *arg, int t, int nt) {                              \
@@ -686,6 +774,8 @@ static void bp_split_(long n, long align, int t, int nt, long *lo, long *hi) {
     }                                                                                \
   }                                                                                  \
   BP_KERNEL void bp_softmax_##SFX(int N, int K, const T *x, T *y) {                  \
+    double unused;                                                                   \
+    if (bp_xent_vec_##SFX##_(N, K, x, NULL, y, &unused)) return; /* the same probs */ \
     for (int n = 0; n < N; n++) {                                                    \
       const T *xr = x + (size_t)n * K;                                               \
       T *yr = y + (size_t)n * K;                                                     \
@@ -699,6 +789,7 @@ static void bp_split_(long n, long align, int t, int nt, long *lo, long *hi) {
   BP_KERNEL double bp_xent_fwd_##SFX(int N, int K, const T *logits, const int32_t *Y,\
                                      T *probs) {                                     \
     double loss = 0;                                                                 \
+    if (bp_xent_vec_##SFX##_(N, K, logits, Y, probs, &loss)) return loss / N;        \
     for (int n = 0; n < N; n++) {                                                    \
       const T *xr = logits + (size_t)n * K;                                          \
       T mx = xr[0], s = 0;                                                           \
@@ -861,23 +952,126 @@ static inline void bp_tanh_vec_f32_(size_t lo, size_t hi, const float *x, float 
 #define BP_TANH_RNG_f32(lo, hi, x, y, TANH) \
   for (size_t i = lo; i < hi; i++) y[i] = TANH(x[i])
 #endif
+/* cross-entropy rows of at most 32 logits, 16 lanes at a time (AVX-512): the
+ * row max, e = exp(x - max) by bp_expf_'s polynomial (the 2^n by scalef), their
+ * sum (a lane tree, not index order) and probs = e / sum; 0: not done here.
+ * Y NULL: softmax only (bp_softmax: the same probs as bp_xent_fwd) */
+#if defined(__AVX512F__)
+static inline __m512 bp_exp16_(__m512 x) {
+  const __m512 c = _mm512_set1_ps(12582912.0f);
+  __m512 xc = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
+  __m512 nf = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)), c), c);
+  __m512 r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(-2.12194440e-4f),
+                              _mm512_fnmadd_ps(nf, _mm512_set1_ps(0.693359375f), xc));
+  __m512 p = _mm512_fmadd_ps(r, _mm512_set1_ps(1.0f / 5040), _mm512_set1_ps(1.0f / 720));
+  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, nf);
+}
+static inline int bp_xent_vec_f32_(int N, int K, const float *logits, const int32_t *Y,
+                                   float *probs, double *loss) {
+  if (K > 32 || K < 1) return 0;
+  __mmask16 m0 = (__mmask16)(K >= 16 ? 0xFFFF : (1u << K) - 1);
+  __mmask16 m1 = (__mmask16)(K >= 32 ? 0xFFFF : K > 16 ? (1u << (K - 16)) - 1 : 0);
+  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  double l = 0;
+  for (int n = 0; n < N; n++) {
+    const float *xr = logits + (size_t)n * K;
+    __m512 v0 = _mm512_mask_loadu_ps(ninf, m0, xr), v1 = _mm512_mask_loadu_ps(ninf, m1, xr + 16);
+    float mx = _mm512_reduce_max_ps(_mm512_max_ps(v0, v1));
+    __m512 vm = _mm512_set1_ps(mx);
+    __m512 e0 = _mm512_maskz_mov_ps(m0, bp_exp16_(_mm512_sub_ps(v0, vm)));
+    __m512 e1 = _mm512_maskz_mov_ps(m1, bp_exp16_(_mm512_sub_ps(v1, vm)));
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(e0, e1));
+    if (probs) {
+      __m512 inv = _mm512_set1_ps(1 / s);
+      _mm512_mask_storeu_ps(probs + (size_t)n * K, m0, _mm512_mul_ps(e0, inv));
+      _mm512_mask_storeu_ps(probs + (size_t)n * K + 16, m1, _mm512_mul_ps(e1, inv));
+    }
+    if (Y) l += log((double)s) - (double)(xr[Y[n]] - mx);
+  }
+  *loss = l;
+  return 1;
+}
+#else
+static inline int bp_xent_vec_f32_(int N, int K, const float *logits, const int32_t *Y,
+                                   float *probs, double *loss) {
+  (void)N, (void)K, (void)logits, (void)Y, (void)probs, (void)loss;
+  return 0;
+}
+#endif
+static inline int bp_xent_vec_f64_(int N, int K, const double *logits, const int32_t *Y,
+                                   double *probs, double *loss) {
+  (void)N, (void)K, (void)logits, (void)Y, (void)probs, (void)loss;
+  return 0;
+}
 BP_ELEMENTWISE(float, f32, bp_tanhf_, bp_expf_, sqrtf)
 BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
 
+/* Batchnorm forward's output rows (columns [0, w) of rows D apart), 16 lanes at a
+ * time (AVX-512, f32): xhat = (x - mu) rs, y = ga xhat + be and act = tanh(y)
+ * from the same registers (no second pass over y: bp_tanh16_, the lanes that
+ * bp_tanh_f32 computes); nt: xhat and y by streaming stores where a row is
+ * 64-byte aligned.  0: not done here. */
+#if defined(__AVX512F__)
+static inline int bp_bn_rows_vec_f32_(int N, long D, int w, const float *x, const float *mu,
+                                      const float *rs, const float *ga, const float *be,
+                                      float *xh, float *y, float *act, int nt) {
+  for (int i = 0; i < N; i++) {
+    const float *r = x + (size_t)i * D;
+    float *xr = xh + (size_t)i * D, *yr = y + (size_t)i * D, *ar = act ? act + (size_t)i * D : NULL;
+    int st = nt && ((uintptr_t)xr % 64 == 0) && ((uintptr_t)yr % 64 == 0);
+    for (int j = 0; j < w; j += 16) {
+      __mmask16 m = (__mmask16)(w - j >= 16 ? 0xFFFF : (1u << (w - j)) - 1);
+      __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, r + j), _mm512_maskz_loadu_ps(m, mu + j)),
+                               _mm512_maskz_loadu_ps(m, rs + j));
+      __m512 o = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, ga + j), v),
+                               _mm512_maskz_loadu_ps(m, be + j));
+      if (st && m == 0xFFFF) {
+        _mm512_stream_ps(xr + j, v);
+        _mm512_stream_ps(yr + j, o);
+      } else {
+        _mm512_mask_storeu_ps(xr + j, m, v);
+        _mm512_mask_storeu_ps(yr + j, m, o);
+      }
+      if (ar) _mm512_mask_storeu_ps(ar + j, m, bp_tanh16_(o));
+    }
+  }
+  if (nt) _mm_sfence();
+  return 1;
+}
+#else
+static inline int bp_bn_rows_vec_f32_(int N, long D, int w, const float *x, const float *mu,
+                                      const float *rs, const float *ga, const float *be,
+                                      float *xh, float *y, float *act, int nt) {
+  (void)N, (void)D, (void)w, (void)x, (void)mu, (void)rs, (void)ga, (void)be, (void)xh, (void)y;
+  (void)act, (void)nt;
+  return 0;
+}
+#endif
+static inline int bp_bn_rows_vec_f64_(int N, long D, int w, const double *x, const double *mu,
+                                      const double *rs, const double *ga, const double *be,
+                                      double *xh, double *y, double *act, int nt) {
+  (void)N, (void)D, (void)w, (void)x, (void)mu, (void)rs, (void)ga, (void)be, (void)xh, (void)y;
+  (void)act, (void)nt;
+  return 0;
+}
 /* ---- fused passes: bias add into the product, batchnorm forward and backward ---- */
 #define BP_FUSED(T, SFX, TANH)                                                           \
   BP_KERNEL void bp_gemm_bias_##SFX(int M, int N, int K, const T *A, int transa,         \
                                     const T *B, int transb, const T *bias, T *C) {       \
     if (M <= 0 || N <= 0) return;                                                        \
-    if (K > 0 && bp_gemm_small_##SFX(M, N, K, A, transa, B, transb, C, 0, bias)) return;  \
-    /* rows per block: ~512 KB of C, at least 32 rows; op(A) = A^T has no row blocks */  \
-    long rb = transa ? M : (long)(524288 / ((long)N * sizeof(T)));                       \
-    if (rb < 32) rb = 32;                                                                \
-    for (long i0 = 0; i0 < M; i0 += rb) {                                                \
-      long r = M - i0 < rb ? M - i0 : rb;                                                \
-      for (long i = i0; i < i0 + r; i++) memcpy(C + i * N, bias, (size_t)N * sizeof(T));  \
-      bp_gemm_##SFX((int)r, N, K, A + i0 * K, transa, B, transb, C + i0 * N, 1);         \
+    if (K <= 0) {                                                                        \
+      for (long i = 0; i < M; i++) memcpy(C + i * N, bias, (size_t)N * sizeof(T));       \
+      return;                                                                            \
     }                                                                                    \
+    if (bp_gemm_small_##SFX(M, N, K, A, transa, B, transb, C, 0, bias)) return;          \
+    /* the tiles' sums start at the bias: no pass over C for the add */                  \
+    bp_gemm_gen_##SFX(M, N, K, A, transa, B, transb, C, 0, bias);                        \
   }                                                                                      \
   typedef struct {                                                                       \
     int N, D;                                                                            \
@@ -933,6 +1127,12 @@ BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
         rstd[j] = (T)(1.0 / sqrt((v > 0 ? v : 0) + p->eps));                             \
       }                                                                                  \
     }                                                                                    \
+    /* arrays far beyond the caches: x̂ and out (read again only in backward, or      \
+     * never) go straight to memory, no read for ownership */                            \
+    int nt = (double)N * D * sizeof(T) >= 8e6;                                           \
+    if (bp_bn_rows_vec_##SFX##_(N, D, w, p->x + j0, mean, rstd, p->gain + j0, p->bias + j0,\
+                                p->xhat + j0, p->out + j0, p->act ? p->act + j0 : NULL, nt))\
+      return;                                                                            \
     for (int i = 0; i < N; i++) {                                                        \
       size_t o = (size_t)i * D + j0;                                                     \
       bp_bn_out_##SFX(w, p->x + o, mean, rstd, p->gain + j0, p->bias + j0, p->xhat + o, p->out + o);\

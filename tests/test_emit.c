@@ -211,6 +211,30 @@ START_TEST(dtype_and_jit_variant) {
 }
 END_TEST
 
+/* arrays of 8 MB or more (not params, not grads of params) start 64-byte aligned,
+ * for the kernels' streaming stores; params and their grads stay contiguous */
+START_TEST(big_arrays_aligned) {
+  DimOverride ovr[2] = {{"H", 4096, false}, {"B", 1024, false}};
+  Graph *g = parse_spec(read_src(arena_printf("%s/makemore.spec", specs_dir())), ovr, 2);
+  grad_build(g);
+  char *h = NULL;
+  emit(g, DT_F32, "m", false, &h);
+  static const char *aligned[] = {"hprebn[4194304] __attribute__((aligned(64)));",
+                                  "dh[4194304] __attribute__((aligned(64)));",
+                                  "hpreact_xhat[4194304] __attribute__((aligned(64)));"};
+  for (int i = 0; i < 3; i++)
+    ck_assert_msg(strstr(h, aligned[i]) != NULL, "no %s", aligned[i]);
+  static const char *packed[] = {"  float W1[122880];", "  float dW1[122880];", "  float W2[110592];",
+                                 "  float logits[27648];"};
+  for (int i = 0; i < 4; i++)
+    ck_assert_msg(strstr(h, packed[i]) != NULL, "no %s", packed[i]);
+  /* the lecture's sizes: nothing aligned */
+  Graph *g2 = load_spec(arena_printf("%s/makemore.spec", specs_dir()));
+  emit(g2, DT_F32, "m", false, &h);
+  ck_assert(strstr(h, "__attribute__((aligned") == NULL);
+}
+END_TEST
+
 /* no globals: the model's symbols are functions and read-only tables (the
  * kernels' own buffers and thread count are the process's, not a model's) */
 START_TEST(no_mutable_globals) {
@@ -233,6 +257,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, comments_and_line_directives);
   tcase_add_test(tc, dtype_and_jit_variant);
   tcase_add_test(tc, no_mutable_globals);
+  tcase_add_test(tc, big_arrays_aligned);
   suite_add_tcase(s, tc);
   return s;
 }

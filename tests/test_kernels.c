@@ -22,6 +22,13 @@ static double urand(void) { /* in [-1, 1) */
   return (double)(rng >> 8) / 8388608.0 - 1.0;
 }
 
+/* 64-byte aligned: the kernels' streaming stores need it (else they store plainly) */
+static void *alloc64(size_t n) {
+  void *p = NULL;
+  ck_assert(posix_memalign(&p, 64, n) == 0);
+  return p;
+}
+
 typedef struct { int M, N, K; } GemmShape;
 static const GemmShape gemm_shapes[] = {
     {1, 1, 1},       {1, 7, 13},      {7, 1, 13},      {13, 7, 1},      {27, 33, 13},
@@ -76,8 +83,8 @@ CHECK_GEMM(double, 1e-12)
     int M = gemm_shapes[s].M, N = gemm_shapes[s].N, K = gemm_shapes[s].K;               \
     int big = (double)M * N * K > 2e6;                                                  \
     T *A = malloc(sizeof(T) * M * K), *B = malloc(sizeof(T) * K * N);                   \
-    T *C0 = malloc(sizeof(T) * M * N), *C = malloc(sizeof(T) * M * N);                  \
-    T *C1 = malloc(sizeof(T) * M * N);                                                  \
+    T *C0 = malloc(sizeof(T) * M * N), *C = alloc64(sizeof(T) * M * N);                 \
+    T *C1 = alloc64(sizeof(T) * M * N);                                                 \
     for (size_t i = 0; i < (size_t)M * K; i++) A[i] = (T)urand();                       \
     for (size_t i = 0; i < (size_t)K * N; i++) B[i] = (T)urand();                       \
     for (size_t i = 0; i < (size_t)M * N; i++) C0[i] = (T)urand();                      \
@@ -190,7 +197,9 @@ START_TEST(tanh_exp_special) {
 END_TEST
 
 typedef struct { int N, D; } Shape2;
-static const Shape2 shapes2[] = {{1, 1}, {1, 27}, {7, 1}, {32, 27}, {32, 200}, {13, 33}, {256, 1024}, {1024, 30}};
+static const Shape2 shapes2[] = {{1, 1}, {1, 27}, {7, 1}, {32, 27}, {32, 200}, {13, 33}, {256, 1024}, {1024, 30},
+                                 /* the 16-lane cross-entropy rows: edges of its masks */
+                                 {5, 16}, {6, 17}, {9, 32}, {3, 31}};
 
 #define ROWS_TEST(T, SFX, TOL)                                                                \
   START_TEST(rows_##SFX) {                                                                    \
@@ -254,6 +263,27 @@ static const Shape2 shapes2[] = {{1, 1}, {1, 27}, {7, 1}, {32, 27}, {32, 200}, {
   END_TEST
 ROWS_TEST(float, f32, 1e-5)
 ROWS_TEST(double, f64, 1e-12)
+
+/* cross-entropy rows far apart in scale: exp under- and overflow ranges of the
+ * 16-lane path (f32), against double */
+START_TEST(xent_extreme) {
+  static const float X[3][27] = {{100, -100, 0, 88, -88, 30}, {-1000, -1001, -2000},
+                                 {50, 50, 50, 50, -60, -110, 89.5f}};
+  static const int32_t Y[3] = {4, 1, 6};
+  float P[3 * 27];
+  double got = bp_xent_fwd_f32(3, 27, &X[0][0], Y, P), want = 0, perr = 0;
+  for (int n = 0; n < 3; n++) {
+    double mx = -INFINITY, s = 0;
+    for (int d = 0; d < 27; d++) mx = fmax(mx, X[n][d]);
+    for (int d = 0; d < 27; d++) s += exp(X[n][d] - mx);
+    for (int d = 0; d < 27; d++) perr = fmax(perr, fabs(P[n * 27 + d] - exp(X[n][d] - mx) / s));
+    want += log(s) - (X[n][Y[n]] - mx);
+  }
+  want /= 3;
+  ck_assert_msg(perr <= 1e-6, "bp_xent_fwd_f32: probs max error %g", perr);
+  ck_assert_msg(fabs(got - want) <= 1e-5 * (fabs(want) + 1), "bp_xent_fwd_f32: %.9g, want %.9g", got, want);
+}
+END_TEST
 
 /* three AdamW steps against the formula of llm.c's train_gpt2.c, in double */
 #define ADAMW_TEST(T, SFX, TOL)                                                       \
@@ -326,7 +356,7 @@ END_TEST
   START_TEST(gemm_bias_##SFX) {                                                            \
     int M = gemm_shapes[_i].M, N = gemm_shapes[_i].N, K = gemm_shapes[_i].K;               \
     T *A = malloc(sizeof(T) * M * K), *B = malloc(sizeof(T) * K * N), *bias = malloc(sizeof(T) * N); \
-    T *C0 = malloc(sizeof(T) * M * N), *C = malloc(sizeof(T) * M * N), *C2 = malloc(sizeof(T) * M * N); \
+    T *C0 = malloc(sizeof(T) * M * N), *C = alloc64(sizeof(T) * M * N), *C2 = alloc64(sizeof(T) * M * N); \
     for (long i = 0; i < (long)M * K; i++) A[i] = (T)urand();                              \
     for (long i = 0; i < (long)K * N; i++) B[i] = (T)urand();                              \
     for (int j = 0; j < N; j++) bias[j] = (T)(urand() * 3);                                \
@@ -353,7 +383,10 @@ GEMM_BIAS_TEST(double, f64)
  * (a batchnorm's Σ_b dx is 0 in exact arithmetic: judged against Σ_b |dx| +
  * Σ_b |gain rstd dy|);
  * 1, 2 and 3 threads give the same bits. */
-static const Shape2 bn_shapes[] = {{2, 1}, {7, 5}, {32, 27}, {32, 200}, {13, 33}, {256, 1024}, {1024, 30}, {3, 70}};
+/* {512, 4096}: 8 MB of f32, x̂ and out by streaming stores (64-byte aligned below) */
+static const Shape2 bn_shapes[] = {{2, 1},    {7, 5},     {32, 27}, {32, 200},   {13, 33},
+                                   {256, 1024}, {1024, 30}, {3, 70},  {512, 4096}};
+
 
 #define BN_TEST(T, SFX, TOL)                                                                    \
   static double maxrel_##SFX(const T *got, const double *want, long n) {                      \
@@ -369,14 +402,14 @@ static const Shape2 bn_shapes[] = {{2, 1}, {7, 5}, {32, 27}, {32, 200}, {13, 33}
     T *rm = malloc(sizeof(T) * D), *rv = malloc(sizeof(T) * D);                                 \
     T *mean = malloc(sizeof(T) * D), *rstd = malloc(sizeof(T) * D), *dg = malloc(sizeof(T) * D); \
     T *db = malloc(sizeof(T) * D), *dxs = malloc(sizeof(T) * D);                                \
-    T *xh = malloc(sizeof(T) * n), *out = malloc(sizeof(T) * n), *act = malloc(sizeof(T) * n); \
+    T *xh = alloc64(sizeof(T) * n), *out = alloc64(sizeof(T) * n), *act = malloc(sizeof(T) * n); \
     T *dt = malloc(sizeof(T) * n), *dy = malloc(sizeof(T) * n), *dx = malloc(sizeof(T) * n);    \
     T *keep = malloc(sizeof(T) * n * 3 + sizeof(T) * D * 3);                                    \
     double *acc = malloc(sizeof(double) * 6 * D), *r = malloc(sizeof(double) * n * 4);          \
     double *rs = malloc(sizeof(double) * D * 6);                                                \
     memset(dg, 0, sizeof(T) * D), memset(dxs, 0, sizeof(T) * D);                                \
     double *rxh = r, *rout = r + n, *ract = r + 2 * n, *rdx = r + 3 * n;                        \
-    for (long i = 0; i < n; i++) x[i] = (T)(urand() * 2 + 0.5 * (i % D)), dt[i] = (T)urand();  \
+    for (long i = 0; i < n; i++) x[i] = (T)(urand() * 2 + 0.5 * (i % D % 1024)), dt[i] = (T)urand();\
     for (int j = 0; j < D; j++)                                                                 \
       gain[j] = (T)(1 + urand() * 0.5), bias[j] = (T)urand(), rm[j] = (T)urand(), rv[j] = (T)(1 + urand() * 0.5); \
     for (int eval = 0; eval <= 1; eval++)                                                       \
@@ -523,6 +556,7 @@ static Suite *make_suite(void) {
   int n2 = (int)(sizeof shapes2 / sizeof shapes2[0]);
   tcase_add_loop_test(tr, rows_f32, 0, n2);
   tcase_add_loop_test(tr, rows_f64, 0, n2);
+  tcase_add_test(tr, xent_extreme);
   int nb = (int)(sizeof bn_shapes / sizeof bn_shapes[0]);
   tcase_add_loop_test(tr, bn_f32, 0, nb);
   tcase_add_loop_test(tr, bn_f64, 0, nb);
