@@ -62,7 +62,7 @@ check: test
 # The main job: train the lecture's model on the default word list, Debian's
 # wamerican dictionary cut to lowercase a-z words (63,875 words), with the
 # lecture's Exercise 4 recipe: H = 200, 200,000 steps of batch 32, lr 0.1 then
-# 0.01 from step 100,000 (about half a minute here).  MAIN_ARGS changes it,
+# 0.01 from step 100,000 (about 10 s here).  MAIN_ARGS changes it,
 # e.g. MAIN_ARGS="--steps 20000".
 MAIN_ARGS ?= -D H=200 --steps 200000
 build/words.txt: | deps-main
