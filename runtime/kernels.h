@@ -435,6 +435,15 @@ static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, co
                              int transb, float *C, int accumulate, const float *bias) {
   static __thread float bt[BP_SMALL_BT] __attribute__((aligned(64)));
   if ((long)M * N * K > BP_SMALL_MNK || (transb && (long)N * K > BP_SMALL_BT)) return 0;
+  /* C = A^T B with a narrow C (N < 32, not whole vectors) and many rows, unaccumulated:
+   * C^T = B^T A as an [N,M] product (wide rows: whole vectors, fewer tiles) into bt,
+   * then transposed into C; each element the same sum in the same k order */
+  if (transa && !transb && !accumulate && !bias && N < 32 && N % 16 && M >= 64 &&
+      (long)M * N <= BP_SMALL_BT) {
+    bp_gemm_small_f32(N, M, K, B, 1, A, 0, bt, 0, NULL);
+    bp_transpose_f32_(N, M, bt, C);
+    return 1;
+  }
   if (transb) { /* B stored [N,K]: bt = B^T, [K,N]; 16 rows of B at a time, so each
                   * k writes 16 contiguous floats from 16 sequential streams */
     bp_transpose_f32_(N, K, B, bt);
@@ -1053,6 +1062,38 @@ static inline int bp_bn_rows_vec_f32_(int N, long D, int w, const float *x, cons
   return 0;
 }
 #endif
+/* batchnorm forward's mean and rstd from the shifted sums, 8 columns at a time
+ * (AVX-512, the same double operations as the scalar loop, which gcc does not
+ * vectorise where sqrt may set errno); returns the columns done */
+#if defined(__AVX512F__)
+static inline int bp_bn_fin_f32_(int w, int N, double div, double eps, const double *s1,
+                                 const double *s2, const float *sh, float *mean, float *rstd) {
+  const __m512d vn = _mm512_set1_pd((double)N), vd = _mm512_set1_pd(div), ve = _mm512_set1_pd(eps);
+  int j = 0;
+  for (; j + 8 <= w; j += 8) {
+    __m512d a = _mm512_loadu_pd(s1 + j), b = _mm512_loadu_pd(s2 + j);
+    __m512d m = _mm512_div_pd(a, vn);
+    __m512d v = _mm512_div_pd(_mm512_sub_pd(b, _mm512_mul_pd(a, m)), vd);
+    v = _mm512_max_pd(v, _mm512_setzero_pd()); /* NaN -> 0, as v > 0 ? v : 0 */
+    __m512d r = _mm512_div_pd(_mm512_set1_pd(1.0), _mm512_sqrt_pd(_mm512_add_pd(v, ve)));
+    __m512d mu = _mm512_add_pd(_mm512_cvtps_pd(_mm256_loadu_ps(sh + j)), m);
+    _mm256_storeu_ps(mean + j, _mm512_cvtpd_ps(mu));
+    _mm256_storeu_ps(rstd + j, _mm512_cvtpd_ps(r));
+  }
+  return j;
+}
+#else
+static inline int bp_bn_fin_f32_(int w, int N, double div, double eps, const double *s1,
+                                 const double *s2, const float *sh, float *mean, float *rstd) {
+  (void)w, (void)N, (void)div, (void)eps, (void)s1, (void)s2, (void)sh, (void)mean, (void)rstd;
+  return 0;
+}
+#endif
+static inline int bp_bn_fin_f64_(int w, int N, double div, double eps, const double *s1,
+                                 const double *s2, const double *sh, double *mean, double *rstd) {
+  (void)w, (void)N, (void)div, (void)eps, (void)s1, (void)s2, (void)sh, (void)mean, (void)rstd;
+  return 0;
+}
 static inline int bp_bn_rows_vec_f64_(int N, long D, int w, const double *x, const double *mu,
                                       const double *rs, const double *ga, const double *be,
                                       double *xh, double *y, double *act, int nt) {
@@ -1121,7 +1162,8 @@ static inline int bp_bn_rows_vec_f64_(int N, long D, int w, const double *x, con
           s1[j] += d, s2[j] += d * d;                                                    \
         }                                                                                \
       }                                                                                  \
-      for (int j = 0; j < w; j++) {                                                      \
+      int j = bp_bn_fin_##SFX##_(w, N, p->div, p->eps, s1, s2, sh, mean, rstd);          \
+      for (; j < w; j++) {                                                               \
         double m = s1[j] / N, v = (s2[j] - s1[j] * m) / p->div;                          \
         mean[j] = (T)(sh[j] + m);                                                        \
         rstd[j] = (T)(1.0 / sqrt((v > 0 ? v : 0) + p->eps));                             \
