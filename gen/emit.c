@@ -1445,6 +1445,45 @@ static void fn_backward(Emit *e, const char *p) {
 static void fn_sgd(Emit *e, const char *p) {
   bprintf(e->b, "void %s_sgd_step(%s_state *s, double lr) {\n", p, p);
   L(e, "(void)s, (void)lr;");
+  /* the params are one run of fields and the grads of params another, in the same
+   * order (the state's layout): one call over all of them when the k-th grad
+   * field is the k-th param's grad throughout */
+  int np = 0, ng = 0, same = 1;
+  long total = 0;
+  const char *p0 = NULL, *g0 = NULL;
+  for (int i = 0; i < e->nfields; i++)
+    if (e->fields[i].kind == BP_PARAM) {
+      Field *f = &e->fields[i];
+      int k = 0;
+      const char *gname = NULL;
+      for (int j = 0; j < e->nfields && !gname; j++)
+        if (e->fields[j].tname && e->fields[j].kind == BP_GRAD && k++ == np)
+          gname = e->fields[j].cname;
+      if (!f->tname || !f->grad || !gname || strcmp(gname, f->grad) != 0)
+        same = 0;
+      if (!p0)
+        p0 = f->cname, g0 = f->grad;
+      np++, total += shape_numel(&f->shape);
+    }
+  /* params and their grads each consecutive fields of the model's float type */
+  int lastp = -1, lastg = -1;
+  for (int i = 0; i < e->nfields; i++) {
+    Field *f = &e->fields[i];
+    bool isp = f->kind == BP_PARAM, isg = f->kind == BP_GRAD && f->tname && ng < np;
+    if (!isp && !isg)
+      continue;
+    if (f->elem != 0 || (isp && lastp >= 0 && lastp != i - 1) || (isg && lastg >= 0 && lastg != i - 1))
+      same = 0;
+    if (isp)
+      lastp = i;
+    else
+      lastg = i, ng++;
+  }
+  if (np > 1 && same) {
+    L(e, "%s(%ld, s->%s, s->%s, lr);   /* all %d params: one run */", kern(e, "sgd"), total, p0, g0, np);
+    bprintf(e->b, "}\n\n");
+    return;
+  }
   for (int i = 0; i < e->nfields; i++) {
     Field *f = &e->fields[i];
     if (f->kind != BP_PARAM)
