@@ -1128,50 +1128,6 @@ static inline int bp_bn_st_vec_f64_(int N, long D, int w, const double *x, const
   (void)N, (void)D, (void)w, (void)x, (void)k, (void)s1, (void)s2;
   return 0;
 }
-/* batchnorm backward's dx pass, rows in pairs, 16 columns at a time with the sum
- * in registers (AVX-512, f32): bp_bn_dx2's operations in the same order; returns
- * the rows done */
-#if defined(__AVX512F__)
-static inline int bp_bn_dx_vec_f32_(int N, long D, int w, const float *dy, const float *xh,
-                                    const float *ka, const float *kb, const float *kc,
-                                    float *dx, double *sx) {
-  int n2 = N & ~1;
-  for (int j = 0; j < w; j += 16) {
-    __mmask16 m = (__mmask16)(w - j >= 16 ? 0xFFFF : (1u << (w - j)) - 1);
-    __mmask8 ml = (__mmask8)m, mh = (__mmask8)(m >> 8);
-    __m512d al = _mm512_maskz_loadu_pd(ml, sx + j), ah = _mm512_maskz_loadu_pd(mh, sx + j + 8);
-    __m512 a = _mm512_maskz_loadu_ps(m, ka + j), b = _mm512_maskz_loadu_ps(m, kb + j);
-    __m512 c = _mm512_maskz_loadu_ps(m, kc + j);
-    for (int i = 0; i < n2; i += 2) {
-      size_t o = (size_t)i * D + j;
-      __m512 va = _mm512_sub_ps(_mm512_sub_ps(_mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, dy + o)), b),
-                                _mm512_mul_ps(c, _mm512_maskz_loadu_ps(m, xh + o)));
-      __m512 vb = _mm512_sub_ps(_mm512_sub_ps(_mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, dy + o + D)), b),
-                                _mm512_mul_ps(c, _mm512_maskz_loadu_ps(m, xh + o + D)));
-      _mm512_mask_storeu_ps(dx + o, m, va);
-      _mm512_mask_storeu_ps(dx + o + D, m, vb);
-      __m512 sa = _mm512_add_ps(va, vb);
-      al = _mm512_add_pd(al, _mm512_cvtps_pd(_mm512_castps512_ps256(sa)));
-      ah = _mm512_add_pd(ah, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sa), 1))));
-    }
-    _mm512_mask_storeu_pd(sx + j, ml, al), _mm512_mask_storeu_pd(sx + j + 8, mh, ah);
-  }
-  return n2;
-}
-#else
-static inline int bp_bn_dx_vec_f32_(int N, long D, int w, const float *dy, const float *xh,
-                                    const float *ka, const float *kb, const float *kc,
-                                    float *dx, double *sx) {
-  (void)N, (void)D, (void)w, (void)dy, (void)xh, (void)ka, (void)kb, (void)kc, (void)dx, (void)sx;
-  return 0;
-}
-#endif
-static inline int bp_bn_dx_vec_f64_(int N, long D, int w, const double *dy, const double *xh,
-                                    const double *ka, const double *kb, const double *kc,
-                                    double *dx, double *sx) {
-  (void)N, (void)D, (void)w, (void)dy, (void)xh, (void)ka, (void)kb, (void)kc, (void)dx, (void)sx;
-  return 0;
-}
 /* batchnorm backward's first pass, rows in pairs, 16 columns at a time with the
  * sums in registers (AVX-512, f32): bp_bn_dy2's operations in the same order;
  * returns the rows done */
@@ -1422,8 +1378,7 @@ static inline int bp_bn_rows_vec_f64_(int N, long D, int w, const double *x, con
       double k = (double)p->gain[j0 + j] * p->rstd[j0 + j] / N;                          \
       ka[j] = (T)(k * N), kb[j] = (T)(s1[j] * k), kc[j] = (T)(s2[j] * k * p->c);         \
     }                                                                                    \
-    for (i = bp_bn_dx_vec_##SFX##_(N, D, w, p->dy + j0, p->xhat + j0, ka, kb, kc, p->dx + j0, sx);\
-         i + 2 <= N; i += 2) {                                                           \
+    for (i = 0; i + 2 <= N; i += 2) {                                                    \
       size_t o = (size_t)i * D + j0;                                                     \
       bp_bn_dx2_##SFX(w, D, p->dy + o, p->xhat + o, ka, kb, kc, p->dx + o, sx);          \
     }                                                                                    \
