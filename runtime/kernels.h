@@ -1084,95 +1084,6 @@ static inline int bp_bn_rows_vec_f32_(int N, long D, int w, const float *x, cons
   return 0;
 }
 #endif
-/* batchnorm forward's shifted sums, rows in fours, 16 columns at a time with the
- * sums in registers (AVX-512, f32): bp_bn_st4's operations in the same order;
- * returns the rows done */
-#if defined(__AVX512F__)
-static inline int bp_bn_st_vec_f32_(int N, long D, int w, const float *x, const float *k,
-                                    double *s1, double *s2) {
-  int n4 = N & ~3;
-  for (int j = 0; j < w; j += 16) {
-    __mmask16 m = (__mmask16)(w - j >= 16 ? 0xFFFF : (1u << (w - j)) - 1);
-    __mmask8 ml = (__mmask8)m, mh = (__mmask8)(m >> 8);
-    __m512d a1l = _mm512_maskz_loadu_pd(ml, s1 + j), a1h = _mm512_maskz_loadu_pd(mh, s1 + j + 8);
-    __m512d a2l = _mm512_maskz_loadu_pd(ml, s2 + j), a2h = _mm512_maskz_loadu_pd(mh, s2 + j + 8);
-    __m512 kv = _mm512_maskz_loadu_ps(m, k + j);
-    for (int i = 0; i < n4; i += 4) {
-      const float *r = x + (size_t)i * D + j;
-      __m512 d0 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r), kv);
-      __m512 d1 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r + D), kv);
-      __m512 d2 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r + 2 * D), kv);
-      __m512 d3 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r + 3 * D), kv);
-      __m512 sa = _mm512_add_ps(_mm512_add_ps(d0, d1), _mm512_add_ps(d2, d3));
-      __m512 sb = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(d0, d0), _mm512_mul_ps(d1, d1)),
-                                _mm512_add_ps(_mm512_mul_ps(d2, d2), _mm512_mul_ps(d3, d3)));
-      a1l = _mm512_add_pd(a1l, _mm512_cvtps_pd(_mm512_castps512_ps256(sa)));
-      a1h = _mm512_add_pd(a1h, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sa), 1))));
-      a2l = _mm512_add_pd(a2l, _mm512_cvtps_pd(_mm512_castps512_ps256(sb)));
-      a2h = _mm512_add_pd(a2h, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sb), 1))));
-    }
-    _mm512_mask_storeu_pd(s1 + j, ml, a1l), _mm512_mask_storeu_pd(s1 + j + 8, mh, a1h);
-    _mm512_mask_storeu_pd(s2 + j, ml, a2l), _mm512_mask_storeu_pd(s2 + j + 8, mh, a2h);
-  }
-  return n4;
-}
-#else
-static inline int bp_bn_st_vec_f32_(int N, long D, int w, const float *x, const float *k,
-                                    double *s1, double *s2) {
-  (void)N, (void)D, (void)w, (void)x, (void)k, (void)s1, (void)s2;
-  return 0;
-}
-#endif
-static inline int bp_bn_st_vec_f64_(int N, long D, int w, const double *x, const double *k,
-                                    double *s1, double *s2) {
-  (void)N, (void)D, (void)w, (void)x, (void)k, (void)s1, (void)s2;
-  return 0;
-}
-/* batchnorm backward's first pass, rows in pairs, 16 columns at a time with the
- * sums in registers (AVX-512, f32): bp_bn_dy2's operations in the same order;
- * returns the rows done */
-#if defined(__AVX512F__)
-static inline int bp_bn_dy_vec_f32_(int N, long D, int w, const float *t, const float *dt,
-                                    const float *xh, float *dy, double *s1, double *s2) {
-  int n2 = N & ~1;
-  const __m512 one = _mm512_set1_ps(1);
-  for (int j = 0; j < w; j += 16) {
-    __mmask16 m = (__mmask16)(w - j >= 16 ? 0xFFFF : (1u << (w - j)) - 1);
-    __mmask8 ml = (__mmask8)m, mh = (__mmask8)(m >> 8);
-    __m512d a1l = _mm512_maskz_loadu_pd(ml, s1 + j), a1h = _mm512_maskz_loadu_pd(mh, s1 + j + 8);
-    __m512d a2l = _mm512_maskz_loadu_pd(ml, s2 + j), a2h = _mm512_maskz_loadu_pd(mh, s2 + j + 8);
-    for (int i = 0; i < n2; i += 2) {
-      size_t o = (size_t)i * D + j;
-      __m512 ta = _mm512_maskz_loadu_ps(m, t + o), tb = _mm512_maskz_loadu_ps(m, t + o + D);
-      __m512 da = _mm512_mul_ps(_mm512_sub_ps(one, _mm512_mul_ps(ta, ta)), _mm512_maskz_loadu_ps(m, dt + o));
-      __m512 db = _mm512_mul_ps(_mm512_sub_ps(one, _mm512_mul_ps(tb, tb)), _mm512_maskz_loadu_ps(m, dt + o + D));
-      _mm512_mask_storeu_ps(dy + o, m, da);
-      _mm512_mask_storeu_ps(dy + o + D, m, db);
-      __m512 sa = _mm512_add_ps(da, db);
-      __m512 sb = _mm512_add_ps(_mm512_mul_ps(da, _mm512_maskz_loadu_ps(m, xh + o)),
-                                _mm512_mul_ps(db, _mm512_maskz_loadu_ps(m, xh + o + D)));
-      a1l = _mm512_add_pd(a1l, _mm512_cvtps_pd(_mm512_castps512_ps256(sa)));
-      a1h = _mm512_add_pd(a1h, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sa), 1))));
-      a2l = _mm512_add_pd(a2l, _mm512_cvtps_pd(_mm512_castps512_ps256(sb)));
-      a2h = _mm512_add_pd(a2h, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sb), 1))));
-    }
-    _mm512_mask_storeu_pd(s1 + j, ml, a1l), _mm512_mask_storeu_pd(s1 + j + 8, mh, a1h);
-    _mm512_mask_storeu_pd(s2 + j, ml, a2l), _mm512_mask_storeu_pd(s2 + j + 8, mh, a2h);
-  }
-  return n2;
-}
-#else
-static inline int bp_bn_dy_vec_f32_(int N, long D, int w, const float *t, const float *dt,
-                                    const float *xh, float *dy, double *s1, double *s2) {
-  (void)N, (void)D, (void)w, (void)t, (void)dt, (void)xh, (void)dy, (void)s1, (void)s2;
-  return 0;
-}
-#endif
-static inline int bp_bn_dy_vec_f64_(int N, long D, int w, const double *t, const double *dt,
-                                    const double *xh, double *dy, double *s1, double *s2) {
-  (void)N, (void)D, (void)w, (void)t, (void)dt, (void)xh, (void)dy, (void)s1, (void)s2;
-  return 0;
-}
 /* batchnorm forward's mean and rstd from the shifted sums, 8 columns at a time
  * (AVX-512, the same double operations as the scalar loop, which gcc does not
  * vectorise where sqrt may set errno); returns the columns done */
@@ -1263,7 +1174,7 @@ static inline int bp_bn_rows_vec_f64_(int N, long D, int w, const double *x, con
     } else { /* shifted sums, K = x[0,j]: var = (S2 - S1^2/N)/div, S = sums of x - K */  \
       const T *sh = p->x + j0;                                                           \
       for (int j = 0; j < w; j++) s1[j] = 0, s2[j] = 0;                                  \
-      int i = bp_bn_st_vec_##SFX##_(N, D, w, p->x + j0, sh, s1, s2);                     \
+      int i = 0;                                                                         \
       for (; i + 4 <= N; i += 4) /* 4 rows per visit of the sums */                      \
         bp_bn_st4_##SFX(w, D, p->x + (size_t)i * D + j0, sh, s1, s2);                    \
       for (; i < N; i++) {                                                               \
@@ -1356,8 +1267,7 @@ static inline int bp_bn_rows_vec_f64_(int N, long D, int w, const double *x, con
     T *kb = (T *)(p->acc + 4 * (size_t)D) + j0;                                          \
     T *kc = (T *)(p->acc + 5 * (size_t)D) + j0;                                          \
     for (int j = 0; j < w; j++) s1[j] = 0, s2[j] = 0, sx[j] = 0;                         \
-    int i = p->t ? bp_bn_dy_vec_##SFX##_(N, D, w, p->t + j0, p->dt + j0, p->xhat + j0,    \
-                                         p->dy + j0, s1, s2) : 0;                        \
+    int i = 0;                                                                           \
     for (; i + 2 <= N; i += 2) { /* dy = (1 - t^2) dt first, 2 rows per visit of the sums */\
       size_t o = (size_t)i * D + j0;                                                     \
       if (p->t) bp_bn_dy2_##SFX(w, D, p->t + o, p->dt + o, p->xhat + o, p->dy + o, s1, s2);\
