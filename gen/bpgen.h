@@ -60,7 +60,8 @@ NORETURN void die_at(const char *file, int line, const char *fmt, ...) PRINTF(3,
 #define unreachable() die_at(__FILE__, __LINE__, "unreachable")
 void error_catch(jmp_buf *jb);                /* NULL disarms */
 const char *error_text(void);                 /* last caught report ("" if none) */
-SrcFile *read_src(const char *path);          /* error_plain on failure; "-" = stdin */
+SrcFile *read_src(const char *path);
+void write_text(const char *path, const char *text);   /* error_plain on failure */          /* error_plain on failure; "-" = stdin */
 SrcFile *src_from_string(const char *name, const char *text);
 
 /* ---- lex.re ----------------------------------------------------------------- */

@@ -263,11 +263,6 @@ int cmd_dot(int argc, char **argv) {
     fputs(text, stdout);
     return 0;
   }
-  FILE *f = fopen(out, "w");
-  if (!f)
-    error_plain("cannot write %s: %s", out, strerror(errno));
-  fputs(text, f);
-  if (fclose(f) != 0)
-    error_plain("cannot write %s: %s", out, strerror(errno));
+  write_text(out, text);
   return 0;
 }

@@ -38,15 +38,6 @@ static const char *stem_ident(const char *path) {
   return s;
 }
 
-static void write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "wb");
-  if (!f)
-    error_plain("cannot write %s: %s", path, strerror(errno));
-  size_t n = strlen(text);
-  if (fwrite(text, 1, n, f) != n || fclose(f) != 0)
-    error_plain("cannot write %s: %s", path, strerror(errno));
-}
-
 /* FILE.c -> FILE.h; anything else gets .h appended. */
 static const char *header_path(const char *out) {
   size_t n = strlen(out);
@@ -85,8 +76,8 @@ int cmd_gen(int argc, char **argv) {
     fputs(text, stdout);
     return fflush(stdout) == 0 ? 0 : 1;
   }
-  write_file(c.out, text);
+  write_text(c.out, text);
   if (header)
-    write_file(header_path(c.out), header);
+    write_text(header_path(c.out), header);
   return 0;
 }

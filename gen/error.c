@@ -178,3 +178,12 @@ SrcFile *read_src(const char *path) {
   free(buf);
   return f;
 }
+
+void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "wb");
+  if (!f)
+    error_plain("cannot write %s: %s", path, strerror(errno));
+  size_t n = strlen(text);
+  if (fwrite(text, 1, n, f) != n || fclose(f) != 0)
+    error_plain("cannot write %s: %s", path, strerror(errno));
+}

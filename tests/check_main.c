@@ -2,6 +2,7 @@
  * CK_RUN_SUITE / CK_RUN_CASE select a part, as usual with Check. */
 #include "tests.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,21 @@ const char *error_pos(const char *report) {
 const char *specs_dir(void) {
   const char *d = getenv("BPGEN_SPECS");
   return d ? d : "specs";
+}
+
+int spec_paths(const char **paths, int max) {
+  DIR *d = opendir(specs_dir());
+  ck_assert_msg(d != NULL, "cannot open %s", specs_dir());
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) && n < max) {
+    size_t l = strlen(de->d_name);
+    if (l > 5 && strcmp(de->d_name + l - 5, ".spec") == 0)
+      paths[n++] = arena_printf("%s/%s", specs_dir(), de->d_name);
+  }
+  closedir(d);
+  ck_assert_msg(n > 0, "no specs in %s", specs_dir());
+  return n;
 }
 
 int main(void) {

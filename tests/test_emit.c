@@ -56,19 +56,6 @@ static const char *emit(Graph *g, DType dt, const char *prefix, bool jit, char *
   return emit_c(g, &opt, header);
 }
 
-static int spec_paths(const char **paths, int max) {
-  DIR *d = opendir(specs_dir());
-  ck_assert_msg(d != NULL, "cannot open %s", specs_dir());
-  int n = 0;
-  struct dirent *de;
-  while ((de = readdir(d)) && n < max) {
-    size_t l = strlen(de->d_name);
-    if (l > 5 && strcmp(de->d_name + l - 5, ".spec") == 0)
-      paths[n++] = arena_printf("%s/%s", specs_dir(), de->d_name);
-  }
-  closedir(d);
-  return n;
-}
 
 static const char gcc_flags[] = "gcc -std=c99 -O2 -Wall -Wextra -Werror";
 

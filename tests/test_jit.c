@@ -37,20 +37,6 @@ static const char *slurp(const char *path) { return read_src(path)->text; }
 
 /* ---- every spec in specs/ ---------------------------------------------------- */
 
-static int spec_paths(const char **paths, int max) {
-  DIR *d = opendir(specs_dir());
-  ck_assert_msg(d != NULL, "cannot open %s", specs_dir());
-  int n = 0;
-  struct dirent *de;
-  while ((de = readdir(d)) && n < max) {
-    size_t l = strlen(de->d_name);
-    if (l > 5 && strcmp(de->d_name + l - 5, ".spec") == 0)
-      paths[n++] = arena_printf("%s/%s", specs_dir(), de->d_name);
-  }
-  closedir(d);
-  ck_assert_msg(n > 0, "no specs in %s", specs_dir());
-  return n;
-}
 
 START_TEST(every_spec) {
   const char *paths[64];

@@ -25,5 +25,7 @@ const char *error_pos(const char *report);
 
 /* Directory of the source tree's specs (BPGEN_SPECS or "specs"). */
 const char *specs_dir(void);
+/* The paths of the .spec files there (at most max); fails the test if none. */
+int spec_paths(const char **paths, int max);
 
 #endif
