@@ -29,13 +29,6 @@ static void teardown(void) {
     fprintf(stderr, "could not remove %s\n", tmpdir);
 }
 
-static void write_text(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  ck_assert_msg(f != NULL, "cannot write %s", path);
-  fputs(text, f);
-  fclose(f);
-}
-
 /* Runs a shell command; fails with its output when it exits nonzero. */
 static void run(const char *cmd) {
   char *full = arena_printf("( %s ) > %s/out.txt 2>&1", cmd, tmpdir);
