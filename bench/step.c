@@ -108,6 +108,7 @@ static Inst new_inst(const BpModel *m, Graph *g) {
     die("out of memory");
   memset(in.st, 0, m->state_size);
   m->init(in.st, 2147483647);
+  m->set_lean(in.st, 1);   /* as the trainer runs it */
   fill_inputs(&in, g, 42);
   return in;
 }

@@ -18,6 +18,8 @@
  */
 #include "bpgen.h"
 #include "bp_runtime.h"
+#define BP_KERNELS_DECLARE_ONLY
+#include "kernels.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +91,19 @@ typedef struct BnGroup {
   Node *xsum;            /* sumto of dx down to [D] (the bias grad of what fed x), or NULL */
 } BnGroup;
 
+/* A batchnorm layer between two linear maps, run by column blocks
+ * (bp_bnlayer_fwd/bwd of kernels.h; plan_layers):
+ *   z = A·W1 (+ b1);  y = batchnorm(z, gain, bias);  h = tanh(y);  out = h·W2 (+ b2)
+ * and its backward from dout down to dA, dW1, db1, dgain, dbias, dW2. */
+typedef struct Layer {
+  Node *z, *mm1, *b1, *bn, *t, *out, *mm2, *b2;   /* forward; b1, b2 may be NULL */
+  Node *dout, *dt, *dW2, *dA, *dW1;               /* backward; dA may be NULL */
+  BnGroup *bg;                                    /* its tanh, x (dz), gain, bias, xsum (db1) */
+  long N, K, D, V;
+  int dc, groups;                                 /* columns per block, groups of blocks */
+  const char *ws;                                 /* the workspace member */
+} Layer;
+
 typedef struct Copy {   /* end of backward: dst field = value of node src */
   const char *dst;
   Node *src;
@@ -112,6 +127,10 @@ struct Emit {
   Node **bias_mm;        /* add: the matmul it adds a bias row to, as one gemm_bias */
   Node **act;            /* batchnorm: the tanh of its output, in the same pass */
   BnGroup **bng;         /* the batchnorm backward block hosted at this node */
+  Layer **layer;         /* the layer call (forward or backward) hosted at this node */
+  bool *lskip;           /* inside a layer call hosted elsewhere */
+  bool *inlayer;         /* a tensor only the layer's kernels see (no other reader) */
+  bool use_layer;        /* training forward and backward: layer calls; else node by node */
   const char **lines;    /* spec source lines, 1-based */
   int nlines;
 };
@@ -1232,6 +1251,190 @@ static void plan_fusion(Emit *e) {
   }
 }
 
+
+/* ---- layers: a batchnorm layer by column blocks ------------------------------------ *
+ * z = A·W1 + b1, batchnorm, tanh, out = h·W2 + b2, each intermediate read by the
+ * next only, batch statistics (training forward and the backward): one
+ * bp_bnlayer_fwd call for the forward and one bp_bnlayer_bwd call for the
+ * backward, where the node-by-node step makes eight passes over [N, D] arrays
+ * in each direction.  Batchnorm works per column, so a block of columns is
+ * made, normalised and used while in cache; only x̂ and h reach memory.  The
+ * named tensors of the layer (z, y, h and their grads) are still written unless
+ * the caller set the state's lean flag (set_lean): a trainer wants the params'
+ * grads only.  Small layers (N·D below BP_LAYER_MIN) stay node by node: the
+ * passes are in cache anyway. */
+#define BP_LAYER_MIN 65536
+
+static Node *find_bwd(Emit *e, OpKind op, Node *a, Node *b, bool ta, bool tb) {
+  Graph *g = e->g;
+  for (int i = g->nforward; i < g->nnodes; i++) {
+    Node *m = g->nodes[i];
+    if (m->op == op && m->in[0] == a && m->in[1] == b && m->transa == ta && m->transb == tb)
+      return m;
+  }
+  return NULL;
+}
+
+static bool mat2(Node *n) { return n->shape.rank == 2 && is_float(n); }
+
+static void plan_layers(Emit *e) {
+  Graph *g = e->g;
+  int nn = g->nnodes;
+  int *fuse = arena_alloc(sizeof(int) * (size_t)nn);   /* readers among forward nodes */
+  e->layer = arena_alloc(sizeof(Layer *) * (size_t)nn);
+  e->lskip = arena_alloc((size_t)nn);
+  e->inlayer = arena_alloc((size_t)nn);
+  for (int i = 0; i < g->nforward; i++)
+    for (int k = 0; k < optab[g->nodes[i]->op].arity; k++)
+      fuse[g->nodes[i]->in[k]->id]++;
+  if (g->loss)
+    fuse[g->loss->id]++;
+  for (int i = 0; i < g->nforward; i++) {
+    Node *bn = g->nodes[i], *t = e->act[bn->id];
+    if (bn->op != OP_batchnorm || !t || !mat2(bn) || fuse[bn->id] != 1 || fuse[t->id] != 1)
+      continue;
+    Layer ly = {.bn = bn, .t = t, .z = bn->in[0]};
+    ly.mm1 = e->bias_mm[ly.z->id] ? e->bias_mm[ly.z->id] : ly.z;
+    if (ly.mm1 != ly.z)
+      ly.b1 = ly.z->in[0] == ly.mm1 ? ly.z->in[1] : ly.z->in[0];
+    /* the reader of h: out = h·W2 (+ b2) */
+    for (int j = i + 1; j < g->nforward; j++) {
+      Node *m = g->nodes[j];
+      if (m->op == OP_matmul && m->in[0] == t)
+        ly.mm2 = m;
+    }
+    if (!ly.mm2 || ly.mm1->op != OP_matmul || fuse[ly.z->id] != 1 || (ly.mm1 != ly.z && fuse[ly.mm1->id] != 1))
+      continue;
+    Node *mm1 = ly.mm1, *mm2 = ly.mm2;
+    if (mm1->transa || mm1->transb || mm2->transa || mm2->transb || !mat2(mm1) || !mat2(mm2) ||
+        !mat2(mm1->in[0]) || !mat2(mm1->in[1]) || !mat2(mm2->in[1]) || !shape_eq(&mm1->shape, &bn->shape))
+      continue;
+    ly.out = mm2;
+    for (int j = 0; j < g->nforward; j++)
+      if (e->bias_mm[g->nodes[j]->id] == mm2) {
+        ly.out = g->nodes[j];
+        ly.b2 = ly.out->in[0] == mm2 ? ly.out->in[1] : ly.out->in[0];
+      }
+    if (ly.out == mm2 ? false : fuse[mm2->id] != 1)
+      continue;
+    ly.N = bn->shape.dim[0], ly.D = bn->shape.dim[1];
+    ly.K = mm1->in[0]->shape.dim[1], ly.V = mm2->shape.dim[1];
+    if (ly.N * ly.D < BP_LAYER_MIN || ly.N < 2 || numel(bn->in[1]) != ly.D || numel(bn->in[2]) != ly.D)
+      continue;
+    /* the backward: dout -> dt, dW2 -> tanh/batchnorm group -> dW1, dA */
+    ly.dout = mm2->grad;
+    if (!ly.dout || !ly.dout->is_backward)
+      continue;
+    ly.dt = find_bwd(e, OP_matmul, ly.dout, mm2->in[1], false, true);
+    ly.dW2 = find_bwd(e, OP_matmul, t, ly.dout, true, false);
+    for (int j = g->nforward; j < nn; j++)
+      if (e->bng[g->nodes[j]->id] && e->bng[g->nodes[j]->id]->bn == bn)
+        ly.bg = e->bng[g->nodes[j]->id];
+    if (!ly.dt || !ly.dW2 || t->grad != ly.dt || !ly.bg || !ly.bg->tanh || ly.bg->tanh->in[1] != ly.dt ||
+        ly.bg->tanh->in[0] != t || mm1->grad != ly.bg->x)
+      continue;
+    ly.dW1 = find_bwd(e, OP_matmul, mm1->in[0], ly.bg->x, true, false);
+    ly.dA = find_bwd(e, OP_matmul, ly.bg->x, mm1->in[1], false, true);
+    if (!ly.dW1)
+      continue;
+    /* no other reader of the layer's inner backward nodes */
+    Node *inner[] = {ly.dt, ly.bg->tanh, ly.bg->x};
+    bool alone = true;
+    for (int j = g->nforward; j < nn; j++) {
+      Node *m = g->nodes[j];
+      for (int k = 0; k < optab[m->op].arity; k++)
+        for (int q = 0; q < 3; q++)
+          if (m->in[k] == inner[q] && m != ly.dt && m != ly.bg->tanh && m != ly.bg->x && m != ly.dW1 &&
+              m != ly.dA && m != ly.bg->gain && m != ly.bg->bias && m != ly.bg->xsum)
+            alone = false;
+    }
+    if (!alone)
+      continue;
+    /* columns per block: a block of z ~256 KB (the kernels' batchnorm keeps up to
+     * 64 columns of sums in registers); groups of blocks: fixed by the shape */
+    long dc = 65536 / ly.N / 16 * 16;
+    ly.dc = (int)(dc < 16 ? 16 : dc > 64 ? 64 : dc);
+    long nb = (ly.D + ly.dc - 1) / ly.dc;
+    ly.groups = (int)(nb < 4 ? nb : 4);
+    Layer *L = arena_alloc(sizeof *L);
+    *L = ly;
+    Node *fw[] = {ly.mm1, ly.z, bn, t, mm2, ly.out};
+    Node *bw[] = {ly.dt, ly.dW2, ly.bg->tanh, ly.bg->x, ly.bg->gain, ly.bg->bias, ly.bg->xsum, ly.dW1, ly.dA};
+    for (int k = 0; k < 6; k++)
+      e->lskip[fw[k]->id] = true;
+    e->layer[ly.out->id] = L;
+    Node *host = NULL;
+    for (int k = 0; k < 9; k++)
+      if (bw[k]) {
+        e->lskip[bw[k]->id] = true;
+        if (!host || bw[k]->id < host->id)
+          host = bw[k];
+      }
+    e->layer[host->id] = L;
+    e->inlayer[ly.z->id] = e->inlayer[bn->id] = e->inlayer[t->id] = true;
+    e->inlayer[ly.dt->id] = e->inlayer[ly.bg->tanh->id] = e->inlayer[ly.bg->x->id] = true;
+  }
+}
+
+/* a tensor the layer makes in passing: written (unless lean) when someone may look */
+static const char *observed(Emit *e, Node *n) {
+  const char *v = V(e, n);
+  bool seen = false;
+  for (int i = 0; i < e->nfields; i++)
+    if (e->fields[i].tname && strcmp(v + 3, e->fields[i].cname) == 0)
+      seen = true;
+  for (int i = 0; i < e->ncopies; i++)
+    if (e->copies[i].src == n)
+      seen = true;
+  return seen ? arena_printf("s->lean ? NULL : %s", v) : "NULL";
+}
+
+static const char *opt_v(Emit *e, Node *n) { return n ? V(e, n) : "NULL"; }
+
+static void emit_layer(Emit *e, Layer *ly, bool backward) {
+  Node *bn = ly->bn, *A = ly->mm1->in[0], *W1 = ly->mm1->in[1], *W2 = ly->mm2->in[1];
+  Node *gain = bn->in[1], *bias = bn->in[2];
+  const char *sfx = e->opt->dtype == DT_F32 ? "f32" : "f64";
+  if (!backward) {
+    head(e, ly->z, "%s · %s%s%s", lab(e, A), lab(e, W1), ly->b1 ? " + " : "", ly->b1 ? lab(e, ly->b1) : "");
+    head(e, bn, "%s ⊙ (%s - mean_b) / sqrt(var_b + %g) + %s,  var_b with 1/%s", lab(e, gain), lab(e, ly->z),
+         bn->num, lab(e, bias), bn->unbiased ? "(n-1)" : "n");
+    head(e, ly->t, "tanh(%s)", lab(e, bn));
+    head(e, ly->out, "%s · %s%s%s", lab(e, ly->t), lab(e, W2), ly->b2 ? " + " : "", ly->b2 ? lab(e, ly->b2) : "");
+    L(e, "/* one layer, %d columns at a time: the product, batch statistics, x̂, tanh and the next", ly->dc);
+    L(e, " * product while the block is in cache (%s, %s, %s written unless s->lean) */", lab(e, ly->z), lab(e, bn),
+      lab(e, ly->t));
+    double div = bn->unbiased ? (double)(ly->N - 1) : (double)ly->N;
+    L(e, "bp_bnlayer_fwd_%s(%ld, %ld, %ld, %ld, %d, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);",
+      sfx, ly->N, ly->K, ly->D, ly->V, ly->dc, ly->groups, V(e, A), V(e, W1), opt_v(e, ly->b1), V(e, gain),
+      V(e, bias), dlit(bn->num), dlit(div), V(e, W2), opt_v(e, ly->b2), saved(e, bn, "mean"), saved(e, bn, "rstd"),
+      V(e, ly->out), observed(e, ly->z), observed(e, bn), observed(e, ly->t), ly->ws);
+    return;
+  }
+  BnGroup *gr = ly->bg;
+  double c = bn->unbiased ? (double)ly->N / (double)(ly->N - 1) : 1.0;
+  head(e, ly->dt, "%s · %sᵀ", lab(e, ly->dout), lab(e, W2));
+  head(e, ly->dW2, "%sᵀ · %s", lab(e, ly->t), lab(e, ly->dout));
+  head(e, gr->tanh, "(1 - %s²) ⊙ %s", lab(e, ly->t), lab(e, ly->dt));
+  if (gr->bias)
+    head(e, gr->bias, "Σ_b %s", lab(e, gr->tanh));
+  if (gr->gain)
+    head(e, gr->gain, "Σ_b %s ⊙ x̂", lab(e, gr->tanh));
+  head(e, gr->x, "%s·rstd/n · (n·%s - Σ_b %s - %s·x̂·Σ_b(%s·x̂))", lab(e, gain), lab(e, gr->tanh),
+       lab(e, gr->tanh), bn->unbiased ? "n/(n-1)" : "1", lab(e, gr->tanh));
+  if (gr->xsum)
+    head(e, gr->xsum, "Σ_b %s", lab(e, gr->x));
+  head(e, ly->dW1, "%sᵀ · %s", lab(e, A), lab(e, gr->x));
+  if (ly->dA)
+    head(e, ly->dA, "%s · %sᵀ", lab(e, gr->x), lab(e, W1));
+  L(e, "/* the layer's backward, %d columns at a time (%s, %s, %s written unless s->lean) */", ly->dc,
+    lab(e, ly->dt), lab(e, gr->tanh), lab(e, gr->x));
+  L(e, "bp_bnlayer_bwd_%s(%ld, %ld, %ld, %ld, %d, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);",
+    sfx, ly->N, ly->K, ly->D, ly->V, ly->dc, ly->groups, V(e, A), V(e, W1), V(e, gain), saved(e, bn, "rstd"),
+    dlit(c), V(e, W2), V(e, ly->dout), opt_v(e, ly->dA), V(e, ly->dW1), opt_v(e, gr->xsum), opt_v(e, gr->gain),
+    opt_v(e, gr->bias), V(e, ly->dW2), observed(e, ly->dt), observed(e, gr->tanh), observed(e, gr->x), ly->ws);
+}
+
 static void layout(Emit *e) {
   Graph *g = e->g;
   Node *logits = xent_logits(g);
@@ -1338,6 +1541,14 @@ static void layout(Emit *e) {
       }
     }
   }
+  for (int i = 0; i < nn; i++) {
+    Layer *ly = e->layer[i];
+    if (!ly || ly->ws)
+      continue;
+    Shape ws = vec_shape((long)BP_BNLAYER_WS(ly->N, ly->K, ly->D, ly->V, ly->dc, ly->groups));
+    ly->ws = arena_printf("s->%s", add_field(e, arena_printf("%s_ws", e->save[ly->bn->id]), NULL, -1, 0, &ws,
+                                              ly->bn->line, "the layer's blocked x̂ and h, and block scratch"));
+  }
 }
 
 /* ---- the functions ------------------------------------------------------------------- */
@@ -1378,6 +1589,7 @@ static void fn_init(Emit *e, const char *p) {
       L(e, "memset(s->%s, 0, sizeof s->%s);", f->cname, f->cname);
   }
   L(e, "s->bad_index = 0;");
+  L(e, "s->lean = 0;");
   for (int i = 0; i < g->nforward; i++) {
     Node *n = g->nodes[i];
     if (n->op != OP_param)
@@ -1400,7 +1612,14 @@ static void fn_init(Emit *e, const char *p) {
 }
 
 /* One node's block, or nothing when a fused block elsewhere writes it. */
+static void emit_layer(Emit *e, Layer *ly, bool backward);
 static void emit_node(Emit *e, Node *n) {
+  if (e->use_layer && e->layer[n->id]) {
+    emit_layer(e, e->layer[n->id], n->is_backward);
+    return;
+  }
+  if (e->use_layer && e->lskip[n->id])
+    return;
   if (e->skip[n->id])
     return;
   if (e->bng[n->id])
@@ -1414,8 +1633,10 @@ static void fn_forward(Emit *e, const char *p, bool eval) {
   e->eval = eval;
   bprintf(e->b, "double %s_forward%s(%s_state *s) {\n", p, eval ? "_eval" : "", p);
   L(e, "s->bad_index = 0;");
+  e->use_layer = !eval;
   for (int i = 0; i < g->nforward; i++)
     emit_node(e, g->nodes[i]);
+  e->use_layer = false;
   e->eval = false;
   if (!g->loss)
     die("graph has no loss");
@@ -1432,12 +1653,14 @@ static void fn_backward(Emit *e, const char *p) {
     if (e->fields[k].unwritten)
       L(e, "memset(s->%s, 0, sizeof s->%s);   /* no gradient flows here */", e->fields[k].cname,
         e->fields[k].cname);
+  e->use_layer = true;
   for (int i = g->nforward; i < g->nnodes; i++)
     emit_node(e, g->nodes[i]);
+  e->use_layer = false;
   for (int i = 0; i < e->ncopies; i++) {
     Copy *c = &e->copies[i];
-    L(e, "memcpy(s->%s, %s, sizeof s->%s);   /* %s is %s */", c->dst, V(e, c->src), c->dst, c->dst,
-      lab(e, c->src));
+    L(e, "%smemcpy(s->%s, %s, sizeof s->%s);   /* %s is %s */", e->inlayer[c->src->id] ? "if (!s->lean) " : "",
+      c->dst, V(e, c->src), c->dst, c->dst, lab(e, c->src));
   }
   bprintf(e->b, "}\n\n");
 }
@@ -1637,6 +1860,7 @@ static void fn_model(Emit *e, const char *p, const char *stem) {
   for (int i = 0; i < 8; i++)
     bprintf(e->b, "static %s %s_abi_%s(%s) { %s%s_%s(%s); }\n", w[i][0], p, w[i][1], w[i][2],
             strcmp(w[i][0], "void") ? "return " : "", p, w[i][1], args[i]);
+  bprintf(e->b, "static void %s_abi_set_lean(void *st, int on) { ((%s_state *)st)->lean = on != 0; }\n", p, p);
   bprintf(e->b, "\nconst BpModel %s_model = {\n", p);
   bprintf(e->b, "  \"%s\", %s, sizeof(%s_state), %d, %s_tensors,\n", stem, f32 ? "BP_F32" : "BP_F64", p, nt, p);
   if (first_param)
@@ -1647,7 +1871,7 @@ static void fn_model(Emit *e, const char *p, const char *stem) {
   bprintf(e->b, "  %d, %d,\n", loss_index, logits_index);
   bprintf(e->b, "  %s_abi_init, %s_abi_forward, %s_abi_backward, %s_abi_sgd_step, %s_abi_forward_eval,\n", p,
           p, p, p, p);
-  bprintf(e->b, "  %s_abi_calib_begin, %s_abi_calib_accum, %s_abi_calib_end,\n};\n", p, p, p);
+  bprintf(e->b, "  %s_abi_calib_begin, %s_abi_calib_accum, %s_abi_calib_end, %s_abi_set_lean,\n};\n", p, p, p, p);
 }
 
 /* ---- the translation unit ------------------------------------------------------------ */
@@ -1694,6 +1918,7 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
 
   const char *p = c_ident(opt->prefix ? opt->prefix : "model");
   plan_fusion(e);
+  plan_layers(e);
   layout(e);
 
   /* the header: fields of the state struct */
@@ -1726,6 +1951,7 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
     bprintf(&fb, " */\n");
   }
   bprintf(&fb, "  int32_t bad_index;   /* set by forward when an index was out of range */\n");
+  bprintf(&fb, "  int32_t lean;        /* set_lean: skip writing what training does not read */\n");
   const char *guard = arena_printf("BPGEN_%s_H", p);
   for (char *c = (char *)guard; *c; c++)
     if (*c >= 'a' && *c <= 'z')

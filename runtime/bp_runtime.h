@@ -72,6 +72,12 @@ typedef struct BpModel {
   void (*calib_begin)(void *state);
   void (*calib_accum)(void *state, int nrows);
   void (*calib_end)(void *state);
+  /* lean on (after init, which turns it off): forward and backward in training
+   * mode may leave the named intermediates and their grads unwritten (stale);
+   * the loss, logits, params' grads and batchnorm statistics are written as
+   * ever, with the same bits.  For trainers and benchmarks: fewer passes over
+   * big arrays.  NULL in a model with nothing to skip. */
+  void (*set_lean)(void *state, int on);
 } BpModel;
 
 /* ---- random numbers -------------------------------------------------------- *

@@ -39,6 +39,8 @@
   X(bp_gemm_bias_f32) X(bp_gemm_bias_f64)                   \
   X(bp_bn_fwd_f32) X(bp_bn_fwd_f64)                         \
   X(bp_bn_bwd_f32) X(bp_bn_bwd_f64)                         \
+  X(bp_bnlayer_fwd_f32) X(bp_bnlayer_fwd_f64)               \
+  X(bp_bnlayer_bwd_f32) X(bp_bnlayer_bwd_f64)               \
   X(bp_set_threads) X(bp_get_threads)
 
 #ifndef BP_KERNEL
@@ -50,6 +52,11 @@
 #endif
 
 /* ---- the interface ---------------------------------------------------------- */
+/* workspace of bp_bnlayer_fwd/bwd (below), in elements of the float type */
+#define BP_BNLAYER_GROUP(N, K, V, dc) \
+  (3 * (size_t)(N) * (dc) + 2 * (size_t)(K) * (dc) + (size_t)(N) * ((V) + (K)) + 12 * (size_t)(dc) + 128)
+#define BP_BNLAYER_WS(N, K, D, V, dc, groups) \
+  (2 * (size_t)(N) * (D) + 64 + (size_t)(groups) * (BP_BNLAYER_GROUP(N, K, V, dc) + 16))
 #ifdef BP_KERNELS_DECLARE_ONLY
 /* C[M,N] (+)= op(A) . op(B).  op(A) = transa ? A^T : A is [M,K] (A is stored
  * [M,K], or [K,M] when transa); op(B) = transb ? B^T : B is [K,N] (B stored
@@ -138,6 +145,42 @@ void bp_bn_bwd_f32(int N, int D, const float *t, const float *dt, float *dy, con
 void bp_bn_bwd_f64(int N, int D, const double *t, const double *dt, double *dy,
                    const double *xhat, const double *gain, const double *rstd, double c,
                    double *dgain, double *dbias, double *dx, double *dxsum, double *acc);
+/* A batchnorm layer between two linear maps, one column block at a time:
+ *   z = A.W1 + b1;  y = batchnorm(z, gain, bias);  h = tanh(y);  out = h.W2 + b2
+ * with A [N,K], W1 [K,D], W2 [D,V].  Batchnorm's statistics are per column, so
+ * a block of dc columns of z needs nothing outside it: z, y, h of a block are
+ * made and used in cache, and only x̂ and h go to memory, into ws (blocked: the
+ * block at column j0, width w, is [N,w] at ws + j0*N for x̂ and ws + N*D + j0*N
+ * for h), for the backward.  The products over the blocks (out here, dA in the
+ * backward) are summed per group of blocks (groups: fixed by the caller, not by
+ * the thread count), then the groups' sums in order: the same bits for any
+ * number of threads.  b1, b2 may be NULL; z, y, h (the [N,D] tensors in rows)
+ * are written only when not NULL.  mean, rstd [D] as bp_bn_fwd's (training
+ * mode, div the variance divisor).  ws: BP_BNLAYER_WS(N,K,D,V,dc,groups) T. */
+void bp_bnlayer_fwd_f32(int N, int K, int D, int V, int dc, int groups, const float *A,
+                        const float *W1, const float *b1, const float *gain, const float *bias,
+                        double eps, double div, const float *W2, const float *b2, float *mean,
+                        float *rstd, float *out, float *z, float *y, float *h, float *ws);
+void bp_bnlayer_fwd_f64(int N, int K, int D, int V, int dc, int groups, const double *A,
+                        const double *W1, const double *b1, const double *gain,
+                        const double *bias, double eps, double div, const double *W2,
+                        const double *b2, double *mean, double *rstd, double *out, double *z,
+                        double *y, double *h, double *ws);
+/* Its backward from dout [N,V] (after bp_bnlayer_fwd with the same ws): dW2,
+ * then per block dh = dout.W2ᵀ, dy = (1 - h²) dh, dz by bp_bn_bwd's formula
+ * (c: Bessel factor), dW1, and dA += dz.W1ᵀ (per group, as above).  dA, db1,
+ * dgain, dbias may be NULL (not wanted); dh, dy, dz [N,D] written only when not
+ * NULL.  db2 is not here (a column sum of dout). */
+void bp_bnlayer_bwd_f32(int N, int K, int D, int V, int dc, int groups, const float *A,
+                        const float *W1, const float *gain, const float *rstd, double c,
+                        const float *W2, const float *dout, float *dA, float *dW1, float *db1,
+                        float *dgain, float *dbias, float *dW2, float *dh, float *dy, float *dz,
+                        float *ws);
+void bp_bnlayer_bwd_f64(int N, int K, int D, int V, int dc, int groups, const double *A,
+                        const double *W1, const double *gain, const double *rstd, double c,
+                        const double *W2, const double *dout, double *dA, double *dW1,
+                        double *db1, double *dgain, double *dbias, double *dW2, double *dh,
+                        double *dy, double *dz, double *ws);
 /* Threads the kernels may use (1 = the caller's only; clamped to [1, 64]);
  * results are bit-identical for every count. */
 void bp_set_threads(int n);
@@ -154,6 +197,7 @@ int bp_get_threads(void);
  * by t, so results never depend on timing. */
 #include <pthread.h>
 static int bp_nthreads_ = 1;
+static __thread int bp_serial_; /* inside a job: the kernels called run on this thread only */
 static struct {
   pthread_mutex_t mu;
   pthread_cond_t go, done;
@@ -668,7 +712,7 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
      * walks rows far apart (a page per k: packing is cheaper than the TLB misses) */   \
     g.packb = !(g.npanels <= 4 && g.bcs == 1 && (g.K <= BP_KC || g.brs * (long)sizeof(T) < 2048)); \
     g.pbase = g.M / g.npanels, g.pextra = g.M % g.npanels;                             \
-    int nt = bp_nthreads_;                                                             \
+    int nt = bp_serial_ ? 1 : bp_nthreads_;                                            \
     if (nt > 1 && 2.0 * M * N * K >= 4e6) bp_parallel(bp_gemm_job_##S, &g, nt);        \
     else bp_gemm_part_##S(&g, 0, g.npanels, 0, g.N);                                   \
     if (g.nt) BP_SFENCE();                                                             \
@@ -1320,6 +1364,376 @@ static inline int bp_bn_rows_vec_f64_(int N, long D, int w, const double *x, con
   }
 BP_FUSED(float, f32, bp_tanhf_)
 BP_FUSED(double, f64, tanh)
+
+/* Batchnorm of one column block [N, w] (w <= 64 columns, rows ld apart) with its
+ * column sums in registers (AVX-512, f32): forward -- mean and rstd (sums of
+ * z - z[0] over 8-row partials in float, then double), x̂, y (may be NULL) and
+ * h = tanh(y) in one more pass; backward -- with dy = (1 - h²) dh made in both
+ * passes (written only when dy is not NULL): dbias = Σ dy, dgain = Σ dy x̂,
+ * dz = ka dy - kb - kc x̂ (bp_bn_bwd's coefficients) and db1 = Σ dz.  0: not
+ * done here. */
+#if defined(__AVX512F__)
+#define BP_BLK_MASK(w, v) \
+  ((__mmask16)((w) - 16 * (v) >= 16 ? 0xFFFF : (w) - 16 * (v) <= 0 ? 0 : (1u << ((w) - 16 * (v))) - 1))
+static inline void bp_blk_sums8_(__m512 *f, __m512d *lo, __m512d *hi) {
+  *lo = _mm512_add_pd(*lo, _mm512_cvtps_pd(_mm512_castps512_ps256(*f)));
+  *hi = _mm512_add_pd(*hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(*f), 1))));
+  *f = _mm512_setzero_ps();
+}
+static int bp_blk_bn_fwd_f32_(int N, int w, long ld, const float *z, const float *gain, const float *bias,
+                              double eps, double div, float *mean, float *rstd, float *xh, float *y,
+                              float *h) {
+  if (w > 64 || N < 1) return 0;
+  __m512 sh[4], f1[4], f2[4];
+  __m512d a1[8], a2[8];
+  __mmask16 m[4];
+  for (int v = 0; v < 4; v++) {
+    m[v] = BP_BLK_MASK(w, v);
+    sh[v] = _mm512_maskz_loadu_ps(m[v], z + 16 * v);
+    f1[v] = f2[v] = _mm512_setzero_ps();
+    a1[2 * v] = a1[2 * v + 1] = a2[2 * v] = a2[2 * v + 1] = _mm512_setzero_pd();
+  }
+  for (int i = 0; i < N; i++) {
+    const float *r = z + (size_t)i * ld;
+    for (int v = 0; v < 4; v++)
+      if (m[v]) {
+        __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m[v], r + 16 * v), sh[v]);
+        f1[v] = _mm512_add_ps(f1[v], d);
+        f2[v] = _mm512_fmadd_ps(d, d, f2[v]);
+      }
+    if ((i & 7) == 7 || i == N - 1)
+      for (int v = 0; v < 4; v++)
+        if (m[v]) {
+          bp_blk_sums8_(&f1[v], &a1[2 * v], &a1[2 * v + 1]);
+          bp_blk_sums8_(&f2[v], &a2[2 * v], &a2[2 * v + 1]);
+        }
+  }
+  __m512 mu[4], rs[4], ga[4], be[4];
+  const __m512d vn = _mm512_set1_pd((double)N), vd = _mm512_set1_pd(div), ve = _mm512_set1_pd(eps);
+  for (int v = 0; v < 4; v++) {
+    if (!m[v]) continue;
+    __m256 mh[2], rh[2];
+    for (int k = 0; k < 2; k++) {
+      __m512d s1 = a1[2 * v + k], s2 = a2[2 * v + k];
+      __m512d mm = _mm512_div_pd(s1, vn);
+      __m512d var = _mm512_max_pd(_mm512_div_pd(_mm512_sub_pd(s2, _mm512_mul_pd(s1, mm)), vd), _mm512_setzero_pd());
+      rh[k] = _mm512_cvtpd_ps(_mm512_div_pd(_mm512_set1_pd(1.0), _mm512_sqrt_pd(_mm512_add_pd(var, ve))));
+      __m256 shk = k ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sh[v]), 1))
+                     : _mm512_castps512_ps256(sh[v]);
+      mh[k] = _mm512_cvtpd_ps(_mm512_add_pd(_mm512_cvtps_pd(shk), mm));
+    }
+    mu[v] = _mm512_insertf32x8(_mm512_castps256_ps512(mh[0]), mh[1], 1);
+    rs[v] = _mm512_insertf32x8(_mm512_castps256_ps512(rh[0]), rh[1], 1);
+    _mm512_mask_storeu_ps(mean + 16 * v, m[v], mu[v]);
+    _mm512_mask_storeu_ps(rstd + 16 * v, m[v], rs[v]);
+    ga[v] = _mm512_maskz_loadu_ps(m[v], gain + 16 * v);
+    be[v] = _mm512_maskz_loadu_ps(m[v], bias + 16 * v);
+  }
+  /* x̂ and h are read again only in the backward, long after: streaming stores
+   * (no read for ownership) where rows are whole aligned vectors */
+  int st = w % 16 == 0 && ld % 16 == 0 && (uintptr_t)xh % 64 == 0 && (uintptr_t)h % 64 == 0;
+  for (int i = 0; i < N; i++) {
+    size_t o = (size_t)i * ld;
+    for (int v = 0; v < 4; v++)
+      if (m[v]) {
+        __m512 x = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m[v], z + o + 16 * v), mu[v]), rs[v]);
+        __m512 t = _mm512_fmadd_ps(ga[v], x, be[v]);
+        if (y) _mm512_mask_storeu_ps(y + o + 16 * v, m[v], t);
+        if (st) {
+          _mm512_stream_ps(xh + o + 16 * v, x);
+          _mm512_stream_ps(h + o + 16 * v, bp_tanh16_(t));
+        } else {
+          _mm512_mask_storeu_ps(xh + o + 16 * v, m[v], x);
+          _mm512_mask_storeu_ps(h + o + 16 * v, m[v], bp_tanh16_(t));
+        }
+      }
+  }
+  if (st) _mm_sfence();
+  return 1;
+}
+static int bp_blk_bn_bwd_f32_(int N, int w, long ld, const float *h, const float *dh, const float *xh,
+                              const float *gain, const float *rstd, double c, float *dgain,
+                              float *dbias, float *dy, float *dz, float *db1) {
+  if (w > 64 || N < 1) return 0;
+  __m512 f1[4], f2[4];
+  __m512d a1[8], a2[8];
+  __mmask16 m[4];
+  const __m512 one = _mm512_set1_ps(1);
+  for (int v = 0; v < 4; v++) {
+    m[v] = BP_BLK_MASK(w, v);
+    f1[v] = f2[v] = _mm512_setzero_ps();
+    a1[2 * v] = a1[2 * v + 1] = a2[2 * v] = a2[2 * v + 1] = _mm512_setzero_pd();
+  }
+#define BP_BLK_DY(o, v)                                                                   \
+  _mm512_mul_ps(_mm512_fnmadd_ps(_mm512_maskz_loadu_ps(m[v], h + (o) + 16 * (v)),         \
+                                 _mm512_maskz_loadu_ps(m[v], h + (o) + 16 * (v)), one),   \
+                _mm512_maskz_loadu_ps(m[v], dh + (o) + 16 * (v)))
+  for (int i = 0; i < N; i++) {
+    size_t o = (size_t)i * ld;
+    for (int v = 0; v < 4; v++)
+      if (m[v]) {
+        __m512 d = BP_BLK_DY(o, v);
+        if (dy) _mm512_mask_storeu_ps(dy + o + 16 * v, m[v], d);
+        f1[v] = _mm512_add_ps(f1[v], d);
+        f2[v] = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(m[v], xh + o + 16 * v), f2[v]);
+      }
+    if ((i & 7) == 7 || i == N - 1)
+      for (int v = 0; v < 4; v++)
+        if (m[v]) {
+          bp_blk_sums8_(&f1[v], &a1[2 * v], &a1[2 * v + 1]);
+          bp_blk_sums8_(&f2[v], &a2[2 * v], &a2[2 * v + 1]);
+        }
+  }
+  /* dz = k (N dy - s1 - c x̂ s2), k = gain rstd / N: ka dy - kb - kc x̂ */
+  __m512 ka[4], kb[4], kc[4];
+  const __m512d vn = _mm512_set1_pd((double)N), vc = _mm512_set1_pd(c);
+  for (int v = 0; v < 4; v++) {
+    if (!m[v]) continue;
+    __m256 A[2], B[2], C[2], S1[2], S2[2];
+    __m512 g = _mm512_maskz_loadu_ps(m[v], gain + 16 * v), r = _mm512_maskz_loadu_ps(m[v], rstd + 16 * v);
+    for (int k = 0; k < 2; k++) {
+      __m256 gk = k ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(g), 1)) : _mm512_castps512_ps256(g);
+      __m256 rk = k ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(r), 1)) : _mm512_castps512_ps256(r);
+      __m512d kk = _mm512_div_pd(_mm512_mul_pd(_mm512_cvtps_pd(gk), _mm512_cvtps_pd(rk)), vn);
+      A[k] = _mm512_cvtpd_ps(_mm512_mul_pd(kk, vn));
+      B[k] = _mm512_cvtpd_ps(_mm512_mul_pd(a1[2 * v + k], kk));
+      C[k] = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_mul_pd(a2[2 * v + k], kk), vc));
+      S1[k] = _mm512_cvtpd_ps(a1[2 * v + k]);
+      S2[k] = _mm512_cvtpd_ps(a2[2 * v + k]);
+    }
+#define BP_BLK_JOIN(x) _mm512_insertf32x8(_mm512_castps256_ps512(x[0]), x[1], 1)
+    ka[v] = BP_BLK_JOIN(A), kb[v] = BP_BLK_JOIN(B), kc[v] = BP_BLK_JOIN(C);
+    if (dbias) _mm512_mask_storeu_ps(dbias + 16 * v, m[v], BP_BLK_JOIN(S1));
+    if (dgain) _mm512_mask_storeu_ps(dgain + 16 * v, m[v], BP_BLK_JOIN(S2));
+    a1[2 * v] = a1[2 * v + 1] = _mm512_setzero_pd();
+  }
+  for (int i = 0; i < N; i++) {
+    size_t o = (size_t)i * ld;
+    for (int v = 0; v < 4; v++)
+      if (m[v]) {
+        __m512 d = BP_BLK_DY(o, v);
+        __m512 x = _mm512_maskz_loadu_ps(m[v], xh + o + 16 * v);
+        __m512 r = _mm512_fnmadd_ps(kc[v], x, _mm512_fmsub_ps(ka[v], d, kb[v]));
+        _mm512_mask_storeu_ps(dz + o + 16 * v, m[v], r);
+        f1[v] = _mm512_add_ps(f1[v], r);
+      }
+    if ((i & 7) == 7 || i == N - 1)
+      for (int v = 0; v < 4; v++)
+        if (m[v]) bp_blk_sums8_(&f1[v], &a1[2 * v], &a1[2 * v + 1]);
+  }
+  if (db1)
+    for (int v = 0; v < 4; v++)
+      if (m[v]) {
+        __m256 S[2] = {_mm512_cvtpd_ps(a1[2 * v]), _mm512_cvtpd_ps(a1[2 * v + 1])};
+        _mm512_mask_storeu_ps(db1 + 16 * v, m[v], BP_BLK_JOIN(S));
+      }
+#undef BP_BLK_DY
+#undef BP_BLK_JOIN
+  return 1;
+}
+#else
+static int bp_blk_bn_fwd_f32_(int N, int w, long ld, const float *z, const float *gain, const float *bias,
+                              double eps, double div, float *mean, float *rstd, float *xh, float *y,
+                              float *h) {
+  (void)N, (void)w, (void)ld, (void)z, (void)gain, (void)bias, (void)eps, (void)div, (void)mean, (void)rstd;
+  (void)xh, (void)y, (void)h;
+  return 0;
+}
+static int bp_blk_bn_bwd_f32_(int N, int w, long ld, const float *h, const float *dh, const float *xh,
+                              const float *gain, const float *rstd, double c, float *dgain,
+                              float *dbias, float *dy, float *dz, float *db1) {
+  (void)N, (void)w, (void)ld, (void)h, (void)dh, (void)xh, (void)gain, (void)rstd, (void)c, (void)dgain;
+  (void)dbias, (void)dy, (void)dz, (void)db1;
+  return 0;
+}
+#endif
+static int bp_blk_bn_fwd_f64_(int N, int w, long ld, const double *z, const double *gain, const double *bias,
+                              double eps, double div, double *mean, double *rstd, double *xh,
+                              double *y, double *h) {
+  (void)N, (void)w, (void)ld, (void)z, (void)gain, (void)bias, (void)eps, (void)div, (void)mean, (void)rstd;
+  (void)xh, (void)y, (void)h;
+  return 0;
+}
+static int bp_blk_bn_bwd_f64_(int N, int w, long ld, const double *h, const double *dh, const double *xh,
+                              const double *gain, const double *rstd, double c, double *dgain,
+                              double *dbias, double *dy, double *dz, double *db1) {
+  (void)N, (void)w, (void)ld, (void)h, (void)dh, (void)xh, (void)gain, (void)rstd, (void)c, (void)dgain;
+  (void)dbias, (void)dy, (void)dz, (void)db1;
+  return 0;
+}
+/* ---- a batchnorm layer between two linear maps, by column blocks ---------------- *
+ * (bp_bnlayer_fwd/bwd above.)  Per group: scratch carved from ws after the
+ * blocked x̂ and h, each piece 64-byte aligned. */
+#define BP_LAYER(T, SFX)                                                                 \
+  typedef struct {                                                                       \
+    int N, K, D, V, dc, groups;                                                          \
+    const T *A, *W1, *b1, *gain, *bias, *W2, *b2, *dout;                                 \
+    double eps, div, c;                                                                  \
+    T *mean, *rstd, *z, *y, *h, *ws, *dout_w; /* dout_w: forward's out */                                                     \
+    const T *rstd_in;                                                                    \
+    T *dA, *dW1, *db1, *dgain, *dbias, *dW2, *dh, *dy, *dz;                              \
+  } BpLayer_##SFX;                                                                       \
+  typedef struct {                                                                       \
+    T *xh, *hb;           /* the layer's blocked x̂ and h (all blocks) */                 \
+    T *z, *y, *x;         /* [N,dc] each: z/dh, y/dy, dz */                              \
+    T *wb, *dwb;          /* [K,dc]: W1's columns of the block, their gradient */        \
+    T *p, *q;             /* the group's partial out [N,V] and dA [N,K] */               \
+    double *acc;          /* 6 dc */                                                     \
+  } BpLayerWs_##SFX;                                                                     \
+  static T *bp_carve_##SFX(T **p, size_t n) {                                            \
+    T *r = *p;                                                                           \
+    *p += (n + 15) / 16 * 16;                                                            \
+    return r;                                                                            \
+  }                                                                                      \
+  static BpLayerWs_##SFX bp_layer_ws_##SFX(const BpLayer_##SFX *L, int g) {              \
+    BpLayerWs_##SFX w;                                                                   \
+    size_t N = (size_t)L->N, dc = (size_t)L->dc;                                         \
+    T *p = (T *)(((uintptr_t)L->ws + 63) & ~(uintptr_t)63);                              \
+    w.xh = bp_carve_##SFX(&p, N * L->D);                                                 \
+    w.hb = bp_carve_##SFX(&p, N * L->D);                                                 \
+    p += (size_t)g * ((BP_BNLAYER_GROUP(L->N, L->K, L->V, L->dc) + 15) / 16 * 16);                   \
+    w.z = bp_carve_##SFX(&p, N * dc), w.y = bp_carve_##SFX(&p, N * dc);                  \
+    w.x = bp_carve_##SFX(&p, N * dc);                                                    \
+    w.wb = bp_carve_##SFX(&p, (size_t)L->K * dc), w.dwb = bp_carve_##SFX(&p, (size_t)L->K * dc);\
+    w.p = bp_carve_##SFX(&p, N * L->V), w.q = bp_carve_##SFX(&p, N * L->K);              \
+    w.acc = (double *)(void *)p;                                                         \
+    return w;                                                                            \
+  }                                                                                      \
+  /* dst[i, j0 + j] = src[i, j] (src [N,w], dst [N,D]); and back */                      \
+  static void bp_put_cols_##SFX(int N, int w, const T *src, int D, int j0, T *dst) {     \
+    for (int i = 0; i < N; i++)                                                          \
+      memcpy(dst + (size_t)i * D + j0, src + (size_t)i * w, (size_t)w * sizeof(T));      \
+  }                                                                                      \
+  static void bp_get_cols_##SFX(int N, int w, const T *src, int D, int j0, T *dst) {     \
+    for (int i = 0; i < N; i++)                                                          \
+      memcpy(dst + (size_t)i * w, src + (size_t)i * D + j0, (size_t)w * sizeof(T));      \
+  }                                                                                      \
+  static void bp_layer_fwd_group_##SFX(const BpLayer_##SFX *L, int g) {                  \
+    const int N = L->N, K = L->K, D = L->D, V = L->V, nb = (D + L->dc - 1) / L->dc;      \
+    BpLayerWs_##SFX w = bp_layer_ws_##SFX(L, g);                                         \
+    int b0 = (int)((long)nb * g / L->groups), b1 = (int)((long)nb * (g + 1) / L->groups); \
+    T *out = L->groups == 1 ? NULL : w.p; /* one group: straight into out */             \
+    for (int b = b0; b < b1; b++) {                                                      \
+      int j0 = b * L->dc, wd = D - j0 < L->dc ? D - j0 : L->dc;                          \
+      T *xh = w.xh + (size_t)j0 * N, *hb = w.hb + (size_t)j0 * N;                        \
+      bp_get_cols_##SFX(K, wd, L->W1, D, j0, w.wb);                                      \
+      if (L->b1) bp_gemm_bias_##SFX(N, wd, K, L->A, 0, w.wb, 0, L->b1 + j0, w.z);        \
+      else bp_gemm_##SFX(N, wd, K, L->A, 0, w.wb, 0, w.z, 0);                            \
+      int ok = 1;                                                                        \
+      for (int c = 0; c < wd && ok; c += 64)                                             \
+        ok = bp_blk_bn_fwd_##SFX##_(N, wd - c < 64 ? wd - c : 64, wd, w.z + c, L->gain + j0 + c,\
+                                    L->bias + j0 + c, L->eps, L->div, L->mean + j0 + c,  \
+                                    L->rstd + j0 + c, xh + c, L->y ? w.y + c : NULL, hb + c);\
+      if (!ok) {                                                                         \
+        BpBnF_##SFX f = {N, wd, w.z, L->gain + j0, L->bias + j0, NULL, NULL, L->eps, L->div,\
+                         L->mean + j0, L->rstd + j0, xh, w.y, hb, w.acc};                \
+        bp_bn_fwd_cols_##SFX(&f, 0, wd);                                                 \
+      }                                                                                  \
+      if (out) bp_gemm_##SFX(N, V, wd, hb, 0, L->W2 + (size_t)j0 * V, 0, out, b > b0);   \
+      else if (b == b0 && L->b2)                                                         \
+        bp_gemm_bias_##SFX(N, V, wd, hb, 0, L->W2 + (size_t)j0 * V, 0, L->b2, L->dout_w); \
+      else bp_gemm_##SFX(N, V, wd, hb, 0, L->W2 + (size_t)j0 * V, 0, L->dout_w, b > b0); \
+      if (L->z) bp_put_cols_##SFX(N, wd, w.z, D, j0, L->z);                              \
+      if (L->y) bp_put_cols_##SFX(N, wd, w.y, D, j0, L->y);                              \
+      if (L->h) bp_put_cols_##SFX(N, wd, hb, D, j0, L->h);                               \
+    }                                                                                    \
+  }                                                                                      \
+  static void bp_layer_bwd_group_##SFX(const BpLayer_##SFX *L, int g) {                  \
+    const int N = L->N, K = L->K, D = L->D, V = L->V, nb = (D + L->dc - 1) / L->dc;      \
+    BpLayerWs_##SFX w = bp_layer_ws_##SFX(L, g);                                         \
+    int b0 = (int)((long)nb * g / L->groups), b1 = (int)((long)nb * (g + 1) / L->groups); \
+    T *dA = L->groups == 1 ? L->dA : L->dA ? w.q : NULL;                                 \
+    for (int b = b0; b < b1; b++) {                                                      \
+      int j0 = b * L->dc, wd = D - j0 < L->dc ? D - j0 : L->dc;                          \
+      const T *xh = w.xh + (size_t)j0 * N, *hb = w.hb + (size_t)j0 * N;                  \
+      const T *w2 = L->W2 + (size_t)j0 * V;                                              \
+      bp_gemm_##SFX(N, wd, V, L->dout, 0, w2, 1, w.z, 0);          /* dh */             \
+      bp_gemm_##SFX(wd, V, N, hb, 1, L->dout, 0, L->dW2 + (size_t)j0 * V, 0);            \
+      T *dg = L->dgain ? L->dgain + j0 : NULL, *dbb = L->dbias ? L->dbias + j0 : NULL;   \
+      T *db1 = L->db1 ? L->db1 + j0 : NULL;                                              \
+      int ok = 1;                                                                        \
+      for (int c = 0; c < wd && ok; c += 64)                                             \
+        ok = bp_blk_bn_bwd_##SFX##_(N, wd - c < 64 ? wd - c : 64, wd, hb + c, w.z + c, xh + c,\
+                                    L->gain + j0 + c, L->rstd_in + j0 + c, L->c,         \
+                                    dg ? dg + c : NULL, dbb ? dbb + c : NULL,            \
+                                    L->dy ? w.y + c : NULL, w.x + c, db1 ? db1 + c : NULL);\
+      if (!ok) {                                                                         \
+        BpBnB_##SFX f = {N, wd, hb, w.z, w.y, xh, L->gain + j0, L->rstd_in + j0, L->c,   \
+                         dg, dbb, w.x, db1, w.acc};                                      \
+        bp_bn_bwd_cols_##SFX(&f, 0, wd);                                                 \
+      }                                                                                  \
+      bp_gemm_##SFX(K, wd, N, L->A, 1, w.x, 0, w.dwb, 0);                                \
+      bp_put_cols_##SFX(K, wd, w.dwb, D, j0, L->dW1);                                    \
+      if (dA) {                                                                          \
+        bp_get_cols_##SFX(K, wd, L->W1, D, j0, w.wb);                                    \
+        bp_gemm_##SFX(N, K, wd, w.x, 0, w.wb, 1, dA, b > b0);                            \
+      }                                                                                  \
+      if (L->dh) bp_put_cols_##SFX(N, wd, w.z, D, j0, L->dh);                            \
+      if (L->dy) bp_put_cols_##SFX(N, wd, w.y, D, j0, L->dy);                            \
+      if (L->dz) bp_put_cols_##SFX(N, wd, w.x, D, j0, L->dz);                            \
+    }                                                                                    \
+  }                                                                                      \
+  static void bp_layer_job_##SFX(void *arg, int t, int nt) {                             \
+    const BpLayer_##SFX *L = (const BpLayer_##SFX *)arg;                                 \
+    int g0 = (int)((long)L->groups * t / nt), g1 = (int)((long)L->groups * (t + 1) / nt); \
+    int was = bp_serial_;                                                                \
+    bp_serial_ = 1;                                                                      \
+    for (int g = g0; g < g1; g++) {                                                      \
+      if (L->dout) bp_layer_bwd_group_##SFX(L, g);                                       \
+      else bp_layer_fwd_group_##SFX(L, g);                                               \
+    }                                                                                    \
+    bp_serial_ = was;                                                                    \
+  }                                                                                      \
+  static void bp_layer_run_##SFX(BpLayer_##SFX *L) {                                     \
+    int nt = bp_serial_ ? 1 : bp_nthreads_;                                              \
+    if (nt > L->groups) nt = L->groups;                                                  \
+    if (nt > 1) bp_parallel(bp_layer_job_##SFX, L, nt);                                  \
+    else bp_layer_job_##SFX(L, 0, 1);                                                    \
+  }                                                                                      \
+  /* the groups' partial sums, in group order, onto start (bias row or NULL) */          \
+  static void bp_layer_sum_##SFX(const BpLayer_##SFX *L, int which, const T *start, T *dst) {\
+    int n = L->N * (which ? L->K : L->V), cols = which ? L->K : L->V;                    \
+    for (int i = 0; i < n; i++) {                                                        \
+      T v = start ? start[i % cols] : 0;                                                 \
+      for (int g = 0; g < L->groups; g++) {                                              \
+        BpLayerWs_##SFX w = bp_layer_ws_##SFX(L, g);                                     \
+        v += (which ? w.q : w.p)[i];                                                     \
+      }                                                                                  \
+      dst[i] = v;                                                                        \
+    }                                                                                    \
+  }                                                                                      \
+  BP_KERNEL void bp_bnlayer_fwd_##SFX(int N, int K, int D, int V, int dc, int groups,    \
+                                      const T *A, const T *W1, const T *b1, const T *gain, \
+                                      const T *bias, double eps, double div, const T *W2, \
+                                      const T *b2, T *mean, T *rstd, T *out, T *z, T *y,  \
+                                      T *h, T *ws) {                                     \
+    if (N <= 0 || D <= 0 || V <= 0) return;                                              \
+    int nb = (D + dc - 1) / dc;                                                          \
+    BpLayer_##SFX L = {0};                                                               \
+    L.N = N, L.K = K, L.D = D, L.V = V, L.dc = dc, L.groups = groups < nb ? groups : nb; \
+    L.A = A, L.W1 = W1, L.b1 = b1, L.gain = gain, L.bias = bias, L.W2 = W2, L.b2 = b2;   \
+    L.eps = eps, L.div = div, L.mean = mean, L.rstd = rstd, L.z = z, L.y = y, L.h = h;   \
+    L.ws = ws, L.dout_w = out;                                                           \
+    bp_layer_run_##SFX(&L);                                                              \
+    if (L.groups > 1) bp_layer_sum_##SFX(&L, 0, b2, out);                                \
+  }                                                                                      \
+  BP_KERNEL void bp_bnlayer_bwd_##SFX(int N, int K, int D, int V, int dc, int groups,    \
+                                      const T *A, const T *W1, const T *gain, const T *rstd,\
+                                      double c, const T *W2, const T *dout, T *dA, T *dW1, \
+                                      T *db1, T *dgain, T *dbias, T *dW2, T *dh, T *dy,   \
+                                      T *dz, T *ws) {                                    \
+    if (N <= 0 || D <= 0 || V <= 0) return;                                              \
+    int nb = (D + dc - 1) / dc;                                                          \
+    BpLayer_##SFX L = {0};                                                               \
+    L.N = N, L.K = K, L.D = D, L.V = V, L.dc = dc, L.groups = groups < nb ? groups : nb; \
+    L.A = A, L.W1 = W1, L.gain = gain, L.rstd_in = rstd, L.c = c, L.W2 = W2, L.dout = dout;\
+    L.dA = dA, L.dW1 = dW1, L.db1 = db1, L.dgain = dgain, L.dbias = dbias, L.dW2 = dW2;  \
+    L.dh = dh, L.dy = dy, L.dz = dz, L.ws = ws;                                          \
+    bp_layer_run_##SFX(&L);                                                              \
+    if (L.groups > 1 && dA) bp_layer_sum_##SFX(&L, 1, NULL, dA);                         \
+  }
+BP_LAYER(float, f32)
+BP_LAYER(double, f64)
 
 #endif /* BP_KERNELS_DECLARE_ONLY */
 #endif /* BP_KERNELS_H */

@@ -721,9 +721,21 @@ static const BpTensor *tr_nonfinite(Tr *tr, int grads) {
   return NULL;
 }
 
+/* Training runs lean (the named intermediates unwritten): to name the first
+ * non-finite tensor, the same batch again with everything written. */
+static void tr_rerun_full(Tr *tr, int backward) {
+  if (!tr->m->set_lean)
+    return;
+  tr->m->set_lean(tr->state, 0);
+  tr->m->forward(tr->state);
+  if (backward)
+    tr->m->backward(tr->state);
+}
+
 static void tr_check_loss(Tr *tr, double loss) {
   if (tr_finite(loss))
     return;
+  tr_rerun_full(tr, 0);
   const BpTensor *t = tr_nonfinite(tr, 0);
   if (t)
     tr_fail(tr, "step %ld: the loss is %g; first non-finite tensor: %s (spec line %d)%s",
@@ -752,6 +764,7 @@ static void tr_check_grads(Tr *tr) {
   if (!bad)
     return;
 #endif
+  tr_rerun_full(tr, 1);
   const BpTensor *t = tr_nonfinite(tr, 1);
   tr_fail(tr, "step %ld: non-finite gradient; first non-finite tensor: %s (spec line %d)%s",
           tr->step, t ? t->name : "?", t ? t->line : 0,
@@ -1643,6 +1656,8 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
   tr->state = tr_alloc(tr, ssize);
   tr->idx = tr_alloc(tr, (size_t)tr->B * sizeof(size_t));
   m->init(tr->state, o->seed);
+  if (m->set_lean)   /* the params' grads, loss and logits are all training reads */
+    m->set_lean(tr->state, 1);
   for (int s = 0; s < TR_SPLITS && tr->tensor; s++)
     tr_check_split(tr, s);
   bp_rng_seed(&tr->batch_rng, o->seed + 2);
