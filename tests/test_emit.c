@@ -92,6 +92,37 @@ START_TEST(gcc_compiles_every_spec) {
 }
 END_TEST
 
+/* a layer big enough for bp_bnlayer (plan_layers), inline in the gcc file: it
+ * builds warning-free and its gradients (all written: lean off) pass the check,
+ * f32 and f64; H = 300 ends in a partial block of columns */
+START_TEST(gcc_build_of_a_layer) {
+  DimOverride ovr[2] = {{"B", 256, false}, {"H", 300, false}};
+  for (int dt = 0; dt < 2; dt++) {
+    Graph *g = parse_spec(read_src(arena_printf("%s/makemore.spec", specs_dir())), ovr, 2);
+    grad_build(g);
+    const char *src = emit(g, (DType)dt, "model", false, NULL);
+    ck_assert_msg(strstr(src, "\n  bp_bnlayer_fwd_f") && strstr(src, "\n  bp_bnlayer_bwd_f"), "no layer call");
+    write_text(arena_printf("%s/layer.c", tmpdir), src);
+    run(arena_printf("cd %s && %s %s -fPIC -shared -o layer%d.so layer.c -lm -lpthread", tmpdir, gcc_flags,
+                     dt ? "" : "-march=native", dt));   /* f32: the AVX-512/AVX2 kernels where there are */
+    void *so = dlopen(arena_printf("%s/layer%d.so", tmpdir, dt), RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(so != NULL, "dlopen: %s", dlerror());
+    const BpModel *m = dlsym(so, "model_model");
+    ck_assert(m != NULL && m->set_lean != NULL);
+    void *st = calloc(1, m->state_size);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    int nfail = check_model(g, m, st, false, 2147483647u, 0, out);
+    fclose(out);
+    ck_assert_msg(nfail == 0, "gcc build of the layer (%s):\n%s", dt ? "f64" : "f32", buf);
+    free(buf);
+    free(st);
+    dlclose(so);
+  }
+}
+END_TEST
+
 /* the gcc build and the in-memory build give the same loss and gradients
  * (f64: the kernels may block sums differently, so to rounding) */
 START_TEST(gcc_build_agrees_with_jit) {
@@ -234,6 +265,7 @@ static Suite *make_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, gcc_compiles_every_spec);
   tcase_add_test(tc, gcc_build_agrees_with_jit);
+  tcase_add_test(tc, gcc_build_of_a_layer);
   tcase_add_test(tc, comments_and_line_directives);
   tcase_add_test(tc, dtype_and_jit_variant);
   tcase_add_test(tc, no_mutable_globals);

@@ -7,6 +7,8 @@
 #include "tests.h"
 #include "bp_runtime.h"
 #include "ref.h"
+#define BP_KERNELS_DECLARE_ONLY
+#include "kernels.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -354,6 +356,131 @@ START_TEST(sgd_and_two_models) {
 }
 END_TEST
 
+/* ---- a batchnorm layer by column blocks (bp_bnlayer_fwd/bwd) ------------------------- */
+
+/* the lecture's model at B = 256, H = 300: big enough for the layer call, 5
+ * blocks of 64 columns (the last 44) in 4 groups; and without the biases */
+static const char *wide_spec(bool biases) {
+  const char *t = lecture();
+  if (biases)
+    return t;
+  t = arena_printf("%.*s", (int)strlen(t), t);
+  char *p = strstr(t, "hprebn  = embcat @ W1 + b1");
+  ck_assert(p != NULL);
+  memcpy(p, "hprebn  = embcat @ W1     ", 26);
+  p = strstr(t, "logits  = h @ W2 + b2");
+  ck_assert(p != NULL);
+  memcpy(p, "logits  = h @ W2     ", 21);
+  return t;
+}
+static DimOverride wide[2] = {{"B", 256, false}, {"H", 300, false}};
+
+static const char *emitted(const char *text, DType dt) {
+  Graph *g = parse_spec(src_from_string("wide.spec", text), wide, 2);
+  grad_build(g);
+  EmitOptions opt = {dt, "wide", true, false};
+  return emit_c(g, &opt, NULL);
+}
+
+/* every gradient (lean off: all written) against the reference runtime */
+START_TEST(layer_matches_reference) {
+  for (int b = 0; b < 2; b++)
+    for (int dt = 0; dt < 2; dt++) {
+      const char *src = emitted(wide_spec(b), (DType)dt);
+      ck_assert_msg(strstr(src, "\n  bp_bnlayer_fwd_f") && strstr(src, "\n  bp_bnlayer_bwd_f"), "no layer call");
+      ck_assert(strstr(src, b ? "s->b1, s->bngain" : "NULL, s->bngain") != NULL);
+      check_text("wide.spec", wide_spec(b), (DType)dt, false, wide, 2, true);
+    }
+  /* the lecture's own sizes stay node by node (the passes fit in cache) */
+  Graph *g = parse_text(lecture());
+  grad_build(g);
+  EmitOptions opt = {DT_F32, "lec", true, false};
+  ck_assert(strstr(emit_c(g, &opt, NULL), "\n  bp_bnlayer") == NULL);
+}
+END_TEST
+
+static Model load_wide(DType dt, const char *prefix) {
+  Model md = {0};
+  md.g = parse_spec(src_from_string("wide.spec", lecture()), wide, 2);
+  grad_build(md.g);
+  EmitOptions opt = {dt, prefix, true, false};
+  md.jit = jit_compile(emit_c(md.g, &opt, NULL), "wide.spec");
+  md.m = jit_symbol(md.jit, arena_printf("%s_model", prefix));
+  ck_assert(md.m != NULL);
+  md.st = calloc(1, md.m->state_size);
+  md.m->init(md.st, 3);
+  int32_t *X = i32(&md, "X"), *Y = i32(&md, "Y");
+  for (int i = 0; i < 256 * 3; i++)
+    X[i] = (i * 7 + i / 5) % 27;
+  for (int i = 0; i < 256; i++)
+    Y[i] = (i * 5 + 1) % 27;
+  return md;
+}
+
+static const void *at(Model *md, const char *name) { return (char *)md->st + tensor(md->m, name)->offset; }
+
+/* lean: the params' grads, loss and logits with the same bits as a full
+ * step; the named intermediates of the layer left alone (zero from init) */
+START_TEST(lean_same_bits) {
+  Model full = load_wide(DT_F32, "full"), lean = load_wide(DT_F32, "lean");
+  lean.m->set_lean(lean.st, 1);
+  for (int step = 0; step < 3; step++) {
+    double lf = full.m->forward(full.st), ll = lean.m->forward(lean.st);
+    ck_assert_msg(lf == ll, "loss %.9g vs %.9g", lf, ll);
+    full.m->backward(full.st);
+    lean.m->backward(lean.st);
+    ck_assert(memcmp(at(&full, "logits"), at(&lean, "logits"), 256 * 27 * 4) == 0);
+    ck_assert(memcmp((char *)full.st + full.m->grad_offset, (char *)lean.st + lean.m->grad_offset,
+                     full.m->nparam * 4) == 0);
+    full.m->sgd_step(full.st, 0.1);
+    lean.m->sgd_step(lean.st, 0.1);
+  }
+  static const char *const inner[] = {"hprebn", "hpreact", "h", "dh", "dhpreact", "dhprebn"};
+  for (int k = 0; k < 6; k++) {
+    const BpTensor *t = tensor(lean.m, inner[k]);
+    const float *v = at(&lean, inner[k]), *w = at(&full, inner[k]);
+    float mx = 0, mw = 0;
+    for (size_t i = 0; i < t->numel; i++)
+      mx = fabsf(v[i]) > mx ? fabsf(v[i]) : mx, mw = fabsf(w[i]) > mw ? fabsf(w[i]) : mw;
+    ck_assert_msg(mx == 0 && mw > 0, "%s: lean max |v| %g, full %g", inner[k], mx, mw);
+  }
+  unload(&full);
+  unload(&lean);
+}
+END_TEST
+
+/* 2 threads give the bits of 1 (groups of blocks fixed by the shape) */
+START_TEST(layer_threads_same_bits) {
+  Model a = load_wide(DT_F32, "one"), b = load_wide(DT_F32, "two");
+  a.m->set_lean(a.st, 1);
+  b.m->set_lean(b.st, 1);
+  double la = a.m->forward(a.st);
+  a.m->backward(a.st);
+  bp_set_threads(2);
+  double lb = b.m->forward(b.st);
+  b.m->backward(b.st);
+  bp_set_threads(1);
+  ck_assert(la == lb);
+  ck_assert(memcmp((char *)a.st + a.m->grad_offset, (char *)b.st + b.m->grad_offset, a.m->nparam * 4) == 0);
+  unload(&a);
+  unload(&b);
+}
+END_TEST
+
+/* inference (node by node, stored statistics) after calibrating on the batch
+ * gives the training forward's loss (the layer's batch statistics) */
+START_TEST(layer_eval_after_calibration) {
+  Model md = load_wide(DT_F64, "cal");
+  double train = md.m->forward(md.st);
+  md.m->calib_begin(md.st);
+  md.m->calib_accum(md.st, 256);
+  md.m->calib_end(md.st);
+  double eval = md.m->forward_eval(md.st);
+  ck_assert_msg(fabs(train - eval) < 1e-12, "train %.17g eval %.17g", train, eval);
+  unload(&md);
+}
+END_TEST
+
 /* a compile error names the spec line through #line */
 START_TEST(compile_error_points_at_spec) {
   static jmp_buf jb;
@@ -385,6 +512,10 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, bad_index);
   tcase_add_test(tc, sgd_and_two_models);
   tcase_add_test(tc, compile_error_points_at_spec);
+  tcase_add_test(tc, layer_matches_reference);
+  tcase_add_test(tc, lean_same_bits);
+  tcase_add_test(tc, layer_threads_same_bits);
+  tcase_add_test(tc, layer_eval_after_calibration);
   suite_add_tcase(s, tc);
   return s;
 }
