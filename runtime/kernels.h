@@ -1429,9 +1429,9 @@ static int bp_blk_bn_fwd_f32_(int N, int w, long ld, const float *z, const float
     ga[v] = _mm512_maskz_loadu_ps(m[v], gain + 16 * v);
     be[v] = _mm512_maskz_loadu_ps(m[v], bias + 16 * v);
   }
-  /* x̂ and h are read again only in the backward, long after: streaming stores
-   * (no read for ownership) where rows are whole aligned vectors */
-  int st = w % 16 == 0 && ld % 16 == 0 && (uintptr_t)xh % 64 == 0 && (uintptr_t)h % 64 == 0;
+  /* x̂ is read again only in the backward, long after: streaming stores (no
+   * read for ownership) where rows are whole aligned vectors; h is read next */
+  int st = w % 16 == 0 && ld % 16 == 0 && (uintptr_t)xh % 64 == 0;
   for (int i = 0; i < N; i++) {
     size_t o = (size_t)i * ld;
     for (int v = 0; v < 4; v++)
@@ -1439,13 +1439,11 @@ static int bp_blk_bn_fwd_f32_(int N, int w, long ld, const float *z, const float
         __m512 x = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m[v], z + o + 16 * v), mu[v]), rs[v]);
         __m512 t = _mm512_fmadd_ps(ga[v], x, be[v]);
         if (y) _mm512_mask_storeu_ps(y + o + 16 * v, m[v], t);
-        if (st) {
+        if (st)
           _mm512_stream_ps(xh + o + 16 * v, x);
-          _mm512_stream_ps(h + o + 16 * v, bp_tanh16_(t));
-        } else {
+        else
           _mm512_mask_storeu_ps(xh + o + 16 * v, m[v], x);
-          _mm512_mask_storeu_ps(h + o + 16 * v, m[v], bp_tanh16_(t));
-        }
+        _mm512_mask_storeu_ps(h + o + 16 * v, m[v], bp_tanh16_(t));
       }
   }
   if (st) _mm_sfence();
