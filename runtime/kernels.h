@@ -1382,7 +1382,7 @@ static inline void bp_blk_sums8_(__m512 *f, __m512d *lo, __m512d *hi) {
 }
 static int bp_blk_bn_fwd_f32_(int N, int w, long ld, const float *z, const float *gain, const float *bias,
                               double eps, double div, float *mean, float *rstd, float *xh, float *y,
-                              float *h) {
+                              float *h, float *hc) {
   if (w > 64 || N < 1) return 0;
   __m512 sh[4], f1[4], f2[4];
   __m512d a1[8], a2[8];
@@ -1429,9 +1429,10 @@ static int bp_blk_bn_fwd_f32_(int N, int w, long ld, const float *z, const float
     ga[v] = _mm512_maskz_loadu_ps(m[v], gain + 16 * v);
     be[v] = _mm512_maskz_loadu_ps(m[v], bias + 16 * v);
   }
-  /* x̂ is read again only in the backward, long after: streaming stores (no
-   * read for ownership) where rows are whole aligned vectors; h is read next */
-  int st = w % 16 == 0 && ld % 16 == 0 && (uintptr_t)xh % 64 == 0;
+  /* x̂ and h are read again only in the backward, long after: streaming stores
+   * (no read for ownership) where rows are whole aligned vectors; hc (may be
+   * NULL): a copy of h in cache, for what reads it next */
+  int st = w % 16 == 0 && ld % 16 == 0 && (uintptr_t)xh % 64 == 0 && (uintptr_t)h % 64 == 0;
   for (int i = 0; i < N; i++) {
     size_t o = (size_t)i * ld;
     for (int v = 0; v < 4; v++)
@@ -1439,11 +1440,15 @@ static int bp_blk_bn_fwd_f32_(int N, int w, long ld, const float *z, const float
         __m512 x = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m[v], z + o + 16 * v), mu[v]), rs[v]);
         __m512 t = _mm512_fmadd_ps(ga[v], x, be[v]);
         if (y) _mm512_mask_storeu_ps(y + o + 16 * v, m[v], t);
-        if (st)
+        __m512 th = bp_tanh16_(t);
+        if (st) {
           _mm512_stream_ps(xh + o + 16 * v, x);
-        else
+          _mm512_stream_ps(h + o + 16 * v, th);
+        } else {
           _mm512_mask_storeu_ps(xh + o + 16 * v, m[v], x);
-        _mm512_mask_storeu_ps(h + o + 16 * v, m[v], bp_tanh16_(t));
+          _mm512_mask_storeu_ps(h + o + 16 * v, m[v], th);
+        }
+        if (hc) _mm512_mask_storeu_ps(hc + o + 16 * v, m[v], th);
       }
   }
   if (st) _mm_sfence();
@@ -1532,9 +1537,9 @@ static int bp_blk_bn_bwd_f32_(int N, int w, long ld, const float *h, const float
 #else
 static int bp_blk_bn_fwd_f32_(int N, int w, long ld, const float *z, const float *gain, const float *bias,
                               double eps, double div, float *mean, float *rstd, float *xh, float *y,
-                              float *h) {
+                              float *h, float *hc) {
   (void)N, (void)w, (void)ld, (void)z, (void)gain, (void)bias, (void)eps, (void)div, (void)mean, (void)rstd;
-  (void)xh, (void)y, (void)h;
+  (void)xh, (void)y, (void)h, (void)hc;
   return 0;
 }
 static int bp_blk_bn_bwd_f32_(int N, int w, long ld, const float *h, const float *dh, const float *xh,
@@ -1547,9 +1552,9 @@ static int bp_blk_bn_bwd_f32_(int N, int w, long ld, const float *h, const float
 #endif
 static int bp_blk_bn_fwd_f64_(int N, int w, long ld, const double *z, const double *gain, const double *bias,
                               double eps, double div, double *mean, double *rstd, double *xh,
-                              double *y, double *h) {
+                              double *y, double *h, double *hc) {
   (void)N, (void)w, (void)ld, (void)z, (void)gain, (void)bias, (void)eps, (void)div, (void)mean, (void)rstd;
-  (void)xh, (void)y, (void)h;
+  (void)xh, (void)y, (void)h, (void)hc;
   return 0;
 }
 static int bp_blk_bn_bwd_f64_(int N, int w, long ld, const double *h, const double *dh, const double *xh,
@@ -1621,19 +1626,21 @@ static int bp_blk_bn_bwd_f64_(int N, int w, long ld, const double *h, const doub
       for (int c = 0; c < wd && ok; c += 64)                                             \
         ok = bp_blk_bn_fwd_##SFX##_(N, wd - c < 64 ? wd - c : 64, wd, w.z + c, L->gain + j0 + c,\
                                     L->bias + j0 + c, L->eps, L->div, L->mean + j0 + c,  \
-                                    L->rstd + j0 + c, xh + c, L->y ? w.y + c : NULL, hb + c);\
+                                    L->rstd + j0 + c, xh + c, L->y ? w.y + c : NULL, hb + c, \
+                                    w.x + c);                                            \
       if (!ok) {                                                                         \
         BpBnF_##SFX f = {N, wd, w.z, L->gain + j0, L->bias + j0, NULL, NULL, L->eps, L->div,\
                          L->mean + j0, L->rstd + j0, xh, w.y, hb, w.acc};                \
         bp_bn_fwd_cols_##SFX(&f, 0, wd);                                                 \
       }                                                                                  \
-      if (out) bp_gemm_##SFX(N, V, wd, hb, 0, L->W2 + (size_t)j0 * V, 0, out, b > b0);   \
+      const T *hc = ok ? w.x : hb; /* h of the block, in cache */                        \
+      if (out) bp_gemm_##SFX(N, V, wd, hc, 0, L->W2 + (size_t)j0 * V, 0, out, b > b0);   \
       else if (b == b0 && L->b2)                                                         \
-        bp_gemm_bias_##SFX(N, V, wd, hb, 0, L->W2 + (size_t)j0 * V, 0, L->b2, L->dout_w); \
-      else bp_gemm_##SFX(N, V, wd, hb, 0, L->W2 + (size_t)j0 * V, 0, L->dout_w, b > b0); \
+        bp_gemm_bias_##SFX(N, V, wd, hc, 0, L->W2 + (size_t)j0 * V, 0, L->b2, L->dout_w); \
+      else bp_gemm_##SFX(N, V, wd, hc, 0, L->W2 + (size_t)j0 * V, 0, L->dout_w, b > b0); \
       if (L->z) bp_put_cols_##SFX(N, wd, w.z, D, j0, L->z);                              \
       if (L->y) bp_put_cols_##SFX(N, wd, w.y, D, j0, L->y);                              \
-      if (L->h) bp_put_cols_##SFX(N, wd, hb, D, j0, L->h);                               \
+      if (L->h) bp_put_cols_##SFX(N, wd, hc, D, j0, L->h);                               \
     }                                                                                    \
   }                                                                                      \
   static void bp_layer_bwd_group_##SFX(const BpLayer_##SFX *L, int g) {                  \
