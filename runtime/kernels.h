@@ -1123,6 +1123,198 @@ static inline int bp_bn_rows_vec_f64_(int N, long D, int w, const double *x, con
   (void)act, (void)nt;
   return 0;
 }
+/* Batchnorm over few rows (N <= BP_BN_SMALL_N, AVX-512, f32): 16 columns at a
+ * time down all the rows (N x 16 floats stay in L1), each column's sums in
+ * registers as 4 float partial sums (rows i mod 4), so no per-row round trip
+ * through double sums in memory.  Forward, training: S1 = sum (x - x[0]) gives
+ * mean = x[0] + S1/N (in double), then var = sum (x - mean)^2 / div over the
+ * same rows again (two passes, both in L1); then xhat, out = gain xhat + bias
+ * and act = tanh(out) from the same registers.  Backward: dy and its sums
+ * s1, s2, then dx and its sum.  Every column's arithmetic is the same in any
+ * lane, so any split of the columns at multiples of 16 gives the same bits.
+ * Many rows keep the row-wise passes below (walking 16-column blocks down 1024
+ * rows defeats the streaming the large case needs).  0: not done here. */
+#define BP_BN_SMALL_N 64
+#if defined(__AVX512F__)
+static inline __mmask16 bp_mask16_(int n) {
+  return (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
+}
+/* the 16 floats of v as two halves of 8 doubles */
+static inline __m512d bp_lo_pd_(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+static inline __m512d bp_hi_pd_(__m512 v) {
+  return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+static inline __m512 bp_ps_pd_(__m512d lo, __m512d hi) {
+  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1);
+}
+static inline int bp_bn_fwd_small_f32_(int N, long D, int w, const float *x, const float *ga,
+                                       const float *be, const float *run_mean,
+                                       const float *run_var, double eps, double div,
+                                       float *mean, float *rstd, float *xh, float *out,
+                                       float *act) {
+  if (N > BP_BN_SMALL_N || (double)N * D * sizeof(float) >= 8e6) return 0;
+  const __m512d ve = _mm512_set1_pd(eps), one = _mm512_set1_pd(1.0);
+  for (int j = 0; j < w; j += 16) {
+    __mmask16 m = bp_mask16_(w - j);
+    const float *xc = x + j;
+    __m512 mu, rs;
+    if (run_mean) {
+      mu = _mm512_maskz_loadu_ps(m, run_mean + j);
+      __m512 rv = _mm512_maskz_loadu_ps(m, run_var + j);
+      rs = bp_ps_pd_(_mm512_div_pd(one, _mm512_sqrt_pd(_mm512_add_pd(bp_lo_pd_(rv), ve))),
+                     _mm512_div_pd(one, _mm512_sqrt_pd(_mm512_add_pd(bp_hi_pd_(rv), ve))));
+    } else {
+      __m512 k = _mm512_maskz_loadu_ps(m, xc);
+      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      int i = 0;
+      for (; i + 4 <= N; i += 4) {
+        const float *r = xc + (size_t)i * D;
+        a0 = _mm512_add_ps(a0, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r), k));
+        a1 = _mm512_add_ps(a1, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r + D), k));
+        a2 = _mm512_add_ps(a2, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r + 2 * D), k));
+        a3 = _mm512_add_ps(a3, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r + 3 * D), k));
+      }
+      for (; i < N; i++) a0 = _mm512_add_ps(a0, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, xc + (size_t)i * D), k));
+      __m512 s1 = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+      __m512d vn = _mm512_set1_pd((double)N);
+      mu = bp_ps_pd_(_mm512_add_pd(bp_lo_pd_(k), _mm512_div_pd(bp_lo_pd_(s1), vn)),
+                     _mm512_add_pd(bp_hi_pd_(k), _mm512_div_pd(bp_hi_pd_(s1), vn)));
+      a0 = a1 = a2 = a3 = _mm512_setzero_ps();
+      for (i = 0; i + 4 <= N; i += 4) {
+        const float *r = xc + (size_t)i * D;
+        __m512 e0 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r), mu);
+        __m512 e1 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r + D), mu);
+        __m512 e2 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r + 2 * D), mu);
+        __m512 e3 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r + 3 * D), mu);
+        a0 = _mm512_fmadd_ps(e0, e0, a0), a1 = _mm512_fmadd_ps(e1, e1, a1);
+        a2 = _mm512_fmadd_ps(e2, e2, a2), a3 = _mm512_fmadd_ps(e3, e3, a3);
+      }
+      for (; i < N; i++) {
+        __m512 e = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, xc + (size_t)i * D), mu);
+        a0 = _mm512_fmadd_ps(e, e, a0);
+      }
+      __m512 s2 = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+      __m512d vd = _mm512_set1_pd(div);
+      rs = bp_ps_pd_(_mm512_div_pd(one, _mm512_sqrt_pd(_mm512_add_pd(_mm512_div_pd(bp_lo_pd_(s2), vd), ve))),
+                     _mm512_div_pd(one, _mm512_sqrt_pd(_mm512_add_pd(_mm512_div_pd(bp_hi_pd_(s2), vd), ve))));
+    }
+    _mm512_mask_storeu_ps(mean + j, m, mu);
+    _mm512_mask_storeu_ps(rstd + j, m, rs);
+  }
+  /* then the rows (the statistics' chains of sums, divisions and square roots of
+   * one block overlap the next block's in the loop above) */
+  for (int j = 0; j < w; j += 16) {
+    __mmask16 m = bp_mask16_(w - j);
+    __m512 mu = _mm512_maskz_loadu_ps(m, mean + j), rs = _mm512_maskz_loadu_ps(m, rstd + j);
+    __m512 g = _mm512_maskz_loadu_ps(m, ga + j), b = _mm512_maskz_loadu_ps(m, be + j);
+    for (int i = 0; i < N; i++) {
+      size_t o = (size_t)i * D + j;
+      __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + o), mu), rs);
+      __m512 y = _mm512_fmadd_ps(g, v, b);
+      _mm512_mask_storeu_ps(xh + o, m, v);
+      _mm512_mask_storeu_ps(out + o, m, y);
+      if (act) _mm512_mask_storeu_ps(act + o, m, bp_tanh16_(y));
+    }
+  }
+  return 1;
+}
+static inline int bp_bn_bwd_small_f32_(int N, long D, int w, const float *t, const float *dt,
+                                       float *dy, const float *xh, const float *ga,
+                                       const float *rst, double c, float *dgain, float *dbias,
+                                       float *dx, float *dxsum) {
+  if (N > BP_BN_SMALL_N) return 0;
+  const __m512 one = _mm512_set1_ps(1);
+  const __m512d vn = _mm512_set1_pd((double)N), vc = _mm512_set1_pd(c);
+  for (int j = 0; j < w; j += 16) {
+    __mmask16 m = bp_mask16_(w - j);
+    __m512 a[4], b[4];
+    for (int q = 0; q < 4; q++) a[q] = b[q] = _mm512_setzero_ps();
+    int i = 0;
+    /* dy = (1 - t^2) dt, s1 = sum dy, s2 = sum dy xhat */
+#define BP_BN_DY_ROW(q, r)                                                                 \
+    do {                                                                                   \
+      size_t o_ = (size_t)(r) * D + j;                                                     \
+      __m512 d_;                                                                           \
+      if (t) {                                                                             \
+        __m512 t_ = _mm512_maskz_loadu_ps(m, t + o_);                                      \
+        d_ = _mm512_mul_ps(_mm512_fnmadd_ps(t_, t_, one), _mm512_maskz_loadu_ps(m, dt + o_)); \
+        _mm512_mask_storeu_ps(dy + o_, m, d_);                                             \
+      } else d_ = _mm512_maskz_loadu_ps(m, dy + o_);                                       \
+      a[q] = _mm512_add_ps(a[q], d_);                                                      \
+      b[q] = _mm512_fmadd_ps(d_, _mm512_maskz_loadu_ps(m, xh + o_), b[q]);                 \
+    } while (0)
+    for (; i + 4 <= N; i += 4) {
+      BP_BN_DY_ROW(0, i); BP_BN_DY_ROW(1, i + 1); BP_BN_DY_ROW(2, i + 2); BP_BN_DY_ROW(3, i + 3);
+    }
+    for (; i < N; i++) BP_BN_DY_ROW(0, i);
+#undef BP_BN_DY_ROW
+    __m512 s1 = _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
+    __m512 s2 = _mm512_add_ps(_mm512_add_ps(b[0], b[1]), _mm512_add_ps(b[2], b[3]));
+    if (dbias) _mm512_mask_storeu_ps(dbias + j, m, s1);
+    if (dgain) _mm512_mask_storeu_ps(dgain + j, m, s2);
+    /* dx = k (N dy - s1 - c xhat s2), k = gain rstd / N: ka dy - kb - kc xhat */
+    __m512 g = _mm512_maskz_loadu_ps(m, ga + j), rv = _mm512_maskz_loadu_ps(m, rst + j);
+    __m512d kl = _mm512_div_pd(_mm512_mul_pd(bp_lo_pd_(g), bp_lo_pd_(rv)), vn);
+    __m512d kh = _mm512_div_pd(_mm512_mul_pd(bp_hi_pd_(g), bp_hi_pd_(rv)), vn);
+    __m512 ka = bp_ps_pd_(_mm512_mul_pd(kl, vn), _mm512_mul_pd(kh, vn));
+    __m512 kb = bp_ps_pd_(_mm512_mul_pd(bp_lo_pd_(s1), kl), _mm512_mul_pd(bp_hi_pd_(s1), kh));
+    __m512 kc = bp_ps_pd_(_mm512_mul_pd(_mm512_mul_pd(bp_lo_pd_(s2), kl), vc),
+                          _mm512_mul_pd(_mm512_mul_pd(bp_hi_pd_(s2), kh), vc));
+    for (int q = 0; q < 4; q++) a[q] = _mm512_setzero_ps();
+#define BP_BN_DX_ROW(q, r)                                                                 \
+    do {                                                                                   \
+      size_t o_ = (size_t)(r) * D + j;                                                     \
+      __m512 v_ = _mm512_fmsub_ps(ka, _mm512_maskz_loadu_ps(m, dy + o_), kb);              \
+      v_ = _mm512_fnmadd_ps(kc, _mm512_maskz_loadu_ps(m, xh + o_), v_);                     \
+      _mm512_mask_storeu_ps(dx + o_, m, v_);                                               \
+      a[q] = _mm512_add_ps(a[q], v_);                                                      \
+    } while (0)
+    for (i = 0; i + 4 <= N; i += 4) {
+      BP_BN_DX_ROW(0, i); BP_BN_DX_ROW(1, i + 1); BP_BN_DX_ROW(2, i + 2); BP_BN_DX_ROW(3, i + 3);
+    }
+    for (; i < N; i++) BP_BN_DX_ROW(0, i);
+#undef BP_BN_DX_ROW
+    if (dxsum)
+      _mm512_mask_storeu_ps(dxsum + j, m, _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
+  }
+  return 1;
+}
+#else
+static inline int bp_bn_fwd_small_f32_(int N, long D, int w, const float *x, const float *ga,
+                                       const float *be, const float *run_mean,
+                                       const float *run_var, double eps, double div,
+                                       float *mean, float *rstd, float *xh, float *out,
+                                       float *act) {
+  (void)N, (void)D, (void)w, (void)x, (void)ga, (void)be, (void)run_mean, (void)run_var;
+  (void)eps, (void)div, (void)mean, (void)rstd, (void)xh, (void)out, (void)act;
+  return 0;
+}
+static inline int bp_bn_bwd_small_f32_(int N, long D, int w, const float *t, const float *dt,
+                                       float *dy, const float *xh, const float *ga,
+                                       const float *rst, double c, float *dgain, float *dbias,
+                                       float *dx, float *dxsum) {
+  (void)N, (void)D, (void)w, (void)t, (void)dt, (void)dy, (void)xh, (void)ga, (void)rst, (void)c;
+  (void)dgain, (void)dbias, (void)dx, (void)dxsum;
+  return 0;
+}
+#endif
+static inline int bp_bn_fwd_small_f64_(int N, long D, int w, const double *x, const double *ga,
+                                       const double *be, const double *run_mean,
+                                       const double *run_var, double eps, double div,
+                                       double *mean, double *rstd, double *xh, double *out,
+                                       double *act) {
+  (void)N, (void)D, (void)w, (void)x, (void)ga, (void)be, (void)run_mean, (void)run_var;
+  (void)eps, (void)div, (void)mean, (void)rstd, (void)xh, (void)out, (void)act;
+  return 0;
+}
+static inline int bp_bn_bwd_small_f64_(int N, long D, int w, const double *t, const double *dt,
+                                       double *dy, const double *xh, const double *ga,
+                                       const double *rst, double c, double *dgain, double *dbias,
+                                       double *dx, double *dxsum) {
+  (void)N, (void)D, (void)w, (void)t, (void)dt, (void)dy, (void)xh, (void)ga, (void)rst, (void)c;
+  (void)dgain, (void)dbias, (void)dx, (void)dxsum;
+  return 0;
+}
 /* ---- fused passes: bias add into the product, batchnorm forward and backward ---- */
 #define BP_FUSED(T, SFX, TANH)                                                           \
   BP_KERNEL void bp_gemm_bias_##SFX(int M, int N, int K, const T *A, int transa,         \
@@ -1166,6 +1358,12 @@ static inline int bp_bn_rows_vec_f64_(int N, long D, int w, const double *x, con
     const int N = p->N, D = p->D, w = j1 - j0;                                           \
     double *s1 = p->acc + j0, *s2 = p->acc + D + j0;                                     \
     T *mean = p->mean + j0, *rstd = p->rstd + j0;                                        \
+    if (bp_bn_fwd_small_##SFX##_(N, D, w, p->x + j0, p->gain + j0, p->bias + j0,          \
+                                 p->run_mean ? p->run_mean + j0 : NULL,                   \
+                                 p->run_var ? p->run_var + j0 : NULL, p->eps, p->div,     \
+                                 mean, rstd, p->xhat + j0, p->out + j0,                   \
+                                 p->act ? p->act + j0 : NULL))                            \
+      return;                                                                            \
     if (p->run_mean) {                                                                   \
       for (int j = 0; j < w; j++) {                                                      \
         mean[j] = p->run_mean[j0 + j];                                                   \
@@ -1262,6 +1460,12 @@ static inline int bp_bn_rows_vec_f64_(int N, long D, int w, const double *x, con
   static void bp_bn_bwd_cols_##SFX(const BpBnB_##SFX *p, int j0, int j1) {               \
     const int N = p->N, D = p->D, w = j1 - j0;                                           \
     double *s1 = p->acc + j0, *s2 = p->acc + D + j0, *sx = p->acc + 2 * (size_t)D + j0;  \
+    if (bp_bn_bwd_small_##SFX##_(N, D, w, p->t ? p->t + j0 : NULL, p->dt ? p->dt + j0 : NULL,\
+                                 p->dy + j0, p->xhat + j0, p->gain + j0, p->rstd + j0,    \
+                                 p->c, p->dgain ? p->dgain + j0 : NULL,                   \
+                                 p->dbias ? p->dbias + j0 : NULL, p->dx + j0,             \
+                                 p->dxsum ? p->dxsum + j0 : NULL))                        \
+      return;                                                                            \
     /* the per-column coefficients of dx, in T (so the dx pass runs in T) */             \
     T *ka = (T *)(p->acc + 3 * (size_t)D) + j0;                                          \
     T *kb = (T *)(p->acc + 4 * (size_t)D) + j0;                                          \
