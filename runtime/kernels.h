@@ -111,7 +111,9 @@ void bp_gemm_bias_f64(int M, int N, int K, const double *A, int transa, const do
                       int transb, const double *bias, double *C);
 /* Batchnorm forward of x [N,D], per column j (gain, bias [D]):
  *   training (run_mean NULL): mean_j and var_j = sum_i (x - mean_j)^2 / div from
- *   one pass (sums of x - x[0,j], in double); inference: mean = run_mean,
+ *   one pass (sums of x - x[0,j], in double; with AVX-512 and N <= 64: float
+ *   sums of x - x[0,j] then of (x - mean_j)^2, in registers, mean and rstd
+ *   finished in double); inference: mean = run_mean,
  *   var = run_var.  mean[j], rstd[j] = 1/sqrt(var_j + eps) saved;
  *   xhat = (x - mean) rstd saved; out = gain xhat + bias; act (may be NULL):
  *   tanh(out), the usual next op, in the same pass.  acc: scratch, 2*D. */
@@ -131,7 +133,8 @@ void bp_bn_fwd_f64(int N, int D, const double *x, const double *gain, const doub
  *   dxsum (may be NULL) = sum_i dx per column (the bias grad of the matmul
  *     that fed the batchnorm).  acc: scratch, 6*D.
  * The elementwise math runs in T, the column sums in double (over partial sums
- * of 2 rows in T). */
+ * of 2 rows in T; with AVX-512 and N <= 64: in float registers, 4 partial sums
+ * of rows i mod 4). */
 void bp_bn_bwd_f32(int N, int D, const float *t, const float *dt, float *dy, const float *xhat,
                    const float *gain, const float *rstd, double c, float *dgain, float *dbias,
                    float *dx, float *dxsum, double *acc);
