@@ -118,7 +118,9 @@ void bp_gemm_bias_f64(int M, int N, int K, const double *A, int transa, const do
                       int transb, const double *bias, double *C);
 /* Batchnorm forward of x [N,D], per column j (gain, bias [D]):
  *   training (run_mean NULL): mean_j and var_j = sum_i (x - mean_j)^2 / div from
- *   one pass (sums of x - x[0,j], in double); inference: mean = run_mean,
+ *   one pass (sums of x - x[0,j], in double; with AVX-512 and N <= 64: float
+ *   sums of x - x[0,j] then of (x - mean_j)^2, in registers, mean and rstd
+ *   finished in double); inference: mean = run_mean,
  *   var = run_var.  mean[j], rstd[j] = 1/sqrt(var_j + eps) saved;
  *   xhat = (x - mean) rstd saved; out = gain xhat + bias; act (may be NULL):
  *   tanh(out), the usual next op, in the same pass.  acc: scratch, 2*D. */
@@ -138,7 +140,8 @@ void bp_bn_fwd_f64(int N, int D, const double *x, const double *gain, const doub
  *   dxsum (may be NULL) = sum_i dx per column (the bias grad of the matmul
  *     that fed the batchnorm).  acc: scratch, 6*D.
  * The elementwise math runs in T, the column sums in double (over partial sums
- * of 2 rows in T). */
+ * of 2 rows in T; with AVX-512 and N <= 64: in float registers, 4 partial sums
+ * of rows i mod 4). */
 void bp_bn_bwd_f32(int N, int D, const float *t, const float *dt, float *dy, const float *xhat,
                    const float *gain, const float *rstd, double c, float *dgain, float *dbias,
                    float *dx, float *dxsum, double *acc);
@@ -780,6 +783,7 @@ static void bp_split_(long n, long align, int t, int nt, long *lo, long *hi) {
   /* y[d] (+)= sum_n X[n,d] for columns [d0, d1), rows in order */                   \
   static void bp_colsum_rng_##SFX(int N, int D, int d0, int d1, const T *X, T *y,    \
                                   int accumulate) {                                  \
+    if (N <= 64 && bp_colsum_vec_##SFX##_(N, D, d0, d1, X, y, accumulate)) return;   \
     if (!accumulate) memset(y + d0, 0, (size_t)(d1 - d0) * sizeof(T));               \
     for (int n = 0; n < N; n++)                                                      \
       for (int d = d0; d < d1; d++) y[d] += X[(size_t)n * D + d];                    \
@@ -962,34 +966,33 @@ static inline float bp_tanhf_(float x) {
   return copysignf(em / (em + 2), x);
 }
 /* tanh over [lo, hi): f64 and plain f32 one element at a time; f32 with
- * AVX-512 16 lanes at a time, bp_tanhf_'s steps with the division by a
- * reciprocal estimate and one Newton step (1 ulp; the division was a third of
- * the time), the last lanes under a mask */
+ * AVX-512 16 lanes at a time (bp_tanh16_: bp_tanhf_'s scheme with a
+ * half-size reduction step and a quintic in place of the Taylor octic; within
+ * 3.4 ulp of tanh on a dense sweep of [-9.5, 9.5]), the last lanes under a mask */
 #define BP_TANH_RNG_f64(lo, hi, x, y, TANH) \
   for (size_t i = lo; i < hi; i++) y[i] = TANH(x[i])
 #if defined(__AVX512F__)
 static inline __m512 bp_tanh16_(__m512 x) {
-  const __m512 c = _mm512_set1_ps(12582912.0f);
-  __m512 ax = _mm512_abs_ps(x);
-  __m512 t = _mm512_mul_ps(_mm512_set1_ps(2), _mm512_min_ps(_mm512_set1_ps(9), ax)); /* NaN stays */
-  __m512 nf = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.44269504088896341f)), c), c);
-  __m512 r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(-2.12194440e-4f),
-                              _mm512_fnmadd_ps(nf, _mm512_set1_ps(0.693359375f), t));
-  __m512 q = _mm512_fmadd_ps(r, _mm512_set1_ps(1.0f / 40320), _mm512_set1_ps(1.0f / 5040));
-  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(1.0f / 720));
-  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(1.0f / 120));
-  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(1.0f / 24));
-  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(1.0f / 6));
-  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(0.5f));
-  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(1.0f));
+  /* |x| = n ln2/2 + r (|r| <= ln2/4, ln2/2 in two parts), so 2|x| = n ln2 + 2r and
+   * e^(2|x|) - 1 = 2^n (1 + q) - 1, q = e^(2r) - 1 = r Q(r): Q is a near-minimax
+   * quintic for (e^u - 1)/u on |u| <= ln2/2 (relative error 2.3e-8 with its
+   * float coefficients), rescaled to r = u/2 (exact powers of two) */
+  __m512 ax = _mm512_min_ps(_mm512_set1_ps(9), _mm512_abs_ps(x)); /* NaN stays */
+  __m512 nf = _mm512_roundscale_ps(_mm512_mul_ps(ax, _mm512_set1_ps(2.88539008177792681f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(-1.06097220e-4f),
+                              _mm512_fnmadd_ps(nf, _mm512_set1_ps(0.3466796875f), ax));
+  __m512 q = _mm512_fmadd_ps(r, _mm512_set1_ps(0.00138888729f * 64), _mm512_set1_ps(0.00836906862f * 32));
+  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(0.0416671373f * 16));
+  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(0.166665062f * 8));
+  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(0.49999997f * 4));
+  q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(2.0f));
   q = _mm512_mul_ps(r, q);
   __m512 s = _mm512_castsi512_ps(
       _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(nf), _mm512_set1_epi32(127)), 23));
   __m512 em = _mm512_fmadd_ps(s, q, _mm512_sub_ps(s, _mm512_set1_ps(1)));
-  __m512 d = _mm512_add_ps(em, _mm512_set1_ps(2));
-  __m512 rc = _mm512_rcp14_ps(d);
-  rc = _mm512_mul_ps(rc, _mm512_fnmadd_ps(d, rc, _mm512_set1_ps(2)));
-  __m512 v = _mm512_mul_ps(em, rc);
+  /* a true division: here cheaper than a reciprocal estimate and its Newton step */
+  __m512 v = _mm512_div_ps(em, _mm512_add_ps(em, _mm512_set1_ps(2)));
   return _mm512_or_ps(v, _mm512_and_ps(x, _mm512_set1_ps(-0.0f))); /* v >= 0: the sign of x */
 }
 static inline void bp_tanh_vec_f32_(size_t lo, size_t hi, const float *x, float *y) {
@@ -1031,7 +1034,9 @@ static inline int bp_xent_vec_f32_(int N, int K, const float *logits, const int3
   __mmask16 m0 = (__mmask16)(K >= 16 ? 0xFFFF : (1u << K) - 1);
   __mmask16 m1 = (__mmask16)(K >= 32 ? 0xFFFF : K > 16 ? (1u << (K - 16)) - 1 : 0);
   const __m512 ninf = _mm512_set1_ps(-INFINITY);
-  double l = 0;
+  /* sum_n log s_n as the log of products of 64 rows (1 <= s_n <= 32: < 2^320),
+   * not a libm log per row */
+  double l = 0, prod = 1;
   for (int n = 0; n < N; n++) {
     const float *xr = logits + (size_t)n * K;
     __m512 v0 = _mm512_mask_loadu_ps(ninf, m0, xr), v1 = _mm512_mask_loadu_ps(ninf, m1, xr + 16);
@@ -1045,9 +1050,13 @@ static inline int bp_xent_vec_f32_(int N, int K, const float *logits, const int3
       _mm512_mask_storeu_ps(probs + (size_t)n * K, m0, _mm512_mul_ps(e0, inv));
       _mm512_mask_storeu_ps(probs + (size_t)n * K + 16, m1, _mm512_mul_ps(e1, inv));
     }
-    if (Y) l += log((double)s) - (double)(xr[Y[n]] - mx);
+    if (Y) {
+      l -= (double)(xr[Y[n]] - mx);
+      prod *= (double)s;
+      if (n % 64 == 63) l += log(prod), prod = 1;
+    }
   }
-  *loss = l;
+  *loss = Y ? l + log(prod) : l;
   return 1;
 }
 #else
@@ -1060,6 +1069,32 @@ static inline int bp_xent_vec_f32_(int N, int K, const float *logits, const int3
 static inline int bp_xent_vec_f64_(int N, int K, const double *logits, const int32_t *Y,
                                    double *probs, double *loss) {
   (void)N, (void)K, (void)logits, (void)Y, (void)probs, (void)loss;
+  return 0;
+}
+/* column sums of columns [d0, d1), 16 columns at a time with the sums in
+ * registers (AVX-512, f32): each column summed over the rows in order, as the
+ * scalar loop does; 0: not done here */
+#if defined(__AVX512F__)
+static inline int bp_colsum_vec_f32_(int N, int D, int d0, int d1, const float *X, float *y,
+                                     int accumulate) {
+  for (int j = d0; j < d1; j += 16) {
+    __mmask16 m = (__mmask16)(d1 - j >= 16 ? 0xFFFF : (1u << (d1 - j)) - 1);
+    __m512 a = accumulate ? _mm512_maskz_loadu_ps(m, y + j) : _mm512_setzero_ps();
+    for (int n = 0; n < N; n++) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, X + (size_t)n * D + j));
+    _mm512_mask_storeu_ps(y + j, m, a);
+  }
+  return 1;
+}
+#else
+static inline int bp_colsum_vec_f32_(int N, int D, int d0, int d1, const float *X, float *y,
+                                     int accumulate) {
+  (void)N, (void)D, (void)d0, (void)d1, (void)X, (void)y, (void)accumulate;
+  return 0;
+}
+#endif
+static inline int bp_colsum_vec_f64_(int N, int D, int d0, int d1, const double *X, double *y,
+                                     int accumulate) {
+  (void)N, (void)D, (void)d0, (void)d1, (void)X, (void)y, (void)accumulate;
   return 0;
 }
 BP_ELEMENTWISE(float, f32, bp_tanhf_, bp_expf_, sqrtf)
@@ -1167,6 +1202,213 @@ static inline int bp_bn_rows_vec_f64_(int N, long D, int w, const double *x, con
   (void)act, (void)nt;
   return 0;
 }
+/* Batchnorm over few rows (N <= BP_BN_SMALL_N, AVX-512, f32): 16 columns at a
+ * time down all the rows (N x 16 floats stay in L1), each column's sums in
+ * registers as 4 float partial sums (rows i mod 4), so no per-row round trip
+ * through double sums in memory.  Forward, training: S1 = sum (x - x[0]) gives
+ * mean = x[0] + S1/N (in double), then var = sum (x - mean)^2 / div over the
+ * same rows again (two passes, both in L1); then xhat, out = gain xhat + bias
+ * and act = tanh(out) from the same registers.  Backward: dy and its sums
+ * s1, s2, then dx and its sum.  Every column's arithmetic is the same in any
+ * lane, so any split of the columns at multiples of 16 gives the same bits.
+ * Many rows keep the row-wise passes below (walking 16-column blocks down 1024
+ * rows defeats the streaming the large case needs).  0: not done here. */
+#define BP_BN_SMALL_N 64
+#if defined(__AVX512F__)
+static inline __mmask16 bp_mask16_(int n) {
+  return (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
+}
+/* the 16 floats of v as two halves of 8 doubles */
+static inline __m512d bp_lo_pd_(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+static inline __m512d bp_hi_pd_(__m512 v) {
+  return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+static inline __m512 bp_ps_pd_(__m512d lo, __m512d hi) {
+  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1);
+}
+static inline int bp_bn_fwd_small_f32_(int N, long D, int w, const float *x, const float *ga,
+                                       const float *be, const float *run_mean,
+                                       const float *run_var, double eps, double div,
+                                       float *mean, float *rstd, float *xh, float *out,
+                                       float *act) {
+  if (N > BP_BN_SMALL_N || (double)N * D * sizeof(float) >= 8e6) return 0;
+  const __m512d ve = _mm512_set1_pd(eps), one = _mm512_set1_pd(1.0);
+  for (int j = 0; j < w; j += 16) {
+    __mmask16 m = bp_mask16_(w - j);
+    const float *xc = x + j;
+    __m512 mu, rs;
+    if (run_mean) {
+      mu = _mm512_maskz_loadu_ps(m, run_mean + j);
+      __m512 rv = _mm512_maskz_loadu_ps(m, run_var + j);
+      rs = bp_ps_pd_(_mm512_div_pd(one, _mm512_sqrt_pd(_mm512_add_pd(bp_lo_pd_(rv), ve))),
+                     _mm512_div_pd(one, _mm512_sqrt_pd(_mm512_add_pd(bp_hi_pd_(rv), ve))));
+    } else {
+      __m512 k = _mm512_maskz_loadu_ps(m, xc);
+      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      int i = 0;
+      for (; i + 4 <= N; i += 4) {
+        const float *r = xc + (size_t)i * D;
+        a0 = _mm512_add_ps(a0, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r), k));
+        a1 = _mm512_add_ps(a1, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r + D), k));
+        a2 = _mm512_add_ps(a2, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r + 2 * D), k));
+        a3 = _mm512_add_ps(a3, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r + 3 * D), k));
+      }
+      for (; i < N; i++) a0 = _mm512_add_ps(a0, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, xc + (size_t)i * D), k));
+      __m512 s1 = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+      __m512d vn = _mm512_set1_pd((double)N);
+      mu = bp_ps_pd_(_mm512_add_pd(bp_lo_pd_(k), _mm512_div_pd(bp_lo_pd_(s1), vn)),
+                     _mm512_add_pd(bp_hi_pd_(k), _mm512_div_pd(bp_hi_pd_(s1), vn)));
+      a0 = a1 = a2 = a3 = _mm512_setzero_ps();
+      for (i = 0; i + 4 <= N; i += 4) {
+        const float *r = xc + (size_t)i * D;
+        __m512 e0 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r), mu);
+        __m512 e1 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r + D), mu);
+        __m512 e2 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r + 2 * D), mu);
+        __m512 e3 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, r + 3 * D), mu);
+        a0 = _mm512_fmadd_ps(e0, e0, a0), a1 = _mm512_fmadd_ps(e1, e1, a1);
+        a2 = _mm512_fmadd_ps(e2, e2, a2), a3 = _mm512_fmadd_ps(e3, e3, a3);
+      }
+      for (; i < N; i++) {
+        __m512 e = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, xc + (size_t)i * D), mu);
+        a0 = _mm512_fmadd_ps(e, e, a0);
+      }
+      __m512 s2 = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+      __m512d vd = _mm512_set1_pd(div);
+      rs = bp_ps_pd_(_mm512_div_pd(one, _mm512_sqrt_pd(_mm512_add_pd(_mm512_div_pd(bp_lo_pd_(s2), vd), ve))),
+                     _mm512_div_pd(one, _mm512_sqrt_pd(_mm512_add_pd(_mm512_div_pd(bp_hi_pd_(s2), vd), ve))));
+    }
+    _mm512_mask_storeu_ps(mean + j, m, mu);
+    _mm512_mask_storeu_ps(rstd + j, m, rs);
+  }
+  /* then the rows (the statistics' chains of sums, divisions and square roots of
+   * one block overlap the next block's in the loop above) */
+  for (int j = 0; j < w; j += 16) {
+    __mmask16 m = bp_mask16_(w - j);
+    __m512 mu = _mm512_maskz_loadu_ps(m, mean + j), rs = _mm512_maskz_loadu_ps(m, rstd + j);
+    __m512 g = _mm512_maskz_loadu_ps(m, ga + j), b = _mm512_maskz_loadu_ps(m, be + j);
+    int i = 0;
+    if (act) /* 2 rows at a time: two tanh chains in flight */
+      for (; i + 2 <= N; i += 2) {
+        size_t o = (size_t)i * D + j;
+        __m512 v0 = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + o), mu), rs);
+        __m512 v1 = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + o + D), mu), rs);
+        __m512 y0 = _mm512_fmadd_ps(g, v0, b), y1 = _mm512_fmadd_ps(g, v1, b);
+        _mm512_mask_storeu_ps(xh + o, m, v0);
+        _mm512_mask_storeu_ps(xh + o + D, m, v1);
+        _mm512_mask_storeu_ps(out + o, m, y0);
+        _mm512_mask_storeu_ps(out + o + D, m, y1);
+        __m512 t0 = bp_tanh16_(y0), t1 = bp_tanh16_(y1);
+        _mm512_mask_storeu_ps(act + o, m, t0);
+        _mm512_mask_storeu_ps(act + o + D, m, t1);
+      }
+    for (; i < N; i++) {
+      size_t o = (size_t)i * D + j;
+      __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + o), mu), rs);
+      __m512 y = _mm512_fmadd_ps(g, v, b);
+      _mm512_mask_storeu_ps(xh + o, m, v);
+      _mm512_mask_storeu_ps(out + o, m, y);
+      if (act) _mm512_mask_storeu_ps(act + o, m, bp_tanh16_(y));
+    }
+  }
+  return 1;
+}
+static inline int bp_bn_bwd_small_f32_(int N, long D, int w, const float *t, const float *dt,
+                                       float *dy, const float *xh, const float *ga,
+                                       const float *rst, double c, float *dgain, float *dbias,
+                                       float *dx, float *dxsum) {
+  if (N > BP_BN_SMALL_N) return 0;
+  const __m512 one = _mm512_set1_ps(1);
+  const __m512d vn = _mm512_set1_pd((double)N), vc = _mm512_set1_pd(c);
+  for (int j = 0; j < w; j += 16) {
+    __mmask16 m = bp_mask16_(w - j);
+    __m512 a[4], b[4];
+    for (int q = 0; q < 4; q++) a[q] = b[q] = _mm512_setzero_ps();
+    int i = 0;
+    /* dy = (1 - t^2) dt, s1 = sum dy, s2 = sum dy xhat */
+#define BP_BN_DY_ROW(q, r)                                                                 \
+    do {                                                                                   \
+      size_t o_ = (size_t)(r) * D + j;                                                     \
+      __m512 d_;                                                                           \
+      if (t) {                                                                             \
+        __m512 t_ = _mm512_maskz_loadu_ps(m, t + o_);                                      \
+        d_ = _mm512_mul_ps(_mm512_fnmadd_ps(t_, t_, one), _mm512_maskz_loadu_ps(m, dt + o_)); \
+        _mm512_mask_storeu_ps(dy + o_, m, d_);                                             \
+      } else d_ = _mm512_maskz_loadu_ps(m, dy + o_);                                       \
+      a[q] = _mm512_add_ps(a[q], d_);                                                      \
+      b[q] = _mm512_fmadd_ps(d_, _mm512_maskz_loadu_ps(m, xh + o_), b[q]);                 \
+    } while (0)
+    for (; i + 4 <= N; i += 4) {
+      BP_BN_DY_ROW(0, i); BP_BN_DY_ROW(1, i + 1); BP_BN_DY_ROW(2, i + 2); BP_BN_DY_ROW(3, i + 3);
+    }
+    for (; i < N; i++) BP_BN_DY_ROW(0, i);
+#undef BP_BN_DY_ROW
+    __m512 s1 = _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
+    __m512 s2 = _mm512_add_ps(_mm512_add_ps(b[0], b[1]), _mm512_add_ps(b[2], b[3]));
+    if (dbias) _mm512_mask_storeu_ps(dbias + j, m, s1);
+    if (dgain) _mm512_mask_storeu_ps(dgain + j, m, s2);
+    /* dx = k (N dy - s1 - c xhat s2), k = gain rstd / N: ka dy - kb - kc xhat */
+    __m512 g = _mm512_maskz_loadu_ps(m, ga + j), rv = _mm512_maskz_loadu_ps(m, rst + j);
+    __m512d kl = _mm512_div_pd(_mm512_mul_pd(bp_lo_pd_(g), bp_lo_pd_(rv)), vn);
+    __m512d kh = _mm512_div_pd(_mm512_mul_pd(bp_hi_pd_(g), bp_hi_pd_(rv)), vn);
+    __m512 ka = bp_ps_pd_(_mm512_mul_pd(kl, vn), _mm512_mul_pd(kh, vn));
+    __m512 kb = bp_ps_pd_(_mm512_mul_pd(bp_lo_pd_(s1), kl), _mm512_mul_pd(bp_hi_pd_(s1), kh));
+    __m512 kc = bp_ps_pd_(_mm512_mul_pd(_mm512_mul_pd(bp_lo_pd_(s2), kl), vc),
+                          _mm512_mul_pd(_mm512_mul_pd(bp_hi_pd_(s2), kh), vc));
+    for (int q = 0; q < 4; q++) a[q] = _mm512_setzero_ps();
+#define BP_BN_DX_ROW(q, r)                                                                 \
+    do {                                                                                   \
+      size_t o_ = (size_t)(r) * D + j;                                                     \
+      __m512 v_ = _mm512_fmsub_ps(ka, _mm512_maskz_loadu_ps(m, dy + o_), kb);              \
+      v_ = _mm512_fnmadd_ps(kc, _mm512_maskz_loadu_ps(m, xh + o_), v_);                     \
+      _mm512_mask_storeu_ps(dx + o_, m, v_);                                               \
+      a[q] = _mm512_add_ps(a[q], v_);                                                      \
+    } while (0)
+    for (i = 0; i + 4 <= N; i += 4) {
+      BP_BN_DX_ROW(0, i); BP_BN_DX_ROW(1, i + 1); BP_BN_DX_ROW(2, i + 2); BP_BN_DX_ROW(3, i + 3);
+    }
+    for (; i < N; i++) BP_BN_DX_ROW(0, i);
+#undef BP_BN_DX_ROW
+    if (dxsum)
+      _mm512_mask_storeu_ps(dxsum + j, m, _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
+  }
+  return 1;
+}
+#else
+static inline int bp_bn_fwd_small_f32_(int N, long D, int w, const float *x, const float *ga,
+                                       const float *be, const float *run_mean,
+                                       const float *run_var, double eps, double div,
+                                       float *mean, float *rstd, float *xh, float *out,
+                                       float *act) {
+  (void)N, (void)D, (void)w, (void)x, (void)ga, (void)be, (void)run_mean, (void)run_var;
+  (void)eps, (void)div, (void)mean, (void)rstd, (void)xh, (void)out, (void)act;
+  return 0;
+}
+static inline int bp_bn_bwd_small_f32_(int N, long D, int w, const float *t, const float *dt,
+                                       float *dy, const float *xh, const float *ga,
+                                       const float *rst, double c, float *dgain, float *dbias,
+                                       float *dx, float *dxsum) {
+  (void)N, (void)D, (void)w, (void)t, (void)dt, (void)dy, (void)xh, (void)ga, (void)rst, (void)c;
+  (void)dgain, (void)dbias, (void)dx, (void)dxsum;
+  return 0;
+}
+#endif
+static inline int bp_bn_fwd_small_f64_(int N, long D, int w, const double *x, const double *ga,
+                                       const double *be, const double *run_mean,
+                                       const double *run_var, double eps, double div,
+                                       double *mean, double *rstd, double *xh, double *out,
+                                       double *act) {
+  (void)N, (void)D, (void)w, (void)x, (void)ga, (void)be, (void)run_mean, (void)run_var;
+  (void)eps, (void)div, (void)mean, (void)rstd, (void)xh, (void)out, (void)act;
+  return 0;
+}
+static inline int bp_bn_bwd_small_f64_(int N, long D, int w, const double *t, const double *dt,
+                                       double *dy, const double *xh, const double *ga,
+                                       const double *rst, double c, double *dgain, double *dbias,
+                                       double *dx, double *dxsum) {
+  (void)N, (void)D, (void)w, (void)t, (void)dt, (void)dy, (void)xh, (void)ga, (void)rst, (void)c;
+  (void)dgain, (void)dbias, (void)dx, (void)dxsum;
+  return 0;
+}
 /* ---- fused passes: bias add into the product, batchnorm forward and backward ---- */
 #define BP_FUSED(T, SFX, TANH)                                                           \
   BP_KERNEL void bp_gemm_bias_##SFX(int M, int N, int K, const T *A, int transa,         \
@@ -1210,6 +1452,12 @@ static inline int bp_bn_rows_vec_f64_(int N, long D, int w, const double *x, con
     const int N = p->N, D = p->D, w = j1 - j0;                                           \
     double *s1 = p->acc + j0, *s2 = p->acc + D + j0;                                     \
     T *mean = p->mean + j0, *rstd = p->rstd + j0;                                        \
+    if (bp_bn_fwd_small_##SFX##_(N, D, w, p->x + j0, p->gain + j0, p->bias + j0,          \
+                                 p->run_mean ? p->run_mean + j0 : NULL,                   \
+                                 p->run_var ? p->run_var + j0 : NULL, p->eps, p->div,     \
+                                 mean, rstd, p->xhat + j0, p->out + j0,                   \
+                                 p->act ? p->act + j0 : NULL))                            \
+      return;                                                                            \
     if (p->run_mean) {                                                                   \
       for (int j = 0; j < w; j++) {                                                      \
         mean[j] = p->run_mean[j0 + j];                                                   \
@@ -1306,6 +1554,12 @@ static inline int bp_bn_rows_vec_f64_(int N, long D, int w, const double *x, con
   static void bp_bn_bwd_cols_##SFX(const BpBnB_##SFX *p, int j0, int j1) {               \
     const int N = p->N, D = p->D, w = j1 - j0;                                           \
     double *s1 = p->acc + j0, *s2 = p->acc + D + j0, *sx = p->acc + 2 * (size_t)D + j0;  \
+    if (bp_bn_bwd_small_##SFX##_(N, D, w, p->t ? p->t + j0 : NULL, p->dt ? p->dt + j0 : NULL,\
+                                 p->dy + j0, p->xhat + j0, p->gain + j0, p->rstd + j0,    \
+                                 p->c, p->dgain ? p->dgain + j0 : NULL,                   \
+                                 p->dbias ? p->dbias + j0 : NULL, p->dx + j0,             \
+                                 p->dxsum ? p->dxsum + j0 : NULL))                        \
+      return;                                                                            \
     /* the per-column coefficients of dx, in T (so the dx pass runs in T) */             \
     T *ka = (T *)(p->acc + 3 * (size_t)D) + j0;                                          \
     T *kb = (T *)(p->acc + 4 * (size_t)D) + j0;                                          \
