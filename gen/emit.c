@@ -1258,7 +1258,7 @@ static void plan_fusion(Emit *e) {
  * bp_bnlayer_fwd call for the forward and one bp_bnlayer_bwd call for the
  * backward, where the node-by-node step makes eight passes over [N, D] arrays
  * in each direction.  Batchnorm works per column, so a block of columns is
- * made, normalised and used while in cache; only x̂ and h reach memory.  The
+ * made, normalised and used while in cache; only x̂ reaches memory.  The
  * named tensors of the layer (z, y, h and their grads) are still written unless
  * the caller set the state's lean flag (set_lean): a trainer wants the params'
  * grads only.  Small layers (N·D below BP_LAYER_MIN) stay node by node: the
@@ -1429,8 +1429,8 @@ static void emit_layer(Emit *e, Layer *ly, bool backward) {
     head(e, ly->dA, "%s · %sᵀ", lab(e, gr->x), lab(e, W1));
   L(e, "/* the layer's backward, %d columns at a time (%s, %s, %s written unless s->lean) */", ly->dc,
     lab(e, ly->dt), lab(e, gr->tanh), lab(e, gr->x));
-  L(e, "bp_bnlayer_bwd_%s(%ld, %ld, %ld, %ld, %d, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);",
-    sfx, ly->N, ly->K, ly->D, ly->V, ly->dc, ly->groups, V(e, A), V(e, W1), V(e, gain), saved(e, bn, "rstd"),
+  L(e, "bp_bnlayer_bwd_%s(%ld, %ld, %ld, %ld, %d, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);",
+    sfx, ly->N, ly->K, ly->D, ly->V, ly->dc, ly->groups, V(e, A), V(e, W1), V(e, gain), V(e, bias), saved(e, bn, "rstd"),
     dlit(c), V(e, W2), V(e, ly->dout), opt_v(e, ly->dA), V(e, ly->dW1), opt_v(e, gr->xsum), opt_v(e, gr->gain),
     opt_v(e, gr->bias), V(e, ly->dW2), observed(e, ly->dt), observed(e, gr->tanh), observed(e, gr->x), ly->ws);
 }
@@ -1547,7 +1547,7 @@ static void layout(Emit *e) {
       continue;
     Shape ws = vec_shape((long)BP_BNLAYER_WS(ly->N, ly->K, ly->D, ly->V, ly->dc, ly->groups));
     ly->ws = arena_printf("s->%s", add_field(e, arena_printf("%s_ws", e->save[ly->bn->id]), NULL, -1, 0, &ws,
-                                              ly->bn->line, "the layer's blocked x̂ and h, and block scratch"));
+                                              ly->bn->line, "the layer's blocked x̂, and block scratch"));
   }
 }
 

@@ -54,9 +54,9 @@
 /* ---- the interface ---------------------------------------------------------- */
 /* workspace of bp_bnlayer_fwd/bwd (below), in elements of the float type */
 #define BP_BNLAYER_GROUP(N, K, V, dc) \
-  (3 * (size_t)(N) * (dc) + 2 * (size_t)(K) * (dc) + (size_t)(N) * ((V) + (K)) + 12 * (size_t)(dc) + 128)
+  (4 * (size_t)(N) * (dc) + 2 * (size_t)(K) * (dc) + (size_t)(N) * ((V) + (K)) + 12 * (size_t)(dc) + 128)
 #define BP_BNLAYER_WS(N, K, D, V, dc, groups) \
-  (2 * (size_t)(N) * (D) + 64 + (size_t)(groups) * (BP_BNLAYER_GROUP(N, K, V, dc) + 16))
+  ((size_t)(N) * (D) + 64 + (size_t)(groups) * (BP_BNLAYER_GROUP(N, K, V, dc) + 16))
 #ifdef BP_KERNELS_DECLARE_ONLY
 /* C[M,N] (+)= op(A) . op(B).  op(A) = transa ? A^T : A is [M,K] (A is stored
  * [M,K], or [K,M] when transa); op(B) = transb ? B^T : B is [K,N] (B stored
@@ -152,9 +152,10 @@ void bp_bn_bwd_f64(int N, int D, const double *t, const double *dt, double *dy,
  *   z = A.W1 + b1;  y = batchnorm(z, gain, bias);  h = tanh(y);  out = h.W2 + b2
  * with A [N,K], W1 [K,D], W2 [D,V].  Batchnorm's statistics are per column, so
  * a block of dc columns of z needs nothing outside it: z, y, h of a block are
- * made and used in cache, and only x̂ and h go to memory, into ws (blocked: the
- * block at column j0, width w, is [N,w] at ws + j0*N for x̂ and ws + N*D + j0*N
- * for h), for the backward.  The products over the blocks (out here, dA in the
+ * made and used in cache, and only x̂ goes to memory, into ws (blocked: the
+ * block at column j0, width w, is [N,w] at ws + j0*N), for the backward, which
+ * makes h = tanh(gain x̂ + bias) again (the same operations, so the same bits)
+ * rather than read it.  The products over the blocks (out here, dA in the
  * backward) are summed per group of blocks (groups: fixed by the caller, not by
  * the thread count), then the groups' sums in order: the same bits for any
  * number of threads.  b1, b2 may be NULL; z, y, h (the [N,D] tensors in rows)
@@ -175,12 +176,14 @@ void bp_bnlayer_fwd_f64(int N, int K, int D, int V, int dc, int groups, const do
  * dgain, dbias may be NULL (not wanted); dh, dy, dz [N,D] written only when not
  * NULL.  db2 is not here (a column sum of dout). */
 void bp_bnlayer_bwd_f32(int N, int K, int D, int V, int dc, int groups, const float *A,
-                        const float *W1, const float *gain, const float *rstd, double c,
+                        const float *W1, const float *gain, const float *bias,
+                        const float *rstd, double c,
                         const float *W2, const float *dout, float *dA, float *dW1, float *db1,
                         float *dgain, float *dbias, float *dW2, float *dh, float *dy, float *dz,
                         float *ws);
 void bp_bnlayer_bwd_f64(int N, int K, int D, int V, int dc, int groups, const double *A,
-                        const double *W1, const double *gain, const double *rstd, double c,
+                        const double *W1, const double *gain, const double *bias,
+                        const double *rstd, double c,
                         const double *W2, const double *dout, double *dA, double *dW1,
                         double *db1, double *dgain, double *dbias, double *dW2, double *dh,
                         double *dy, double *dz, double *ws);
@@ -1683,9 +1686,9 @@ static int bp_blk_bn_fwd_f32_(int N, int w, long ld, const float *z, const float
     ga[v] = _mm512_maskz_loadu_ps(m[v], gain + 16 * v);
     be[v] = _mm512_maskz_loadu_ps(m[v], bias + 16 * v);
   }
-  /* x̂ and h are read again only in the backward, long after: streaming stores
-   * (no read for ownership) where rows are whole aligned vectors; hc (may be
-   * NULL): a copy of h in cache, for what reads it next */
+  /* x̂ and h (may be NULL) are read again only in the backward, long after:
+   * streaming stores (no read for ownership) where rows are whole aligned
+   * vectors; hc (may be NULL): h in cache, for what reads it next */
   int st = w % 16 == 0 && ld % 16 == 0 && (uintptr_t)xh % 64 == 0 && (uintptr_t)h % 64 == 0;
   for (int i = 0; i < N; i++) {
     size_t o = (size_t)i * ld;
@@ -1697,10 +1700,10 @@ static int bp_blk_bn_fwd_f32_(int N, int w, long ld, const float *z, const float
         __m512 th = bp_tanh16_(t);
         if (st) {
           _mm512_stream_ps(xh + o + 16 * v, x);
-          _mm512_stream_ps(h + o + 16 * v, th);
+          if (h) _mm512_stream_ps(h + o + 16 * v, th);
         } else {
           _mm512_mask_storeu_ps(xh + o + 16 * v, m[v], x);
-          _mm512_mask_storeu_ps(h + o + 16 * v, m[v], th);
+          if (h) _mm512_mask_storeu_ps(h + o + 16 * v, m[v], th);
         }
         if (hc) _mm512_mask_storeu_ps(hc + o + 16 * v, m[v], th);
       }
@@ -1708,10 +1711,11 @@ static int bp_blk_bn_fwd_f32_(int N, int w, long ld, const float *z, const float
   if (st) _mm_sfence();
   return 1;
 }
-static int bp_blk_bn_bwd_f32_(int N, int w, long ld, const float *h, const float *dh, const float *xh,
-                              const float *gain, const float *rstd, double c, float *dgain,
-                              float *dbias, float *dy, float *dz, float *db1) {
+static int bp_blk_bn_bwd_f32_(int N, int w, long ld, float *h, const float *dh, const float *xh,
+                              const float *gain, const float *beta, const float *rstd, double c,
+                              float *dgain, float *dbias, float *dy, float *dz, float *db1) {
   if (w > 64 || N < 1) return 0;
+  __m512 ga[4], be[4];
   __m512 f1[4], f2[4];
   __m512d a1[8], a2[8];
   __mmask16 m[4];
@@ -1720,6 +1724,8 @@ static int bp_blk_bn_bwd_f32_(int N, int w, long ld, const float *h, const float
     m[v] = BP_BLK_MASK(w, v);
     f1[v] = f2[v] = _mm512_setzero_ps();
     a1[2 * v] = a1[2 * v + 1] = a2[2 * v] = a2[2 * v + 1] = _mm512_setzero_pd();
+    ga[v] = _mm512_maskz_loadu_ps(m[v], gain + 16 * v);
+    be[v] = _mm512_maskz_loadu_ps(m[v], beta + 16 * v);
   }
 #define BP_BLK_DY(o, v)                                                                   \
   _mm512_mul_ps(_mm512_fnmadd_ps(_mm512_maskz_loadu_ps(m[v], h + (o) + 16 * (v)),         \
@@ -1728,11 +1734,14 @@ static int bp_blk_bn_bwd_f32_(int N, int w, long ld, const float *h, const float
   for (int i = 0; i < N; i++) {
     size_t o = (size_t)i * ld;
     for (int v = 0; v < 4; v++)
-      if (m[v]) {
-        __m512 d = BP_BLK_DY(o, v);
+      if (m[v]) { /* h again from x̂, as the forward made it (the same operations) */
+        __m512 x = _mm512_maskz_loadu_ps(m[v], xh + o + 16 * v);
+        __m512 t = bp_tanh16_(_mm512_fmadd_ps(ga[v], x, be[v]));
+        _mm512_mask_storeu_ps(h + o + 16 * v, m[v], t);
+        __m512 d = _mm512_mul_ps(_mm512_fnmadd_ps(t, t, one), _mm512_maskz_loadu_ps(m[v], dh + o + 16 * v));
         if (dy) _mm512_mask_storeu_ps(dy + o + 16 * v, m[v], d);
         f1[v] = _mm512_add_ps(f1[v], d);
-        f2[v] = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(m[v], xh + o + 16 * v), f2[v]);
+        f2[v] = _mm512_fmadd_ps(d, x, f2[v]);
       }
     if ((i & 7) == 7 || i == N - 1)
       for (int v = 0; v < 4; v++)
@@ -1796,10 +1805,10 @@ static int bp_blk_bn_fwd_f32_(int N, int w, long ld, const float *z, const float
   (void)xh, (void)y, (void)h, (void)hc;
   return 0;
 }
-static int bp_blk_bn_bwd_f32_(int N, int w, long ld, const float *h, const float *dh, const float *xh,
-                              const float *gain, const float *rstd, double c, float *dgain,
-                              float *dbias, float *dy, float *dz, float *db1) {
-  (void)N, (void)w, (void)ld, (void)h, (void)dh, (void)xh, (void)gain, (void)rstd, (void)c, (void)dgain;
+static int bp_blk_bn_bwd_f32_(int N, int w, long ld, float *h, const float *dh, const float *xh,
+                              const float *gain, const float *beta, const float *rstd, double c,
+                              float *dgain, float *dbias, float *dy, float *dz, float *db1) {
+  (void)N, (void)w, (void)ld, (void)h, (void)dh, (void)xh, (void)gain, (void)beta, (void)rstd, (void)c, (void)dgain;
   (void)dbias, (void)dy, (void)dz, (void)db1;
   return 0;
 }
@@ -1811,28 +1820,28 @@ static int bp_blk_bn_fwd_f64_(int N, int w, long ld, const double *z, const doub
   (void)xh, (void)y, (void)h, (void)hc;
   return 0;
 }
-static int bp_blk_bn_bwd_f64_(int N, int w, long ld, const double *h, const double *dh, const double *xh,
-                              const double *gain, const double *rstd, double c, double *dgain,
-                              double *dbias, double *dy, double *dz, double *db1) {
-  (void)N, (void)w, (void)ld, (void)h, (void)dh, (void)xh, (void)gain, (void)rstd, (void)c, (void)dgain;
+static int bp_blk_bn_bwd_f64_(int N, int w, long ld, double *h, const double *dh, const double *xh,
+                              const double *gain, const double *beta, const double *rstd, double c,
+                              double *dgain, double *dbias, double *dy, double *dz, double *db1) {
+  (void)N, (void)w, (void)ld, (void)h, (void)dh, (void)xh, (void)gain, (void)beta, (void)rstd, (void)c, (void)dgain;
   (void)dbias, (void)dy, (void)dz, (void)db1;
   return 0;
 }
 /* ---- a batchnorm layer between two linear maps, by column blocks ---------------- *
  * (bp_bnlayer_fwd/bwd above.)  Per group: scratch carved from ws after the
- * blocked x̂ and h, each piece 64-byte aligned. */
+ * blocked x̂, each piece 64-byte aligned. */
 #define BP_LAYER(T, SFX)                                                                 \
   typedef struct {                                                                       \
     int N, K, D, V, dc, groups;                                                          \
     const T *A, *W1, *b1, *gain, *bias, *W2, *b2, *dout;                                 \
     double eps, div, c;                                                                  \
-    T *mean, *rstd, *z, *y, *h, *ws, *dout_w; /* dout_w: forward's out */                                                     \
+    T *mean, *rstd, *z, *y, *h, *ws, *out;                                               \
     const T *rstd_in;                                                                    \
     T *dA, *dW1, *db1, *dgain, *dbias, *dW2, *dh, *dy, *dz;                              \
   } BpLayer_##SFX;                                                                       \
   typedef struct {                                                                       \
-    T *xh, *hb;           /* the layer's blocked x̂ and h (all blocks) */                 \
-    T *z, *y, *x;         /* [N,dc] each: z/dh, y/dy, dz */                              \
+    T *xh;                /* the layer's blocked x̂ (all blocks) */                       \
+    T *z, *y, *x, *h;     /* [N,dc] each: z/dh, y/dy, dz, h */                           \
     T *wb, *dwb;          /* [K,dc]: W1's columns of the block, their gradient */        \
     T *p, *q;             /* the group's partial out [N,V] and dA [N,K] */               \
     double *acc;          /* 6 dc */                                                     \
@@ -1847,10 +1856,9 @@ static int bp_blk_bn_bwd_f64_(int N, int w, long ld, const double *h, const doub
     size_t N = (size_t)L->N, dc = (size_t)L->dc;                                         \
     T *p = (T *)(((uintptr_t)L->ws + 63) & ~(uintptr_t)63);                              \
     w.xh = bp_carve_##SFX(&p, N * L->D);                                                 \
-    w.hb = bp_carve_##SFX(&p, N * L->D);                                                 \
-    p += (size_t)g * ((BP_BNLAYER_GROUP(L->N, L->K, L->V, L->dc) + 15) / 16 * 16);                   \
+    p += (size_t)g * ((BP_BNLAYER_GROUP(L->N, L->K, L->V, L->dc) + 15) / 16 * 16);       \
     w.z = bp_carve_##SFX(&p, N * dc), w.y = bp_carve_##SFX(&p, N * dc);                  \
-    w.x = bp_carve_##SFX(&p, N * dc);                                                    \
+    w.x = bp_carve_##SFX(&p, N * dc), w.h = bp_carve_##SFX(&p, N * dc);                  \
     w.wb = bp_carve_##SFX(&p, (size_t)L->K * dc), w.dwb = bp_carve_##SFX(&p, (size_t)L->K * dc);\
     w.p = bp_carve_##SFX(&p, N * L->V), w.q = bp_carve_##SFX(&p, N * L->K);              \
     w.acc = (double *)(void *)p;                                                         \
@@ -1865,6 +1873,14 @@ static int bp_blk_bn_bwd_f64_(int N, int w, long ld, const double *h, const doub
     for (int i = 0; i < N; i++)                                                          \
       memcpy(dst + (size_t)i * w, src + (size_t)i * D + j0, (size_t)w * sizeof(T));      \
   }                                                                                      \
+  /* h = tanh(gain x̂ + bias) of a block (where the few-column kernels do not run) */    \
+  static void bp_layer_h_##SFX(int N, int w, const T *xh, const T *ga, const T *be, T *h) {\
+    for (int i = 0; i < N; i++)                                                          \
+      for (int j = 0; j < w; j++)                                                        \
+        h[(size_t)i * w + j] = ga[j] * xh[(size_t)i * w + j] + be[j];                    \
+    bp_tanh_rng_##SFX(0, (size_t)N * w, h, h);                                           \
+  }                                                                                      \
+  /* blocks of group g: z, batchnorm (x̂ to memory, h in cache), out += h.W2 */          \
   static void bp_layer_fwd_group_##SFX(const BpLayer_##SFX *L, int g) {                  \
     const int N = L->N, K = L->K, D = L->D, V = L->V, nb = (D + L->dc - 1) / L->dc;      \
     BpLayerWs_##SFX w = bp_layer_ws_##SFX(L, g);                                         \
@@ -1872,7 +1888,8 @@ static int bp_blk_bn_bwd_f64_(int N, int w, long ld, const double *h, const doub
     T *out = L->groups == 1 ? NULL : w.p; /* one group: straight into out */             \
     for (int b = b0; b < b1; b++) {                                                      \
       int j0 = b * L->dc, wd = D - j0 < L->dc ? D - j0 : L->dc;                          \
-      T *xh = w.xh + (size_t)j0 * N, *hb = w.hb + (size_t)j0 * N;                        \
+      T *xh = w.xh + (size_t)j0 * N;                                                     \
+      const T *w2 = L->W2 + (size_t)j0 * V;                                              \
       bp_get_cols_##SFX(K, wd, L->W1, D, j0, w.wb);                                      \
       if (L->b1) bp_gemm_bias_##SFX(N, wd, K, L->A, 0, w.wb, 0, L->b1 + j0, w.z);        \
       else bp_gemm_##SFX(N, wd, K, L->A, 0, w.wb, 0, w.z, 0);                            \
@@ -1880,23 +1897,24 @@ static int bp_blk_bn_bwd_f64_(int N, int w, long ld, const double *h, const doub
       for (int c = 0; c < wd && ok; c += 64)                                             \
         ok = bp_blk_bn_fwd_##SFX##_(N, wd - c < 64 ? wd - c : 64, wd, w.z + c, L->gain + j0 + c,\
                                     L->bias + j0 + c, L->eps, L->div, L->mean + j0 + c,  \
-                                    L->rstd + j0 + c, xh + c, L->y ? w.y + c : NULL, hb + c, \
-                                    w.x + c);                                            \
+                                    L->rstd + j0 + c, xh + c, L->y ? w.y + c : NULL, NULL, \
+                                    w.h + c);                                            \
       if (!ok) {                                                                         \
         BpBnF_##SFX f = {N, wd, w.z, L->gain + j0, L->bias + j0, NULL, NULL, L->eps, L->div,\
-                         L->mean + j0, L->rstd + j0, xh, w.y, hb, w.acc};                \
+                         L->mean + j0, L->rstd + j0, xh, w.y, NULL, w.acc};              \
         bp_bn_fwd_cols_##SFX(&f, 0, wd);                                                 \
+        bp_layer_h_##SFX(N, wd, xh, L->gain + j0, L->bias + j0, w.h);                    \
       }                                                                                  \
-      const T *hc = ok ? w.x : hb; /* h of the block, in cache */                        \
-      if (out) bp_gemm_##SFX(N, V, wd, hc, 0, L->W2 + (size_t)j0 * V, 0, out, b > b0);   \
-      else if (b == b0 && L->b2)                                                         \
-        bp_gemm_bias_##SFX(N, V, wd, hc, 0, L->W2 + (size_t)j0 * V, 0, L->b2, L->dout_w); \
-      else bp_gemm_##SFX(N, V, wd, hc, 0, L->W2 + (size_t)j0 * V, 0, L->dout_w, b > b0); \
+      if (out) bp_gemm_##SFX(N, V, wd, w.h, 0, w2, 0, out, b > b0);                      \
+      else if (b == b0 && L->b2) bp_gemm_bias_##SFX(N, V, wd, w.h, 0, w2, 0, L->b2, L->out); \
+      else bp_gemm_##SFX(N, V, wd, w.h, 0, w2, 0, L->out, b > b0);                       \
       if (L->z) bp_put_cols_##SFX(N, wd, w.z, D, j0, L->z);                              \
       if (L->y) bp_put_cols_##SFX(N, wd, w.y, D, j0, L->y);                              \
-      if (L->h) bp_put_cols_##SFX(N, wd, hc, D, j0, L->h);                               \
+      if (L->h) bp_put_cols_##SFX(N, wd, w.h, D, j0, L->h);                              \
     }                                                                                    \
   }                                                                                      \
+  /* blocks of group g: dh, h again from x̂ and the batchnorm backward, dW2, dW1,        \
+   * dA += dz.W1ᵀ */                                                                     \
   static void bp_layer_bwd_group_##SFX(const BpLayer_##SFX *L, int g) {                  \
     const int N = L->N, K = L->K, D = L->D, V = L->V, nb = (D + L->dc - 1) / L->dc;      \
     BpLayerWs_##SFX w = bp_layer_ws_##SFX(L, g);                                         \
@@ -1904,23 +1922,23 @@ static int bp_blk_bn_bwd_f64_(int N, int w, long ld, const double *h, const doub
     T *dA = L->groups == 1 ? L->dA : L->dA ? w.q : NULL;                                 \
     for (int b = b0; b < b1; b++) {                                                      \
       int j0 = b * L->dc, wd = D - j0 < L->dc ? D - j0 : L->dc;                          \
-      const T *xh = w.xh + (size_t)j0 * N, *hb = w.hb + (size_t)j0 * N;                  \
-      const T *w2 = L->W2 + (size_t)j0 * V;                                              \
-      bp_gemm_##SFX(N, wd, V, L->dout, 0, w2, 1, w.z, 0);          /* dh */             \
-      bp_gemm_##SFX(wd, V, N, hb, 1, L->dout, 0, L->dW2 + (size_t)j0 * V, 0);            \
+      const T *xh = w.xh + (size_t)j0 * N, *w2 = L->W2 + (size_t)j0 * V;                 \
       T *dg = L->dgain ? L->dgain + j0 : NULL, *dbb = L->dbias ? L->dbias + j0 : NULL;   \
       T *db1 = L->db1 ? L->db1 + j0 : NULL;                                              \
+      bp_gemm_##SFX(N, wd, V, L->dout, 0, w2, 1, w.z, 0); /* dh */                       \
       int ok = 1;                                                                        \
       for (int c = 0; c < wd && ok; c += 64)                                             \
-        ok = bp_blk_bn_bwd_##SFX##_(N, wd - c < 64 ? wd - c : 64, wd, hb + c, w.z + c, xh + c,\
-                                    L->gain + j0 + c, L->rstd_in + j0 + c, L->c,         \
-                                    dg ? dg + c : NULL, dbb ? dbb + c : NULL,            \
+        ok = bp_blk_bn_bwd_##SFX##_(N, wd - c < 64 ? wd - c : 64, wd, w.h + c, w.z + c, xh + c,\
+                                    L->gain + j0 + c, L->bias + j0 + c, L->rstd_in + j0 + c, \
+                                    L->c, dg ? dg + c : NULL, dbb ? dbb + c : NULL,      \
                                     L->dy ? w.y + c : NULL, w.x + c, db1 ? db1 + c : NULL);\
       if (!ok) {                                                                         \
-        BpBnB_##SFX f = {N, wd, hb, w.z, w.y, xh, L->gain + j0, L->rstd_in + j0, L->c,   \
+        bp_layer_h_##SFX(N, wd, xh, L->gain + j0, L->bias + j0, w.h);                    \
+        BpBnB_##SFX f = {N, wd, w.h, w.z, w.y, xh, L->gain + j0, L->rstd_in + j0, L->c,  \
                          dg, dbb, w.x, db1, w.acc};                                      \
         bp_bn_bwd_cols_##SFX(&f, 0, wd);                                                 \
       }                                                                                  \
+      bp_gemm_##SFX(wd, V, N, w.h, 1, L->dout, 0, L->dW2 + (size_t)j0 * V, 0);           \
       bp_gemm_##SFX(K, wd, N, L->A, 1, w.x, 0, w.dwb, 0);                                \
       bp_put_cols_##SFX(K, wd, w.dwb, D, j0, L->dW1);                                    \
       if (dA) {                                                                          \
@@ -1972,12 +1990,13 @@ static int bp_blk_bn_bwd_f64_(int N, int w, long ld, const double *h, const doub
     L.N = N, L.K = K, L.D = D, L.V = V, L.dc = dc, L.groups = groups < nb ? groups : nb; \
     L.A = A, L.W1 = W1, L.b1 = b1, L.gain = gain, L.bias = bias, L.W2 = W2, L.b2 = b2;   \
     L.eps = eps, L.div = div, L.mean = mean, L.rstd = rstd, L.z = z, L.y = y, L.h = h;   \
-    L.ws = ws, L.dout_w = out;                                                           \
+    L.ws = ws, L.out = out;                                                           \
     bp_layer_run_##SFX(&L);                                                              \
     if (L.groups > 1) bp_layer_sum_##SFX(&L, 0, b2, out);                                \
   }                                                                                      \
   BP_KERNEL void bp_bnlayer_bwd_##SFX(int N, int K, int D, int V, int dc, int groups,    \
-                                      const T *A, const T *W1, const T *gain, const T *rstd,\
+                                      const T *A, const T *W1, const T *gain, const T *bias,\
+                                      const T *rstd,                                     \
                                       double c, const T *W2, const T *dout, T *dA, T *dW1, \
                                       T *db1, T *dgain, T *dbias, T *dW2, T *dh, T *dy,   \
                                       T *dz, T *ws) {                                    \
@@ -1985,7 +2004,8 @@ static int bp_blk_bn_bwd_f64_(int N, int w, long ld, const double *h, const doub
     int nb = (D + dc - 1) / dc;                                                          \
     BpLayer_##SFX L = {0};                                                               \
     L.N = N, L.K = K, L.D = D, L.V = V, L.dc = dc, L.groups = groups < nb ? groups : nb; \
-    L.A = A, L.W1 = W1, L.gain = gain, L.rstd_in = rstd, L.c = c, L.W2 = W2, L.dout = dout;\
+    L.A = A, L.W1 = W1, L.gain = gain, L.bias = bias, L.rstd_in = rstd, L.c = c, L.W2 = W2;\
+    L.dout = dout;                                                                       \
     L.dA = dA, L.dW1 = dW1, L.db1 = db1, L.dgain = dgain, L.dbias = dbias, L.dW2 = dW2;  \
     L.dh = dh, L.dy = dy, L.dz = dz, L.ws = ws;                                          \
     bp_layer_run_##SFX(&L);                                                              \
