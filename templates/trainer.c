@@ -91,8 +91,9 @@ typedef struct TrOpts {
 typedef struct TrWord { const char *s; size_t len; } TrWord;
 
 typedef struct TrSplit {
-  int32_t *x;              /* [n, T] contexts */
-  int32_t *y;              /* [n] next index */
+  uint8_t *x;              /* [n, T] contexts (indices < 95: printable ASCII and '.') */
+  uint8_t *y;              /* [n] next index; bytes, not int32: a quarter of the pages
+                            * to fault in before the first step */
   size_t n, nwords;
   unsigned char *td[2];    /* tensor data: n rows of each input, rowbytes[k] each */
 } TrSplit;
@@ -532,18 +533,22 @@ static void tr_build_split(Tr *tr, TrSplit *s, const TrWord *w, size_t nw) {
     n += w[i].len + 1;
   s->n = n;
   s->nwords = nw;
-  s->x = tr_alloc(tr, n * (size_t)T * sizeof(int32_t));
-  s->y = tr_alloc(tr, n * sizeof(int32_t));
+  s->x = tr_alloc(tr, n * (size_t)T);
+  s->y = tr_alloc(tr, n);
   size_t r = 0;
   for (size_t i = 0; i < nw; i++) {
-    int32_t ctx[64];
+    uint8_t ctx[64];
     for (int t = 0; t < T; t++)
       ctx[t] = 0;
-    for (size_t k = 0; k <= w[i].len; k++) {
-      int32_t ix = k < w[i].len ? tr->stoi[(unsigned char)w[i].s[k]] : 0;
-      memcpy(s->x + r * (size_t)T, ctx, (size_t)T * sizeof(int32_t));
+    for (size_t k = 0; k <= w[i].len; k++) {   /* plain loops: libtcc compiles this, and a
+                                                  * libc call per example cost more */
+      uint8_t ix = (uint8_t)(k < w[i].len ? tr->stoi[(unsigned char)w[i].s[k]] : 0);
+      uint8_t *xr = s->x + r * (size_t)T;
+      for (int t = 0; t < T; t++)
+        xr[t] = ctx[t];
       s->y[r++] = ix;
-      memmove(ctx, ctx + 1, (size_t)(T - 1) * sizeof(int32_t));
+      for (int t = 0; t + 1 < T; t++)
+        ctx[t] = ctx[t + 1];
       ctx[T - 1] = ix;
     }
   }
@@ -576,10 +581,11 @@ static void tr_mt_seed(TrMt *mt, uint32_t key) {
 
 static uint32_t tr_mt_next(TrMt *mt) {
   uint32_t *s = mt->s;
-  if (mt->i >= 624) {
+  if (mt->i >= 624) {   /* the next 624 words; k + 1 and k + 397 wrap without a division */
     for (int k = 0; k < 624; k++) {
-      uint32_t y = (s[k] & 0x80000000u) | (s[(k + 1) % 624] & 0x7fffffffu);
-      s[k] = s[(k + 397) % 624] ^ (y >> 1) ^ ((y & 1u) ? 0x9908b0dfu : 0u);
+      int k1 = k + 1 < 624 ? k + 1 : 0, k397 = k + 397 < 624 ? k + 397 : k + 397 - 624;
+      uint32_t y = (s[k] & 0x80000000u) | (s[k1] & 0x7fffffffu);
+      s[k] = s[k397] ^ (y >> 1) ^ ((y & 1u) ? 0x9908b0dfu : 0u);
     }
     mt->i = 0;
   }
@@ -646,7 +652,9 @@ static void tr_set_rows(Tr *tr, const TrSplit *s, const size_t *idx) {
   int32_t *X = (int32_t *)((char *)tr->state + tr->tx->offset);
   int32_t *Y = (int32_t *)((char *)tr->state + tr->ty->offset);
   for (int b = 0; b < tr->B; b++) {
-    memcpy(X + (size_t)b * tr->T, s->x + idx[b] * tr->T, (size_t)tr->T * sizeof(int32_t));
+    const uint8_t *xr = s->x + idx[b] * tr->T;
+    for (int t = 0; t < tr->T; t++)
+      X[(size_t)b * tr->T + t] = xr[t];
     Y[b] = s->y[idx[b]];
   }
 }
