@@ -59,7 +59,20 @@ if [ -x /usr/bin/python3 ]; then
   echo "== PyTorch eager + autograd, 1 thread: /usr/bin/python3 bench/torch_step.py"
   reps=5
   [ -n "$quick" ] && reps=3
-  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+  # PyTorch at its best, as issue 5 measured it: jemalloc that keeps the memory
+  # it got (with glibc malloc the large configs fault pages in every step)
+  jem=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+  if [ ! -e "$jem" ] && [ "$(id -u)" -eq 0 ]; then
+    echo "bench: installing libjemalloc2 (for PyTorch only)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libjemalloc2 >&2 || true
+  fi
+  pre=""
+  if [ -e "$jem" ]; then
+    pre="LD_PRELOAD=$jem MALLOC_CONF=retain:true,dirty_decay_ms:-1,muzzy_decay_ms:-1"
+    echo "== (PyTorch with $pre)"
+  fi
+  # shellcheck disable=SC2086
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $pre OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
     /usr/bin/python3 bench/torch_step.py --reps "$reps" >"$out/torch.txt" || true
   cat "$out/torch.txt"
 fi
