@@ -52,6 +52,25 @@ static const char *emit(Graph *g, DType dt, const char *prefix, bool jit, char *
 
 static const char gcc_flags[] = "gcc -std=c99 -O2 -Wall -Wextra -Werror";
 
+/* The model of a gcc-built shared object (model_model) against the reference
+ * runtime, all its gradients (lean off); `what` names it in a failure. */
+static void check_so(Graph *g, const char *path, const char *what) {
+  void *so = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  ck_assert_msg(so != NULL, "dlopen: %s", dlerror());
+  const BpModel *m = dlsym(so, "model_model");
+  ck_assert(m != NULL && m->set_lean != NULL);
+  void *st = calloc(1, m->state_size);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream(&buf, &len);
+  int nfail = check_model(g, m, st, false, 2147483647u, 0, out);
+  fclose(out);
+  ck_assert_msg(nfail == 0, "gcc build of %s:\n%s", what, buf);
+  free(buf);
+  free(st);
+  dlclose(so);
+}
+
 /* every spec, f32 and f64: the file alone, a user's file with the header, and
  * the gcc build's gradients against the reference runtime (the in-memory build
  * runs gcc-compiled kernels where the file has its own loops: this covers the
@@ -74,20 +93,8 @@ START_TEST(gcc_compiles_every_spec) {
                  "  l += model_model.forward(s);\n  free(s);\n  return l == l ? 0 : 1;\n}\n");
       run(arena_printf("cd %s && %s -fPIC -c model.c && %s -c user.c && gcc -o user user.o model.o -lm -lpthread"
                        " && gcc -shared -o model%d.so model.o -lm -lpthread", tmpdir, gcc_flags, gcc_flags, i * 2 + dt));
-      void *so = dlopen(arena_printf("%s/model%d.so", tmpdir, i * 2 + dt), RTLD_NOW | RTLD_LOCAL);
-      ck_assert_msg(so != NULL, "dlopen: %s", dlerror());
-      const BpModel *m = dlsym(so, "model_model");
-      ck_assert(m != NULL);
-      void *st = calloc(1, m->state_size);
-      char *buf = NULL;
-      size_t len = 0;
-      FILE *out = open_memstream(&buf, &len);
-      int nfail = check_model(g, m, st, false, 2147483647u, 0, out);
-      fclose(out);
-      ck_assert_msg(nfail == 0, "gcc build of %s (%s):\n%s", paths[i], dt ? "f64" : "f32", buf);
-      free(buf);
-      free(st);
-      dlclose(so);
+      check_so(g, arena_printf("%s/model%d.so", tmpdir, i * 2 + dt), arena_printf("%s (%s)", paths[i],
+                                                                                 dt ? "f64" : "f32"));
     }
 }
 END_TEST
@@ -105,20 +112,7 @@ START_TEST(gcc_build_of_a_layer) {
     write_text(arena_printf("%s/layer.c", tmpdir), src);
     run(arena_printf("cd %s && %s %s -fPIC -shared -o layer%d.so layer.c -lm -lpthread", tmpdir, gcc_flags,
                      dt ? "" : "-march=native", dt));   /* f32: the AVX-512/AVX2 kernels where there are */
-    void *so = dlopen(arena_printf("%s/layer%d.so", tmpdir, dt), RTLD_NOW | RTLD_LOCAL);
-    ck_assert_msg(so != NULL, "dlopen: %s", dlerror());
-    const BpModel *m = dlsym(so, "model_model");
-    ck_assert(m != NULL && m->set_lean != NULL);
-    void *st = calloc(1, m->state_size);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&buf, &len);
-    int nfail = check_model(g, m, st, false, 2147483647u, 0, out);
-    fclose(out);
-    ck_assert_msg(nfail == 0, "gcc build of the layer (%s):\n%s", dt ? "f64" : "f32", buf);
-    free(buf);
-    free(st);
-    dlclose(so);
+    check_so(g, arena_printf("%s/layer%d.so", tmpdir, dt), dt ? "the layer (f64)" : "the layer (f32)");
   }
 }
 END_TEST

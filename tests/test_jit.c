@@ -265,17 +265,23 @@ static void fill_batch(Model *md, int salt) {
     Y[i] = (i * 5 + salt * 3) % 27;
 }
 
+/* calibrating on the batch of nrows rows (all of them), the inference forward
+ * gives the training forward's loss */
+static void eval_matches_train(Model *md, int nrows) {
+  double train = md->m->forward(md->st);
+  md->m->calib_begin(md->st);
+  md->m->calib_accum(md->st, nrows);
+  md->m->calib_end(md->st);
+  double eval = md->m->forward_eval(md->st);
+  ck_assert_msg(fabs(train - eval) < 1e-12, "train %.17g eval %.17g", train, eval);
+}
+
 /* calibration over one batch equals the batch statistics; halves merge */
 START_TEST(calibration) {
   Model md = load(lecture(), DT_F64, "lec");
   md.m->init(md.st, 1);
   fill_batch(&md, 0);
-  double train = md.m->forward(md.st);
-  md.m->calib_begin(md.st);
-  md.m->calib_accum(md.st, 32);
-  md.m->calib_end(md.st);
-  double eval = md.m->forward_eval(md.st);
-  ck_assert_msg(fabs(train - eval) < 1e-12, "train %.17g eval %.17g", train, eval);
+  eval_matches_train(&md, 32);
   double mean[64], var[64];
   memcpy(mean, f64(&md, "hpreact.mean"), sizeof mean);
   memcpy(var, f64(&md, "hpreact.var"), sizeof var);
@@ -471,12 +477,7 @@ END_TEST
  * gives the training forward's loss (the layer's batch statistics) */
 START_TEST(layer_eval_after_calibration) {
   Model md = load_wide(DT_F64, "cal");
-  double train = md.m->forward(md.st);
-  md.m->calib_begin(md.st);
-  md.m->calib_accum(md.st, 256);
-  md.m->calib_end(md.st);
-  double eval = md.m->forward_eval(md.st);
-  ck_assert_msg(fabs(train - eval) < 1e-12, "train %.17g eval %.17g", train, eval);
+  eval_matches_train(&md, 256);
   unload(&md);
 }
 END_TEST
