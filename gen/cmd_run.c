@@ -34,31 +34,36 @@ static const char run_usage[] =
   "axis and whose other axes are the input's shape without the batch B.  The\n"
   "spec's inputs in order: the first is fed from the -x files, the second from\n"
   "the -y files.  Dev and test splits are optional; nothing is sampled.\n"
-  "\n"
-  "options:\n"
-  "  --data FILE         words, one per line (a character model)\n"
-  "  --data-x X.npy      or tensors: the training split of the first input\n"
-  "  --data-y Y.npy      and of the second input\n"
-  "  --dev-x/--dev-y F   the dev split (optional)\n"
-  "  --test-x/--test-y F the test split (optional; its loss is printed)\n"
-  "  --steps N           training steps (default 200000, the lecture's)\n"
-  "  --lr X              learning rate (default 0.1 for sgd, 0.001 for adamw);\n"
-  "                      lr/10 from --decay-at N on (default: half of --steps)\n"
-  "  --optimizer sgd|adamw   (adamw: --beta1 0.9 --beta2 0.999 --eps 1e-8\n"
-  "                      --weight-decay 0, as llm.c's train_gpt2.c)\n"
-  "  --seed N            init (seed), batches (seed+2), samples (seed+10)\n"
-  "  --split-seed N      shuffle of the words before the 80/10/10 split, as Python's\n"
-  "                      random.seed(N); random.shuffle(words) (default 42, the lecture's)\n"
-  "  --eval-every N      dev loss every N steps (default 0: only at the end)\n"
-  "  --print-every N     loss line every N steps (default min(10000, steps/10))\n"
-  "  --log FILE          CSV step,loss,dev_loss of every step (see bpgen plot)\n"
-  "  --save FILE         checkpoint (.npz) at the end, and every --save-every N steps\n"
-  "  --load FILE         continue from a checkpoint\n"
-  "  --resume            --load the --save file when it exists\n"
-  "  --samples N         words sampled after training (default 20; words only)\n"
-  "  --quiet             no progress or loss lines, only the results\n"
-  "  --threads N         threads of the heavy kernels (default 1); results are\n"
-  "                      bit-identical for every N\n";
+  "\n";
+
+/* The trainer's own option list (tr_usage in templates/trainer.c, the text
+ * this command compiles), read out of its string literal, so --help cannot
+ * drift from what the trainer accepts. */
+static const char *trainer_options(void) {
+  const char *p = strstr(embedded_text("templates/trainer.c"), "static const char tr_usage[] =");
+  if (!p)
+    die("templates/trainer.c has no tr_usage");
+  p = strchr(p, '=') + 1;
+  char *out = arena_alloc(strlen(p) + 1), *o = out;   /* the literals are shorter than the rest */
+  for (;;) {
+    while (*p == ' ' || *p == '\n')
+      p++;
+    if (*p != '"')
+      break;
+    for (p++; *p && *p != '"'; p++) {
+      char c = *p;
+      if (c == '\\' && p[1]) {
+        p++;
+        c = *p == 'n' ? '\n' : *p == 't' ? '\t' : *p;
+      }
+      *o++ = c;
+    }
+    if (*p)
+      p++;
+  }
+  *o = '\0';
+  return out;
+}
 
 /* The trainer's options that take a value (passed through untouched). */
 static const char *const run_valued[] = {
@@ -146,6 +151,7 @@ int cmd_run(int argc, char **argv) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       fputs(run_usage, stdout);
+      fputs(trainer_options(), stdout);
       return 0;
     }
     if (strcmp(a, "--quiet") == 0 || strcmp(a, "--resume") == 0) {

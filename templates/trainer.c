@@ -184,7 +184,7 @@ static const char tr_usage[] =
   "                      random.seed(N); random.shuffle(words) (default 42, the lecture's)\n"
   "  --eval-every N      dev loss every N steps (default 0: only at the end)\n"
   "  --print-every N     loss line every N steps (default min(10000, steps/10))\n"
-  "  --log FILE          CSV step,loss,dev_loss of every step\n"
+  "  --log FILE          CSV step,loss,dev_loss of every step (see bpgen plot)\n"
   "  --save FILE         checkpoint (.npz) at the end, and every --save-every N steps\n"
   "  --load FILE         continue from a checkpoint\n"
   "  --resume            --load the --save file when it exists\n"
