@@ -108,7 +108,7 @@ typedef struct Tr {
   char itos[256];
   int stoi[256];
   int nvocab;
-  char *text;              /* the data file */
+  unsigned char *text;     /* the data file */
   TrWord *words;
   size_t nwords;
   TrSplit split[TR_SPLITS];
@@ -449,22 +449,24 @@ static void tr_find_tensors(Tr *tr) {
 
 /* ---- data ------------------------------------------------------------------ */
 
-static void tr_read_words(Tr *tr, const char *path) {
+/* The whole file, with a '\0' after it (*len bytes before that); into *buf,
+ * which the caller frees (kept in Tr so a failure's cleanup finds it). */
+static void tr_slurp(Tr *tr, const char *path, unsigned char **buf, size_t *len) {
   tr->in = fopen(path, "rb");
   if (!tr->in)
     tr_fail(tr, "%s: cannot open: %s", path, strerror(errno));
-  size_t cap = 1 << 16, len = 0;
-  tr->text = tr_alloc(tr, cap);
+  size_t cap = 1 << 16, n = 0;
+  *buf = tr_alloc(tr, cap);
   for (;;) {
-    if (len + 1 >= cap) {
-      char *nb = realloc(tr->text, cap * 2);
+    if (n + 1 >= cap) {
+      unsigned char *nb = realloc(*buf, cap * 2);
       if (!nb)
         tr_fail(tr, "%s: out of memory", path);
-      tr->text = nb;
+      *buf = nb;
       cap *= 2;
     }
-    size_t got = fread(tr->text + len, 1, cap - 1 - len, tr->in);
-    len += got;
+    size_t got = fread(*buf + n, 1, cap - 1 - n, tr->in);
+    n += got;
     if (got == 0)
       break;
   }
@@ -472,13 +474,19 @@ static void tr_read_words(Tr *tr, const char *path) {
     tr_fail(tr, "%s: read error", path);
   fclose(tr->in);
   tr->in = NULL;
-  tr->text[len] = '\0';
+  (*buf)[n] = '\0';
+  *len = n;
+}
+
+static void tr_read_words(Tr *tr, const char *path) {
+  size_t len;
+  tr_slurp(tr, path, &tr->text, &len);
 
   size_t nlines = 1;
   for (size_t i = 0; i < len; i++)
     nlines += tr->text[i] == '\n';
   tr->words = tr_alloc(tr, nlines * sizeof(TrWord));
-  char *p = tr->text, *end = tr->text + len;
+  char *p = (char *)tr->text, *end = p + len;
   long line = 0;
   while (p < end) {
     line++;
@@ -1265,28 +1273,8 @@ static void tr_npy_read(Tr *tr, const char *path, TrNpy *a) {
   memset(a, 0, sizeof *a);
   free(tr->npybuf);
   tr->npybuf = NULL;
-  tr->in = fopen(path, "rb");
-  if (!tr->in)
-    tr_fail(tr, "%s: cannot open: %s", path, strerror(errno));
-  size_t cap = 1 << 12, len = 0;
-  tr->npybuf = tr_alloc(tr, cap);
-  for (;;) {
-    if (len == cap) {
-      unsigned char *nb = realloc(tr->npybuf, cap * 2);
-      if (!nb)
-        tr_fail(tr, "%s: out of memory", path);
-      tr->npybuf = nb;
-      cap *= 2;
-    }
-    size_t got = fread(tr->npybuf + len, 1, cap - len, tr->in);
-    len += got;
-    if (got == 0)
-      break;
-  }
-  if (ferror(tr->in))
-    tr_fail(tr, "%s: read error", path);
-  fclose(tr->in);
-  tr->in = NULL;
+  size_t len;
+  tr_slurp(tr, path, &tr->npybuf, &len);
   const unsigned char *b = tr->npybuf;
   if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
     tr_fail(tr, "%s: not a .npy file (bad magic)", path);
