@@ -1967,16 +1967,17 @@ static int bp_blk_bn_bwd_f64_(int N, int w, long ld, double *h, const double *dh
     if (nt > 1) bp_parallel(bp_layer_job_##SFX, L, nt);                                  \
     else bp_layer_job_##SFX(L, 0, 1);                                                    \
   }                                                                                      \
-  /* the groups' partial sums, in group order, onto start (bias row or NULL) */          \
+  /* the groups' partial sums, in group order, onto start (bias row or NULL): each      \
+   * element is ((start + p0) + p1) + ... whatever the thread count */                   \
   static void bp_layer_sum_##SFX(const BpLayer_##SFX *L, int which, const T *start, T *dst) {\
-    int n = L->N * (which ? L->K : L->V), cols = which ? L->K : L->V;                    \
-    for (int i = 0; i < n; i++) {                                                        \
-      T v = start ? start[i % cols] : 0;                                                 \
-      for (int g = 0; g < L->groups; g++) {                                              \
-        BpLayerWs_##SFX w = bp_layer_ws_##SFX(L, g);                                     \
-        v += (which ? w.q : w.p)[i];                                                     \
-      }                                                                                  \
-      dst[i] = v;                                                                        \
+    int cols = which ? L->K : L->V;                                                      \
+    size_t n = (size_t)L->N * cols;                                                      \
+    for (int r = 0; r < L->N; r++)                                                       \
+      for (int j = 0; j < cols; j++) dst[(size_t)r * cols + j] = start ? start[j] : 0;   \
+    for (int g = 0; g < L->groups; g++) {                                                \
+      BpLayerWs_##SFX w = bp_layer_ws_##SFX(L, g);                                       \
+      const T *part = which ? w.q : w.p;                                                 \
+      for (size_t i = 0; i < n; i++) dst[i] += part[i];                                  \
     }                                                                                    \
   }                                                                                      \
   BP_KERNEL void bp_bnlayer_fwd_##SFX(int N, int K, int D, int V, int dc, int groups,    \
@@ -1990,14 +1991,14 @@ static int bp_blk_bn_bwd_f64_(int N, int w, long ld, double *h, const double *dh
     L.N = N, L.K = K, L.D = D, L.V = V, L.dc = dc, L.groups = groups < nb ? groups : nb; \
     L.A = A, L.W1 = W1, L.b1 = b1, L.gain = gain, L.bias = bias, L.W2 = W2, L.b2 = b2;   \
     L.eps = eps, L.div = div, L.mean = mean, L.rstd = rstd, L.z = z, L.y = y, L.h = h;   \
-    L.ws = ws, L.out = out;                                                           \
+    L.ws = ws, L.out = out;                                                              \
     bp_layer_run_##SFX(&L);                                                              \
     if (L.groups > 1) bp_layer_sum_##SFX(&L, 0, b2, out);                                \
   }                                                                                      \
   BP_KERNEL void bp_bnlayer_bwd_##SFX(int N, int K, int D, int V, int dc, int groups,    \
                                       const T *A, const T *W1, const T *gain, const T *bias,\
-                                      const T *rstd,                                     \
-                                      double c, const T *W2, const T *dout, T *dA, T *dW1, \
+                                      const T *rstd, double c, const T *W2, const T *dout, \
+                                      T *dA, T *dW1,                                     \
                                       T *db1, T *dgain, T *dbias, T *dW2, T *dh, T *dy,   \
                                       T *dz, T *ws) {                                    \
     if (N <= 0 || D <= 0 || V <= 0) return;                                              \
