@@ -1315,7 +1315,7 @@ static void plan_layers(Emit *e) {
         ly.out = g->nodes[j];
         ly.b2 = ly.out->in[0] == mm2 ? ly.out->in[1] : ly.out->in[0];
       }
-    if (ly.out == mm2 ? false : fuse[mm2->id] != 1)
+    if (ly.out != mm2 && fuse[mm2->id] != 1)
       continue;
     ly.N = bn->shape.dim[0], ly.D = bn->shape.dim[1];
     ly.K = mm1->in[0]->shape.dim[1], ly.V = mm2->shape.dim[1];
