@@ -170,11 +170,12 @@ void bp_bnlayer_fwd_f64(int N, int K, int D, int V, int dc, int groups, const do
                         const double *bias, double eps, double div, const double *W2,
                         const double *b2, double *mean, double *rstd, double *out, double *z,
                         double *y, double *h, double *ws);
-/* Its backward from dout [N,V] (after bp_bnlayer_fwd with the same ws): dW2,
- * then per block dh = dout.W2ᵀ, dy = (1 - h²) dh, dz by bp_bn_bwd's formula
- * (c: Bessel factor), dW1, and dA += dz.W1ᵀ (per group, as above).  dA, db1,
- * dgain, dbias may be NULL (not wanted); dh, dy, dz [N,D] written only when not
- * NULL.  db2 is not here (a column sum of dout). */
+/* Its backward from dout [N,V] (after bp_bnlayer_fwd with the same ws), per
+ * block: dh = dout.W2ᵀ; h = tanh(gain x̂ + bias) again from x̂ and with it
+ * dy = (1 - h²) dh; dz by bp_bn_bwd's formula (c: Bessel factor, rstd the
+ * forward's); dW2 = hᵀ.dout, dW1 = Aᵀ.dz, and dA += dz.W1ᵀ (per group, as
+ * above).  dA, db1, dgain, dbias may be NULL (not wanted); dh, dy, dz [N,D]
+ * written only when not NULL.  db2 is not here (a column sum of dout). */
 void bp_bnlayer_bwd_f32(int N, int K, int D, int V, int dc, int groups, const float *A,
                         const float *W1, const float *gain, const float *bias,
                         const float *rstd, double c,
