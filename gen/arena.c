@@ -73,6 +73,38 @@ char *arena_printf(const char *fmt, ...) {
   return p;
 }
 
+void buf_vprintf(Buf *b, const char *fmt, va_list ap) {
+  va_list aq;
+  va_copy(aq, ap);
+  int n = vsnprintf(NULL, 0, fmt, aq);
+  va_end(aq);
+  if (b->len + (size_t)n + 1 > b->cap) {
+    size_t cap = (b->len + (size_t)n + 1) * 2;
+    char *p = xmalloc(cap);
+    if (b->p)
+      memcpy(p, b->p, b->len);
+    free(b->p);
+    b->p = p;
+    b->cap = cap;
+  }
+  vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+  b->len += (size_t)n;
+}
+
+void buf_printf(Buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  buf_vprintf(b, fmt, ap);
+  va_end(ap);
+}
+
+char *buf_done(Buf *b) {
+  char *s = arena_strndup(b->p ? b->p : "", b->len);
+  free(b->p);
+  memset(b, 0, sizeof *b);
+  return s;
+}
+
 void arena_reset(void) {
   while (chunks) {
     Chunk *next = chunks->next;

@@ -39,6 +39,15 @@ void *arena_alloc(size_t n);                  /* zeroed; exits on failure */
 char *arena_strndup(const char *s, size_t n);
 char *arena_printf(const char *fmt, ...) PRINTF(1, 2);
 void arena_reset(void);                       /* frees everything at once */
+/* Growable text (malloc'd while it grows): buf_printf appends; buf_done returns
+ * an arena copy and frees the buffer.  Start from Buf b = {0}. */
+typedef struct Buf {
+  char *p;
+  size_t len, cap;
+} Buf;
+void buf_vprintf(Buf *b, const char *fmt, va_list ap);
+void buf_printf(Buf *b, const char *fmt, ...) PRINTF(2, 3);
+char *buf_done(Buf *b);
 void *xmalloc(size_t n);                      /* malloc or die with context */
 void *xcalloc(size_t n, size_t size);
 

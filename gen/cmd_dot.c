@@ -34,33 +34,6 @@ static const char usage[] =
   "               FILE.svg or FILE.png renders it with Graphviz's dot command\n"
   "               (Debian package graphviz)\n";
 
-/* ---- growable text ------------------------------------------------------------ */
-typedef struct Text {
-  char *p;
-  size_t len, cap;
-} Text;
-
-static void put(Text *t, const char *fmt, ...) PRINTF(2, 3);
-static void put(Text *t, const char *fmt, ...) {
-  va_list ap, aq;
-  va_start(ap, fmt);
-  va_copy(aq, ap);
-  int n = vsnprintf(NULL, 0, fmt, aq);
-  va_end(aq);
-  if (t->len + (size_t)n + 1 > t->cap) {
-    size_t cap = (t->len + (size_t)n + 1) * 2;
-    char *p = xmalloc(cap);
-    if (t->p)
-      memcpy(p, t->p, t->len);
-    free(t->p);
-    t->p = p;
-    t->cap = cap;
-  }
-  vsnprintf(t->p + t->len, (size_t)n + 1, fmt, ap);
-  t->len += (size_t)n;
-  va_end(ap);
-}
-
 static bool is_fused(OpKind op) {
   return op == OP_cross_entropy || op == OP_batchnorm || op == OP_layernorm || op == OP_softmax;
 }
@@ -121,13 +94,13 @@ char *dot_graph(Graph *g, bool backward) {
     }
   }
 
-  Text t = {0};
+  Buf t = {0};
   const char *title = g->file && g->file->name ? g->file->name : "spec";
-  put(&t, "digraph \"");
+  buf_printf(&t, "digraph \"");
   for (const char *p = title; *p; p++)
-    put(&t, *p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
-  put(&t, "\" {\n");
-  put(&t, "  rankdir=TB;\n  node [fontname=\"Helvetica\", fontsize=10];\n"
+    buf_printf(&t, *p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+  buf_printf(&t, "\" {\n");
+  buf_printf(&t, "  rankdir=TB;\n  node [fontname=\"Helvetica\", fontsize=10];\n"
           "  edge [fontname=\"Helvetica\", fontsize=9];\n");
   for (int i = 0; i < nn; i++) {
     Node *n = g->nodes[i];
@@ -148,24 +121,23 @@ char *dot_graph(Graph *g, bool backward) {
       style = "shape=ellipse, peripheries=2, style=filled, fillcolor=\"#d9ead3\"";
     else
       style = n->name ? "shape=ellipse, style=filled, fillcolor=\"#eeeeee\"" : "shape=ellipse";
-    put(&t, "  n%d [label=\"%s\", %s];\n", n->id, node_label(n, gname[i], fanout[i]), style);
+    buf_printf(&t, "  n%d [label=\"%s\", %s];\n", n->id, node_label(n, gname[i], fanout[i]), style);
   }
   for (int i = 0; i < nn; i++) {
     Node *n = g->nodes[i];
     for (int k = 0; k < MAXIN && n->in[k]; k++) {
       Node *a = n->in[k];
       if (!n->is_backward)
-        put(&t, "  n%d -> n%d;\n", a->id, n->id);
+        buf_printf(&t, "  n%d -> n%d;\n", a->id, n->id);
       else if (a->is_backward)
-        put(&t, "  n%d -> n%d [color=\"#cc0000\"%s];\n", a->id, n->id,
+        buf_printf(&t, "  n%d -> n%d [color=\"#cc0000\"%s];\n", a->id, n->id,
             fanout[i] ? ", label=\"+=\"" : "");
       else   /* a forward value the backward pass reads */
-        put(&t, "  n%d -> n%d [style=dashed, color=\"#888888\"];\n", a->id, n->id);
+        buf_printf(&t, "  n%d -> n%d [style=dashed, color=\"#888888\"];\n", a->id, n->id);
     }
   }
-  put(&t, "}\n");
-  char *s = arena_strndup(t.p, t.len);
-  free(t.p);
+  buf_printf(&t, "}\n");
+  char *s = buf_done(&t);
   return s;
 }
 

@@ -25,46 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- growable text ------------------------------------------------------------ */
-typedef struct Buf {
-  char *p;
-  size_t len, cap;
-} Buf;
-
-static void bvprintf(Buf *b, const char *fmt, va_list ap) {
-  va_list aq;
-  va_copy(aq, ap);
-  int n = vsnprintf(NULL, 0, fmt, aq);
-  va_end(aq);
-  if (b->len + (size_t)n + 1 > b->cap) {
-    size_t cap = (b->len + (size_t)n + 1) * 2;
-    char *p = xmalloc(cap);
-    if (b->p)
-      memcpy(p, b->p, b->len);
-    free(b->p);
-    b->p = p;
-    b->cap = cap;
-  }
-  vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-  b->len += (size_t)n;
-}
-
-static void bprintf(Buf *b, const char *fmt, ...) PRINTF(2, 3);
-static void bprintf(Buf *b, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  bvprintf(b, fmt, ap);
-  va_end(ap);
-}
-
-/* Arena copy of the text; frees the buffer. */
-static char *bdone(Buf *b) {
-  char *s = arena_strndup(b->p ? b->p : "", b->len);
-  free(b->p);
-  memset(b, 0, sizeof *b);
-  return s;
-}
-
 /* ---- the emitter's state -------------------------------------------------------- */
 typedef struct Field {
   const char *cname;     /* struct member */
@@ -139,9 +99,9 @@ static void L(Emit *e, const char *fmt, ...) PRINTF(2, 3);
 static void L(Emit *e, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  bprintf(e->b, "  ");
-  bvprintf(e->b, fmt, ap);
-  bprintf(e->b, "\n");
+  buf_printf(e->b, "  ");
+  buf_vprintf(e->b, fmt, ap);
+  buf_printf(e->b, "\n");
   va_end(ap);
 }
 
@@ -297,8 +257,8 @@ static const char *bidx(const Shape *o, const Shape *in) {
   if (!terms)
     return "0";
   for (int k = np - 1; k >= 0; k--)
-    bprintf(&b, "%s%s", k == np - 1 ? "" : " + ", parts[k]);
-  return bdone(&b);
+    buf_printf(&b, "%s%s", k == np - 1 ? "" : " + ", parts[k]);
+  return buf_done(&b);
 }
 
 static void loops_open(Emit *e, const Shape *o) {
@@ -325,20 +285,20 @@ static void split_axis(const Shape *s, int axis, long *outer, long *len, long *i
 static const char *lin3(long outer, long len, long inner, int mode) {
   Buf b = {0};
   if (outer > 1)
-    bprintf(&b, "o*%ld", (mode ? len : 1) * inner);
+    buf_printf(&b, "o*%ld", (mode ? len : 1) * inner);
   if (mode == 1 && len > 1) {
     if (b.len)
-      bprintf(&b, " + ");
+      buf_printf(&b, " + ");
     if (inner == 1)
-      bprintf(&b, "j");
+      buf_printf(&b, "j");
     else
-      bprintf(&b, "j*%ld", inner);
+      buf_printf(&b, "j*%ld", inner);
   }
   if (inner > 1)
-    bprintf(&b, "%sk", b.len ? " + " : "");
+    buf_printf(&b, "%sk", b.len ? " + " : "");
   if (!b.len)
-    bprintf(&b, "0");
-  return bdone(&b);
+    buf_printf(&b, "0");
+  return buf_done(&b);
 }
 
 /* Opens the outer/inner loops of a reduction along an axis. */
@@ -355,13 +315,13 @@ static const char *subst(const char *t, const char *a0, const char *a1, const ch
   for (const char *p = t; *p; p++) {
     if (p[0] == '@' && p[1] >= '0' && p[1] <= '2') {
       const char *a = p[1] == '0' ? a0 : p[1] == '1' ? a1 : a2;
-      bprintf(&b, "%s", a);
+      buf_printf(&b, "%s", a);
       p++;
     } else {
-      bprintf(&b, "%c", *p);
+      buf_printf(&b, "%c", *p);
     }
   }
-  return bdone(&b);
+  return buf_done(&b);
 }
 
 /* The spec's text of a line, trimmed, safe inside a comment. */
@@ -379,13 +339,13 @@ static const char *src_line(Emit *e, int line) {
   Buf b = {0};
   for (const char *c = p; c < q; c++) {
     if (c[0] == '*' && c[1] == '/')
-      bprintf(&b, "* ");
+      buf_printf(&b, "* ");
     else if (c[0] == '/' && c[1] == '*')
-      bprintf(&b, "/ ");
+      buf_printf(&b, "/ ");
     else
-      bprintf(&b, "%c", *c);
+      buf_printf(&b, "%c", *c);
   }
-  return bdone(&b);
+  return buf_done(&b);
 }
 
 static const char *spec_name(Emit *e) {
@@ -393,13 +353,13 @@ static const char *spec_name(Emit *e) {
   Buf b = {0};
   for (const char *p = name; *p; p++) {
     if (*p == '"' || *p == '\\')
-      bprintf(&b, "\\%c", *p);
+      buf_printf(&b, "\\%c", *p);
     else if ((unsigned char)*p < 32)
-      bprintf(&b, "?");
+      buf_printf(&b, "?");
     else
-      bprintf(&b, "%c", *p);
+      buf_printf(&b, "%c", *p);
   }
-  return bdone(&b);
+  return buf_done(&b);
 }
 
 /* Opens a node's block: #line at its spec line, then the math as a comment. */
@@ -408,11 +368,11 @@ static void head(Emit *e, Node *n, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   Buf m = {0};
-  bvprintf(&m, fmt, ap);
+  buf_vprintf(&m, fmt, ap);
   va_end(ap);
-  const char *math = bdone(&m);
+  const char *math = buf_done(&m);
   if (n->line > 0)
-    bprintf(e->b, "#line %d \"%s\"\n", n->line, spec_name(e));
+    buf_printf(e->b, "#line %d \"%s\"\n", n->line, spec_name(e));
   if (n->is_backward && n->fwd)
     L(e, "/* %s = %s   %s   (from line %d: %s) */", lab(e, n), math, shape_str(&n->shape),
       n->fwd->line, src_line(e, n->fwd->line));
@@ -454,11 +414,11 @@ static void elementwise(Emit *e, Node *n, int nin, const char *t) {
 /* "(const int[]){32, 64}": the dims of o */
 static const char *dims_lit(const Shape *o) {
   Buf b = {0};
-  bprintf(&b, "(const int[]){");
+  buf_printf(&b, "(const int[]){");
   for (int d = 0; d < o->rank; d++)
-    bprintf(&b, "%s%d", d ? ", " : "", o->dim[d]);
-  bprintf(&b, "}");
-  return bdone(&b);
+    buf_printf(&b, "%s%d", d ? ", " : "", o->dim[d]);
+  buf_printf(&b, "}");
+  return buf_done(&b);
 }
 
 /* the strides of `in` read broadcast against o, per dim of o (0: broadcast) */
@@ -471,11 +431,11 @@ static const char *strides_lit(const Shape *o, const Shape *in) {
     s *= in->dim[d];
   }
   Buf b = {0};
-  bprintf(&b, "(const int[]){");
+  buf_printf(&b, "(const int[]){");
   for (int d = 0; d < o->rank; d++)
-    bprintf(&b, "%s%ld", d ? ", " : "", st[d]);
-  bprintf(&b, "}");
-  return bdone(&b);
+    buf_printf(&b, "%s%ld", d ? ", " : "", st[d]);
+  buf_printf(&b, "}");
+  return buf_done(&b);
 }
 
 /* In the JIT, out = a op b by a gcc-compiled kernel; false: write the loops. */
@@ -618,9 +578,9 @@ void emit_expand(Emit *e, Node *n) {
 
 /* Appends " + i<d>*stride" (just "i<d>" for stride 1) to an index. */
 static void term(Buf *b, int d, long stride) {
-  bprintf(b, "%si%d", b->len ? " + " : "", d);
+  buf_printf(b, "%si%d", b->len ? " + " : "", d);
   if (stride != 1)
-    bprintf(b, "*%ld", stride);
+    buf_printf(b, "*%ld", stride);
 }
 
 /* sum dy down to n->shape: the dims broadcasting stretched are summed */
@@ -686,7 +646,7 @@ void emit_sumto(Emit *e, Node *n) {
     L(e, "%*sfor (int i%d = 0; i%d < %d; i%d++)", 2 * rd++, "", d, d, I->dim[d], d);
     term(&ii, d, istride[d]);
   }
-  const char *is = ii.len ? bdone(&ii) : "0", *os = oi.len ? bdone(&oi) : "0";
+  const char *is = ii.len ? buf_done(&ii) : "0", *os = oi.len ? buf_done(&oi) : "0";
   L(e, "%*sacc += %s[%s];", 2 * rd, "", V(e, x), is);
   L(e, "%*s  %s[%s] = (real)acc;", 2 * depth, "", V(e, n), os);
   L(e, "%*s}", 2 * depth, "");
@@ -985,6 +945,27 @@ static const char *saved(Emit *e, Node *bn, const char *what) {
   return arena_printf("s->%s_%s", e->save[bn->id], what);
 }
 
+/* the math of batchnorm n, above whatever call computes it */
+static void bn_head(Emit *e, Node *n) {
+  head(e, n, "%s ⊙ (%s - mean_b) / sqrt(var_b + %g) + %s,  var_b with 1/%s", lab(e, n->in[1]), lab(e, n->in[0]),
+       n->num, lab(e, n->in[2]), n->unbiased ? "(n-1)" : "n");
+}
+
+/* the math of a batchnorm backward group's nodes, above its call */
+static void bn_group_heads(Emit *e, BnGroup *gr) {
+  Node *bn = gr->bn, *dy = gr->dy;
+  if (gr->tanh)
+    head(e, gr->tanh, "(1 - %s²) ⊙ %s", lab(e, gr->tanh->in[0]), lab(e, gr->tanh->in[1]));
+  if (gr->bias)
+    head(e, gr->bias, "Σ_b %s", lab(e, dy));
+  if (gr->gain)
+    head(e, gr->gain, "Σ_b %s ⊙ x̂", lab(e, dy));
+  head(e, gr->x, "%s·rstd/n · (n·%s - Σ_b %s - %s·x̂·Σ_b(%s·x̂))", lab(e, bn->in[1]), lab(e, dy), lab(e, dy),
+       bn->unbiased ? "n/(n-1)" : "1", lab(e, dy));
+  if (gr->xsum)
+    head(e, gr->xsum, "Σ_b %s", lab(e, gr->x));
+}
+
 /* training: batch mean and variance per column; eval: the stored statistics.
  * Rows are walked in memory order with double accumulators per column (the
  * _sums member), so the loops vectorise; bp_bn_fwd of kernels.h. */
@@ -993,8 +974,7 @@ void emit_batchnorm(Emit *e, Node *n) {
   long N = x->shape.dim[0], D = numel(x) / (N ? N : 1);
   double div = n->unbiased ? (double)(N - 1) : (double)N;
   const char *mean = saved(e, n, "mean"), *rstd = saved(e, n, "rstd");
-  head(e, n, "%s ⊙ (%s - mean_b) / sqrt(var_b + %g) + %s,  var_b with 1/%s", lab(e, gain), lab(e, x),
-       n->num, lab(e, bias), n->unbiased ? "(n-1)" : "n");
+  bn_head(e, n);
   if (t)
     head(e, t, "tanh(%s)  (in the same pass)", lab(e, n));
   /* mean and variance in one pass (sums of x - x[0,j]), then x̂ = (x - mean)·rstd,
@@ -1010,16 +990,7 @@ static void emit_bn_group(Emit *e, BnGroup *gr) {
   Node *bn = gr->bn, *dy = gr->dy, *g = bn->in[1];
   long N = bn->shape.dim[0], D = numel(bn) / (N ? N : 1);
   double c = bn->unbiased ? (double)N / (double)(N - 1) : 1.0;
-  if (gr->tanh)
-    head(e, gr->tanh, "(1 - %s²) ⊙ %s", lab(e, gr->tanh->in[0]), lab(e, gr->tanh->in[1]));
-  if (gr->bias)
-    head(e, gr->bias, "Σ_b %s", lab(e, dy));
-  if (gr->gain)
-    head(e, gr->gain, "Σ_b %s ⊙ x̂", lab(e, dy));
-  head(e, gr->x, "%s·rstd/n · (n·%s - Σ_b %s - %s·x̂·Σ_b(%s·x̂))", lab(e, g), lab(e, dy), lab(e, dy),
-       bn->unbiased ? "n/(n-1)" : "1", lab(e, dy));
-  if (gr->xsum)
-    head(e, gr->xsum, "Σ_b %s", lab(e, gr->x));
+  bn_group_heads(e, gr);
   L(e, "/* two passes: %s%s and its two column sums, then %s%s */",
     gr->tanh ? "" : "read ", lab(e, dy), lab(e, gr->x), gr->xsum ? " and its column sum" : "");
   L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);", kern(e, "bn_bwd"), N, D,
@@ -1397,8 +1368,7 @@ static void emit_layer(Emit *e, Layer *ly, bool backward) {
   const char *sfx = e->opt->dtype == DT_F32 ? "f32" : "f64";
   if (!backward) {
     head(e, ly->z, "%s · %s%s%s", lab(e, A), lab(e, W1), ly->b1 ? " + " : "", ly->b1 ? lab(e, ly->b1) : "");
-    head(e, bn, "%s ⊙ (%s - mean_b) / sqrt(var_b + %g) + %s,  var_b with 1/%s", lab(e, gain), lab(e, ly->z),
-         bn->num, lab(e, bias), bn->unbiased ? "(n-1)" : "n");
+    bn_head(e, bn);
     head(e, ly->t, "tanh(%s)", lab(e, bn));
     head(e, ly->out, "%s · %s%s%s", lab(e, ly->t), lab(e, W2), ly->b2 ? " + " : "", ly->b2 ? lab(e, ly->b2) : "");
     L(e, "/* one layer, %d columns at a time: the product, batch statistics, x̂, tanh and the next", ly->dc);
@@ -1415,15 +1385,7 @@ static void emit_layer(Emit *e, Layer *ly, bool backward) {
   double c = bn->unbiased ? (double)ly->N / (double)(ly->N - 1) : 1.0;
   head(e, ly->dt, "%s · %sᵀ", lab(e, ly->dout), lab(e, W2));
   head(e, ly->dW2, "%sᵀ · %s", lab(e, ly->t), lab(e, ly->dout));
-  head(e, gr->tanh, "(1 - %s²) ⊙ %s", lab(e, ly->t), lab(e, ly->dt));
-  if (gr->bias)
-    head(e, gr->bias, "Σ_b %s", lab(e, gr->tanh));
-  if (gr->gain)
-    head(e, gr->gain, "Σ_b %s ⊙ x̂", lab(e, gr->tanh));
-  head(e, gr->x, "%s·rstd/n · (n·%s - Σ_b %s - %s·x̂·Σ_b(%s·x̂))", lab(e, gain), lab(e, gr->tanh),
-       lab(e, gr->tanh), bn->unbiased ? "n/(n-1)" : "1", lab(e, gr->tanh));
-  if (gr->xsum)
-    head(e, gr->xsum, "Σ_b %s", lab(e, gr->x));
+  bn_group_heads(e, gr);
   head(e, ly->dW1, "%sᵀ · %s", lab(e, A), lab(e, gr->x));
   if (ly->dA)
     head(e, ly->dA, "%s · %sᵀ", lab(e, gr->x), lab(e, W1));
@@ -1580,7 +1542,7 @@ static void emit_init_expr(Emit *e, InitExpr *x, const char **out, int *ntmp) {
 
 static void fn_init(Emit *e, const char *p) {
   Graph *g = e->g;
-  bprintf(e->b, "void %s_init(%s_state *s, uint64_t seed) {\n", p, p);
+  buf_printf(e->b, "void %s_init(%s_state *s, uint64_t seed) {\n", p, p);
   L(e, "BpRng rng;");
   L(e, "bp_rng_seed(&rng, seed);");
   for (int i = 0; i < e->nfields; i++) {
@@ -1595,7 +1557,7 @@ static void fn_init(Emit *e, const char *p) {
     if (n->op != OP_param)
       continue;
     if (n->line > 0)
-      bprintf(e->b, "#line %d \"%s\"\n", n->line, spec_name(e));
+      buf_printf(e->b, "#line %d \"%s\"\n", n->line, spec_name(e));
     L(e, "/* %s   %s */", src_line(e, n->line), shape_str(&n->shape));
     if (!n->init) {
       L(e, "memset(%s, 0, sizeof %s);", V(e, n), V(e, n));
@@ -1608,7 +1570,7 @@ static void fn_init(Emit *e, const char *p) {
     L(e, "  %s[i] = (real)(%s);", V(e, n), v);
     L(e, "}");
   }
-  bprintf(e->b, "}\n\n");
+  buf_printf(e->b, "}\n\n");
 }
 
 /* One node's block, or nothing when a fused block elsewhere writes it. */
@@ -1631,7 +1593,7 @@ static void emit_node(Emit *e, Node *n) {
 static void fn_forward(Emit *e, const char *p, bool eval) {
   Graph *g = e->g;
   e->eval = eval;
-  bprintf(e->b, "double %s_forward%s(%s_state *s) {\n", p, eval ? "_eval" : "", p);
+  buf_printf(e->b, "double %s_forward%s(%s_state *s) {\n", p, eval ? "_eval" : "", p);
   L(e, "s->bad_index = 0;");
   e->use_layer = !eval;
   for (int i = 0; i < g->nforward; i++)
@@ -1641,12 +1603,12 @@ static void fn_forward(Emit *e, const char *p, bool eval) {
   if (!g->loss)
     die("graph has no loss");
   L(e, "return s->bad_index ? (double)NAN : (double)%s[0];", V(e, g->loss));
-  bprintf(e->b, "}\n\n");
+  buf_printf(e->b, "}\n\n");
 }
 
 static void fn_backward(Emit *e, const char *p) {
   Graph *g = e->g;
-  bprintf(e->b, "void %s_backward(%s_state *s) {\n", p, p);
+  buf_printf(e->b, "void %s_backward(%s_state *s) {\n", p, p);
   L(e, "(void)s;");
   /* every grad is written whole by its node, except those nothing flows into */
   for (int k = 0; k < e->nfields; k++)
@@ -1662,11 +1624,11 @@ static void fn_backward(Emit *e, const char *p) {
     L(e, "%smemcpy(s->%s, %s, sizeof s->%s);   /* %s is %s */", e->inlayer[c->src->id] ? "if (!s->lean) " : "",
       c->dst, V(e, c->src), c->dst, c->dst, lab(e, c->src));
   }
-  bprintf(e->b, "}\n\n");
+  buf_printf(e->b, "}\n\n");
 }
 
 static void fn_sgd(Emit *e, const char *p) {
-  bprintf(e->b, "void %s_sgd_step(%s_state *s, double lr) {\n", p, p);
+  buf_printf(e->b, "void %s_sgd_step(%s_state *s, double lr) {\n", p, p);
   L(e, "(void)s, (void)lr;");
   /* the params are one run of fields and the grads of params another, in the same
    * order (the state's layout): one call over all of them when the k-th grad
@@ -1704,7 +1666,7 @@ static void fn_sgd(Emit *e, const char *p) {
   }
   if (np > 1 && same) {
     L(e, "%s(%ld, s->%s, s->%s, lr);   /* all %d params: one run */", kern(e, "sgd"), total, p0, g0, np);
-    bprintf(e->b, "}\n\n");
+    buf_printf(e->b, "}\n\n");
     return;
   }
   for (int i = 0; i < e->nfields; i++) {
@@ -1714,7 +1676,7 @@ static void fn_sgd(Emit *e, const char *p) {
     long ne = shape_numel(&f->shape);
     L(e, "%s(%ld, s->%s, s->%s, lr);", kern(e, "sgd"), ne, f->cname, f->grad);
   }
-  bprintf(e->b, "}\n\n");
+  buf_printf(e->b, "}\n\n");
 }
 
 /* Marks n and every forward node it depends on. */
@@ -1734,7 +1696,7 @@ static void fn_calib(Emit *e, const char *p) {
     if (g->nodes[i]->op == OP_batchnorm)
       mark_deps(g->nodes[i]->in[0], need), nbn++;
 
-  bprintf(e->b, "void %s_calib_begin(%s_state *s) {\n", p, p);
+  buf_printf(e->b, "void %s_calib_begin(%s_state *s) {\n", p, p);
   L(e, "(void)s;");
   for (int i = 0; i < g->nforward; i++) {
     Node *n = g->nodes[i];
@@ -1745,11 +1707,11 @@ static void fn_calib(Emit *e, const char *p) {
     L(e, "memset(s->%s_cal_mean, 0, sizeof s->%s_cal_mean);", b, b);
     L(e, "memset(s->%s_cal_m2, 0, sizeof s->%s_cal_m2);", b, b);
   }
-  bprintf(e->b, "}\n\n");
+  buf_printf(e->b, "}\n\n");
 
   /* inference-mode forward up to each batchnorm's input, then merge the
    * first nrows rows into the running mean and M2 (Chan et al.) */
-  bprintf(e->b, "void %s_calib_accum(%s_state *s, int nrows) {\n", p, p);
+  buf_printf(e->b, "void %s_calib_accum(%s_state *s, int nrows) {\n", p, p);
   L(e, "(void)s, (void)nrows;");
   if (nbn) {
     e->eval = true;
@@ -1792,9 +1754,9 @@ static void fn_calib(Emit *e, const char *p) {
     L(e, "  }");
     L(e, "}");
   }
-  bprintf(e->b, "}\n\n");
+  buf_printf(e->b, "}\n\n");
 
-  bprintf(e->b, "void %s_calib_end(%s_state *s) {\n", p, p);
+  buf_printf(e->b, "void %s_calib_end(%s_state *s) {\n", p, p);
   L(e, "(void)s;");
   for (int i = 0; i < g->nforward; i++) {
     Node *n = g->nodes[i];
@@ -1807,7 +1769,7 @@ static void fn_calib(Emit *e, const char *p) {
     L(e, "  s->%s_run_var[j] = (real)(s->%s_cal_n[0] > 1 ? s->%s_cal_m2[j] / (s->%s_cal_n[0] - 1) : 0);", b, b, b, b);
     L(e, "}");
   }
-  bprintf(e->b, "}\n\n");
+  buf_printf(e->b, "}\n\n");
 }
 
 static void fn_model(Emit *e, const char *p, const char *stem) {
@@ -1817,7 +1779,7 @@ static void fn_model(Emit *e, const char *p, const char *stem) {
   int loss_index = -1, logits_index = -1, nt = 0;
   long nparam = 0;
   const char *first_param = NULL, *first_grad = NULL;
-  bprintf(e->b, "static const BpTensor %s_tensors[] = {\n", p);
+  buf_printf(e->b, "static const BpTensor %s_tensors[] = {\n", p);
   for (int i = 0; i < e->nfields; i++) {
     Field *f = &e->fields[i];
     if (!f->tname)
@@ -1835,10 +1797,10 @@ static void fn_model(Emit *e, const char *p, const char *stem) {
       logits_index = nt;
     Buf d = {0};
     for (int k = 0; k < BP_MAXRANK; k++)
-      bprintf(&d, "%s%d", k ? ", " : "", k < f->shape.rank ? f->shape.dim[k] : 0);
-    bprintf(e->b, "  {\"%s\", %s, %s, %d, {%s}, %ld, offsetof(%s_state, %s), %d},\n", f->tname,
+      buf_printf(&d, "%s%d", k ? ", " : "", k < f->shape.rank ? f->shape.dim[k] : 0);
+    buf_printf(e->b, "  {\"%s\", %s, %s, %d, {%s}, %ld, offsetof(%s_state, %s), %d},\n", f->tname,
             (const char *[]){"BP_INPUT", "BP_PARAM", "BP_GRAD", "BP_ACT", "BP_STAT"}[f->kind],
-            f->elem == 1 ? "BP_I32" : f32 ? "BP_F32" : "BP_F64", f->shape.rank, bdone(&d),
+            f->elem == 1 ? "BP_I32" : f32 ? "BP_F32" : "BP_F64", f->shape.rank, buf_done(&d),
             shape_numel(&f->shape), p, f->cname, f->line);
     nt++;
   }
@@ -1849,7 +1811,7 @@ static void fn_model(Emit *e, const char *p, const char *stem) {
           logits_index = k;
         k++;
       }
-  bprintf(e->b, "};\n\n");
+  buf_printf(e->b, "};\n\n");
   static const char *const w[][3] = {
     {"void", "init", "void *st, uint64_t seed"}, {"double", "forward", "void *st"},
     {"void", "backward", "void *st"},            {"void", "sgd_step", "void *st, double lr"},
@@ -1858,20 +1820,20 @@ static void fn_model(Emit *e, const char *p, const char *stem) {
   };
   static const char *const args[] = {"st, seed", "st", "st", "st, lr", "st", "st", "st, nrows", "st"};
   for (int i = 0; i < 8; i++)
-    bprintf(e->b, "static %s %s_abi_%s(%s) { %s%s_%s(%s); }\n", w[i][0], p, w[i][1], w[i][2],
+    buf_printf(e->b, "static %s %s_abi_%s(%s) { %s%s_%s(%s); }\n", w[i][0], p, w[i][1], w[i][2],
             strcmp(w[i][0], "void") ? "return " : "", p, w[i][1], args[i]);
-  bprintf(e->b, "static void %s_abi_set_lean(void *st, int on) { ((%s_state *)st)->lean = on != 0; }\n", p, p);
-  bprintf(e->b, "\nconst BpModel %s_model = {\n", p);
-  bprintf(e->b, "  \"%s\", %s, sizeof(%s_state), %d, %s_tensors,\n", stem, f32 ? "BP_F32" : "BP_F64", p, nt, p);
+  buf_printf(e->b, "static void %s_abi_set_lean(void *st, int on) { ((%s_state *)st)->lean = on != 0; }\n", p, p);
+  buf_printf(e->b, "\nconst BpModel %s_model = {\n", p);
+  buf_printf(e->b, "  \"%s\", %s, sizeof(%s_state), %d, %s_tensors,\n", stem, f32 ? "BP_F32" : "BP_F64", p, nt, p);
   if (first_param)
-    bprintf(e->b, "  offsetof(%s_state, %s), offsetof(%s_state, %s), %ld,\n", p, first_param, p, first_grad,
+    buf_printf(e->b, "  offsetof(%s_state, %s), offsetof(%s_state, %s), %ld,\n", p, first_param, p, first_grad,
             nparam);
   else
-    bprintf(e->b, "  0, 0, 0,\n");
-  bprintf(e->b, "  %d, %d,\n", loss_index, logits_index);
-  bprintf(e->b, "  %s_abi_init, %s_abi_forward, %s_abi_backward, %s_abi_sgd_step, %s_abi_forward_eval,\n", p,
+    buf_printf(e->b, "  0, 0, 0,\n");
+  buf_printf(e->b, "  %d, %d,\n", loss_index, logits_index);
+  buf_printf(e->b, "  %s_abi_init, %s_abi_forward, %s_abi_backward, %s_abi_sgd_step, %s_abi_forward_eval,\n", p,
           p, p, p, p);
-  bprintf(e->b, "  %s_abi_calib_begin, %s_abi_calib_accum, %s_abi_calib_end, %s_abi_set_lean,\n};\n", p, p, p, p);
+  buf_printf(e->b, "  %s_abi_calib_begin, %s_abi_calib_accum, %s_abi_calib_end, %s_abi_set_lean,\n};\n", p, p, p, p);
 }
 
 /* ---- the translation unit ------------------------------------------------------------ */
@@ -1941,38 +1903,38 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
       grad_el += shape_numel(&f->shape);
     long bytes = shape_numel(&f->shape) * (f->elem == 2 || !f32 ? 8 : 4);
     bool align = !run && f->elem != 1 && bytes >= 8000000;
-    bprintf(&fb, "  %s %s[%ld]%s;   /* %s %s", ty, f->cname, shape_numel(&f->shape),
+    buf_printf(&fb, "  %s %s[%ld]%s;   /* %s %s", ty, f->cname, shape_numel(&f->shape),
             align ? " __attribute__((aligned(64)))" : "", shape_str(&f->shape),
             f->tname ? kind_word(f->kind) : "scratch");
     if (f->note)
-      bprintf(&fb, ": %s", f->note);
+      buf_printf(&fb, ": %s", f->note);
     if (f->line > 0)
-      bprintf(&fb, ", line %d", f->line);
-    bprintf(&fb, " */\n");
+      buf_printf(&fb, ", line %d", f->line);
+    buf_printf(&fb, " */\n");
   }
-  bprintf(&fb, "  int32_t bad_index;   /* set by forward when an index was out of range */\n");
-  bprintf(&fb, "  int32_t lean;        /* set_lean: skip writing what training does not read */\n");
+  buf_printf(&fb, "  int32_t bad_index;   /* set by forward when an index was out of range */\n");
+  buf_printf(&fb, "  int32_t lean;        /* set_lean: skip writing what training does not read */\n");
   const char *guard = arena_printf("BPGEN_%s_H", p);
   for (char *c = (char *)guard; *c; c++)
     if (*c >= 'a' && *c <= 'z')
       *c = (char)(*c - 'a' + 'A');
   const char *keys[] = {"prefix", "spec", "dtype", "guard", "runtime", "fields"};
   const char *vals[] = {p, spec_name(e), f32 ? "f32" : "f64", guard, embedded_text("runtime/bp_runtime.h"),
-                        bdone(&fb)};
+                        buf_done(&fb)};
   char *head_text = template_fill(embedded_text("templates/model_head.h"), keys, vals, 6);
   if (header)
     *header = head_text;
 
   Buf out = {0};
   e->b = &out;
-  bprintf(&out, "/* %s.c: forward, backward and training step of %s, generated by bpgen.\n", p, spec_name(e));
-  bprintf(&out, " * Generated file: do not edit.  First the API (the header, also written as a .h file),\n"
+  buf_printf(&out, "/* %s.c: forward, backward and training step of %s, generated by bpgen.\n", p, spec_name(e));
+  buf_printf(&out, " * Generated file: do not edit.  First the API (the header, also written as a .h file),\n"
                 " * then the kernels it calls, then the model: %s_init, %s_forward, %s_backward, ...\n"
                 " * Each block of the model starts with #line at the spec line it comes from. */\n", p, p, p);
-  bprintf(&out, "#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <string.h>\n\n");
-  bprintf(&out, "%s\n", head_text);
-  bprintf(&out, "%s\n", kernels_text(opt));
-  bprintf(&out, "typedef %s real;\n\n", f32 ? "float" : "double");
+  buf_printf(&out, "#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <string.h>\n\n");
+  buf_printf(&out, "%s\n", head_text);
+  buf_printf(&out, "%s\n", kernels_text(opt));
+  buf_printf(&out, "typedef %s real;\n\n", f32 ? "float" : "double");
   fn_init(e, p);
   fn_forward(e, p, false);
   fn_backward(e, p);
@@ -1980,5 +1942,5 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
   fn_forward(e, p, true);
   fn_calib(e, p);
   fn_model(e, p, opt->prefix ? opt->prefix : "model");
-  return bdone(&out);
+  return buf_done(&out);
 }
