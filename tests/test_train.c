@@ -56,19 +56,27 @@ static char *slurp(const char *path, size_t *len) {
   return buf;
 }
 
+/* argv = {"train", the NULL-ended arguments of ap..., NULL}; returns argc */
+static int train_argv(char **argv, int max, va_list ap) {
+  int argc = 0;
+  argv[argc++] = "train";
+  const char *a;
+  while ((a = va_arg(ap, const char *))) {
+    ck_assert_int_lt(argc, max - 1);
+    argv[argc++] = (char *)a;
+  }
+  argv[argc] = NULL;
+  return argc;
+}
+
 /* Runs bp_train_main on the bigram with the given arguments (NULL-ended);
  * results go to a file whose text is returned in *out (arena). */
 static int run(const char **out, ...) {
   char *argv[64];
-  int argc = 0;
-  argv[argc++] = "train";
   va_list ap;
   va_start(ap, out);
-  const char *a;
-  while ((a = va_arg(ap, const char *)))
-    argv[argc++] = (char *)a;
+  int argc = train_argv(argv, 64, ap);
   va_end(ap);
-  argv[argc] = NULL;
   const char *op = tmp_path("out.txt");
   tr_out = fopen(op, "w");
   ck_assert_ptr_nonnull(tr_out);
@@ -667,15 +675,10 @@ static int jit_train(Graph *g, const char *prefix, const char *errfile, const ch
   ck_assert_ptr_nonnull(fn);
   ck_assert_ptr_nonnull(m);
   char *argv[32];
-  int argc = 0;
-  argv[argc++] = "train";
   va_list ap;
   va_start(ap, outfile);
-  const char *a;
-  while ((a = va_arg(ap, const char *)))
-    argv[argc++] = (char *)a;
+  int argc = train_argv(argv, 32, ap);
   va_end(ap);
-  argv[argc] = NULL;
   fflush(stdout);
   fflush(stderr);
   FILE *so = stdout, *se = stderr;
