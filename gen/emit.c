@@ -91,6 +91,7 @@ struct Emit {
   bool *lskip;           /* inside a layer call hosted elsewhere */
   bool *inlayer;         /* a tensor only the layer's kernels see (no other reader) */
   bool use_layer;        /* training forward and backward: layer calls; else node by node */
+  int calib_passes;      /* fn_calib: batchnorm calibration passes (the deepest chain) */
   const char **lines;    /* spec source lines, 1-based */
   int nlines;
 };
@@ -1688,72 +1689,109 @@ static void mark_deps(Node *n, bool *mark) {
     mark_deps(n->in[k], mark);
 }
 
+/* Batchnorm calibration, the lecture's "calibrate the batch norm at the end of
+ * training", for any number of batchnorms: a batchnorm's input depends on the
+ * batchnorms upstream of it, so their statistics must be final before its own
+ * are gathered.  Pass p gathers the statistics of the batchnorms with p
+ * batchnorms upstream (their depth), running the inference forward (the
+ * shallower ones from their calibrated statistics) up to their inputs. */
+/* the most batchnorms on one path ending at n, n included (memo: value + 1) */
+static int bn_count(Node *n, int *memo) {
+  if (!memo[n->id]) {
+    int d = 0;
+    for (int k = 0; k < optab[n->op].arity; k++) {
+      int dk = bn_count(n->in[k], memo);
+      d = dk > d ? dk : d;
+    }
+    memo[n->id] = d + (n->op == OP_batchnorm) + 1;
+  }
+  return memo[n->id] - 1;
+}
+
 static void fn_calib(Emit *e, const char *p) {
   Graph *g = e->g;
-  bool *need = arena_alloc((size_t)g->nnodes);
-  int nbn = 0;
-  for (int i = 0; i < g->nforward; i++)
-    if (g->nodes[i]->op == OP_batchnorm)
-      mark_deps(g->nodes[i]->in[0], need), nbn++;
+  int *memo = arena_alloc(sizeof(int) * (size_t)g->nnodes);
+  int *depth = arena_alloc(sizeof(int) * (size_t)g->nnodes);
+  int npass = 0;
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op != OP_batchnorm)
+      continue;
+    depth[n->id] = bn_count(n, memo) - 1;
+    npass = depth[n->id] + 1 > npass ? depth[n->id] + 1 : npass;
+  }
+  e->calib_passes = npass;
 
-  buf_printf(e->b, "void %s_calib_begin(%s_state *s) {\n", p, p);
-  L(e, "(void)s;");
+  buf_printf(e->b, "void %s_calib_begin(%s_state *s, int pass) {\n", p, p);
+  L(e, "s->calib_pass = pass;");
   for (int i = 0; i < g->nforward; i++) {
     Node *n = g->nodes[i];
     if (n->op != OP_batchnorm)
       continue;
     const char *b = e->save[n->id];
-    L(e, "s->%s_cal_n[0] = 0;", b);
-    L(e, "memset(s->%s_cal_mean, 0, sizeof s->%s_cal_mean);", b, b);
-    L(e, "memset(s->%s_cal_m2, 0, sizeof s->%s_cal_m2);", b, b);
+    L(e, "if (pass == %d) {   /* %s */", depth[n->id], lab(e, n));
+    L(e, "  s->%s_cal_n[0] = 0;", b);
+    L(e, "  memset(s->%s_cal_mean, 0, sizeof s->%s_cal_mean);", b, b);
+    L(e, "  memset(s->%s_cal_m2, 0, sizeof s->%s_cal_m2);", b, b);
+    L(e, "}");
   }
   buf_printf(e->b, "}\n\n");
 
-  /* inference-mode forward up to each batchnorm's input, then merge the
-   * first nrows rows into the running mean and M2 (Chan et al.) */
+  /* inference-mode forward up to the inputs of this pass's batchnorms, then
+   * merge the first nrows rows into the running mean and M2 (Chan et al.) */
   buf_printf(e->b, "void %s_calib_accum(%s_state *s, int nrows) {\n", p, p);
   L(e, "(void)s, (void)nrows;");
-  if (nbn) {
+  if (npass)
+    L(e, "switch (s->calib_pass) {");
+  for (int pass = 0; pass < npass; pass++) {
+    bool *need = arena_alloc((size_t)g->nnodes);
+    for (int i = 0; i < g->nforward; i++)
+      if (g->nodes[i]->op == OP_batchnorm && depth[i] == pass)
+        mark_deps(g->nodes[i]->in[0], need);
+    L(e, "case %d:", pass);
     e->eval = true;
     for (int i = 0; i < g->nforward; i++)
       if (need[i])
         emit_node(e, g->nodes[i]);
     e->eval = false;
-  }
-  for (int i = 0; i < g->nforward; i++) {
-    Node *n = g->nodes[i];
-    if (n->op != OP_batchnorm)
-      continue;
-    Node *x = n->in[0];
-    long N = x->shape.dim[0], D = numel(x) / (N ? N : 1);
-    const char *b = e->save[n->id];
-    if (e->opt->for_jit) {   /* the same sums, by a gcc-compiled kernel */
-      L(e, "/* calibration of %s */", lab(e, n));
-      L(e, "%s(nrows < 0 ? 0 : nrows > %ld ? %ld : nrows, %ld, %s, s->%s_cal_n, s->%s_cal_mean, s->%s_cal_m2);",
-        bpm(e, "bn_calib"), N, N, D, V(e, x), b, b, b);
-      continue;
+    for (int i = 0; i < g->nforward; i++) {
+      Node *n = g->nodes[i];
+      if (n->op != OP_batchnorm || depth[i] != pass)
+        continue;
+      Node *x = n->in[0];
+      long N = x->shape.dim[0], D = numel(x) / (N ? N : 1);
+      const char *b = e->save[n->id];
+      if (e->opt->for_jit) {   /* the same sums, by a gcc-compiled kernel */
+        L(e, "/* calibration of %s */", lab(e, n));
+        L(e, "%s(nrows < 0 ? 0 : nrows > %ld ? %ld : nrows, %ld, %s, s->%s_cal_n, s->%s_cal_mean, s->%s_cal_m2);",
+          bpm(e, "bn_calib"), N, N, D, V(e, x), b, b, b);
+        continue;
+      }
+      L(e, "{ /* calibration of %s */", lab(e, n));
+      L(e, "  int m = nrows < 0 ? 0 : nrows > %ld ? %ld : nrows;", N, N);
+      L(e, "  if (m > 0) {");
+      L(e, "    double na = s->%s_cal_n[0], nt = na + m;", b);
+      L(e, "    for (int j = 0; j < %ld; j++) {", D);
+      L(e, "      double bm = 0, b2 = 0;");
+      L(e, "      for (int i = 0; i < m; i++)");
+      L(e, "        bm += %s[i*%ld + j];", V(e, x), D);
+      L(e, "      bm /= m;");
+      L(e, "      for (int i = 0; i < m; i++) {");
+      L(e, "        double d = %s[i*%ld + j] - bm;", V(e, x), D);
+      L(e, "        b2 += d * d;");
+      L(e, "      }");
+      L(e, "      double delta = bm - s->%s_cal_mean[j];", b);
+      L(e, "      s->%s_cal_mean[j] += delta * m / nt;", b);
+      L(e, "      s->%s_cal_m2[j] += b2 + delta * delta * na * m / nt;", b);
+      L(e, "    }");
+      L(e, "    s->%s_cal_n[0] = nt;", b);
+      L(e, "  }");
+      L(e, "}");
     }
-    L(e, "{ /* calibration of %s */", lab(e, n));
-    L(e, "  int m = nrows < 0 ? 0 : nrows > %ld ? %ld : nrows;", N, N);
-    L(e, "  if (m > 0) {");
-    L(e, "    double na = s->%s_cal_n[0], nt = na + m;", b);
-    L(e, "    for (int j = 0; j < %ld; j++) {", D);
-    L(e, "      double bm = 0, b2 = 0;");
-    L(e, "      for (int i = 0; i < m; i++)");
-    L(e, "        bm += %s[i*%ld + j];", V(e, x), D);
-    L(e, "      bm /= m;");
-    L(e, "      for (int i = 0; i < m; i++) {");
-    L(e, "        double d = %s[i*%ld + j] - bm;", V(e, x), D);
-    L(e, "        b2 += d * d;");
-    L(e, "      }");
-    L(e, "      double delta = bm - s->%s_cal_mean[j];", b);
-    L(e, "      s->%s_cal_mean[j] += delta * m / nt;", b);
-    L(e, "      s->%s_cal_m2[j] += b2 + delta * delta * na * m / nt;", b);
-    L(e, "    }");
-    L(e, "    s->%s_cal_n[0] = nt;", b);
-    L(e, "  }");
-    L(e, "}");
+    L(e, "break;");
   }
+  if (npass)
+    L(e, "}");
   buf_printf(e->b, "}\n\n");
 
   buf_printf(e->b, "void %s_calib_end(%s_state *s) {\n", p, p);
@@ -1764,10 +1802,11 @@ static void fn_calib(Emit *e, const char *p) {
       continue;
     const char *b = e->save[n->id];
     long D = numel(n->in[1]);
-    L(e, "for (int j = 0; j < %ld; j++) {", D);
-    L(e, "  s->%s_run_mean[j] = (real)s->%s_cal_mean[j];", b, b);
-    L(e, "  s->%s_run_var[j] = (real)(s->%s_cal_n[0] > 1 ? s->%s_cal_m2[j] / (s->%s_cal_n[0] - 1) : 0);", b, b, b, b);
-    L(e, "}");
+    L(e, "if (s->calib_pass == %d)   /* %s */", depth[i], lab(e, n));
+    L(e, "  for (int j = 0; j < %ld; j++) {", D);
+    L(e, "    s->%s_run_mean[j] = (real)s->%s_cal_mean[j];", b, b);
+    L(e, "    s->%s_run_var[j] = (real)(s->%s_cal_n[0] > 1 ? s->%s_cal_m2[j] / (s->%s_cal_n[0] - 1) : 0);", b, b, b, b);
+    L(e, "  }");
   }
   buf_printf(e->b, "}\n\n");
 }
@@ -1815,10 +1854,10 @@ static void fn_model(Emit *e, const char *p, const char *stem) {
   static const char *const w[][3] = {
     {"void", "init", "void *st, uint64_t seed"}, {"double", "forward", "void *st"},
     {"void", "backward", "void *st"},            {"void", "sgd_step", "void *st, double lr"},
-    {"double", "forward_eval", "void *st"},      {"void", "calib_begin", "void *st"},
+    {"double", "forward_eval", "void *st"},      {"void", "calib_begin", "void *st, int pass"},
     {"void", "calib_accum", "void *st, int nrows"}, {"void", "calib_end", "void *st"},
   };
-  static const char *const args[] = {"st, seed", "st", "st", "st, lr", "st", "st", "st, nrows", "st"};
+  static const char *const args[] = {"st, seed", "st", "st", "st, lr", "st", "st, pass", "st, nrows", "st"};
   for (int i = 0; i < 8; i++)
     buf_printf(e->b, "static %s %s_abi_%s(%s) { %s%s_%s(%s); }\n", w[i][0], p, w[i][1], w[i][2],
             strcmp(w[i][0], "void") ? "return " : "", p, w[i][1], args[i]);
@@ -1833,7 +1872,8 @@ static void fn_model(Emit *e, const char *p, const char *stem) {
   buf_printf(e->b, "  %d, %d,\n", loss_index, logits_index);
   buf_printf(e->b, "  %s_abi_init, %s_abi_forward, %s_abi_backward, %s_abi_sgd_step, %s_abi_forward_eval,\n", p,
           p, p, p, p);
-  buf_printf(e->b, "  %s_abi_calib_begin, %s_abi_calib_accum, %s_abi_calib_end, %s_abi_set_lean,\n};\n", p, p, p, p);
+  buf_printf(e->b, "  %d, %s_abi_calib_begin, %s_abi_calib_accum, %s_abi_calib_end, %s_abi_set_lean,\n};\n",
+             e->calib_passes, p, p, p, p);
 }
 
 /* ---- the translation unit ------------------------------------------------------------ */
@@ -1914,6 +1954,7 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
   }
   buf_printf(&fb, "  int32_t bad_index;   /* set by forward when an index was out of range */\n");
   buf_printf(&fb, "  int32_t lean;        /* set_lean: skip writing what training does not read */\n");
+  buf_printf(&fb, "  int32_t calib_pass;  /* set by calib_begin: the batchnorms being calibrated */\n");
   const char *guard = arena_printf("BPGEN_%s_H", p);
   for (char *c = (char *)guard; *c; c++)
     if (*c >= 'a' && *c <= 'z')

@@ -66,10 +66,14 @@ typedef struct BpModel {
   /* inference forward: batchnorm uses the stored statistics; returns the loss */
   double (*forward_eval)(void *state);
   /* batchnorm calibration over a data set (the lecture's "calibrate the batch
-   * norm at the end of training"): begin, then accum for each batch with the
-   * number of valid rows (the first nrows of the batch), then end stores the
-   * mean and unbiased variance into the BP_STAT tensors */
-  void (*calib_begin)(void *state);
+   * norm at the end of training"), in calib_passes passes (0: no batchnorm):
+   * for pass = 0 .. calib_passes-1, begin(pass), then accum for each batch with
+   * the number of valid rows (the first nrows of the batch), then end, which
+   * stores the mean and unbiased variance into the BP_STAT tensors of the
+   * batchnorms with `pass` batchnorms upstream (their inputs need the upstream
+   * ones calibrated first) */
+  int calib_passes;
+  void (*calib_begin)(void *state, int pass);
   void (*calib_accum)(void *state, int nrows);
   void (*calib_end)(void *state);
   /* lean on (after init, which turns it off): forward and backward in training

@@ -33,10 +33,12 @@ void {{prefix}}_backward({{prefix}}_state *s);
 void {{prefix}}_sgd_step({{prefix}}_state *s, double lr);
 /* inference forward: batchnorm from the stored statistics; returns the loss */
 double {{prefix}}_forward_eval({{prefix}}_state *s);
-/* batchnorm calibration: begin; accum per batch (first nrows rows count);
- * end stores mean and unbiased variance.  Accum runs the forward in inference
- * mode, so with stacked batchnorms repeat the calibration once per layer. */
-void {{prefix}}_calib_begin({{prefix}}_state *s);
+/* batchnorm calibration, in {{prefix}}_model.calib_passes passes: for each pass
+ * p in order, begin(p); accum per batch (its first nrows rows count); end,
+ * which stores the mean and unbiased variance of the batchnorms with p
+ * batchnorms upstream (accum runs the inference forward through the upstream
+ * ones, calibrated by the earlier passes). */
+void {{prefix}}_calib_begin({{prefix}}_state *s, int pass);
 void {{prefix}}_calib_accum({{prefix}}_state *s, int nrows);
 void {{prefix}}_calib_end({{prefix}}_state *s);
 

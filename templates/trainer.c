@@ -712,13 +712,15 @@ static void tr_calibrate(Tr *tr) {
     return;
   const TrSplit *s = &tr->split[0];
   size_t B = (size_t)tr->B;
-  tr->m->calib_begin(tr->state);
-  for (size_t i = 0; i < s->n; i += B) {
-    int k = s->n - i < B ? (int)(s->n - i) : (int)B;
-    tr_set_range(tr, s, i, k, i);
-    tr->m->calib_accum(tr->state, k);
+  for (int pass = 0; pass < tr->m->calib_passes; pass++) {
+    tr->m->calib_begin(tr->state, pass);
+    for (size_t i = 0; i < s->n; i += B) {
+      int k = s->n - i < B ? (int)(s->n - i) : (int)B;
+      tr_set_range(tr, s, i, k, i);
+      tr->m->calib_accum(tr->state, k);
+    }
+    tr->m->calib_end(tr->state);
   }
-  tr->m->calib_end(tr->state);
 }
 
 /* ---- non-finite values ------------------------------------------------------ */
