@@ -34,6 +34,12 @@ build/gen/templates.h: $(TEMPLATES) scripts/embed.sh
 	@mkdir -p $(@D)
 	scripts/embed.sh $@ $(TEMPLATES)
 
+build/gen/c_names.h: scripts/c_names.sh $(TEMPLATES)
+	@mkdir -p $(@D)
+	scripts/c_names.sh $@
+
+build/gen/emit.o build/san/gen/emit.o: build/gen/c_names.h
+
 build/%.o: %.c gen/bpgen.h gen/ops.h runtime/bp_runtime.h build/gen/templates.h $(wildcard runtime/*.h) | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<

@@ -112,3 +112,47 @@ void arena_reset(void) {
     chunks = next;
   }
 }
+
+/* ---- string map: open addressing, FNV-1a, arena storage ---------------------- */
+
+static uint64_t str_hash(const char *s, size_t len) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < len; i++)
+    h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+  return h;
+}
+
+void *strmap_get(const StrMap *m, const char *key, size_t len) {
+  if (!m->cap)
+    return NULL;
+  for (size_t i = str_hash(key, len) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+    if (!m->keys[i])
+      return NULL;
+    if (strlen(m->keys[i]) == len && memcmp(m->keys[i], key, len) == 0)
+      return m->vals[i];
+  }
+}
+
+void strmap_put(StrMap *m, const char *key, void *val) {
+  if (2 * (m->n + 1) > m->cap) {   /* at most half full */
+    StrMap big = {arena_alloc(sizeof(char *) * (m->cap ? 2 * m->cap : 64)),
+                  arena_alloc(sizeof(void *) * (m->cap ? 2 * m->cap : 64)), m->cap ? 2 * m->cap : 64, 0};
+    for (size_t i = 0; i < m->cap; i++)
+      if (m->keys[i])
+        strmap_put(&big, m->keys[i], m->vals[i]);
+    *m = big;
+  }
+  size_t len = strlen(key);
+  for (size_t i = str_hash(key, len) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+    if (!m->keys[i]) {
+      m->keys[i] = key;
+      m->vals[i] = val;
+      m->n++;
+      return;
+    }
+    if (strcmp(m->keys[i], key) == 0) {
+      m->vals[i] = val;
+      return;
+    }
+  }
+}

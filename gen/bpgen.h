@@ -48,6 +48,15 @@ typedef struct Buf {
 void buf_vprintf(Buf *b, const char *fmt, va_list ap);
 void buf_printf(Buf *b, const char *fmt, ...) PRINTF(2, 3);
 char *buf_done(Buf *b);
+/* A map from strings to pointers (keys are kept, not copied; both in the
+ * arena).  Start from StrMap m = {0}; get returns NULL for a missing key. */
+typedef struct StrMap {
+  const char **keys;
+  void **vals;
+  size_t cap, n;
+} StrMap;
+void *strmap_get(const StrMap *m, const char *key, size_t len);
+void strmap_put(StrMap *m, const char *key, void *val);
 void *xmalloc(size_t n);                      /* malloc or die with context */
 void *xcalloc(size_t n, size_t size);
 
@@ -257,6 +266,9 @@ typedef struct EmitOptions {
  * when header != NULL) as arena strings.  Run grad_build(g) first: nodes after
  * g->nforward become backward(); a forward-only graph gets an empty one. */
 char *emit_c(Graph *g, const EmitOptions *opt, char **header);
+/* True for a name the emitted C cannot use as a member as it is (a keyword, a
+ * macro of its headers, a leading '_'): emit renames such members. */
+bool emit_reserved_name(const char *s);
 
 /* ---- jit.c -------------------------------------------------------------------- */
 struct BpModel;

@@ -79,6 +79,7 @@ struct Emit {
   const char **save;     /* per node id (batchnorm, layernorm): base of saved fields */
   Field *fields;
   int nfields, capf;
+  StrMap names;          /* every field's cname */
   Copy *copies;
   int ncopies;
   bool eval;             /* writing forward_eval: batchnorm from stored statistics */
@@ -106,28 +107,35 @@ static void L(Emit *e, const char *fmt, ...) {
   va_end(ap);
 }
 
-static bool name_taken(Emit *e, const char *s) {
-  for (int i = 0; i < e->nfields; i++)
-    if (strcmp(e->fields[i].cname, s) == 0)
-      return true;
-  return false;
-}
+static bool name_taken(Emit *e, const char *s) { return strmap_get(&e->names, s, strlen(s)) != NULL; }
 
-static bool is_c_keyword(const char *s) {
+#include "c_names.h"   /* c_macro_names: build/gen, made by scripts/c_names.sh */
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* A name the emitted C cannot use as a struct member as it is: a keyword (C99
+ * to C23), a macro of the headers it includes or of bpgen's runtime, a name
+ * reserved to the implementation (leading '_'), or a member the emitter adds
+ * itself. */
+bool emit_reserved_name(const char *s) {
   static const char *const kw[] = {
-    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
-    "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
-    "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch",
-    "typedef", "union", "unsigned", "void", "volatile", "while", "_Bool", "_Complex",
-    "_Imaginary", "bad_index", NULL};
+    "alignas", "alignof", "auto", "bad_index", "bool", "break", "calib_pass", "case", "char", "const",
+    "constexpr", "continue", "default", "do", "double", "else", "enum", "extern", "false", "float", "for",
+    "goto", "if", "inline", "int", "lean", "long", "nullptr", "register", "restrict", "return", "short",
+    "signed", "sizeof", "static", "static_assert", "struct", "switch", "thread_local", "true", "typedef",
+    "typeof", "typeof_unqual", "union", "unsigned", "void", "volatile", "while", NULL};
+  if (s[0] == '_' || strncmp(s, "BP", 2) == 0)
+    return true;
   for (int i = 0; kw[i]; i++)
     if (strcmp(kw[i], s) == 0)
       return true;
-  return false;
+  return bsearch(&s, c_macro_names, sizeof c_macro_names / sizeof c_macro_names[0], sizeof c_macro_names[0],
+                 cmp_str) != NULL;
 }
 
-/* A member name from base: non-identifier characters become '_'; a keyword or
- * a name already used gets a suffix. */
+/* A member name from base: non-identifier characters become '_'; a reserved
+ * name gets a trailing '_' ("v" in front when it starts with '_'), a name
+ * already used a numeric suffix. */
 static const char *member_name(Emit *e, const char *base) {
   char *s = arena_strndup(base, strlen(base));
   for (char *p = s; *p; p++)
@@ -135,34 +143,42 @@ static const char *member_name(Emit *e, const char *base) {
       *p = '_';
   if (!*s)
     s = "t";
+  if (emit_reserved_name(s))
+    s = arena_printf(s[0] == '_' ? "v%s" : "%s_", s);
   const char *c = s;
-  if (is_c_keyword(c))
-    c = arena_printf("%s_", s);
   for (int k = 2; name_taken(e, c); k++)
     c = arena_printf("%s_%d", s, k);
   return c;
 }
 
-/* A base name whose saved-statistics members (base_xhat, ...) are all free. */
+/* The suffixes of the members a normalisation saves (saved(), saved_field()). */
+static const char *const saved_sfx[] = {"run_mean", "run_var", "xhat", "rstd", "mean", "cal_n",
+                                        "cal_mean", "cal_m2", "acc1", "acc2", "sums"};
+
+/* A base name whose saved members (base_xhat, ...) are all free and usable as
+ * they are. */
 static const char *free_base(Emit *e, const char *name) {
-  static const char *const sfx[] = {"run_mean", "run_var", "xhat", "rstd", "mean", "cal_n", "cal_mean", "cal_m2",
-                                    "acc1", "acc2", "sums"};
-  char *s = arena_strndup(name, strlen(name));
+  char *s = arena_printf("%s%s", name[0] == '_' ? "v" : "", name);
   for (char *p = s; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || (p != s && *p >= '0' && *p <= '9')))
       *p = '_';
   for (int k = 1;; k++) {
     const char *b = k == 1 ? s : arena_printf("%s_%d", s, k);
     bool ok = true;
-    for (int i = 0; i < 10 && ok; i++)
-      ok = !name_taken(e, arena_printf("%s_%s", b, sfx[i]));
-    if (ok)
+    for (size_t i = 0; i < sizeof saved_sfx / sizeof saved_sfx[0] && ok; i++) {
+      const char *m = arena_printf("%s_%s", b, saved_sfx[i]);
+      ok = !name_taken(e, m) && !emit_reserved_name(m);
+    }
+    if (ok) {   /* claimed now, made later by saved_field */
+      for (size_t i = 0; i < sizeof saved_sfx / sizeof saved_sfx[0]; i++)
+        strmap_put(&e->names, arena_printf("%s_%s", b, saved_sfx[i]), (void *)saved_sfx);
       return b;
+    }
   }
 }
 
-static const char *add_field(Emit *e, const char *base, const char *tname, int kind, int elem,
-                             const Shape *shape, int line, const char *note) {
+static Field *new_field(Emit *e, const char *cname, const char *tname, int kind, int elem, const Shape *shape,
+                        int line, const char *note) {
   if (e->nfields == e->capf) {
     int cap = e->capf ? e->capf * 2 : 64;
     Field *nf = arena_alloc(sizeof(Field) * (size_t)cap);
@@ -171,16 +187,25 @@ static const char *add_field(Emit *e, const char *base, const char *tname, int k
     e->fields = nf;
     e->capf = cap;
   }
-  Field *f = &e->fields[e->nfields];
-  f->cname = member_name(e, base);
-  e->nfields++;
-  f->tname = tname;
-  f->kind = kind;
-  f->elem = elem;
-  f->shape = *shape;
-  f->line = line;
-  f->note = note;
-  return f->cname;
+  Field *f = &e->fields[e->nfields++];
+  *f = (Field){.cname = cname, .tname = tname, .kind = kind, .elem = elem, .shape = *shape, .line = line,
+               .note = note};
+  strmap_put(&e->names, cname, (void *)cname);
+  return f;
+}
+
+static const char *add_field(Emit *e, const char *base, const char *tname, int kind, int elem,
+                             const Shape *shape, int line, const char *note) {
+  return new_field(e, member_name(e, base), tname, kind, elem, shape, line, note)->cname;
+}
+
+/* The member base_sfx that free_base claimed for a normalisation's saved value. */
+static void saved_field(Emit *e, const char *base, const char *sfx, const char *tname, int kind, int elem,
+                        const Shape *shape, int line, const char *note) {
+  const char *c = arena_printf("%s_%s", base, sfx);
+  if (strmap_get(&e->names, c, strlen(c)) != (void *)saved_sfx)
+    die("saved member %s was not claimed by free_base", c);
+  new_field(e, c, tname, kind, elem, shape, line, note);
 }
 
 static const Shape scalar_shape = {0, {0}};
@@ -325,27 +350,38 @@ static const char *subst(const char *t, const char *a0, const char *a1, const ch
   return buf_done(&b);
 }
 
-/* The spec's text of a line, trimmed, safe inside a comment. */
+/* The spec's text of a line, trimmed, safe inside a comment, cut to an
+ * excerpt: every backward block quotes its forward line, so a long line
+ * quoted whole would make the output quadratic in the spec. */
+enum { EXCERPT = 72 };
 static const char *src_line(Emit *e, int line) {
   if (line < 1 || line > e->nlines)
     return "";
   const char *p = e->lines[line];
-  const char *q = p;
-  while (*q && *q != '\n' && *q != '\r' && *q != '#')
-    q++;
-  while (p < q && (*p == ' ' || *p == '\t'))
+  while (*p == ' ' || *p == '\t')
     p++;
+  const char *q = p;
+  while (*q && *q != '\n' && *q != '\r' && *q != '#' && q - p <= EXCERPT)
+    q++;
   while (q > p && (q[-1] == ' ' || q[-1] == '\t'))
     q--;
+  bool cut = q - p > EXCERPT;
+  if (cut)   /* at a character's first byte */
+    for (q = p + EXCERPT; q > p && ((unsigned char)*q & 0xC0) == 0x80; q--)
+      ;
   Buf b = {0};
   for (const char *c = p; c < q; c++) {
     if (c[0] == '*' && c[1] == '/')
       buf_printf(&b, "* ");
     else if (c[0] == '/' && c[1] == '*')
       buf_printf(&b, "/ ");
+    else if ((unsigned char)*c < 32)
+      buf_printf(&b, " ");
     else
       buf_printf(&b, "%c", *c);
   }
+  if (cut)
+    buf_printf(&b, " ...");
   return buf_done(&b);
 }
 
@@ -1463,13 +1499,12 @@ static void layout(Emit *e) {
     Node *n = g->nodes[i];
     if (n->op != OP_batchnorm)
       continue;
-    const char *base = n->name ? n->name : arena_printf("bn%d", n->id);
-    e->save[n->id] = free_base(e, base);
+    /* an unnamed one's table names cannot be a spec name's: '#' is no identifier */
+    const char *tbase = n->name ? n->name : arena_printf("batchnorm#%d", n->id);
+    e->save[n->id] = free_base(e, n->name ? n->name : arena_printf("bn%d", n->id));
     const Shape *gs = &n->in[1]->shape;
-    add_field(e, arena_printf("%s_run_mean", e->save[n->id]), arena_printf("%s.mean", base), BP_STAT, 0, gs,
-              n->line, NULL);
-    add_field(e, arena_printf("%s_run_var", e->save[n->id]), arena_printf("%s.var", base), BP_STAT, 0, gs,
-              n->line, NULL);
+    saved_field(e, e->save[n->id], "run_mean", arena_printf("%s.mean", tbase), BP_STAT, 0, gs, n->line, NULL);
+    saved_field(e, e->save[n->id], "run_var", arena_printf("%s.var", tbase), BP_STAT, 0, gs, n->line, NULL);
   }
   /* scratch: every other node, and what normalisations save for backward */
   for (int i = 0; i < nn; i++) {
@@ -1488,19 +1523,18 @@ static void layout(Emit *e) {
       long D = n->shape.dim[n->shape.rank - 1], R = numel(n) / (D ? D : 1);
       const char *b = e->save[n->id];
       Shape sv = vec_shape(n->op == OP_batchnorm ? D : R);
-      add_field(e, arena_printf("%s_xhat", b), NULL, -1, 0, &n->shape, n->line, "normalised input x̂");
-      add_field(e, arena_printf("%s_rstd", b), NULL, -1, 0, &sv, n->line, "1/sqrt(var + eps)");
+      saved_field(e, b, "xhat", NULL, -1, 0, &n->shape, n->line, "normalised input x̂");
+      saved_field(e, b, "rstd", NULL, -1, 0, &sv, n->line, "1/sqrt(var + eps)");
       if (n->op == OP_batchnorm) {
         Shape dv = vec_shape(D);
-        add_field(e, arena_printf("%s_mean", b), NULL, -1, 0, &sv, n->line, "batch mean");
-        add_field(e, arena_printf("%s_acc1", b), NULL, -1, 2, &dv, n->line, "column sums");
-        add_field(e, arena_printf("%s_acc2", b), NULL, -1, 2, &dv, n->line, "column sums");
+        saved_field(e, b, "mean", NULL, -1, 0, &sv, n->line, "batch mean");
+        saved_field(e, b, "acc1", NULL, -1, 2, &dv, n->line, "column sums");
+        saved_field(e, b, "acc2", NULL, -1, 2, &dv, n->line, "column sums");
         Shape d4 = vec_shape(6 * D);
-        add_field(e, arena_printf("%s_sums", b), NULL, -1, 2, &d4, n->line, "column sums of bp_bn_fwd/bwd");
-        add_field(e, arena_printf("%s_cal_n", b), NULL, -1, 2, &scalar_shape, n->line, "calibration: rows");
-        add_field(e, arena_printf("%s_cal_mean", b), NULL, -1, 2, &dv, n->line, "calibration: mean");
-        add_field(e, arena_printf("%s_cal_m2", b), NULL, -1, 2, &dv, n->line,
-                  "calibration: sum of squared deviations");
+        saved_field(e, b, "sums", NULL, -1, 2, &d4, n->line, "column sums of bp_bn_fwd/bwd");
+        saved_field(e, b, "cal_n", NULL, -1, 2, &scalar_shape, n->line, "calibration: rows");
+        saved_field(e, b, "cal_mean", NULL, -1, 2, &dv, n->line, "calibration: mean");
+        saved_field(e, b, "cal_m2", NULL, -1, 2, &dv, n->line, "calibration: sum of squared deviations");
       }
     }
   }
@@ -1511,6 +1545,14 @@ static void layout(Emit *e) {
     Shape ws = vec_shape((long)BP_BNLAYER_WS(ly->N, ly->K, ly->D, ly->V, ly->dc, ly->groups));
     ly->ws = arena_printf("s->%s", add_field(e, arena_printf("%s_ws", e->save[ly->bn->id]), NULL, -1, 0, &ws,
                                               ly->bn->line, "the layer's blocked x̂, and block scratch"));
+  }
+  StrMap tnames = {0};   /* the parser keeps spec names and d<name> apart */
+  for (int i = 0; i < e->nfields; i++) {
+    const char *t = e->fields[i].tname;
+    if (t && strmap_get(&tnames, t, strlen(t)))
+      die("two tensors named %s in the table", t);
+    if (t)
+      strmap_put(&tnames, t, (void *)t);
   }
 }
 

@@ -45,6 +45,7 @@ static int nest;         /* open ( and [: newlines are skipped inside */
 static int depth;        /* expression recursion depth */
 static Sym *syms;
 static int nsyms, symcap;
+static StrMap symidx;    /* name -> index in syms, plus 1 */
 static DimOverride *ovrs;
 static int novrs;
 
@@ -126,12 +127,12 @@ static char *tok_str(Token *t) { return arena_strndup(t->loc, (size_t)t->len); }
 
 /* ---- names ---------------------------------------------------------------- */
 
-static Sym *find_sym(Token *t) {
-  for (int i = 0; i < nsyms; i++)
-    if ((int)strlen(syms[i].name) == t->len && memcmp(syms[i].name, t->loc, (size_t)t->len) == 0)
-      return &syms[i];
-  return NULL;
+static Sym *find_name(const char *s, size_t len) {
+  intptr_t i = (intptr_t)strmap_get(&symidx, s, len);
+  return i ? &syms[i - 1] : NULL;
 }
+
+static Sym *find_sym(Token *t) { return find_name(t->loc, (size_t)t->len); }
 
 static bool is_builtin_from(Token *t, size_t first) {
   for (size_t i = first; i < sizeof builtins / sizeof builtins[0]; i++)
@@ -150,6 +151,18 @@ static Sym *define(Token *name, SymKind kind) {
   if (old)
     error_tok(name, "'%.*s' redefined (first defined at line %d)", name->len, name->loc,
               old->tok->line);
+  /* the gradient of tensor x is called dx everywhere (the emitted d-fields,
+   * the tensor table, x.grad.npy): no tensor may take that name */
+  if (kind != SYM_DIM) {
+    Sym *of = name->len > 1 && name->loc[0] == 'd' ? find_name(name->loc + 1, (size_t)name->len - 1) : NULL;
+    if (of && of->kind != SYM_DIM)
+      error_tok(name, "'%.*s' is the name of the gradient of '%s' (line %d): rename one of them", name->len,
+                name->loc, of->name, of->tok->line);
+    Sym *grad = find_name(arena_printf("d%.*s", name->len, name->loc), (size_t)name->len + 1);
+    if (grad && grad->kind != SYM_DIM)
+      error_tok(name, "the gradient of '%.*s' would be called '%s', a tensor already defined at line %d: "
+                "rename one of them", name->len, name->loc, grad->name, grad->tok->line);
+  }
   if (nsyms == symcap) {
     symcap = symcap ? 2 * symcap : 32;
     Sym *ns = arena_alloc(sizeof *ns * (size_t)symcap);
@@ -161,6 +174,7 @@ static Sym *define(Token *name, SymKind kind) {
   s->name = tok_str(name);
   s->tok = name;
   s->kind = kind;
+  strmap_put(&symidx, s->name, (void *)(intptr_t)nsyms);
   return s;
 }
 
@@ -796,6 +810,7 @@ Graph *parse_spec(const SrcFile *f, DimOverride *ovr, int novr) {
   nest = depth = 0;
   syms = NULL;
   nsyms = symcap = 0;
+  symidx = (StrMap){0};
   ovrs = ovr;
   novrs = novr;
   if (tok->kind == TK_EOF)
