@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dlfcn.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Two batchnorms: hp (named, beside tensors named after its saved members)
@@ -175,6 +176,40 @@ START_TEST(macros_of_emitted_files_are_reserved) {
 }
 END_TEST
 
+/* A spec's path reaches the emitted C in comments and #line strings: a path
+ * that closes a comment, or ends a string through a trigraph, stays text
+ * (the file builds warning-free and defines no symbol from the path). */
+START_TEST(paths_stay_text) {
+  char dir[] = "/tmp/bpgen_paths_XXXXXX";
+  ck_assert(mkdtemp(dir) != NULL);
+  static const char *const names[] = {"a*/ int injected_by_path; /*x.spec", "q?\?/\" int injected_by_path; //.spec",
+                                      "nl\nint injected_by_path;\n.spec", "back\\\" int injected_by_path; \".spec"};
+  const char *spec = read_src(arena_printf("%s/makemore.spec", specs_dir()))->text;
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    const char *sub = arena_printf("%s/d%zu", dir, i);
+    ck_assert_int_eq(mkdir(sub, 0700), 0);
+    const char *path = arena_printf("%s/%s", sub, names[i]);
+    char *slash = strrchr(names[i], '/');   /* names with '/' need their directories */
+    if (slash) {
+      char *d = arena_printf("%s/%.*s", sub, (int)(slash - names[i]), names[i]);
+      ck_assert_int_eq(system(arena_printf("mkdir -p '%s'", d)), 0);
+    }
+    write_text(path, spec);
+    Graph *g = parse_spec(read_src(path), NULL, 0);
+    grad_build(g);
+    EmitOptions opt = {DT_F32, "model", false, false};
+    char *header;
+    write_text(arena_printf("%s/model.c", sub), emit_c(g, &opt, &header));
+    write_text(arena_printf("%s/model.h", sub), header);
+    const char *cmd = arena_printf("cd %s && gcc -std=c99 -Wall -Wextra -Werror -c model.c > out.txt 2>&1 && "
+                                   "! nm model.o | grep -q injected", sub);
+    if (system(cmd) != 0)
+      ck_abort_msg("path %s: %s", names[i], read_src(arena_printf("%s/out.txt", sub))->text);
+  }
+  ck_assert_int_eq(system(arena_printf("rm -rf %s", dir)), 0);
+}
+END_TEST
+
 /* The generator stays near-linear in the spec: one line of 4,000 terms gives
  * C a small multiple of the spec's size (every backward comment used to quote
  * the whole line: 198 MB), and 3,000 statements emit in a bounded size too. */
@@ -213,6 +248,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, gradient_names_refused);
   tcase_add_test(tc, macros_of_emitted_files_are_reserved);
   tcase_add_test(tc, output_linear_in_spec);
+  tcase_add_test(tc, paths_stay_text);
   suite_add_tcase(s, tc);
   return s;
 }
