@@ -11,7 +11,7 @@
  * f64 runtime and compares the central difference with the generated
  * gradient.
  *
- * Pass/fail: maxdiff <= tol * scale + u * L * T, where tol is 1e-9 (f64) or
+ * Pass/fail: maxdiff <= tol * scale + 4 * u * L * max(T, scale), tol 1e-9 (f64) or
  * 1e-4 (f32) and scale the tensor's largest reference magnitude -- floored at
  * 1% of the largest over all tensors, so a gradient that is zero in exact
  * arithmetic (b1 before a batchnorm) is judged against the model's gradient
@@ -23,8 +23,11 @@
  * inner dims, broadcasts undone, batchnorm/softmax/layernorm rows, gathered
  * rows, fan-out) and those that made the values its rules read; T is the
  * largest term fed into the tensor's gradient sums (the consumers' gradients,
- * times the other operand for mul and matmul).  A tensor holding NaN or Inf
- * on either side is never within tolerance.
+ * times the other operand for mul and matmul, over the length for mean and
+ * cross_entropy); the factor 4 is margin over that typical drift.  A sum's
+ * own value counts sqrt(n) (its relative error), a gradient's sum n (its
+ * error relative to one term).  A tensor holding NaN or Inf on either side is
+ * never within tolerance, and no part of any scale.
  */
 #include "bpgen.h"
 #include "bp_runtime.h"
@@ -44,7 +47,8 @@ static const char check_usage[] =
   "difference in f64.  Exit status 1 when a tensor is out of tolerance.\n"
   "  --dtype f32|f64  float type of the generated code (default f32)\n"
   "  --expand         generate from the primitive (expanded) graph\n"
-  "  --tol X          relative tolerance (default 1e-4 for f32, 1e-9 for f64)\n";
+  "  --tol X          relative tolerance (default 1e-4 for f32, 1e-9 for f64); the\n"
+  "                   rounding long sums owe is allowed on top (see the table's header)\n";
 
 static const BpTensor *find_tensor(const BpModel *m, const char *name) {
   for (int i = 0; i < m->ntensors; i++)
@@ -405,10 +409,10 @@ int check_model(Graph *gf, const BpModel *m, void *state, bool expanded, uint64_
   fprintf(out, "check %s: generated (%s%s) vs reference runtime, seed %llu, tolerance %g relative\n",
           gf->file ? gf->file->name : "spec", dt == DT_F64 ? "f64" : "f32", expanded ? ", expanded" : "",
           (unsigned long long)seed, tol);
-  fprintf(out, "within tolerance: maxdiff <= allowed = %g * scale + 2^%d * L * T, and no NaN or Inf; scale: the\n"
-               "tensor's largest reference magnitude (at least 1%% of the largest of all), L: the length of the\n"
-               "sums its gradient passes through, T: their largest term (the rounding of %s sums)\n",
-          tol, dt == DT_F64 ? -53 : -24, dt == DT_F64 ? "f64" : "f32");
+  fprintf(out, "within tolerance: no NaN or Inf, and maxdiff <= allowed = %g * scale + 4 * 2^%d * L * max(T, scale);\n"
+               "scale: the tensor's largest reference magnitude (at least 1%% of the largest of all); L: the length\n"
+               "of the sums its gradient passes through; T: their largest term (%s sums round by ~2^%d * L * T)\n",
+          tol, dt == DT_F64 ? -53 : -24, dt == DT_F64 ? "f64" : "f32", dt == DT_F64 ? -53 : -24);
   if (init_bad)
     fprintf(out, "note: %ld param elements differ between the two initialisations; the generated ones are used\n",
             init_bad);
