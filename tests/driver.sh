@@ -249,5 +249,34 @@ t "run tensor bad magic"  1 "junk.npy: not a .npy file \(bad magic\)" \
   $MT --data-x "$T/junk.npy" --data-y "$T/ty.npy"
 t "run --help tensors"    0 "--data-x X.npy" $BPGEN run --help
 
+# ---- issue 10: names reaching gnuplot, logs a log axis cannot show, the -D limit ----
+NL=$(printf '\nx'); NL=${NL%x}
+printf 'step,loss,dev_loss\n0,3.1,\n1,2.5,2.6\n' >"$T/ok.csv"
+mkdir -p "$T/inj"
+t "plot -o newline runs nothing" 0 "wrote" \
+  sh -c 'cd "$1" && exec "$2" plot ../ok.csv -o "$3"' sh "$T/inj" "$BPGEN" "c${NL}system(\"id > X\")${NL}.png"
+t "plot -o newline: no command ran" 0 "" test ! -e "$T/inj/X"
+t "plot -o newline: that file is the png" 0 "PNG" sh -c 'head -c 4 "$1"' sh "$T/inj/c${NL}system(\"id > X\")${NL}.png"
+t "plot -o pipe runs nothing" 0 "" sh -c 'cd "$1" && "$2" plot ../ok.csv -o "|touch Y.png" && test ! -e Y.png && test -s "|touch Y.png"' sh "$T/inj" "$BPGEN"
+cp "$T/ok.csv" "$T/inj/a${NL}system(\"id > Z\")${NL}.csv"
+t "plot log name runs nothing" 0 "" sh -c 'cd "$1" && "$2" plot "$3" -o t.png && test ! -e Z && test -s t.png' sh "$T/inj" "$BPGEN" "a${NL}system(\"id > Z\")${NL}.csv"
+printf 'step,loss,dev_loss\n0,0,\n1,-0.5,\n' >"$T/neg.csv"
+t "plot loss 0"             1 "neg.csv:2: loss 0: the plot draws log10 of the loss, which needs a positive finite number" \
+  $BPGEN plot "$T/neg.csv" -o "$T/neg.png"
+t "plot loss 0: no png"     0 "" test ! -e "$T/neg.png"
+printf 'step,loss,dev_loss\n0,3.1,-2\n' >"$T/negdev.csv"
+t "plot dev loss < 0"       1 "negdev.csv:2: dev loss -2: the plot draws log10" $BPGEN plot "$T/negdev.csv" -o "$T/neg.png"
+mkdir -p "$T/fakebin"
+printf '#!/bin/sh\ncat >/dev/null\necho "line 3: all points y value undefined!" >&2\nexit 1\n' >"$T/fakebin/gnuplot"
+chmod +x "$T/fakebin/gnuplot"
+t "plot gnuplot fails"      1 "bpgen: error: plot: gnuplot failed drawing .*fail.png: line 3: all points" \
+  env PATH="$T/fakebin:$PATH" $BPGEN plot "$T/ok.csv" -o "$T/fail.png"
+t "plot gnuplot fails: no png" 0 "" test ! -e "$T/fail.png"
+# -D: what the code accepts is what the README says
+DMAX=$($BPGEN check $M -D B=99999999999 2>&1 | sed -n 's/.*whole number from 1 to \([0-9]*\).*/\1/p')
+t "-D limit in the README"  0 "" sh -c 'test -n "$1" && grep -F -- "-D NAME=INT" "$2" | grep -qF "from 1 to $1"' sh "$DMAX" \
+  "${BPGEN_README:-README.md}"
+t "-D at the limit is read" 1 "shape \[1073741824, 3\] has more than 2147483647 elements" $BPGEN check $M -D B=$DMAX
+
 echo "driver: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
