@@ -1963,9 +1963,15 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
   e->g = g;
   e->opt = opt;
   e->sfx = opt->dtype == DT_F32 ? "f" : "";
+  /* sizes: kernels index a tensor with int, libtcc lays out structs of less
+   * than 2 GiB (it wraps larger sizes silently) */
+  Node *big = NULL;
   for (int i = 0; i < g->nnodes; i++)
-    if (shape_numel(&g->nodes[i]->shape) > (1L << 30))
-      error_plain("tensor of %ld elements is too large", shape_numel(&g->nodes[i]->shape));
+    if (!big || shape_numel(&g->nodes[i]->shape) > shape_numel(&big->shape))
+      big = g->nodes[i];
+  if (big && shape_numel(&big->shape) > (1L << 30))
+    error_tok(big->tok, "%s tensor %s has %ld elements; bpgen handles up to 2^30 (1073741824) per tensor",
+              big->is_backward ? "the gradient" : "this", shape_str(&big->shape), shape_numel(&big->shape));
 
   /* spec lines for the comments */
   const char *text = g->file && g->file->text ? g->file->text : "";
@@ -1983,6 +1989,17 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
   plan_fusion(e);
   plan_layers(e);
   layout(e);
+  if (opt->for_jit) {
+    double bytes = 0;
+    for (int i = 0; i < e->nfields; i++)
+      bytes += (double)shape_numel(&e->fields[i].shape) * (e->fields[i].elem == 1 ? 4 : e->fields[i].elem == 2 ||
+                                                           opt->dtype == DT_F64 ? 8 : 4) + 64;
+    if (bytes > 2147483647.0 - 4096)
+      error_tok(big->tok, "the model's state needs %.2f GB (this tensor %s alone %.2f GB); the in-memory "
+                "compiler (libtcc) handles states up to 2 GiB: make the dims smaller, or write the C with "
+                "`bpgen SPEC -o model.c` (or --trainer) and build it with gcc", bytes / 1e9, shape_str(&big->shape),
+                (double)shape_numel(&big->shape) * (opt->dtype == DT_F64 ? 8 : 4) / 1e9);
+  }
 
   /* the header: fields of the state struct */
   bool f32 = opt->dtype == DT_F32;

@@ -360,6 +360,36 @@ START_TEST(calibration_chain) {
 }
 END_TEST
 
+/* A state libtcc cannot lay out (2 GiB or more; it used to wrap the size
+ * modulo 2^32 and the trainer wrote past the end) or a tensor past 2^30
+ * elements: a located error saying how much is needed, never an emitted file. */
+static const char *emit_error(const char *text, long B, long H, bool jit) {
+  static jmp_buf jb;
+  DimOverride ovr[2] = {{"B", B, false}, {"H", H, false}};
+  Graph *g = parse_spec(src_from_string("big.spec", text), ovr, 2);
+  grad_build(g);
+  EmitOptions opt = {DT_F32, "big", jit, false};
+  if (setjmp(jb)) {
+    error_catch(NULL);
+    return arena_strndup(error_text(), strlen(error_text()));
+  }
+  error_catch(&jb);
+  emit_c(g, &opt, NULL);
+  error_catch(NULL);
+  return "";
+}
+
+START_TEST(sizes_refused_with_location) {
+  const char *r = emit_error(lecture(), 40000, 4000, true);
+  ck_assert_msg(strstr(r, "the model's state needs 5.23 GB") && strstr(r, "up to 2 GiB"), "%s", r);
+  ck_assert_str_eq(error_pos(r), "21:18");
+  ck_assert_str_eq(emit_error(lecture(), 40000, 4000, false), "");   /* gcc lays it out */
+  ck_assert_str_eq(emit_error(lecture(), 4000, 4000, true), "");
+  r = emit_error(lecture(), 400000, 4000, false);
+  ck_assert_msg(strstr(r, "[400000, 4000] has 1600000000 elements; bpgen handles up to 2^30"), "%s", r);
+}
+END_TEST
+
 /* bad indices: no out-of-bounds access (ASan watches), NaN loss, flag set;
  * the next good batch is fine again */
 START_TEST(bad_index) {
@@ -564,6 +594,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, init_matches_runtime);
   tcase_add_test(tc, calibration);
   tcase_add_test(tc, calibration_chain);
+  tcase_add_test(tc, sizes_refused_with_location);
   tcase_add_test(tc, bad_index);
   tcase_add_test(tc, sgd_and_two_models);
   tcase_add_test(tc, compile_error_points_at_spec);
