@@ -336,12 +336,13 @@ typedef struct NinjaOpts {
   DType dtype;
   uint64_t seed;
   bool use_ref;          /* values and reference gradients from runtime/ref.c */
-  double tol;            /* <= 0: 1e-4 (f32), 1e-9 (f64) */
+  double tol;            /* <= 0: 1e-5 (f32), 1e-9 (f64); plus 10 x the rounding noise */
 } NinjaOpts;
 /* Compiles the learner's file (path for messages, text its contents) after the
  * header, runs its backward() on one batch of g (a forward graph; the generated
  * side runs grad_build on it) and prints the judgement table to out.  Returns
- * the number of wrong gradients; a compile error or a crash is error_plain. */
+ * the number of wrong gradients; a compile error, a crash, a time-out or an
+ * out-of-bounds access that faults is error_plain. */
 int ninja_run(Graph *g, const NinjaOpts *o, const char *path, const char *text, FILE *out);
 
 int cmd_gen(int argc, char **argv);      /* bpgen SPEC -o model.c */

@@ -278,5 +278,39 @@ t "-D limit in the README"  0 "" sh -c 'test -n "$1" && grep -F -- "-D NAME=INT"
   "${BPGEN_README:-README.md}"
 t "-D at the limit is read" 1 "shape \[1073741824, 3\] has more than 2147483647 elements" $BPGEN check $M -D B=$DMAX
 
+# ---- issue 10 items 3 and 10: bpgen ninja's one rule, guarded buffers, time limit ---------
+G=$SPECS/makemore_granular.spec
+t "ninja one rule"          1 "dhprebn is the first wrong gradient" \
+  $BPGEN ninja $G -D B=1024 --mine $F/ninja_ex3_nobessel.c
+t "ninja dC[X - 1]"         1 "backward\(\) wrote before the start of dC: dC\[-1\]\[0\]" \
+  $BPGEN ninja $G --mine $F/ninja_ex1_dc_minus1.c
+t "ninja j <= V"            1 "backward\(\) read past the end of logits: logits\[32\]\[0\] \(or logits\[31\]\[27\]\)" \
+  $BPGEN ninja $SPECS/makemore.spec --mine $F/ninja_ex2_le.c
+t "ninja no ZERO(dC)"       1 "\`\+=\` into dC without zeroing it first\?" \
+  $BPGEN ninja $G --mine $F/ninja_ex1_nozero.c
+# bpgen killed while backward() spins (SIGALRM ignored, alarm(0)): the child goes with it
+ninja_orphan() {
+  $BPGEN ninja $SPECS/makemore.spec --mine $F/ninja_alarm.c >/dev/null 2>&1 &
+  bp=$! child=
+  for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+    child=$(pgrep -P $bp | head -1)
+    [ -n "$child" ] && break
+    sleep 0.2
+  done
+  sleep 0.3
+  kill -9 $bp
+  wait $bp 2>/dev/null
+  [ -n "$child" ] || { echo "no child seen"; return 1; }
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    st=$(awk '{print $3}' /proc/$child/stat 2>/dev/null)
+    case $st in '' | Z | X) echo "the child is gone"; return 0 ;; esac
+    sleep 0.1
+  done
+  kill -9 $child   # the test's own leftover
+  echo "the child $child outlived bpgen (state $st)"
+  return 1
+}
+t "ninja child dies with bpgen" 0 "the child is gone" ninja_orphan
+
 echo "driver: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

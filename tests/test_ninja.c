@@ -7,22 +7,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *fixture(const char *name) {
   const char *d = getenv("BPGEN_FIXTURES");
   return arena_printf("%s/%s", d ? d : "tests/fixtures", name);
 }
 
-static Graph *load(const char *spec) {
-  return parse_spec(read_src(arena_printf("%s/%s", specs_dir(), spec)), NULL, 0);
+static Graph *load_b(const char *spec, long b) {
+  DimOverride ovr = {"B", b, false};
+  return parse_spec(read_src(arena_printf("%s/%s", specs_dir(), spec)), b ? &ovr : NULL, b ? 1 : 0);
 }
+
+static Graph *load(const char *spec) { return load_b(spec, 0); }
 
 /* Runs a learner's file; returns the report, *wrong the number of wrong rows,
  * or the error text (and *wrong = -1) on a user error. */
 static jmp_buf jb;
-static const char *run(const char *spec, const char *path, const char *text, bool use_ref, DType dt,
-                       int *wrong) {
-  Graph *g = load(spec);
+static const char *run_b(const char *spec, long b, const char *path, const char *text, bool use_ref,
+                         DType dt, int *wrong) {
+  Graph *g = load_b(spec, b);
   NinjaOpts o = {dt, 2147483647u, use_ref, 0};
   char *buf = NULL;
   size_t len = 0;
@@ -43,32 +47,74 @@ static const char *run(const char *spec, const char *path, const char *text, boo
   return s;
 }
 
+static const char *run(const char *spec, const char *path, const char *text, bool use_ref, DType dt,
+                       int *wrong) {
+  return run_b(spec, 0, path, text, use_ref, dt, wrong);
+}
+
+/* One rule: the rows whose "approximate" (or "shape ok") is False are exactly
+ * the wrong ones, and the footer says "all ... right" exactly when none is. */
+static void check_one_rule(const char *name, const char *out, int wrong) {
+  if (wrong < 0)
+    return;
+  int falses = 0;
+  for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+    const char *bar = strstr(l, " | ");
+    const char *eol = strchr(l, '\n');
+    if (!bar || (eol && bar > eol) || strncmp(l, "tensor ", 7) == 0)
+      continue;
+    falses += strncmp(bar, " | False", 8) == 0 ||   /* shape */
+              (strncmp(bar, " | True     | ", 14) == 0 && strncmp(strchr(bar + 14, '|'), "| False", 7) == 0);
+  }
+  ck_assert_msg(falses == wrong, "%s: %d rows not approximate, %d wrong:\n%.3000s", name, falses, wrong, out);
+  bool table = strstr(out, "| shape ok |") != NULL;
+  ck_assert_msg(!!strstr(out, "all filled gradients are right") == (table && wrong == 0),
+                "%s: footer disagrees:\n%.3000s", name, out);
+}
+
 static const struct {
   const char *spec, *file;
   int wrong;                /* rows wrong; -1: an error (no table) */
   const char *want[3];      /* fragments of the output */
+  long b;                   /* -D B=b, 0: the spec's */
 } cases[] = {
   {"makemore.spec", "ninja_ex2_ok.c", 0,
-   {"dlogits | True     | False | True ", "all filled gradients are right", NULL}},
+   {"dlogits | True     | False | True ", "all filled gradients are right", NULL}, 0},
   {"makemore_granular.spec", "ninja_ex1_ok.c", 0,
-   {"dlogprobs       | True     | True  | True ", "dC              | True     | False | True ", NULL}},
+   {"dlogprobs       | True     | True  | True ", "dC              | True     | False | True ", NULL}, 0},
   {"makemore_granular.spec", "ninja_ex1_offbyone.c", 7,
    {"dbndiff2        | True     | False | False       |", "<-- first wrong",
-    "dbndiff2 is the first wrong gradient in backward order"}},
+    "dbndiff2 is the first wrong gradient in backward order"}, 0},
   {"makemore_granular.spec", "ninja_ex1_keepdim.c", 1,
    {"dbnmeani        | False    |", "you declared dbnmeani [64] but it is [1, 64]: a missing keepdim?",
-    NULL}},
+    NULL}, 0},
   {"makemore.spec", "ninja_ex2_syntax.c", -1,
-   {"ninja_ex2_syntax.c does not compile", "ninja_ex2_syntax.c:9: error: 'logit' undeclared", NULL}},
+   {"ninja_ex2_syntax.c does not compile", "ninja_ex2_syntax.c:9: error: 'logit' undeclared", NULL}, 0},
   {"makemore_granular.spec", "ninja_ex3_ok.c", 0,
-   {"dhprebn | True     | False | True ", "given by bpgen (GIVEN): dhpreact", NULL}},
+   {"dhprebn | True     | False | True ", "given by bpgen (GIVEN): dhpreact", NULL}, 0},
+  /* issue 10 item 3: one rule for table, verdict and footer */
+  {"makemore_granular.spec", "ninja_ex3_ok.c", 0, {"dhprebn | True     | False | True ", NULL}, 1024},
+  {"makemore_granular.spec", "ninja_ex3_nobessel.c", 1,
+   {"dhprebn | True     | False | False", "dhprebn is the first wrong gradient", NULL}, 1024},
+  {"makemore_granular.spec", "ninja_ex1_ok.c", 0, {"all filled gradients are right", NULL}, 1024},
+  /* out of bounds and read-before-write blame the array they concern */
+  {"makemore_granular.spec", "ninja_ex1_dc_minus1.c", 1,
+   {"demb            | True     | False | True ",
+    "dC is the first wrong gradient in backward order: backward() wrote before the start of dC: "
+    "dC[-1][0] to dC[-1][9], elements -10 to -1", NULL}, 0},
+  {"makemore.spec", "ninja_ex2_le.c", -1,
+   {"backward() read past the end of logits: logits[32][0] (or logits[31][27]), element 864", NULL}, 0},
+  {"makemore_granular.spec", "ninja_ex1_nozero.c", 1,
+   {"dC is the first wrong gradient in backward order: `+=` into dC without zeroing it first?",
+    NULL}, 0},
 };
 
 START_TEST(test_ninja_fixture) {
   int wrong;
-  const char *out = run(cases[_i].spec, fixture(cases[_i].file), NULL, true, DT_F32, &wrong);
+  const char *out = run_b(cases[_i].spec, cases[_i].b, fixture(cases[_i].file), NULL, true, DT_F32, &wrong);
   ck_assert_msg(wrong == cases[_i].wrong, "%s: %d wrong, want %d:\n%.2000s", cases[_i].file, wrong,
                 cases[_i].wrong, out);
+  check_one_rule(cases[_i].file, out, wrong);
   for (int k = 0; k < 3 && cases[_i].want[k]; k++)
     ck_assert_msg(strstr(out, cases[_i].want[k]), "%s: no '%s' in:\n%.2000s", cases[_i].file,
                   cases[_i].want[k], out);
@@ -97,9 +143,34 @@ static const struct {
   {"GRAD(dh, B, H);\nGRAD(dhpreact, B, H);\nvoid backward(void) { for (int i = 0; i < B; i++)"
    " for (int j = 0; j < H; j++) dhpreact[i][j] = (1 - h[i][j] * h[i][j]) * dh[i][j]; }\n", 1,
    "NaN: computed from a gradient you did not fill?"},
-  /* a crash */
+  /* a write far past the end is blamed on the array */
   {"GRAD(dh, B, H);\nvoid backward(void) { for (long i = 0; ; i += 4096) dh[0][i] = 0; }\n", -1,
+   "backward() wrote past the end of dh: dh[64][0] (or dh[63][64]), element 4096 of a [32, 64] array"},
+  /* one element past the end */
+  {"GRAD(dlogits, B, V);\nvoid backward(void) { for (int i = 0; i < B; i++) for (int j = 0; j <= V; j++)"
+   " dlogits[i][j] = 0; }\n", -1, "backward() wrote past the end of dlogits: dlogits[32][0]"},
+  /* before the start, beyond the canary slack: a fault */
+  {"GRAD(dlogits, B, V);\nvoid backward(void) { ZERO(dlogits); dlogits[0][-5000] = 1; }\n", -1,
+   "backward() wrote before the start of dlogits: dlogits[-186][22], element -5000"},
+  /* before the start, within the slack: found after the run */
+  {"GRAD(dlogits, B, V);\nvoid backward(void) { ZERO(dlogits); dlogits[0][-1] = 1; }\n", 1,
+   "backward() wrote before the start of dlogits: dlogits[-1][26], element -1"},
+  /* forward values are read-only */
+  {"GRAD(dlogits, B, V);\nvoid backward(void) { ((real *)logits)[5] = 0; }\n", -1,
+   "backward() wrote to logits, which is read-only (logits[0][5])"},
+  /* a read past the end of a forward tensor */
+  {"GRAD(dlogits, B, V);\nvoid backward(void) { for (int i = 0; i < B; i++) for (int j = 0; j < V; j++)"
+   " dlogits[i][j] = logits[i][j + 1]; }\n", -1, "backward() read past the end of logits"},
+  /* a crash elsewhere */
+  {"GRAD(dh, B, H);\nvoid backward(void) { *(volatile int *)16 = 0; }\n", -1,
    "backward() crashed (a segmentation fault"},
+  /* a gradient read before it is written, without NaN passing through */
+  {"GRAD(dlogits, B, V);\nvoid backward(void) { for (int i = 0; i < B; i++) for (int j = 0; j < V; j++)"
+   " dlogits[i][j] = dlogits[i][j] > 0 ? 1 : 0; }\n", 1,
+   "864 of its elements depend on what the gradients held before backward() ran"},
+  /* += into a gradient never zeroed */
+  {"GRAD(db2, V);\nvoid backward(void) { for (int j = 0; j < V; j++) db2[j] += 1; }\n", 1,
+   "`+=` into db2 without zeroing it first? 27 of its 27 elements depend on what db2 held"},
   /* no entry point */
   {"GRAD(dh, B, H);\n", -1, "has no function 'void backward(void)'"},
 };
@@ -111,6 +182,52 @@ START_TEST(test_ninja_inline) {
                 inline_cases[_i].wrong, out);
   ck_assert_msg(strstr(out, inline_cases[_i].want), "case %d: no '%s' in:\n%.2000s", _i,
                 inline_cases[_i].want, out);
+  check_one_rule("inline", out, wrong);
+}
+END_TEST
+
+/* The time limit is the parent's: a backward() that ignores SIGALRM, cancels
+ * the alarm, forks and loops is killed after 10 s, the process it forked with
+ * it (issue 10 item 10). */
+static bool running(int pid) {
+  FILE *f = fopen(arena_printf("/proc/%d/stat", pid), "r");
+  if (!f)
+    return false;
+  char state = 'X';
+  int n = fscanf(f, "%*d (%*[^)]) %c", &state);
+  fclose(f);
+  return n == 1 && state != 'Z' && state != 'X';
+}
+
+START_TEST(test_ninja_time_limit) {
+  char pidfile[] = "/tmp/bpgen_ninja_pid_XXXXXX";
+  int fd = mkstemp(pidfile);
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+  const char *text = arena_printf(
+    "GRAD(dlogits, B, V);\n"
+    "void (*signal(int, void (*)(int)))(int);\nunsigned alarm(unsigned);\nint fork(void);\n"
+    "int getpid(void);\nvoid *fopen(const char *, const char *);\n"
+    "int fprintf(void *, const char *, ...);\nint fclose(void *);\n"
+    "void backward(void) {\n"
+    "  signal(14, (void (*)(int))1);   /* SIGALRM, SIG_IGN */\n"
+    "  alarm(0);\n"
+    "  int pid = fork();\n"
+    "  if (pid) { void *f = fopen(\"%s\", \"w\"); fprintf(f, \"%%d %%d\\n\", getpid(), pid); fclose(f); }\n"
+    "  for (volatile int i = 0;; i++) ;\n"
+    "}\n", pidfile);
+  int wrong;
+  const char *out = run("makemore.spec", "mine.c", text, true, DT_F32, &wrong);
+  ck_assert_msg(wrong == -1 && strstr(out, "backward() did not return within 10 seconds"), "%s", out);
+  FILE *f = fopen(pidfile, "r");
+  int child = 0, grandchild = 0;
+  ck_assert_msg(f && fscanf(f, "%d %d", &child, &grandchild) == 2, "no pids written");
+  fclose(f);
+  unlink(pidfile);
+  for (int k = 0; k < 100 && running(grandchild); k++)
+    usleep(10000);
+  ck_assert_msg(!running(child), "the child %d still runs", child);
+  ck_assert_msg(!running(grandchild), "the process %d it forked still runs", grandchild);
 }
 END_TEST
 
@@ -150,6 +267,7 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tc, test_ninja_fixture, 0, (int)(sizeof cases / sizeof cases[0]));
   tcase_add_loop_test(tc, test_ninja_inline, 0, (int)(sizeof inline_cases / sizeof inline_cases[0]));
   tcase_add_test(tc, test_ninja_f64);
+  tcase_add_test(tc, test_ninja_time_limit);
   tcase_add_loop_test(tc, test_ninja_header, 0, (int)(sizeof header_lines / sizeof header_lines[0]));
   suite_add_tcase(s, tc);
   return s;
