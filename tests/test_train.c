@@ -795,6 +795,26 @@ START_TEST(t_tensor_nan_blame) {
 }
 END_TEST
 
+/* AdamW's second moment overflows (a gradient of 4e20: its square is above
+ * FLT_MAX) while the params stay finite: that is not saved either. */
+START_TEST(t_moments_checkpoint) {
+  float x[4 * 2] = {1, 1, 1, 1, 1, 1, 1, 1};
+  const char *xp = npy_file("bx.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 2), }",
+                            x, sizeof x);
+  Graph *g = parse_text("dim B = 4\ndim F = 2\ninput X : [B, F]\nparam W : [F] ~ ones\n"
+                        "loss = sum(X * W) * 1e20\n");
+  grad_build(g);
+  const char *err = tmp_path("m.err"), *out = tmp_path("m.out"), *c = tmp_path("m.npz");
+  remove(c);
+  ck_assert_int_eq(jit_train(g, "big", err, out, "--data-x", xp, "--steps", "5", "--optimizer",
+                             "adamw", "--save", c, "--save-every", "1", NULL), 1);
+  char *e = slurp(err, NULL);
+  ck_assert_msg(strstr(e, "step 3: the AdamW moments of W hold a non-finite value (spec line 4; ") &&
+                strstr(e, "m.npz keeps the last one"), "%s", e);
+  free(e);
+}
+END_TEST
+
 /* A checkpoint never holds a NaN or Inf: with --lr 1e39 the first update
  * overflows the params, and the checkpoint is not written (or stays as it
  * was) (issue 10, item 5). */
@@ -964,6 +984,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, t_tensor_errors);
   tcase_add_test(tc, t_tensor_spec);
   tcase_add_test(tc, t_nonfinite_checkpoint);
+  tcase_add_test(tc, t_moments_checkpoint);
   tcase_add_test(tc, t_save_lock);
   tcase_add_test(tc, t_save_checked_first);
   tcase_add_test(tc, t_log_resume);
