@@ -1671,15 +1671,23 @@ static void tr_check_split(Tr *tr, int si) {
 /* --log FILE: a new log with its header at step 0; continuing from a
  * checkpoint at step S, the log cut back to its rows of steps 0..S-1 (a
  * killed run may have left later rows and a torn last line), then appended
- * to; a missing or empty log starts again with its header. */
+ * to; a missing or empty log starts again with its header, and so does one
+ * that is not a regular file (a pipe or a terminal: a new stream). */
 static void tr_open_log(Tr *tr) {
   static const char header[] = "step,loss,dev_loss\n";
   const char *path = tr->o.log;
   size_t keep = 0, len = 0;
   long last = -1;
-  FILE *f = tr->step > 0 ? fopen(path, "rb") : NULL;
-  if (f) {
-    fclose(f);
+  struct stat st;
+  int exists = stat(path, &st) == 0;
+  if (tr->step > 0 && exists && tr_not_regular(&st)) {
+    tr->log = fopen(path, "a");   /* a pipe or terminal: a new stream, with its header */
+    if (!tr->log)
+      tr_fail(tr, "%s: cannot open: %s", path, strerror(errno));
+    fputs(header, tr->log);
+    return;
+  }
+  if (tr->step > 0 && exists) {
     tr_slurp(tr, path, &tr->logbuf, &len);
     const char *t = (const char *)tr->logbuf, *end = t + len;
     size_t hl = sizeof header - 1;
