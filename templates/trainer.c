@@ -1150,8 +1150,8 @@ static void tr_save_prepare(Tr *tr, const char *path) {
     char *end;
     errno = 0;
     long p = strtol(digits, &end, 10);
-    if (*digits < '0' || *digits > '9' || *end || errno || p <= 0)
-      continue;
+    if (*digits < '0' || *digits > '9' || *end || errno || p <= 0 || p > 2147483647L)
+      continue;   /* not FILE.tmpPID */
     if (p != (long)getpid() && !(kill((pid_t)p, 0) != 0 && errno == ESRCH))
       continue;   /* a live process: not provably ours to remove */
     char full[4096 + 300];
@@ -1700,11 +1700,11 @@ static void tr_open_log(Tr *tr) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         char *e;
         errno = 0;
-        long st = strtol(p, &e, 10);
-        if (!nl || e == p || *e != ',' || errno || (last >= 0 && st != last + 1) ||
-            st < 0 || st >= tr->step)
+        long row = strtol(p, &e, 10);
+        if (!nl || e == p || *e != ',' || errno || (last >= 0 && row != last + 1) ||
+            row < 0 || row >= tr->step)
           break;   /* a torn line, or past the checkpoint */
-        last = st;
+        last = row;
         p = nl + 1;
         keep = (size_t)(p - t);
       }
