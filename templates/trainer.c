@@ -38,8 +38,9 @@
  * values are rejected, and the second input, when it is int[B] and the model
  * has logits [B,K], must be below K (the class of each example).  Before
  * training every example of every split goes through the model's forward once,
- * so an index the trainer cannot see (a gather) is reported as file and row
- * instead of a NaN loss later.  Minibatches are drawn as for words (rows with
+ * so an index the trainer cannot see (a gather) is reported as file, row and
+ * position instead of a NaN loss later, and an example whose loss is NaN for
+ * another reason names the first non-finite tensor, as training does.  Minibatches are drawn as for words (rows with
  * replacement, BpRng seeded with seed+2), the dev and test losses are exact
  * means over their splits, and nothing is sampled.
  *
@@ -1014,10 +1015,13 @@ static void tr_save(Tr *tr, const char *path) {
   const BpTensor *badm = bad || !tr->o.adamw ? NULL : tr_state_nonfinite(tr, 1);
   if (bad || badm) {
     int old = access(path, F_OK) == 0;
-    tr_fail(tr, "step %ld: %s%s holds a non-finite value (spec line %d; the learning rate too "
-            "high?): no checkpoint written; %s%s", tr->step, badm ? "the AdamW moments of " : "",
-            bad ? bad->name : badm->name, bad ? bad->line : badm->line, path,
-            old ? " keeps the last one" : " does not exist yet");
+    const char *where = old ? " keeps the last one" : " does not exist yet";
+    if (bad)
+      tr_fail(tr, "step %ld: %s holds a non-finite value (spec line %d; the learning rate too "
+              "high?): no checkpoint written; %s%s", tr->step, bad->name, bad->line, path, where);
+    tr_fail(tr, "step %ld: the AdamW moments of %s hold a non-finite value (spec line %d; a "
+            "gradient's square overflows?): no checkpoint written; %s%s", tr->step, badm->name,
+            badm->line, path, where);
   }
   tr_flush_log(tr);
   size_t plen = strlen(path) + 32;
