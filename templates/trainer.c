@@ -38,8 +38,9 @@
  * values are rejected, and the second input, when it is int[B] and the model
  * has logits [B,K], must be below K (the class of each example).  Before
  * training every example of every split goes through the model's forward once,
- * so an index the trainer cannot see (a gather) is reported as file and row
- * instead of a NaN loss later.  Minibatches are drawn as for words (rows with
+ * so an index the trainer cannot see (a gather) is reported as file, row and
+ * position instead of a NaN loss later, and an example whose loss is NaN for
+ * another reason names the first non-finite tensor, as training does.  Minibatches are drawn as for words (rows with
  * replacement, BpRng seeded with seed+2), the dev and test losses are exact
  * means over their splits, and nothing is sampled.
  *
@@ -52,18 +53,29 @@
  *   <name>.mean/.var batchnorm statistics (BP_STAT tensors)
  *   adamw.m.<param>, adamw.v.<param>   AdamW moments (adamw only)
  * Each entry carries a CRC-32 that loading checks.  A checkpoint is written to
- * a temporary file in the same directory, fsync'ed, renamed over the old one,
- * and the directory is fsync'ed: a kill leaves the old or the new file.
+ * a temporary file FILE.tmpPID in the same directory, fsync'ed, renamed over
+ * the old one, and the directory is fsync'ed: a kill leaves the old or the new
+ * file.  Params or moments holding a NaN or Inf are never written.  Before
+ * training, --save FILE must name a regular file or nothing, in a directory
+ * that takes new files, and the run holds FILE.lock (flock) to its end: a
+ * second run saving to FILE is refused; temporary files that killed runs left
+ * are removed then.  The --log is flushed before each checkpoint and, when a
+ * run continues from one, cut back to the checkpoint's step (a killed run may
+ * have logged later steps, the last line torn).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -125,6 +137,9 @@ typedef struct Tr {
   long step;               /* steps done */
   FILE *in, *log, *ck;
   char *tmpname;           /* checkpoint being written */
+  char *lockname;          /* --save FILE.lock, held (flock) while the run lives */
+  int lockfd, locked;
+  unsigned char *logbuf;   /* --log FILE being cut back on resume */
   unsigned char *ckbuf;    /* checkpoint being read */
   unsigned char *membuf;   /* one entry being written */
   double *probs;
@@ -449,12 +464,25 @@ static void tr_find_tensors(Tr *tr) {
 
 /* ---- data ------------------------------------------------------------------ */
 
+/* What st is when it is not a regular file ("a directory", ...), else NULL. */
+static const char *tr_not_regular(const struct stat *st) {
+  if (S_ISREG(st->st_mode)) return NULL;
+  if (S_ISDIR(st->st_mode)) return "a directory";
+  if (S_ISCHR(st->st_mode)) return "a character device";
+  if (S_ISBLK(st->st_mode)) return "a block device";
+  if (S_ISFIFO(st->st_mode)) return "a FIFO";
+  return "a special file";
+}
+
 /* The whole file, with a '\0' after it (*len bytes before that); into *buf,
  * which the caller frees (kept in Tr so a failure's cleanup finds it). */
 static void tr_slurp(Tr *tr, const char *path, unsigned char **buf, size_t *len) {
   tr->in = fopen(path, "rb");
   if (!tr->in)
     tr_fail(tr, "%s: cannot open: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fileno(tr->in), &st) == 0 && S_ISDIR(st.st_mode))   /* pipes are fine */
+    tr_fail(tr, "%s: is a directory, not a file", path);
   size_t cap = 1 << 16, n = 0;
   *buf = tr_alloc(tr, cap);
   for (;;) {
@@ -929,16 +957,21 @@ static void tr_ck_tensor(Tr *tr, TrCkWriter *w, const char *name, const BpTensor
   tr_ck_entry(tr, w, name, tr_descr(t), t->rank, t->dims, p, t->numel * tr->esize);
 }
 
-static void tr_fsync_dir(const char *path) {
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s", path);
+/* The directory part of path ("." when it has none) into dir. */
+static void tr_dirname(const char *path, char *dir, size_t cap) {
+  snprintf(dir, cap, "%s", path);
   char *slash = strrchr(dir, '/');
   if (slash == dir)
     slash[1] = '\0';
   else if (slash)
     *slash = '\0';
   else
-    strcpy(dir, ".");
+    snprintf(dir, cap, ".");
+}
+
+static void tr_fsync_dir(const char *path) {
+  char dir[4096];
+  tr_dirname(path, dir, sizeof dir);
   int fd = open(dir, O_RDONLY);
   if (fd >= 0) {
     fsync(fd);
@@ -946,8 +979,53 @@ static void tr_fsync_dir(const char *path) {
   }
 }
 
+/* The first param or statistic (or, with `moments`, AdamW moment of a
+ * param) holding a NaN or Inf, or NULL. */
+static const BpTensor *tr_state_nonfinite(Tr *tr, int moments) {
+  const BpModel *m = tr->m;
+  for (int i = 0; i < m->ntensors; i++) {
+    const BpTensor *t = &m->tensors[i];
+    if ((t->kind != BP_PARAM && t->kind != BP_STAT) || !tr_isfloat(t))
+      continue;
+    const char *base = moments ? NULL : (const char *)tr->state + t->offset;
+    for (int k = 0; k < (moments ? 2 : 1); k++) {
+      if (moments) {
+        if (t->kind != BP_PARAM)
+          break;
+        base = (const char *)(k ? tr->mom_v : tr->mom_m) + (t->offset - m->param_offset);
+      }
+      for (size_t e = 0; e < t->numel; e++) {
+        double v = m->dtype == BP_F64 ? ((const double *)base)[e] : ((const float *)base)[e];
+        if (!tr_finite(v))
+          return t;
+      }
+    }
+  }
+  return NULL;
+}
+
+/* The log's rows so far, on disk before a checkpoint names their step (a kill
+ * then loses no row that a resume would not write again). */
+static void tr_flush_log(Tr *tr) {
+  if (tr->log && (fflush(tr->log) != 0 || fsync(fileno(tr->log)) != 0))
+    tr_fail(tr, "%s: write error: %s", tr->o.log, strerror(errno));
+}
+
 static void tr_save(Tr *tr, const char *path) {
   const BpModel *m = tr->m;
+  const BpTensor *bad = tr_state_nonfinite(tr, 0);
+  const BpTensor *badm = bad || !tr->o.adamw ? NULL : tr_state_nonfinite(tr, 1);
+  if (bad || badm) {
+    int old = access(path, F_OK) == 0;
+    const char *where = old ? " keeps the last one" : " does not exist yet";
+    if (bad)
+      tr_fail(tr, "step %ld: %s holds a non-finite value (spec line %d; the learning rate too "
+              "high?): no checkpoint written; %s%s", tr->step, bad->name, bad->line, path, where);
+    tr_fail(tr, "step %ld: the AdamW moments of %s hold a non-finite value (spec line %d; a "
+            "gradient's square overflows?): no checkpoint written; %s%s", tr->step, badm->name,
+            badm->line, path, where);
+  }
+  tr_flush_log(tr);
   size_t plen = strlen(path) + 32;
   tr->tmpname = tr_alloc(tr, plen);
   snprintf(tr->tmpname, plen, "%s.tmp%ld", path, (long)getpid());
@@ -1000,6 +1078,108 @@ static void tr_save(Tr *tr, const char *path) {
   free(tr->tmpname);
   tr->tmpname = NULL;
   tr_fsync_dir(path);
+}
+
+/* --save FILE before training: FILE is a regular file or absent (a checkpoint
+ * is renamed over it, which would replace a device, FIFO or directory); its
+ * directory takes new files (found now, not after the last step); no other
+ * run writes FILE: FILE.lock is held with flock until this run ends, a second
+ * run is refused.  Under the lock, FILE.tmpPID files of runs killed while
+ * writing (PID gone, or this process's own from an earlier call) are
+ * removed. */
+static void tr_save_prepare(Tr *tr, const char *path) {
+  struct stat st;
+  const char *what = stat(path, &st) == 0 ? tr_not_regular(&st) : NULL;
+  if (what)
+    tr_fail(tr, "--save %s: is %s: a checkpoint is written beside it and renamed over it, "
+            "so give a file name", path, what);
+  char dir[4096];
+  tr_dirname(path, dir, sizeof dir);
+  size_t plen = strlen(path) + 32;
+  tr->tmpname = tr_alloc(tr, plen);
+  snprintf(tr->tmpname, plen, "%s.tmp%ld", path, (long)getpid());
+  int fd = open(tr->tmpname, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd < 0 && errno != EEXIST) {
+    free(tr->tmpname);   /* nothing to remove */
+    tr->tmpname = NULL;
+    tr_fail(tr, "--save %s: cannot create files in %s: %s", path, dir, strerror(errno));
+  }
+  if (fd >= 0)
+    close(fd);
+  remove(tr->tmpname);
+  free(tr->tmpname);
+  tr->tmpname = NULL;
+
+  tr->lockname = tr_alloc(tr, plen);
+  snprintf(tr->lockname, plen, "%s.lock", path);
+  for (;;) {
+    fd = open(tr->lockname, O_RDWR | O_CREAT, 0644);
+    if (fd < 0)
+      tr_fail(tr, "%s: cannot create: %s", tr->lockname, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      char pid[32] = "";
+      ssize_t n = read(fd, pid, sizeof pid - 1);
+      pid[n > 0 ? n : 0] = '\0';
+      pid[strcspn(pid, "\n")] = '\0';
+      close(fd);
+      if (err == EWOULDBLOCK)
+        tr_fail(tr, "--save %s: another run is writing this checkpoint (process %s holds %s): "
+                "give another --save FILE, or wait for it to end", path, pid[0] ? pid : "?",
+                tr->lockname);
+      tr_fail(tr, "%s: cannot lock: %s", tr->lockname, strerror(err));
+    }
+    /* the holder before us removes the file as it ends: lock the file the
+     * name holds now, or two runs could each hold a lock on a different one */
+    struct stat a, b;
+    if (fstat(fd, &a) == 0 && stat(tr->lockname, &b) == 0 && a.st_dev == b.st_dev &&
+        a.st_ino == b.st_ino)
+      break;
+    close(fd);
+  }
+  tr->lockfd = fd;
+  tr->locked = 1;
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  int ok = ftruncate(fd, 0) == 0 && write(fd, pid, (size_t)n) == n;
+  (void)ok;   /* the pid only helps a refused run's message */
+
+  const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+  size_t blen = strlen(base);
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    const char *nm = de->d_name;
+    if (strncmp(nm, base, blen) != 0 || strncmp(nm + blen, ".tmp", 4) != 0)
+      continue;
+    const char *digits = nm + blen + 4;
+    char *end;
+    errno = 0;
+    long p = strtol(digits, &end, 10);
+    if (*digits < '0' || *digits > '9' || *end || errno || p <= 0 || p > 2147483647L)
+      continue;   /* not FILE.tmpPID */
+    if (p != (long)getpid() && !(kill((pid_t)p, 0) != 0 && errno == ESRCH))
+      continue;   /* a live process: not provably ours to remove */
+    char full[4096 + 300];
+    if (base == path)   /* no directory given: name the file as the user would */
+      snprintf(full, sizeof full, "%s", nm);
+    else
+      snprintf(full, sizeof full, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", nm);
+    if (remove(full) == 0 && !tr->o.quiet)
+      fprintf(stderr, "note: removed %s, left by a run that was killed while saving\n", full);
+  }
+  if (d)
+    closedir(d);
+}
+
+static void tr_unlock(Tr *tr) {
+  if (tr->locked) {
+    unlink(tr->lockname);   /* while still held: see tr_save_prepare */
+    close(tr->lockfd);
+    tr->locked = 0;
+  }
+  free(tr->lockname);
+  tr->lockname = NULL;
 }
 
 typedef struct TrEntry {
@@ -1097,6 +1277,10 @@ static void tr_load(Tr *tr, const char *path) {
   tr->ck = fopen(path, "rb");
   if (!tr->ck)
     tr_fail(tr, "%s: cannot open: %s", path, strerror(errno));
+  struct stat st;
+  const char *what = fstat(fileno(tr->ck), &st) == 0 ? tr_not_regular(&st) : NULL;
+  if (what)
+    tr_fail(tr, "%s: is %s, not a checkpoint file (.npz)", path, what);
   if (fseek(tr->ck, 0, SEEK_END) != 0)
     tr_fail(tr, "%s: cannot seek", path);
   long flen = ftell(tr->ck);
@@ -1421,10 +1605,57 @@ static void tr_load_tensors(Tr *tr) {
     tr_fail(tr, "%s: no examples (its first axis is 0)", tr->o.tfile[0][0]);
 }
 
+/* Row r of split si gives a NaN loss at initialisation: say why.  A value
+ * that went non-finite is in the loss tensor too, and the first non-finite
+ * tensor is named (as in training).  An index out of the model's range makes
+ * forward return NaN while the loss tensor stays finite (the model flags it):
+ * the int input and element are found by setting the row's elements to 0 (an
+ * index every table has) from the last back, until the NaN is gone.  The
+ * labels were range-checked when read (tr_load_input). */
+static void tr_blame_row(Tr *tr, int si, size_t r) {
+  const BpModel *m = tr->m;
+  const TrSplit *s = &tr->split[si];
+  const char *f0 = tr->o.tfile[si][0], *f1 = tr->o.tfile[si][1];
+  tr_set_range(tr, s, r, 0, r);
+  if (m->set_lean)
+    m->set_lean(tr->state, 0);
+  double l = m->forward(tr->state);
+  double lt = tr_get(tr, &m->tensors[m->loss_index], 0);
+  if (!tr_finite(lt) || l == l) {
+    const BpTensor *t = tr_nonfinite(tr, 0);
+    if (t)
+      tr_fail(tr, "%s%s%s: row %lu: the model's loss is %g for this example at initialisation; "
+              "first non-finite tensor: %s (spec line %d)", f0, f1 ? ", " : "", f1 ? f1 : "",
+              (unsigned long)r, lt, t->name, t->line);
+  } else {
+    for (int k = 0; k < tr->nin; k++) {
+      const BpTensor *in = tr->tin[k];
+      if (in->dtype != BP_I32)
+        continue;
+      size_t per = in->numel / (size_t)tr->B;
+      int32_t *x = (int32_t *)((char *)tr->state + in->offset);
+      const int32_t *row = (const int32_t *)(s->td[k] + r * tr->rowbytes[k]);
+      for (size_t j = per; j-- > 0;) {
+        for (int b = 0; b < tr->B; b++)
+          x[(size_t)b * per + j] = 0;
+        double v = m->forward(tr->state);
+        if (v == v)   /* no NaN now: element j was out of range */
+          tr_fail(tr, "%s: row %lu: the model's loss is NaN for this example: an index out of "
+                  "the model's range (%s holds indices): %ld at position %lu of the row",
+                  k ? f1 : f0, (unsigned long)r, in->name, (long)row[j], (unsigned long)j);
+      }
+      tr_set_range(tr, s, r, 0, r);
+    }
+  }
+  tr_fail(tr, "%s%s%s: row %lu: the model's loss is NaN for this example at "
+          "initialisation", f0, f1 ? ", " : "", f1 ? f1 : "", (unsigned long)r);
+}
+
 /* Tensor data: every example of split s goes through the model's forward
  * once (in batches; a batch with a NaN loss row by row, each row as a batch of
- * B copies), so an index out of the model's range -- the model flags it and
- * returns NaN -- is reported as file and row before training. */
+ * B copies), so a NaN loss -- an index out of the model's range, which the
+ * model flags and returns NaN for, or a non-finite value -- is reported with
+ * file and row before training. */
 static void tr_check_split(Tr *tr, int si) {
   const TrSplit *s = &tr->split[si];
   size_t B = (size_t)tr->B;
@@ -1437,18 +1668,69 @@ static void tr_check_split(Tr *tr, int si) {
     for (size_t r = i; r < i + (size_t)k; r++) {
       tr_set_range(tr, s, r, 0, r);
       l = tr->m->forward(tr->state);
-      if (l == l)
-        continue;
-      const char *f0 = tr->o.tfile[si][0], *f1 = tr->o.tfile[si][1];
-      int int0 = tr->tin[0]->dtype == BP_I32, int1 = tr->nin == 2 && tr->tin[1]->dtype == BP_I32;
-      if (int0 || int1)
-        tr_fail(tr, "%s: row %lu: the model's loss is NaN for this example: an index out of "
-                "the model's range (%s holds indices)", int0 ? f0 : f1, (unsigned long)r,
-                int0 ? tr->tin[0]->name : tr->tin[1]->name);
-      tr_fail(tr, "%s%s%s: row %lu: the model's loss is NaN for this example at "
-              "initialisation", f0, f1 ? ", " : "", f1 ? f1 : "", (unsigned long)r);
+      if (l != l)
+        tr_blame_row(tr, si, r);
     }
   }
+}
+
+/* --log FILE: a new log with its header at step 0; continuing from a
+ * checkpoint at step S, the log cut back to its rows of steps 0..S-1 (a
+ * killed run may have left later rows and a torn last line), then appended
+ * to; a missing or empty log starts again with its header, and so does one
+ * that is not a regular file (a pipe or a terminal: a new stream). */
+static void tr_open_log(Tr *tr) {
+  static const char header[] = "step,loss,dev_loss\n";
+  const char *path = tr->o.log;
+  size_t keep = 0, len = 0;
+  long last = -1;
+  struct stat st;
+  int exists = stat(path, &st) == 0;
+  if (tr->step > 0 && exists && tr_not_regular(&st)) {
+    tr->log = fopen(path, "a");   /* a pipe or terminal: a new stream, with its header */
+    if (!tr->log)
+      tr_fail(tr, "%s: cannot open: %s", path, strerror(errno));
+    fputs(header, tr->log);
+    return;
+  }
+  if (tr->step > 0 && exists) {
+    tr_slurp(tr, path, &tr->logbuf, &len);
+    const char *t = (const char *)tr->logbuf, *end = t + len;
+    size_t hl = sizeof header - 1;
+    if (len >= hl ? memcmp(t, header, hl) != 0 : memcmp(t, header, len) != 0)
+      tr_fail(tr, "--log %s: not a training log (its first line is not step,loss,dev_loss): "
+              "not appending to it", path);
+    if (len >= hl) {
+      keep = hl;
+      for (const char *p = t + hl; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *e;
+        errno = 0;
+        long row = strtol(p, &e, 10);
+        if (!nl || e == p || *e != ',' || errno || (last >= 0 && row != last + 1) ||
+            row < 0 || row >= tr->step)
+          break;   /* a torn line, or past the checkpoint */
+        last = row;
+        p = nl + 1;
+        keep = (size_t)(p - t);
+      }
+    }
+    free(tr->logbuf);
+    tr->logbuf = NULL;
+    if (keep < len && truncate(path, (off_t)keep) != 0)
+      tr_fail(tr, "%s: cannot cut back to step %ld: %s", path, tr->step, strerror(errno));
+    if (!tr->o.quiet && keep < len)
+      fprintf(stderr, "note: %s cut back to the checkpoint's step %ld (%lu bytes after it "
+              "dropped)\n", path, tr->step, (unsigned long)(len - keep));
+    if (!tr->o.quiet && last >= 0 && last + 1 < tr->step)
+      fprintf(stderr, "note: %s has no rows for steps %ld..%ld (not in this log)\n", path,
+              last + 1, tr->step - 1);
+  }
+  tr->log = fopen(path, keep > 0 ? "a" : "w");
+  if (!tr->log)
+    tr_fail(tr, "%s: cannot open: %s", path, strerror(errno));
+  if (keep == 0)
+    fputs(header, tr->log);
 }
 
 static void tr_print_tensors(Tr *tr) {
@@ -1601,7 +1883,9 @@ static void tr_free(Tr *tr) {
     remove(tr->tmpname);
     free(tr->tmpname);
   }
+  tr_unlock(tr);
   free(tr->ckbuf);
+  free(tr->logbuf);
   free(tr->membuf);
   free(tr->text);
   free(tr->words);
@@ -1636,6 +1920,8 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
   if (tr_parse(tr, argc, argv) == 2)
     return 0;
   const TrOpts *o = &tr->o;
+  if (o->save)
+    tr_save_prepare(tr, o->save);
   tr_find_tensors(tr);
   if (tr->tensor) {
     tr_load_tensors(tr);
@@ -1667,13 +1953,8 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
     tr_load(tr, o->load);
     fprintf(tr_out, "loaded %s at step %ld\n", o->load, tr->step);
   }
-  if (o->log) {
-    tr->log = fopen(o->log, tr->step > 0 ? "a" : "w");
-    if (!tr->log)
-      tr_fail(tr, "%s: cannot open: %s", o->log, strerror(errno));
-    if (tr->step == 0)
-      fputs("step,loss,dev_loss\n", tr->log);
-  }
+  if (o->log)
+    tr_open_log(tr);
   long start = tr->step;
   double t0 = tr_now();
   tr_train(tr);

@@ -312,5 +312,59 @@ ninja_orphan() {
 }
 t "ninja child dies with bpgen" 0 "the child is gone" ninja_orphan
 
+# ---- issue 10 (fix-trainer): NaN blame, checkpoints, --save lock, log on resume ----
+# (a section of its own, to merge easily)
+MQ="$BPGEN run $M -D H=8 -D B=4 --data $W --quiet"
+# a NaN from a value, labels in range: the first non-finite tensor is named (item 4)
+printf 'dim B = 4\ndim F = 2\ndim K = 3\ninput X : [B, F]\ninput Y : int[B]\nparam W : [F, K] ~ ones\nloss = cross_entropy(log(X @ W), Y)\n' >"$T/neg.spec"
+npy "$T/nx.npy" '<f4' '(4, 2)' '\000\000\200\077\000\000\000\300\000\000\000\100\000\000\200\077\000\000\200\077\000\000\200\077\000\000\100\100\000\000\000\000'
+npy "$T/ny.npy" '<i4' '(4,)' '\000\000\000\000\001\000\000\000\002\000\000\000\000\000\000\000'
+t "NaN names the tensor"  1 "nx.npy, .*ny.npy: row 0: the model's loss is -?nan for this example at initialisation; first non-finite tensor: logits \(spec line 7\)" \
+  $BPGEN run "$T/neg.spec" --data-x "$T/nx.npy" --data-y "$T/ny.npy" --steps 3
+# no checkpoint of non-finite params (item 5)
+t "no NaN checkpoint"     1 "step 1: C holds a non-finite value \(spec line 11; .*no checkpoint written; .*p\.npz does not exist yet" \
+  $MQ --lr 1e39 --save "$T/p.npz" --save-every 1
+t "no NaN checkpoint file" 1 "" test -e "$T/p.npz"
+# a second run saving to the same file is refused (item 12)
+$MQ --steps 1000000000 --save "$T/same.npz" --save-every 100000 >/dev/null 2>&1 &
+LP=$!
+i=0; while [ ! -s "$T/same.npz.lock" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+t "second --save refused" 1 "--save .*same\.npz: another run is writing this checkpoint \(process $LP holds" \
+  $MQ --steps 10 --save "$T/same.npz"
+kill -9 $LP; wait $LP 2>/dev/null
+# kill -9, then --resume: the log is cut back to the checkpoint, no row lost, no
+# torn line; it equals an uninterrupted run's (item 13); stale temporaries go
+$MQ --steps 1000000000 --decay-at 1000000000 --save "$T/k.npz" --save-every 500 --log "$T/k.csv" >/dev/null 2>&1 &
+KP=$!
+i=0; while [ ! -e "$T/k.npz" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 0.3
+kill -9 $KP; wait $KP 2>/dev/null
+: >"$T/k.npz.tmp99999999"
+N=$($MQ --steps 0 --decay-at 1000000000 --save "$T/k.npz" --resume --log "$T/k.csv" --samples 0 2>/dev/null |
+    sed -n 's/^loaded .* at step \([0-9]*\)$/\1/p')
+$MQ --steps "${N:-1}" --decay-at 1000000000 --log "$T/r.csv" --samples 0 >/dev/null 2>&1
+t "log after kill -9 and --resume" 0 "" cmp "$T/k.csv" "$T/r.csv"
+t "log has the checkpoint's rows" 0 "^$((${N:-1} - 1)),"  tail -1 "$T/k.csv"
+t "plot the resumed log"  0 "wrote "     $BPGEN plot "$T/k.csv" -o "$T/k.png"
+t "stale temporary removed" 1 ""         test -e "$T/k.npz.tmp99999999"
+t "lock file removed"     1 ""           test -e "$T/k.npz.lock"
+# --load and --save checked before training (item 14)
+t "--load a directory"    1 "error: .*: is a directory, not a checkpoint file \(\.npz\)" $MQ --load "$T" --steps 1
+t "--save dir missing, at once" 1 "--save .*nodir/c\.npz: cannot create files in .*nodir: No such file or directory" \
+  $MQ --steps 200000 --save "$T/nodir/c.npz"
+mkfifo "$T/fifo"
+t "--save a FIFO refused" 1 "--save .*fifo: is a FIFO: a checkpoint is written beside it and renamed over it" \
+  $MQ --steps 10 --save "$T/fifo"
+t "the FIFO is left"      0 ""           test -p "$T/fifo"
+t "--save a directory"    1 "--save .*: is a directory: a checkpoint" $MQ --steps 10 --save "$T"
+# the train suite keeps its scratch files in $TMPDIR and removes them
+CHECK=${BPGEN_CHECK:-$(dirname "$BPGEN")/check_bpgen}
+if [ -x "$CHECK" ]; then
+  mkdir -p "$T/scratch"
+  t "train suite uses TMPDIR" 0 "100%: Checks: 1, Failures: 0" \
+    env TMPDIR="$T/scratch" CK_RUN_SUITE=train CK_RUN_CASE=tmpdir "$CHECK"
+  t "train suite leaves nothing" 0 "" sh -c '[ -z "$(ls -A "$1")" ]' sh "$T/scratch"
+fi
+
 echo "driver: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,13 +21,34 @@
 #include "fixtures/bigram.c"
 #include "../templates/trainer.c"
 
-static char tmpdir[256];
+/* One scratch directory for the suite's files, bpgen-train-XXXXXX in $TMPDIR
+ * (/tmp by default).  It is made and removed in the runner's own process (an
+ * unchecked fixture) around each test case: made inside each forked test, as
+ * it once was, it was never removed. */
+static char tmpdir[4096];
+
+static void tmpdir_make(void) {
+  const char *t = getenv("TMPDIR");
+  snprintf(tmpdir, sizeof tmpdir, "%s/bpgen-train-XXXXXX", t && t[0] ? t : "/tmp");
+  if (!mkdtemp(tmpdir)) {
+    perror(tmpdir);
+    exit(2);
+  }
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+static void tmpdir_remove(void) {
+  if (tmpdir[0] && nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+    perror(tmpdir);
+  tmpdir[0] = '\0';
+}
 
 static const char *tmp_path(const char *name) {
-  if (!tmpdir[0]) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bpgen-train-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-  }
+  ck_assert_msg(tmpdir[0], "no scratch directory (tmpdir_make)");
   return arena_printf("%s/%s", tmpdir, name);
 }
 
@@ -743,8 +766,201 @@ START_TEST(t_tensor_spec) {
                              "--dev-y", ya, "--steps", "5", NULL), 1);
   e = slurp(err, NULL);
   ck_assert_msg(strstr(e, "mbad.npy: row 3: the model's loss is NaN for this example: an index out "
-                       "of the model's range (X holds indices)"), "%s", e);
+                       "of the model's range (X holds indices): 6 at position 1 of the row"), "%s", e);
   free(e);
+}
+END_TEST
+
+/* A NaN loss at initialisation that comes from a value, with labels in range,
+ * names the first non-finite tensor, not the labels (issue 10, item 4). */
+START_TEST(t_tensor_nan_blame) {
+  float x[4 * 2] = {1, -2, 2, 1, 1, 1, 3, 0};   /* row 0: X @ W = -1 with W = ones */
+  int64_t y[4] = {0, 1, 2, 0};
+  const char *xp = npy_file("nx.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 2), }",
+                            x, sizeof x);
+  const char *yp = npy_file("ny.npy", 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (4,), }",
+                            y, sizeof y);
+  Graph *g = parse_text("dim B = 4\ndim F = 2\ndim K = 3\ninput X : [B, F]\ninput Y : int[B]\n"
+                        "param W : [F, K] ~ ones\nloss = cross_entropy(log(X @ W), Y)\n");
+  grad_build(g);
+  const char *err = tmp_path("n.err"), *out = tmp_path("n.out");
+  ck_assert_int_eq(jit_train(g, "neg", err, out, "--data-x", xp, "--data-y", yp, "--steps", "3",
+                             NULL), 1);
+  char *e = slurp(err, NULL);
+  ck_assert_msg(strstr(e, "nx.npy, ") && strstr(e, "ny.npy: row 0: the model's loss is ") &&
+                strstr(e, "for this example at initialisation; first non-finite tensor: logits "
+                       "(spec line 7)"), "%s", e);
+  ck_assert_msg(!strstr(e, "holds indices") && !strstr(e, "out of"), "%s", e);
+  free(e);
+}
+END_TEST
+
+/* AdamW's second moment overflows (a gradient of 4e20: its square is above
+ * FLT_MAX) while the params stay finite: that is not saved either. */
+START_TEST(t_moments_checkpoint) {
+  float x[4 * 2] = {1, 1, 1, 1, 1, 1, 1, 1};
+  const char *xp = npy_file("bx.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 2), }",
+                            x, sizeof x);
+  Graph *g = parse_text("dim B = 4\ndim F = 2\ninput X : [B, F]\nparam W : [F] ~ ones\n"
+                        "loss = sum(X * W) * 1e20\n");
+  grad_build(g);
+  const char *err = tmp_path("m.err"), *out = tmp_path("m.out"), *c = tmp_path("m.npz");
+  remove(c);
+  ck_assert_int_eq(jit_train(g, "big", err, out, "--data-x", xp, "--steps", "5", "--optimizer",
+                             "adamw", "--save", c, "--save-every", "1", NULL), 1);
+  char *e = slurp(err, NULL);
+  ck_assert_msg(strstr(e, "step 3: the AdamW moments of W hold a non-finite value (spec line 4; ") &&
+                strstr(e, "m.npz keeps the last one"), "%s", e);
+  free(e);
+}
+END_TEST
+
+/* A checkpoint never holds a NaN or Inf: with --lr 1e39 the first update
+ * overflows the params, and the checkpoint is not written (or stays as it
+ * was) (issue 10, item 5). */
+START_TEST(t_nonfinite_checkpoint) {
+  const char *c = tmp_path("inf.npz");
+  remove(c);
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--steps", "10", "--lr", "1e39", "--save", c,
+                       "--save-every", "1", "--quiet", NULL), 1);
+  ck_assert_msg(strstr(tr_errbuf, "step 1: W holds a non-finite value (spec line 8; the learning "
+                       "rate too high?): no checkpoint written; ") &&
+                strstr(tr_errbuf, "inf.npz does not exist yet"), "%s", tr_errbuf);
+  ck_assert_int_eq(access(c, F_OK), -1);
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--steps", "1", "--decay-at", "1", "--lr",
+                       "1e39", "--save", c, "--quiet", NULL), 1);   /* the save at the end */
+  ck_assert_msg(strstr(tr_errbuf, "step 1: W holds a non-finite value"), "%s", tr_errbuf);
+  ck_assert_int_eq(access(c, F_OK), -1);
+  static const char *opt[] = {"sgd", "adamw"};
+  for (int k = 0; k < 2; k++) {
+    ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--steps", "5", "--optimizer", opt[k],
+                         "--save", c, "--samples", "0", "--quiet", NULL), 0);
+    size_t l1, l2;
+    char *t1 = slurp(c, &l1);
+    ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--steps", "10", "--optimizer", opt[k],
+                         "--lr", "1e39", "--decay-at", "10", "--save", c, "--save-every", "1",
+                         "--resume", "--quiet", NULL), 1);
+    ck_assert_msg(strstr(tr_errbuf, "step 6: W holds a non-finite value") &&
+                  strstr(tr_errbuf, "inf.npz keeps the last one"), "%s: %s", opt[k], tr_errbuf);
+    char *t2 = slurp(c, &l2);
+    ck_assert_msg(l1 == l2 && memcmp(t1, t2, l1) == 0, "%s: the step-5 checkpoint changed", opt[k]);
+    free(t1);
+    free(t2);
+  }
+}
+END_TEST
+
+/* --save FILE is locked for the run: a second writer is refused before it
+ * trains; the lock goes when the run ends (issue 10, item 12). */
+START_TEST(t_save_lock) {
+  const char *c = tmp_path("lock.npz"), *lk = tmp_path("lock.npz.lock");
+  int fd = open(lk, O_RDWR | O_CREAT, 0644);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);   /* "another run" */
+  ck_assert_int_eq(write(fd, "4242\n", 5), 5);
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--steps", "3", "--save", c, "--quiet", NULL), 1);
+  ck_assert_msg(strstr(tr_errbuf, "--save ") && strstr(tr_errbuf, "lock.npz: another run is writing "
+                       "this checkpoint (process 4242 holds "), "%s", tr_errbuf);
+  ck_assert_int_eq((int)fix_nforward, 0);   /* refused before training */
+  ck_assert_int_eq(access(c, F_OK), -1);
+  close(fd);
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--steps", "3", "--save", c, "--quiet", NULL), 0);
+  ck_assert_int_eq(access(c, F_OK), 0);
+  ck_assert_int_eq(access(lk, F_OK), -1);   /* removed at the end */
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--steps", "5", "--save", c, "--resume",
+                       "--quiet", NULL), 0);
+}
+END_TEST
+
+/* --save and --load are checked before training: a directory to load, a
+ * directory that does not exist, a FIFO or a directory to save over; stale
+ * temporary files of killed runs are removed (issue 10, item 14). */
+START_TEST(t_save_checked_first) {
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--load", tmpdir, "--quiet", NULL), 1);
+  ck_assert_msg(strstr(tr_errbuf, ": is a directory, not a checkpoint file (.npz)"), "%s", tr_errbuf);
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--steps", "1000", "--save",
+                       tmp_path("no/such/c.npz"), "--quiet", NULL), 1);
+  ck_assert_msg(strstr(tr_errbuf, "no/such/c.npz: cannot create files in ") &&
+                strstr(tr_errbuf, "no/such: No such file or directory"), "%s", tr_errbuf);
+  ck_assert_int_eq((int)fix_nforward, 0);
+  const char *fifo = tmp_path("fifo");
+  ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--steps", "3", "--save", fifo, "--quiet",
+                       NULL), 1);
+  ck_assert_msg(strstr(tr_errbuf, "fifo: is a FIFO: a checkpoint is written beside it and renamed "
+                       "over it"), "%s", tr_errbuf);
+  struct stat st;
+  ck_assert_int_eq(stat(fifo, &st), 0);
+  ck_assert_msg(S_ISFIFO(st.st_mode), "the FIFO was replaced");
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--steps", "3", "--save", tmpdir, "--quiet",
+                       NULL), 1);
+  ck_assert_msg(strstr(tr_errbuf, ": is a directory: a checkpoint"), "%s", tr_errbuf);
+  ck_assert_int_eq((int)fix_nforward, 0);
+  /* FILE.tmpPID of a dead process, or of this one, is stale; a live one's is not */
+  const char *c = tmp_path("st.npz");
+  const char *dead = arena_printf("%s.tmp99999999", c), *mine = arena_printf("%s.tmp%ld", c, (long)getpid());
+  const char *live = arena_printf("%s.tmp%ld", c, (long)getppid()), *other = arena_printf("%s.tmpx", c);
+  write_file("st.npz.tmp99999999", "x", 1);
+  write_file(arena_printf("st.npz.tmp%ld", (long)getpid()), "x", 1);
+  write_file(arena_printf("st.npz.tmp%ld", (long)getppid()), "x", 1);
+  write_file("st.npz.tmpx", "x", 1);
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--steps", "3", "--save", c, "--quiet", NULL), 0);
+  ck_assert_int_eq(access(dead, F_OK), -1);
+  ck_assert_int_eq(access(mine, F_OK), -1);
+  ck_assert_int_eq(access(live, F_OK), 0);
+  ck_assert_int_eq(access(other, F_OK), 0);
+}
+END_TEST
+
+/* The log after a kill: rows past the checkpoint and a torn last line are cut
+ * on resume, so the log equals one uninterrupted run's; a resumed run that
+ * starts a new log writes its header (issue 10, item 13). */
+START_TEST(t_log_resume) {
+  const char *a = tmp_path("la.csv"), *b = tmp_path("lb.csv"), *ck = tmp_path("l.npz");
+  remove(ck);
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--steps", "30", "--eval-every", "7", "--log",
+                       a, "--samples", "0", "--quiet", NULL), 0);
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--steps", "20", "--decay-at", "15",
+                       "--eval-every", "7", "--log", b, "--save", ck, "--samples", "0", "--quiet",
+                       NULL), 0);
+  FILE *f = fopen(b, "a");   /* what a run killed after step 22 leaves */
+  ck_assert_ptr_nonnull(f);
+  fputs("20,1.5,\n21,1.25,1.75\n22,1.", f);
+  fclose(f);
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--steps", "30", "--eval-every", "7", "--log",
+                       b, "--save", ck, "--resume", "--samples", "0", "--quiet", NULL), 0);
+  size_t la, lb;
+  char *ta = slurp(a, &la), *tb = slurp(b, &lb);
+  ck_assert_msg(la == lb && memcmp(ta, tb, la) == 0, "logs differ:\n%s\n---\n%s", ta, tb);
+  free(ta);
+  free(tb);
+  const char *n = tmp_path("lnew.csv");
+  remove(n);
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--steps", "33", "--log", n, "--save", ck,
+                       "--resume", "--samples", "0", "--quiet", NULL), 0);
+  char *tn = slurp(n, NULL);
+  ck_assert_msg(strncmp(tn, "step,loss,dev_loss\n30,", 22) == 0, "%s", tn);
+  free(tn);
+  const char *junk = WRITE("ljunk.csv", "not,a,log\n1,2,3\n");
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--steps", "35", "--log", junk, "--save", ck,
+                       "--resume", "--quiet", NULL), 1);
+  ck_assert_msg(strstr(tr_errbuf, "ljunk.csv: not a training log"), "%s", tr_errbuf);
+  char *tj = slurp(junk, NULL);
+  ck_assert_str_eq(tj, "not,a,log\n1,2,3\n");
+  free(tj);
+}
+END_TEST
+
+/* Run alone by tests/driver.sh with TMPDIR set: the scratch directory is made
+ * there, and nothing is left behind after the runner ends (issue 10, item 14). */
+START_TEST(t_tmpdir) {
+  const char *t = getenv("TMPDIR");
+  if (t && t[0])
+    ck_assert_msg(strncmp(tmp_path("x"), t, strlen(t)) == 0, "%s is not in %s", tmp_path("x"), t);
+  const char *c = tmp_path("td.npz");
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--steps", "3", "--save", c, "--log",
+                       tmp_path("td.csv"), "--quiet", NULL), 0);
+  ck_assert_int_eq(access(c, F_OK), 0);
 }
 END_TEST
 
@@ -767,8 +983,20 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, t_tensor_learns);
   tcase_add_test(tc, t_tensor_errors);
   tcase_add_test(tc, t_tensor_spec);
+  tcase_add_test(tc, t_nonfinite_checkpoint);
+  tcase_add_test(tc, t_moments_checkpoint);
+  tcase_add_test(tc, t_save_lock);
+  tcase_add_test(tc, t_save_checked_first);
+  tcase_add_test(tc, t_log_resume);
+  tcase_add_test(tc, t_tensor_nan_blame);
+  tcase_add_unchecked_fixture(tc, tmpdir_make, tmpdir_remove);
   tcase_set_timeout(tc, 60);
   suite_add_tcase(s, tc);
+  /* tests/driver.sh runs this case alone with TMPDIR set and finds nothing left */
+  TCase *td = tcase_create("tmpdir");
+  tcase_add_test(td, t_tmpdir);
+  tcase_add_unchecked_fixture(td, tmpdir_make, tmpdir_remove);
+  suite_add_tcase(s, td);
   return s;
 }
 TESTS_REGISTER(make_suite)
