@@ -38,14 +38,14 @@ build/gen/c_names.h: scripts/c_names.sh $(TEMPLATES)
 	@mkdir -p $(@D)
 	scripts/c_names.sh $@
 
-build/gen/emit.o build/san/gen/emit.o: build/gen/c_names.h
+build/gen/layout.o build/san/gen/layout.o: build/gen/c_names.h
 
-build/%.o: %.c gen/bpgen.h gen/ops.h runtime/bp_runtime.h build/gen/templates.h $(wildcard runtime/*.h) | deps
+build/%.o: %.c gen/bpgen.h gen/backend.h gen/ops.h runtime/bp_runtime.h build/gen/templates.h $(wildcard runtime/*.h) | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 build/runtime/kernels.o: CFLAGS += $(KFLAGS)
 
-build/san/%.o: %.c gen/bpgen.h gen/ops.h runtime/bp_runtime.h build/gen/templates.h $(wildcard runtime/*.h) | deps
+build/san/%.o: %.c gen/bpgen.h gen/backend.h gen/ops.h runtime/bp_runtime.h build/gen/templates.h $(wildcard runtime/*.h) | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SANFLAGS) -O1 -c -o $@ $<
 build/san/runtime/kernels.o: CFLAGS += $(KFLAGS)

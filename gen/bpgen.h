@@ -266,6 +266,10 @@ typedef struct EmitOptions {
  * when header != NULL) as arena strings.  Run grad_build(g) first: nodes after
  * g->nforward become backward(); a forward-only graph gets an empty one. */
 char *emit_c(Graph *g, const EmitOptions *opt, char **header);
+/* plan.c: the schedule of g (after grad_build) as text, one line per step list
+ * ("train: ...", "eval: ...", "backward: ..."): a step is a node's name (t<id>
+ * when unnamed), or {KIND node members...} for a fused group. */
+char *plan_text(Graph *g);
 /* True for a name the emitted C cannot use as a member as it is (a keyword, a
  * macro of its headers, a leading '_'): emit renames such members. */
 bool emit_reserved_name(const char *s);

@@ -1,22 +1,25 @@
-/* emit.c: Graph (forward nodes, then the backward nodes grad.c appended) ->
- * one C99 translation unit: a state struct, forward, backward, the update step,
- * an inference forward, batchnorm calibration, and the BpModel table of
+/* emit.c: the printer.  Plan (plan.c) + Layout (layout.c) -> one C99
+ * translation unit: a state struct, forward, backward, the update step, an
+ * inference forward, batchnorm calibration, and the BpModel table of
  * runtime/bp_runtime.h.
  *
- * The one idea: every node becomes one straight-line block with its shapes
- * baked in as constants, writing one field of the state struct.  Params,
- * inputs and named tensors keep their spec names (s->W1); the gradient node
- * grad.c made for a param or a named tensor writes its "d" field (s->dW1);
- * every other node gets a scratch field (s->t42).  Each block opens with a
- * #line pointing at the spec line whose rule made it and a comment with the
- * math, so the backward() function reads like the lecture's backward pass.
+ * The one idea: every step of the plan becomes one straight-line block with
+ * its shapes baked in as constants, writing members of the state struct.
+ * Params, inputs and named tensors keep their spec names (s->W1); the
+ * gradient node grad.c made for a param or a named tensor writes its "d"
+ * member (s->dW1); every other node a scratch member (s->t42).  Each block
+ * opens with a #line pointing at the spec line whose rule made it and a
+ * comment with the math, so the backward() function reads like the lecture's
+ * backward pass.  A step kind has one printer: ST_NODE the op's emit_* of
+ * ops.h, the fused kinds emit_gemm_bias, bn_forward, emit_bn_group and
+ * emit_layer.
  *
  * Numerics: elementwise math runs in `real` (float or double per --dtype);
  * every reduction (sum, mean, softmax and cross-entropy denominators,
  * batchnorm statistics, sumto, the backward sums) accumulates in double and
  * rounds once.  Matmuls call the kernels of runtime/kernels.h.
  */
-#include "bpgen.h"
+#include "backend.h"
 #include "bp_runtime.h"
 #define BP_KERNELS_DECLARE_ONLY
 #include "kernels.h"
@@ -25,73 +28,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the emitter's state -------------------------------------------------------- */
-typedef struct Field {
-  const char *cname;     /* struct member */
-  const char *tname;     /* name in the tensor table, or NULL (scratch) */
-  int kind;              /* BpKind, or -1 for scratch */
-  int elem;              /* 0 real, 1 int32, 2 double */
-  Shape shape;
-  int line;
-  const char *note;      /* comment beside the member */
-  const char *grad;      /* param: the member of its grad */
-  bool unwritten;        /* grad nothing flows into: backward zeroes it */
-} Field;
-
-/* Batchnorm backward fused into one kernel call (bp_bn_bwd): the nodes that
- * read the same dy and the batchnorm's saved x̂, emitted together at the first
- * of them. */
-typedef struct BnGroup {
-  Node *bn;              /* the forward batchnorm */
-  Node *dy;              /* gradient of its output */
-  Node *tanh;            /* dy itself when it is a tanh_bwd: computed in the same pass */
-  Node *x;               /* bn_bwd_x: dx */
-  Node *gain;            /* bn_bwd_gain of the same dy, or NULL */
-  Node *bias;            /* sumto of dy down to [D] (the bias grad), or NULL */
-  Node *xsum;            /* sumto of dx down to [D] (the bias grad of what fed x), or NULL */
-} BnGroup;
-
-/* A batchnorm layer between two linear maps, run by column blocks
- * (bp_bnlayer_fwd/bwd of kernels.h; plan_layers):
- *   z = A·W1 (+ b1);  y = batchnorm(z, gain, bias);  h = tanh(y);  out = h·W2 (+ b2)
- * and its backward from dout down to dA, dW1, db1, dgain, dbias, dW2. */
-typedef struct Layer {
-  Node *z, *mm1, *b1, *bn, *t, *out, *mm2, *b2;   /* forward; b1, b2 may be NULL */
-  Node *dout, *dt, *dW2, *dA, *dW1;               /* backward; dA may be NULL */
-  BnGroup *bg;                                    /* its tanh, x (dz), gain, bias, xsum (db1) */
-  long N, K, D, V;
-  int dc, groups;                                 /* columns per block, groups of blocks */
-  const char *ws;                                 /* the workspace member */
-} Layer;
-
-typedef struct Copy {   /* end of backward: dst field = value of node src */
-  const char *dst;
-  Node *src;
-} Copy;
-
+/* ---- the printer's state -------------------------------------------------------- */
 struct Emit {
   Graph *g;
   const EmitOptions *opt;
+  Plan *plan;
   Buf *b;                /* body being written */
   const char *sfx;       /* "f" for float math functions, "" for double */
+  /* the Layout's (layout.c), for the printers */
   const char **buf;      /* per node id: member holding the node's value */
   const char **label;    /* per node id: name used in comments */
-  const char **save;     /* per node id (batchnorm, layernorm): base of saved fields */
+  const char **save;     /* per node id (batchnorm, layernorm, cross_entropy): base of saved members */
   Field *fields;
-  int nfields, capf;
-  StrMap names;          /* every field's cname */
+  int nfields;
   Copy *copies;
   int ncopies;
   bool eval;             /* writing forward_eval: batchnorm from stored statistics */
-  /* fusion (plan_fusion): per node id */
-  bool *skip;            /* written by a fused block hosted at another node */
-  Node **bias_mm;        /* add: the matmul it adds a bias row to, as one gemm_bias */
-  Node **act;            /* batchnorm: the tanh of its output, in the same pass */
-  BnGroup **bng;         /* the batchnorm backward block hosted at this node */
-  Layer **layer;         /* the layer call (forward or backward) hosted at this node */
-  bool *lskip;           /* inside a layer call hosted elsewhere */
-  bool *inlayer;         /* a tensor only the layer's kernels see (no other reader) */
-  bool use_layer;        /* training forward and backward: layer calls; else node by node */
   int calib_passes;      /* fn_calib: batchnorm calibration passes (the deepest chain) */
   const char **lines;    /* spec source lines, 1-based */
   int nlines;
@@ -107,113 +59,6 @@ static void L(Emit *e, const char *fmt, ...) {
   va_end(ap);
 }
 
-static bool name_taken(Emit *e, const char *s) { return strmap_get(&e->names, s, strlen(s)) != NULL; }
-
-#include "c_names.h"   /* c_macro_names: build/gen, made by scripts/c_names.sh */
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
-
-/* A name the emitted C cannot use as a struct member as it is: a keyword (C99
- * to C23), a macro of the headers it includes or of bpgen's runtime, a name
- * reserved to the implementation (leading '_'), or a member the emitter adds
- * itself. */
-bool emit_reserved_name(const char *s) {
-  static const char *const kw[] = {
-    "alignas", "alignof", "auto", "bad_index", "bool", "break", "calib_pass", "case", "char", "const",
-    "constexpr", "continue", "default", "do", "double", "else", "enum", "extern", "false", "float", "for",
-    "goto", "if", "inline", "int", "lean", "long", "nullptr", "register", "restrict", "return", "short",
-    "signed", "sizeof", "static", "static_assert", "struct", "switch", "thread_local", "true", "typedef",
-    "typeof", "typeof_unqual", "union", "unsigned", "void", "volatile", "while", NULL};
-  if (s[0] == '_' || strncmp(s, "BP", 2) == 0)
-    return true;
-  for (int i = 0; kw[i]; i++)
-    if (strcmp(kw[i], s) == 0)
-      return true;
-  return bsearch(&s, c_macro_names, sizeof c_macro_names / sizeof c_macro_names[0], sizeof c_macro_names[0],
-                 cmp_str) != NULL;
-}
-
-/* A member name from base: non-identifier characters become '_'; a reserved
- * name gets a trailing '_' ("v" in front when it starts with '_'), a name
- * already used a numeric suffix. */
-static const char *member_name(Emit *e, const char *base) {
-  char *s = arena_strndup(base, strlen(base));
-  for (char *p = s; *p; p++)
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || (p != s && *p >= '0' && *p <= '9')))
-      *p = '_';
-  if (!*s)
-    s = "t";
-  if (emit_reserved_name(s))
-    s = arena_printf(s[0] == '_' ? "v%s" : "%s_", s);
-  const char *c = s;
-  for (int k = 2; name_taken(e, c); k++)
-    c = arena_printf("%s_%d", s, k);
-  return c;
-}
-
-/* The suffixes of the members a normalisation saves (saved(), saved_field()). */
-static const char *const saved_sfx[] = {"run_mean", "run_var", "xhat", "rstd", "mean", "cal_n",
-                                        "cal_mean", "cal_m2", "acc1", "acc2", "sums"};
-
-/* A base name whose saved members (base_xhat, ...) are all free and usable as
- * they are. */
-static const char *free_base(Emit *e, const char *name) {
-  char *s = arena_printf("%s%s", name[0] == '_' ? "v" : "", name);
-  for (char *p = s; *p; p++)
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || (p != s && *p >= '0' && *p <= '9')))
-      *p = '_';
-  for (int k = 1;; k++) {
-    const char *b = k == 1 ? s : arena_printf("%s_%d", s, k);
-    bool ok = true;
-    for (size_t i = 0; i < sizeof saved_sfx / sizeof saved_sfx[0] && ok; i++) {
-      const char *m = arena_printf("%s_%s", b, saved_sfx[i]);
-      ok = !name_taken(e, m) && !emit_reserved_name(m);
-    }
-    if (ok) {   /* claimed now, made later by saved_field */
-      for (size_t i = 0; i < sizeof saved_sfx / sizeof saved_sfx[0]; i++)
-        strmap_put(&e->names, arena_printf("%s_%s", b, saved_sfx[i]), (void *)saved_sfx);
-      return b;
-    }
-  }
-}
-
-static Field *new_field(Emit *e, const char *cname, const char *tname, int kind, int elem, const Shape *shape,
-                        int line, const char *note) {
-  if (e->nfields == e->capf) {
-    int cap = e->capf ? e->capf * 2 : 64;
-    Field *nf = arena_alloc(sizeof(Field) * (size_t)cap);
-    if (e->nfields)
-      memcpy(nf, e->fields, sizeof(Field) * (size_t)e->nfields);
-    e->fields = nf;
-    e->capf = cap;
-  }
-  Field *f = &e->fields[e->nfields++];
-  *f = (Field){.cname = cname, .tname = tname, .kind = kind, .elem = elem, .shape = *shape, .line = line,
-               .note = note};
-  strmap_put(&e->names, cname, (void *)cname);
-  return f;
-}
-
-static const char *add_field(Emit *e, const char *base, const char *tname, int kind, int elem,
-                             const Shape *shape, int line, const char *note) {
-  return new_field(e, member_name(e, base), tname, kind, elem, shape, line, note)->cname;
-}
-
-/* The member base_sfx that free_base claimed for a normalisation's saved value. */
-static void saved_field(Emit *e, const char *base, const char *sfx, const char *tname, int kind, int elem,
-                        const Shape *shape, int line, const char *note) {
-  const char *c = arena_printf("%s_%s", base, sfx);
-  if (strmap_get(&e->names, c, strlen(c)) != (void *)saved_sfx)
-    die("saved member %s was not claimed by free_base", c);
-  new_field(e, c, tname, kind, elem, shape, line, note);
-}
-
-static const Shape scalar_shape = {0, {0}};
-
-static Shape vec_shape(long n) {
-  Shape s = {1, {(int)n}};
-  return s;
-}
 
 /* ---- small text helpers ----------------------------------------------------------- */
 
@@ -261,7 +106,6 @@ static const char *V(Emit *e, Node *n) {
 
 static const char *lab(Emit *e, Node *n) { return e->label[n->id]; }
 
-static long numel(Node *n) { return shape_numel(&n->shape); }
 
 /* "i0*64 + i1": the linear index of a tensor of shape `in` read broadcast
  * against loop variables i0.. over shape `o` (shapes aligned on the right,
@@ -520,13 +364,7 @@ void emit_const(Emit *e, Node *n) {
   L(e, "%s[0] = %s;", V(e, n), lit(e, n->num));
 }
 
-static void emit_gemm_bias(Emit *e, Node *n);
-
 void emit_add(Emit *e, Node *n) {
-  if (e->bias_mm[n->id]) {
-    emit_gemm_bias(e, n);
-    return;
-  }
   head(e, n, "%s + %s", lab(e, n->in[0]), lab(e, n->in[1]));
   if (!jit_binary(e, n, "BPM_ADD"))
     elementwise(e, n, 2, "@0 + @1");
@@ -782,9 +620,10 @@ void emit_matmul(Emit *e, Node *n) {
     V(e, n), bidx(&ob, &ob), M * N);
 }
 
-/* y = a · b + bias (plan_fusion): C starts as the bias row, the product adds on */
-static void emit_gemm_bias(Emit *e, Node *n) {
-  Node *m = e->bias_mm[n->id], *bias = n->in[0] == m ? n->in[1] : n->in[0];
+/* y = a · b + bias (ST_GEMM_BIAS: n the add, m the product): C starts as the
+ * bias row, the product adds on */
+static void emit_gemm_bias(Emit *e, Node *n, Node *m) {
+  Node *bias = n->in[0] == m ? n->in[1] : n->in[0];
   Node *a = m->in[0], *b = m->in[1];
   head(e, n, "%s%s · %s%s + %s  (the product starts from the bias row)", lab(e, a), m->transa ? "ᵀ" : "",
        lab(e, b), m->transb ? "ᵀ" : "", lab(e, bias));
@@ -932,34 +771,12 @@ void emit_cross_entropy(Emit *e, Node *n) {
   Node *x = n->in[0], *y = n->in[1];
   long N = x->shape.dim[0], K = x->shape.dim[1];
   head(e, n, "-(1/%ld) Σ_i log softmax(%s)[i, %s[i]]", N, lab(e, x), lab(e, y));
-  {   /* the kernel trusts Y: check it first */
-    L(e, "for (int i = 0; i < %ld; i++)", N);
-    L(e, "  if (%s[i] < 0 || %s[i] >= %ld)", V(e, y), V(e, y), K);
-    L(e, "    s->bad_index = 1;");
-    L(e, "%s[0] = s->bad_index ? 0 : (real)%s(%ld, %ld, %s, %s, s->%s);", V(e, n), kern(e, "xent_fwd"), N, K,
-      V(e, x), V(e, y), e->save[n->id]);
-    return;
-  }
-  L(e, "{");
-  L(e, "  double total = 0;");
-  L(e, "  for (int i = 0; i < %ld; i++) {", N);
-  L(e, "    const real *row = &%s[i*%ld];", V(e, x), K);
-  L(e, "    int32_t c = %s[i];", V(e, y));
-  L(e, "    if (c < 0 || c >= %ld) {", K);
-  L(e, "      s->bad_index = 1;");
-  L(e, "      continue;");
-  L(e, "    }");
-  L(e, "    real m = row[0];");
-  L(e, "    for (int j = 1; j < %ld; j++)", K);
-  L(e, "      if (row[j] > m)");
-  L(e, "        m = row[j];");
-  L(e, "    double sum = 0;");
-  L(e, "    for (int j = 0; j < %ld; j++)", K);
-  L(e, "      sum += %s(row[j] - m);", fn(e, "exp"));
-  L(e, "    total += (double)m + log(sum) - (double)row[c];");
-  L(e, "  }");
-  L(e, "  %s[0] = (real)(total / %ld);", V(e, n), N);
-  L(e, "}");
+  /* the kernel trusts Y: check it first */
+  L(e, "for (int i = 0; i < %ld; i++)", N);
+  L(e, "  if (%s[i] < 0 || %s[i] >= %ld)", V(e, y), V(e, y), K);
+  L(e, "    s->bad_index = 1;");
+  L(e, "%s[0] = s->bad_index ? 0 : (real)%s(%ld, %ld, %s, %s, s->%s);", V(e, n), kern(e, "xent_fwd"), N, K,
+    V(e, x), V(e, y), e->save[n->id]);
 }
 
 /* dlogits = (softmax(logits) - onehot(Y)) / N · dloss */
@@ -967,32 +784,13 @@ void emit_xent_bwd(Emit *e, Node *n) {
   Node *x = n->in[0], *y = n->in[1], *dl = n->in[2];
   long N = x->shape.dim[0], K = x->shape.dim[1];
   head(e, n, "(softmax(%s) - onehot(%s)) / %ld · %s", lab(e, x), lab(e, y), N, lab(e, dl));
+  /* softmax as forward saved it (grad.c makes xent_bwd only from its
+   * cross_entropy); Y only compared, never used as an index */
   Node *f = n->fwd;
-  if (f && f->op == OP_cross_entropy && f->in[0] == x && f->in[1] == y && e->save[f->id]) {
-    /* softmax as forward saved it; Y only compared, never used as an index */
-    L(e, "%s(%ld, %ld, s->%s, %s, %s[0], %s, 0);", kern(e, "xent_bwd"), N, K, e->save[f->id], V(e, y), V(e, dl),
-      V(e, n));
-    return;
-  }
-  L(e, "{");
-  L(e, "  real scale = %s[0] / %s;", V(e, dl), lit(e, (double)N));
-  L(e, "  for (int i = 0; i < %ld; i++) {", N);
-  L(e, "    const real *row = &%s[i*%ld];", V(e, x), K);
-  L(e, "    real *d = &%s[i*%ld];", V(e, n), K);
-  L(e, "    int32_t c = %s[i];", V(e, y));
-  L(e, "    real m = row[0];");
-  L(e, "    for (int j = 1; j < %ld; j++)", K);
-  L(e, "      if (row[j] > m)");
-  L(e, "        m = row[j];");
-  L(e, "    double sum = 0;");
-  L(e, "    for (int j = 0; j < %ld; j++)", K);
-  L(e, "      sum += d[j] = %s(row[j] - m);", fn(e, "exp"));
-  L(e, "    for (int j = 0; j < %ld; j++)", K);
-  L(e, "      d[j] = (real)(d[j] / sum) * scale;");
-  L(e, "    if (c >= 0 && c < %ld)", K);
-  L(e, "      d[c] -= scale;");
-  L(e, "  }");
-  L(e, "}");
+  if (!f || f->op != OP_cross_entropy || f->in[0] != x || f->in[1] != y || !e->save[f->id])
+    die("xent_bwd without its cross_entropy's saved softmax");
+  L(e, "%s(%ld, %ld, s->%s, %s, %s[0], %s, 0);", kern(e, "xent_bwd"), N, K, e->save[f->id], V(e, y), V(e, dl),
+    V(e, n));
 }
 
 /* ---- normalisation ------------------------------------------------------------------ */
@@ -1022,11 +820,12 @@ static void bn_group_heads(Emit *e, BnGroup *gr) {
     head(e, gr->xsum, "Σ_b %s", lab(e, gr->x));
 }
 
-/* training: batch mean and variance per column; eval: the stored statistics.
+/* training: batch mean and variance per column; eval: the stored statistics;
+ * t: the tanh of the output in the same pass (ST_BN_TANH), or NULL.
  * Rows are walked in memory order with double accumulators per column (the
  * _sums member), so the loops vectorise; bp_bn_fwd of kernels.h. */
-void emit_batchnorm(Emit *e, Node *n) {
-  Node *x = n->in[0], *gain = n->in[1], *bias = n->in[2], *t = e->act[n->id];
+static void bn_forward(Emit *e, Node *n, Node *t) {
+  Node *x = n->in[0], *gain = n->in[1], *bias = n->in[2];
   long N = x->shape.dim[0], D = numel(x) / (N ? N : 1);
   double div = n->unbiased ? (double)(N - 1) : (double)N;
   const char *mean = saved(e, n, "mean"), *rstd = saved(e, n, "rstd");
@@ -1040,6 +839,8 @@ void emit_batchnorm(Emit *e, Node *n) {
     e->eval ? saved(e, n, "run_var") : "NULL", mean, rstd, saved(e, n, "xhat"), V(e, n), t ? V(e, t) : "NULL",
     saved(e, n, "sums"));
 }
+
+void emit_batchnorm(Emit *e, Node *n) { bn_forward(e, n, NULL); }
 
 /* the batchnorm backward of plan_fusion, one kernel call for the group */
 static void emit_bn_group(Emit *e, BnGroup *gr) {
@@ -1157,250 +958,9 @@ void emit_ln_bwd_gain(Emit *e, Node *n) {
   L(e, "}");
 }
 
-/* ---- layout: which field holds which node ------------------------------------------- */
-
-static bool is_float(Node *n) { return n->type == TY_FLOAT; }
-
-/* The node fed to cross_entropy, if any. */
-static Node *xent_logits(Graph *g) {
-  for (int i = 0; i < g->nforward; i++)
-    if (g->nodes[i]->op == OP_cross_entropy)
-      return g->nodes[i]->in[0];
-  return NULL;
-}
-
 static const char *kind_word(int kind) {
   static const char *const w[] = {"input", "param", "grad", "activation", "statistic"};
   return kind >= 0 && kind <= 4 ? w[kind] : "scratch";
-}
-
-/* ---- fusion: fewer passes over memory ------------------------------------------- *
- * A node-per-block step walks every [batch, width] tensor several times; these
- * patterns fold passes together (each fused block still prints every node's math):
- *   y = x @ W + b      the bias is the product's starting value (bp_gemm_bias);
- *                      the product alone is never stored
- *   h = tanh(bn(x))    tanh in batchnorm's output pass
- *   batchnorm backward dy = (1 - h²) ⊙ dh, Σ_b dy, Σ_b dy ⊙ x̂, dx and Σ_b dx in
- *                      two passes (bp_bn_bwd), where they were six
- * Only unnamed nodes disappear; every named tensor and grad is still written. */
-
-/* A bias row for y of shape [M,N]: shape [N] or [1,N] (float). */
-static bool is_bias_row(Node *b, Node *y) {
-  if (b->type != TY_FLOAT || y->shape.rank != 2 || b->shape.rank < 1 || b->shape.rank > 2)
-    return false;
-  return b->shape.dim[b->shape.rank - 1] == y->shape.dim[1] && numel(b) == y->shape.dim[1];
-}
-
-/* s sums a [N,D] tensor down to [D] or [1,D]: the rows only */
-static bool is_row_sum(Node *s, Node *x) {
-  if (!s || s->op != OP_sumto || s->in[0] != x || x->shape.rank != 2)
-    return false;
-  long D = x->shape.dim[1];
-  if (s->shape.rank < 1 || s->shape.dim[s->shape.rank - 1] != D)
-    return false;
-  return numel(s) == D;
-}
-
-static void plan_fusion(Emit *e) {
-  Graph *g = e->g;
-  int nn = g->nnodes;
-  int *nuse = arena_alloc(sizeof(int) * (size_t)nn);
-  bool *isgrad = arena_alloc((size_t)nn);
-  e->skip = arena_alloc((size_t)nn);
-  e->bias_mm = arena_alloc(sizeof(Node *) * (size_t)nn);
-  e->act = arena_alloc(sizeof(Node *) * (size_t)nn);
-  e->bng = arena_alloc(sizeof(BnGroup *) * (size_t)nn);
-  for (int i = 0; i < nn; i++) {
-    Node *n = g->nodes[i];
-    for (int k = 0; k < optab[n->op].arity; k++)
-      nuse[n->in[k]->id]++;
-    if (n->grad)
-      isgrad[n->grad->id] = true;
-  }
-  if (g->loss)
-    nuse[g->loss->id]++;
-  /* y = x @ W + b */
-  for (int i = 0; i < g->nforward; i++) {
-    Node *n = g->nodes[i];
-    if (n->op != OP_add || !is_float(n))
-      continue;
-    for (int k = 0; k < 2; k++) {
-      Node *m = n->in[k], *b = n->in[1 - k];
-      if (m->op != OP_matmul || m->name || nuse[m->id] != 1 || isgrad[m->id] || m->shape.rank != 2 ||
-          m->in[0]->shape.rank != 2 || m->in[1]->shape.rank != 2 || !shape_eq(&m->shape, &n->shape) ||
-          b == m || !is_bias_row(b, n))
-        continue;
-      e->bias_mm[n->id] = m;
-      e->skip[m->id] = true;
-      break;
-    }
-  }
-  /* h = tanh(batchnorm(...)) */
-  for (int i = 0; i < g->nforward; i++) {
-    Node *t = g->nodes[i];
-    if (t->op == OP_tanh && t->in[0]->op == OP_batchnorm && !e->act[t->in[0]->id] &&
-        t->in[0]->shape.rank == 2 && shape_eq(&t->shape, &t->in[0]->shape)) {
-      e->act[t->in[0]->id] = t;
-      e->skip[t->id] = true;
-    }
-  }
-  /* batchnorm backward groups, one per bn_bwd_x */
-  for (int i = g->nforward; i < nn; i++) {
-    Node *x = g->nodes[i];
-    if (x->op != OP_bn_bwd_x || x->in[0]->shape.rank != 2 || !shape_eq(&x->in[1]->shape, &x->in[0]->shape))
-      continue;
-    BnGroup *gr = arena_alloc(sizeof *gr);
-    gr->bn = x->in[0], gr->dy = x->in[1], gr->x = x;
-    if (gr->dy->op == OP_tanh_bwd && gr->dy->is_backward && !e->skip[gr->dy->id] &&
-        shape_eq(&gr->dy->shape, &gr->dy->in[0]->shape) && shape_eq(&gr->dy->shape, &gr->dy->in[1]->shape))
-      gr->tanh = gr->dy;
-    for (int j = g->nforward; j < nn; j++) {
-      Node *m = g->nodes[j];
-      if (e->skip[m->id] || e->bng[m->id])
-        continue;
-      if (!gr->gain && m->op == OP_bn_bwd_gain && m->in[0] == gr->bn && m->in[1] == gr->dy)
-        gr->gain = m;
-      else if (!gr->bias && is_row_sum(m, gr->dy))
-        gr->bias = m;
-      else if (!gr->xsum && is_row_sum(m, x))
-        gr->xsum = m;
-    }
-    Node *mem[5] = {gr->tanh, x, gr->gain, gr->bias, gr->xsum};
-    Node *host = x;
-    for (int k = 0; k < 5; k++)
-      if (mem[k] && mem[k]->id < host->id)
-        host = mem[k];
-    for (int k = 0; k < 5; k++)
-      if (mem[k])
-        e->skip[mem[k]->id] = true;
-    e->skip[host->id] = false;
-    e->bng[host->id] = gr;
-  }
-}
-
-
-/* ---- layers: a batchnorm layer by column blocks ------------------------------------ *
- * z = A·W1 + b1, batchnorm, tanh, out = h·W2 + b2, each intermediate read by the
- * next only, batch statistics (training forward and the backward): one
- * bp_bnlayer_fwd call for the forward and one bp_bnlayer_bwd call for the
- * backward, where the node-by-node step makes eight passes over [N, D] arrays
- * in each direction.  Batchnorm works per column, so a block of columns is
- * made, normalised and used while in cache; only x̂ reaches memory.  The
- * named tensors of the layer (z, y, h and their grads) are still written unless
- * the caller set the state's lean flag (set_lean): a trainer wants the params'
- * grads only.  Small layers (N·D below BP_LAYER_MIN) stay node by node: the
- * passes are in cache anyway. */
-#define BP_LAYER_MIN 65536
-
-static Node *find_bwd(Emit *e, OpKind op, Node *a, Node *b, bool ta, bool tb) {
-  Graph *g = e->g;
-  for (int i = g->nforward; i < g->nnodes; i++) {
-    Node *m = g->nodes[i];
-    if (m->op == op && m->in[0] == a && m->in[1] == b && m->transa == ta && m->transb == tb)
-      return m;
-  }
-  return NULL;
-}
-
-static bool mat2(Node *n) { return n->shape.rank == 2 && is_float(n); }
-
-static void plan_layers(Emit *e) {
-  Graph *g = e->g;
-  int nn = g->nnodes;
-  int *fuse = arena_alloc(sizeof(int) * (size_t)nn);   /* readers among forward nodes */
-  e->layer = arena_alloc(sizeof(Layer *) * (size_t)nn);
-  e->lskip = arena_alloc((size_t)nn);
-  e->inlayer = arena_alloc((size_t)nn);
-  for (int i = 0; i < g->nforward; i++)
-    for (int k = 0; k < optab[g->nodes[i]->op].arity; k++)
-      fuse[g->nodes[i]->in[k]->id]++;
-  if (g->loss)
-    fuse[g->loss->id]++;
-  for (int i = 0; i < g->nforward; i++) {
-    Node *bn = g->nodes[i], *t = e->act[bn->id];
-    if (bn->op != OP_batchnorm || !t || !mat2(bn) || fuse[bn->id] != 1 || fuse[t->id] != 1)
-      continue;
-    Layer ly = {.bn = bn, .t = t, .z = bn->in[0]};
-    ly.mm1 = e->bias_mm[ly.z->id] ? e->bias_mm[ly.z->id] : ly.z;
-    if (ly.mm1 != ly.z)
-      ly.b1 = ly.z->in[0] == ly.mm1 ? ly.z->in[1] : ly.z->in[0];
-    /* the reader of h: out = h·W2 (+ b2) */
-    for (int j = i + 1; j < g->nforward; j++) {
-      Node *m = g->nodes[j];
-      if (m->op == OP_matmul && m->in[0] == t)
-        ly.mm2 = m;
-    }
-    if (!ly.mm2 || ly.mm1->op != OP_matmul || fuse[ly.z->id] != 1 || (ly.mm1 != ly.z && fuse[ly.mm1->id] != 1))
-      continue;
-    Node *mm1 = ly.mm1, *mm2 = ly.mm2;
-    if (mm1->transa || mm1->transb || mm2->transa || mm2->transb || !mat2(mm1) || !mat2(mm2) ||
-        !mat2(mm1->in[0]) || !mat2(mm1->in[1]) || !mat2(mm2->in[1]) || !shape_eq(&mm1->shape, &bn->shape))
-      continue;
-    ly.out = mm2;
-    for (int j = 0; j < g->nforward; j++)
-      if (e->bias_mm[g->nodes[j]->id] == mm2) {
-        ly.out = g->nodes[j];
-        ly.b2 = ly.out->in[0] == mm2 ? ly.out->in[1] : ly.out->in[0];
-      }
-    if (ly.out != mm2 && fuse[mm2->id] != 1)
-      continue;
-    ly.N = bn->shape.dim[0], ly.D = bn->shape.dim[1];
-    ly.K = mm1->in[0]->shape.dim[1], ly.V = mm2->shape.dim[1];
-    if (ly.N * ly.D < BP_LAYER_MIN || ly.N < 2 || numel(bn->in[1]) != ly.D || numel(bn->in[2]) != ly.D)
-      continue;
-    /* the backward: dout -> dt, dW2 -> tanh/batchnorm group -> dW1, dA */
-    ly.dout = mm2->grad;
-    if (!ly.dout || !ly.dout->is_backward)
-      continue;
-    ly.dt = find_bwd(e, OP_matmul, ly.dout, mm2->in[1], false, true);
-    ly.dW2 = find_bwd(e, OP_matmul, t, ly.dout, true, false);
-    for (int j = g->nforward; j < nn; j++)
-      if (e->bng[g->nodes[j]->id] && e->bng[g->nodes[j]->id]->bn == bn)
-        ly.bg = e->bng[g->nodes[j]->id];
-    if (!ly.dt || !ly.dW2 || t->grad != ly.dt || !ly.bg || !ly.bg->tanh || ly.bg->tanh->in[1] != ly.dt ||
-        ly.bg->tanh->in[0] != t || mm1->grad != ly.bg->x)
-      continue;
-    ly.dW1 = find_bwd(e, OP_matmul, mm1->in[0], ly.bg->x, true, false);
-    ly.dA = find_bwd(e, OP_matmul, ly.bg->x, mm1->in[1], false, true);
-    if (!ly.dW1)
-      continue;
-    /* no other reader of the layer's inner backward nodes */
-    Node *inner[] = {ly.dt, ly.bg->tanh, ly.bg->x};
-    bool alone = true;
-    for (int j = g->nforward; j < nn; j++) {
-      Node *m = g->nodes[j];
-      for (int k = 0; k < optab[m->op].arity; k++)
-        for (int q = 0; q < 3; q++)
-          if (m->in[k] == inner[q] && m != ly.dt && m != ly.bg->tanh && m != ly.bg->x && m != ly.dW1 &&
-              m != ly.dA && m != ly.bg->gain && m != ly.bg->bias && m != ly.bg->xsum)
-            alone = false;
-    }
-    if (!alone)
-      continue;
-    /* columns per block: a block of z ~256 KB (the kernels' batchnorm keeps up to
-     * 64 columns of sums in registers); groups of blocks: fixed by the shape */
-    long dc = 65536 / ly.N / 16 * 16;
-    ly.dc = (int)(dc < 16 ? 16 : dc > 64 ? 64 : dc);
-    long nb = (ly.D + ly.dc - 1) / ly.dc;
-    ly.groups = (int)(nb < 4 ? nb : 4);
-    Layer *L = arena_alloc(sizeof *L);
-    *L = ly;
-    Node *fw[] = {ly.mm1, ly.z, bn, t, mm2, ly.out};
-    Node *bw[] = {ly.dt, ly.dW2, ly.bg->tanh, ly.bg->x, ly.bg->gain, ly.bg->bias, ly.bg->xsum, ly.dW1, ly.dA};
-    for (int k = 0; k < 6; k++)
-      e->lskip[fw[k]->id] = true;
-    e->layer[ly.out->id] = L;
-    Node *host = NULL;
-    for (int k = 0; k < 9; k++)
-      if (bw[k]) {
-        e->lskip[bw[k]->id] = true;
-        if (!host || bw[k]->id < host->id)
-          host = bw[k];
-      }
-    e->layer[host->id] = L;
-    e->inlayer[ly.z->id] = e->inlayer[bn->id] = e->inlayer[t->id] = true;
-    e->inlayer[ly.dt->id] = e->inlayer[ly.bg->tanh->id] = e->inlayer[ly.bg->x->id] = true;
-  }
 }
 
 /* a tensor the layer makes in passing: written (unless lean) when someone may look */
@@ -1451,128 +1011,6 @@ static void emit_layer(Emit *e, Layer *ly, bool backward) {
     sfx, ly->N, ly->K, ly->D, ly->V, ly->dc, ly->groups, V(e, A), V(e, W1), V(e, gain), V(e, bias), saved(e, bn, "rstd"),
     dlit(c), V(e, W2), V(e, ly->dout), opt_v(e, ly->dA), V(e, ly->dW1), opt_v(e, gr->xsum), opt_v(e, gr->gain),
     opt_v(e, gr->bias), V(e, ly->dW2), observed(e, ly->dt), observed(e, gr->tanh), observed(e, gr->x), ly->ws);
-}
-
-static void layout(Emit *e) {
-  Graph *g = e->g;
-  Node *logits = xent_logits(g);
-  int nn = g->nnodes;
-  e->buf = arena_alloc(sizeof(char *) * (size_t)nn);
-  e->label = arena_alloc(sizeof(char *) * (size_t)nn);
-  e->save = arena_alloc(sizeof(char *) * (size_t)nn);
-  e->copies = arena_alloc(sizeof(Copy) * (size_t)(nn + 1));
-
-  /* params, then their grads in the same order: two contiguous runs */
-  for (int i = 0; i < g->nforward; i++) {
-    Node *n = g->nodes[i];
-    if (n->op == OP_param)
-      e->buf[n->id] = add_field(e, n->name, n->name, BP_PARAM, 0, &n->shape, n->line, NULL);
-  }
-  for (int i = 0, k = 0; i < g->nforward; i++) {
-    Node *n = g->nodes[i];
-    if (n->op != OP_param)
-      continue;
-    const char *tn = arena_printf("d%s", n->name);
-    const char *f = add_field(e, tn, tn, BP_GRAD, 0, &n->shape, n->line, NULL);
-    e->fields[k++].grad = f;
-    if (!n->grad) {
-      e->fields[e->nfields - 1].unwritten = true;
-      continue;
-    }
-    if (n->grad->is_backward && !e->buf[n->grad->id])
-      e->buf[n->grad->id] = f, e->label[n->grad->id] = tn;
-    else
-      e->copies[e->ncopies++] = (Copy){f, n->grad};
-  }
-  /* inputs, then the named forward tensors and their grads */
-  for (int i = 0; i < g->nforward; i++) {
-    Node *n = g->nodes[i];
-    if (n->op == OP_input)
-      e->buf[n->id] = add_field(e, n->name, n->name, BP_INPUT, is_float(n) ? 0 : 1, &n->shape, n->line,
-                                NULL);
-  }
-  for (int i = 0; i < g->nforward; i++) {
-    Node *n = g->nodes[i];
-    if (n->op == OP_input || n->op == OP_param)
-      continue;
-    const char *name = n->name;
-    if (!name && n == logits && !graph_find(g, "logits"))
-      name = "logits";   /* the trainer samples from it */
-    if (!name)
-      continue;
-    e->buf[n->id] = add_field(e, name, name, BP_ACT, is_float(n) ? 0 : 1, &n->shape, n->line, NULL);
-  }
-  for (int i = 0; i < g->nforward; i++) {
-    Node *n = g->nodes[i];
-    if (n->op == OP_input || n->op == OP_param || !n->name || !n->grad || !is_float(n))
-      continue;
-    const char *tn = arena_printf("d%s", n->name);
-    const char *f = add_field(e, tn, tn, BP_GRAD, 0, &n->shape, n->line, NULL);
-    if (n->grad->is_backward && !e->buf[n->grad->id])
-      e->buf[n->grad->id] = f, e->label[n->grad->id] = tn;
-    else
-      e->copies[e->ncopies++] = (Copy){f, n->grad};
-  }
-  /* batchnorm statistics for inference */
-  for (int i = 0; i < g->nforward; i++) {
-    Node *n = g->nodes[i];
-    if (n->op != OP_batchnorm)
-      continue;
-    /* an unnamed one's table names cannot be a spec name's: '#' is no identifier */
-    const char *tbase = n->name ? n->name : arena_printf("batchnorm#%d", n->id);
-    e->save[n->id] = free_base(e, n->name ? n->name : arena_printf("bn%d", n->id));
-    const Shape *gs = &n->in[1]->shape;
-    saved_field(e, e->save[n->id], "run_mean", arena_printf("%s.mean", tbase), BP_STAT, 0, gs, n->line, NULL);
-    saved_field(e, e->save[n->id], "run_var", arena_printf("%s.var", tbase), BP_STAT, 0, gs, n->line, NULL);
-  }
-  /* scratch: every other node, and what normalisations save for backward */
-  for (int i = 0; i < nn; i++) {
-    Node *n = g->nodes[i];
-    if (!e->label[n->id])   /* constants read as their value in the comments */
-      e->label[n->id] = n->name ? n->name : n->op == OP_const ? arena_printf("%g", n->num) : arena_printf("t%d", n->id);
-    if (!e->buf[n->id] && !(e->skip[n->id] && n->op == OP_matmul))
-      e->buf[n->id] = add_field(e, arena_printf("t%d", n->id), NULL, -1, is_float(n) ? 0 : 1, &n->shape,
-                                n->line, optab[n->op].name);
-    if (n->op == OP_cross_entropy)   /* save[]: the member itself */
-      e->save[n->id] = add_field(e, arena_printf("%s_probs", n->name ? n->name : arena_printf("t%d", n->id)), NULL,
-                                 -1, 0, &n->in[0]->shape, n->line, "softmax of the logits, for backward");
-    if (n->op == OP_batchnorm || n->op == OP_layernorm) {
-      if (!e->save[n->id])
-        e->save[n->id] = free_base(e, n->name ? n->name : arena_printf("ln%d", n->id));
-      long D = n->shape.dim[n->shape.rank - 1], R = numel(n) / (D ? D : 1);
-      const char *b = e->save[n->id];
-      Shape sv = vec_shape(n->op == OP_batchnorm ? D : R);
-      saved_field(e, b, "xhat", NULL, -1, 0, &n->shape, n->line, "normalised input x̂");
-      saved_field(e, b, "rstd", NULL, -1, 0, &sv, n->line, "1/sqrt(var + eps)");
-      if (n->op == OP_batchnorm) {
-        Shape dv = vec_shape(D);
-        saved_field(e, b, "mean", NULL, -1, 0, &sv, n->line, "batch mean");
-        saved_field(e, b, "acc1", NULL, -1, 2, &dv, n->line, "column sums");
-        saved_field(e, b, "acc2", NULL, -1, 2, &dv, n->line, "column sums");
-        Shape d4 = vec_shape(6 * D);
-        saved_field(e, b, "sums", NULL, -1, 2, &d4, n->line, "column sums of bp_bn_fwd/bwd");
-        saved_field(e, b, "cal_n", NULL, -1, 2, &scalar_shape, n->line, "calibration: rows");
-        saved_field(e, b, "cal_mean", NULL, -1, 2, &dv, n->line, "calibration: mean");
-        saved_field(e, b, "cal_m2", NULL, -1, 2, &dv, n->line, "calibration: sum of squared deviations");
-      }
-    }
-  }
-  for (int i = 0; i < nn; i++) {
-    Layer *ly = e->layer[i];
-    if (!ly || ly->ws)
-      continue;
-    Shape ws = vec_shape((long)BP_BNLAYER_WS(ly->N, ly->K, ly->D, ly->V, ly->dc, ly->groups));
-    ly->ws = arena_printf("s->%s", add_field(e, arena_printf("%s_ws", e->save[ly->bn->id]), NULL, -1, 0, &ws,
-                                              ly->bn->line, "the layer's blocked x̂, and block scratch"));
-  }
-  StrMap tnames = {0};   /* the parser keeps spec names and d<name> apart */
-  for (int i = 0; i < e->nfields; i++) {
-    const char *t = e->fields[i].tname;
-    if (t && strmap_get(&tnames, t, strlen(t)))
-      die("two tensors named %s in the table", t);
-    if (t)
-      strmap_put(&tnames, t, (void *)t);
-  }
 }
 
 /* ---- the functions ------------------------------------------------------------------- */
@@ -1635,21 +1073,23 @@ static void fn_init(Emit *e, const char *p) {
   buf_printf(e->b, "}\n\n");
 }
 
-/* One node's block, or nothing when a fused block elsewhere writes it. */
+/* One step's block: a printer per step kind. */
 static void emit_layer(Emit *e, Layer *ly, bool backward);
-static void emit_node(Emit *e, Node *n) {
-  if (e->use_layer && e->layer[n->id]) {
-    emit_layer(e, e->layer[n->id], n->is_backward);
-    return;
+static void emit_step(Emit *e, const Step *st) {
+  switch (st->kind) {
+  case ST_NODE: optab[st->node->op].emit(e, st->node); return;
+  case ST_GEMM_BIAS: emit_gemm_bias(e, st->node, st->aux); return;
+  case ST_BN_TANH: bn_forward(e, st->node, st->aux); return;
+  case ST_BN_BWD: emit_bn_group(e, st->bg); return;
+  case ST_LAYER_FWD: emit_layer(e, st->ly, false); return;
+  case ST_LAYER_BWD: emit_layer(e, st->ly, true); return;
   }
-  if (e->use_layer && e->lskip[n->id])
-    return;
-  if (e->skip[n->id])
-    return;
-  if (e->bng[n->id])
-    emit_bn_group(e, e->bng[n->id]);
-  else
-    optab[n->op].emit(e, n);
+  unreachable();
+}
+
+static void emit_schedule(Emit *e, const Schedule *s) {
+  for (int i = 0; i < s->n; i++)
+    emit_step(e, &s->steps[i]);
 }
 
 static void fn_forward(Emit *e, const char *p, bool eval) {
@@ -1657,10 +1097,7 @@ static void fn_forward(Emit *e, const char *p, bool eval) {
   e->eval = eval;
   buf_printf(e->b, "double %s_forward%s(%s_state *s) {\n", p, eval ? "_eval" : "", p);
   L(e, "s->bad_index = 0;");
-  e->use_layer = !eval;
-  for (int i = 0; i < g->nforward; i++)
-    emit_node(e, g->nodes[i]);
-  e->use_layer = false;
+  emit_schedule(e, eval ? &e->plan->eval : &e->plan->train);
   e->eval = false;
   if (!g->loss)
     die("graph has no loss");
@@ -1669,7 +1106,6 @@ static void fn_forward(Emit *e, const char *p, bool eval) {
 }
 
 static void fn_backward(Emit *e, const char *p) {
-  Graph *g = e->g;
   buf_printf(e->b, "void %s_backward(%s_state *s) {\n", p, p);
   L(e, "(void)s;");
   /* every grad is written whole by its node, except those nothing flows into */
@@ -1677,13 +1113,10 @@ static void fn_backward(Emit *e, const char *p) {
     if (e->fields[k].unwritten)
       L(e, "memset(s->%s, 0, sizeof s->%s);   /* no gradient flows here */", e->fields[k].cname,
         e->fields[k].cname);
-  e->use_layer = true;
-  for (int i = g->nforward; i < g->nnodes; i++)
-    emit_node(e, g->nodes[i]);
-  e->use_layer = false;
+  emit_schedule(e, &e->plan->backward);
   for (int i = 0; i < e->ncopies; i++) {
     Copy *c = &e->copies[i];
-    L(e, "%smemcpy(s->%s, %s, sizeof s->%s);   /* %s is %s */", e->inlayer[c->src->id] ? "if (!s->lean) " : "",
+    L(e, "%smemcpy(s->%s, %s, sizeof s->%s);   /* %s is %s */", e->plan->inlayer[c->src->id] ? "if (!s->lean) " : "",
       c->dst, V(e, c->src), c->dst, c->dst, lab(e, c->src));
   }
   buf_printf(e->b, "}\n\n");
@@ -1811,9 +1244,9 @@ static void fn_calib(Emit *e, const char *p) {
         mark_deps(g->nodes[i]->in[0], need);
     L(e, "case %d:", pass);
     e->eval = true;
-    for (int i = 0; i < g->nforward; i++)
-      if (need[i])
-        emit_node(e, g->nodes[i]);
+    for (int i = 0; i < e->plan->eval.n; i++)
+      if (need[e->plan->eval.steps[i].node->id])
+        emit_step(e, &e->plan->eval.steps[i]);
     e->eval = false;
     for (int i = 0; i < g->nforward; i++) {
       Node *n = g->nodes[i];
@@ -1875,7 +1308,7 @@ static void fn_calib(Emit *e, const char *p) {
 static void fn_model(Emit *e, const char *p, const char *stem) {
   Graph *g = e->g;
   bool f32 = e->opt->dtype == DT_F32;
-  Node *logits = xent_logits(g);
+  Node *logits = layout_logits(g);
   int loss_index = -1, logits_index = -1, nt = 0;
   long nparam = 0;
   const char *first_param = NULL, *first_grad = NULL;
@@ -1986,9 +1419,10 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
       e->lines[k++] = text + i + 1;
 
   const char *p = c_ident(opt->prefix ? opt->prefix : "model");
-  plan_fusion(e);
-  plan_layers(e);
-  layout(e);
+  e->plan = plan_build(g);
+  Layout *lay = layout_build(g, e->plan);
+  e->buf = lay->buf, e->label = lay->label, e->save = lay->save;
+  e->fields = lay->fields, e->nfields = lay->nfields, e->copies = lay->copies, e->ncopies = lay->ncopies;
   if (opt->for_jit) {
     double bytes = 0;
     for (int i = 0; i < e->nfields; i++)

@@ -1,0 +1,121 @@
+/* backend.h: the types the back end's three passes share (QBE's passes
+ * around a small printer):
+ *
+ *   plan.c    Graph (after grad_build)  -> Plan: the step lists of the training
+ *             forward, the inference forward and the backward, each step one
+ *             node or a fused group (gemm+bias, batchnorm+tanh, batchnorm
+ *             backward, a layer by column blocks)
+ *   layout.c  Graph + Plan -> the state struct's fields: which member holds
+ *             which node, names mangled once (no spec name reaches C as a
+ *             keyword, a macro or another tensor's name)
+ *   emit.c    Plan + fields -> C text, one printer per step kind
+ *
+ * Only these three files include it; bpgen.h holds what the rest of bpgen sees.
+ */
+#ifndef BPGEN_BACKEND_H
+#define BPGEN_BACKEND_H
+
+#include "bpgen.h"
+
+/* ---- plan.c ------------------------------------------------------------------ */
+
+/* Batchnorm backward fused into one kernel call (bp_bn_bwd): the nodes that
+ * read the same dy and the batchnorm's saved x̂, emitted together at the first
+ * of them. */
+typedef struct BnGroup {
+  Node *bn;              /* the forward batchnorm */
+  Node *dy;              /* gradient of its output */
+  Node *tanh;            /* dy itself when it is a tanh_bwd: computed in the same pass */
+  Node *x;               /* bn_bwd_x: dx */
+  Node *gain;            /* bn_bwd_gain of the same dy, or NULL */
+  Node *bias;            /* sumto of dy down to [D] (the bias grad), or NULL */
+  Node *xsum;            /* sumto of dx down to [D] (the bias grad of what fed x), or NULL */
+} BnGroup;
+
+/* A batchnorm layer between two linear maps, run by column blocks
+ * (bp_bnlayer_fwd/bwd of kernels.h):
+ *   z = A·W1 (+ b1);  y = batchnorm(z, gain, bias);  h = tanh(y);  out = h·W2 (+ b2)
+ * and its backward from dout down to dA, dW1, db1, dgain, dbias, dW2. */
+typedef struct Layer {
+  Node *z, *mm1, *b1, *bn, *t, *out, *mm2, *b2;   /* forward; b1, b2 may be NULL */
+  Node *dout, *dt, *dW2, *dA, *dW1;               /* backward; dA may be NULL */
+  BnGroup *bg;                                    /* its tanh, x (dz), gain, bias, xsum (db1) */
+  long N, K, D, V;
+  int dc, groups;                                 /* columns per block, groups of blocks */
+  const char *ws;                                 /* the workspace member (layout.c) */
+} Layer;
+
+typedef enum {
+  ST_NODE,        /* node by its op's printer (ops.h's emit column) */
+  ST_GEMM_BIAS,   /* node = an add, aux = the matmul whose bias row it adds: one gemm from the bias */
+  ST_BN_TANH,     /* node = a batchnorm, aux = the tanh of its output, in the same pass */
+  ST_BN_BWD,      /* bg: a batchnorm backward group, node = its first member */
+  ST_LAYER_FWD,   /* ly: the layer's forward, node = its output */
+  ST_LAYER_BWD,   /* ly: the layer's backward, node = its first backward node */
+} StepKind;
+
+typedef struct Step {
+  StepKind kind;
+  Node *node;            /* the node the step stands at (its place in the order) */
+  Node *aux;
+  BnGroup *bg;
+  Layer *ly;
+} Step;
+
+typedef struct Schedule {
+  Step *steps;
+  int n;
+} Schedule;
+
+typedef struct Plan {
+  Schedule train;        /* training forward: batch statistics, layer calls */
+  Schedule eval;         /* inference forward (and calibration): node by node */
+  Schedule backward;
+  bool *no_field;        /* per node id: a matmul only a gemm+bias step reads: never stored */
+  bool *inlayer;         /* per node id: a tensor only a layer's kernels see */
+  Layer **layers;        /* every layer call */
+  int nlayers;
+} Plan;
+
+Plan *plan_build(Graph *g);   /* g has been through grad_build */
+
+/* ---- layout.c ------------------------------------------------------------------ */
+
+typedef struct Field {
+  const char *cname;     /* struct member */
+  const char *tname;     /* name in the tensor table, or NULL (scratch) */
+  int kind;              /* BpKind, or -1 for scratch */
+  int elem;              /* 0 real, 1 int32, 2 double */
+  Shape shape;
+  int line;
+  const char *note;      /* comment beside the member */
+  const char *grad;      /* param: the member of its grad */
+  bool unwritten;        /* grad nothing flows into: backward zeroes it */
+} Field;
+
+typedef struct Copy {   /* end of backward: dst field = value of node src */
+  const char *dst;
+  Node *src;
+} Copy;
+
+/* The state struct and where each node's value lives. */
+typedef struct Layout {
+  const char **buf;      /* per node id: member holding the node's value */
+  const char **label;    /* per node id: name used in comments */
+  const char **save;     /* per node id (batchnorm, layernorm, cross_entropy): base of saved members */
+  Field *fields;
+  int nfields, capf;
+  StrMap names;          /* every member's name (and the saved ones claimed ahead) */
+  Copy *copies;
+  int ncopies;
+} Layout;
+
+Layout *layout_build(Graph *g, Plan *p);
+/* the node fed to cross_entropy (the trainer samples from it), or NULL */
+Node *layout_logits(Graph *g);
+
+/* ---- small shared helpers ---------------------------------------------------------- */
+static inline bool is_float(const Node *n) { return n->type == TY_FLOAT; }
+static inline long numel(const Node *n) { return shape_numel(&n->shape); }
+
+#endif

@@ -1,0 +1,346 @@
+/* plan.c: the schedule -- which nodes the emitted C computes together.
+ *
+ * Consumes a Graph after grad_build; produces a Plan: three ordered step lists
+ * (training forward, inference forward, backward), each step one node or a
+ * fused group, as data a test can read (plan_text) before any C is printed.
+ * emit.c has one printer per step kind; layout.c reads the plan only to leave
+ * out the products no one stores and to size the layers' workspaces.
+ */
+#include "backend.h"
+#define BP_KERNELS_DECLARE_ONLY
+#include "kernels.h"
+
+#include <string.h>
+
+/* The fusion decisions, per node id, while they are made. */
+typedef struct Fuse {
+  Graph *g;
+  bool *skip;            /* written by a fused block hosted at another node */
+  Node **bias_mm;        /* add: the matmul it adds a bias row to, as one gemm_bias */
+  Node **act;            /* batchnorm: the tanh of its output, in the same pass */
+  BnGroup **bng;         /* the batchnorm backward block hosted at this node */
+  Layer **layer;         /* the layer call (forward or backward) hosted at this node */
+  bool *lskip;           /* inside a layer call hosted elsewhere */
+  bool *inlayer;         /* a tensor only the layer's kernels see (no other reader) */
+  Layer **layers;
+  int nlayers;
+} Fuse;
+
+/* ---- fusion: fewer passes over memory ------------------------------------------- *
+ * A node-per-block step walks every [batch, width] tensor several times; these
+ * patterns fold passes together (each fused block still prints every node's math):
+ *   y = x @ W + b      the bias is the product's starting value (bp_gemm_bias);
+ *                      the product alone is never stored
+ *   h = tanh(bn(x))    tanh in batchnorm's output pass
+ *   batchnorm backward dy = (1 - h²) ⊙ dh, Σ_b dy, Σ_b dy ⊙ x̂, dx and Σ_b dx in
+ *                      two passes (bp_bn_bwd), where they were six
+ * Only unnamed nodes disappear; every named tensor and grad is still written. */
+
+/* A bias row for y of shape [M,N]: shape [N] or [1,N] (float). */
+static bool is_bias_row(Node *b, Node *y) {
+  if (b->type != TY_FLOAT || y->shape.rank != 2 || b->shape.rank < 1 || b->shape.rank > 2)
+    return false;
+  return b->shape.dim[b->shape.rank - 1] == y->shape.dim[1] && numel(b) == y->shape.dim[1];
+}
+
+/* s sums a [N,D] tensor down to [D] or [1,D]: the rows only */
+static bool is_row_sum(Node *s, Node *x) {
+  if (!s || s->op != OP_sumto || s->in[0] != x || x->shape.rank != 2)
+    return false;
+  long D = x->shape.dim[1];
+  if (s->shape.rank < 1 || s->shape.dim[s->shape.rank - 1] != D)
+    return false;
+  return numel(s) == D;
+}
+
+static void plan_fusion(Fuse *e) {
+  Graph *g = e->g;
+  int nn = g->nnodes;
+  int *nuse = arena_alloc(sizeof(int) * (size_t)nn);
+  bool *isgrad = arena_alloc((size_t)nn);
+  e->skip = arena_alloc((size_t)nn);
+  e->bias_mm = arena_alloc(sizeof(Node *) * (size_t)nn);
+  e->act = arena_alloc(sizeof(Node *) * (size_t)nn);
+  e->bng = arena_alloc(sizeof(BnGroup *) * (size_t)nn);
+  for (int i = 0; i < nn; i++) {
+    Node *n = g->nodes[i];
+    for (int k = 0; k < optab[n->op].arity; k++)
+      nuse[n->in[k]->id]++;
+    if (n->grad)
+      isgrad[n->grad->id] = true;
+  }
+  if (g->loss)
+    nuse[g->loss->id]++;
+  /* y = x @ W + b */
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op != OP_add || !is_float(n))
+      continue;
+    for (int k = 0; k < 2; k++) {
+      Node *m = n->in[k], *b = n->in[1 - k];
+      if (m->op != OP_matmul || m->name || nuse[m->id] != 1 || isgrad[m->id] || m->shape.rank != 2 ||
+          m->in[0]->shape.rank != 2 || m->in[1]->shape.rank != 2 || !shape_eq(&m->shape, &n->shape) ||
+          b == m || !is_bias_row(b, n))
+        continue;
+      e->bias_mm[n->id] = m;
+      e->skip[m->id] = true;
+      break;
+    }
+  }
+  /* h = tanh(batchnorm(...)) */
+  for (int i = 0; i < g->nforward; i++) {
+    Node *t = g->nodes[i];
+    if (t->op == OP_tanh && t->in[0]->op == OP_batchnorm && !e->act[t->in[0]->id] &&
+        t->in[0]->shape.rank == 2 && shape_eq(&t->shape, &t->in[0]->shape)) {
+      e->act[t->in[0]->id] = t;
+      e->skip[t->id] = true;
+    }
+  }
+  /* batchnorm backward groups, one per bn_bwd_x */
+  for (int i = g->nforward; i < nn; i++) {
+    Node *x = g->nodes[i];
+    if (x->op != OP_bn_bwd_x || x->in[0]->shape.rank != 2 || !shape_eq(&x->in[1]->shape, &x->in[0]->shape))
+      continue;
+    BnGroup *gr = arena_alloc(sizeof *gr);
+    gr->bn = x->in[0], gr->dy = x->in[1], gr->x = x;
+    if (gr->dy->op == OP_tanh_bwd && gr->dy->is_backward && !e->skip[gr->dy->id] &&
+        shape_eq(&gr->dy->shape, &gr->dy->in[0]->shape) && shape_eq(&gr->dy->shape, &gr->dy->in[1]->shape))
+      gr->tanh = gr->dy;
+    for (int j = g->nforward; j < nn; j++) {
+      Node *m = g->nodes[j];
+      if (e->skip[m->id] || e->bng[m->id])
+        continue;
+      if (!gr->gain && m->op == OP_bn_bwd_gain && m->in[0] == gr->bn && m->in[1] == gr->dy)
+        gr->gain = m;
+      else if (!gr->bias && is_row_sum(m, gr->dy))
+        gr->bias = m;
+      else if (!gr->xsum && is_row_sum(m, x))
+        gr->xsum = m;
+    }
+    Node *mem[5] = {gr->tanh, x, gr->gain, gr->bias, gr->xsum};
+    Node *host = x;
+    for (int k = 0; k < 5; k++)
+      if (mem[k] && mem[k]->id < host->id)
+        host = mem[k];
+    for (int k = 0; k < 5; k++)
+      if (mem[k])
+        e->skip[mem[k]->id] = true;
+    e->skip[host->id] = false;
+    e->bng[host->id] = gr;
+  }
+}
+
+
+/* ---- layers: a batchnorm layer by column blocks ------------------------------------ *
+ * z = A·W1 + b1, batchnorm, tanh, out = h·W2 + b2, each intermediate read by the
+ * next only, batch statistics (training forward and the backward): one
+ * bp_bnlayer_fwd call for the forward and one bp_bnlayer_bwd call for the
+ * backward, where the node-by-node step makes eight passes over [N, D] arrays
+ * in each direction.  Batchnorm works per column, so a block of columns is
+ * made, normalised and used while in cache; only x̂ reaches memory.  The
+ * named tensors of the layer (z, y, h and their grads) are still written unless
+ * the caller set the state's lean flag (set_lean): a trainer wants the params'
+ * grads only.  Small layers (N·D below BP_LAYER_MIN) stay node by node: the
+ * passes are in cache anyway. */
+#define BP_LAYER_MIN 65536
+
+static Node *find_bwd(Fuse *e, OpKind op, Node *a, Node *b, bool ta, bool tb) {
+  Graph *g = e->g;
+  for (int i = g->nforward; i < g->nnodes; i++) {
+    Node *m = g->nodes[i];
+    if (m->op == op && m->in[0] == a && m->in[1] == b && m->transa == ta && m->transb == tb)
+      return m;
+  }
+  return NULL;
+}
+
+static bool mat2(Node *n) { return n->shape.rank == 2 && is_float(n); }
+
+static void plan_layers(Fuse *e) {
+  Graph *g = e->g;
+  int nn = g->nnodes;
+  int *fuse = arena_alloc(sizeof(int) * (size_t)nn);   /* readers among forward nodes */
+  e->layer = arena_alloc(sizeof(Layer *) * (size_t)nn);
+  e->lskip = arena_alloc((size_t)nn);
+  e->inlayer = arena_alloc((size_t)nn);
+  e->layers = arena_alloc(sizeof(Layer *) * (size_t)nn);
+  for (int i = 0; i < g->nforward; i++)
+    for (int k = 0; k < optab[g->nodes[i]->op].arity; k++)
+      fuse[g->nodes[i]->in[k]->id]++;
+  if (g->loss)
+    fuse[g->loss->id]++;
+  for (int i = 0; i < g->nforward; i++) {
+    Node *bn = g->nodes[i], *t = e->act[bn->id];
+    if (bn->op != OP_batchnorm || !t || !mat2(bn) || fuse[bn->id] != 1 || fuse[t->id] != 1)
+      continue;
+    Layer ly = {.bn = bn, .t = t, .z = bn->in[0]};
+    ly.mm1 = e->bias_mm[ly.z->id] ? e->bias_mm[ly.z->id] : ly.z;
+    if (ly.mm1 != ly.z)
+      ly.b1 = ly.z->in[0] == ly.mm1 ? ly.z->in[1] : ly.z->in[0];
+    /* the reader of h: out = h·W2 (+ b2) */
+    for (int j = i + 1; j < g->nforward; j++) {
+      Node *m = g->nodes[j];
+      if (m->op == OP_matmul && m->in[0] == t)
+        ly.mm2 = m;
+    }
+    if (!ly.mm2 || ly.mm1->op != OP_matmul || fuse[ly.z->id] != 1 || (ly.mm1 != ly.z && fuse[ly.mm1->id] != 1))
+      continue;
+    Node *mm1 = ly.mm1, *mm2 = ly.mm2;
+    if (mm1->transa || mm1->transb || mm2->transa || mm2->transb || !mat2(mm1) || !mat2(mm2) ||
+        !mat2(mm1->in[0]) || !mat2(mm1->in[1]) || !mat2(mm2->in[1]) || !shape_eq(&mm1->shape, &bn->shape))
+      continue;
+    ly.out = mm2;
+    for (int j = 0; j < g->nforward; j++)
+      if (e->bias_mm[g->nodes[j]->id] == mm2) {
+        ly.out = g->nodes[j];
+        ly.b2 = ly.out->in[0] == mm2 ? ly.out->in[1] : ly.out->in[0];
+      }
+    if (ly.out != mm2 && fuse[mm2->id] != 1)
+      continue;
+    ly.N = bn->shape.dim[0], ly.D = bn->shape.dim[1];
+    ly.K = mm1->in[0]->shape.dim[1], ly.V = mm2->shape.dim[1];
+    if (ly.N * ly.D < BP_LAYER_MIN || ly.N < 2 || numel(bn->in[1]) != ly.D || numel(bn->in[2]) != ly.D)
+      continue;
+    /* the backward: dout -> dt, dW2 -> tanh/batchnorm group -> dW1, dA */
+    ly.dout = mm2->grad;
+    if (!ly.dout || !ly.dout->is_backward)
+      continue;
+    ly.dt = find_bwd(e, OP_matmul, ly.dout, mm2->in[1], false, true);
+    ly.dW2 = find_bwd(e, OP_matmul, t, ly.dout, true, false);
+    for (int j = g->nforward; j < nn; j++)
+      if (e->bng[g->nodes[j]->id] && e->bng[g->nodes[j]->id]->bn == bn)
+        ly.bg = e->bng[g->nodes[j]->id];
+    if (!ly.dt || !ly.dW2 || t->grad != ly.dt || !ly.bg || !ly.bg->tanh || ly.bg->tanh->in[1] != ly.dt ||
+        ly.bg->tanh->in[0] != t || mm1->grad != ly.bg->x)
+      continue;
+    ly.dW1 = find_bwd(e, OP_matmul, mm1->in[0], ly.bg->x, true, false);
+    ly.dA = find_bwd(e, OP_matmul, ly.bg->x, mm1->in[1], false, true);
+    if (!ly.dW1)
+      continue;
+    /* no other reader of the layer's inner backward nodes */
+    Node *inner[] = {ly.dt, ly.bg->tanh, ly.bg->x};
+    bool alone = true;
+    for (int j = g->nforward; j < nn; j++) {
+      Node *m = g->nodes[j];
+      for (int k = 0; k < optab[m->op].arity; k++)
+        for (int q = 0; q < 3; q++)
+          if (m->in[k] == inner[q] && m != ly.dt && m != ly.bg->tanh && m != ly.bg->x && m != ly.dW1 &&
+              m != ly.dA && m != ly.bg->gain && m != ly.bg->bias && m != ly.bg->xsum)
+            alone = false;
+    }
+    if (!alone)
+      continue;
+    /* columns per block: a block of z ~256 KB (the kernels' batchnorm keeps up to
+     * 64 columns of sums in registers); groups of blocks: fixed by the shape */
+    long dc = 65536 / ly.N / 16 * 16;
+    ly.dc = (int)(dc < 16 ? 16 : dc > 64 ? 64 : dc);
+    long nb = (ly.D + ly.dc - 1) / ly.dc;
+    ly.groups = (int)(nb < 4 ? nb : 4);
+    Layer *L = arena_alloc(sizeof *L);
+    *L = ly;
+    e->layers[e->nlayers++] = L;
+    Node *fw[] = {ly.mm1, ly.z, bn, t, mm2, ly.out};
+    Node *bw[] = {ly.dt, ly.dW2, ly.bg->tanh, ly.bg->x, ly.bg->gain, ly.bg->bias, ly.bg->xsum, ly.dW1, ly.dA};
+    for (int k = 0; k < 6; k++)
+      e->lskip[fw[k]->id] = true;
+    e->layer[ly.out->id] = L;
+    Node *host = NULL;
+    for (int k = 0; k < 9; k++)
+      if (bw[k]) {
+        e->lskip[bw[k]->id] = true;
+        if (!host || bw[k]->id < host->id)
+          host = bw[k];
+      }
+    e->layer[host->id] = L;
+    e->inlayer[ly.z->id] = e->inlayer[bn->id] = e->inlayer[t->id] = true;
+    e->inlayer[ly.dt->id] = e->inlayer[ly.bg->tanh->id] = e->inlayer[ly.bg->x->id] = true;
+  }
+}
+
+
+/* The steps of nodes[from..to) in order: with layer calls (training) or node
+ * by node (inference). */
+static Schedule schedule(Fuse *f, int from, int to, bool layers) {
+  Schedule s = {arena_alloc(sizeof(Step) * (size_t)(to - from + 1)), 0};
+  for (int i = from; i < to; i++) {
+    Node *n = f->g->nodes[i];
+    Step st = {ST_NODE, n, NULL, NULL, NULL};
+    if (layers && f->layer[n->id])
+      st.kind = n->is_backward ? ST_LAYER_BWD : ST_LAYER_FWD, st.ly = f->layer[n->id];
+    else if ((layers && f->lskip[n->id]) || f->skip[n->id])
+      continue;
+    else if (f->bng[n->id])
+      st.kind = ST_BN_BWD, st.bg = f->bng[n->id];
+    else if (n->op == OP_add && f->bias_mm[n->id])
+      st.kind = ST_GEMM_BIAS, st.aux = f->bias_mm[n->id];
+    else if (n->op == OP_batchnorm && f->act[n->id])
+      st.kind = ST_BN_TANH, st.aux = f->act[n->id];
+    s.steps[s.n++] = st;
+  }
+  return s;
+}
+
+Plan *plan_build(Graph *g) {
+  Fuse f = {.g = g};
+  plan_fusion(&f);
+  plan_layers(&f);
+  Plan *p = arena_alloc(sizeof *p);
+  p->train = schedule(&f, 0, g->nforward, true);
+  p->eval = schedule(&f, 0, g->nforward, false);
+  p->backward = schedule(&f, g->nforward, g->nnodes, true);
+  p->no_field = arena_alloc((size_t)g->nnodes);
+  for (int i = 0; i < g->nnodes; i++)
+    p->no_field[i] = f.skip[i] && g->nodes[i]->op == OP_matmul;
+  p->inlayer = f.inlayer;
+  p->layers = f.layers;
+  p->nlayers = f.nlayers;
+  return p;
+}
+
+/* ---- the plan as text, for tests and for reading --------------------------------------- */
+
+static const char **gname;   /* per node id: d<name> for the gradient of a named node */
+
+static const char *node_name(Node *n) {
+  if (!n)
+    return "-";
+  return n->name ? n->name : gname[n->id] ? gname[n->id] : arena_printf("t%d", n->id);
+}
+
+static void schedule_text(Buf *b, const char *title, const Schedule *s) {
+  static const char *const kind[] = {"NODE", "GEMM_BIAS", "BN_TANH", "BN_BWD", "LAYER_FWD", "LAYER_BWD"};
+  buf_printf(b, "%s:", title);
+  for (int i = 0; i < s->n; i++) {
+    const Step *st = &s->steps[i];
+    if (st->kind == ST_NODE) {
+      buf_printf(b, " %s", node_name(st->node));
+      continue;
+    }
+    buf_printf(b, " {%s %s", kind[st->kind], node_name(st->node));
+    if (st->aux)
+      buf_printf(b, " %s", node_name(st->aux));
+    if (st->bg) {
+      Node *m[] = {st->bg->tanh, st->bg->x, st->bg->gain, st->bg->bias, st->bg->xsum};
+      for (int k = 0; k < 5; k++)
+        if (m[k] && m[k] != st->node)
+          buf_printf(b, " %s", node_name(m[k]));
+    }
+    if (st->ly)
+      buf_printf(b, " %s..%s", node_name(st->ly->z), node_name(st->ly->out));
+    buf_printf(b, "}");
+  }
+  buf_printf(b, "\n");
+}
+
+char *plan_text(Graph *g) {
+  Plan *p = plan_build(g);
+  gname = arena_alloc(sizeof(char *) * (size_t)g->nnodes);
+  for (int i = 0; i < g->nforward; i++)
+    if (g->nodes[i]->name && g->nodes[i]->grad)
+      gname[g->nodes[i]->grad->id] = arena_printf("d%s", g->nodes[i]->name);
+  Buf b = {0};
+  schedule_text(&b, "train", &p->train);
+  schedule_text(&b, "eval", &p->eval);
+  schedule_text(&b, "backward", &p->backward);
+  return buf_done(&b);
+}

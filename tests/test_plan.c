@@ -1,0 +1,62 @@
+/* test_plan.c: the schedule as data (plan.c), before any C is printed.
+ *
+ * The lecture's step fuses three patterns (gemm+bias, batchnorm+tanh, the
+ * batchnorm backward group); a wide layer becomes one call each way; a spec
+ * whose intermediates are named or read twice keeps them node by node.
+ */
+#include "tests.h"
+
+#include <string.h>
+
+static const char *plan_of(const char *path, long B, long H) {
+  DimOverride ovr[2] = {{"B", B, false}, {"H", H, false}};
+  Graph *g = parse_spec(read_src(path), ovr, B ? 2 : 0);
+  grad_build(g);
+  return plan_text(g);
+}
+
+static const char *lecture(void) { return arena_printf("%s/makemore.spec", specs_dir()); }
+
+START_TEST(lecture_schedule) {
+  ck_assert_str_eq(plan_of(lecture(), 0, 0),
+                   "train: X Y C W1 b1 W2 b2 bngain bnbias emb embcat {GEMM_BIAS hprebn t11} {BN_TANH hpreact h} "
+                   "{GEMM_BIAS logits t15} loss\n"
+                   "eval: X Y C W1 b1 W2 b2 bngain bnbias emb embcat {GEMM_BIAS hprebn t11} {BN_TANH hpreact h} "
+                   "{GEMM_BIAS logits t15} loss\n"
+                   "backward: dloss dlogits db2 dh dW2 {BN_BWD dhpreact dhprebn dbngain dbnbias db1} dembcat dW1 "
+                   "demb dC\n");
+}
+END_TEST
+
+/* batch x width of 65,536 or more: the layer call in training, node by node in
+ * inference (the eval forward has no batch statistics to fuse) */
+START_TEST(wide_layer_schedule) {
+  ck_assert_str_eq(plan_of(lecture(), 256, 1024),
+                   "train: X Y C W1 b1 W2 b2 bngain bnbias emb embcat {LAYER_FWD logits hprebn..logits} loss\n"
+                   "eval: X Y C W1 b1 W2 b2 bngain bnbias emb embcat {GEMM_BIAS hprebn t11} {BN_TANH hpreact h} "
+                   "{GEMM_BIAS logits t15} loss\n"
+                   "backward: dloss dlogits db2 {LAYER_BWD dh hprebn..logits} demb dC\n");
+  /* just below the threshold (256 x 255 < 65,536): no layer */
+  ck_assert_ptr_null(strstr(plan_of(lecture(), 256, 255), "LAYER"));
+}
+END_TEST
+
+/* the granular spec names every step: nothing fuses but what is unnamed */
+START_TEST(granular_schedule) {
+  const char *p = plan_of(arena_printf("%s/makemore_granular.spec", specs_dir()), 0, 0);
+  ck_assert_msg(strstr(p, "{GEMM_BIAS hprebn t11}") != NULL, "%s", p);
+  ck_assert_msg(strstr(p, "BN_TANH") == NULL && strstr(p, "BN_BWD") == NULL && strstr(p, "LAYER") == NULL, "%s", p);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("plan");
+  TCase *tc = tcase_create("plan");
+  tcase_add_test(tc, lecture_schedule);
+  tcase_add_test(tc, wide_layer_schedule);
+  tcase_add_test(tc, granular_schedule);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+TESTS_REGISTER(make_suite)
