@@ -34,7 +34,7 @@ build/gen/templates.h: $(TEMPLATES) scripts/embed.sh
 	@mkdir -p $(@D)
 	scripts/embed.sh $@ $(TEMPLATES)
 
-build/gen/c_names.h: scripts/c_names.sh $(TEMPLATES)
+build/gen/c_names.h: scripts/c_names.sh $(TEMPLATES) $(wildcard runtime/*.h)
 	@mkdir -p $(@D)
 	scripts/c_names.sh $@
 

@@ -4,12 +4,15 @@
 # and GNU modes, with and without -march=native -- plus the macros bpgen's own
 # runtime and templates define.  emit.c never uses such a name as a struct
 # member as-is (a spec tensor called NAN or unix would be macro-expanded).
-# tests/test_emit.c checks that the list holds every macro the emitted files
-# actually see (add a header here when an emitted file includes a new one).
+# tests/test_names.c checks that the list holds every macro the emitted files
+# actually see.
 set -eu
 cd "$(dirname "$0")/.."
 out=$1
-hdrs="math.h stddef.h stdint.h string.h pthread.h immintrin.h errno.h fcntl.h setjmp.h stdarg.h stdio.h stdlib.h time.h unistd.h"
+# every system header the runtime and the templates include (an emitted file is
+# made of them), and the ones the gcc file adds itself
+hdrs=$(cat runtime/*.h templates/* | sed -n 's/^[ \t]*#[ \t]*include[ \t]*<\([^>]*\)>.*/\1/p' | sort -u)
+hdrs="$hdrs math.h stddef.h stdint.h string.h"
 src=$(mktemp)
 for h in $hdrs; do echo "#include <$h>"; done > "$src.c"
 {
