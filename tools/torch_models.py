@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""torch_models.py: `bpgen grad` on the sequence-era specs against PyTorch autograd.
+
+For each model: random inputs and params written as .npy, then
+  bpgen grad specs/<model>.spec --dtype f64 -D ... --in IN --out OUT
+and the same forward written here in PyTorch float64 from the same params;
+the loss, every param's gradient and every named intermediate's gradient are
+compared (max relative error = max|a-b| / max|b|).  Exits 1 if any error is
+over --tol (default 1e-10).
+
+  /usr/bin/python3 tools/torch_models.py wavenet                 # part 5's sizes
+  /usr/bin/python3 tools/torch_models.py wavenet -D B=5 -D E=7 -D H=11   # odd sizes
+
+Needs torch and numpy (Debian python3-torch); not a dependency of bpgen.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def rel(a, b):
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    scale = np.max(np.abs(b)) if b.size else 0.0
+    diff = np.max(np.abs(a - b)) if b.size else 0.0
+    return diff / scale if scale > 0 else diff
+
+
+# ---- the models: dims, inputs, params, forward (returns loss and named intermediates) ----
+
+def batchnorm(x, g, b, eps=1e-5):
+    """part 5's BatchNorm1d in training mode: statistics over every axis but the
+    last, unbiased variance"""
+    dims = tuple(range(x.dim() - 1))
+    mean = x.mean(dims, keepdim=True)
+    var = x.var(dims, keepdim=True, unbiased=True)
+    return g * (x - mean) / torch.sqrt(var + eps) + b
+
+
+class WaveNet:
+    spec = "wavenet.spec"
+    dims = {"B": 32, "T": 8, "V": 27, "E": 24, "H": 128}
+    ints = {"X": lambda d, r: r.integers(0, d["V"], size=(d["B"], d["T"])),
+            "Y": lambda d, r: r.integers(0, d["V"], size=(d["B"],))}
+
+    @staticmethod
+    def params(d, r):
+        E, H, V = d["E"], d["H"], d["V"]
+        n = r.standard_normal
+        return {"C": n((V, E)), "W1": n((2 * E, H)) / (2 * E) ** 0.5, "W2": n((2 * H, H)) / (2 * H) ** 0.5,
+                "W3": n((2 * H, H)) / (2 * H) ** 0.5, "Wo": n((H, V)) * 0.3, "bo": n((V,)) * 0.1,
+                "g1": 1 + 0.1 * n((H,)), "c1": 0.1 * n((H,)), "g2": 1 + 0.1 * n((H,)), "c2": 0.1 * n((H,)),
+                "g3": 1 + 0.1 * n((H,)), "c3": 0.1 * n((H,))}
+
+    @staticmethod
+    def forward(d, t, X, Y):
+        B, T, E, H = d["B"], d["T"], d["E"], d["H"]
+        emb = t["C"][X]
+        x1 = emb.view(B, T // 2, 2 * E) @ t["W1"]
+        h1 = torch.tanh(batchnorm(x1, t["g1"], t["c1"]))
+        x2 = h1.reshape(B, T // 4, 2 * H) @ t["W2"]
+        h2 = torch.tanh(batchnorm(x2, t["g2"], t["c2"]))
+        x3 = h2.reshape(B, 2 * H) @ t["W3"]
+        h3 = torch.tanh(batchnorm(x3, t["g3"], t["c3"]))
+        logits = h3 @ t["Wo"] + t["bo"]
+        loss = F.cross_entropy(logits, Y)
+        return loss, dict(emb=emb, x1=x1, h1=h1, x2=x2, h2=h2, x3=x3, h3=h3, logits=logits)
+
+
+MODELS = {"wavenet": WaveNet}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("model", choices=sorted(MODELS))
+    ap.add_argument("--bpgen", default="./bpgen")
+    ap.add_argument("--spec-dir", default="specs")
+    ap.add_argument("-D", action="append", default=[], metavar="NAME=INT")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--tol", type=float, default=1e-10)
+    ap.add_argument("--ref", action="store_true", help="bpgen grad --ref: the reference runtime")
+    args = ap.parse_args()
+    m = MODELS[args.model]
+    d = dict(m.dims)
+    for kv in args.D:
+        k, v = kv.split("=")
+        d[k] = int(v)
+    r = np.random.default_rng(args.seed)
+    ints = {k: f(d, r).astype(np.int64) for k, f in m.ints.items()}
+    p = m.params(d, r)
+
+    root = tempfile.TemporaryDirectory(prefix="bpgen_torch_")
+    ind, outd = os.path.join(root.name, "in"), os.path.join(root.name, "out")
+    os.mkdir(ind)
+    for k, v in list(ints.items()) + list(p.items()):
+        np.save(os.path.join(ind, k + ".npy"), v)
+    cmd = [args.bpgen, "grad", os.path.join(args.spec_dir, m.spec), "--dtype", "f64", "--in", ind, "--out", outd]
+    cmd += [a for k, v in d.items() for a in ("-D", f"{k}={v}")]
+    if args.ref:
+        cmd.append("--ref")
+    print("$", " ".join(cmd))
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        sys.stderr.write(res.stdout + res.stderr)
+        sys.exit(f"bpgen failed with status {res.returncode}")
+    got = {f[:-4]: np.load(os.path.join(outd, f)) for f in os.listdir(outd) if f.endswith(".npy")}
+
+    t = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in p.items()}
+    it = {k: torch.tensor(v, dtype=torch.long) for k, v in ints.items()}
+    loss, inter = m.forward(d, t, **it)
+    for v in inter.values():
+        v.retain_grad()
+    loss.backward()
+    rows = [("loss", rel(got["loss"], loss.item()))]
+    rows += [("d" + k, rel(got[k + ".grad"], t[k].grad.numpy())) for k in p]
+    rows += [("d" + k, rel(got[k + ".grad"], v.grad.numpy())) for k, v in inter.items()]
+    rows += [(k, rel(got[k], v.detach().numpy())) for k, v in inter.items()]
+    print(f"{'tensor':12} {'max rel err':>12}   ({m.spec} {d}, PyTorch {torch.__version__} f64)")
+    bad = 0
+    for name, e in rows:
+        bad += not e <= args.tol
+        print(f"{name:12} {e:12.3e}{'' if e <= args.tol else '  <-- FAIL'}")
+    print("torch_models:", "ok" if not bad else f"{bad} over tolerance {args.tol:g}")
+    root.cleanup()
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
