@@ -7,14 +7,15 @@
  * (compiled ahead of time by gcc -O3 -march=native in runtime/kernels.c and
  * handed over with tcc_add_symbol; BP_KERNEL_LIST names them all).  Otherwise
  * it is the definitions as BP_KERNEL functions: `static` by default, so an
- * emitted file for gcc pastes them inline and stays self-contained;
+ * emitted file pastes them inline and stays self-contained;
  * runtime/kernels.c defines BP_KERNEL empty to export them.
  *
  * All arrays are contiguous, row-major.  Every kernel is deterministic: the
  * same inputs give the same bits, whatever the thread count (threads split
  * output rows or columns; each output element is summed by one thread in the
  * same order as with one thread).  The prototypes are plain C99 that tcc
- * 0.9.27 parses; the definitions are compiled by gcc only.
+ * 0.9.27 parses; the definitions build with gcc and clang (-std=c99 -Wall
+ * -Wextra -Werror) and with tcc (one thread, no vector paths).
  */
 #ifndef BP_KERNELS_H
 #define BP_KERNELS_H
@@ -192,18 +193,40 @@ void bp_bnlayer_bwd_f64(int N, int K, int D, int V, int dc, int groups, const do
  * results are bit-identical for every count. */
 void bp_set_threads(int n);
 int bp_get_threads(void);
-#else /* the definitions: gcc only */
+#else /* the definitions */
 
 #include <math.h>
 #include <string.h>
+
+/* `#pragma GCC unroll n` before a loop (tcc has no _Pragma; it ignores them) */
+#if defined(__TINYC__)
+#define BP_UNROLL(n)
+#else
+#define BP_PRAGMA_(x) _Pragma(#x)
+#define BP_UNROLL(n) BP_PRAGMA_(GCC unroll n)
+#endif
 
 /* ---- threads ------------------------------------------------------------------ *
  * A persistent pool of bp_nthreads_ - 1 pthreads, started on first use.
  * bp_parallel(job, arg, nt) runs job(arg, t, nt) for t = 0..nt-1, t = 0 on the
  * caller, and returns when all are done.  Jobs split their output statically
- * by t, so results never depend on timing. */
-#include <pthread.h>
+ * by t, so results never depend on timing.
+ *
+ * tcc has neither __thread nor the __atomic builtins: built by tcc, the kernels
+ * run on the caller's thread only (bp_set_threads is ignored, bp_get_threads
+ * says 1), which gives the same bits as any thread count. */
 static int bp_nthreads_ = 1;
+#if defined(__TINYC__)
+#define BP_TLS /* one thread: the per-thread buffers are plain statics */
+static int bp_serial_;
+static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
+  (void)nt;
+  job(arg, 0, 1);
+}
+BP_KERNEL void bp_set_threads(int n) { (void)n; }
+#else
+#define BP_TLS __thread
+#include <pthread.h>
 static __thread int bp_serial_; /* inside a job: the kernels called run on this thread only */
 static struct {
   pthread_mutex_t mu;
@@ -279,6 +302,7 @@ static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
   }
 }
 BP_KERNEL void bp_set_threads(int n) { bp_nthreads_ = n < 1 ? 1 : n > 64 ? 64 : n; }
+#endif /* __TINYC__ */
 BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 
 /* ---- gemm ------------------------------------------------------------------- *
@@ -403,19 +427,19 @@ static inline __attribute__((always_inline)) void bp_small_tile_f32(
   /* the sums start at zero, or at the bias row (bp_gemm_bias: C = bias + A.B) */
   __m512 z0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
   __m512 z1 = bias && nv > 1 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-  _Pragma("GCC unroll 12") for (int i = 0; i < mr; i++)
+  BP_UNROLL(12) for (int i = 0; i < mr; i++)
     acc[i][0] = z0, acc[i][1] = z1;
   for (int k = 0; k < K; k++) {
     __m512 b0 = _mm512_maskz_loadu_ps(m0, b + (long)k * ldb);
     __m512 b1 = nv > 1 ? _mm512_maskz_loadu_ps(m1, b + (long)k * ldb + 16) : _mm512_setzero_ps();
     const float *ak = a + (long)k * acs;
-    _Pragma("GCC unroll 12") for (int i = 0; i < mr; i++) {
+    BP_UNROLL(12) for (int i = 0; i < mr; i++) {
       __m512 x = _mm512_set1_ps(ak[(long)i * ars]);
       acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
       if (nv > 1) acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
     }
   }
-  _Pragma("GCC unroll 12") for (int i = 0; i < mr; i++) {
+  BP_UNROLL(12) for (int i = 0; i < mr; i++) {
     float *p = c + (long)i * ldc;
     __m512 r0 = acc[i][0], r1 = acc[i][1];
     if (add) r0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, p), r0);
@@ -484,7 +508,7 @@ static void bp_transpose_f32_(int N, int K, const float *B, float *bt) {
 /* 1 when done here; 0: the shape is not small, use the general path */
 static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, const float *B,
                              int transb, float *C, int accumulate, const float *bias) {
-  static __thread float bt[BP_SMALL_BT] __attribute__((aligned(64)));
+  static BP_TLS float bt[BP_SMALL_BT] __attribute__((aligned(64)));
   if ((long)M * N * K > BP_SMALL_MNK || (transb && (long)N * K > BP_SMALL_BT)) return 0;
   /* C = A^T B with a narrow C (N < 32, not whole vectors) and many rows, unaccumulated:
    * C^T = B^T A as an [N,M] product (wide rows: whole vectors, fewer tiles) into bt,
@@ -542,22 +566,22 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
     BP_V_##S acc[BP_MR][BP_NRV];                                                       \
     /* the sums start at zero or at the bias: bias[0..NR) across (bt = 0), or one     \
      * bias[i] per row (bt = 1, the transposed product) */                            \
-    _Pragma("GCC unroll 16") for (int i = 0; i < mr; i++)                              \
-      _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++)                         \
+    BP_UNROLL(16) for (int i = 0; i < mr; i++)                              \
+      BP_UNROLL(4) for (int v = 0; v < BP_NRV; v++)                         \
         acc[i][v] = !bias ? BP_ZERO_##S() : bt ? BP_SET1_##S(bias[i])                  \
                   : BP_LOAD_##S(bias + v * BP_VN_##S);                                 \
     for (int k = 0; k < kc; k++) {                                                     \
       BP_V_##S b[BP_NRV];                                                              \
-      _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++)                         \
+      BP_UNROLL(4) for (int v = 0; v < BP_NRV; v++)                         \
         b[v] = BP_LOAD_##S(pb + (long)k * ldb + v * BP_VN_##S);                        \
-      _Pragma("GCC unroll 16") for (int i = 0; i < mr; i++) {                          \
+      BP_UNROLL(16) for (int i = 0; i < mr; i++) {                          \
         BP_V_##S a = BP_SET1_##S(pa[(long)k * ak + (as ? i * as : i)]);                \
-        _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++)                       \
+        BP_UNROLL(4) for (int v = 0; v < BP_NRV; v++)                       \
           acc[i][v] = BP_FMA_##S(a, b[v], acc[i][v]);                                  \
       }                                                                                \
     }                                                                                  \
-    _Pragma("GCC unroll 16") for (int i = 0; i < mr; i++)                              \
-      _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++) {                       \
+    BP_UNROLL(16) for (int i = 0; i < mr; i++)                              \
+      BP_UNROLL(4) for (int v = 0; v < BP_NRV; v++) {                       \
         T *p = c + i * ldc + v * BP_VN_##S;                                            \
         BP_V_##S r = acc[i][v];                                                        \
         if (add) r = BP_ADD_##S(BP_LOAD_##S(p), r);                                    \
@@ -587,8 +611,8 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
   }                                                                                    \
   /* rows of panels [p0,p1), columns [n0,n1) of C */                                  \
   static void bp_gemm_part_##S(const BpGemm_##S *g, int p0, int p1, int n0, int n1) {  \
-    static __thread T bufa[BP_MCP * BP_MR * BP_KC] __attribute__((aligned(64)));       \
-    static __thread T bufb[BP_KC * BP_NC] __attribute__((aligned(64)));               \
+    static BP_TLS T bufa[BP_MCP * BP_MR * BP_KC] __attribute__((aligned(64)));       \
+    static BP_TLS T bufb[BP_KC * BP_NC] __attribute__((aligned(64)));               \
     T tile[BP_MR * BP_NR_##S] __attribute__((aligned(64)));                            \
     T bpad[BP_NR_##S];                                                                 \
     const int NR = BP_NR_##S;                                                          \
@@ -950,7 +974,7 @@ static inline float bp_expf_(float x) {
   memcpy(&s2, &b2, sizeof s2);
   return p * s1 * s2;
 }
-static inline float bp_tanhf_(float x) {
+static inline __attribute__((unused)) float bp_tanhf_(float x) { /* unused with AVX-512 */
   float ax = x < 0 ? -x : x;
   float t = 2 * (ax > 9 ? 9 : ax);
   float nf = t * 1.44269504088896341f + 12582912.0f - 12582912.0f;
