@@ -244,6 +244,11 @@ START_TEST(dtype_and_jit_variant) {
   /* hprebn = embcat @ W1 + b1: one gemm with the bias, no product temporary */
   ck_assert(strstr(f, "bp_gemm_bias_f32(32, 64, 30, s->embcat, 0, s->W1, 0, s->b1, s->hprebn);"));
   ck_assert(strstr(f, "#define BP_KERNELS_DECLARE_ONLY") != NULL);
+  /* both stand alone: the kernels' per-type bodies are pasted in, twice, not included */
+  ck_assert(strstr(d, "#include \"") == NULL && strstr(f, "#include \"") == NULL);
+  const char *body = strstr(d, "/* kernels_gemm.h:");
+  ck_assert(body != NULL && strstr(body + 1, "/* kernels_gemm.h:") != NULL);
+  ck_assert(strstr(d, "#define BP_S f32\n") && strstr(d, "#define BP_S f64\n"));
 }
 END_TEST
 
