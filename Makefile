@@ -12,6 +12,7 @@ GEN_SRCS = $(sort $(filter-out gen/main.c,$(wildcard gen/*.c)) gen/lex.c)
 RT_SRCS  = $(sort $(wildcard runtime/*.c))
 LIB_SRCS = $(GEN_SRCS) $(RT_SRCS)
 TEMPLATES = $(sort $(wildcard templates/*)) runtime/bp_runtime.h $(wildcard runtime/kernels.h)
+KERNEL_PARTS = $(wildcard runtime/kernels_*.h)   # per-type bodies: embed.sh pastes those kernels.h includes
 
 OBJS     = $(LIB_SRCS:%.c=build/%.o)
 SAN_OBJS = $(LIB_SRCS:%.c=build/san/%.o)
@@ -30,7 +31,7 @@ deps-main:
 gen/lex.c: gen/lex.re | deps
 	re2c -W --no-generation-date --no-version -o $@ $<
 
-build/gen/templates.h: $(TEMPLATES) scripts/embed.sh
+build/gen/templates.h: $(TEMPLATES) $(KERNEL_PARTS) scripts/embed.sh
 	@mkdir -p $(@D)
 	scripts/embed.sh $@ $(TEMPLATES)
 

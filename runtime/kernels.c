@@ -6,5 +6,10 @@
 #include "kernels.h"
 /* the in-memory build's own loops (templates/model_kernels.h), with the same
  * flags: exported for jit.c */
-#define BPM_KERNEL
 #include "../templates/model_kernels.h"
+#define BP_S f32
+#include "kernels_bpm.h"
+#undef BP_S
+#define BP_S f64
+#include "kernels_bpm.h"
+#undef BP_S

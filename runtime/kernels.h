@@ -7,14 +7,18 @@
  * (compiled ahead of time by gcc -O3 -march=native in runtime/kernels.c and
  * handed over with tcc_add_symbol; BP_KERNEL_LIST names them all).  Otherwise
  * it is the definitions as BP_KERNEL functions: `static` by default, so an
- * emitted file for gcc pastes them inline and stays self-contained;
- * runtime/kernels.c defines BP_KERNEL empty to export them.
+ * emitted file pastes them inline and stays self-contained;
+ * runtime/kernels.c defines BP_KERNEL empty to export them.  The bodies of
+ * the kernels are kernels_*.h, each included once per float type (below), so
+ * that compiler messages and debuggers point at their lines; for the emitted
+ * file scripts/embed.sh pastes them in where they are included.
  *
  * All arrays are contiguous, row-major.  Every kernel is deterministic: the
  * same inputs give the same bits, whatever the thread count (threads split
  * output rows or columns; each output element is summed by one thread in the
  * same order as with one thread).  The prototypes are plain C99 that tcc
- * 0.9.27 parses; the definitions are compiled by gcc only.
+ * 0.9.27 parses; the definitions build with gcc and clang (-std=c99 -Wall
+ * -Wextra -Werror) and with tcc (one thread, no vector paths).
  */
 #ifndef BP_KERNELS_H
 #define BP_KERNELS_H
@@ -192,18 +196,59 @@ void bp_bnlayer_bwd_f64(int N, int K, int D, int V, int dc, int groups, const do
  * results are bit-identical for every count. */
 void bp_set_threads(int n);
 int bp_get_threads(void);
-#else /* the definitions: gcc only */
+#else /* the definitions */
 
 #include <math.h>
 #include <string.h>
+
+/* `#pragma GCC unroll n` before a loop (tcc has no _Pragma; it ignores them) */
+#if defined(__TINYC__)
+#define BP_UNROLL(n)
+#else
+#define BP_PRAGMA_(x) _Pragma(#x)
+#define BP_UNROLL(n) BP_PRAGMA_(GCC unroll n)
+#endif
+
+/* The kernels of both float types are one text each, included twice:
+ * kernels_gemm.h, kernels_ew.h, kernels_bn.h and kernels_layer.h, with BP_S
+ * defined as f32, then as f64.  There BP_(name) is name_f32 or name_f64,
+ * BP_P_(name) the private name_f32_ or name_f64_, T is BP_(BP_REAL), and the
+ * type's vector operations and scalar functions are BP_(BP_LOAD), BP_(BP_TANH),
+ * ... from the tables below and in the gemm section. */
+#define BP_PASTE_(a, b) a##b
+#define BP_PASTE(a, b) BP_PASTE_(a, b)
+#define BP_(name) BP_PASTE(name##_, BP_S)
+#define BP_P_(name) BP_PASTE(BP_(name), _)
+#define BP_REAL_f32 float
+#define BP_REAL_f64 double
+#define BP_TANH_f32 bp_tanhf_ /* below: no libm call, vectorises */
+#define BP_TANH_f64 tanh
+#define BP_EXP_f32 bp_expf_
+#define BP_EXP_f64 exp
+#define BP_SQRT_f32 sqrtf
+#define BP_SQRT_f64 sqrt
 
 /* ---- threads ------------------------------------------------------------------ *
  * A persistent pool of bp_nthreads_ - 1 pthreads, started on first use.
  * bp_parallel(job, arg, nt) runs job(arg, t, nt) for t = 0..nt-1, t = 0 on the
  * caller, and returns when all are done.  Jobs split their output statically
- * by t, so results never depend on timing. */
-#include <pthread.h>
+ * by t, so results never depend on timing.
+ *
+ * tcc has neither __thread nor the __atomic builtins: built by tcc, the kernels
+ * run on the caller's thread only (bp_set_threads is ignored, bp_get_threads
+ * says 1), which gives the same bits as any thread count. */
 static int bp_nthreads_ = 1;
+#if defined(__TINYC__)
+#define BP_TLS /* one thread: the per-thread buffers are plain statics */
+static int bp_serial_;
+static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
+  (void)nt;
+  job(arg, 0, 1);
+}
+BP_KERNEL void bp_set_threads(int n) { (void)n; }
+#else
+#define BP_TLS __thread
+#include <pthread.h>
 static __thread int bp_serial_; /* inside a job: the kernels called run on this thread only */
 static struct {
   pthread_mutex_t mu;
@@ -279,6 +324,7 @@ static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
   }
 }
 BP_KERNEL void bp_set_threads(int n) { bp_nthreads_ = n < 1 ? 1 : n > 64 ? 64 : n; }
+#endif /* __TINYC__ */
 BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 
 /* ---- gemm ------------------------------------------------------------------- *
@@ -403,19 +449,19 @@ static inline __attribute__((always_inline)) void bp_small_tile_f32(
   /* the sums start at zero, or at the bias row (bp_gemm_bias: C = bias + A.B) */
   __m512 z0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
   __m512 z1 = bias && nv > 1 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-  _Pragma("GCC unroll 12") for (int i = 0; i < mr; i++)
+  BP_UNROLL(12) for (int i = 0; i < mr; i++)
     acc[i][0] = z0, acc[i][1] = z1;
   for (int k = 0; k < K; k++) {
     __m512 b0 = _mm512_maskz_loadu_ps(m0, b + (long)k * ldb);
     __m512 b1 = nv > 1 ? _mm512_maskz_loadu_ps(m1, b + (long)k * ldb + 16) : _mm512_setzero_ps();
     const float *ak = a + (long)k * acs;
-    _Pragma("GCC unroll 12") for (int i = 0; i < mr; i++) {
+    BP_UNROLL(12) for (int i = 0; i < mr; i++) {
       __m512 x = _mm512_set1_ps(ak[(long)i * ars]);
       acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
       if (nv > 1) acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
     }
   }
-  _Pragma("GCC unroll 12") for (int i = 0; i < mr; i++) {
+  BP_UNROLL(12) for (int i = 0; i < mr; i++) {
     float *p = c + (long)i * ldc;
     __m512 r0 = acc[i][0], r1 = acc[i][1];
     if (add) r0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, p), r0);
@@ -484,7 +530,7 @@ static void bp_transpose_f32_(int N, int K, const float *B, float *bt) {
 /* 1 when done here; 0: the shape is not small, use the general path */
 static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, const float *B,
                              int transb, float *C, int accumulate, const float *bias) {
-  static __thread float bt[BP_SMALL_BT] __attribute__((aligned(64)));
+  static BP_TLS float bt[BP_SMALL_BT] __attribute__((aligned(64)));
   if ((long)M * N * K > BP_SMALL_MNK || (transb && (long)N * K > BP_SMALL_BT)) return 0;
   /* C = A^T B with a narrow C (N < 32, not whole vectors) and many rows, unaccumulated:
    * C^T = B^T A as an [N,M] product (wide rows: whole vectors, fewer tiles) into bt,
@@ -533,223 +579,12 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
   return 0;
 }
 
-#define BP_GEMM_DEFINE(T, S)                                                           \
-  enum { BP_NR_##S = BP_NRV * BP_VN_##S };                                            \
-  /* tile[mr, NR] = pa[kc, mr]^T-panel . pb[kc, NR]; then c = tile or c += tile */    \
-  static inline __attribute__((always_inline)) void bp_ukr_##S(                       \
-      const int mr, int kc, const T *pa, long as, long ak, const T *pb, long ldb, T *c, \
-      long ldc, int add, const T *bias, int bt, int nt) {                              \
-    BP_V_##S acc[BP_MR][BP_NRV];                                                       \
-    /* the sums start at zero or at the bias: bias[0..NR) across (bt = 0), or one     \
-     * bias[i] per row (bt = 1, the transposed product) */                            \
-    _Pragma("GCC unroll 16") for (int i = 0; i < mr; i++)                              \
-      _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++)                         \
-        acc[i][v] = !bias ? BP_ZERO_##S() : bt ? BP_SET1_##S(bias[i])                  \
-                  : BP_LOAD_##S(bias + v * BP_VN_##S);                                 \
-    for (int k = 0; k < kc; k++) {                                                     \
-      BP_V_##S b[BP_NRV];                                                              \
-      _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++)                         \
-        b[v] = BP_LOAD_##S(pb + (long)k * ldb + v * BP_VN_##S);                        \
-      _Pragma("GCC unroll 16") for (int i = 0; i < mr; i++) {                          \
-        BP_V_##S a = BP_SET1_##S(pa[(long)k * ak + (as ? i * as : i)]);                \
-        _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++)                       \
-          acc[i][v] = BP_FMA_##S(a, b[v], acc[i][v]);                                  \
-      }                                                                                \
-    }                                                                                  \
-    _Pragma("GCC unroll 16") for (int i = 0; i < mr; i++)                              \
-      _Pragma("GCC unroll 4") for (int v = 0; v < BP_NRV; v++) {                       \
-        T *p = c + i * ldc + v * BP_VN_##S;                                            \
-        BP_V_##S r = acc[i][v];                                                        \
-        if (add) r = BP_ADD_##S(BP_LOAD_##S(p), r);                                    \
-        if (nt) BP_STREAM_##S(p, r);                                                   \
-        else BP_STORE_##S(p, r);                                                       \
-      }                                                                                \
-  }                                                                                    \
-  /* A(i,k) = pa[i*as + k*ak] (as = 0: packed, pa[k*mr + i]); B(k,j) = pb[k*ldb + j] */ \
-  static void bp_ukr_any_##S(int mr, int kc, const T *pa, long as, long ak, const T *pb, \
-                             long ldb, T *c, long ldc, int add, const T *bias, int bt, \
-                             int nt) {                                                 \
-    switch (mr) { BP_MR_LIST(BP_UKR_CASE, S) default: break; }                        \
-  }                                                                                    \
-  /* C(i,j) = c[i*rsc + j*csc], op(A)(i,k) = a[i*ars + k*acs], op(B)(k,j) = b[k*brs + j*bcs] */ \
-  typedef struct {                                                                     \
-    int M, N, K, acc, npanels, pbase, pextra, packa, packb;                            \
-    const T *a; long ars, acs;                                                         \
-    const T *b; long brs, bcs;                                                         \
-    T *c; long rsc, csc;                                                               \
-    int nt;                 /* C written once, far beyond the caches: streaming stores \
-                             * (64-byte aligned rows, one k block) */              \
-    const T *bias; int bt;  /* C = bias + product: bias along C's rows (bt = 0) or  \
-                             * columns of the computed (transposed) product */      \
-  } BpGemm_##S;                                                                        \
-  static int bp_gemm_panel_##S(const BpGemm_##S *g, int p) { /* first row of panel p */ \
-    return p * g->pbase + (p < g->pextra ? p : g->pextra);                             \
-  }                                                                                    \
-  /* rows of panels [p0,p1), columns [n0,n1) of C */                                  \
-  static void bp_gemm_part_##S(const BpGemm_##S *g, int p0, int p1, int n0, int n1) {  \
-    static __thread T bufa[BP_MCP * BP_MR * BP_KC] __attribute__((aligned(64)));       \
-    static __thread T bufb[BP_KC * BP_NC] __attribute__((aligned(64)));               \
-    T tile[BP_MR * BP_NR_##S] __attribute__((aligned(64)));                            \
-    T bpad[BP_NR_##S];                                                                 \
-    const int NR = BP_NR_##S;                                                          \
-    for (int jc = n0; jc < n1; jc += BP_NC) {                                          \
-      int nc = n1 - jc < BP_NC ? n1 - jc : BP_NC;                                      \
-      for (int pc = 0; pc < g->K; pc += BP_KC) {                                       \
-        int kc = g->K - pc < BP_KC ? g->K - pc : BP_KC;                                \
-        int add = g->acc || pc > 0;                                                    \
-        const T *bias = pc == 0 ? g->bias : NULL;                                      \
-        /* pack op(B)[pc:pc+kc, jc:jc+nc] as panels of NR columns, zero padded; rows of \
-         * op(B) contiguous: row by row, each read once from end to end (a panel at a  \
-         * time would walk kc rows a page or more apart) */                            \
-        if (g->packb && g->bcs == 1) {                                                 \
-          for (int k = 0; k < kc; k++) {                                               \
-            const T *s = g->b + (long)(pc + k) * g->brs + jc;                          \
-            int jr = 0;                                                                \
-            for (; jr + NR <= nc; jr += NR)                                            \
-              memcpy(bufb + (long)jr * kc + (long)k * NR, s + jr, NR * sizeof(T));     \
-            if (jr < nc) {                                                             \
-              T *d = bufb + (long)jr * kc + (long)k * NR;                              \
-              for (int j = 0; j < NR; j++) d[j] = jr + j < nc ? s[jr + j] : 0;          \
-            }                                                                          \
-          }                                                                            \
-        }                                                                              \
-        for (int jr = 0; jr < nc && !(g->packb && g->bcs == 1); jr += NR) {            \
-          int nr = nc - jr < NR ? nc - jr : NR;                                        \
-          T *pb = bufb + (long)jr * kc;                                                \
-          if (!g->packb && nr == NR) continue; /* read in place */                     \
-          const T *src = g->b + (long)pc * g->brs + (long)(jc + jr) * g->bcs;          \
-          if (g->bcs == 1) {                                                           \
-            for (int k = 0; k < kc; k++) {                                             \
-              const T *s = src + (long)k * g->brs;                                     \
-              T *d = pb + (long)k * NR;                                                \
-              for (int j = 0; j < nr; j++) d[j] = s[j];                                \
-              for (int j = nr; j < NR; j++) d[j] = 0;                                  \
-            }                                                                          \
-          } else {                                                                     \
-            for (int j = 0; j < NR; j++)                                               \
-              for (int k = 0; k < kc; k++)                                             \
-                pb[(long)k * NR + j] = j < nr ? src[(long)j * g->bcs + (long)k * g->brs] : 0; \
-          }                                                                            \
-        }                                                                              \
-        for (int ip = p0; ip < p1; ip += BP_MCP) {                                     \
-          int ipe = p1 - ip < BP_MCP ? p1 : ip + BP_MCP;                               \
-          /* pack op(A) panels ip..ipe-1, rows [pc, pc+kc), k-major */                \
-          T *pa = bufa;                                                                \
-          for (int p = ip; p < ipe && g->packa; p++) {                                 \
-            int i0 = bp_gemm_panel_##S(g, p), mr = bp_gemm_panel_##S(g, p + 1) - i0;   \
-            const T *src = g->a + (long)i0 * g->ars + (long)pc * g->acs;               \
-            if (g->acs == 1) {                                                         \
-              for (int i = 0; i < mr; i++)                                             \
-                for (int k = 0; k < kc; k++) pa[(long)k * mr + i] = src[(long)i * g->ars + k]; \
-            } else {                                                                   \
-              for (int k = 0; k < kc; k++)                                             \
-                for (int i = 0; i < mr; i++)                                           \
-                  pa[(long)k * mr + i] = src[(long)k * g->acs + (long)i * g->ars];     \
-            }                                                                          \
-            pa += (long)mr * kc;                                                       \
-          }                                                                            \
-          for (int jr = 0; jr < nc; jr += NR) {                                        \
-            int nr = nc - jr < NR ? nc - jr : NR;                                      \
-            const T *pb = bufb + (long)jr * kc;                                        \
-            long ldb = NR;                                                             \
-            if (!g->packb && nr == NR)                                                 \
-              pb = g->b + (long)pc * g->brs + (jc + jr), ldb = g->brs;                 \
-            pa = bufa;                                                                 \
-            for (int p = ip; p < ipe; p++) {                                           \
-              int i0 = bp_gemm_panel_##S(g, p), mr = bp_gemm_panel_##S(g, p + 1) - i0; \
-              T *c = g->c + (long)i0 * g->rsc + (long)(jc + jr) * g->csc;              \
-              const T *a = g->packa ? pa : g->a + (long)i0 * g->ars + (long)pc * g->acs; \
-              long as = g->packa ? 0 : g->ars, ak = g->packa ? mr : g->acs;            \
-              const T *bs = NULL;                                                      \
-              if (bias && g->bt) bs = bias + i0;                                       \
-              else if (bias && nr == NR) bs = bias + jc + jr;                          \
-              else if (bias) { /* the last panel: the bias padded to NR */             \
-                for (int j = 0; j < NR; j++) bpad[j] = j < nr ? bias[jc + jr + j] : 0;  \
-                bs = bpad;                                                             \
-              }                                                                        \
-              if (nr == NR && g->csc == 1) {                                           \
-                bp_ukr_any_##S(mr, kc, a, as, ak, pb, ldb, c, g->rsc, add, bs, g->bt, g->nt); \
-              } else {                                                                 \
-                bp_ukr_any_##S(mr, kc, a, as, ak, pb, ldb, tile, NR, 0, bs, g->bt, 0);      \
-                for (int i = 0; i < mr; i++)                                           \
-                  for (int j = 0; j < nr; j++) {                                       \
-                    T *q = c + (long)i * g->rsc + (long)j * g->csc;                    \
-                    *q = add ? *q + tile[i * NR + j] : tile[i * NR + j];               \
-                  }                                                                    \
-              }                                                                        \
-              pa += (long)mr * kc;                                                     \
-            }                                                                          \
-          }                                                                            \
-        }                                                                              \
-      }                                                                                \
-    }                                                                                  \
-  }                                                                                    \
-  static void bp_gemm_job_##S(void *arg, int t, int nt);                               \
-  /* the general path; bias (may be NULL, then with accumulate = 0): C = bias + product */ \
-  static void bp_gemm_gen_##S(int M, int N, int K, const T *A, int transa, const T *B, \
-                              int transb, T *C, int accumulate, const T *bias) {       \
-    BpGemm_##S g;                                                                      \
-    long ars = transa ? 1 : K, acs = transa ? M : 1;                                   \
-    long brs = transb ? 1 : N, bcs = transb ? K : 1;                                   \
-    const long NR = BP_NR_##S;                                                         \
-    /* padded work either way, plus ~32 FMA lanes per element packed with a stride; \
-     * the transposed one stores tiles element by element */                          \
-    double wn = (double)M * ((N + NR - 1) / NR * NR) * K + (bcs != 1 ? 32.0 * K * N : 0); \
-    double wt = (double)N * ((M + NR - 1) / NR * NR) * K * (K < 64 ? 1.3 : 1.05)       \
-                + (ars != 1 ? 32.0 * K * M : 0);                                       \
-    g.K = K, g.acc = accumulate, g.bias = bias, g.bt = wt < wn;                        \
-    g.nt = BP_HAVE_STREAM_##S && !g.bt && !accumulate && K <= BP_KC                   \
-           && (double)M * N * sizeof(T) >= 8e6 && N % BP_NR_##S == 0                  \
-           && (uintptr_t)C % 64 == 0;                                                 \
-    if (wt < wn) { /* C^T[N,M] = op(B)^T op(A)^T */                                   \
-      g.M = N, g.N = M;                                                                \
-      g.a = B, g.ars = bcs, g.acs = brs;                                               \
-      g.b = A, g.brs = acs, g.bcs = ars;                                               \
-      g.c = C, g.rsc = 1, g.csc = N;                                                   \
-    } else {                                                                           \
-      g.M = M, g.N = N;                                                                \
-      g.a = A, g.ars = ars, g.acs = acs;                                               \
-      g.b = B, g.brs = brs, g.bcs = bcs;                                               \
-      g.c = C, g.rsc = N, g.csc = 1;                                                   \
-    }                                                                                  \
-    g.npanels = (g.M + BP_MR - 1) / BP_MR;                                             \
-    /* few column panels: packing A would not pay, read it in place */                \
-    g.packa = (g.N + NR - 1) / NR > 4;                                                 \
-    /* few row panels and rows of B contiguous: read B in place too -- unless long K \
-     * walks rows far apart (a page per k: packing is cheaper than the TLB misses) */   \
-    g.packb = !(g.npanels <= 4 && g.bcs == 1 && (g.K <= BP_KC || g.brs * (long)sizeof(T) < 2048)); \
-    g.pbase = g.M / g.npanels, g.pextra = g.M % g.npanels;                             \
-    int nt = bp_serial_ ? 1 : bp_nthreads_;                                            \
-    if (nt > 1 && 2.0 * M * N * K >= 4e6) bp_parallel(bp_gemm_job_##S, &g, nt);        \
-    else bp_gemm_part_##S(&g, 0, g.npanels, 0, g.N);                                   \
-    if (g.nt) BP_SFENCE();                                                             \
-  }                                                                                    \
-  BP_KERNEL void bp_gemm_##S(int M, int N, int K, const T *A, int transa, const T *B,  \
-                             int transb, T *C, int accumulate) {                       \
-    if (M <= 0 || N <= 0) return;                                                      \
-    if (K <= 0) {                                                                      \
-      if (!accumulate) memset(C, 0, (size_t)M * N * sizeof(T));                        \
-      return;                                                                          \
-    }                                                                                  \
-    if (bp_gemm_small_##S(M, N, K, A, transa, B, transb, C, accumulate, NULL)) return; \
-    bp_gemm_gen_##S(M, N, K, A, transa, B, transb, C, accumulate, NULL);               \
-  }                                                                                    \
-  /* thread t of nt: a contiguous share of row panels, or of NR column panels */      \
-  static void bp_gemm_job_##S(void *arg, int t, int nt) {                              \
-    const BpGemm_##S *g = (const BpGemm_##S *)arg;                                     \
-    int ncp = (g->N + BP_NR_##S - 1) / BP_NR_##S;                                      \
-    if (g->npanels >= ncp) {                                                           \
-      int p0 = (int)((long)g->npanels * t / nt), p1 = (int)((long)g->npanels * (t + 1) / nt); \
-      if (p0 < p1) bp_gemm_part_##S(g, p0, p1, 0, g->N);                               \
-    } else {                                                                           \
-      int c0 = (int)((long)ncp * t / nt) * BP_NR_##S;                                  \
-      int c1 = (int)((long)ncp * (t + 1) / nt) * BP_NR_##S;                            \
-      if (c1 > g->N) c1 = g->N;                                                        \
-      if (c0 < c1) bp_gemm_part_##S(g, 0, g->npanels, c0, c1);                         \
-    }                                                                                  \
-  }
-BP_GEMM_DEFINE(float, f32)
-BP_GEMM_DEFINE(double, f64)
+#define BP_S f32
+#include "kernels_gemm.h"
+#undef BP_S
+#define BP_S f64
+#include "kernels_gemm.h"
+#undef BP_S
 
 /* ---- threads for the memory-bound kernels -------------------------------------- *
  * Big arrays only (below BP_PAR_MIN elements a pass is too short to pay for the
@@ -773,127 +608,6 @@ static void bp_split_(long n, long align, int t, int nt, long *lo, long *hi) {
   if (*hi > n) *hi = n;
 }
 
-#define BP_ELEMENTWISE(T, SFX, TANH, EXP, SQRT)                                      \
-  static void bp_tanh_rng_##SFX(size_t lo, size_t hi, const T *x, T *y) {            \
-    BP_TANH_RNG_##SFX(lo, hi, x, y, TANH);                                           \
-  }                                                                                  \
-  static void bp_tanh_bwd_rng_##SFX(size_t lo, size_t hi, const T *t, const T *dy,   \
-                                    T *dx, int accumulate) {                         \
-    for (size_t i = lo; i < hi; i++) {                                               \
-      T d = (1 - t[i] * t[i]) * dy[i];                                               \
-      dx[i] = accumulate ? dx[i] + d : d;                                            \
-    }                                                                                \
-  }                                                                                  \
-  /* y[d] (+)= sum_n X[n,d] for columns [d0, d1), rows in order */                   \
-  static void bp_colsum_rng_##SFX(int N, int D, int d0, int d1, const T *X, T *y,    \
-                                  int accumulate) {                                  \
-    if (N <= 64 && bp_colsum_vec_##SFX##_(N, D, d0, d1, X, y, accumulate)) return;   \
-    if (!accumulate) memset(y + d0, 0, (size_t)(d1 - d0) * sizeof(T));               \
-    for (int n = 0; n < N; n++)                                                      \
-      for (int d = d0; d < d1; d++) y[d] += X[(size_t)n * D + d];                    \
-  }                                                                                  \
-  static void bp_ew_job_##SFX(void *arg, int t, int nt) {                            \
-    const BpEw_ *j = (const BpEw_ *)arg;                                             \
-    long lo, hi;                                                                     \
-    if (j->op == 2) {                                                                \
-      bp_split_(j->D, 16, t, nt, &lo, &hi);                                          \
-      if (lo < hi)                                                                   \
-        bp_colsum_rng_##SFX(j->N, j->D, (int)lo, (int)hi, (const T *)j->a, (T *)j->y, j->acc); \
-      return;                                                                        \
-    }                                                                                \
-    bp_split_((long)j->n, 64, t, nt, &lo, &hi);                                      \
-    if (j->op == 0) bp_tanh_rng_##SFX(lo, hi, (const T *)j->a, (T *)j->y);           \
-    else bp_tanh_bwd_rng_##SFX(lo, hi, (const T *)j->a, (const T *)j->b, (T *)j->y, j->acc); \
-  }                                                                                  \
-  BP_KERNEL void bp_tanh_##SFX(size_t n, const T *x, T *y) {                         \
-    if (bp_nthreads_ > 1 && n >= BP_PAR_MIN) {                                       \
-      BpEw_ j = {0, n, 0, 0, x, NULL, y, 0};                                         \
-      bp_parallel(bp_ew_job_##SFX, &j, bp_nthreads_);                                \
-    } else bp_tanh_rng_##SFX(0, n, x, y);                                            \
-  }                                                                                  \
-  BP_KERNEL void bp_tanh_bwd_##SFX(size_t n, const T *t, const T *dy, T *dx,         \
-                                   int accumulate) {                                 \
-    if (bp_nthreads_ > 1 && n >= BP_PAR_MIN) {                                       \
-      BpEw_ j = {1, n, 0, 0, t, dy, dx, accumulate};                                 \
-      bp_parallel(bp_ew_job_##SFX, &j, bp_nthreads_);                                \
-    } else bp_tanh_bwd_rng_##SFX(0, n, t, dy, dx, accumulate);                       \
-  }                                                                                  \
-  BP_KERNEL void bp_exp_##SFX(size_t n, const T *x, T *y) {                          \
-    for (size_t i = 0; i < n; i++) y[i] = EXP(x[i]);                                 \
-  }                                                                                  \
-  BP_KERNEL void bp_colsum_##SFX(int N, int D, const T *X, T *y, int accumulate) {   \
-    if (bp_nthreads_ > 1 && (long)N * D >= BP_PAR_MIN && D >= 32) {                  \
-      BpEw_ j = {2, 0, N, D, X, NULL, y, accumulate};                                \
-      bp_parallel(bp_ew_job_##SFX, &j, bp_nthreads_);                                \
-    } else bp_colsum_rng_##SFX(N, D, 0, D, X, y, accumulate);                        \
-  }                                                                                  \
-  BP_KERNEL void bp_rowsum_##SFX(int N, int D, const T *X, T *y, int accumulate) {   \
-    for (int n = 0; n < N; n++) {                                                    \
-      T s = 0;                                                                       \
-      for (int d = 0; d < D; d++) s += X[(size_t)n * D + d];                         \
-      y[n] = accumulate ? y[n] + s : s;                                              \
-    }                                                                                \
-  }                                                                                  \
-  BP_KERNEL void bp_softmax_##SFX(int N, int K, const T *x, T *y) {                  \
-    double unused;                                                                   \
-    if (bp_xent_vec_##SFX##_(N, K, x, NULL, y, &unused)) return; /* the same probs */ \
-    for (int n = 0; n < N; n++) {                                                    \
-      const T *xr = x + (size_t)n * K;                                               \
-      T *yr = y + (size_t)n * K;                                                     \
-      T mx = xr[0], s = 0;                                                           \
-      for (int k = 1; k < K; k++) mx = xr[k] > mx ? xr[k] : mx;                      \
-      for (int k = 0; k < K; k++) { yr[k] = EXP(xr[k] - mx); s += yr[k]; }           \
-      T inv = 1 / s;                                                                 \
-      for (int k = 0; k < K; k++) yr[k] *= inv;                                      \
-    }                                                                                \
-  }                                                                                  \
-  BP_KERNEL double bp_xent_fwd_##SFX(int N, int K, const T *logits, const int32_t *Y,\
-                                     T *probs) {                                     \
-    double loss = 0;                                                                 \
-    if (bp_xent_vec_##SFX##_(N, K, logits, Y, probs, &loss)) return loss / N;        \
-    for (int n = 0; n < N; n++) {                                                    \
-      const T *xr = logits + (size_t)n * K;                                          \
-      T mx = xr[0], s = 0;                                                           \
-      for (int k = 1; k < K; k++) mx = xr[k] > mx ? xr[k] : mx;                      \
-      for (int k = 0; k < K; k++) {                                                  \
-        T e = EXP(xr[k] - mx);                                                       \
-        s += e;                                                                      \
-        if (probs) probs[(size_t)n * K + k] = e;                                     \
-      }                                                                              \
-      if (probs) {                                                                   \
-        T inv = 1 / s;                                                               \
-        for (int k = 0; k < K; k++) probs[(size_t)n * K + k] *= inv;                 \
-      }                                                                              \
-      loss += log((double)s) - (double)(xr[Y[n]] - mx);                              \
-    }                                                                                \
-    return loss / N;                                                                 \
-  }                                                                                  \
-  BP_KERNEL void bp_xent_bwd_##SFX(int N, int K, const T *probs, const int32_t *Y,   \
-                                   double dloss, T *dlogits, int accumulate) {       \
-    T sc = (T)(dloss / N);                                                           \
-    for (int n = 0; n < N; n++)                                                      \
-      for (int k = 0; k < K; k++) {                                                  \
-        size_t i = (size_t)n * K + k;                                                \
-        T d = (probs[i] - (k == Y[n] ? (T)1 : (T)0)) * sc;                           \
-        dlogits[i] = accumulate ? dlogits[i] + d : d;                                \
-      }                                                                              \
-  }                                                                                  \
-  BP_KERNEL void bp_sgd_##SFX(size_t n, T *p, const T *g, double lr) {               \
-    T l = (T)lr;                                                                     \
-    for (size_t i = 0; i < n; i++) p[i] -= l * g[i];                                 \
-  }                                                                                  \
-  BP_KERNEL void bp_adamw_##SFX(size_t n, T *p, const T *g, T *m, T *v, double lr,   \
-                                double b1, double b2, double eps, double wd, int t) {\
-    T c1 = (T)(1.0 / (1.0 - pow(b1, t))), c2 = (T)(1.0 / (1.0 - pow(b2, t)));        \
-    T l = (T)lr, B1 = (T)b1, B2 = (T)b2, E = (T)eps, W = (T)wd;                      \
-    for (size_t i = 0; i < n; i++) {                                                 \
-      T mi = B1 * m[i] + (1 - B1) * g[i];                                            \
-      T vi = B2 * v[i] + (1 - B2) * g[i] * g[i];                                     \
-      m[i] = mi;                                                                     \
-      v[i] = vi;                                                                     \
-      p[i] -= l * ((mi * c1) / (SQRT(vi * c2) + E) + W * p[i]);                      \
-    }                                                                                \
-  }
 /* exponent bits all ones: inf or NaN; an OR over integers, so it vectorises */
 BP_KERNEL int bp_allfinite_f32(size_t n, const float *x) {
   uint32_t bad = 0;
@@ -950,7 +664,7 @@ static inline float bp_expf_(float x) {
   memcpy(&s2, &b2, sizeof s2);
   return p * s1 * s2;
 }
-static inline float bp_tanhf_(float x) {
+static inline __attribute__((unused)) float bp_tanhf_(float x) { /* unused with AVX-512 */
   float ax = x < 0 ? -x : x;
   float t = 2 * (ax > 9 ? 9 : ax);
   float nf = t * 1.44269504088896341f + 12582912.0f - 12582912.0f;
@@ -1101,8 +815,12 @@ static inline int bp_colsum_vec_f64_(int N, int D, int d0, int d1, const double 
   (void)N, (void)D, (void)d0, (void)d1, (void)X, (void)y, (void)accumulate;
   return 0;
 }
-BP_ELEMENTWISE(float, f32, bp_tanhf_, bp_expf_, sqrtf)
-BP_ELEMENTWISE(double, f64, tanh, exp, sqrt)
+#define BP_S f32
+#include "kernels_ew.h"
+#undef BP_S
+#define BP_S f64
+#include "kernels_ew.h"
+#undef BP_S
 
 /* Batchnorm forward's output rows (columns [0, w) of rows D apart), 16 lanes at a
  * time (AVX-512, f32): xhat = (x - mu) rs, y = ga xhat + be and act = tanh(y)
@@ -1414,214 +1132,12 @@ static inline int bp_bn_bwd_small_f64_(int N, long D, int w, const double *t, co
   return 0;
 }
 /* ---- fused passes: bias add into the product, batchnorm forward and backward ---- */
-#define BP_FUSED(T, SFX, TANH)                                                           \
-  BP_KERNEL void bp_gemm_bias_##SFX(int M, int N, int K, const T *A, int transa,         \
-                                    const T *B, int transb, const T *bias, T *C) {       \
-    if (M <= 0 || N <= 0) return;                                                        \
-    if (K <= 0) {                                                                        \
-      for (long i = 0; i < M; i++) memcpy(C + i * N, bias, (size_t)N * sizeof(T));       \
-      return;                                                                            \
-    }                                                                                    \
-    if (bp_gemm_small_##SFX(M, N, K, A, transa, B, transb, C, 0, bias)) return;          \
-    /* the tiles' sums start at the bias: no pass over C for the add */                  \
-    bp_gemm_gen_##SFX(M, N, K, A, transa, B, transb, C, 0, bias);                        \
-  }                                                                                      \
-  typedef struct {                                                                       \
-    int N, D;                                                                            \
-    const T *x, *gain, *bias, *run_mean, *run_var;                                       \
-    double eps, div;                                                                     \
-    T *mean, *rstd, *xhat, *out, *act;                                                   \
-    double *acc;                                                                         \
-  } BpBnF_##SFX;                                                                         \
-  /* Row loops as functions with restrict parameters (what gcc vectorises on);           \
-   * rows i.. i+3 are r[j], r[D + j], ... */                                             \
-  static inline void bp_bn_st4_##SFX(int w, long D, const T *restrict r, const T *restrict k,\
-                                     double *restrict s1, double *restrict s2) {         \
-    for (int j = 0; j < w; j++) { /* partial sums of 4 in T, then double */              \
-      T d0 = r[j] - k[j], d1 = r[D + j] - k[j], d2 = r[2 * D + j] - k[j], d3 = r[3 * D + j] - k[j];\
-      s1[j] += (double)((d0 + d1) + (d2 + d3));                                          \
-      s2[j] += (double)((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3));                      \
-    }                                                                                    \
-  }                                                                                      \
-  static inline void bp_bn_out_##SFX(int w, const T *restrict r, const T *restrict mu,   \
-                                     const T *restrict rs, const T *restrict ga,         \
-                                     const T *restrict be, T *restrict xh, T *restrict y) {\
-    for (int j = 0; j < w; j++) {                                                        \
-      T v = (r[j] - mu[j]) * rs[j];                                                      \
-      xh[j] = v, y[j] = ga[j] * v + be[j];                                               \
-    }                                                                                    \
-  }                                                                                      \
-  /* columns [j0, j1), every row walked in memory order */                               \
-  static void bp_bn_fwd_cols_##SFX(const BpBnF_##SFX *p, int j0, int j1) {               \
-    const int N = p->N, D = p->D, w = j1 - j0;                                           \
-    double *s1 = p->acc + j0, *s2 = p->acc + D + j0;                                     \
-    T *mean = p->mean + j0, *rstd = p->rstd + j0;                                        \
-    if (bp_bn_fwd_small_##SFX##_(N, D, w, p->x + j0, p->gain + j0, p->bias + j0,          \
-                                 p->run_mean ? p->run_mean + j0 : NULL,                   \
-                                 p->run_var ? p->run_var + j0 : NULL, p->eps, p->div,     \
-                                 mean, rstd, p->xhat + j0, p->out + j0,                   \
-                                 p->act ? p->act + j0 : NULL))                            \
-      return;                                                                            \
-    if (p->run_mean) {                                                                   \
-      for (int j = 0; j < w; j++) {                                                      \
-        mean[j] = p->run_mean[j0 + j];                                                   \
-        rstd[j] = (T)(1.0 / sqrt((double)p->run_var[j0 + j] + p->eps));                  \
-      }                                                                                  \
-    } else { /* shifted sums, K = x[0,j]: var = (S2 - S1^2/N)/div, S = sums of x - K */  \
-      const T *sh = p->x + j0;                                                           \
-      for (int j = 0; j < w; j++) s1[j] = 0, s2[j] = 0;                                  \
-      int i = 0;                                                                         \
-      for (; i + 4 <= N; i += 4) /* 4 rows per visit of the sums */                      \
-        bp_bn_st4_##SFX(w, D, p->x + (size_t)i * D + j0, sh, s1, s2);                    \
-      for (; i < N; i++) {                                                               \
-        const T *r = p->x + (size_t)i * D + j0;                                          \
-        for (int j = 0; j < w; j++) {                                                    \
-          double d = (double)r[j] - (double)sh[j];                                       \
-          s1[j] += d, s2[j] += d * d;                                                    \
-        }                                                                                \
-      }                                                                                  \
-      int j = bp_bn_fin_##SFX##_(w, N, p->div, p->eps, s1, s2, sh, mean, rstd);          \
-      for (; j < w; j++) {                                                               \
-        double m = s1[j] / N, v = (s2[j] - s1[j] * m) / p->div;                          \
-        mean[j] = (T)(sh[j] + m);                                                        \
-        rstd[j] = (T)(1.0 / sqrt((v > 0 ? v : 0) + p->eps));                             \
-      }                                                                                  \
-    }                                                                                    \
-    /* arrays far beyond the caches: x̂ and out (read again only in backward, or      \
-     * never) go straight to memory, no read for ownership */                            \
-    int nt = (double)N * D * sizeof(T) >= 8e6;                                           \
-    if (bp_bn_rows_vec_##SFX##_(N, D, w, p->x + j0, mean, rstd, p->gain + j0, p->bias + j0,\
-                                p->xhat + j0, p->out + j0, p->act ? p->act + j0 : NULL, nt))\
-      return;                                                                            \
-    for (int i = 0; i < N; i++) {                                                        \
-      size_t o = (size_t)i * D + j0;                                                     \
-      bp_bn_out_##SFX(w, p->x + o, mean, rstd, p->gain + j0, p->bias + j0, p->xhat + o, p->out + o);\
-      if (p->act && w < D) bp_tanh_rng_##SFX(0, (size_t)w, p->out + o, p->act + o);      \
-    }                                                                                    \
-    /* all columns: one contiguous tanh (short rows would each end in a partial vector) */\
-    if (p->act && w == D) bp_tanh_rng_##SFX(0, (size_t)N * D, p->out, p->act);           \
-  }                                                                                      \
-  static void bp_bn_fwd_job_##SFX(void *arg, int t, int nt) {                            \
-    const BpBnF_##SFX *p = (const BpBnF_##SFX *)arg;                                     \
-    long lo, hi;                                                                         \
-    bp_split_(p->D, 16, t, nt, &lo, &hi);                                                \
-    if (lo < hi) bp_bn_fwd_cols_##SFX(p, (int)lo, (int)hi);                              \
-  }                                                                                      \
-  BP_KERNEL void bp_bn_fwd_##SFX(int N, int D, const T *x, const T *gain, const T *bias, \
-                                 double eps, double div, const T *run_mean,              \
-                                 const T *run_var, T *mean, T *rstd, T *xhat, T *out,    \
-                                 T *act, double *acc) {                                  \
-    BpBnF_##SFX p = {N, D, x, gain, bias, run_mean, run_var, eps, div,                   \
-                     mean, rstd, xhat, out, act, acc};                                   \
-    if (N <= 0 || D <= 0) return;                                                        \
-    if (bp_nthreads_ > 1 && (long)N * D >= BP_PAR_MIN && D >= 32)                        \
-      bp_parallel(bp_bn_fwd_job_##SFX, &p, bp_nthreads_);                                \
-    else bp_bn_fwd_cols_##SFX(&p, 0, D);                                                 \
-  }                                                                                      \
-  typedef struct {                                                                       \
-    int N, D;                                                                            \
-    const T *t, *dt;                                                                     \
-    T *dy;                                                                               \
-    const T *xhat, *gain, *rstd;                                                         \
-    double c;                                                                            \
-    T *dgain, *dbias, *dx, *dxsum;                                                       \
-    double *acc;                                                                         \
-  } BpBnB_##SFX;                                                                         \
-  /* 2 rows: dy = (1 - t^2) dt written, its sums (partial sums of 2 in T, then double) */\
-  static inline void bp_bn_dy2_##SFX(int w, long D, const T *restrict t, const T *restrict dt,\
-                                     const T *restrict xh, T *restrict dy,               \
-                                     double *restrict s1, double *restrict s2) {         \
-    for (int j = 0; j < w; j++) {                                                        \
-      T da = (1 - t[j] * t[j]) * dt[j], db = (1 - t[D + j] * t[D + j]) * dt[D + j];      \
-      dy[j] = da, dy[D + j] = db;                                                        \
-      s1[j] += (double)(da + db);                                                        \
-      s2[j] += (double)(da * xh[j] + db * xh[D + j]);                                    \
-    }                                                                                    \
-  }                                                                                      \
-  static inline void bp_bn_sum2_##SFX(int w, long D, const T *restrict dy, const T *restrict xh,\
-                                      double *restrict s1, double *restrict s2) {        \
-    for (int j = 0; j < w; j++) {                                                        \
-      s1[j] += (double)(dy[j] + dy[D + j]);                                              \
-      s2[j] += (double)(dy[j] * xh[j] + dy[D + j] * xh[D + j]);                          \
-    }                                                                                    \
-  }                                                                                      \
-  static inline void bp_bn_dx2_##SFX(int w, long D, const T *restrict dy, const T *restrict xh,\
-                                     const T *restrict ka, const T *restrict kb,         \
-                                     const T *restrict kc, T *restrict dx, double *restrict sx) {\
-    for (int j = 0; j < w; j++) {                                                        \
-      T va = ka[j] * dy[j] - kb[j] - kc[j] * xh[j];                                      \
-      T vb = ka[j] * dy[D + j] - kb[j] - kc[j] * xh[D + j];                              \
-      dx[j] = va, dx[D + j] = vb;                                                        \
-      sx[j] += (double)(va + vb);                                                        \
-    }                                                                                    \
-  }                                                                                      \
-  static void bp_bn_bwd_cols_##SFX(const BpBnB_##SFX *p, int j0, int j1) {               \
-    const int N = p->N, D = p->D, w = j1 - j0;                                           \
-    double *s1 = p->acc + j0, *s2 = p->acc + D + j0, *sx = p->acc + 2 * (size_t)D + j0;  \
-    if (bp_bn_bwd_small_##SFX##_(N, D, w, p->t ? p->t + j0 : NULL, p->dt ? p->dt + j0 : NULL,\
-                                 p->dy + j0, p->xhat + j0, p->gain + j0, p->rstd + j0,    \
-                                 p->c, p->dgain ? p->dgain + j0 : NULL,                   \
-                                 p->dbias ? p->dbias + j0 : NULL, p->dx + j0,             \
-                                 p->dxsum ? p->dxsum + j0 : NULL))                        \
-      return;                                                                            \
-    /* the per-column coefficients of dx, in T (so the dx pass runs in T) */             \
-    T *ka = (T *)(p->acc + 3 * (size_t)D) + j0;                                          \
-    T *kb = (T *)(p->acc + 4 * (size_t)D) + j0;                                          \
-    T *kc = (T *)(p->acc + 5 * (size_t)D) + j0;                                          \
-    for (int j = 0; j < w; j++) s1[j] = 0, s2[j] = 0, sx[j] = 0;                         \
-    int i = 0;                                                                           \
-    for (; i + 2 <= N; i += 2) { /* dy = (1 - t^2) dt first, 2 rows per visit of the sums */\
-      size_t o = (size_t)i * D + j0;                                                     \
-      if (p->t) bp_bn_dy2_##SFX(w, D, p->t + o, p->dt + o, p->xhat + o, p->dy + o, s1, s2);\
-      else bp_bn_sum2_##SFX(w, D, p->dy + o, p->xhat + o, s1, s2);                       \
-    }                                                                                    \
-    for (; i < N; i++) {                                                                 \
-      size_t o = (size_t)i * D + j0;                                                     \
-      const T *xh = p->xhat + o;                                                         \
-      T *dy = p->dy + o;                                                                 \
-      if (p->t)                                                                          \
-        for (int j = 0; j < w; j++) dy[j] = (1 - p->t[o + j] * p->t[o + j]) * p->dt[o + j];\
-      for (int j = 0; j < w; j++) s1[j] += dy[j], s2[j] += (double)dy[j] * xh[j];        \
-    }                                                                                    \
-    /* dx = k (N dy - s1 - c xhat s2), k = gain rstd / N: as ka dy - kb - kc xhat */     \
-    for (int j = 0; j < w; j++) {                                                        \
-      if (p->dgain) p->dgain[j0 + j] = (T)s2[j];                                         \
-      if (p->dbias) p->dbias[j0 + j] = (T)s1[j];                                         \
-      double k = (double)p->gain[j0 + j] * p->rstd[j0 + j] / N;                          \
-      ka[j] = (T)(k * N), kb[j] = (T)(s1[j] * k), kc[j] = (T)(s2[j] * k * p->c);         \
-    }                                                                                    \
-    for (i = 0; i + 2 <= N; i += 2) {                                                    \
-      size_t o = (size_t)i * D + j0;                                                     \
-      bp_bn_dx2_##SFX(w, D, p->dy + o, p->xhat + o, ka, kb, kc, p->dx + o, sx);          \
-    }                                                                                    \
-    for (; i < N; i++) {                                                                 \
-      size_t o = (size_t)i * D + j0;                                                     \
-      for (int j = 0; j < w; j++) {                                                      \
-        T v = ka[j] * p->dy[o + j] - kb[j] - kc[j] * p->xhat[o + j];                     \
-        p->dx[o + j] = v;                                                                \
-        sx[j] += v;                                                                      \
-      }                                                                                  \
-    }                                                                                    \
-    if (p->dxsum)                                                                        \
-      for (int j = 0; j < w; j++) p->dxsum[j0 + j] = (T)sx[j];                           \
-  }                                                                                      \
-  static void bp_bn_bwd_job_##SFX(void *arg, int t, int nt) {                            \
-    const BpBnB_##SFX *p = (const BpBnB_##SFX *)arg;                                     \
-    long lo, hi;                                                                         \
-    bp_split_(p->D, 16, t, nt, &lo, &hi);                                                \
-    if (lo < hi) bp_bn_bwd_cols_##SFX(p, (int)lo, (int)hi);                              \
-  }                                                                                      \
-  BP_KERNEL void bp_bn_bwd_##SFX(int N, int D, const T *t, const T *dt, T *dy,           \
-                                 const T *xhat, const T *gain, const T *rstd, double c,  \
-                                 T *dgain, T *dbias, T *dx, T *dxsum, double *acc) {     \
-    BpBnB_##SFX p = {N, D, t, dt, dy, xhat, gain, rstd, c, dgain, dbias, dx, dxsum, acc}; \
-    if (N <= 0 || D <= 0) return;                                                        \
-    if (bp_nthreads_ > 1 && (long)N * D >= BP_PAR_MIN && D >= 32)                        \
-      bp_parallel(bp_bn_bwd_job_##SFX, &p, bp_nthreads_);                                \
-    else bp_bn_bwd_cols_##SFX(&p, 0, D);                                                 \
-  }
-BP_FUSED(float, f32, bp_tanhf_)
-BP_FUSED(double, f64, tanh)
+#define BP_S f32
+#include "kernels_bn.h"
+#undef BP_S
+#define BP_S f64
+#include "kernels_bn.h"
+#undef BP_S
 
 /* Batchnorm of one column block [N, w] (w <= 64 columns, rows ld apart) with its
  * column sums in registers (AVX-512, f32): forward -- mean and rstd (sums of
@@ -1831,190 +1347,12 @@ static int bp_blk_bn_bwd_f64_(int N, int w, long ld, double *h, const double *dh
 /* ---- a batchnorm layer between two linear maps, by column blocks ---------------- *
  * (bp_bnlayer_fwd/bwd above.)  Per group: scratch carved from ws after the
  * blocked x̂, each piece 64-byte aligned. */
-#define BP_LAYER(T, SFX)                                                                 \
-  typedef struct {                                                                       \
-    int N, K, D, V, dc, groups;                                                          \
-    const T *A, *W1, *b1, *gain, *bias, *W2, *b2, *dout;                                 \
-    double eps, div, c;                                                                  \
-    T *mean, *rstd, *z, *y, *h, *ws, *out;                                               \
-    const T *rstd_in;                                                                    \
-    T *dA, *dW1, *db1, *dgain, *dbias, *dW2, *dh, *dy, *dz;                              \
-  } BpLayer_##SFX;                                                                       \
-  typedef struct {                                                                       \
-    T *xh;                /* the layer's blocked x̂ (all blocks) */                       \
-    T *z, *y, *x, *h;     /* [N,dc] each: z/dh, y/dy, dz, h */                           \
-    T *wb, *dwb;          /* [K,dc]: W1's columns of the block, their gradient */        \
-    T *p, *q;             /* the group's partial out [N,V] and dA [N,K] */               \
-    double *acc;          /* 6 dc */                                                     \
-  } BpLayerWs_##SFX;                                                                     \
-  static T *bp_carve_##SFX(T **p, size_t n) {                                            \
-    T *r = *p;                                                                           \
-    *p += (n + 15) / 16 * 16;                                                            \
-    return r;                                                                            \
-  }                                                                                      \
-  static BpLayerWs_##SFX bp_layer_ws_##SFX(const BpLayer_##SFX *L, int g) {              \
-    BpLayerWs_##SFX w;                                                                   \
-    size_t N = (size_t)L->N, dc = (size_t)L->dc;                                         \
-    T *p = (T *)(((uintptr_t)L->ws + 63) & ~(uintptr_t)63);                              \
-    w.xh = bp_carve_##SFX(&p, N * L->D);                                                 \
-    p += (size_t)g * ((BP_BNLAYER_GROUP(L->N, L->K, L->V, L->dc) + 15) / 16 * 16);       \
-    w.z = bp_carve_##SFX(&p, N * dc), w.y = bp_carve_##SFX(&p, N * dc);                  \
-    w.x = bp_carve_##SFX(&p, N * dc), w.h = bp_carve_##SFX(&p, N * dc);                  \
-    w.wb = bp_carve_##SFX(&p, (size_t)L->K * dc), w.dwb = bp_carve_##SFX(&p, (size_t)L->K * dc);\
-    w.p = bp_carve_##SFX(&p, N * L->V), w.q = bp_carve_##SFX(&p, N * L->K);              \
-    w.acc = (double *)(void *)p;                                                         \
-    return w;                                                                            \
-  }                                                                                      \
-  /* dst[i, j0 + j] = src[i, j] (src [N,w], dst [N,D]); and back */                      \
-  static void bp_put_cols_##SFX(int N, int w, const T *src, int D, int j0, T *dst) {     \
-    for (int i = 0; i < N; i++)                                                          \
-      memcpy(dst + (size_t)i * D + j0, src + (size_t)i * w, (size_t)w * sizeof(T));      \
-  }                                                                                      \
-  static void bp_get_cols_##SFX(int N, int w, const T *src, int D, int j0, T *dst) {     \
-    for (int i = 0; i < N; i++)                                                          \
-      memcpy(dst + (size_t)i * w, src + (size_t)i * D + j0, (size_t)w * sizeof(T));      \
-  }                                                                                      \
-  /* h = tanh(gain x̂ + bias) of a block (where the few-column kernels do not run) */    \
-  static void bp_layer_h_##SFX(int N, int w, const T *xh, const T *ga, const T *be, T *h) {\
-    for (int i = 0; i < N; i++)                                                          \
-      for (int j = 0; j < w; j++)                                                        \
-        h[(size_t)i * w + j] = ga[j] * xh[(size_t)i * w + j] + be[j];                    \
-    bp_tanh_rng_##SFX(0, (size_t)N * w, h, h);                                           \
-  }                                                                                      \
-  /* blocks of group g: z, batchnorm (x̂ to memory, h in cache), out += h.W2 */          \
-  static void bp_layer_fwd_group_##SFX(const BpLayer_##SFX *L, int g) {                  \
-    const int N = L->N, K = L->K, D = L->D, V = L->V, nb = (D + L->dc - 1) / L->dc;      \
-    BpLayerWs_##SFX w = bp_layer_ws_##SFX(L, g);                                         \
-    int b0 = (int)((long)nb * g / L->groups), b1 = (int)((long)nb * (g + 1) / L->groups); \
-    T *out = L->groups == 1 ? NULL : w.p; /* one group: straight into out */             \
-    for (int b = b0; b < b1; b++) {                                                      \
-      int j0 = b * L->dc, wd = D - j0 < L->dc ? D - j0 : L->dc;                          \
-      T *xh = w.xh + (size_t)j0 * N;                                                     \
-      const T *w2 = L->W2 + (size_t)j0 * V;                                              \
-      bp_get_cols_##SFX(K, wd, L->W1, D, j0, w.wb);                                      \
-      if (L->b1) bp_gemm_bias_##SFX(N, wd, K, L->A, 0, w.wb, 0, L->b1 + j0, w.z);        \
-      else bp_gemm_##SFX(N, wd, K, L->A, 0, w.wb, 0, w.z, 0);                            \
-      int ok = 1;                                                                        \
-      for (int c = 0; c < wd && ok; c += 64)                                             \
-        ok = bp_blk_bn_fwd_##SFX##_(N, wd - c < 64 ? wd - c : 64, wd, w.z + c, L->gain + j0 + c,\
-                                    L->bias + j0 + c, L->eps, L->div, L->mean + j0 + c,  \
-                                    L->rstd + j0 + c, xh + c, L->y ? w.y + c : NULL, NULL, \
-                                    w.h + c);                                            \
-      if (!ok) {                                                                         \
-        BpBnF_##SFX f = {N, wd, w.z, L->gain + j0, L->bias + j0, NULL, NULL, L->eps, L->div,\
-                         L->mean + j0, L->rstd + j0, xh, w.y, NULL, w.acc};              \
-        bp_bn_fwd_cols_##SFX(&f, 0, wd);                                                 \
-        bp_layer_h_##SFX(N, wd, xh, L->gain + j0, L->bias + j0, w.h);                    \
-      }                                                                                  \
-      if (out) bp_gemm_##SFX(N, V, wd, w.h, 0, w2, 0, out, b > b0);                      \
-      else if (b == b0 && L->b2) bp_gemm_bias_##SFX(N, V, wd, w.h, 0, w2, 0, L->b2, L->out); \
-      else bp_gemm_##SFX(N, V, wd, w.h, 0, w2, 0, L->out, b > b0);                       \
-      if (L->z) bp_put_cols_##SFX(N, wd, w.z, D, j0, L->z);                              \
-      if (L->y) bp_put_cols_##SFX(N, wd, w.y, D, j0, L->y);                              \
-      if (L->h) bp_put_cols_##SFX(N, wd, w.h, D, j0, L->h);                              \
-    }                                                                                    \
-  }                                                                                      \
-  /* blocks of group g: dh, h again from x̂ and the batchnorm backward, dW2, dW1,        \
-   * dA += dz.W1ᵀ */                                                                     \
-  static void bp_layer_bwd_group_##SFX(const BpLayer_##SFX *L, int g) {                  \
-    const int N = L->N, K = L->K, D = L->D, V = L->V, nb = (D + L->dc - 1) / L->dc;      \
-    BpLayerWs_##SFX w = bp_layer_ws_##SFX(L, g);                                         \
-    int b0 = (int)((long)nb * g / L->groups), b1 = (int)((long)nb * (g + 1) / L->groups); \
-    T *dA = L->groups == 1 ? L->dA : L->dA ? w.q : NULL;                                 \
-    for (int b = b0; b < b1; b++) {                                                      \
-      int j0 = b * L->dc, wd = D - j0 < L->dc ? D - j0 : L->dc;                          \
-      const T *xh = w.xh + (size_t)j0 * N, *w2 = L->W2 + (size_t)j0 * V;                 \
-      T *dg = L->dgain ? L->dgain + j0 : NULL, *dbb = L->dbias ? L->dbias + j0 : NULL;   \
-      T *db1 = L->db1 ? L->db1 + j0 : NULL;                                              \
-      bp_gemm_##SFX(N, wd, V, L->dout, 0, w2, 1, w.z, 0); /* dh */                       \
-      int ok = 1;                                                                        \
-      for (int c = 0; c < wd && ok; c += 64)                                             \
-        ok = bp_blk_bn_bwd_##SFX##_(N, wd - c < 64 ? wd - c : 64, wd, w.h + c, w.z + c, xh + c,\
-                                    L->gain + j0 + c, L->bias + j0 + c, L->rstd_in + j0 + c, \
-                                    L->c, dg ? dg + c : NULL, dbb ? dbb + c : NULL,      \
-                                    L->dy ? w.y + c : NULL, w.x + c, db1 ? db1 + c : NULL);\
-      if (!ok) {                                                                         \
-        bp_layer_h_##SFX(N, wd, xh, L->gain + j0, L->bias + j0, w.h);                    \
-        BpBnB_##SFX f = {N, wd, w.h, w.z, w.y, xh, L->gain + j0, L->rstd_in + j0, L->c,  \
-                         dg, dbb, w.x, db1, w.acc};                                      \
-        bp_bn_bwd_cols_##SFX(&f, 0, wd);                                                 \
-      }                                                                                  \
-      bp_gemm_##SFX(wd, V, N, w.h, 1, L->dout, 0, L->dW2 + (size_t)j0 * V, 0);           \
-      bp_gemm_##SFX(K, wd, N, L->A, 1, w.x, 0, w.dwb, 0);                                \
-      bp_put_cols_##SFX(K, wd, w.dwb, D, j0, L->dW1);                                    \
-      if (dA) {                                                                          \
-        bp_get_cols_##SFX(K, wd, L->W1, D, j0, w.wb);                                    \
-        bp_gemm_##SFX(N, K, wd, w.x, 0, w.wb, 1, dA, b > b0);                            \
-      }                                                                                  \
-      if (L->dh) bp_put_cols_##SFX(N, wd, w.z, D, j0, L->dh);                            \
-      if (L->dy) bp_put_cols_##SFX(N, wd, w.y, D, j0, L->dy);                            \
-      if (L->dz) bp_put_cols_##SFX(N, wd, w.x, D, j0, L->dz);                            \
-    }                                                                                    \
-  }                                                                                      \
-  static void bp_layer_job_##SFX(void *arg, int t, int nt) {                             \
-    const BpLayer_##SFX *L = (const BpLayer_##SFX *)arg;                                 \
-    int g0 = (int)((long)L->groups * t / nt), g1 = (int)((long)L->groups * (t + 1) / nt); \
-    int was = bp_serial_;                                                                \
-    bp_serial_ = 1;                                                                      \
-    for (int g = g0; g < g1; g++) {                                                      \
-      if (L->dout) bp_layer_bwd_group_##SFX(L, g);                                       \
-      else bp_layer_fwd_group_##SFX(L, g);                                               \
-    }                                                                                    \
-    bp_serial_ = was;                                                                    \
-  }                                                                                      \
-  static void bp_layer_run_##SFX(BpLayer_##SFX *L) {                                     \
-    int nt = bp_serial_ ? 1 : bp_nthreads_;                                              \
-    if (nt > L->groups) nt = L->groups;                                                  \
-    if (nt > 1) bp_parallel(bp_layer_job_##SFX, L, nt);                                  \
-    else bp_layer_job_##SFX(L, 0, 1);                                                    \
-  }                                                                                      \
-  /* the groups' partial sums, in group order, onto start (bias row or NULL): each      \
-   * element is ((start + p0) + p1) + ... whatever the thread count */                   \
-  static void bp_layer_sum_##SFX(const BpLayer_##SFX *L, int which, const T *start, T *dst) {\
-    int cols = which ? L->K : L->V;                                                      \
-    size_t n = (size_t)L->N * cols;                                                      \
-    for (int r = 0; r < L->N; r++)                                                       \
-      for (int j = 0; j < cols; j++) dst[(size_t)r * cols + j] = start ? start[j] : 0;   \
-    for (int g = 0; g < L->groups; g++) {                                                \
-      BpLayerWs_##SFX w = bp_layer_ws_##SFX(L, g);                                       \
-      const T *part = which ? w.q : w.p;                                                 \
-      for (size_t i = 0; i < n; i++) dst[i] += part[i];                                  \
-    }                                                                                    \
-  }                                                                                      \
-  BP_KERNEL void bp_bnlayer_fwd_##SFX(int N, int K, int D, int V, int dc, int groups,    \
-                                      const T *A, const T *W1, const T *b1, const T *gain, \
-                                      const T *bias, double eps, double div, const T *W2, \
-                                      const T *b2, T *mean, T *rstd, T *out, T *z, T *y,  \
-                                      T *h, T *ws) {                                     \
-    if (N <= 0 || D <= 0 || V <= 0) return;                                              \
-    int nb = (D + dc - 1) / dc;                                                          \
-    BpLayer_##SFX L = {0};                                                               \
-    L.N = N, L.K = K, L.D = D, L.V = V, L.dc = dc, L.groups = groups < nb ? groups : nb; \
-    L.A = A, L.W1 = W1, L.b1 = b1, L.gain = gain, L.bias = bias, L.W2 = W2, L.b2 = b2;   \
-    L.eps = eps, L.div = div, L.mean = mean, L.rstd = rstd, L.z = z, L.y = y, L.h = h;   \
-    L.ws = ws, L.out = out;                                                              \
-    bp_layer_run_##SFX(&L);                                                              \
-    if (L.groups > 1) bp_layer_sum_##SFX(&L, 0, b2, out);                                \
-  }                                                                                      \
-  BP_KERNEL void bp_bnlayer_bwd_##SFX(int N, int K, int D, int V, int dc, int groups,    \
-                                      const T *A, const T *W1, const T *gain, const T *bias,\
-                                      const T *rstd, double c, const T *W2, const T *dout, \
-                                      T *dA, T *dW1,                                     \
-                                      T *db1, T *dgain, T *dbias, T *dW2, T *dh, T *dy,   \
-                                      T *dz, T *ws) {                                    \
-    if (N <= 0 || D <= 0 || V <= 0) return;                                              \
-    int nb = (D + dc - 1) / dc;                                                          \
-    BpLayer_##SFX L = {0};                                                               \
-    L.N = N, L.K = K, L.D = D, L.V = V, L.dc = dc, L.groups = groups < nb ? groups : nb; \
-    L.A = A, L.W1 = W1, L.gain = gain, L.bias = bias, L.rstd_in = rstd, L.c = c, L.W2 = W2;\
-    L.dout = dout;                                                                       \
-    L.dA = dA, L.dW1 = dW1, L.db1 = db1, L.dgain = dgain, L.dbias = dbias, L.dW2 = dW2;  \
-    L.dh = dh, L.dy = dy, L.dz = dz, L.ws = ws;                                          \
-    bp_layer_run_##SFX(&L);                                                              \
-    if (L.groups > 1 && dA) bp_layer_sum_##SFX(&L, 1, NULL, dA);                         \
-  }
-BP_LAYER(float, f32)
-BP_LAYER(double, f64)
+#define BP_S f32
+#include "kernels_layer.h"
+#undef BP_S
+#define BP_S f64
+#include "kernels_layer.h"
+#undef BP_S
 
 #endif /* BP_KERNELS_DECLARE_ONLY */
 #endif /* BP_KERNELS_H */

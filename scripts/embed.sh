@@ -1,7 +1,10 @@
 #!/bin/sh
 # embed.sh OUT FILE...: turns text files into a C string table (gen/templates.h),
 # so the emitter can fill templates and copy runtime headers without reading
-# files at run time.  Each entry is named after the file's path.
+# files at run time.  Each entry is named after the file's path.  A line
+# `#include "NAME"` naming a file beside the embedded one (runtime/kernels.h's
+# per-type bodies, kernels_*.h) is replaced by that file's text, every time it
+# appears, so that an entry stands alone: the emitted C is one file.
 set -eu
 out=$1; shift
 {
@@ -10,7 +13,17 @@ out=$1; shift
   echo "static const EmbeddedFile embedded_files[] = {"
   for f in "$@"; do
     printf '  {"%s",\n' "$f"
-    sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/   "/' -e 's/$/\\n"/' "$f"
+    awk -v dir="$(dirname "$f")" '
+      /^#include "[^"]*"/ {
+        p = $2; gsub(/"/, "", p); p = dir "/" p
+        if ((getline line < p) > 0) {
+          do print line; while ((getline line < p) > 0)
+          close(p)
+          next
+        }
+      }
+      { print }' "$f" |
+      sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/   "/' -e 's/$/\\n"/'
     echo "  },"
   done
   echo "  {0, 0}"

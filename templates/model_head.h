@@ -19,6 +19,10 @@
 #define {{guard}}
 
 {{runtime}}
+#ifdef __cplusplus
+extern "C" { /* the model is C: a C++ file includes this header as it is */
+#endif
+
 typedef struct {{prefix}}_state {
 {{fields}}} {{prefix}}_state;
 
@@ -44,4 +48,7 @@ void {{prefix}}_calib_end({{prefix}}_state *s);
 
 extern const BpModel {{prefix}}_model;
 
+#ifdef __cplusplus
+}
+#endif
 #endif

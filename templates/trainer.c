@@ -1242,7 +1242,7 @@ static int tr_ck_get(Tr *tr, const char *path, size_t len, const char *name, con
   }
   if (e.len < 10 || memcmp(e.data, "\x93NUMPY", 6) != 0)
     tr_fail(tr, "%s: %s is not a .npy array", path, e.name);
-  size_t hlen, hoff;
+  size_t hlen = 0, hoff = 0; /* clang cannot tell that tr_fail does not return */
   if (e.data[6] == 1) {
     hlen = tr_get16(e.data + 8);
     hoff = 10;
@@ -1464,7 +1464,7 @@ static void tr_npy_read(Tr *tr, const char *path, TrNpy *a) {
   const unsigned char *b = tr->npybuf;
   if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
     tr_fail(tr, "%s: not a .npy file (bad magic)", path);
-  size_t hoff, hlen;
+  size_t hoff = 0, hlen = 0; /* (tr_fail does not return) */
   if (b[6] == 1) {
     hoff = 10;
     hlen = tr_get16(b + 8);

@@ -1,8 +1,9 @@
-/* test_emit.c: the emitted C as text and as a gcc translation unit: every
- * spec in specs/ compiles warning-free with gcc -std=c99 -O2 -Wall -Wextra
- * -Werror, alone and with its header from a user's file, in f32 and f64; the
- * gcc build agrees with the in-memory build; blocks carry #line and the
- * lecture's math; no globals.
+/* test_emit.c: the emitted C as text and as a translation unit: every spec in
+ * specs/ compiles warning-free with gcc and clang -std=c99 -O2 -Wall -Wextra
+ * -Werror and with tcc, model and trainer, in f32 and f64, and the header from
+ * a user's C and C++ file; each build's gradients pass the check; the gcc
+ * build agrees with the in-memory build; blocks carry #line and the lecture's
+ * math; no globals.
  */
 #include "tests.h"
 #include "bp_runtime.h"
@@ -65,44 +66,71 @@ static void check_so(Graph *g, const char *path, const char *what) {
   FILE *out = open_memstream(&buf, &len);
   int nfail = check_model(g, m, st, false, 2147483647u, 0, out);
   fclose(out);
-  ck_assert_msg(nfail == 0, "gcc build of %s:\n%s", what, buf);
+  ck_assert_msg(nfail == 0, "the build of %s:\n%s", what, buf);
   free(buf);
   free(st);
   dlclose(so);
 }
 
-/* every spec, f32 and f64: the file alone, a user's file with the header, and
- * the gcc build's gradients against the reference runtime (the in-memory build
- * runs gcc-compiled kernels where the file has its own loops: this covers the
- * loops a learner reads) */
-START_TEST(gcc_compiles_every_spec) {
+/* The compilers the emitted C is promised to build with, warnings as errors;
+ * each builds every emitted file: the model with -O2 (its build runs), the
+ * trainer as the README builds it (no -O). */
+static const struct {
+  const char *name, *cc;
+  bool cxx;   /* g++ links its objects (tcc's want tcc's own libtcc1.a) */
+} compilers[] = {
+  {"gcc", "gcc -std=c99 -Wall -Wextra -Werror", true},
+  {"clang", "clang -std=c99 -Wall -Wextra -Werror", true},
+  {"tcc", "tcc -Wall -Werror", false},   /* no __thread, no atomics: the kernels' one-thread path */
+};
+
+/* every spec, f32 and f64, with compiler _i: the file alone, a user's C file
+ * and a C++ file (g++) with the header, the gcc build's gradients against the
+ * reference runtime (the in-memory build runs gcc-compiled kernels where the
+ * file has its own loops: this covers the loops a learner reads), and the
+ * trainer program (--trainer) */
+START_TEST(every_compiler_builds_every_spec) {
+  const char *name = compilers[_i].name, *cc = compilers[_i].cc;
   const char *paths[64];
   int n = spec_paths(paths, 64);
   ck_assert_int_gt(n, 0);
+  write_text(arena_printf("%s/user.c", tmpdir),
+             "#include \"model.h\"\n#include <stdlib.h>\n"
+             "int main(void) {\n  model_state *s = calloc(1, sizeof *s);\n  model_init(s, 1);\n"
+             "  double l = model_forward(s);\n  model_backward(s);\n  model_sgd_step(s, 0.1);\n"
+             "  l += model_model.forward(s);\n  free(s);\n  return l == l ? 0 : 1;\n}\n");
+  /* C++ calls the C functions by their C names (extern "C" in the header) */
+  write_text(arena_printf("%s/user.cpp", tmpdir),
+             "#include \"model.h\"\n#include <cstdlib>\n"
+             "int main() {\n  model_state *s = static_cast<model_state *>(std::calloc(1, sizeof *s));\n"
+             "  model_init(s, 1);\n  double l = model_forward(s);\n  model_backward(s);\n"
+             "  l += model_model.forward(s);\n  std::free(s);\n  return l == l ? 0 : 1;\n}\n");
   for (int i = 0; i < n; i++)
     for (int dt = 0; dt < 2; dt++) {
+      const char *what = arena_printf("%s (%s, %s)", paths[i], dt ? "f64" : "f32", name);
       char *header;
       Graph *g = load_spec(paths[i]);
       const char *src = emit(g, (DType)dt, "model", false, &header);
       write_text(arena_printf("%s/model.c", tmpdir), src);
       write_text(arena_printf("%s/model.h", tmpdir), header);
-      write_text(arena_printf("%s/user.c", tmpdir),
-                 "#include \"model.h\"\n#include <stdlib.h>\n"
-                 "int main(void) {\n  model_state *s = calloc(1, sizeof *s);\n  model_init(s, 1);\n"
-                 "  double l = model_forward(s);\n  model_backward(s);\n  model_sgd_step(s, 0.1);\n"
-                 "  l += model_model.forward(s);\n  free(s);\n  return l == l ? 0 : 1;\n}\n");
-      run(arena_printf("cd %s && %s -fPIC -c model.c && %s -c user.c && gcc -o user user.o model.o -lm -lpthread"
-                       " && gcc -shared -o model%d.so model.o -lm -lpthread", tmpdir, gcc_flags, gcc_flags, i * 2 + dt));
-      check_so(g, arena_printf("%s/model%d.so", tmpdir, i * 2 + dt), arena_printf("%s (%s)", paths[i],
-                                                                                 dt ? "f64" : "f32"));
+      run(arena_printf("cd %s && %s -O2 -fPIC -c model.c && %s -c user.c && %s -o user user.o model.o -lm -lpthread"
+                       " && ./user && %s -shared -o model%d.so model.o -lm -lpthread",
+                       tmpdir, cc, cc, cc, cc, i * 2 + dt));
+      if (compilers[_i].cxx)
+        run(arena_printf("cd %s && g++ -Wall -Wextra -Werror -c user.cpp -o usercc.o"
+                         " && g++ -o usercc usercc.o model.o -lm -lpthread && ./usercc", tmpdir));
+      check_so(g, arena_printf("%s/model%d.so", tmpdir, i * 2 + dt), what);
+      EmitOptions topt = {(DType)dt, "model", false, true};
+      write_text(arena_printf("%s/train.c", tmpdir), trainer_source(g, &topt));
+      run(arena_printf("cd %s && %s -o train train.c -lm -lpthread", tmpdir, cc));
     }
 }
 END_TEST
 
-/* a layer big enough for bp_bnlayer (plan_layers), inline in the gcc file: it
- * builds warning-free and its gradients (all written: lean off) pass the check,
- * f32 and f64; H = 300 ends in a partial block of columns */
-START_TEST(gcc_build_of_a_layer) {
+/* a layer big enough for bp_bnlayer (plan_layers), inline in the file, with
+ * compiler _i: it builds warning-free and its gradients (all written: lean off)
+ * pass the check, f32 and f64; H = 300 ends in a partial block of columns */
+START_TEST(every_compiler_builds_a_layer) {
   DimOverride ovr[2] = {{"B", 256, false}, {"H", 300, false}};
   for (int dt = 0; dt < 2; dt++) {
     Graph *g = parse_spec(read_src(arena_printf("%s/makemore.spec", specs_dir())), ovr, 2);
@@ -110,9 +138,12 @@ START_TEST(gcc_build_of_a_layer) {
     const char *src = emit(g, (DType)dt, "model", false, NULL);
     ck_assert_msg(strstr(src, "\n  bp_bnlayer_fwd_f") && strstr(src, "\n  bp_bnlayer_bwd_f"), "no layer call");
     write_text(arena_printf("%s/layer.c", tmpdir), src);
-    run(arena_printf("cd %s && %s %s -fPIC -shared -o layer%d.so layer.c -lm -lpthread", tmpdir, gcc_flags,
-                     dt ? "" : "-march=native", dt));   /* f32: the AVX-512/AVX2 kernels where there are */
-    check_so(g, arena_printf("%s/layer%d.so", tmpdir, dt), dt ? "the layer (f64)" : "the layer (f32)");
+    /* f32: the AVX-512/AVX2 kernels where there are */
+    const char *arch = !dt && strcmp(compilers[_i].name, "tcc") != 0 ? "-march=native" : "";
+    run(arena_printf("cd %s && %s -O2 %s -fPIC -shared -o layer%d.so layer.c -lm -lpthread", tmpdir,
+                     compilers[_i].cc, arch, dt));
+    check_so(g, arena_printf("%s/layer%d.so", tmpdir, dt),
+             arena_printf("the layer (%s, %s)", dt ? "f64" : "f32", compilers[_i].name));
   }
 }
 END_TEST
@@ -213,6 +244,11 @@ START_TEST(dtype_and_jit_variant) {
   /* hprebn = embcat @ W1 + b1: one gemm with the bias, no product temporary */
   ck_assert(strstr(f, "bp_gemm_bias_f32(32, 64, 30, s->embcat, 0, s->W1, 0, s->b1, s->hprebn);"));
   ck_assert(strstr(f, "#define BP_KERNELS_DECLARE_ONLY") != NULL);
+  /* both stand alone: the kernels' per-type bodies are pasted in, twice, not included */
+  ck_assert(strstr(d, "#include \"") == NULL && strstr(f, "#include \"") == NULL);
+  const char *body = strstr(d, "/* kernels_gemm.h:");
+  ck_assert(body != NULL && strstr(body + 1, "/* kernels_gemm.h:") != NULL);
+  ck_assert(strstr(d, "#define BP_S f32\n") && strstr(d, "#define BP_S f64\n"));
 }
 END_TEST
 
@@ -257,9 +293,9 @@ static Suite *make_suite(void) {
   TCase *tc = tcase_create("emit");
   tcase_set_timeout(tc, 120);
   tcase_add_checked_fixture(tc, setup, teardown);
-  tcase_add_test(tc, gcc_compiles_every_spec);
+  tcase_add_loop_test(tc, every_compiler_builds_every_spec, 0, (int)(sizeof compilers / sizeof compilers[0]));
   tcase_add_test(tc, gcc_build_agrees_with_jit);
-  tcase_add_test(tc, gcc_build_of_a_layer);
+  tcase_add_loop_test(tc, every_compiler_builds_a_layer, 0, (int)(sizeof compilers / sizeof compilers[0]));
   tcase_add_test(tc, comments_and_line_directives);
   tcase_add_test(tc, dtype_and_jit_variant);
   tcase_add_test(tc, no_mutable_globals);

@@ -1,0 +1,177 @@
+/* kernels_bpm.h: the in-memory build's own loops (templates/model_kernels.h
+ * declares them) for one float type, compiled by gcc into bpgen.
+ * runtime/kernels.c includes it twice, with BP_S defined as f32, then f64: T
+ * is float or double, BP_(name) is name_f32 or name_f64 (kernels.h). */
+#include <string.h>
+#include <math.h>
+
+#define T BP_(BP_REAL)
+
+void BP_(bpm_bcast)(int op, int rank, const int *dims, const T *a, const int *sa,
+                    const T *b, const int *sb, T *out) {
+  int at[8] = {0};
+  long outer = 1, n = rank ? dims[rank - 1] : 1;
+  int la = rank ? sa[rank - 1] : 0, lb = rank ? sb[rank - 1] : 0;
+  for (int d = 0; d + 1 < rank; d++)
+    outer *= dims[d];
+  for (long o = 0; o < outer; o++, out += n) {
+    long ia = 0, ib = 0;
+    for (int d = 0; d + 1 < rank; d++)
+      ia += (long)at[d] * sa[d], ib += (long)at[d] * sb[d];
+    const T *pa = a + ia, *pb = b + ib;
+    switch (op * 4 + (la != 0) * 2 + (lb != 0)) {
+    case 0: for (long i = 0; i < n; i++) out[i] = pa[0] + pb[0]; break;
+    case 1: for (long i = 0; i < n; i++) out[i] = pa[0] + pb[i]; break;
+    case 2: for (long i = 0; i < n; i++) out[i] = pa[i] + pb[0]; break;
+    case 3: for (long i = 0; i < n; i++) out[i] = pa[i] + pb[i]; break;
+    case 4: for (long i = 0; i < n; i++) out[i] = pa[0] - pb[0]; break;
+    case 5: for (long i = 0; i < n; i++) out[i] = pa[0] - pb[i]; break;
+    case 6: for (long i = 0; i < n; i++) out[i] = pa[i] - pb[0]; break;
+    case 7: for (long i = 0; i < n; i++) out[i] = pa[i] - pb[i]; break;
+    case 8: for (long i = 0; i < n; i++) out[i] = pa[0] * pb[0]; break;
+    case 9: for (long i = 0; i < n; i++) out[i] = pa[0] * pb[i]; break;
+    case 10: for (long i = 0; i < n; i++) out[i] = pa[i] * pb[0]; break;
+    case 11: for (long i = 0; i < n; i++) out[i] = pa[i] * pb[i]; break;
+    case 12: for (long i = 0; i < n; i++) out[i] = pa[0] / pb[0]; break;
+    case 13: for (long i = 0; i < n; i++) out[i] = pa[0] / pb[i]; break;
+    case 14: for (long i = 0; i < n; i++) out[i] = pa[i] / pb[0]; break;
+    default: for (long i = 0; i < n; i++) out[i] = pa[i] / pb[i]; break;
+    }
+    for (int d = rank - 2; d >= 0 && ++at[d] == dims[d]; d--)
+      at[d] = 0;
+  }
+}
+void BP_(bpm_expand)(int rank, const int *dims, const T *a, const int *sa, T scale,
+                     T *out) {
+  int at[8] = {0};
+  long outer = 1, n = rank ? dims[rank - 1] : 1;
+  int la = rank ? sa[rank - 1] : 0;
+  for (int d = 0; d + 1 < rank; d++)
+    outer *= dims[d];
+  for (long o = 0; o < outer; o++, out += n) {
+    long ia = 0;
+    for (int d = 0; d + 1 < rank; d++)
+      ia += (long)at[d] * sa[d];
+    for (long i = 0; i < n; i++)
+      out[i] = scale == 1 ? a[ia + i * la] : scale * a[ia + i * la];
+    for (int d = rank - 2; d >= 0 && ++at[d] == dims[d]; d--)
+      at[d] = 0;
+  }
+}
+void BP_(bpm_bn_fwd)(int N, int D, const T *restrict x, const T *restrict gain,
+                     const T *restrict bias, double eps, double div,
+                     const T *restrict run_mean, const T *restrict run_var,
+                     T *restrict mean, T *restrict rstd, T *restrict xhat,
+                     T *restrict out, double *restrict acc1, double *restrict acc2) {
+  if (run_mean) {
+    for (int j = 0; j < D; j++) {
+      mean[j] = run_mean[j];
+      rstd[j] = (T)(1.0 / sqrt((double)run_var[j] + eps));
+    }
+  } else {
+    memset(acc1, 0, sizeof(double) * (size_t)D);
+    memset(acc2, 0, sizeof(double) * (size_t)D);
+    for (int i = 0; i < N; i++)
+      for (int j = 0; j < D; j++)
+        acc1[j] += x[(size_t)i * D + j];
+    for (int j = 0; j < D; j++)
+      mean[j] = (T)(acc1[j] / N);
+    for (int i = 0; i < N; i++)
+      for (int j = 0; j < D; j++) {
+        T d = x[(size_t)i * D + j] - mean[j];
+        acc2[j] += (double)d * d;
+      }
+    for (int j = 0; j < D; j++)
+      rstd[j] = (T)(1.0 / sqrt(acc2[j] / div + eps));
+  }
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < D; j++) {
+      T xh = (x[(size_t)i * D + j] - mean[j]) * rstd[j];
+      xhat[(size_t)i * D + j] = xh;
+      out[(size_t)i * D + j] = gain[j] * xh + bias[j];
+    }
+}
+void BP_(bpm_bn_bwd_x)(int N, int D, const T *restrict dy, const T *restrict xhat,
+                       const T *restrict gain, const T *restrict rstd, double c,
+                       double *restrict acc1, double *restrict acc2,
+                       T *restrict out) {
+  memset(acc1, 0, sizeof(double) * (size_t)D);
+  memset(acc2, 0, sizeof(double) * (size_t)D);
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < D; j++) {
+      acc1[j] += dy[(size_t)i * D + j];
+      acc2[j] += (double)dy[(size_t)i * D + j] * xhat[(size_t)i * D + j];
+    }
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < D; j++)
+      out[(size_t)i * D + j] = (T)((double)gain[j] * rstd[j] / N *
+                                   (N * (double)dy[(size_t)i * D + j] - acc1[j] -
+                                    c * xhat[(size_t)i * D + j] * acc2[j]));
+}
+void BP_(bpm_bn_bwd_gain)(int N, int D, const T *restrict dy,
+                          const T *restrict xhat, double *restrict acc,
+                          T *restrict out) {
+  memset(acc, 0, sizeof(double) * (size_t)D);
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < D; j++)
+      acc[j] += (double)dy[(size_t)i * D + j] * xhat[(size_t)i * D + j];
+  for (int j = 0; j < D; j++)
+    out[j] = (T)acc[j];
+}
+/* per column, in row order: bm = mean of the m rows, b2 = sum (x - bm)^2; blocks of 256
+ * columns, row-major walks (the same sums as a column at a time) */
+void BP_(bpm_bn_calib)(int m, int D, const T *restrict x, double *restrict n,
+                       double *restrict mean, double *restrict m2) {
+  if (m <= 0)
+    return;
+  double na = n[0], nt = na + m;
+  for (int j0 = 0; j0 < D; j0 += 256) {
+    int w = D - j0 < 256 ? D - j0 : 256;
+    double bm[256], b2[256];
+    for (int j = 0; j < w; j++)
+      bm[j] = 0, b2[j] = 0;
+    for (int i = 0; i < m; i++)
+      for (int j = 0; j < w; j++)
+        bm[j] += x[(size_t)i * D + j0 + j];
+    for (int j = 0; j < w; j++)
+      bm[j] /= m;
+    for (int i = 0; i < m; i++)
+      for (int j = 0; j < w; j++) {
+        double d = x[(size_t)i * D + j0 + j] - bm[j];
+        b2[j] += d * d;
+      }
+    for (int j = 0; j < w; j++) {
+      double delta = bm[j] - mean[j0 + j];
+      mean[j0 + j] += delta * m / nt;
+      m2[j0 + j] += b2[j] + delta * delta * na * m / nt;
+    }
+  }
+  n[0] = nt;
+}
+int BP_(bpm_gather)(int n, int R, int rows, const T *table, const int32_t *idx,
+                    T *out) {
+  int bad = 0;
+  for (int i = 0; i < n; i++) {
+    int32_t ix = idx[i];
+    if (ix < 0 || ix >= rows) {
+      bad++;
+      memset(out + (size_t)i * R, 0, sizeof(T) * (size_t)R);
+    } else {
+      memcpy(out + (size_t)i * R, table + (size_t)ix * R, sizeof(T) * (size_t)R);
+    }
+  }
+  return bad;
+}
+void BP_(bpm_gather_bwd)(int n, int R, int rows, const int32_t *idx, const T *dy,
+                         T *out) {
+  memset(out, 0, sizeof(T) * (size_t)rows * (size_t)R);
+  for (int i = 0; i < n; i++) {
+    int32_t ix = idx[i];
+    if (ix < 0 || ix >= rows)
+      continue;
+    for (int r = 0; r < R; r++)
+      out[(size_t)ix * R + r] += dy[(size_t)i * R + r];
+  }
+}
+
+#undef T
