@@ -66,6 +66,25 @@ test: deps-test build/san/check_bpgen build/san/bpgen bpgen
 	tests/driver.sh build/san/bpgen
 check: test
 
+# Line coverage of gen/ and runtime/ under the whole suite (gcov; not part of
+# `make test`): build/cov/coverage.txt lists each file's percentage and the
+# lines never run.
+COV_OBJS = $(LIB_SRCS:%.c=build/cov/%.o)
+build/cov/%.o: %.c gen/bpgen.h gen/backend.h gen/ops.h runtime/bp_runtime.h build/gen/templates.h build/gen/c_names.h $(wildcard runtime/*.h) | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -O0 --coverage -c -o $@ $<
+build/cov/bpgen: build/cov/gen/main.o $(COV_OBJS)
+	$(CC) $(CFLAGS) --coverage -o $@ $^ $(LIBS)
+build/cov/check_bpgen: $(TEST_SRCS) tests/tests.h $(COV_OBJS) | deps-test
+	$(CC) $(CFLAGS) -O0 --coverage -Itests -o $@ $(TEST_SRCS) $(COV_OBJS) $$(pkg-config --cflags --libs check) $(LIBS)
+coverage: build/cov/check_bpgen build/cov/bpgen bpgen
+	find build/cov -name '*.gcda' -delete
+	-build/cov/check_bpgen > build/cov/check.log 2>&1
+	-tests/driver.sh build/cov/bpgen > build/cov/driver.log 2>&1
+	scripts/coverage.sh build/cov > build/cov/coverage.txt
+	@head -40 build/cov/coverage.txt
+.PHONY: coverage
+
 # The main job: train the lecture's model on the default word list, Debian's
 # wamerican dictionary cut to lowercase a-z words (63,875 words), with the
 # lecture's Exercise 4 recipe: H = 200, 200,000 steps of batch 32, lr 0.1 then
