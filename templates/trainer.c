@@ -80,6 +80,11 @@
 #include <unistd.h>
 
 enum { TR_SPLITS = 3, TR_MAXSAMPLE = 200 };
+enum { TR_SCHED_STEP, TR_SCHED_COSINE, TR_SCHED_CONSTANT };   /* --lr-schedule */
+/* what the trainer feeds (Tr.mode): the lecture's contexts (X int[B,T], Y
+ * int[B]); makemore's sequences (X, Y int[B,T], a word a row); a token
+ * stream (X, Y int[B,T], windows of T+1 tokens); tensors from .npy files */
+enum { TR_CTX, TR_SEQ, TR_STREAM, TR_TENSOR };
 
 typedef struct TrOpts {
   const char *data;        /* --data FILE: words, one per line */
@@ -94,6 +99,16 @@ typedef struct TrOpts {
   long samples;            /* --samples N */
   double lr, wd, beta1, beta2, eps;
   int adamw, quiet, resume, lr_set;
+  int schedule;            /* --lr-schedule step|cosine|constant (TR_SCHED_*) */
+  long warmup;             /* --warmup N: linear warmup steps */
+  double lr_min;           /* --lr-min X: the cosine schedule's floor */
+  double clip;             /* --clip X: gradient clipping by global norm (0: none) */
+  double temperature;      /* --temperature X: sampling (default 1) */
+  long top_k;              /* --top-k K: sample among the K largest logits (0: all) */
+  long sample_len;         /* --sample-len N: tokens sampled from a stream model */
+  const char *text;        /* --text FILE: a character-level token stream */
+  const char *tokens[2];   /* --data-tokens / --val-tokens FILE.bin: llm.c token files */
+  int split_seed_set;
   uint64_t seed;
   uint32_t split_seed;     /* --split-seed N: Python random.seed for the shuffle (42) */
   const char *tfile[TR_SPLITS][2];  /* tensor data: --data-x/-y, --dev-x/-y, --test-x/-y */
@@ -125,6 +140,7 @@ typedef struct Tr {
   size_t nwords;
   TrSplit split[TR_SPLITS];
   int tensor;              /* tensor data (--data-x) rather than words */
+  int mode;                /* TR_CTX, TR_SEQ, TR_STREAM or TR_TENSOR */
   int nin;                 /* tensor data: inputs fed (1 or 2) */
   const BpTensor *tin[2];  /* tensor data: the inputs, in table order */
   size_t rowbytes[2];      /* tensor data: bytes of one example of each input */
@@ -182,7 +198,15 @@ static int tr_finite(double x) { return x == x && x - x == 0.0; }
 
 static const char tr_usage[] =
   "trainer options:\n"
-  "  --data FILE         words, one per line (a character model)\n"
+  "  --data FILE         words, one per line (a character model): the lecture's\n"
+  "                      contexts when the model's inputs are X int[B,T] and\n"
+  "                      Y int[B]; makemore's sequences (a word a row, Y -1\n"
+  "                      past its end) when both are int[B,T]\n"
+  "  --text FILE         a token stream (X, Y int[B,T]): the file's bytes, the\n"
+  "                      vocabulary its distinct bytes in order; the last 10%\n"
+  "                      is the dev split\n"
+  "  --data-tokens F.bin a token stream from llm.c's token file (uint16 tokens\n"
+  "  --val-tokens F.bin  after a 256-int32 header); --val-tokens the dev split\n"
   "  --data-x X.npy      or tensors: the training split of the model's first input\n"
   "  --data-y Y.npy      and of its second (inputs in the spec's order; each\n"
   "                      file's first axis is the example axis, the rest the\n"
@@ -190,13 +214,20 @@ static const char tr_usage[] =
   "  --dev-x/--dev-y F   the dev split (optional), as --data-x/--data-y\n"
   "  --test-x/--test-y F the test split (optional)\n"
   "  --steps N           training steps (default 200000, the lecture's)\n"
-  "  --lr X              learning rate (default 0.1 for sgd, 0.001 for adamw);\n"
-  "                      lr/10 from --decay-at N on (default: half of --steps)\n"
-  "  --optimizer sgd|adamw   (adamw: --beta1 0.9 --beta2 0.999 --eps 1e-8\n"
-  "                      --weight-decay 0, as llm.c's train_gpt2.c)\n"
+  "  --lr X              learning rate (default 0.1 for sgd, 0.001 for adamw)\n"
+  "  --lr-schedule S     step (default: lr/10 from --decay-at N on, default half\n"
+  "                      of --steps), cosine (down to --lr-min X, default 0,\n"
+  "                      at the last step) or constant\n"
+  "  --warmup N          linear warmup over the first N steps: lr*(i+1)/N\n"
+  "  --optimizer sgd|adamw   (adamw as torch.optim.AdamW: --beta1 0.9 --beta2\n"
+  "                      0.999 --eps 1e-8 --weight-decay 0 by default, as llm.c;\n"
+  "                      makemore: --lr 5e-4 --beta2 0.99 --weight-decay 0.01)\n"
+  "  --clip X            scale the gradients to global norm X when above it\n"
   "  --seed N            init (seed), batches (seed+2), samples (seed+10)\n"
   "  --split-seed N      shuffle of the words before the 80/10/10 split, as Python's\n"
-  "                      random.seed(N); random.shuffle(words) (default 42, the lecture's)\n"
+  "                      random.seed(N); random.shuffle(words) (default 42, the lecture's);\n"
+  "                      sequences: torch.manual_seed(N); torch.randperm (default\n"
+  "                      3407, makemore's), the last min(1000, 10%) words the test set\n"
   "  --eval-every N      dev loss every N steps (default 0: only at the end)\n"
   "  --print-every N     loss line every N steps (default min(10000, steps/10))\n"
   "  --log FILE          CSV step,loss,dev_loss of every step (see bpgen plot)\n"
@@ -204,6 +235,9 @@ static const char tr_usage[] =
   "  --load FILE         continue from a checkpoint\n"
   "  --resume            --load the --save file when it exists\n"
   "  --samples N         words sampled after training (default 20; words only)\n"
+  "  --sample-len N      tokens sampled from a stream model (default 200)\n"
+  "  --temperature X     sampling: logits / X (default 1)\n"
+  "  --top-k K           sampling: only the K most likely tokens (default 0: all)\n"
   "  --quiet             no progress or loss lines, only the results\n"
   "  --threads N         threads of the heavy kernels (default 1); results are\n"
   "                      bit-identical for every N\n";
@@ -247,14 +281,19 @@ static void tr_tensor_opts_check(Tr *tr) {
   int any = 0;
   for (int s = 0; s < TR_SPLITS; s++)
     any |= o->tfile[s][0] || o->tfile[s][1];
+  if (o->tokens[1] && !o->tokens[0])
+    tr_fail(tr, "--val-tokens needs --data-tokens (the training split)");
+  int nsrc = (o->data != NULL) + any + (o->text != NULL) + (o->tokens[0] != NULL);
+  if (nsrc > 1)
+    tr_fail(tr, "two kinds of data: give --data (words), --text or --data-tokens (a token "
+            "stream), or --data-x/--data-y (tensors), not both");
   if (!any) {
-    if (!o->data)
-      tr_fail(tr, "no data: give --data FILE (words, one per line) or --data-x X.npy "
-              "[--data-y Y.npy] (tensors)");
+    if (!o->data && !o->text && !o->tokens[0])
+      tr_fail(tr, "no data: give --data FILE (words, one per line), --text FILE or "
+              "--data-tokens FILE.bin (a token stream), or --data-x X.npy [--data-y Y.npy] "
+              "(tensors)");
     return;
   }
-  if (o->data)
-    tr_fail(tr, "give --data (words) or --data-x/--data-y (tensors), not both");
   for (int s = 0; s < TR_SPLITS; s++)
     if (o->tfile[s][1] && !o->tfile[s][0])
       tr_fail(tr, "%s-y needs %s-x too (the model's first input)", split[s], split[s]);
@@ -264,6 +303,7 @@ static void tr_tensor_opts_check(Tr *tr) {
   if (!o->tfile[0][0])
     tr_fail(tr, "no training data: give --data-x X.npy (and --data-y Y.npy)");
   tr->tensor = 1;
+  tr->mode = TR_TENSOR;
   if (o->samples_set && o->samples > 0)
     fprintf(stderr, "note: --samples ignored: sampling needs words (--data); tensor data "
             "has nothing to sample\n");
@@ -283,6 +323,8 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
   o->eps = 1e-8;
   o->seed = 2147483647u;
   o->split_seed = 42;
+  o->temperature = 1;
+  o->sample_len = 200;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -303,6 +345,29 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
       tr_fail(tr, "%s needs a value (see --help)", a);
     const char *v = argv[++i];
     if (strcmp(a, "--data") == 0) o->data = v;
+    else if (strcmp(a, "--text") == 0) o->text = v;
+    else if (strcmp(a, "--data-tokens") == 0) o->tokens[0] = v;
+    else if (strcmp(a, "--val-tokens") == 0) o->tokens[1] = v;
+    else if (strcmp(a, "--warmup") == 0) o->warmup = tr_long(tr, a, v, 0);
+    else if (strcmp(a, "--lr-min") == 0) o->lr_min = tr_double(tr, a, v);
+    else if (strcmp(a, "--clip") == 0) {
+      o->clip = tr_double(tr, a, v);
+      if (o->clip == 0)
+        tr_fail(tr, "--clip: 0 would zero every gradient; give a norm > 0");
+    }
+    else if (strcmp(a, "--temperature") == 0) {
+      o->temperature = tr_double(tr, a, v);
+      if (o->temperature == 0)
+        tr_fail(tr, "--temperature: 0 divides the logits by zero; give a value > 0");
+    }
+    else if (strcmp(a, "--top-k") == 0) o->top_k = tr_long(tr, a, v, 0);
+    else if (strcmp(a, "--sample-len") == 0) o->sample_len = tr_long(tr, a, v, 0);
+    else if (strcmp(a, "--lr-schedule") == 0) {
+      if (strcmp(v, "step") == 0) o->schedule = TR_SCHED_STEP;
+      else if (strcmp(v, "cosine") == 0) o->schedule = TR_SCHED_COSINE;
+      else if (strcmp(v, "constant") == 0) o->schedule = TR_SCHED_CONSTANT;
+      else tr_fail(tr, "--lr-schedule: '%s' is not step, cosine or constant", v);
+    }
     else if (strcmp(a, "--log") == 0) o->log = v;
     else if (strcmp(a, "--save") == 0) o->save = v;
     else if (strcmp(a, "--load") == 0) o->load = v;
@@ -331,6 +396,7 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
       if (n > 4294967295L)
         tr_fail(tr, "--split-seed: %ld is above 2^32-1", n);
       o->split_seed = (uint32_t)n;
+      o->split_seed_set = 1;
     }
     else if (strcmp(a, "--seed") == 0) {
       char *end;
@@ -354,6 +420,8 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
     tr_fail(tr, "--beta1 and --beta2 must be below 1");
   if (o->decay_at < 0)
     o->decay_at = o->steps / 2;
+  if (o->lr_min > o->lr && o->schedule == TR_SCHED_COSINE)
+    tr_fail(tr, "--lr-min %g is above --lr %g", o->lr_min, o->lr);
   if (o->print_every < 0) {
     o->print_every = o->steps / 10 < 10000 ? o->steps / 10 : 10000;
     if (o->print_every < 1)
@@ -819,23 +887,27 @@ static void tr_check_grads(Tr *tr) {
 
 /* ---- optimisers ------------------------------------------------------------- */
 
-/* AdamW as llm.c's train_gpt2.c: moments, bias correction with t = updates
- * done (from 1), decoupled weight decay. */
+/* AdamW as PyTorch's torch.optim.AdamW (its single-tensor loop, the CPU
+ * default), in its order of operations: decoupled weight decay on the old
+ * param, moments, bias correction with t = updates done (from 1):
+ *   p *= 1 - lr*wd;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g;
+ *   p += (-lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ * llm.c's train_gpt2.c writes the same update (wd 0 there) in another order. */
 #define TR_ADAMW(TYPE, SQRT)                                                           \
   do {                                                                               \
     TYPE *p = (TYPE *)((char *)tr->state + m->param_offset);                         \
     const TYPE *g = (const TYPE *)((const char *)tr->state + m->grad_offset);        \
     TYPE *mm = (TYPE *)tr->mom_m, *vv = (TYPE *)tr->mom_v;                           \
-    TYPE b1 = (TYPE)o->beta1, b2 = (TYPE)o->beta2, lrt = (TYPE)lr, eps = (TYPE)o->eps; \
-    TYPE wd = (TYPE)o->wd, c1 = (TYPE)b1c, c2 = (TYPE)b2c;                           \
+    TYPE b1 = (TYPE)o->beta1, b2 = (TYPE)o->beta2, eps = (TYPE)o->eps;               \
+    TYPE decay = (TYPE)(1 - lr * o->wd), step = (TYPE)(lr / b1c), c2 = (TYPE)sqrt(b2c); \
     for (size_t i = 0; i < m->nparam; i++) {                                         \
       TYPE gi = g[i];                                                                \
       TYPE mi = b1 * mm[i] + (1 - b1) * gi;                                          \
       TYPE vi = b2 * vv[i] + (1 - b2) * gi * gi;                                     \
       mm[i] = mi;                                                                    \
       vv[i] = vi;                                                                    \
-      TYPE mh = mi / c1, vh = vi / c2;                                               \
-      p[i] -= lrt * (mh / (SQRT(vh) + eps) + wd * p[i]);                             \
+      TYPE pi = p[i] * decay;                                                        \
+      p[i] = pi + (-step * mi) / (SQRT(vi) / c2 + eps);   /* addcdiv's order */        \
     }                                                                                \
   } while (0)
 
@@ -849,6 +921,54 @@ static void tr_adamw(Tr *tr, double lr) {
     TR_ADAMW(double, sqrt);
   else
     TR_ADAMW(float, sqrtf);
+}
+
+/* --clip X: every param's gradient scaled by min(1, X / (norm + 1e-6)), norm
+ * the 2-norm of all of them together, as torch.nn.utils.clip_grad_norm_
+ * (which multiplies by the clamped factor even when it is 1).  Returns the
+ * norm before clipping. */
+static double tr_clip_grads(Tr *tr, double maxnorm) {
+  const BpModel *m = tr->m;
+  char *g = (char *)tr->state + m->grad_offset;
+  double ss = 0;
+  if (m->dtype == BP_F64) {
+    for (size_t i = 0; i < m->nparam; i++)
+      ss += ((double *)g)[i] * ((double *)g)[i];
+  } else {
+    for (size_t i = 0; i < m->nparam; i++)
+      ss += (double)((float *)g)[i] * ((float *)g)[i];
+  }
+  double norm = sqrt(ss), c = maxnorm / (norm + 1e-6);
+  if (c < 1) {
+    if (m->dtype == BP_F64) {
+      for (size_t i = 0; i < m->nparam; i++)
+        ((double *)g)[i] *= c;
+    } else {
+      float cf = (float)c;
+      for (size_t i = 0; i < m->nparam; i++)
+        ((float *)g)[i] *= cf;
+    }
+  }
+  return norm;
+}
+
+/* The learning rate of step i (0-based) of o->steps: a linear warmup over the
+ * first --warmup W steps (lr*(i+1)/W), then --lr-schedule's: step (the
+ * lecture's: lr, lr/10 from --decay-at on), constant, or cosine (llm.c's:
+ * from lr down to --lr-min over the steps after the warmup,
+ * lr_min + (lr - lr_min) * (1 + cos(pi * (i - W) / (steps - W))) / 2). */
+static double tr_lr_at(const TrOpts *o, long i) {
+  if (i < o->warmup)
+    return o->lr * (double)(i + 1) / (double)o->warmup;
+  if (o->schedule == TR_SCHED_CONSTANT)
+    return o->lr;
+  if (o->schedule == TR_SCHED_STEP)
+    return i < o->decay_at ? o->lr : o->lr / 10;
+  double span = (double)(o->steps - o->warmup);
+  double r = span > 0 ? (double)(i - o->warmup) / span : 1;
+  if (r > 1)
+    r = 1;
+  return o->lr_min + 0.5 * (1 + cos(3.14159265358979323846 * r)) * (o->lr - o->lr_min);
 }
 
 /* ---- checkpoints: .npz ------------------------------------------------------ */
@@ -1779,7 +1899,9 @@ static void tr_train(Tr *tr) {
     tr_check_loss(tr, loss);
     m->backward(tr->state);
     tr_check_grads(tr);
-    double lr = i < o->decay_at ? o->lr : o->lr / 10;
+    if (o->clip > 0)
+      tr_clip_grads(tr, o->clip);
+    double lr = tr_lr_at(o, i);
     if (o->adamw)
       tr_adamw(tr, lr);
     else

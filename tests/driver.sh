@@ -366,5 +366,21 @@ if [ -x "$CHECK" ]; then
   t "train suite leaves nothing" 0 "" sh -c '[ -z "$(ls -A "$1")" ]' sh "$T/scratch"
 fi
 
+# ---- issue 13 (trainer side): optimiser, schedule, clipping, sequence data, sampling ----
+# AdamW + --clip + the cosine schedule against torch.optim.AdamW in f64 (1e-10),
+# when PyTorch is installed (tools/torch_adamw.py exits 2 without it)
+PY=/usr/bin/python3
+if [ -x "$PY" ] && "$PY" -c 'import torch, numpy' 2>/dev/null; then
+  t "AdamW, clip, cosine = PyTorch" 0 "torch_adamw: ok" \
+    "$PY" tools/torch_adamw.py --bpgen "$BPGEN" --spec-dir "$SPECS"
+else
+  echo "driver: skipped the PyTorch comparisons (no torch for $PY); the train suite checks the same formulas in C"
+fi
+t "run --help lists --clip" 0 "--clip X" $BPGEN run --help
+t "run --lr-schedule bad" 1 "--lr-schedule: 'linear' is not step, cosine or constant" \
+  $MQ --steps 5 --lr-schedule linear
+t "run --clip --warmup cosine" 0 "train loss" \
+  $MQ --steps 50 --optimizer adamw --clip 1 --lr-schedule cosine --warmup 5 --samples 0
+
 echo "driver: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -302,6 +302,130 @@ START_TEST(t_options) {
 }
 END_TEST
 
+/* The optimiser on hand-made f64 values, against a plain re-implementation of
+ * torch.optim.AdamW as its documentation writes the algorithm (decay the old
+ * param, moments, bias-corrected m/(sqrt(v)+eps)), of clip_grad_norm_ and of
+ * llm.c's cosine schedule; tools/torch_adamw.py (tests/driver.sh) checks the
+ * same against PyTorch itself when it is installed. */
+static const BpModel opt_model = {
+  .name = "opt", .dtype = BP_F64, .state_size = 8 * sizeof(double), .param_offset = 0,
+  .grad_offset = 4 * sizeof(double), .nparam = 4, .loss_index = -1, .logits_index = -1,
+};
+
+START_TEST(t_adamw_formula) {
+  static const double p0[4] = {0.5, -1.25, 2.0, 0.0}, g0[4] = {0.3, -2.0, 1e-3, 0.7};
+  double state[8], m[4] = {0}, v[4] = {0};
+  double rp[4], rm[4] = {0}, rv[4] = {0};
+  int nclipped = 0;
+  Tr tr;
+  memset(&tr, 0, sizeof tr);
+  tr.m = &opt_model;
+  tr.state = state;
+  tr.mom_m = m;
+  tr.mom_v = v;
+  tr.o.beta1 = 0.9, tr.o.beta2 = 0.99, tr.o.eps = 1e-8, tr.o.wd = 0.01;   /* makemore's */
+  tr.o.lr = 5e-4, tr.o.steps = 20, tr.o.warmup = 3, tr.o.lr_min = 5e-5;
+  tr.o.schedule = TR_SCHED_COSINE;
+  memcpy(state, p0, sizeof p0);
+  memcpy(rp, p0, sizeof p0);
+  for (int t = 1; t <= 6; t++) {
+    double g[4], lr = tr_lr_at(&tr.o, t - 1), clip = 4.5;
+    for (int i = 0; i < 4; i++)
+      g[i] = g0[i] * (1 + 0.3 * t) * (i == 1 && t > 3 ? -1 : 1);
+    memcpy(state + 4, g, sizeof g);
+    double norm = tr_clip_grads(&tr, clip);
+    double ss = 0;
+    for (int i = 0; i < 4; i++)
+      ss += g[i] * g[i];
+    ck_assert_double_eq_tol(norm, sqrt(ss), 1e-15);
+    double c = clip / (sqrt(ss) + 1e-6);
+    nclipped += c < 1;
+    for (int i = 0; i < 4; i++) {
+      if (c < 1)
+        g[i] *= c;
+      ck_assert_double_eq_tol(state[4 + i], g[i], 1e-15);
+    }
+    tr_adamw(&tr, lr);
+    ck_assert_int_eq((int)tr.adamw_t, t);
+    for (int i = 0; i < 4; i++) {
+      double p1 = rp[i] - lr * 0.01 * rp[i];
+      rm[i] = 0.9 * rm[i] + 0.1 * g[i];
+      rv[i] = 0.99 * rv[i] + 0.01 * g[i] * g[i];
+      double mh = rm[i] / (1 - pow(0.9, t)), vh = rv[i] / (1 - pow(0.99, t));
+      double want = p1 - lr * mh / (sqrt(vh) + 1e-8);
+      if (t == 1)   /* m^ = g, v^ = g^2: the first step moves lr*g/(|g|+eps) */
+        ck_assert_double_eq_tol(want, rp[i] * (1 - lr * 0.01) - lr * g[i] / (fabs(g[i]) + 1e-8),
+                                1e-15);
+      rp[i] = want;
+      ck_assert_msg(fabs(state[i] - want) <= 1e-13 * fabs(want) + 1e-300,
+                    "step %d param %d: %.17g vs %.17g", t, i, state[i], want);
+      ck_assert_double_eq_tol(m[i], rm[i], 1e-15);
+    }
+  }
+  ck_assert_int_eq(nclipped, 3);   /* norms 2.8 .. 6.0: steps 4, 5, 6 clipped to 4.5 */
+}
+END_TEST
+
+START_TEST(t_lr_schedule) {
+  TrOpts o;
+  memset(&o, 0, sizeof o);
+  o.lr = 1, o.steps = 110, o.warmup = 10, o.lr_min = 0.1, o.decay_at = 50;
+  static const struct { int sched; long i; double want; } cases[] = {
+    {TR_SCHED_COSINE, 0, 0.1},          /* warmup: lr*(i+1)/W */
+    {TR_SCHED_COSINE, 4, 0.5},
+    {TR_SCHED_COSINE, 9, 1.0},
+    {TR_SCHED_COSINE, 10, 1.0},         /* cosine from lr ... */
+    {TR_SCHED_COSINE, 60, 0.55},        /* ... half way: (lr + lr_min) / 2 ... */
+    {TR_SCHED_COSINE, 35, 0.1 + 0.9 * (1 + cos(M_PI / 4)) / 2},
+    {TR_SCHED_COSINE, 109, 0.1 + 0.9 * (1 + cos(M_PI * 0.99)) / 2},
+    {TR_SCHED_COSINE, 110, 0.1},        /* ... to lr_min after the last step */
+    {TR_SCHED_STEP, 5, 0.6},            /* warmup applies to every schedule */
+    {TR_SCHED_STEP, 49, 1.0},
+    {TR_SCHED_STEP, 50, 0.1},
+    {TR_SCHED_CONSTANT, 100, 1.0},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    o.schedule = cases[k].sched;
+    double got = tr_lr_at(&o, cases[k].i);
+    ck_assert_msg(fabs(got - cases[k].want) < 1e-15, "schedule %d step %ld: %.17g, want %.17g",
+                  cases[k].sched, cases[k].i, got, cases[k].want);
+  }
+}
+END_TEST
+
+/* --clip, --lr-schedule and --warmup reach the training loop. */
+START_TEST(t_schedule_options) {
+  const char *base, *clip, *cos;
+  ck_assert_int_eq(run(&base, "--data", fixture_words(), "--steps", "50", "--lr", "1",
+                       "--samples", "0", "--quiet", NULL), 0);
+  ck_assert_int_eq(run(&clip, "--data", fixture_words(), "--steps", "50", "--lr", "1",
+                       "--clip", "0.01", "--samples", "0", "--quiet", NULL), 0);
+  ck_assert_int_eq(run(&cos, "--data", fixture_words(), "--steps", "50", "--lr", "1",
+                       "--lr-schedule", "cosine", "--warmup", "5", "--samples", "0", "--quiet",
+                       NULL), 0);
+  double lb = atof(strstr(base, "train loss ") + 11), lc = atof(strstr(clip, "train loss ") + 11);
+  double lz = atof(strstr(cos, "train loss ") + 11);
+  /* clipped to norm 0.01, 50 steps of lr 1 move the params by 0.5 at most */
+  ck_assert_msg(lc > lb + 0.05, "clip: %g vs %g", lc, lb);
+  ck_assert_msg(lz != lb, "cosine: %g vs %g", lz, lb);
+  static const struct { const char *a, *b, *err; } bad[] = {
+    {"--lr-schedule", "linear", "--lr-schedule: 'linear' is not step, cosine or constant"},
+    {"--clip", "0", "--clip: 0 would zero every gradient"},
+    {"--clip", "-1", "--clip: '-1' is not a finite number >= 0"},
+    {"--warmup", "x", "--warmup: 'x' is not a whole number"},
+    {"--temperature", "0", "--temperature: 0 divides"},
+    {"--top-k", "-2", "--top-k: '-2' is not a whole number"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ck_assert_int_eq(run(NULL, "--data", fixture_words(), bad[i].a, bad[i].b, NULL), 1);
+    ck_assert_msg(strstr(tr_errbuf, bad[i].err), "%s", tr_errbuf);
+  }
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--lr-schedule", "cosine", "--lr", "0.1",
+                       "--lr-min", "0.2", NULL), 1);
+  ck_assert_msg(strstr(tr_errbuf, "--lr-min 0.2 is above --lr 0.1"), "%s", tr_errbuf);
+}
+END_TEST
+
 /* Resuming from a checkpoint gives the same per-step losses, bit for bit,
  * as one uninterrupted run (sgd and adamw). */
 START_TEST(t_resume_bitexact) {
@@ -974,6 +1098,9 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, t_train_learns);
   tcase_add_test(tc, t_adamw_learns);
   tcase_add_test(tc, t_options);
+  tcase_add_test(tc, t_adamw_formula);
+  tcase_add_test(tc, t_lr_schedule);
+  tcase_add_test(tc, t_schedule_options);
   tcase_add_test(tc, t_resume_bitexact);
   tcase_add_test(tc, t_checkpoint_roundtrip);
   tcase_add_test(tc, t_checkpoint_corrupt);
