@@ -116,6 +116,7 @@ typedef struct TrOpts {
 } TrOpts;
 
 typedef struct TrWord { const char *s; size_t len; } TrWord;
+typedef struct TrMt { uint32_t s[624]; int i; } TrMt;   /* MT19937 (tr_mt_next) */
 
 typedef struct TrSplit {
   uint8_t *x;              /* [n, T] contexts (indices < 95: printable ASCII and '.') */
@@ -123,6 +124,10 @@ typedef struct TrSplit {
                             * to fault in before the first step */
   size_t n, nwords;
   unsigned char *td[2];    /* tensor data: n rows of each input, rowbytes[k] each */
+  int8_t *sx, *sy;         /* sequences: [n, T] inputs and targets (-1: ignored) */
+  uint16_t *tok;           /* stream: ntok tokens; n = (ntok-1)/(B*T) windows of B*T+1 */
+  size_t ntok;
+  const char *file;        /* stream: the file the tokens came from */
 } TrSplit;
 
 typedef struct Tr {
@@ -159,6 +164,13 @@ typedef struct Tr {
   unsigned char *ckbuf;    /* checkpoint being read */
   unsigned char *membuf;   /* one entry being written */
   double *probs;
+  unsigned char *tokbuf;   /* stream: the file being read */
+  uint32_t *perm;          /* stream: this epoch's window order (llm.c's shuffle) */
+  long perm_epoch;         /* the epoch perm holds (when perm_epoch_set) */
+  int perm_epoch_set;
+  TrMt perm_mt;            /* stream: llm.c's shuffle generator (seed 42) */
+  int32_t *samp;           /* sampling: the sequences being generated */
+  const TrWord **seqorder; /* sequences: the words in randperm order */
   int tty;
   double t0;               /* training start */
   long first_step;
@@ -193,6 +205,12 @@ static double tr_now(void) {
 }
 
 static int tr_finite(double x) { return x == x && x - x == 0.0; }
+
+/* little-endian fields of zip, .npy and token-file headers */
+static void tr_put16(unsigned char *p, unsigned v) { p[0] = v & 0xFF; p[1] = (v >> 8) & 0xFF; }
+static void tr_put32(unsigned char *p, uint32_t v) { tr_put16(p, v & 0xFFFF); tr_put16(p + 2, v >> 16); }
+static unsigned tr_get16(const unsigned char *p) { return p[0] | (unsigned)p[1] << 8; }
+static uint32_t tr_get32(const unsigned char *p) { return tr_get16(p) | (uint32_t)tr_get16(p + 2) << 16; }
 
 /* ---- options ----------------------------------------------------------------- */
 
@@ -492,41 +510,73 @@ static void tr_find_inputs(Tr *tr) {
   }
 }
 
-/* X: the int input [B,T]; Y: the int input [B]; logits [B,V]. */
+/* The lecture's contexts: X the int input [B,T], Y the int input [B],
+ * logits [B,V].  Sequences and streams: X and Y the model's two int[B,T]
+ * inputs in the spec's order, logits [B,T,V] (or [B*T,V]: the same memory). */
 static void tr_find_tensors(Tr *tr) {
   const BpModel *m = tr->m;
   if (tr->tensor) {
     tr_find_inputs(tr);
     return;
   }
+  const BpTensor *in[2] = {NULL, NULL};
+  int nin = 0;
   for (int i = 0; i < m->ntensors; i++) {
     const BpTensor *t = &m->tensors[i];
     if (t->kind != BP_INPUT)
       continue;
     if (t->dtype != BP_I32)
       tr_fail(tr, "model %s: input %s is not int: the words trainer feeds only int[B,T] "
-              "contexts and int[B] targets", m->name, t->name);
-    if (t->rank == 2 && !tr->tx)
-      tr->tx = t;
-    else if (t->rank == 1 && !tr->ty)
-      tr->ty = t;
-    else
-      tr_fail(tr, "model %s: input %s: expected one int[B,T] input and one int[B] input",
-              m->name, t->name);
+              "contexts and int[B] or int[B,T] targets", m->name, t->name);
+    if (nin == 2 || (t->rank != 1 && t->rank != 2))
+      tr_fail(tr, "model %s: input %s: expected one int[B,T] input and one int[B] or "
+              "int[B,T] input", m->name, t->name);
+    in[nin++] = t;
+  }
+  int seq = nin == 2 && in[0]->rank == 2 && in[1]->rank == 2;
+  if (seq) {
+    tr->tx = in[0];
+    tr->ty = in[1];
+  } else {
+    for (int k = 0; k < nin; k++) {
+      if (in[k]->rank == 2 && !tr->tx)
+        tr->tx = in[k];
+      else if (in[k]->rank == 1 && !tr->ty)
+        tr->ty = in[k];
+    }
   }
   if (!tr->tx || !tr->ty)
-    tr_fail(tr, "model %s: the words trainer needs inputs X : int[B,T] and Y : int[B]", m->name);
+    tr_fail(tr, "model %s: the words trainer needs inputs X : int[B,T] and Y : int[B] (the "
+            "lecture's contexts) or X, Y : int[B,T] (sequences)", m->name);
   tr->B = tr->tx->dims[0];
   tr->T = tr->tx->dims[1];
   if (tr->ty->dims[0] != tr->B)
     tr_fail(tr, "model %s: %s has %d rows but %s has %d", m->name, tr->tx->name, tr->B,
             tr->ty->name, tr->ty->dims[0]);
+  if (seq && tr->ty->dims[1] != tr->T)
+    tr_fail(tr, "model %s: %s is [%d, %d] but %s is [%d, %d]: sequence targets have the "
+            "inputs' shape", m->name, tr->ty->name, tr->B, tr->ty->dims[1], tr->tx->name,
+            tr->B, tr->T);
+  if ((tr->o.text || tr->o.tokens[0]) && !seq)
+    tr_fail(tr, "model %s: a token stream (%s) needs inputs X, Y : int[B,T] (targets at "
+            "every position); %s is int[%d]", m->name, tr->o.text ? "--text" : "--data-tokens",
+            tr->ty->name, tr->ty->dims[0]);
+  tr->mode = !seq ? TR_CTX : tr->o.data ? TR_SEQ : TR_STREAM;
   if (m->logits_index < 0)
     tr_fail(tr, "model %s: no logits tensor (cross_entropy's input) to sample from", m->name);
   tr->tlogits = &m->tensors[m->logits_index];
-  if (tr->tlogits->rank != 2 || tr->tlogits->dims[0] != tr->B)
-    tr_fail(tr, "model %s: logits %s should be [B,V]", m->name, tr->tlogits->name);
-  tr->V = tr->tlogits->dims[1];
+  const BpTensor *l = tr->tlogits;
+  if (!seq) {
+    if (l->rank != 2 || l->dims[0] != tr->B)
+      tr_fail(tr, "model %s: logits %s should be [B,V]", m->name, l->name);
+    tr->V = l->dims[1];
+  } else {
+    if (!(l->rank == 3 && l->dims[0] == tr->B && l->dims[1] == tr->T) &&
+        !(l->rank == 2 && l->dims[0] == tr->B * tr->T))
+      tr_fail(tr, "model %s: logits %s should be [B,T,V] (or [B*T,V]) for sequences", m->name,
+              l->name);
+    tr->V = l->dims[l->rank - 1];
+  }
   tr->esize = m->dtype == BP_F64 ? sizeof(double) : sizeof(float);
 }
 
@@ -663,7 +713,6 @@ static void tr_build_split(Tr *tr, TrSplit *s, const TrWord *w, size_t nw) {
  * the one key n; shuffle draws j = _randbelow(i + 1) for i from n-1 down to 1,
  * and _randbelow(m) takes k = bit_length(m) bits (getrandbits: the top k bits
  * of one 32-bit output), drawing again while the result is >= m. */
-typedef struct TrMt { uint32_t s[624]; int i; } TrMt;
 
 static void tr_mt_seed(TrMt *mt, uint32_t key) {
   uint32_t *s = mt->s;
@@ -737,6 +786,197 @@ static void tr_load_data(Tr *tr) {
             tr->tlogits->name, tr->V, tr->nvocab);
 }
 
+/* MT19937 seeded as PyTorch's CPU generator (torch.manual_seed(n), n < 2^32)
+ * and llm.c's manual_seed: init_genrand, the plain recurrence, no key array. */
+static void tr_mt_init(TrMt *mt, uint32_t seed) {
+  mt->s[0] = seed;
+  for (int i = 1; i < 624; i++)
+    mt->s[i] = 1812433253u * (mt->s[i - 1] ^ (mt->s[i - 1] >> 30)) + (uint32_t)i;
+  mt->i = 624;
+}
+
+/* torch.randperm(n) on the CPU after torch.manual_seed(seed), for n below
+ * 2^32/20 (ATen's randperm_cpu: for i < n-1, z = random() % (n-i), swap
+ * r[i] and r[i+z]); makemore.py's split is the first draw after its seed. */
+static void tr_torch_randperm(size_t *r, size_t n, uint32_t seed) {
+  TrMt mt;
+  tr_mt_init(&mt, seed);
+  for (size_t i = 0; i < n; i++)
+    r[i] = i;
+  for (size_t i = 0; i + 1 < n; i++) {
+    size_t z = (size_t)(tr_mt_next(&mt) % (uint32_t)(n - i));
+    size_t t = r[i];
+    r[i] = r[z + i];
+    r[z + i] = t;
+  }
+}
+
+/* makemore's rows: x = [0, w1..wn, 0...], y = [w1..wn, 0, -1...] over T. */
+static void tr_build_seq(Tr *tr, TrSplit *s, const TrWord *const *w, size_t nw) {
+  int T = tr->T;
+  s->n = s->nwords = nw;
+  s->sx = tr_alloc(tr, nw * (size_t)T);
+  s->sy = tr_alloc(tr, nw * (size_t)T);
+  for (size_t i = 0; i < nw; i++) {
+    int8_t *x = s->sx + i * (size_t)T, *y = s->sy + i * (size_t)T;
+    int len = (int)w[i]->len;
+    for (int t = 0; t < T; t++) {
+      int c = t < len ? tr->stoi[(unsigned char)w[i]->s[t]] : 0;
+      x[t] = (int8_t)(t == 0 ? 0 : t <= len ? tr->stoi[(unsigned char)w[i]->s[t - 1]] : 0);
+      y[t] = (int8_t)(t < len ? c : t == len ? 0 : -1);
+    }
+  }
+}
+
+/* makemore's data: the words of --data, their vocabulary as the lecture's,
+ * split as makemore.py does: rp = torch.randperm(n) after
+ * torch.manual_seed(--split-seed, default 3407); the last min(1000, int(n *
+ * 0.1)) words of rp are the test set (split 1), the others in rp's order the
+ * training set. */
+static void tr_load_seq(Tr *tr) {
+  const char *path = tr->o.data;
+  if (!tr->o.split_seed_set)
+    tr->o.split_seed = 3407;
+  tr_read_words(tr, path);
+  tr_vocab(tr);
+  size_t n = tr->nwords, longest = 0;
+  for (size_t i = 0; i < n; i++)
+    if (tr->words[i].len > tr->words[longest].len)
+      longest = i;
+  int maxlen = (int)tr->words[longest].len;
+  if (maxlen + 1 > tr->T)
+    tr_fail(tr, "%s: the longest word (%.*s, %d characters) needs sequences of %d tokens (a "
+            "start token and the word) but the model's %s has T = %d: use -D T=%d", path,
+            maxlen > 40 ? 40 : maxlen, tr->words[longest].s, maxlen, maxlen + 1, tr->tx->name,
+            tr->T, maxlen + 1);
+  if (tr->nvocab != tr->V)
+    tr_fail(tr, "%s has a vocabulary of %d ('.' and %d characters) but the model's %s "
+            "have V = %d: use -D V=%d", path, tr->nvocab, tr->nvocab - 1, tr->tlogits->name,
+            tr->V, tr->nvocab);
+  if (tr->nvocab > 127)
+    tr_fail(tr, "%s: a vocabulary of %d is above 127", path, tr->nvocab);
+  size_t ntest = (size_t)((double)n * 0.1);
+  if (ntest > 1000)
+    ntest = 1000;
+  if (n - ntest == 0)
+    tr_fail(tr, "%s: %lu word%s: too few for a training split", path, (unsigned long)n,
+            n == 1 ? "" : "s");
+  size_t *rp = tr_alloc(tr, n * sizeof *rp);
+  const TrWord **order = tr_alloc(tr, n * sizeof *order);
+  tr_torch_randperm(rp, n, tr->o.split_seed);
+  for (size_t i = 0; i < n; i++)
+    order[i] = &tr->words[rp[i]];
+  free(rp);
+  tr->seqorder = order;
+  tr_build_seq(tr, &tr->split[0], order, n - ntest);
+  tr_build_seq(tr, &tr->split[1], order + (n - ntest), ntest);
+}
+
+/* llm.c's token file (dev/data/data_common.py write_datafile): 256 int32
+ * (magic 20240520, version 1, token count, the rest 0) then the tokens as
+ * uint16, the file exactly that long.  Every token must be below V. */
+static void tr_read_tokens(Tr *tr, TrSplit *s, const char *path) {
+  size_t len;
+  tr_slurp(tr, path, &tr->tokbuf, &len);
+  const unsigned char *b = tr->tokbuf;
+  if (len < 1024)
+    tr_fail(tr, "%s: %lu bytes: too short for llm.c's token file header (256 int32)", path,
+            (unsigned long)len);
+  int32_t h[3];
+  for (int i = 0; i < 3; i++)
+    h[i] = (int32_t)tr_get32(b + 4 * i);
+  if (h[0] != 20240520)
+    tr_fail(tr, "%s: bad magic %ld: not an llm.c token file (its header starts with "
+            "20240520)%s", path, (long)h[0], h[0] == 20240326 ? "; this is a model checkpoint" : "");
+  if (h[1] != 1)
+    tr_fail(tr, "%s: token file version %ld: only version 1 (uint16 tokens) is read", path,
+            (long)h[1]);
+  if (h[2] <= 0)
+    tr_fail(tr, "%s: the header says %ld tokens", path, (long)h[2]);
+  size_t ntok = (size_t)h[2];
+  if (len != 1024 + 2 * ntok)
+    tr_fail(tr, "%s: the header says %lu tokens (%lu bytes) but the file has %lu bytes after "
+            "it", path, (unsigned long)ntok, (unsigned long)(2 * ntok),
+            (unsigned long)(len - 1024));
+  s->tok = tr_alloc(tr, ntok * sizeof(uint16_t));
+  for (size_t i = 0; i < ntok; i++) {
+    unsigned v = tr_get16(b + 1024 + 2 * i);
+    if ((int)v >= tr->V)
+      tr_fail(tr, "%s: token %lu is %u, beyond the model's vocabulary (%s has V = %d)", path,
+              (unsigned long)i, v, tr->tlogits->name, tr->V);
+    s->tok[i] = (uint16_t)v;
+  }
+  s->ntok = ntok;
+  s->file = path;
+  free(tr->tokbuf);
+  tr->tokbuf = NULL;
+}
+
+/* A stream split's windows: B*T+1 tokens each (B rows of T+1 overlapping by
+ * one, as llm.c's dataloader reads them), advancing by B*T.  Too few tokens
+ * for one is an error for `required` splits. */
+static void tr_stream_windows(Tr *tr, TrSplit *s, const char *what, int required) {
+  size_t bt = (size_t)tr->B * (size_t)tr->T;
+  s->n = s->ntok > bt ? (s->ntok - 1) / bt : 0;
+  if (s->n == 0 && required)
+    tr_fail(tr, "%s: %lu token%s, fewer than one batch needs: B*T+1 = %lu (B = %d rows of "
+            "T+1 = %d tokens)%s", what, (unsigned long)s->ntok, s->ntok == 1 ? "" : "s",
+            (unsigned long)(bt + 1), tr->B, tr->T + 1, s->ntok < (size_t)tr->T + 1 ?
+            "; not even one row of T+1" : "");
+}
+
+/* A token stream: --text FILE (its bytes; the vocabulary its distinct bytes in
+ * order, token i the i-th smallest; the first 90% of the tokens train, the
+ * rest dev) or --data-tokens FILE.bin [--val-tokens FILE.bin]. */
+static void tr_load_stream(Tr *tr) {
+  const TrOpts *o = &tr->o;
+  if (o->text) {
+    size_t len;
+    tr_slurp(tr, o->text, &tr->text, &len);
+    int seen[256] = {0};
+    for (size_t i = 0; i < len; i++)
+      seen[tr->text[i]] = 1;
+    for (int c = 0; c < 256; c++)
+      tr->stoi[c] = -1;
+    tr->nvocab = 0;
+    for (int c = 0; c < 256; c++)
+      if (seen[c]) {
+        tr->stoi[c] = tr->nvocab;
+        tr->itos[tr->nvocab++] = (char)c;
+      }
+    if (len == 0)
+      tr_fail(tr, "%s: empty file", o->text);
+    if (tr->nvocab != tr->V)
+      tr_fail(tr, "%s has %d distinct bytes but the model's %s have V = %d: use -D V=%d",
+              o->text, tr->nvocab, tr->tlogits->name, tr->V, tr->nvocab);
+    size_t ntrain = len - len / 10;
+    for (int k = 0; k < 2; k++) {
+      TrSplit *s = &tr->split[k];
+      size_t from = k ? ntrain : 0, to = k ? len : ntrain;
+      s->ntok = to - from;
+      s->tok = tr_alloc(tr, (s->ntok ? s->ntok : 1) * sizeof(uint16_t));
+      for (size_t i = from; i < to; i++)
+        s->tok[i - from] = (uint16_t)tr->stoi[tr->text[i]];
+      s->file = o->text;
+    }
+    free(tr->text);
+    tr->text = NULL;
+    char what[4200];
+    snprintf(what, sizeof what, "%s (the first 90%% of its bytes)", o->text);
+    tr_stream_windows(tr, &tr->split[0], what, 1);
+    tr_stream_windows(tr, &tr->split[1], o->text, 0);
+    if (tr->split[1].n == 0 && !o->quiet)
+      fprintf(stderr, "note: %s: its last 10%% (%lu bytes) is shorter than one batch: no dev "
+              "loss\n", o->text, (unsigned long)tr->split[1].ntok);
+    return;
+  }
+  for (int k = 0; k < 2; k++)
+    if (o->tokens[k]) {
+      tr_read_tokens(tr, &tr->split[k], o->tokens[k]);
+      tr_stream_windows(tr, &tr->split[k], o->tokens[k], 1);
+    }
+}
+
 /* Tensor data: rows idx[0..B-1] of split s into the model's inputs. */
 static void tr_set_rows_tensor(Tr *tr, const TrSplit *s, const size_t *idx) {
   for (int k = 0; k < tr->nin; k++) {
@@ -744,6 +984,22 @@ static void tr_set_rows_tensor(Tr *tr, const TrSplit *s, const size_t *idx) {
     unsigned char *dst = (unsigned char *)tr->state + tr->tin[k]->offset;
     for (int b = 0; b < tr->B; b++)
       memcpy(dst + (size_t)b * rb, s->td[k] + idx[b] * rb, rb);
+  }
+}
+
+enum { TR_PAD = -1 };   /* a sequence row index: a padding row (x 0, y -1: no valid position) */
+
+/* Window w of stream split s into X and Y: tokens w*B*T .. w*B*T+B*T, X row
+ * b the B*T tokens from b*T on, Y the same shifted by one (llm.c's
+ * dataloader_load_batch). */
+static void tr_set_window(Tr *tr, const TrSplit *s, size_t w) {
+  int32_t *X = (int32_t *)((char *)tr->state + tr->tx->offset);
+  int32_t *Y = (int32_t *)((char *)tr->state + tr->ty->offset);
+  size_t bt = (size_t)tr->B * (size_t)tr->T;
+  const uint16_t *p = s->tok + w * bt;
+  for (size_t i = 0; i < bt; i++) {
+    X[i] = p[i];
+    Y[i] = p[i + 1];
   }
 }
 
@@ -755,6 +1011,21 @@ static void tr_set_rows(Tr *tr, const TrSplit *s, const size_t *idx) {
   }
   int32_t *X = (int32_t *)((char *)tr->state + tr->tx->offset);
   int32_t *Y = (int32_t *)((char *)tr->state + tr->ty->offset);
+  if (tr->mode == TR_SEQ) {
+    size_t T = (size_t)tr->T;
+    for (int b = 0; b < tr->B; b++) {
+      int32_t *xr = X + (size_t)b * T, *yr = Y + (size_t)b * T;
+      if (idx[b] == (size_t)TR_PAD) {
+        for (size_t t = 0; t < T; t++)
+          xr[t] = 0, yr[t] = -1;
+        continue;
+      }
+      const int8_t *sx = s->sx + idx[b] * T, *sy = s->sy + idx[b] * T;
+      for (size_t t = 0; t < T; t++)
+        xr[t] = sx[t], yr[t] = sy[t];
+    }
+    return;
+  }
   for (int b = 0; b < tr->B; b++) {
     const uint8_t *xr = s->x + idx[b] * tr->T;
     for (int t = 0; t < tr->T; t++)
@@ -763,8 +1034,11 @@ static void tr_set_rows(Tr *tr, const TrSplit *s, const size_t *idx) {
   }
 }
 
-/* Rows first..first+k-1 of s, the rest of the batch copies of row `fill`. */
+/* Rows first..first+k-1 of s, the rest of the batch copies of row `fill`
+ * (sequences: padding rows, which hold no valid position). */
 static void tr_set_range(Tr *tr, const TrSplit *s, size_t first, int k, size_t fill) {
+  if (tr->mode == TR_SEQ)
+    fill = (size_t)TR_PAD;
   for (int b = 0; b < tr->B; b++)
     tr->idx[b] = b < k ? first + (size_t)b : fill;
   tr_set_rows(tr, s, tr->idx);
@@ -774,9 +1048,13 @@ static void tr_set_range(Tr *tr, const TrSplit *s, size_t first, int k, size_t f
  * mean of B independent row losses, so a last partial batch of k rows is
  * padded with copies of its first row r and corrected by a batch of B r's:
  * sum = B*L(partial) - (B-k)*L(r). */
+static double tr_split_loss_seq(Tr *tr, const TrSplit *s);
+
 static double tr_split_loss(Tr *tr, const TrSplit *s) {
   if (s->n == 0)
     return NAN;
+  if (tr->mode == TR_SEQ || tr->mode == TR_STREAM)
+    return tr_split_loss_seq(tr, s);
   size_t B = (size_t)tr->B, i = 0;
   double sum = 0;
   for (; i + B <= s->n; i += B) {
@@ -792,6 +1070,62 @@ static double tr_split_loss(Tr *tr, const TrSplit *s) {
     sum += (double)B * lp - (double)(B - (size_t)k) * lr;
   }
   return sum / (double)s->n;
+}
+
+/* Positions of the batch in the model's Y whose target is not -1. */
+static size_t tr_valid_count(const Tr *tr) {
+  const int32_t *Y = (const int32_t *)((const char *)tr->state + tr->ty->offset);
+  size_t n = 0;
+  for (size_t i = 0; i < tr->ty->numel; i++)
+    n += Y[i] != -1;
+  return n;
+}
+
+/* The mean loss over every valid position of a sequence or stream split, in
+ * eval mode.  The contract assumed of the model (tr_check_ignore tests it):
+ * its loss is the mean over the batch's valid positions (targets not -1:
+ * cross-entropy with ignore_index = -1, PyTorch's mean reduction).  A batch
+ * of c valid positions then weighs c: the split's loss is sum(c_k L_k) /
+ * sum(c_k), exact however the counts differ between batches (the last
+ * sequence batch is filled with padding rows, which count 0). */
+static double tr_split_loss_seq(Tr *tr, const TrSplit *s) {
+  size_t B = (size_t)tr->B;
+  double sum = 0, cnt = 0;
+  for (size_t i = 0; i < s->n; i += tr->mode == TR_SEQ ? B : 1) {
+    if (tr->mode == TR_SEQ)
+      tr_set_range(tr, s, i, s->n - i < B ? (int)(s->n - i) : (int)B, 0);
+    else
+      tr_set_window(tr, s, i);
+    size_t c = tr_valid_count(tr);
+    double l = tr->m->forward_eval(tr->state);
+    if (c > 0) {
+      sum += (double)c * l;
+      cnt += (double)c;
+    }
+  }
+  return cnt > 0 ? sum / cnt : NAN;
+}
+
+/* Sequences: the model must ignore targets of -1 and average over the valid
+ * positions (tr_split_loss_seq's contract).  One word with the rest of the
+ * batch padding, and the batch of B copies of it, must give the same loss. */
+static void tr_check_ignore(Tr *tr) {
+  const TrSplit *s = &tr->split[0];
+  tr_set_range(tr, s, 0, 1, 0);
+  double l1 = tr->m->forward_eval(tr->state);
+  for (int b = 0; b < tr->B; b++)
+    tr->idx[b] = 0;
+  tr_set_rows(tr, s, tr->idx);
+  double lb = tr->m->forward_eval(tr->state);
+  if (l1 != l1 && lb == lb)
+    tr_fail(tr, "model %s: its loss is NaN on a batch with ignored targets (-1 past each "
+            "word's end) and finite without them: sequences need a cross-entropy that ignores "
+            "-1 (ignore_index)", tr->m->name);
+  double tol = tr->m->dtype == BP_F64 ? 1e-9 : 1e-4;
+  if (l1 == l1 && lb == lb && fabs(l1 - lb) > tol * (fabs(lb) > 1 ? fabs(lb) : 1))
+    tr_fail(tr, "model %s: its loss is %.6g on one word padded with ignored rows but %.6g on %d "
+            "copies of it: sequences need the loss to be the mean over the valid positions "
+            "(targets not -1)", tr->m->name, l1, lb, tr->B);
 }
 
 static int tr_has_stats(const Tr *tr) {
@@ -810,7 +1144,11 @@ static void tr_calibrate(Tr *tr) {
   size_t B = (size_t)tr->B;
   for (int pass = 0; pass < tr->m->calib_passes; pass++) {
     tr->m->calib_begin(tr->state, pass);
-    for (size_t i = 0; i < s->n; i += B) {
+    for (size_t w = 0; tr->mode == TR_STREAM && w < s->n; w++) {
+      tr_set_window(tr, s, w);
+      tr->m->calib_accum(tr->state, tr->B);
+    }
+    for (size_t i = 0; tr->mode != TR_STREAM && i < s->n; i += B) {
       int k = s->n - i < B ? (int)(s->n - i) : (int)B;
       tr_set_range(tr, s, i, k, i);
       tr->m->calib_accum(tr->state, k);
@@ -988,10 +1326,6 @@ static uint32_t tr_crc32(const unsigned char *p, size_t n) {
   return c ^ 0xFFFFFFFFu;
 }
 
-static void tr_put16(unsigned char *p, unsigned v) { p[0] = v & 0xFF; p[1] = (v >> 8) & 0xFF; }
-static void tr_put32(unsigned char *p, uint32_t v) { tr_put16(p, v & 0xFFFF); tr_put16(p + 2, v >> 16); }
-static unsigned tr_get16(const unsigned char *p) { return p[0] | (unsigned)p[1] << 8; }
-static uint32_t tr_get32(const unsigned char *p) { return tr_get16(p) | (uint32_t)tr_get16(p + 2) << 16; }
 
 /* The .npy header dict, as numpy writes it for version 1.0. */
 static void tr_npy_dict(char *buf, size_t cap, const char *descr, int rank, const int *dims) {
@@ -1882,6 +2216,38 @@ static void tr_progress(Tr *tr, long shown, int last, double loss) {
           shown, tr->o.steps, loss, rate, eta, tr->tty && !last ? "   " : "\n");
 }
 
+/* Stream training: the window of step i in llm.c's order (its training
+ * DataLoader with shuffling, one shard): each epoch over the n windows is a
+ * permutation of 0..n-1 drawn by random_permutation (for i from n-1 down to
+ * 1, j = randint32() % (i+1), swap) from an MT19937 seeded with 42 once, the
+ * epochs one after another.  Computed from the step alone, so a run resumed
+ * from a checkpoint draws the same windows. */
+static size_t tr_stream_window(Tr *tr, long step) {
+  size_t n = tr->split[0].n;
+  long epoch = (long)((size_t)step / n);
+  if (!tr->perm)
+    tr->perm = tr_alloc(tr, n * sizeof *tr->perm);
+  if (tr->perm_epoch != epoch || !tr->perm_epoch_set) {
+    if (!tr->perm_epoch_set || epoch < tr->perm_epoch) {
+      tr_mt_init(&tr->perm_mt, 42);
+      tr->perm_epoch = -1;
+      tr->perm_epoch_set = 1;
+    }
+    while (tr->perm_epoch < epoch) {
+      for (size_t i = 0; i < n; i++)
+        tr->perm[i] = (uint32_t)i;
+      for (size_t i = n - 1; i > 0; i--) {
+        size_t j = tr_mt_next(&tr->perm_mt) % (uint32_t)(i + 1);
+        uint32_t t = tr->perm[i];
+        tr->perm[i] = tr->perm[j];
+        tr->perm[j] = t;
+      }
+      tr->perm_epoch++;
+    }
+  }
+  return tr->perm[(size_t)step % n];
+}
+
 static void tr_train(Tr *tr) {
   const BpModel *m = tr->m;
   const TrOpts *o = &tr->o;
@@ -1892,9 +2258,13 @@ static void tr_train(Tr *tr) {
   tr->first_step = tr->step;
   while (tr->step < o->steps) {
     long i = tr->step;
-    for (int b = 0; b < tr->B; b++)
-      tr->idx[b] = (size_t)(bp_rng_next(&tr->batch_rng) % (uint64_t)s->n);
-    tr_set_rows(tr, s, tr->idx);
+    if (tr->mode == TR_STREAM) {
+      tr_set_window(tr, s, tr_stream_window(tr, i));
+    } else {
+      for (int b = 0; b < tr->B; b++)
+        tr->idx[b] = (size_t)(bp_rng_next(&tr->batch_rng) % (uint64_t)s->n);
+      tr_set_rows(tr, s, tr->idx);
+    }
     loss = m->forward(tr->state);
     tr_check_loss(tr, loss);
     m->backward(tr->state);
@@ -1952,13 +2322,53 @@ static void tr_train(Tr *tr) {
     tr_progress(tr, tr->step, 1, loss);
 }
 
+/* A token drawn from the logits at element `off` of the logits tensor (V of
+ * them): z = logits / --temperature; with --top-k K only the z at least the
+ * K-th largest (ties kept, as makemore's generate); then softmax and one
+ * uniform draw of r against the cumulative sums. */
+static int tr_cmp_desc(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int tr_pick(Tr *tr, size_t off, BpRng *r) {
+  int V = tr->V;
+  double temp = tr->o.temperature, mx = -INFINITY, sum = 0, floor = -INFINITY;
+  double *z = tr->probs;
+  for (int v = 0; v < V; v++) {
+    z[v] = tr_get(tr, tr->tlogits, off + (size_t)v) / temp;
+    if (z[v] > mx)
+      mx = z[v];
+  }
+  if (tr->o.top_k > 0 && tr->o.top_k < V) {   /* the K-th largest, from a sorted copy */
+    double *sorted = tr->probs + V;
+    memcpy(sorted, z, (size_t)V * sizeof(double));
+    qsort(sorted, (size_t)V, sizeof(double), tr_cmp_desc);
+    floor = sorted[tr->o.top_k - 1];
+  }
+  for (int v = 0; v < V; v++)
+    sum += z[v] = z[v] >= floor ? exp(z[v] - mx) : 0;
+  double u = bp_uniform(r) * sum, acc = 0;
+  int ix = V - 1;
+  for (int v = 0; v < V; v++) {
+    acc += z[v];
+    if (u < acc && z[v] > 0) {
+      ix = v;
+      break;
+    }
+  }
+  while (z[ix] == 0 && ix > 0)   /* u rounded past the last kept token */
+    ix--;
+  return ix;
+}
+
 static void tr_sample(Tr *tr) {
   const BpModel *m = tr->m;
   BpRng r;
   bp_rng_seed(&r, tr->o.seed + 10);
   int32_t *X = (int32_t *)((char *)tr->state + tr->tx->offset);
   int32_t *Y = (int32_t *)((char *)tr->state + tr->ty->offset);
-  tr->probs = tr_alloc(tr, (size_t)tr->V * sizeof(double));
+  tr->probs = tr_alloc(tr, 2 * (size_t)tr->V * sizeof(double));
   char word[TR_MAXSAMPLE + 2];
   for (long n = 0; n < tr->o.samples; n++) {
     int32_t ctx[64];
@@ -1971,21 +2381,7 @@ static void tr_sample(Tr *tr) {
         Y[b] = 0;
       }
       m->forward_eval(tr->state);
-      double mx = -INFINITY, sum = 0;
-      for (int v = 0; v < tr->V; v++)
-        if (tr_get(tr, tr->tlogits, (size_t)v) > mx)
-          mx = tr_get(tr, tr->tlogits, (size_t)v);
-      for (int v = 0; v < tr->V; v++)
-        sum += tr->probs[v] = exp(tr_get(tr, tr->tlogits, (size_t)v) - mx);
-      double u = bp_uniform(&r) * sum, acc = 0;
-      int ix = tr->V - 1;
-      for (int v = 0; v < tr->V; v++) {
-        acc += tr->probs[v];
-        if (u < acc) {
-          ix = v;
-          break;
-        }
-      }
+      int ix = tr_pick(tr, 0, &r);
       word[len++] = tr->itos[ix];
       if (ix == 0 || len == TR_MAXSAMPLE)
         break;
@@ -1995,6 +2391,88 @@ static void tr_sample(Tr *tr) {
     word[len] = '\0';
     fprintf(tr_out, "%s%s\n", word, word[len - 1] == '.' ? "" : "...");
   }
+}
+
+/* Sequences: B words at once, row b the word so far after the start token 0;
+ * all rows are at the same position t, the next token drawn from the logits
+ * at (b, t) (a causal model: later positions do not matter); a word ends at
+ * token 0 or after T-1 characters (makemore's max_new_tokens = max word
+ * length with T = that + 1).  Printed as the lecture's: the word, then '.'
+ * when it ended ('...' when cut). */
+static void tr_sample_seq(Tr *tr) {
+  const BpModel *m = tr->m;
+  BpRng r;
+  bp_rng_seed(&r, tr->o.seed + 10);
+  size_t B = (size_t)tr->B, T = (size_t)tr->T, V = (size_t)tr->V;
+  int32_t *X = (int32_t *)((char *)tr->state + tr->tx->offset);
+  int32_t *Y = (int32_t *)((char *)tr->state + tr->ty->offset);
+  tr->probs = tr_alloc(tr, 2 * V * sizeof(double));
+  char *word = tr_alloc(tr, B * (T + 1));
+  int *done = tr_alloc(tr, B * sizeof(int));
+  for (long first = 0; first < tr->o.samples; first += (long)B) {
+    size_t nb = tr->o.samples - first < (long)B ? (size_t)(tr->o.samples - first) : B;
+    for (size_t i = 0; i < B * T; i++)
+      X[i] = 0, Y[i] = 0;
+    for (size_t b = 0; b < B; b++)
+      done[b] = b >= nb;
+    size_t t = 0;
+    for (; t + 1 < T; t++) {
+      m->forward_eval(tr->state);
+      int active = 0;
+      for (size_t b = 0; b < nb; b++) {
+        if (done[b])
+          continue;
+        int ix = tr_pick(tr, (b * T + t) * V, &r);
+        X[b * T + t + 1] = ix;
+        word[b * (T + 1) + t] = tr->itos[ix];
+        done[b] = ix == 0 ? (int)t + 1 : 0;
+        active += !done[b];
+      }
+      if (!active)
+        break;
+    }
+    for (size_t b = 0; b < nb; b++) {
+      int len = done[b] ? done[b] : (int)(T - 1);
+      fprintf(tr_out, "%.*s%s\n", len, word + b * (T + 1), done[b] ? "" : "...");
+    }
+  }
+  free(word);
+  free(done);
+}
+
+/* Streams: one sequence in row 0, started with token 0 (for --text the
+ * smallest byte, '\n' in most texts), --sample-len N tokens drawn from the
+ * logits at its last position, the model fed its last T tokens at most.
+ * --text prints the bytes, --data-tokens the token ids. */
+static void tr_sample_stream(Tr *tr) {
+  const BpModel *m = tr->m;
+  long n = tr->o.sample_len;
+  if (n <= 0)
+    return;
+  BpRng r;
+  bp_rng_seed(&r, tr->o.seed + 10);
+  size_t T = (size_t)tr->T, V = (size_t)tr->V;
+  int32_t *X = (int32_t *)((char *)tr->state + tr->tx->offset);
+  int32_t *Y = (int32_t *)((char *)tr->state + tr->ty->offset);
+  tr->probs = tr_alloc(tr, 2 * V * sizeof(double));
+  tr->samp = tr_alloc(tr, ((size_t)n + 1) * sizeof(int32_t));
+  memset(X, 0, tr->tx->numel * sizeof(int32_t));
+  memset(Y, 0, tr->ty->numel * sizeof(int32_t));
+  fprintf(tr_out, "sample:\n");
+  size_t len = 1;   /* samp[0] = 0, the start */
+  for (long k = 0; k < n; k++) {
+    size_t from = len > T ? len - T : 0, L = len - from;
+    for (size_t t = 0; t < L; t++)
+      X[t] = tr->samp[from + t];
+    m->forward_eval(tr->state);
+    int ix = tr_pick(tr, (L - 1) * V, &r);
+    tr->samp[len++] = ix;
+    if (tr->o.text)
+      fputc((unsigned char)tr->itos[ix], tr_out);
+    else
+      fprintf(tr_out, "%s%d", k ? " " : "", ix);
+  }
+  fputc('\n', tr_out);
 }
 
 static void tr_free(Tr *tr) {
@@ -2023,6 +2501,15 @@ static void tr_free(Tr *tr) {
   free(tr->mom_v);
   free(tr->idx);
   free(tr->probs);
+  free(tr->tokbuf);
+  free(tr->perm);
+  free(tr->samp);
+  free(tr->seqorder);
+  for (int i = 0; i < TR_SPLITS; i++) {
+    free(tr->split[i].sx);
+    free(tr->split[i].sy);
+    free(tr->split[i].tok);
+  }
 }
 
 int bp_train_main(const BpModel *m, int argc, char **argv) {
@@ -2048,6 +2535,23 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
   if (tr->tensor) {
     tr_load_tensors(tr);
     tr_print_tensors(tr);
+  } else if (tr->mode == TR_SEQ) {
+    tr_load_seq(tr);
+    fprintf(tr_out, "data: %s: %lu words, vocabulary of %d; sequences of %d tokens, train %lu, "
+            "test %lu (torch.randperm, seed %lu)\n", o->data, (unsigned long)tr->nwords,
+            tr->nvocab, tr->T, (unsigned long)tr->split[0].n, (unsigned long)tr->split[1].n,
+            (unsigned long)o->split_seed);
+    fprintf(tr_out, "model: %s, %lu parameters, batch %d\n", m->name, (unsigned long)m->nparam,
+            tr->B);
+  } else if (tr->mode == TR_STREAM) {
+    tr_load_stream(tr);
+    fprintf(tr_out, "data: %s: %lu tokens train, %lu dev (%s); windows of %d tokens, %lu "
+            "batches train, %lu dev\n", tr->split[0].file, (unsigned long)tr->split[0].ntok,
+            (unsigned long)tr->split[1].ntok, o->text ? "the last 10%" : o->tokens[1] ?
+            o->tokens[1] : "no --val-tokens", tr->T + 1, (unsigned long)tr->split[0].n,
+            (unsigned long)tr->split[1].n);
+    fprintf(tr_out, "model: %s, %lu parameters, batch %d, vocabulary %d\n", m->name,
+            (unsigned long)m->nparam, tr->B, tr->V);
   } else {
     tr_load_data(tr);
     fprintf(tr_out, "data: %s: %lu words, vocabulary of %d; examples train %lu, dev %lu, test %lu\n",
@@ -2066,6 +2570,8 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
     m->set_lean(tr->state, 1);
   for (int s = 0; s < TR_SPLITS && tr->tensor; s++)
     tr_check_split(tr, s);
+  if (tr->mode == TR_SEQ)
+    tr_check_ignore(tr);
   bp_rng_seed(&tr->batch_rng, o->seed + 2);
   if (o->adamw) {
     tr->mom_m = tr_alloc(tr, m->nparam * tr->esize);
@@ -2096,14 +2602,20 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
     tr_save(tr, o->save);
   double ltr = tr_split_loss(tr, &tr->split[0]), ldev = tr_split_loss(tr, &tr->split[1]);
   fprintf(tr_out, "train loss %.4f\n", ltr);
+  const char *held = tr->mode == TR_SEQ ? "test" : "dev";   /* makemore's split is train/test */
   if (tr_finite(ldev))
-    fprintf(tr_out, "dev loss %.4f\n", ldev);
+    fprintf(tr_out, "%s loss %.4f\n", held, ldev);
   else
-    fprintf(tr_out, "dev loss n/a (no dev %s)\n", tr->tensor ? "split: --dev-x" : "words");
+    fprintf(tr_out, "%s loss n/a (no %s %s)\n", held, held,
+            tr->tensor ? "split: --dev-x" : tr->mode == TR_STREAM ? "tokens" : "words");
   if (tr->tensor && tr->split[2].n > 0)
     fprintf(tr_out, "test loss %.4f\n", tr_split_loss(tr, &tr->split[2]));
-  if (!tr->tensor)
+  if (tr->mode == TR_CTX)
     tr_sample(tr);
+  else if (tr->mode == TR_SEQ)
+    tr_sample_seq(tr);
+  else if (tr->mode == TR_STREAM)
+    tr_sample_stream(tr);
   fflush(tr_out);
   tr_free(tr);
   return 0;
