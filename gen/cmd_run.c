@@ -21,6 +21,7 @@
 
 static const char run_usage[] =
   "usage: bpgen run SPEC --data FILE [-D NAME=INT]... [--dtype f32|f64] [--seed N] [options]\n"
+  "       bpgen run SPEC --text FILE | --data-tokens F.bin [--val-tokens F.bin] [...]\n"
   "       bpgen run SPEC --data-x X.npy [--data-y Y.npy] [--dev-x X.npy --dev-y Y.npy]\n"
   "                      [--test-x X.npy --test-y Y.npy] [...]\n"
   "\n"
@@ -28,6 +29,10 @@ static const char run_usage[] =
   "(one per line), calibrates batchnorm over the training split, prints the\n"
   "train and dev loss and samples words.  V is set from the data unless -D V=\n"
   "is given; the batch B and context T are the spec's (override with -D).\n"
+  "\n"
+  "Sequence models (inputs X, Y int[B,T], logits [B,T,V]) train on --data as\n"
+  "makemore does (a word a row, makemore's split), or on a token stream: --text\n"
+  "FILE (V set from its distinct bytes) or llm.c's token files --data-tokens.\n"
   "\n"
   "Models that are not character models train on tensors: .npy files (C order,\n"
   "little-endian '<f4' '<f8' '<i4' '<i8' '|u1') whose first axis is the example\n"

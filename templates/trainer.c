@@ -24,6 +24,34 @@
  * replacement, row = next() mod ntrain, from a BpRng seeded with seed+2.
  * Samples use a BpRng seeded with seed+10 (the lecture's generator offset).
  *
+ * Sequences (makemore.py's CharDataset), when the model's two inputs are
+ * int[B,T] (X then Y in the spec's order) and the logits [B,T,V] or [B*T,V]:
+ * --data words as above, each word one row: x = [0, w1..wn, 0...], y = [w1..wn,
+ * 0, -1...] (-1: ignored by the loss); T must be at least the longest word + 1.
+ * The split is makemore's: rp = torch.randperm(n) after torch.manual_seed(S)
+ * (S = --split-seed, default 3407), reproduced bit for bit (MT19937 seeded as
+ * PyTorch's CPU generator, ATen's randperm_cpu swaps); the last min(1000,
+ * int(n * 0.1)) words of rp are the test set, reported as "test loss".  Rows
+ * are drawn as for contexts.  The model's loss must be the mean over the valid
+ * positions of its batch (cross-entropy with ignore_index -1): checked before
+ * training; the loss over a split weighs each batch by its valid positions.
+ * Samples: B words at a time, each from the logits at its last position.
+ *
+ * Token streams (X, Y int[B,T]): --text FILE (token i the i-th smallest of its
+ * distinct bytes; the first 90% train, the rest dev) or llm.c's token files
+ * --data-tokens F.bin [--val-tokens F.bin] (256 int32: 20240520, 1, count;
+ * then count uint16 tokens, each below V).  A batch is a window of B*T+1
+ * tokens, X row b its tokens b*T.. and Y the same shifted by one, windows
+ * advancing by B*T (llm.c's DataLoader).  Training draws the windows in
+ * llm.c's shuffled order (each epoch a random_permutation from an MT19937
+ * seeded with 42); dev windows are all taken in order.  --sample-len tokens
+ * are sampled after the start token 0, from the last T at most.
+ *
+ * Optimiser: sgd (the model's sgd_step) or AdamW as torch.optim.AdamW
+ * (tr_adamw), after --clip (clip_grad_norm_), at the rate of --lr-schedule
+ * with --warmup (tr_lr_at).  The schedule depends on --steps: a run resumed
+ * with the same --steps is exact; changing --steps changes the cosine curve.
+ *
  * Tensor data (models that are not character models): --data-x X.npy and
  * --data-y Y.npy are the training split, --dev-x/--dev-y and --test-x/--test-y
  * the optional dev and test splits.  The model's inputs (BP_INPUT tensors, in
@@ -1765,7 +1793,8 @@ static void tr_load(Tr *tr, const char *path) {
   int nv = tr->nvocab;
   tr_ck_get(tr, path, len, "vocab", "|u1", 1, &nv, vocab, (size_t)nv, 1);
   if (memcmp(vocab, tr->itos, (size_t)nv) != 0)
-    tr_fail(tr, "%s: the checkpoint's vocabulary differs from %s's", path, tr->o.data);
+    tr_fail(tr, "%s: the checkpoint's vocabulary differs from %s's", path,
+            tr->o.data ? tr->o.data : tr->o.text ? tr->o.text : "the data");
   if (step < 0)
     tr_fail(tr, "%s: corrupt checkpoint (step %lld)", path, (long long)step);
   for (int i = 0; i < m->ntensors; i++) {

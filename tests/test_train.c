@@ -753,6 +753,28 @@ START_TEST(t_stream_tokens) {
 }
 END_TEST
 
+/* A stream run resumed from a checkpoint draws the same windows (the epoch
+ * order replayed from the step) and logs the same losses, bit for bit. */
+START_TEST(t_stream_resume) {
+  const char *tok = write_tokens("r.bin", 20240520, 1, 100, 100, 6);
+  const char *a = tmp_path("sa.csv"), *b = tmp_path("sb.csv"), *ck = tmp_path("sr.npz");
+  ck_assert_int_eq(run_causal(NULL, "--data-tokens", tok, "--steps", "23", "--lr-schedule",
+                              "constant", "--log", a, "--sample-len", "0", "--quiet", NULL), 0);
+  ck_assert_int_eq(run_causal(NULL, "--data-tokens", tok, "--steps", "10", "--lr-schedule",
+                              "constant", "--log", b, "--save", ck, "--sample-len", "0", "--quiet",
+                              NULL), 0);
+  ck_assert_int_eq(run_causal(NULL, "--data-tokens", tok, "--steps", "23", "--lr-schedule",
+                              "constant", "--log", b, "--save", ck, "--resume", "--sample-len",
+                              "0", "--quiet", NULL), 0);
+  size_t la, lb;
+  char *ta = slurp(a, &la), *tb = slurp(b, &lb);
+  ck_assert_msg(ta && tb && la == lb && memcmp(ta, tb, la) == 0, "logs differ:\n%s\n---\n%s",
+                ta, tb);
+  free(ta);
+  free(tb);
+}
+END_TEST
+
 /* --text: vocabulary = distinct bytes in order, 90/10 split, sampling text. */
 START_TEST(t_stream_text) {
   char txt[400];
@@ -1464,6 +1486,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, t_sample_causal);
   tcase_add_test(tc, t_stream_tokens);
   tcase_add_test(tc, t_stream_text);
+  tcase_add_test(tc, t_stream_resume);
   tcase_add_test(tc, t_resume_bitexact);
   tcase_add_test(tc, t_checkpoint_roundtrip);
   tcase_add_test(tc, t_checkpoint_corrupt);
