@@ -21,6 +21,7 @@
 
 static const char run_usage[] =
   "usage: bpgen run SPEC --data FILE [-D NAME=INT]... [--dtype f32|f64] [--seed N] [options]\n"
+  "       bpgen run SPEC --text FILE | --data-tokens F.bin [--val-tokens F.bin] [...]\n"
   "       bpgen run SPEC --data-x X.npy [--data-y Y.npy] [--dev-x X.npy --dev-y Y.npy]\n"
   "                      [--test-x X.npy --test-y Y.npy] [...]\n"
   "\n"
@@ -28,6 +29,10 @@ static const char run_usage[] =
   "(one per line), calibrates batchnorm over the training split, prints the\n"
   "train and dev loss and samples words.  V is set from the data unless -D V=\n"
   "is given; the batch B and context T are the spec's (override with -D).\n"
+  "\n"
+  "Sequence models (inputs X, Y int[B,T], logits [B,T,V]) train on --data as\n"
+  "makemore does (a word a row, makemore's split), or on a token stream: --text\n"
+  "FILE (V set from its distinct bytes) or llm.c's token files --data-tokens.\n"
   "\n"
   "Models that are not character models train on tensors: .npy files (C order,\n"
   "little-endian '<f4' '<f8' '<i4' '<i8' '|u1') whose first axis is the example\n"
@@ -69,7 +74,8 @@ static const char *trainer_options(void) {
 static const char *const run_valued[] = {
   "--data", "--log", "--save", "--load", "--steps", "--decay-at", "--eval-every", "--threads",
   "--print-every", "--save-every", "--samples", "--lr", "--weight-decay", "--beta1",
-  "--beta2", "--eps", "--optimizer", "--split-seed",
+  "--beta2", "--eps", "--optimizer", "--split-seed", "--lr-schedule", "--warmup", "--lr-min",
+  "--clip", "--temperature", "--top-k", "--sample-len", "--text", "--data-tokens", "--val-tokens",
 };
 
 /* Tensor-data options (passed through to the trainer; see templates/trainer.c). */
@@ -121,6 +127,19 @@ static int data_vocab(const char *path) {
   return n;
 }
 
+/* Vocabulary size of a --text stream as the trainer builds it: its distinct
+ * bytes. */
+static int text_vocab(const char *path) {
+  SrcFile *f = read_src(path);
+  bool seen[256] = {0};
+  for (size_t i = 0; i < f->len; i++)
+    seen[(unsigned char)f->text[i]] = true;
+  int n = 0;
+  for (int c = 0; c < 256; c++)
+    n += seen[c];
+  return n > 0 ? n : 1;
+}
+
 char *trainer_source(Graph *g, const EmitOptions *opt) {
   EmitOptions o = *opt;
   o.trainer = false;
@@ -146,7 +165,9 @@ int cmd_run(int argc, char **argv) {
   int targc = 0;
   targv[targc++] = "bpgen run";
   const char *data = NULL;
+  const char *text = NULL;     /* --text FILE */
   bool tensors = false;        /* --data-x given */
+  bool tokens = false;         /* --data-tokens given */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -167,6 +188,9 @@ int cmd_run(int argc, char **argv) {
       const char *v = cli_value(argc, argv, &i);
       if (strcmp(a, "--data") == 0)
         data = v;
+      if (strcmp(a, "--text") == 0)
+        text = v;
+      tokens |= strcmp(a, "--data-tokens") == 0;
       targv[targc++] = (char *)a;
       targv[targc++] = (char *)v;
       continue;
@@ -179,11 +203,13 @@ int cmd_run(int argc, char **argv) {
                 "'bpgen SPEC --trainer -o train.c'");
   if (!c.spec)
     error_plain("run: no spec file given (see bpgen run --help)");
-  if (!data && !tensors)
-    error_plain("run: no data: give --data FILE (words, one per line) or --data-x X.npy "
-                "[--data-y Y.npy] (tensors)");
-  if (data && tensors)
-    error_plain("run: give --data (words) or --data-x/--data-y (tensors), not both");
+  if (!data && !tensors && !text && !tokens)
+    error_plain("run: no data: give --data FILE (words, one per line), --text FILE or "
+                "--data-tokens FILE.bin (a token stream), or --data-x X.npy [--data-y Y.npy] "
+                "(tensors)");
+  if ((data != NULL) + tensors + (text != NULL) + tokens > 1)
+    error_plain("run: two kinds of data: give --data (words), --text or --data-tokens (a "
+                "token stream), or --data-x/--data-y (tensors), not both");
   targv[targc++] = "--seed";
   targv[targc++] = arena_printf("%llu", (unsigned long long)c.seed);
   targv[targc] = NULL;
@@ -193,13 +219,14 @@ int cmd_run(int argc, char **argv) {
   for (int k = 0; k < c.novr; k++)
     user_v |= strcmp(c.ovr[k].name, "V") == 0;
   Graph *g = cli_load(&c);
-  if (!user_v && data) {
+  if (!user_v && (data || text)) {
     for (int k = 0; k < g->ndims; k++) {
       if (strcmp(g->dims[k].name, "V") != 0)
         continue;
-      int v = data_vocab(data);
+      int v = data ? data_vocab(data) : text_vocab(text);
       if (g->dims[k].value != v) {
-        fprintf(stderr, "note: V = %d from %s (the spec says %ld)\n", v, data, g->dims[k].value);
+        fprintf(stderr, "note: V = %d from %s (the spec says %ld)\n", v, data ? data : text,
+                g->dims[k].value);
         if (c.novr == (int)(sizeof c.ovr / sizeof c.ovr[0]))
           error_plain("too many -D options");
         c.ovr[c.novr].name = "V";

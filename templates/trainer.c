@@ -24,6 +24,34 @@
  * replacement, row = next() mod ntrain, from a BpRng seeded with seed+2.
  * Samples use a BpRng seeded with seed+10 (the lecture's generator offset).
  *
+ * Sequences (makemore.py's CharDataset), when the model's two inputs are
+ * int[B,T] (X then Y in the spec's order) and the logits [B,T,V] or [B*T,V]:
+ * --data words as above, each word one row: x = [0, w1..wn, 0...], y = [w1..wn,
+ * 0, -1...] (-1: ignored by the loss); T must be at least the longest word + 1.
+ * The split is makemore's: rp = torch.randperm(n) after torch.manual_seed(S)
+ * (S = --split-seed, default 3407), reproduced bit for bit (MT19937 seeded as
+ * PyTorch's CPU generator, ATen's randperm_cpu swaps); the last min(1000,
+ * int(n * 0.1)) words of rp are the test set, reported as "test loss".  Rows
+ * are drawn as for contexts.  The model's loss must be the mean over the valid
+ * positions of its batch (cross-entropy with ignore_index -1): checked before
+ * training; the loss over a split weighs each batch by its valid positions.
+ * Samples: B words at a time, each from the logits at its last position.
+ *
+ * Token streams (X, Y int[B,T]): --text FILE (token i the i-th smallest of its
+ * distinct bytes; the first 90% train, the rest dev) or llm.c's token files
+ * --data-tokens F.bin [--val-tokens F.bin] (256 int32: 20240520, 1, count;
+ * then count uint16 tokens, each below V).  A batch is a window of B*T+1
+ * tokens, X row b its tokens b*T.. and Y the same shifted by one, windows
+ * advancing by B*T (llm.c's DataLoader).  Training draws the windows in
+ * llm.c's shuffled order (each epoch a random_permutation from an MT19937
+ * seeded with 42); dev windows are all taken in order.  --sample-len tokens
+ * are sampled after the start token 0, from the last T at most.
+ *
+ * Optimiser: sgd (the model's sgd_step) or AdamW as torch.optim.AdamW
+ * (tr_adamw), after --clip (clip_grad_norm_), at the rate of --lr-schedule
+ * with --warmup (tr_lr_at).  The schedule depends on --steps: a run resumed
+ * with the same --steps is exact; changing --steps changes the cosine curve.
+ *
  * Tensor data (models that are not character models): --data-x X.npy and
  * --data-y Y.npy are the training split, --dev-x/--dev-y and --test-x/--test-y
  * the optional dev and test splits.  The model's inputs (BP_INPUT tensors, in
@@ -80,6 +108,11 @@
 #include <unistd.h>
 
 enum { TR_SPLITS = 3, TR_MAXSAMPLE = 200 };
+enum { TR_SCHED_STEP, TR_SCHED_COSINE, TR_SCHED_CONSTANT };   /* --lr-schedule */
+/* what the trainer feeds (Tr.mode): the lecture's contexts (X int[B,T], Y
+ * int[B]); makemore's sequences (X, Y int[B,T], a word a row); a token
+ * stream (X, Y int[B,T], windows of T+1 tokens); tensors from .npy files */
+enum { TR_CTX, TR_SEQ, TR_STREAM, TR_TENSOR };
 
 typedef struct TrOpts {
   const char *data;        /* --data FILE: words, one per line */
@@ -94,6 +127,16 @@ typedef struct TrOpts {
   long samples;            /* --samples N */
   double lr, wd, beta1, beta2, eps;
   int adamw, quiet, resume, lr_set;
+  int schedule;            /* --lr-schedule step|cosine|constant (TR_SCHED_*) */
+  long warmup;             /* --warmup N: linear warmup steps */
+  double lr_min;           /* --lr-min X: the cosine schedule's floor */
+  double clip;             /* --clip X: gradient clipping by global norm (0: none) */
+  double temperature;      /* --temperature X: sampling (default 1) */
+  long top_k;              /* --top-k K: sample among the K largest logits (0: all) */
+  long sample_len;         /* --sample-len N: tokens sampled from a stream model */
+  const char *text;        /* --text FILE: a character-level token stream */
+  const char *tokens[2];   /* --data-tokens / --val-tokens FILE.bin: llm.c token files */
+  int split_seed_set;
   uint64_t seed;
   uint32_t split_seed;     /* --split-seed N: Python random.seed for the shuffle (42) */
   const char *tfile[TR_SPLITS][2];  /* tensor data: --data-x/-y, --dev-x/-y, --test-x/-y */
@@ -101,6 +144,7 @@ typedef struct TrOpts {
 } TrOpts;
 
 typedef struct TrWord { const char *s; size_t len; } TrWord;
+typedef struct TrMt { uint32_t s[624]; int i; } TrMt;   /* MT19937 (tr_mt_next) */
 
 typedef struct TrSplit {
   uint8_t *x;              /* [n, T] contexts (indices < 95: printable ASCII and '.') */
@@ -108,6 +152,10 @@ typedef struct TrSplit {
                             * to fault in before the first step */
   size_t n, nwords;
   unsigned char *td[2];    /* tensor data: n rows of each input, rowbytes[k] each */
+  int8_t *sx, *sy;         /* sequences: [n, T] inputs and targets (-1: ignored) */
+  uint16_t *tok;           /* stream: ntok tokens; n = (ntok-1)/(B*T) windows of B*T+1 */
+  size_t ntok;
+  const char *file;        /* stream: the file the tokens came from */
 } TrSplit;
 
 typedef struct Tr {
@@ -125,6 +173,7 @@ typedef struct Tr {
   size_t nwords;
   TrSplit split[TR_SPLITS];
   int tensor;              /* tensor data (--data-x) rather than words */
+  int mode;                /* TR_CTX, TR_SEQ, TR_STREAM or TR_TENSOR */
   int nin;                 /* tensor data: inputs fed (1 or 2) */
   const BpTensor *tin[2];  /* tensor data: the inputs, in table order */
   size_t rowbytes[2];      /* tensor data: bytes of one example of each input */
@@ -143,6 +192,13 @@ typedef struct Tr {
   unsigned char *ckbuf;    /* checkpoint being read */
   unsigned char *membuf;   /* one entry being written */
   double *probs;
+  unsigned char *tokbuf;   /* stream: the file being read */
+  uint32_t *perm;          /* stream: this epoch's window order (llm.c's shuffle) */
+  long perm_epoch;         /* the epoch perm holds (when perm_epoch_set) */
+  int perm_epoch_set;
+  TrMt perm_mt;            /* stream: llm.c's shuffle generator (seed 42) */
+  int32_t *samp;           /* sampling: the sequences being generated */
+  const TrWord **seqorder; /* sequences: the words in randperm order */
   int tty;
   double t0;               /* training start */
   long first_step;
@@ -178,11 +234,25 @@ static double tr_now(void) {
 
 static int tr_finite(double x) { return x == x && x - x == 0.0; }
 
+/* little-endian fields of zip, .npy and token-file headers */
+static void tr_put16(unsigned char *p, unsigned v) { p[0] = v & 0xFF; p[1] = (v >> 8) & 0xFF; }
+static void tr_put32(unsigned char *p, uint32_t v) { tr_put16(p, v & 0xFFFF); tr_put16(p + 2, v >> 16); }
+static unsigned tr_get16(const unsigned char *p) { return p[0] | (unsigned)p[1] << 8; }
+static uint32_t tr_get32(const unsigned char *p) { return tr_get16(p) | (uint32_t)tr_get16(p + 2) << 16; }
+
 /* ---- options ----------------------------------------------------------------- */
 
 static const char tr_usage[] =
   "trainer options:\n"
-  "  --data FILE         words, one per line (a character model)\n"
+  "  --data FILE         words, one per line (a character model): the lecture's\n"
+  "                      contexts when the model's inputs are X int[B,T] and\n"
+  "                      Y int[B]; makemore's sequences (a word a row, Y -1\n"
+  "                      past its end) when both are int[B,T]\n"
+  "  --text FILE         a token stream (X, Y int[B,T]): the file's bytes, the\n"
+  "                      vocabulary its distinct bytes in order; the last 10%\n"
+  "                      is the dev split\n"
+  "  --data-tokens F.bin a token stream from llm.c's token file (uint16 tokens\n"
+  "  --val-tokens F.bin  after a 256-int32 header); --val-tokens the dev split\n"
   "  --data-x X.npy      or tensors: the training split of the model's first input\n"
   "  --data-y Y.npy      and of its second (inputs in the spec's order; each\n"
   "                      file's first axis is the example axis, the rest the\n"
@@ -190,13 +260,20 @@ static const char tr_usage[] =
   "  --dev-x/--dev-y F   the dev split (optional), as --data-x/--data-y\n"
   "  --test-x/--test-y F the test split (optional)\n"
   "  --steps N           training steps (default 200000, the lecture's)\n"
-  "  --lr X              learning rate (default 0.1 for sgd, 0.001 for adamw);\n"
-  "                      lr/10 from --decay-at N on (default: half of --steps)\n"
-  "  --optimizer sgd|adamw   (adamw: --beta1 0.9 --beta2 0.999 --eps 1e-8\n"
-  "                      --weight-decay 0, as llm.c's train_gpt2.c)\n"
+  "  --lr X              learning rate (default 0.1 for sgd, 0.001 for adamw)\n"
+  "  --lr-schedule S     step (default: lr/10 from --decay-at N on, default half\n"
+  "                      of --steps), cosine (down to --lr-min X, default 0,\n"
+  "                      at the last step) or constant\n"
+  "  --warmup N          linear warmup over the first N steps: lr*(i+1)/N\n"
+  "  --optimizer sgd|adamw   (adamw as torch.optim.AdamW: --beta1 0.9 --beta2\n"
+  "                      0.999 --eps 1e-8 --weight-decay 0 by default, as llm.c;\n"
+  "                      makemore: --lr 5e-4 --beta2 0.99 --weight-decay 0.01)\n"
+  "  --clip X            scale the gradients to global norm X when above it\n"
   "  --seed N            init (seed), batches (seed+2), samples (seed+10)\n"
   "  --split-seed N      shuffle of the words before the 80/10/10 split, as Python's\n"
-  "                      random.seed(N); random.shuffle(words) (default 42, the lecture's)\n"
+  "                      random.seed(N); random.shuffle(words) (default 42, the lecture's);\n"
+  "                      sequences: torch.manual_seed(N); torch.randperm (default\n"
+  "                      3407, makemore's), the last min(1000, 10%) words the test set\n"
   "  --eval-every N      dev loss every N steps (default 0: only at the end)\n"
   "  --print-every N     loss line every N steps (default min(10000, steps/10))\n"
   "  --log FILE          CSV step,loss,dev_loss of every step (see bpgen plot)\n"
@@ -204,6 +281,9 @@ static const char tr_usage[] =
   "  --load FILE         continue from a checkpoint\n"
   "  --resume            --load the --save file when it exists\n"
   "  --samples N         words sampled after training (default 20; words only)\n"
+  "  --sample-len N      tokens sampled from a stream model (default 200)\n"
+  "  --temperature X     sampling: logits / X (default 1)\n"
+  "  --top-k K           sampling: only the K most likely tokens (default 0: all)\n"
   "  --quiet             no progress or loss lines, only the results\n"
   "  --threads N         threads of the heavy kernels (default 1); results are\n"
   "                      bit-identical for every N\n";
@@ -247,14 +327,19 @@ static void tr_tensor_opts_check(Tr *tr) {
   int any = 0;
   for (int s = 0; s < TR_SPLITS; s++)
     any |= o->tfile[s][0] || o->tfile[s][1];
+  if (o->tokens[1] && !o->tokens[0])
+    tr_fail(tr, "--val-tokens needs --data-tokens (the training split)");
+  int nsrc = (o->data != NULL) + any + (o->text != NULL) + (o->tokens[0] != NULL);
+  if (nsrc > 1)
+    tr_fail(tr, "two kinds of data: give --data (words), --text or --data-tokens (a token "
+            "stream), or --data-x/--data-y (tensors), not both");
   if (!any) {
-    if (!o->data)
-      tr_fail(tr, "no data: give --data FILE (words, one per line) or --data-x X.npy "
-              "[--data-y Y.npy] (tensors)");
+    if (!o->data && !o->text && !o->tokens[0])
+      tr_fail(tr, "no data: give --data FILE (words, one per line), --text FILE or "
+              "--data-tokens FILE.bin (a token stream), or --data-x X.npy [--data-y Y.npy] "
+              "(tensors)");
     return;
   }
-  if (o->data)
-    tr_fail(tr, "give --data (words) or --data-x/--data-y (tensors), not both");
   for (int s = 0; s < TR_SPLITS; s++)
     if (o->tfile[s][1] && !o->tfile[s][0])
       tr_fail(tr, "%s-y needs %s-x too (the model's first input)", split[s], split[s]);
@@ -264,6 +349,7 @@ static void tr_tensor_opts_check(Tr *tr) {
   if (!o->tfile[0][0])
     tr_fail(tr, "no training data: give --data-x X.npy (and --data-y Y.npy)");
   tr->tensor = 1;
+  tr->mode = TR_TENSOR;
   if (o->samples_set && o->samples > 0)
     fprintf(stderr, "note: --samples ignored: sampling needs words (--data); tensor data "
             "has nothing to sample\n");
@@ -283,6 +369,8 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
   o->eps = 1e-8;
   o->seed = 2147483647u;
   o->split_seed = 42;
+  o->temperature = 1;
+  o->sample_len = 200;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -303,6 +391,29 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
       tr_fail(tr, "%s needs a value (see --help)", a);
     const char *v = argv[++i];
     if (strcmp(a, "--data") == 0) o->data = v;
+    else if (strcmp(a, "--text") == 0) o->text = v;
+    else if (strcmp(a, "--data-tokens") == 0) o->tokens[0] = v;
+    else if (strcmp(a, "--val-tokens") == 0) o->tokens[1] = v;
+    else if (strcmp(a, "--warmup") == 0) o->warmup = tr_long(tr, a, v, 0);
+    else if (strcmp(a, "--lr-min") == 0) o->lr_min = tr_double(tr, a, v);
+    else if (strcmp(a, "--clip") == 0) {
+      o->clip = tr_double(tr, a, v);
+      if (o->clip == 0)
+        tr_fail(tr, "--clip: 0 would zero every gradient; give a norm > 0");
+    }
+    else if (strcmp(a, "--temperature") == 0) {
+      o->temperature = tr_double(tr, a, v);
+      if (o->temperature == 0)
+        tr_fail(tr, "--temperature: 0 divides the logits by zero; give a value > 0");
+    }
+    else if (strcmp(a, "--top-k") == 0) o->top_k = tr_long(tr, a, v, 0);
+    else if (strcmp(a, "--sample-len") == 0) o->sample_len = tr_long(tr, a, v, 0);
+    else if (strcmp(a, "--lr-schedule") == 0) {
+      if (strcmp(v, "step") == 0) o->schedule = TR_SCHED_STEP;
+      else if (strcmp(v, "cosine") == 0) o->schedule = TR_SCHED_COSINE;
+      else if (strcmp(v, "constant") == 0) o->schedule = TR_SCHED_CONSTANT;
+      else tr_fail(tr, "--lr-schedule: '%s' is not step, cosine or constant", v);
+    }
     else if (strcmp(a, "--log") == 0) o->log = v;
     else if (strcmp(a, "--save") == 0) o->save = v;
     else if (strcmp(a, "--load") == 0) o->load = v;
@@ -331,6 +442,7 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
       if (n > 4294967295L)
         tr_fail(tr, "--split-seed: %ld is above 2^32-1", n);
       o->split_seed = (uint32_t)n;
+      o->split_seed_set = 1;
     }
     else if (strcmp(a, "--seed") == 0) {
       char *end;
@@ -354,6 +466,8 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
     tr_fail(tr, "--beta1 and --beta2 must be below 1");
   if (o->decay_at < 0)
     o->decay_at = o->steps / 2;
+  if (o->lr_min > o->lr && o->schedule == TR_SCHED_COSINE)
+    tr_fail(tr, "--lr-min %g is above --lr %g", o->lr_min, o->lr);
   if (o->print_every < 0) {
     o->print_every = o->steps / 10 < 10000 ? o->steps / 10 : 10000;
     if (o->print_every < 1)
@@ -424,41 +538,73 @@ static void tr_find_inputs(Tr *tr) {
   }
 }
 
-/* X: the int input [B,T]; Y: the int input [B]; logits [B,V]. */
+/* The lecture's contexts: X the int input [B,T], Y the int input [B],
+ * logits [B,V].  Sequences and streams: X and Y the model's two int[B,T]
+ * inputs in the spec's order, logits [B,T,V] (or [B*T,V]: the same memory). */
 static void tr_find_tensors(Tr *tr) {
   const BpModel *m = tr->m;
   if (tr->tensor) {
     tr_find_inputs(tr);
     return;
   }
+  const BpTensor *in[2] = {NULL, NULL};
+  int nin = 0;
   for (int i = 0; i < m->ntensors; i++) {
     const BpTensor *t = &m->tensors[i];
     if (t->kind != BP_INPUT)
       continue;
     if (t->dtype != BP_I32)
       tr_fail(tr, "model %s: input %s is not int: the words trainer feeds only int[B,T] "
-              "contexts and int[B] targets", m->name, t->name);
-    if (t->rank == 2 && !tr->tx)
-      tr->tx = t;
-    else if (t->rank == 1 && !tr->ty)
-      tr->ty = t;
-    else
-      tr_fail(tr, "model %s: input %s: expected one int[B,T] input and one int[B] input",
-              m->name, t->name);
+              "contexts and int[B] or int[B,T] targets", m->name, t->name);
+    if (nin == 2 || (t->rank != 1 && t->rank != 2))
+      tr_fail(tr, "model %s: input %s: expected one int[B,T] input and one int[B] or "
+              "int[B,T] input", m->name, t->name);
+    in[nin++] = t;
+  }
+  int seq = nin == 2 && in[0]->rank == 2 && in[1]->rank == 2;
+  if (seq) {
+    tr->tx = in[0];
+    tr->ty = in[1];
+  } else {
+    for (int k = 0; k < nin; k++) {
+      if (in[k]->rank == 2 && !tr->tx)
+        tr->tx = in[k];
+      else if (in[k]->rank == 1 && !tr->ty)
+        tr->ty = in[k];
+    }
   }
   if (!tr->tx || !tr->ty)
-    tr_fail(tr, "model %s: the words trainer needs inputs X : int[B,T] and Y : int[B]", m->name);
+    tr_fail(tr, "model %s: the words trainer needs inputs X : int[B,T] and Y : int[B] (the "
+            "lecture's contexts) or X, Y : int[B,T] (sequences)", m->name);
   tr->B = tr->tx->dims[0];
   tr->T = tr->tx->dims[1];
   if (tr->ty->dims[0] != tr->B)
     tr_fail(tr, "model %s: %s has %d rows but %s has %d", m->name, tr->tx->name, tr->B,
             tr->ty->name, tr->ty->dims[0]);
+  if (seq && tr->ty->dims[1] != tr->T)
+    tr_fail(tr, "model %s: %s is [%d, %d] but %s is [%d, %d]: sequence targets have the "
+            "inputs' shape", m->name, tr->ty->name, tr->B, tr->ty->dims[1], tr->tx->name,
+            tr->B, tr->T);
+  if ((tr->o.text || tr->o.tokens[0]) && !seq)
+    tr_fail(tr, "model %s: a token stream (%s) needs inputs X, Y : int[B,T] (targets at "
+            "every position); %s is int[%d]", m->name, tr->o.text ? "--text" : "--data-tokens",
+            tr->ty->name, tr->ty->dims[0]);
+  tr->mode = !seq ? TR_CTX : tr->o.data ? TR_SEQ : TR_STREAM;
   if (m->logits_index < 0)
     tr_fail(tr, "model %s: no logits tensor (cross_entropy's input) to sample from", m->name);
   tr->tlogits = &m->tensors[m->logits_index];
-  if (tr->tlogits->rank != 2 || tr->tlogits->dims[0] != tr->B)
-    tr_fail(tr, "model %s: logits %s should be [B,V]", m->name, tr->tlogits->name);
-  tr->V = tr->tlogits->dims[1];
+  const BpTensor *l = tr->tlogits;
+  if (!seq) {
+    if (l->rank != 2 || l->dims[0] != tr->B)
+      tr_fail(tr, "model %s: logits %s should be [B,V]", m->name, l->name);
+    tr->V = l->dims[1];
+  } else {
+    if (!(l->rank == 3 && l->dims[0] == tr->B && l->dims[1] == tr->T) &&
+        !(l->rank == 2 && l->dims[0] == tr->B * tr->T))
+      tr_fail(tr, "model %s: logits %s should be [B,T,V] (or [B*T,V]) for sequences", m->name,
+              l->name);
+    tr->V = l->dims[l->rank - 1];
+  }
   tr->esize = m->dtype == BP_F64 ? sizeof(double) : sizeof(float);
 }
 
@@ -595,7 +741,6 @@ static void tr_build_split(Tr *tr, TrSplit *s, const TrWord *w, size_t nw) {
  * the one key n; shuffle draws j = _randbelow(i + 1) for i from n-1 down to 1,
  * and _randbelow(m) takes k = bit_length(m) bits (getrandbits: the top k bits
  * of one 32-bit output), drawing again while the result is >= m. */
-typedef struct TrMt { uint32_t s[624]; int i; } TrMt;
 
 static void tr_mt_seed(TrMt *mt, uint32_t key) {
   uint32_t *s = mt->s;
@@ -669,6 +814,197 @@ static void tr_load_data(Tr *tr) {
             tr->tlogits->name, tr->V, tr->nvocab);
 }
 
+/* MT19937 seeded as PyTorch's CPU generator (torch.manual_seed(n), n < 2^32)
+ * and llm.c's manual_seed: init_genrand, the plain recurrence, no key array. */
+static void tr_mt_init(TrMt *mt, uint32_t seed) {
+  mt->s[0] = seed;
+  for (int i = 1; i < 624; i++)
+    mt->s[i] = 1812433253u * (mt->s[i - 1] ^ (mt->s[i - 1] >> 30)) + (uint32_t)i;
+  mt->i = 624;
+}
+
+/* torch.randperm(n) on the CPU after torch.manual_seed(seed), for n below
+ * 2^32/20 (ATen's randperm_cpu: for i < n-1, z = random() % (n-i), swap
+ * r[i] and r[i+z]); makemore.py's split is the first draw after its seed. */
+static void tr_torch_randperm(size_t *r, size_t n, uint32_t seed) {
+  TrMt mt;
+  tr_mt_init(&mt, seed);
+  for (size_t i = 0; i < n; i++)
+    r[i] = i;
+  for (size_t i = 0; i + 1 < n; i++) {
+    size_t z = (size_t)(tr_mt_next(&mt) % (uint32_t)(n - i));
+    size_t t = r[i];
+    r[i] = r[z + i];
+    r[z + i] = t;
+  }
+}
+
+/* makemore's rows: x = [0, w1..wn, 0...], y = [w1..wn, 0, -1...] over T. */
+static void tr_build_seq(Tr *tr, TrSplit *s, const TrWord *const *w, size_t nw) {
+  int T = tr->T;
+  s->n = s->nwords = nw;
+  s->sx = tr_alloc(tr, nw * (size_t)T);
+  s->sy = tr_alloc(tr, nw * (size_t)T);
+  for (size_t i = 0; i < nw; i++) {
+    int8_t *x = s->sx + i * (size_t)T, *y = s->sy + i * (size_t)T;
+    int len = (int)w[i]->len;
+    for (int t = 0; t < T; t++) {
+      int c = t < len ? tr->stoi[(unsigned char)w[i]->s[t]] : 0;
+      x[t] = (int8_t)(t == 0 ? 0 : t <= len ? tr->stoi[(unsigned char)w[i]->s[t - 1]] : 0);
+      y[t] = (int8_t)(t < len ? c : t == len ? 0 : -1);
+    }
+  }
+}
+
+/* makemore's data: the words of --data, their vocabulary as the lecture's,
+ * split as makemore.py does: rp = torch.randperm(n) after
+ * torch.manual_seed(--split-seed, default 3407); the last min(1000, int(n *
+ * 0.1)) words of rp are the test set (split 1), the others in rp's order the
+ * training set. */
+static void tr_load_seq(Tr *tr) {
+  const char *path = tr->o.data;
+  if (!tr->o.split_seed_set)
+    tr->o.split_seed = 3407;
+  tr_read_words(tr, path);
+  tr_vocab(tr);
+  size_t n = tr->nwords, longest = 0;
+  for (size_t i = 0; i < n; i++)
+    if (tr->words[i].len > tr->words[longest].len)
+      longest = i;
+  int maxlen = (int)tr->words[longest].len;
+  if (maxlen + 1 > tr->T)
+    tr_fail(tr, "%s: the longest word (%.*s, %d characters) needs sequences of %d tokens (a "
+            "start token and the word) but the model's %s has T = %d: use -D T=%d", path,
+            maxlen > 40 ? 40 : maxlen, tr->words[longest].s, maxlen, maxlen + 1, tr->tx->name,
+            tr->T, maxlen + 1);
+  if (tr->nvocab != tr->V)
+    tr_fail(tr, "%s has a vocabulary of %d ('.' and %d characters) but the model's %s "
+            "have V = %d: use -D V=%d", path, tr->nvocab, tr->nvocab - 1, tr->tlogits->name,
+            tr->V, tr->nvocab);
+  if (tr->nvocab > 127)
+    tr_fail(tr, "%s: a vocabulary of %d is above 127", path, tr->nvocab);
+  size_t ntest = (size_t)((double)n * 0.1);
+  if (ntest > 1000)
+    ntest = 1000;
+  if (n - ntest == 0)
+    tr_fail(tr, "%s: %lu word%s: too few for a training split", path, (unsigned long)n,
+            n == 1 ? "" : "s");
+  size_t *rp = tr_alloc(tr, n * sizeof *rp);
+  const TrWord **order = tr_alloc(tr, n * sizeof *order);
+  tr_torch_randperm(rp, n, tr->o.split_seed);
+  for (size_t i = 0; i < n; i++)
+    order[i] = &tr->words[rp[i]];
+  free(rp);
+  tr->seqorder = order;
+  tr_build_seq(tr, &tr->split[0], order, n - ntest);
+  tr_build_seq(tr, &tr->split[1], order + (n - ntest), ntest);
+}
+
+/* llm.c's token file (dev/data/data_common.py write_datafile): 256 int32
+ * (magic 20240520, version 1, token count, the rest 0) then the tokens as
+ * uint16, the file exactly that long.  Every token must be below V. */
+static void tr_read_tokens(Tr *tr, TrSplit *s, const char *path) {
+  size_t len;
+  tr_slurp(tr, path, &tr->tokbuf, &len);
+  const unsigned char *b = tr->tokbuf;
+  if (len < 1024)
+    tr_fail(tr, "%s: %lu bytes: too short for llm.c's token file header (256 int32)", path,
+            (unsigned long)len);
+  int32_t h[3];
+  for (int i = 0; i < 3; i++)
+    h[i] = (int32_t)tr_get32(b + 4 * i);
+  if (h[0] != 20240520)
+    tr_fail(tr, "%s: bad magic %ld: not an llm.c token file (its header starts with "
+            "20240520)%s", path, (long)h[0], h[0] == 20240326 ? "; this is a model checkpoint" : "");
+  if (h[1] != 1)
+    tr_fail(tr, "%s: token file version %ld: only version 1 (uint16 tokens) is read", path,
+            (long)h[1]);
+  if (h[2] <= 0)
+    tr_fail(tr, "%s: the header says %ld tokens", path, (long)h[2]);
+  size_t ntok = (size_t)h[2];
+  if (len != 1024 + 2 * ntok)
+    tr_fail(tr, "%s: the header says %lu tokens (%lu bytes) but the file has %lu bytes after "
+            "it", path, (unsigned long)ntok, (unsigned long)(2 * ntok),
+            (unsigned long)(len - 1024));
+  s->tok = tr_alloc(tr, ntok * sizeof(uint16_t));
+  for (size_t i = 0; i < ntok; i++) {
+    unsigned v = tr_get16(b + 1024 + 2 * i);
+    if ((int)v >= tr->V)
+      tr_fail(tr, "%s: token %lu is %u, beyond the model's vocabulary (%s has V = %d)", path,
+              (unsigned long)i, v, tr->tlogits->name, tr->V);
+    s->tok[i] = (uint16_t)v;
+  }
+  s->ntok = ntok;
+  s->file = path;
+  free(tr->tokbuf);
+  tr->tokbuf = NULL;
+}
+
+/* A stream split's windows: B*T+1 tokens each (B rows of T+1 overlapping by
+ * one, as llm.c's dataloader reads them), advancing by B*T.  Too few tokens
+ * for one is an error for `required` splits. */
+static void tr_stream_windows(Tr *tr, TrSplit *s, const char *what, int required) {
+  size_t bt = (size_t)tr->B * (size_t)tr->T;
+  s->n = s->ntok > bt ? (s->ntok - 1) / bt : 0;
+  if (s->n == 0 && required)
+    tr_fail(tr, "%s: %lu token%s, fewer than one batch needs: B*T+1 = %lu (B = %d rows of "
+            "T+1 = %d tokens)%s", what, (unsigned long)s->ntok, s->ntok == 1 ? "" : "s",
+            (unsigned long)(bt + 1), tr->B, tr->T + 1, s->ntok < (size_t)tr->T + 1 ?
+            "; not even one row of T+1" : "");
+}
+
+/* A token stream: --text FILE (its bytes; the vocabulary its distinct bytes in
+ * order, token i the i-th smallest; the first 90% of the tokens train, the
+ * rest dev) or --data-tokens FILE.bin [--val-tokens FILE.bin]. */
+static void tr_load_stream(Tr *tr) {
+  const TrOpts *o = &tr->o;
+  if (o->text) {
+    size_t len;
+    tr_slurp(tr, o->text, &tr->text, &len);
+    int seen[256] = {0};
+    for (size_t i = 0; i < len; i++)
+      seen[tr->text[i]] = 1;
+    for (int c = 0; c < 256; c++)
+      tr->stoi[c] = -1;
+    tr->nvocab = 0;
+    for (int c = 0; c < 256; c++)
+      if (seen[c]) {
+        tr->stoi[c] = tr->nvocab;
+        tr->itos[tr->nvocab++] = (char)c;
+      }
+    if (len == 0)
+      tr_fail(tr, "%s: empty file", o->text);
+    if (tr->nvocab != tr->V)
+      tr_fail(tr, "%s has %d distinct bytes but the model's %s have V = %d: use -D V=%d",
+              o->text, tr->nvocab, tr->tlogits->name, tr->V, tr->nvocab);
+    size_t ntrain = len - len / 10;
+    for (int k = 0; k < 2; k++) {
+      TrSplit *s = &tr->split[k];
+      size_t from = k ? ntrain : 0, to = k ? len : ntrain;
+      s->ntok = to - from;
+      s->tok = tr_alloc(tr, (s->ntok ? s->ntok : 1) * sizeof(uint16_t));
+      for (size_t i = from; i < to; i++)
+        s->tok[i - from] = (uint16_t)tr->stoi[tr->text[i]];
+      s->file = o->text;
+    }
+    free(tr->text);
+    tr->text = NULL;
+    char what[4200];
+    snprintf(what, sizeof what, "%s (the first 90%% of its bytes)", o->text);
+    tr_stream_windows(tr, &tr->split[0], what, 1);
+    tr_stream_windows(tr, &tr->split[1], o->text, 0);
+    if (tr->split[1].n == 0 && !o->quiet)
+      fprintf(stderr, "note: %s: its last 10%% (%lu bytes) is shorter than one batch: no dev "
+              "loss\n", o->text, (unsigned long)tr->split[1].ntok);
+    return;
+  }
+  for (int k = 0; k < 2; k++)
+    if (o->tokens[k]) {
+      tr_read_tokens(tr, &tr->split[k], o->tokens[k]);
+      tr_stream_windows(tr, &tr->split[k], o->tokens[k], 1);
+    }
+}
+
 /* Tensor data: rows idx[0..B-1] of split s into the model's inputs. */
 static void tr_set_rows_tensor(Tr *tr, const TrSplit *s, const size_t *idx) {
   for (int k = 0; k < tr->nin; k++) {
@@ -676,6 +1012,22 @@ static void tr_set_rows_tensor(Tr *tr, const TrSplit *s, const size_t *idx) {
     unsigned char *dst = (unsigned char *)tr->state + tr->tin[k]->offset;
     for (int b = 0; b < tr->B; b++)
       memcpy(dst + (size_t)b * rb, s->td[k] + idx[b] * rb, rb);
+  }
+}
+
+enum { TR_PAD = -1 };   /* a sequence row index: a padding row (x 0, y -1: no valid position) */
+
+/* Window w of stream split s into X and Y: tokens w*B*T .. w*B*T+B*T, X row
+ * b the B*T tokens from b*T on, Y the same shifted by one (llm.c's
+ * dataloader_load_batch). */
+static void tr_set_window(Tr *tr, const TrSplit *s, size_t w) {
+  int32_t *X = (int32_t *)((char *)tr->state + tr->tx->offset);
+  int32_t *Y = (int32_t *)((char *)tr->state + tr->ty->offset);
+  size_t bt = (size_t)tr->B * (size_t)tr->T;
+  const uint16_t *p = s->tok + w * bt;
+  for (size_t i = 0; i < bt; i++) {
+    X[i] = p[i];
+    Y[i] = p[i + 1];
   }
 }
 
@@ -687,6 +1039,21 @@ static void tr_set_rows(Tr *tr, const TrSplit *s, const size_t *idx) {
   }
   int32_t *X = (int32_t *)((char *)tr->state + tr->tx->offset);
   int32_t *Y = (int32_t *)((char *)tr->state + tr->ty->offset);
+  if (tr->mode == TR_SEQ) {
+    size_t T = (size_t)tr->T;
+    for (int b = 0; b < tr->B; b++) {
+      int32_t *xr = X + (size_t)b * T, *yr = Y + (size_t)b * T;
+      if (idx[b] == (size_t)TR_PAD) {
+        for (size_t t = 0; t < T; t++)
+          xr[t] = 0, yr[t] = -1;
+        continue;
+      }
+      const int8_t *sx = s->sx + idx[b] * T, *sy = s->sy + idx[b] * T;
+      for (size_t t = 0; t < T; t++)
+        xr[t] = sx[t], yr[t] = sy[t];
+    }
+    return;
+  }
   for (int b = 0; b < tr->B; b++) {
     const uint8_t *xr = s->x + idx[b] * tr->T;
     for (int t = 0; t < tr->T; t++)
@@ -695,8 +1062,11 @@ static void tr_set_rows(Tr *tr, const TrSplit *s, const size_t *idx) {
   }
 }
 
-/* Rows first..first+k-1 of s, the rest of the batch copies of row `fill`. */
+/* Rows first..first+k-1 of s, the rest of the batch copies of row `fill`
+ * (sequences: padding rows, which hold no valid position). */
 static void tr_set_range(Tr *tr, const TrSplit *s, size_t first, int k, size_t fill) {
+  if (tr->mode == TR_SEQ)
+    fill = (size_t)TR_PAD;
   for (int b = 0; b < tr->B; b++)
     tr->idx[b] = b < k ? first + (size_t)b : fill;
   tr_set_rows(tr, s, tr->idx);
@@ -706,9 +1076,13 @@ static void tr_set_range(Tr *tr, const TrSplit *s, size_t first, int k, size_t f
  * mean of B independent row losses, so a last partial batch of k rows is
  * padded with copies of its first row r and corrected by a batch of B r's:
  * sum = B*L(partial) - (B-k)*L(r). */
+static double tr_split_loss_seq(Tr *tr, const TrSplit *s);
+
 static double tr_split_loss(Tr *tr, const TrSplit *s) {
   if (s->n == 0)
     return NAN;
+  if (tr->mode == TR_SEQ || tr->mode == TR_STREAM)
+    return tr_split_loss_seq(tr, s);
   size_t B = (size_t)tr->B, i = 0;
   double sum = 0;
   for (; i + B <= s->n; i += B) {
@@ -724,6 +1098,71 @@ static double tr_split_loss(Tr *tr, const TrSplit *s) {
     sum += (double)B * lp - (double)(B - (size_t)k) * lr;
   }
   return sum / (double)s->n;
+}
+
+/* Positions of the batch in the model's Y whose target is not -1. */
+static size_t tr_valid_count(const Tr *tr) {
+  const int32_t *Y = (const int32_t *)((const char *)tr->state + tr->ty->offset);
+  size_t n = 0;
+  for (size_t i = 0; i < tr->ty->numel; i++)
+    n += Y[i] != -1;
+  return n;
+}
+
+/* The mean loss over every valid position of a sequence or stream split, in
+ * eval mode.  The contract assumed of the model (tr_check_ignore tests it):
+ * its loss is the mean over the batch's valid positions (targets not -1:
+ * cross-entropy with ignore_index = -1, PyTorch's mean reduction).  A batch
+ * of c valid positions then weighs c: the split's loss is sum(c_k L_k) /
+ * sum(c_k), exact however the counts differ between batches (the last
+ * sequence batch is filled with padding rows, which count 0). */
+static double tr_split_loss_seq(Tr *tr, const TrSplit *s) {
+  size_t B = (size_t)tr->B;
+  double sum = 0, cnt = 0;
+  for (size_t i = 0; i < s->n; i += tr->mode == TR_SEQ ? B : 1) {
+    if (tr->mode == TR_SEQ)
+      tr_set_range(tr, s, i, s->n - i < B ? (int)(s->n - i) : (int)B, 0);
+    else
+      tr_set_window(tr, s, i);
+    size_t c = tr_valid_count(tr);
+    double l = tr->m->forward_eval(tr->state);
+    if (c > 0) {
+      sum += (double)c * l;
+      cnt += (double)c;
+    }
+  }
+  return cnt > 0 ? sum / cnt : NAN;
+}
+
+/* Sequences: the model must ignore targets of -1 and average over the valid
+ * positions (tr_split_loss_seq's contract).  One word with the rest of the
+ * batch padding, and the batch of B copies of it, must give the same loss;
+ * a NaN that goes away with the -1 targets set to 0 is a model that does not
+ * ignore them. */
+static void tr_check_ignore(Tr *tr) {
+  const TrSplit *s = &tr->split[0];
+  tr_set_range(tr, s, 0, 1, 0);
+  double l1 = tr->m->forward_eval(tr->state);
+  int32_t *Y = (int32_t *)((char *)tr->state + tr->ty->offset);
+  if (l1 != l1) {
+    for (size_t i = 0; i < tr->ty->numel; i++)
+      Y[i] = Y[i] == -1 ? 0 : Y[i];
+    l1 = tr->m->forward_eval(tr->state);
+    if (l1 == l1)
+      tr_fail(tr, "model %s: its loss is NaN on a batch with ignored targets (-1 past each "
+            "word's end) and finite without them: sequences need a cross-entropy that ignores "
+            "-1 (ignore_index)", tr->m->name);
+    return;   /* NaN for another reason: training names the tensor */
+  }
+  for (int b = 0; b < tr->B; b++)
+    tr->idx[b] = 0;
+  tr_set_rows(tr, s, tr->idx);
+  double lb = tr->m->forward_eval(tr->state);
+  double tol = tr->m->dtype == BP_F64 ? 1e-9 : 1e-4;
+  if (l1 == l1 && lb == lb && fabs(l1 - lb) > tol * (fabs(lb) > 1 ? fabs(lb) : 1))
+    tr_fail(tr, "model %s: its loss is %.6g on one word padded with ignored rows but %.6g on %d "
+            "copies of it: sequences need the loss to be the mean over the valid positions "
+            "(targets not -1)", tr->m->name, l1, lb, tr->B);
 }
 
 static int tr_has_stats(const Tr *tr) {
@@ -742,7 +1181,11 @@ static void tr_calibrate(Tr *tr) {
   size_t B = (size_t)tr->B;
   for (int pass = 0; pass < tr->m->calib_passes; pass++) {
     tr->m->calib_begin(tr->state, pass);
-    for (size_t i = 0; i < s->n; i += B) {
+    for (size_t w = 0; tr->mode == TR_STREAM && w < s->n; w++) {
+      tr_set_window(tr, s, w);
+      tr->m->calib_accum(tr->state, tr->B);
+    }
+    for (size_t i = 0; tr->mode != TR_STREAM && i < s->n; i += B) {
       int k = s->n - i < B ? (int)(s->n - i) : (int)B;
       tr_set_range(tr, s, i, k, i);
       tr->m->calib_accum(tr->state, k);
@@ -819,23 +1262,27 @@ static void tr_check_grads(Tr *tr) {
 
 /* ---- optimisers ------------------------------------------------------------- */
 
-/* AdamW as llm.c's train_gpt2.c: moments, bias correction with t = updates
- * done (from 1), decoupled weight decay. */
+/* AdamW as PyTorch's torch.optim.AdamW (its single-tensor loop, the CPU
+ * default), in its order of operations: decoupled weight decay on the old
+ * param, moments, bias correction with t = updates done (from 1):
+ *   p *= 1 - lr*wd;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g;
+ *   p += (-lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ * llm.c's train_gpt2.c writes the same update (wd 0 there) in another order. */
 #define TR_ADAMW(TYPE, SQRT)                                                           \
   do {                                                                               \
     TYPE *p = (TYPE *)((char *)tr->state + m->param_offset);                         \
     const TYPE *g = (const TYPE *)((const char *)tr->state + m->grad_offset);        \
     TYPE *mm = (TYPE *)tr->mom_m, *vv = (TYPE *)tr->mom_v;                           \
-    TYPE b1 = (TYPE)o->beta1, b2 = (TYPE)o->beta2, lrt = (TYPE)lr, eps = (TYPE)o->eps; \
-    TYPE wd = (TYPE)o->wd, c1 = (TYPE)b1c, c2 = (TYPE)b2c;                           \
+    TYPE b1 = (TYPE)o->beta1, b2 = (TYPE)o->beta2, eps = (TYPE)o->eps;               \
+    TYPE decay = (TYPE)(1 - lr * o->wd), step = (TYPE)(lr / b1c), c2 = (TYPE)sqrt(b2c); \
     for (size_t i = 0; i < m->nparam; i++) {                                         \
       TYPE gi = g[i];                                                                \
       TYPE mi = b1 * mm[i] + (1 - b1) * gi;                                          \
       TYPE vi = b2 * vv[i] + (1 - b2) * gi * gi;                                     \
       mm[i] = mi;                                                                    \
       vv[i] = vi;                                                                    \
-      TYPE mh = mi / c1, vh = vi / c2;                                               \
-      p[i] -= lrt * (mh / (SQRT(vh) + eps) + wd * p[i]);                             \
+      TYPE pi = p[i] * decay;                                                        \
+      p[i] = pi + (-step * mi) / (SQRT(vi) / c2 + eps);   /* addcdiv's order */        \
     }                                                                                \
   } while (0)
 
@@ -849,6 +1296,54 @@ static void tr_adamw(Tr *tr, double lr) {
     TR_ADAMW(double, sqrt);
   else
     TR_ADAMW(float, sqrtf);
+}
+
+/* --clip X: every param's gradient scaled by min(1, X / (norm + 1e-6)), norm
+ * the 2-norm of all of them together, as torch.nn.utils.clip_grad_norm_
+ * (which multiplies by the clamped factor even when it is 1).  Returns the
+ * norm before clipping. */
+static double tr_clip_grads(Tr *tr, double maxnorm) {
+  const BpModel *m = tr->m;
+  char *g = (char *)tr->state + m->grad_offset;
+  double ss = 0;
+  if (m->dtype == BP_F64) {
+    for (size_t i = 0; i < m->nparam; i++)
+      ss += ((double *)g)[i] * ((double *)g)[i];
+  } else {
+    for (size_t i = 0; i < m->nparam; i++)
+      ss += (double)((float *)g)[i] * ((float *)g)[i];
+  }
+  double norm = sqrt(ss), c = maxnorm / (norm + 1e-6);
+  if (c < 1) {
+    if (m->dtype == BP_F64) {
+      for (size_t i = 0; i < m->nparam; i++)
+        ((double *)g)[i] *= c;
+    } else {
+      float cf = (float)c;
+      for (size_t i = 0; i < m->nparam; i++)
+        ((float *)g)[i] *= cf;
+    }
+  }
+  return norm;
+}
+
+/* The learning rate of step i (0-based) of o->steps: a linear warmup over the
+ * first --warmup W steps (lr*(i+1)/W), then --lr-schedule's: step (the
+ * lecture's: lr, lr/10 from --decay-at on), constant, or cosine (llm.c's:
+ * from lr down to --lr-min over the steps after the warmup,
+ * lr_min + (lr - lr_min) * (1 + cos(pi * (i - W) / (steps - W))) / 2). */
+static double tr_lr_at(const TrOpts *o, long i) {
+  if (i < o->warmup)
+    return o->lr * (double)(i + 1) / (double)o->warmup;
+  if (o->schedule == TR_SCHED_CONSTANT)
+    return o->lr;
+  if (o->schedule == TR_SCHED_STEP)
+    return i < o->decay_at ? o->lr : o->lr / 10;
+  double span = (double)(o->steps - o->warmup);
+  double r = span > 0 ? (double)(i - o->warmup) / span : 1;
+  if (r > 1)
+    r = 1;
+  return o->lr_min + 0.5 * (1 + cos(3.14159265358979323846 * r)) * (o->lr - o->lr_min);
 }
 
 /* ---- checkpoints: .npz ------------------------------------------------------ */
@@ -868,10 +1363,6 @@ static uint32_t tr_crc32(const unsigned char *p, size_t n) {
   return c ^ 0xFFFFFFFFu;
 }
 
-static void tr_put16(unsigned char *p, unsigned v) { p[0] = v & 0xFF; p[1] = (v >> 8) & 0xFF; }
-static void tr_put32(unsigned char *p, uint32_t v) { tr_put16(p, v & 0xFFFF); tr_put16(p + 2, v >> 16); }
-static unsigned tr_get16(const unsigned char *p) { return p[0] | (unsigned)p[1] << 8; }
-static uint32_t tr_get32(const unsigned char *p) { return tr_get16(p) | (uint32_t)tr_get16(p + 2) << 16; }
 
 /* The .npy header dict, as numpy writes it for version 1.0. */
 static void tr_npy_dict(char *buf, size_t cap, const char *descr, int rank, const int *dims) {
@@ -1302,7 +1793,8 @@ static void tr_load(Tr *tr, const char *path) {
   int nv = tr->nvocab;
   tr_ck_get(tr, path, len, "vocab", "|u1", 1, &nv, vocab, (size_t)nv, 1);
   if (memcmp(vocab, tr->itos, (size_t)nv) != 0)
-    tr_fail(tr, "%s: the checkpoint's vocabulary differs from %s's", path, tr->o.data);
+    tr_fail(tr, "%s: the checkpoint's vocabulary differs from %s's", path,
+            tr->o.data ? tr->o.data : tr->o.text ? tr->o.text : "the data");
   if (step < 0)
     tr_fail(tr, "%s: corrupt checkpoint (step %lld)", path, (long long)step);
   for (int i = 0; i < m->ntensors; i++) {
@@ -1762,6 +2254,38 @@ static void tr_progress(Tr *tr, long shown, int last, double loss) {
           shown, tr->o.steps, loss, rate, eta, tr->tty && !last ? "   " : "\n");
 }
 
+/* Stream training: the window of step i in llm.c's order (its training
+ * DataLoader with shuffling, one shard): each epoch over the n windows is a
+ * permutation of 0..n-1 drawn by random_permutation (for i from n-1 down to
+ * 1, j = randint32() % (i+1), swap) from an MT19937 seeded with 42 once, the
+ * epochs one after another.  Computed from the step alone, so a run resumed
+ * from a checkpoint draws the same windows. */
+static size_t tr_stream_window(Tr *tr, long step) {
+  size_t n = tr->split[0].n;
+  long epoch = (long)((size_t)step / n);
+  if (!tr->perm)
+    tr->perm = tr_alloc(tr, n * sizeof *tr->perm);
+  if (tr->perm_epoch != epoch || !tr->perm_epoch_set) {
+    if (!tr->perm_epoch_set || epoch < tr->perm_epoch) {
+      tr_mt_init(&tr->perm_mt, 42);
+      tr->perm_epoch = -1;
+      tr->perm_epoch_set = 1;
+    }
+    while (tr->perm_epoch < epoch) {
+      for (size_t i = 0; i < n; i++)
+        tr->perm[i] = (uint32_t)i;
+      for (size_t i = n - 1; i > 0; i--) {
+        size_t j = tr_mt_next(&tr->perm_mt) % (uint32_t)(i + 1);
+        uint32_t t = tr->perm[i];
+        tr->perm[i] = tr->perm[j];
+        tr->perm[j] = t;
+      }
+      tr->perm_epoch++;
+    }
+  }
+  return tr->perm[(size_t)step % n];
+}
+
 static void tr_train(Tr *tr) {
   const BpModel *m = tr->m;
   const TrOpts *o = &tr->o;
@@ -1772,14 +2296,20 @@ static void tr_train(Tr *tr) {
   tr->first_step = tr->step;
   while (tr->step < o->steps) {
     long i = tr->step;
-    for (int b = 0; b < tr->B; b++)
-      tr->idx[b] = (size_t)(bp_rng_next(&tr->batch_rng) % (uint64_t)s->n);
-    tr_set_rows(tr, s, tr->idx);
+    if (tr->mode == TR_STREAM) {
+      tr_set_window(tr, s, tr_stream_window(tr, i));
+    } else {
+      for (int b = 0; b < tr->B; b++)
+        tr->idx[b] = (size_t)(bp_rng_next(&tr->batch_rng) % (uint64_t)s->n);
+      tr_set_rows(tr, s, tr->idx);
+    }
     loss = m->forward(tr->state);
     tr_check_loss(tr, loss);
     m->backward(tr->state);
     tr_check_grads(tr);
-    double lr = i < o->decay_at ? o->lr : o->lr / 10;
+    if (o->clip > 0)
+      tr_clip_grads(tr, o->clip);
+    double lr = tr_lr_at(o, i);
     if (o->adamw)
       tr_adamw(tr, lr);
     else
@@ -1830,13 +2360,55 @@ static void tr_train(Tr *tr) {
     tr_progress(tr, tr->step, 1, loss);
 }
 
+/* A token drawn from the logits at element `off` of the logits tensor (V of
+ * them): z = logits / --temperature; with --top-k K only the z at least the
+ * K-th largest (ties kept, as makemore's generate); then softmax and one
+ * uniform draw of r against the cumulative sums. */
+static int tr_cmp_desc(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int tr_pick(Tr *tr, size_t off, BpRng *r) {
+  int V = tr->V;
+  double temp = tr->o.temperature, mx = -INFINITY, sum = 0, floor = -INFINITY;
+  double *z = tr->probs;
+  for (int v = 0; v < V; v++) {
+    z[v] = tr_get(tr, tr->tlogits, off + (size_t)v) / temp;
+    if (z[v] > mx)
+      mx = z[v];
+  }
+  if (tr->o.top_k > 0 && tr->o.top_k < V) {   /* the K-th largest, from a sorted copy */
+    double *sorted = tr->probs + V;
+    memcpy(sorted, z, (size_t)V * sizeof(double));
+    qsort(sorted, (size_t)V, sizeof(double), tr_cmp_desc);
+    floor = sorted[tr->o.top_k - 1];
+  }
+  for (int v = 0; v < V; v++)
+    sum += z[v] = z[v] >= floor ? exp(z[v] - mx) : 0;
+  double u = bp_uniform(r) * sum, acc = 0;
+  int ix = V - 1;
+  for (int v = 0; v < V; v++) {
+    acc += z[v];
+    if (u < acc && z[v] > 0) {
+      ix = v;
+      break;
+    }
+  }
+  while (z[ix] == 0 && ix > 0)   /* u rounded past the last kept token */
+    ix--;
+  return ix;
+}
+
 static void tr_sample(Tr *tr) {
   const BpModel *m = tr->m;
   BpRng r;
   bp_rng_seed(&r, tr->o.seed + 10);
   int32_t *X = (int32_t *)((char *)tr->state + tr->tx->offset);
   int32_t *Y = (int32_t *)((char *)tr->state + tr->ty->offset);
-  tr->probs = tr_alloc(tr, (size_t)tr->V * sizeof(double));
+  free(tr->probs);
+  tr->probs = NULL;
+  tr->probs = tr_alloc(tr, 2 * (size_t)tr->V * sizeof(double));
   char word[TR_MAXSAMPLE + 2];
   for (long n = 0; n < tr->o.samples; n++) {
     int32_t ctx[64];
@@ -1849,21 +2421,7 @@ static void tr_sample(Tr *tr) {
         Y[b] = 0;
       }
       m->forward_eval(tr->state);
-      double mx = -INFINITY, sum = 0;
-      for (int v = 0; v < tr->V; v++)
-        if (tr_get(tr, tr->tlogits, (size_t)v) > mx)
-          mx = tr_get(tr, tr->tlogits, (size_t)v);
-      for (int v = 0; v < tr->V; v++)
-        sum += tr->probs[v] = exp(tr_get(tr, tr->tlogits, (size_t)v) - mx);
-      double u = bp_uniform(&r) * sum, acc = 0;
-      int ix = tr->V - 1;
-      for (int v = 0; v < tr->V; v++) {
-        acc += tr->probs[v];
-        if (u < acc) {
-          ix = v;
-          break;
-        }
-      }
+      int ix = tr_pick(tr, 0, &r);
       word[len++] = tr->itos[ix];
       if (ix == 0 || len == TR_MAXSAMPLE)
         break;
@@ -1873,6 +2431,92 @@ static void tr_sample(Tr *tr) {
     word[len] = '\0';
     fprintf(tr_out, "%s%s\n", word, word[len - 1] == '.' ? "" : "...");
   }
+}
+
+/* Sequences: B words at once, row b the word so far after the start token 0;
+ * all rows are at the same position t, the next token drawn from the logits
+ * at (b, t) (a causal model: later positions do not matter); a word ends at
+ * token 0 or after T-1 characters (makemore's max_new_tokens = max word
+ * length with T = that + 1).  Printed as the lecture's: the word, then '.'
+ * when it ended ('...' when cut). */
+static void tr_sample_seq(Tr *tr) {
+  const BpModel *m = tr->m;
+  BpRng r;
+  bp_rng_seed(&r, tr->o.seed + 10);
+  size_t B = (size_t)tr->B, T = (size_t)tr->T, V = (size_t)tr->V;
+  int32_t *X = (int32_t *)((char *)tr->state + tr->tx->offset);
+  int32_t *Y = (int32_t *)((char *)tr->state + tr->ty->offset);
+  free(tr->probs);
+  tr->probs = NULL;
+  tr->probs = tr_alloc(tr, 2 * V * sizeof(double));
+  char *word = tr_alloc(tr, B * (T + 1));
+  int *done = tr_alloc(tr, B * sizeof(int));
+  for (long first = 0; first < tr->o.samples; first += (long)B) {
+    size_t nb = tr->o.samples - first < (long)B ? (size_t)(tr->o.samples - first) : B;
+    for (size_t i = 0; i < B * T; i++)
+      X[i] = 0, Y[i] = 0;
+    for (size_t b = 0; b < B; b++)
+      done[b] = b >= nb;
+    size_t t = 0;
+    for (; t + 1 < T; t++) {
+      m->forward_eval(tr->state);
+      int active = 0;
+      for (size_t b = 0; b < nb; b++) {
+        if (done[b])
+          continue;
+        int ix = tr_pick(tr, (b * T + t) * V, &r);
+        X[b * T + t + 1] = ix;
+        word[b * (T + 1) + t] = tr->itos[ix];
+        done[b] = ix == 0 ? (int)t + 1 : 0;
+        active += !done[b];
+      }
+      if (!active)
+        break;
+    }
+    for (size_t b = 0; b < nb; b++) {
+      int len = done[b] ? done[b] : (int)(T - 1);
+      fprintf(tr_out, "%.*s%s\n", len, word + b * (T + 1), done[b] ? "" : "...");
+    }
+  }
+  free(word);
+  free(done);
+}
+
+/* Streams: one sequence in row 0, started with token 0 (for --text the
+ * smallest byte, '\n' in most texts), --sample-len N tokens drawn from the
+ * logits at its last position, the model fed its last T tokens at most.
+ * --text prints the bytes, --data-tokens the token ids. */
+static void tr_sample_stream(Tr *tr) {
+  const BpModel *m = tr->m;
+  long n = tr->o.sample_len;
+  if (n <= 0)
+    return;
+  BpRng r;
+  bp_rng_seed(&r, tr->o.seed + 10);
+  size_t T = (size_t)tr->T, V = (size_t)tr->V;
+  int32_t *X = (int32_t *)((char *)tr->state + tr->tx->offset);
+  int32_t *Y = (int32_t *)((char *)tr->state + tr->ty->offset);
+  free(tr->probs);
+  tr->probs = NULL;
+  tr->probs = tr_alloc(tr, 2 * V * sizeof(double));
+  tr->samp = tr_alloc(tr, ((size_t)n + 1) * sizeof(int32_t));
+  memset(X, 0, tr->tx->numel * sizeof(int32_t));
+  memset(Y, 0, tr->ty->numel * sizeof(int32_t));
+  fprintf(tr_out, "sample:\n");
+  size_t len = 1;   /* samp[0] = 0, the start */
+  for (long k = 0; k < n; k++) {
+    size_t from = len > T ? len - T : 0, L = len - from;
+    for (size_t t = 0; t < L; t++)
+      X[t] = tr->samp[from + t];
+    m->forward_eval(tr->state);
+    int ix = tr_pick(tr, (L - 1) * V, &r);
+    tr->samp[len++] = ix;
+    if (tr->o.text)
+      fputc((unsigned char)tr->itos[ix], tr_out);
+    else
+      fprintf(tr_out, "%s%d", k ? " " : "", ix);
+  }
+  fputc('\n', tr_out);
 }
 
 static void tr_free(Tr *tr) {
@@ -1901,6 +2545,15 @@ static void tr_free(Tr *tr) {
   free(tr->mom_v);
   free(tr->idx);
   free(tr->probs);
+  free(tr->tokbuf);
+  free(tr->perm);
+  free(tr->samp);
+  free(tr->seqorder);
+  for (int i = 0; i < TR_SPLITS; i++) {
+    free(tr->split[i].sx);
+    free(tr->split[i].sy);
+    free(tr->split[i].tok);
+  }
 }
 
 int bp_train_main(const BpModel *m, int argc, char **argv) {
@@ -1926,6 +2579,23 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
   if (tr->tensor) {
     tr_load_tensors(tr);
     tr_print_tensors(tr);
+  } else if (tr->mode == TR_SEQ) {
+    tr_load_seq(tr);
+    fprintf(tr_out, "data: %s: %lu words, vocabulary of %d; sequences of %d tokens, train %lu, "
+            "test %lu (torch.randperm, seed %lu)\n", o->data, (unsigned long)tr->nwords,
+            tr->nvocab, tr->T, (unsigned long)tr->split[0].n, (unsigned long)tr->split[1].n,
+            (unsigned long)o->split_seed);
+    fprintf(tr_out, "model: %s, %lu parameters, batch %d\n", m->name, (unsigned long)m->nparam,
+            tr->B);
+  } else if (tr->mode == TR_STREAM) {
+    tr_load_stream(tr);
+    fprintf(tr_out, "data: %s: %lu tokens train, %lu dev (%s); windows of %d tokens, %lu "
+            "batches train, %lu dev\n", tr->split[0].file, (unsigned long)tr->split[0].ntok,
+            (unsigned long)tr->split[1].ntok, o->text ? "the last 10%" : o->tokens[1] ?
+            o->tokens[1] : "no --val-tokens", tr->T + 1, (unsigned long)tr->split[0].n,
+            (unsigned long)tr->split[1].n);
+    fprintf(tr_out, "model: %s, %lu parameters, batch %d, vocabulary %d\n", m->name,
+            (unsigned long)m->nparam, tr->B, tr->V);
   } else {
     tr_load_data(tr);
     fprintf(tr_out, "data: %s: %lu words, vocabulary of %d; examples train %lu, dev %lu, test %lu\n",
@@ -1944,6 +2614,8 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
     m->set_lean(tr->state, 1);
   for (int s = 0; s < TR_SPLITS && tr->tensor; s++)
     tr_check_split(tr, s);
+  if (tr->mode == TR_SEQ)
+    tr_check_ignore(tr);
   bp_rng_seed(&tr->batch_rng, o->seed + 2);
   if (o->adamw) {
     tr->mom_m = tr_alloc(tr, m->nparam * tr->esize);
@@ -1974,14 +2646,20 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
     tr_save(tr, o->save);
   double ltr = tr_split_loss(tr, &tr->split[0]), ldev = tr_split_loss(tr, &tr->split[1]);
   fprintf(tr_out, "train loss %.4f\n", ltr);
+  const char *held = tr->mode == TR_SEQ ? "test" : "dev";   /* makemore's split is train/test */
   if (tr_finite(ldev))
-    fprintf(tr_out, "dev loss %.4f\n", ldev);
+    fprintf(tr_out, "%s loss %.4f\n", held, ldev);
   else
-    fprintf(tr_out, "dev loss n/a (no dev %s)\n", tr->tensor ? "split: --dev-x" : "words");
+    fprintf(tr_out, "%s loss n/a (no %s %s)\n", held, held,
+            tr->tensor ? "split: --dev-x" : tr->mode == TR_STREAM ? "tokens" : "words");
   if (tr->tensor && tr->split[2].n > 0)
     fprintf(tr_out, "test loss %.4f\n", tr_split_loss(tr, &tr->split[2]));
-  if (!tr->tensor)
+  if (tr->mode == TR_CTX)
     tr_sample(tr);
+  else if (tr->mode == TR_SEQ)
+    tr_sample_seq(tr);
+  else if (tr->mode == TR_STREAM)
+    tr_sample_stream(tr);
   fflush(tr_out);
   tr_free(tr);
   return 0;

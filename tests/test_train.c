@@ -19,6 +19,7 @@
 
 #include "bp_runtime.h"
 #include "fixtures/bigram.c"
+#include "fixtures/causal.c"
 #include "../templates/trainer.c"
 
 /* One scratch directory for the suite's files, bpgen-train-XXXXXX in $TMPDIR
@@ -299,6 +300,507 @@ START_TEST(t_options) {
   ck_assert_msg(strstr(tr_errbuf, "nonexistent.txt: cannot open"), "%s", tr_errbuf);
   ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--resume", NULL), 1);
   ck_assert_msg(strstr(tr_errbuf, "--resume needs --save"), "%s", tr_errbuf);
+}
+END_TEST
+
+/* The optimiser on hand-made f64 values, against a plain re-implementation of
+ * torch.optim.AdamW as its documentation writes the algorithm (decay the old
+ * param, moments, bias-corrected m/(sqrt(v)+eps)), of clip_grad_norm_ and of
+ * llm.c's cosine schedule; tools/torch_adamw.py (tests/driver.sh) checks the
+ * same against PyTorch itself when it is installed. */
+static const BpModel opt_model = {
+  .name = "opt", .dtype = BP_F64, .state_size = 8 * sizeof(double), .param_offset = 0,
+  .grad_offset = 4 * sizeof(double), .nparam = 4, .loss_index = -1, .logits_index = -1,
+};
+
+START_TEST(t_adamw_formula) {
+  static const double p0[4] = {0.5, -1.25, 2.0, 0.0}, g0[4] = {0.3, -2.0, 1e-3, 0.7};
+  double state[8], m[4] = {0}, v[4] = {0};
+  double rp[4], rm[4] = {0}, rv[4] = {0};
+  int nclipped = 0;
+  Tr tr;
+  memset(&tr, 0, sizeof tr);
+  tr.m = &opt_model;
+  tr.state = state;
+  tr.mom_m = m;
+  tr.mom_v = v;
+  tr.o.beta1 = 0.9, tr.o.beta2 = 0.99, tr.o.eps = 1e-8, tr.o.wd = 0.01;   /* makemore's */
+  tr.o.lr = 5e-4, tr.o.steps = 20, tr.o.warmup = 3, tr.o.lr_min = 5e-5;
+  tr.o.schedule = TR_SCHED_COSINE;
+  memcpy(state, p0, sizeof p0);
+  memcpy(rp, p0, sizeof p0);
+  for (int t = 1; t <= 6; t++) {
+    double g[4], lr = tr_lr_at(&tr.o, t - 1), clip = 4.5;
+    for (int i = 0; i < 4; i++)
+      g[i] = g0[i] * (1 + 0.3 * t) * (i == 1 && t > 3 ? -1 : 1);
+    memcpy(state + 4, g, sizeof g);
+    double norm = tr_clip_grads(&tr, clip);
+    double ss = 0;
+    for (int i = 0; i < 4; i++)
+      ss += g[i] * g[i];
+    ck_assert_double_eq_tol(norm, sqrt(ss), 1e-15);
+    double c = clip / (sqrt(ss) + 1e-6);
+    nclipped += c < 1;
+    for (int i = 0; i < 4; i++) {
+      if (c < 1)
+        g[i] *= c;
+      ck_assert_double_eq_tol(state[4 + i], g[i], 1e-15);
+    }
+    tr_adamw(&tr, lr);
+    ck_assert_int_eq((int)tr.adamw_t, t);
+    for (int i = 0; i < 4; i++) {
+      double p1 = rp[i] - lr * 0.01 * rp[i];
+      rm[i] = 0.9 * rm[i] + 0.1 * g[i];
+      rv[i] = 0.99 * rv[i] + 0.01 * g[i] * g[i];
+      double mh = rm[i] / (1 - pow(0.9, t)), vh = rv[i] / (1 - pow(0.99, t));
+      double want = p1 - lr * mh / (sqrt(vh) + 1e-8);
+      if (t == 1)   /* m^ = g, v^ = g^2: the first step moves lr*g/(|g|+eps) */
+        ck_assert_double_eq_tol(want, rp[i] * (1 - lr * 0.01) - lr * g[i] / (fabs(g[i]) + 1e-8),
+                                1e-15);
+      rp[i] = want;
+      ck_assert_msg(fabs(state[i] - want) <= 1e-13 * fabs(want) + 1e-300,
+                    "step %d param %d: %.17g vs %.17g", t, i, state[i], want);
+      ck_assert_double_eq_tol(m[i], rm[i], 1e-15);
+    }
+  }
+  ck_assert_int_eq(nclipped, 3);   /* norms 2.8 .. 6.0: steps 4, 5, 6 clipped to 4.5 */
+}
+END_TEST
+
+START_TEST(t_lr_schedule) {
+  TrOpts o;
+  memset(&o, 0, sizeof o);
+  o.lr = 1, o.steps = 110, o.warmup = 10, o.lr_min = 0.1, o.decay_at = 50;
+  static const struct { int sched; long i; double want; } cases[] = {
+    {TR_SCHED_COSINE, 0, 0.1},          /* warmup: lr*(i+1)/W */
+    {TR_SCHED_COSINE, 4, 0.5},
+    {TR_SCHED_COSINE, 9, 1.0},
+    {TR_SCHED_COSINE, 10, 1.0},         /* cosine from lr ... */
+    {TR_SCHED_COSINE, 60, 0.55},        /* ... half way: (lr + lr_min) / 2 ... */
+    {TR_SCHED_COSINE, 35, 0.1 + 0.9 * (1 + cos(M_PI / 4)) / 2},
+    {TR_SCHED_COSINE, 109, 0.1 + 0.9 * (1 + cos(M_PI * 0.99)) / 2},
+    {TR_SCHED_COSINE, 110, 0.1},        /* ... to lr_min after the last step */
+    {TR_SCHED_STEP, 5, 0.6},            /* warmup applies to every schedule */
+    {TR_SCHED_STEP, 49, 1.0},
+    {TR_SCHED_STEP, 50, 0.1},
+    {TR_SCHED_CONSTANT, 100, 1.0},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    o.schedule = cases[k].sched;
+    double got = tr_lr_at(&o, cases[k].i);
+    ck_assert_msg(fabs(got - cases[k].want) < 1e-15, "schedule %d step %ld: %.17g, want %.17g",
+                  cases[k].sched, cases[k].i, got, cases[k].want);
+  }
+}
+END_TEST
+
+/* --clip, --lr-schedule and --warmup reach the training loop. */
+START_TEST(t_schedule_options) {
+  const char *base, *clip, *cos;
+  ck_assert_int_eq(run(&base, "--data", fixture_words(), "--steps", "50", "--lr", "1",
+                       "--samples", "0", "--quiet", NULL), 0);
+  ck_assert_int_eq(run(&clip, "--data", fixture_words(), "--steps", "50", "--lr", "1",
+                       "--clip", "0.01", "--samples", "0", "--quiet", NULL), 0);
+  ck_assert_int_eq(run(&cos, "--data", fixture_words(), "--steps", "50", "--lr", "1",
+                       "--lr-schedule", "cosine", "--warmup", "5", "--samples", "0", "--quiet",
+                       NULL), 0);
+  double lb = atof(strstr(base, "train loss ") + 11), lc = atof(strstr(clip, "train loss ") + 11);
+  double lz = atof(strstr(cos, "train loss ") + 11);
+  /* clipped to norm 0.01, 50 steps of lr 1 move the params by 0.5 at most */
+  ck_assert_msg(lc > lb + 0.05, "clip: %g vs %g", lc, lb);
+  ck_assert_msg(lz != lb, "cosine: %g vs %g", lz, lb);
+  static const struct { const char *a, *b, *err; } bad[] = {
+    {"--lr-schedule", "linear", "--lr-schedule: 'linear' is not step, cosine or constant"},
+    {"--clip", "0", "--clip: 0 would zero every gradient"},
+    {"--clip", "-1", "--clip: '-1' is not a finite number >= 0"},
+    {"--warmup", "x", "--warmup: 'x' is not a whole number"},
+    {"--temperature", "0", "--temperature: 0 divides"},
+    {"--top-k", "-2", "--top-k: '-2' is not a whole number"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ck_assert_int_eq(run(NULL, "--data", fixture_words(), bad[i].a, bad[i].b, NULL), 1);
+    ck_assert_msg(strstr(tr_errbuf, bad[i].err), "%s", tr_errbuf);
+  }
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--lr-schedule", "cosine", "--lr", "0.1",
+                       "--lr-min", "0.2", NULL), 1);
+  ck_assert_msg(strstr(tr_errbuf, "--lr-min 0.2 is above --lr 0.1"), "%s", tr_errbuf);
+}
+END_TEST
+
+/* ---- sequences, streams, causal sampling (the causal fixture) ---- */
+
+/* run() for fixtures/causal.c */
+static int run_causal(const char **out, ...) {
+  char *argv[64];
+  va_list ap;
+  va_start(ap, out);
+  int argc = train_argv(argv, 64, ap);
+  va_end(ap);
+  const char *op = tmp_path("out.txt");
+  tr_out = fopen(op, "w");
+  ck_assert_ptr_nonnull(tr_out);
+  int rc = bp_train_main(&causal_model, argc, argv);
+  fclose(tr_out);
+  tr_out = NULL;
+  fxc_mean_all = fxc_no_ignore = 0;
+  char *text = slurp(op, NULL);
+  if (out)
+    *out = arena_strndup(text, strlen(text));
+  free(text);
+  return rc;
+}
+
+/* A Tr loaded for the causal model (no training): words (`data`), --text or
+ * --data-tokens; state allocated and initialised.  Returns 1 on error. */
+static int load_causal(Tr *tr, const char *data, const char *text, const char *tokens) {
+  memset(tr, 0, sizeof *tr);
+  tr_errbuf[0] = '\0';
+  tr->m = &causal_model;
+  tr->o.data = data, tr->o.text = text, tr->o.tokens[0] = tokens;
+  tr->o.seed = 5, tr->o.temperature = 1, tr->o.samples = 20, tr->o.sample_len = 30;
+  tr->o.quiet = 1;
+  if (setjmp(tr->jb)) {
+    tr_free(tr);
+    return 1;
+  }
+  tr_find_tensors(tr);
+  if (tr->mode == TR_SEQ)
+    tr_load_seq(tr);
+  else
+    tr_load_stream(tr);
+  tr->state = tr_alloc(tr, causal_model.state_size);
+  tr->idx = tr_alloc(tr, (size_t)tr->B * sizeof(size_t));
+  causal_model.init(tr->state, 5);
+  return 0;
+}
+
+/* The MT19937 that torch.manual_seed and llm.c's manual_seed seed: llm.c's
+ * rand.h documents manual_seed(137) then randint32() as 4053805790,
+ * 2173880614, 380293709, 1237255315, 2986595568 (PyTorch's too); and
+ * torch.randperm(10) after torch.manual_seed(3407) is, with torch 1.13,
+ * [9, 1, 5, 7, 3, 2, 8, 6, 4, 0].  With torch installed, randperm of larger n
+ * is compared with torch itself. */
+START_TEST(t_torch_randperm) {
+  TrMt mt;
+  tr_mt_init(&mt, 137);
+  static const uint32_t want[] = {4053805790u, 2173880614u, 380293709u, 1237255315u, 2986595568u};
+  for (int i = 0; i < 5; i++)
+    ck_assert_uint_eq(tr_mt_next(&mt), want[i]);
+  size_t r[32033];
+  tr_torch_randperm(r, 10, 3407);
+  static const size_t p10[] = {9, 1, 5, 7, 3, 2, 8, 6, 4, 0};
+  for (int i = 0; i < 10; i++)
+    ck_assert_uint_eq(r[i], p10[i]);
+  FILE *py = popen("/usr/bin/python3 -c 'import torch\n"
+                   "for n in (777, 32033):\n"
+                   "  torch.manual_seed(3407); print(n, *torch.randperm(n).tolist())' "
+                   "2>/dev/null", "r");
+  int checked = 0;
+  size_t n;
+  while (py && fscanf(py, "%zu", &n) == 1) {
+    tr_torch_randperm(r, n, 3407);
+    for (size_t i = 0; i < n; i++) {
+      size_t v;
+      ck_assert_int_eq(fscanf(py, "%zu", &v), 1);
+      ck_assert_msg(v == r[i], "randperm(%zu)[%zu]: torch %zu, bpgen %zu", n, i, v, r[i]);
+    }
+    checked++;
+  }
+  if (py)
+    pclose(py);
+  if (checked == 0)
+    fprintf(stderr, "note: t_torch_randperm: no torch for /usr/bin/python3; compared with the "
+            "recorded randperm(10) only\n");
+}
+END_TEST
+
+/* makemore's rows and split on words10.txt (10 words: 1 test word). */
+START_TEST(t_seq_rows) {
+  Tr tr;
+  ck_assert_int_eq(load_causal(&tr, fixture_words(), NULL, NULL), 0);
+  ck_assert_int_eq(tr.mode, TR_SEQ);
+  ck_assert_int_eq((int)tr.split[0].n, 9);
+  ck_assert_int_eq((int)tr.split[1].n, 1);
+  size_t rp[10];
+  tr_torch_randperm(rp, 10, 3407);
+  for (int k = 0; k < 10; k++) {
+    const TrWord *w = &tr.words[rp[k]];
+    const TrSplit *s = &tr.split[k < 9 ? 0 : 1];
+    size_t row = k < 9 ? (size_t)k : 0;
+    const int8_t *x = s->sx + row * 6, *y = s->sy + row * 6;
+    int len = (int)w->len;
+    for (int t = 0; t < 6; t++) {
+      int xt = t == 0 || t > len ? 0 : tr.stoi[(unsigned char)w->s[t - 1]];
+      int yt = t < len ? tr.stoi[(unsigned char)w->s[t]] : t == len ? 0 : -1;
+      ck_assert_msg(x[t] == xt && y[t] == yt, "word %.*s t %d: x %d y %d, want %d %d", len, w->s,
+                    t, x[t], y[t], xt, yt);
+    }
+  }
+  tr_free(&tr);
+}
+END_TEST
+
+/* The split loss is the mean over every valid position: each word's loss
+ * (a batch of it and padding) weighted by its valid count.  Batches of
+ * 4, 4 and 1 words hold different counts: an unweighted mean of the batch
+ * losses differs. */
+START_TEST(t_seq_split_loss) {
+  Tr tr;
+  ck_assert_int_eq(load_causal(&tr, fixture_words(), NULL, NULL), 0);
+  const TrSplit *s = &tr.split[0];
+  double sum = 0, cnt = 0, batches = 0;
+  int nb = 0;
+  for (size_t i = 0; i < s->n; i++) {
+    tr_set_range(&tr, s, i, 1, 0);
+    double l = causal_model.forward_eval(tr.state);
+    double c = (double)tr_valid_count(&tr);
+    int len = 0;
+    while (len < 6 && s->sy[i * 6 + len] != -1)
+      len++;
+    ck_assert_int_eq((int)c, len);   /* the word and its end token */
+    sum += c * l, cnt += c;
+  }
+  for (size_t i = 0; i < s->n; i += 4, nb++) {
+    tr_set_range(&tr, s, i, s->n - i < 4 ? (int)(s->n - i) : 4, 0);
+    batches += causal_model.forward_eval(tr.state);
+  }
+  double got = tr_split_loss(&tr, s);
+  ck_assert_msg(fabs(got - sum / cnt) < 1e-12, "split loss %.17g, per position %.17g", got,
+                sum / cnt);
+  ck_assert_msg(fabs(got - batches / nb) > 1e-6, "the weighting is not exercised");
+  tr_free(&tr);
+}
+END_TEST
+
+START_TEST(t_seq_train) {
+  const char *out;
+  ck_assert_int_eq(run_causal(&out, "--data", fixture_words(), "--steps", "300", "--lr", "1",
+                              "--samples", "6", "--quiet", NULL), 0);
+  ck_assert_msg(strstr(out, "sequences of 6 tokens, train 9, test 1 (torch.randperm, seed 3407)"),
+                "%s", out);
+  const char *tl = strstr(out, "train loss ");
+  ck_assert_ptr_nonnull(tl);
+  ck_assert_msg(atof(tl + 11) < 1.5, "%s", out);   /* log 6 = 1.79 */
+  ck_assert_msg(strstr(out, "test loss "), "%s", out);
+  const char *p = strchr(strstr(out, "test loss "), '\n') + 1;
+  int n = 0;
+  for (; *p; n++) {
+    const char *e = strchr(p, '\n');
+    ck_assert_msg((e - p <= 6 && e[-1] == '.') || (e - p == 8 && strncmp(e - 4, ".....", 4) != 0 &&
+                                                    strncmp(e - 3, "...", 3) == 0),
+                  "sample '%.*s': at most T-1 = 5 letters, then '.' or '...'", (int)(e - p), p);
+    p = e + 1;
+  }
+  ck_assert_int_eq(n, 6);
+  /* errors: T too small, a model that does not ignore -1, one averaging over all */
+  const char *lw = WRITE("long.txt", "abc\nabcdefgh\nbca\n");
+  ck_assert_int_eq(run_causal(NULL, "--data", lw, NULL), 1);
+  ck_assert_msg(strstr(tr_errbuf, "long.txt: the longest word (abcdefgh, 8 characters) needs "
+                               "sequences of 9 tokens") && strstr(tr_errbuf, "use -D T=9"),
+                "%s", tr_errbuf);
+  fxc_no_ignore = 1;
+  ck_assert_int_eq(run_causal(NULL, "--data", fixture_words(), "--steps", "1", NULL), 1);
+  ck_assert_msg(strstr(tr_errbuf, "sequences need a cross-entropy that ignores -1"), "%s",
+                tr_errbuf);
+  fxc_mean_all = 1;
+  ck_assert_int_eq(run_causal(NULL, "--data", fixture_words(), "--steps", "1", NULL), 1);
+  ck_assert_msg(strstr(tr_errbuf, "mean over the valid positions"), "%s", tr_errbuf);
+}
+END_TEST
+
+/* Sampling reads the logits at each row's last position: W chains
+ * start -> a -> b -> end, so every word is "ab" (a sampler reading position 0
+ * or T-1 would write "aaaaa" or noise); --top-k 1 is the argmax; a higher
+ * --temperature flattens the distribution. */
+START_TEST(t_sample_causal) {
+  Tr tr;
+  ck_assert_int_eq(load_causal(&tr, fixture_words(), NULL, NULL), 0);
+  double *W = FXC_P(tr.state, FXC_OW, double), *c = FXC_P(tr.state, FXC_OC, double);
+  for (int i = 0; i < FXC_V * FXC_V; i++)
+    W[i] = 0;
+  for (int i = 0; i < FXC_V; i++)
+    c[i] = 0;
+  W[0 * FXC_V + 1] = 40, W[1 * FXC_V + 2] = 40, W[2 * FXC_V + 0] = 40;
+  tr_out = fopen(tmp_path("s.txt"), "w");
+  tr.o.samples = 7;
+  tr_sample_seq(&tr);
+  fclose(tr_out);
+  tr_out = NULL;
+  char *t = slurp(tmp_path("s.txt"), NULL);
+  ck_assert_str_eq(t, "ab.\nab.\nab.\nab.\nab.\nab.\nab.\n");
+  free(t);
+  /* first letters: start -> a or b with logits ln 3 and 0 (3:1); T 1 vs T 100 */
+  W[0 * FXC_V + 1] = log(3.0), W[0 * FXC_V + 2] = 0;
+  for (int i = 0; i < FXC_V; i++)
+    if (i != 1 && i != 2)
+      W[0 * FXC_V + i] = -1000;
+  double frac[3];
+  const double temps[3] = {1, 100, 1};
+  for (int k = 0; k < 3; k++) {
+    tr.o.temperature = temps[k];
+    tr.o.top_k = k == 2 ? 1 : 0;
+    tr.o.samples = 400;
+    tr_out = fopen(tmp_path("s.txt"), "w");
+    tr_sample_seq(&tr);
+    fclose(tr_out);
+    tr_out = NULL;
+    t = slurp(tmp_path("s.txt"), NULL);
+    int na = 0, n = 0;
+    for (char *p = t; *p; p = strchr(p, '\n') + 1, n++)
+      na += *p == 'a';
+    ck_assert_int_eq(n, 400);
+    frac[k] = (double)na / n;
+    free(t);
+    free(tr.probs);
+    tr.probs = NULL;
+  }
+  ck_assert_msg(frac[0] > 0.68 && frac[0] < 0.82, "T=1: %g of a, want 0.75", frac[0]);
+  ck_assert_msg(frac[1] > 0.42 && frac[1] < 0.58, "T=100: %g of a, want ~0.5", frac[1]);
+  ck_assert_msg(frac[2] == 1.0, "top-k 1: %g of a", frac[2]);
+  tr_free(&tr);
+}
+END_TEST
+
+/* llm.c's token file: B*T+1 windows advancing by B*T; malformed files. */
+static const char *write_tokens(const char *name, int32_t magic, int32_t version, int32_t count,
+                                int ntok, int mod) {
+  size_t len = 1024 + 2 * (size_t)(ntok > 0 ? ntok : 0);
+  unsigned char *b = calloc(1, len);
+  tr_put32(b, (uint32_t)magic);
+  tr_put32(b + 4, (uint32_t)version);
+  tr_put32(b + 8, (uint32_t)count);
+  for (int i = 0; i < ntok; i++)
+    tr_put16(b + 1024 + 2 * i, (unsigned)(i % mod));
+  const char *p = write_file(name, (const char *)b, len);
+  free(b);
+  return p;
+}
+
+START_TEST(t_stream_tokens) {
+  Tr tr;
+  /* B*T = 24: 100 tokens hold 4 windows */
+  const char *ok = write_tokens("ok.bin", 20240520, 1, 100, 100, 6);
+  ck_assert_int_eq(load_causal(&tr, NULL, NULL, ok), 0);
+  ck_assert_int_eq(tr.mode, TR_STREAM);
+  ck_assert_int_eq((int)tr.split[0].n, 4);
+  tr_set_window(&tr, &tr.split[0], 2);
+  const int32_t *X = FXC_P(tr.state, FXC_OX, int32_t), *Y = FXC_P(tr.state, FXC_OY, int32_t);
+  for (int i = 0; i < 24; i++) {
+    ck_assert_int_eq(X[i], (48 + i) % 6);
+    ck_assert_int_eq(Y[i], (49 + i) % 6);
+  }
+  /* llm.c's order: epochs of random_permutation from MT19937 seed 42 */
+  TrMt mt;
+  tr_mt_init(&mt, 42);
+  uint32_t first[4];
+  for (int e = 0; e < 3; e++) {
+    uint32_t perm[4] = {0, 1, 2, 3};
+    for (int i = 3; i > 0; i--) {
+      uint32_t j = tr_mt_next(&mt) % (uint32_t)(i + 1), t = perm[i];
+      perm[i] = perm[j], perm[j] = t;
+    }
+    for (int k = 0; k < 4; k++)
+      ck_assert_uint_eq(tr_stream_window(&tr, e * 4 + k), perm[k]);
+    if (e == 0)
+      memcpy(first, perm, sizeof perm);
+  }
+  for (int k = 0; k < 4; k++)   /* going back (a resumed run) replays from the seed */
+    ck_assert_uint_eq(tr_stream_window(&tr, k), first[k]);
+  tr_free(&tr);
+  static const struct { const char *name; int32_t magic, version, count; int ntok, mod;
+                        const char *err; } bad[] = {
+    {"magic.bin", 20240326, 1, 100, 100, 6, "magic.bin: bad magic 20240326: not an llm.c token "
+     "file (its header starts with 20240520); this is a model checkpoint"},
+    {"version.bin", 20240520, 2, 100, 100, 6, "version.bin: token file version 2"},
+    {"count.bin", 20240520, 1, 120, 100, 6, "count.bin: the header says 120 tokens (240 bytes) "
+     "but the file has 200 bytes"},
+    {"vocab.bin", 20240520, 1, 100, 100, 7, "vocab.bin: token 6 is 6, beyond the model's "
+     "vocabulary (logits has V = 6)"},
+    {"short.bin", 20240520, 1, 24, 24, 6, "short.bin: 24 tokens, fewer than one batch needs: "
+     "B*T+1 = 25 (B = 4 rows of T+1 = 7 tokens)"},
+    {"tiny.bin", 20240520, 1, 3, 3, 6, "not even one row of T+1"},
+    {"zero.bin", 20240520, 1, 0, 0, 6, "zero.bin: the header says 0 tokens"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const char *p = write_tokens(bad[i].name, bad[i].magic, bad[i].version, bad[i].count,
+                                 bad[i].ntok, bad[i].mod);
+    ck_assert_int_eq(load_causal(&tr, NULL, NULL, p), 1);
+    ck_assert_msg(strstr(tr_errbuf, bad[i].err), "%s: '%s' lacks '%s'", bad[i].name, tr_errbuf,
+                  bad[i].err);
+  }
+  ck_assert_int_eq(load_causal(&tr, NULL, NULL, WRITE("hdr.bin", "abc")), 1);
+  ck_assert_msg(strstr(tr_errbuf, "hdr.bin: 3 bytes: too short for llm.c's token file header"),
+                "%s", tr_errbuf);
+  /* a context model cannot take a stream */
+  const char *out;
+  ck_assert_int_eq(run(&out, "--data-tokens", ok, NULL), 1);
+  ck_assert_msg(strstr(tr_errbuf, "a token stream (--data-tokens) needs inputs X, Y : int[B,T]"),
+                "%s", tr_errbuf);
+  /* train and sample end to end: token ids */
+  const char *val = write_tokens("val.bin", 20240520, 1, 50, 50, 6);
+  ck_assert_int_eq(run_causal(&out, "--data-tokens", ok, "--val-tokens", val, "--steps", "40",
+                              "--lr", "1", "--sample-len", "12", "--quiet", NULL), 0);
+  ck_assert_msg(strstr(out, "100 tokens train, 50 dev") && strstr(out, "4 batches train, 2 dev"),
+                "%s", out);
+  const char *dl = strstr(out, "dev loss ");
+  ck_assert_msg(dl && atof(dl + 9) < 0.5, "%s", out);   /* i+1 mod 6 is learnable */
+  const char *sm = strstr(out, "sample:\n");
+  ck_assert_ptr_nonnull(sm);
+  int ids = 0;
+  for (const char *q = sm + 8; *q && *q != '\n'; q++)
+    ids += *q >= '0' && *q <= '5' && (q[1] == ' ' || q[1] == '\n');
+  ck_assert_int_eq(ids, 12);
+}
+END_TEST
+
+/* A stream run resumed from a checkpoint draws the same windows (the epoch
+ * order replayed from the step) and logs the same losses, bit for bit. */
+START_TEST(t_stream_resume) {
+  const char *tok = write_tokens("r.bin", 20240520, 1, 100, 100, 6);
+  const char *a = tmp_path("sa.csv"), *b = tmp_path("sb.csv"), *ck = tmp_path("sr.npz");
+  ck_assert_int_eq(run_causal(NULL, "--data-tokens", tok, "--steps", "23", "--lr-schedule",
+                              "constant", "--log", a, "--sample-len", "0", "--quiet", NULL), 0);
+  ck_assert_int_eq(run_causal(NULL, "--data-tokens", tok, "--steps", "10", "--lr-schedule",
+                              "constant", "--log", b, "--save", ck, "--sample-len", "0", "--quiet",
+                              NULL), 0);
+  ck_assert_int_eq(run_causal(NULL, "--data-tokens", tok, "--steps", "23", "--lr-schedule",
+                              "constant", "--log", b, "--save", ck, "--resume", "--sample-len",
+                              "0", "--quiet", NULL), 0);
+  size_t la, lb;
+  char *ta = slurp(a, &la), *tb = slurp(b, &lb);
+  ck_assert_msg(ta && tb && la == lb && memcmp(ta, tb, la) == 0, "logs differ:\n%s\n---\n%s",
+                ta, tb);
+  free(ta);
+  free(tb);
+}
+END_TEST
+
+/* --text: vocabulary = distinct bytes in order, 90/10 split, sampling text. */
+START_TEST(t_stream_text) {
+  char txt[400];
+  for (int i = 0; i < 399; i++)
+    txt[i] = "\nabcde"[i % 6];
+  const char *p = write_file("t.txt", txt, 399);
+  Tr tr;
+  ck_assert_int_eq(load_causal(&tr, NULL, p, NULL), 0);
+  ck_assert_int_eq(tr.nvocab, 6);
+  ck_assert_int_eq(tr.itos[0], '\n');
+  ck_assert_int_eq(tr.itos[5], 'e');
+  ck_assert_int_eq((int)tr.split[0].ntok, 360);
+  ck_assert_int_eq((int)tr.split[1].ntok, 39);
+  ck_assert_int_eq((int)tr.split[0].n, 14);   /* (360-1)/24 */
+  ck_assert_int_eq((int)tr.split[1].n, 1);
+  ck_assert_int_eq(tr.split[1].tok[0], 0);    /* byte 360 is '\n' */
+  tr_free(&tr);
+  const char *out;
+  ck_assert_int_eq(run_causal(&out, "--text", p, "--steps", "60", "--lr", "2", "--sample-len",
+                              "20", "--top-k", "1", "--quiet", NULL), 0);
+  const char *sm = strstr(out, "sample:\n");
+  ck_assert_msg(sm && strncmp(sm + 8, "abcde\nabcde\nabcde\nab\n", 21) == 0, "%s", out);
+  const char *w = WRITE("w7.txt", "abcdefg");
+  ck_assert_int_eq(run_causal(NULL, "--text", w, NULL), 1);
+  ck_assert_msg(strstr(tr_errbuf, "w7.txt has 7 distinct bytes but the model's logits have V = "
+                               "6: use -D V=7"), "%s", tr_errbuf);
 }
 END_TEST
 
@@ -974,6 +1476,17 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, t_train_learns);
   tcase_add_test(tc, t_adamw_learns);
   tcase_add_test(tc, t_options);
+  tcase_add_test(tc, t_adamw_formula);
+  tcase_add_test(tc, t_lr_schedule);
+  tcase_add_test(tc, t_schedule_options);
+  tcase_add_test(tc, t_torch_randperm);
+  tcase_add_test(tc, t_seq_rows);
+  tcase_add_test(tc, t_seq_split_loss);
+  tcase_add_test(tc, t_seq_train);
+  tcase_add_test(tc, t_sample_causal);
+  tcase_add_test(tc, t_stream_tokens);
+  tcase_add_test(tc, t_stream_text);
+  tcase_add_test(tc, t_stream_resume);
   tcase_add_test(tc, t_resume_bitexact);
   tcase_add_test(tc, t_checkpoint_roundtrip);
   tcase_add_test(tc, t_checkpoint_corrupt);
