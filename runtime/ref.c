@@ -552,6 +552,13 @@ int32_t *ref_idata(Ref *r, Node *n) {
 
 /* ---- the ref column of ops.h: one evaluator per forward op ---------------------- */
 
+/* declared from the table, so a row naming a missing one is a build error;
+ * no_ref: the op has none (leaves, backward-only ops) */
+#define OP(name, ar, lv, sig, sh, gr, em, rf, fo, ma, re) RefEvalFn rf;
+#include "ops.h"
+#undef OP
+#define no_ref NULL
+
 Tensor *ref_gather(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_gather(r, in[0], in[1]); }
 Tensor *ref_reshape(Ref *r, const Node *n, Tensor *const *in) { return p_reshape(r, in[0], &n->shape); }
 Tensor *ref_matmul(Ref *r, const Node *n, Tensor *const *in) { return p_matmul(r, in[0], in[1], n->transa, n->transb); }

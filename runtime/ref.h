@@ -36,12 +36,8 @@ typedef struct Ref Ref;
 typedef struct RefTensor RefTensor;   /* a value on the tape (ref.c) */
 
 /* The evaluators the ref column of gen/ops.h names: one per forward op, given
- * the node (its attributes) and its inputs' values, in ref.c.  no_ref: none. */
+ * the node (its attributes) and its inputs' values (ref.c). */
 typedef RefTensor *RefEvalFn(Ref *r, const Node *n, RefTensor *const *in);
-#define OP(name, ar, lv, sig, sh, gr, em, rf, fo, ma, re) RefEvalFn rf;
-#include "ops.h"
-#undef OP
-#define no_ref NULL
 /* The evaluator of op (NULL for leaves and backward-only ops): the table ref.c
  * runs, so a test can check that every forward op has one. */
 RefEvalFn *ref_evaluator(OpKind op);
