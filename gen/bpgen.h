@@ -106,24 +106,84 @@ bool tok_is(const Token *t, const char *s);  /* punct or ident equal to s */
 
 /* ---- ops.h / graph.c ---------------------------------------------------------- */
 typedef enum {
-#define OP(name, ar, sh, gr, em) OP_##name,
+#define OP(name, ar, lv, sig, sh, gr, em, rf, fo, ma, re) OP_##name,
 #include "ops.h"
 #undef OP
   OP_COUNT
 } OpKind;
 
+typedef enum { LV_LEAF, LV_FN, LV_OPER, LV_BWD } OpLevel;   /* see ops.h */
+
+typedef enum {
+#define ATTR(name, kind, field) AT_##name,
+#include "ops.h"
+#undef ATTR
+  AT_COUNT
+} AttrName;
+typedef enum { AK_AXIS, AK_NONNEG, AK_BOOL } AttrKind;
+
+typedef struct InitExpr InitExpr;
+
+/* The attributes a node carries besides its inputs and shape.  One list: the
+ * fields of NodeAttr and of Node (where they are read as n->axis, ...) are the
+ * same, and n->at is all of them at once (graph_add fills it, expand copies it). */
+#define NODE_ATTR_FIELDS                                                          \
+  double num;            /* const value, pow exponent, eps, expand scale */      \
+  int axis;              /* reductions, softmax, max_bwd: >= 0, or -1 for "all" */ \
+  bool unbiased;         /* batchnorm: 1/(n-1) variance (the lecture's) */        \
+  bool transa, transb;   /* matmul: use a^T / b^T (last two axes) */              \
+  InitExpr *init;        /* param */
+typedef struct NodeAttr {
+  NODE_ATTR_FIELDS
+} NodeAttr;
+
 typedef void ShapeFn(Node *n);
 typedef void GradFn(Graph *g, Node *n, Node *dout, Node **din);
 typedef void EmitFn(Emit *e, Node *n);
+typedef double FoldFn(const double *in, const NodeAttr *at);
 
 typedef struct OpInfo {
   const char *name;
   int arity;
+  OpLevel level;
+  const char *sig;       /* spec syntax; parsed for LV_FN (op_sig) */
   ShapeFn *shape;
   GradFn *grad;
   EmitFn *emit;
+  FoldFn *fold;
+  const char *math;      /* notation template (note_math) */
+  const char *remark;    /* explain's paragraph, or NULL */
 } OpInfo;
 extern const OpInfo optab[OP_COUNT];
+
+/* The functions the table names (shape.c, grad.c, emit.c, parse.c).  The
+ * no_* entries of ops.h are declared here too, then defined to NULL, so every
+ * later include of ops.h reads them as "none". */
+#define OP(name, ar, lv, sig, sh, gr, em, rf, fo, ma, re) ShapeFn sh; GradFn gr; EmitFn em; FoldFn fo;
+#include "ops.h"
+#undef OP
+#define no_shape NULL
+#define no_grad NULL
+#define no_fold NULL
+
+/* An LV_FN op's sig, parsed: tensors, then attributes (the first npositional
+ * of which may be given positionally after the tensors). */
+enum { MAXATTR = 4 };
+typedef struct OpSig {
+  int ntensor;
+  bool shape_arg;        /* reshape's [shape] follows the tensors */
+  int nattr, npositional;
+  struct {
+    const char *name;
+    AttrName at;
+    AttrKind kind;
+    const char *dflt;    /* default, as written in the sig */
+  } attr[MAXATTR];
+} OpSig;
+/* The parsed sig of an LV_FN op; NULL (and *err set) when it does not parse. */
+const OpSig *op_sig(OpKind op, const char **err);
+const char *attr_name(AttrName a);
+AttrKind attr_kind(AttrName a);
 
 typedef enum { TY_FLOAT, TY_INT } ElemType;
 
@@ -135,7 +195,6 @@ typedef struct Shape {
 /* A param initialiser, evaluated once per element: randn draws a fresh N(0,1)
  * value at each occurrence (see bp_randn in runtime/bp_runtime.h). */
 typedef enum { INIT_NUM, INIT_RANDN, INIT_ADD, INIT_SUB, INIT_MUL, INIT_DIV, INIT_NEG, INIT_SQRT } InitKind;
-typedef struct InitExpr InitExpr;
 struct InitExpr {
   InitKind kind;
   double num;            /* INIT_NUM (dims, numbers, zeros = 0, ones = 1 fold here) */
@@ -153,11 +212,12 @@ struct Node {
   int line;              /* spec line (tok->line; kept for backward nodes too) */
 
   /* attributes; which ones an op uses is written beside it in ops.h */
-  double num;            /* const value, pow exponent, eps, expand scale */
-  int axis;              /* reductions, softmax, max_bwd: >= 0, or -1 for "all" */
-  bool unbiased;         /* batchnorm: 1/(n-1) variance (the lecture's) */
-  bool transa, transb;   /* matmul: use a^T / b^T (last two axes) */
-  InitExpr *init;        /* param */
+  union {
+    NodeAttr at;
+    struct {
+      NODE_ATTR_FIELDS
+    };
+  };
 
   /* filled by grad.c */
   bool is_backward;      /* made by grad.c */
@@ -177,6 +237,14 @@ typedef struct DimOverride {   /* -D NAME=INT */
   bool used;                   /* set by the parser; unused overrides are an error */
 } DimOverride;
 
+/* One gradient contribution: user's rule sent val to d(user->in[arg]).  Kept by
+ * grad_build (pruned contributions dropped) for `bpgen explain`. */
+typedef struct GradEdge {
+  Node *user;
+  int arg;
+  Node *val;
+} GradEdge;
+
 struct Graph {
   Node **nodes;          /* topological order; forward nodes first */
   int nnodes, cap;
@@ -185,16 +253,34 @@ struct Graph {
   Dim *dims;
   int ndims;
   const SrcFile *file;
+  GradEdge *edges;       /* grad_build's contributions, in the order made */
+  int nedges, capedges;
 };
 
 Graph *new_graph(const SrcFile *f);
-/* Appends a node and runs its shape rule (user errors point at tok). For ops
- * whose shape is given (reshape, sumto, expand, ...), pass it in `given`. */
-Node *graph_add(Graph *g, OpKind op, Token *tok, Node *a, Node *b, Node *c, const Shape *given);
+/* Appends a node with its attributes (at: NULL = all zero) and runs its shape
+ * rule (user errors point at tok).  For ops whose shape is given (reshape,
+ * sumto, expand, ...), pass it in `given`. */
+Node *graph_add(Graph *g, OpKind op, Token *tok, Node *a, Node *b, Node *c, const Shape *given,
+                const NodeAttr *at);
+Node *graph_const(Graph *g, Token *tok, double v);    /* rank-0 float const */
 Node *graph_find(Graph *g, const char *name);          /* by spec name, or NULL */
 long shape_numel(const Shape *s);
 bool shape_eq(const Shape *a, const Shape *b);
 char *shape_str(const Shape *s);                       /* "[32, 64]" in the arena */
+
+/* ---- notation.c: the math column of ops.h --------------------------------------- */
+/* The label of a node used in a formula (a name, a number, an expression). */
+typedef const char *NoteLabel(void *ctx, Node *n);
+/* n's math: optab[n->op].math with its inputs labelled by label(ctx, input);
+ * forward: n is part of a forward expression, else a term of a derivative
+ * (see %F and %E in ops.h).  Arena string. */
+char *note_math(Node *n, bool forward, NoteLabel *label, void *ctx);
+/* The same for a template of one's own (tests); NULL and *err on a bad one. */
+char *note_fill(const char *tmpl, Node *n, bool forward, NoteLabel *label, void *ctx, const char **err);
+const char *note_num(double v);          /* 3, 0.25, 1.64872 */
+const char *note_paren(const char *s);   /* (s) unless s has no space outside brackets */
+const char *note_axis(int axis);         /* b j k l m n, or all for -1 */
 
 /* ---- parse.c ------------------------------------------------------------------ */
 /* Parses a spec into its forward graph, with shapes inferred.  Overrides replace
@@ -202,42 +288,16 @@ char *shape_str(const Shape *s);                       /* "[32, 64]" in the aren
  * naming no dim is an error. */
 Graph *parse_spec(const SrcFile *f, DimOverride *ovr, int novr);
 
-/* ---- shape.c: forward shape rules (named in ops.h) ---------------------------- */
-ShapeFn shape_gather, shape_reshape, shape_matmul, shape_bcast, shape_unary, shape_reduce,
-        shape_pick, shape_softmax, shape_xent, shape_batchnorm, shape_layernorm;
+/* ---- shape.c: forward shape rules (the shape column of ops.h) ------------------- */
 bool shape_broadcast(const Shape *a, const Shape *b, Shape *out);  /* false if incompatible */
 
-/* ---- grad.c: derivative rules and backward shape rules ------------------------ */
-ShapeFn shape_given, shape_bwd_same, shape_xent_bwd, shape_bn_bwd_x;
-GradFn grad_gather, grad_reshape, grad_matmul, grad_add, grad_sub, grad_mul, grad_div,
-       grad_pow, grad_neg, grad_exp, grad_log, grad_tanh, grad_relu, grad_sigmoid, grad_sqrt,
-       grad_sum, grad_mean, grad_max, grad_pick, grad_softmax, grad_cross_entropy,
-       grad_batchnorm, grad_layernorm;
+/* ---- grad.c: derivative rules and backward shape rules (ops.h) ---------------- */
 /* Appends the backward graph: afterwards every param and every named float
  * intermediate has ->grad.  Nodes no wanted gradient depends on are not made. */
 void grad_build(Graph *g);
 extern int grad_perturb;      /* test hook: nonzero perturbs one rule (tests only) */
 /* grad_perturb = OP_x + 1 multiplies the first gradient op x's rule hands back
  * by 1.001, so `bpgen check` must fail: the check's own test. */
-
-/* Attributes a node's shape rule may read, set before it runs (graph_add runs
- * the rule at once).  Unused fields: zero. */
-typedef struct NodeAttr {
-  int axis;
-  double num;
-  bool transa, transb, unbiased;
-} NodeAttr;
-Node *grad_new_node(Graph *g, OpKind op, Token *tok, Node *a, Node *b, Node *c,
-                    const Shape *given, const NodeAttr *at);
-Node *grad_const(Graph *g, Token *tok, double v);   /* rank-0 float const */
-/* One gradient contribution: user's rule sent val to d(user->in[arg]).  Kept by
- * the last grad_build (pruned contributions dropped) for `bpgen explain`. */
-typedef struct GradEdge {
-  Node *user;
-  int arg;
-  Node *val;
-} GradEdge;
-const GradEdge *grad_edges(const Graph *g, int *n);  /* NULL, *n = 0 for another graph */
 
 /* ---- expand.c ----------------------------------------------------------------- */
 /* Lowers fused ops (cross_entropy, softmax, batchnorm, layernorm) into their
@@ -259,9 +319,6 @@ typedef struct EmitOptions {
   bool for_jit;           /* kernels are linked in by jit.c, not written inline */
   bool trainer;           /* append templates/trainer.c */
 } EmitOptions;
-#define OP(name, ar, sh, gr, em) EmitFn em;
-#include "ops.h"
-#undef OP
 /* Returns the whole C translation unit (model, and the header text in *header
  * when header != NULL) as arena strings.  Run grad_build(g) first: nodes after
  * g->nforward become backward(); a forward-only graph gets an empty one. */

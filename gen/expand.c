@@ -15,22 +15,18 @@ typedef struct Lower {
 } Lower;
 
 static Node *op2(Lower *l, OpKind op, Node *a, Node *b) {
-  return graph_add(l->g, op, l->tok, a, b, NULL, NULL);
+  return graph_add(l->g, op, l->tok, a, b, NULL, NULL, NULL);
 }
 
-static Node *cnst(Lower *l, double v) { return grad_const(l->g, l->tok, v); }
+static Node *cnst(Lower *l, double v) { return graph_const(l->g, l->tok, v); }
 
 static Node *powc(Lower *l, Node *x, double p) {
-  NodeAttr at = {.num = p};
-  return grad_new_node(l->g, OP_pow, l->tok, x, NULL, NULL, NULL, &at);
+  return graph_add(l->g, OP_pow, l->tok, x, NULL, NULL, NULL, &(NodeAttr){.num = p});
 }
 
-/* sum/mean/max over one axis, the axis kept as 1 (keepdim) */
+/* sum/mean/max over one axis (-1: all), the axis kept as 1 (keepdim) */
 static Node *reduce(Lower *l, OpKind op, Node *x, int axis) {
-  Shape s = x->shape;
-  s.dim[axis] = 1;
-  NodeAttr at = {.axis = axis};
-  return grad_new_node(l->g, op, l->tok, x, NULL, NULL, &s, &at);
+  return graph_add(l->g, op, l->tok, x, NULL, NULL, NULL, &(NodeAttr){.axis = axis});
 }
 
 /* softmax along axis: counts = exp(x − max x); counts · (Σ counts)^−1 */
@@ -45,10 +41,7 @@ static Node *lower_softmax(Lower *l, Node *x, int axis) {
 static Node *lower_xent(Lower *l, Node *logits, Node *y) {
   Node *probs = lower_softmax(l, logits, logits->shape.rank - 1);
   Node *picked = op2(l, OP_pick, op2(l, OP_log, probs, NULL), y);
-  Shape s0 = {0};
-  NodeAttr all = {.axis = -1};
-  Node *mean = grad_new_node(l->g, OP_mean, l->tok, picked, NULL, NULL, &s0, &all);
-  return op2(l, OP_neg, mean, NULL);
+  return op2(l, OP_neg, reduce(l, OP_mean, picked, -1), NULL);
 }
 
 /* batchnorm / layernorm: gain · (x − mean)·(var + eps)^−½ + bias, the
@@ -79,14 +72,6 @@ Graph *expand_fused(Graph *g) {
       in[k] = map[n->in[k]->id];
     Lower l = {e, n->tok};
     switch (n->op) {
-    case OP_input:
-    case OP_param:
-    case OP_const:
-      m = graph_add(e, n->op, n->tok, NULL, NULL, NULL, &n->shape);
-      m->type = n->type;
-      m->num = n->num;
-      m->init = n->init;
-      break;
     case OP_cross_entropy:
       m = lower_xent(&l, in[0], in[1]);
       break;
@@ -97,11 +82,10 @@ Graph *expand_fused(Graph *g) {
     case OP_layernorm:
       m = lower_norm(&l, n, in[0], in[1], in[2]);
       break;
-    default: {
-      NodeAttr at = {n->axis, n->num, n->transa, n->transb, n->unbiased};
-      m = grad_new_node(e, n->op, n->tok, in[0], in[1], in[2], &n->shape, &at);
-      m->init = n->init;
-    }
+    default:   /* every attribute copied at once; a leaf keeps its declared type */
+      m = graph_add(e, n->op, n->tok, in[0], in[1], in[2], &n->shape, &n->at);
+      if (optab[n->op].level == LV_LEAF)
+        m->type = n->type;
     }
     if (!shape_eq(&m->shape, &n->shape) || m->type != n->type)
       die("expand_fused: %s became %s", shape_str(&n->shape), shape_str(&m->shape));

@@ -25,51 +25,16 @@ int grad_perturb;   /* test hook: OpKind + 1 of the rule to perturb (x 1.001), 0
 
 /* ---- building nodes -------------------------------------------------------- */
 
-/* graph_add() runs the shape rule as soon as the node exists, before a caller
- * could set an attribute the rule reads (matmul's transa/transb, a reduction's
- * axis).  So the node is appended as a const (which has no shape rule), turned
- * into `op` with its attributes, and only then shaped. */
-Node *grad_new_node(Graph *g, OpKind op, Token *tok, Node *a, Node *b, Node *c,
-                    const Shape *given, const NodeAttr *at) {
-  Node *n = graph_add(g, OP_const, tok, NULL, NULL, NULL, given);
-  n->op = op;
-  n->in[0] = a;
-  n->in[1] = b;
-  n->in[2] = c;
-  if (at) {
-    n->axis = at->axis;
-    n->num = at->num;
-    n->transa = at->transa;
-    n->transb = at->transb;
-    n->unbiased = at->unbiased;
-  }
-  for (int i = 0; i < optab[op].arity; i++)
-    if (!n->in[i])
-      die("%s: input %d missing", optab[op].name, i);
-  if (optab[op].shape)
-    optab[op].shape(n);
-  return n;
-}
-
-Node *grad_const(Graph *g, Token *tok, double v) {
-  Node *n = graph_add(g, OP_const, tok, NULL, NULL, NULL, NULL);
-  n->num = v;
-  n->type = TY_FLOAT;
-  n->shape.rank = 0;
-  return n;
-}
-
 static Node *binary(Graph *g, OpKind op, Token *tok, Node *a, Node *b) {
-  return graph_add(g, op, tok, a, b, NULL, NULL);
+  return graph_add(g, op, tok, a, b, NULL, NULL, NULL);
 }
 
 static Node *unary(Graph *g, OpKind op, Token *tok, Node *a) {
-  return graph_add(g, op, tok, a, NULL, NULL, NULL);
+  return graph_add(g, op, tok, a, NULL, NULL, NULL, NULL);
 }
 
-static Node *with_axis(Graph *g, OpKind op, Token *tok, Node *a, Node *b, int axis, const Shape *given) {
-  NodeAttr at = {.axis = axis, .num = 1};
-  return grad_new_node(g, op, tok, a, b, NULL, given, &at);
+static Node *with_axis(Graph *g, OpKind op, Token *tok, Node *a, Node *b, int axis) {
+  return graph_add(g, op, tok, a, b, NULL, NULL, &(NodeAttr){.axis = axis, .num = 1});
 }
 
 /* dy summed down to `to` where the forward op broadcast its input; dy itself
@@ -77,25 +42,22 @@ static Node *with_axis(Graph *g, OpKind op, Token *tok, Node *a, Node *b, int ax
 static Node *reduce_to(Graph *g, Token *tok, Node *dy, const Shape *to) {
   if (shape_eq(&dy->shape, to))
     return dy;
-  return graph_add(g, OP_sumto, tok, dy, NULL, NULL, to);
+  return graph_add(g, OP_sumto, tok, dy, NULL, NULL, to, NULL);
 }
 
 /* x broadcast up to `to`, times scale (expand's num; 1 = none) */
 static Node *expand(Graph *g, Token *tok, Node *x, const Shape *to, double scale) {
-  Node *n = graph_add(g, OP_expand, tok, x, NULL, NULL, to);
-  n->num = scale;
-  return n;
+  return graph_add(g, OP_expand, tok, x, NULL, NULL, to, &(NodeAttr){.num = scale});
 }
 
 static Node *matmul(Graph *g, Token *tok, Node *a, Node *b, bool ta, bool tb) {
-  NodeAttr at = {.transa = ta, .transb = tb, .num = 1};
-  return grad_new_node(g, OP_matmul, tok, a, b, NULL, NULL, &at);
+  return graph_add(g, OP_matmul, tok, a, b, NULL, NULL, &(NodeAttr){.transa = ta, .transb = tb, .num = 1});
 }
 
 static Node *reshape(Graph *g, Token *tok, Node *x, const Shape *to) {
   if (shape_eq(&x->shape, to))
     return x;
-  return graph_add(g, OP_reshape, tok, x, NULL, NULL, to);
+  return graph_add(g, OP_reshape, tok, x, NULL, NULL, to, NULL);
 }
 
 /* ---- shape rules of the backward-only ops ---------------------------------- *
@@ -290,10 +252,9 @@ void grad_pow(Graph *g, Node *n, Node *dy, Node **din) {
   }
   Node *xp = x;
   if (p != 2) {
-    NodeAttr at = {.num = p - 1};
-    xp = grad_new_node(g, OP_pow, n->tok, x, NULL, NULL, NULL, &at);
+    xp = graph_add(g, OP_pow, n->tok, x, NULL, NULL, NULL, &(NodeAttr){.num = p - 1});
   }
-  din[0] = binary(g, OP_mul, n->tok, dy, binary(g, OP_mul, n->tok, grad_const(g, n->tok, p), xp));
+  din[0] = binary(g, OP_mul, n->tok, dy, binary(g, OP_mul, n->tok, graph_const(g, n->tok, p), xp));
 }
 
 void grad_neg(Graph *g, Node *n, Node *dy, Node **din) {
@@ -325,7 +286,7 @@ void grad_sigmoid(Graph *g, Node *n, Node *dy, Node **din) {
 
 /* y = √x: dx = dy · 0.5 / y */
 void grad_sqrt(Graph *g, Node *n, Node *dy, Node **din) {
-  din[0] = binary(g, OP_div, n->tok, binary(g, OP_mul, n->tok, dy, grad_const(g, n->tok, 0.5)), n);
+  din[0] = binary(g, OP_div, n->tok, binary(g, OP_mul, n->tok, dy, graph_const(g, n->tok, 0.5)), n);
 }
 
 /* y = Σ_axis x: every x in a slice gets that slice's dy */
@@ -341,24 +302,24 @@ void grad_mean(Graph *g, Node *n, Node *dy, Node **din) {
 
 /* y = max_axis x: only the (first) arg-max moved y, so only it gets dy */
 void grad_max(Graph *g, Node *n, Node *dy, Node **din) {
-  din[0] = with_axis(g, OP_max_bwd, n->tok, n->in[0], dy, n->axis, NULL);
+  din[0] = with_axis(g, OP_max_bwd, n->tok, n->in[0], dy, n->axis);
 }
 
 /* y[i] = x[i, Y[i]]: dx is dy placed at (i, Y[i]), zero elsewhere */
 void grad_pick(Graph *g, Node *n, Node *dy, Node **din) {
-  din[0] = graph_add(g, OP_pick_bwd, n->tok, n->in[1], dy, NULL, &n->in[0]->shape);
+  din[0] = graph_add(g, OP_pick_bwd, n->tok, n->in[1], dy, NULL, &n->in[0]->shape, NULL);
   din[1] = NULL;
 }
 
 /* y = softmax(x): dx = y · (dy − Σ_axis dy·y) */
 void grad_softmax(Graph *g, Node *n, Node *dy, Node **din) {
-  din[0] = with_axis(g, OP_softmax_bwd, n->tok, n, dy, n->axis, NULL);
+  din[0] = with_axis(g, OP_softmax_bwd, n->tok, n, dy, n->axis);
 }
 
 /* loss = −mean_i log softmax(L)[i, Y[i]]: dL = (softmax(L) − onehot(Y)) / N · dloss
  * (Exercise 2, fused) */
 void grad_cross_entropy(Graph *g, Node *n, Node *dy, Node **din) {
-  din[0] = graph_add(g, OP_xent_bwd, n->tok, n->in[0], n->in[1], dy, NULL);
+  din[0] = graph_add(g, OP_xent_bwd, n->tok, n->in[0], n->in[1], dy, NULL, NULL);
   din[1] = NULL;
 }
 
@@ -370,8 +331,8 @@ void grad_cross_entropy(Graph *g, Node *n, Node *dy, Node **din) {
  * gradient is that of the training-mode forward (batch statistics); at eval
  * the statistics are constants and dx would be gain·rstd·dy. */
 void grad_batchnorm(Graph *g, Node *n, Node *dy, Node **din) {
-  din[0] = graph_add(g, OP_bn_bwd_x, n->tok, n, dy, NULL, NULL);
-  din[1] = graph_add(g, OP_bn_bwd_gain, n->tok, n, dy, NULL, &n->in[1]->shape);
+  din[0] = graph_add(g, OP_bn_bwd_x, n->tok, n, dy, NULL, NULL, NULL);
+  din[1] = graph_add(g, OP_bn_bwd_gain, n->tok, n, dy, NULL, &n->in[1]->shape, NULL);
   din[2] = reduce_to(g, n->tok, dy, &n->in[2]->shape);
 }
 
@@ -379,14 +340,14 @@ void grad_batchnorm(Graph *g, Node *n, Node *dy, Node **din) {
  *   g = gain·dy;  dx = rstd · (g − mean(g) − x̂·mean(g·x̂))
  *   dgain = Σ_rows dy·x̂,  dbias = Σ_rows dy */
 void grad_layernorm(Graph *g, Node *n, Node *dy, Node **din) {
-  din[0] = graph_add(g, OP_ln_bwd_x, n->tok, n, dy, NULL, NULL);
-  din[1] = graph_add(g, OP_ln_bwd_gain, n->tok, n, dy, NULL, &n->in[1]->shape);
+  din[0] = graph_add(g, OP_ln_bwd_x, n->tok, n, dy, NULL, NULL, NULL);
+  din[1] = graph_add(g, OP_ln_bwd_gain, n->tok, n, dy, NULL, &n->in[1]->shape, NULL);
   din[2] = reduce_to(g, n->tok, dy, &n->in[2]->shape);
 }
 
 /* y = C[X]: dC[X[j]] += dy[j] (scatter-add; = onehot(X)ᵀ · dy) */
 void grad_gather(Graph *g, Node *n, Node *dy, Node **din) {
-  din[0] = graph_add(g, OP_gather_bwd, n->tok, n->in[1], dy, NULL, &n->in[0]->shape);
+  din[0] = graph_add(g, OP_gather_bwd, n->tok, n->in[1], dy, NULL, &n->in[0]->shape, NULL);
   din[1] = NULL;
 }
 
@@ -423,29 +384,16 @@ struct Contrib {
   Contrib *next;
 };
 
-static GradEdge *edges;
-static int nedges, capedges;
-static const Graph *edges_graph;
-
-const GradEdge *grad_edges(const Graph *g, int *n) {
-  if (g != edges_graph) {
-    *n = 0;
-    return NULL;
-  }
-  *n = nedges;
-  return edges;
-}
-
-static void add_edge(Node *user, int arg, Node *val) {
-  if (nedges == capedges) {
-    int cap = capedges ? capedges * 2 : 64;
+static void add_edge(Graph *g, Node *user, int arg, Node *val) {
+  if (g->nedges == g->capedges) {
+    int cap = g->capedges ? g->capedges * 2 : 64;
     GradEdge *e = arena_alloc(sizeof *e * (size_t)cap);
-    if (nedges)
-      memcpy(e, edges, sizeof *e * (size_t)nedges);
-    edges = e;
-    capedges = cap;
+    if (g->nedges)
+      memcpy(e, g->edges, sizeof *e * (size_t)g->nedges);
+    g->edges = e;
+    g->capedges = cap;
   }
-  edges[nedges++] = (GradEdge){user, arg, val};
+  g->edges[g->nedges++] = (GradEdge){user, arg, val};
 }
 
 /* Marks nodes g->nodes[from..] as made for forward node n. */
@@ -487,10 +435,10 @@ static void prune(Graph *g) {
       x->grad = NULL;
   }
   int k = 0;
-  for (int i = 0; i < nedges; i++)
-    if (live[edges[i].val->id])
-      edges[k++] = edges[i];
-  nedges = k;
+  for (int i = 0; i < g->nedges; i++)
+    if (live[g->edges[i].val->id])
+      g->edges[k++] = g->edges[i];
+  g->nedges = k;
   int at = nf;
   for (int i = nf; i < g->nnodes; i++)
     if (live[i]) {
@@ -510,12 +458,11 @@ void grad_build(Graph *g) {
     die("grad_build: graph already has backward nodes");
   int nf = g->nforward;
   Contrib **in = arena_alloc(sizeof *in * (size_t)nf);
-  edges = NULL;   /* the last graph's list lived in an arena that may be gone */
-  nedges = capedges = 0;
-  edges_graph = g;
+  g->edges = NULL;
+  g->nedges = g->capedges = 0;
 
   int from = g->nnodes;
-  Node *seed = grad_const(g, g->loss->tok, 1);
+  Node *seed = graph_const(g, g->loss->tok, 1);
   mark(g, from, g->loss);
   Contrib *c0 = arena_alloc(sizeof *c0);
   c0->val = seed;
@@ -544,7 +491,7 @@ void grad_build(Graph *g) {
     if (grad_perturb == (int)n->op + 1)
       for (int k = 0; k < optab[n->op].arity; k++)
         if (din[k]) {
-          din[k] = binary(g, OP_mul, n->tok, din[k], grad_const(g, n->tok, 1.001));
+          din[k] = binary(g, OP_mul, n->tok, din[k], graph_const(g, n->tok, 1.001));
           break;
         }
     mark(g, from, n);
@@ -563,7 +510,7 @@ void grad_build(Graph *g) {
       while (*p)
         p = &(*p)->next;
       *p = c;
-      add_edge(n, k, din[k]);
+      add_edge(g, n, k, din[k]);
     }
   }
 
@@ -573,7 +520,7 @@ void grad_build(Graph *g) {
     Node *n = g->nodes[i];
     if (wanted(n) && !n->grad) {
       from = g->nnodes;
-      n->grad = expand(g, n->tok, grad_const(g, n->tok, 0), &n->shape, 1);
+      n->grad = expand(g, n->tok, graph_const(g, n->tok, 0), &n->shape, 1);
       mark(g, from, n);
     }
   }

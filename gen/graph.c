@@ -1,20 +1,136 @@
 /* graph.c: the op table and the graph of nodes.
  *
- * optab[] is built from ops.h.  graph_add() is the one way nodes come into
+ * optab[] is built from ops.h, and the spec-level ops' signatures are read
+ * from it here (op_sig), so the parser knows each function's tensors and
+ * attributes from the table alone.  graph_add() is the one way nodes come into
  * being: it appends the node (so Graph.nodes is always in topological order)
- * and runs the op's shape rule at once, so a shape error points at the token
- * that made the node.
+ * with its attributes, and runs the op's shape rule at once, so a shape error
+ * points at the token that made the node.
  */
 #include "bpgen.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const OpInfo optab[OP_COUNT] = {
-#define OP(name, ar, sh, gr, em) [OP_##name] = {#name, ar, sh, gr, em},
+#define OP(name, ar, lv, sig, sh, gr, em, rf, fo, ma, re) [OP_##name] = {#name, ar, lv, sig, sh, gr, em, fo, ma, re},
 #include "ops.h"
 #undef OP
 };
+
+static const struct {
+  const char *name;
+  AttrKind kind;
+} attrtab[AT_COUNT] = {
+#define ATTR(name, kind, field) [AT_##name] = {#name, kind},
+#include "ops.h"
+#undef ATTR
+};
+
+const char *attr_name(AttrName a) { return attrtab[a].name; }
+AttrKind attr_kind(AttrName a) { return attrtab[a].kind; }
+
+/* ---- signatures ------------------------------------------------------------- */
+
+/* sig = NAME "(" param ("," param)* ")"
+ * param = IDENT | "[shape]" | "*" | IDENT "=" DEFAULT      (see ops.h) */
+static bool parse_sig(OpKind op, OpSig *s, const char **err) {
+  const char *p = optab[op].sig, *name = optab[op].name;
+  size_t len = strlen(name);
+  *s = (OpSig){0};
+  if (optab[op].level != LV_FN || !p) {
+    *err = "not a function (level LV_FN) with a sig";
+    return false;
+  }
+  if (strncmp(p, name, len) != 0 || p[len] != '(') {
+    *err = "the sig does not start with the op's name and '('";
+    return false;
+  }
+  p += len + 1;
+  bool kwonly = false;
+  for (;;) {
+    while (*p == ' ')
+      p++;
+    size_t n = strcspn(p, ",)");
+    if (!p[n]) {
+      *err = "no ')'";
+      return false;
+    }
+    const char *eq = memchr(p, '=', n);
+    size_t nlen = eq ? (size_t)(eq - p) : n;
+    if (nlen == 1 && *p == '*') {
+      kwonly = true;
+    } else if (n == 7 && strncmp(p, "[shape]", 7) == 0) {
+      if (s->nattr || s->shape_arg) {
+        *err = "[shape] after an attribute";
+        return false;
+      }
+      s->shape_arg = true;
+    } else if (!eq) {
+      if (s->nattr || s->shape_arg || kwonly) {
+        *err = "a tensor after an attribute";
+        return false;
+      }
+      s->ntensor++;
+    } else {
+      int a = 0;
+      while (a < AT_COUNT && (strlen(attrtab[a].name) != nlen || strncmp(p, attrtab[a].name, nlen) != 0))
+        a++;
+      if (a == AT_COUNT) {
+        *err = arena_printf("no ATTR row for '%.*s'", (int)nlen, p);
+        return false;
+      }
+      if (s->nattr == MAXATTR) {
+        *err = "more than MAXATTR attributes";
+        return false;
+      }
+      s->attr[s->nattr].name = attrtab[a].name;
+      s->attr[s->nattr].at = (AttrName)a;
+      s->attr[s->nattr].kind = attrtab[a].kind;
+      s->attr[s->nattr].dflt = arena_strndup(eq + 1, (size_t)(p + n - eq - 1));
+      s->nattr++;
+      if (!kwonly)
+        s->npositional = s->nattr;
+    }
+    p += n;
+    if (*p++ == ')')
+      break;
+  }
+  if (*p) {
+    *err = "text after ')'";
+    return false;
+  }
+  if (s->ntensor != optab[op].arity) {
+    *err = arena_printf("%d tensors in the sig, arity %d", s->ntensor, optab[op].arity);
+    return false;
+  }
+  return true;
+}
+
+const OpSig *op_sig(OpKind op, const char **err) {
+  /* outside the arena: the table outlives arena_reset() */
+  static OpSig sigs[OP_COUNT];
+  static const char *errs[OP_COUNT];
+  static bool done[OP_COUNT];
+  if (!done[op]) {
+    OpSig s;
+    const char *e = NULL;
+    if (parse_sig(op, &s, &e)) {
+      for (int i = 0; i < s.nattr; i++) {
+        const char *d = s.attr[i].dflt;
+        s.attr[i].dflt = strcpy(xmalloc(strlen(d) + 1), d);
+      }
+      sigs[op] = s;
+    } else {
+      errs[op] = strcpy(xmalloc(strlen(e) + 1), e);
+    }
+    done[op] = true;
+  }
+  if (err)
+    *err = errs[op];
+  return errs[op] ? NULL : &sigs[op];
+}
 
 Graph *new_graph(const SrcFile *f) {
   Graph *g = arena_alloc(sizeof *g);
@@ -24,9 +140,12 @@ Graph *new_graph(const SrcFile *f) {
   return g;
 }
 
-Node *graph_add(Graph *g, OpKind op, Token *tok, Node *a, Node *b, Node *c, const Shape *given) {
+Node *graph_add(Graph *g, OpKind op, Token *tok, Node *a, Node *b, Node *c, const Shape *given,
+                const NodeAttr *at) {
   Node *n = arena_alloc(sizeof *n);
   n->op = op;
+  if (at)
+    n->at = *at;
   n->tok = tok;
   n->line = tok ? tok->line : 0;
   n->in[0] = a;
@@ -49,6 +168,10 @@ Node *graph_add(Graph *g, OpKind op, Token *tok, Node *a, Node *b, Node *c, cons
   if (optab[op].shape)
     optab[op].shape(n);
   return n;
+}
+
+Node *graph_const(Graph *g, Token *tok, double v) {
+  return graph_add(g, OP_const, tok, NULL, NULL, NULL, NULL, &(NodeAttr){.num = v});
 }
 
 Node *graph_find(Graph *g, const char *name) {

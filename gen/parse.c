@@ -7,8 +7,10 @@
  * A tensor expression evaluates to a Val: either a compile-time constant
  * (numbers, dims, and operators over them, folded here) or a graph node.  A
  * constant becomes an OP_const node only when it meets a tensor, so
- * `1/(B-1)` is one node.  Nodes are made only through graph_add(), which runs
- * each op's shape rule at once, so errors point at the operator.
+ * `1/(B-1)` is one node (the fold column of ops.h).  Functions, their
+ * tensors and attributes come from the op table (op_sig).  Nodes are made only
+ * through graph_add(), which runs each op's shape rule at once, so errors point
+ * at the operator.
  *
  * Newlines end statements, except inside ( ) or [ ], where the cursor skips
  * them (`nest` counts the open brackets).  Every recursion goes through a
@@ -18,6 +20,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { MAXDEPTH = 200, MAXARGS = 8 };
@@ -49,12 +52,9 @@ static StrMap symidx;    /* name -> index in syms, plus 1 */
 static DimOverride *ovrs;
 static int novrs;
 
-/* the keywords, then (from FIRST_FUNCTION on) the functions */
-enum { FIRST_FUNCTION = 9 };
-static const char *const builtins[] = {
+/* the keywords; the functions are the LV_FN rows of ops.h */
+static const char *const keywords[] = {
     "dim", "input", "param", "int", "randn", "zeros", "ones", "true", "false",
-    "exp", "log", "tanh", "relu", "sigmoid", "sqrt", "sum", "mean", "max", "pick",
-    "softmax", "cross_entropy", "batchnorm", "layernorm", "reshape", "matmul",
 };
 
 /* ---- the cursor ------------------------------------------------------------ */
@@ -134,15 +134,22 @@ static Sym *find_name(const char *s, size_t len) {
 
 static Sym *find_sym(Token *t) { return find_name(t->loc, (size_t)t->len); }
 
-static bool is_builtin_from(Token *t, size_t first) {
-  for (size_t i = first; i < sizeof builtins / sizeof builtins[0]; i++)
-    if (tok_is(t, builtins[i]))
-      return true;
-  return false;
+/* the LV_FN op called t, or OP_COUNT */
+static OpKind function_op(Token *t) {
+  int op = 0;
+  while (op < OP_COUNT && !(optab[op].level == LV_FN && tok_is(t, optab[op].name)))
+    op++;
+  return (OpKind)op;
 }
 
-static bool is_builtin(Token *t) { return is_builtin_from(t, 0); }
-static bool is_function(Token *t) { return is_builtin_from(t, FIRST_FUNCTION); }
+static bool is_function(Token *t) { return function_op(t) != OP_COUNT; }
+
+static bool is_builtin(Token *t) {
+  for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
+    if (tok_is(t, keywords[i]))
+      return true;
+  return is_function(t);
+}
 
 static Sym *define(Token *name, SymKind kind) {
   if (is_builtin(name))
@@ -415,27 +422,48 @@ static Val node_val(Node *n) { return (Val){.n = n, .tok = n->tok}; }
 static Node *to_node(Val v) {
   if (v.n)
     return v.n;
-  Node *n = graph_add(g, OP_const, v.tok, NULL, NULL, NULL, NULL);
-  n->num = v.c;
-  return n;
+  return graph_const(g, v.tok, v.c);
 }
 
-static Node *add_op(OpKind op, Token *t, Node *a, Node *b, Node *c, const Shape *given) {
-  return graph_add(g, op, t, a, b, c, given);
+static Node *add_op(OpKind op, Token *t, Node *a, Node *b, Node *c, const Shape *given, const NodeAttr *at) {
+  return graph_add(g, op, t, a, b, c, given, at);
+}
+
+/* ---- constant folding: the fold column of ops.h ---------------------------------- */
+
+double fold_add(const double *x, const NodeAttr *at) { (void)at; return x[0] + x[1]; }
+double fold_sub(const double *x, const NodeAttr *at) { (void)at; return x[0] - x[1]; }
+double fold_mul(const double *x, const NodeAttr *at) { (void)at; return x[0] * x[1]; }
+double fold_div(const double *x, const NodeAttr *at) { (void)at; return x[0] / x[1]; }
+double fold_pow(const double *x, const NodeAttr *at) { return pow(x[0], at->num); }
+double fold_neg(const double *x, const NodeAttr *at) { (void)at; return -x[0]; }
+double fold_exp(const double *x, const NodeAttr *at) { (void)at; return exp(x[0]); }
+double fold_log(const double *x, const NodeAttr *at) { (void)at; return log(x[0]); }
+double fold_tanh(const double *x, const NodeAttr *at) { (void)at; return tanh(x[0]); }
+double fold_relu(const double *x, const NodeAttr *at) { (void)at; return x[0] > 0 ? x[0] : 0; }
+double fold_sigmoid(const double *x, const NodeAttr *at) { (void)at; return 1 / (1 + exp(-x[0])); }
+double fold_sqrt(const double *x, const NodeAttr *at) { (void)at; return sqrt(x[0]); }
+
+/* op over vals: a constant when every input is one and the op folds, else a node */
+static Val apply(OpKind op, Token *t, const Val *in, const Shape *given, const NodeAttr *at) {
+  int n = optab[op].arity;
+  bool all_const = optab[op].fold != NULL;
+  double c[MAXIN];
+  for (int i = 0; i < n; i++) {
+    all_const &= !in[i].n;
+    c[i] = in[i].c;
+  }
+  if (all_const)
+    return constant(optab[op].fold(c, at ? at : &(NodeAttr){0}), t);
+  Node *x[MAXIN] = {0};
+  for (int i = 0; i < n; i++)   /* in order: a constant becomes a node here */
+    x[i] = to_node(in[i]);
+  return node_val(add_op(op, t, x[0], x[1], x[2], given, at));
 }
 
 /* a OP b, folded when both are constants */
 static Val binary(OpKind op, Token *t, Val a, Val b) {
-  if (!a.n && !b.n) {
-    switch (op) {
-    case OP_add: return constant(a.c + b.c, t);
-    case OP_sub: return constant(a.c - b.c, t);
-    case OP_mul: return constant(a.c * b.c, t);
-    case OP_div: return constant(a.c / b.c, t);
-    default: break;
-    }
-  }
-  return node_val(add_op(op, t, to_node(a), to_node(b), NULL, NULL));
+  return apply(op, t, (Val[]){a, b}, NULL, NULL);
 }
 
 static double const_of(Val v, const char *what) {
@@ -487,12 +515,19 @@ static int parse_args(Token *open, Arg *args, Token **close) {
   return n;
 }
 
-/* Splits args into npos positional tensors and the keywords allowed in kw[];
- * kwargs[i] is the argument given for kw[i], or NULL. */
-static void check_args(Token *fn, Token *close, Arg *args, int n, int npos, int nopt,
-                       const char *const *kw, int nkw, Arg **kwargs) {
-  int pos = 0;
-  for (int i = 0; i < nkw; i++)
+/* true/false are the values of the AK_BOOL attributes only */
+static bool bool_attr(Token *name) {
+  for (int a = 0; a < AT_COUNT; a++)
+    if (attr_kind((AttrName)a) == AK_BOOL && name && tok_is(name, attr_name((AttrName)a)))
+      return true;
+  return false;
+}
+
+/* Splits args into the sig's positional tensors and its attributes;
+ * kwargs[i] is the argument given for sig->attr[i], or NULL. */
+static void check_args(Token *fn, Token *close, Arg *args, int n, const OpSig *sig, Arg **kwargs) {
+  int pos = 0, npos = sig->ntensor, nopt = sig->npositional;
+  for (int i = 0; i < sig->nattr; i++)
     kwargs[i] = NULL;
   for (int i = 0; i < n; i++) {
     Arg *a = &args[i];
@@ -509,101 +544,96 @@ static void check_args(Token *fn, Token *close, Arg *args, int n, int npos, int 
       continue;
     }
     int k = 0;
-    while (k < nkw && !tok_is(a->name, kw[k]))
+    while (k < sig->nattr && !tok_is(a->name, sig->attr[k].name))
       k++;
-    if (k == nkw)
+    if (k == sig->nattr)
       error_tok(a->name, "%.*s has no argument '%.*s'", fn->len, fn->loc, a->name->len,
                 a->name->loc);
     if (kwargs[k])
-      error_tok(a->name, "argument '%s' given twice", kw[k]);
+      error_tok(a->name, "argument '%s' given twice", sig->attr[k].name);
     kwargs[k] = a;
   }
   if (pos < npos)
     error_tok(close, "%.*s takes %d argument%s, got %d", fn->len, fn->loc, npos,
               npos == 1 ? "" : "s", pos);
   for (int i = 0; i < n; i++)
-    if (args[i].flag >= 0 && (!args[i].name || !tok_is(args[i].name, "unbiased")))
-      error_tok(args[i].start, "true/false is only for 'unbiased'");
+    if (args[i].flag >= 0 && !bool_attr(args[i].name)) {
+      Buf names = {0};
+      for (int at = 0; at < AT_COUNT; at++)
+        if (attr_kind((AttrName)at) == AK_BOOL)
+          buf_printf(&names, "%s'%s'", names.len ? " or " : "", attr_name((AttrName)at));
+      error_tok(args[i].start, "true/false is only for %s", buf_done(&names));
+    }
   for (int i = 0; i < n; i++)
-    if (args[i].name && tok_is(args[i].name, "unbiased") && args[i].flag < 0)
-      error_tok(args[i].start, "unbiased must be true or false");
+    if (bool_attr(args[i].name) && args[i].flag < 0)
+      error_tok(args[i].start, "%.*s must be true or false", args[i].name->len, args[i].name->loc);
 }
 
-static const struct { const char *name; OpKind op; double (*fold)(double); } unary_fns[] = {
-    {"exp", OP_exp, exp}, {"log", OP_log, log}, {"tanh", OP_tanh, tanh},
-    {"relu", OP_relu, NULL}, {"sigmoid", OP_sigmoid, NULL}, {"sqrt", OP_sqrt, sqrt},
-};
-
-static double fold_unary(OpKind op, double (*fn)(double), double x) {
-  if (op == OP_relu)
-    return x > 0 ? x : 0;
-  if (op == OP_sigmoid)
-    return 1 / (1 + exp(-x));
-  return fn(x);
+/* The value of attribute i of sig: the argument given (checked for its kind)
+ * or the default.  x is input 0, which an axis refers to. */
+static double attr_value(const OpSig *sig, int i, Arg *given, Node *x) {
+  AttrKind kind = sig->attr[i].kind;
+  const char *d = sig->attr[i].dflt;
+  if (!given) {
+    if (kind == AK_BOOL)
+      return strcmp(d, "true") == 0;
+    if (kind == AK_AXIS && strcmp(d, "all") == 0)
+      return -1;
+    if (kind == AK_AXIS && strcmp(d, "last") == 0)
+      return x->shape.rank - 1;
+    return strtod(d, NULL);
+  }
+  switch (kind) {
+  case AK_AXIS: return axis_of(given->v, x);
+  case AK_BOOL: return given->flag == 1;
+  case AK_NONNEG: {
+    double v = const_of(given->v, sig->attr[i].name);
+    if (v < 0)
+      error_tok(given->start, "%s must not be negative, got %g", sig->attr[i].name, v);
+    return v;
+  }
+  }
+  unreachable();
 }
 
-/* call = FUNC args   (the function decides which arguments it takes) */
-static Val call(Token *fn) {
+/* Stores an attribute's value in the Node field its ATTR row names. */
+static void set_attr(NodeAttr *at, AttrName a, double v) {
+  switch (a) {
+#define ATTR(name, kind, field) case AT_##name: at->field = v; break;
+#include "ops.h"
+#undef ATTR
+  default: unreachable();
+  }
+}
+
+static Val reshape_call(Token *fn);
+
+/* call = FUNC args   (the function's sig in ops.h says which arguments it takes) */
+static Val call(Token *fn, OpKind op) {
+  const char *err;
+  const OpSig *sig = op_sig(op, &err);
+  if (!sig)
+    die("ops.h: sig of %s: %s", optab[op].name, err);
+  if (sig->shape_arg)
+    return reshape_call(fn);
   Arg args[MAXARGS];
   Token *open = open_bracket("("), *close;
   int n = parse_args(open, args, &close);   /* missing arguments are reported at ')' */
-  Arg *kw[2] = {0};
+  Arg *kw[MAXATTR];
+  check_args(fn, close, args, n, sig, kw);
 
-  for (size_t i = 0; i < sizeof unary_fns / sizeof unary_fns[0]; i++) {
-    if (!tok_is(fn, unary_fns[i].name))
-      continue;
-    check_args(fn, close, args, n, 1, 0, NULL, 0, kw);
-    if (!args[0].v.n)
-      return constant(fold_unary(unary_fns[i].op, unary_fns[i].fold, args[0].v.c), fn);
-    return node_val(add_op(unary_fns[i].op, fn, args[0].v.n, NULL, NULL, NULL));
-  }
-  if (tok_is(fn, "sum") || tok_is(fn, "mean") || tok_is(fn, "max")) {
-    static const char *const names[] = {"axis"};
-    check_args(fn, close, args, n, 1, 1, names, 1, kw);
-    OpKind op = tok_is(fn, "sum") ? OP_sum : tok_is(fn, "mean") ? OP_mean : OP_max;
-    Node *x = to_node(args[0].v);
-    Shape s = {0};
-    int axis = -1;
-    if (kw[0]) {
-      axis = axis_of(kw[0]->v, x);
-      s = x->shape;
-      s.dim[axis] = 1;
-    }
-    Node *r = add_op(op, fn, x, NULL, NULL, &s);
-    r->axis = axis;
-    return node_val(r);
-  }
-  if (tok_is(fn, "softmax")) {
-    static const char *const names[] = {"axis"};
-    check_args(fn, close, args, n, 1, 1, names, 1, kw);
-    Node *r = add_op(OP_softmax, fn, to_node(args[0].v), NULL, NULL, NULL);
-    r->axis = kw[0] ? axis_of(kw[0]->v, r->in[0]) : r->shape.rank - 1;
-    return node_val(r);
-  }
-  if (tok_is(fn, "pick") || tok_is(fn, "cross_entropy") || tok_is(fn, "matmul")) {
-    check_args(fn, close, args, n, 2, 0, NULL, 0, kw);
-    OpKind op = tok_is(fn, "pick") ? OP_pick : tok_is(fn, "matmul") ? OP_matmul : OP_cross_entropy;
-    return node_val(add_op(op, fn, to_node(args[0].v), to_node(args[1].v), NULL, NULL));
-  }
-  if (tok_is(fn, "batchnorm") || tok_is(fn, "layernorm")) {
-    static const char *const names[] = {"eps", "unbiased"};
-    bool bn = tok_is(fn, "batchnorm");
-    check_args(fn, close, args, n, 3, 0, names, bn ? 2 : 1, kw);
-    Node *r = add_op(bn ? OP_batchnorm : OP_layernorm, fn, to_node(args[0].v),
-                     to_node(args[1].v), to_node(args[2].v), NULL);
-    r->num = 1e-5;
-    if (kw[0]) {
-      r->num = const_of(kw[0]->v, "eps");
-      if (r->num < 0)
-        error_tok(kw[0]->start, "eps must not be negative, got %g", r->num);
-    }
-    r->unbiased = bn && (!kw[1] || kw[1]->flag == 1);
-    if (r->unbiased && r->shape.dim[0] < 2)
-      error_tok(fn, "batchnorm: unbiased variance needs a batch of at least 2, got %s",
-                shape_str(&r->in[0]->shape));
-    return node_val(r);
-  }
-  unreachable();
+  Val in[MAXIN] = {0};
+  for (int i = 0; i < sig->ntensor; i++)
+    in[i] = args[i].v;
+  if (sig->nattr == 0)
+    return apply(op, fn, in, NULL, NULL);
+  /* attributes refer to the tensors (an axis to input 0's rank): nodes first */
+  for (int i = 0; i < sig->ntensor; i++)
+    in[i] = node_val(to_node(in[i]));
+  NodeAttr at = {0};
+  for (int i = 0; i < sig->nattr; i++)
+    set_attr(&at, sig->attr[i].at, attr_value(sig, i, kw[i], in[0].n));
+  return apply(op, fn, in, NULL, &at);
 }
 
 /* reshape(x, [dims]) parses its own arguments, as a shape is no expression:
@@ -625,7 +655,7 @@ static Val reshape_call(Token *fn) {
     s.dim[infer] = (int)(all / rest);
   }
   expect_close(open, ")");
-  return node_val(add_op(OP_reshape, fn, x, NULL, NULL, &s));
+  return node_val(add_op(OP_reshape, fn, x, NULL, NULL, &s, NULL));
 }
 
 /* primary = NUM | NAME | FUNC args | "reshape" "(" expr "," shape ")" | "(" expr ")" */
@@ -647,11 +677,10 @@ static Val primary(void) {
                                     : "");
   next();
   if (tok_is(peek(), "(")) {
-    if (!is_function(t))
+    OpKind op = function_op(t);
+    if (op == OP_COUNT)
       error_tok(t, "unknown function '%.*s'", t->len, t->loc);
-    if (tok_is(t, "reshape"))
-      return reshape_call(t);
-    return call(t);
+    return call(t, op);
   }
   Sym *s = find_sym(t);
   if (!s) {
@@ -674,7 +703,7 @@ static Val postfix(void) {
     Node *table = to_node(v);
     Node *index = to_node(expr());
     expect_close(open, "]");
-    v = node_val(add_op(OP_gather, open, table, index, NULL, NULL));
+    v = node_val(add_op(OP_gather, open, table, index, NULL, NULL, NULL));
   }
   return v;
 }
@@ -689,11 +718,7 @@ static Val power(void) {
     return v;
   Val e = unary();
   double p = const_of(e, "the exponent of ^");
-  if (!v.n)
-    return constant(pow(v.c, p), op);
-  Node *n = add_op(OP_pow, op, v.n, NULL, NULL, NULL);
-  n->num = p;
-  return node_val(n);
+  return apply(OP_pow, op, &v, NULL, &(NodeAttr){.num = p});
 }
 
 /* unary = "-" unary | power */
@@ -703,7 +728,7 @@ static Val unary(void) {
   Val v;
   if (consume("-")) {
     v = unary();
-    v = v.n ? node_val(add_op(OP_neg, t, v.n, NULL, NULL, NULL)) : constant(-v.c, t);
+    v = apply(OP_neg, t, &v, NULL, NULL);
   } else {
     v = power();
   }
@@ -721,7 +746,7 @@ static Val term(void) {
     else if (consume("/"))
       v = binary(OP_div, op, v, unary());
     else if (consume("@"))
-      v = node_val(add_op(OP_matmul, op, to_node(v), to_node(unary()), NULL, NULL));
+      v = node_val(add_op(OP_matmul, op, to_node(v), to_node(unary()), NULL, NULL, NULL));
     else
       return v;
   }
@@ -770,7 +795,7 @@ static void input_decl(void) {
   expect(":", "after the input name");
   bool is_int = consume("int");
   Shape sh = parse_shape(NULL);
-  s->node = add_op(OP_input, name, NULL, NULL, NULL, &sh);
+  s->node = add_op(OP_input, name, NULL, NULL, NULL, &sh, NULL);
   s->node->name = s->name;
   s->node->type = is_int ? TY_INT : TY_FLOAT;
 }
@@ -785,9 +810,8 @@ static void param_decl(void) {
   Shape sh = parse_shape(NULL);
   expect("~", "and an initialiser after the param's shape (e.g. ~ randn * 0.1)");
   InitExpr *init = init_expr();
-  s->node = add_op(OP_param, name, NULL, NULL, NULL, &sh);
+  s->node = add_op(OP_param, name, NULL, NULL, NULL, &sh, &(NodeAttr){.init = init});
   s->node->name = s->name;
-  s->node->init = init;
 }
 
 /* stmt = NAME "=" expr */

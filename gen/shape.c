@@ -7,9 +7,8 @@
  * float.  Every shape a rule makes is checked to hold at most INT_MAX elements,
  * so later stages can count elements in an int without overflow.
  *
- * Attributes that the shape depends on cannot be set before graph_add() runs
- * the rule, so they travel in the shape passed as `given`: reshape's target,
- * and the reductions' keepdim result (rank 0 = reduce over everything).
+ * graph_add() sets the node's attributes (axis, eps, ...) before it runs the
+ * rule; reshape's target travels in the shape passed as `given`.
  */
 #include "bpgen.h"
 
@@ -127,22 +126,17 @@ void shape_unary(Node *n) {
   set_shape(n, &n->in[0]->shape, TY_FLOAT);
 }
 
-/* sum/mean/max: the given n->shape is the keepdim result: rank 0 = over all
- * axes, else the input's shape with at most one axis (the reduced one) set to 1. */
+/* sum/mean/max along n->axis, kept as 1 (keepdim); axis -1: over all axes,
+ * rank 0.  The parser range-checks the axis. */
 void shape_reduce(Node *n) {
   Node *x = n->in[0];
   need_float(n, x, "the input");
-  Shape s = n->shape;
-  if (s.rank != 0) {
-    int differ = 0;
-    bool ok = s.rank == x->shape.rank;
-    for (int i = 0; ok && i < s.rank; i++)
-      if (s.dim[i] != x->shape.dim[i]) {
-        differ++;
-        ok = s.dim[i] == 1;
-      }
-    if (!ok || differ > 1)
-      die("%s: result %s is not a reduction of %s", opname(n), shape_str(&s), shape_str(&x->shape));
+  Shape s = {0};
+  if (n->axis >= 0) {
+    if (n->axis >= x->shape.rank)
+      die("%s: axis %d of %s", opname(n), n->axis, shape_str(&x->shape));
+    s = x->shape;
+    s.dim[n->axis] = 1;
   }
   set_shape(n, &s, TY_FLOAT);
 }
@@ -158,7 +152,7 @@ void shape_pick(Node *n) {
   set_shape(n, &y->shape, TY_FLOAT);
 }
 
-/* softmax: same shape, at least one axis (the parser range-checks the axis) */
+/* softmax: same shape, at least one axis (the parser range-checks n->axis) */
 void shape_softmax(Node *n) {
   Node *x = n->in[0];
   need_float(n, x, "the input");
@@ -198,6 +192,9 @@ void shape_batchnorm(Node *n) {
     error_tok(n->tok, "batchnorm: the input must be [N, D], got %s", shape_str(&x->shape));
   check_affine(n, n->in[1], "gain", x->shape.dim[1], true);
   check_affine(n, n->in[2], "bias", x->shape.dim[1], true);
+  if (n->unbiased && x->shape.dim[0] < 2)
+    error_tok(n->tok, "batchnorm: unbiased variance needs a batch of at least 2, got %s",
+              shape_str(&x->shape));
   set_shape(n, &x->shape, TY_FLOAT);
 }
 

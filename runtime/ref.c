@@ -18,14 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct Tensor {
+typedef struct RefTensor Tensor;
+struct RefTensor {
   Shape shape;
   long n;                /* elements */
   double *v;             /* values (float tensors) */
   double *g;             /* gradient, n elements */
   int32_t *iv;           /* values (int tensors) */
   const char *name;      /* spec name or op name, for index errors */
-} Tensor;
+};
 
 typedef enum {
   P_ADD, P_SUB, P_MUL, P_DIV,            /* broadcasting binary */
@@ -549,36 +550,58 @@ int32_t *ref_idata(Ref *r, Node *n) {
   return t->iv;
 }
 
+/* ---- the ref column of ops.h: one evaluator per forward op ---------------------- */
+
+/* declared from the table, so a row naming a missing one is a build error;
+ * no_ref: the op has none (leaves, backward-only ops) */
+#define OP(name, ar, lv, sig, sh, gr, em, rf, fo, ma, re) RefEvalFn rf;
+#include "ops.h"
+#undef OP
+#define no_ref NULL
+
+Tensor *ref_gather(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_gather(r, in[0], in[1]); }
+Tensor *ref_reshape(Ref *r, const Node *n, Tensor *const *in) { return p_reshape(r, in[0], &n->shape); }
+Tensor *ref_matmul(Ref *r, const Node *n, Tensor *const *in) { return p_matmul(r, in[0], in[1], n->transa, n->transb); }
+Tensor *ref_add(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_binary(r, P_ADD, in[0], in[1]); }
+Tensor *ref_sub(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_binary(r, P_SUB, in[0], in[1]); }
+Tensor *ref_mul(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_binary(r, P_MUL, in[0], in[1]); }
+Tensor *ref_div(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_binary(r, P_DIV, in[0], in[1]); }
+Tensor *ref_pow(Ref *r, const Node *n, Tensor *const *in) { return p_unary(r, P_POW, in[0], n->num); }
+Tensor *ref_neg(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_unary(r, P_NEG, in[0], 0); }
+Tensor *ref_exp(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_unary(r, P_EXP, in[0], 0); }
+Tensor *ref_log(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_unary(r, P_LOG, in[0], 0); }
+Tensor *ref_tanh(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_unary(r, P_TANH, in[0], 0); }
+Tensor *ref_relu(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_unary(r, P_RELU, in[0], 0); }
+Tensor *ref_sigmoid(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_unary(r, P_SIGMOID, in[0], 0); }
+Tensor *ref_sqrt(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_unary(r, P_SQRT, in[0], 0); }
+Tensor *ref_sum(Ref *r, const Node *n, Tensor *const *in) { return p_reduce(r, P_SUM, in[0], n->axis); }
+Tensor *ref_mean(Ref *r, const Node *n, Tensor *const *in) { return c_mean(r, in[0], n->axis); }
+Tensor *ref_max(Ref *r, const Node *n, Tensor *const *in) { return p_reduce(r, P_MAX, in[0], n->axis); }
+Tensor *ref_pick(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_pick(r, in[0], in[1], "pick"); }
+Tensor *ref_softmax(Ref *r, const Node *n, Tensor *const *in) { return c_softmax(r, in[0], n->axis); }
+Tensor *ref_cross_entropy(Ref *r, const Node *n, Tensor *const *in) { (void)n; return c_cross_entropy(r, in[0], in[1]); }
+Tensor *ref_batchnorm(Ref *r, const Node *n, Tensor *const *in) {
+  return c_normalize(r, in[0], in[1], in[2], 0, n->num, n->unbiased);
+}
+Tensor *ref_layernorm(Ref *r, const Node *n, Tensor *const *in) {
+  return c_normalize(r, in[0], in[1], in[2], in[0]->shape.rank - 1, n->num, false);
+}
+
+static RefEvalFn *const evaluators[OP_COUNT] = {
+#define OP(name, ar, lv, sig, sh, gr, em, rf, fo, ma, re) [OP_##name] = rf,
+#include "ops.h"
+#undef OP
+};
+
+RefEvalFn *ref_evaluator(OpKind op) { return op < OP_COUNT ? evaluators[op] : NULL; }
+
 static Tensor *eval_node(Ref *r, Node *n) {
-  Tensor *a = n->in[0] ? r->nt[n->in[0]->id] : NULL;
-  Tensor *b = n->in[1] ? r->nt[n->in[1]->id] : NULL;
-  Tensor *c = n->in[2] ? r->nt[n->in[2]->id] : NULL;
-  switch (n->op) {
-  case OP_gather: return p_gather(r, a, b);
-  case OP_reshape: return p_reshape(r, a, &n->shape);
-  case OP_matmul: return p_matmul(r, a, b, n->transa, n->transb);
-  case OP_add: return p_binary(r, P_ADD, a, b);
-  case OP_sub: return p_binary(r, P_SUB, a, b);
-  case OP_mul: return p_binary(r, P_MUL, a, b);
-  case OP_div: return p_binary(r, P_DIV, a, b);
-  case OP_pow: return p_unary(r, P_POW, a, n->num);
-  case OP_neg: return p_unary(r, P_NEG, a, 0);
-  case OP_exp: return p_unary(r, P_EXP, a, 0);
-  case OP_log: return p_unary(r, P_LOG, a, 0);
-  case OP_tanh: return p_unary(r, P_TANH, a, 0);
-  case OP_relu: return p_unary(r, P_RELU, a, 0);
-  case OP_sigmoid: return p_unary(r, P_SIGMOID, a, 0);
-  case OP_sqrt: return p_unary(r, P_SQRT, a, 0);
-  case OP_sum: return p_reduce(r, P_SUM, a, n->axis);
-  case OP_mean: return c_mean(r, a, n->axis);
-  case OP_max: return p_reduce(r, P_MAX, a, n->axis);
-  case OP_pick: return p_pick(r, a, b, "pick");
-  case OP_softmax: return c_softmax(r, a, n->axis);
-  case OP_cross_entropy: return c_cross_entropy(r, a, b);
-  case OP_batchnorm: return c_normalize(r, a, b, c, 0, n->num, n->unbiased);
-  case OP_layernorm: return c_normalize(r, a, b, c, a->shape.rank - 1, n->num, false);
-  default: die("ref: op %s is not a forward op", optab[n->op].name);
-  }
+  Tensor *in[MAXIN] = {0};
+  for (int i = 0; i < optab[n->op].arity; i++)
+    in[i] = r->nt[n->in[i]->id];
+  if (!evaluators[n->op])
+    die("ref: op %s is not a forward op", optab[n->op].name);
+  return evaluators[n->op](r, n, in);
 }
 
 double ref_forward(Ref *r) {

@@ -33,6 +33,14 @@
 #include "bp_runtime.h"
 
 typedef struct Ref Ref;
+typedef struct RefTensor RefTensor;   /* a value on the tape (ref.c) */
+
+/* The evaluators the ref column of gen/ops.h names: one per forward op, given
+ * the node (its attributes) and its inputs' values (ref.c). */
+typedef RefTensor *RefEvalFn(Ref *r, const Node *n, RefTensor *const *in);
+/* The evaluator of op (NULL for leaves and backward-only ops): the table ref.c
+ * runs, so a test can check that every forward op has one. */
+RefEvalFn *ref_evaluator(OpKind op);
 
 Ref *ref_new(Graph *g, DType dtype);
 /* Params from their initialisers, exactly as bp_runtime.h says: one BpRng

@@ -1,0 +1,153 @@
+/* notation.c: an op's math, from the math column of ops.h.
+ *
+ * Consumes a node and a way to label its inputs; produces the formula the
+ * template in its op's row spells, e.g. "%P0 ⊙ %P1" -> "(h − b) ⊙ dy".  The
+ * one idea: the op table says how an op reads; the caller (`bpgen explain`,
+ * and later emit.c's block comments) only says how a tensor is called.  The
+ * escapes are listed in ops.h.
+ */
+#include "bpgen.h"
+
+#include <string.h>
+
+const char *note_num(double v) {
+  if (v == (long)v && v > -1e9 && v < 1e9)
+    return arena_printf("%ld", (long)v);
+  return arena_printf("%.6g", v);
+}
+
+/* no space outside brackets: needs no parentheses */
+static bool is_atom(const char *s) {
+  int depth = 0;
+  for (; *s; s++)
+    if (*s == '(' || *s == '[')
+      depth++;
+    else if (*s == ')' || *s == ']')
+      depth--;
+    else if (*s == ' ' && depth == 0)
+      return false;
+  return true;
+}
+
+const char *note_paren(const char *s) { return is_atom(s) ? s : arena_printf("(%s)", s); }
+
+/* axis letters: b for the batch axis, then j, k, ... */
+const char *note_axis(int axis) {
+  static const char *const names[] = {"b", "j", "k", "l", "m", "n"};
+  return axis < 0 ? "all" : names[axis < 6 ? axis : 5];
+}
+
+/* the axes `from` has and `to` (which broadcasts to it) has not, as in Σ_b or Σ_{b,j} */
+static const char *sum_axes(const Shape *from, const Shape *to) {
+  char buf[64] = "";
+  int k = 0, lead = from->rank - to->rank;
+  for (int i = 0; i < from->rank; i++)
+    if (i < lead || (to->dim[i - lead] == 1 && from->dim[i] != 1)) {
+      strcat(buf, k++ ? "," : "");
+      strcat(buf, note_axis(i));
+    }
+  return k > 1 ? arena_printf("Σ_{%s}", buf) : arena_printf("Σ_%s", buf);
+}
+
+/* input k of n, or NULL (and *err) when the template names one n lacks */
+static Node *input(Node *n, char c, const char **err) {
+  int k = c - '0';
+  if (k < 0 || k >= MAXIN || k >= optab[n->op].arity || !n->in[k]) {
+    *err = arena_printf("%s has no input %c", optab[n->op].name, c);
+    return NULL;
+  }
+  return n->in[k];
+}
+
+char *note_fill(const char *tmpl, Node *n, bool forward, NoteLabel *label, void *ctx, const char **err) {
+  Buf b = {0};
+  *err = NULL;
+  for (const char *p = tmpl; *p; p++) {
+    if (*p != '%') {
+      buf_printf(&b, "%c", *p);
+      continue;
+    }
+    char e = *++p;
+    if (e == '{') {   /* %{forward|derivative} */
+      const char *bar = strchr(p, '|'), *end = bar ? strchr(bar, '}') : NULL;
+      if (!end) {
+        *err = "%{ without | and }";
+        break;
+      }
+      const char *from = forward ? p + 1 : bar + 1, *to = forward ? bar : end;
+      char *part = note_fill(arena_strndup(from, (size_t)(to - from)), n, forward, label, ctx, err);
+      if (!part)
+        break;
+      buf_printf(&b, "%s", part);
+      p = end;
+      continue;
+    }
+    Node *x = NULL;
+    int k = 0;
+    /* escapes with an input digit */
+    if (e && strchr("PFTSNUMk", e)) {
+      k = *++p - '0';
+      if (!(x = input(n, *p, err)))
+        break;
+    } else if (e >= '0' && e <= '9') {
+      if (!(x = input(n, e, err)))
+        break;
+      if (p[1] == '.' && p[2] >= '0' && p[2] <= '9') {   /* %0.1: input 1 of input 0 */
+        if (!(x = input(x, p[2], err)))
+          break;
+        p += 2;
+      }
+      buf_printf(&b, "%s", label(ctx, x));
+      continue;
+    }
+    switch (e) {
+    case 'P': buf_printf(&b, "%s", note_paren(label(ctx, x))); break;
+    case 'F': buf_printf(&b, "%s", forward ? note_paren(label(ctx, x)) : label(ctx, x)); break;
+    case 'T': buf_printf(&b, "%s", (k == 0 ? n->transa : k == 1 && n->transb) ? "ᵀ" : ""); break;
+    case 'S': buf_printf(&b, "%s", sum_axes(&x->shape, &n->shape)); break;
+    case 'N': buf_printf(&b, "%d", x->shape.dim[0]); break;
+    case 'U':
+      if (x->unbiased)
+        buf_printf(&b, "%d/%d·", x->shape.dim[0], x->shape.dim[0] - 1);
+      break;
+    case 'M':
+      if (!(x->op == OP_const && x->num == 1))
+        buf_printf(&b, " · %s", label(ctx, x));
+      break;
+    case 'k':
+      if (n->num != 1)
+        buf_printf(&b, "%s·%s", note_num(n->num), note_paren(label(ctx, x)));
+      else
+        buf_printf(&b, "%s", label(ctx, x));
+      break;
+    case 'n': buf_printf(&b, "%s", note_num(n->num)); break;
+    case 'x': buf_printf(&b, "%s", note_axis(n->axis)); break;
+    case 's': buf_printf(&b, "%s", shape_str(&n->shape)); break;
+    case 'E':
+      if (forward)
+        buf_printf(&b, "^%s", note_num(n->num));
+      else if (n->num == 2)
+        buf_printf(&b, "²");
+      else
+        buf_printf(&b, "^(%s)", note_num(n->num));
+      break;
+    case '%': buf_printf(&b, "%%"); break;
+    default:
+      *err = arena_printf("unknown escape '%%%c'", e ? e : '0');
+    }
+    if (*err)
+      break;
+  }
+  char *s = buf_done(&b);
+  return *err ? NULL : s;
+}
+
+char *note_math(Node *n, bool forward, NoteLabel *label, void *ctx) {
+  const char *tmpl = optab[n->op].math, *err;
+  if (!tmpl)
+    die("%s has no math in ops.h", optab[n->op].name);
+  char *s = note_fill(tmpl, n, forward, label, ctx, &err);
+  if (!s)
+    die("the math of %s in ops.h: %s", optab[n->op].name, err);
+  return s;
+}
