@@ -8,13 +8,14 @@ trap 'rm -rf "$tmp"' EXIT
 for obj in $(find "$dir/gen" "$dir/runtime" -name '*.o' ! -name main.o | sort); do
   src=${obj#$dir/}; src=${src%.o}.c
   [ -f "$src" ] || continue
-  (cd "$tmp" && gcov -o "$OLDPWD/$(dirname "$obj")" "$OLDPWD/$src" >/dev/null 2>&1) || true
+  gcov -o "$(dirname "$obj")" "$src" >/dev/null 2>&1 || true
+  for g in *.gcov; do [ -f "$g" ] && mv "$g" "$tmp/$(echo "$src" | tr / _).$g"; done
 done
-for f in "$tmp"/*.c.gcov; do
+for f in "$tmp"/*.gcov; do
   [ -f "$f" ] || continue
   name=$(sed -n '1s/.*Source:\(.*\)/\1/p' "$f")
   case $name in /*) name=${name#$PWD/} ;; esac
-  case $name in gen/*|runtime/*) ;; *) continue ;; esac
+  case $name in gen/*.c|gen/*.re|runtime/*.c) ;; *) continue ;; esac
   never=$(grep -c '^ *#####:' "$f" || true)
   lines=$(grep -cE '^ *([0-9]+\*?|#####):' "$f" || true)
   echo "$name $lines $never"
@@ -24,9 +25,9 @@ awk '{ printf "%-24s %5d %5d %6d  %5.1f%%\n", $1, $2, $2 - $3, $3, $2 ? 100 * ($
      END { printf "%-24s %5d %5d %6d  %5.1f%%\n", "(all)", t, t - n, n, t ? 100 * (t - n) / t : 100 }' "$tmp/table"
 echo
 echo "lines never run:"
-for f in "$tmp"/*.c.gcov; do
+for f in "$tmp"/*.gcov; do
   name=$(sed -n '1s/.*Source:\(.*\)/\1/p' "$f")
   case $name in /*) name=${name#$PWD/} ;; esac
-  case $name in gen/*|runtime/*) ;; *) continue ;; esac
+  case $name in gen/*.c|gen/*.re|runtime/*.c) ;; *) continue ;; esac
   grep -E '^ *#####:' "$f" | sed "s|^ *#####: *\([0-9]*\):|$name:\1:|"
 done
