@@ -117,5 +117,9 @@ Node *layout_logits(Graph *g);
 /* ---- small shared helpers ---------------------------------------------------------- */
 static inline bool is_float(const Node *n) { return n->type == TY_FLOAT; }
 static inline long numel(const Node *n) { return shape_numel(&n->shape); }
+/* a batchnorm's input as [rows, cols]: the statistics run down the rows (every
+ * axis but the last) */
+static inline long bn_cols(const Node *bn) { return bn->shape.dim[bn->shape.rank - 1]; }
+static inline long bn_rows(const Node *bn) { return numel(bn) / (bn_cols(bn) ? bn_cols(bn) : 1); }
 
 #endif

@@ -161,8 +161,8 @@ static double fwd_len(const Node *n) {
     return a->dim[n->axis];
   case OP_cross_entropy:
     return (double)a->dim[0] + a->dim[1];
-  case OP_batchnorm:
-    return a->dim[0];
+  case OP_batchnorm:   /* rows: every axis but the last */
+    return (double)shape_numel(a) / a->dim[a->rank - 1];
   case OP_layernorm:
     return a->dim[a->rank - 1];
   default:
@@ -189,7 +189,7 @@ static double bwd_len(const Node *c, int k) {
     own = t->shape.dim[1];
     break;
   case OP_batchnorm:
-    own = c->in[0]->shape.dim[0];
+    own = (double)shape_numel(&c->in[0]->shape) / c->in[0]->shape.dim[c->in[0]->shape.rank - 1];
     break;
   case OP_layernorm:
     own = k == 0 ? t->shape.dim[t->shape.rank - 1] : 0;

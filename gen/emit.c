@@ -826,7 +826,7 @@ static void bn_group_heads(Emit *e, BnGroup *gr) {
  * _sums member), so the loops vectorise; bp_bn_fwd of kernels.h. */
 static void bn_forward(Emit *e, Node *n, Node *t) {
   Node *x = n->in[0], *gain = n->in[1], *bias = n->in[2];
-  long N = x->shape.dim[0], D = numel(x) / (N ? N : 1);
+  long N = bn_rows(n), D = bn_cols(n);
   double div = n->unbiased ? (double)(N - 1) : (double)N;
   const char *mean = saved(e, n, "mean"), *rstd = saved(e, n, "rstd");
   bn_head(e, n);
@@ -845,7 +845,7 @@ void emit_batchnorm(Emit *e, Node *n) { bn_forward(e, n, NULL); }
 /* the batchnorm backward of plan_fusion, one kernel call for the group */
 static void emit_bn_group(Emit *e, BnGroup *gr) {
   Node *bn = gr->bn, *dy = gr->dy, *g = bn->in[1];
-  long N = bn->shape.dim[0], D = numel(bn) / (N ? N : 1);
+  long N = bn_rows(bn), D = bn_cols(bn);
   double c = bn->unbiased ? (double)N / (double)(N - 1) : 1.0;
   bn_group_heads(e, gr);
   L(e, "/* two passes: %s%s and its two column sums, then %s%s */",
@@ -859,7 +859,7 @@ static void emit_bn_group(Emit *e, BnGroup *gr) {
 /* dx = gain·rstd/n · (n·dy - Σ_b dy - c·x̂·Σ_b(dy·x̂)),  c = n/(n-1) (Bessel) or 1 */
 void emit_bn_bwd_x(Emit *e, Node *n) {
   Node *bn = n->in[0], *dy = n->in[1], *gain = bn->in[1];
-  long N = bn->shape.dim[0], D = numel(bn) / (N ? N : 1);
+  long N = bn_rows(bn), D = bn_cols(bn);
   double c = bn->unbiased ? (double)N / (double)(N - 1) : 1.0;
   const char *a1 = saved(e, bn, "acc1"), *a2 = saved(e, bn, "acc2"), *xh = saved(e, bn, "xhat");
   head(e, n, "%s·rstd/n · (n·%s - Σ_b %s - %s·x̂·Σ_b(%s·x̂))", lab(e, gain), lab(e, dy), lab(e, dy),
@@ -884,7 +884,7 @@ void emit_bn_bwd_x(Emit *e, Node *n) {
 
 void emit_bn_bwd_gain(Emit *e, Node *n) {
   Node *bn = n->in[0], *dy = n->in[1];
-  long N = bn->shape.dim[0], D = numel(bn) / (N ? N : 1);
+  long N = bn_rows(bn), D = bn_cols(bn);
   const char *a1 = saved(e, bn, "acc1");
   head(e, n, "Σ_b %s ⊙ x̂", lab(e, dy));
   if (e->opt->for_jit) {
@@ -1252,17 +1252,20 @@ static void fn_calib(Emit *e, const char *p) {
       Node *n = g->nodes[i];
       if (n->op != OP_batchnorm || depth[i] != pass)
         continue;
+      /* the first nrows examples (the batch axis) are R rows each of [rows, D] */
       Node *x = n->in[0];
-      long N = x->shape.dim[0], D = numel(x) / (N ? N : 1);
+      long N = x->shape.dim[0], R = bn_rows(n) / (N ? N : 1), D = bn_cols(n);
       const char *b = e->save[n->id];
+      const char *m = R == 1 ? arena_printf("nrows < 0 ? 0 : nrows > %ld ? %ld : nrows", N, N)
+                             : arena_printf("(nrows < 0 ? 0 : nrows > %ld ? %ld : nrows) * %ld", N, N, R);
       if (e->opt->for_jit) {   /* the same sums, by a gcc-compiled kernel */
         L(e, "/* calibration of %s */", lab(e, n));
-        L(e, "%s(nrows < 0 ? 0 : nrows > %ld ? %ld : nrows, %ld, %s, s->%s_cal_n, s->%s_cal_mean, s->%s_cal_m2);",
-          bpm(e, "bn_calib"), N, N, D, V(e, x), b, b, b);
+        L(e, "%s(%s, %ld, %s, s->%s_cal_n, s->%s_cal_mean, s->%s_cal_m2);", bpm(e, "bn_calib"), m, D, V(e, x), b, b,
+          b);
         continue;
       }
       L(e, "{ /* calibration of %s */", lab(e, n));
-      L(e, "  int m = nrows < 0 ? 0 : nrows > %ld ? %ld : nrows;", N, N);
+      L(e, "  int m = %s;", m);
       L(e, "  if (m > 0) {");
       L(e, "    double na = s->%s_cal_n[0], nt = na + m;", b);
       L(e, "    for (int j = 0; j < %ld; j++) {", D);

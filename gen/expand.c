@@ -48,6 +48,12 @@ static Node *lower_xent(Lower *l, Node *logits, Node *y) {
  * statistics over axis 0 (batchnorm) or the last axis (layernorm). */
 static Node *lower_norm(Lower *l, Node *n, Node *x, Node *gain, Node *bias) {
   bool bn = n->op == OP_batchnorm;
+  if (bn && x->shape.rank > 2) {   /* over every axis but the last: as [rows, D] */
+    Shape s = x->shape, rows = {2, {0, s.dim[s.rank - 1]}};
+    rows.dim[0] = (int)(shape_numel(&s) / rows.dim[1]);
+    Node *y = lower_norm(l, n, graph_add(l->g, OP_reshape, l->tok, x, NULL, NULL, &rows, NULL), gain, bias);
+    return graph_add(l->g, OP_reshape, l->tok, y, NULL, NULL, &s, NULL);
+  }
   int axis = bn ? 0 : x->shape.rank - 1;
   int count = x->shape.dim[axis];
   Node *mean = op2(l, OP_mul, cnst(l, 1.0 / count), reduce(l, OP_sum, x, axis));

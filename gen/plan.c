@@ -43,11 +43,12 @@ static bool is_bias_row(Node *b, Node *y) {
   return b->shape.dim[b->shape.rank - 1] == y->shape.dim[1] && numel(b) == y->shape.dim[1];
 }
 
-/* s sums a [N,D] tensor down to [D] or [1,D]: the rows only */
+/* s sums a [N,D] (or [N,...,D]) tensor down to [D] or [1,D]: every axis but
+ * the last */
 static bool is_row_sum(Node *s, Node *x) {
-  if (!s || s->op != OP_sumto || s->in[0] != x || x->shape.rank != 2)
+  if (!s || s->op != OP_sumto || s->in[0] != x || x->shape.rank < 2)
     return false;
-  long D = x->shape.dim[1];
+  long D = x->shape.dim[x->shape.rank - 1];
   if (s->shape.rank < 1 || s->shape.dim[s->shape.rank - 1] != D)
     return false;
   return numel(s) == D;
@@ -91,7 +92,7 @@ static void plan_fusion(Fuse *e) {
   for (int i = 0; i < g->nforward; i++) {
     Node *t = g->nodes[i];
     if (t->op == OP_tanh && t->in[0]->op == OP_batchnorm && !e->act[t->in[0]->id] &&
-        t->in[0]->shape.rank == 2 && shape_eq(&t->shape, &t->in[0]->shape)) {
+        shape_eq(&t->shape, &t->in[0]->shape)) {
       e->act[t->in[0]->id] = t;
       e->skip[t->id] = true;
     }
@@ -99,7 +100,7 @@ static void plan_fusion(Fuse *e) {
   /* batchnorm backward groups, one per bn_bwd_x */
   for (int i = g->nforward; i < nn; i++) {
     Node *x = g->nodes[i];
-    if (x->op != OP_bn_bwd_x || x->in[0]->shape.rank != 2 || !shape_eq(&x->in[1]->shape, &x->in[0]->shape))
+    if (x->op != OP_bn_bwd_x || !shape_eq(&x->in[1]->shape, &x->in[0]->shape))
       continue;
     BnGroup *gr = arena_alloc(sizeof *gr);
     gr->bn = x->in[0], gr->dy = x->in[1], gr->x = x;

@@ -184,15 +184,18 @@ static void check_affine(Node *n, Node *p, const char *what, int d, bool allow_r
               shape_str(&n->in[0]->shape));
 }
 
-/* batchnorm(x, gain, bias): x [N, D], gain and bias [D] or [1, D] -> [N, D] */
+/* batchnorm(x, gain, bias): x [N, D] or [N, ..., D], gain and bias [D] or
+ * [1, D] -> x's shape; the statistics over every axis but the last (part 5's
+ * BatchNorm1d over [B, T, C]) */
 void shape_batchnorm(Node *n) {
   Node *x = n->in[0];
   need_float(n, x, "the input");
-  if (x->shape.rank != 2)
-    error_tok(n->tok, "batchnorm: the input must be [N, D], got %s", shape_str(&x->shape));
-  check_affine(n, n->in[1], "gain", x->shape.dim[1], true);
-  check_affine(n, n->in[2], "bias", x->shape.dim[1], true);
-  if (n->unbiased && x->shape.dim[0] < 2)
+  if (x->shape.rank < 2)
+    error_tok(n->tok, "batchnorm: the input must be [N, D] or [N, ..., D], got %s", shape_str(&x->shape));
+  int D = x->shape.dim[x->shape.rank - 1];
+  check_affine(n, n->in[1], "gain", D, true);
+  check_affine(n, n->in[2], "bias", D, true);
+  if (n->unbiased && shape_numel(&x->shape) / D < 2)
     error_tok(n->tok, "batchnorm: unbiased variance needs a batch of at least 2, got %s",
               shape_str(&x->shape));
   set_shape(n, &x->shape, TY_FLOAT);

@@ -580,8 +580,14 @@ Tensor *ref_max(Ref *r, const Node *n, Tensor *const *in) { return p_reduce(r, P
 Tensor *ref_pick(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_pick(r, in[0], in[1], "pick"); }
 Tensor *ref_softmax(Ref *r, const Node *n, Tensor *const *in) { return c_softmax(r, in[0], n->axis); }
 Tensor *ref_cross_entropy(Ref *r, const Node *n, Tensor *const *in) { (void)n; return c_cross_entropy(r, in[0], in[1]); }
+/* batchnorm over every axis but the last: x viewed as [rows, D] */
 Tensor *ref_batchnorm(Ref *r, const Node *n, Tensor *const *in) {
-  return c_normalize(r, in[0], in[1], in[2], 0, n->num, n->unbiased);
+  Shape s = in[0]->shape, rows = {2, {0, s.dim[s.rank - 1]}};
+  rows.dim[0] = (int)(shape_numel(&s) / rows.dim[1]);
+  if (s.rank == 2)
+    return c_normalize(r, in[0], in[1], in[2], 0, n->num, n->unbiased);
+  Tensor *y = c_normalize(r, p_reshape(r, in[0], &rows), in[1], in[2], 0, n->num, n->unbiased);
+  return p_reshape(r, y, &s);
 }
 Tensor *ref_layernorm(Ref *r, const Node *n, Tensor *const *in) {
   return c_normalize(r, in[0], in[1], in[2], in[0]->shape.rank - 1, n->num, false);
