@@ -435,6 +435,10 @@ static Val binary(OpKind op, Token *t, Val a, Val b) {
     default: break;
     }
   }
+  /* x / 0: every element Inf or NaN, e.g. Bessel's / (B - 1) at -D B=1 */
+  if (op == OP_div && !b.n && b.c == 0)
+    error_tok(t, "division by zero: the divisor is a constant that is 0 here%s",
+              novrs ? " (with the dims given by -D)" : "");
   return node_val(add_op(op, t, to_node(a), to_node(b), NULL, NULL));
 }
 

@@ -366,5 +366,15 @@ if [ -x "$CHECK" ]; then
   t "train suite leaves nothing" 0 "" sh -c '[ -z "$(ls -A "$1")" ]' sh "$T/scratch"
 fi
 
+# ---- learner's kit II (issue 15): division by a constant 0, dot's seed, report ----------
+G=$SPECS/makemore_granular.spec
+t "B=1: located division by zero" 1 "makemore_granular.spec:25:34: error: division by zero" \
+  $BPGEN check $G -D B=1
+t "B=1: caret at the division" 1 "^ {35}\^$" $BPGEN check $G -D B=1
+t "B=1: no table of NaN"   0 ""          sh -c '! "$1" check "$2" -D B=1 2>&1 | grep -q "|"' sh $BPGEN $G
+t "B=2: still fine"        0 "ok: loss and 27 gradients" $BPGEN check $G -D B=2
+t "dot labels the seed"    0 'label="dloss = 1\\n\(seed\)' $BPGEN dot $M --backward
+# ---- end of learner's kit II --------------------------------------------------------------
+
 echo "driver: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
