@@ -374,6 +374,15 @@ t "B=1: caret at the division" 1 "^ {35}\^$" $BPGEN check $G -D B=1
 t "B=1: no table of NaN"   0 ""          sh -c '! "$1" check "$2" -D B=1 2>&1 | grep -q "|"' sh $BPGEN $G
 t "B=2: still fine"        0 "ok: loss and 27 gradients" $BPGEN check $G -D B=2
 t "dot labels the seed"    0 'label="dloss = 1\\n\(seed\)' $BPGEN dot $M --backward
+t "report --help"         0 "usage: bpgen report SPEC \[--mine FILE.c\]" $BPGEN report --help
+t "report needs -o"        1 "error: report: give -o report.html" $BPGEN report $M
+t "report writes a page"   0 "" $BPGEN report $G --mine tests/fixtures/ninja_ex1_offbyone.c -o "$T/r.html"
+PY=${PYTHON:-python3}
+t "report page parses, holds every tensor" 0 "ok: parses, nothing from outside, 31 tensor names" \
+  $PY tools/html_check.py "$T/r.html" $G dbndiff2 dC
+t "report page has the learner's hint" 0 "" grep -q "hint: yours is the right dbndiff2" "$T/r.html"
+t "report of makemore.spec parses" 0 "ok: parses" sh -c '"$1" report "$2" -o "$3" && "$4" tools/html_check.py "$3" "$2"' \
+  sh $BPGEN $M "$T/r2.html" $PY
 # ---- end of learner's kit II --------------------------------------------------------------
 
 echo "driver: $pass passed, $fail failed"
