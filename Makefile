@@ -85,6 +85,34 @@ coverage: build/cov/check_bpgen build/cov/bpgen bpgen
 	@head -40 build/cov/coverage.txt
 .PHONY: coverage
 
+# The report page in a real browser: `bpgen report` on the granular spec with a
+# learner's file, rendered by headless Chromium (Debian package chromium,
+# installed here when missing); the DOM after the page's script ran must hold
+# the SVG graph, the lines and cmp tables, and the panel a node click filled;
+# build/report.png is a screenshot to look at.
+CHROMIUM ?= chromium
+CHROMIUM_FLAGS = --headless --no-sandbox --disable-gpu --hide-scrollbars
+report-check: bpgen deps-test
+	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" -ne 0 ]; then echo "report-check needs chromium: apt-get install -y chromium" >&2; exit 1; fi; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >&2; }
+	@mkdir -p build
+	./bpgen report specs/makemore_granular.spec --mine tests/fixtures/ninja_ex1_offbyone.c -o build/report.html
+	python3 tools/html_check.py build/report.html specs/makemore_granular.spec
+	timeout 120 $(CHROMIUM) $(CHROMIUM_FLAGS) --dump-dom "file://$(CURDIR)/build/report.html#node=n20" \
+	  2>/dev/null > build/report.dom.html
+	grep -q 'data-ready="1"' build/report.dom.html || { echo "report-check: the page's script did not run" >&2; exit 1; }
+	grep -q '<svg' build/report.dom.html || { echo "report-check: no SVG in the DOM" >&2; exit 1; }
+	grep -q '<table class="cmp">' build/report.dom.html || { echo "report-check: no cmp table" >&2; exit 1; }
+	grep -q '<table class="explain">' build/report.dom.html || { echo "report-check: no lines table" >&2; exit 1; }
+	grep -q '<table class="mine">' build/report.dom.html || { echo "report-check: no verdicts table" >&2; exit 1; }
+	grep -q 'data-shown="n20"' build/report.dom.html || { echo "report-check: a node click shows nothing" >&2; exit 1; }
+	grep -q '<g id="svgnode-n20" class="node sel">' build/report.dom.html || { echo "report-check: node not selected" >&2; exit 1; }
+	timeout 120 $(CHROMIUM) $(CHROMIUM_FLAGS) --window-size=1400,1800 --screenshot=build/report.png \
+	  "file://$(CURDIR)/build/report.html#node=n20" >/dev/null 2>&1
+	@test -s build/report.png && echo "report-check: ok (DOM has the graph, the tables and the clicked node's lines; screenshot build/report.png)"
+.PHONY: report-check
+
 # The main job: train the lecture's model on the default word list, Debian's
 # wamerican dictionary cut to lowercase a-z words (63,875 words), with the
 # lecture's Exercise 4 recipe: H = 200, 200,000 steps of batch 32, lr 0.1 then

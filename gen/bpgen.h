@@ -414,6 +414,12 @@ int cmd_run(int argc, char **argv);      /* bpgen run */
 int cmd_plot(int argc, char **argv);     /* bpgen plot */
 int cmd_ninja(int argc, char **argv);    /* bpgen ninja */
 int cmd_dot(int argc, char **argv);      /* bpgen dot */
+int cmd_report(int argc, char **argv);   /* bpgen report */
+/* cmd_explain.c: what `bpgen explain` prints for g (after grad_build), to out. */
+void explain_print(Graph *g, FILE *out);
+/* cmd_report.c: the self-contained HTML page of `bpgen report` for c's spec
+ * (mine: a learner's backward file, or NULL); arena string. */
+char *report_html(Cli *c, const char *mine);
 
 /* ---- cmd_run.c ------------------------------------------------------------------ */
 /* The model (emit_c with opt, trainer off) followed by templates/trainer.c, which

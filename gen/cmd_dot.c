@@ -121,7 +121,10 @@ char *dot_graph(Graph *g, bool backward) {
       style = "shape=ellipse, peripheries=2, style=filled, fillcolor=\"#d9ead3\"";
     else
       style = n->name ? "shape=ellipse, style=filled, fillcolor=\"#eeeeee\"" : "shape=ellipse";
-    buf_printf(&t, "  n%d [label=\"%s\", %s];\n", n->id, node_label(n, gname[i], fanout[i]), style);
+    const char *label = node_label(n, gname[i], fanout[i]);
+    if (backward && n->op == OP_const && g->loss && n == g->loss->grad)   /* where backward starts */
+      label = arena_printf("d%s = 1\\n(seed)", g->loss->name ? g->loss->name : "loss");
+    buf_printf(&t, "  n%d [label=\"%s\", %s];\n", n->id, label, style);
   }
   for (int i = 0; i < nn; i++) {
     Node *n = g->nodes[i];

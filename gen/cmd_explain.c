@@ -142,11 +142,13 @@ static bool internal(const GradEdge *e, int line) {
          e->val != e->user->grad;
 }
 
+static FILE *xout;   /* where explain_print writes */
+
 static void print_block(const char *text) {
   for (const char *p = text; *p;) {
     const char *e = strchr(p, '\n');
     int n = e ? (int)(e - p) : (int)strlen(p);
-    printf("      %.*s\n", n, p);
+    fprintf(xout, "      %.*s\n", n, p);
     p += n + (e != NULL);
   }
 }
@@ -164,7 +166,12 @@ int cmd_explain(int argc, char **argv) {
   }
   Graph *g = cli_load(&c);
   grad_build(g);
+  explain_print(g, stdout);
+  return 0;
+}
 
+void explain_print(Graph *g, FILE *out) {
+  xout = out;
   Explain ex = {g, arena_alloc(sizeof(char *) * (size_t)g->nnodes)};
   Explain *x = &ex;
   /* a gradient shared by several tensors (dy passed through) takes the first
@@ -206,7 +213,7 @@ int cmd_explain(int argc, char **argv) {
     for (int i = 0; i < g->nforward; i++)
       if (g->nodes[i]->line == line && g->nodes[i]->name && optab[g->nodes[i]->op].arity > 0)
         shown = g->nodes[i];
-    printf("%-4d%s  %s\n", line, pad(line_text(g, line), 42), shape_str(&shown->shape));
+    fprintf(out, "%-4d%s  %s\n", line, pad(line_text(g, line), 42), shape_str(&shown->shape));
 
     /* the lines of this statement, then align their "+=" */
     const char *lhs[256], *rhs[256], *shp[256], *after[256];
@@ -245,7 +252,7 @@ int cmd_explain(int argc, char **argv) {
     }
     for (int i = 0; i < nl; i++) {
       const char *l = arena_printf("%s += %s", pad(lhs[i], w), rhs[i]);
-      printf("      %s %s\n", pad(l, 42), shp[i]);
+      fprintf(out, "      %s %s\n", pad(l, 42), shp[i]);
       if (after[i])
         print_block(after[i]);
     }
@@ -253,11 +260,10 @@ int cmd_explain(int argc, char **argv) {
       Node *n = g->nodes[i];
       if (n->line == line && n->name && n->grad && n->grad->op == OP_expand && n->grad->fwd == n &&
           n->grad->in[0]->op == OP_const && n->grad->in[0]->num == 0)
-        printf("      %s = 0   (%s does not reach the loss)\n", grad_name(x, n), n->name);
+        fprintf(out, "      %s = 0   (%s does not reach the loss)\n", grad_name(x, n), n->name);
     }
     for (int op = 0; op < OP_COUNT; op++)
       if (ops[op] && optab[op].remark)
         print_block(optab[op].remark);
   }
-  return 0;
 }

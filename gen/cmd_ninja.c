@@ -733,6 +733,7 @@ typedef struct Row {
   double maxdiff, maxulp;
   double limit;          /* the largest maxdiff that is right */
   const char *why;       /* wrong: the reason */
+  const char *hint;      /* wrong: what it looks like (hint_row), or NULL */
 } Row;
 
 /* The one rule: a filled gradient is right when its declared shape is the
@@ -816,6 +817,343 @@ static void judge_row(Row *r, DType dt, const void *mine, const double *ref, con
                           : r->maxdiff <= 1e-5 * scale ? "; float functions (expf, logf) round to "
                                                          "float even in double code: use exp, log"
                                                        : "");
+}
+
+/* ---- hints: what a wrong gradient looks like --------------------------------------- */
+
+/* The verdict says a gradient is wrong; a hint says what it looks like, compared
+ * with the right one: a constant factor off (a missing / n, a sign, Bessel's
+ * n/(n-1)), the transpose, another tensor's gradient, a sum where there should
+ * be none, rows that should sum to 0, a local derivative the forward values
+ * allow but the op does not have.  A hint never changes the verdict. */
+
+static double max_abs(const double *v, long n) {
+  double s = 0;
+  for (long k = 0; k < n; k++)
+    s = fmax(s, fabs(v[k]));
+  return s;
+}
+
+static double max_diff(const double *a, const double *b, long n) {
+  double d = 0;
+  for (long k = 0; k < n; k++)
+    d = fmax(d, fabs(a[k] - b[k]));
+  return d;
+}
+
+/* x looks like y: equal to 1e-4 of y's size, and far closer to y than to the
+ * right gradient (dref away) */
+static bool looks_like(const double *x, const double *y, long n, double dref) {
+  double d = max_diff(x, y, n), s = max_abs(y, n);
+  return s > 0 && d <= 1e-4 * s && d < 0.1 * dref;
+}
+
+static const char *factor_text(Graph *g, double a) {
+  if (fabs(a - 2) <= 1e-4 * 2)
+    return "2: a factor 2 too many (the 2 of d(x²)/dx = 2x counted twice?)";
+  if (fabs(a - 0.5) <= 1e-4 * 0.5)
+    return "1/2: the 2 of d(x²)/dx = 2x left out?";
+  for (int i = 0; i < g->ndims; i++) {
+    long v = g->dims[i].value;
+    if (v < 2)
+      continue;
+    const char *d = dim_name(g, (int)v);
+    double c[4] = {(double)v, 1.0 / (double)v, (double)(v - 1) / (double)v, (double)v / (double)(v - 1)};
+    const char *t[4] = {
+      arena_printf("%s (= %ld): a missing / %s?", d, v, d),
+      arena_printf("1/%s: an extra / %s?", d, d),
+      arena_printf("(%s − 1)/%s = %ld/%ld: Bessel's correction — / %s where the spec divides by %s − 1?", d,
+                   d, v - 1, v, d, d),
+      arena_printf("%s/(%s − 1) = %ld/%ld: Bessel's correction — / (%s − 1) where the spec divides by %s?",
+                   d, d, v, v - 1, d, d)};
+    for (int k = 0; k < 4; k++)
+      if (fabs(a - c[k]) <= 1e-5 * c[k])
+        return t[k];
+  }
+  return NULL;
+}
+
+/* The one user of t among the forward nodes, or NULL (none, or several: fan-out). */
+static Node *only_user(Graph *g, Node *t) {
+  Node *u = NULL;
+  for (int i = 0; i < g->nforward; i++)
+    for (int k = 0; k < MAXIN && g->nodes[i]->in[k]; k++)
+      if (g->nodes[i]->in[k] == t) {
+        if (u)
+          return NULL;
+        u = g->nodes[i];
+      }
+  return u;
+}
+
+/* a local derivative the forward values allow, in place of the op's own */
+static const char *unary_hint(Graph *g, Node *t, const double *m, long n, double dref, const Pass *p) {
+  Node *u = only_user(g, t);
+  if (!u || (u->op != OP_tanh && u->op != OP_exp && u->op != OP_log) || !u->name ||
+      !shape_eq(&u->shape, &t->shape) || !p->grad[u->id] || !p->val[u->id] || !p->val[t->id])
+    return NULL;
+  const double *dy = p->grad[u->id], *y = p->val[u->id], *x = p->val[t->id];
+  const char *Y = u->name, *X = t->name;
+  double *c = arena_alloc(sizeof(double) * (size_t)n);
+  for (int k = 0; k < 4; k++) {
+    const char *say = NULL;
+    for (long e = 0; e < n; e++) {
+      double v = 0;
+      switch (u->op) {
+      case OP_tanh:
+        v = k == 0 ? (1 - y[e]) * dy[e] : k == 1 ? (1 - x[e] * x[e]) * dy[e] : k == 2 ? dy[e] : 1 - y[e] * y[e];
+        break;
+      case OP_exp: v = k == 0 ? x[e] * dy[e] : k == 1 ? dy[e] : k == 2 ? y[e] : NAN; break;
+      default: v = k == 0 ? x[e] * dy[e] : k == 1 ? dy[e] : k == 2 ? 1 / x[e] : NAN; break;
+      }
+      c[e] = v;
+    }
+    if (!looks_like(m, c, n, dref))
+      continue;
+    if (u->op == OP_tanh)
+      say = k == 0 ? arena_printf("it is (1 − %s) ⊙ d%s: tanh's derivative is 1 − %s², not 1 − %s", Y, Y, Y, Y)
+          : k == 1 ? arena_printf("it is (1 − %s²) ⊙ d%s: tanh's derivative is 1 − tanh² of its output, "
+                                  "1 − %s², not of its input %s", X, Y, Y, X)
+          : k == 2 ? arena_printf("it is d%s passed through: tanh's derivative (1 − %s²) is missing", Y, Y)
+                   : arena_printf("it is 1 − %s² alone: the chain rule's ⊙ d%s is missing", Y, Y);
+    else if (u->op == OP_exp)
+      say = k == 0 ? arena_printf("it is %s ⊙ d%s: exp's derivative is its output %s = exp(%s), not its input",
+                                  X, Y, Y, X)
+          : k == 1 ? arena_printf("it is d%s passed through: exp's derivative (%s) is missing", Y, Y)
+                   : arena_printf("it is %s alone: the chain rule's ⊙ d%s is missing", Y, Y);
+    else
+      say = k == 0 ? arena_printf("it is %s ⊙ d%s: log's derivative is 1/%s (divide, not multiply)", X, Y, X)
+          : k == 1 ? arena_printf("it is d%s passed through: log's derivative 1/%s is missing", Y, X)
+                   : arena_printf("it is 1/%s alone: the chain rule's ⊙ d%s is missing", X, Y);
+    return say;
+  }
+  return NULL;
+}
+
+static const char *hint_row(Graph *g, const Row *r, DType dt, const void *mine, const Pass *p) {
+  const Slot *sl = r->s;
+  Node *t = sl->n;
+  long n = shape_numel(&t->shape);
+  const double *ref = p->grad[t->id];
+  if (!ref || sl->ndecl != n || r->unset || r->stale || r->nans || r->before_lo || sl->given)
+    return NULL;
+  double *m = arena_alloc(sizeof(double) * (size_t)n), *c = arena_alloc(sizeof(double) * (size_t)n);
+  for (long e = 0; e < n; e++)
+    m[e] = dt == DT_F32 ? ((const float *)mine)[e] : ((const double *)mine)[e];
+  double scale = max_abs(ref, n), dref = max_diff(m, ref, n);
+  const char *G = sl->gname;
+  if (scale == 0 || dref == 0)
+    return NULL;
+  int R = t->shape.rank == 2 ? t->shape.dim[0] : 0, C = t->shape.rank == 2 ? t->shape.dim[1] : 0;
+
+  /* the transpose: your [C, R] laid out where the [R, C] goes */
+  if (R > 1 && C > 1) {
+    for (long i = 0; i < R; i++)
+      for (long j = 0; j < C; j++)
+        c[i * C + j] = m[j * R + i];
+    if (looks_like(c, ref, n, dref))
+      return arena_printf("its values are the transpose of the right %s (a [%d, %d] where the [%d, %d] "
+                          "goes): the operands of a matmul swapped, or a ᵀ missing?", G, C, R, R, C);
+  }
+  /* another tensor's gradient */
+  for (int i = 0; i < g->nforward; i++) {
+    Node *o = g->nodes[i];
+    if (o != t && p->grad[i] && shape_numel(&o->shape) == n && looks_like(m, p->grad[i], n, dref))
+      return arena_printf("its values are d%s's: written into the wrong buffer, or d%s's line copied?",
+                          o->name, o->name);
+  }
+  const char *u = unary_hint(g, t, m, n, dref, p);
+  if (u)
+    return u;
+  /* a constant factor: the least-squares multiple of the right one */
+  double mr = 0, rr = 0;
+  for (long e = 0; e < n; e++) {
+    mr += m[e] * ref[e];
+    rr += ref[e] * ref[e];
+  }
+  double a = mr / rr;
+  for (long e = 0; e < n; e++)
+    c[e] = a * ref[e];
+  if (a != 0 && looks_like(m, c, n, dref)) {
+    const char *f = factor_text(g, fabs(a));
+    if (a < 0 && fabs(fabs(a) - 1) <= 1e-5)
+      return arena_printf("yours is the right %s × −1: a sign flipped", G);
+    if (f)
+      return arena_printf("yours is the right %s × %s%s", G, a < 0 ? "−" : "", f);
+    return arena_printf("yours is the right %s × %.6g: a constant factor off", G, a);
+  }
+  /* up to a broadcast: rows (columns) that are the right sum over rows (columns) */
+  if (R > 1 && C > 1) {
+    double *cs = arena_alloc(sizeof(double) * (size_t)C), *rs = arena_alloc(sizeof(double) * (size_t)R);
+    for (long i = 0; i < R; i++)
+      for (long j = 0; j < C; j++) {
+        cs[j] += ref[i * C + j];
+        rs[i] += ref[i * C + j];
+      }
+    for (int k = 0; k < 4; k++) {
+      double div = k % 2 ? (k < 2 ? R : C) : 1;
+      for (long i = 0; i < R; i++)
+        for (long j = 0; j < C; j++)
+          c[i * C + j] = (k < 2 ? cs[j] : rs[i]) / div;
+      if (looks_like(m, c, n, dref))
+        return arena_printf("every %s of yours is the right %s %s over its %ss (axis %d): a sum, or a "
+                            "broadcast, where the gradient should flow %s by %s?",
+                            k < 2 ? "row" : "column", G, k % 2 ? "averaged" : "summed",
+                            k < 2 ? "row" : "column", k < 2 ? 0 : 1, k < 2 ? "row" : "column",
+                            k < 2 ? "row" : "column");
+    }
+  }
+  /* rows that should sum to 0 (softmax minus one-hot) */
+  if (t->shape.rank >= 1 && t->shape.dim[t->shape.rank - 1] > 1) {
+    long L = t->shape.dim[t->shape.rank - 1], rows = n / L, bad = -1;
+    bool zero = true, same = true;   /* same: every row of yours has one sum */
+    double badsum = 0, first = 0;
+    for (long i = 0; i < rows && zero; i++) {
+      double s = 0, sa = 0, ms = 0, msa = 0;
+      for (long j = 0; j < L; j++) {
+        s += ref[i * L + j];
+        sa += fabs(ref[i * L + j]);
+        ms += m[i * L + j];
+        msa += fabs(m[i * L + j]);
+      }
+      zero = fabs(s) <= 1e-4 * sa;
+      if (i == 0)
+        first = ms;
+      same &= fabs(ms - first) <= 1e-3 * fabs(first);
+      if (bad < 0 && fabs(ms) > 1e-3 * msa && fabs(ms) > 1e-3 * sa) {
+        bad = i;
+        badsum = ms;
+      }
+    }
+    if (zero && bad >= 0) {
+      Node *usr = only_user(g, t);
+      bool soft = (usr && (usr->op == OP_cross_entropy || usr->op == OP_softmax)) || strstr(t->name, "logit");
+      return same ? arena_printf("each row of the right %s sums to 0%s; every row of yours sums to %.3g%s", G,
+                                 soft ? " (softmax minus one-hot)" : "", first,
+                                 soft ? ": the − 1 at the label missing, or subtracted twice?" : "")
+                  : arena_printf("each row of the right %s sums to 0%s; yours do not (row %ld sums to %.3g)", G,
+                                 soft ? " (softmax minus one-hot)" : "", bad, badsum);
+    }
+  }
+  return NULL;
+}
+
+/* ---- the learner's source: lines to show, float functions under f64 ----------------- */
+
+static bool is_ident_char(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
+}
+
+/* The text with comments and string and character literals blanked (newlines
+ * kept), so that a scan for names sees only code. */
+static char *code_only(const char *text) {
+  size_t n = strlen(text);
+  char *s = arena_strndup(text, n);
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '/' && s[i + 1] == '/') {
+      while (i < n && s[i] != '\n')
+        s[i++] = ' ';
+    } else if (s[i] == '/' && s[i + 1] == '*') {
+      s[i] = s[i + 1] = ' ';
+      for (i += 2; i < n && !(s[i] == '*' && s[i + 1] == '/'); i++)
+        if (s[i] != '\n')
+          s[i] = ' ';
+      if (i < n)
+        s[i] = s[i + 1] = ' ', i++;
+    } else if (s[i] == '"' || s[i] == '\'') {
+      char q = s[i];
+      for (i++; i < n && s[i] != q && s[i] != '\n'; i++) {
+        if (s[i] == '\\' && s[i + 1] && s[i + 1] != '\n')
+          s[i++] = ' ';
+        s[i] = ' ';
+      }
+    }
+  }
+  return s;
+}
+
+/* The line of the first assignment to name (name[..]... = / += / -= / *= / /=,
+ * memcpy(name, memset(name), else of its first ZERO(name) or GIVEN(name); 0
+ * when none. */
+static int assign_line(const char *code, const char *name) {
+  size_t len = strlen(name);
+  int line = 1, other = 0;
+  for (const char *p = code; *p; p++) {
+    if (*p == '\n') {
+      line++;
+      continue;
+    }
+    if (strncmp(p, name, len) != 0 || (p > code && is_ident_char(p[-1])) || is_ident_char(p[len]))
+      continue;
+    const char *q = p + len;
+    for (;;) {
+      while (*q == ' ' || *q == '\t' || *q == ')')   /* ((real *)dW2)[k] = */
+        q++;
+      if (*q != '[')
+        break;
+      for (int depth = 0; *q && *q != '\n';) {
+        depth += *q == '[' ? 1 : *q == ']' ? -1 : 0;
+        q++;
+        if (!depth)
+          break;
+      }
+    }
+    if ((q[0] == '=' && q[1] != '=') || (q[0] && strchr("+-*/", q[0]) && q[1] == '='))
+      return line;
+    const char *b = p;
+    while (b > code && (b[-1] == ' ' || b[-1] == '('))
+      b--;
+    if ((b - code >= 7 && strncmp(b - 6, "memcpy", 6) == 0) || (b - code >= 7 && strncmp(b - 6, "memset", 6) == 0))
+      return line;
+    if (!other && ((b - code >= 5 && strncmp(b - 4, "ZERO", 4) == 0) ||
+                   (b - code >= 6 && strncmp(b - 5, "GIVEN", 5) == 0)))
+      other = line;
+    p += len - 1;
+  }
+  return other;
+}
+
+static const char *source_line(const char *text, int line) {
+  const char *p = text;
+  for (int l = 1; l < line && *p; p++)
+    if (*p == '\n')
+      l++;
+  while (*p == ' ' || *p == '\t')
+    p++;
+  const char *e = strchr(p, '\n');
+  size_t n = e ? (size_t)(e - p) : strlen(p);
+  while (n && (p[n - 1] == ' ' || p[n - 1] == '\r'))
+    n--;
+  return arena_strndup(p, n);
+}
+
+/* Under --dtype f64: each call of a float-only math function, as a warning. */
+static void warn_float_calls(FILE *out, const char *path, const char *text) {
+  static const char *const fns[] = {"expf",  "logf",  "powf",   "tanhf",  "sqrtf", "fabsf", "fmaxf",
+                                    "fminf", "sinf",  "cosf",   "log1pf", "expm1f", "exp2f", "log2f",
+                                    "log10f", "coshf", "sinhf", "erff",   "floorf", "ceilf", "roundf"};
+  const char *code = code_only(text);
+  int line = 1;
+  for (const char *p = code; *p; p++) {
+    if (*p == '\n') {
+      line++;
+      continue;
+    }
+    if (!is_ident_char(*p) || (p > code && is_ident_char(p[-1])))
+      continue;
+    const char *e = p;
+    while (is_ident_char(*e))
+      e++;
+    const char *q = e;
+    while (*q == ' ' || *q == '\t')
+      q++;
+    for (size_t k = 0; k < sizeof fns / sizeof fns[0] && *q == '('; k++)
+      if ((size_t)(e - p) == strlen(fns[k]) && strncmp(p, fns[k], (size_t)(e - p)) == 0)
+        fprintf(out, "%s:%d: warning: %s() computes in float: under --dtype f64 its result, rounded to "
+                     "float (~1e-7), makes a right gradient look wrong at 1e-9; use %.*s()\n",
+                path, line, fns[k], (int)strlen(fns[k]) - 1, fns[k]);
+    p = e - 1;
+  }
 }
 
 /* Backward order: by the spec line of the tensor's first use, last line first;
@@ -1045,6 +1383,8 @@ int ninja_run(Graph *g, const NinjaOpts *o, const char *path, const char *text, 
       continue;
     }
     judge_row(r, dt, a, pass.grad[sl->n->id], other.grad[sl->n->id], tol, slot, nslot);
+    if (!r->ok)
+      r->hint = hint_row(g, r, dt, a, &pass);
     if (!r->ok) {
       nwrong++;
       if (first_wrong < 0)
@@ -1058,6 +1398,8 @@ int ninja_run(Graph *g, const NinjaOpts *o, const char *path, const char *text, 
   fprintf(out, "reference: %s\n\n", pass.source);
   if (ro[0].note[0])
     fprintf(out, "note: %s\n", ro[0].note);
+  if (dt == DT_F64)
+    warn_float_calls(out, path, text);
   if (nrows == 0) {
     fprintf(out, "no gradient filled yet: declare one with GRAD(dname, dims...) and write it in "
                  "backward() (see `bpgen ninja %s --header`)\n", g->file->name);
@@ -1081,9 +1423,19 @@ int ninja_run(Graph *g, const NinjaOpts *o, const char *path, const char *text, 
     if (first_wrong >= 0) {
       Row *r = &rows[first_wrong];
       fprintf(out, "\n%s is the first wrong gradient in backward order: %s.\n", r->s->gname, r->why);
-      if (nwrong > 1)
+      if (r->hint)
+        fprintf(out, "  hint: %s\n", r->hint);
+      int at = assign_line(code_only(text), r->s->gname);
+      if (at)
+        fprintf(out, "  %s:%d: %s\n", path, at, source_line(text, at));
+      if (nwrong > 1) {
         fprintf(out, "Fix it first: the earliest error explains the later ones (%d wrong in all).\n",
                 nwrong);
+        for (int k = first_wrong + 1; k < nrows; k++)
+          if (!rows[k].ok && rows[k].hint)
+            fprintf(out, "  hint for %s (perhaps wrong only through %s): %s\n", rows[k].s->gname,
+                    r->s->gname, rows[k].hint);
+      }
     }
   }
   if (*unfilled)

@@ -36,6 +36,8 @@ static const char usage[] =
   "                   judge your own hand-written backward pass\n"
   "  dot SPEC [--backward] -o graph.dot|.svg|.png\n"
   "                   the graph as Graphviz DOT\n"
+  "  report SPEC [--mine FILE.c] -o report.html\n"
+  "                   one HTML page: graph, lines, check table, your verdicts\n"
   "\n"
   "shared options:\n"
   "  -D NAME=INT      override a dim; every shape re-infers from it\n"
@@ -54,7 +56,7 @@ typedef struct Command {
 static const Command commands[] = {
   {"grad", cmd_grad},   {"check", cmd_check}, {"explain", cmd_explain},
   {"run", cmd_run},     {"plot", cmd_plot},   {"ninja", cmd_ninja},
-  {"dot", cmd_dot},
+  {"dot", cmd_dot},     {"report", cmd_report},
 };
 
 int main(int argc, char **argv) {

@@ -463,6 +463,10 @@ static Val apply(OpKind op, Token *t, const Val *in, const Shape *given, const N
 
 /* a OP b, folded when both are constants */
 static Val binary(OpKind op, Token *t, Val a, Val b) {
+  /* x / 0: every element Inf or NaN, e.g. Bessel's / (B - 1) at -D B=1 */
+  if (op == OP_div && !b.n && b.c == 0)
+    error_tok(t, "division by zero: the divisor is a constant that is 0 here%s",
+              novrs ? " (with the dims given by -D)" : "");
   return apply(op, t, (Val[]){a, b}, NULL, NULL);
 }
 

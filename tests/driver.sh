@@ -393,5 +393,24 @@ t "run --text and --data" 1 "not both" \
   $BPGEN run $M -D H=8 -D B=4 --data $W --text "$T/h.txt" --quiet
 t "run --help lists --data-tokens" 0 "--data-tokens F.bin" $BPGEN run --help
 
+# ---- learner's kit II (issue 15): division by a constant 0, dot's seed, report ----------
+G=$SPECS/makemore_granular.spec
+t "B=1: located division by zero" 1 "makemore_granular.spec:25:34: error: division by zero" \
+  $BPGEN check $G -D B=1
+t "B=1: caret at the division" 1 "^ {35}\^$" $BPGEN check $G -D B=1
+t "B=1: no table of NaN"   0 ""          sh -c '! "$1" check "$2" -D B=1 2>&1 | grep -q "|"' sh $BPGEN $G
+t "B=2: still fine"        0 "ok: loss and 27 gradients" $BPGEN check $G -D B=2
+t "dot labels the seed"    0 'label="dloss = 1\\n\(seed\)' $BPGEN dot $M --backward
+t "report --help"         0 "usage: bpgen report SPEC \[--mine FILE.c\]" $BPGEN report --help
+t "report needs -o"        1 "error: report: give -o report.html" $BPGEN report $M
+t "report writes a page"   0 "" $BPGEN report $G --mine tests/fixtures/ninja_ex1_offbyone.c -o "$T/r.html"
+PY=${PYTHON:-python3}
+t "report page parses, holds every tensor" 0 "ok: parses, nothing from outside, 31 tensor names" \
+  $PY tools/html_check.py "$T/r.html" $G dbndiff2 dC
+t "report page has the learner's hint" 0 "" grep -q "hint: yours is the right dbndiff2" "$T/r.html"
+t "report of makemore.spec parses" 0 "ok: parses" sh -c '"$1" report "$2" -o "$3" && "$4" tools/html_check.py "$3" "$2"' \
+  sh $BPGEN $M "$T/r2.html" $PY
+# ---- end of learner's kit II --------------------------------------------------------------
+
 echo "driver: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -75,7 +75,7 @@ static void check_one_rule(const char *name, const char *out, int wrong) {
 static const struct {
   const char *spec, *file;
   int wrong;                /* rows wrong; -1: an error (no table) */
-  const char *want[3];      /* fragments of the output */
+  const char *want[4];      /* fragments of the output */
   long b;                   /* -D B=b, 0: the spec's */
 } cases[] = {
   {"makemore.spec", "ninja_ex2_ok.c", 0,
@@ -85,6 +85,13 @@ static const struct {
   {"makemore_granular.spec", "ninja_ex1_offbyone.c", 7,
    {"dbndiff2        | True     | False | False       |", "<-- first wrong",
     "dbndiff2 is the first wrong gradient in backward order"}, 0},
+  /* issue 15: what the mistake looks like, and the learner's line */
+  {"makemore_granular.spec", "ninja_ex1_offbyone.c", 7,
+   {"  hint: yours is the right dbndiff2 × (B − 1)/B = 31/32: Bessel's correction",
+    "ninja_ex1_offbyone.c:105: dbndiff2[i][k] = (real)1 / B * dbnvar[0][k];\nFix it first", NULL}, 0},
+  {"makemore.spec", "ninja_ex2_times_b.c", 1,
+   {"  hint: yours is the right dlogits × B (= 32): a missing / B?",
+    "ninja_ex2_times_b.c:12: for (int j = 0; j < V; j++) dlogits[i][j] = expf(", NULL}, 0},
   {"makemore_granular.spec", "ninja_ex1_keepdim.c", 1,
    {"dbnmeani        | False    |", "you declared dbnmeani [64] but it is [1, 64]: a missing keepdim?",
     NULL}, 0},
@@ -115,7 +122,7 @@ START_TEST(test_ninja_fixture) {
   ck_assert_msg(wrong == cases[_i].wrong, "%s: %d wrong, want %d:\n%.2000s", cases[_i].file, wrong,
                 cases[_i].wrong, out);
   check_one_rule(cases[_i].file, out, wrong);
-  for (int k = 0; k < 3 && cases[_i].want[k]; k++)
+  for (int k = 0; k < 4 && cases[_i].want[k]; k++)
     ck_assert_msg(strstr(out, cases[_i].want[k]), "%s: no '%s' in:\n%.2000s", cases[_i].file,
                   cases[_i].want[k], out);
 }
@@ -173,6 +180,60 @@ static const struct {
    "`+=` into db2 without zeroing it first? 27 of its 27 elements depend on what db2 held"},
   /* no entry point */
   {"GRAD(dh, B, H);\n", -1, "has no function 'void backward(void)'"},
+  /* issue 15: hints, one pattern each (never the verdict) */
+#define DLOGITS(scale, label) \
+  "GRAD(dlogits, B, V);\nvoid backward(void) {\n  for (int i = 0; i < B; i++) {\n" \
+  "    real m = logits[i][0], sum = 0;\n" \
+  "    for (int j = 1; j < V; j++) if (logits[i][j] > m) m = logits[i][j];\n" \
+  "    for (int j = 0; j < V; j++) sum += exp(logits[i][j] - m);\n" \
+  "    for (int j = 0; j < V; j++) dlogits[i][j] = " scale " * exp(logits[i][j] - m) / sum / B;\n" \
+  "    " label "\n  }\n}\n"
+  {DLOGITS("-1", "dlogits[i][Y[i]] += (real)1 / B;"), 1,
+   "dlogits is the first wrong gradient in backward order: maxdiff 0.0618 is beyond the tolerance 3.76e-07"
+   " (1e-05 x the size of dlogits + 10 x its rounding noise 6.75e-09).\n"
+   "  hint: yours is the right dlogits × −1: a sign flipped\n  mine.c:7: for (int j = 0;"},
+  {DLOGITS("2", "dlogits[i][Y[i]] -= (real)2 / B;"), 1, "hint: yours is the right dlogits × 2: a factor 2"},
+  {DLOGITS("1", "/* the - 1/B at the label forgotten */"), 1,
+   "hint: each row of the right dlogits sums to 0 (softmax minus one-hot); every row of yours sums to "
+   "0.0312: the − 1 at the label missing"},
+  {DLOGITS("1", "dlogits[i][Y[i]] -= (real)1 / B; dlogits[i][0] += logits[i][0] * 0.01f;"), 1,
+   "hint: each row of the right dlogits sums to 0 (softmax minus one-hot); yours do not (row 0 sums to "},
+  {"GRAD(dh, B, H);\nGRAD(dhpreact, B, H);\nvoid backward(void) {\n  GIVEN(dh);\n"
+   "  for (int i = 0; i < B; i++)\n    for (int j = 0; j < H; j++)\n"
+   "      dhpreact[i][j] = (1 - h[i][j]) * dh[i][j];\n}\n", 1,
+   "hint: it is (1 − h) ⊙ dh: tanh's derivative is 1 − h², not 1 − h\n"
+   "  mine.c:7: dhpreact[i][j] = (1 - h[i][j]) * dh[i][j];"},
+  {"GRAD(dh, B, H);\nGRAD(dhpreact, B, H);\nvoid backward(void) {\n  GIVEN(dh);\n"
+   "  for (int i = 0; i < B; i++)\n    for (int j = 0; j < H; j++)\n"
+   "      dhpreact[i][j] = (1 - hpreact[i][j] * hpreact[i][j]) * dh[i][j];\n}\n", 1,
+   "hint: it is (1 − hpreact²) ⊙ dh: tanh's derivative is 1 − tanh² of its output"},
+  {"GRAD(dh, B, H);\nGRAD(dhprebn, B, H);\nvoid backward(void) {\n  GIVEN(dh);\n"
+   "  memcpy(dhprebn, dh, sizeof dh);\n}\n", 1,
+   "hint: its values are dh's: written into the wrong buffer, or dh's line copied?\n"
+   "  mine.c:5: memcpy(dhprebn, dh, sizeof dh);"},
+  /* the transpose, declared so (a shape error too) or written in the right shape's memory */
+  {"GRAD(dlogits, B, V);\nGRAD(dW2, V, H);\nvoid backward(void) {\n  GIVEN(dlogits);\n"
+   "  for (int j = 0; j < V; j++) for (int k = 0; k < H; k++) {\n    real s = 0;\n"
+   "    for (int i = 0; i < B; i++) s += dlogits[i][j] * h[i][k];\n    dW2[j][k] = s;\n  }\n}\n", 1,
+   "you declared dW2 [27, 64] but it is [64, 27].\n  hint: its values are the transpose of the right dW2 "
+   "(a [27, 64] where the [64, 27] goes)"},
+  {"GRAD(dlogits, B, V);\nGRAD(dW2, H, V);\nvoid backward(void) {\n  GIVEN(dlogits);\n"
+   "  for (int j = 0; j < V; j++) for (int k = 0; k < H; k++) {\n    real s = 0;\n"
+   "    for (int i = 0; i < B; i++) s += dlogits[i][j] * h[i][k];\n    ((real *)dW2)[j * H + k] = s;\n"
+   "  }\n}\n", 1,
+   "hint: its values are the transpose of the right dW2 (a [27, 64] where the [64, 27] goes): the operands "
+   "of a matmul swapped, or a ᵀ missing?\n  mine.c:8: ((real *)dW2)[j * H + k] = s;"},
+  /* up to a broadcast: every row the right sum over rows */
+  {"GRAD(dlogits, B, V);\nGRAD(dh, B, H);\nvoid backward(void) {\n  GIVEN(dlogits);\n"
+   "  for (int k = 0; k < H; k++) {\n    real s = 0;\n"
+   "    for (int i = 0; i < B; i++) for (int j = 0; j < V; j++) s += dlogits[i][j] * W2[k][j];\n"
+   "    for (int i = 0; i < B; i++) dh[i][k] = s;\n  }\n}\n", 1,
+   "hint: every row of yours is the right dh summed over its rows (axis 0)"},
+  /* no pattern fits: no hint, and a comment or a string naming the gradient is no line of it */
+  {"GRAD(dh, B, H);\n/* dh[i][j] = 0 */\nvoid backward(void) {\n  const char *s = \"dh = \";\n"
+   "  (void)s;\n  for (int i = 0; i < B; i++) for (int j = 0; j < H; j++)\n"
+   "    dh[i][j] = h[i][j] * 0.001f;\n}\n", 1,
+   "rounding noise 2.79e-09).\n  mine.c:7: dh[i][j] = h[i][j] * 0.001f;\n\n"},
 };
 
 START_TEST(test_ninja_inline) {
@@ -240,6 +301,26 @@ START_TEST(test_ninja_f64) {
 }
 END_TEST
 
+/* f64: a float-only function is warned about at each call (file:line), not in
+ * a comment, and not under f32 (issue 15). */
+START_TEST(test_ninja_f64_float_calls) {
+  int wrong;
+  const char *out = run("makemore.spec", fixture("ninja_ex2_ok.c"), NULL, true, DT_F64, &wrong);
+  const char *path = fixture("ninja_ex2_ok.c");
+  ck_assert_msg(strstr(out, arena_printf("%s:14: warning: expf() computes in float", path)) &&
+                strstr(out, arena_printf("%s:16: warning: expf() computes in float", path)) &&
+                strstr(out, "use exp()"), "no warning:\n%.3000s", out);
+  out = run("makemore.spec", fixture("ninja_ex2_ok.c"), NULL, true, DT_F32, &wrong);
+  ck_assert_msg(!strstr(out, "warning"), "a warning under f32:\n%.3000s", out);
+  out = run("makemore.spec", "mine.c",
+            "GRAD(dh, B, H);\n/* tanhf(x) */\nvoid backward(void) {\n  ZERO(dh);\n"
+            "  dh[0][0] = sqrtf (2.0f) + powf(1, 2) - (real)tanhf(0);\n}\n", true, DT_F64, &wrong);
+  ck_assert_msg(strstr(out, "mine.c:5: warning: sqrtf() computes in float") &&
+                strstr(out, "mine.c:5: warning: powf()") && strstr(out, "mine.c:5: warning: tanhf()") &&
+                !strstr(out, "mine.c:2:"), "%.3000s", out);
+}
+END_TEST
+
 /* The header: dims, tensors with their shapes, the gradient list. */
 static const char *const header_lines[] = {
   "enum { B = 32, T = 3, V = 27, E = 10, H = 64 };",
@@ -267,6 +348,7 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tc, test_ninja_fixture, 0, (int)(sizeof cases / sizeof cases[0]));
   tcase_add_loop_test(tc, test_ninja_inline, 0, (int)(sizeof inline_cases / sizeof inline_cases[0]));
   tcase_add_test(tc, test_ninja_f64);
+  tcase_add_test(tc, test_ninja_f64_float_calls);
   tcase_add_test(tc, test_ninja_time_limit);
   tcase_add_loop_test(tc, test_ninja_header, 0, (int)(sizeof header_lines / sizeof header_lines[0]));
   suite_add_tcase(s, tc);
