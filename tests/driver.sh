@@ -373,6 +373,13 @@ PY=/usr/bin/python3
 if [ -x "$PY" ] && "$PY" -c 'import torch, numpy' 2>/dev/null; then
   t "AdamW, clip, cosine = PyTorch" 0 "torch_adamw: ok" \
     "$PY" tools/torch_adamw.py --bpgen "$BPGEN" --spec-dir "$SPECS"
+  # issue 12: the sequence-era specs' gradients against PyTorch autograd in f64
+  t "wavenet = PyTorch (part 5 sizes)" 0 "torch_models: ok" \
+    "$PY" tools/torch_models.py wavenet --bpgen "$BPGEN" --spec-dir "$SPECS"
+  t "wavenet = PyTorch (odd sizes)" 0 "torch_models: ok" \
+    "$PY" tools/torch_models.py wavenet --bpgen "$BPGEN" --spec-dir "$SPECS" -D B=5 -D E=7 -D H=11
+  t "wavenet = PyTorch (reference)" 0 "torch_models: ok" \
+    "$PY" tools/torch_models.py wavenet --bpgen "$BPGEN" --spec-dir "$SPECS" --ref -D B=3 -D E=5 -D H=9
 else
   echo "driver: skipped the PyTorch comparisons (no torch for $PY); the train suite checks the same formulas in C"
 fi
