@@ -280,6 +280,16 @@ static void head(Emit *e, Node *n, const char *fmt, ...) {
     L(e, "/* %s = %s   %s */", lab(e, n), math, shape_str(&n->shape));
 }
 
+/* A node's math from its op's row of ops.h: the notation `bpgen explain`
+ * prints, over the labels the emitted comments use; each block stands alone,
+ * so in the table's standalone form (a derivative's: "emb viewed as [32, 30]",
+ * "bndiff²"). */
+static const char *emit_label(void *ctx, Node *n) { return ((Emit *)ctx)->label[n->id]; }
+static const char *math(Emit *e, Node *n) { return note_math(n, false, emit_label, e); }
+
+/* head() with the node's math from the table, and a note after it ("" or "  (...)") */
+static void head_math(Emit *e, Node *n, const char *note) { head(e, n, "%s%s", math(e, n), note); }
+
 /* ---- elementwise ------------------------------------------------------------------ */
 
 /* out = expr(in0, in1, in2) elementwise with broadcasting; t is a template
@@ -358,38 +368,38 @@ void emit_param(Emit *e, Node *n) { (void)e, (void)n; }
 
 void emit_const(Emit *e, Node *n) {
   if (n->name || e->label[n->id][0] == 'd')
-    head(e, n, "%g", n->num);
+    head_math(e, n, "");
   else
     head(e, n, "the constant");
   L(e, "%s[0] = %s;", V(e, n), lit(e, n->num));
 }
 
 void emit_add(Emit *e, Node *n) {
-  head(e, n, "%s + %s", lab(e, n->in[0]), lab(e, n->in[1]));
+  head_math(e, n, "");
   if (!jit_binary(e, n, "BPM_ADD"))
     elementwise(e, n, 2, "@0 + @1");
 }
 
 void emit_sub(Emit *e, Node *n) {
-  head(e, n, "%s - %s", lab(e, n->in[0]), lab(e, n->in[1]));
+  head_math(e, n, "");
   if (!jit_binary(e, n, "BPM_SUB"))
     elementwise(e, n, 2, "@0 - @1");
 }
 
 void emit_mul(Emit *e, Node *n) {
-  head(e, n, "%s ⊙ %s", lab(e, n->in[0]), lab(e, n->in[1]));
+  head_math(e, n, "");
   if (!jit_binary(e, n, "BPM_MUL"))
     elementwise(e, n, 2, "@0 * @1");
 }
 
 void emit_div(Emit *e, Node *n) {
-  head(e, n, "%s / %s", lab(e, n->in[0]), lab(e, n->in[1]));
+  head_math(e, n, "");
   if (!jit_binary(e, n, "BPM_DIV"))
     elementwise(e, n, 2, "@0 / @1");
 }
 
 void emit_pow(Emit *e, Node *n) {
-  head(e, n, "%s ^ %g", lab(e, n->in[0]), n->num);
+  head_math(e, n, "");
   double p = n->num;
   const char *t;
   if (p == 1)
@@ -408,18 +418,18 @@ void emit_pow(Emit *e, Node *n) {
 }
 
 void emit_neg(Emit *e, Node *n) {
-  head(e, n, "-%s", lab(e, n->in[0]));
+  head_math(e, n, "");
   elementwise(e, n, 1, "-@0");
 }
 
 static void unary_fn(Emit *e, Node *n, const char *f) {
-  head(e, n, "%s(%s)", f, lab(e, n->in[0]));
+  head_math(e, n, "");
   elementwise(e, n, 1, arena_printf("%s(@0)", fn(e, f)));
 }
 
 /* y = f(x) over the array by a kernel (gcc-compiled, vectorised) */
 static void unary_kernel(Emit *e, Node *n, const char *f) {
-  head(e, n, "%s(%s)", f, lab(e, n->in[0]));
+  head_math(e, n, "");
   L(e, "%s(%ld, %s, %s);", kern(e, f), numel(n), V(e, n->in[0]), V(e, n));
 }
 
@@ -429,45 +439,43 @@ void emit_tanh(Emit *e, Node *n) { unary_kernel(e, n, "tanh"); }
 void emit_sqrt(Emit *e, Node *n) { unary_fn(e, n, "sqrt"); }
 
 void emit_relu(Emit *e, Node *n) {
-  head(e, n, "relu(%s)", lab(e, n->in[0]));
+  head_math(e, n, "");
   elementwise(e, n, 1, arena_printf("@0 > 0 ? @0 : %s", lit(e, 0)));
 }
 
 void emit_sigmoid(Emit *e, Node *n) {
-  head(e, n, "sigmoid(%s)", lab(e, n->in[0]));
+  head_math(e, n, "");
   elementwise(e, n, 1, arena_printf("%s / (%s + %s(-@0))", lit(e, 1), lit(e, 1), fn(e, "exp")));
 }
 
 void emit_tanh_bwd(Emit *e, Node *n) {
-  head(e, n, "(1 - %s²) ⊙ %s", lab(e, n->in[0]), lab(e, n->in[1]));
+  head_math(e, n, "");
   L(e, "%s(%ld, %s, %s, %s, 0);", kern(e, "tanh_bwd"), numel(n), V(e, n->in[0]), V(e, n->in[1]), V(e, n));
 }
 
 void emit_relu_bwd(Emit *e, Node *n) {
-  head(e, n, "(%s > 0) ⊙ %s", lab(e, n->in[0]), lab(e, n->in[1]));
+  head_math(e, n, "");
   elementwise(e, n, 2, arena_printf("@0 > 0 ? @1 : %s", lit(e, 0)));
 }
 
 void emit_sigmoid_bwd(Emit *e, Node *n) {
-  head(e, n, "%s ⊙ (1 - %s) ⊙ %s", lab(e, n->in[0]), lab(e, n->in[0]), lab(e, n->in[1]));
+  head_math(e, n, "");
   elementwise(e, n, 2, arena_printf("@0 * (%s - @0) * @1", lit(e, 1)));
 }
 
 /* broadcast dy up to n->shape, times num */
 void emit_expand(Emit *e, Node *n) {
   if (e->opt->for_jit && numel(n) > 1 && n->shape.rank <= 8) {
-    head(e, n, "%g · %s broadcast to %s", n->num, lab(e, n->in[0]), shape_str(&n->shape));
+    head_math(e, n, "");
     L(e, "%s(%d, %s, %s, %s, %s, %s);", bpm(e, "expand"), n->shape.rank, dims_lit(&n->shape), V(e, n->in[0]),
       strides_lit(&n->shape, &n->in[0]->shape), lit(e, n->num), V(e, n));
     return;
   }
-  if (n->num == 1) {
-    head(e, n, "%s broadcast to %s", lab(e, n->in[0]), shape_str(&n->shape));
+  head_math(e, n, "");
+  if (n->num == 1)
     elementwise(e, n, 1, "@0");
-  } else {
-    head(e, n, "%g · %s broadcast to %s", n->num, lab(e, n->in[0]), shape_str(&n->shape));
+  else
     elementwise(e, n, 1, arena_printf("%s * @0", lit(e, n->num)));
-  }
 }
 
 /* Appends " + i<d>*stride" (just "i<d>" for stride 1) to an index. */
@@ -481,7 +489,7 @@ static void term(Buf *b, int d, long stride) {
 void emit_sumto(Emit *e, Node *n) {
   Node *x = n->in[0];
   const Shape *I = &x->shape, *O = &n->shape;
-  head(e, n, "Σ %s down to %s", lab(e, x), shape_str(O));
+  head_math(e, n, "");
   if (shape_eq(I, O)) {
     L(e, "memcpy(%s, %s, sizeof %s);", V(e, n), V(e, x), V(e, n));
     return;
@@ -549,7 +557,7 @@ void emit_sumto(Emit *e, Node *n) {
 /* ---- shape ops ---------------------------------------------------------------------- */
 
 void emit_reshape(Emit *e, Node *n) {
-  head(e, n, "%s viewed as %s", lab(e, n->in[0]), shape_str(&n->shape));
+  head_math(e, n, "");
   L(e, "memcpy(%s, %s, sizeof %s);", V(e, n), V(e, n->in[0]), V(e, n));
 }
 
@@ -557,7 +565,7 @@ void emit_reshape(Emit *e, Node *n) {
 void emit_gather(Emit *e, Node *n) {
   Node *c = n->in[0], *x = n->in[1];
   long rows = c->shape.dim[0], r = numel(c) / (rows ? rows : 1), ni = numel(x);
-  head(e, n, "%s[%s]", lab(e, c), lab(e, x));
+  head_math(e, n, "");
   if (e->opt->for_jit) {
     L(e, "if (%s(%ld, %ld, %ld, %s, %s, %s))", bpm(e, "gather"), ni, r, rows, V(e, c), V(e, x), V(e, n));
     L(e, "  s->bad_index = 1;");
@@ -579,7 +587,7 @@ void emit_gather(Emit *e, Node *n) {
 void emit_gather_bwd(Emit *e, Node *n) {
   Node *x = n->in[0], *dy = n->in[1];
   long rows = n->shape.dim[0], r = numel(n) / (rows ? rows : 1), ni = numel(x);
-  head(e, n, "Σ_i onehot(%s[i]) · %s[i]  (scatter-add into rows)", lab(e, x), lab(e, dy));
+  head_math(e, n, "");
   if (e->opt->for_jit) {
     L(e, "%s(%ld, %ld, %ld, %s, %s, %s);", bpm(e, "gather_bwd"), ni, r, rows, V(e, x), V(e, dy), V(e, n));
     return;
@@ -599,7 +607,7 @@ void emit_gather_bwd(Emit *e, Node *n) {
 void emit_matmul(Emit *e, Node *n) {
   Node *a = n->in[0], *b = n->in[1];
   const Shape *O = &n->shape, *A = &a->shape, *B = &b->shape;
-  head(e, n, "%s%s · %s%s", lab(e, a), n->transa ? "ᵀ" : "", lab(e, b), n->transb ? "ᵀ" : "");
+  head_math(e, n, "");
   if (O->rank < 2 || A->rank < 2 || B->rank < 2)
     die("matmul of rank < 2");
   long M = O->dim[O->rank - 2], N = O->dim[O->rank - 1];
@@ -625,8 +633,7 @@ void emit_matmul(Emit *e, Node *n) {
 static void emit_gemm_bias(Emit *e, Node *n, Node *m) {
   Node *bias = n->in[0] == m ? n->in[1] : n->in[0];
   Node *a = m->in[0], *b = m->in[1];
-  head(e, n, "%s%s · %s%s + %s  (the product starts from the bias row)", lab(e, a), m->transa ? "ᵀ" : "",
-       lab(e, b), m->transb ? "ᵀ" : "", lab(e, bias));
+  head(e, n, "%s + %s  (the product starts from the bias row)", math(e, m), lab(e, bias));
   long M = m->shape.dim[0], N = m->shape.dim[1];
   long K = m->transa ? a->shape.dim[0] : a->shape.dim[1];
   L(e, "%s(%ld, %ld, %ld, %s, %d, %s, %d, %s, %s);", kern(e, "gemm_bias"), M, N, K, V(e, a), m->transa, V(e, b),
@@ -635,13 +642,12 @@ static void emit_gemm_bias(Emit *e, Node *n, Node *m) {
 
 /* ---- reductions ------------------------------------------------------------------- */
 
-static const char *axis_str(int axis) { return axis < 0 ? "all" : arena_printf("axis %d", axis); }
 
 static void reduce(Emit *e, Node *n, bool mean) {
   Node *x = n->in[0];
   long outer, len, inner;
   split_axis(&x->shape, n->axis, &outer, &len, &inner);
-  head(e, n, "%s(%s, %s)", mean ? "mean" : "Σ", lab(e, x), axis_str(n->axis));
+  head_math(e, n, "");
   axis_loops(e, outer, inner);
   L(e, "{");
   L(e, "  double acc = 0;");
@@ -659,7 +665,7 @@ void emit_max(Emit *e, Node *n) {
   Node *x = n->in[0];
   long outer, len, inner;
   split_axis(&x->shape, n->axis, &outer, &len, &inner);
-  head(e, n, "max(%s, %s)", lab(e, x), axis_str(n->axis));
+  head_math(e, n, "");
   const char *xi = lin3(outer, len, inner, 1);
   axis_loops(e, outer, inner);
   L(e, "{");
@@ -676,7 +682,7 @@ void emit_max_bwd(Emit *e, Node *n) {
   Node *x = n->in[0], *dy = n->in[1];
   long outer, len, inner;
   split_axis(&x->shape, n->axis, &outer, &len, &inner);
-  head(e, n, "onehot(argmax(%s, %s)) ⊙ %s", lab(e, x), axis_str(n->axis), lab(e, dy));
+  head_math(e, n, "");
   const char *xi = lin3(outer, len, inner, 1);
   L(e, "memset(%s, 0, sizeof %s);", V(e, n), V(e, n));
   axis_loops(e, outer, inner);
@@ -700,7 +706,7 @@ void emit_max_bwd(Emit *e, Node *n) {
 void emit_pick(Emit *e, Node *n) {
   Node *x = n->in[0], *y = n->in[1];
   long N = x->shape.dim[0], K = x->shape.dim[1];
-  head(e, n, "%s[i, %s[i]]", lab(e, x), lab(e, y));
+  head_math(e, n, "");
   L(e, "for (int i = 0; i < %ld; i++) {", N);
   L(e, "  int32_t c = %s[i];", V(e, y));
   L(e, "  if (c < 0 || c >= %ld) {", K);
@@ -715,7 +721,7 @@ void emit_pick(Emit *e, Node *n) {
 void emit_pick_bwd(Emit *e, Node *n) {
   Node *y = n->in[0], *dy = n->in[1];
   long N = n->shape.dim[0], K = n->shape.dim[1];
-  head(e, n, "onehot(%s) ⊙ %s[i]", lab(e, y), lab(e, dy));
+  head_math(e, n, "");
   L(e, "memset(%s, 0, sizeof %s);", V(e, n), V(e, n));
   L(e, "for (int i = 0; i < %ld; i++) {", N);
   L(e, "  int32_t c = %s[i];", V(e, y));
@@ -730,7 +736,7 @@ void emit_softmax(Emit *e, Node *n) {
   Node *x = n->in[0];
   long outer, len, inner;
   split_axis(&x->shape, n->axis, &outer, &len, &inner);
-  head(e, n, "softmax(%s, axis %d) = exp(x - max) / Σ exp(x - max)", lab(e, x), n->axis);
+  head_math(e, n, "  (exp(x − max) / Σ exp(x − max))");
   if (inner == 1) {
     L(e, "%s(%ld, %ld, %s, %s);", kern(e, "softmax"), outer, len, V(e, x), V(e, n));
     return;
@@ -754,7 +760,7 @@ void emit_softmax_bwd(Emit *e, Node *n) {
   Node *y = n->in[0], *dy = n->in[1];
   long outer, len, inner;
   split_axis(&y->shape, n->axis, &outer, &len, &inner);
-  head(e, n, "%s ⊙ (%s - Σ_axis%d %s ⊙ %s)", lab(e, y), lab(e, dy), n->axis, lab(e, dy), lab(e, y));
+  head_math(e, n, "");
   const char *xi = lin3(outer, len, inner, 1);
   axis_loops(e, outer, inner);
   L(e, "{");
@@ -770,7 +776,7 @@ void emit_softmax_bwd(Emit *e, Node *n) {
 void emit_cross_entropy(Emit *e, Node *n) {
   Node *x = n->in[0], *y = n->in[1];
   long N = x->shape.dim[0], K = x->shape.dim[1];
-  head(e, n, "-(1/%ld) Σ_i log softmax(%s)[i, %s[i]]", N, lab(e, x), lab(e, y));
+  head_math(e, n, arena_printf(" = −(1/%ld) Σ_i log softmax(%s)[i, %s[i]]", N, lab(e, x), lab(e, y)));
   /* the kernel trusts Y: check it first */
   L(e, "for (int i = 0; i < %ld; i++)", N);
   L(e, "  if (%s[i] < 0 || %s[i] >= %ld)", V(e, y), V(e, y), K);
@@ -783,7 +789,7 @@ void emit_cross_entropy(Emit *e, Node *n) {
 void emit_xent_bwd(Emit *e, Node *n) {
   Node *x = n->in[0], *y = n->in[1], *dl = n->in[2];
   long N = x->shape.dim[0], K = x->shape.dim[1];
-  head(e, n, "(softmax(%s) - onehot(%s)) / %ld · %s", lab(e, x), lab(e, y), N, lab(e, dl));
+  head_math(e, n, "");
   /* softmax as forward saved it (grad.c makes xent_bwd only from its
    * cross_entropy); Y only compared, never used as an index */
   Node *f = n->fwd;
@@ -801,23 +807,21 @@ static const char *saved(Emit *e, Node *bn, const char *what) {
 
 /* the math of batchnorm n, above whatever call computes it */
 static void bn_head(Emit *e, Node *n) {
-  head(e, n, "%s ⊙ (%s - mean_b) / sqrt(var_b + %g) + %s,  var_b with 1/%s", lab(e, n->in[1]), lab(e, n->in[0]),
-       n->num, lab(e, n->in[2]), n->unbiased ? "(n-1)" : "n");
+  head_math(e, n, arena_printf(" = %s ⊙ (%s − mean_b) / sqrt(var_b + %g) + %s,  var_b with 1/%s", lab(e, n->in[1]),
+                               lab(e, n->in[0]), n->num, lab(e, n->in[2]), n->unbiased ? "(n−1)" : "n"));
 }
 
 /* the math of a batchnorm backward group's nodes, above its call */
 static void bn_group_heads(Emit *e, BnGroup *gr) {
-  Node *bn = gr->bn, *dy = gr->dy;
   if (gr->tanh)
-    head(e, gr->tanh, "(1 - %s²) ⊙ %s", lab(e, gr->tanh->in[0]), lab(e, gr->tanh->in[1]));
+    head_math(e, gr->tanh, "");
   if (gr->bias)
-    head(e, gr->bias, "Σ_b %s", lab(e, dy));
+    head_math(e, gr->bias, "");
   if (gr->gain)
-    head(e, gr->gain, "Σ_b %s ⊙ x̂", lab(e, dy));
-  head(e, gr->x, "%s·rstd/n · (n·%s - Σ_b %s - %s·x̂·Σ_b(%s·x̂))", lab(e, bn->in[1]), lab(e, dy), lab(e, dy),
-       bn->unbiased ? "n/(n-1)" : "1", lab(e, dy));
+    head_math(e, gr->gain, "");
+  head_math(e, gr->x, "");
   if (gr->xsum)
-    head(e, gr->xsum, "Σ_b %s", lab(e, gr->x));
+    head_math(e, gr->xsum, "");
 }
 
 /* training: batch mean and variance per column; eval: the stored statistics;
@@ -831,7 +835,7 @@ static void bn_forward(Emit *e, Node *n, Node *t) {
   const char *mean = saved(e, n, "mean"), *rstd = saved(e, n, "rstd");
   bn_head(e, n);
   if (t)
-    head(e, t, "tanh(%s)  (in the same pass)", lab(e, n));
+    head_math(e, t, "  (in the same pass)");
   /* mean and variance in one pass (sums of x - x[0,j]), then x̂ = (x - mean)·rstd,
    * the output (and the tanh) in a second pass */
   L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);", kern(e, "bn_fwd"), N, D, V(e, x),
@@ -862,8 +866,7 @@ void emit_bn_bwd_x(Emit *e, Node *n) {
   long N = bn_rows(bn), D = bn_cols(bn);
   double c = bn->unbiased ? (double)N / (double)(N - 1) : 1.0;
   const char *a1 = saved(e, bn, "acc1"), *a2 = saved(e, bn, "acc2"), *xh = saved(e, bn, "xhat");
-  head(e, n, "%s·rstd/n · (n·%s - Σ_b %s - %s·x̂·Σ_b(%s·x̂))", lab(e, gain), lab(e, dy), lab(e, dy),
-       bn->unbiased ? "n/(n-1)" : "1", lab(e, dy));
+  head_math(e, n, "");
   if (e->opt->for_jit) {
     L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s);", bpm(e, "bn_bwd_x"), N, D, V(e, dy), xh, V(e, gain),
       saved(e, bn, "rstd"), dlit(c), a1, a2, V(e, n));
@@ -886,7 +889,7 @@ void emit_bn_bwd_gain(Emit *e, Node *n) {
   Node *bn = n->in[0], *dy = n->in[1];
   long N = bn_rows(bn), D = bn_cols(bn);
   const char *a1 = saved(e, bn, "acc1");
-  head(e, n, "Σ_b %s ⊙ x̂", lab(e, dy));
+  head_math(e, n, "");
   if (e->opt->for_jit) {
     L(e, "%s(%ld, %ld, %s, %s, %s, %s);", bpm(e, "bn_bwd_gain"), N, D, V(e, dy), saved(e, bn, "xhat"), a1, V(e, n));
     return;
@@ -902,8 +905,8 @@ void emit_bn_bwd_gain(Emit *e, Node *n) {
 void emit_layernorm(Emit *e, Node *n) {
   Node *x = n->in[0], *gain = n->in[1], *bias = n->in[2];
   long D = x->shape.dim[x->shape.rank - 1], R = numel(x) / (D ? D : 1);
-  head(e, n, "%s · (%s - mean) / sqrt(var + %g) + %s  (over the last axis)", lab(e, gain), lab(e, x),
-       n->num, lab(e, bias));
+  head_math(e, n, arena_printf(" = %s ⊙ (%s − mean) / sqrt(var + %g) + %s  (over the last axis)", lab(e, gain),
+                               lab(e, x), n->num, lab(e, bias)));
   L(e, "for (int r = 0; r < %ld; r++) {", R);
   L(e, "  const real *row = &%s[r*%ld];", V(e, x), D);
   L(e, "  double sum = 0, ss = 0;");
@@ -928,7 +931,7 @@ void emit_layernorm(Emit *e, Node *n) {
 void emit_ln_bwd_x(Emit *e, Node *n) {
   Node *ln = n->in[0], *dy = n->in[1], *gain = ln->in[1];
   long D = ln->shape.dim[ln->shape.rank - 1], R = numel(ln) / (D ? D : 1);
-  head(e, n, "rstd · (dx̂ - mean(dx̂) - x̂·mean(dx̂·x̂)),  dx̂ = %s ⊙ %s", lab(e, gain), lab(e, dy));
+  head_math(e, n, "");
   L(e, "for (int r = 0; r < %ld; r++) {", R);
   L(e, "  const real *xh = &%s[r*%ld];", saved(e, ln, "xhat"), D);
   L(e, "  const real *g = &%s[r*%ld];", V(e, dy), D);
@@ -949,7 +952,7 @@ void emit_ln_bwd_x(Emit *e, Node *n) {
 void emit_ln_bwd_gain(Emit *e, Node *n) {
   Node *ln = n->in[0], *dy = n->in[1];
   long D = ln->shape.dim[ln->shape.rank - 1], R = numel(ln) / (D ? D : 1);
-  head(e, n, "Σ_rows %s ⊙ x̂", lab(e, dy));
+  head_math(e, n, "");
   L(e, "for (int j = 0; j < %ld; j++) {", D);
   L(e, "  double acc = 0;");
   L(e, "  for (int r = 0; r < %ld; r++)", R);
@@ -983,10 +986,16 @@ static void emit_layer(Emit *e, Layer *ly, bool backward) {
   Node *gain = bn->in[1], *bias = bn->in[2];
   const char *sfx = e->opt->dtype == DT_F32 ? "f32" : "f64";
   if (!backward) {
-    head(e, ly->z, "%s · %s%s%s", lab(e, A), lab(e, W1), ly->b1 ? " + " : "", ly->b1 ? lab(e, ly->b1) : "");
+    if (ly->b1)
+      head(e, ly->z, "%s + %s", math(e, ly->mm1), lab(e, ly->b1));
+    else
+      head_math(e, ly->z, "");
     bn_head(e, bn);
-    head(e, ly->t, "tanh(%s)", lab(e, bn));
-    head(e, ly->out, "%s · %s%s%s", lab(e, ly->t), lab(e, W2), ly->b2 ? " + " : "", ly->b2 ? lab(e, ly->b2) : "");
+    head_math(e, ly->t, "");
+    if (ly->b2)
+      head(e, ly->out, "%s + %s", math(e, ly->mm2), lab(e, ly->b2));
+    else
+      head_math(e, ly->out, "");
     L(e, "/* one layer, %d columns at a time: the product, batch statistics, x̂, tanh and the next", ly->dc);
     L(e, " * product while the block is in cache (%s, %s, %s written unless s->lean) */", lab(e, ly->z), lab(e, bn),
       lab(e, ly->t));
@@ -999,12 +1008,12 @@ static void emit_layer(Emit *e, Layer *ly, bool backward) {
   }
   BnGroup *gr = ly->bg;
   double c = bn->unbiased ? (double)ly->N / (double)(ly->N - 1) : 1.0;
-  head(e, ly->dt, "%s · %sᵀ", lab(e, ly->dout), lab(e, W2));
-  head(e, ly->dW2, "%sᵀ · %s", lab(e, ly->t), lab(e, ly->dout));
+  head_math(e, ly->dt, "");
+  head_math(e, ly->dW2, "");
   bn_group_heads(e, gr);
-  head(e, ly->dW1, "%sᵀ · %s", lab(e, A), lab(e, gr->x));
+  head_math(e, ly->dW1, "");
   if (ly->dA)
-    head(e, ly->dA, "%s · %sᵀ", lab(e, gr->x), lab(e, W1));
+    head_math(e, ly->dA, "");
   L(e, "/* the layer's backward, %d columns at a time (%s, %s, %s written unless s->lean) */", ly->dc,
     lab(e, ly->dt), lab(e, gr->tanh), lab(e, gr->x));
   L(e, "bp_bnlayer_bwd_%s(%ld, %ld, %ld, %ld, %d, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);",

@@ -49,6 +49,14 @@ static const char *sum_axes(const Shape *from, const Shape *to) {
   return k > 1 ? arena_printf("Σ_{%s}", buf) : arena_printf("Σ_%s", buf);
 }
 
+/* the rows a normalisation's statistics run down (every axis but the last of
+ * a batchnorm), else dim 0 */
+static long rows(const Node *x) {
+  if (x->op == OP_batchnorm && x->shape.rank > 2)
+    return shape_numel(&x->shape) / x->shape.dim[x->shape.rank - 1];
+  return x->shape.dim[0];
+}
+
 /* input k of n, or NULL (and *err) when the template names one n lacks */
 static Node *input(Node *n, char c, const char **err) {
   int k = c - '0';
@@ -105,10 +113,10 @@ char *note_fill(const char *tmpl, Node *n, bool forward, NoteLabel *label, void 
     case 'F': buf_printf(&b, "%s", forward ? note_paren(label(ctx, x)) : label(ctx, x)); break;
     case 'T': buf_printf(&b, "%s", (k == 0 ? n->transa : k == 1 && n->transb) ? "ᵀ" : ""); break;
     case 'S': buf_printf(&b, "%s", sum_axes(&x->shape, &n->shape)); break;
-    case 'N': buf_printf(&b, "%d", x->shape.dim[0]); break;
+    case 'N': buf_printf(&b, "%ld", rows(x)); break;
     case 'U':
       if (x->unbiased)
-        buf_printf(&b, "%d/%d·", x->shape.dim[0], x->shape.dim[0] - 1);
+        buf_printf(&b, "%ld/%ld·", rows(x), rows(x) - 1);
       break;
     case 'M':
       if (!(x->op == OP_const && x->num == 1))

@@ -42,7 +42,7 @@
  *             %E         exponent: ^n forward; ² (n = 2) or ^(n) in a derivative
  *             %T0 %T1    ᵀ when transa / transb   %s   the result's shape
  *             %S0        Σ over the axes input 0 has and the result has not
- *             %N0        dim 0 of input 0         %U0  N/(N−1)· if input 0 is unbiased
+ *             %N0        dim 0 of input 0 (a batchnorm's rows)   %U0  N/(N−1)· if input 0 is unbiased
  *             %M2        " · label" unless input 2 is the constant 1
  *             %k0        n·(label) when num ≠ 1, else the label
  *             %{A|B}     A in a forward expression, B in a derivative

@@ -203,18 +203,20 @@ START_TEST(gcc_build_agrees_with_jit) {
 }
 END_TEST
 
-/* the backward pass reads like the lecture's */
+/* the backward pass reads like the lecture's, in the notation of ops.h (the
+ * math column `bpgen explain` prints too) */
 START_TEST(comments_and_line_directives) {
   const char *path = arena_printf("%s/makemore.spec", specs_dir());
   const char *src = emit(load_spec(path), DT_F32, "makemore", false, NULL);
   static const char *const want[] = {
     "/* dW2 = hᵀ · dlogits",
     "/* dh = dlogits · W2ᵀ",
-    "/* dhpreact = (1 - h²) ⊙ dh",
+    "/* dhpreact = (1 − h²) ⊙ dh",
     "(from line 24: logits  = h @ W2 + b2)",
-    "/* dlogits = (softmax(logits) - onehot(Y)) / 32",
-    "/* dC = Σ_i onehot(X[i]) · demb[i]",
-    "n/(n-1)",
+    "/* dlogits = (softmax(logits) − onehot(Y)) / 32",
+    "/* dC = onehot(X)ᵀ · demb   (scatter-add)",
+    "/* dhprebn = bngain·rstd/32 · (32·dhpreact − Σ_b dhpreact − 32/31·x̂ ⊙ Σ_b(dhpreact ⊙ x̂))",
+    "/* loss = cross_entropy(logits, Y) = −(1/32) Σ_i log softmax(logits)[i, Y[i]]",
     "#line 23 \"",
     "bp_gemm_bias_f32(32, 64, 30, s->embcat, 0, s->W1, 0,",
     "double makemore_forward(makemore_state *s)",
