@@ -348,17 +348,6 @@ static const char *strides_lit(const Shape *o, const Shape *in) {
   return buf_done(&b);
 }
 
-/* In the JIT, out = a op b by a gcc-compiled kernel; false: write the loops. */
-static bool jit_binary(Emit *e, Node *n, const char *op) {
-  if (!e->opt->for_jit || numel(n) == 1 || n->shape.rank > 8)
-    return false;
-  Node *a = n->in[0], *b = n->in[1];
-  L(e, "%s(%s, %d, %s, %s, %s, %s, %s, %s);", arena_printf("bpm_bcast_%s", e->opt->dtype == DT_F32 ? "f32" : "f64"),
-    op, n->shape.rank, dims_lit(&n->shape), V(e, a), strides_lit(&n->shape, &a->shape), V(e, b),
-    strides_lit(&n->shape, &b->shape), V(e, n));
-  return true;
-}
-
 static const char *bpm(Emit *e, const char *name) {
   return arena_printf("bpm_%s_%s", name, e->opt->dtype == DT_F32 ? "f32" : "f64");
 }
@@ -376,26 +365,22 @@ void emit_const(Emit *e, Node *n) {
 
 void emit_add(Emit *e, Node *n) {
   head_math(e, n, "");
-  if (!jit_binary(e, n, "BPM_ADD"))
-    elementwise(e, n, 2, "@0 + @1");
+  elementwise(e, n, 2, "@0 + @1");
 }
 
 void emit_sub(Emit *e, Node *n) {
   head_math(e, n, "");
-  if (!jit_binary(e, n, "BPM_SUB"))
-    elementwise(e, n, 2, "@0 - @1");
+  elementwise(e, n, 2, "@0 - @1");
 }
 
 void emit_mul(Emit *e, Node *n) {
   head_math(e, n, "");
-  if (!jit_binary(e, n, "BPM_MUL"))
-    elementwise(e, n, 2, "@0 * @1");
+  elementwise(e, n, 2, "@0 * @1");
 }
 
 void emit_div(Emit *e, Node *n) {
   head_math(e, n, "");
-  if (!jit_binary(e, n, "BPM_DIV"))
-    elementwise(e, n, 2, "@0 / @1");
+  elementwise(e, n, 2, "@0 / @1");
 }
 
 void emit_pow(Emit *e, Node *n) {
@@ -465,12 +450,6 @@ void emit_sigmoid_bwd(Emit *e, Node *n) {
 
 /* broadcast dy up to n->shape, times num */
 void emit_expand(Emit *e, Node *n) {
-  if (e->opt->for_jit && numel(n) > 1 && n->shape.rank <= 8) {
-    head_math(e, n, "");
-    L(e, "%s(%d, %s, %s, %s, %s, %s);", bpm(e, "expand"), n->shape.rank, dims_lit(&n->shape), V(e, n->in[0]),
-      strides_lit(&n->shape, &n->in[0]->shape), lit(e, n->num), V(e, n));
-    return;
-  }
   head_math(e, n, "");
   if (n->num == 1)
     elementwise(e, n, 1, "@0");
@@ -566,11 +545,6 @@ void emit_gather(Emit *e, Node *n) {
   Node *c = n->in[0], *x = n->in[1];
   long rows = c->shape.dim[0], r = numel(c) / (rows ? rows : 1), ni = numel(x);
   head_math(e, n, "");
-  if (e->opt->for_jit) {
-    L(e, "if (%s(%ld, %ld, %ld, %s, %s, %s))", bpm(e, "gather"), ni, r, rows, V(e, c), V(e, x), V(e, n));
-    L(e, "  s->bad_index = 1;");
-    return;
-  }
   L(e, "for (int i = 0; i < %ld; i++) {", ni);
   L(e, "  int32_t ix = %s[i];", V(e, x));
   L(e, "  if (ix < 0 || ix >= %ld) {", rows);
@@ -588,10 +562,6 @@ void emit_gather_bwd(Emit *e, Node *n) {
   Node *x = n->in[0], *dy = n->in[1];
   long rows = n->shape.dim[0], r = numel(n) / (rows ? rows : 1), ni = numel(x);
   head_math(e, n, "");
-  if (e->opt->for_jit) {
-    L(e, "%s(%ld, %ld, %ld, %s, %s, %s);", bpm(e, "gather_bwd"), ni, r, rows, V(e, x), V(e, dy), V(e, n));
-    return;
-  }
   L(e, "memset(%s, 0, sizeof %s);", V(e, n), V(e, n));
   L(e, "for (int i = 0; i < %ld; i++) {", ni);
   L(e, "  int32_t ix = %s[i];", V(e, x));
@@ -867,11 +837,6 @@ void emit_bn_bwd_x(Emit *e, Node *n) {
   double c = bn->unbiased ? (double)N / (double)(N - 1) : 1.0;
   const char *a1 = saved(e, bn, "acc1"), *a2 = saved(e, bn, "acc2"), *xh = saved(e, bn, "xhat");
   head_math(e, n, "");
-  if (e->opt->for_jit) {
-    L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s);", bpm(e, "bn_bwd_x"), N, D, V(e, dy), xh, V(e, gain),
-      saved(e, bn, "rstd"), dlit(c), a1, a2, V(e, n));
-    return;
-  }
   L(e, "memset(%s, 0, sizeof %s);", a1, a1);
   L(e, "memset(%s, 0, sizeof %s);", a2, a2);
   L(e, "for (int i = 0; i < %ld; i++)", N);
@@ -890,10 +855,6 @@ void emit_bn_bwd_gain(Emit *e, Node *n) {
   long N = bn_rows(bn), D = bn_cols(bn);
   const char *a1 = saved(e, bn, "acc1");
   head_math(e, n, "");
-  if (e->opt->for_jit) {
-    L(e, "%s(%ld, %ld, %s, %s, %s, %s);", bpm(e, "bn_bwd_gain"), N, D, V(e, dy), saved(e, bn, "xhat"), a1, V(e, n));
-    return;
-  }
   L(e, "memset(%s, 0, sizeof %s);", a1, a1);
   L(e, "for (int i = 0; i < %ld; i++)", N);
   L(e, "  for (int j = 0; j < %ld; j++)", D);
@@ -1082,11 +1043,87 @@ static void fn_init(Emit *e, const char *p) {
   buf_printf(e->b, "}\n\n");
 }
 
+/* ---- kernel binding: where a node's loops come from --------------------------------- *
+ * The file written for gcc has every loop inline: what a learner reads, and
+ * gcc optimises it.  libtcc does not optimise, so in memory these ops call a
+ * loop of templates/model_kernels.h that bpgen's own gcc compiled (bpm_*),
+ * when the shape suits it.  This table is the one place that chooses: a
+ * bound printer writes the node's block and returns true, or returns false
+ * (the shape does not suit it) and the op's own printer writes the loops. */
+typedef bool BoundFn(Emit *e, Node *n);
+
+static bool bound_bcast(Emit *e, Node *n, const char *op) {
+  if (numel(n) == 1 || n->shape.rank > 8)
+    return false;
+  Node *a = n->in[0], *b = n->in[1];
+  head_math(e, n, "");
+  L(e, "%s(%s, %d, %s, %s, %s, %s, %s, %s);", bpm(e, "bcast"), op, n->shape.rank, dims_lit(&n->shape), V(e, a),
+    strides_lit(&n->shape, &a->shape), V(e, b), strides_lit(&n->shape, &b->shape), V(e, n));
+  return true;
+}
+static bool bound_add(Emit *e, Node *n) { return bound_bcast(e, n, "BPM_ADD"); }
+static bool bound_sub(Emit *e, Node *n) { return bound_bcast(e, n, "BPM_SUB"); }
+static bool bound_mul(Emit *e, Node *n) { return bound_bcast(e, n, "BPM_MUL"); }
+static bool bound_div(Emit *e, Node *n) { return bound_bcast(e, n, "BPM_DIV"); }
+
+static bool bound_expand(Emit *e, Node *n) {
+  if (numel(n) == 1 || n->shape.rank > 8)
+    return false;
+  head_math(e, n, "");
+  L(e, "%s(%d, %s, %s, %s, %s, %s);", bpm(e, "expand"), n->shape.rank, dims_lit(&n->shape), V(e, n->in[0]),
+    strides_lit(&n->shape, &n->in[0]->shape), lit(e, n->num), V(e, n));
+  return true;
+}
+
+static bool bound_gather(Emit *e, Node *n) {
+  Node *c = n->in[0], *x = n->in[1];
+  long rows = c->shape.dim[0], r = numel(c) / (rows ? rows : 1), ni = numel(x);
+  head_math(e, n, "");
+  L(e, "if (%s(%ld, %ld, %ld, %s, %s, %s))", bpm(e, "gather"), ni, r, rows, V(e, c), V(e, x), V(e, n));
+  L(e, "  s->bad_index = 1;");
+  return true;
+}
+
+static bool bound_gather_bwd(Emit *e, Node *n) {
+  Node *x = n->in[0], *dy = n->in[1];
+  long rows = n->shape.dim[0], r = numel(n) / (rows ? rows : 1), ni = numel(x);
+  head_math(e, n, "");
+  L(e, "%s(%ld, %ld, %ld, %s, %s, %s);", bpm(e, "gather_bwd"), ni, r, rows, V(e, x), V(e, dy), V(e, n));
+  return true;
+}
+
+static bool bound_bn_bwd_x(Emit *e, Node *n) {
+  Node *bn = n->in[0], *dy = n->in[1], *gain = bn->in[1];
+  long N = bn_rows(bn), D = bn_cols(bn);
+  double c = bn->unbiased ? (double)N / (double)(N - 1) : 1.0;
+  head_math(e, n, "");
+  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s);", bpm(e, "bn_bwd_x"), N, D, V(e, dy), saved(e, bn, "xhat"),
+    V(e, gain), saved(e, bn, "rstd"), dlit(c), saved(e, bn, "acc1"), saved(e, bn, "acc2"), V(e, n));
+  return true;
+}
+
+static bool bound_bn_bwd_gain(Emit *e, Node *n) {
+  Node *bn = n->in[0], *dy = n->in[1];
+  head_math(e, n, "");
+  L(e, "%s(%ld, %ld, %s, %s, %s, %s);", bpm(e, "bn_bwd_gain"), bn_rows(bn), bn_cols(bn), V(e, dy),
+    saved(e, bn, "xhat"), saved(e, bn, "acc1"), V(e, n));
+  return true;
+}
+
+static BoundFn *const jit_bound[OP_COUNT] = {
+  [OP_add] = bound_add,       [OP_sub] = bound_sub,           [OP_mul] = bound_mul,
+  [OP_div] = bound_div,       [OP_expand] = bound_expand,     [OP_gather] = bound_gather,
+  [OP_gather_bwd] = bound_gather_bwd, [OP_bn_bwd_x] = bound_bn_bwd_x, [OP_bn_bwd_gain] = bound_bn_bwd_gain,
+};
+
 /* One step's block: a printer per step kind. */
 static void emit_layer(Emit *e, Layer *ly, bool backward);
 static void emit_step(Emit *e, const Step *st) {
   switch (st->kind) {
-  case ST_NODE: optab[st->node->op].emit(e, st->node); return;
+  case ST_NODE:
+    if (!(e->opt->for_jit && jit_bound[st->node->op] && jit_bound[st->node->op](e, st->node)))
+      optab[st->node->op].emit(e, st->node);
+    return;
   case ST_GEMM_BIAS: emit_gemm_bias(e, st->node, st->aux); return;
   case ST_BN_TANH: bn_forward(e, st->node, st->aux); return;
   case ST_BN_BWD: emit_bn_group(e, st->bg); return;
