@@ -86,7 +86,8 @@ static const struct { const char *spec, *msg, *pos; } cases[] = {
     {"input x : [0]\n", "a dim must be a positive integer, got 0", "1:12"},
     {"input x : [1, 2, 3, 4, 5, 6, 7]\n", "more than 6 axes", "1:30"},
     {"input x : [65536, 65536]\n", "shape [65536, 65536] has more than 2147483647 elements", "1:11"},
-    {"+z = x * (1 / (B - 4))\n", "constant expression is not a finite number", "5:12"},
+    {"+z = x * (1 / (B - 4))\n", "division by zero: the divisor is a constant that is 0 here", "5:12"},
+    {"+z = x * log(B - 4)\n", "constant expression is not a finite number", "5:9"},
     /* declarations */
     {"input x : float[2]\n", "expected '[' here, got 'float'", "1:11"},
     {"param p : int[2] ~ randn\n", "params are float tensors", "1:11"},

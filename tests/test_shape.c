@@ -90,7 +90,11 @@ static const struct { const char *a, *b, *c, *expr, *want; } cases[] = {
     {"[32, 64]", "[64]", "[64]", "batchnorm(a, b, c)", "[32, 64]"},
     {"[32, 64]", "[1, 63]", "[1, 64]", "batchnorm(a, b, c)", "!batchnorm: gain must be [64] or [1, 64], got [1, 63] (input [32, 64])"},
     {"[32, 64]", "[64]", "[2, 64]", "batchnorm(a, b, c)", "!batchnorm: bias must be [64] or [1, 64], got [2, 64]"},
-    {"[32, 4, 64]", "[64]", "[64]", "batchnorm(a, b, c)", "!batchnorm: the input must be [N, D], got [32, 4, 64]"},
+    {"[32, 4, 64]", "[64]", "[64]", "batchnorm(a, b, c)", "[32, 4, 64]"},   /* over B and the 4 positions */
+    {"[32, 4, 64]", "[1, 64]", "[64]", "batchnorm(a, b, c)", "[32, 4, 64]"},
+    {"[32, 4, 64]", "[4, 64]", "[64]", "batchnorm(a, b, c)", "!batchnorm: gain must be [64] or [1, 64], got [4, 64]"},
+    {"[64]", "[64]", "[64]", "batchnorm(a, b, c)", "!batchnorm: the input must be [N, D] or [N, ..., D], got [64]"},
+    {"[1, 1, 64]", "[64]", "[64]", "batchnorm(a, b, c)", "!unbiased variance needs a batch of at least 2"},
     {"[1, 64]", "[64]", "[64]", "batchnorm(a, b, c)", "!unbiased variance needs a batch of at least 2"},
     {"[1, 64]", "[64]", "[64]", "batchnorm(a, b, c, unbiased=false)", "[1, 64]"},
     {"[32, 64]", "int[64]", "[64]", "batchnorm(a, b, c)", "!gain is an int tensor"},
