@@ -443,6 +443,44 @@ t "other directory, same .c" 0 "" cmp "$G/w1/out.c" "$G/w2/out.c"
 t "other directory, same .h" 0 "" cmp "$G/w1/out.h" "$G/w2/out.h"
 t "#line names the spec as given" 0 '^#line [0-9]+ "specs/m.spec"$' cat "$G/w1/out.c"
 t "no absolute path in the .c" 1 "" grep -F "$G" "$G/w1/out.c" "$G/w1/out.h"
+# the alignment model.h and README state: _Alignof(state) is 64 exactly when a
+# field is aligned(64) (8 MB or more), else at most 8 (malloc's 16 suffice)
+t "gen a model with 8 MB fields" 0 "" $BPGEN $M -D H=1024 -D B=2048 -o "$G/big.c"
+t "8 MB fields are aligned(64)" 0 "__attribute__\(\(aligned\(64\)\)\)" cat "$G/big.h"
+t "small model has none"    1 "" grep -F "__attribute__((aligned(64)))" "$G/model.h"
+printf '#include "big.h"\n_Static_assert(_Alignof(makemore_state) == 64, "64");\n' >"$G/al64.c"
+printf '#include "model.h"\n_Static_assert(_Alignof(makemore_state) <= 8, "8");\n' >"$G/al8.c"
+t "big state: _Alignof 64"  0 "" gcc -std=c11 -fsyntax-only -I"$G" "$G/al64.c"
+t "small state: _Alignof <= 8" 0 "" gcc -std=c11 -fsyntax-only -I"$G" "$G/al8.c"
+# bpgen's kernels check the address before a streaming store: a state 16 bytes
+# off 64 (what malloc may give) runs and gives the bits of an aligned one
+cat >"$G/off.c" <<'EOF2'
+#include <stdio.h>
+#include <stdlib.h>
+#include "big.h"
+int main(int argc, char **argv) {
+  size_t off = (size_t)atoi(argv[1]);
+  char *raw = aligned_alloc(64, (sizeof(makemore_state) + 64 + 63) / 64 * 64);
+  if (!raw) return 2;
+  makemore_state *s = (makemore_state *)(raw + off);
+  makemore_init(s, 7);
+  for (int i = 0; i < 2048 * 3; i++) s->X[i] = (i * 7) % 27;
+  for (int i = 0; i < 2048; i++) s->Y[i] = (i * 5) % 27;
+  double l0 = makemore_forward(s);
+  makemore_backward(s);
+  makemore_sgd_step(s, 0.1);
+  double l1 = makemore_forward(s), sum = 0;
+  for (size_t i = 0; i < sizeof s->h / sizeof s->h[0]; i++) sum += s->h[i];
+  printf("%a %a %a\n", l0, l1, sum);
+  return 0;
+}
+EOF2
+t "build big model"         0 "" gcc -std=gnu11 -O3 -march=native -o "$G/off" "$G/off.c" "$G/big.c" -lm -lpthread
+"$G/off" 0 >"$G/off0" 2>&1
+"$G/off" 16 >"$G/off16" 2>&1
+t "aligned state runs"      0 "^-?0x1" cat "$G/off0"
+t "state 16 bytes off 64: same bits" 0 "" cmp "$G/off0" "$G/off16"
+t "model.h states it"       0 "_Alignof\(makemore_state\): 64 when a field below is aligned\(64\)" cat "$G/model.h"
 # make install / uninstall into a staging directory (a nested make: the outer
 # one's jobserver is not ours)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
