@@ -152,3 +152,25 @@ bench: bpgen
 build/bench/step: bench/step.c $(OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -O2 -o $@ bench/step.c $(OBJS) $(LIBS)
+
+# Install (issue 16): the binary, the ABI header a program driving emitted
+# models needs (runtime/bp_runtime.h; each emitted file carries its own copy),
+# the man page, bash completion and the README (the spec language).
+# `make install PREFIX=/usr DESTDIR=/tmp/stage` stages a package; uninstall
+# removes exactly those files, and the directories that are bpgen's own.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+INSTALL_FILES = bin/bpgen include/bpgen/bp_runtime.h share/man/man1/bpgen.1 \
+                share/bash-completion/completions/bpgen share/doc/bpgen/README.md
+install: bpgen
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include/bpgen $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/doc/bpgen
+	install -m 755 bpgen $(DESTDIR)$(PREFIX)/bin/bpgen
+	install -m 644 runtime/bp_runtime.h $(DESTDIR)$(PREFIX)/include/bpgen/bp_runtime.h
+	install -m 644 doc/bpgen.1 $(DESTDIR)$(PREFIX)/share/man/man1/bpgen.1
+	install -m 644 completion/bpgen.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/bpgen
+	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/bpgen/README.md
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/,$(INSTALL_FILES))
+	-rmdir $(DESTDIR)$(PREFIX)/include/bpgen $(DESTDIR)$(PREFIX)/share/doc/bpgen 2>/dev/null
+.PHONY: install uninstall

@@ -10,14 +10,21 @@
 #include <string.h>
 
 static const char gen_usage[] =
-  "usage: bpgen SPEC -o FILE.c [--dtype f32|f64] [--trainer] [--expand] [-D NAME=INT]... [--seed N]\n"
+  "usage: bpgen SPEC -o FILE.c [--dtype f32|f64] [--trainer] [--expand] [--prefix NAME]\n"
+  "                  [-D NAME=INT]... [--seed N]\n"
   "\n"
   "Writes the model as one self-contained C99 file (forward, backward, sgd step,\n"
   "inference forward, batchnorm calibration, a table of every tensor) and its API\n"
-  "header FILE.h beside it.  `-o -` writes the C file to standard output only.\n"
+  "header beside it: FILE.h for -o FILE.c, FILE.cc or any other extension (-o FILE\n"
+  "without one: FILE.h).  `-o -` writes the C file to standard output only.  The\n"
+  "spec path in #line and comments is SPEC as given: the same command from the same\n"
+  "directory writes the same bytes.\n"
   "  --dtype f32|f64  float type (default f32)\n"
   "  --trainer        write the complete trainer program instead (see bpgen run)\n"
   "  --expand         lower fused ops to primitives before differentiating\n"
+  "  --prefix NAME    prefix of every exported symbol, NAME_state, NAME_forward, ...\n"
+  "                   (a C identifier; default: the spec's file name without its\n"
+  "                   extension, other characters made '_')\n"
   "  -D NAME=INT      override a dim\n"
   "Build: gcc -std=c99 -O2 -c FILE.c; the kernels are inline; link with -lm -lpthread.\n";
 
@@ -38,18 +45,39 @@ static const char *stem_ident(const char *path) {
   return s;
 }
 
-/* FILE.c -> FILE.h; anything else gets .h appended. */
+/* The header beside the C file: its extension, whatever it is, replaced by
+ * .h (model.c, model.cc, model.inc -> model.h); a file name without one
+ * (model, dir.d/model, .hidden) gets .h appended. */
 static const char *header_path(const char *out) {
-  size_t n = strlen(out);
-  if (n > 2 && strcmp(out + n - 2, ".c") == 0)
-    return arena_printf("%.*s.h", (int)(n - 2), out);
-  return arena_printf("%s.h", out);
+  const char *base = strrchr(out, '/');
+  base = base ? base + 1 : out;
+  const char *dot = strrchr(base, '.');
+  size_t n = dot && dot != base ? (size_t)(dot - out) : strlen(out);
+  return arena_printf("%.*s.h", (int)n, out);
+}
+
+/* --prefix: a C identifier that no symbol built from it makes reserved (C99
+ * 7.1.3: no leading "__" or "_" plus a capital); bounded so that every name
+ * stays far within what linkers and C compilers take. */
+static const char *check_prefix(const char *s) {
+  size_t n = strlen(s);
+  bool ok = n > 0 && n <= 64 && !(*s >= '0' && *s <= '9');
+  for (const char *c = s; ok && *c; c++)
+    ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' || (*c >= '0' && *c <= '9');
+  if (!ok)
+    error_plain("--prefix: '%s' is not a C identifier (letters, digits and '_', not starting with a digit, "
+                "at most 64 characters)", s);
+  if (s[0] == '_' && (s[1] == '_' || (s[1] >= 'A' && s[1] <= 'Z')))
+    error_plain("--prefix: '%s' starts with '__' or '_' and a capital: such names are reserved to the C "
+                "implementation", s);
+  return s;
 }
 
 int cmd_gen(int argc, char **argv) {
   Cli c;
   cli_init(&c, DT_F32);
   bool trainer = false;
+  const char *prefix = NULL;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       fputs(gen_usage, stdout);
@@ -57,6 +85,8 @@ int cmd_gen(int argc, char **argv) {
     }
     if (strcmp(argv[i], "--trainer") == 0)
       trainer = true;
+    else if (strcmp(argv[i], "--prefix") == 0)
+      prefix = check_prefix(cli_value(argc, argv, &i));
     else if (!cli_common(&c, argc, argv, &i))
       cli_unknown("bpgen", argv[i]);
   }
@@ -64,9 +94,15 @@ int cmd_gen(int argc, char **argv) {
     error_plain("no spec file given (see bpgen --help)");
   if (!c.out)
     error_plain("no output file: use -o FILE.c (or -o - for standard output)");
+  const char *hpath = NULL;
+  if (!trainer && strcmp(c.out, "-") != 0) {
+    hpath = header_path(c.out);
+    if (strcmp(hpath, c.out) == 0)
+      error_plain("-o %s: the API header would be the same file; name the C file FILE.c", c.out);
+  }
   Graph *g = cli_load(&c);
   grad_build(g);
-  EmitOptions opt = {c.dtype, stem_ident(c.spec), false, trainer};
+  EmitOptions opt = {c.dtype, prefix ? prefix : stem_ident(c.spec), false, trainer};
   const char *text, *header = NULL;
   if (trainer)
     text = trainer_source(g, &opt);
@@ -78,6 +114,6 @@ int cmd_gen(int argc, char **argv) {
   }
   write_text(c.out, text);
   if (header)
-    write_text(header_path(c.out), header);
+    write_text(hpath, header);
   return 0;
 }

@@ -7,7 +7,7 @@ what=${1:-build}
 
 need="re2c tcc libtcc-dev check pkg-config gcc make"
 case "$what" in
-  test) need="$need g++ clang libclang-rt-14-dev python3 python3-numpy graphviz gnuplot-nox" ;;
+  test) need="$need g++ clang libclang-rt-14-dev python3 python3-numpy graphviz gnuplot-nox man-db groff-base" ;;
   main) need="$need wamerican" ;;
 esac
 

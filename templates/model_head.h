@@ -8,6 +8,13 @@
  * comment beside each gives its shape.  Params come first and are contiguous,
  * then the grads of the params in the same order.
  *
+ * Alignment: allocate the state with the alignment of its type,
+ * _Alignof({{prefix}}_state): 64 when a field below is aligned(64) (activations,
+ * grads and scratch of 8 MB or more), else at most 8.  glibc's malloc and
+ * calloc give 16; aligned_alloc(64, (sizeof(*s) + 63) / 64 * 64) is right in every case
+ * and also fast: the kernels use streaming stores only where they find a row
+ * 64-byte aligned at run time.
+ *
  * A step:  fill the inputs; loss = {{prefix}}_forward(s); {{prefix}}_backward(s);
  *          {{prefix}}_sgd_step(s, lr).
  * Bad data: an index out of range (gather, pick, cross_entropy) is never used

@@ -419,5 +419,162 @@ t "report of makemore.spec parses" 0 "ok: parses" sh -c '"$1" report "$2" -o "$3
   sh $BPGEN $M "$T/r2.html" $PY
 # ---- end of learner's kit II --------------------------------------------------------------
 
+# ---- issue 16 (install): --prefix, the header's name, reproducible output, make install ----
+G=$T/i16
+mkdir -p "$G"
+# --prefix: a C identifier, refused otherwise; two prefixes link into one program
+t "gen --prefix not C"      1 "bpgen: error: --prefix: 'a-b' is not a C identifier" $BPGEN $M --prefix a-b -o "$G/x.c"
+t "gen --prefix digit"      1 "--prefix: '9a' is not a C identifier" $BPGEN $M --prefix 9a -o "$G/x.c"
+t "gen --prefix empty"      1 "--prefix: '' is not a C identifier" $BPGEN $M --prefix '' -o "$G/x.c"
+t "gen --prefix reserved"   1 "--prefix: '__m' starts with '__'.*reserved" $BPGEN $M --prefix __m -o "$G/x.c"
+t "gen --prefix no value"   1 "--prefix needs a value" $BPGEN $M -o "$G/x.c" --prefix
+t "gen --prefix wrote nothing" 1 "" test -e "$G/x.c"
+t "gen --prefix mm_a"       0 "" $BPGEN $M --prefix mm_a -o "$G/mm_a.c"
+t "gen --prefix mm_b"       0 "" $BPGEN $M --prefix mm_b -D H=16 -o "$G/mm_b.c"
+t "--prefix names the API"  0 "^double mm_a_forward\(mm_a_state \*s\);" cat "$G/mm_a.h"
+cat >"$G/two.c" <<'EOF2'
+#include <stdio.h>
+#include <stdlib.h>
+#include "mm_a.h"
+#include "mm_b.h"
+int main(void) {
+  mm_a_state *a = aligned_alloc(64, (sizeof *a + 63) / 64 * 64);
+  mm_b_state *b = aligned_alloc(64, (sizeof *b + 63) / 64 * 64);
+  if (!a || !b) return 2;
+  mm_a_init(a, 1), mm_b_init(b, 1);
+  printf("%s %s %d\n", mm_a_model.name, mm_b_model.name, (int)(sizeof *a != sizeof *b));
+  return 0;
+}
+EOF2
+t "two prefixes link"       0 "" gcc -std=c11 -O1 -Wall -Werror -o "$G/two" "$G/two.c" "$G/mm_a.c" "$G/mm_b.c" -lm -lpthread
+t "two prefixes run"        0 "^mm_a mm_b 1$" "$G/two"
+# the header beside the C file: the extension replaced, whatever it is
+t "gen -o model.cc"         0 "" $BPGEN $M -o "$G/model.cc"
+t "model.cc -> model.h"     0 "^double makemore_forward" cat "$G/model.h"
+t "no model.cc.h"           1 "" test -e "$G/model.cc.h"
+mkdir -p "$G/d.v1"
+t "gen -o d.v1/model"       0 "" $BPGEN $M -o "$G/d.v1/model"
+t "d.v1/model -> model.h"   0 "" test -s "$G/d.v1/model.h"
+t "gen -o model.h refused"  1 "bpgen: error: -o .*model2.h: the API header would be the same file" \
+  $BPGEN $M -o "$G/model2.h"
+# the spec path as given: byte-identical output from the same command, and from
+# two directories with the same relative path; no absolute path in it
+mkdir -p "$G/w1/specs" "$G/w2/specs"
+cp $M "$G/w1/specs/m.spec" && cp $M "$G/w2/specs/m.spec"
+(cd "$G/w1" && $BPGEN specs/m.spec -o out.c && mv out.c first.c && mv out.h first.h && $BPGEN specs/m.spec -o out.c)
+(cd "$G/w2" && $BPGEN specs/m.spec -o out.c)
+t "same command, same .c"   0 "" cmp "$G/w1/first.c" "$G/w1/out.c"
+t "same command, same .h"   0 "" cmp "$G/w1/first.h" "$G/w1/out.h"
+t "other directory, same .c" 0 "" cmp "$G/w1/out.c" "$G/w2/out.c"
+t "other directory, same .h" 0 "" cmp "$G/w1/out.h" "$G/w2/out.h"
+t "#line names the spec as given" 0 '^#line [0-9]+ "specs/m.spec"$' cat "$G/w1/out.c"
+t "no absolute path in the .c" 1 "" grep -F "$G" "$G/w1/out.c" "$G/w1/out.h"
+# the alignment model.h and README state: _Alignof(state) is 64 exactly when a
+# field is aligned(64) (8 MB or more), else at most 8 (malloc's 16 suffice)
+t "gen a model with 8 MB fields" 0 "" $BPGEN $M -D H=1024 -D B=2048 -o "$G/big.c"
+t "8 MB fields are aligned(64)" 0 "__attribute__\(\(aligned\(64\)\)\)" cat "$G/big.h"
+t "small model has none"    1 "" grep -F "__attribute__((aligned(64)))" "$G/model.h"
+printf '#include "big.h"\n_Static_assert(_Alignof(makemore_state) == 64, "64");\n' >"$G/al64.c"
+printf '#include "model.h"\n_Static_assert(_Alignof(makemore_state) <= 8, "8");\n' >"$G/al8.c"
+t "big state: _Alignof 64"  0 "" gcc -std=c11 -fsyntax-only -I"$G" "$G/al64.c"
+t "small state: _Alignof <= 8" 0 "" gcc -std=c11 -fsyntax-only -I"$G" "$G/al8.c"
+# bpgen's kernels check the address before a streaming store: a state 16 bytes
+# off 64 (what malloc may give) runs and gives the bits of an aligned one
+cat >"$G/off.c" <<'EOF2'
+#include <stdio.h>
+#include <stdlib.h>
+#include "big.h"
+int main(int argc, char **argv) {
+  size_t off = (size_t)atoi(argv[1]);
+  char *raw = aligned_alloc(64, (sizeof(makemore_state) + 64 + 63) / 64 * 64);
+  if (!raw) return 2;
+  makemore_state *s = (makemore_state *)(raw + off);
+  makemore_init(s, 7);
+  for (int i = 0; i < 2048 * 3; i++) s->X[i] = (i * 7) % 27;
+  for (int i = 0; i < 2048; i++) s->Y[i] = (i * 5) % 27;
+  double l0 = makemore_forward(s);
+  makemore_backward(s);
+  makemore_sgd_step(s, 0.1);
+  double l1 = makemore_forward(s), sum = 0;
+  for (size_t i = 0; i < sizeof s->h / sizeof s->h[0]; i++) sum += s->h[i];
+  printf("%a %a %a\n", l0, l1, sum);
+  return 0;
+}
+EOF2
+t "build big model"         0 "" gcc -std=gnu11 -O3 -march=native -o "$G/off" "$G/off.c" "$G/big.c" -lm -lpthread
+"$G/off" 0 >"$G/off0" 2>&1
+"$G/off" 16 >"$G/off16" 2>&1
+t "aligned state runs"      0 "^-?0x1" cat "$G/off0"
+t "state 16 bytes off 64: same bits" 0 "" cmp "$G/off0" "$G/off16"
+t "model.h states it"       0 "_Alignof\(makemore_state\): 64 when a field below is aligned\(64\)" cat "$G/model.h"
+# make install / uninstall into a staging directory (a nested make: the outer
+# one's jobserver is not ours)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+D=$G/stage
+mk() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$ROOT" "$@"; }
+silent() {  # silent CMD...: CMD succeeds and prints nothing (what it printed is shown)
+  "$@" >"$G/silent" 2>&1 || return 1
+  [ ! -s "$G/silent" ] || { cat "$G/silent"; return 1; }
+}
+t "make install"            0 "" mk install DESTDIR="$D" PREFIX=/usr
+for f in bin/bpgen include/bpgen/bp_runtime.h share/man/man1/bpgen.1 \
+         share/bash-completion/completions/bpgen share/doc/bpgen/README.md; do
+  t "installed $f"          0 "" test -s "$D/usr/$f"
+done
+t "installed bpgen runs"    0 "^usage: bpgen SPEC -o" "$D/usr/bin/bpgen" --help
+t "installed bpgen runs check" 0 "^ok: loss and" "$D/usr/bin/bpgen" check $M -D H=8
+# the ABI header: a program includes it, then a model's header (the same guard)
+printf '#include <bpgen/bp_runtime.h>\n#include "mm_a.h"\nconst BpModel *m = &mm_a_model;\n' >"$G/abi.c"
+t "bp_runtime.h from PREFIX/include" 0 "" gcc -std=c99 -Wall -Werror -fsyntax-only -I"$D/usr/include" -I"$G" "$G/abi.c"
+MAN1=$D/usr/share/man/man1/bpgen.1
+t "man page renders, no warnings" 0 "" silent sh -c "MANWIDTH=80 man --warnings -l '$MAN1' 2>&1 >'$G/man.txt'"
+t "man page rendered"       0 "--prefix NAME" cat "$G/man.txt"
+# every option a --help text lists is in the man page, in its command's section
+help_opts() { "$@" --help 2>&1 | grep -oE '(^|[^A-Za-z0-9-])--?[A-Za-z][A-Za-z0-9-]*' | sed -E 's/^[^-]//' | sort -u; }
+man_part() {  # the roff source of the sections whose heading holds $1, escapes removed
+  awk -v h="$1" '/^\.S[HS] /{ on = index($0, h) > 0 } on' "$MAN1" | sed -e 's/\\f[BIRP]//g' -e 's/\\-/-/g' -e 's/\\&//g'
+}
+missing_in() {  # missing_in TEXTFILE OPTION...: the options TEXTFILE lacks
+  f=$1; shift; miss=
+  for o in "$@"; do grep -qE -- "(^|[^A-Za-z0-9-])$o([^A-Za-z0-9-]|\$)" "$f" || miss="$miss $o"; done
+  echo "$miss"
+}
+sed -e 's/\\f[BIRP]//g' -e 's/\\-/-/g' -e 's/\\&//g' "$MAN1" >"$G/man.all"
+t "man has bpgen --help's options" 0 "^ *$" missing_in "$G/man.all" $(help_opts $BPGEN)
+man_part '.SS "bpgen SPEC ' >"$G/man.gen"
+t "man has SPEC -o's options" 0 "^ *$" missing_in "$G/man.gen" $(help_opts $BPGEN $M)
+for c in grad check explain run plot ninja dot; do
+  man_part ".SS \"bpgen $c " >"$G/man.$c"
+  t "man has a $c section"  0 "" test -s "$G/man.$c"
+  t "man has $c's options"  0 "^ *$" missing_in "$G/man.$c" $(help_opts $BPGEN $c)
+done
+# bash completion: each command's options (the long ones and -D/-o its --help
+# lists; the other single-dash words of the texts are gcc's), the values, specs
+if command -v bash >/dev/null; then
+  comp() {  # comp WORD...: what the installed completion offers for the last word
+    bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _bpgen; printf "%s\n" "${COMPREPLY[@]}"' \
+      comp "$D/usr/share/bash-completion/completions/bpgen" "$@"
+  }
+  long_opts() {  # without the other commands' options a text names (`bpgen run --log`)
+    "$@" --help 2>&1 | sed -E 's/bpgen [a-z]+ --[a-z-]+//g' | grep -oE '(^|[^A-Za-z0-9-])--?[A-Za-z][A-Za-z0-9-]*' |
+      sed -E 's/^[^-]//' | grep -E '^(--|-D$|-o$)' | sort -u
+  }
+  comp bpgen "$M" - >"$G/comp.gen"
+  t "completion has SPEC -o's options" 0 "^ *$" missing_in "$G/comp.gen" $(long_opts $BPGEN $M)
+  for c in grad check explain run plot ninja dot; do
+    comp bpgen $c - >"$G/comp.$c"
+    t "completion has $c's options" 0 "^ *$" missing_in "$G/comp.$c" $(long_opts $BPGEN $c)
+  done
+  t "completion: commands"   0 "^check$" comp bpgen ch
+  t "completion: a spec"     0 "^$SPECS/makemore.spec$" comp bpgen "$SPECS/makem"
+  t "completion: run's spec" 0 "^$SPECS/makemore.spec$" comp bpgen run "$SPECS/makem"
+  t "completion: --dtype"    0 "^f64$" comp bpgen check "$M" --dtype f
+  t "completion: --optimizer" 0 "^adamw$" comp bpgen run "$M" --optimizer a
+fi
+t "make uninstall"          0 "" mk uninstall DESTDIR="$D" PREFIX=/usr
+t "uninstall leaves no file" 0 "" silent find "$D" ! -type d
+t "uninstall leaves no bpgen dir" 0 "" silent find "$D" -name '*bpgen*'
+# ---- end of issue 16 (install) ---------------------------------------------------------
+
 echo "driver: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
