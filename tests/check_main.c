@@ -3,6 +3,8 @@
 #include "tests.h"
 
 #include <dirent.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +57,13 @@ const char *error_pos(const char *report) {
   return arena_strndup(p + 1, (size_t)(q - p - 1));
 }
 
+const char *tests_tmpdir(const char *prefix) {
+  const char *t = getenv("TMPDIR");
+  char *d = arena_printf("%s/%s_XXXXXX", t && t[0] ? t : "/tmp", prefix);
+  ck_assert_msg(mkdtemp(d) != NULL, "mkdtemp %s", d);
+  return d;
+}
+
 const char *specs_dir(void) {
   const char *d = getenv("BPGEN_SPECS");
   return d ? d : "specs";
@@ -75,16 +84,31 @@ int spec_paths(const char **paths, int max) {
   return n;
 }
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  return remove(path);
+}
+
 int main(void) {
   if (nmakers == 0) {
     fprintf(stderr, "no suites registered\n");
     return 1;
   }
+  /* one scratch directory for every test's files, removed at the end (a test
+   * that fails mid-way leaves its files there, not in the system's) */
+  const char *t = getenv("TMPDIR");
+  char *scratch = arena_printf("%s/bpgen-tests-XXXXXX", t && t[0] ? t : "/tmp");
+  if (!mkdtemp(scratch)) {
+    perror(scratch);
+    return 1;
+  }
+  setenv("TMPDIR", scratch, 1);
   SRunner *sr = srunner_create(makers[0]());
   for (int i = 1; i < nmakers; i++)
     srunner_add_suite(sr, makers[i]());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
+  nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
   return failed == 0 ? 0 : 1;
 }

@@ -114,8 +114,7 @@ START_TEST(test_dot_svg) {
     bpgen = "./bpgen";
   if (access(bpgen, X_OK) != 0 || access("/usr/bin/dot", X_OK) != 0)
     ck_abort_msg("needs %s and Graphviz (/usr/bin/dot)", bpgen);
-  char tmpl[] = "/tmp/bpgen_dot_XXXXXX";
-  ck_assert_ptr_nonnull(mkdtemp(tmpl));
+  const char *tmpl = tests_tmpdir("dot");
   const char *svg = arena_printf("%s/g.svg", tmpl);
   const char *cmd = arena_printf("%s dot %s/makemore_granular.spec --backward -o %s", bpgen,
                                  specs_dir(), svg);

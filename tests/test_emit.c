@@ -16,17 +16,14 @@
 #include <string.h>
 #include <unistd.h>
 
-static char tmpdir[64];
+static char tmpdir[4096];
 
 static void setup(void) {
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/bpgen_emit_XXXXXX");
-  ck_assert_msg(mkdtemp(tmpdir) != NULL, "mkdtemp");
+  snprintf(tmpdir, sizeof tmpdir, "%s", tests_tmpdir("emit"));
 }
 
 static void teardown(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-  if (system(cmd) != 0)
+  if (system(arena_printf("rm -rf '%s'", tmpdir)) != 0)
     fprintf(stderr, "could not remove %s\n", tmpdir);
 }
 

@@ -73,8 +73,7 @@ END_TEST
 /* the gcc build: warning-free, and the same check on its gradients; its table
  * holds every name once with the shape of the spec's tensor */
 START_TEST(names_gcc_build) {
-  char dir[] = "/tmp/bpgen_names_XXXXXX";
-  ck_assert(mkdtemp(dir) != NULL);
+  const char *dir = tests_tmpdir("names");
   for (int dt = 0; dt < 2; dt++) {
     Graph *g = adversary_graph();
     EmitOptions opt = {(DType)dt, "model", false, false};
@@ -141,8 +140,7 @@ END_TEST
  * is one emit_reserved_name knows: a new header in the emitted C with macros
  * of its own fails here until scripts/c_names.sh lists it. */
 START_TEST(macros_of_emitted_files_are_reserved) {
-  char dir[] = "/tmp/bpgen_macros_XXXXXX";
-  ck_assert(mkdtemp(dir) != NULL);
+  const char *dir = tests_tmpdir("macros");
   const char *paths[64];
   int n = spec_paths(paths, 64), checked = 0;
   for (int i = 0; i < n; i++)
@@ -180,8 +178,7 @@ END_TEST
  * that closes a comment, or ends a string through a trigraph, stays text
  * (the file builds warning-free and defines no symbol from the path). */
 START_TEST(paths_stay_text) {
-  char dir[] = "/tmp/bpgen_paths_XXXXXX";
-  ck_assert(mkdtemp(dir) != NULL);
+  const char *dir = tests_tmpdir("paths");
   static const char *const names[] = {"a*/ int injected_by_path; /*x.spec", "q?\?/\" int injected_by_path; //.spec",
                                       "nl\nint injected_by_path;\n.spec", "back\\\" int injected_by_path; \".spec"};
   const char *spec = read_src(arena_printf("%s/makemore.spec", specs_dir()))->text;

@@ -23,6 +23,11 @@ const char *parse_error(const char *text);
 /* The "line:col" of a report's first line, e.g. "3:14", in the arena. */
 const char *error_pos(const char *report);
 
+/* A new empty directory for a test's files, under the suite's scratch
+ * directory ($TMPDIR, which check_main.c points at a directory of its own and
+ * removes when the suites end, failed tests or not); arena string. */
+const char *tests_tmpdir(const char *prefix);
+
 /* Directory of the source tree's specs (BPGEN_SPECS or "specs"). */
 const char *specs_dir(void);
 /* The paths of the .spec files there (at most max); fails the test if none. */
