@@ -443,6 +443,22 @@ void emit_relu_bwd(Emit *e, Node *n) {
   elementwise(e, n, 2, arena_printf("@0 > 0 ? @1 : %s", lit(e, 0)));
 }
 
+/* GPT-2's GELU, the tanh form */
+void emit_gelu(Emit *e, Node *n) {
+  head_math(e, n, "  = ½x(1 + tanh(√(2/π)(x + 0.044715x³)))");
+  elementwise(e, n, 1, arena_printf("%s * @0 * (%s + %s(%s * (@0 + %s * @0 * @0 * @0)))", lit(e, 0.5), lit(e, 1),
+                                    fn(e, "tanh"), lit(e, 0.79788456080286535588), lit(e, 0.044715)));
+}
+
+/* gelu'(x) ⊙ dy: t = tanh(c(x + a x³)), ½(1 + t) + ½x(1 − t²)·c(1 + 3a x²) */
+void emit_gelu_bwd(Emit *e, Node *n) {
+  head_math(e, n, "");
+  const char *c = lit(e, 0.79788456080286535588), *a = lit(e, 0.044715), *a3 = lit(e, 3 * 0.044715);
+  const char *t = arena_printf("%s(%s * (@0 + %s * @0 * @0 * @0))", fn(e, "tanh"), c, a);
+  elementwise(e, n, 2, arena_printf("(%s * (%s + %s) + %s * @0 * (%s - %s * %s) * %s * (%s + %s * @0 * @0)) * @1",
+                                    lit(e, 0.5), lit(e, 1), t, lit(e, 0.5), lit(e, 1), t, t, c, lit(e, 1), a3));
+}
+
 void emit_sigmoid_bwd(Emit *e, Node *n) {
   head_math(e, n, "");
   elementwise(e, n, 2, arena_printf("@0 * (%s - @0) * @1", lit(e, 1)));

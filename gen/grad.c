@@ -284,6 +284,11 @@ void grad_sigmoid(Graph *g, Node *n, Node *dy, Node **din) {
   din[0] = binary(g, OP_sigmoid_bwd, n->tok, n, dy);
 }
 
+/* y = gelu(x) (tanh form): dx = gelu'(x) ⊙ dy, one fused node reading x */
+void grad_gelu(Graph *g, Node *n, Node *dy, Node **din) {
+  din[0] = binary(g, OP_gelu_bwd, n->tok, n->in[0], dy);
+}
+
 /* y = √x: dx = dy · 0.5 / y */
 void grad_sqrt(Graph *g, Node *n, Node *dy, Node **din) {
   din[0] = binary(g, OP_div, n->tok, binary(g, OP_mul, n->tok, dy, graph_const(g, n->tok, 0.5)), n);

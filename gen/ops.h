@@ -94,6 +94,8 @@ OP(tanh,          1,    LV_FN,   "tanh(x)",                                shape
 OP(relu,          1,    LV_FN,   "relu(x)",                                shape_unary,     grad_relu,    emit_relu,    ref_relu,    fold_relu, "relu(%0)", NULL)
 OP(sigmoid,       1,    LV_FN,   "sigmoid(x)",                             shape_unary,     grad_sigmoid, emit_sigmoid, ref_sigmoid, fold_sigmoid, "sigmoid(%0)", NULL)
 OP(sqrt,          1,    LV_FN,   "sqrt(x)",                                shape_unary,     grad_sqrt,    emit_sqrt,    ref_sqrt,    fold_sqrt, "sqrt(%0)", NULL)
+OP(gelu,          1,    LV_FN,   "gelu(x)",                                shape_unary,     grad_gelu,    emit_gelu,    ref_gelu,    fold_gelu, "gelu(%0)",
+   "GELU in GPT-2's tanh form: ½x(1 + tanh(√(2/π)(x + 0.044715x³))).")
 OP(sum,           1,    LV_FN,   "sum(x, axis=all)",                       shape_reduce,    grad_sum,     emit_sum,     ref_sum,     no_fold, "sum_%x(%0)", NULL)
    /* axis (reduced axis kept as 1) or axis=-1: all -> rank 0 */
 OP(mean,          1,    LV_FN,   "mean(x, axis=all)",                      shape_reduce,    grad_mean,    emit_mean,    ref_mean,    no_fold, "mean_%x(%0)", NULL)
@@ -132,6 +134,9 @@ OP(tanh_bwd,      2,    LV_BWD, NULL, shape_bwd_same, no_grad, emit_tanh_bwd,   
 OP(relu_bwd,      2,    LV_BWD, NULL, shape_bwd_same, no_grad, emit_relu_bwd,    no_ref, no_fold, "[%0 > 0] ⊙ %P1", NULL)
    /* in0 = y (relu output), in1 = dy: y > 0 ? dy : 0 */
 OP(sigmoid_bwd,   2,    LV_BWD, NULL, shape_bwd_same, no_grad, emit_sigmoid_bwd, no_ref, no_fold, "%0 ⊙ (1 − %0) ⊙ %P1", NULL)
+OP(gelu_bwd,      2,    LV_BWD, NULL, shape_bwd_same, no_grad, emit_gelu_bwd,    no_ref, no_fold,
+   "(½(1 + t) + ½%0(1 − t²)·√(2/π)(1 + 3·0.044715·%0²)) ⊙ %P1,  t = tanh(√(2/π)(%0 + 0.044715·%0³))", NULL)
+   /* in0 = x (gelu's input), in1 = dy: gelu'(x) ⊙ dy in one pass */
    /* in0 = s (sigmoid output), in1 = dy: s*(1-s)*dy */
 OP(max_bwd,       2,    LV_BWD, NULL, shape_bwd_same, no_grad, emit_max_bwd,     no_ref, no_fold, "onehot(argmax_%x %0) ⊙ %P1", NULL)
    /* in0 = x, in1 = dy (reduced shape); axis: dy to the first arg-max */

@@ -443,6 +443,10 @@ double fold_tanh(const double *x, const NodeAttr *at) { (void)at; return tanh(x[
 double fold_relu(const double *x, const NodeAttr *at) { (void)at; return x[0] > 0 ? x[0] : 0; }
 double fold_sigmoid(const double *x, const NodeAttr *at) { (void)at; return 1 / (1 + exp(-x[0])); }
 double fold_sqrt(const double *x, const NodeAttr *at) { (void)at; return sqrt(x[0]); }
+double fold_gelu(const double *x, const NodeAttr *at) {
+  (void)at;
+  return 0.5 * x[0] * (1 + tanh(0.79788456080286535588 * (x[0] + 0.044715 * x[0] * x[0] * x[0])));
+}
 
 /* op over vals: a constant when every input is one and the op folds, else a node */
 static Val apply(OpKind op, Token *t, const Val *in, const Shape *given, const NodeAttr *at) {

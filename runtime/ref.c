@@ -574,6 +574,14 @@ Tensor *ref_tanh(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_u
 Tensor *ref_relu(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_unary(r, P_RELU, in[0], 0); }
 Tensor *ref_sigmoid(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_unary(r, P_SIGMOID, in[0], 0); }
 Tensor *ref_sqrt(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_unary(r, P_SQRT, in[0], 0); }
+/* ½x(1 + tanh(√(2/π)(x + 0.044715x³))), from primitives (the tape differentiates it) */
+Tensor *ref_gelu(Ref *r, const Node *n, Tensor *const *in) {
+  (void)n;
+  Tensor *x = in[0];
+  Tensor *inner = p_binary(r, P_ADD, x, p_binary(r, P_MUL, new_const(r, 0.044715), p_unary(r, P_POW, x, 3)));
+  Tensor *t = p_unary(r, P_TANH, p_binary(r, P_MUL, new_const(r, sqrt(2 / 3.14159265358979323846)), inner), 0);
+  return p_binary(r, P_MUL, p_binary(r, P_MUL, new_const(r, 0.5), x), p_binary(r, P_ADD, new_const(r, 1), t));
+}
 Tensor *ref_sum(Ref *r, const Node *n, Tensor *const *in) { return p_reduce(r, P_SUM, in[0], n->axis); }
 Tensor *ref_mean(Ref *r, const Node *n, Tensor *const *in) { return c_mean(r, in[0], n->axis); }
 Tensor *ref_max(Ref *r, const Node *n, Tensor *const *in) { return p_reduce(r, P_MAX, in[0], n->axis); }

@@ -93,6 +93,9 @@ static const struct {
    "dim N = 5\ndim K = 3\ninput x : [N, K]\nparam a : [K] ~ randn\nparam b : [N, 1] ~ randn * 0.5 + 2\n"
    "y1 = x * a - b\ny2 = y1 / (b ^ 2 + 1)\ny3 = exp(-y2) + sigmoid(y1)\n"
    "y4 = log(y3 + 3) * sqrt(b * b + 1)\nloss = mean(tanh(y4) + relu(y1)) + sum(a ^ -1) / N\n"},
+  {"gelu",
+   "dim N = 7\ndim K = 5\ninput x : [N, K]\nparam w : [K, K] ~ randn\nparam b : [K] ~ randn * 0.3\n"
+   "h = gelu(x @ w + b)\nloss = mean(h * h) + sum(gelu(h - 1)) / N + gelu(0.5)\n"},
   {"reductions",
    "dim N = 4\ndim K = 7\nparam w : [N, K] ~ randn\ns0 = sum(w, 0)\ns1 = mean(w, axis=1)\n"
    "m0 = max(w, 0)\nm1 = max(w, -1)\nloss = sum(s0 * m0) + mean(s1 * m1) + max(w) + sum(w ^ 3) / 10\n"},
