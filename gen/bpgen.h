@@ -130,6 +130,7 @@ typedef struct InitExpr InitExpr;
 #define NODE_ATTR_FIELDS                                                          \
   double num;            /* const value, pow exponent, eps, expand scale */      \
   int axis;              /* reductions, softmax, max_bwd: >= 0, or -1 for "all" */ \
+  int axis2;             /* transpose: the axis swapped with axis */              \
   bool unbiased;         /* batchnorm: 1/(n-1) variance (the lecture's) */        \
   bool transa, transb;   /* matmul: use a^T / b^T (last two axes) */              \
   InitExpr *init;        /* param */

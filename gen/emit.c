@@ -556,6 +556,24 @@ void emit_reshape(Emit *e, Node *n) {
   L(e, "memcpy(%s, %s, sizeof %s);", V(e, n), V(e, n->in[0]), V(e, n));
 }
 
+/* x with axes axis and axis2 swapped: loops over the output, the input read
+ * with its own strides in swapped places */
+void emit_transpose(Emit *e, Node *n) {
+  Node *x = n->in[0];
+  const Shape *O = &n->shape;
+  long xstride[MAXRANK], st = 1;
+  for (int d = x->shape.rank - 1; d >= 0; d--)
+    xstride[d] = st, st *= x->shape.dim[d];
+  Buf ix = {0};
+  for (int d = 0; d < O->rank; d++) {
+    long s = xstride[d == n->axis ? n->axis2 : d == n->axis2 ? n->axis : d];
+    buf_printf(&ix, "%si%d*%ld", d ? " + " : "", d, s);
+  }
+  head_math(e, n, arena_printf("  (axes %d and %d swapped)", n->axis, n->axis2));
+  loops_open(e, O);
+  L(e, "%*s%s[%s] = %s[%s];", 2 * O->rank, "", V(e, n), bidx(O, O), V(e, x), buf_done(&ix));
+}
+
 /* C[X]: row X[i] of the table for each index (out of range: zeros, flagged) */
 void emit_gather(Emit *e, Node *n) {
   Node *c = n->in[0], *x = n->in[1];

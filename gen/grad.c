@@ -284,6 +284,11 @@ void grad_sigmoid(Graph *g, Node *n, Node *dy, Node **din) {
   din[0] = binary(g, OP_sigmoid_bwd, n->tok, n, dy);
 }
 
+/* y = transpose(x, a, b): dx = transpose(dy, a, b) */
+void grad_transpose(Graph *g, Node *n, Node *dy, Node **din) {
+  din[0] = graph_add(g, OP_transpose, n->tok, dy, NULL, NULL, NULL, &(NodeAttr){.axis = n->axis, .axis2 = n->axis2});
+}
+
 /* y = gelu(x) (tanh form): dx = gelu'(x) ⊙ dy, one fused node reading x */
 void grad_gelu(Graph *g, Node *n, Node *dy, Node **din) {
   din[0] = binary(g, OP_gelu_bwd, n->tok, n->in[0], dy);

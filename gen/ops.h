@@ -59,6 +59,8 @@
  *   AK_NONNEG  a constant >= 0           AK_BOOL  true or false */
 #ifdef ATTR
 ATTR(axis,     AK_AXIS,   axis)
+ATTR(dim0,     AK_AXIS,   axis)
+ATTR(dim1,     AK_AXIS,   axis2)
 ATTR(eps,      AK_NONNEG, num)
 ATTR(unbiased, AK_BOOL,   unbiased)
 #endif
@@ -78,6 +80,9 @@ OP(gather,        2,    LV_OPER, "C[X]",                                   shape
    /* in0 float [V,...], in1 int [...] -> [X..., C[1:]...] */
 OP(reshape,       1,    LV_FN,   "reshape(x, [shape])",                    shape_reshape,   grad_reshape, emit_reshape, ref_reshape, no_fold, "%{reshape(%0)|%0 viewed as %s}", NULL)
    /* target shape given to graph_add; numel must match */
+OP(transpose,     1,    LV_FN,   "transpose(x, dim0=0, dim1=1)",           shape_transpose, grad_transpose, emit_transpose, ref_transpose, no_fold,
+   "%P0ᵀ", NULL)
+   /* axes axis and axis2 swapped (torch.transpose(x, dim0, dim1)) */
 OP(matmul,        2,    LV_FN,   "matmul(a, b)",                           shape_matmul,    grad_matmul,  emit_matmul,  ref_matmul,  no_fold, "%P0%T0 · %P1%T1", NULL)
    /* a @ b; 2-D, or batched over leading dims; transa/transb transpose the last two axes */
 OP(add,           2,    LV_OPER, "a + b",                                  shape_bcast,     grad_add,     emit_add,     ref_add,     fold_add, "%F0 + %F1", NULL)

@@ -184,6 +184,18 @@ static void check_affine(Node *n, Node *p, const char *what, int d, bool allow_r
               shape_str(&n->in[0]->shape));
 }
 
+/* transpose(x, dim0, dim1): x's shape with the two axes swapped */
+void shape_transpose(Node *n) {
+  Node *x = n->in[0];
+  if (n->axis == n->axis2)
+    error_tok(n->tok, "transpose: dim0 and dim1 are both axis %d: name two different axes of %s", n->axis,
+              shape_str(&x->shape));
+  Shape s = x->shape;
+  s.dim[n->axis] = x->shape.dim[n->axis2];
+  s.dim[n->axis2] = x->shape.dim[n->axis];
+  set_shape(n, &s, x->type);
+}
+
 /* batchnorm(x, gain, bias): x [N, D] or [N, ..., D], gain and bias [D] or
  * [1, D] -> x's shape; the statistics over every axis but the last (part 5's
  * BatchNorm1d over [B, T, C]) */

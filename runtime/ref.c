@@ -35,6 +35,7 @@ typedef enum {
   P_SUM, P_MAX,                          /* over one axis (kept as 1) or all (-1) */
   P_GATHER,                              /* rows of a picked by int tensor idx */
   P_RESHAPE,                             /* same elements, new shape */
+  P_TRANSPOSE,                           /* two axes swapped: out[k] = a[ia[k]] */
   P_MATMUL,                              /* batched, broadcasting over leading dims */
   P_PICK,                                /* out[i] = a[i, idx[i]] */
 } PrimKind;
@@ -317,6 +318,29 @@ static Tensor *p_reshape(Ref *r, Tensor *a, const Shape *s) {
   return o;
 }
 
+/* a with axes d0 and d1 swapped; ia[k]: the element of a at output element k */
+static Tensor *p_transpose(Ref *r, Tensor *a, int d0, int d1) {
+  Shape s = a->shape;
+  s.dim[d0] = a->shape.dim[d1], s.dim[d1] = a->shape.dim[d0];
+  Prim *p = push(r, P_TRANSPOSE, a, NULL);
+  Tensor *o = p->out = new_tensor(r, &s, NULL);
+  p->ia = xcalloc((size_t)(o->n ? o->n : 1), sizeof(long));
+  long astride[MAXRANK], st = 1;
+  for (int d = a->shape.rank - 1; d >= 0; d--)
+    astride[d] = st, st *= a->shape.dim[d];
+  for (long k = 0; k < o->n; k++) {
+    long rest = k, off = 0;
+    for (int d = s.rank - 1; d >= 0; d--) {   /* output index i_d reads input axis perm(d) */
+      long i = rest % s.dim[d];
+      rest /= s.dim[d];
+      off += i * astride[d == d0 ? d1 : d == d1 ? d0 : d];
+    }
+    p->ia[k] = off;
+    o->v[k] = a->v[off];
+  }
+  return o;
+}
+
 /* x [N, K], idx [N] -> [N] */
 static Tensor *p_pick(Ref *r, Tensor *x, Tensor *idx, const char *what) {
   if (x->shape.rank != 2 || idx->shape.rank != 1 || idx->shape.dim[0] != x->shape.dim[0])
@@ -561,6 +585,7 @@ int32_t *ref_idata(Ref *r, Node *n) {
 
 Tensor *ref_gather(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_gather(r, in[0], in[1]); }
 Tensor *ref_reshape(Ref *r, const Node *n, Tensor *const *in) { return p_reshape(r, in[0], &n->shape); }
+Tensor *ref_transpose(Ref *r, const Node *n, Tensor *const *in) { return p_transpose(r, in[0], n->axis, n->axis2); }
 Tensor *ref_matmul(Ref *r, const Node *n, Tensor *const *in) { return p_matmul(r, in[0], in[1], n->transa, n->transb); }
 Tensor *ref_add(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_binary(r, P_ADD, in[0], in[1]); }
 Tensor *ref_sub(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_binary(r, P_SUB, in[0], in[1]); }
@@ -707,6 +732,10 @@ static void back_prim(Ref *r, const Prim *p) {
   case P_RESHAPE:
     for (long k = 0; k < o->n; k++)
       acc(r, a->g, k, go[k]);
+    break;
+  case P_TRANSPOSE:
+    for (long k = 0; k < o->n; k++)
+      acc(r, a->g, p->ia[k], go[k]);
     break;
   case P_PICK: {
     long K = a->shape.dim[1];

@@ -88,6 +88,8 @@ static const struct { const char *spec, *msg, *pos; } cases[] = {
     {"input x : [65536, 65536]\n", "shape [65536, 65536] has more than 2147483647 elements", "1:11"},
     {"+z = x * (1 / (B - 4))\n", "division by zero: the divisor is a constant that is 0 here", "5:12"},
     {"+z = x * log(B - 4)\n", "constant expression is not a finite number", "5:9"},
+    {"+z = transpose(x, 1, 1)\n", "transpose: dim0 and dim1 are both axis 1: name two different axes", "5:5"},
+    {"+z = transpose(x, 0, 2)\n", "axis 2 out of range", "5:21"},
     /* declarations */
     {"input x : float[2]\n", "expected '[' here, got 'float'", "1:11"},
     {"param p : int[2] ~ randn\n", "params are float tensors", "1:11"},

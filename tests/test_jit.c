@@ -93,6 +93,9 @@ static const struct {
    "dim N = 5\ndim K = 3\ninput x : [N, K]\nparam a : [K] ~ randn\nparam b : [N, 1] ~ randn * 0.5 + 2\n"
    "y1 = x * a - b\ny2 = y1 / (b ^ 2 + 1)\ny3 = exp(-y2) + sigmoid(y1)\n"
    "y4 = log(y3 + 3) * sqrt(b * b + 1)\nloss = mean(tanh(y4) + relu(y1)) + sum(a ^ -1) / N\n"},
+  {"transpose",
+   "dim B = 3\ndim T = 4\ndim C = 5\ninput x : [B, T, C]\nparam w : [T, T] ~ randn\nxt = transpose(x, 1, 2)\n"
+   "y = tanh(xt @ w)\nz = transpose(y, dim0=0, dim1=2)\nloss = mean(z * z) + sum(transpose(w) * w)\n"},
   {"gelu",
    "dim N = 7\ndim K = 5\ninput x : [N, K]\nparam w : [K, K] ~ randn\nparam b : [K] ~ randn * 0.3\n"
    "h = gelu(x @ w + b)\nloss = mean(h * h) + sum(gelu(h - 1)) / N + gelu(0.5)\n"},
