@@ -127,6 +127,21 @@ static Shape vec_shape(long n) {
   return s;
 }
 
+/* The d<name> member of a param or named tensor n: the gradient node writes it
+ * when it is a backward node of its own, else it is copied there at the end of
+ * backward; a param nothing flows into is zeroed (unwritten). */
+static const char *grad_field(Layout *e, Node *n) {
+  const char *tn = arena_printf("d%s", n->name);
+  const char *f = add_field(e, tn, tn, BP_GRAD, 0, &n->shape, n->line, NULL);
+  if (!n->grad)
+    e->fields[e->nfields - 1].unwritten = true;
+  else if (n->grad->is_backward && !e->buf[n->grad->id])
+    e->buf[n->grad->id] = f, e->label[n->grad->id] = tn;
+  else
+    e->copies[e->ncopies++] = (Copy){f, n->grad};
+  return f;
+}
+
 Node *layout_logits(Graph *g) {
   for (int i = 0; i < g->nforward; i++)
     if (g->nodes[i]->op == OP_cross_entropy)
@@ -153,17 +168,7 @@ Layout *layout_build(Graph *g, Plan *p) {
     Node *n = g->nodes[i];
     if (n->op != OP_param)
       continue;
-    const char *tn = arena_printf("d%s", n->name);
-    const char *f = add_field(e, tn, tn, BP_GRAD, 0, &n->shape, n->line, NULL);
-    e->fields[k++].grad = f;
-    if (!n->grad) {
-      e->fields[e->nfields - 1].unwritten = true;
-      continue;
-    }
-    if (n->grad->is_backward && !e->buf[n->grad->id])
-      e->buf[n->grad->id] = f, e->label[n->grad->id] = tn;
-    else
-      e->copies[e->ncopies++] = (Copy){f, n->grad};
+    e->fields[k++].grad = grad_field(e, n);
   }
   /* inputs, then the named forward tensors and their grads */
   for (int i = 0; i < g->nforward; i++) {
@@ -187,12 +192,7 @@ Layout *layout_build(Graph *g, Plan *p) {
     Node *n = g->nodes[i];
     if (n->op == OP_input || n->op == OP_param || !n->name || !n->grad || !is_float(n))
       continue;
-    const char *tn = arena_printf("d%s", n->name);
-    const char *f = add_field(e, tn, tn, BP_GRAD, 0, &n->shape, n->line, NULL);
-    if (n->grad->is_backward && !e->buf[n->grad->id])
-      e->buf[n->grad->id] = f, e->label[n->grad->id] = tn;
-    else
-      e->copies[e->ncopies++] = (Copy){f, n->grad};
+    grad_field(e, n);
   }
   /* batchnorm statistics for inference */
   for (int i = 0; i < g->nforward; i++) {
