@@ -864,25 +864,9 @@ static void emit_bn_group(Emit *e, BnGroup *gr) {
     gr->bias ? V(e, gr->bias) : "NULL", V(e, gr->x), gr->xsum ? V(e, gr->xsum) : "NULL", saved(e, bn, "sums"));
 }
 
-/* dx = gain·rstd/n · (n·dy - Σ_b dy - c·x̂·Σ_b(dy·x̂)),  c = n/(n-1) (Bessel) or 1 */
-void emit_bn_bwd_x(Emit *e, Node *n) {
-  Node *bn = n->in[0], *dy = n->in[1], *gain = bn->in[1];
-  long N = bn_rows(bn), D = bn_cols(bn);
-  double c = bn->unbiased ? (double)N / (double)(N - 1) : 1.0;
-  const char *a1 = saved(e, bn, "acc1"), *a2 = saved(e, bn, "acc2"), *xh = saved(e, bn, "xhat");
-  head_math(e, n, "");
-  L(e, "memset(%s, 0, sizeof %s);", a1, a1);
-  L(e, "memset(%s, 0, sizeof %s);", a2, a2);
-  L(e, "for (int i = 0; i < %ld; i++)", N);
-  L(e, "  for (int j = 0; j < %ld; j++) {", D);
-  L(e, "    %s[j] += %s[i*%ld + j];", a1, V(e, dy), D);
-  L(e, "    %s[j] += (double)%s[i*%ld + j] * %s[i*%ld + j];", a2, V(e, dy), D, xh, D);
-  L(e, "  }");
-  L(e, "for (int i = 0; i < %ld; i++)", N);
-  L(e, "  for (int j = 0; j < %ld; j++)", D);
-  L(e, "    %s[i*%ld + j] = (real)((double)%s[j] * %s[j] / %ld * (%ld * (double)%s[i*%ld + j] - %s[j] - %s * %s[i*%ld + j] * %s[j]));",
-    V(e, n), D, V(e, gain), saved(e, bn, "rstd"), N, N, V(e, dy), D, a1, dlit(c), xh, D, a2);
-}
+/* dx alone (the plan groups every bn_bwd_x with what reads the same dy; this is
+ * the printer of a group of one): bp_bn_bwd, as for the group */
+void emit_bn_bwd_x(Emit *e, Node *n) { emit_bn_group(e, &(BnGroup){.bn = n->in[0], .dy = n->in[1], .x = n}); }
 
 void emit_bn_bwd_gain(Emit *e, Node *n) {
   Node *bn = n->in[0], *dy = n->in[1];
@@ -1126,16 +1110,6 @@ static bool bound_gather_bwd(Emit *e, Node *n) {
   return true;
 }
 
-static bool bound_bn_bwd_x(Emit *e, Node *n) {
-  Node *bn = n->in[0], *dy = n->in[1], *gain = bn->in[1];
-  long N = bn_rows(bn), D = bn_cols(bn);
-  double c = bn->unbiased ? (double)N / (double)(N - 1) : 1.0;
-  head_math(e, n, "");
-  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s);", bpm(e, "bn_bwd_x"), N, D, V(e, dy), saved(e, bn, "xhat"),
-    V(e, gain), saved(e, bn, "rstd"), dlit(c), saved(e, bn, "acc1"), saved(e, bn, "acc2"), V(e, n));
-  return true;
-}
-
 static bool bound_bn_bwd_gain(Emit *e, Node *n) {
   Node *bn = n->in[0], *dy = n->in[1];
   head_math(e, n, "");
@@ -1147,7 +1121,7 @@ static bool bound_bn_bwd_gain(Emit *e, Node *n) {
 static BoundFn *const jit_bound[OP_COUNT] = {
   [OP_add] = bound_add,       [OP_sub] = bound_sub,           [OP_mul] = bound_mul,
   [OP_div] = bound_div,       [OP_expand] = bound_expand,     [OP_gather] = bound_gather,
-  [OP_gather_bwd] = bound_gather_bwd, [OP_bn_bwd_x] = bound_bn_bwd_x, [OP_bn_bwd_gain] = bound_bn_bwd_gain,
+  [OP_gather_bwd] = bound_gather_bwd, [OP_bn_bwd_gain] = bound_bn_bwd_gain,
 };
 
 /* One step's block: a printer per step kind. */

@@ -65,7 +65,7 @@ static const char *member_name(Layout *e, const char *base) {
 
 /* The suffixes of the members a normalisation saves (saved(), saved_field()). */
 static const char *const saved_sfx[] = {"run_mean", "run_var", "xhat", "rstd", "mean", "cal_n",
-                                        "cal_mean", "cal_m2", "acc1", "acc2", "sums"};
+                                        "cal_mean", "cal_m2", "acc1", "sums"};
 
 /* A base name whose saved members (base_xhat, ...) are all free and usable as
  * they are. */
@@ -229,7 +229,6 @@ Layout *layout_build(Graph *g, Plan *p) {
         Shape dv = vec_shape(D);
         saved_field(e, b, "mean", NULL, -1, 0, &sv, n->line, "batch mean");
         saved_field(e, b, "acc1", NULL, -1, 2, &dv, n->line, "column sums");
-        saved_field(e, b, "acc2", NULL, -1, 2, &dv, n->line, "column sums");
         Shape d4 = vec_shape(6 * D);
         saved_field(e, b, "sums", NULL, -1, 2, &d4, n->line, "column sums of bp_bn_fwd/bwd");
         saved_field(e, b, "cal_n", NULL, -1, 2, &scalar_shape, n->line, "calibration: rows");

@@ -58,56 +58,6 @@ void BP_(bpm_expand)(int rank, const int *dims, const T *a, const int *sa, T sca
       at[d] = 0;
   }
 }
-void BP_(bpm_bn_fwd)(int N, int D, const T *restrict x, const T *restrict gain,
-                     const T *restrict bias, double eps, double div,
-                     const T *restrict run_mean, const T *restrict run_var,
-                     T *restrict mean, T *restrict rstd, T *restrict xhat,
-                     T *restrict out, double *restrict acc1, double *restrict acc2) {
-  if (run_mean) {
-    for (int j = 0; j < D; j++) {
-      mean[j] = run_mean[j];
-      rstd[j] = (T)(1.0 / sqrt((double)run_var[j] + eps));
-    }
-  } else {
-    memset(acc1, 0, sizeof(double) * (size_t)D);
-    memset(acc2, 0, sizeof(double) * (size_t)D);
-    for (int i = 0; i < N; i++)
-      for (int j = 0; j < D; j++)
-        acc1[j] += x[(size_t)i * D + j];
-    for (int j = 0; j < D; j++)
-      mean[j] = (T)(acc1[j] / N);
-    for (int i = 0; i < N; i++)
-      for (int j = 0; j < D; j++) {
-        T d = x[(size_t)i * D + j] - mean[j];
-        acc2[j] += (double)d * d;
-      }
-    for (int j = 0; j < D; j++)
-      rstd[j] = (T)(1.0 / sqrt(acc2[j] / div + eps));
-  }
-  for (int i = 0; i < N; i++)
-    for (int j = 0; j < D; j++) {
-      T xh = (x[(size_t)i * D + j] - mean[j]) * rstd[j];
-      xhat[(size_t)i * D + j] = xh;
-      out[(size_t)i * D + j] = gain[j] * xh + bias[j];
-    }
-}
-void BP_(bpm_bn_bwd_x)(int N, int D, const T *restrict dy, const T *restrict xhat,
-                       const T *restrict gain, const T *restrict rstd, double c,
-                       double *restrict acc1, double *restrict acc2,
-                       T *restrict out) {
-  memset(acc1, 0, sizeof(double) * (size_t)D);
-  memset(acc2, 0, sizeof(double) * (size_t)D);
-  for (int i = 0; i < N; i++)
-    for (int j = 0; j < D; j++) {
-      acc1[j] += dy[(size_t)i * D + j];
-      acc2[j] += (double)dy[(size_t)i * D + j] * xhat[(size_t)i * D + j];
-    }
-  for (int i = 0; i < N; i++)
-    for (int j = 0; j < D; j++)
-      out[(size_t)i * D + j] = (T)((double)gain[j] * rstd[j] / N *
-                                   (N * (double)dy[(size_t)i * D + j] - acc1[j] -
-                                    c * xhat[(size_t)i * D + j] * acc2[j]));
-}
 void BP_(bpm_bn_bwd_gain)(int N, int D, const T *restrict dy,
                           const T *restrict xhat, double *restrict acc,
                           T *restrict out) {

@@ -23,8 +23,6 @@
 #define BPM_KERNEL_LIST(X)                              \
   X(bpm_bcast_f32) X(bpm_bcast_f64)                     \
   X(bpm_expand_f32) X(bpm_expand_f64)                   \
-  X(bpm_bn_fwd_f32) X(bpm_bn_fwd_f64)                   \
-  X(bpm_bn_bwd_x_f32) X(bpm_bn_bwd_x_f64)               \
   X(bpm_bn_bwd_gain_f32) X(bpm_bn_bwd_gain_f64)         \
   X(bpm_gather_f32) X(bpm_gather_f64)                   \
   X(bpm_gather_bwd_f32) X(bpm_gather_bwd_f64)           \
@@ -42,21 +40,6 @@ void bpm_expand_f32(int rank, const int *dims, const float *a, const int *sa, fl
                     float *out);
 void bpm_expand_f64(int rank, const int *dims, const double *a, const int *sa, double scale,
                     double *out);
-/* batchnorm of x [N,D] per column: training (stats NULL): batch mean and variance with
- * divisor div, saved in mean/rstd; inference: mean = stats[0..D), var = stats[D..2D)
- * (run_mean, run_var); xhat saved; out = gain * xhat + bias */
-void bpm_bn_fwd_f32(int N, int D, const float *x, const float *gain, const float *bias, double eps,
-                    double div, const float *run_mean, const float *run_var, float *mean,
-                    float *rstd, float *xhat, float *out, double *acc1, double *acc2);
-void bpm_bn_fwd_f64(int N, int D, const double *x, const double *gain, const double *bias,
-                    double eps, double div, const double *run_mean, const double *run_var,
-                    double *mean, double *rstd, double *xhat, double *out, double *acc1,
-                    double *acc2);
-/* dx = gain*rstd/N * (N*dy - sum_b dy - c*xhat*sum_b(dy*xhat)) */
-void bpm_bn_bwd_x_f32(int N, int D, const float *dy, const float *xhat, const float *gain,
-                      const float *rstd, double c, double *acc1, double *acc2, float *out);
-void bpm_bn_bwd_x_f64(int N, int D, const double *dy, const double *xhat, const double *gain,
-                      const double *rstd, double c, double *acc1, double *acc2, double *out);
 /* out[j] = sum_b dy * xhat */
 void bpm_bn_bwd_gain_f32(int N, int D, const float *dy, const float *xhat, double *acc, float *out);
 void bpm_bn_bwd_gain_f64(int N, int D, const double *dy, const double *xhat, double *acc,

@@ -96,6 +96,9 @@ static const struct {
   {"transpose",
    "dim B = 3\ndim T = 4\ndim C = 5\ninput x : [B, T, C]\nparam w : [T, T] ~ randn\nxt = transpose(x, 1, 2)\n"
    "y = tanh(xt @ w)\nz = transpose(y, dim0=0, dim1=2)\nloss = mean(z * z) + sum(transpose(w) * w)\n"},
+  {"batchnorm_of_an_input",   /* no dx: the gain's gradient alone (bn_bwd_gain without its group) */
+   "dim N = 6\ndim D = 4\ninput x : [N, D]\nparam g : [D] ~ randn * 0.1 + 1\nparam b : [D] ~ randn * 0.1\n"
+   "param w : [D, 3] ~ randn\ny = batchnorm(x, g, b, eps=1e-5)\nloss = mean(tanh(y @ w))\n"},
   {"gelu",
    "dim N = 7\ndim K = 5\ninput x : [N, K]\nparam w : [K, K] ~ randn\nparam b : [K] ~ randn * 0.3\n"
    "h = gelu(x @ w + b)\nloss = mean(h * h) + sum(gelu(h - 1)) / N + gelu(0.5)\n"},
