@@ -34,11 +34,12 @@ static const char run_usage[] =
   "makemore does (a word a row, makemore's split), or on a token stream: --text\n"
   "FILE (V set from its distinct bytes) or llm.c's token files --data-tokens.\n"
   "\n"
-  "Models that are not character models train on tensors: .npy files (C order,\n"
-  "little-endian '<f4' '<f8' '<i4' '<i8' '|u1') whose first axis is the example\n"
-  "axis and whose other axes are the input's shape without the batch B.  The\n"
-  "spec's inputs in order: the first is fed from the -x files, the second from\n"
-  "the -y files.  Dev and test splits are optional; nothing is sampled.\n"
+  "Models that are not character models train on tensors: .npy files (C or\n"
+  "Fortran order, little-endian '<f4' '<f8' '<i4' '<i8' '|u1') whose first axis\n"
+  "is the example axis and whose other axes are the input's shape without the\n"
+  "batch B.  The spec's inputs in order: the first is fed from the -x files,\n"
+  "the second from the -y files.  Dev and test splits are optional; nothing is\n"
+  "sampled.\n"
   "\n";
 
 /* The trainer's own option list (tr_usage in templates/trainer.c, the text

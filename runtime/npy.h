@@ -1,17 +1,18 @@
 /* npy.h: NumPy .npy files, the exchange format of `bpgen grad`.
  *
  * Reads format versions 1.0, 2.0 and 3.0 with little-endian '<f8' '<f4' '<i4'
- * '<i8' or '|u1' data in C order; writes version 1.0.  Anything else (Fortran
- * order, big-endian, another dtype, a bad magic or header, truncated or extra
- * data, rank above MAXRANK) is a user error through error_plain() that names
- * the file and the problem.  Header parsing is bounded and safe on any bytes.
+ * '<i8' or '|u1' data, in C or Fortran order (Fortran data is reordered to C
+ * order); writes version 1.0.  Anything else (big-endian, another dtype, a bad
+ * magic or header, truncated or extra data, rank above MAXRANK) is a user
+ * error through error_plain() that names the file and the problem.  The header
+ * is read by npy_parse.h, which the emitted trainer shares: bounded and safe
+ * on any bytes.
  */
 #ifndef NPY_H
 #define NPY_H
 
 #include "bpgen.h"
-
-typedef enum { NPY_F8, NPY_F4, NPY_I4, NPY_I8, NPY_U1 } NpyType;
+#include "npy_parse.h"
 
 typedef struct Npy {
   NpyType type;
@@ -20,7 +21,6 @@ typedef struct Npy {
   void *data;            /* numel elements of type (malloc'd; npy_free) */
 } Npy;
 
-const char *npy_descr(NpyType t);                 /* "<f8", ... */
 /* Reads path into *out (data malloc'd; free with npy_free). */
 void npy_read(const char *path, Npy *out);
 /* Parses a whole file held in memory; name is used in messages. */

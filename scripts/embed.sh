@@ -3,8 +3,11 @@
 # so the emitter can fill templates and copy runtime headers without reading
 # files at run time.  Each entry is named after the file's path.  A line
 # `#include "NAME"` naming a file beside the embedded one (runtime/kernels.h's
-# per-type bodies, kernels_*.h) is replaced by that file's text, every time it
-# appears, so that an entry stands alone: the emitted C is one file.
+# per-type bodies, kernels_*.h) or, by a relative path, in another directory
+# (templates/trainer.c's "../runtime/npy_parse.h") is replaced by that file's
+# text, every time it appears, so that an entry stands alone: the emitted C is
+# one file.  A file from another directory is framed by #line directives, so
+# that a compiler's messages name it and the including file's own lines.
 set -eu
 out=$1; shift
 {
@@ -13,12 +16,15 @@ out=$1; shift
   echo "static const EmbeddedFile embedded_files[] = {"
   for f in "$@"; do
     printf '  {"%s",\n' "$f"
-    awk -v dir="$(dirname "$f")" '
+    awk -v dir="$(dirname "$f")" -v self="$f" '
       /^#include "[^"]*"/ {
-        p = $2; gsub(/"/, "", p); p = dir "/" p
+        p = $2; gsub(/"/, "", p); other = p ~ /\//; p = dir "/" p
+        while (sub(/[^\/]+\/\.\.\//, "", p)) {}
         if ((getline line < p) > 0) {
+          if (other) print "#line 1 \"" p "\""
           do print line; while ((getline line < p) > 0)
           close(p)
+          if (other) print "#line " NR + 1 " \"" self "\""
           next
         }
       }

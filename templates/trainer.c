@@ -60,7 +60,8 @@
  * files; more than two inputs are not supported).  Each input's first axis is
  * the batch B; each file's first axis is the example axis and the rest of its
  * shape must equal the input's shape without B.  Files are NumPy .npy version
- * 1.0, 2.0 or 3.0, C order, little-endian '<f4' '<f8' '<i4' '<i8' or '|u1';
+ * 1.0, 2.0 or 3.0, C or Fortran order, little-endian '<f4' '<f8' '<i4' '<i8' or
+ * '|u1' (runtime/npy_parse.h reads the header, as bpgen itself does);
  * int inputs take only the int types, float inputs any (converted to the
  * model's float type, and must be finite).  Int inputs are indices: negative
  * values are rejected, and the second input, when it is int[B] and the model
@@ -106,6 +107,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../runtime/npy_parse.h"   /* pasted here by scripts/embed.sh */
 
 enum { TR_SPLITS = 3, TR_MAXSAMPLE = 200 };
 enum { TR_SCHED_STEP, TR_SCHED_COSINE, TR_SCHED_CONSTANT };   /* --lr-schedule */
@@ -234,7 +237,7 @@ static double tr_now(void) {
 
 static int tr_finite(double x) { return x == x && x - x == 0.0; }
 
-/* little-endian fields of zip, .npy and token-file headers */
+/* little-endian fields of zip and token-file headers */
 static void tr_put16(unsigned char *p, unsigned v) { p[0] = v & 0xFF; p[1] = (v >> 8) & 0xFF; }
 static void tr_put32(unsigned char *p, uint32_t v) { tr_put16(p, v & 0xFFFF); tr_put16(p + 2, v >> 16); }
 static unsigned tr_get16(const unsigned char *p) { return p[0] | (unsigned)p[1] << 8; }
@@ -1363,13 +1366,10 @@ static uint32_t tr_crc32(const unsigned char *p, size_t n) {
   return c ^ 0xFFFFFFFFu;
 }
 
-
-/* The .npy header dict, as numpy writes it for version 1.0. */
-static void tr_npy_dict(char *buf, size_t cap, const char *descr, int rank, const int *dims) {
-  int n = snprintf(buf, cap, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+/* an array's dims as npy_parse.h takes them */
+static void tr_dims(long *dim, int rank, const int *dims) {
   for (int i = 0; i < rank; i++)
-    n += snprintf(buf + n, cap - (size_t)n, "%d%s", dims[i], rank == 1 ? "," : i + 1 < rank ? ", " : "");
-  snprintf(buf + n, cap - (size_t)n, "), }");
+    dim[i] = dims[i];
 }
 
 typedef struct TrCkWriter {
@@ -1380,23 +1380,18 @@ typedef struct TrCkWriter {
   int nentries;
 } TrCkWriter;
 
-static void tr_ck_entry(Tr *tr, TrCkWriter *w, const char *name, const char *descr, int rank,
+static void tr_ck_entry(Tr *tr, TrCkWriter *w, const char *name, NpyType type, int rank,
                         const int *dims, const void *data, size_t nbytes) {
-  char dict[512];
-  tr_npy_dict(dict, sizeof dict, descr, rank, dims);
-  size_t hl = 10 + strlen(dict) + 1;
-  size_t pad = (64 - hl % 64) % 64;
-  size_t hlen = strlen(dict) + pad + 1;
-  size_t total = 10 + hlen + nbytes;
+  unsigned char head[NPY_MAXHEADER];
+  long dim[NPY_MAXRANK];
+  tr_dims(dim, rank, dims);
+  size_t hlen = npy_header_text(head, sizeof head, type, rank, dim);
+  size_t total = hlen + nbytes;
   free(tr->membuf);
   tr->membuf = tr_alloc(tr, total);
   unsigned char *b = tr->membuf;
-  memcpy(b, "\x93NUMPY\x01\x00", 8);
-  tr_put16(b + 8, (unsigned)hlen);
-  memcpy(b + 10, dict, strlen(dict));
-  memset(b + 10 + strlen(dict), ' ', pad);
-  b[10 + hlen - 1] = '\n';
-  memcpy(b + 10 + hlen, data, nbytes);
+  memcpy(b, head, hlen);
+  memcpy(b + hlen, data, nbytes);
   char fname[300];
   snprintf(fname, sizeof fname, "%s.npy", name);
   size_t nlen = strlen(fname);
@@ -1440,12 +1435,12 @@ static void tr_ck_entry(Tr *tr, TrCkWriter *w, const char *name, const char *des
   w->nentries++;
 }
 
-static const char *tr_descr(const BpTensor *t) {
-  return t->dtype == BP_F64 ? "<f8" : t->dtype == BP_F32 ? "<f4" : "<i4";
+static NpyType tr_type(const BpTensor *t) {
+  return t->dtype == BP_F64 ? NPY_F8 : t->dtype == BP_F32 ? NPY_F4 : NPY_I4;
 }
 
 static void tr_ck_tensor(Tr *tr, TrCkWriter *w, const char *name, const BpTensor *t, const void *p) {
-  tr_ck_entry(tr, w, name, tr_descr(t), t->rank, t->dims, p, t->numel * tr->esize);
+  tr_ck_entry(tr, w, name, tr_type(t), t->rank, t->dims, p, t->numel * tr->esize);
 }
 
 /* The directory part of path ("." when it has none) into dir. */
@@ -1530,12 +1525,12 @@ static void tr_save(Tr *tr, const char *path) {
   int64_t step = tr->step, at = tr->adamw_t;
   uint64_t rng = tr->batch_rng.s, seed = tr->o.seed;
   int nv = tr->nvocab;
-  tr_ck_entry(tr, &w, "step", "<i8", 0, &one, &step, 8);
-  tr_ck_entry(tr, &w, "rng", "<u8", 0, &one, &rng, 8);
-  tr_ck_entry(tr, &w, "seed", "<u8", 0, &one, &seed, 8);
-  tr_ck_entry(tr, &w, "vocab", "|u1", 1, &nv, tr->itos, (size_t)nv);
+  tr_ck_entry(tr, &w, "step", NPY_I8, 0, &one, &step, 8);
+  tr_ck_entry(tr, &w, "rng", NPY_U8, 0, &one, &rng, 8);
+  tr_ck_entry(tr, &w, "seed", NPY_U8, 0, &one, &seed, 8);
+  tr_ck_entry(tr, &w, "vocab", NPY_U1, 1, &nv, tr->itos, (size_t)nv);
   if (tr->o.adamw)
-    tr_ck_entry(tr, &w, "adamw_t", "<i8", 0, &one, &at, 8);
+    tr_ck_entry(tr, &w, "adamw_t", NPY_I8, 0, &one, &at, 8);
   for (int i = 0; i < m->ntensors; i++) {
     const BpTensor *t = &m->tensors[i];
     if (t->kind == BP_PARAM || t->kind == BP_STAT)
@@ -1721,9 +1716,10 @@ static int tr_ck_find(Tr *tr, const char *path, size_t len, const char *name, Tr
   return 0;
 }
 
-/* Copies entry `name` into dst after checking its dtype and shape.  Returns 0
- * when the entry is absent and !required. */
-static int tr_ck_get(Tr *tr, const char *path, size_t len, const char *name, const char *descr,
+/* Copies entry `name` into dst after checking its dtype and shape (a
+ * Fortran-order entry is reordered).  Returns 0 when the entry is absent and
+ * !required. */
+static int tr_ck_get(Tr *tr, const char *path, size_t len, const char *name, NpyType type,
                      int rank, const int *dims, void *dst, size_t nbytes, int required) {
   TrEntry e;
   if (!tr_ck_find(tr, path, len, name, &e)) {
@@ -1731,35 +1727,25 @@ static int tr_ck_get(Tr *tr, const char *path, size_t len, const char *name, con
       tr_fail(tr, "%s: checkpoint has no %s (written for another model?)", path, name);
     return 0;
   }
-  if (e.len < 10 || memcmp(e.data, "\x93NUMPY", 6) != 0)
-    tr_fail(tr, "%s: %s is not a .npy array", path, e.name);
-  size_t hlen = 0, hoff = 0; /* clang cannot tell that tr_fail does not return */
-  if (e.data[6] == 1) {
-    hlen = tr_get16(e.data + 8);
-    hoff = 10;
-  } else if (e.data[6] == 2 || e.data[6] == 3) {
-    if (e.len < 12)
-      tr_fail(tr, "%s: %s is truncated", path, e.name);
-    hlen = tr_get32(e.data + 8);
-    hoff = 12;
-  } else {
-    tr_fail(tr, "%s: %s: unknown .npy version %d", path, e.name, e.data[6]);
+  NpyHeader h;
+  char err[256];
+  if (npy_header_parse(e.data, e.len, 1, &h, err, sizeof err) < 0)
+    tr_fail(tr, "%s: %s: %s", path, e.name, err);
+  long dim[NPY_MAXRANK];
+  tr_dims(dim, rank, dims);
+  int same = h.type == type && h.rank == rank && h.nbytes == nbytes;
+  for (int i = 0; same && i < rank; i++)
+    same = h.dim[i] == dim[i];
+  if (!same) {
+    char got[160], want[160];
+    tr_fail(tr, "%s: %s is %s %s but this model wants %s %s", path, e.name,
+            npy_dtypes[h.type].descr, npy_shape_text(got, sizeof got, h.rank, h.dim),
+            npy_dtypes[type].descr, npy_shape_text(want, sizeof want, rank, dim));
   }
-  if (hoff + hlen > e.len)
-    tr_fail(tr, "%s: %s is truncated", path, e.name);
-  char got[512], exp[512];
-  size_t gl = hlen < sizeof got ? hlen : sizeof got - 1;
-  memcpy(got, e.data + hoff, gl);
-  got[gl] = '\0';
-  while (gl > 0 && (got[gl - 1] == ' ' || got[gl - 1] == '\n'))
-    got[--gl] = '\0';
-  tr_npy_dict(exp, sizeof exp, descr, rank, dims);
-  if (strcmp(got, exp) != 0)
-    tr_fail(tr, "%s: %s is %s but this model wants %s", path, e.name, got, exp);
-  if (e.len - hoff - hlen != nbytes)
-    tr_fail(tr, "%s: %s holds %lu bytes of data, expected %lu", path, e.name,
-            (unsigned long)(e.len - hoff - hlen), (unsigned long)nbytes);
-  memcpy(dst, e.data + hoff + hlen, nbytes);
+  if (h.fortran)
+    npy_to_c_order(dst, e.data + h.offset, &h);
+  else
+    memcpy(dst, e.data + h.offset, nbytes);
   return 1;
 }
 
@@ -1787,11 +1773,11 @@ static void tr_load(Tr *tr, const char *path) {
   int64_t step, at = 0;
   uint64_t rng, seed;
   char vocab[256];
-  tr_ck_get(tr, path, len, "step", "<i8", 0, &one, &step, 8, 1);
-  tr_ck_get(tr, path, len, "rng", "<u8", 0, &one, &rng, 8, 1);
-  tr_ck_get(tr, path, len, "seed", "<u8", 0, &one, &seed, 8, 1);
+  tr_ck_get(tr, path, len, "step", NPY_I8, 0, &one, &step, 8, 1);
+  tr_ck_get(tr, path, len, "rng", NPY_U8, 0, &one, &rng, 8, 1);
+  tr_ck_get(tr, path, len, "seed", NPY_U8, 0, &one, &seed, 8, 1);
   int nv = tr->nvocab;
-  tr_ck_get(tr, path, len, "vocab", "|u1", 1, &nv, vocab, (size_t)nv, 1);
+  tr_ck_get(tr, path, len, "vocab", NPY_U1, 1, &nv, vocab, (size_t)nv, 1);
   if (memcmp(vocab, tr->itos, (size_t)nv) != 0)
     tr_fail(tr, "%s: the checkpoint's vocabulary differs from %s's", path,
             tr->o.data ? tr->o.data : tr->o.text ? tr->o.text : "the data");
@@ -1800,11 +1786,11 @@ static void tr_load(Tr *tr, const char *path) {
   for (int i = 0; i < m->ntensors; i++) {
     const BpTensor *t = &m->tensors[i];
     if (t->kind == BP_PARAM || t->kind == BP_STAT)
-      tr_ck_get(tr, path, len, t->name, tr_descr(t), t->rank, t->dims,
+      tr_ck_get(tr, path, len, t->name, tr_type(t), t->rank, t->dims,
                 (char *)tr->state + t->offset, t->numel * tr->esize, t->kind == BP_PARAM);
   }
   if (tr->o.adamw) {
-    int have = tr_ck_get(tr, path, len, "adamw_t", "<i8", 0, &one, &at, 8, 0);
+    int have = tr_ck_get(tr, path, len, "adamw_t", NPY_I8, 0, &one, &at, 8, 0);
     for (int k = 0; k < 2 && have; k++)
       for (int i = 0; i < m->ntensors; i++) {
         const BpTensor *t = &m->tensors[i];
@@ -1812,7 +1798,7 @@ static void tr_load(Tr *tr, const char *path) {
           continue;
         char name[300];
         snprintf(name, sizeof name, "adamw.%c.%s", k ? 'v' : 'm', t->name);
-        tr_ck_get(tr, path, len, name, tr_descr(t), t->rank, t->dims,
+        tr_ck_get(tr, path, len, name, tr_type(t), t->rank, t->dims,
                   (char *)(k ? tr->mom_v : tr->mom_m) + (t->offset - m->param_offset),
                   t->numel * tr->esize, 1);
       }
@@ -1831,169 +1817,23 @@ static void tr_load(Tr *tr, const char *path) {
 
 /* ---- tensor data: .npy files ---------------------------------------------------- */
 
-/* A .npy array as read: its element type, shape and data (inside tr->npybuf). */
-typedef struct TrNpy {
-  char kind;                   /* 'f' float, 'i' signed int, 'u' unsigned int */
-  int size;                    /* bytes per element: 1, 4 or 8 */
-  int rank;
-  long dims[BP_MAXRANK];
-  size_t numel;
-  const unsigned char *data;
-} TrNpy;
-
-static const char *tr_npy_space(const char *p) {
-  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-    p++;
-  return p;
-}
-
-/* A quoted Python string at p into buf (cap bytes); returns the text after it,
- * or NULL when p holds no quoted string that fits. */
-static const char *tr_npy_str(const char *p, char *buf, size_t cap) {
-  if (*p != '\'' && *p != '"')
-    return NULL;
-  const char *e = strchr(p + 1, *p);
-  if (!e || (size_t)(e - p - 1) >= cap)
-    return NULL;
-  memcpy(buf, p + 1, (size_t)(e - p - 1));
-  buf[e - p - 1] = '\0';
-  return e + 1;
-}
-
-/* The header dict {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }
- * (keys in any order, either quote, spaces anywhere) into a.  The text is
- * NUL-terminated, so every scan stops at its end. */
-static void tr_npy_dict_parse(Tr *tr, const char *path, const char *h, TrNpy *a) {
-  char key[32], descr[32];
-  int have_descr = 0, have_fo = 0, have_shape = 0;
-  const char *p = tr_npy_space(h);
-  if (*p != '{')
-    tr_fail(tr, "%s: bad .npy header (no dict)", path);
-  p = tr_npy_space(p + 1);
-  while (*p != '}') {
-    p = tr_npy_str(p, key, sizeof key);
-    if (!p)
-      tr_fail(tr, "%s: bad .npy header (expected a quoted key)", path);
-    p = tr_npy_space(p);
-    if (*p != ':')
-      tr_fail(tr, "%s: bad .npy header (expected ':' after '%s')", path, key);
-    p = tr_npy_space(p + 1);
-    if (strcmp(key, "descr") == 0) {
-      p = tr_npy_str(p, descr, sizeof descr);
-      if (!p)
-        tr_fail(tr, "%s: bad .npy header (descr is not a simple type string)", path);
-      have_descr = 1;
-    } else if (strcmp(key, "fortran_order") == 0) {
-      if (strncmp(p, "False", 5) == 0)
-        p += 5;
-      else if (strncmp(p, "True", 4) == 0)
-        tr_fail(tr, "%s: Fortran-order array: save it in C order "
-                "(numpy.ascontiguousarray)", path);
-      else
-        tr_fail(tr, "%s: bad .npy header (fortran_order is neither True nor False)", path);
-      have_fo = 1;
-    } else if (strcmp(key, "shape") == 0) {
-      if (*p != '(')
-        tr_fail(tr, "%s: bad .npy header (shape is not a tuple)", path);
-      p = tr_npy_space(p + 1);
-      a->rank = 0;
-      while (*p != ')') {
-        if (*p < '0' || *p > '9')
-          tr_fail(tr, "%s: bad .npy header (shape holds something other than sizes)", path);
-        long v = 0;
-        while (*p >= '0' && *p <= '9') {
-          v = v * 10 + (*p++ - '0');
-          if (v > 2147483647L)
-            tr_fail(tr, "%s: shape has a size above 2^31-1", path);
-        }
-        if (a->rank == BP_MAXRANK)
-          tr_fail(tr, "%s: rank above %d", path, BP_MAXRANK);
-        a->dims[a->rank++] = v;
-        p = tr_npy_space(p);
-        if (*p == ',')
-          p = tr_npy_space(p + 1);
-        else if (*p != ')')
-          tr_fail(tr, "%s: bad .npy header (expected ',' or ')' in shape)", path);
-      }
-      p++;
-      have_shape = 1;
-    } else {
-      tr_fail(tr, "%s: bad .npy header (unknown key '%s')", path, key);
-    }
-    p = tr_npy_space(p);
-    if (*p == ',')
-      p = tr_npy_space(p + 1);
-    else if (*p != '}')
-      tr_fail(tr, "%s: bad .npy header (expected ',' or '}')", path);
-  }
-  if (!have_descr || !have_fo || !have_shape)
-    tr_fail(tr, "%s: bad .npy header (needs descr, fortran_order and shape)", path);
-  /* descr: byte order, kind, size */
-  char bo = descr[0];
-  if (bo == '>' && strcmp(descr + 1, "u1") != 0 && strcmp(descr + 1, "i1") != 0)
-    tr_fail(tr, "%s: big-endian data ('%s'): save it little-endian (astype('<%s'))", path,
-            descr, descr + 1);
-  int ok = (bo == '<' || bo == '|' || bo == '=' || bo == '>') && descr[1] && descr[2] && !descr[3];
-  a->kind = descr[1];
-  a->size = ok ? descr[2] - '0' : 0;
-  ok = ok && ((a->kind == 'f' && (a->size == 4 || a->size == 8)) ||
-              (a->kind == 'i' && (a->size == 4 || a->size == 8)) ||
-              (a->kind == 'u' && a->size == 1));
-  if (!ok)
-    tr_fail(tr, "%s: dtype '%s' is not supported: use '<f4', '<f8', '<i4', '<i8' or '|u1'",
-            path, descr);
-}
-
-/* Reads the .npy file at path into tr->npybuf and parses it into a.  Versions
- * 1.0 (2-byte header length), 2.0 and 3.0 (4-byte).  The data must be exactly
- * numel elements. */
-static void tr_npy_read(Tr *tr, const char *path, TrNpy *a) {
-  memset(a, 0, sizeof *a);
+/* Reads the .npy file at path into tr->npybuf and its header into h; the
+ * data, in C order, starts at tr->npybuf + h->offset (Fortran-order data is
+ * reordered into a new buffer). */
+static void tr_npy_read(Tr *tr, const char *path, NpyHeader *h) {
   free(tr->npybuf);
   tr->npybuf = NULL;
   size_t len;
   tr_slurp(tr, path, &tr->npybuf, &len);
-  const unsigned char *b = tr->npybuf;
-  if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
-    tr_fail(tr, "%s: not a .npy file (bad magic)", path);
-  size_t hoff = 0, hlen = 0; /* (tr_fail does not return) */
-  if (b[6] == 1) {
-    hoff = 10;
-    hlen = tr_get16(b + 8);
-  } else if (b[6] == 2 || b[6] == 3) {
-    if (len < 12)
-      tr_fail(tr, "%s: truncated .npy header", path);
-    hoff = 12;
-    hlen = tr_get32(b + 8);
-  } else {
-    tr_fail(tr, "%s: unknown .npy version %d.%d", path, b[6], b[7]);
+  char err[256];
+  if (npy_header_parse(tr->npybuf, len, 0, h, err, sizeof err) < 0)
+    tr_fail(tr, "%s: %s", path, err);
+  if (h->fortran) {
+    unsigned char *c = tr_alloc(tr, h->offset + h->nbytes);
+    npy_to_c_order(c + h->offset, tr->npybuf + h->offset, h);
+    free(tr->npybuf);
+    tr->npybuf = c;
   }
-  if (hlen > len - hoff)
-    tr_fail(tr, "%s: truncated .npy header (%lu bytes announced, %lu in the file)", path,
-            (unsigned long)hlen, (unsigned long)(len - hoff));
-  if (hlen > 65536)
-    tr_fail(tr, "%s: .npy header of %lu bytes: too long", path, (unsigned long)hlen);
-  char hb[4096];                   /* numpy writes a few hundred bytes at most */
-  if (hlen >= sizeof hb)
-    tr_fail(tr, "%s: .npy header of %lu bytes: too long", path, (unsigned long)hlen);
-  memcpy(hb, b + hoff, hlen);
-  hb[hlen] = '\0';
-  tr_npy_dict_parse(tr, path, hb, a);
-  size_t n = 1;
-  for (int i = 0; i < a->rank; i++) {
-    if (a->dims[i] != 0 && n > (size_t)-1 / 16 / (size_t)a->dims[i])
-      tr_fail(tr, "%s: shape too large", path);
-    n *= (size_t)a->dims[i];
-  }
-  a->numel = n;
-  size_t have = len - hoff - hlen, want = n * (size_t)a->size;
-  if (have < want)
-    tr_fail(tr, "%s: truncated: %lu bytes of data, the shape needs %lu", path,
-            (unsigned long)have, (unsigned long)want);
-  if (have > want)
-    tr_fail(tr, "%s: %lu bytes of data after the header, the shape needs %lu (extra data)",
-            path, (unsigned long)have, (unsigned long)want);
-  a->data = b + hoff + hlen;
 }
 
 static void tr_shape_str(char *buf, size_t cap, const long *dims, int rank, const char *first) {
@@ -2015,27 +1855,28 @@ static void tr_shape_str(char *buf, size_t cap, const long *dims, int rank, cons
  * (finite floats; indices >= 0 and, when maxv > 0, below maxv). */
 static void tr_load_input(Tr *tr, TrSplit *s, int k, const char *path, long maxv) {
   const BpTensor *t = tr->tin[k];
-  TrNpy a;
+  NpyHeader a;
   tr_npy_read(tr, path, &a);
   long want[BP_MAXRANK];
   for (int i = 0; i < t->rank; i++)
     want[i] = t->dims[i];
   int ok = a.rank == t->rank;
   for (int i = 1; ok && i < t->rank; i++)
-    ok = a.dims[i] == want[i];
+    ok = a.dim[i] == want[i];
   if (!ok) {
     char got[128], exp[128], in[128];
-    tr_shape_str(got, sizeof got, a.dims, a.rank, NULL);
+    tr_shape_str(got, sizeof got, a.dim, a.rank, NULL);
     tr_shape_str(exp, sizeof exp, want, t->rank, "N");
     tr_shape_str(in, sizeof in, want, t->rank, NULL);
     tr_fail(tr, "%s: shape %s does not match input %s %s: expected %s for N examples", path, got,
             t->name, in, exp);
   }
   int isint = t->dtype == BP_I32;
-  if (isint && a.kind == 'f')
-    tr_fail(tr, "%s: holds floats ('<f%d') but input %s is int: give indices as '<i4', "
-            "'<i8' or '|u1'", path, a.size, t->name);
-  size_t n = (size_t)a.dims[0], per = t->numel / (size_t)tr->B;
+  int isfloat = a.type == NPY_F8 || a.type == NPY_F4;
+  if (isint && isfloat)
+    tr_fail(tr, "%s: holds floats ('%s') but input %s is int: give indices as '<i4', "
+            "'<i8' or '|u1'", path, npy_dtypes[a.type].descr, t->name);
+  size_t n = (size_t)a.dim[0], per = t->numel / (size_t)tr->B;
   if (k == 0) {
     s->n = n;
   } else if (n != s->n) {
@@ -2044,15 +1885,15 @@ static void tr_load_input(Tr *tr, TrSplit *s, int k, const char *path, long maxv
   }
   s->td[k] = tr_alloc(tr, n * tr->rowbytes[k]);
   for (size_t i = 0; i < n * per; i++) {
-    const unsigned char *p = a.data + i * (size_t)a.size;
+    const unsigned char *p = tr->npybuf + a.offset + i * (size_t)npy_dtypes[a.type].size;
     double f = 0;
     long long v = 0;
-    if (a.kind == 'f' && a.size == 4) { float x; memcpy(&x, p, 4); f = x; }
-    else if (a.kind == 'f') memcpy(&f, p, 8);
-    else if (a.size == 1) v = *p;
-    else if (a.size == 4) { int32_t x; memcpy(&x, p, 4); v = x; }
+    if (a.type == NPY_F4) { float x; memcpy(&x, p, 4); f = x; }
+    else if (a.type == NPY_F8) memcpy(&f, p, 8);
+    else if (a.type == NPY_U1) v = *p;
+    else if (a.type == NPY_I4) { int32_t x; memcpy(&x, p, 4); v = x; }
     else { int64_t x; memcpy(&x, p, 8); v = x; }
-    if (a.kind != 'f')
+    if (!isfloat)
       f = (double)v;
     unsigned char *d = s->td[k] + i * (isint ? sizeof(int32_t) : tr->esize);
     if (!isint) {

@@ -248,6 +248,15 @@ START_TEST(dtype_and_jit_variant) {
   const char *body = strstr(d, "/* kernels_gemm.h:");
   ck_assert(body != NULL && strstr(body + 1, "/* kernels_gemm.h:") != NULL);
   ck_assert(strstr(d, "#define BP_S f32\n") && strstr(d, "#define BP_S f64\n"));
+  /* the trainer, for gcc and for libtcc, too: runtime/npy_parse.h pasted in, framed by #line */
+  for (int jit = 0; jit < 2; jit++) {
+    EmitOptions topt = {DT_F32, "m", jit, false};
+    const char *t = trainer_source(g, &topt);
+    ck_assert_msg(strstr(t, "#include \"") == NULL, "the trainer includes a project file");
+    const char *np = strstr(t, "#line 1 \"runtime/npy_parse.h\"\n/* npy_parse.h:");
+    ck_assert_msg(np && strstr(np, "static inline int npy_header_parse("), "npy_parse.h not pasted");
+    ck_assert(strstr(np, "#endif\n#line ") && strstr(np, " \"templates/trainer.c\"\n"));
+  }
 }
 END_TEST
 

@@ -135,6 +135,84 @@ START_TEST(version2_header) {
 }
 END_TEST
 
+/* Fortran-order data is read in C order: a (2, 3) array and a (2, 3, 2) one
+ * whose values are their C-order positions, stored first axis fastest. */
+START_TEST(fortran_order) {
+  const char *path = tmp("f.npy");
+  double f2[6];
+  int32_t f3[12];
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 3; j++) {
+      f2[i + 2 * j] = 3 * i + j;
+      for (int k = 0; k < 2; k++)
+        f3[i + 2 * j + 6 * k] = 6 * i + 2 * j + k;
+    }
+  write_npy_raw(path, 1, "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }", f2, sizeof f2);
+  Shape s2 = {2, {2, 3}}, s3 = {3, {2, 3, 2}};
+  double d[6];
+  npy_load_float(path, &s2, d);
+  for (int i = 0; i < 6; i++)
+    ck_assert_double_eq(d[i], i);
+  write_npy_raw(path, 3, "{'descr': '<i4', 'fortran_order': True, 'shape': (2, 3, 2), }", f3, sizeof f3);
+  int32_t v[12];
+  npy_load_int(path, &s3, v);
+  for (int i = 0; i < 12; i++)
+    ck_assert_int_eq(v[i], i);
+}
+END_TEST
+
+static const char *catch_parse(const unsigned char *buf, size_t len) {
+  static jmp_buf jb;
+  Npy a = {0};
+  if (setjmp(jb) == 0) {
+    error_catch(&jb);
+    npy_parse("h.npy", buf, len, &a);
+    error_catch(NULL);
+    npy_free(&a);
+    return "";
+  }
+  const char *msg = arena_strndup(error_text(), strlen(error_text()));
+  error_catch(NULL);
+  return msg;
+}
+
+/* The header's bounds: under 4096 bytes, no NUL byte; <u8 only for the
+ * trainer's checkpoints (npy_header_parse's u8). */
+START_TEST(header_limits) {
+  static unsigned char buf[5000];
+  const char *dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (), }";
+  for (size_t hlen = 4094; hlen <= 4096; hlen++) {
+    memset(buf, ' ', sizeof buf);
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    buf[8] = (unsigned char)(hlen & 0xFF);
+    buf[9] = (unsigned char)(hlen >> 8);
+    memcpy(buf + 10, dict, strlen(dict));
+    buf[10 + hlen - 1] = '\n';
+    const char *msg = catch_parse(buf, 10 + hlen + 8);
+    if (hlen < 4096)
+      ck_assert_msg(msg[0] == '\0', "%zu: %s", hlen, msg);
+    else
+      ck_assert_msg(strstr(msg, "h.npy: .npy header of 4096 bytes: too long"), "%s", msg);
+  }
+  buf[8] = 64;   /* a 64-byte header, its '8' of '<f8' a NUL */
+  buf[9] = 0;
+  buf[10 + 63] = '\n';
+  ck_assert_str_eq(catch_parse(buf, 10 + 64 + 8), "");
+  buf[10 + 13] = '\0';
+  const char *msg = catch_parse(buf, 10 + 64 + 8);
+  ck_assert_msg(strstr(msg, "h.npy: bad .npy header (a NUL byte)"), "%s", msg);
+  unsigned char u8[128];
+  size_t h = npy_header_text(u8, sizeof u8, NPY_U8, 0, NULL);
+  memset(u8 + h, 0xFF, 8);
+  NpyHeader hd;
+  char err[128];
+  ck_assert_int_eq(npy_header_parse(u8, h + 8, 1, &hd, err, sizeof err), 0);
+  ck_assert(hd.type == NPY_U8 && hd.rank == 0 && hd.numel == 1 && hd.offset == h && h == 128 && hd.nbytes == 8);
+  ck_assert_int_eq(npy_header_parse(u8, h + 8, 0, &hd, err, sizeof err), -1);
+  ck_assert_str_eq(err, "dtype '<u8' is not supported: use '<f4', '<f8', '<i4', '<i8' or '|u1'");
+}
+END_TEST
+
 /* ---- malformed files: each gives its message ------------------------------------------ */
 
 typedef struct Bad {
@@ -152,20 +230,20 @@ static const Bad bads[] = {
   {"empty file", 0, NULL, 0, "", 0, "bad magic"},
   {"short header", 0, NULL, 0, "\x93NUMPY\x01\x00\xff\x00{'descr'", 17, "truncated .npy header"},
   {"v2 cut", 0, NULL, 0, "\x93NUMPY\x02\x00\x10\x00", 10, "truncated .npy header"},
-  {"version 9", 0, NULL, 0, "\x93NUMPY\x09\x00\x10\x00{}", 12, "unsupported .npy format version 9.0"},
+  {"version 9", 0, NULL, 0, "\x93NUMPY\x09\x00\x10\x00{}", 12, "unknown .npy version 9.0"},
   {"truncated data", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }", 40, NULL, 0,
-   "truncated data: <f8 [3, 4] needs 96 bytes, the file has 40"},
+   "truncated data: <f8 (3, 4) needs 96 bytes, the file has 40"},
   {"extra data", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", 24, NULL, 0,
-   "8 unexpected bytes after the data"},
+   "24 bytes of data where <f8 (2,) needs 16: 8 unexpected bytes after the data"},
   {"big-endian", 1, "{'descr': '>f8', 'fortran_order': False, 'shape': (2,), }", 16, NULL, 0,
    "big-endian data ('>f8') is not supported"},
-  {"fortran", 1, "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 2), }", 32, NULL, 0,
-   "Fortran-order arrays are not supported"},
+  {"fortran maybe", 1, "{'descr': '<f8', 'fortran_order': Maybe, 'shape': (2, 2), }", 32, NULL, 0,
+   "bad .npy header (fortran_order is neither True nor False)"},
   {"bad dtype", 1, "{'descr': '<c16', 'fortran_order': False, 'shape': (2,), }", 32, NULL, 0,
-   "unsupported dtype '<c16'"},
+   "dtype '<c16' is not supported: use '<f4', '<f8', '<i4', '<i8' or '|u1'"},
   {"object dtype", 1, "{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", 16, NULL, 0,
-   "unsupported dtype '|O'"},
-  {"missing shape", 1, "{'descr': '<f8', 'fortran_order': False, }", 0, NULL, 0, "missing 'shape'"},
+   "dtype '|O' is not supported"},
+  {"missing shape", 1, "{'descr': '<f8', 'fortran_order': False, }", 0, NULL, 0, "'shape' is missing"},
   {"unknown key", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (), 'x': 1}", 8, NULL, 0,
    "unknown key 'x'"},
   {"bad shape", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2, -1), }", 0, NULL, 0,
@@ -177,10 +255,19 @@ static const Bad bads[] = {
   {"rank 7", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1), }", 8, NULL, 0,
    "more than 6 dimensions"},
   {"unterminated", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (), 'sha", 0, NULL, 0,
-   "bad .npy header: unterminated string"},
+   "bad .npy header (unterminated string)"},
   {"unquoted descr", 1, "{'descr': f8, 'fortran_order': False, 'shape': (), }", 8, NULL, 0,
-   "bad .npy header: expected a quoted string"},
+   "bad .npy header (expected a quoted string)"},
   {"not a dict", 1, "['descr']", 0, NULL, 0, "expected '{'"},
+  /* the checks only one of the two former parsers made (bpgen's or the trainer's) */
+  {"text after", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (), } x", 8, NULL, 0,
+   "bad .npy header (text after the dict)"},
+  {"u1 big", 1, "{'descr': '>u1', 'fortran_order': False, 'shape': (), }", 1, NULL, 0,
+   "big-endian data ('>u1') is not supported; save it little-endian (astype('<u1'))"},
+  {"native order", 1, "{'descr': '=f8', 'fortran_order': False, 'shape': (), }", 8, NULL, 0,
+   "dtype '=f8' is not supported"},
+  {"u8 data", 1, "{'descr': '<u8', 'fortran_order': False, 'shape': (), }", 8, NULL, 0,
+   "dtype '<u8' is not supported"},
 };
 
 START_TEST(malformed) {
@@ -321,6 +408,8 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tc, round_trip, 0, (int)(sizeof trips / sizeof trips[0]));
   tcase_add_test(tc, float_conversions);
   tcase_add_test(tc, version2_header);
+  tcase_add_test(tc, fortran_order);
+  tcase_add_test(tc, header_limits);
   tcase_add_loop_test(tc, malformed, 0, (int)(sizeof bads / sizeof bads[0]));
   tcase_add_test(tc, load_mismatch);
   tcase_add_test(tc, every_prefix);

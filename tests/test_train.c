@@ -1118,14 +1118,12 @@ START_TEST(t_tensor_errors) {
   int32_t d[16] = {0, 1, 2, 3, 4, 5, 0, 1, 2, -1}, good[16] = {0, 1, 2, 3, 4, 5, 0, 1, 2, 3};
   static const char *const F = "'fortran_order': False";
   static const struct { const char *name, *dict; int version; size_t n; const char *err; } files[] = {
-    {"fort.npy", "{'descr': '<i4', 'fortran_order': True, 'shape': (5, 2), }", 1, 40,
-     "fort.npy: Fortran-order array"},
     {"big.npy", "{'descr': '>i4', %s, 'shape': (5, 2), }", 1, 40, "big.npy: big-endian data ('>i4')"},
     {"f2.npy", "{'descr': '<f2', %s, 'shape': (5, 2), }", 1, 20, "f2.npy: dtype '<f2' is not supported"},
     {"float.npy", "{'descr': '<f4', %s, 'shape': (5, 2), }", 1, 40,
      "float.npy: holds floats ('<f4') but input X is int"},
     {"trunc.npy", "{'descr': '<i4', %s, 'shape': (5, 2), }", 1, 36,
-     "trunc.npy: truncated: 36 bytes of data, the shape needs 40"},
+     "trunc.npy: truncated data: <i4 (5, 2) needs 40 bytes, the file has 36"},
     {"extra.npy", "{'descr': '<i4', %s, 'shape': (5, 2), }", 1, 44, "extra.npy: 44 bytes of data"},
     {"shape.npy", "{'descr': '<i4', %s, 'shape': (5, 1), }", 1, 20,
      "shape.npy: shape (5, 1) does not match input X (4, 2): expected (N, 2)"},
@@ -1153,6 +1151,12 @@ START_TEST(t_tensor_errors) {
     ck_assert_msg(strstr(tr_errbuf, files[i].err), "%s: error '%s' lacks '%s'", files[i].name,
                   tr_errbuf, files[i].err);
   }
+  /* Fortran order is read as C order: the -1 stored 5th, (4, 0), is row 4 (row 2 in C order) */
+  int32_t f[10] = {0, 1, 2, 3, -1, 5, 0, 1, 2, 3};
+  const char *fp = npy_file("fort.npy", 1, "{'descr': '<i4', 'fortran_order': True, 'shape': (5, 2), }",
+                            f, sizeof f);
+  ck_assert_int_eq(run(NULL, "--data-x", fp, "--data-y", y, "--steps", "1", NULL), 1);
+  ck_assert_msg(strstr(tr_errbuf, "fort.npy: row 4: index -1 is negative"), "%s", tr_errbuf);
   static const struct { const char *bytes; size_t n; const char *err; } raw[] = {
     {"hello", 5, "not a .npy file (bad magic)"},
     {"\x93NUMPY\x01\x00\xff\x00{'descr'", 17, "truncated .npy header (255 bytes announced"},
