@@ -103,6 +103,7 @@ typedef struct Layout {
   const char **buf;      /* per node id: member holding the node's value */
   const char **label;    /* per node id: name used in comments */
   const char **save;     /* per node id (batchnorm, layernorm, cross_entropy): base of saved members */
+  const char **save2;    /* per node id (cross_entropy): its safe-targets member */
   Field *fields;
   int nfields, capf;
   StrMap names;          /* every member's name (and the saved ones claimed ahead) */

@@ -120,7 +120,7 @@ typedef enum {
 #undef ATTR
   AT_COUNT
 } AttrName;
-typedef enum { AK_AXIS, AK_NONNEG, AK_BOOL } AttrKind;
+typedef enum { AK_AXIS, AK_NONNEG, AK_BOOL, AK_INT } AttrKind;
 
 typedef struct InitExpr InitExpr;
 
@@ -131,6 +131,7 @@ typedef struct InitExpr InitExpr;
   double num;            /* const value, pow exponent, eps, expand scale */      \
   int axis;              /* reductions, softmax, max_bwd: >= 0, or -1 for "all" */ \
   int axis2;             /* transpose: the axis swapped with axis */              \
+  int ignore;            /* cross_entropy: the target value left out of the mean */ \
   bool unbiased;         /* batchnorm: 1/(n-1) variance (the lecture's) */        \
   bool transa, transb;   /* matmul: use a^T / b^T (last two axes) */              \
   InitExpr *init;        /* param */

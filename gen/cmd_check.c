@@ -159,8 +159,8 @@ static double fwd_len(const Node *n) {
     return n->transa ? a->dim[a->rank - 2] : a->dim[a->rank - 1];
   case OP_softmax:
     return a->dim[n->axis];
-  case OP_cross_entropy:
-    return (double)a->dim[0] + a->dim[1];
+  case OP_cross_entropy:   /* the rows, then a row's K */
+    return (double)shape_numel(a) / a->dim[a->rank - 1] + a->dim[a->rank - 1];
   case OP_batchnorm:   /* rows: every axis but the last */
     return (double)shape_numel(a) / a->dim[a->rank - 1];
   case OP_layernorm:
@@ -186,7 +186,7 @@ static double bwd_len(const Node *c, int k) {
     own = t->shape.dim[c->axis];
     break;
   case OP_cross_entropy:
-    own = t->shape.dim[1];
+    own = t->shape.dim[t->shape.rank - 1];
     break;
   case OP_batchnorm:
     own = (double)shape_numel(&c->in[0]->shape) / c->in[0]->shape.dim[c->in[0]->shape.rank - 1];

@@ -39,6 +39,7 @@ struct Emit {
   const char **buf;      /* per node id: member holding the node's value */
   const char **label;    /* per node id: name used in comments */
   const char **save;     /* per node id (batchnorm, layernorm, cross_entropy): base of saved members */
+  const char **save2;    /* per node id (cross_entropy): its safe-targets member */
   Field *fields;
   int nfields;
   Copy *copies;
@@ -777,30 +778,75 @@ void emit_softmax_bwd(Emit *e, Node *n) {
 }
 
 /* loss = mean over rows of logsumexp(row) - row[Y] */
+/* loss = mean over the rows whose target is not `ignore` of logsumexp(row) -
+ * row[Y]; logits [..., K] are rows of K.  The kernel indexes with the targets:
+ * out-of-range ones are flagged first (NaN loss), ignored ones read as 0 and
+ * their terms taken back out, exactly, in double.  No target left: loss 0. */
 void emit_cross_entropy(Emit *e, Node *n) {
   Node *x = n->in[0], *y = n->in[1];
-  long N = x->shape.dim[0], K = x->shape.dim[1];
-  head_math(e, n, arena_printf(" = −(1/%ld) Σ_i log softmax(%s)[i, %s[i]]", N, lab(e, x), lab(e, y)));
-  /* the kernel trusts Y: check it first */
-  L(e, "for (int i = 0; i < %ld; i++)", N);
-  L(e, "  if (%s[i] < 0 || %s[i] >= %ld)", V(e, y), V(e, y), K);
-  L(e, "    s->bad_index = 1;");
-  L(e, "%s[0] = s->bad_index ? 0 : (real)%s(%ld, %ld, %s, %s, s->%s);", V(e, n), kern(e, "xent_fwd"), N, K,
-    V(e, x), V(e, y), e->save[n->id]);
+  long N = numel(y), K = x->shape.dim[x->shape.rank - 1];
+  const char *ys = arena_printf("s->%s", e->save2[n->id]);
+  head_math(e, n, arena_printf(" = −(1/n) Σ_i log softmax(%s)[i, %s[i]], n = #(%s ≠ %d)", lab(e, x), lab(e, y),
+                               lab(e, y), n->ignore));
+  L(e, "{");
+  L(e, "  int nvalid = 0;");
+  L(e, "  for (int i = 0; i < %ld; i++) {", N);
+  L(e, "    int32_t c = %s[i];", V(e, y));
+  L(e, "    if (c == %d) {", n->ignore);
+  L(e, "      %s[i] = 0;", ys);
+  L(e, "      continue;");
+  L(e, "    }");
+  L(e, "    if (c < 0 || c >= %ld)", K);
+  L(e, "      s->bad_index = 1;");
+  L(e, "    %s[i] = c;", ys);
+  L(e, "    nvalid++;");
+  L(e, "  }");
+  L(e, "  if (s->bad_index) {");
+  L(e, "    %s[0] = 0;", V(e, n));
+  L(e, "  } else {");
+  L(e, "    double mean = %s(%ld, %ld, %s, %s, s->%s);", kern(e, "xent_fwd"), N, K, V(e, x), ys, e->save[n->id]);
+  L(e, "    if (nvalid < %ld) {   /* the ignored rows' terms (target 0) out again */", N);
+  L(e, "      double total = mean * %ld;", N);
+  L(e, "      for (int i = 0; i < %ld; i++) {", N);
+  L(e, "        if (%s[i] != %d)", V(e, y), n->ignore);
+  L(e, "          continue;");
+  L(e, "        const real *row = &%s[(size_t)i * %ld];", V(e, x), K);
+  L(e, "        double m = row[0], sum = 0;");
+  L(e, "        for (int j = 1; j < %ld; j++)", K);
+  L(e, "          m = row[j] > m ? row[j] : m;");
+  L(e, "        for (int j = 0; j < %ld; j++)", K);
+  L(e, "          sum += exp(row[j] - m);");
+  L(e, "        total -= log(sum) + m - row[0];");
+  L(e, "      }");
+  L(e, "      mean = nvalid ? total / nvalid : 0;");
+  L(e, "    }");
+  L(e, "    %s[0] = (real)mean;", V(e, n));
+  L(e, "  }");
+  L(e, "}");
 }
 
-/* dlogits = (softmax(logits) - onehot(Y)) / N · dloss */
+/* dlogits = (softmax(logits) - onehot(Y)) / n · dloss over the rows kept, 0 in
+ * the ignored ones */
 void emit_xent_bwd(Emit *e, Node *n) {
   Node *x = n->in[0], *y = n->in[1], *dl = n->in[2];
-  long N = x->shape.dim[0], K = x->shape.dim[1];
+  long N = numel(y), K = x->shape.dim[x->shape.rank - 1];
   head_math(e, n, "");
   /* softmax as forward saved it (grad.c makes xent_bwd only from its
    * cross_entropy); Y only compared, never used as an index */
   Node *f = n->fwd;
   if (!f || f->op != OP_cross_entropy || f->in[0] != x || f->in[1] != y || !e->save[f->id])
     die("xent_bwd without its cross_entropy's saved softmax");
-  L(e, "%s(%ld, %ld, s->%s, %s, %s[0], %s, 0);", kern(e, "xent_bwd"), N, K, e->save[f->id], V(e, y), V(e, dl),
-    V(e, n));
+  L(e, "{");
+  L(e, "  int nvalid = 0;");
+  L(e, "  for (int i = 0; i < %ld; i++)", N);
+  L(e, "    nvalid += %s[i] != %d;", V(e, y), n->ignore);
+  L(e, "  %s(%ld, %ld, s->%s, %s, nvalid == %ld ? %s[0] : nvalid ? %s[0] * %ld / nvalid : 0, %s, 0);",
+    kern(e, "xent_bwd"), N, K, e->save[f->id], V(e, y), N, V(e, dl), V(e, dl), N, V(e, n));
+  L(e, "  if (nvalid < %ld)", N);
+  L(e, "    for (int i = 0; i < %ld; i++)", N);
+  L(e, "      if (%s[i] == %d)", V(e, y), n->ignore);
+  L(e, "        memset(&%s[(size_t)i * %ld], 0, %ld * sizeof(real));", V(e, n), K, K);
+  L(e, "}");
 }
 
 /* ---- normalisation ------------------------------------------------------------------ */
@@ -1478,7 +1524,7 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
   const char *p = c_ident(opt->prefix ? opt->prefix : "model");
   e->plan = plan_build(g);
   Layout *lay = layout_build(g, e->plan);
-  e->buf = lay->buf, e->label = lay->label, e->save = lay->save;
+  e->buf = lay->buf, e->label = lay->label, e->save = lay->save, e->save2 = lay->save2;
   e->fields = lay->fields, e->nfields = lay->nfields, e->copies = lay->copies, e->ncopies = lay->ncopies;
   if (opt->for_jit) {
     double bytes = 0;

@@ -78,8 +78,12 @@ Graph *expand_fused(Graph *g) {
       in[k] = map[n->in[k]->id];
     Lower l = {e, n->tok};
     switch (n->op) {
-    case OP_cross_entropy:
-      m = lower_xent(&l, in[0], in[1]);
+    case OP_cross_entropy:   /* over [N, K] rows; a sequence's [..., K] stays fused */
+      if (in[0]->shape.rank == 2) {
+        m = lower_xent(&l, in[0], in[1]);
+        break;
+      }
+      m = graph_add(e, n->op, n->tok, in[0], in[1], NULL, &n->shape, &n->at);
       break;
     case OP_softmax:
       m = lower_softmax(&l, in[0], n->axis);

@@ -189,8 +189,8 @@ void shape_xent_bwd(Node *n) {
   Node *l = n->in[0], *y = n->in[1], *dl = n->in[2];
   n->type = TY_FLOAT;
   n->shape = l->shape;
-  if (l->shape.rank != 2 || y->type != TY_INT || y->shape.rank != 1 ||
-      y->shape.dim[0] != l->shape.dim[0] || dl->shape.rank != 0)
+  if (l->shape.rank < 2 || y->type != TY_INT || y->shape.rank != l->shape.rank - 1 ||
+      shape_numel(&y->shape) * l->shape.dim[l->shape.rank - 1] != shape_numel(&l->shape) || dl->shape.rank != 0)
     die("xent_bwd: logits %s, Y %s, dloss %s", shape_str(&l->shape), shape_str(&y->shape),
         shape_str(&dl->shape));
 }
@@ -329,7 +329,7 @@ void grad_softmax(Graph *g, Node *n, Node *dy, Node **din) {
 /* loss = −mean_i log softmax(L)[i, Y[i]]: dL = (softmax(L) − onehot(Y)) / N · dloss
  * (Exercise 2, fused) */
 void grad_cross_entropy(Graph *g, Node *n, Node *dy, Node **din) {
-  din[0] = graph_add(g, OP_xent_bwd, n->tok, n->in[0], n->in[1], dy, NULL, NULL);
+  din[0] = graph_add(g, OP_xent_bwd, n->tok, n->in[0], n->in[1], dy, NULL, &n->at);
   din[1] = NULL;
 }
 

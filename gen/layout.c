@@ -156,6 +156,7 @@ Layout *layout_build(Graph *g, Plan *p) {
   e->buf = arena_alloc(sizeof(char *) * (size_t)nn);
   e->label = arena_alloc(sizeof(char *) * (size_t)nn);
   e->save = arena_alloc(sizeof(char *) * (size_t)nn);
+  e->save2 = arena_alloc(sizeof(char *) * (size_t)nn);
   e->copies = arena_alloc(sizeof(Copy) * (size_t)(nn + 1));
 
   /* params, then their grads in the same order: two contiguous runs */
@@ -214,9 +215,13 @@ Layout *layout_build(Graph *g, Plan *p) {
     if (!e->buf[n->id] && !p->no_field[n->id])
       e->buf[n->id] = add_field(e, arena_printf("t%d", n->id), NULL, -1, is_float(n) ? 0 : 1, &n->shape,
                                 n->line, optab[n->op].name);
-    if (n->op == OP_cross_entropy)   /* save[]: the member itself */
-      e->save[n->id] = add_field(e, arena_printf("%s_probs", n->name ? n->name : arena_printf("t%d", n->id)), NULL,
-                                 -1, 0, &n->in[0]->shape, n->line, "softmax of the logits, for backward");
+    if (n->op == OP_cross_entropy) {   /* save[]: the probs member itself; save2[]: the safe targets */
+      const char *b = n->name ? n->name : arena_printf("t%d", n->id);
+      e->save[n->id] = add_field(e, arena_printf("%s_probs", b), NULL, -1, 0, &n->in[0]->shape, n->line,
+                                 "softmax of the logits, for backward");
+      e->save2[n->id] = add_field(e, arena_printf("%s_ysafe", b), NULL, -1, 1, &n->in[1]->shape, n->line,
+                                  "the targets, ignored ones as 0 (the kernel indexes with them)");
+    }
     if (n->op == OP_batchnorm || n->op == OP_layernorm) {
       if (!e->save[n->id])
         e->save[n->id] = free_base(e, n->name ? n->name : arena_printf("ln%d", n->id));

@@ -56,11 +56,13 @@
  * kind the parser checks, and the Node field the value goes to:
  *   AK_AXIS    a constant axis of input 0, -rank..rank-1, stored >= 0;
  *              defaults: an integer, `all` (-1: every axis), `last` (rank - 1)
- *   AK_NONNEG  a constant >= 0           AK_BOOL  true or false */
+ *   AK_NONNEG  a constant >= 0           AK_BOOL  true or false
+ *   AK_INT     a whole constant of either sign */
 #ifdef ATTR
 ATTR(axis,     AK_AXIS,   axis)
 ATTR(dim0,     AK_AXIS,   axis)
 ATTR(dim1,     AK_AXIS,   axis2)
+ATTR(ignore,   AK_INT,    ignore)
 ATTR(eps,      AK_NONNEG, num)
 ATTR(unbiased, AK_BOOL,   unbiased)
 #endif
@@ -113,7 +115,7 @@ OP(pick,          2,    LV_FN,   "pick(x, Y)",                             shape
    /* x [N,K], Y int [N] -> [N]: x[i, Y[i]] */
 OP(softmax,       1,    LV_FN,   "softmax(x, axis=last)",                  shape_softmax,   grad_softmax, emit_softmax, ref_softmax, no_fold, "softmax(%0)", NULL)
    /* along axis (>= 0) */
-OP(cross_entropy, 2,    LV_FN,   "cross_entropy(logits, Y)",               shape_xent,      grad_cross_entropy, emit_cross_entropy, ref_cross_entropy, no_fold,
+OP(cross_entropy, 2,    LV_FN,   "cross_entropy(logits, Y, *, ignore=-100)", shape_xent,      grad_cross_entropy, emit_cross_entropy, ref_cross_entropy, no_fold,
    "cross_entropy(%0, %1)",
    "Exercise 2: softmax minus one-hot, over the batch size; each row sums to 0.")
    /* logits [N,K], Y int [N] -> scalar, mean over rows */

@@ -594,6 +594,12 @@ static double attr_value(const OpSig *sig, int i, Arg *given, Node *x) {
   switch (kind) {
   case AK_AXIS: return axis_of(given->v, x);
   case AK_BOOL: return given->flag == 1;
+  case AK_INT: {
+    double v = const_of(given->v, sig->attr[i].name);
+    if (v != floor(v) || v < INT_MIN || v > INT_MAX)
+      error_tok(given->start, "%s must be a whole number, got %g", sig->attr[i].name, v);
+    return v;
+  }
   case AK_NONNEG: {
     double v = const_of(given->v, sig->attr[i].name);
     if (v < 0)

@@ -166,8 +166,11 @@ void shape_xent(Node *n) {
   Node *x = n->in[0], *y = n->in[1];
   need_float(n, x, "logits");
   need_int(n, y, "the target");
-  if (x->shape.rank != 2 || y->shape.rank != 1 || x->shape.dim[0] != y->shape.dim[0])
-    error_tok(n->tok, "cross_entropy: needs logits [N, K] and targets [N], got %s and %s",
+  bool ok = x->shape.rank >= 2 && y->shape.rank == x->shape.rank - 1;
+  for (int d = 0; ok && d < y->shape.rank; d++)
+    ok = x->shape.dim[d] == y->shape.dim[d];
+  if (!ok)
+    error_tok(n->tok, "cross_entropy: needs logits [N, K] and targets [N] (or [..., K] and [...]), got %s and %s",
               shape_str(&x->shape), shape_str(&y->shape));
   Shape s = {0};
   set_shape(n, &s, TY_FLOAT);

@@ -105,6 +105,15 @@ static Tensor *new_tensor(Ref *r, const Shape *s, const char *name) {
   return r->tmp[r->ntmp++] = alloc_tensor(s, false, name);
 }
 
+/* an int tensor freed with the temporaries */
+static Tensor *new_int_tensor(Ref *r, const Shape *s, const char *name) {
+  Tensor *t = new_tensor(r, s, name);
+  free(t->v), free(t->g);
+  t->v = t->g = NULL;
+  t->iv = xcalloc((size_t)(t->n ? t->n : 1), sizeof *t->iv);
+  return t;
+}
+
 static Tensor *new_const(Ref *r, double v) {
   Shape s = {0};
   Tensor *t = new_tensor(r, &s, "const");
@@ -414,13 +423,31 @@ static Tensor *c_softmax(Ref *r, Tensor *x, int axis) {
   return p_binary(r, P_DIV, e, p_reduce(r, P_SUM, e, axis));
 }
 
-/* -mean_i log_softmax(logits)[i, Y[i]] */
-static Tensor *c_cross_entropy(Ref *r, Tensor *logits, Tensor *y) {
-  Tensor *d = p_binary(r, P_SUB, logits, p_reduce(r, P_MAX, logits, 1));
+/* -mean_i log_softmax(logits)[i, Y[i]] over the rows whose target is not
+ * `ignore`: logits [..., K] as rows [N, K], Y [...] as [N]; an ignored row
+ * picks class 0 and is multiplied by 0 (a mask), the sum divided by the rows
+ * kept (none kept: 0). */
+static Tensor *c_cross_entropy(Ref *r, Tensor *logits, Tensor *y, int ignore) {
+  long K = logits->shape.dim[logits->shape.rank - 1], N = y->n;
+  Shape rows = {2, {(int)N, (int)K}}, flat = {1, {(int)N}};
+  Tensor *x = logits->shape.rank == 2 ? logits : p_reshape(r, logits, &rows);
+  Tensor *idx = new_int_tensor(r, &flat, y->name);
+  long kept = 0;
+  for (long i = 0; i < N; i++) {
+    bool drop = y->iv[i] == ignore;
+    idx->iv[i] = drop ? 0 : y->iv[i];
+    kept += !drop;
+  }
+  Tensor *d = p_binary(r, P_SUB, x, p_reduce(r, P_MAX, x, 1));
   Tensor *lse = p_unary(r, P_LOG, p_reduce(r, P_SUM, p_unary(r, P_EXP, d, 0), 1), 0);
   Tensor *logprobs = p_binary(r, P_SUB, d, lse);
-  Tensor *picked = p_pick(r, logprobs, y, "cross_entropy");
-  return p_unary(r, P_NEG, c_mean(r, picked, -1), 0);
+  Tensor *picked = p_pick(r, logprobs, idx, "cross_entropy");
+  Tensor *m = new_tensor(r, &flat, "mask");
+  for (long i = 0; i < N; i++)
+    m->v[i] = y->iv[i] == ignore ? 0 : 1;
+  Tensor *sum = p_reduce(r, P_SUM, p_binary(r, P_MUL, picked, m), -1);
+  Tensor *mean = p_binary(r, P_DIV, sum, new_const(r, (double)(kept ? kept : 1)));
+  return p_unary(r, P_NEG, mean, 0);
 }
 
 /* (x - mean) * (var + eps)^-1/2 * gain + bias, statistics along axis; the
@@ -612,7 +639,7 @@ Tensor *ref_mean(Ref *r, const Node *n, Tensor *const *in) { return c_mean(r, in
 Tensor *ref_max(Ref *r, const Node *n, Tensor *const *in) { return p_reduce(r, P_MAX, in[0], n->axis); }
 Tensor *ref_pick(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_pick(r, in[0], in[1], "pick"); }
 Tensor *ref_softmax(Ref *r, const Node *n, Tensor *const *in) { return c_softmax(r, in[0], n->axis); }
-Tensor *ref_cross_entropy(Ref *r, const Node *n, Tensor *const *in) { (void)n; return c_cross_entropy(r, in[0], in[1]); }
+Tensor *ref_cross_entropy(Ref *r, const Node *n, Tensor *const *in) { return c_cross_entropy(r, in[0], in[1], n->ignore); }
 /* batchnorm over every axis but the last: x viewed as [rows, D] */
 Tensor *ref_batchnorm(Ref *r, const Node *n, Tensor *const *in) {
   Shape s = in[0]->shape, rows = {2, {0, s.dim[s.rank - 1]}};
@@ -775,7 +802,8 @@ void ref_backward(Ref *r) {
     if (r->leaves[i]->g)
       memset(r->leaves[i]->g, 0, sizeof(double) * (size_t)r->leaves[i]->n);
   for (int i = 0; i < r->ntmp; i++)
-    memset(r->tmp[i]->g, 0, sizeof(double) * (size_t)r->tmp[i]->n);
+    if (r->tmp[i]->g)   /* int temporaries have none */
+      memset(r->tmp[i]->g, 0, sizeof(double) * (size_t)r->tmp[i]->n);
   r->nt[r->g->loss->id]->g[0] = 1;
   for (int i = r->ntape - 1; i >= 0; i--)
     back_prim(r, &r->tape[i]);

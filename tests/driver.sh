@@ -380,6 +380,10 @@ if [ -x "$PY" ] && "$PY" -c 'import torch, numpy' 2>/dev/null; then
     "$PY" tools/torch_models.py wavenet --bpgen "$BPGEN" --spec-dir "$SPECS" -D B=5 -D E=7 -D H=11
   t "wavenet = PyTorch (reference)" 0 "torch_models: ok" \
     "$PY" tools/torch_models.py wavenet --bpgen "$BPGEN" --spec-dir "$SPECS" --ref -D B=3 -D E=5 -D H=9
+  t "bigram (ignored targets) = PyTorch" 0 "torch_models: ok" \
+    "$PY" tools/torch_models.py bigram --bpgen "$BPGEN" --spec-dir "$SPECS"
+  t "bigram = PyTorch (odd, reference)" 0 "torch_models: ok" \
+    "$PY" tools/torch_models.py bigram --bpgen "$BPGEN" --spec-dir "$SPECS" --ref -D B=5 -D T=7 -D V=11
 else
   echo "driver: skipped the PyTorch comparisons (no torch for $PY); the train suite checks the same formulas in C"
 fi

@@ -150,6 +150,7 @@ START_TEST(test_sigs) {
       case AK_AXIS: ok = !strcmp(d, "all") || !strcmp(d, "last") || (*d && !*end && v == floor(v)); break;
       case AK_NONNEG: ok = *d && !*end && v >= 0; break;
       case AK_BOOL: ok = !strcmp(d, "true") || !strcmp(d, "false"); break;
+      case AK_INT: ok = *d && !*end && v == floor(v); break;
       }
       ck_assert_msg(ok, "%s: default of %s is '%s'", optab[op].name, s->attr[i].name, d);
     }

@@ -82,7 +82,11 @@ static const struct { const char *a, *b, *c, *expr, *want; } cases[] = {
     {"[4, 5]", NULL, NULL, "softmax(a, 2)", "!axis 2 out of range for [4, 5]"},
     /* cross_entropy */
     {"[32, 27]", "int[32]", NULL, "cross_entropy(a, b)", "[]"},
-    {"[32, 27]", "int[27]", NULL, "cross_entropy(a, b)", "!needs logits [N, K] and targets [N], got [32, 27] and [27]"},
+    {"[32, 27]", "int[27]", NULL, "cross_entropy(a, b)", "!needs logits [N, K] and targets [N] (or [..., K] and [...]), got [32, 27] and [27]"},
+    {"[4, 16, 27]", "int[4, 16]", NULL, "cross_entropy(a, b)", "[]"},   /* a sequence: every position */
+    {"[4, 16, 27]", "int[4, 16]", NULL, "cross_entropy(a, b, ignore=-1)", "[]"},
+    {"[4, 16, 27]", "int[4, 15]", NULL, "cross_entropy(a, b)", "!got [4, 16, 27] and [4, 15]"},
+    {"[4, 16, 27]", "int[4, 16]", NULL, "cross_entropy(a, b, ignore=0.5)", "!ignore must be a whole number, got 0.5"},
     {"[32]", "int[32]", NULL, "cross_entropy(a, b)", "!got [32] and [32]"},
     {"[32, 27]", "[32]", NULL, "cross_entropy(a, b)", "!the target must be an int tensor, got a float [32]"},
     /* batchnorm */

@@ -68,7 +68,27 @@ class WaveNet:
         return loss, dict(emb=emb, x1=x1, h1=h1, x2=x2, h2=h2, x3=x3, h3=h3, logits=logits)
 
 
-MODELS = {"wavenet": WaveNet}
+class Bigram:
+    """makemore's bigram over [B, T] sequences; about a third of the targets
+    are -1 (padding), left out of the loss as makemore's ignore_index=-1"""
+    spec = "bigram.spec"
+    dims = {"B": 32, "T": 16, "V": 27}
+    ints = {"X": lambda d, r: r.integers(0, d["V"], size=(d["B"], d["T"])),
+            "Y": lambda d, r: np.where(r.random((d["B"], d["T"])) < 0.35, -1,
+                                       r.integers(0, d["V"], size=(d["B"], d["T"])))}
+
+    @staticmethod
+    def params(d, r):
+        return {"logits_table": r.standard_normal((d["V"], d["V"]))}
+
+    @staticmethod
+    def forward(d, t, X, Y):
+        logits = t["logits_table"][X]
+        loss = F.cross_entropy(logits.view(-1, d["V"]), Y.view(-1), ignore_index=-1)
+        return loss, dict(logits=logits)
+
+
+MODELS = {"wavenet": WaveNet, "bigram": Bigram}
 
 
 def main():
