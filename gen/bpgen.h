@@ -196,7 +196,7 @@ typedef struct Shape {
 
 /* A param initialiser, evaluated once per element: randn draws a fresh N(0,1)
  * value at each occurrence (see bp_randn in runtime/bp_runtime.h). */
-typedef enum { INIT_NUM, INIT_RANDN, INIT_ADD, INIT_SUB, INIT_MUL, INIT_DIV, INIT_NEG, INIT_SQRT } InitKind;
+typedef enum { INIT_NUM, INIT_RANDN, INIT_UNIFORM, INIT_ADD, INIT_SUB, INIT_MUL, INIT_DIV, INIT_NEG, INIT_SQRT } InitKind;
 struct InitExpr {
   InitKind kind;
   double num;            /* INIT_NUM (dims, numbers, zeros = 0, ones = 1 fold here) */

@@ -557,6 +557,42 @@ void emit_reshape(Emit *e, Node *n) {
   L(e, "memcpy(%s, %s, sizeof %s);", V(e, n), V(e, n->in[0]), V(e, n));
 }
 
+/* the T and C of x [..., T, C], and the product of the rest */
+static void tc_split(Node *x, long *P, long *T, long *C) {
+  *C = x->shape.dim[x->shape.rank - 1], *T = x->shape.dim[x->shape.rank - 2];
+  *P = numel(x) / (*T * *C != 0 ? *T * *C : 1);
+}
+
+/* y[p, t, c] = (Σ_{s ≤ t} x[p, s, c]) / (t + 1): a running sum down T per column */
+void emit_causal_mean(Emit *e, Node *n) {
+  long P, T, C;
+  tc_split(n, &P, &T, &C);
+  head_math(e, n, "  = the mean of positions 0..t");
+  L(e, "for (int p = 0; p < %ld; p++)", P);
+  L(e, "  for (int c = 0; c < %ld; c++) {", C);
+  L(e, "    double acc = 0;");
+  L(e, "    for (int t = 0; t < %ld; t++) {", T);
+  L(e, "      acc += %s[((size_t)p * %ld + t) * %ld + c];", V(e, n->in[0]), T, C);
+  L(e, "      %s[((size_t)p * %ld + t) * %ld + c] = (real)(acc / (t + 1));", V(e, n), T, C);
+  L(e, "    }");
+  L(e, "  }");
+}
+
+/* dx[p, s, c] = Σ_{t ≥ s} dy[p, t, c] / (t + 1): a running sum up T per column */
+void emit_causal_mean_bwd(Emit *e, Node *n) {
+  long P, T, C;
+  tc_split(n, &P, &T, &C);
+  head_math(e, n, "");
+  L(e, "for (int p = 0; p < %ld; p++)", P);
+  L(e, "  for (int c = 0; c < %ld; c++) {", C);
+  L(e, "    double acc = 0;");
+  L(e, "    for (int t = %ld; t >= 0; t--) {", T - 1);
+  L(e, "      acc += (double)%s[((size_t)p * %ld + t) * %ld + c] / (t + 1);", V(e, n->in[0]), T, C);
+  L(e, "      %s[((size_t)p * %ld + t) * %ld + c] = (real)acc;", V(e, n), T, C);
+  L(e, "    }");
+  L(e, "  }");
+}
+
 /* x with axes axis and axis2 swapped: loops over the output, the input read
  * with its own strides in swapped places */
 void emit_transpose(Emit *e, Node *n) {
@@ -1058,6 +1094,10 @@ static void emit_init_expr(Emit *e, InitExpr *x, const char **out, int *ntmp) {
   case INIT_RANDN:
     *out = arena_printf("t%d", (*ntmp)++);
     L(e, "  double %s = bp_randn(&rng);", *out);
+    return;
+  case INIT_UNIFORM:
+    *out = arena_printf("t%d", (*ntmp)++);
+    L(e, "  double %s = 2 * bp_uniform(&rng) - 1;", *out);
     return;
   case INIT_NEG:
   case INIT_SQRT:

@@ -284,6 +284,11 @@ void grad_sigmoid(Graph *g, Node *n, Node *dy, Node **din) {
   din[0] = binary(g, OP_sigmoid_bwd, n->tok, n, dy);
 }
 
+/* y = causal_mean(x): dx[s] = Σ_{t ≥ s} dy[t] / (t + 1) */
+void grad_causal_mean(Graph *g, Node *n, Node *dy, Node **din) {
+  din[0] = unary(g, OP_causal_mean_bwd, n->tok, dy);
+}
+
 /* y = transpose(x, a, b): dx = transpose(dy, a, b) */
 void grad_transpose(Graph *g, Node *n, Node *dy, Node **din) {
   din[0] = graph_add(g, OP_transpose, n->tok, dy, NULL, NULL, NULL, &(NodeAttr){.axis = n->axis, .axis2 = n->axis2});

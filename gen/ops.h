@@ -85,6 +85,9 @@ OP(reshape,       1,    LV_FN,   "reshape(x, [shape])",                    shape
 OP(transpose,     1,    LV_FN,   "transpose(x, dim0=0, dim1=1)",           shape_transpose, grad_transpose, emit_transpose, ref_transpose, no_fold,
    "%P0ᵀ", NULL)
    /* axes axis and axis2 swapped (torch.transpose(x, dim0, dim1)) */
+OP(causal_mean,   1,    LV_FN,   "causal_mean(x)",                         shape_causal,    grad_causal_mean, emit_causal_mean, ref_causal_mean, no_fold,
+   "causal_mean(%0)", "Position t averages positions 0..t (makemore's causal bag of words).")
+   /* x [..., T, C]: y[..., t, :] = mean over s <= t of x[..., s, :] */
 OP(matmul,        2,    LV_FN,   "matmul(a, b)",                           shape_matmul,    grad_matmul,  emit_matmul,  ref_matmul,  no_fold, "%P0%T0 · %P1%T1", NULL)
    /* a @ b; 2-D, or batched over leading dims; transa/transb transpose the last two axes */
 OP(add,           2,    LV_OPER, "a + b",                                  shape_bcast,     grad_add,     emit_add,     ref_add,     fold_add, "%F0 + %F1", NULL)
@@ -141,6 +144,9 @@ OP(tanh_bwd,      2,    LV_BWD, NULL, shape_bwd_same, no_grad, emit_tanh_bwd,   
 OP(relu_bwd,      2,    LV_BWD, NULL, shape_bwd_same, no_grad, emit_relu_bwd,    no_ref, no_fold, "[%0 > 0] ⊙ %P1", NULL)
    /* in0 = y (relu output), in1 = dy: y > 0 ? dy : 0 */
 OP(sigmoid_bwd,   2,    LV_BWD, NULL, shape_bwd_same, no_grad, emit_sigmoid_bwd, no_ref, no_fold, "%0 ⊙ (1 − %0) ⊙ %P1", NULL)
+OP(causal_mean_bwd, 1,  LV_BWD, NULL, shape_unary,    no_grad, emit_causal_mean_bwd, no_ref, no_fold,
+   "Σ_{t ≥ s} %P0[t] / (t + 1)", NULL)
+   /* in0 = dy [..., T, C]: dx[..., s, :] = sum over t >= s of dy[..., t, :] / (t + 1) */
 OP(gelu_bwd,      2,    LV_BWD, NULL, shape_bwd_same, no_grad, emit_gelu_bwd,    no_ref, no_fold,
    "(½(1 + t) + ½%0(1 − t²)·√(2/π)(1 + 3·0.044715·%0²)) ⊙ %P1,  t = tanh(√(2/π)(%0 + 0.044715·%0³))", NULL)
    /* in0 = x (gelu's input), in1 = dy: gelu'(x) ⊙ dy in one pass */

@@ -54,7 +54,7 @@ static int novrs;
 
 /* the keywords; the functions are the LV_FN rows of ops.h */
 static const char *const keywords[] = {
-    "dim", "input", "param", "int", "randn", "zeros", "ones", "true", "false",
+    "dim", "input", "param", "int", "randn", "uniform", "zeros", "ones", "true", "false",
 };
 
 /* ---- the cursor ------------------------------------------------------------ */
@@ -339,7 +339,7 @@ static InitExpr *fold_init(Token *t, InitExpr *e) {
   return new_init(INIT_NUM, v, NULL, NULL);
 }
 
-/* init_primary = NUM | DIMNAME | "randn" | "zeros" | "ones"
+/* init_primary = NUM | DIMNAME | "randn" | "uniform" | "zeros" | "ones"
  *              | "sqrt" "(" init_expr ")" | "(" init_expr ")" | "-" init_primary */
 static InitExpr *init_primary(void) {
   Token *t = peek();
@@ -356,6 +356,8 @@ static InitExpr *init_primary(void) {
     e = new_init(INIT_NUM, t->num, NULL, NULL);
   } else if (consume("randn")) {
     e = new_init(INIT_RANDN, 0, NULL, NULL);
+  } else if (consume("uniform")) {   /* U(-1, 1): PyTorch's Linear is uniform / sqrt(fan_in) */
+    e = new_init(INIT_UNIFORM, 0, NULL, NULL);
   } else if (consume("zeros")) {
     e = new_init(INIT_NUM, 0, NULL, NULL);
   } else if (consume("ones")) {

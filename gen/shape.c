@@ -187,6 +187,15 @@ static void check_affine(Node *n, Node *p, const char *what, int d, bool allow_r
               shape_str(&n->in[0]->shape));
 }
 
+/* causal_mean(x): x [..., T, C] -> the same shape */
+void shape_causal(Node *n) {
+  Node *x = n->in[0];
+  need_float(n, x, "the input");
+  if (x->shape.rank < 2)
+    error_tok(n->tok, "causal_mean: the input must be [..., T, C], got %s", shape_str(&x->shape));
+  set_shape(n, &x->shape, TY_FLOAT);
+}
+
 /* transpose(x, dim0, dim1): x's shape with the two axes swapped */
 void shape_transpose(Node *n) {
   Node *x = n->in[0];

@@ -504,6 +504,7 @@ static double eval_init(const InitExpr *e, BpRng *rng) {
   switch (e->kind) {
   case INIT_NUM: return e->num;
   case INIT_RANDN: return bp_randn(rng);
+  case INIT_UNIFORM: return 2 * bp_uniform(rng) - 1;
   case INIT_NEG: return -eval_init(e->a, rng);
   case INIT_SQRT: return sqrt(eval_init(e->a, rng));
   default: break;
@@ -612,6 +613,18 @@ int32_t *ref_idata(Ref *r, Node *n) {
 
 Tensor *ref_gather(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_gather(r, in[0], in[1]); }
 Tensor *ref_reshape(Ref *r, const Node *n, Tensor *const *in) { return p_reshape(r, in[0], &n->shape); }
+/* a constant [T, T] averaging matrix (row t: 1/(t+1) on columns 0..t) times x,
+ * the batch axes broadcast by the matmul primitive */
+Tensor *ref_causal_mean(Ref *r, const Node *n, Tensor *const *in) {
+  (void)n;
+  int T = in[0]->shape.dim[in[0]->shape.rank - 2];
+  Shape s = {2, {T, T}};
+  Tensor *A = new_tensor(r, &s, "causal");
+  for (int t = 0; t < T; t++)
+    for (int u = 0; u <= t; u++)
+      A->v[t * T + u] = ref_round(r, 1.0 / (t + 1));
+  return p_matmul(r, A, in[0], false, false);
+}
 Tensor *ref_transpose(Ref *r, const Node *n, Tensor *const *in) { return p_transpose(r, in[0], n->axis, n->axis2); }
 Tensor *ref_matmul(Ref *r, const Node *n, Tensor *const *in) { return p_matmul(r, in[0], in[1], n->transa, n->transb); }
 Tensor *ref_add(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_binary(r, P_ADD, in[0], in[1]); }

@@ -384,6 +384,9 @@ if [ -x "$PY" ] && "$PY" -c 'import torch, numpy' 2>/dev/null; then
     "$PY" tools/torch_models.py bigram --bpgen "$BPGEN" --spec-dir "$SPECS"
   t "bigram = PyTorch (odd, reference)" 0 "torch_models: ok" \
     "$PY" tools/torch_models.py bigram --bpgen "$BPGEN" --spec-dir "$SPECS" --ref -D B=5 -D T=7 -D V=11
+  t "bow = PyTorch" 0 "torch_models: ok" "$PY" tools/torch_models.py bow --bpgen "$BPGEN" --spec-dir "$SPECS"
+  t "bow = PyTorch (odd, reference)" 0 "torch_models: ok" \
+    "$PY" tools/torch_models.py bow --bpgen "$BPGEN" --spec-dir "$SPECS" --ref -D B=3 -D T=5 -D C=7 -D C2=6 -D V=9
 else
   echo "driver: skipped the PyTorch comparisons (no torch for $PY); the train suite checks the same formulas in C"
 fi

@@ -99,6 +99,9 @@ static const struct {
   {"batchnorm_of_an_input",   /* no dx: the gain's gradient alone (bn_bwd_gain without its group) */
    "dim N = 6\ndim D = 4\ninput x : [N, D]\nparam g : [D] ~ randn * 0.1 + 1\nparam b : [D] ~ randn * 0.1\n"
    "param w : [D, 3] ~ randn\ny = batchnorm(x, g, b, eps=1e-5)\nloss = mean(tanh(y @ w))\n"},
+  {"causal_mean_uniform",
+   "dim B = 3\ndim T = 5\ndim C = 4\ninput x : [B, T, C]\nparam w : [C, C] ~ uniform / sqrt(C)\n"
+   "y = causal_mean(tanh(x @ w))\nloss = mean(y * y) + sum(causal_mean(w))\n"},
   {"gelu",
    "dim N = 7\ndim K = 5\ninput x : [N, K]\nparam w : [K, K] ~ randn\nparam b : [K] ~ randn * 0.3\n"
    "h = gelu(x @ w + b)\nloss = mean(h * h) + sum(gelu(h - 1)) / N + gelu(0.5)\n"},
@@ -261,11 +264,11 @@ START_TEST(table_layout) {
 END_TEST
 
 /* init draws exactly what the reference runtime draws, in both dtypes */
-START_TEST(init_matches_runtime) {
-  for (int dt = 0; dt < 2; dt++) {
-    Model md = load(lecture(), (DType)dt, "lec");
+START_TEST(init_matches_runtime) {   /* randn (the lecture's), uniform (bow's Linear layers) */
+  for (int dt = 0; dt < 4; dt++) {
+    Model md = load(dt < 2 ? lecture() : slurp(arena_printf("%s/bow.spec", specs_dir())), (DType)(dt % 2), "lec");
     md.m->init(md.st, 12345);
-    Ref *r = ref_new(md.g, (DType)dt);
+    Ref *r = ref_new(md.g, (DType)(dt % 2));
     ref_init_params(r, 12345);
     for (int i = 0; i < md.g->nforward; i++) {
       Node *n = md.g->nodes[i];
@@ -274,7 +277,7 @@ START_TEST(init_matches_runtime) {
       const BpTensor *t = tensor(md.m, n->name);
       const double *want = ref_data(r, n);
       for (long k = 0; k < shape_numel(&n->shape); k++) {
-        double got = dt == DT_F64 ? ((double *)((char *)md.st + t->offset))[k]
+        double got = dt % 2 == DT_F64 ? ((double *)((char *)md.st + t->offset))[k]
                                   : ((float *)((char *)md.st + t->offset))[k];
         ck_assert_msg(got == want[k], "%s[%ld]: %.17g vs %.17g", n->name, k, got, want[k]);
       }

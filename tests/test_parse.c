@@ -217,6 +217,10 @@ START_TEST(test_makemore) {
   ck_assert_int_eq(graph_find(g, "hprebn")->tok->line, 21);
   ck_assert(tok_is(graph_find(g, "hprebn")->tok, "+"));
   ck_assert(tok_is(graph_find(g, "h")->tok, "tanh"));
+  /* PyTorch's Linear: uniform in ±1/sqrt(fan_in) */
+  g = parse_text("dim N = 4\nparam w : [N] ~ uniform / sqrt(N)\nloss = sum(w)\n");
+  e = graph_find(g, "w")->init;
+  ck_assert(e->kind == INIT_DIV && e->a->kind == INIT_UNIFORM && e->b->num == 2);
 }
 END_TEST
 

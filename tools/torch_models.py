@@ -88,7 +88,34 @@ class Bigram:
         return loss, dict(logits=logits)
 
 
-MODELS = {"wavenet": WaveNet, "bigram": Bigram}
+class BoW:
+    """makemore's BoW: the causal average as makemore writes it (a masked
+    softmax of zeros, then att @ x)"""
+    spec = "bow.spec"
+    dims = {"B": 32, "T": 16, "V": 27, "C": 64, "C2": 64}
+    ints = Bigram.ints
+
+    @staticmethod
+    def params(d, r):
+        V, T, C, C2 = d["V"], d["T"], d["C"], d["C2"]
+        u = lambda shape, fan: r.uniform(-1, 1, shape) / fan ** 0.5
+        return {"wte": r.standard_normal((V, C)), "wpe": r.standard_normal((T, C)),
+                "Wfc": u((C, C2), C), "bfc": u((C2,), C), "Wproj": u((C2, C), C2), "bproj": u((C,), C2),
+                "Wlm": u((C, V), C), "blm": u((V,), C)}
+
+    @staticmethod
+    def forward(d, t, X, Y):
+        T = d["T"]
+        x0 = t["wte"][X] + t["wpe"]
+        att = torch.zeros((T, T), dtype=torch.float64).masked_fill(torch.tril(torch.ones(T, T)) == 0, float("-inf"))
+        x1 = x0 + F.softmax(att, dim=-1) @ x0
+        x2 = x1 + torch.tanh(x1 @ t["Wfc"] + t["bfc"]) @ t["Wproj"] + t["bproj"]
+        logits = x2 @ t["Wlm"] + t["blm"]
+        loss = F.cross_entropy(logits.view(-1, d["V"]), Y.view(-1), ignore_index=-1)
+        return loss, dict(x0=x0, x1=x1, x2=x2, logits=logits)
+
+
+MODELS = {"wavenet": WaveNet, "bigram": Bigram, "bow": BoW}
 
 
 def main():
