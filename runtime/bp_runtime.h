@@ -92,20 +92,26 @@ typedef struct BpModel {
  * generator seeded with the run's seed. */
 typedef struct BpRng { uint64_t s; } BpRng;
 
-static inline void bp_rng_seed(BpRng *r, uint64_t seed) { r->s = seed; }
+#if defined(__GNUC__)
+#define BP_RNG_FN static inline __attribute__((unused))   /* a model may draw no randn */
+#else
+#define BP_RNG_FN static inline
+#endif
 
-static inline uint64_t bp_rng_next(BpRng *r) {
+BP_RNG_FN void bp_rng_seed(BpRng *r, uint64_t seed) { r->s = seed; }
+
+BP_RNG_FN uint64_t bp_rng_next(BpRng *r) {
   uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
 
-static inline double bp_uniform(BpRng *r) {
+BP_RNG_FN double bp_uniform(BpRng *r) {
   return (double)(bp_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-static inline double bp_randn(BpRng *r) {
+BP_RNG_FN double bp_randn(BpRng *r) {
   double u1 = 1.0 - bp_uniform(r);            /* (0, 1]: log is finite */
   double u2 = bp_uniform(r);
   return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2);

@@ -213,7 +213,7 @@ START_TEST(comments_and_line_directives) {
     "/* dlogits = (softmax(logits) − onehot(Y)) / 32",
     "/* dC = onehot(X)ᵀ · demb   (scatter-add)",
     "/* dhprebn = bngain·rstd/32 · (32·dhpreact − Σ_b dhpreact − 32/31·x̂ ⊙ Σ_b(dhpreact ⊙ x̂))",
-    "/* loss = cross_entropy(logits, Y) = −(1/32) Σ_i log softmax(logits)[i, Y[i]]",
+    "/* loss = cross_entropy(logits, Y) = −(1/n) Σ_i log softmax(logits)[i, Y[i]], n = #(Y ≠ -100)",
     "#line 23 \"",
     "bp_gemm_bias_f32(32, 64, 30, s->embcat, 0, s->W1, 0,",
     "double makemore_forward(makemore_state *s)",
