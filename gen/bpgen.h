@@ -132,6 +132,7 @@ typedef struct InitExpr InitExpr;
   int axis;              /* reductions, softmax, max_bwd: >= 0, or -1 for "all" */ \
   int axis2;             /* transpose: the axis swapped with axis */              \
   int ignore;            /* cross_entropy: the target value left out of the mean */ \
+  int fill;              /* context: the token before the first position */       \
   bool unbiased;         /* batchnorm: 1/(n-1) variance (the lecture's) */        \
   bool transa, transb;   /* matmul: use a^T / b^T (last two axes) */              \
   InitExpr *init;        /* param */

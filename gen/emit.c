@@ -557,6 +557,18 @@ void emit_reshape(Emit *e, Node *n) {
   L(e, "memcpy(%s, %s, sizeof %s);", V(e, n), V(e, n->in[0]), V(e, n));
 }
 
+/* out[p, t, k] = X[p, t - k], fill before the first position */
+void emit_context(Emit *e, Node *n) {
+  Node *x = n->in[0];
+  long T = x->shape.dim[x->shape.rank - 1], P = numel(x) / (T ? T : 1), K = (long)n->num;
+  head_math(e, n, arena_printf("  (positions t, t−1, ..., t−%ld; %d before the first)", K - 1, n->fill));
+  L(e, "for (int p = 0; p < %ld; p++)", P);
+  L(e, "  for (int t = 0; t < %ld; t++)", T);
+  L(e, "    for (int k = 0; k < %ld; k++)", K);
+  L(e, "      %s[((size_t)p * %ld + t) * %ld + k] = t - k >= 0 ? %s[(size_t)p * %ld + t - k] : %d;", V(e, n), T, K,
+    V(e, x), T, n->fill);
+}
+
 /* the T and C of x [..., T, C], and the product of the rest */
 static void tc_split(Node *x, long *P, long *T, long *C) {
   *C = x->shape.dim[x->shape.rank - 1], *T = x->shape.dim[x->shape.rank - 2];

@@ -284,6 +284,12 @@ void grad_sigmoid(Graph *g, Node *n, Node *dy, Node **din) {
   din[0] = binary(g, OP_sigmoid_bwd, n->tok, n, dy);
 }
 
+/* context(X): int in, int out: no gradient */
+void grad_context(Graph *g, Node *n, Node *dy, Node **din) {
+  (void)g, (void)n, (void)dy;
+  din[0] = NULL;
+}
+
 /* y = causal_mean(x): dx[s] = Σ_{t ≥ s} dy[t] / (t + 1) */
 void grad_causal_mean(Graph *g, Node *n, Node *dy, Node **din) {
   din[0] = unary(g, OP_causal_mean_bwd, n->tok, dy);

@@ -63,6 +63,8 @@ ATTR(axis,     AK_AXIS,   axis)
 ATTR(dim0,     AK_AXIS,   axis)
 ATTR(dim1,     AK_AXIS,   axis2)
 ATTR(ignore,   AK_INT,    ignore)
+ATTR(size,     AK_NONNEG, num)
+ATTR(fill,     AK_INT,    fill)
 ATTR(eps,      AK_NONNEG, num)
 ATTR(unbiased, AK_BOOL,   unbiased)
 #endif
@@ -85,6 +87,9 @@ OP(reshape,       1,    LV_FN,   "reshape(x, [shape])",                    shape
 OP(transpose,     1,    LV_FN,   "transpose(x, dim0=0, dim1=1)",           shape_transpose, grad_transpose, emit_transpose, ref_transpose, no_fold,
    "%P0ᵀ", NULL)
    /* axes axis and axis2 swapped (torch.transpose(x, dim0, dim1)) */
+OP(context,       1,    LV_FN,   "context(X, size=1, fill=0)",             shape_context,   grad_context, emit_context, ref_context, no_fold,
+   "context(%0)", "Position t holds the tokens at t, t−1, ..., t−size+1, `fill` before the first: makemore's MLP.")
+   /* X int [..., T] -> int [..., T, size]: out[..., t, k] = X[..., t − k], fill when t − k < 0 */
 OP(causal_mean,   1,    LV_FN,   "causal_mean(x)",                         shape_causal,    grad_causal_mean, emit_causal_mean, ref_causal_mean, no_fold,
    "causal_mean(%0)", "Position t averages positions 0..t (makemore's causal bag of words).")
    /* x [..., T, C]: y[..., t, :] = mean over s <= t of x[..., s, :] */

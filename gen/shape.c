@@ -187,6 +187,20 @@ static void check_affine(Node *n, Node *p, const char *what, int d, bool allow_r
               shape_str(&n->in[0]->shape));
 }
 
+/* context(X, size, fill): X int [..., T] -> int [..., T, size] */
+void shape_context(Node *n) {
+  Node *x = n->in[0];
+  need_int(n, x, "the tokens");
+  if (x->shape.rank < 1 || x->shape.rank >= MAXRANK)
+    error_tok(n->tok, "context: the tokens must be [..., T] (rank 1 to %d), got %s", MAXRANK - 1,
+              shape_str(&x->shape));
+  if (n->num != (int)n->num || n->num < 1)
+    error_tok(n->tok, "context: size must be a whole number of at least 1, got %g", n->num);
+  Shape s = x->shape;
+  s.dim[s.rank++] = (int)n->num;
+  set_shape(n, &s, TY_INT);
+}
+
 /* causal_mean(x): x [..., T, C] -> the same shape */
 void shape_causal(Node *n) {
   Node *x = n->in[0];

@@ -613,6 +613,17 @@ int32_t *ref_idata(Ref *r, Node *n) {
 
 Tensor *ref_gather(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_gather(r, in[0], in[1]); }
 Tensor *ref_reshape(Ref *r, const Node *n, Tensor *const *in) { return p_reshape(r, in[0], &n->shape); }
+/* the tokens at t, t-1, ...: an int tensor, not on the tape (no gradient) */
+Tensor *ref_context(Ref *r, const Node *n, Tensor *const *in) {
+  Tensor *x = in[0], *o = new_int_tensor(r, &n->shape, "context");
+  long T = x->shape.dim[x->shape.rank - 1], K = (long)n->num;
+  for (long p = 0; p < x->n / T; p++)
+    for (long t = 0; t < T; t++)
+      for (long k = 0; k < K; k++)
+        o->iv[(p * T + t) * K + k] = t - k >= 0 ? x->iv[p * T + t - k] : n->fill;
+  return o;
+}
+
 /* a constant [T, T] averaging matrix (row t: 1/(t+1) on columns 0..t) times x,
  * the batch axes broadcast by the matmul primitive */
 Tensor *ref_causal_mean(Ref *r, const Node *n, Tensor *const *in) {

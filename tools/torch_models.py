@@ -115,7 +115,34 @@ class BoW:
         return loss, dict(x0=x0, x1=x1, x2=x2, logits=logits)
 
 
-MODELS = {"wavenet": WaveNet, "bigram": Bigram, "bow": BoW}
+class MakemoreMLP:
+    """makemore's MLP, its forward as makemore writes it (roll and BLANK)"""
+    spec = "makemore_mlp.spec"
+    dims = {"B": 32, "T": 16, "V": 27, "C": 64, "C2": 64}
+    ints = Bigram.ints
+
+    @staticmethod
+    def params(d, r):
+        V, T, C, C2 = d["V"], d["T"], d["C"], d["C2"]
+        u = lambda shape, fan: r.uniform(-1, 1, shape) / fan ** 0.5
+        return {"wte": r.standard_normal((V + 1, C)), "W1": u((T * C, C2), T * C), "b1": u((C2,), T * C),
+                "W2": u((C2, V), C2), "b2": u((V,), C2)}
+
+    @staticmethod
+    def forward(d, t, X, Y):
+        embs, idx = [], X.clone()
+        for _ in range(d["T"]):
+            embs.append(t["wte"][idx])
+            idx = torch.roll(idx, 1, 1)
+            idx[:, 0] = d["V"]
+        emb = torch.cat(embs, -1)
+        h = torch.tanh(emb @ t["W1"] + t["b1"])
+        logits = h @ t["W2"] + t["b2"]
+        loss = F.cross_entropy(logits.view(-1, d["V"]), Y.view(-1), ignore_index=-1)
+        return loss, dict(emb=emb, h=h, logits=logits)
+
+
+MODELS = {"wavenet": WaveNet, "bigram": Bigram, "bow": BoW, "makemore_mlp": MakemoreMLP}
 
 
 def main():
