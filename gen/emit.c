@@ -553,6 +553,10 @@ void emit_sumto(Emit *e, Node *n) {
 /* ---- shape ops ---------------------------------------------------------------------- */
 
 void emit_reshape(Emit *e, Node *n) {
+  if (strcmp(V(e, n), V(e, n->in[0])) == 0) {   /* layout.c gave both one member */
+    head_math(e, n, "  (the same memory)");
+    return;
+  }
   head_math(e, n, "");
   L(e, "memcpy(%s, %s, sizeof %s);", V(e, n), V(e, n->in[0]), V(e, n));
 }

@@ -207,14 +207,32 @@ Layout *layout_build(Graph *g, Plan *p) {
     saved_field(e, e->save[n->id], "run_mean", arena_printf("%s.mean", tbase), BP_STAT, 0, gs, n->line, NULL);
     saved_field(e, e->save[n->id], "run_var", arena_printf("%s.var", tbase), BP_STAT, 0, gs, n->line, NULL);
   }
+  /* a reshape is the same elements in the same order: it shares its input's
+   * member, or an input only it reads writes straight into the reshape's */
+  int *nread = arena_alloc(sizeof(int) * (size_t)nn);
+  Node **reader = arena_alloc(sizeof(Node *) * (size_t)nn);
+  for (int i = 0; i < nn; i++)
+    for (int k = 0; k < optab[g->nodes[i]->op].arity; k++) {
+      Node *in = g->nodes[i]->in[k];
+      nread[in->id]++, reader[in->id] = g->nodes[i];
+    }
+  if (g->loss)
+    nread[g->loss->id]++;
   /* scratch: every other node, and what normalisations save for backward */
   for (int i = 0; i < nn; i++) {
     Node *n = g->nodes[i];
     if (!e->label[n->id])   /* constants read as their value in the comments */
       e->label[n->id] = n->name ? n->name : n->op == OP_const ? arena_printf("%g", n->num) : arena_printf("t%d", n->id);
-    if (!e->buf[n->id] && !p->no_field[n->id])
-      e->buf[n->id] = add_field(e, arena_printf("t%d", n->id), NULL, -1, is_float(n) ? 0 : 1, &n->shape,
-                                n->line, optab[n->op].name);
+    Node *r = nread[n->id] == 1 ? reader[n->id] : NULL;
+    if (!e->buf[n->id] && !p->no_field[n->id]) {
+      if (n->op == OP_reshape && e->buf[n->in[0]->id])
+        e->buf[n->id] = e->buf[n->in[0]->id];
+      else if (r && r->op == OP_reshape && e->buf[r->id] && r->type == n->type)
+        e->buf[n->id] = e->buf[r->id];
+      else
+        e->buf[n->id] = add_field(e, arena_printf("t%d", n->id), NULL, -1, is_float(n) ? 0 : 1, &n->shape,
+                                  n->line, optab[n->op].name);
+    }
     if (n->op == OP_cross_entropy) {   /* save[]: the probs member itself; save2[]: the safe targets */
       const char *b = n->name ? n->name : arena_printf("t%d", n->id);
       e->save[n->id] = add_field(e, arena_printf("%s_probs", b), NULL, -1, 0, &n->in[0]->shape, n->line,
