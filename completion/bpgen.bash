@@ -24,7 +24,7 @@ _bpgen() {
     explain) opts="$shared" ;;
     run)     opts="--data --text --data-tokens --val-tokens --data-x --data-y --dev-x --dev-y
                    --test-x --test-y --steps --lr --lr-schedule --decay-at --lr-min --warmup
-                   --optimizer --beta1 --beta2 --eps --weight-decay --clip --split-seed
+                   --optimizer --beta1 --beta2 --eps --weight-decay --clip --bn-stats --bn-momentum --split-seed
                    --eval-every --print-every --log --save --save-every --load --resume
                    --samples --sample-len --temperature --top-k --quiet --threads $shared" ;;
     plot)    opts="-o --window --help" ;;
@@ -37,10 +37,11 @@ _bpgen() {
     --dtype)        COMPREPLY=($(compgen -W "f32 f64" -- "$cur")); return ;;
     --optimizer)    COMPREPLY=($(compgen -W "sgd adamw" -- "$cur")); return ;;
     --lr-schedule)  COMPREPLY=($(compgen -W "step cosine constant" -- "$cur")); return ;;
+    --bn-stats)     COMPREPLY=($(compgen -W "calibrate running" -- "$cur")); return ;;
     --in|--out)     compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
     -o|--mine|--data|--text|--data-tokens|--val-tokens|--data-x|--data-y|--dev-x|--dev-y|--test-x|--test-y|--log|--save|--load)
                     compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    -D|--prefix|--seed|--tol|--steps|--lr|--decay-at|--lr-min|--warmup|--beta1|--beta2|--eps|--weight-decay|--clip|--split-seed|--eval-every|--print-every|--save-every|--samples|--sample-len|--temperature|--top-k|--threads|--window)
+    -D|--prefix|--seed|--tol|--steps|--lr|--decay-at|--lr-min|--warmup|--beta1|--beta2|--eps|--weight-decay|--clip|--bn-momentum|--split-seed|--eval-every|--print-every|--save-every|--samples|--sample-len|--temperature|--top-k|--threads|--window)
                     COMPREPLY=(); return ;;
   esac
 

@@ -77,6 +77,7 @@ static const char *const run_valued[] = {
   "--print-every", "--save-every", "--samples", "--lr", "--weight-decay", "--beta1",
   "--beta2", "--eps", "--optimizer", "--split-seed", "--lr-schedule", "--warmup", "--lr-min",
   "--clip", "--temperature", "--top-k", "--sample-len", "--text", "--data-tokens", "--val-tokens",
+  "--bn-stats", "--bn-momentum",
 };
 
 /* Tensor-data options (passed through to the trainer; see templates/trainer.c). */

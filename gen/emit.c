@@ -1142,6 +1142,7 @@ static void fn_init(Emit *e, const char *p) {
   }
   L(e, "s->bad_index = 0;");
   L(e, "s->lean = 0;");
+  L(e, "s->bn_momentum = 0;");
   for (int i = 0; i < g->nforward; i++) {
     Node *n = g->nodes[i];
     if (n->op != OP_param)
@@ -1255,6 +1256,19 @@ static void fn_forward(Emit *e, const char *p, bool eval) {
   L(e, "s->bad_index = 0;");
   emit_schedule(e, eval ? &e->plan->eval : &e->plan->train);
   e->eval = false;
+  for (int i = 0; i < g->nforward && !eval; i++) {   /* running statistics, when asked */
+    Node *n = g->nodes[i];
+    if (n->op != OP_batchnorm)
+      continue;
+    L(e, "if (s->bn_momentum > 0)   /* %s: (1 − m)·run + m·batch */", lab(e, n));
+    L(e, "  for (int j = 0; j < %ld; j++) {", bn_cols(n));
+    L(e, "    double r = %s[j];", saved(e, n, "rstd"));
+    L(e, "    %s[j] = (real)((1 - s->bn_momentum) * %s[j] + s->bn_momentum * %s[j]);", saved(e, n, "run_mean"),
+      saved(e, n, "run_mean"), saved(e, n, "mean"));
+    L(e, "    %s[j] = (real)((1 - s->bn_momentum) * %s[j] + s->bn_momentum * (1 / (r * r) - %s));",
+      saved(e, n, "run_var"), saved(e, n, "run_var"), dlit(n->num));
+    L(e, "  }");
+  }
   if (!g->loss)
     die("graph has no loss");
   L(e, "return s->bad_index ? (double)NAN : (double)%s[0];", V(e, g->loss));
@@ -1515,6 +1529,12 @@ static void fn_model(Emit *e, const char *p, const char *stem) {
     buf_printf(e->b, "static %s %s_abi_%s(%s) { %s%s_%s(%s); }\n", w[i][0], p, w[i][1], w[i][2],
             strcmp(w[i][0], "void") ? "return " : "", p, w[i][1], args[i]);
   buf_printf(e->b, "static void %s_abi_set_lean(void *st, int on) { ((%s_state *)st)->lean = on != 0; }\n", p, p);
+  bool has_bn = false;
+  for (int i = 0; i < g->nforward; i++)
+    has_bn |= g->nodes[i]->op == OP_batchnorm;
+  if (has_bn)
+    buf_printf(e->b, "static void %s_abi_set_bn_momentum(void *st, double m) { ((%s_state *)st)->bn_momentum = m; }\n",
+               p, p);
   buf_printf(e->b, "\nconst BpModel %s_model = {\n", p);
   buf_printf(e->b, "  \"%s\", %s, sizeof(%s_state), %d, %s_tensors,\n", stem, f32 ? "BP_F32" : "BP_F64", p, nt, p);
   if (first_param)
@@ -1525,8 +1545,8 @@ static void fn_model(Emit *e, const char *p, const char *stem) {
   buf_printf(e->b, "  %d, %d,\n", loss_index, logits_index);
   buf_printf(e->b, "  %s_abi_init, %s_abi_forward, %s_abi_backward, %s_abi_sgd_step, %s_abi_forward_eval,\n", p,
           p, p, p, p);
-  buf_printf(e->b, "  %d, %s_abi_calib_begin, %s_abi_calib_accum, %s_abi_calib_end, %s_abi_set_lean,\n};\n",
-             e->calib_passes, p, p, p, p);
+  buf_printf(e->b, "  %d, %s_abi_calib_begin, %s_abi_calib_accum, %s_abi_calib_end, %s_abi_set_lean, %s,\n};\n",
+             e->calib_passes, p, p, p, p, has_bn ? arena_printf("%s_abi_set_bn_momentum", p) : "NULL");
 }
 
 /* ---- the translation unit ------------------------------------------------------------ */
@@ -1626,6 +1646,7 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
   buf_printf(&fb, "  int32_t bad_index;   /* set by forward when an index was out of range */\n");
   buf_printf(&fb, "  int32_t lean;        /* set_lean: skip writing what training does not read */\n");
   buf_printf(&fb, "  int32_t calib_pass;  /* set by calib_begin: the batchnorms being calibrated */\n");
+  buf_printf(&fb, "  double bn_momentum;  /* set_bn_momentum: running statistics (0: off) */\n");
   const char *guard = arena_printf("BPGEN_%s_H", p);
   for (char *c = (char *)guard; *c; c++)
     if (*c >= 'a' && *c <= 'z')

@@ -31,7 +31,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *c
  * itself. */
 bool emit_reserved_name(const char *s) {
   static const char *const kw[] = {
-    "alignas", "alignof", "auto", "bad_index", "bool", "break", "calib_pass", "case", "char", "const",
+    "alignas", "alignof", "auto", "bad_index", "bn_momentum", "bool", "break", "calib_pass", "case", "char", "const",
     "constexpr", "continue", "default", "do", "double", "else", "enum", "extern", "false", "float", "for",
     "goto", "if", "inline", "int", "lean", "long", "nullptr", "register", "restrict", "return", "short",
     "signed", "sizeof", "static", "static_assert", "struct", "switch", "thread_local", "true", "typedef",

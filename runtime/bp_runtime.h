@@ -82,6 +82,11 @@ typedef struct BpModel {
    * ever, with the same bits.  For trainers and benchmarks: fewer passes over
    * big arrays.  NULL in a model with nothing to skip. */
   void (*set_lean)(void *state, int on);
+  /* running batchnorm statistics (makemore part 5's BatchNorm1d): with momentum
+   * m > 0, each training forward moves every BP_STAT tensor toward the batch's,
+   * run = (1 − m)·run + m·batch (the variance unbiased, as the batch's); 0 (after
+   * init): off, the statistics come from calibration.  NULL: no batchnorm. */
+  void (*set_bn_momentum)(void *state, double m);
 } BpModel;
 
 /* ---- random numbers -------------------------------------------------------- *

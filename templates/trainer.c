@@ -134,6 +134,7 @@ typedef struct TrOpts {
   long warmup;             /* --warmup N: linear warmup steps */
   double lr_min;           /* --lr-min X: the cosine schedule's floor */
   double clip;             /* --clip X: gradient clipping by global norm (0: none) */
+  double bn_momentum;      /* --bn-stats running: --bn-momentum X (0: calibrate instead) */
   double temperature;      /* --temperature X: sampling (default 1) */
   long top_k;              /* --top-k K: sample among the K largest logits (0: all) */
   long sample_len;         /* --sample-len N: tokens sampled from a stream model */
@@ -272,6 +273,10 @@ static const char tr_usage[] =
   "                      0.999 --eps 1e-8 --weight-decay 0 by default, as llm.c;\n"
   "                      makemore: --lr 5e-4 --beta2 0.99 --weight-decay 0.01)\n"
   "  --clip X            scale the gradients to global norm X when above it\n"
+  "  --bn-stats S        batchnorm statistics for evaluation: calibrate (default,\n"
+  "                      the lecture's: over the training split after training)\n"
+  "                      or running (part 5's BatchNorm1d: each training step\n"
+  "                      moves them by --bn-momentum X, default 0.1; var from 1)\n"
   "  --seed N            init (seed), batches (seed+2), samples (seed+10)\n"
   "  --split-seed N      shuffle of the words before the 80/10/10 split, as Python's\n"
   "                      random.seed(N); random.shuffle(words) (default 42, the lecture's);\n"
@@ -374,6 +379,8 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
   o->split_seed = 42;
   o->temperature = 1;
   o->sample_len = 200;
+  double bn_m = 0.1;
+  int bn_running = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -454,6 +461,14 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
       if (errno || end == v || *end || v[0] == '-')
         tr_fail(tr, "--seed: '%s' is not a non-negative whole number", v);
       o->seed = (uint64_t)s;
+    } else if (strcmp(a, "--bn-stats") == 0) {
+      if (strcmp(v, "calibrate") == 0) bn_running = 0;
+      else if (strcmp(v, "running") == 0) bn_running = 1;
+      else tr_fail(tr, "--bn-stats: '%s' is neither calibrate nor running", v);
+    } else if (strcmp(a, "--bn-momentum") == 0) {
+      bn_m = tr_double(tr, a, v);
+      if (!(bn_m > 0 && bn_m <= 1))
+        tr_fail(tr, "--bn-momentum: %s is not in (0, 1]", v);
     } else if (strcmp(a, "--optimizer") == 0) {
       if (strcmp(v, "sgd") == 0) o->adamw = 0;
       else if (strcmp(v, "adamw") == 0) o->adamw = 1;
@@ -478,6 +493,7 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
   }
   if (o->resume && !o->save)
     tr_fail(tr, "--resume needs --save FILE (the checkpoint to continue)");
+  o->bn_momentum = bn_running ? bn_m : 0;
   if (o->resume && o->load)
     tr_fail(tr, "give --resume or --load, not both");
   if (o->resume && access(o->save, F_OK) == 0)
@@ -1178,7 +1194,7 @@ static int tr_has_stats(const Tr *tr) {
 /* Batchnorm statistics over the whole training split, the lecture's way: the
  * mean and unbiased variance of the batchnorm input over every training row. */
 static void tr_calibrate(Tr *tr) {
-  if (!tr_has_stats(tr))
+  if (!tr_has_stats(tr) || tr->o.bn_momentum > 0)   /* running statistics: nothing to gather */
     return;
   const TrSplit *s = &tr->split[0];
   size_t B = (size_t)tr->B;
@@ -2461,6 +2477,20 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
   if (o->adamw) {
     tr->mom_m = tr_alloc(tr, m->nparam * tr->esize);
     tr->mom_v = tr_alloc(tr, m->nparam * tr->esize);
+  }
+  if (o->bn_momentum > 0) {   /* part 5: running mean 0, running variance 1 */
+    if (!m->set_bn_momentum)
+      tr_fail(tr, "--bn-stats running: the model has no batchnorm");
+    for (int i = 0; i < m->ntensors; i++) {
+      const BpTensor *t = &m->tensors[i];
+      size_t l = strlen(t->name);
+      if (t->kind == BP_STAT && l > 4 && strcmp(t->name + l - 4, ".var") == 0)
+        for (size_t k = 0; k < t->numel; k++) {
+          if (t->dtype == BP_F32) ((float *)((char *)tr->state + t->offset))[k] = 1;
+          else ((double *)((char *)tr->state + t->offset))[k] = 1;
+        }
+    }
+    m->set_bn_momentum(tr->state, o->bn_momentum);
   }
   if (o->load) {
     tr_load(tr, o->load);

@@ -395,6 +395,10 @@ else
   echo "driver: skipped the PyTorch comparisons (no torch for $PY); the train suite checks the same formulas in C"
 fi
 t "run --help lists --clip" 0 "--clip X" $BPGEN run --help
+t "run --bn-stats bad" 1 "--bn-stats: 'moving' is neither calibrate nor running" $BPGEN run $SPECS/makemore.spec --data "$W" --bn-stats moving
+t "run --bn-momentum bad" 1 "--bn-momentum: 2 is not in \(0, 1\]" $BPGEN run $SPECS/makemore.spec --data "$W" --bn-stats running --bn-momentum 2
+t "run --bn-stats running, no batchnorm" 1 "--bn-stats running: the model has no batchnorm" \
+  $BPGEN run $SPECS/bigram.spec --data "$W" --bn-stats running --steps 1
 t "run --lr-schedule bad" 1 "--lr-schedule: 'linear' is not step, cosine or constant" \
   $MQ --steps 5 --lr-schedule linear
 t "run --clip --warmup cosine" 0 "train loss" \

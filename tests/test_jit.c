@@ -425,6 +425,75 @@ START_TEST(sizes_refused_with_location) {
 }
 END_TEST
 
+/* Running statistics (part 5's BatchNorm1d, momentum 0.1): after each training
+ * forward every batchnorm's run_mean and run_var are (1 − m)·run + m·batch,
+ * the batch's mean and unbiased variance computed here from the batchnorm's
+ * input; the lecture's 2-D batchnorm and wavenet's over [B, T, C]. */
+static void running_stats_case(const char *path, DType dt, int salt) {
+  Model md = load(slurp(path), dt, "rs");
+  md.m->init(md.st, 4);
+  ck_assert(md.m->set_bn_momentum != NULL);
+  Graph *g = md.g;
+  int nbn = 0;
+  Node *bns[8];
+  for (int i = 0; i < g->nforward; i++)
+    if (g->nodes[i]->op == OP_batchnorm)
+      bns[nbn++] = g->nodes[i];
+  double want_m[8][256], want_v[8][256];
+  for (int k = 0; k < nbn; k++)
+    for (int j = 0; j < 256; j++)
+      want_m[k][j] = 0, want_v[k][j] = 1;
+  for (int k = 0; k < nbn; k++) {   /* part 5 starts the running variance at 1 */
+    const BpTensor *t = tensor(md.m, arena_printf("%s.var", bns[k]->name ? bns[k]->name : arena_printf("batchnorm#%d", bns[k]->id)));
+    for (size_t j = 0; j < t->numel; j++)
+      if (dt == DT_F64) ((double *)((char *)md.st + t->offset))[j] = 1;
+      else ((float *)((char *)md.st + t->offset))[j] = 1;
+  }
+  md.m->set_bn_momentum(md.st, 0.1);
+  int32_t *X = i32(&md, "X");
+  const BpTensor *xt = tensor(md.m, "X");
+  for (int step = 0; step < 2; step++) {
+    for (size_t i = 0; i < xt->numel; i++)
+      X[i] = (int32_t)((i * 7 + (size_t)step * 5 + (size_t)salt + i / 3) % 27);
+    md.m->forward(md.st);
+    for (int k = 0; k < nbn; k++) {
+      Node *x = bns[k]->in[0];
+      const BpTensor *xv = tensor(md.m, x->name);
+      long D = x->shape.dim[x->shape.rank - 1], R = (long)xv->numel / D;
+      const char *base = bns[k]->name ? bns[k]->name : arena_printf("batchnorm#%d", bns[k]->id);
+      const BpTensor *tm = tensor(md.m, arena_printf("%s.mean", base)), *tv = tensor(md.m, arena_printf("%s.var", base));
+      for (long j = 0; j < D; j++) {
+        double s = 0, ss = 0;
+        for (long r = 0; r < R; r++)
+          s += dt == DT_F64 ? ((double *)((char *)md.st + xv->offset))[r * D + j] : ((float *)((char *)md.st + xv->offset))[r * D + j];
+        double mean = s / R;
+        for (long r = 0; r < R; r++) {
+          double v = dt == DT_F64 ? ((double *)((char *)md.st + xv->offset))[r * D + j] : ((float *)((char *)md.st + xv->offset))[r * D + j];
+          ss += (v - mean) * (v - mean);
+        }
+        want_m[k][j] = 0.9 * want_m[k][j] + 0.1 * mean;
+        want_v[k][j] = 0.9 * want_v[k][j] + 0.1 * ss / (R - 1);
+        double gm = dt == DT_F64 ? ((double *)((char *)md.st + tm->offset))[j] : ((float *)((char *)md.st + tm->offset))[j];
+        double gv = dt == DT_F64 ? ((double *)((char *)md.st + tv->offset))[j] : ((float *)((char *)md.st + tv->offset))[j];
+        double tol = dt == DT_F64 ? 1e-10 : 1e-4;
+        ck_assert_msg(fabs(gm - want_m[k][j]) <= tol * (1 + fabs(want_m[k][j])), "%s step %d %s.mean[%ld]: %g, want %g",
+                      path, step, base, j, gm, want_m[k][j]);
+        ck_assert_msg(fabs(gv - want_v[k][j]) <= tol * (1 + fabs(want_v[k][j])), "%s step %d %s.var[%ld]: %g, want %g",
+                      path, step, base, j, gv, want_v[k][j]);
+      }
+    }
+  }
+  unload(&md);
+}
+
+START_TEST(running_statistics) {
+  for (int dt = 0; dt < 2; dt++) {
+    running_stats_case(arena_printf("%s/makemore.spec", specs_dir()), (DType)dt, 1);
+    running_stats_case(arena_printf("%s/wavenet.spec", specs_dir()), (DType)dt, 2);
+  }
+}
+END_TEST
+
 /* cross_entropy over [B, T, V] with ignored targets (makemore's -1 padding):
  * loss and gradients of the generated code against the reference runtime on
  * targets with ignored positions, f32 and f64; no target left: loss 0 and zero
@@ -679,6 +748,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, calibration);
   tcase_add_test(tc, calibration_chain);
   tcase_add_test(tc, cross_entropy_ignored_targets);
+  tcase_add_test(tc, running_statistics);
   tcase_add_test(tc, sizes_refused_with_location);
   tcase_add_test(tc, bad_index);
   tcase_add_test(tc, sgd_and_two_models);
