@@ -29,6 +29,11 @@ from torch_check import rel  # max|a-b| / max|b|, as torch_check.py compares
 
 # ---- the models: dims, inputs, params, forward (returns loss and named intermediates) ----
 
+def uniform(r, shape, fan_in):
+    """PyTorch's Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))"""
+    return r.uniform(-1, 1, shape) / fan_in ** 0.5
+
+
 def batchnorm(x, g, b, eps=1e-5):
     """part 5's BatchNorm1d in training mode: statistics over every axis but the
     last, unbiased variance"""
@@ -98,7 +103,7 @@ class BoW:
     @staticmethod
     def params(d, r):
         V, T, C, C2 = d["V"], d["T"], d["C"], d["C2"]
-        u = lambda shape, fan: r.uniform(-1, 1, shape) / fan ** 0.5
+        u = lambda shape, fan: uniform(r, shape, fan)
         return {"wte": r.standard_normal((V, C)), "wpe": r.standard_normal((T, C)),
                 "Wfc": u((C, C2), C), "bfc": u((C2,), C), "Wproj": u((C2, C), C2), "bproj": u((C,), C2),
                 "Wlm": u((C, V), C), "blm": u((V,), C)}
@@ -124,7 +129,7 @@ class MakemoreMLP:
     @staticmethod
     def params(d, r):
         V, T, C, C2 = d["V"], d["T"], d["C"], d["C2"]
-        u = lambda shape, fan: r.uniform(-1, 1, shape) / fan ** 0.5
+        u = lambda shape, fan: uniform(r, shape, fan)
         return {"wte": r.standard_normal((V + 1, C)), "W1": u((T * C, C2), T * C), "b1": u((C2,), T * C),
                 "W2": u((C2, V), C2), "b2": u((V,), C2)}
 
