@@ -41,9 +41,11 @@ double cli_double(const char *opt, const char *s) {
 }
 
 void cli_unknown(const char *cmd, const char *arg) {
+  /* "bpgen: error: check: ...", but not "bpgen: error: bpgen: ..." */
+  const char *who = strcmp(cmd, "bpgen") == 0 ? "" : arena_printf("%s: ", cmd);
   if (arg[0] == '-')
-    error_plain("%s: unknown option '%s' (see bpgen --help)", cmd, arg);
-  error_plain("%s: unexpected argument '%s' (see bpgen --help)", cmd, arg);
+    error_plain("%sunknown option '%s' (see bpgen --help)", who, arg);
+  error_plain("%sunexpected argument '%s' (see bpgen --help)", who, arg);
 }
 
 static void add_override(Cli *c, const char *def) {

@@ -219,7 +219,7 @@ static void tr_fail(Tr *tr, const char *fmt, ...) {
   fflush(tr_out);
   if (tr->tty && !tr->o.quiet)
     fputc('\n', stderr);
-  fprintf(stderr, "error: %s\n", tr_errbuf);
+  fprintf(stderr, "bpgen: error: %s\n", tr_errbuf);   /* one prefix, as bpgen's own errors */
   longjmp(tr->jb, 1);
 }
 

@@ -183,6 +183,7 @@ t "run without data"        1 "run: no data: give --data FILE" $BPGEN run $M
 t "run without spec"        1 "run: no spec file given"   $BPGEN run --data "$W"
 t "run -o"                  1 "writes no model file.*--trainer -o train.c" $BPGEN run $M --data "$W" -o x.c
 t "run unknown option"      1 "run: unknown option '--frob'" $BPGEN run $M --data "$W" --frob
+t "gen unknown option, one prefix" 1 "^bpgen: error: unknown option '--frob' \(see bpgen --help\)" $BPGEN $M --frob
 t "run missing value"       1 "--steps needs a value"     $BPGEN run $M --data "$W" --steps
 t "plot --help"             0 "usage: bpgen plot LOG.csv" $BPGEN plot --help
 printf 'step,loss,dev_loss\n0,3.1,\n1,x,\n' >"$T/bad.csv"
