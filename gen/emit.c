@@ -573,6 +573,24 @@ void emit_context(Emit *e, Node *n) {
     V(e, x), T, n->fill);
 }
 
+/* row i of each [T, T]: softmax over columns 0..i in double, 0 after */
+void emit_causal_softmax(Emit *e, Node *n) {
+  long T = n->shape.dim[n->shape.rank - 1], P = numel(n) / (T != 0 ? T * T : 1);
+  head_math(e, n, "");
+  L(e, "for (long r = 0; r < %ld; r++) {", P * T);
+  L(e, "  long i = r %% %ld;", T);
+  L(e, "  const real *x = &%s[r * %ld];", V(e, n->in[0]), T);
+  L(e, "  real *y = &%s[r * %ld];", V(e, n), T);
+  L(e, "  double m = x[0], sum = 0;");
+  L(e, "  for (long j = 1; j <= i; j++)");
+  L(e, "    m = x[j] > m ? x[j] : m;");
+  L(e, "  for (long j = 0; j <= i; j++)");
+  L(e, "    sum += exp(x[j] - m);");
+  L(e, "  for (long j = 0; j < %ld; j++)", T);
+  L(e, "    y[j] = j <= i ? (real)(exp(x[j] - m) / sum) : 0;");
+  L(e, "}");
+}
+
 /* the T and C of x [..., T, C], and the product of the rest */
 static void tc_split(Node *x, long *P, long *T, long *C) {
   *C = x->shape.dim[x->shape.rank - 1], *T = x->shape.dim[x->shape.rank - 2];

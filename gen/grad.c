@@ -290,6 +290,12 @@ void grad_context(Graph *g, Node *n, Node *dy, Node **din) {
   din[0] = NULL;
 }
 
+/* y = causal_softmax(x): softmax's rule along the last axis (y = 0 where masked
+ * makes those dx 0) */
+void grad_causal_softmax(Graph *g, Node *n, Node *dy, Node **din) {
+  din[0] = with_axis(g, OP_softmax_bwd, n->tok, n, dy, n->shape.rank - 1);
+}
+
 /* y = causal_mean(x): dx[s] = Σ_{t ≥ s} dy[t] / (t + 1) */
 void grad_causal_mean(Graph *g, Node *n, Node *dy, Node **din) {
   din[0] = unary(g, OP_causal_mean_bwd, n->tok, dy);

@@ -169,7 +169,8 @@ Layout *layout_build(Graph *g, Plan *p) {
     Node *n = g->nodes[i];
     if (n->op != OP_param)
       continue;
-    e->fields[k++].grad = grad_field(e, n);
+    const char *f = grad_field(e, n);   /* first: adding a field may move the array */
+    e->fields[k++].grad = f;
   }
   /* inputs, then the named forward tensors and their grads */
   for (int i = 0; i < g->nforward; i++) {

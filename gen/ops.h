@@ -90,6 +90,9 @@ OP(transpose,     1,    LV_FN,   "transpose(x, dim0=0, dim1=1)",           shape
 OP(context,       1,    LV_FN,   "context(X, size=1, fill=0)",             shape_context,   grad_context, emit_context, ref_context, no_fold,
    "context(%0)", "Position t holds the tokens at t, t−1, ..., t−size+1, `fill` before the first: makemore's MLP.")
    /* X int [..., T] -> int [..., T, size]: out[..., t, k] = X[..., t − k], fill when t − k < 0 */
+OP(causal_softmax, 1,   LV_FN,   "causal_softmax(x)",                      shape_causal_square, grad_causal_softmax, emit_causal_softmax, ref_causal_softmax, no_fold,
+   "causal_softmax(%0)", "Row i of the last two axes: softmax over columns 0..i, 0 after (attention's causal mask).")
+   /* x [..., T, T]: softmax along the last axis over j <= i, 0 for j > i; backward: softmax_bwd */
 OP(causal_mean,   1,    LV_FN,   "causal_mean(x)",                         shape_causal,    grad_causal_mean, emit_causal_mean, ref_causal_mean, no_fold,
    "causal_mean(%0)", "Position t averages positions 0..t (makemore's causal bag of words).")
    /* x [..., T, C]: y[..., t, :] = mean over s <= t of x[..., s, :] */

@@ -210,6 +210,16 @@ void shape_causal(Node *n) {
   set_shape(n, &x->shape, TY_FLOAT);
 }
 
+/* causal_softmax(x): x [..., T, T] -> the same shape */
+void shape_causal_square(Node *n) {
+  Node *x = n->in[0];
+  need_float(n, x, "the input");
+  int r = x->shape.rank;
+  if (r < 2 || x->shape.dim[r - 1] != x->shape.dim[r - 2])
+    error_tok(n->tok, "causal_softmax: the last two axes must be square ([..., T, T]), got %s", shape_str(&x->shape));
+  set_shape(n, &x->shape, TY_FLOAT);
+}
+
 /* transpose(x, dim0, dim1): x's shape with the two axes swapped */
 void shape_transpose(Node *n) {
   Node *x = n->in[0];

@@ -624,6 +624,18 @@ Tensor *ref_context(Ref *r, const Node *n, Tensor *const *in) {
   return o;
 }
 
+/* softmax of x plus a constant mask, −∞ above the diagonal of the last two axes */
+Tensor *ref_causal_softmax(Ref *r, const Node *n, Tensor *const *in) {
+  (void)n;
+  int T = in[0]->shape.dim[in[0]->shape.rank - 1];
+  Shape s = {2, {T, T}};
+  Tensor *M = new_tensor(r, &s, "causal mask");
+  for (int i = 0; i < T; i++)
+    for (int j = 0; j < T; j++)
+      M->v[i * T + j] = j <= i ? 0 : -INFINITY;
+  return c_softmax(r, p_binary(r, P_ADD, in[0], M), in[0]->shape.rank - 1);
+}
+
 /* a constant [T, T] averaging matrix (row t: 1/(t+1) on columns 0..t) times x,
  * the batch axes broadcast by the matmul primitive */
 Tensor *ref_causal_mean(Ref *r, const Node *n, Tensor *const *in) {

@@ -386,6 +386,10 @@ if [ -x "$PY" ] && "$PY" -c 'import torch, numpy' 2>/dev/null; then
   t "bigram = PyTorch (odd, reference)" 0 "torch_models: ok" \
     "$PY" tools/torch_models.py bigram --bpgen "$BPGEN" --spec-dir "$SPECS" --ref -D B=5 -D T=7 -D V=11
   t "bow = PyTorch" 0 "torch_models: ok" "$PY" tools/torch_models.py bow --bpgen "$BPGEN" --spec-dir "$SPECS"
+  t "transformer = PyTorch" 0 "torch_models: ok" \
+    "$PY" tools/torch_models.py transformer --bpgen "$BPGEN" --spec-dir "$SPECS"
+  t "transformer = PyTorch (odd, reference)" 0 "torch_models: ok" \
+    "$PY" tools/torch_models.py transformer --bpgen "$BPGEN" --spec-dir "$SPECS" --ref -D B=2 -D T=5 -D C=12 -D NH=3 -D V=7
   t "makemore mlp = PyTorch" 0 "torch_models: ok" \
     "$PY" tools/torch_models.py makemore_mlp --bpgen "$BPGEN" --spec-dir "$SPECS"
   t "makemore mlp = PyTorch (odd, reference)" 0 "torch_models: ok" \

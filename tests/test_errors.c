@@ -90,6 +90,7 @@ static const struct { const char *spec, *msg, *pos; } cases[] = {
     {"+z = x * log(B - 4)\n", "constant expression is not a finite number", "5:9"},
     {"+z = transpose(x, 1, 1)\n", "transpose: dim0 and dim1 are both axis 1: name two different axes", "5:5"},
     {"+z = transpose(x, 0, 2)\n", "axis 2 out of range", "5:21"},
+    {"+z = causal_softmax(x)\n", "causal_softmax: the last two axes must be square ([..., T, T]), got [4, 3]", "5:5"},
     {"+z = context(x, 3)\n", "context: the tokens must be an int tensor, got a float [4, 3]", "5:5"},
     {"+z = context(y, 0)\n", "context: size must be a whole number of at least 1, got 0", "5:5"},
     /* declarations */

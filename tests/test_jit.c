@@ -106,6 +106,9 @@ static const struct {
    "dim B = 2\ndim T = 5\ndim V = 6\ndim E = 3\ninput X : int[B, T]\ninput Y : int[B, T]\n"
    "param wte : [V + 1, E] ~ randn\nparam W : [4*E, V] ~ randn\nctx = context(X, 4, fill=V)\n"
    "emb = reshape(wte[ctx], [B, T, 4*E])\nloss = cross_entropy(emb @ W, Y, ignore=-1)\n"},
+  {"causal_softmax",
+   "dim B = 2\ndim NH = 3\ndim T = 5\ndim HS = 4\ninput x : [B, NH, T, HS]\nparam wq : [HS, HS] ~ randn\n"
+   "q = x @ wq\natt = causal_softmax(q @ transpose(x, 2, 3) / sqrt(HS))\ny = att @ x\nloss = mean(y * y)\n"},
   {"gelu",
    "dim N = 7\ndim K = 5\ninput x : [N, K]\nparam w : [K, K] ~ randn\nparam b : [K] ~ randn * 0.3\n"
    "h = gelu(x @ w + b)\nloss = mean(h * h) + sum(gelu(h - 1)) / N + gelu(0.5)\n"},

@@ -14,6 +14,7 @@ over --tol (default 1e-10).
 Needs torch and numpy (Debian python3-torch); not a dependency of bpgen.
 """
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -147,7 +148,60 @@ class MakemoreMLP:
         return loss, dict(emb=emb, h=h, logits=logits)
 
 
-MODELS = {"wavenet": WaveNet, "bigram": Bigram, "bow": BoW, "makemore_mlp": MakemoreMLP}
+class Transformer:
+    """makemore's Transformer, written as makemore writes it (c_attn one C x 3C
+    map, split into q, k, v; masked_fill(-inf) before the softmax; NewGELU)"""
+    spec = "transformer.spec"
+    dims = {"B": 32, "T": 16, "V": 27, "C": 64, "NH": 4}
+    # the key bias adds q·bk to every score of a row: softmax does not see it, its
+    # true gradient is 0 and both sides hold rounding noise (compared absolutely)
+    zero_grad = {f"bk{l}" for l in range(4)}
+    ints = Bigram.ints
+    L = 4
+
+    @staticmethod
+    def params(d, r):
+        V, T, C = d["V"], d["T"], d["C"]
+        u = lambda shape, fan: uniform(r, shape, fan)
+        p = {"wte": r.standard_normal((V, C)), "wpe": r.standard_normal((T, C))}
+        for l in range(Transformer.L):
+            p.update({f"ln1w{l}": 1 + 0.1 * r.standard_normal(C), f"ln1b{l}": 0.1 * r.standard_normal(C),
+                      f"Wq{l}": u((C, C), C), f"bq{l}": u((C,), C), f"Wk{l}": u((C, C), C), f"bk{l}": u((C,), C),
+                      f"Wv{l}": u((C, C), C), f"bv{l}": u((C,), C), f"Wp{l}": u((C, C), C), f"bp{l}": u((C,), C),
+                      f"ln2w{l}": 1 + 0.1 * r.standard_normal(C), f"ln2b{l}": 0.1 * r.standard_normal(C),
+                      f"Wf{l}": u((C, 4 * C), C), f"bf{l}": u((4 * C,), C), f"Wm{l}": u((4 * C, C), 4 * C),
+                      f"bm{l}": u((C,), 4 * C)})
+        p.update({"lnfw": 1 + 0.1 * r.standard_normal(C), "lnfb": 0.1 * r.standard_normal(C), "Wlm": u((C, V), C)})
+        return p
+
+    @staticmethod
+    def forward(d, t, X, Y):
+        B, T, C, NH = d["B"], d["T"], d["C"], d["NH"]
+        ln = lambda x, w, b: F.layer_norm(x, (C,), w, b, 1e-5)
+        gelu = lambda x: 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+        mask = torch.tril(torch.ones(T, T)).view(1, 1, T, T)
+        x = t["wte"][X] + t["wpe"]
+        inter = {"x0": x}
+        for l in range(Transformer.L):
+            a = ln(x, t[f"ln1w{l}"], t[f"ln1b{l}"])
+            w = torch.cat([t[f"Wq{l}"], t[f"Wk{l}"], t[f"Wv{l}"]], 1)
+            bb = torch.cat([t[f"bq{l}"], t[f"bk{l}"], t[f"bv{l}"]])
+            q, k, v = (a @ w + bb).split(C, dim=2)
+            q, k, v = (z.view(B, T, NH, C // NH).transpose(1, 2) for z in (q, k, v))
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // NH))
+            att = F.softmax(att.masked_fill(mask == 0, float("-inf")), dim=-1)
+            y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
+            r_ = x + y @ t[f"Wp{l}"] + t[f"bp{l}"]
+            x = r_ + gelu(ln(r_, t[f"ln2w{l}"], t[f"ln2b{l}"]) @ t[f"Wf{l}"] + t[f"bf{l}"]) @ t[f"Wm{l}"] + t[f"bm{l}"]
+            inter.update({f"att{l}": att, f"y{l}": y, f"r{l}": r_, f"x{l + 1}": x})
+        logits = ln(x, t["lnfw"], t["lnfb"]) @ t["Wlm"]
+        loss = F.cross_entropy(logits.view(-1, d["V"]), Y.view(-1), ignore_index=-1)
+        inter["logits"] = logits
+        return loss, inter
+
+
+MODELS = {"wavenet": WaveNet, "bigram": Bigram, "bow": BoW, "makemore_mlp": MakemoreMLP,
+          "transformer": Transformer}
 
 
 def main():
@@ -192,7 +246,9 @@ def main():
         v.retain_grad()
     loss.backward()
     rows = [("loss", rel(got["loss"], loss.item()))]
-    rows += [("d" + k, rel(got[k + ".grad"], t[k].grad.numpy())) for k in p]
+    zero = getattr(m, "zero_grad", set())
+    rows += [("d" + k, np.max(np.abs(got[k + ".grad"] - t[k].grad.numpy())) if k in zero
+              else rel(got[k + ".grad"], t[k].grad.numpy())) for k in p]
     rows += [("d" + k, rel(got[k + ".grad"], v.grad.numpy())) for k, v in inter.items()]
     rows += [(k, rel(got[k], v.detach().numpy())) for k, v in inter.items()]
     print(f"{'tensor':12} {'max rel err':>12}   ({m.spec} {d}, PyTorch {torch.__version__} f64)")
