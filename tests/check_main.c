@@ -64,6 +64,46 @@ const char *tests_tmpdir(const char *prefix) {
   return d;
 }
 
+static bool parses_with(const char *path, DimOverride *ovr, int novr) {
+  static jmp_buf pj;
+  for (int k = 0; k < novr; k++)
+    ovr[k].used = false;
+  if (setjmp(pj)) {
+    error_catch(NULL);
+    return false;
+  }
+  error_catch(&pj);
+  parse_spec(read_src(path), ovr, novr);
+  error_catch(NULL);
+  return true;
+}
+
+int spec_small_dims(const char *path, DimOverride *ovr) {
+  Graph *g = parse_spec(read_src(path), NULL, 0);
+  long nparam = 0;
+  for (int i = 0; i < g->nforward; i++)
+    if (g->nodes[i]->op == OP_param)
+      nparam += shape_numel(&g->nodes[i]->shape);
+  if (nparam <= 50000)
+    return 0;
+  static const struct { const char *name; long v; } small[] = {
+    {"B", 3}, {"H", 11}, {"E", 5}, {"C", 12}, {"C2", 6}, {"NH", 3}, {"T", 5}};
+  int n = 0;
+  for (size_t k = 0; k < sizeof small / sizeof small[0]; k++)
+    for (int d = 0; d < g->ndims; d++)
+      if (strcmp(g->dims[d].name, small[k].name) == 0)
+        ovr[n++] = (DimOverride){small[k].name, small[k].v, false};
+  while (n > 0 && !parses_with(path, ovr, n))   /* T last: dropped first */
+    n--;
+  return n;
+}
+
+Graph *load_spec_with(const char *path, DimOverride *ovr, int novr) {
+  for (int k = 0; k < novr; k++)
+    ovr[k].used = false;
+  return parse_spec(read_src(path), ovr, novr);
+}
+
 const char *specs_dir(void) {
   const char *d = getenv("BPGEN_SPECS");
   return d ? d : "specs";

@@ -28,6 +28,14 @@ const char *error_pos(const char *report);
  * removes when the suites end, failed tests or not); arena string. */
 const char *tests_tmpdir(const char *prefix);
 
+/* Overrides (into ovr, at most 8) that run a big spec at small odd sizes: the
+ * spec's dims among B, T, H, E, C, C2 and NH set small, T only where the spec
+ * takes it (wavenet needs its 8); none for a spec of at most 50,000 params
+ * (it runs at its own sizes).  Returns how many. */
+int spec_small_dims(const char *path, DimOverride *ovr);
+/* Parses the spec at path with those overrides (grad_build not run). */
+Graph *load_spec_with(const char *path, DimOverride *ovr, int novr);
+
 /* Directory of the source tree's specs (BPGEN_SPECS or "specs"). */
 const char *specs_dir(void);
 /* The paths of the .spec files there (at most max); fails the test if none. */
