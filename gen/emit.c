@@ -451,13 +451,16 @@ void emit_gelu(Emit *e, Node *n) {
                                     fn(e, "tanh"), lit(e, 0.79788456080286535588), lit(e, 0.044715)));
 }
 
-/* gelu'(x) ⊙ dy: t = tanh(c(x + a x³)), ½(1 + t) + ½x(1 − t²)·c(1 + 3a x²) */
+/* gelu'(x) ⊙ dy: t = tanh(c(x + a x³)), ½(1 + t) + ½x(1 − t²)·c(1 + 3a x²); one
+ * tanh per element (x and dy have the output's shape) */
 void emit_gelu_bwd(Emit *e, Node *n) {
   head_math(e, n, "");
   const char *c = lit(e, 0.79788456080286535588), *a = lit(e, 0.044715), *a3 = lit(e, 3 * 0.044715);
-  const char *t = arena_printf("%s(%s * (@0 + %s * @0 * @0 * @0))", fn(e, "tanh"), c, a);
-  elementwise(e, n, 2, arena_printf("(%s * (%s + %s) + %s * @0 * (%s - %s * %s) * %s * (%s + %s * @0 * @0)) * @1",
-                                    lit(e, 0.5), lit(e, 1), t, lit(e, 0.5), lit(e, 1), t, t, c, lit(e, 1), a3));
+  L(e, "for (long i = 0; i < %ld; i++) {", numel(n));
+  L(e, "  real x = %s[i], t = %s(%s * (x + %s * x * x * x));", V(e, n->in[0]), fn(e, "tanh"), c, a);
+  L(e, "  %s[i] = (%s * (%s + t) + %s * x * (%s - t * t) * %s * (%s + %s * x * x)) * %s[i];", V(e, n), lit(e, 0.5),
+    lit(e, 1), lit(e, 0.5), lit(e, 1), c, lit(e, 1), a3, V(e, n->in[1]));
+  L(e, "}");
 }
 
 void emit_sigmoid_bwd(Emit *e, Node *n) {
