@@ -648,10 +648,16 @@ void emit_transpose(Emit *e, Node *n) {
   L(e, "%*s%s[%s] = %s[%s];", 2 * O->rank, "", V(e, n), bidx(O, O), V(e, x), buf_done(&ix));
 }
 
+/* a gather's sizes: rows of the table, elements per row, indices */
+static void gather_dims(Node *table, Node *idx, long *rows, long *r, long *ni) {
+  *rows = table->shape.dim[0], *r = numel(table) / (*rows ? *rows : 1), *ni = numel(idx);
+}
+
 /* C[X]: row X[i] of the table for each index (out of range: zeros, flagged) */
 void emit_gather(Emit *e, Node *n) {
   Node *c = n->in[0], *x = n->in[1];
-  long rows = c->shape.dim[0], r = numel(c) / (rows ? rows : 1), ni = numel(x);
+  long rows, r, ni;
+  gather_dims(c, x, &rows, &r, &ni);
   head_math(e, n, "");
   L(e, "for (int i = 0; i < %ld; i++) {", ni);
   L(e, "  int32_t ix = %s[i];", V(e, x));
@@ -668,7 +674,8 @@ void emit_gather(Emit *e, Node *n) {
 /* dC: zeros, then row i of dy added into row X[i] (the lecture's dC loop) */
 void emit_gather_bwd(Emit *e, Node *n) {
   Node *x = n->in[0], *dy = n->in[1];
-  long rows = n->shape.dim[0], r = numel(n) / (rows ? rows : 1), ni = numel(x);
+  long rows, r, ni;
+  gather_dims(n, x, &rows, &r, &ni);
   head_math(e, n, "");
   L(e, "memset(%s, 0, sizeof %s);", V(e, n), V(e, n));
   L(e, "for (int i = 0; i < %ld; i++) {", ni);
@@ -1219,7 +1226,8 @@ static bool bound_expand(Emit *e, Node *n) {
 
 static bool bound_gather(Emit *e, Node *n) {
   Node *c = n->in[0], *x = n->in[1];
-  long rows = c->shape.dim[0], r = numel(c) / (rows ? rows : 1), ni = numel(x);
+  long rows, r, ni;
+  gather_dims(c, x, &rows, &r, &ni);
   head_math(e, n, "");
   L(e, "if (%s(%ld, %ld, %ld, %s, %s, %s))", bpm(e, "gather"), ni, r, rows, V(e, c), V(e, x), V(e, n));
   L(e, "  s->bad_index = 1;");
@@ -1228,7 +1236,8 @@ static bool bound_gather(Emit *e, Node *n) {
 
 static bool bound_gather_bwd(Emit *e, Node *n) {
   Node *x = n->in[0], *dy = n->in[1];
-  long rows = n->shape.dim[0], r = numel(n) / (rows ? rows : 1), ni = numel(x);
+  long rows, r, ni;
+  gather_dims(n, x, &rows, &r, &ni);
   head_math(e, n, "");
   L(e, "%s(%ld, %ld, %ld, %s, %s, %s);", bpm(e, "gather_bwd"), ni, r, rows, V(e, x), V(e, dy), V(e, n));
   return true;

@@ -64,7 +64,7 @@ const char *tests_tmpdir(const char *prefix) {
   return d;
 }
 
-static bool parses_with(const char *path, DimOverride *ovr, int novr) {
+bool parses_with(const char *name, const char *text, DimOverride *ovr, int novr) {
   static jmp_buf pj;
   for (int k = 0; k < novr; k++)
     ovr[k].used = false;
@@ -73,7 +73,7 @@ static bool parses_with(const char *path, DimOverride *ovr, int novr) {
     return false;
   }
   error_catch(&pj);
-  parse_spec(read_src(path), ovr, novr);
+  parse_spec(src_from_string(name, text), ovr, novr);
   error_catch(NULL);
   return true;
 }
@@ -93,7 +93,8 @@ int spec_small_dims(const char *path, DimOverride *ovr) {
     for (int d = 0; d < g->ndims; d++)
       if (strcmp(g->dims[d].name, small[k].name) == 0)
         ovr[n++] = (DimOverride){small[k].name, small[k].v, false};
-  while (n > 0 && !parses_with(path, ovr, n))   /* T last: dropped first */
+  const char *text = read_src(path)->text;
+  while (n > 0 && !parses_with(path, text, ovr, n))   /* T last: dropped first */
     n--;
   return n;
 }

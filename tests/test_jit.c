@@ -55,21 +55,6 @@ START_TEST(every_spec) {
 }
 END_TEST
 
-/* whether the spec takes these dims (no error) */
-static bool parses_with(const char *name, const char *text, DimOverride *ovr, int novr) {
-  static jmp_buf jb;
-  for (int k = 0; k < novr; k++)
-    ovr[k].used = false;
-  if (setjmp(jb)) {
-    error_catch(NULL);
-    return false;
-  }
-  error_catch(&jb);
-  parse_spec(src_from_string(name, text), ovr, novr);
-  error_catch(NULL);
-  return true;
-}
-
 /* odd shapes so nothing hard-codes the lecture's sizes (T too where the
  * spec's architecture allows another context: wavenet's three levels of pairs
  * need T = 8) */

@@ -33,6 +33,8 @@ const char *tests_tmpdir(const char *prefix);
  * takes it (wavenet needs its 8); none for a spec of at most 50,000 params
  * (it runs at its own sizes).  Returns how many. */
 int spec_small_dims(const char *path, DimOverride *ovr);
+/* Whether spec text parses with these dim overrides (no error). */
+bool parses_with(const char *name, const char *text, DimOverride *ovr, int novr);
 /* Parses the spec at path with those overrides (grad_build not run). */
 Graph *load_spec_with(const char *path, DimOverride *ovr, int novr);
 
