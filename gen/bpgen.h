@@ -133,6 +133,7 @@ typedef struct InitExpr InitExpr;
   int axis2;             /* transpose: the axis swapped with axis */              \
   int ignore;            /* cross_entropy: the target value left out of the mean */ \
   int fill;              /* context: the token before the first position */       \
+  int start;             /* slice, pad: the first index along axis */             \
   bool unbiased;         /* batchnorm: 1/(n-1) variance (the lecture's) */        \
   bool transa, transb;   /* matmul: use a^T / b^T (last two axes) */              \
   InitExpr *init;        /* param */

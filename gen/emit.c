@@ -594,6 +594,59 @@ void emit_causal_softmax(Emit *e, Node *n) {
   L(e, "}");
 }
 
+/* x viewed as [outer, len, inner] around n->axis: a slice copies a run of
+ * `cut` rows of `inner` elements out of (slice) or into (pad) each outer block */
+static void cut_copy(Emit *e, Node *n, Node *x, bool into) {
+  long outer, len, inner, cut = into ? x->shape.dim[n->axis] : n->shape.dim[n->axis];
+  split_axis(into ? &n->shape : &x->shape, n->axis, &outer, &len, &inner);
+  const char *dst = V(e, n), *src = V(e, x);
+  long run = cut * inner, big = len * inner, off = (long)n->start * inner;
+  if (outer == 1) {
+    L(e, "memcpy(%s + %ld, %s + %ld, %ld * sizeof *%s);", dst, into ? off : 0, src, into ? 0 : off, run, dst);
+    return;
+  }
+  L(e, "for (long o = 0; o < %ld; o++)", outer);
+  if (into)
+    L(e, "  memcpy(%s + o * %ld + %ld, %s + o * %ld, %ld * sizeof *%s);", dst, big, off, src, run, run, dst);
+  else
+    L(e, "  memcpy(%s + o * %ld, %s + o * %ld + %ld, %ld * sizeof *%s);", dst, run, src, big, off, run, dst);
+}
+
+/* y = x[start:start+len] along axis */
+void emit_slice(Emit *e, Node *n) {
+  head_math(e, n, "");
+  cut_copy(e, n, n->in[0], false);
+}
+
+/* zeros, with dy at [start:start+len] along axis */
+void emit_pad(Emit *e, Node *n) {
+  head_math(e, n, "");
+  L(e, "memset(%s, 0, %ld * sizeof *%s);", V(e, n), numel(n), V(e, n));
+  cut_copy(e, n, n->in[0], true);
+}
+
+/* [a, b] along axis: two loop nests, each over its part of the result, reading
+ * its input broadcast (an axis of 1 repeats) */
+void emit_concat(Emit *e, Node *n) {
+  const Shape *O = &n->shape;
+  long ostride[MAXRANK], st = 1;
+  for (int d = O->rank - 1; d >= 0; d--)
+    ostride[d] = st, st *= O->dim[d];
+  head_math(e, n, "");
+  for (int k = 0; k < 2; k++) {
+    Node *x = n->in[k];
+    Shape part = *O;
+    part.dim[n->axis] = x->shape.dim[n->axis];
+    Buf oi = {0};
+    for (int d = 0; d < O->rank; d++)
+      buf_printf(&oi, "%si%d*%ld", d ? " + " : "", d, ostride[d]);
+    if (k == 1)
+      buf_printf(&oi, " + %ld", (long)n->in[0]->shape.dim[n->axis] * ostride[n->axis]);
+    loops_open(e, &part);
+    L(e, "%*s%s[%s] = %s[%s];", 2 * O->rank, "", V(e, n), buf_done(&oi), V(e, x), bidx(&part, &x->shape));
+  }
+}
+
 /* the T and C of x [..., T, C], and the product of the rest */
 static void tc_split(Node *x, long *P, long *T, long *C) {
   *C = x->shape.dim[x->shape.rank - 1], *T = x->shape.dim[x->shape.rank - 2];

@@ -97,6 +97,9 @@ static Node *reshape(Graph *g, Token *tok, Node *x, const Shape *to) {
  *                               g = gain · dy   (the gradient of x̂)
  *                             dx = rstd · (g − Σ g / D − x̂ · Σ(g · x̂) / D)
  * ln_bwd_gain(ln, dy) [D]     Σ over all rows (every leading index) of dy · x̂
+ * pad(dy) -> n->shape S       zeros shaped S, except out[..., start + i, ...] =
+ *                             dy[..., i, ...] along axis (dy is S with that
+ *                             axis cut to its own length)
  */
 
 /* true if `from` broadcasts to `to` (right-aligned; each dim equal or 1) */
@@ -150,6 +153,15 @@ void shape_given(Node *n) {
     if (!ok)
       die("gather_bwd: X %s, dy %s, out %s", shape_str(&a->shape), shape_str(&b->shape),
           shape_str(&n->shape));
+    break;
+  }
+  case OP_pad: {
+    bool ok = n->axis >= 0 && n->axis < n->shape.rank && a->shape.rank == n->shape.rank && n->start >= 0 &&
+              (long)n->start + a->shape.dim[n->axis] <= n->shape.dim[n->axis];
+    for (int i = 0; ok && i < n->shape.rank; i++)
+      ok = i == n->axis || a->shape.dim[i] == n->shape.dim[i];
+    if (!ok)
+      die("pad: dy %s at %d along axis %d of %s", shape_str(&a->shape), n->start, n->axis, shape_str(&n->shape));
     break;
   }
   case OP_bn_bwd_gain:
@@ -302,6 +314,27 @@ void grad_causal_mean(Graph *g, Node *n, Node *dy, Node **din) {
 }
 
 /* y = transpose(x, a, b): dx = transpose(dy, a, b) */
+/* y = x[start:start+len] along axis: dx = dy placed there in zeros */
+void grad_slice(Graph *g, Node *n, Node *dy, Node **din) {
+  din[0] = graph_add(g, OP_pad, n->tok, dy, NULL, NULL, &n->in[0]->shape,
+                     &(NodeAttr){.axis = n->axis, .start = n->start});
+}
+
+/* dy[start:start+len] along axis */
+static Node *slice_of(Graph *g, Token *tok, Node *dy, int axis, int start, int len) {
+  Shape s = dy->shape;
+  s.dim[axis] = len;
+  return graph_add(g, OP_slice, tok, dy, NULL, NULL, &s, &(NodeAttr){.axis = axis, .start = start});
+}
+
+/* y = [a, b] along axis: da, db are dy cut at the seam, summed over the axes
+ * the forward broadcast */
+void grad_concat(Graph *g, Node *n, Node *dy, Node **din) {
+  int ax = n->axis, la = n->in[0]->shape.dim[ax], lb = n->in[1]->shape.dim[ax];
+  din[0] = reduce_to(g, n->tok, slice_of(g, n->tok, dy, ax, 0, la), &n->in[0]->shape);
+  din[1] = reduce_to(g, n->tok, slice_of(g, n->tok, dy, ax, la, lb), &n->in[1]->shape);
+}
+
 void grad_transpose(Graph *g, Node *n, Node *dy, Node **din) {
   din[0] = graph_add(g, OP_transpose, n->tok, dy, NULL, NULL, NULL, &(NodeAttr){.axis = n->axis, .axis2 = n->axis2});
 }
@@ -387,19 +420,24 @@ void grad_reshape(Graph *g, Node *n, Node *dy, Node **din) {
  * dB = Aᵀ·dY with A and dY flattened to [P, K] and [P, N] (P = the batch
  * size); other batched cases use batched matmuls summed down to the input's
  * shape where its batch dims were broadcast. */
+/* y = a · b:  da = dy · bᵀ, db = aᵀ · dy;  y = a · bᵀ (b stored (out, in), as
+ * llm.c's weights):  da = dy · b, db = dyᵀ · a.  A 2-D b under a batched a
+ * gets the sum over the batch: one product of a and dy viewed as 2-D. */
 void grad_matmul(Graph *g, Node *n, Node *dy, Node **din) {
   Node *a = n->in[0], *b = n->in[1];
   Token *tok = n->tok;
-  if (n->transa || n->transb)
-    die("grad_matmul: forward matmul with transposed operands");
-  din[0] = reduce_to(g, tok, matmul(g, tok, dy, b, false, true), &a->shape);
+  bool tb = n->transb;
+  if (n->transa)
+    die("grad_matmul: forward matmul with a transposed left operand");
+  din[0] = reduce_to(g, tok, matmul(g, tok, dy, b, false, !tb), &a->shape);
+  Node *x = tb ? dy : a, *y = tb ? a : dy;   /* db = xᵀ · y */
   if (a->shape.rank > 2 && b->shape.rank == 2) {
-    int k = a->shape.dim[a->shape.rank - 1], m = dy->shape.dim[dy->shape.rank - 1];
-    Shape a2 = {2, {(int)(shape_numel(&a->shape) / k), k}};
-    Shape d2 = {2, {(int)(shape_numel(&dy->shape) / m), m}};
-    din[1] = matmul(g, tok, reshape(g, tok, a, &a2), reshape(g, tok, dy, &d2), true, false);
+    int k = x->shape.dim[x->shape.rank - 1], m = y->shape.dim[y->shape.rank - 1];
+    Shape x2 = {2, {(int)(shape_numel(&x->shape) / k), k}};
+    Shape y2 = {2, {(int)(shape_numel(&y->shape) / m), m}};
+    din[1] = matmul(g, tok, reshape(g, tok, x, &x2), reshape(g, tok, y, &y2), true, false);
   } else {
-    din[1] = reduce_to(g, tok, matmul(g, tok, a, dy, true, false), &b->shape);
+    din[1] = reduce_to(g, tok, matmul(g, tok, x, y, true, false), &b->shape);
   }
 }
 

@@ -130,6 +130,14 @@ char *note_fill(const char *tmpl, Node *n, bool forward, NoteLabel *label, void 
       break;
     case 'n': buf_printf(&b, "%s", note_num(n->num)); break;
     case 'x': buf_printf(&b, "%s", note_axis(n->axis)); break;
+    case 'R': {   /* a slice's or pad's index: [:, 2:5] */
+      int len = n->op == OP_pad ? n->in[0]->shape.dim[n->axis] : n->shape.dim[n->axis];
+      buf_printf(&b, "[");
+      for (int d = 0; d < n->axis; d++)
+        buf_printf(&b, ":, ");
+      buf_printf(&b, "%d:%d]", n->start, n->start + len);
+      break;
+    }
     case 's': buf_printf(&b, "%s", shape_str(&n->shape)); break;
     case 'E':
       if (forward)

@@ -39,6 +39,7 @@
  *             %F0        %P0 in a forward expression, %0 in a derivative
  *             %0.1       label of input 1 of input 0 (a fused op's gain)
  *             %n         the num attribute        %x   the axis: b j k ... or all
+ *             %R         a slice's or pad's index along its axis: [:, start:end]
  *             %E         exponent: ^n forward; ² (n = 2) or ^(n) in a derivative
  *             %T0 %T1    ᵀ when transa / transb   %s   the result's shape
  *             %S0        Σ over the axes input 0 has and the result has not
@@ -87,6 +88,15 @@ OP(reshape,       1,    LV_FN,   "reshape(x, [shape])",                    shape
 OP(transpose,     1,    LV_FN,   "transpose(x, dim0=0, dim1=1)",           shape_transpose, grad_transpose, emit_transpose, ref_transpose, no_fold,
    "%P0ᵀ", NULL)
    /* axes axis and axis2 swapped (torch.transpose(x, dim0, dim1)) */
+OP(slice,         1,    LV_OPER, "x[i, a:b, :]",                           shape_slice,     grad_slice,   emit_slice,   ref_slice,   no_fold,
+   "%P0%R", NULL)
+   /* axis, start; n->shape is x's with axis cut to [start, start + len): one axis of an
+    * index; the parser chains them and drops the axes an integer selects with a reshape */
+OP(concat,        2,    LV_FN,   "concat(a, b, axis=last)",                shape_concat,    grad_concat,  emit_concat,  ref_concat,  no_fold,
+   "[%0, %1]_%x",
+   "a and b side by side along axis; their other axes broadcast (a [1, H] start state\n"
+   "beside a [B, E] input gives [B, E + H]).  The gradient splits dy back at the seam.")
+   /* a [..., A, ...], b [..., Bn, ...] -> [..., A + Bn, ...] along axis; other axes broadcast */
 OP(context,       1,    LV_FN,   "context(X, size=1, fill=0)",             shape_context,   grad_context, emit_context, ref_context, no_fold,
    "context(%0)", "Position t holds the tokens at t, t−1, ..., t−size+1, `fill` before the first: makemore's MLP.")
    /* X int [..., T] -> int [..., T, size]: out[..., t, k] = X[..., t − k], fill when t − k < 0 */
@@ -159,6 +169,8 @@ OP(gelu_bwd,      2,    LV_BWD, NULL, shape_bwd_same, no_grad, emit_gelu_bwd,   
    "(½(1 + t) + ½%0(1 − t²)·√(2/π)(1 + 3·0.044715·%0²)) ⊙ %P1,  t = tanh(√(2/π)(%0 + 0.044715·%0³))", NULL)
    /* in0 = x (gelu's input), in1 = dy: gelu'(x) ⊙ dy in one pass */
    /* in0 = s (sigmoid output), in1 = dy: s*(1-s)*dy */
+OP(pad,           1,    LV_BWD, NULL, shape_given,    no_grad, emit_pad,         no_ref, no_fold, "%0 at %R of zeros %s", NULL)
+   /* in0 = dy of a slice: zeros shaped n->shape with dy at [start, start + len) along axis */
 OP(max_bwd,       2,    LV_BWD, NULL, shape_bwd_same, no_grad, emit_max_bwd,     no_ref, no_fold, "onehot(argmax_%x %0) ⊙ %P1", NULL)
    /* in0 = x, in1 = dy (reduced shape); axis: dy to the first arg-max */
 OP(pick_bwd,      2,    LV_BWD, NULL, shape_given,    no_grad, emit_pick_bwd,    no_ref, no_fold, "onehot(%0) ⊙ %P1", NULL)

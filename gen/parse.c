@@ -15,6 +15,15 @@
  * Newlines end statements, except inside ( ) or [ ], where the cursor skips
  * them (`nest` counts the open brackets).  Every recursion goes through a
  * depth check, so no input can exhaust the stack.
+ *
+ * Repetition is unrolled here: `for l in L` ... `end` parses its body L times
+ * with l bound to 0, 1, ..., L-1 (a constant, usable wherever a dim is).  A
+ * statement in a body may assign a name again (the carried state of an RNN,
+ * a transformer's residual stream): each iteration's tensor is named NAME_l
+ * (NAME_l_m in nested loops), and NAME means the latest one from then on.
+ * `stack(NAME, axis)` gathers the values NAME took in its loop.  Per-layer
+ * params are stacked ([L, ...], as llm.c stores them) and indexed with W[l];
+ * a param used in every iteration is shared, and its gradient sums the uses.
  */
 #include "bpgen.h"
 
@@ -23,17 +32,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAXDEPTH = 200, MAXARGS = 8 };
+enum { MAXDEPTH = 200, MAXARGS = 8, MAXLOOPS = 8, MAXNODES = 200000 };
 
-typedef enum { SYM_DIM, SYM_INPUT, SYM_PARAM, SYM_STMT } SymKind;
+typedef enum { SYM_DIM, SYM_INPUT, SYM_PARAM, SYM_STMT, SYM_LOOPVAR, SYM_DONE } SymKind;
+/* SYM_LOOPVAR: a loop's variable (value: this iteration's); SYM_DONE: one
+ * whose loop has ended */
 
 typedef struct Sym {
   const char *name;
   Token *tok;            /* where it was defined */
   SymKind kind;
   Node *node;            /* input, param, statement */
-  long value;            /* dim */
+  long value;            /* dim, loop variable */
 } Sym;
+
+/* The values a name took in the iterations of one run of a loop (stack()). */
+typedef struct LoopVals {
+  int loop;              /* the run of a loop they belong to (loop_runs) */
+  Token *for_tok;
+  Node **v;              /* v[i]: the value at the end of iteration i */
+  int n, cap;
+} LoopVals;
 
 /* A tensor expression's value: a constant (n == NULL) or a node. */
 typedef struct Val {
@@ -51,10 +70,17 @@ static int nsyms, symcap;
 static StrMap symidx;    /* name -> index in syms, plus 1 */
 static DimOverride *ovrs;
 static int novrs;
+static int nloops;                 /* loops open around the cursor */
+static int loop_run[MAXLOOPS];     /* the run (numbered) of each open loop */
+static int loop_iter[MAXLOOPS];    /* its iteration */
+static Token *loop_tok[MAXLOOPS];  /* its 'for' */
+static int loop_runs;
+static StrMap loopvals;            /* base name -> LoopVals */
 
 /* the keywords; the functions are the LV_FN rows of ops.h */
 static const char *const keywords[] = {
     "dim", "input", "param", "int", "randn", "uniform", "zeros", "ones", "true", "false",
+    "for", "in", "end", "stack",
 };
 
 /* ---- the cursor ------------------------------------------------------------ */
@@ -151,24 +177,38 @@ static bool is_builtin(Token *t) {
   return is_function(t);
 }
 
-static Sym *define(Token *name, SymKind kind) {
+/* Defines `name` (its text `str`: the token's, or a loop statement's NAME_l).
+ * rebind: a loop statement, which may assign a name a statement holds. */
+static Sym *define_as(Token *name, const char *str, SymKind kind, bool rebind) {
+  size_t len = strlen(str);
   if (is_builtin(name))
     error_tok(name, "'%.*s' redefined: it is a built-in name", name->len, name->loc);
-  Sym *old = find_sym(name);
-  if (old)
-    error_tok(name, "'%.*s' redefined (first defined at line %d)", name->len, name->loc,
-              old->tok->line);
+  Sym *old = find_name(str, len);
+  if (old && old->kind != SYM_DONE) {
+    if (rebind)
+      error_tok(name, "'%.*s' in this iteration is called '%s', which is already defined at line %d: rename one "
+                "of them", name->len, name->loc, str, old->tok->line);
+    error_tok(name, "'%s' redefined (first defined at line %d)", str, old->tok->line);
+  }
+  if (rebind) {
+    Sym *base = find_sym(name);
+    if (base && base->kind != SYM_STMT && base->kind != SYM_DONE)
+      error_tok(name, "'%.*s' is %s (line %d); a loop may assign again only names that statements define",
+                name->len, name->loc,
+                base->kind == SYM_DIM ? "a dim" : base->kind == SYM_INPUT ? "an input" :
+                base->kind == SYM_PARAM ? "a param" : "a loop variable", base->tok->line);
+  }
   /* the gradient of tensor x is called dx everywhere (the emitted d-fields,
    * the tensor table, x.grad.npy): no tensor may take that name */
-  if (kind != SYM_DIM) {
-    Sym *of = name->len > 1 && name->loc[0] == 'd' ? find_name(name->loc + 1, (size_t)name->len - 1) : NULL;
-    if (of && of->kind != SYM_DIM)
-      error_tok(name, "'%.*s' is the name of the gradient of '%s' (line %d): rename one of them", name->len,
-                name->loc, of->name, of->tok->line);
-    Sym *grad = find_name(arena_printf("d%.*s", name->len, name->loc), (size_t)name->len + 1);
-    if (grad && grad->kind != SYM_DIM)
-      error_tok(name, "the gradient of '%.*s' would be called '%s', a tensor already defined at line %d: "
-                "rename one of them", name->len, name->loc, grad->name, grad->tok->line);
+  if (kind != SYM_DIM && kind != SYM_LOOPVAR) {
+    Sym *of = len > 1 && str[0] == 'd' ? find_name(str + 1, len - 1) : NULL;
+    if (of && of->kind != SYM_DIM && of->kind != SYM_LOOPVAR && of->kind != SYM_DONE)
+      error_tok(name, "'%s' is the name of the gradient of '%s' (line %d): rename one of them", str, of->name,
+                of->tok->line);
+    Sym *grad = find_name(arena_printf("d%s", str), len + 1);
+    if (grad && grad->kind != SYM_DIM && grad->kind != SYM_LOOPVAR && grad->kind != SYM_DONE)
+      error_tok(name, "the gradient of '%s' would be called '%s', a tensor already defined at line %d: "
+                "rename one of them", str, grad->name, grad->tok->line);
   }
   if (nsyms == symcap) {
     symcap = symcap ? 2 * symcap : 32;
@@ -178,12 +218,16 @@ static Sym *define(Token *name, SymKind kind) {
     syms = ns;
   }
   Sym *s = &syms[nsyms++];
-  s->name = tok_str(name);
+  s->name = arena_strndup(str, len);
   s->tok = name;
   s->kind = kind;
   strmap_put(&symidx, s->name, (void *)(intptr_t)nsyms);
+  if (rebind)   /* NAME means this iteration's tensor from now on */
+    strmap_put(&symidx, tok_str(name), (void *)(intptr_t)nsyms);
   return s;
 }
+
+static Sym *define(Token *name, SymKind kind) { return define_as(name, tok_str(name), kind, false); }
 
 /* ---- dim expressions: exact integer arithmetic ----------------------------- */
 
@@ -218,7 +262,9 @@ static long dim_primary(void) {
     Sym *s = find_sym(t);
     if (!s)
       error_tok(t, "unknown dim '%.*s'", t->len, t->loc);
-    if (s->kind != SYM_DIM)
+    if (s->kind == SYM_DONE)
+      error_tok(t, "'%.*s' is the variable of the loop at line %d, which has ended", t->len, t->loc, s->tok->line);
+    if (s->kind != SYM_DIM && s->kind != SYM_LOOPVAR)
       error_tok(t, "'%.*s' is not a dim", t->len, t->loc);
     v = s->value;
   } else {
@@ -674,6 +720,62 @@ static Val reshape_call(Token *fn) {
   return node_val(add_op(OP_reshape, fn, x, NULL, NULL, &s, NULL));
 }
 
+/* Balanced: concat(stack of the first half, stack of the second) along axis. */
+static Node *concat_range(Token *t, Node **v, int lo, int hi, int axis) {
+  if (hi - lo == 1)
+    return v[lo];
+  int mid = lo + (hi - lo) / 2;
+  Node *a = concat_range(t, v, lo, mid, axis), *b = concat_range(t, v, mid, hi, axis);
+  return add_op(OP_concat, t, a, b, NULL, NULL, &(NodeAttr){.axis = axis});
+}
+
+/* stack = "stack" "(" NAME ("," ("axis" "=")? expr)? ")"
+ * The values NAME took in the iterations of its loop, each given a new axis
+ * of 1 at `axis`, joined along it by a tree of concats. */
+static Val stack_call(Token *fn) {
+  Token *open = open_bracket("(");
+  Token *name = expect_ident("the name of a tensor a loop assigns");
+  LoopVals *lv = strmap_get(&loopvals, name->loc, (size_t)name->len);
+  if (!lv)
+    error_tok(name, "stack: '%.*s' is not assigned in a for loop", name->len, name->loc);
+  for (int i = 0; i < nloops; i++)
+    if (loop_run[i] == lv->loop)
+      error_tok(name, "stack: the loop at line %d that assigns '%.*s' has not ended", lv->for_tok->line, name->len,
+                name->loc);
+  for (int i = 0; i < lv->n; i++)
+    if (!lv->v[i])
+      error_tok(name, "stack: '%.*s' is not assigned in iteration %d of the loop at line %d", name->len, name->loc,
+                i, lv->for_tok->line);
+  const Shape *s0 = &lv->v[0]->shape;
+  long axis = 0;
+  if (consume(",")) {
+    if (tok_is(peek(), "axis") && tok_is(peek()->next, "=")) {
+      next();
+      next();
+    }
+    Val a = expr();
+    double c = const_of(a, "the axis");
+    if (c != floor(c) || c < -(s0->rank + 1) || c > s0->rank)
+      error_tok(a.tok, "stack: axis %g out of range for %s (a new axis goes at 0..%d)", c, shape_str(s0), s0->rank);
+    axis = c < 0 ? (long)c + s0->rank + 1 : (long)c;
+  }
+  expect_close(open, ")");
+  if (s0->rank == MAXRANK)
+    error_tok(fn, "stack: %s already has %d axes", shape_str(s0), MAXRANK);
+  Node **parts = arena_alloc(sizeof *parts * (size_t)lv->n);
+  for (int i = 0; i < lv->n; i++) {
+    Node *x = lv->v[i];
+    if (!shape_eq(&x->shape, s0))
+      error_tok(name, "stack: '%.*s' is %s in iteration %d but %s in iteration 0", name->len, name->loc,
+                shape_str(&x->shape), i, shape_str(s0));
+    Shape s = {.rank = s0->rank + 1};
+    for (int d = 0, k = 0; d < s.rank; d++)
+      s.dim[d] = d == axis ? 1 : s0->dim[k++];
+    parts[i] = add_op(OP_reshape, fn, x, NULL, NULL, &s, NULL);
+  }
+  return node_val(concat_range(fn, parts, 0, lv->n, (int)axis));
+}
+
 /* primary = NUM | NAME | FUNC args | "reshape" "(" expr "," shape ")" | "(" expr ")" */
 static Val primary(void) {
   Token *t = peek();
@@ -692,6 +794,8 @@ static Val primary(void) {
               t->kind == TK_NEWLINE ? " (a statement continues on the next line only inside ( ) or [ ])"
                                     : "");
   next();
+  if (tok_is(t, "stack") && tok_is(peek(), "("))
+    return stack_call(t);
   if (tok_is(peek(), "(")) {
     OpKind op = function_op(t);
     if (op == OP_COUNT)
@@ -704,22 +808,108 @@ static Val primary(void) {
       error_tok(t, "'%.*s' cannot be used as a value here", t->len, t->loc);
     error_tok(t, "unknown name '%.*s'", t->len, t->loc);
   }
-  if (s->kind == SYM_DIM)
+  if (s->kind == SYM_DONE)
+    error_tok(t, "'%.*s' is the variable of the loop at line %d, which has ended", t->len, t->loc, s->tok->line);
+  if (s->kind == SYM_DIM || s->kind == SYM_LOOPVAR)
     return constant((double)s->value, t);
   if (!s->node)
     error_tok(t, "'%s' is used in its own definition", s->name);
   return (Val){.n = s->node, .tok = t};
 }
 
-/* postfix = primary ("[" expr "]")* */
+/* One entry of an index: `i`, `a:b`, `a:`, `:b` or `:` (bounds constants,
+ * negative ones counted from the end, as Python's). */
+typedef struct IndexEntry {
+  Token *tok;
+  Val lo, hi;
+  bool range, has_lo, has_hi;
+} IndexEntry;
+
+static long index_bound(Val v, long dim, bool is_end, const char *what) {
+  double c = const_of(v, what);
+  if (c != floor(c))
+    error_tok(v.tok, "an index must be a whole number, got %g", c);
+  long i = (long)c < 0 ? (long)c + dim : (long)c;
+  if (i < 0 || i > dim || (!is_end && i == dim))
+    error_tok(v.tok, "index %g is out of range for an axis of %ld (%s)", c, dim,
+              is_end ? "an end may be 0..the length, or negative from the end" : "0..length-1, or negative from the end");
+  return i;
+}
+
+/* x[e0, e1, ...]: one slice per cut axis (the op table's slice), then a
+ * reshape dropping the axes a single index selects. */
+static Val index_expr(Token *open, Val v, IndexEntry *ent, int nent) {
+  Node *x = to_node(v);
+  if (nent > x->shape.rank)
+    error_tok(ent[x->shape.rank].tok, "too many indices: %s has %d axes", shape_str(&x->shape), x->shape.rank);
+  Shape out = {0};
+  for (int d = 0; d < nent; d++) {
+    IndexEntry *e = &ent[d];
+    long dim = x->shape.dim[d], lo = 0, hi = dim;
+    if (!e->range) {
+      lo = index_bound(e->lo, dim, false, "an index");
+      hi = lo + 1;
+    } else {
+      if (e->has_lo)
+        lo = index_bound(e->lo, dim, false, "the start of a range");
+      if (e->has_hi)
+        hi = index_bound(e->hi, dim, true, "the end of a range");
+      if (hi <= lo)
+        error_tok(e->tok, "empty range %ld:%ld (the end must come after the start)", lo, hi);
+    }
+    if (lo != 0 || hi != dim) {
+      Shape s = x->shape;
+      s.dim[d] = (int)(hi - lo);
+      x = add_op(OP_slice, e->tok, x, NULL, NULL, &s, &(NodeAttr){.axis = d, .start = (int)lo});
+    }
+    if (e->range)
+      out.dim[out.rank++] = x->shape.dim[d];
+  }
+  for (int d = nent; d < x->shape.rank; d++)
+    out.dim[out.rank++] = x->shape.dim[d];
+  if (out.rank != x->shape.rank)
+    x = add_op(OP_reshape, open, x, NULL, NULL, &out, NULL);
+  return node_val(x);
+}
+
+/* postfix = primary ("[" index "]")*
+ * index = expr (a tensor: gather rows)  |  entry ("," entry)*
+ * entry = expr | expr? ":" expr?        (constants: slicing) */
 static Val postfix(void) {
   Val v = primary();
   while (at("[")) {
     Token *open = open_bracket("[");
-    Node *table = to_node(v);
-    Node *index = to_node(expr());
+    IndexEntry ent[MAXRANK + 1];
+    int n = 0;
+    do {
+      if (n == MAXRANK + 1)
+        error_tok(peek(), "too many indices (at most %d axes)", MAXRANK);
+      IndexEntry *e = &ent[n++];
+      *e = (IndexEntry){.tok = peek()};
+      if (!at(":") && !at(",") && !at("]")) {
+        e->lo = expr();
+        e->has_lo = true;
+      }
+      if (consume(":")) {
+        e->range = true;
+        if (!at(",") && !at("]")) {
+          e->hi = expr();
+          e->has_hi = true;
+        }
+      } else if (!e->has_lo) {
+        error_tok(e->tok, "expected an index, a range a:b or ':', got %s", describe(e->tok));
+      }
+    } while (consume(","));
     expect_close(open, "]");
-    v = node_val(add_op(OP_gather, open, table, index, NULL, NULL, NULL));
+    if (n == 1 && !ent[0].range && ent[0].lo.n)   /* a tensor of indices: rows of the table */
+      v = node_val(add_op(OP_gather, open, to_node(v), ent[0].lo.n, NULL, NULL, NULL));
+    else {
+      for (int i = 0; i < n; i++)
+        if ((ent[i].has_lo && ent[i].lo.n) || (ent[i].has_hi && ent[i].hi.n))
+          error_tok(ent[i].tok, "a slice's bounds must be constants (a tensor of indices is a gather: C[X], alone in "
+                    "the brackets)");
+      v = index_expr(open, v, ent, n);
+    }
   }
   return v;
 }
@@ -752,6 +942,20 @@ static Val unary(void) {
   return v;
 }
 
+/* a @ b, and a @ transpose(w) as one matmul reading w transposed (llm.c's
+ * weights are stored (out, in): a layer is x·Wᵀ): the transpose just made for
+ * this product, unnamed and swapping b's last two axes, is taken back. */
+static Node *matmul_op(Token *op, Node *a, Node *b) {
+  int r = b->shape.rank;
+  bool tb = b->op == OP_transpose && !b->name && g->nnodes > 0 && g->nodes[g->nnodes - 1] == b && r >= 2 &&
+            ((b->axis == r - 2 && b->axis2 == r - 1) || (b->axis == r - 1 && b->axis2 == r - 2));
+  if (tb) {
+    g->nnodes--;
+    b = b->in[0];
+  }
+  return add_op(OP_matmul, op, a, b, NULL, NULL, &(NodeAttr){.transb = tb});
+}
+
 /* term = unary (("*" | "/" | "@") unary)* */
 static Val term(void) {
   Val v = unary();
@@ -762,7 +966,7 @@ static Val term(void) {
     else if (consume("/"))
       v = binary(OP_div, op, v, unary());
     else if (consume("@"))
-      v = node_val(add_op(OP_matmul, op, to_node(v), to_node(unary()), NULL, NULL, NULL));
+      v = node_val(matmul_op(op, to_node(v), to_node(unary())));
     else
       return v;
   }
@@ -830,17 +1034,131 @@ static void param_decl(void) {
   s->node->name = s->name;
 }
 
-/* stmt = NAME "=" expr */
+/* Records v as base's value in this iteration of the innermost loop. */
+static void record_loop_value(Token *name, Node *v) {
+  const char *base = tok_str(name);
+  LoopVals *lv = strmap_get(&loopvals, base, strlen(base));
+  if (!lv) {
+    lv = arena_alloc(sizeof *lv);
+    strmap_put(&loopvals, base, lv);
+  }
+  int run = loop_run[nloops - 1], it = loop_iter[nloops - 1];
+  if (lv->loop != run) {
+    lv->loop = run;
+    lv->for_tok = loop_tok[nloops - 1];
+    lv->n = 0;
+  }
+  if (it >= lv->cap) {
+    int cap = it + 16;
+    Node **nv = arena_alloc(sizeof *nv * (size_t)cap);
+    if (lv->n)
+      memcpy(nv, lv->v, sizeof *nv * (size_t)lv->n);
+    lv->v = nv;
+    lv->cap = cap;
+  }
+  while (lv->n <= it)
+    lv->v[lv->n++] = NULL;
+  lv->v[it] = v;
+}
+
+/* stmt = NAME "=" expr
+ * A name given to a tensor another name holds is a second name for it (`h =
+ * start` before an RNN's loop).  In a loop body the expression is read first
+ * (it may use the name's previous value), then NAME_i names the result. */
 static void stmt(Token *name) {
-  Sym *s = define(name, SYM_STMT);
+  Sym *s = nloops ? NULL : define(name, SYM_STMT);
   next();   /* = */
   Val v = expr();
   if (!v.n)
-    error_tok(name, "'%s' is a constant (%g); use it inline or make it a dim", s->name, v.c);
-  if (v.n->name)
-    error_tok(name, "'%s' only renames %s", s->name, v.n->name);
-  v.n->name = s->name;
+    error_tok(name, "'%.*s' is a constant (%g); use it inline or make it a dim", name->len, name->loc, v.c);
+  if (nloops) {
+    Buf full = {0};
+    buf_printf(&full, "%.*s", name->len, name->loc);
+    for (int i = 0; i < nloops; i++)
+      buf_printf(&full, "_%d", loop_iter[i]);
+    s = define_as(name, buf_done(&full), SYM_STMT, true);
+    record_loop_value(name, v.n);
+  }
+  if (!v.n->name)
+    v.n->name = s->name;
   s->node = v.n;
+}
+
+static void line(void);
+
+/* The `end` closing the loop whose body starts at t. */
+static Token *loop_end(Token *for_tok, Token *t) {
+  int open = 1;
+  for (bool at_start = true; t->kind != TK_EOF; t = t->next) {
+    if (at_start && tok_is(t, "for"))
+      open++;
+    if (at_start && tok_is(t, "end") && --open == 0)
+      return t;
+    at_start = t->kind == TK_NEWLINE;
+  }
+  error_tok(for_tok, "'for' without a matching 'end'");
+}
+
+/* loop = "for" NAME "in" dim_value NEWLINE line* "end"
+ * The body is parsed once per iteration, NAME bound to 0, 1, ... */
+static void for_loop(Token *for_tok) {
+  if (nloops == MAXLOOPS)
+    error_tok(for_tok, "loops nested more than %d deep", MAXLOOPS);
+  Token *var = expect_ident("a loop variable after 'for'");
+  if (!consume("in"))
+    error_tok(peek(), "expected 'in' after the loop variable, got %s", describe(peek()));
+  Token *count_tok = peek();
+  long n = dim_expr();
+  if (n <= 0 || n > INT_MAX)
+    error_tok(count_tok, "a loop runs a positive number of times, got %ld", n);
+  if (tok->kind != TK_NEWLINE)
+    error_tok(tok, "expected end of line after 'for %.*s in ...', got %s", var->len, var->loc, describe(tok));
+  next();
+  Token *body = tok, *end = loop_end(for_tok, body);
+  int lv = (int)(define(var, SYM_LOOPVAR) - syms);   /* an index: syms grows as the body defines names */
+  int k = nloops++;
+  loop_run[k] = ++loop_runs;
+  loop_tok[k] = for_tok;
+  for (long i = 0; i < n; i++) {
+    syms[lv].value = i;
+    loop_iter[k] = (int)i;
+    tok = body;
+    while (tok != end)
+      line();
+    if (g->nnodes > MAXNODES)
+      error_tok(for_tok, "the loop makes more than %d nodes (iteration %ld of %ld)", MAXNODES, i + 1, n);
+  }
+  nloops--;
+  syms[lv].kind = SYM_DONE;
+  next();   /* end */
+}
+
+/* line = (dim | input | param | loop | stmt)? NEWLINE */
+static void line(void) {
+  Token *t = next();
+  if (nloops && (tok_is(t, "dim") || tok_is(t, "input") || tok_is(t, "param")))
+    error_tok(t, "declarations go before the loop (a param per iteration is one param with a leading axis, "
+              "indexed W[l])");
+  if (tok_is(t, "dim"))
+    dim_decl();
+  else if (tok_is(t, "input"))
+    input_decl();
+  else if (tok_is(t, "param"))
+    param_decl();
+  else if (tok_is(t, "for"))
+    for_loop(t);
+  else if (tok_is(t, "end"))
+    error_tok(t, "'end' without a 'for'");
+  else if (t->kind == TK_IDENT && tok_is(peek(), "="))
+    stmt(t);
+  else if (t->kind == TK_IDENT)
+    error_tok(peek(), "expected '=' after '%.*s' (statements are NAME = expression), got %s",
+              t->len, t->loc, describe(peek()));
+  else
+    error_tok(t, "expected a declaration or a statement, got %s", describe(t));
+  if (tok->kind != TK_NEWLINE)
+    error_tok(tok, "expected end of line, got %s", describe(tok));
+  next();
 }
 
 /* spec = (line? NEWLINE)* EOF      line = dim | input | param | stmt */
@@ -853,42 +1171,26 @@ Graph *parse_spec(const SrcFile *f, DimOverride *ovr, int novr) {
   symidx = (StrMap){0};
   ovrs = ovr;
   novrs = novr;
+  nloops = loop_runs = 0;
+  loopvals = (StrMap){0};
   if (tok->kind == TK_EOF)
     error_at(f, f->text, "empty spec");
 
-  while (tok->kind != TK_EOF) {
-    Token *t = next();
-    if (tok_is(t, "dim"))
-      dim_decl();
-    else if (tok_is(t, "input"))
-      input_decl();
-    else if (tok_is(t, "param"))
-      param_decl();
-    else if (t->kind == TK_IDENT && tok_is(peek(), "="))
-      stmt(t);
-    else if (t->kind == TK_IDENT)
-      error_tok(peek(), "expected '=' after '%.*s' (statements are NAME = expression), got %s",
-                t->len, t->loc, describe(peek()));
-    else
-      error_tok(t, "expected a declaration or a statement, got %s", describe(t));
-    if (tok->kind != TK_NEWLINE)
-      error_tok(tok, "expected end of line, got %s", describe(tok));
-    next();
-  }
+  while (tok->kind != TK_EOF)
+    line();
 
   for (int i = 0; i < novr; i++)
     if (!ovr[i].used)
       error_plain("-D %s: no dim named %s", ovr[i].name, ovr[i].name);
   Token *eof = tok;
-  for (int i = 0; i < nsyms; i++)
-    if (strcmp(syms[i].name, "loss") == 0) {
-      Sym *s = &syms[i];
-      if (s->kind != SYM_STMT)
-        error_tok(s->tok, "'loss' must be computed by a statement");
-      if (s->node->shape.rank != 0)
-        error_tok(s->tok, "the loss must be a scalar, got %s", shape_str(&s->node->shape));
-      g->loss = s->node;
-    }
+  Sym *s = find_name("loss", 4);
+  if (s && s->kind != SYM_DONE) {
+    if (s->kind != SYM_STMT)
+      error_tok(s->tok, "'loss' must be computed by a statement");
+    if (s->node->shape.rank != 0)
+      error_tok(s->tok, "the loss must be a scalar, got %s", shape_str(&s->node->shape));
+    g->loss = s->node;
+  }
   if (!g->loss)
     error_tok(eof, "no `loss` statement");
   g->nforward = g->nnodes;

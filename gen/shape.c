@@ -259,3 +259,43 @@ void shape_layernorm(Node *n) {
   check_affine(n, n->in[2], "bias", x->shape.dim[x->shape.rank - 1], false);
   set_shape(n, &x->shape, TY_FLOAT);
 }
+
+/* x[..., start:start+len, ...] along n->axis: the parser gives the result's
+ * shape (x's with that axis cut); the cut must lie inside x.  Int tensors
+ * slice too (an RNN's X[:, t]); only float ones have a gradient. */
+void shape_slice(Node *n) {
+  Node *x = n->in[0];
+  Shape s = n->shape;
+  bool ok = n->axis >= 0 && n->axis < x->shape.rank && s.rank == x->shape.rank && n->start >= 0 &&
+            s.dim[n->axis] >= 1 && (long)n->start + s.dim[n->axis] <= x->shape.dim[n->axis];
+  for (int i = 0; ok && i < s.rank; i++)
+    ok = i == n->axis || s.dim[i] == x->shape.dim[i];
+  if (!ok)
+    die("slice: [%d:%d] along axis %d of %s", n->start, n->start + s.dim[n->axis < 0 ? 0 : n->axis], n->axis,
+        shape_str(&x->shape));
+  set_shape(n, &s, x->type);
+}
+
+/* concat(a, b, axis): equal ranks; along axis the lengths add, the other axes
+ * broadcast as NumPy's (each equal or 1). */
+void shape_concat(Node *n) {
+  Node *a = n->in[0], *b = n->in[1];
+  need_float(n, a, "the first tensor");
+  need_float(n, b, "the second tensor");
+  const Shape *sa = &a->shape, *sb = &b->shape;
+  if (sa->rank != sb->rank)
+    error_tok(n->tok, "concat: the tensors need the same number of axes, got %s and %s", shape_str(sa),
+              shape_str(sb));
+  Shape s = *sa;
+  for (int i = 0; i < s.rank; i++) {
+    if (i == n->axis) {
+      s.dim[i] = sa->dim[i] + sb->dim[i];
+      continue;
+    }
+    if (sa->dim[i] != sb->dim[i] && sa->dim[i] != 1 && sb->dim[i] != 1)
+      error_tok(n->tok, "concat: %s and %s differ at axis %d, which is not the concat axis %d (and neither is 1)",
+                shape_str(sa), shape_str(sb), i, n->axis);
+    s.dim[i] = sa->dim[i] == 1 ? sb->dim[i] : sa->dim[i];
+  }
+  set_shape(n, &s, TY_FLOAT);
+}

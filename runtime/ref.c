@@ -35,7 +35,8 @@ typedef enum {
   P_SUM, P_MAX,                          /* over one axis (kept as 1) or all (-1) */
   P_GATHER,                              /* rows of a picked by int tensor idx */
   P_RESHAPE,                             /* same elements, new shape */
-  P_TRANSPOSE,                           /* two axes swapped: out[k] = a[ia[k]] */
+  P_TAKE,                                /* out[k] = a[ia[k]]: a transpose, a slice */
+  P_PLACE,                               /* zeros, then out[ia[k]] = a[k]: a part of a concat */
   P_MATMUL,                              /* batched, broadcasting over leading dims */
   P_PICK,                                /* out[i] = a[i, idx[i]] */
 } PrimKind;
@@ -331,7 +332,7 @@ static Tensor *p_reshape(Ref *r, Tensor *a, const Shape *s) {
 static Tensor *p_transpose(Ref *r, Tensor *a, int d0, int d1) {
   Shape s = a->shape;
   s.dim[d0] = a->shape.dim[d1], s.dim[d1] = a->shape.dim[d0];
-  Prim *p = push(r, P_TRANSPOSE, a, NULL);
+  Prim *p = push(r, P_TAKE, a, NULL);
   Tensor *o = p->out = new_tensor(r, &s, NULL);
   p->ia = xcalloc((size_t)(o->n ? o->n : 1), sizeof(long));
   long astride[MAXRANK], st = 1;
@@ -346,6 +347,43 @@ static Tensor *p_transpose(Ref *r, Tensor *a, int d0, int d1) {
     }
     p->ia[k] = off;
     o->v[k] = a->v[off];
+  }
+  return o;
+}
+
+/* The flat offset in a tensor of shape `in` of element k of shape `out`,
+ * whose coordinate along axis is shifted by `shift` (a slice's start). */
+static long shifted_offset(const Shape *out, const Shape *in, long k, int axis, long shift) {
+  long off = 0, stride = 1;
+  for (int d = out->rank - 1; d >= 0; d--) {
+    long i = k % out->dim[d] + (d == axis ? shift : 0);
+    k /= out->dim[d];
+    off += i * stride;
+    stride *= in->dim[d];
+  }
+  return off;
+}
+
+/* a cut to shape s along axis from `start` on: out[k] = a[ia[k]] */
+static Tensor *p_slice(Ref *r, Tensor *a, const Shape *s, int axis, long start) {
+  Prim *p = push(r, P_TAKE, a, NULL);
+  Tensor *o = p->out = new_tensor(r, s, NULL);
+  p->ia = xcalloc((size_t)(o->n ? o->n : 1), sizeof(long));
+  for (long k = 0; k < o->n; k++) {
+    p->ia[k] = shifted_offset(s, &a->shape, k, axis, start);
+    o->v[k] = a->v[p->ia[k]];
+  }
+  return o;
+}
+
+/* zeros shaped s with a at `start` along axis: out[ia[k]] = a[k] */
+static Tensor *p_place(Ref *r, Tensor *a, const Shape *s, int axis, long start) {
+  Prim *p = push(r, P_PLACE, a, NULL);
+  Tensor *o = p->out = new_tensor(r, s, NULL);
+  p->ia = xcalloc((size_t)(a->n ? a->n : 1), sizeof(long));
+  for (long k = 0; k < a->n; k++) {
+    p->ia[k] = shifted_offset(&a->shape, s, k, axis, start);
+    o->v[p->ia[k]] = a->v[k];
   }
   return o;
 }
@@ -613,6 +651,32 @@ int32_t *ref_idata(Ref *r, Node *n) {
 
 Tensor *ref_gather(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_gather(r, in[0], in[1]); }
 Tensor *ref_reshape(Ref *r, const Node *n, Tensor *const *in) { return p_reshape(r, in[0], &n->shape); }
+/* x[..., start:start+len, ...]; an int tensor's slice is not on the tape */
+Tensor *ref_slice(Ref *r, const Node *n, Tensor *const *in) {
+  Tensor *x = in[0];
+  if (!x->iv)
+    return p_slice(r, x, &n->shape, n->axis, n->start);
+  Tensor *o = new_int_tensor(r, &n->shape, "slice");
+  for (long k = 0; k < o->n; k++)
+    o->iv[k] = x->iv[shifted_offset(&n->shape, &x->shape, k, n->axis, n->start)];
+  return o;
+}
+
+/* each part broadcast to its block (adding zeros), placed in zeros the size of
+ * the whole, and the two added */
+Tensor *ref_concat(Ref *r, const Node *n, Tensor *const *in) {
+  Tensor *part[2];
+  long at = 0;
+  for (int k = 0; k < 2; k++) {
+    Shape ps = n->shape;
+    ps.dim[n->axis] = in[k]->shape.dim[n->axis];
+    Tensor *full = p_binary(r, P_ADD, in[k], new_tensor(r, &ps, "zeros"));
+    part[k] = p_place(r, full, &n->shape, n->axis, at);
+    at += ps.dim[n->axis];
+  }
+  return p_binary(r, P_ADD, part[0], part[1]);
+}
+
 /* the tokens at t, t-1, ...: an int tensor, not on the tape (no gradient) */
 Tensor *ref_context(Ref *r, const Node *n, Tensor *const *in) {
   Tensor *x = in[0], *o = new_int_tensor(r, &n->shape, "context");
@@ -796,9 +860,13 @@ static void back_prim(Ref *r, const Prim *p) {
     for (long k = 0; k < o->n; k++)
       acc(r, a->g, k, go[k]);
     break;
-  case P_TRANSPOSE:
+  case P_TAKE:
     for (long k = 0; k < o->n; k++)
       acc(r, a->g, p->ia[k], go[k]);
+    break;
+  case P_PLACE:
+    for (long k = 0; k < a->n; k++)
+      acc(r, a->g, k, go[p->ia[k]]);
     break;
   case P_PICK: {
     long K = a->shape.dim[1];

@@ -84,7 +84,7 @@ int spec_small_dims(const char *path, DimOverride *ovr) {
   for (int i = 0; i < g->nforward; i++)
     if (g->nodes[i]->op == OP_param)
       nparam += shape_numel(&g->nodes[i]->shape);
-  if (nparam <= 50000)
+  if (nparam <= 50000 && g->nnodes <= 100)   /* big, or unrolled loops (rnn, gru) */
     return 0;
   static const struct { const char *name; long v; } small[] = {
     {"B", 3}, {"H", 11}, {"E", 5}, {"C", 12}, {"C2", 6}, {"NH", 3}, {"T", 5}};

@@ -120,6 +120,7 @@ small_dims() {
     transformer.spec) echo "-D B=3 -D T=5 -D C=12 -D NH=3" ;;
     wavenet.spec) echo "-D B=7 -D E=5 -D H=11" ;;
     makemore_mlp.spec) echo "-D B=3 -D T=5 -D C=12 -D C2=6" ;;
+    rnn.spec|gru.spec) echo "-D B=3 -D T=5 -D E=5 -D H=7" ;;
   esac
 }
 for spec in "$SPECS"/*.spec; do
@@ -390,6 +391,12 @@ if [ -x "$PY" ] && "$PY" -c 'import torch, numpy' 2>/dev/null; then
     "$PY" tools/torch_models.py wavenet --bpgen "$BPGEN" --spec-dir "$SPECS" -D B=5 -D E=7 -D H=11
   t "wavenet = PyTorch (reference)" 0 "torch_models: ok" \
     "$PY" tools/torch_models.py wavenet --bpgen "$BPGEN" --spec-dir "$SPECS" --ref -D B=3 -D E=5 -D H=9
+  t "rnn = PyTorch (makemore's sizes)" 0 "torch_models: ok" \
+    "$PY" tools/torch_models.py rnn --bpgen "$BPGEN" --spec-dir "$SPECS"
+  t "gru = PyTorch (odd sizes)" 0 "torch_models: ok" \
+    "$PY" tools/torch_models.py gru --bpgen "$BPGEN" --spec-dir "$SPECS" -D B=5 -D T=7 -D E=9 -D H=11
+  t "gru = PyTorch (reference)" 0 "torch_models: ok" \
+    "$PY" tools/torch_models.py gru --bpgen "$BPGEN" --spec-dir "$SPECS" --ref -D B=3 -D T=4 -D E=5 -D H=6
   t "bigram (ignored targets) = PyTorch" 0 "torch_models: ok" \
     "$PY" tools/torch_models.py bigram --bpgen "$BPGEN" --spec-dir "$SPECS"
   t "bigram = PyTorch (odd, reference)" 0 "torch_models: ok" \

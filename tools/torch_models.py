@@ -200,8 +200,59 @@ class Transformer:
         return loss, inter
 
 
+class RNN:
+    """makemore's RNN, written as makemore writes it (start.expand, torch.cat of
+    x_t and h_{t-1}, a Python loop over positions, the hiddens stacked)"""
+    spec = "rnn.spec"
+    dims = {"B": 32, "T": 16, "V": 27, "E": 64, "H": 64}
+    ints = Bigram.ints
+    gru = False
+
+    @classmethod
+    def params(cls, d, r):
+        V, E, H = d["V"], d["E"], d["H"]
+        u = lambda shape, fan: uniform(r, shape, fan)
+        p = {"start": 0.1 * r.standard_normal((1, H)), "wte": r.standard_normal((V, E)),
+             "Wlm": u((H, V), H), "blm": u((V,), H)}
+        for w in ("z", "r", "c") if cls.gru else ("xh",):
+            p.update({"W" + w: u((E + H, H), E + H), "b" + w: u((H,), E + H)})
+        return p
+
+    @classmethod
+    def forward(cls, d, t, X, Y):
+        B, T = d["B"], d["T"]
+        emb = t["wte"][X]
+        hprev = t["start"].expand((B, -1))
+        hiddens, inter = [], {}
+        for i in range(T):
+            xt = emb[:, i, :]
+            xh = torch.cat([xt, hprev], dim=1)
+            if cls.gru:
+                r_ = torch.sigmoid(xh @ t["Wr"] + t["br"])
+                hbar = torch.tanh(torch.cat([xt, r_ * hprev], dim=1) @ t["Wc"] + t["bc"])
+                z = torch.sigmoid(xh @ t["Wz"] + t["bz"])
+                ht = (1 - z) * hprev + z * hbar
+                inter.update({f"xh_{i}": xh, f"r_{i}": r_, f"hbar_{i}": hbar, f"z_{i}": z})
+            else:
+                ht = torch.tanh(xh @ t["Wxh"] + t["bxh"])
+            inter[f"h_{i}"] = ht
+            hprev = ht
+            hiddens.append(ht)
+        hs = torch.stack(hiddens, 1)
+        logits = hs @ t["Wlm"] + t["blm"]
+        loss = F.cross_entropy(logits.view(-1, d["V"]), Y.view(-1), ignore_index=-1)
+        inter.update({"hs": hs, "logits": logits})
+        return loss, inter
+
+
+class GRU(RNN):
+    """makemore's GRU cell in the same loop"""
+    spec = "gru.spec"
+    gru = True
+
+
 MODELS = {"wavenet": WaveNet, "bigram": Bigram, "bow": BoW, "makemore_mlp": MakemoreMLP,
-          "transformer": Transformer}
+          "transformer": Transformer, "rnn": RNN, "gru": GRU}
 
 
 def main():
