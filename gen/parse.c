@@ -44,6 +44,7 @@ typedef struct Sym {
   SymKind kind;
   Node *node;            /* input, param, statement */
   long value;            /* dim, loop variable */
+  bool in_loop;          /* a statement in a loop body (its name NAME_i) */
 } Sym;
 
 /* The values a name took in the iterations of one run of a loop (stack()). */
@@ -185,6 +186,9 @@ static Sym *define_as(Token *name, const char *str, SymKind kind, bool rebind) {
     error_tok(name, "'%.*s' redefined: it is a built-in name", name->len, name->loc);
   Sym *old = find_name(str, len);
   if (old && old->kind != SYM_DONE) {
+    if (rebind && old->in_loop && old->tok != name)
+      error_tok(name, "'%.*s' is assigned twice in one iteration (line %d and here): give one of them another name",
+                name->len, name->loc, old->tok->line);
     if (rebind)
       error_tok(name, "'%.*s' in this iteration is called '%s', which is already defined at line %d: rename one "
                 "of them", name->len, name->loc, str, old->tok->line);
@@ -222,6 +226,7 @@ static Sym *define_as(Token *name, const char *str, SymKind kind, bool rebind) {
   s->tok = name;
   s->kind = kind;
   strmap_put(&symidx, s->name, (void *)(intptr_t)nsyms);
+  s->in_loop = rebind;
   if (rebind)   /* NAME means this iteration's tensor from now on */
     strmap_put(&symidx, tok_str(name), (void *)(intptr_t)nsyms);
   return s;

@@ -87,7 +87,7 @@ int spec_small_dims(const char *path, DimOverride *ovr) {
   if (nparam <= 50000 && g->nnodes <= 100)   /* big, or unrolled loops (rnn, gru) */
     return 0;
   static const struct { const char *name; long v; } small[] = {
-    {"B", 3}, {"H", 11}, {"E", 5}, {"C", 12}, {"C2", 6}, {"NH", 3}, {"T", 5}};
+    {"B", 3}, {"H", 11}, {"E", 5}, {"C", 12}, {"C2", 6}, {"NH", 3}, {"L", 2}, {"T", 5}};
   int n = 0;
   for (size_t k = 0; k < sizeof small / sizeof small[0]; k++)
     for (int d = 0; d < g->ndims; d++)

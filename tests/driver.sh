@@ -121,6 +121,7 @@ small_dims() {
     wavenet.spec) echo "-D B=7 -D E=5 -D H=11" ;;
     makemore_mlp.spec) echo "-D B=3 -D T=5 -D C=12 -D C2=6" ;;
     rnn.spec|gru.spec) echo "-D B=3 -D T=5 -D E=5 -D H=7" ;;
+    gpt2.spec) echo "-D B=3 -D T=5 -D maxT=7 -D V=11 -D Vp=16 -D L=2 -D NH=3 -D C=12" ;;
   esac
 }
 for spec in "$SPECS"/*.spec; do
@@ -397,6 +398,12 @@ if [ -x "$PY" ] && "$PY" -c 'import torch, numpy' 2>/dev/null; then
     "$PY" tools/torch_models.py gru --bpgen "$BPGEN" --spec-dir "$SPECS" -D B=5 -D T=7 -D E=9 -D H=11
   t "gru = PyTorch (reference)" 0 "torch_models: ok" \
     "$PY" tools/torch_models.py gru --bpgen "$BPGEN" --spec-dir "$SPECS" --ref -D B=3 -D T=4 -D E=5 -D H=6
+  t "gpt2 = PyTorch (its own sizes)" 0 "torch_models: ok" \
+    "$PY" tools/torch_models.py gpt2 --bpgen "$BPGEN" --spec-dir "$SPECS"
+  t "gpt2 = PyTorch (odd sizes)" 0 "torch_models: ok" \
+    "$PY" tools/torch_models.py gpt2 --bpgen "$BPGEN" --spec-dir "$SPECS" -D B=3 -D T=5 -D maxT=7 -D V=11 -D Vp=16 -D L=2 -D NH=3 -D C=12
+  t "gpt2 = PyTorch (reference)" 0 "torch_models: ok" \
+    "$PY" tools/torch_models.py gpt2 --bpgen "$BPGEN" --spec-dir "$SPECS" --ref -D B=2 -D T=3 -D maxT=5 -D V=7 -D Vp=9 -D L=2 -D NH=2 -D C=6
   t "bigram (ignored targets) = PyTorch" 0 "torch_models: ok" \
     "$PY" tools/torch_models.py bigram --bpgen "$BPGEN" --spec-dir "$SPECS"
   t "bigram = PyTorch (odd, reference)" 0 "torch_models: ok" \

@@ -60,6 +60,7 @@ static const struct { const char *spec, *msg, *pos; } cases[] = {
     {"+for i in 2\n  x = exp(x)\nend\n", "'x' is an input (line 2)", "6:3"},
     {"+z_1 = exp(x)\nfor i in 2\n  z = exp(x)\nend\n", "'z' in this iteration is called 'z_1', which is already defined at line 5", "7:3"},
     {"+for i in 2\n  z = exp(x)\nend\nq = i + x\n", "'i' is the variable of the loop at line 5, which has ended", "8:5"},
+    {"+for i in 2\n  z = exp(x)\n  z = exp(z)\nend\n", "'z' is assigned twice in one iteration (line 6 and here)", "7:3"},
     {"+q = stack(x)\n", "stack: 'x' is not assigned in a for loop", "5:11"},
     {"+for i in 2\n  z = exp(x)\n  q = stack(z)\nend\n", "stack: the loop at line 5 that assigns 'z' has not ended", "7:13"},
     {"+for i in 2\n  z = x @ w[i]\nend\n", "matmul: both operands need at least 2 axes, got [4, 3] @ [3]", "6:9"},

@@ -251,8 +251,57 @@ class GRU(RNN):
     gru = True
 
 
+class GPT2:
+    """llm.c's GPT-2 as its train_gpt2.py writes it (F.linear on (out, in)
+    weights, c_attn split into q, k, v, NewGELU, tied lm_head), the params
+    stacked per layer as llm.c's checkpoint holds them; the loss over the first
+    V of the Vp logits"""
+    spec = "gpt2.spec"
+    dims = {"B": 4, "T": 64, "maxT": 64, "V": 65, "Vp": 96, "L": 4, "NH": 4, "C": 128}
+    ints = {"X": lambda d, r: r.integers(0, d["V"], size=(d["B"], d["T"])),
+            "Y": lambda d, r: r.integers(0, d["V"], size=(d["B"], d["T"]))}
+
+    @staticmethod
+    def params(d, r):
+        L, C, Vp, maxT = d["L"], d["C"], d["Vp"], d["maxT"]
+        n = r.standard_normal
+        return {"wte": 0.3 * n((Vp, C)), "wpe": 0.3 * n((maxT, C)),
+                "ln1w": 1 + 0.1 * n((L, C)), "ln1b": 0.1 * n((L, C)),
+                "qkvw": n((L, 3 * C, C)) / C ** 0.5, "qkvb": 0.1 * n((L, 3 * C)),
+                "attprojw": n((L, C, C)) / C ** 0.5, "attprojb": 0.1 * n((L, C)),
+                "ln2w": 1 + 0.1 * n((L, C)), "ln2b": 0.1 * n((L, C)),
+                "fcw": n((L, 4 * C, C)) / C ** 0.5, "fcb": 0.1 * n((L, 4 * C)),
+                "fcprojw": n((L, C, 4 * C)) / (4 * C) ** 0.5, "fcprojb": 0.1 * n((L, C)),
+                "lnfw": 1 + 0.1 * n((C,)), "lnfb": 0.1 * n((C,))}
+
+    @staticmethod
+    def forward(d, t, X, Y):
+        B, T, C, NH, V = d["B"], d["T"], d["C"], d["NH"], d["V"]
+        ln = lambda x, w, b: F.layer_norm(x, (C,), w, b, 1e-5)
+        gelu = lambda x: 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+        mask = torch.tril(torch.ones(T, T)).view(1, 1, T, T)
+        x = t["wte"][X] + t["wpe"][:T]
+        inter = {}
+        for l in range(d["L"]):
+            qkv = F.linear(ln(x, t["ln1w"][l], t["ln1b"][l]), t["qkvw"][l], t["qkvb"][l])
+            q, k, v = qkv.split(C, dim=2)
+            q, k, v = (z.view(B, T, NH, C // NH).transpose(1, 2) for z in (q, k, v))
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // NH))
+            att = F.softmax(att.masked_fill(mask == 0, float("-inf")), dim=-1)
+            atty = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
+            r_ = x + F.linear(atty, t["attprojw"][l], t["attprojb"][l])
+            fch = gelu(F.linear(ln(r_, t["ln2w"][l], t["ln2b"][l]), t["fcw"][l], t["fcb"][l]))
+            x = r_ + F.linear(fch, t["fcprojw"][l], t["fcprojb"][l])
+            inter.update({f"qkv_{l}": qkv, f"att_{l}": att, f"atty_{l}": atty, f"r_{l}": r_, f"fch_{l}": fch,
+                          f"x_{l}": x})
+        logits = F.linear(ln(x, t["lnfw"], t["lnfb"]), t["wte"])
+        loss = F.cross_entropy(logits[:, :, :V].reshape(-1, V), Y.view(-1))
+        inter["logits"] = logits
+        return loss, inter
+
+
 MODELS = {"wavenet": WaveNet, "bigram": Bigram, "bow": BoW, "makemore_mlp": MakemoreMLP,
-          "transformer": Transformer, "rnn": RNN, "gru": GRU}
+          "transformer": Transformer, "rnn": RNN, "gru": GRU, "gpt2": GPT2}
 
 
 def main():
