@@ -113,7 +113,12 @@ char *note_fill(const char *tmpl, Node *n, bool forward, NoteLabel *label, void 
     case 'F': buf_printf(&b, "%s", forward ? note_paren(label(ctx, x)) : label(ctx, x)); break;
     case 'T': buf_printf(&b, "%s", (k == 0 ? n->transa : k == 1 && n->transb) ? "ᵀ" : ""); break;
     case 'S': buf_printf(&b, "%s", sum_axes(&x->shape, &n->shape)); break;
-    case 'N': buf_printf(&b, "%ld", rows(x)); break;
+    case 'N':   /* cross-entropy over [..., K]: the mean is over the targets not ignored */
+      if (n->op == OP_xent_bwd && x->shape.rank > 2)
+        buf_printf(&b, "n(%s ≠ %d)", label(ctx, n->in[1]), n->ignore);
+      else
+        buf_printf(&b, "%ld", rows(x));
+      break;
     case 'U':
       if (x->unbiased)
         buf_printf(&b, "%ld/%ld·", rows(x), rows(x) - 1);
