@@ -736,6 +736,61 @@ z = np.load(sys.argv[1]); np.savez(sys.argv[2], **{k: z[k] for k in z.files if k
 else
   echo "driver: skipped the numpy.savez weights cases (/usr/bin/python3 has no numpy)"
 fi
+# the API's AdamW step and thread count: <prefix>_adamw_step against the trainer's own
+# tr_adamw (both in the --trainer file) on two states from one seed, five steps
+if command -v gcc >/dev/null; then
+  cat >"$T/adamw_h.c" <<'CEOF'
+#define main trainer_main
+#include "adamw_tr.c"
+#undef main
+int main(void) {
+  const BpModel *m = &am_model;
+  am_state *a = aligned_alloc(64, (sizeof *a + 63) / 64 * 64), *b = aligned_alloc(64, (sizeof *b + 63) / 64 * 64);
+  memset(a, 0, sizeof *a), memset(b, 0, sizeof *b);
+  am_init(a, 42), am_init(b, 42);
+  am_set_threads(2);
+  if (bp_get_threads() != 2) return printf("set_threads: %d threads\n", bp_get_threads()), 1;
+  real *p0 = malloc(m->nparam * sizeof(real)), *mm = calloc(m->nparam, sizeof(real)), *vv = calloc(m->nparam, sizeof(real));
+  memcpy(p0, (char *)a + m->param_offset, m->nparam * sizeof(real));
+  Tr tr;
+  memset(&tr, 0, sizeof tr);
+  tr.m = m, tr.state = a, tr.esize = sizeof(real);
+  tr.o.beta1 = 0.9, tr.o.beta2 = 0.99, tr.o.eps = 1e-8, tr.o.wd = 0.01;
+  tr.mom_m = calloc(m->nparam, sizeof(real)), tr.mom_v = calloc(m->nparam, sizeof(real));
+  BpRng r;
+  bp_rng_seed(&r, 7);
+  for (int step = 1; step <= 5; step++) {
+    for (size_t i = 0; i < sizeof a->X / sizeof a->X[0]; i++) a->X[i] = b->X[i] = (int32_t)(bp_rng_next(&r) % 6);
+    for (size_t i = 0; i < sizeof a->Y / sizeof a->Y[0]; i++) a->Y[i] = b->Y[i] = (int32_t)(bp_rng_next(&r) % 6);
+    am_forward(a), am_forward(b);
+    am_backward(a), am_backward(b);
+    tr_adamw(&tr, 0.01);
+    am_adamw_step(b, mm, vv, step, 0.01, 0.9, 0.99, 1e-8, 0.01);
+  }
+  const real *pa = (const real *)((char *)a + m->param_offset), *pb = (const real *)((char *)b + m->param_offset);
+  double md = 0;
+  size_t moved = 0;
+  for (size_t i = 0; i < m->nparam; i++) {
+    double d = fabs((double)pa[i] - pb[i]), dm = fabs((double)((real *)tr.mom_m)[i] - mm[i]),
+           dv = fabs((double)((real *)tr.mom_v)[i] - vv[i]);
+    md = d > md ? d : md, md = dm > md ? dm : md, md = dv > md ? dv : md;
+    moved += pa[i] != p0[i];
+  }
+  printf("%zu params, %zu moved, max difference %g\n", m->nparam, moved, md);
+  return !(md == 0 && moved > m->nparam / 2);
+}
+CEOF
+  for dt in f32 f64; do
+    $BPGEN $M -D H=8 -D B=4 -D V=6 --dtype $dt --prefix am --trainer -o "$T/adamw_tr.c" &&
+      gcc -O2 -o "$T/adamw_h" "$T/adamw_h.c" -lm -lpthread >"$T/adamw_cc.log" 2>&1
+    t "adamw_step = tr_adamw ($dt)" 0 "^378 params, 3[0-9][0-9] moved, max difference 0$" "$T/adamw_h"
+  done
+  t "model.h declares adamw_step" 0 "^void am_adamw_step\(am_state \*s, float \*m, float \*v, long t, double lr," \
+    sh -c "$BPGEN $M --prefix am -o $T/am.c && cat $T/am.h"
+  t "model.h says the moments' count" 0 "m and v hold 4137 elements each" cat "$T/am.h"
+  t "model.h says the moments' bytes" 0 "am_model.nparam; 33096 bytes for the two" cat "$T/am.h"
+  t "model.h declares set_threads" 0 "^void am_set_threads\(int n\);" cat "$T/am.h"
+fi
 # ---- end of issue 16 (embed) ------------------------------------------------------------
 
 echo "driver: $pass passed, $fail failed"
