@@ -791,6 +791,74 @@ CEOF
   t "model.h says the moments' bytes" 0 "am_model.nparam; 33096 bytes for the two" cat "$T/am.h"
   t "model.h declares set_threads" 0 "^void am_set_threads\(int n\);" cat "$T/am.h"
 fi
+# the Python entry point: bpgen SPEC --shared -o model.so, python/bpgen_model.py (ctypes +
+# numpy) against the reference runtime (bpgen grad --ref) on the same params and inputs
+t "--shared needs -o FILE"  1 "^bpgen: error: --shared builds a library: give -o FILE.so" $BPGEN $M --shared -o -
+t "--shared or --trainer"   1 "^bpgen: error: --shared and --trainer: give one" $BPGEN $M --shared --trainer -o "$T/x.so"
+t "--shared, no compiler"   1 "^bpgen: error: --shared: no-such-cc failed building .*x.so \(exit status 127\)" \
+  env CC=no-such-cc $BPGEN $M --shared -o "$T/x.so"
+PYDIR=$(cd "$(dirname "$0")/../python" && pwd)
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null && command -v cc >/dev/null; then
+  for dt in f64 f32; do
+    t "--shared builds ($dt)" 0 "" $BPGEN $M -D H=8 -D B=5 --dtype $dt --prefix mm_$dt --shared -o "$T/mm_$dt.so"
+    rm -rf "$T/pin" "$T/pout"
+    mkdir -p "$T/pin"
+    cat >"$T/pytest.py" <<'PYEOF'
+import subprocess, sys
+import numpy as np
+pydir, so, bpgen, spec, d, out, dt = sys.argv[1:8]
+sys.path.insert(0, pydir)
+from bpgen_model import Model
+m = Model(so, seed=5)
+f64 = dt == "f64"
+assert m.dtype == (np.float64 if f64 else np.float32), m.dtype
+assert sorted(m.params) == sorted(["C", "W1", "b1", "W2", "b2", "bngain", "bnbias"]), sorted(m.params)
+assert m.params["W1"].shape == (30, 8) and m.inputs["X"].shape == (5, 3), m.params["W1"].shape
+rng = np.random.RandomState(1)
+m.inputs["X"][...] = rng.randint(0, 27, size=(5, 3))
+m.inputs["Y"][...] = rng.randint(0, 27, size=5)
+m.params["W1"][...] += 0.5 * rng.randn(30, 8)          # through the view: the model must see it
+for n, a in list(m.params.items()) + list(m.inputs.items()):
+    np.save(f"{d}/{n}.npy", a.astype(np.float64) if a.dtype != np.int32 else a)
+m.set_threads(2)
+loss = m.forward()
+m.backward()
+subprocess.run([bpgen, "grad", spec, "-D", "H=8", "-D", "B=5", "--dtype", "f64", "--ref", "--in", d,
+                "--out", out], check=True, stdout=subprocess.DEVNULL)
+ref = float(np.load(f"{out}/loss.npy"))
+tol = 1e-12 if f64 else 2e-5
+worst = 0.0
+assert abs(loss - ref) <= tol * abs(ref), (loss, ref)
+refs = {n: np.load(f"{out}/{n}.grad.npy") for n in m.params}
+top = max(np.max(np.abs(g)) for g in refs.values())
+for n, g in refs.items():   # relative to the tensor's scale, at least 1% of the largest (db1 is 0)
+    err = np.max(np.abs(m.grads[n] - g)) / max(np.max(np.abs(g)), 0.01 * top)
+    worst = max(worst, err)
+    assert err <= (1e-9 if f64 else 1e-3), (n, err)
+assert np.max(np.abs(m.grads["W1"])) > 0
+# step: sgd is params -= lr * grads; adamw is torch's first update
+p0, g0 = m.params["W2"].copy(), m.grads["W2"].copy()
+m.step(0.1)
+assert np.array_equal(m.params["W2"], (p0 - np.asarray(0.1, p0.dtype) * g0).astype(p0.dtype)) if f64 else \
+    np.allclose(m.params["W2"], p0 - 0.1 * g0, rtol=1e-6, atol=1e-7)
+m.forward(); m.backward()
+p0, g = m.params["b2"].astype(np.float64), m.grads["b2"].astype(np.float64)
+m.step(1e-2, "adamw", betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1)
+mm, vv = 0.1 * g, 0.01 * g * g
+want = p0 * (1 - 1e-2 * 0.1) - 1e-2 / 0.1 * mm / (np.sqrt(vv) / np.sqrt(0.01) + 1e-8)
+err = np.max(np.abs(m.params["b2"] - want))
+assert err <= (1e-15 if f64 else 1e-6), err
+print(f"python {dt}: loss {loss:.12g} = reference {ref:.12g}; {len(m.params)} grads within {worst:.1e}")
+PYEOF
+    t "python: loss, grads, step vs --ref ($dt)" 0 "^python $dt: loss .* = reference .*; 7 grads within" \
+      /usr/bin/python3 "$T/pytest.py" "$PYDIR" "$T/mm_$dt.so" "$BPGEN" "$M" "$T/pin" "$T/pout" $dt
+  done
+  t "python: not a bpgen library" 1 "not a library built by .bpgen SPEC --shared" /usr/bin/python3 -c '
+import sys; sys.path.insert(0, sys.argv[1]); from bpgen_model import Model; Model(sys.argv[2])' "$PYDIR" \
+    libm.so.6
+else
+  echo "driver: skipped the Python module cases (/usr/bin/python3 cannot import numpy, or no cc)"
+fi
 # ---- end of issue 16 (embed) ------------------------------------------------------------
 
 echo "driver: $pass passed, $fail failed"
