@@ -81,7 +81,10 @@
  *   <param>          every param, with its shape and the model's float type
  *   <name>.mean/.var batchnorm statistics (BP_STAT tensors)
  *   adamw.m.<param>, adamw.v.<param>   AdamW moments (adamw only)
- * Each entry carries a CRC-32 that loading checks.  A checkpoint is written to
+ * Each entry carries a CRC-32 that loading checks.  --save FILE.safetensors
+ * writes the same entries as safetensors (see tr_st_entry); --load reads
+ * either, and a file of weights alone (no step) too (see tr_load).  Any other
+ * --save extension is refused before training.  A checkpoint is written to
  * a temporary file FILE.tmpPID in the same directory, fsync'ed, renamed over
  * the old one, and the directory is fsync'ed: a kill leaves the old or the new
  * file.  Params or moments holding a NaN or Inf are never written.  Before
@@ -289,7 +292,8 @@ static const char tr_usage[] =
   "  --eval-every N      dev loss every N steps (default 0: only at the end)\n"
   "  --print-every N     loss line every N steps (default min(10000, steps/10))\n"
   "  --log FILE          CSV step,loss,dev_loss of every step (see bpgen plot)\n"
-  "  --save FILE         checkpoint (.npz) at the end, and every --save-every N steps\n"
+  "  --save FILE         checkpoint (.npz or .safetensors) at the end, and every\n"
+  "                      --save-every N steps\n"
   "  --load FILE         continue from a checkpoint\n"
   "  --resume            --load the --save file when it exists\n"
   "  --samples N         words sampled after training (default 20; words only)\n"
