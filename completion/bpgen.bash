@@ -18,7 +18,7 @@ _bpgen() {
 
   local opts
   case $cmd in
-    gen)     opts="-o --trainer --prefix $shared" ;;
+    gen)     opts="-o --trainer --shared --prefix $shared" ;;
     grad)    opts="--in --out --random-inputs --ref $shared" ;;
     check)   opts="--tol $shared" ;;
     explain) opts="$shared" ;;

@@ -81,7 +81,10 @@
  *   <param>          every param, with its shape and the model's float type
  *   <name>.mean/.var batchnorm statistics (BP_STAT tensors)
  *   adamw.m.<param>, adamw.v.<param>   AdamW moments (adamw only)
- * Each entry carries a CRC-32 that loading checks.  A checkpoint is written to
+ * Each entry carries a CRC-32 that loading checks.  --save FILE.safetensors
+ * writes the same entries as safetensors (see tr_st_entry); --load reads
+ * either, and a file of weights alone (no step) too (see tr_load).  Any other
+ * --save extension is refused before training.  A checkpoint is written to
  * a temporary file FILE.tmpPID in the same directory, fsync'ed, renamed over
  * the old one, and the directory is fsync'ed: a kill leaves the old or the new
  * file.  Params or moments holding a NaN or Inf are never written.  Before
@@ -194,6 +197,10 @@ typedef struct Tr {
   int lockfd, locked;
   unsigned char *logbuf;   /* --log FILE being cut back on resume */
   unsigned char *ckbuf;    /* checkpoint being read */
+  int ckfmt;               /* its format (TR_CK_NPZ, TR_CK_ST) */
+  struct TrStEntry *st;    /* safetensors being read: its tensors (nst), sorted by name */
+  int nst;
+  char *stnames;           /* their names */
   unsigned char *membuf;   /* one entry being written */
   double *probs;
   unsigned char *tokbuf;   /* stream: the file being read */
@@ -285,7 +292,8 @@ static const char tr_usage[] =
   "  --eval-every N      dev loss every N steps (default 0: only at the end)\n"
   "  --print-every N     loss line every N steps (default min(10000, steps/10))\n"
   "  --log FILE          CSV step,loss,dev_loss of every step (see bpgen plot)\n"
-  "  --save FILE         checkpoint (.npz) at the end, and every --save-every N steps\n"
+  "  --save FILE         checkpoint (.npz or .safetensors) at the end, and every\n"
+  "                      --save-every N steps\n"
   "  --load FILE         continue from a checkpoint\n"
   "  --resume            --load the --save file when it exists\n"
   "  --samples N         words sampled after training (default 20; words only)\n"
@@ -1388,16 +1396,29 @@ static void tr_dims(long *dim, int rank, const int *dims) {
     dim[i] = dims[i];
 }
 
+/* checkpoint formats (by --save's extension; --load also looks at the bytes) */
+enum { TR_CK_NPZ, TR_CK_ST };
+
 typedef struct TrCkWriter {
   FILE *f;
   uint32_t off;                /* bytes written so far */
   unsigned char *cd;           /* central directory being built */
   size_t cdlen, cdcap;
   int nentries;
+  int st;                      /* safetensors: 1 while building the header, 2 writing the data */
+  size_t jlen, jcap;           /* safetensors: the JSON header so far (in tr->membuf) */
+  uint64_t doff;               /* safetensors: data bytes so far */
 } TrCkWriter;
+
+static void tr_st_entry(Tr *tr, TrCkWriter *w, const char *name, NpyType type, int rank,
+                        const int *dims, const void *data, size_t nbytes);
 
 static void tr_ck_entry(Tr *tr, TrCkWriter *w, const char *name, NpyType type, int rank,
                         const int *dims, const void *data, size_t nbytes) {
+  if (w->st) {
+    tr_st_entry(tr, w, name, type, rank, dims, data, nbytes);
+    return;
+  }
   unsigned char head[NPY_MAXHEADER];
   long dim[NPY_MAXRANK];
   tr_dims(dim, rank, dims);
@@ -1459,6 +1480,97 @@ static void tr_ck_tensor(Tr *tr, TrCkWriter *w, const char *name, const BpTensor
   tr_ck_entry(tr, w, name, tr_type(t), t->rank, t->dims, p, t->numel * tr->esize);
 }
 
+/* ---- checkpoints: .safetensors ---------------------------------------------- *
+ * The format Hugging Face and PyTorch users exchange weights in: an 8-byte
+ * little-endian header length N, N bytes of JSON,
+ *   {"__metadata__": {"format": "pt"}, "W1": {"dtype": "F32", "shape": [30, 64],
+ *    "data_offsets": [BEGIN, END]}, ...}
+ * then the data: each tensor's little-endian bytes in C order at [BEGIN, END),
+ * counted from the end of the header.  bpgen writes the entries its .npz holds,
+ * under the same names and in the same order, except that rng and seed are
+ * I64 (the same 64 bits: PyTorch before 2.3 has no uint64, and
+ * safetensors.torch would refuse the whole file); the header is padded with
+ * spaces so that the data starts at a multiple of 8 bytes. */
+
+/* safetensors' dtypes: name, bytes, and the NpyType bpgen reads it as (-1: none) */
+static const struct TrStType { const char *name; int size, npy; } tr_st_types[] = {
+  {"F64", 8, NPY_F8}, {"F32", 4, NPY_F4}, {"I32", 4, NPY_I4}, {"I64", 8, NPY_I8},
+  {"U8", 1, NPY_U1},  {"U64", 8, NPY_U8}, {"F16", 2, -1},     {"BF16", 2, -1},
+  {"I8", 1, -1},      {"I16", 2, -1},     {"U16", 2, -1},     {"U32", 4, -1},
+  {"BOOL", 1, -1},    {"F8_E4M3", 1, -1}, {"F8_E5M2", 1, -1},
+};
+enum { TR_ST_NTYPES = sizeof tr_st_types / sizeof tr_st_types[0] };
+
+/* the safetensors name of an NpyType */
+static const char *tr_st_name(NpyType t) {
+  for (int i = 0; i < TR_ST_NTYPES; i++)
+    if (tr_st_types[i].npy == (int)t)
+      return tr_st_types[i].name;
+  return "?";
+}
+
+/* Appends to the JSON header being built in tr->membuf. */
+static void tr_jput(Tr *tr, TrCkWriter *w, const char *fmt, ...) {
+  if (!w->jcap) {   /* tr->membuf may hold the last .npz entry, or nothing */
+    free(tr->membuf);
+    tr->membuf = tr_alloc(tr, w->jcap = 1024);
+  }
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf((char *)tr->membuf + w->jlen, w->jcap - w->jlen, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+      tr_fail(tr, "%s: cannot format the safetensors header", tr->tmpname);
+    if ((size_t)n < w->jcap - w->jlen) {
+      w->jlen += (size_t)n;
+      return;
+    }
+    size_t cap = (w->jcap + (size_t)n + 1) * 2;
+    unsigned char *nb = realloc(tr->membuf, cap);
+    if (!nb)
+      tr_fail(tr, "out of memory");
+    tr->membuf = nb;
+    w->jcap = cap;
+  }
+}
+
+/* One entry: its line of the header (w->st 1) or its bytes (w->st 2). */
+static void tr_st_entry(Tr *tr, TrCkWriter *w, const char *name, NpyType type, int rank,
+                        const int *dims, const void *data, size_t nbytes) {
+  if (w->st == 2) {
+    if (fwrite(data, 1, nbytes, w->f) != nbytes)
+      tr_fail(tr, "%s: write error: %s", tr->tmpname, strerror(errno));
+    return;
+  }
+  tr_jput(tr, w, ",\"");
+  for (const char *c = name; *c; c++)   /* names are identifiers and dots; escape anyway */
+    tr_jput(tr, w, *c == '"' || *c == '\\' ? "\\%c" : (unsigned char)*c < 0x20 ? "\\u%04x" : "%c", *c);
+  tr_jput(tr, w, "\":{\"dtype\":\"%s\",\"shape\":[", type == NPY_U8 ? "I64" : tr_st_name(type));
+  for (int i = 0; i < rank; i++)
+    tr_jput(tr, w, "%s%d", i ? "," : "", dims[i]);
+  tr_jput(tr, w, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)w->doff,
+          (unsigned long long)(w->doff + nbytes));
+  w->doff += nbytes;
+}
+
+/* --save's format, from its extension (any case): .npz or .safetensors; -1 else. */
+static int tr_ck_format(const char *path) {
+  const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+  const char *dot = strrchr(base, '.');
+  if (!dot || dot == base)
+    return -1;
+  const char *want[] = {".npz", ".safetensors"};
+  for (int k = 0; k < 2; k++) {
+    size_t i = 0;
+    while (dot[i] && want[k][i] && (dot[i] | 0x20) == want[k][i])
+      i++;
+    if (!dot[i] && !want[k][i])
+      return k == 0 ? TR_CK_NPZ : TR_CK_ST;
+  }
+  return -1;
+}
+
 /* The directory part of path ("." when it has none) into dir. */
 static void tr_dirname(const char *path, char *dir, size_t cap) {
   snprintf(dir, cap, "%s", path);
@@ -1513,8 +1625,37 @@ static void tr_flush_log(Tr *tr) {
     tr_fail(tr, "%s: write error: %s", tr->o.log, strerror(errno));
 }
 
-static void tr_save(Tr *tr, const char *path) {
+/* Every entry of a checkpoint, in order, to w (the .npz's zip, or one pass
+ * of the safetensors writer). */
+static void tr_ck_entries(Tr *tr, TrCkWriter *w) {
   const BpModel *m = tr->m;
+  int one = 1;
+  int64_t step = tr->step, at = tr->adamw_t;
+  uint64_t rng = tr->batch_rng.s, seed = tr->o.seed;
+  int nv = tr->nvocab;
+  tr_ck_entry(tr, w, "step", NPY_I8, 0, &one, &step, 8);
+  tr_ck_entry(tr, w, "rng", NPY_U8, 0, &one, &rng, 8);
+  tr_ck_entry(tr, w, "seed", NPY_U8, 0, &one, &seed, 8);
+  tr_ck_entry(tr, w, "vocab", NPY_U1, 1, &nv, tr->itos, (size_t)nv);
+  if (tr->o.adamw)
+    tr_ck_entry(tr, w, "adamw_t", NPY_I8, 0, &one, &at, 8);
+  for (int i = 0; i < m->ntensors; i++) {
+    const BpTensor *t = &m->tensors[i];
+    if (t->kind == BP_PARAM || t->kind == BP_STAT)
+      tr_ck_tensor(tr, w, t->name, t, (char *)tr->state + t->offset);
+  }
+  for (int k = 0; k < 2 && tr->o.adamw; k++)
+    for (int i = 0; i < m->ntensors; i++) {
+      const BpTensor *t = &m->tensors[i];
+      if (t->kind != BP_PARAM)
+        continue;
+      char name[300];
+      snprintf(name, sizeof name, "adamw.%c.%s", k ? 'v' : 'm', t->name);
+      tr_ck_tensor(tr, w, name, t, (char *)(k ? tr->mom_v : tr->mom_m) + (t->offset - m->param_offset));
+    }
+}
+
+static void tr_save(Tr *tr, const char *path) {
   const BpTensor *bad = tr_state_nonfinite(tr, 0);
   const BpTensor *badm = bad || !tr->o.adamw ? NULL : tr_state_nonfinite(tr, 1);
   if (bad || badm) {
@@ -1537,39 +1678,34 @@ static void tr_save(Tr *tr, const char *path) {
   TrCkWriter w;
   memset(&w, 0, sizeof w);
   w.f = tr->ck;
-  int one = 1;
-  int64_t step = tr->step, at = tr->adamw_t;
-  uint64_t rng = tr->batch_rng.s, seed = tr->o.seed;
-  int nv = tr->nvocab;
-  tr_ck_entry(tr, &w, "step", NPY_I8, 0, &one, &step, 8);
-  tr_ck_entry(tr, &w, "rng", NPY_U8, 0, &one, &rng, 8);
-  tr_ck_entry(tr, &w, "seed", NPY_U8, 0, &one, &seed, 8);
-  tr_ck_entry(tr, &w, "vocab", NPY_U1, 1, &nv, tr->itos, (size_t)nv);
-  if (tr->o.adamw)
-    tr_ck_entry(tr, &w, "adamw_t", NPY_I8, 0, &one, &at, 8);
-  for (int i = 0; i < m->ntensors; i++) {
-    const BpTensor *t = &m->tensors[i];
-    if (t->kind == BP_PARAM || t->kind == BP_STAT)
-      tr_ck_tensor(tr, &w, t->name, t, (char *)tr->state + t->offset);
+  int ok;
+  if (tr_ck_format(path) == TR_CK_ST) {
+    w.st = 1;
+    tr_jput(tr, &w, "{\"__metadata__\":{\"format\":\"pt\"}");
+    tr_ck_entries(tr, &w);
+    tr_jput(tr, &w, "}");
+    while ((8 + w.jlen) % 8)
+      tr_jput(tr, &w, " ");
+    unsigned char n8[8];
+    tr_put32(n8, (uint32_t)w.jlen);
+    tr_put32(n8 + 4, (uint32_t)((uint64_t)w.jlen >> 32));
+    if (fwrite(n8, 1, 8, tr->ck) != 8 || fwrite(tr->membuf, 1, w.jlen, tr->ck) != w.jlen)
+      tr_fail(tr, "%s: write error: %s", tr->tmpname, strerror(errno));
+    w.st = 2;
+    tr_ck_entries(tr, &w);
+    ok = 1;
+  } else {
+    tr_ck_entries(tr, &w);
+    unsigned char e[22];
+    memset(e, 0, sizeof e);
+    tr_put32(e, 0x06054b50u);
+    tr_put16(e + 8, (unsigned)w.nentries);
+    tr_put16(e + 10, (unsigned)w.nentries);
+    tr_put32(e + 12, (uint32_t)w.cdlen);
+    tr_put32(e + 16, w.off);
+    ok = fwrite(w.cd, 1, w.cdlen, tr->ck) == w.cdlen && fwrite(e, 1, 22, tr->ck) == 22;
+    free(w.cd);
   }
-  for (int k = 0; k < 2 && tr->o.adamw; k++)
-    for (int i = 0; i < m->ntensors; i++) {
-      const BpTensor *t = &m->tensors[i];
-      if (t->kind != BP_PARAM)
-        continue;
-      char name[300];
-      snprintf(name, sizeof name, "adamw.%c.%s", k ? 'v' : 'm', t->name);
-      tr_ck_tensor(tr, &w, name, t, (char *)(k ? tr->mom_v : tr->mom_m) + (t->offset - m->param_offset));
-    }
-  unsigned char e[22];
-  memset(e, 0, sizeof e);
-  tr_put32(e, 0x06054b50u);
-  tr_put16(e + 8, (unsigned)w.nentries);
-  tr_put16(e + 10, (unsigned)w.nentries);
-  tr_put32(e + 12, (uint32_t)w.cdlen);
-  tr_put32(e + 16, w.off);
-  int ok = fwrite(w.cd, 1, w.cdlen, tr->ck) == w.cdlen && fwrite(e, 1, 22, tr->ck) == 22;
-  free(w.cd);
   ok = ok && fflush(tr->ck) == 0 && fsync(fileno(tr->ck)) == 0;
   ok = fclose(tr->ck) == 0 && ok;
   tr->ck = NULL;
@@ -1595,6 +1731,9 @@ static void tr_save_prepare(Tr *tr, const char *path) {
   if (what)
     tr_fail(tr, "--save %s: is %s: a checkpoint is written beside it and renamed over it, "
             "so give a file name", path, what);
+  if (tr_ck_format(path) < 0)
+    tr_fail(tr, "--save %s: unknown checkpoint format: name it FILE.npz (numpy's) or "
+            "FILE.safetensors (Hugging Face's)", path);
   char dir[4096];
   tr_dirname(path, dir, sizeof dir);
   size_t plen = strlen(path) + 32;
@@ -1732,39 +1871,485 @@ static int tr_ck_find(Tr *tr, const char *path, size_t len, const char *name, Tr
   return 0;
 }
 
+/* ---- reading .safetensors ------------------------------------------------------- *
+ * The JSON header is read by a small recursive-descent scanner bounded by the
+ * header's end (nesting at most 64 deep): any bytes give either a table of
+ * tensors or one message naming the file, and the tensor where there is one.
+ * Checked: the header length against the file's, the JSON syntax, each
+ * tensor's dtype (one of safetensors'), shape (non-negative integers, at most
+ * TR_ST_MAXRANK) and data_offsets (in the data, as many bytes as dtype and
+ * shape make), no two tensors overlapping, no name twice.  __metadata__ must
+ * be an object; other keys of a tensor are skipped. */
+
+enum { TR_ST_MAXRANK = 16 };
+
+typedef struct TrStEntry {
+  const char *name;            /* in tr->stnames */
+  const struct TrStType *type;
+  int rank;
+  long dim[TR_ST_MAXRANK];
+  uint64_t begin, end;         /* bytes, from the end of the header */
+} TrStEntry;
+
+typedef struct TrJs {
+  Tr *tr;
+  const char *path;
+  const unsigned char *b, *p, *end;   /* the header: its start, the scan, its end */
+} TrJs;
+
+static void tr_js_fail(TrJs *j, const char *what) {
+  tr_fail(j->tr, "%s: not a safetensors file: its JSON header %s (at byte %lu of %lu)", j->path,
+          what, (unsigned long)(j->p - j->b), (unsigned long)(j->end - j->b));
+}
+
+static int tr_js_peek(TrJs *j) {
+  while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+    j->p++;
+  return j->p < j->end ? *j->p : -1;
+}
+
+static void tr_js_expect(TrJs *j, int c, const char *what) {
+  if (tr_js_peek(j) != c)
+    tr_js_fail(j, what);
+  j->p++;
+}
+
+static unsigned tr_js_hex4(TrJs *j) {
+  unsigned v = 0;
+  for (int k = 0; k < 4; k++, j->p++) {
+    int c = j->p < j->end ? *j->p : -1;
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+            c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (d < 0)
+      tr_js_fail(j, "has a bad \\u escape");
+    v = v * 16 + (unsigned)d;
+  }
+  return v;
+}
+
+/* A string, decoded to UTF-8 into out (which holds the encoded length + 1:
+ * decoding never lengthens) and NUL-terminated, or skipped when out is NULL;
+ * returns its length. */
+static size_t tr_js_string(TrJs *j, char *out) {
+  if (tr_js_peek(j) != '"')
+    tr_js_fail(j, "expects a string");
+  j->p++;
+  size_t n = 0;
+  for (;;) {
+    if (j->p >= j->end)
+      tr_js_fail(j, "has a string that does not end");
+    unsigned c = *j->p++;
+    if (c == '"')
+      break;
+    if (c < 0x20)
+      tr_js_fail(j, "has a control character in a string");
+    if (c == '\\') {
+      int e = j->p < j->end ? *j->p++ : -1;
+      if (e == 'u') {
+        unsigned cp = tr_js_hex4(j);
+        if (cp >= 0xD800 && cp < 0xDC00) {   /* a surrogate pair */
+          if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u')
+            tr_js_fail(j, "has a lone surrogate in a \\u escape");
+          j->p += 2;
+          unsigned lo = tr_js_hex4(j);
+          if (lo < 0xDC00 || lo > 0xDFFF)
+            tr_js_fail(j, "has a lone surrogate in a \\u escape");
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+          tr_js_fail(j, "has a lone surrogate in a \\u escape");
+        }
+        if (cp == 0)
+          tr_js_fail(j, "has \\u0000 in a string");
+        unsigned char u[4];
+        int k = cp < 0x80 ? (u[0] = (unsigned char)cp, 1) :
+                cp < 0x800 ? (u[0] = (unsigned char)(0xC0 | cp >> 6), 2) :
+                cp < 0x10000 ? (u[0] = (unsigned char)(0xE0 | cp >> 12), 3) :
+                (u[0] = (unsigned char)(0xF0 | cp >> 18), 4);
+        for (int q = 1; q < k; q++)
+          u[q] = (unsigned char)(0x80 | ((cp >> (6 * (k - 1 - q))) & 0x3F));
+        for (int q = 0; q < k; q++, n++)
+          if (out)
+            out[n] = (char)u[q];
+        continue;
+      }
+      const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
+      const char *at = e > 0 ? strchr(from, e) : NULL;
+      if (!at)
+        tr_js_fail(j, "has a bad escape in a string");
+      c = (unsigned char)to[at - from];
+    }
+    if (out)
+      out[n] = (char)c;
+    n++;
+  }
+  if (out)
+    out[n] = '\0';
+  return n;
+}
+
+/* A non-negative integer (shapes and offsets). */
+static uint64_t tr_js_uint(TrJs *j) {
+  int c = tr_js_peek(j);
+  if (c < '0' || c > '9')
+    tr_js_fail(j, "has a shape or offset that is not a non-negative integer");
+  uint64_t v = 0;
+  while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
+    if (v > (UINT64_MAX - 9) / 10)
+      tr_js_fail(j, "has a shape or offset too large");
+    v = v * 10 + (uint64_t)(*j->p++ - '0');
+  }
+  if (j->p < j->end && (*j->p == '.' || *j->p == 'e' || *j->p == 'E'))
+    tr_js_fail(j, "has a shape or offset that is not a non-negative integer");
+  return v;
+}
+
+/* Any JSON value, checked and skipped. */
+static void tr_js_skip(TrJs *j, int depth) {
+  if (depth > 64)
+    tr_js_fail(j, "nests too deep");
+  int c = tr_js_peek(j);
+  if (c == '"') {
+    tr_js_string(j, NULL);
+  } else if (c == '{' || c == '[') {
+    int close = c == '{' ? '}' : ']';
+    j->p++;
+    if (tr_js_peek(j) == close) {
+      j->p++;
+      return;
+    }
+    for (;;) {
+      if (close == '}') {
+        tr_js_string(j, NULL);
+        tr_js_expect(j, ':', "expects ':' after a key");
+      }
+      tr_js_skip(j, depth + 1);
+      if (tr_js_peek(j) != ',')
+        break;
+      j->p++;
+    }
+    tr_js_expect(j, close, close == '}' ? "expects ',' or '}' in an object" : "expects ',' or ']' in an array");
+  } else if (c == '-' || (c >= '0' && c <= '9')) {
+    if (c == '-')
+      j->p++;
+    int digits = 0;
+    while (j->p < j->end && ((*j->p >= '0' && *j->p <= '9') || *j->p == '.' || *j->p == 'e' ||
+                             *j->p == 'E' || *j->p == '+' || *j->p == '-'))
+      j->p++, digits++;
+    if (!digits)
+      tr_js_fail(j, "has a bad number");
+  } else {
+    static const char *const lit[] = {"true", "false", "null"};
+    for (int k = 0; k < 3; k++) {
+      size_t n = strlen(lit[k]);
+      if ((size_t)(j->end - j->p) >= n && memcmp(j->p, lit[k], n) == 0) {
+        j->p += n;
+        return;
+      }
+    }
+    tr_js_fail(j, c < 0 ? "ends early" : "has an unexpected character");
+  }
+}
+
+/* One tensor's object: {"dtype": ..., "shape": [...], "data_offsets": [b, e]}. */
+static void tr_st_tensor(TrJs *j, TrStEntry *e, char *scratch) {
+  int have = 0;
+  tr_js_expect(j, '{', "expects an object for each tensor");
+  if (tr_js_peek(j) == '}')
+    tr_fail(j->tr, "%s: tensor %s has no dtype, shape or data_offsets", j->path, e->name);
+  for (;;) {
+    tr_js_string(j, scratch);
+    tr_js_expect(j, ':', "expects ':' after a key");
+    if (strcmp(scratch, "dtype") == 0) {
+      tr_js_string(j, scratch);
+      e->type = NULL;
+      for (int k = 0; k < TR_ST_NTYPES && !e->type; k++)
+        if (strcmp(scratch, tr_st_types[k].name) == 0)
+          e->type = &tr_st_types[k];
+      if (!e->type)
+        tr_fail(j->tr, "%s: tensor %s has dtype \"%.40s\", not one of safetensors' (F64, F32, "
+                "I64, I32, U8, ...)", j->path, e->name, scratch);
+      have |= 1;
+    } else if (strcmp(scratch, "shape") == 0) {
+      tr_js_expect(j, '[', "expects '[' for a shape");
+      e->rank = 0;
+      if (tr_js_peek(j) != ']')
+        for (;;) {
+          if (e->rank == TR_ST_MAXRANK)
+            tr_fail(j->tr, "%s: tensor %s has more than %d dims", j->path, e->name, TR_ST_MAXRANK);
+          uint64_t d = tr_js_uint(j);
+          if (d > 0x7FFFFFFF)
+            tr_fail(j->tr, "%s: tensor %s has a dim of %llu", j->path, e->name, (unsigned long long)d);
+          e->dim[e->rank++] = (long)d;
+          if (tr_js_peek(j) != ',')
+            break;
+          j->p++;
+        }
+      tr_js_expect(j, ']', "expects ',' or ']' in a shape");
+      have |= 2;
+    } else if (strcmp(scratch, "data_offsets") == 0) {
+      tr_js_expect(j, '[', "expects '[' for data_offsets");
+      e->begin = tr_js_uint(j);
+      tr_js_expect(j, ',', "expects two data_offsets");
+      e->end = tr_js_uint(j);
+      tr_js_expect(j, ']', "expects two data_offsets");
+      have |= 4;
+    } else {
+      tr_js_skip(j, 1);
+    }
+    if (tr_js_peek(j) != ',')
+      break;
+    j->p++;
+  }
+  tr_js_expect(j, '}', "expects ',' or '}' in a tensor's object");
+  if (have != 7)
+    tr_fail(j->tr, "%s: tensor %s has no %s", j->path, e->name,
+            !(have & 1) ? "dtype" : !(have & 2) ? "shape" : "data_offsets");
+}
+
+static int tr_st_by_begin(const void *a, const void *b) {
+  const TrStEntry *x = a, *y = b;
+  return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : x->end < y->end ? -1 : x->end > y->end;
+}
+
+static int tr_st_by_name(const void *a, const void *b) {
+  return strcmp(((const TrStEntry *)a)->name, ((const TrStEntry *)b)->name);
+}
+
+/* Reads and checks the header of the safetensors file in tr->ckbuf into tr->st. */
+static void tr_st_parse(Tr *tr, const char *path, size_t len) {
+  const unsigned char *b = tr->ckbuf;
+  if (len < 8)
+    tr_fail(tr, "%s: not a checkpoint (%lu bytes; a .safetensors file starts with an 8-byte "
+            "header length)", path, (unsigned long)len);
+  uint64_t hlen = tr_get32(b) | (uint64_t)tr_get32(b + 4) << 32;
+  if (hlen > len - 8)
+    tr_fail(tr, "%s: not a safetensors file: its header length is %llu bytes but %lu follow "
+            "(truncated?)", path, (unsigned long long)hlen, (unsigned long)(len - 8));
+  size_t datalen = len - 8 - (size_t)hlen;
+  TrJs j = {tr, path, b + 8, b + 8, b + 8 + hlen};
+  tr->stnames = tr_alloc(tr, (size_t)hlen + 1);
+  size_t used = 0, cap = 0;
+  tr_js_expect(&j, '{', "does not start with '{'");
+  if (tr_js_peek(&j) == '}')
+    j.p++;
+  else
+    for (;;) {
+      char *name = tr->stnames + used;
+      size_t n = tr_js_string(&j, name);
+      tr_js_expect(&j, ':', "expects ':' after a name");
+      if (strcmp(name, "__metadata__") == 0) {
+        if (tr_js_peek(&j) != '{')
+          tr_js_fail(&j, "has a __metadata__ that is not an object");
+        tr_js_skip(&j, 0);
+      } else {
+        used += n + 1;
+        if (tr->nst == (int)cap) {
+          cap = cap ? cap * 2 : 16;
+          TrStEntry *ne = realloc(tr->st, cap * sizeof *ne);
+          if (!ne)
+            tr_fail(tr, "out of memory");
+          tr->st = ne;
+        }
+        TrStEntry *e = &tr->st[tr->nst++];
+        memset(e, 0, sizeof *e);
+        e->name = name;
+        tr_st_tensor(&j, e, tr->stnames + used);   /* scratch: the unused rest */
+      }
+      if (tr_js_peek(&j) != ',')
+        break;
+      j.p++;
+    }
+  tr_js_expect(&j, '}', "expects ',' or '}' after a tensor");
+  if (tr_js_peek(&j) >= 0)
+    tr_js_fail(&j, "has more after its closing '}'");
+  for (int i = 0; i < tr->nst; i++) {
+    TrStEntry *e = &tr->st[i];
+    uint64_t bytes = (uint64_t)e->type->size;
+    for (int k = 0; k < e->rank; k++) {
+      if (e->dim[k] && bytes > UINT64_MAX / (uint64_t)e->dim[k])
+        tr_fail(tr, "%s: tensor %s: its shape is too large", path, e->name);
+      bytes *= (uint64_t)e->dim[k];
+    }
+    if (e->begin > e->end || e->end > datalen)
+      tr_fail(tr, "%s: tensor %s: data_offsets [%llu, %llu] are not within the %lu bytes of data "
+              "(truncated?)", path, e->name, (unsigned long long)e->begin,
+              (unsigned long long)e->end, (unsigned long)datalen);
+    if (e->end - e->begin != bytes)
+      tr_fail(tr, "%s: tensor %s: data_offsets [%llu, %llu] hold %llu bytes, but %s of its shape "
+              "take %llu", path, e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
+              (unsigned long long)(e->end - e->begin), e->type->name, (unsigned long long)bytes);
+  }
+  qsort(tr->st, (size_t)tr->nst, sizeof *tr->st, tr_st_by_begin);
+  const TrStEntry *last = NULL;
+  for (int i = 0; i < tr->nst; i++) {
+    const TrStEntry *e = &tr->st[i];
+    if (e->begin == e->end)
+      continue;
+    if (last && e->begin < last->end)
+      tr_fail(tr, "%s: tensors %s and %s overlap (bytes [%llu, %llu) and [%llu, %llu))", path,
+              last->name, e->name, (unsigned long long)last->begin, (unsigned long long)last->end,
+              (unsigned long long)e->begin, (unsigned long long)e->end);
+    last = e;
+  }
+  qsort(tr->st, (size_t)tr->nst, sizeof *tr->st, tr_st_by_name);
+  for (int i = 1; i < tr->nst; i++)
+    if (strcmp(tr->st[i - 1].name, tr->st[i].name) == 0)
+      tr_fail(tr, "%s: tensor %s appears twice in the header", path, tr->st[i].name);
+}
+
+/* ---- reading a checkpoint, either format ------------------------------------------- */
+
+/* An entry as found in the file: its type and shape, its bytes. */
+typedef struct TrCkView {
+  NpyHeader h;                 /* .npz: the .npy header (Fortran order possible) */
+  int type;                    /* NpyType, or -1 (a safetensors dtype bpgen does not read) */
+  const char *tname;           /* the type as the format names it */
+  int rank;
+  long dim[TR_ST_MAXRANK];
+  size_t nbytes;
+  const unsigned char *data;
+  char ename[320];             /* the entry's name in the file (W.npy, W) */
+} TrCkView;
+
+static const char *tr_ck_tname(const Tr *tr, NpyType t) {
+  return tr->ckfmt == TR_CK_ST ? tr_st_name(t) : npy_dtypes[t].descr;
+}
+
+/* Finds entry `name` in the checkpoint in tr->ckbuf; 0 when absent. */
+static int tr_ck_view(Tr *tr, const char *path, size_t len, const char *name, TrCkView *v) {
+  memset(v, 0, sizeof *v);
+  if (tr->ckfmt == TR_CK_ST) {
+    TrStEntry key;
+    key.name = name;
+    const TrStEntry *e = bsearch(&key, tr->st, (size_t)tr->nst, sizeof *tr->st, tr_st_by_name);
+    if (!e)
+      return 0;
+    v->type = e->type->npy;
+    v->tname = e->type->name;
+    v->rank = e->rank;
+    memcpy(v->dim, e->dim, sizeof v->dim);
+    v->nbytes = (size_t)(e->end - e->begin);
+    uint64_t hlen = tr_get32(tr->ckbuf) | (uint64_t)tr_get32(tr->ckbuf + 4) << 32;
+    v->data = tr->ckbuf + 8 + hlen + e->begin;
+    snprintf(v->ename, sizeof v->ename, "%s", name);
+    return 1;
+  }
+  TrEntry e;
+  if (!tr_ck_find(tr, path, len, name, &e))
+    return 0;
+  char err[256];
+  if (npy_header_parse(e.data, e.len, 1, &v->h, err, sizeof err) < 0)
+    tr_fail(tr, "%s: %s: %s", path, e.name, err);
+  v->type = (int)v->h.type;
+  v->tname = npy_dtypes[v->h.type].descr;
+  v->rank = v->h.rank;
+  for (int i = 0; i < v->h.rank; i++)
+    v->dim[i] = v->h.dim[i];
+  v->nbytes = v->h.nbytes;
+  v->data = e.data + v->h.offset;
+  snprintf(v->ename, sizeof v->ename, "%s", e.name);
+  return 1;
+}
+
+/* The names of the checkpoint's entries, for a message: "a, b, c" (cut with
+ * "..." to fit cap). */
+static const char *tr_ck_names(Tr *tr, size_t len, char *buf, size_t cap) {
+  size_t n = 0;
+  int count = 0;
+  buf[0] = '\0';
+  const unsigned char *b = tr->ckbuf;
+  size_t total = tr->ckfmt == TR_CK_ST ? (size_t)tr->nst : tr_get16(b + len - 12);
+  size_t p = tr->ckfmt == TR_CK_ST ? 0 : tr_get32(b + len - 6);
+  for (size_t i = 0; i < total && n + 8 < cap; i++, count++) {
+    char nm[300];
+    if (tr->ckfmt == TR_CK_ST) {
+      snprintf(nm, sizeof nm, "%s", tr->st[i].name);
+    } else {   /* the central directory, checked by tr_ck_find before */
+      size_t nl = tr_get16(b + p + 28);
+      snprintf(nm, sizeof nm, "%.*s", (int)(nl > 4 ? nl - 4 : nl), (const char *)b + p + 46);
+      p += 46 + nl + tr_get16(b + p + 30) + tr_get16(b + p + 32);
+    }
+    int w = snprintf(buf + n, cap - n, "%s%s", count ? ", " : "", nm);
+    if (w < 0 || (size_t)w >= cap - n - 5) {
+      snprintf(buf + n, cap - n, "%s...", count ? ", " : "");
+      return buf;
+    }
+    n += (size_t)w;
+  }
+  if (!count)
+    snprintf(buf, cap, "nothing");
+  return buf;
+}
+
 /* Copies entry `name` into dst after checking its dtype and shape (a
  * Fortran-order entry is reordered).  Returns 0 when the entry is absent and
- * !required. */
+ * !required.  With `convert` (weights from elsewhere), a float entry of the
+ * other float type is converted to the model's. */
 static int tr_ck_get(Tr *tr, const char *path, size_t len, const char *name, NpyType type,
-                     int rank, const int *dims, void *dst, size_t nbytes, int required) {
-  TrEntry e;
-  if (!tr_ck_find(tr, path, len, name, &e)) {
+                     int rank, const int *dims, void *dst, size_t nbytes, int required, int convert) {
+  TrCkView v;
+  if (!tr_ck_view(tr, path, len, name, &v)) {
+    if (required && convert) {
+      char have[400];
+      tr_fail(tr, "%s: has no tensor %s, which this model's spec declares (the file holds: %s)",
+              path, name, tr_ck_names(tr, len, have, sizeof have));
+    }
     if (required)
       tr_fail(tr, "%s: checkpoint has no %s (written for another model?)", path, name);
     return 0;
   }
-  NpyHeader h;
-  char err[256];
-  if (npy_header_parse(e.data, e.len, 1, &h, err, sizeof err) < 0)
-    tr_fail(tr, "%s: %s: %s", path, e.name, err);
   long dim[NPY_MAXRANK];
   tr_dims(dim, rank, dims);
-  int same = h.type == type && h.rank == rank && h.nbytes == nbytes;
+  int other = convert && ((type == NPY_F4 && v.type == NPY_F8) || (type == NPY_F8 && v.type == NPY_F4));
+  int sametype = v.type == (int)type || other ||
+                 (type == NPY_U8 && v.type == NPY_I8 && tr->ckfmt == TR_CK_ST);  /* rng, seed */
+  int same = sametype && v.rank == rank;
   for (int i = 0; same && i < rank; i++)
-    same = h.dim[i] == dim[i];
+    same = v.dim[i] == dim[i];
   if (!same) {
-    char got[160], want[160];
-    tr_fail(tr, "%s: %s is %s %s but this model wants %s %s", path, e.name,
-            npy_dtypes[h.type].descr, npy_shape_text(got, sizeof got, h.rank, h.dim),
-            npy_dtypes[type].descr, npy_shape_text(want, sizeof want, rank, dim));
+    char got[400], want[160];
+    long gd[TR_ST_MAXRANK];
+    memcpy(gd, v.dim, sizeof gd);
+    tr_fail(tr, "%s: %s is %s %s but this model wants %s %s", path, v.ename, v.tname,
+            npy_shape_text(got, sizeof got, v.rank, gd), tr_ck_tname(tr, type),
+            npy_shape_text(want, sizeof want, rank, dim));
   }
-  if (h.fortran)
-    npy_to_c_order(dst, e.data + h.offset, &h);
-  else
-    memcpy(dst, e.data + h.offset, nbytes);
+  const unsigned char *src = v.data;
+  unsigned char *tmp = NULL;
+  if (v.h.fortran) {
+    tmp = malloc(v.nbytes ? v.nbytes : 1);
+    if (!tmp)
+      tr_fail(tr, "out of memory (%lu bytes)", (unsigned long)v.nbytes);
+    npy_to_c_order(tmp, v.data, &v.h);
+    src = tmp;
+  }
+  if (!other) {
+    memcpy(dst, src, nbytes);
+  } else {
+    size_t n = nbytes / (size_t)npy_dtypes[type].size;
+    for (size_t i = 0; i < n; i++) {
+      if (type == NPY_F4) {
+        double d;
+        memcpy(&d, src + 8 * i, 8);
+        ((float *)dst)[i] = (float)d;
+      } else {
+        float f;
+        memcpy(&f, src + 4 * i, 4);
+        ((double *)dst)[i] = f;
+      }
+    }
+  }
+  free(tmp);
   return 1;
 }
 
+/* --load FILE: a checkpoint bpgen wrote (.npz or .safetensors: step, RNG,
+ * vocabulary, params, statistics, AdamW state), or weights alone (a file
+ * without "step": numpy.savez of the params, a PyTorch state_dict saved with
+ * safetensors), which sets the params (each must be there, by its spec name,
+ * f32 or f64) and the statistics it has, and leaves the rest as a new run
+ * has it.  The format is the file's: a zip is an .npz; else
+ * a .safetensors name or a '{' after 8 bytes makes it safetensors. */
 static void tr_load(Tr *tr, const char *path) {
   const BpModel *m = tr->m;
   tr->ck = fopen(path, "rb");
@@ -1785,28 +2370,37 @@ static void tr_load(Tr *tr, const char *path) {
     tr_fail(tr, "%s: read error", path);
   fclose(tr->ck);
   tr->ck = NULL;
+  const unsigned char *b = tr->ckbuf;
+  int zip = len >= 2 && b[0] == 'P' && b[1] == 'K';
+  tr->ckfmt = !zip && (tr_ck_format(path) == TR_CK_ST || (len > 8 && b[8] == '{')) ? TR_CK_ST : TR_CK_NPZ;
+  if (tr->ckfmt == TR_CK_ST)
+    tr_st_parse(tr, path, len);
+  TrCkView probe;
+  int full = tr_ck_view(tr, path, len, "step", &probe);
   int one = 1;
-  int64_t step, at = 0;
-  uint64_t rng, seed;
-  char vocab[256];
-  tr_ck_get(tr, path, len, "step", NPY_I8, 0, &one, &step, 8, 1);
-  tr_ck_get(tr, path, len, "rng", NPY_U8, 0, &one, &rng, 8, 1);
-  tr_ck_get(tr, path, len, "seed", NPY_U8, 0, &one, &seed, 8, 1);
-  int nv = tr->nvocab;
-  tr_ck_get(tr, path, len, "vocab", NPY_U1, 1, &nv, vocab, (size_t)nv, 1);
-  if (memcmp(vocab, tr->itos, (size_t)nv) != 0)
-    tr_fail(tr, "%s: the checkpoint's vocabulary differs from %s's", path,
-            tr->o.data ? tr->o.data : tr->o.text ? tr->o.text : "the data");
-  if (step < 0)
-    tr_fail(tr, "%s: corrupt checkpoint (step %lld)", path, (long long)step);
+  int64_t step = 0, at = 0;
+  uint64_t rng = tr->batch_rng.s, seed = tr->o.seed;
+  if (full) {
+    char vocab[256];
+    tr_ck_get(tr, path, len, "step", NPY_I8, 0, &one, &step, 8, 1, 0);
+    tr_ck_get(tr, path, len, "rng", NPY_U8, 0, &one, &rng, 8, 1, 0);
+    tr_ck_get(tr, path, len, "seed", NPY_U8, 0, &one, &seed, 8, 1, 0);
+    int nv = tr->nvocab;
+    tr_ck_get(tr, path, len, "vocab", NPY_U1, 1, &nv, vocab, (size_t)nv, 1, 0);
+    if (memcmp(vocab, tr->itos, (size_t)nv) != 0)
+      tr_fail(tr, "%s: the checkpoint's vocabulary differs from %s's", path,
+              tr->o.data ? tr->o.data : tr->o.text ? tr->o.text : "the data");
+    if (step < 0)
+      tr_fail(tr, "%s: corrupt checkpoint (step %lld)", path, (long long)step);
+  }
   for (int i = 0; i < m->ntensors; i++) {
     const BpTensor *t = &m->tensors[i];
     if (t->kind == BP_PARAM || t->kind == BP_STAT)
       tr_ck_get(tr, path, len, t->name, tr_type(t), t->rank, t->dims,
-                (char *)tr->state + t->offset, t->numel * tr->esize, t->kind == BP_PARAM);
+                (char *)tr->state + t->offset, t->numel * tr->esize, t->kind == BP_PARAM, !full);
   }
-  if (tr->o.adamw) {
-    int have = tr_ck_get(tr, path, len, "adamw_t", NPY_I8, 0, &one, &at, 8, 0);
+  if (tr->o.adamw && full) {
+    int have = tr_ck_get(tr, path, len, "adamw_t", NPY_I8, 0, &one, &at, 8, 0, 0);
     for (int k = 0; k < 2 && have; k++)
       for (int i = 0; i < m->ntensors; i++) {
         const BpTensor *t = &m->tensors[i];
@@ -1816,14 +2410,26 @@ static void tr_load(Tr *tr, const char *path) {
         snprintf(name, sizeof name, "adamw.%c.%s", k ? 'v' : 'm', t->name);
         tr_ck_get(tr, path, len, name, tr_type(t), t->rank, t->dims,
                   (char *)(k ? tr->mom_v : tr->mom_m) + (t->offset - m->param_offset),
-                  t->numel * tr->esize, 1);
+                  t->numel * tr->esize, 1, 0);
       }
     if (!have && !tr->o.quiet)
       fprintf(stderr, "note: %s has no AdamW state: moments start at zero\n", path);
-    tr->adamw_t = at;
   }
+  if (tr->o.adamw)
+    tr->adamw_t = at;
   free(tr->ckbuf);
   tr->ckbuf = NULL;
+  free(tr->st);
+  tr->st = NULL;
+  tr->nst = 0;
+  free(tr->stnames);
+  tr->stnames = NULL;
+  if (!full) {
+    if (!tr->o.quiet)
+      fprintf(stderr, "note: %s holds weights only (no step, RNG or optimizer state): training "
+              "starts from them at step 0\n", path);
+    return;
+  }
   tr->step = step;
   tr->batch_rng.s = rng;
   if (seed != tr->o.seed && !tr->o.quiet)
@@ -2386,6 +2992,8 @@ static void tr_free(Tr *tr) {
   }
   tr_unlock(tr);
   free(tr->ckbuf);
+  free(tr->st);
+  free(tr->stnames);
   free(tr->logbuf);
   free(tr->membuf);
   free(tr->text);

@@ -619,5 +619,261 @@ t "uninstall leaves no file" 0 "" silent find "$D" ! -type d
 t "uninstall leaves no bpgen dir" 0 "" silent find "$D" -name '*bpgen*'
 # ---- end of issue 16 (install) ---------------------------------------------------------
 
+# ---- issue 16 (embed): .safetensors, weights-only loads, --save's extension ------------
+# (a section of its own, to merge easily; numpy/python only where said)
+ME="$BPGEN run $M -D H=8 -D B=4 --data $W --samples 0"
+# stf FILE JSON [DATA-PRINTF]: a .safetensors file: the JSON's length (8 bytes,
+# little-endian), the JSON, the data
+stf() {
+  n=${#2}
+  { printf "\\$(printf %03o $((n % 256)))\\$(printf %03o $((n / 256)))\\000\\000\\000\\000\\000\\000"
+    printf '%s' "$2"; printf "${3:-}"; } >"$1"
+}
+t "safetensors save"        0 "train loss" $ME --steps 7 --optimizer adamw --save "$T/e.safetensors"
+t "npz save, same run"      0 "train loss" $ME --steps 7 --optimizer adamw --save "$T/e.npz"
+t "safetensors header"      0 '"__metadata__":\{"format":"pt"\},"step":\{"dtype":"I64","shape":\[\],"data_offsets":\[0,8\]\}' \
+  head -c 200 "$T/e.safetensors"
+t "safetensors has adamw.v" 0 '"adamw.v.bnbias":\{"dtype":"F32","shape":\[1,8\]' head -c 4000 "$T/e.safetensors"
+$ME --steps 12 --optimizer adamw --load "$T/e.safetensors" --quiet 2>&1 | grep -v "^loaded" >"$T/e1.out"
+$ME --steps 12 --optimizer adamw --load "$T/e.npz" --quiet 2>&1 | grep -v "^loaded" >"$T/e2.out"
+t "resume from safetensors = from npz" 0 "" cmp "$T/e1.out" "$T/e2.out"
+t "resumed at step 7"       0 "loaded .*e.safetensors at step 7" $ME --steps 8 --load "$T/e.safetensors"
+$ME --steps 7 --optimizer adamw --load "$T/e.safetensors" --save "$T/e2.safetensors" --quiet >/dev/null 2>&1
+t "safetensors round trip, same bytes" 0 "" cmp "$T/e.safetensors" "$T/e2.safetensors"
+t "--save FILE.zip refused" 1 "^bpgen: error: --save .*x\.zip: unknown checkpoint format: name it FILE\.npz \(numpy's\) or FILE\.safetensors" \
+  $ME --steps 1 --save "$T/x.zip"
+t "--save FILE refused"     1 "--save .*/noext: unknown checkpoint format" $ME --steps 1 --save "$T/noext"
+t "nothing written"         1 "" test -e "$T/x.zip"
+t "--save .SafeTensors"     0 "" $ME --steps 1 --save "$T/x.SafeTensors" --quiet
+# malformed files: one message naming the file (and the tensor), never a crash
+F='{"C":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'
+stf "$T/m1.safetensors" "$F" '\0\0\0\0\0\0\0'
+t "st: data truncated"      1 "m1.safetensors: tensor C: data_offsets \[0, 8\] are not within the 7 bytes of data" $ME --load "$T/m1.safetensors"
+printf '\377\0\0\0\0\0\0\0{}' >"$T/m2.safetensors"
+t "st: header length past the end" 1 "m2.safetensors: not a safetensors file: its header length is 255 bytes but 2 follow" $ME --load "$T/m2.safetensors"
+stf "$T/m3.safetensors" '{"C":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}' '\0\0\0\0\0\0\0\0'
+t "st: JSON not closed"     1 "m3.safetensors: not a safetensors file: its JSON header expects ',' or '\}' after a tensor \(at byte 53 of 53\)" $ME --load "$T/m3.safetensors"
+stf "$T/m4.safetensors" '{"C":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"D":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}' '\0\0\0\0\0\0\0\0\0\0\0\0'
+t "st: overlap"             1 "m4.safetensors: tensors C and D overlap \(bytes \[0, 8\) and \[4, 12\)\)" $ME --load "$T/m4.safetensors"
+stf "$T/m5.safetensors" '{"C":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}}' '\0\0\0\0\0\0\0\0'
+t "st: unknown dtype"       1 "m5.safetensors: tensor C has dtype \"F33\", not one of safetensors'" $ME --load "$T/m5.safetensors"
+stf "$T/m6.safetensors" '{"C":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}' '\0\0\0\0\0\0\0\0'
+t "st: size vs shape"       1 "m6.safetensors: tensor C: data_offsets \[0, 8\] hold 8 bytes, but F32 of its shape take 12" $ME --load "$T/m6.safetensors"
+stf "$T/m7.safetensors" '{"C":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}' '\0\0\0\0\0\0\0\0'
+t "st: shape vs the spec"   1 "m7.safetensors: C is F32 \(2,\) but this model wants F32 \(6, 10\)" $ME --load "$T/m7.safetensors"
+stf "$T/m8.safetensors" '{"fc.weight":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}' '\0\0\0\0\0\0\0\0'
+t "st: param missing"       1 "m8.safetensors: has no tensor C, which this model's spec declares \(the file holds: fc.weight\)" $ME --load "$T/m8.safetensors"
+stf "$T/m9.safetensors" '{"C":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"C":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}' '\0\0\0\0\0\0\0\0'
+t "st: name twice"          1 "m9.safetensors: tensor C appears twice in the header" $ME --load "$T/m9.safetensors"
+stf "$T/m10.safetensors" '{"C":{"dtype":"F16","shape":[6,10],"data_offsets":[0,120]}}' "$(printf '%0120d' 0 | sed 's/0/\\0/g')"
+t "st: dtype vs the spec"   1 "m10.safetensors: C is F16 \(6, 10\) but this model wants F32 \(6, 10\)" $ME --load "$T/m10.safetensors"
+stf "$T/m11.safetensors" '{"C":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}' '\0\0\0\0\0\0\0\0'
+t "st: negative dim"        1 "m11.safetensors: not a safetensors file: its JSON header has a shape or offset that is not a non-negative integer" $ME --load "$T/m11.safetensors"
+stf "$T/m12.safetensors" "{\"__metadata__\":{\"a\":$(printf '%070d' 0 | sed 's/0/[/g')}}"
+t "st: nesting bounded"     1 "m12.safetensors: not a safetensors file: its JSON header nests too deep" $ME --load "$T/m12.safetensors"
+stf "$T/m13.safetensors" '{"C":{"dtype":"F32","shape":[2]}}'
+t "st: no data_offsets"     1 "m13.safetensors: tensor C has no data_offsets" $ME --load "$T/m13.safetensors"
+stf "$T/m14.safetensors" '{"C":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}' '\0\0\0\0\0\0\0\0'
+t "st: begin after end"     1 "m14.safetensors: tensor C: data_offsets \[8, 0\] are not within" $ME --load "$T/m14.safetensors"
+stf "$T/m15.safetensors" '{"C\u00e9\ud83d\ude00":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}} x' '\0\0\0\0'
+t "st: bytes after the JSON" 1 "m15.safetensors: not a safetensors file: its JSON header has more after its closing '\}'" $ME --load "$T/m15.safetensors"
+stf "$T/m16.safetensors" '{"C":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}, "\ud83d":{}}' '\0\0\0\0'
+t "st: lone surrogate"      1 "m16.safetensors: not a safetensors file: its JSON header has a lone surrogate" $ME --load "$T/m16.safetensors"
+printf '\0\0\0\0\0' >"$T/m17.safetensors"
+t "st: 5 bytes"             1 "m17.safetensors: not a checkpoint \(5 bytes; a .safetensors file starts with an 8-byte header length\)" $ME --load "$T/m17.safetensors"
+# every prefix of a good file, and a byte flipped anywhere in its header: an error, no crash
+hl=$(head -c 1 "$T/e.safetensors" | od -An -tu1 | tr -d ' ')
+crash=0
+for n in 0 1 7 8 9 50 $((hl / 2)) $((hl + 7)) $((hl + 8)) $((hl + 100)); do
+  head -c $n "$T/e.safetensors" >"$T/cut.safetensors"
+  $ME --steps 7 --optimizer adamw --load "$T/cut.safetensors" >"$T/cut.out" 2>&1
+  rc=$?
+  [ $rc -eq 1 ] && grep -q "^bpgen: error: .*cut.safetensors" "$T/cut.out" || { crash=1; echo "cut $n: status $rc"; cat "$T/cut.out"; }
+done
+t "st: every cut is an error" 0 "" test $crash -eq 0
+# weights only: a file without "step" sets the params (the spec's names) and starts at step 0
+if command -v python3 >/dev/null && python3 -c 'import json, struct' 2>/dev/null; then
+  python3 - "$T/py.safetensors" <<'PYEOF'
+import json, struct, sys
+# makemore -D H=8 on words10 (V = 6): plain json + struct, no safetensors package
+shapes = {"C": [6, 10], "W1": [30, 8], "b1": [8], "W2": [8, 6], "b2": [6], "bngain": [1, 8], "bnbias": [1, 8]}
+head, data = {"__metadata__": {"format": "pt"}}, b""
+for i, (k, s) in enumerate(shapes.items()):
+    n = 1
+    for d in s:
+        n *= d
+    vals = [((7 * j + 3 * i) % 11 - 5) / 8 for j in range(n)]   # exact in f32
+    b = struct.pack("<%df" % n, *vals)
+    head[k] = {"dtype": "F32", "shape": s, "data_offsets": [len(data), len(data) + len(b)]}
+    data += b
+head["num_batches_tracked"] = {"dtype": "I64", "shape": [], "data_offsets": [len(data), len(data) + 8]}
+data += struct.pack("<q", 5)
+j = json.dumps(head).encode()
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(j)) + j + data)
+PYEOF
+  t "python-written safetensors loads" 0 "note: .*py.safetensors holds weights only \(no step, RNG or optimizer state\): training starts from them at step 0" \
+    $ME --steps 0 --load "$T/py.safetensors" --save "$T/py2.safetensors"
+  t "its params, bit for bit" 0 "^same$" python3 -c '
+import json, struct, sys
+def read(p):
+    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+    return {k: b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]] for k, v in h.items() if k != "__metadata__"}
+a, b = read(sys.argv[1]), read(sys.argv[2])
+ps = ["C", "W1", "b1", "W2", "b2", "bngain", "bnbias"]
+print("same" if all(a[k] == b[k] for k in ps) and int(struct.unpack("<q", b["step"])[0]) == 0 else "differ")' \
+    "$T/py.safetensors" "$T/py2.safetensors"
+  $ME --steps 0 --load "$T/py.safetensors" --quiet >"$T/w1.out" 2>&1
+  $ME --steps 0 --quiet >"$T/w0.out" 2>&1
+  t "weights change the loss" 1 "" cmp -s "$T/w1.out" "$T/w0.out"
+  t "and train from there"    0 "loaded .*py.safetensors at step 0" $ME --steps 5 --load "$T/py.safetensors"
+else
+  echo "driver: skipped the python-written safetensors cases (no python3)"
+fi
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+  # numpy.savez of the params in float64 (numpy's default) into an f32 model; as float32
+  /usr/bin/python3 -c '
+import numpy as np, sys
+z = np.load(sys.argv[1])
+ps = ["C", "W1", "b1", "W2", "b2", "bngain", "bnbias"]
+np.savez(sys.argv[2], **{k: z[k].astype(np.float64) for k in ps})
+np.savez(sys.argv[3], **{k: z[k] for k in ps})' "$T/e.npz" "$T/w64.npz" "$T/w32.npz"
+  $ME --steps 7 --load "$T/e.npz" --quiet 2>&1 | grep loss >"$T/wf.out"
+  t "np.savez f64 weights"  0 "$(head -1 "$T/wf.out")" $ME --steps 0 --load "$T/w64.npz"
+  t "np.savez f32 weights"  0 "$(head -1 "$T/wf.out")" $ME --steps 0 --load "$T/w32.npz"
+  t "np.savez shape vs the spec" 1 "w32.npz: C.npy is <f4 \(6, 10\) but this model wants <f4 \(6, 11\)" \
+    $ME -D E=11 --steps 0 --load "$T/w32.npz"
+  /usr/bin/python3 -c '
+import numpy as np, sys
+z = np.load(sys.argv[1]); np.savez(sys.argv[2], **{k: z[k] for k in z.files if k != "C"})' "$T/w32.npz" "$T/wnoc.npz"
+  t "np.savez without C"    1 "wnoc.npz: has no tensor C, which this model's spec declares \(the file holds: W1, b1, W2, b2, bngain, bnbias\)" \
+    $ME --steps 0 --load "$T/wnoc.npz"
+else
+  echo "driver: skipped the numpy.savez weights cases (/usr/bin/python3 has no numpy)"
+fi
+# the API's AdamW step and thread count: <prefix>_adamw_step against the trainer's own
+# tr_adamw (both in the --trainer file) on two states from one seed, five steps
+if command -v gcc >/dev/null; then
+  cat >"$T/adamw_h.c" <<'CEOF'
+#define main trainer_main
+#include "adamw_tr.c"
+#undef main
+int main(void) {
+  const BpModel *m = &am_model;
+  am_state *a = aligned_alloc(64, (sizeof *a + 63) / 64 * 64), *b = aligned_alloc(64, (sizeof *b + 63) / 64 * 64);
+  memset(a, 0, sizeof *a), memset(b, 0, sizeof *b);
+  am_init(a, 42), am_init(b, 42);
+  am_set_threads(2);
+  if (bp_get_threads() != 2) return printf("set_threads: %d threads\n", bp_get_threads()), 1;
+  real *p0 = malloc(m->nparam * sizeof(real)), *mm = calloc(m->nparam, sizeof(real)), *vv = calloc(m->nparam, sizeof(real));
+  memcpy(p0, (char *)a + m->param_offset, m->nparam * sizeof(real));
+  Tr tr;
+  memset(&tr, 0, sizeof tr);
+  tr.m = m, tr.state = a, tr.esize = sizeof(real);
+  tr.o.beta1 = 0.9, tr.o.beta2 = 0.99, tr.o.eps = 1e-8, tr.o.wd = 0.01;
+  tr.mom_m = calloc(m->nparam, sizeof(real)), tr.mom_v = calloc(m->nparam, sizeof(real));
+  BpRng r;
+  bp_rng_seed(&r, 7);
+  for (int step = 1; step <= 5; step++) {
+    for (size_t i = 0; i < sizeof a->X / sizeof a->X[0]; i++) a->X[i] = b->X[i] = (int32_t)(bp_rng_next(&r) % 6);
+    for (size_t i = 0; i < sizeof a->Y / sizeof a->Y[0]; i++) a->Y[i] = b->Y[i] = (int32_t)(bp_rng_next(&r) % 6);
+    am_forward(a), am_forward(b);
+    am_backward(a), am_backward(b);
+    tr_adamw(&tr, 0.01);
+    am_adamw_step(b, mm, vv, step, 0.01, 0.9, 0.99, 1e-8, 0.01);
+  }
+  const real *pa = (const real *)((char *)a + m->param_offset), *pb = (const real *)((char *)b + m->param_offset);
+  double md = 0;
+  size_t moved = 0;
+  for (size_t i = 0; i < m->nparam; i++) {
+    double d = fabs((double)pa[i] - pb[i]), dm = fabs((double)((real *)tr.mom_m)[i] - mm[i]),
+           dv = fabs((double)((real *)tr.mom_v)[i] - vv[i]);
+    md = d > md ? d : md, md = dm > md ? dm : md, md = dv > md ? dv : md;
+    moved += pa[i] != p0[i];
+  }
+  printf("%zu params, %zu moved, max difference %g\n", m->nparam, moved, md);
+  return !(md == 0 && moved > m->nparam / 2);
+}
+CEOF
+  for dt in f32 f64; do
+    $BPGEN $M -D H=8 -D B=4 -D V=6 --dtype $dt --prefix am --trainer -o "$T/adamw_tr.c" &&
+      gcc -O2 -o "$T/adamw_h" "$T/adamw_h.c" -lm -lpthread >"$T/adamw_cc.log" 2>&1
+    t "adamw_step = tr_adamw ($dt)" 0 "^378 params, 3[0-9][0-9] moved, max difference 0$" "$T/adamw_h"
+  done
+  t "model.h declares adamw_step" 0 "^void am_adamw_step\(am_state \*s, float \*m, float \*v, long t, double lr," \
+    sh -c "$BPGEN $M --prefix am -o $T/am.c && cat $T/am.h"
+  t "model.h says the moments' count" 0 "m and v hold 4137 elements each" cat "$T/am.h"
+  t "model.h says the moments' bytes" 0 "am_model.nparam; 33096 bytes for the two" cat "$T/am.h"
+  t "model.h declares set_threads" 0 "^void am_set_threads\(int n\);" cat "$T/am.h"
+fi
+# the Python entry point: bpgen SPEC --shared -o model.so, python/bpgen_model.py (ctypes +
+# numpy) against the reference runtime (bpgen grad --ref) on the same params and inputs
+t "--shared needs -o FILE"  1 "^bpgen: error: --shared builds a library: give -o FILE.so" $BPGEN $M --shared -o -
+t "--shared or --trainer"   1 "^bpgen: error: --shared and --trainer: give one" $BPGEN $M --shared --trainer -o "$T/x.so"
+t "--shared, no compiler"   1 "^bpgen: error: --shared: no-such-cc failed building .*x.so \(exit status 127\)" \
+  env CC=no-such-cc $BPGEN $M --shared -o "$T/x.so"
+PYDIR=$(cd "$(dirname "$0")/../python" && pwd)
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null && command -v cc >/dev/null; then
+  for dt in f64 f32; do
+    t "--shared builds ($dt)" 0 "" $BPGEN $M -D H=8 -D B=5 --dtype $dt --prefix mm_$dt --shared -o "$T/mm_$dt.so"
+    rm -rf "$T/pin" "$T/pout"
+    mkdir -p "$T/pin"
+    cat >"$T/pytest.py" <<'PYEOF'
+import subprocess, sys
+import numpy as np
+pydir, so, bpgen, spec, d, out, dt = sys.argv[1:8]
+sys.path.insert(0, pydir)
+from bpgen_model import Model
+m = Model(so, seed=5)
+f64 = dt == "f64"
+assert m.dtype == (np.float64 if f64 else np.float32), m.dtype
+assert sorted(m.params) == sorted(["C", "W1", "b1", "W2", "b2", "bngain", "bnbias"]), sorted(m.params)
+assert m.params["W1"].shape == (30, 8) and m.inputs["X"].shape == (5, 3), m.params["W1"].shape
+rng = np.random.RandomState(1)
+m.inputs["X"][...] = rng.randint(0, 27, size=(5, 3))
+m.inputs["Y"][...] = rng.randint(0, 27, size=5)
+m.params["W1"][...] += 0.5 * rng.randn(30, 8)          # through the view: the model must see it
+for n, a in list(m.params.items()) + list(m.inputs.items()):
+    np.save(f"{d}/{n}.npy", a.astype(np.float64) if a.dtype != np.int32 else a)
+m.set_threads(2)
+loss = m.forward()
+m.backward()
+subprocess.run([bpgen, "grad", spec, "-D", "H=8", "-D", "B=5", "--dtype", "f64", "--ref", "--in", d,
+                "--out", out], check=True, stdout=subprocess.DEVNULL)
+ref = float(np.load(f"{out}/loss.npy"))
+tol = 1e-12 if f64 else 2e-5
+worst = 0.0
+assert abs(loss - ref) <= tol * abs(ref), (loss, ref)
+refs = {n: np.load(f"{out}/{n}.grad.npy") for n in m.params}
+top = max(np.max(np.abs(g)) for g in refs.values())
+for n, g in refs.items():   # relative to the tensor's scale, at least 1% of the largest (db1 is 0)
+    err = np.max(np.abs(m.grads[n] - g)) / max(np.max(np.abs(g)), 0.01 * top)
+    worst = max(worst, err)
+    assert err <= (1e-9 if f64 else 1e-3), (n, err)
+assert np.max(np.abs(m.grads["W1"])) > 0
+# step: sgd is params -= lr * grads; adamw is torch's first update
+p0, g0 = m.params["W2"].copy(), m.grads["W2"].copy()
+m.step(0.1)
+assert np.array_equal(m.params["W2"], (p0 - np.asarray(0.1, p0.dtype) * g0).astype(p0.dtype)) if f64 else \
+    np.allclose(m.params["W2"], p0 - 0.1 * g0, rtol=1e-6, atol=1e-7)
+m.forward(); m.backward()
+p0, g = m.params["b2"].astype(np.float64), m.grads["b2"].astype(np.float64)
+m.step(1e-2, "adamw", betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1)
+mm, vv = 0.1 * g, 0.01 * g * g
+want = p0 * (1 - 1e-2 * 0.1) - 1e-2 / 0.1 * mm / (np.sqrt(vv) / np.sqrt(0.01) + 1e-8)
+err = np.max(np.abs(m.params["b2"] - want))
+assert err <= (1e-15 if f64 else 1e-6), err
+print(f"python {dt}: loss {loss:.12g} = reference {ref:.12g}; {len(m.params)} grads within {worst:.1e}")
+PYEOF
+    t "python: loss, grads, step vs --ref ($dt)" 0 "^python $dt: loss .* = reference .*; 7 grads within" \
+      /usr/bin/python3 "$T/pytest.py" "$PYDIR" "$T/mm_$dt.so" "$BPGEN" "$M" "$T/pin" "$T/pout" $dt
+  done
+  t "python: not a bpgen library" 1 "not a library built by .bpgen SPEC --shared" /usr/bin/python3 -c '
+import sys; sys.path.insert(0, sys.argv[1]); from bpgen_model import Model; Model(sys.argv[2])' "$PYDIR" \
+    libm.so.6
+else
+  echo "driver: skipped the Python module cases (/usr/bin/python3 cannot import numpy, or no cc)"
+fi
+# ---- end of issue 16 (embed) ------------------------------------------------------------
+
 echo "driver: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
