@@ -611,11 +611,10 @@ t "uninstall leaves no bpgen dir" 0 "" silent find "$D" -name '*bpgen*'
 # rounding (the gradient sums run in another order): f64 tightly, f32 to its
 # rounding; the same N repeats bit for bit; only rank 0 prints, logs and
 # saves.  Open MPI's own allocations are never freed: LeakSanitizer is off in
-# the ranks.
+# the ranks (only there).
 if command -v mpirun >/dev/null 2>&1; then
-  MPI="mpirun --oversubscribe -x ASAN_OPTIONS"
+  MPI="env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 mpirun --oversubscribe -x ASAN_OPTIONS"
   [ "$(id -u)" -eq 0 ] && MPI="$MPI --allow-run-as-root"
-  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
   # close A.csv B.csv TOL: the logs have the same steps, losses within TOL
   close() {
     awk -F, -v tol="$3" 'NR == FNR { l[FNR] = $2; d[FNR] = $3; n = FNR; next }
