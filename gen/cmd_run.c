@@ -8,8 +8,13 @@
  * spec, run reads the word list and sets -D V=<vocabulary size> when the spec
  * has a dim V and the user gave none.  With tensor data (--data-x X.npy ...)
  * the files go to the trainer untouched and no dim is set from them.
+ *
+ * Started by mpirun (issue 17), run initialises MPI (gen/comm.c) and hands
+ * the trainer the communication table before it runs: data-parallel
+ * training, each rank one process of this same command.
  */
 #include "bpgen.h"
+#include "comm.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -159,6 +164,7 @@ char *trainer_source(Graph *g, const EmitOptions *opt) {
 }
 
 typedef int TrainMain(const struct BpModel *m, int argc, char **argv);
+typedef void TrainSetComm(const BpComm *c);
 
 int cmd_run(int argc, char **argv) {
   Cli c;
@@ -227,8 +233,9 @@ int cmd_run(int argc, char **argv) {
         continue;
       int v = data ? data_vocab(data) : text_vocab(text);
       if (g->dims[k].value != v) {
-        fprintf(stderr, "note: V = %d from %s (the spec says %ld)\n", v, data ? data : text,
-                g->dims[k].value);
+        if (comm_world()->rank == 0)
+          fprintf(stderr, "note: V = %d from %s (the spec says %ld)\n", v, data ? data : text,
+                  g->dims[k].value);
         if (c.novr == (int)(sizeof c.ovr / sizeof c.ovr[0]))
           error_plain("too many -D options");
         c.ovr[c.novr].name = "V";
@@ -247,12 +254,15 @@ int cmd_run(int argc, char **argv) {
   char *src = trainer_source(g, &opt);
   Jit *j = jit_compile(src, c.spec);
   TrainMain *fn = (TrainMain *)jit_symbol(j, "bp_train_main");
+  TrainSetComm *set_comm = (TrainSetComm *)jit_symbol(j, "bp_train_set_comm");
   const struct BpModel *m = jit_symbol(j, arena_printf("%s_model", opt.prefix));
-  if (!fn || !m)
-    die("the compiled trainer lacks bp_train_main or %s_model", opt.prefix);
+  if (!fn || !set_comm || !m)
+    die("the compiled trainer lacks bp_train_main, bp_train_set_comm or %s_model", opt.prefix);
+  set_comm(comm_world());
   fflush(stdout);
   int rc = fn(m, targc, targv);
   fflush(stdout);
   jit_free(j);
+  comm_finish();
   return rc;
 }

@@ -112,6 +112,7 @@
 #include <unistd.h>
 
 #include "../runtime/npy_parse.h"   /* pasted here by scripts/embed.sh */
+#include "../runtime/bp_comm.h"     /* the same; <mpi.h> under -DBP_MPI */
 
 enum { TR_SPLITS = 3, TR_MAXSAMPLE = 200 };
 enum { TR_SCHED_STEP, TR_SCHED_COSINE, TR_SCHED_CONSTANT };   /* --lr-schedule */
@@ -218,6 +219,19 @@ typedef struct Tr {
 static char tr_errbuf[1024];     /* the last error message (for tests) */
 static FILE *tr_out;             /* results: losses, samples (stdout unless set) */
 
+/* Data-parallel training (issue 17; the tr_mpi_* functions before "training"):
+ * the ranks of this run.  One process (rank 0 of 1) unless a launcher started
+ * it with MPI at hand. */
+typedef struct TrMpi {
+  const BpComm *c;         /* the table in use */
+  BpComm own;              /* the table filled here (one process, or -DBP_MPI's) */
+  int rank, size;
+  int started;             /* -DBP_MPI: MPI_Init was called here; finalised at the end */
+  FILE *out, *null;        /* rank > 0: tr_out before, and /dev/null in its place */
+} TrMpi;
+static TrMpi tr_mpi = {NULL, {0, 1, NULL, NULL, NULL, NULL, NULL}, 0, 1, 0, NULL, NULL};
+static const BpComm *tr_comm_given;   /* bp_train_set_comm's, or NULL */
+
 static void tr_fail(Tr *tr, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -226,7 +240,10 @@ static void tr_fail(Tr *tr, const char *fmt, ...) {
   fflush(tr_out);
   if (tr->tty && !tr->o.quiet)
     fputc('\n', stderr);
-  fprintf(stderr, "bpgen: error: %s\n", tr_errbuf);   /* one prefix, as bpgen's own errors */
+  if (tr_mpi.size > 1)   /* which rank: the others may not have seen it */
+    fprintf(stderr, "bpgen: error: rank %d of %d: %s\n", tr_mpi.rank, tr_mpi.size, tr_errbuf);
+  else
+    fprintf(stderr, "bpgen: error: %s\n", tr_errbuf);   /* one prefix, as bpgen's own errors */
   longjmp(tr->jb, 1);
 }
 
@@ -971,7 +988,7 @@ static void tr_read_tokens(Tr *tr, TrSplit *s, const char *path) {
  * one, as llm.c's dataloader reads them), advancing by B*T.  Too few tokens
  * for one is an error for `required` splits. */
 static void tr_stream_windows(Tr *tr, TrSplit *s, const char *what, int required) {
-  size_t bt = (size_t)tr->B * (size_t)tr->T;
+  size_t bt = (size_t)tr->B * (size_t)tr->T * (size_t)tr_mpi.size;   /* MPI: the global batch's */
   s->n = s->ntok > bt ? (s->ntok - 1) / bt : 0;
   if (s->n == 0 && required)
     tr_fail(tr, "%s: %lu token%s, fewer than one batch needs: B*T+1 = %lu (B = %d rows of "
@@ -1046,16 +1063,21 @@ enum { TR_PAD = -1 };   /* a sequence row index: a padding row (x 0, y -1: no va
 
 /* Window w of stream split s into X and Y: tokens w*B*T .. w*B*T+B*T, X row
  * b the B*T tokens from b*T on, Y the same shifted by one (llm.c's
- * dataloader_load_batch). */
-static void tr_set_window(Tr *tr, const TrSplit *s, size_t w) {
+ * dataloader_load_batch).  Over MPI a window is the global batch's, size*B
+ * rows, and `part` picks which B of them (tr_set_window: this rank's). */
+static void tr_set_window_part(Tr *tr, const TrSplit *s, size_t w, int part) {
   int32_t *X = (int32_t *)((char *)tr->state + tr->tx->offset);
   int32_t *Y = (int32_t *)((char *)tr->state + tr->ty->offset);
   size_t bt = (size_t)tr->B * (size_t)tr->T;
-  const uint16_t *p = s->tok + w * bt;
+  const uint16_t *p = s->tok + (w * (size_t)tr_mpi.size + (size_t)part) * bt;
   for (size_t i = 0; i < bt; i++) {
     X[i] = p[i];
     Y[i] = p[i + 1];
   }
+}
+
+static void tr_set_window(Tr *tr, const TrSplit *s, size_t w) {
+  tr_set_window_part(tr, s, w, tr_mpi.rank);
 }
 
 /* Rows idx[0..B-1] of split s into the model's inputs. */
@@ -1104,19 +1126,23 @@ static void tr_set_range(Tr *tr, const TrSplit *s, size_t first, int k, size_t f
  * padded with copies of its first row r and corrected by a batch of B r's:
  * sum = B*L(partial) - (B-k)*L(r). */
 static double tr_split_loss_seq(Tr *tr, const TrSplit *s);
+static int tr_mpi_mine(size_t batch);
+static void tr_mpi_sum(Tr *tr, void *buf, size_t n, int f64, const char *what);
 
 static double tr_split_loss(Tr *tr, const TrSplit *s) {
   if (s->n == 0)
     return NAN;
   if (tr->mode == TR_SEQ || tr->mode == TR_STREAM)
     return tr_split_loss_seq(tr, s);
-  size_t B = (size_t)tr->B, i = 0;
+  size_t B = (size_t)tr->B, i = 0, j = 0;
   double sum = 0;
-  for (; i + B <= s->n; i += B) {
+  for (; i + B <= s->n; i += B, j++) {   /* MPI: batch j on rank j mod size */
+    if (!tr_mpi_mine(j))
+      continue;
     tr_set_range(tr, s, i, (int)B, 0);
     sum += (double)B * tr->m->forward_eval(tr->state);
   }
-  if (i < s->n) {
+  if (i < s->n && tr_mpi_mine(j)) {
     int k = (int)(s->n - i);
     tr_set_range(tr, s, i, k, i);
     double lp = tr->m->forward_eval(tr->state);
@@ -1124,6 +1150,7 @@ static double tr_split_loss(Tr *tr, const TrSplit *s) {
     double lr = tr->m->forward_eval(tr->state);
     sum += (double)B * lp - (double)(B - (size_t)k) * lr;
   }
+  tr_mpi_sum(tr, &sum, 1, 1, "the split's loss");
   return sum / (double)s->n;
 }
 
@@ -1147,6 +1174,8 @@ static double tr_split_loss_seq(Tr *tr, const TrSplit *s) {
   size_t B = (size_t)tr->B;
   double sum = 0, cnt = 0;
   for (size_t i = 0; i < s->n; i += tr->mode == TR_SEQ ? B : 1) {
+    if (tr->mode == TR_SEQ && !tr_mpi_mine(i / B))   /* a stream window: every rank its part */
+      continue;
     if (tr->mode == TR_SEQ)
       tr_set_range(tr, s, i, s->n - i < B ? (int)(s->n - i) : (int)B, 0);
     else
@@ -1158,6 +1187,9 @@ static double tr_split_loss_seq(Tr *tr, const TrSplit *s) {
       cnt += (double)c;
     }
   }
+  double sc[2] = {sum, cnt};
+  tr_mpi_sum(tr, sc, 2, 1, "the split's loss");
+  sum = sc[0], cnt = sc[1];
   return cnt > 0 ? sum / cnt : NAN;
 }
 
@@ -1200,7 +1232,10 @@ static int tr_has_stats(const Tr *tr) {
 }
 
 /* Batchnorm statistics over the whole training split, the lecture's way: the
- * mean and unbiased variance of the batchnorm input over every training row. */
+ * mean and unbiased variance of the batchnorm input over every training row.
+ * Over MPI every rank gathers them over the whole split (the model keeps its
+ * sums to itself, so the ranks cannot add theirs): the same statistics on
+ * each, nothing to reduce. */
 static void tr_calibrate(Tr *tr) {
   if (!tr_has_stats(tr) || tr->o.bn_momentum > 0)   /* running statistics: nothing to gather */
     return;
@@ -1208,10 +1243,11 @@ static void tr_calibrate(Tr *tr) {
   size_t B = (size_t)tr->B;
   for (int pass = 0; pass < tr->m->calib_passes; pass++) {
     tr->m->calib_begin(tr->state, pass);
-    for (size_t w = 0; tr->mode == TR_STREAM && w < s->n; w++) {
-      tr_set_window(tr, s, w);
-      tr->m->calib_accum(tr->state, tr->B);
-    }
+    for (size_t w = 0; tr->mode == TR_STREAM && w < s->n; w++)
+      for (int part = 0; part < tr_mpi.size; part++) {   /* MPI: the whole window on each rank */
+        tr_set_window_part(tr, s, w, part);
+        tr->m->calib_accum(tr->state, tr->B);
+      }
     for (size_t i = 0; tr->mode != TR_STREAM && i < s->n; i += B) {
       int k = s->n - i < B ? (int)(s->n - i) : (int)B;
       tr_set_range(tr, s, i, k, i);
@@ -2706,6 +2742,241 @@ static void tr_print_tensors(Tr *tr) {
   fputc('\n', tr_out);
 }
 
+/* ---- data parallel (MPI) ------------------------------------------------------ *
+ * Issue 17.  Every rank runs this same trainer on the same data and options;
+ * only the rows differ.  Step i's global batch is size*B rows drawn from the
+ * one stream (batch_rng), rank r's the B from r*B on, so the batch of a step
+ * does not depend on the number of ranks: N ranks of batch B train on the
+ * rows one process of batch N*B does (stream data: the window of N*B rows,
+ * rank r's rows r*B..).  Each rank runs forward and backward on its rows; the
+ * gradients are weighted by the rank's share of the loss (its valid
+ * positions; equal shares but for sequences) and summed over the ranks
+ * (MPI_Allreduce), which makes them the gradient of the global batch's mean
+ * loss; every rank then takes the same optimiser step.  Params start as rank
+ * 0's (broadcast after init or --load) and are checked to be the same every
+ * TR_MPI_CHECK_EVERY steps (a hash).  Rank 0 alone prints, logs, saves and
+ * samples; the others' tr_out is /dev/null.  Evaluation splits the batches
+ * over the ranks and sums.  Batchnorm uses each rank's batch statistics (as
+ * PyTorch's DistributedDataParallel does by default); --bn-stats running
+ * averages the running statistics over the ranks after each step.  An error on
+ * any rank ends the job (MPI_Abort) once its own clean-up is done, so the
+ * others do not wait for it in a collective; the checkpoint on disk is the
+ * last complete one, written by rank 0 as ever. */
+enum { TR_MPI_CHECK_EVERY = 100 };
+
+/* bpgen run: the table of the MPI library bpgen links (gen/comm.c), set before
+ * bp_train_main.  Not set: one process, or -DBP_MPI's own. */
+void bp_train_set_comm(const BpComm *c) { tr_comm_given = c; }
+
+static void tr_mpi_begin(Tr *tr) {
+  tr_mpi.c = tr_comm_given;
+#ifdef BP_MPI
+  if (!tr_mpi.c && bp_comm_launched()) {
+    int rc = bp_comm_mpi_init(&tr_mpi.own);
+    if (rc < 0)
+      tr_fail(tr, "MPI_Init failed");
+    tr_mpi.started = rc;
+    tr_mpi.c = &tr_mpi.own;
+  }
+#endif
+  if (!tr_mpi.c) {
+    int n = bp_comm_launched();
+    if (n > 1)
+      tr_fail(tr, "started by an MPI launcher as one of %d ranks, but this trainer was built "
+              "without MPI: each rank would train alone (build it with mpicc -DBP_MPI)", n);
+    bp_comm_self(&tr_mpi.own);
+    tr_mpi.c = &tr_mpi.own;
+  }
+  tr_mpi.rank = tr_mpi.c->rank;
+  tr_mpi.size = tr_mpi.c->size;
+  if (tr_mpi.rank > 0) {
+    tr_mpi.null = fopen("/dev/null", "w");
+    if (!tr_mpi.null)
+      tr_fail(tr, "/dev/null: cannot open: %s", strerror(errno));
+    tr_mpi.out = tr_out;
+    tr_out = tr_mpi.null;
+  }
+}
+
+/* The end of the run, on every path out of bp_train_main: after an error on
+ * any rank of several, the whole job ends here (MPI_Abort); else tr_out back
+ * and MPI finalised when tr_mpi_begin initialised it. */
+static void tr_mpi_end(int failed) {
+  if (failed && tr_mpi.size > 1) {
+    fflush(stderr);
+    tr_mpi.c->abort(1);
+  }
+  if (tr_mpi.null) {
+    fclose(tr_mpi.null);
+    tr_out = tr_mpi.out;
+  }
+#ifdef BP_MPI
+  if (tr_mpi.started)
+    MPI_Finalize();
+#endif
+  memset(&tr_mpi, 0, sizeof tr_mpi);
+  tr_mpi.size = 1;
+}
+
+/* After the options: rank 0 alone writes files and prints. */
+static void tr_mpi_roles(Tr *tr) {
+  if (tr_mpi.rank == 0)
+    return;
+  TrOpts *o = &tr->o;
+  o->quiet = 1;
+  o->log = o->save = o->load = NULL;
+  o->resume = 0;
+  o->samples = 0;
+  o->sample_len = 0;
+}
+
+static void tr_mpi_sum(Tr *tr, void *buf, size_t n, int f64, const char *what) {
+  if (tr_mpi.size > 1 && tr_mpi.c->allreduce_sum(buf, n, f64) != 0)
+    tr_fail(tr, "MPI_Allreduce of %s failed", what);
+}
+
+static void tr_mpi_bcast(Tr *tr, void *buf, size_t bytes, const char *what) {
+  if (tr_mpi.size > 1 && tr_mpi.c->bcast(buf, bytes) != 0)
+    tr_fail(tr, "MPI_Bcast of %s failed", what);
+}
+
+/* Evaluation: batch j of a split is this rank's. */
+static int tr_mpi_mine(size_t batch) { return batch % (size_t)tr_mpi.size == (size_t)tr_mpi.rank; }
+
+/* Before training (after init and --load, which only rank 0 reads): the ranks
+ * must run the same model on the same data with the same options, then start
+ * from rank 0's params, statistics, moments, step and batch stream. */
+static void tr_mpi_start(Tr *tr) {
+  if (tr_mpi.size == 1)
+    return;
+  const BpModel *m = tr->m;
+  const TrOpts *o = &tr->o;
+  static const char *const what[] = {
+    "the number of params", "the batch B", "the context T", "the state size", "the float type",
+    "the data mode", "the training split's size", "the dev split's size", "--steps", "--optimizer",
+    "the seed", "--bn-stats"};
+  double mine[12] = {(double)m->nparam, tr->B, tr->T, (double)m->state_size, m->dtype, tr->mode,
+                     (double)tr->split[0].n, (double)tr->split[1].n, (double)o->steps, o->adamw,
+                     (double)o->seed, o->bn_momentum};
+  double root[12];
+  memcpy(root, mine, sizeof root);
+  tr_mpi_bcast(tr, root, sizeof root, "the run's sizes");
+  for (int k = 0; k < 12; k++)
+    if (root[k] != mine[k])
+      tr_fail(tr, "%s is %.17g here but %.17g on rank 0: every rank must run the same spec, "
+              "-D values, data and options", what[k], mine[k], root[k]);
+  uint64_t head[3] = {(uint64_t)tr->step, (uint64_t)tr->adamw_t, tr->batch_rng.s};
+  tr_mpi_bcast(tr, head, sizeof head, "the step");
+  tr->step = (long)head[0];
+  tr->adamw_t = (long)head[1];
+  tr->batch_rng.s = head[2];
+  tr_mpi_bcast(tr, (char *)tr->state + m->param_offset, m->nparam * tr->esize, "the params");
+  for (int i = 0; i < m->ntensors; i++) {
+    const BpTensor *t = &m->tensors[i];
+    if (t->kind == BP_STAT)
+      tr_mpi_bcast(tr, (char *)tr->state + t->offset, t->numel * tr->esize, t->name);
+  }
+  if (o->adamw) {
+    tr_mpi_bcast(tr, tr->mom_m, m->nparam * tr->esize, "the AdamW moments");
+    tr_mpi_bcast(tr, tr->mom_v, m->nparam * tr->esize, "the AdamW moments");
+  }
+  if (!o->quiet)
+    fprintf(stderr, "data parallel: %d ranks (%s), %d rows each, %d a step\n", tr_mpi.size,
+            tr_mpi.c->what, tr->B, tr->B * tr_mpi.size);
+}
+
+/* Step rows: the global batch's size*B draws from the one stream, this
+ * rank's the B from rank*B on (one process: the B draws as ever). */
+static void tr_mpi_draw_rows(Tr *tr, const TrSplit *s) {
+  int B = tr->B, r0 = tr_mpi.rank * B, nb = tr_mpi.size * B;
+  for (int j = 0; j < nb; j++) {
+    uint64_t v = bp_rng_next(&tr->batch_rng);
+    if (j >= r0 && j < r0 + B)
+      tr->idx[j - r0] = (size_t)(v % (uint64_t)s->n);
+  }
+}
+
+/* After backward (this rank's rows): the gradients of the global batch's mean
+ * loss, the same on every rank.  The model's loss is the mean over its rows
+ * (sequences: over its c valid positions), so rank r's gradient weighs
+ * c_r / sum(c) before the sum.  Returns the global batch's loss. */
+static double tr_mpi_grads(Tr *tr, double loss) {
+  if (tr_mpi.size == 1)
+    return loss;
+  const BpModel *m = tr->m;
+  double c = tr->mode == TR_SEQ ? (double)tr_valid_count(tr) : 1;
+  double lc[2] = {c * loss, c};
+  tr_mpi_sum(tr, lc, 2, 1, "the loss");
+  double w = lc[1] > 0 ? c / lc[1] : 0;
+  char *g = (char *)tr->state + m->grad_offset;
+  if (m->dtype == BP_F64) {
+    for (size_t i = 0; i < m->nparam; i++)
+      ((double *)g)[i] *= w;
+  } else {
+    float wf = (float)w;
+    for (size_t i = 0; i < m->nparam; i++)
+      ((float *)g)[i] *= wf;
+  }
+  tr_mpi_sum(tr, g, m->nparam, m->dtype == BP_F64, "the gradients");
+  return lc[1] > 0 ? lc[0] / lc[1] : loss;
+}
+
+static uint64_t tr_mpi_hash(uint64_t h, const void *p, size_t n) {
+  const unsigned char *b = (const unsigned char *)p;
+  size_t i = 0;
+  if (((uintptr_t)b & 7) == 0)
+    for (; i + 8 <= n; i += 8) {
+      h = (h ^ *(const uint64_t *)(b + i)) * 0x100000001B3ull;
+      h ^= h >> 29;
+    }
+  for (; i < n; i++)
+    h = (h ^ b[i]) * 0x100000001B3ull;
+  return h;
+}
+
+/* The ranks' params, statistics, step and batch stream must be the same: a
+ * hash of them against rank 0's. */
+static void tr_mpi_check_same(Tr *tr) {
+  const BpModel *m = tr->m;
+  uint64_t h = 0xCBF29CE484222325ull, head[2] = {(uint64_t)tr->step, tr->batch_rng.s};
+  h = tr_mpi_hash(h, head, sizeof head);
+  h = tr_mpi_hash(h, (char *)tr->state + m->param_offset, m->nparam * tr->esize);
+  for (int i = 0; i < m->ntensors; i++) {
+    const BpTensor *t = &m->tensors[i];
+    if (t->kind == BP_STAT)
+      h = tr_mpi_hash(h, (char *)tr->state + t->offset, t->numel * tr->esize);
+  }
+  uint64_t h0 = h;
+  tr_mpi_bcast(tr, &h0, sizeof h0, "the params' hash");
+  double differ = h0 != h;
+  tr_mpi_sum(tr, &differ, 1, 1, "the params check");
+  if (differ > 0)
+    tr_fail(tr, "step %ld: the params differ between the ranks (%.0f of %d differ from rank "
+            "0's): the ranks ran different options or code%s", tr->step, differ, tr_mpi.size,
+            tr->o.save ? "; the last checkpoint is kept" : "");
+}
+
+/* After the optimiser step. */
+static void tr_mpi_after_step(Tr *tr) {
+  if (tr_mpi.size == 1)
+    return;
+  const BpModel *m = tr->m;
+  if (tr->o.bn_momentum > 0)   /* running statistics: their mean over the ranks */
+    for (int i = 0; i < m->ntensors; i++) {
+      const BpTensor *t = &m->tensors[i];
+      if (t->kind != BP_STAT)
+        continue;
+      void *p = (char *)tr->state + t->offset;
+      tr_mpi_sum(tr, p, t->numel, m->dtype == BP_F64, t->name);
+      for (size_t k = 0; k < t->numel; k++) {
+        if (m->dtype == BP_F64) ((double *)p)[k] /= tr_mpi.size;
+        else ((float *)p)[k] /= (float)tr_mpi.size;
+      }
+    }
+  if (tr->step % TR_MPI_CHECK_EVERY == 0 || tr->step == tr->o.steps)
+    tr_mpi_check_same(tr);
+}
+
 /* ---- training ---------------------------------------------------------------- */
 
 /* The progress line for step `shown` (0-based, as the loss lines). */
@@ -2762,14 +3033,14 @@ static void tr_train(Tr *tr) {
     if (tr->mode == TR_STREAM) {
       tr_set_window(tr, s, tr_stream_window(tr, i));
     } else {
-      for (int b = 0; b < tr->B; b++)
-        tr->idx[b] = (size_t)(bp_rng_next(&tr->batch_rng) % (uint64_t)s->n);
+      tr_mpi_draw_rows(tr, s);
       tr_set_rows(tr, s, tr->idx);
     }
     loss = m->forward(tr->state);
     tr_check_loss(tr, loss);
     m->backward(tr->state);
     tr_check_grads(tr);
+    loss = tr_mpi_grads(tr, loss);
     if (o->clip > 0)
       tr_clip_grads(tr, o->clip);
     double lr = tr_lr_at(o, i);
@@ -2778,6 +3049,7 @@ static void tr_train(Tr *tr) {
     else
       m->sgd_step(tr->state, lr);
     tr->step++;
+    tr_mpi_after_step(tr);
     if (tr->step == tr->first_step + 1 && getenv("BPGEN_STEP_CLOCK")) {
       /* bench/run.sh: wall clock at the end of the first step (start-up time) */
       struct timespec ts;
@@ -3033,10 +3305,15 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
   if (setjmp(tr->jb)) {
     fflush(tr_out);
     tr_free(tr);
+    tr_mpi_end(1);
     return 1;
   }
-  if (tr_parse(tr, argc, argv) == 2)
+  tr_mpi_begin(tr);
+  if (tr_parse(tr, argc, argv) == 2) {
+    tr_mpi_end(0);
     return 0;
+  }
+  tr_mpi_roles(tr);
   const TrOpts *o = &tr->o;
   if (o->save)
     tr_save_prepare(tr, o->save);
@@ -3104,6 +3381,7 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
     tr_load(tr, o->load);
     fprintf(tr_out, "loaded %s at step %ld\n", o->load, tr->step);
   }
+  tr_mpi_start(tr);
   if (o->log)
     tr_open_log(tr);
   long start = tr->step;
@@ -3141,5 +3419,6 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
     tr_sample_stream(tr);
   fflush(tr_out);
   tr_free(tr);
+  tr_mpi_end(0);
   return 0;
 }

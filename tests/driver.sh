@@ -875,5 +875,107 @@ else
 fi
 # ---- end of issue 16 (embed) ------------------------------------------------------------
 
+# ---- data-parallel training over MPI (issue 17) ---------------------------------------
+# When mpirun is installed (the set-up installs openmpi-bin): N ranks of batch
+# B train on the rows one process of batch N*B does, so the losses agree to
+# rounding (the gradient sums run in another order): f64 tightly, f32 to its
+# rounding; the same N repeats bit for bit; only rank 0 prints, logs and
+# saves.  Open MPI's own allocations are never freed: LeakSanitizer is off in
+# the ranks (only there).
+if command -v mpirun >/dev/null 2>&1; then
+  MPI="env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 mpirun --oversubscribe -x ASAN_OPTIONS"
+  [ "$(id -u)" -eq 0 ] && MPI="$MPI --allow-run-as-root"
+  # close A.csv B.csv TOL: the logs have the same steps, losses within TOL
+  close() {
+    awk -F, -v tol="$3" 'NR == FNR { l[FNR] = $2; d[FNR] = $3; n = FNR; next }
+      { if (FNR > n) { print "more rows in " FILENAME; bad = 1; exit }
+        x = $2 - l[FNR]; x = x < 0 ? -x : x; if (x > m) m = x
+        if (($3 == "") != (d[FNR] == "")) { print "dev loss only in one, row " FNR; bad = 1 }
+        if ($3 != "") { y = $3 - d[FNR]; y = y < 0 ? -y : y; if (y > m) m = y }
+        rows = FNR }
+      END { if (!bad && rows != n) { print "fewer rows in " FILENAME; bad = 1 }
+            printf "max |diff| %g over %d rows (tolerance %g)\n", m, rows, tol
+            exit bad || m > tol || rows < 2 }' "$1" "$2"
+  }
+  # the lecture's MLP without batchnorm (batch statistics are per rank)
+  printf '%s\n' 'dim B = 4' 'dim T = 3' 'dim V = 27' 'dim E = 6' 'dim H = 16' \
+    'input X : int[B, T]' 'input Y : int[B]' 'param C : [V, E] ~ randn' \
+    'param W1 : [T*E, H] ~ randn / sqrt(T*E)' 'param b1 : [H] ~ randn * 0.1' \
+    'param W2 : [H, V] ~ randn * 0.1' 'param b2 : [V] ~ zeros' \
+    'h = tanh(reshape(C[X], [B, T*E]) @ W1 + b1)' 'logits = h @ W2 + b2' \
+    'loss = cross_entropy(logits, Y)' >"$T/dp.spec"
+  DP0="$BPGEN run $T/dp.spec --data $W --steps 200 --lr-schedule constant --eval-every 50 --samples 3"
+  DP="$DP0 --quiet"
+  $DP -D B=6 --dtype f64 --log "$T/dp1.csv" >"$T/dp1.out" 2>&1
+  t "mpi: 2 ranks train"            0 "train loss" \
+    $MPI -np 2 $DP -D B=3 --dtype f64 --log "$T/dp2.csv" --print-every 1000 --save "$T/dp2.npz"
+  t "mpi: 2 ranks = 1 of batch 2B (f64)" 0 "max" close "$T/dp1.csv" "$T/dp2.csv" 1e-12
+  t "mpi: 3 ranks = 1 of batch 3B (f64)" 0 "" \
+    $MPI -np 3 $DP -D B=2 --dtype f64 --log "$T/dp3.csv"
+  t "mpi: 3 ranks losses"           0 "max" close "$T/dp1.csv" "$T/dp3.csv" 1e-12
+  $MPI -np 2 $DP -D B=3 --dtype f64 >"$T/dp2.out" 2>&1
+  grep -v '^model:' "$T/dp1.out" >"$T/dpo1"
+  grep -v '^model:' "$T/dp2.out" >"$T/dpo2"
+  t "mpi: results as 1 process"     0 "" cmp "$T/dpo1" "$T/dpo2"
+  t "mpi: rank 0 alone prints"      0 "^1$" sh -c "grep -c '^train loss' '$T/dp2.out'"
+  $MPI -np 2 $DP -D B=3 --dtype f64 --log "$T/dp2b.csv" >/dev/null 2>&1
+  t "mpi: 2 ranks repeat bit for bit" 0 "" cmp "$T/dp2.csv" "$T/dp2b.csv"
+  $DP -D B=6 --log "$T/dp1f.csv" >/dev/null 2>&1
+  t "mpi: 2 ranks say so"           0 "data parallel: 2 ranks \(Open MPI.*\), 3 rows each, 6 a step" \
+    $MPI -np 2 $DP0 -D B=3 --log "$T/dp2f.csv"
+  t "mpi: 2 ranks = 1 of batch 2B (f32)" 0 "max" close "$T/dp1f.csv" "$T/dp2f.csv" 2e-6
+  # sequences (each rank's gradient weighs its valid positions) and a token stream
+  SQ="$BPGEN run $SPECS/bigram.spec --dtype f64 --data $W --steps 60 --lr 1 --eval-every 30 --quiet"
+  $SQ -D B=4 --log "$T/sq1.csv" >/dev/null 2>&1
+  $MPI -np 2 $SQ -D B=2 --log "$T/sq2.csv" >/dev/null 2>&1
+  t "mpi: sequences, 2 ranks = 1"   0 "max" close "$T/sq1.csv" "$T/sq2.csv" 1e-12
+  head -c 3000 "$ROOT/README.md" >"$T/dp.txt"
+  ST="$BPGEN run $SPECS/bigram.spec --dtype f64 --text $T/dp.txt -D T=8 --steps 60 --lr 1 --eval-every 30 --quiet --optimizer adamw --clip 1"
+  $ST -D B=6 --log "$T/st1.csv" >/dev/null 2>&1
+  $MPI -np 3 $ST -D B=2 --log "$T/st3.csv" >/dev/null 2>&1
+  t "mpi: token stream, 3 ranks = 1" 0 "max" close "$T/st1.csv" "$T/st3.csv" 1e-12
+  # --resume under MPI: rank 0 reads the checkpoint, every rank continues from it
+  $MPI -np 2 $DP -D B=3 --dtype f64 --steps 100 --save "$T/dpr.npz" --log "$T/dpr.csv" >/dev/null 2>&1
+  t "mpi: --resume"                 0 "loaded .*dpr.npz at step 100" \
+    $MPI -np 2 $DP -D B=3 --dtype f64 --save "$T/dpr.npz" --resume --log "$T/dpr.csv"
+  t "mpi: resumed = straight run"   0 "" cmp "$T/dp2.csv" "$T/dpr.csv"
+  # ranks that drift apart (rank 1 runs another --lr) are caught at step 100
+  t "mpi: params differ"            1 "rank [01] of 2: step 100: the params differ between the ranks" \
+    $MPI -np 1 $DP -D B=3 : -np 1 $DP -D B=3 --lr 0.05
+  t "mpi: options differ"           1 "rank 1 of 2: --steps is 150 here but 200 on rank 0" \
+    $MPI -np 1 $DP -D B=3 : -np 1 $DP -D B=3 --steps 150
+  # a rank killed mid-run: mpirun ends the others and names it; the last
+  # checkpoint (rank 0's, written atomically) loads
+  $MPI -np 2 $BPGEN run "$T/dp.spec" --data "$W" -D B=3 --steps 1000000000 --save "$T/dpk.npz" \
+    --save-every 200 --quiet >"$T/dpk.out" 2>&1 &
+  mpid=$!
+  i=0
+  while [ ! -s "$T/dpk.npz" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+  victim=$(ps -o pid= --ppid $mpid | tail -n 1)
+  [ -n "$victim" ] && kill -9 $victim
+  i=0
+  while kill -0 $mpid 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+  if kill -0 $mpid 2>/dev/null; then kill $mpid; echo "mpirun hung" >>"$T/dpk.out"; fi
+  wait $mpid
+  echo "status $?" >>"$T/dpk.out"
+  t "mpi: a killed rank ends the job" 0 "exited on signal 9" cat "$T/dpk.out"
+  t "mpi: ... with a failure status" 1 "" grep -q "status 0$" "$T/dpk.out"
+  t "mpi: ... the checkpoint loads"  0 "loaded .*dpk.npz at step [1-9]" \
+    $BPGEN run "$T/dp.spec" --data "$W" -D B=6 --load "$T/dpk.npz" --steps 0 --samples 0
+  # the --trainer program: with mpicc -DBP_MPI the same as 1 process; built
+  # without MPI it refuses to run as one of several ranks
+  $BPGEN "$T/dp.spec" -D V=6 -D B=3 --dtype f64 --trainer -o "$T/dpt.c"
+  $BPGEN "$T/dp.spec" -D V=6 -D B=6 --dtype f64 --trainer -o "$T/dpt1.c"
+  TA="--data $W --steps 200 --lr-schedule constant --eval-every 50 --samples 3 --quiet"
+  t "mpi: trainer builds with mpicc" 0 "" mpicc -O1 -DBP_MPI -o "$T/dpt" "$T/dpt.c" -lm -lpthread
+  t "mpi: 1-process trainer builds" 0 "" gcc -O1 -o "$T/dpt1" "$T/dpt1.c" -lm -lpthread
+  "$T/dpt1" $TA --log "$T/dpt1.csv" >/dev/null 2>&1
+  t "mpi: trainer, 2 ranks"         0 "train loss" $MPI -np 2 "$T/dpt" $TA --log "$T/dpt2.csv"
+  t "mpi: trainer, 2 ranks = 1"     0 "max" close "$T/dpt1.csv" "$T/dpt2.csv" 1e-12
+  t "mpi: trainer without MPI refuses" 1 "built without MPI: each rank would train alone" \
+    $MPI -np 2 "$T/dpt1" $TA
+fi
+# ---- end of issue 17 (MPI) -----------------------------------------------------------
+
 echo "driver: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
