@@ -2100,6 +2100,261 @@ static void tr_print_tensors(Tr *tr) {
   fputc('\n', tr_out);
 }
 
+/* ---- bpgen run's hooks: --mine (the learner's backward), --rng torch ---------- *
+ * bpgen run calls bp_train_hooks before bp_train_main; the trainer written for
+ * gcc never does, and runs as before.
+ *
+ * --mine: the learner's backward() (compiled by bpgen in its own libtcc state)
+ * replaces the model's at every step.  tr_mine_fn runs it on the forward values
+ * of the state, writes its param gradients into the state's, and at the check
+ * steps (check != 0) also runs the generated backward on the same batch and
+ * compares; a non-NULL result is the reason to stop.
+ *
+ * --rng torch: tr_torch_prog describes the params' initialisers (one
+ * "NAME GEN RPN" per ';', GEN 'g' for torch.Generator().manual_seed(seed), 'G'
+ * for the global generator of a fresh Python process, torch's default seed
+ * 67280421310721; RPN tokens R randn, U rand in [-1, 1), N<number>, ~ neg,
+ * S sqrt, + - * /); tr_torch_init draws them as torch.randn does on the CPU
+ * and computes the expression as torch does (the tensor's dtype, the Python
+ * float cast to it), and the minibatch rows are torch.randint(0, n, (B,),
+ * generator=g) from the same generator, after the params. */
+typedef const char *TrMineFn(void *ctx, void *state, long step, int check);
+static TrMineFn *tr_mine_fn;
+static void *tr_mine_ctx;
+static const char *tr_torch_prog;
+
+void bp_train_hooks(TrMineFn *mine, void *ctx, const char *torch_prog) {
+  tr_mine_fn = mine;
+  tr_mine_ctx = ctx;
+  tr_torch_prog = torch_prog;
+}
+
+/* The backward pass of step i: the model's, or the learner's. */
+static void tr_backward(Tr *tr, long i) {
+  if (!tr_mine_fn) {
+    tr->m->backward(tr->state);
+    return;
+  }
+  const TrOpts *o = &tr->o;
+  int check = i % o->print_every == 0 || i + 1 == o->steps ||
+              (o->eval_every > 0 && (i + 1) % o->eval_every == 0);
+  const char *why = tr_mine_fn(tr_mine_ctx, tr->state, i, check);
+  if (why)
+    tr_fail(tr, "%s", why);
+}
+
+/* A torch CPU generator: MT19937 (tr_mt_init, as torch's manual_seed) and the
+ * cached second normal of at::normal_distribution<double>. */
+typedef struct TrTorch {
+  TrMt mt;
+  int has_next;
+  double next;
+} TrTorch;
+static TrTorch tr_torch_g, tr_torch_global;
+
+static void tr_torch_seed(TrTorch *g, uint64_t seed) {
+  tr_mt_init(&g->mt, (uint32_t)seed);   /* torch: the low 32 bits seed the engine */
+  g->has_next = 0;
+}
+
+/* CPUGeneratorImpl::random64: two draws, the first the high half */
+static uint64_t tr_torch_random64(TrTorch *g) {
+  uint64_t hi = tr_mt_next(&g->mt);
+  return hi << 32 | tr_mt_next(&g->mt);
+}
+
+/* uniform_real_distribution<float>(0, 1): 24 bits; <double>: 53 bits of random64 */
+static float tr_torch_uniform_f(TrTorch *g) {
+  return (float)(tr_mt_next(&g->mt) & 0xFFFFFFu) * (1.0f / 16777216.0f);
+}
+static double tr_torch_uniform_d(TrTorch *g) {
+  return (double)(tr_torch_random64(g) & ((1ull << 53) - 1)) * (1.0 / 9007199254740992.0);
+}
+
+/* at::normal_distribution<double>(0, 1): Box-Muller on two doubles, the sine
+ * kept for the next call */
+static double tr_torch_normal_d(TrTorch *g) {
+  if (g->has_next) {
+    g->has_next = 0;
+    return g->next;
+  }
+  double u1 = tr_torch_uniform_d(g), u2 = tr_torch_uniform_d(g);
+  double r = sqrt(-2.0 * log(1.0 - u2)), theta = 2.0 * 3.14159265358979323846 * u1;
+  g->next = r * sin(theta);
+  g->has_next = 1;
+  return r * cos(theta);
+}
+
+/* normal_fill_16 (the scalar kernel ATen runs when its CPU capability is not
+ * AVX2: AVX-512 machines, the default build): u1 = 1 - d[j], u2 = d[j+8] */
+static void tr_torch_fill16_f(float *d) {
+  for (int j = 0; j < 8; j++) {
+    float u1 = 1 - d[j], u2 = d[j + 8];
+    float radius = sqrtf(-2 * logf(u1));
+    float theta = (float)(2.0f * 3.14159265358979323846 * (double)u2);
+    d[j] = radius * cosf(theta);
+    d[j + 8] = radius * sinf(theta);
+  }
+}
+static void tr_torch_fill16_d(double *d) {
+  for (int j = 0; j < 8; j++) {
+    double u1 = 1 - d[j], u2 = d[j + 8];
+    double radius = sqrt(-2 * log(u1));
+    double theta = 2.0f * 3.14159265358979323846 * u2;
+    d[j] = radius * cos(theta);
+    d[j + 8] = radius * sin(theta);
+  }
+}
+
+/* torch.randn(n, generator=g) into x (floats when f32, else doubles): 16 or
+ * more elements fill uniforms and transform them 16 at a time (the last
+ * block, when n is not a multiple of 16, is the last 16 elements redrawn);
+ * fewer are drawn one at a time from normal_distribution<double>. */
+static void tr_torch_randn(TrTorch *g, void *x, size_t n, int f32) {
+  float *xf = (float *)x;
+  double *xd = (double *)x;
+  if (n < 16) {
+    for (size_t i = 0; i < n; i++) {
+      double v = tr_torch_normal_d(g);
+      if (f32) xf[i] = (float)v; else xd[i] = v;
+    }
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (f32) xf[i] = tr_torch_uniform_f(g); else xd[i] = tr_torch_uniform_d(g);
+  }
+  for (size_t i = 0; i + 16 <= n; i += 16) {
+    if (f32) tr_torch_fill16_f(xf + i); else tr_torch_fill16_d(xd + i);
+  }
+  if (n % 16) {
+    for (size_t i = n - 16; i < n; i++) {
+      if (f32) xf[i] = tr_torch_uniform_f(g); else xd[i] = tr_torch_uniform_d(g);
+    }
+    if (f32) tr_torch_fill16_f(xf + n - 16); else tr_torch_fill16_d(xd + n - 16);
+  }
+}
+
+/* torch.randint(0, n, (B,), generator=g) for n < 2^32: random() % n each */
+static void tr_torch_randint(TrTorch *g, size_t *idx, int B, size_t n) {
+  for (int b = 0; b < B; b++)
+    idx[b] = (size_t)(tr_mt_next(&g->mt) % (uint32_t)n);
+}
+
+/* One value of an initialiser on the RPN stack: a Python float, or a tensor
+ * of the model's dtype (x: n elements). */
+typedef struct TrTv {
+  double s;
+  void *x;
+} TrTv;
+
+static void tr_torch_init(Tr *tr) {
+  const BpModel *m = tr->m;
+  int f32 = m->dtype == BP_F32;
+  size_t es = f32 ? sizeof(float) : sizeof(double);
+  tr_torch_seed(&tr_torch_g, tr->o.seed);
+  tr_torch_seed(&tr_torch_global, 67280421310721ull);
+  const char *p = tr_torch_prog;
+  TrTv st[32];
+  int sp = 0;
+  while (*p) {
+    char name[128];
+    int len = 0;
+    while (*p == ' ' || *p == ';')
+      p++;
+    if (!*p)
+      break;
+    while (*p && *p != ' ' && len < 127)
+      name[len++] = *p++;
+    name[len] = '\0';
+    while (*p == ' ')
+      p++;
+    TrTorch *g = *p == 'G' ? &tr_torch_global : &tr_torch_g;
+    if (*p)
+      p++;
+    const BpTensor *t = NULL;
+    for (int i = 0; i < m->ntensors; i++)
+      if (m->tensors[i].kind == BP_PARAM && strcmp(m->tensors[i].name, name) == 0)
+        t = &m->tensors[i];
+    if (!t)
+      tr_fail(tr, "--rng torch: the model has no param %s", name);
+    size_t n = t->numel;
+    sp = 0;
+    while (*p && *p != ';') {
+      char c = *p++;
+      if (c == ' ')
+        continue;
+      if (c == 'N') {
+        char *e;
+        st[sp].s = strtod(p, &e);
+        st[sp++].x = NULL;
+        p = e;
+        continue;
+      }
+      if (c == 'R' || c == 'U') {
+        void *x = tr_alloc(tr, n * es);
+        if (c == 'R') {
+          tr_torch_randn(g, x, n, f32);
+        } else {   /* torch.rand(n) * 2 - 1 */
+          for (size_t i = 0; i < n; i++) {
+            if (f32) ((float *)x)[i] = tr_torch_uniform_f(g) * 2.0f - 1.0f;
+            else ((double *)x)[i] = tr_torch_uniform_d(g) * 2.0 - 1.0;
+          }
+        }
+        st[sp].x = x;
+        st[sp++].s = 0;
+        continue;
+      }
+      if (c == '~' || c == 'S') {
+        TrTv *a = &st[sp - 1];
+        if (!a->x) {
+          a->s = c == '~' ? -a->s : sqrt(a->s);
+          continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+          if (f32) { float v = ((float *)a->x)[i]; ((float *)a->x)[i] = c == '~' ? -v : sqrtf(v); }
+          else { double v = ((double *)a->x)[i]; ((double *)a->x)[i] = c == '~' ? -v : sqrt(v); }
+        }
+        continue;
+      }
+      /* a binary operator: Python floats fold in double; a tensor's operand is
+       * cast to its dtype; float / tensor is reciprocal(t) * float (torch's
+       * __rdiv__) */
+      TrTv *a = &st[sp - 2], *b = &st[sp - 1];
+      sp--;
+      if (!a->x && !b->x) {
+        a->s = c == '+' ? a->s + b->s : c == '-' ? a->s - b->s : c == '*' ? a->s * b->s : a->s / b->s;
+        continue;
+      }
+      void *out = a->x ? a->x : b->x;
+      for (size_t i = 0; i < n; i++) {
+        if (f32) {
+          float x = a->x ? ((float *)a->x)[i] : (float)a->s, y = b->x ? ((float *)b->x)[i] : (float)b->s, r;
+          if (c == '/' && !a->x) { float q = 1.0f / y; r = q * x; }
+          else r = c == '+' ? x + y : c == '-' ? x - y : c == '*' ? x * y : x / y;
+          ((float *)out)[i] = r;
+        } else {
+          double x = a->x ? ((double *)a->x)[i] : a->s, y = b->x ? ((double *)b->x)[i] : b->s, r;
+          if (c == '/' && !a->x) { double q = 1.0 / y; r = q * x; }
+          else r = c == '+' ? x + y : c == '-' ? x - y : c == '*' ? x * y : x / y;
+          ((double *)out)[i] = r;
+        }
+      }
+      if (a->x && b->x)
+        free(b->x);
+      a->x = out;
+    }
+    char *dst = (char *)tr->state + t->offset;
+    if (sp == 1 && st[0].x) {
+      memcpy(dst, st[0].x, n * es);
+      free(st[0].x);
+    } else if (sp == 1) {
+      for (size_t i = 0; i < n; i++) {
+        if (f32) ((float *)dst)[i] = (float)st[0].s; else ((double *)dst)[i] = st[0].s;
+      }
+    }
+  }
+}
+
 /* ---- training ---------------------------------------------------------------- */
 
 /* The progress line for step `shown` (0-based, as the loss lines). */
@@ -2156,13 +2411,16 @@ static void tr_train(Tr *tr) {
     if (tr->mode == TR_STREAM) {
       tr_set_window(tr, s, tr_stream_window(tr, i));
     } else {
-      for (int b = 0; b < tr->B; b++)
-        tr->idx[b] = (size_t)(bp_rng_next(&tr->batch_rng) % (uint64_t)s->n);
+      if (tr_torch_prog)
+        tr_torch_randint(&tr_torch_g, tr->idx, tr->B, s->n);
+      else
+        for (int b = 0; b < tr->B; b++)
+          tr->idx[b] = (size_t)(bp_rng_next(&tr->batch_rng) % (uint64_t)s->n);
       tr_set_rows(tr, s, tr->idx);
     }
     loss = m->forward(tr->state);
     tr_check_loss(tr, loss);
-    m->backward(tr->state);
+    tr_backward(tr, i);
     tr_check_grads(tr);
     if (o->clip > 0)
       tr_clip_grads(tr, o->clip);
@@ -2467,7 +2725,9 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
   tr->state = tr_alloc(tr, ssize);
   tr->idx = tr_alloc(tr, (size_t)tr->B * sizeof(size_t));
   m->init(tr->state, o->seed);
-  if (m->set_lean)   /* the params' grads, loss and logits are all training reads */
+  if (tr_torch_prog)
+    tr_torch_init(tr);
+  if (m->set_lean && !tr_mine_fn)   /* the params' grads, loss and logits are all training reads */
     m->set_lean(tr->state, 1);
   for (int s = 0; s < TR_SPLITS && tr->tensor; s++)
     tr_check_split(tr, s);
