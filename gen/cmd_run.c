@@ -53,11 +53,14 @@ static const char run_usage[] =
   "                      the rule of `bpgen ninja`\n"
   "  --rng torch         draw the params' randn initialisers (declaration order) and\n"
   "                      the minibatch rows as torch.Generator().manual_seed(SEED)\n"
-  "                      with torch.randn / torch.randint do on the CPU, so the run\n"
-  "                      starts from the notebook's params and batches\n"
+  "                      with torch.randn / torch.randint do on the CPU (ATen's AVX2\n"
+  "                      kernel; --rng torch-scalar: its scalar kernel, which torch\n"
+  "                      runs on AVX-512 and non-x86 machines), so the run starts\n"
+  "                      from the notebook's params and batches\n"
   "  --torch-global P,Q  with --rng torch: params P, Q drawn from torch's global\n"
-  "                      generator of a fresh Python process (the notebook's bngain\n"
-  "                      and bnbias, drawn without generator=g)\n"
+  "                      generator instead, as the notebook draws bngain and bnbias\n"
+  "                      (no generator=g), after torch.manual_seed(N) with N from\n"
+  "  --torch-global-seed N  (default 42)\n"
   "\n";
 
 /* The trainer's own option list (tr_usage in templates/trainer.c, the text
@@ -206,9 +209,10 @@ static bool in_list(const char *list, const char *name) {
   return false;
 }
 
-/* The params' initialisers for --rng torch, in declaration order: "NAME GEN RPN;" */
-static const char *torch_prog(Graph *g, const char *global) {
-  const char *prog = "";
+/* The params' initialisers for --rng torch, in declaration order, after the
+ * kernel and the global generator's seed: "avx2 42;NAME GEN RPN;..." */
+static const char *torch_prog(Graph *g, bool avx2, const char *global, unsigned long long seed2) {
+  const char *prog = arena_printf("%s %llu;", avx2 ? "avx2" : "scalar", seed2);
   for (int i = 0; i < g->nforward; i++) {
     Node *n = g->nodes[i];
     if (n->op == OP_param && n->init)
@@ -241,6 +245,8 @@ int cmd_run(int argc, char **argv) {
   const char *mine = NULL;     /* --mine FILE.c */
   const char *rng = NULL;      /* --rng torch|bpgen */
   const char *global = NULL;   /* --torch-global P,Q */
+  unsigned long long global_seed = 42;   /* --torch-global-seed N */
+  bool global_seed_set = false;
   bool resume = false;
   double tol = 0;
   for (int i = 1; i < argc; i++) {
@@ -265,13 +271,22 @@ int cmd_run(int argc, char **argv) {
     }
     if (strcmp(a, "--rng") == 0) {
       rng = cli_value(argc, argv, &i);
-      if (strcmp(rng, "torch") != 0 && strcmp(rng, "bpgen") != 0)
-        error_plain("run: --rng %s: give torch (torch.randn / torch.randint's numbers) or bpgen "
-                    "(the default)", rng);
+      if (strcmp(rng, "torch") != 0 && strcmp(rng, "torch-scalar") != 0 && strcmp(rng, "bpgen") != 0)
+        error_plain("run: --rng %s: give torch or torch-scalar (torch.randn / torch.randint's "
+                    "numbers) or bpgen (the default)", rng);
       continue;
     }
     if (strcmp(a, "--torch-global") == 0) {
       global = cli_value(argc, argv, &i);
+      continue;
+    }
+    if (strcmp(a, "--torch-global-seed") == 0) {
+      const char *v = cli_value(argc, argv, &i);
+      char *e;
+      global_seed = strtoull(v, &e, 10);
+      if (!*v || *e || *v == '-')
+        error_plain("run: --torch-global-seed %s: expected a non-negative integer", v);
+      global_seed_set = true;
       continue;
     }
     bool valued = false;
@@ -306,9 +321,9 @@ int cmd_run(int argc, char **argv) {
   if ((data != NULL) + tensors + (text != NULL) + tokens > 1)
     error_plain("run: two kinds of data: give --data (words), --text or --data-tokens (a "
                 "token stream), or --data-x/--data-y (tensors), not both");
-  bool torch = rng && strcmp(rng, "torch") == 0;
-  if (global && !torch)
-    error_plain("run: --torch-global needs --rng torch");
+  bool torch = rng && strncmp(rng, "torch", 5) == 0;
+  if ((global || global_seed_set) && !torch)
+    error_plain("run: --torch-global%s needs --rng torch", global ? "" : "-seed");
   if (torch && resume)
     error_plain("run: --rng torch starts from the notebook's params; it does not continue a "
                 "checkpoint (--load, --resume)");
@@ -355,7 +370,7 @@ int cmd_run(int argc, char **argv) {
   TrainHooks *hooks = (TrainHooks *)jit_symbol(j, "bp_train_hooks");
   if (!hooks)
     die("the compiled trainer lacks bp_train_hooks");
-  const char *prog = torch ? torch_prog(g, global) : NULL;
+  const char *prog = torch ? torch_prog(g, strcmp(rng, "torch") == 0, global, global_seed) : NULL;
   Mine *mi = NULL;
   if (mine) {
     MineOpts mo = {c.dtype, tol};

@@ -2111,9 +2111,9 @@ static void tr_print_tensors(Tr *tr) {
  * compares; a non-NULL result is the reason to stop.
  *
  * --rng torch: tr_torch_prog describes the params' initialisers (one
- * "NAME GEN RPN" per ';', GEN 'g' for torch.Generator().manual_seed(seed), 'G'
- * for the global generator of a fresh Python process, torch's default seed
- * 67280421310721; RPN tokens R randn, U rand in [-1, 1), N<number>, ~ neg,
+ * "KERNEL SEED2;" then "NAME GEN RPN" per ';': KERNEL avx2 or scalar (which of
+ * ATen's normal kernels), GEN 'g' for torch.Generator().manual_seed(seed), 'G'
+ * for torch's global generator after torch.manual_seed(SEED2); RPN tokens R randn, U rand in [-1, 1), N<number>, ~ neg,
  * S sqrt, + - * /); tr_torch_init draws them as torch.randn does on the CPU
  * and computes the expression as torch does (the tensor's dtype, the Python
  * float cast to it), and the minibatch rows are torch.randint(0, n, (B,),
@@ -2185,8 +2185,8 @@ static double tr_torch_normal_d(TrTorch *g) {
   return r * cos(theta);
 }
 
-/* normal_fill_16 (the scalar kernel ATen runs when its CPU capability is not
- * AVX2: AVX-512 machines, the default build): u1 = 1 - d[j], u2 = d[j+8] */
+/* normal_fill_16 as ATen's scalar kernel (CPU capability DEFAULT or AVX512,
+ * --rng torch-scalar): u1 = 1 - d[j], u2 = d[j+8], libm's logf, cosf, sinf */
 static void tr_torch_fill16_f(float *d) {
   for (int j = 0; j < 8; j++) {
     float u1 = 1 - d[j], u2 = d[j + 8];
@@ -2196,6 +2196,86 @@ static void tr_torch_fill16_f(float *d) {
     d[j + 8] = radius * sinf(theta);
   }
 }
+
+/* normal_fill_16_AVX2 (CPU capability AVX2, --rng torch): the same transform
+ * with avx_mathfun.h's log256_ps and sincos256_ps (Cephes polynomials, after
+ * Julien Pommier's sse_mathfun), here one lane at a time in the same float
+ * operations, so the same bits.  ATen is built with FMA for this kernel and
+ * its compiler fuses each multiply whose one use is an add into an FMA: so
+ * fmaf where the intrinsics read mul then add (checked against torch by
+ * tools/torch_rng.py). */
+static float tr_f(uint32_t b) { float f; memcpy(&f, &b, 4); return f; }
+static uint32_t tr_b(float f) { uint32_t b; memcpy(&b, &f, 4); return b; }
+
+static float tr_cephes_logf(float x) {   /* x > 0 here: u1 in (0, 1] */
+  if (x < tr_f(0x00800000u))
+    x = tr_f(0x00800000u);
+  int32_t imm0 = (int32_t)(tr_b(x) >> 23);
+  x = tr_f((tr_b(x) & ~0x7f800000u) | tr_b(0.5f));
+  imm0 -= 0x7f;
+  float e = (float)imm0;
+  e = e + 1.0f;
+  int mask = x < (float)0.707106781186547524;
+  float tmp = mask ? x : 0.0f;
+  x = x - 1.0f;
+  e = e - (mask ? 1.0f : 0.0f);
+  x = x + tmp;
+  float z = x * x;
+  static const double p[9] = {7.0376836292E-2, -1.1514610310E-1, 1.1676998740E-1, -1.2420140846E-1,
+                              1.4249322787E-1, -1.6668057665E-1, 2.0000714765E-1, -2.4999993993E-1,
+                              3.3333331174E-1};
+  float y = (float)p[0];
+  for (int k = 1; k < 9; k++)
+    y = fmaf(y, x, (float)p[k]);
+  y = y * x;
+  y = fmaf(y, z, e * (float)-2.12194440e-4);
+  y = fmaf(-z, 0.5f, y);
+  return fmaf(e, 0.693359375f, x + y);
+}
+
+static void tr_cephes_sincosf(float xin, float *s, float *c) {
+  uint32_t sign_sin = tr_b(xin) & 0x80000000u;
+  float x = tr_f(tr_b(xin) & 0x7fffffffu);
+  float y = x * (float)1.27323954473516;
+  int32_t j = (int32_t)y;   /* truncation, as cvttps */
+  j = (j + 1) & ~1;
+  y = (float)j;
+  uint32_t swap_sin = (uint32_t)(j & 4) << 29;
+  int poly = (j & 2) == 0;
+  x = fmaf(y, -0.78515625f, x);
+  x = fmaf(y, (float)-2.4187564849853515625e-4, x);
+  x = fmaf(y, (float)-3.77489497744594108e-8, x);
+  uint32_t sign_cos = (uint32_t)(~(j - 2) & 4) << 29;
+  sign_sin ^= swap_sin;
+  float z = x * x;
+  y = fmaf((float)2.443315711809948E-005, z, (float)-1.388731625493765E-003);
+  y = fmaf(y, z, (float)4.166664568298827E-002);
+  y = y * z;
+  y = fmaf(y, z, -(z * 0.5f));
+  y = y + 1.0f;
+  float y2 = fmaf((float)-1.9515295891E-4, z, (float)8.3321608736E-3);
+  y2 = fmaf(y2, z, (float)-1.6666654611E-1);
+  y2 = y2 * z;
+  y2 = fmaf(y2, x, x);
+  float ysin2 = poly ? y2 : 0.0f, ysin1 = poly ? 0.0f : y;
+  y2 = y2 - ysin2;
+  y = y - ysin1;
+  *s = tr_f(tr_b(ysin1 + ysin2) ^ sign_sin);
+  *c = tr_f(tr_b(y + y2) ^ sign_cos);
+}
+
+static void tr_torch_fill16_avx2(float *d) {
+  const float two_pi = (float)(2.0f * 3.14159265358979323846);
+  for (int j = 0; j < 8; j++) {
+    float u1 = 1.0f - d[j], u2 = d[j + 8];
+    float radius = sqrtf(-2.0f * tr_cephes_logf(u1));
+    float theta = two_pi * u2, sn, cs;
+    tr_cephes_sincosf(theta, &sn, &cs);
+    d[j] = radius * cs;
+    d[j + 8] = radius * sn;
+  }
+}
+
 static void tr_torch_fill16_d(double *d) {
   for (int j = 0; j < 8; j++) {
     double u1 = 1 - d[j], u2 = d[j + 8];
@@ -2210,7 +2290,10 @@ static void tr_torch_fill16_d(double *d) {
  * more elements fill uniforms and transform them 16 at a time (the last
  * block, when n is not a multiple of 16, is the last 16 elements redrawn);
  * fewer are drawn one at a time from normal_distribution<double>. */
+static int tr_torch_avx2 = 1;   /* --rng torch: ATen's AVX2 kernel; torch-scalar: 0 */
+
 static void tr_torch_randn(TrTorch *g, void *x, size_t n, int f32) {
+  void (*fill16)(float *) = tr_torch_avx2 ? tr_torch_fill16_avx2 : tr_torch_fill16_f;
   float *xf = (float *)x;
   double *xd = (double *)x;
   if (n < 16) {
@@ -2224,20 +2307,30 @@ static void tr_torch_randn(TrTorch *g, void *x, size_t n, int f32) {
     if (f32) xf[i] = tr_torch_uniform_f(g); else xd[i] = tr_torch_uniform_d(g);
   }
   for (size_t i = 0; i + 16 <= n; i += 16) {
-    if (f32) tr_torch_fill16_f(xf + i); else tr_torch_fill16_d(xd + i);
+    if (f32) fill16(xf + i); else tr_torch_fill16_d(xd + i);
   }
   if (n % 16) {
     for (size_t i = n - 16; i < n; i++) {
       if (f32) xf[i] = tr_torch_uniform_f(g); else xd[i] = tr_torch_uniform_d(g);
     }
-    if (f32) tr_torch_fill16_f(xf + n - 16); else tr_torch_fill16_d(xd + n - 16);
+    if (f32) fill16(xf + n - 16); else tr_torch_fill16_d(xd + n - 16);
   }
 }
 
-/* torch.randint(0, n, (B,), generator=g) for n < 2^32: random() % n each */
+/* torch.randint(0, n, (B,), generator=g) for n < 2^32: random() % n each.
+ * BPGEN_TORCH_BATCHES=K prints the first K batches' rows to stderr (for
+ * tools/torch_rng.py). */
 static void tr_torch_randint(TrTorch *g, size_t *idx, int B, size_t n) {
+  static long shown;
+  const char *k = getenv("BPGEN_TORCH_BATCHES");
   for (int b = 0; b < B; b++)
     idx[b] = (size_t)(tr_mt_next(&g->mt) % (uint32_t)n);
+  if (k && shown < atol(k)) {
+    fprintf(stderr, "torch batch %ld:", shown++);
+    for (int b = 0; b < B; b++)
+      fprintf(stderr, " %lu", (unsigned long)idx[b]);
+    fputc('\n', stderr);
+  }
 }
 
 /* One value of an initialiser on the RPN stack: a Python float, or a tensor
@@ -2251,9 +2344,13 @@ static void tr_torch_init(Tr *tr) {
   const BpModel *m = tr->m;
   int f32 = m->dtype == BP_F32;
   size_t es = f32 ? sizeof(float) : sizeof(double);
-  tr_torch_seed(&tr_torch_g, tr->o.seed);
-  tr_torch_seed(&tr_torch_global, 67280421310721ull);
   const char *p = tr_torch_prog;
+  /* "avx2 SEED2;" or "scalar SEED2;": the kernel, the global generator's seed */
+  tr_torch_avx2 = strncmp(p, "avx2", 4) == 0;
+  while (*p && *p != ' ')
+    p++;
+  tr_torch_seed(&tr_torch_g, tr->o.seed);
+  tr_torch_seed(&tr_torch_global, strtoull(p, (char **)&p, 10));
   TrTv st[32];
   int sp = 0;
   while (*p) {
