@@ -605,5 +605,83 @@ t "uninstall leaves no file" 0 "" silent find "$D" ! -type d
 t "uninstall leaves no bpgen dir" 0 "" silent find "$D" -name '*bpgen*'
 # ---- end of issue 16 (install) ---------------------------------------------------------
 
+# ---- issue 15 (learner's kit II: run --mine, --rng torch, explain, dot) -----------------
+W=${BPGEN_TESTS:-tests}/fixtures/words10.txt
+case $W in /*) ;; *) W=$(pwd)/$W ;; esac
+F=${BPGEN_FIXTURES:-tests/fixtures}
+G=$SPECS/makemore_granular.spec
+L="$T/learn"
+mkdir -p "$L"
+# run --mine with a right backward: the losses of the generated trainer, to
+# float rounding (the learner's loops sum in another order than bpgen's
+# kernels): within 1e-5 of the loss in f32, 1e-12 in f64; the loss lines equal
+lossdiff() {  # lossdiff A.csv B.csv: the largest |loss A - loss B| / loss A over the steps
+  awk -F, 'FNR == 1 { next } NR == FNR { a[$1] = $2; next }
+    { d = $2 - a[$1]; if (d < 0) d = -d; d /= a[$1]; if (d > m) m = d; n++ }
+    END { printf "%d steps, max relative difference %g\n", n, m }' "$1" "$2"
+}
+for dt in f32 f64; do
+  $BPGEN run $G --dtype $dt --data "$W" --steps 300 --print-every 50 --samples 0 \
+    --log "$L/gen_$dt.csv" >"$L/gen_$dt.out" 2>&1
+  t "run --mine right $dt"  0 "train loss" $BPGEN run $G --dtype $dt --data "$W" --steps 300 \
+    --print-every 50 --samples 0 --mine $F/ninja_ex1_ok.c --log "$L/mine_$dt.csv"
+  cp "$T/log" "$L/mine_$dt.out"
+  lossdiff "$L/gen_$dt.csv" "$L/mine_$dt.csv" >"$L/diff_$dt"
+  grep -E '^ +[0-9]+/ +[0-9]+: |^(train|dev) loss' "$L/gen_$dt.out" >"$L/lines_gen_$dt"
+  grep -E '^ +[0-9]+/ +[0-9]+: |^(train|dev) loss' "$L/mine_$dt.out" >"$L/lines_mine_$dt"
+  t "run --mine $dt: same loss lines" 0 "" cmp "$L/lines_gen_$dt" "$L/lines_mine_$dt"
+  t "run --mine $dt: 300 losses compared" 0 "^300 steps" cat "$L/diff_$dt"
+done
+t "run --mine f32: losses within 1e-5" 0 "" awk '{ exit !($NF <= 1e-5) }' "$L/diff_f32"
+t "run --mine f64: losses within 1e-12" 0 "" awk '{ exit !($NF <= 1e-12) }' "$L/diff_f64"
+t "run --mine lines printed" 0 "" test -s "$L/lines_mine_f32"
+# wrong ones stop at step 0, naming the tensor, its line and the hint
+t "run --mine wrong stops"  1 "step 0: your backward\(\) left the tolerance.*dbndiff2 is the first wrong" \
+  $BPGEN run $G --data "$W" --steps 300 --samples 0 --mine $F/ninja_ex1_offbyone.c
+t "run --mine wrong: hint"  1 "hint: yours is the right dbndiff2 × \(B − 1\)/B" \
+  $BPGEN run $G --data "$W" --steps 300 --samples 0 --mine $F/ninja_ex1_offbyone.c
+t "run --mine wrong: line"  1 "ninja_ex1_offbyone.c:[0-9]+: dbndiff2" \
+  $BPGEN run $G --data "$W" --steps 300 --samples 0 --mine $F/ninja_ex1_offbyone.c
+t "run --mine wrong: no training after" 0 "^stopped$" sh -c "if $BPGEN run $G --data '$W' --steps 300 \
+  --samples 0 --mine $F/ninja_ex1_offbyone.c >'$L/w.out' 2>&1; then echo ran; elif grep -Eq '^ +50/|^train loss' \
+  '$L/w.out'; then echo trained; else echo stopped; fi"
+t "run --mine += without ZERO" 1 "\+=. into dC without zeroing it first" \
+  $BPGEN run $G --data "$W" --steps 300 --samples 0 --mine $F/ninja_ex1_nozero.c
+t "run --mine keepdim"      1 "you declared dbnmeani \[64\] but it is \[1, 64\]" \
+  $BPGEN run $G --data "$W" --steps 300 --samples 0 --mine $F/ninja_ex1_keepdim.c
+t "run --mine must fill params" 1 "must fill the gradient of every param; it declares no dC, dW1" \
+  $BPGEN run $G --data "$W" --steps 300 --samples 0 --mine $F/ninja_ex2_ok.c
+# a crash names the array and the step; a hang is stopped after 10 s, at its step
+sed 's/dC\[X\[i\]\[t\]\]\[e\] +=/dC[X[i][t] + 5 * V][e] +=/' $F/ninja_ex1_ok.c >"$L/oob.c"
+t "run --mine out of bounds" 1 "oob.c: backward\(\) read past the end of dC.*\(at step 0\)" \
+  $BPGEN run $G --data "$W" --steps 300 --samples 0 --mine "$L/oob.c"
+sed 's/^void backward(void) {/void backward(void) { static int calls; if (++calls > 5) for (;;) {}/' \
+  $F/ninja_ex1_ok.c >"$L/hang.c"
+t "run --mine hang"         1 "hang.c: backward\(\) did not return within 10 seconds.*\(at step 4\)" \
+  $BPGEN run $G --data "$W" --steps 300 --samples 0 --mine "$L/hang.c"
+t "run --tol without --mine" 1 "run: --tol is --mine's tolerance" $BPGEN run $G --data "$W" --tol 1e-3
+# --rng torch: params and batches bit for bit against PyTorch (tools/torch_rng.py,
+# each of ATen's two normal kernels), when torch imports; H = 7 takes the small
+# tensors' path (normal_distribution<double>, its cached second normal)
+t "run --rng bad"           1 "run: --rng frob: give torch or torch-scalar" $BPGEN run $G --data "$W" --rng frob
+t "run --torch-global alone" 1 "run: --torch-global needs --rng torch" $BPGEN run $G --data "$W" --torch-global bngain
+t "run --torch-global no param" 1 "the spec has no param 'frob'" \
+  $BPGEN run $G --data "$W" --rng torch --torch-global bngain,frob
+t "run --rng torch --resume" 1 "does not continue a checkpoint" $BPGEN run $G --data "$W" --rng torch --resume
+$BPGEN run $G --data "$W" --rng torch --steps 3 --samples 0 --quiet --save "$L/a.npz" >/dev/null 2>&1
+$BPGEN run $G --data "$W" --steps 3 --samples 0 --quiet --save "$L/b.npz" >/dev/null 2>&1
+t "run --rng torch draws other params" 1 "" cmp -s "$L/a.npz" "$L/b.npz"
+TR=${BPGEN_TOOLS:-tools}/torch_rng.py
+if [ -x "$TR" ]; then
+  "$TR" --bpgen "$BPGEN" --spec $G --data "$W" >"$L/rng.out" 2>&1
+  case $? in
+    2) echo "driver: skipped: --rng torch against PyTorch ($(tail -1 "$L/rng.out"))" ;;
+    *) t "torch_rng H=64 bit for bit" 0 "torch_rng: all equal" cat "$L/rng.out"
+       t "torch_rng H=7 one generator" 0 "torch_rng: all equal" \
+         "$TR" --bpgen "$BPGEN" --spec $G --data "$W" -H 7 --same-generator ;;
+  esac
+fi
+# ---- end of issue 15 -------------------------------------------------------------------
+
 echo "driver: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
