@@ -557,7 +557,20 @@ static void tr_find_inputs(Tr *tr) {
   }
 }
 
-/* The lecture's contexts: X the int input [B,T], Y the int input [B],
+/* "[32, 3]": a tensor's dims (static storage, two at a time) */
+static const char *tr_dims_str(const BpTensor *t) {
+  static char buf[2][64];
+  static int k;
+  char *b = buf[k ^= 1];
+  size_t n = 0;
+  b[n++] = '[';
+  for (int i = 0; i < t->rank && n < 50; i++)
+    n += (size_t)snprintf(b + n, 64 - n, "%s%d", i ? ", " : "", t->dims[i]);
+  snprintf(b + n, 64 - n, "]");
+  return b;
+}
+
+/* The lecture's contexts: X the int input [B,T] (or [B]: one token), Y the int input [B],
  * logits [B,V].  Sequences and streams: X and Y the model's two int[B,T]
  * inputs in the spec's order, logits [B,T,V] (or [B*T,V]: the same memory). */
 static void tr_find_tensors(Tr *tr) {
@@ -576,13 +589,17 @@ static void tr_find_tensors(Tr *tr) {
       tr_fail(tr, "model %s: input %s is not int: the words trainer feeds only int[B,T] "
               "contexts and int[B] or int[B,T] targets", m->name, t->name);
     if (nin == 2 || (t->rank != 1 && t->rank != 2))
-      tr_fail(tr, "model %s: input %s: expected one int[B,T] input and one int[B] or "
-              "int[B,T] input", m->name, t->name);
+      tr_fail(tr, "model %s: input %s is int%s: the words trainer feeds a context int[B,T] (or "
+              "int[B], one token) and targets int[B] or int[B,T]%s", m->name, t->name,
+              tr_dims_str(t), nin == 2 ? ", two inputs in all" : "");
     in[nin++] = t;
   }
   int seq = nin == 2 && in[0]->rank == 2 && in[1]->rank == 2;
   if (seq) {
     tr->tx = in[0];
+    tr->ty = in[1];
+  } else if (nin == 2 && in[0]->rank == 1 && in[1]->rank == 1) {
+    tr->tx = in[0];   /* a bigram: a context of one token, then the targets (spec order) */
     tr->ty = in[1];
   } else {
     for (int k = 0; k < nin; k++) {
@@ -592,11 +609,18 @@ static void tr_find_tensors(Tr *tr) {
         tr->ty = in[k];
     }
   }
-  if (!tr->tx || !tr->ty)
-    tr_fail(tr, "model %s: the words trainer needs inputs X : int[B,T] and Y : int[B] (the "
-            "lecture's contexts) or X, Y : int[B,T] (sequences)", m->name);
+  if (!tr->tx || !tr->ty) {
+    if (nin < 2)
+      tr_fail(tr, "model %s has %s: the words trainer needs two int inputs, a context X : "
+              "int[B,T] (or int[B], one token) and targets Y : int[B] (or X, Y : int[B,T], "
+              "sequences)", m->name, nin ? "one input" : "no inputs");
+    tr_fail(tr, "model %s: inputs %s int%s and %s int%s: the words trainer needs a context X : "
+            "int[B,T] (or int[B], one token) and targets Y : int[B], or X, Y : int[B,T] "
+            "(sequences)", m->name, in[0]->name, tr_dims_str(in[0]), in[1]->name,
+            tr_dims_str(in[1]));
+  }
   tr->B = tr->tx->dims[0];
-  tr->T = tr->tx->dims[1];
+  tr->T = tr->tx->rank == 2 ? tr->tx->dims[1] : 1;
   if (tr->ty->dims[0] != tr->B)
     tr_fail(tr, "model %s: %s has %d rows but %s has %d", m->name, tr->tx->name, tr->B,
             tr->ty->name, tr->ty->dims[0]);

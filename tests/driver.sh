@@ -681,6 +681,27 @@ if [ -x "$TR" ]; then
          "$TR" --bpgen "$BPGEN" --spec $G --data "$W" -H 7 --same-generator ;;
   esac
 fi
+# explain: gather's remark in the spec's own names, constants as fractions;
+# --expand names the pieces as the lecture does
+printf 'dim B = 32\ndim V = 27\ndim D = 5\ninput tok : int[B]\ninput Y : int[B]\nparam Emb : [V, D] ~ randn\nparam W : [D, V] ~ randn * 0.1\ne = Emb[tok]\nv = sum(e ^ 2, 0) * (1 / (B - 1)) @ W\nlogits = e @ W + v\nloss = cross_entropy(logits, Y)\n' >"$L/names.spec"
+t "explain gather in the spec's names" 0 "As a loop: for every position p of tok: dEmb\[tok\[p\]\] \+= de\[p\]" \
+  $BPGEN explain "$L/names.spec"
+t "explain gather one-hot in its names" 0 "dEmb = onehot\(tok\)ᵀ · de\." $BPGEN explain "$L/names.spec"
+t "explain 1/31"             0 "1/31·d\(sum_b" $BPGEN explain "$L/names.spec"
+t "explain 1/32"             0 "\+= 1/32·d\(mean_all" $BPGEN explain $G
+t "explain --expand bnvar_inv" 0 "dbnvar_inv +\+= Σ_b \(dbnraw ⊙ bndiff\)" $BPGEN explain $SPECS/makemore.spec --expand
+t "explain --expand counts_sum_inv" 0 "dcounts_sum_inv +\+= Σ_j \(dprobs ⊙ counts\)" \
+  $BPGEN explain $SPECS/makemore.spec --expand
+t "explain --expand: no t<id>" 1 "" sh -c "$BPGEN explain $SPECS/makemore.spec --expand | grep -E '[ (]t[0-9]+'"
+# run: a bigram with X : int[B] (a context of one token); errors name the input
+printf 'dim B = 32\ndim V = 27\ninput X : int[B]\ninput Y : int[B]\nparam W : [V, V] ~ randn\nlogits = W[X]\nloss = cross_entropy(logits, Y)\n' >"$L/bigram1.spec"
+t "run bigram X : int[B]"   0 "train loss [0-9.]+" $BPGEN run "$L/bigram1.spec" --data "$W" --steps 50 --samples 2
+t "run bigram context 1"    0 "batch 32, context 1" $BPGEN run "$L/bigram1.spec" --data "$W" --steps 5 --samples 0
+printf 'dim B = 32\ndim V = 27\ninput X : int[B]\ninput Y : int[B]\ninput Z : int[B]\nparam W : [V, V] ~ randn\nlogits = W[X] + 0 * W[Z]\nloss = cross_entropy(logits, Y)\n' >"$L/three.spec"
+t "run names the extra input" 1 "input Z is int\[32\]: the words trainer feeds" $BPGEN run "$L/three.spec" --data "$W"
+printf 'dim B = 32\ndim V = 27\ninput X : int[B]\nparam W : [V, V] ~ randn\nlogits = W[X]\nloss = cross_entropy(logits, X)\n' >"$L/one.spec"
+t "run one input"           1 "model one has one input: the words trainer needs two int inputs" \
+  $BPGEN run "$L/one.spec" --data "$W"
 # ---- end of issue 15 -------------------------------------------------------------------
 
 echo "driver: $pass passed, $fail failed"
