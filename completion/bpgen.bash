@@ -26,7 +26,8 @@ _bpgen() {
                    --test-x --test-y --steps --lr --lr-schedule --decay-at --lr-min --warmup
                    --optimizer --beta1 --beta2 --eps --weight-decay --clip --bn-stats --bn-momentum --split-seed
                    --eval-every --print-every --log --save --save-every --load --resume
-                   --samples --sample-len --temperature --top-k --quiet --threads $shared" ;;
+                   --samples --sample-len --temperature --top-k --quiet --threads
+                   --mine --tol --rng --torch-global --torch-global-seed $shared" ;;
     plot)    opts="-o --window --help" ;;
     ninja)   opts="--mine --header --ref --tol $shared" ;;
     dot)     opts="--backward -o $shared" ;;
@@ -38,10 +39,11 @@ _bpgen() {
     --optimizer)    COMPREPLY=($(compgen -W "sgd adamw" -- "$cur")); return ;;
     --lr-schedule)  COMPREPLY=($(compgen -W "step cosine constant" -- "$cur")); return ;;
     --bn-stats)     COMPREPLY=($(compgen -W "calibrate running" -- "$cur")); return ;;
+    --rng)          COMPREPLY=($(compgen -W "torch torch-scalar bpgen" -- "$cur")); return ;;
     --in|--out)     compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
     -o|--mine|--data|--text|--data-tokens|--val-tokens|--data-x|--data-y|--dev-x|--dev-y|--test-x|--test-y|--log|--save|--load)
                     compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    -D|--prefix|--seed|--tol|--steps|--lr|--decay-at|--lr-min|--warmup|--beta1|--beta2|--eps|--weight-decay|--clip|--bn-momentum|--split-seed|--eval-every|--print-every|--save-every|--samples|--sample-len|--temperature|--top-k|--threads|--window)
+    -D|--prefix|--seed|--tol|--steps|--lr|--decay-at|--lr-min|--warmup|--beta1|--beta2|--eps|--weight-decay|--clip|--bn-momentum|--split-seed|--eval-every|--print-every|--save-every|--samples|--sample-len|--temperature|--top-k|--threads|--window|--torch-global|--torch-global-seed)
                     COMPREPLY=(); return ;;
   esac
 

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "bp_runtime.h"
+#include "mine.h"
 #define BP_KERNELS_DECLARE_ONLY
 
 static const char run_usage[] =
@@ -45,6 +46,26 @@ static const char run_usage[] =
   "batch B.  The spec's inputs in order: the first is fed from the -x files,\n"
   "the second from the -y files.  Dev and test splits are optional; nothing is\n"
   "sampled.\n"
+  "\n"
+  "run's own options:\n"
+  "  --mine FILE.c       train with your own backward() (Exercise 4): FILE.c as for\n"
+  "                      `bpgen ninja --mine` (it must fill every param's gradient);\n"
+  "                      at step 0 and at every loss line and evaluation, bpgen's\n"
+  "                      generated backward runs on the same batch and the run\n"
+  "                      stops (exit status 1) at the first step where a gradient\n"
+  "                      of yours leaves the tolerance, naming it\n"
+  "  --tol X             --mine's tolerance (default 1e-5 for f32, 1e-9 for f64),\n"
+  "                      the rule of `bpgen ninja`\n"
+  "  --rng torch         draw the params' randn initialisers (declaration order) and\n"
+  "                      the minibatch rows as torch.Generator().manual_seed(SEED)\n"
+  "                      with torch.randn / torch.randint do on the CPU (ATen's AVX2\n"
+  "                      kernel; --rng torch-scalar: its scalar kernel, which torch\n"
+  "                      runs on AVX-512 and non-x86 machines), so the run starts\n"
+  "                      from the notebook's params and batches\n"
+  "  --torch-global P,Q  with --rng torch: params P, Q drawn from torch's global\n"
+  "                      generator instead, as the notebook draws bngain and bnbias\n"
+  "                      (no generator=g), after torch.manual_seed(N) with N from\n"
+  "  --torch-global-seed N  (default 42)\n"
   "\n";
 
 /* The trainer's own option list (tr_usage in templates/trainer.c, the text
@@ -165,6 +186,57 @@ char *trainer_source(Graph *g, const EmitOptions *opt) {
 
 typedef int TrainMain(const struct BpModel *m, int argc, char **argv);
 typedef void TrainSetComm(const BpComm *c);
+typedef void TrainHooks(const char *(*mine)(void *, void *, long, int), void *ctx,
+                        const char *torch_prog);
+
+/* An initialiser in reverse Polish notation for the trainer's --rng torch
+ * (tr_torch_init in templates/trainer.c). */
+static const char *init_rpn(const InitExpr *x) {
+  switch (x->kind) {
+  case INIT_NUM: return arena_printf("N%.17g", x->num);
+  case INIT_RANDN: return "R";
+  case INIT_UNIFORM: return "U";
+  case INIT_NEG: return arena_printf("%s ~", init_rpn(x->a));
+  case INIT_SQRT: return arena_printf("%s S", init_rpn(x->a));
+  default:
+    return arena_printf("%s %s %c", init_rpn(x->a), init_rpn(x->b), "+-*/"[x->kind - INIT_ADD]);
+  }
+}
+
+static bool in_list(const char *list, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = list; p && *p;) {
+    const char *e = strchr(p, ',');
+    size_t l = e ? (size_t)(e - p) : strlen(p);
+    if (l == n && strncmp(p, name, n) == 0)
+      return true;
+    p = e ? e + 1 : NULL;
+  }
+  return false;
+}
+
+/* The params' initialisers for --rng torch, in declaration order, after the
+ * kernel and the global generator's seed: "avx2 42;NAME GEN RPN;..." */
+static const char *torch_prog(Graph *g, bool avx2, const char *global, unsigned long long seed2) {
+  const char *prog = arena_printf("%s %llu;", avx2 ? "avx2" : "scalar", seed2);
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op == OP_param && n->init)
+      prog = arena_printf("%s%s %c %s;", prog, n->name, in_list(global, n->name) ? 'G' : 'g',
+                          init_rpn(n->init));
+  }
+  for (const char *p = global; p && *p;) {   /* every name given must be a param */
+    const char *e = strchr(p, ',');
+    const char *name = e ? arena_strndup(p, (size_t)(e - p)) : p;
+    bool found = false;
+    for (int i = 0; i < g->nforward; i++)
+      found |= g->nodes[i]->op == OP_param && g->nodes[i]->init && strcmp(g->nodes[i]->name, name) == 0;
+    if (!found)
+      error_plain("run: --torch-global %s: the spec has no param '%s' with an initialiser", global, name);
+    p = e ? e + 1 : NULL;
+  }
+  return prog;
+}
 
 int cmd_run(int argc, char **argv) {
   Cli c;
@@ -176,6 +248,13 @@ int cmd_run(int argc, char **argv) {
   const char *text = NULL;     /* --text FILE */
   bool tensors = false;        /* --data-x given */
   bool tokens = false;         /* --data-tokens given */
+  const char *mine = NULL;     /* --mine FILE.c */
+  const char *rng = NULL;      /* --rng torch|bpgen */
+  const char *global = NULL;   /* --torch-global P,Q */
+  unsigned long long global_seed = 42;   /* --torch-global-seed N */
+  bool global_seed_set = false;
+  bool resume = false;
+  double tol = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -184,7 +263,36 @@ int cmd_run(int argc, char **argv) {
       return 0;
     }
     if (strcmp(a, "--quiet") == 0 || strcmp(a, "--resume") == 0) {
+      resume |= strcmp(a, "--resume") == 0;
       targv[targc++] = argv[i];
+      continue;
+    }
+    if (strcmp(a, "--mine") == 0) {
+      mine = cli_value(argc, argv, &i);
+      continue;
+    }
+    if (strcmp(a, "--tol") == 0) {
+      tol = cli_double("--tol", cli_value(argc, argv, &i));
+      continue;
+    }
+    if (strcmp(a, "--rng") == 0) {
+      rng = cli_value(argc, argv, &i);
+      if (strcmp(rng, "torch") != 0 && strcmp(rng, "torch-scalar") != 0 && strcmp(rng, "bpgen") != 0)
+        error_plain("run: --rng %s: give torch or torch-scalar (torch.randn / torch.randint's "
+                    "numbers) or bpgen (the default)", rng);
+      continue;
+    }
+    if (strcmp(a, "--torch-global") == 0) {
+      global = cli_value(argc, argv, &i);
+      continue;
+    }
+    if (strcmp(a, "--torch-global-seed") == 0) {
+      const char *v = cli_value(argc, argv, &i);
+      char *e;
+      global_seed = strtoull(v, &e, 10);
+      if (!*v || *e || *v == '-')
+        error_plain("run: --torch-global-seed %s: expected a non-negative integer", v);
+      global_seed_set = true;
       continue;
     }
     bool valued = false;
@@ -199,6 +307,7 @@ int cmd_run(int argc, char **argv) {
       if (strcmp(a, "--text") == 0)
         text = v;
       tokens |= strcmp(a, "--data-tokens") == 0;
+      resume |= strcmp(a, "--load") == 0;
       targv[targc++] = (char *)a;
       targv[targc++] = (char *)v;
       continue;
@@ -218,6 +327,14 @@ int cmd_run(int argc, char **argv) {
   if ((data != NULL) + tensors + (text != NULL) + tokens > 1)
     error_plain("run: two kinds of data: give --data (words), --text or --data-tokens (a "
                 "token stream), or --data-x/--data-y (tensors), not both");
+  bool torch = rng && strncmp(rng, "torch", 5) == 0;
+  if ((global || global_seed_set) && !torch)
+    error_plain("run: --torch-global%s needs --rng torch", global ? "" : "-seed");
+  if (torch && resume)
+    error_plain("run: --rng torch starts from the notebook's params; it does not continue a "
+                "checkpoint (--load, --resume)");
+  if (tol < 0 || (tol > 0 && !mine))
+    error_plain("run: --tol is --mine's tolerance (a positive number)");
   targv[targc++] = "--seed";
   targv[targc++] = arena_printf("%llu", (unsigned long long)c.seed);
   targv[targc] = NULL;
@@ -259,9 +376,22 @@ int cmd_run(int argc, char **argv) {
   if (!fn || !set_comm || !m)
     die("the compiled trainer lacks bp_train_main, bp_train_set_comm or %s_model", opt.prefix);
   set_comm(comm_world());
+  TrainHooks *hooks = (TrainHooks *)jit_symbol(j, "bp_train_hooks");
+  if (!hooks)
+    die("the compiled trainer lacks bp_train_hooks");
+  const char *prog = torch ? torch_prog(g, strcmp(rng, "torch") == 0, global, global_seed) : NULL;
+  Mine *mi = NULL;
+  if (mine) {
+    MineOpts mo = {c.dtype, tol};
+    mi = mine_load(g, &mo, m, mine, read_src(mine)->text);
+  }
+  hooks(mi ? mine_hook : NULL, mi, prog);
   fflush(stdout);
-  int rc = fn(m, targc, targv);
+  int rc = mi ? mine_train(mi, (int (*)(const void *, int, char **))fn, m, targc, targv)
+              : fn(m, targc, targv);
   fflush(stdout);
+  if (mi)
+    mine_free(mi);
   jit_free(j);
   comm_finish();
   return rc;

@@ -582,7 +582,20 @@ static void tr_find_inputs(Tr *tr) {
   }
 }
 
-/* The lecture's contexts: X the int input [B,T], Y the int input [B],
+/* "[32, 3]": a tensor's dims (static storage, two at a time) */
+static const char *tr_dims_str(const BpTensor *t) {
+  static char buf[2][64];
+  static int k;
+  char *b = buf[k ^= 1];
+  size_t n = 0;
+  b[n++] = '[';
+  for (int i = 0; i < t->rank && n < 50; i++)
+    n += (size_t)snprintf(b + n, 64 - n, "%s%d", i ? ", " : "", t->dims[i]);
+  snprintf(b + n, 64 - n, "]");
+  return b;
+}
+
+/* The lecture's contexts: X the int input [B,T] (or [B]: one token), Y the int input [B],
  * logits [B,V].  Sequences and streams: X and Y the model's two int[B,T]
  * inputs in the spec's order, logits [B,T,V] (or [B*T,V]: the same memory). */
 static void tr_find_tensors(Tr *tr) {
@@ -601,13 +614,17 @@ static void tr_find_tensors(Tr *tr) {
       tr_fail(tr, "model %s: input %s is not int: the words trainer feeds only int[B,T] "
               "contexts and int[B] or int[B,T] targets", m->name, t->name);
     if (nin == 2 || (t->rank != 1 && t->rank != 2))
-      tr_fail(tr, "model %s: input %s: expected one int[B,T] input and one int[B] or "
-              "int[B,T] input", m->name, t->name);
+      tr_fail(tr, "model %s: input %s is int%s: the words trainer feeds a context int[B,T] (or "
+              "int[B], one token) and targets int[B] or int[B,T]%s", m->name, t->name,
+              tr_dims_str(t), nin == 2 ? ", two inputs in all" : "");
     in[nin++] = t;
   }
   int seq = nin == 2 && in[0]->rank == 2 && in[1]->rank == 2;
   if (seq) {
     tr->tx = in[0];
+    tr->ty = in[1];
+  } else if (nin == 2 && in[0]->rank == 1 && in[1]->rank == 1) {
+    tr->tx = in[0];   /* a bigram: a context of one token, then the targets (spec order) */
     tr->ty = in[1];
   } else {
     for (int k = 0; k < nin; k++) {
@@ -617,11 +634,18 @@ static void tr_find_tensors(Tr *tr) {
         tr->ty = in[k];
     }
   }
-  if (!tr->tx || !tr->ty)
-    tr_fail(tr, "model %s: the words trainer needs inputs X : int[B,T] and Y : int[B] (the "
-            "lecture's contexts) or X, Y : int[B,T] (sequences)", m->name);
+  if (!tr->tx || !tr->ty) {
+    if (nin < 2)
+      tr_fail(tr, "model %s has %s: the words trainer needs two int inputs, a context X : "
+              "int[B,T] (or int[B], one token) and targets Y : int[B] (or X, Y : int[B,T], "
+              "sequences)", m->name, nin ? "one input" : "no inputs");
+    tr_fail(tr, "model %s: inputs %s int%s and %s int%s: the words trainer needs a context X : "
+            "int[B,T] (or int[B], one token) and targets Y : int[B], or X, Y : int[B,T] "
+            "(sequences)", m->name, in[0]->name, tr_dims_str(in[0]), in[1]->name,
+            tr_dims_str(in[1]));
+  }
   tr->B = tr->tx->dims[0];
-  tr->T = tr->tx->dims[1];
+  tr->T = tr->tx->rank == 2 ? tr->tx->dims[1] : 1;
   if (tr->ty->dims[0] != tr->B)
     tr_fail(tr, "model %s: %s has %d rows but %s has %d", m->name, tr->tx->name, tr->B,
             tr->ty->name, tr->ty->dims[0]);
@@ -2977,6 +3001,358 @@ static void tr_mpi_after_step(Tr *tr) {
     tr_mpi_check_same(tr);
 }
 
+/* ---- bpgen run's hooks: --mine (the learner's backward), --rng torch ---------- *
+ * bpgen run calls bp_train_hooks before bp_train_main; the trainer written for
+ * gcc never does, and runs as before.
+ *
+ * --mine: the learner's backward() (compiled by bpgen in its own libtcc state)
+ * replaces the model's at every step.  tr_mine_fn runs it on the forward values
+ * of the state, writes its param gradients into the state's, and at the check
+ * steps (check != 0) also runs the generated backward on the same batch and
+ * compares; a non-NULL result is the reason to stop.
+ *
+ * --rng torch: tr_torch_prog describes the params' initialisers (one
+ * "KERNEL SEED2;" then "NAME GEN RPN" per ';': KERNEL avx2 or scalar (which of
+ * ATen's normal kernels), GEN 'g' for torch.Generator().manual_seed(seed), 'G'
+ * for torch's global generator after torch.manual_seed(SEED2); RPN tokens R randn, U rand in [-1, 1), N<number>, ~ neg,
+ * S sqrt, + - * /); tr_torch_init draws them as torch.randn does on the CPU
+ * and computes the expression as torch does (the tensor's dtype, the Python
+ * float cast to it), and the minibatch rows are torch.randint(0, n, (B,),
+ * generator=g) from the same generator, after the params. */
+typedef const char *TrMineFn(void *ctx, void *state, long step, int check);
+static TrMineFn *tr_mine_fn;
+static void *tr_mine_ctx;
+static const char *tr_torch_prog;
+
+void bp_train_hooks(TrMineFn *mine, void *ctx, const char *torch_prog) {
+  tr_mine_fn = mine;
+  tr_mine_ctx = ctx;
+  tr_torch_prog = torch_prog;
+}
+
+/* The backward pass of step i: the model's, or the learner's. */
+static void tr_backward(Tr *tr, long i) {
+  if (!tr_mine_fn) {
+    tr->m->backward(tr->state);
+    return;
+  }
+  const TrOpts *o = &tr->o;
+  int check = i % o->print_every == 0 || i + 1 == o->steps ||
+              (o->eval_every > 0 && (i + 1) % o->eval_every == 0);
+  const char *why = tr_mine_fn(tr_mine_ctx, tr->state, i, check);
+  if (why)
+    tr_fail(tr, "%s", why);
+}
+
+/* A torch CPU generator: MT19937 (tr_mt_init, as torch's manual_seed) and the
+ * cached second normal of at::normal_distribution<double>. */
+typedef struct TrTorch {
+  TrMt mt;
+  int has_next;
+  double next;
+} TrTorch;
+static TrTorch tr_torch_g, tr_torch_global;
+
+static void tr_torch_seed(TrTorch *g, uint64_t seed) {
+  tr_mt_init(&g->mt, (uint32_t)seed);   /* torch: the low 32 bits seed the engine */
+  g->has_next = 0;
+}
+
+/* CPUGeneratorImpl::random64: two draws, the first the high half */
+static uint64_t tr_torch_random64(TrTorch *g) {
+  uint64_t hi = tr_mt_next(&g->mt);
+  return hi << 32 | tr_mt_next(&g->mt);
+}
+
+/* uniform_real_distribution<float>(0, 1): 24 bits; <double>: 53 bits of random64 */
+static float tr_torch_uniform_f(TrTorch *g) {
+  return (float)(tr_mt_next(&g->mt) & 0xFFFFFFu) * (1.0f / 16777216.0f);
+}
+static double tr_torch_uniform_d(TrTorch *g) {
+  return (double)(tr_torch_random64(g) & ((1ull << 53) - 1)) * (1.0 / 9007199254740992.0);
+}
+
+/* at::normal_distribution<double>(0, 1): Box-Muller on two doubles, the sine
+ * kept for the next call */
+static double tr_torch_normal_d(TrTorch *g) {
+  if (g->has_next) {
+    g->has_next = 0;
+    return g->next;
+  }
+  double u1 = tr_torch_uniform_d(g), u2 = tr_torch_uniform_d(g);
+  double r = sqrt(-2.0 * log(1.0 - u2)), theta = 2.0 * 3.14159265358979323846 * u1;
+  g->next = r * sin(theta);
+  g->has_next = 1;
+  return r * cos(theta);
+}
+
+/* normal_fill_16 as ATen's scalar kernel (CPU capability DEFAULT or AVX512,
+ * --rng torch-scalar): u1 = 1 - d[j], u2 = d[j+8], libm's logf, cosf, sinf */
+static void tr_torch_fill16_f(float *d) {
+  for (int j = 0; j < 8; j++) {
+    float u1 = 1 - d[j], u2 = d[j + 8];
+    float radius = sqrtf(-2 * logf(u1));
+    float theta = (float)(2.0f * 3.14159265358979323846 * (double)u2);
+    d[j] = radius * cosf(theta);
+    d[j + 8] = radius * sinf(theta);
+  }
+}
+
+/* normal_fill_16_AVX2 (CPU capability AVX2, --rng torch): the same transform
+ * with avx_mathfun.h's log256_ps and sincos256_ps (Cephes polynomials, after
+ * Julien Pommier's sse_mathfun), here one lane at a time in the same float
+ * operations, so the same bits.  ATen is built with FMA for this kernel and
+ * its compiler fuses each multiply whose one use is an add into an FMA: so
+ * fmaf where the intrinsics read mul then add (checked against torch by
+ * tools/torch_rng.py). */
+static float tr_f(uint32_t b) { float f; memcpy(&f, &b, 4); return f; }
+static uint32_t tr_b(float f) { uint32_t b; memcpy(&b, &f, 4); return b; }
+
+static float tr_cephes_logf(float x) {   /* x > 0 here: u1 in (0, 1] */
+  if (x < tr_f(0x00800000u))
+    x = tr_f(0x00800000u);
+  int32_t imm0 = (int32_t)(tr_b(x) >> 23);
+  x = tr_f((tr_b(x) & ~0x7f800000u) | tr_b(0.5f));
+  imm0 -= 0x7f;
+  float e = (float)imm0;
+  e = e + 1.0f;
+  int mask = x < (float)0.707106781186547524;
+  float tmp = mask ? x : 0.0f;
+  x = x - 1.0f;
+  e = e - (mask ? 1.0f : 0.0f);
+  x = x + tmp;
+  float z = x * x;
+  static const double p[9] = {7.0376836292E-2, -1.1514610310E-1, 1.1676998740E-1, -1.2420140846E-1,
+                              1.4249322787E-1, -1.6668057665E-1, 2.0000714765E-1, -2.4999993993E-1,
+                              3.3333331174E-1};
+  float y = (float)p[0];
+  for (int k = 1; k < 9; k++)
+    y = fmaf(y, x, (float)p[k]);
+  y = y * x;
+  y = fmaf(y, z, e * (float)-2.12194440e-4);
+  y = fmaf(-z, 0.5f, y);
+  return fmaf(e, 0.693359375f, x + y);
+}
+
+static void tr_cephes_sincosf(float xin, float *s, float *c) {
+  uint32_t sign_sin = tr_b(xin) & 0x80000000u;
+  float x = tr_f(tr_b(xin) & 0x7fffffffu);
+  float y = x * (float)1.27323954473516;
+  int32_t j = (int32_t)y;   /* truncation, as cvttps */
+  j = (j + 1) & ~1;
+  y = (float)j;
+  uint32_t swap_sin = (uint32_t)(j & 4) << 29;
+  int poly = (j & 2) == 0;
+  x = fmaf(y, -0.78515625f, x);
+  x = fmaf(y, (float)-2.4187564849853515625e-4, x);
+  x = fmaf(y, (float)-3.77489497744594108e-8, x);
+  uint32_t sign_cos = (uint32_t)(~(j - 2) & 4) << 29;
+  sign_sin ^= swap_sin;
+  float z = x * x;
+  y = fmaf((float)2.443315711809948E-005, z, (float)-1.388731625493765E-003);
+  y = fmaf(y, z, (float)4.166664568298827E-002);
+  y = y * z;
+  y = fmaf(y, z, -(z * 0.5f));
+  y = y + 1.0f;
+  float y2 = fmaf((float)-1.9515295891E-4, z, (float)8.3321608736E-3);
+  y2 = fmaf(y2, z, (float)-1.6666654611E-1);
+  y2 = y2 * z;
+  y2 = fmaf(y2, x, x);
+  float ysin2 = poly ? y2 : 0.0f, ysin1 = poly ? 0.0f : y;
+  y2 = y2 - ysin2;
+  y = y - ysin1;
+  *s = tr_f(tr_b(ysin1 + ysin2) ^ sign_sin);
+  *c = tr_f(tr_b(y + y2) ^ sign_cos);
+}
+
+static void tr_torch_fill16_avx2(float *d) {
+  const float two_pi = (float)(2.0f * 3.14159265358979323846);
+  for (int j = 0; j < 8; j++) {
+    float u1 = 1.0f - d[j], u2 = d[j + 8];
+    float radius = sqrtf(-2.0f * tr_cephes_logf(u1));
+    float theta = two_pi * u2, sn, cs;
+    tr_cephes_sincosf(theta, &sn, &cs);
+    d[j] = radius * cs;
+    d[j + 8] = radius * sn;
+  }
+}
+
+static void tr_torch_fill16_d(double *d) {
+  for (int j = 0; j < 8; j++) {
+    double u1 = 1 - d[j], u2 = d[j + 8];
+    double radius = sqrt(-2 * log(u1));
+    double theta = 2.0f * 3.14159265358979323846 * u2;
+    d[j] = radius * cos(theta);
+    d[j + 8] = radius * sin(theta);
+  }
+}
+
+/* torch.randn(n, generator=g) into x (floats when f32, else doubles): 16 or
+ * more elements fill uniforms and transform them 16 at a time (the last
+ * block, when n is not a multiple of 16, is the last 16 elements redrawn);
+ * fewer are drawn one at a time from normal_distribution<double>. */
+static int tr_torch_avx2 = 1;   /* --rng torch: ATen's AVX2 kernel; torch-scalar: 0 */
+
+static void tr_torch_randn(TrTorch *g, void *x, size_t n, int f32) {
+  void (*fill16)(float *) = tr_torch_avx2 ? tr_torch_fill16_avx2 : tr_torch_fill16_f;
+  float *xf = (float *)x;
+  double *xd = (double *)x;
+  if (n < 16) {
+    for (size_t i = 0; i < n; i++) {
+      double v = tr_torch_normal_d(g);
+      if (f32) xf[i] = (float)v; else xd[i] = v;
+    }
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (f32) xf[i] = tr_torch_uniform_f(g); else xd[i] = tr_torch_uniform_d(g);
+  }
+  for (size_t i = 0; i + 16 <= n; i += 16) {
+    if (f32) fill16(xf + i); else tr_torch_fill16_d(xd + i);
+  }
+  if (n % 16) {
+    for (size_t i = n - 16; i < n; i++) {
+      if (f32) xf[i] = tr_torch_uniform_f(g); else xd[i] = tr_torch_uniform_d(g);
+    }
+    if (f32) fill16(xf + n - 16); else tr_torch_fill16_d(xd + n - 16);
+  }
+}
+
+/* torch.randint(0, n, (B,), generator=g) for n < 2^32: random() % n each.
+ * BPGEN_TORCH_BATCHES=K prints the first K batches' rows to stderr (for
+ * tools/torch_rng.py). */
+static void tr_torch_randint(TrTorch *g, size_t *idx, int B, size_t n) {
+  static long shown;
+  const char *k = getenv("BPGEN_TORCH_BATCHES");
+  for (int b = 0; b < B; b++)
+    idx[b] = (size_t)(tr_mt_next(&g->mt) % (uint32_t)n);
+  if (k && shown < atol(k)) {
+    fprintf(stderr, "torch batch %ld:", shown++);
+    for (int b = 0; b < B; b++)
+      fprintf(stderr, " %lu", (unsigned long)idx[b]);
+    fputc('\n', stderr);
+  }
+}
+
+/* One value of an initialiser on the RPN stack: a Python float, or a tensor
+ * of the model's dtype (x: n elements). */
+typedef struct TrTv {
+  double s;
+  void *x;
+} TrTv;
+
+static void tr_torch_init(Tr *tr) {
+  const BpModel *m = tr->m;
+  int f32 = m->dtype == BP_F32;
+  size_t es = f32 ? sizeof(float) : sizeof(double);
+  const char *p = tr_torch_prog;
+  /* "avx2 SEED2;" or "scalar SEED2;": the kernel, the global generator's seed */
+  tr_torch_avx2 = strncmp(p, "avx2", 4) == 0;
+  while (*p && *p != ' ')
+    p++;
+  tr_torch_seed(&tr_torch_g, tr->o.seed);
+  tr_torch_seed(&tr_torch_global, strtoull(p, (char **)&p, 10));
+  TrTv st[32];
+  int sp = 0;
+  while (*p) {
+    char name[128];
+    int len = 0;
+    while (*p == ' ' || *p == ';')
+      p++;
+    if (!*p)
+      break;
+    while (*p && *p != ' ' && len < 127)
+      name[len++] = *p++;
+    name[len] = '\0';
+    while (*p == ' ')
+      p++;
+    TrTorch *g = *p == 'G' ? &tr_torch_global : &tr_torch_g;
+    if (*p)
+      p++;
+    const BpTensor *t = NULL;
+    for (int i = 0; i < m->ntensors; i++)
+      if (m->tensors[i].kind == BP_PARAM && strcmp(m->tensors[i].name, name) == 0)
+        t = &m->tensors[i];
+    if (!t)
+      tr_fail(tr, "--rng torch: the model has no param %s", name);
+    size_t n = t->numel;
+    sp = 0;
+    while (*p && *p != ';') {
+      char c = *p++;
+      if (c == ' ')
+        continue;
+      if (c == 'N') {
+        char *e;
+        st[sp].s = strtod(p, &e);
+        st[sp++].x = NULL;
+        p = e;
+        continue;
+      }
+      if (c == 'R' || c == 'U') {
+        void *x = tr_alloc(tr, n * es);
+        if (c == 'R') {
+          tr_torch_randn(g, x, n, f32);
+        } else {   /* torch.rand(n) * 2 - 1 */
+          for (size_t i = 0; i < n; i++) {
+            if (f32) ((float *)x)[i] = tr_torch_uniform_f(g) * 2.0f - 1.0f;
+            else ((double *)x)[i] = tr_torch_uniform_d(g) * 2.0 - 1.0;
+          }
+        }
+        st[sp].x = x;
+        st[sp++].s = 0;
+        continue;
+      }
+      if (c == '~' || c == 'S') {
+        TrTv *a = &st[sp - 1];
+        if (!a->x) {
+          a->s = c == '~' ? -a->s : sqrt(a->s);
+          continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+          if (f32) { float v = ((float *)a->x)[i]; ((float *)a->x)[i] = c == '~' ? -v : sqrtf(v); }
+          else { double v = ((double *)a->x)[i]; ((double *)a->x)[i] = c == '~' ? -v : sqrt(v); }
+        }
+        continue;
+      }
+      /* a binary operator: Python floats fold in double; a tensor's operand is
+       * cast to its dtype; float / tensor is reciprocal(t) * float (torch's
+       * __rdiv__) */
+      TrTv *a = &st[sp - 2], *b = &st[sp - 1];
+      sp--;
+      if (!a->x && !b->x) {
+        a->s = c == '+' ? a->s + b->s : c == '-' ? a->s - b->s : c == '*' ? a->s * b->s : a->s / b->s;
+        continue;
+      }
+      void *out = a->x ? a->x : b->x;
+      for (size_t i = 0; i < n; i++) {
+        if (f32) {
+          float x = a->x ? ((float *)a->x)[i] : (float)a->s, y = b->x ? ((float *)b->x)[i] : (float)b->s, r;
+          if (c == '/' && !a->x) { float q = 1.0f / y; r = q * x; }
+          else r = c == '+' ? x + y : c == '-' ? x - y : c == '*' ? x * y : x / y;
+          ((float *)out)[i] = r;
+        } else {
+          double x = a->x ? ((double *)a->x)[i] : a->s, y = b->x ? ((double *)b->x)[i] : b->s, r;
+          if (c == '/' && !a->x) { double q = 1.0 / y; r = q * x; }
+          else r = c == '+' ? x + y : c == '-' ? x - y : c == '*' ? x * y : x / y;
+          ((double *)out)[i] = r;
+        }
+      }
+      if (a->x && b->x)
+        free(b->x);
+      a->x = out;
+    }
+    char *dst = (char *)tr->state + t->offset;
+    if (sp == 1 && st[0].x) {
+      memcpy(dst, st[0].x, n * es);
+      free(st[0].x);
+    } else if (sp == 1) {
+      for (size_t i = 0; i < n; i++) {
+        if (f32) ((float *)dst)[i] = (float)st[0].s; else ((double *)dst)[i] = st[0].s;
+      }
+    }
+  }
+}
+
 /* ---- training ---------------------------------------------------------------- */
 
 /* The progress line for step `shown` (0-based, as the loss lines). */
@@ -3033,12 +3409,15 @@ static void tr_train(Tr *tr) {
     if (tr->mode == TR_STREAM) {
       tr_set_window(tr, s, tr_stream_window(tr, i));
     } else {
-      tr_mpi_draw_rows(tr, s);
+      if (tr_torch_prog)   /* --rng torch: one process (refused under MPI) */
+        tr_torch_randint(&tr_torch_g, tr->idx, tr->B, s->n);
+      else
+        tr_mpi_draw_rows(tr, s);
       tr_set_rows(tr, s, tr->idx);
     }
     loss = m->forward(tr->state);
     tr_check_loss(tr, loss);
-    m->backward(tr->state);
+    tr_backward(tr, i);
     tr_check_grads(tr);
     loss = tr_mpi_grads(tr, loss);
     if (o->clip > 0)
@@ -3352,7 +3731,11 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
   tr->state = tr_alloc(tr, ssize);
   tr->idx = tr_alloc(tr, (size_t)tr->B * sizeof(size_t));
   m->init(tr->state, o->seed);
-  if (m->set_lean)   /* the params' grads, loss and logits are all training reads */
+  if (tr_torch_prog && tr_mpi.size > 1)
+    tr_fail(tr, "--rng torch draws PyTorch's numbers in one process: not under MPI (%d ranks)", tr_mpi.size);
+  if (tr_torch_prog)
+    tr_torch_init(tr);
+  if (m->set_lean && !tr_mine_fn)   /* the params' grads, loss and logits are all training reads */
     m->set_lean(tr->state, 1);
   for (int s = 0; s < TR_SPLITS && tr->tensor; s++)
     tr_check_split(tr, s);
