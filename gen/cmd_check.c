@@ -463,7 +463,7 @@ int cmd_check(int argc, char **argv) {
       const char *v = cli_value(argc, argv, &i);
       tol = cli_double("--tol", v);
       if (!(tol > 0))
-        error_plain("--tol: '%s' is not a positive number", v);
+        error_usage("--tol: '%s' is not a positive number", v);
     } else if (!cli_common(&c, argc, argv, &i) || c.out) {
       cli_unknown("check", argv[i]);
     }
@@ -478,7 +478,7 @@ int cmd_check(int argc, char **argv) {
     grad_perturb = k + 1;
   }
   if (!c.spec)
-    error_plain("no spec file given (see bpgen check --help)");
+    error_usage("no spec file given (see bpgen check --help)");
   Graph *gf = parse_spec(read_src(c.spec), c.ovr, c.novr);
   Graph *gg = c.expand ? expand_fused(gf) : gf;
   grad_build(gg);

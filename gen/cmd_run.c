@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "bp_runtime.h"
+#include "npy_parse.h"
 #define BP_KERNELS_DECLARE_ONLY
 
 static const char run_usage[] =
@@ -93,7 +94,7 @@ static bool is_tensor_opt(const char *a) {
 }
 
 /* C identifier from the spec's file stem ("specs/make-more.spec" -> make_more). */
-static const char *spec_prefix(const char *spec) {
+const char *spec_prefix(const char *spec) {
   const char *base = strrchr(spec, '/');
   base = base ? base + 1 : spec;
   const char *dot = strchr(base, '.');
@@ -142,6 +143,78 @@ static int text_vocab(const char *path) {
   return n > 0 ? n : 1;
 }
 
+/* The shape (after the example axis) of .npy file path, fed to the k-th input
+ * of g, against the input's: when they differ and one dim of the spec, set to
+ * a size the file has, makes them agree, the error says which -D fits
+ * ("try -D F=20").  Only the header is read; everything else about the file
+ * is the trainer's to check. */
+/* Whether the spec, parsed again with -D dim=v besides the user's, gives input
+ * `name` the shape of the file h after the example axis. */
+static bool dim_fits(Cli *c, Graph *g, const char *name, const char *dim, long v, const NpyHeader *h) {
+  DimOverride ovr[65];
+  int n = 0;
+  for (int j = 0; j < c->novr; j++)
+    if (strcmp(c->ovr[j].name, dim) != 0)
+      ovr[n++] = (DimOverride){c->ovr[j].name, c->ovr[j].value, false};
+  ovr[n++] = (DimOverride){dim, v, false};
+  jmp_buf jb;
+  volatile bool ok = false;   /* volatile: read after longjmp */
+  if (setjmp(jb) == 0) {
+    error_catch(&jb);
+    Graph *g2 = parse_spec(g->file, ovr, n);
+    Node *in = graph_find(g2, name);
+    bool fits = in && in->shape.rank == h->rank;
+    for (int a = 1; fits && a < h->rank; a++)
+      fits = in->shape.dim[a] == h->dim[a];
+    ok = fits;
+  }
+  error_catch(NULL);
+  return ok;
+}
+
+void run_check_npy(Cli *c, Graph *g, int k, const char *path) {
+  Node *in = NULL;
+  for (int i = 0, seen = 0; i < g->nforward && !in; i++)
+    if (g->nodes[i]->op == OP_input && seen++ == k)
+      in = g->nodes[i];
+  if (!in || in->shape.rank < 1 || strcmp(path, "-") == 0)
+    return;
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return;   /* the trainer names the error */
+  unsigned char buf[NPY_MAXHEADER + 16];
+  size_t len = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  NpyHeader h;
+  char err[256];
+  /* the header alone: parse errors about the data's length are not ours */
+  if (npy_header_parse(buf, len, 0, &h, err, sizeof err) < 0 && strncmp(err, "truncated data", 14) != 0)
+    return;
+  const Shape *s = &in->shape;
+  bool same = h.rank == s->rank;
+  for (int i = 1; same && i < s->rank; i++)
+    same = h.dim[i] == s->dim[i];
+  if (same)
+    return;
+  char got[160], want[160];
+  npy_shape_text(got, sizeof got, h.rank, h.dim);
+  long wd[MAXRANK];
+  for (int i = 0; i < s->rank; i++)
+    wd[i] = s->dim[i];
+  npy_shape_text(want, sizeof want, s->rank, wd);
+  const char *fix = "";
+  for (int d = 0; d < g->ndims && h.rank == s->rank && !*fix; d++) {
+    for (int i = 1; i < s->rank && !*fix; i++) {
+      if (h.dim[i] == s->dim[i] || h.dim[i] < 1)
+        continue;
+      if (dim_fits(c, g, in->name, g->dims[d].name, h.dim[i], &h))
+        fix = arena_printf(": try -D %s=%ld", g->dims[d].name, h.dim[i]);
+    }
+  }
+  error_usage("%s: shape %s does not match input %s %s (examples first, then the input's shape "
+              "without the batch)%s", path, got, in->name, want, fix);
+}
+
 char *trainer_source(Graph *g, const EmitOptions *opt) {
   EmitOptions o = *opt;
   o.trainer = false;
@@ -170,6 +243,7 @@ int cmd_run(int argc, char **argv) {
   const char *text = NULL;     /* --text FILE */
   bool tensors = false;        /* --data-x given */
   bool tokens = false;         /* --data-tokens given */
+  const char *tfile[3][2] = {{NULL}};   /* --data-x .. --test-y */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -177,7 +251,7 @@ int cmd_run(int argc, char **argv) {
       fputs(trainer_options(), stdout);
       return 0;
     }
-    if (strcmp(a, "--quiet") == 0 || strcmp(a, "--resume") == 0) {
+    if (strcmp(a, "--quiet") == 0 || strcmp(a, "--resume") == 0 || strcmp(a, "--json") == 0) {
       targv[targc++] = argv[i];
       continue;
     }
@@ -193,6 +267,9 @@ int cmd_run(int argc, char **argv) {
       if (strcmp(a, "--text") == 0)
         text = v;
       tokens |= strcmp(a, "--data-tokens") == 0;
+      for (int k = 0; k < 6; k++)
+        if (strcmp(a, run_tensor_opts[k]) == 0)
+          tfile[k / 2][k % 2] = v;
       targv[targc++] = (char *)a;
       targv[targc++] = (char *)v;
       continue;
@@ -201,16 +278,16 @@ int cmd_run(int argc, char **argv) {
       cli_unknown("run", a);
   }
   if (c.out)
-    error_plain("run: writes no model file; for a trainer to build with gcc use "
+    error_usage("run: writes no model file; for a trainer to build with gcc use "
                 "'bpgen SPEC --trainer -o train.c'");
   if (!c.spec)
-    error_plain("run: no spec file given (see bpgen run --help)");
+    error_usage("run: no spec file given (see bpgen run --help)");
   if (!data && !tensors && !text && !tokens)
-    error_plain("run: no data: give --data FILE (words, one per line), --text FILE or "
+    error_usage("run: no data: give --data FILE (words, one per line), --text FILE or "
                 "--data-tokens FILE.bin (a token stream), or --data-x X.npy [--data-y Y.npy] "
                 "(tensors)");
   if ((data != NULL) + tensors + (text != NULL) + tokens > 1)
-    error_plain("run: two kinds of data: give --data (words), --text or --data-tokens (a "
+    error_usage("run: two kinds of data: give --data (words), --text or --data-tokens (a "
                 "token stream), or --data-x/--data-y (tensors), not both");
   targv[targc++] = "--seed";
   targv[targc++] = arena_printf("%llu", (unsigned long long)c.seed);
@@ -242,14 +319,24 @@ int cmd_run(int argc, char **argv) {
       break;
     }
   }
+  for (int s = 0; s < 3; s++)
+    for (int k = 0; k < 2; k++)
+      if (tfile[s][k])
+        run_check_npy(&c, g, k, tfile[s][k]);
+  return run_trainer(&c, g, "bp_train_main", targc, targv);
+}
+
+/* Compiles g with the trainer in memory and calls its entry point (bp_train_main,
+ * bp_predict_main or bp_sample_main) on targv. */
+int run_trainer(Cli *c, Graph *g, const char *entry, int targc, char **targv) {
   grad_build(g);
-  EmitOptions opt = {c.dtype, spec_prefix(c.spec), true, false};
+  EmitOptions opt = {c->dtype, spec_prefix(c->spec), true, false};
   char *src = trainer_source(g, &opt);
-  Jit *j = jit_compile(src, c.spec);
-  TrainMain *fn = (TrainMain *)jit_symbol(j, "bp_train_main");
+  Jit *j = jit_compile(src, c->spec);
+  TrainMain *fn = (TrainMain *)jit_symbol(j, entry);
   const struct BpModel *m = jit_symbol(j, arena_printf("%s_model", opt.prefix));
   if (!fn || !m)
-    die("the compiled trainer lacks bp_train_main or %s_model", opt.prefix);
+    die("the compiled trainer lacks %s or %s_model", entry, opt.prefix);
   fflush(stdout);
   int rc = fn(m, targc, targv);
   fflush(stdout);
