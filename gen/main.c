@@ -48,7 +48,7 @@ static const char usage[] =
   "  --dtype f32|f64  float type of generated code (default f32)\n"
   "  --seed N         seed for initialisation and data (default 2147483647)\n"
   "  --expand         lower fused ops to primitives before differentiating\n"
-  "Options take their value as `--opt value` or `--opt=value`; `-` names standard\n"
+  "An option's value follows it or an '=' (--seed 7, --seed=7); `-` names standard\n"
   "input or output where a file is read or written.  Exit status: 0 success, 1\n"
   "failure, 2 a mistake on the command line.\n"
   "\n"

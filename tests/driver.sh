@@ -110,8 +110,8 @@ t "float for int input"     1 "ftype/X.npy: holds <f8 floats where integers are 
 mkdir -p "$T/empty"
 t "missing input"           1 "input 'X' needs .*empty/X.npy \(shape \[32, 3\]\)" \
   $BPGEN grad $M --in "$T/empty" --out "$T/o14"
-t "no --out"                1 "--out DIR is required" $BPGEN grad $M --in "$T/in"
-t "no --in"                 1 "--in DIR is required"  $BPGEN grad $M --out "$T/o15"
+t "no --out"                2 "--out DIR is required" $BPGEN grad $M --in "$T/in"
+t "no --in"                 2 "--in DIR is required"  $BPGEN grad $M --out "$T/o15"
 # ---- bpgen check / explain / SPEC -o -------------------------------------------------
 # the specs of more than 50,000 params at small odd sizes (their full sizes are
 # compared with PyTorch below, and trained in the README's runs)
@@ -137,14 +137,14 @@ t "gen to stdout"           0 "^#line [0-9]+ \"" $BPGEN $M -o -
 t "gen writes .c and .h"    0 ""                     $BPGEN $M -o "$T/m.c"
 t "gen header beside"       0 "extern const BpModel makemore_model" cat "$T/m.h"
 t "gen compiles -Werror"    0 ""  gcc -std=c99 -O2 -Wall -Wextra -Werror -c "$T/m.c" -o "$T/m.o"
-t "unknown command"         1 "'frob' is neither a command nor a spec file" $BPGEN frob
-t "no arguments"            1 "^usage: bpgen SPEC -o model.c" $BPGEN
+t "unknown command"         2 "'frob' is neither a command nor a spec file" $BPGEN frob
+t "no arguments"            2 "^usage: bpgen SPEC -o model.c" $BPGEN
 t "--version"               0 "^bpgen [0-9]+\.[0-9]+\.[0-9]+$" $BPGEN --version
 t "--help is the truth"     0 "ninja SPEC --mine FILE.c" $BPGEN --help
 printf 'dim B = 3\nx = B \303\274\n' >"$T/u.spec"
 t "caret under UTF-8"       1 "^        \^" $BPGEN explain "$T/u.spec"
-t "unknown option"          1 "unknown option '--frobnicate'" $BPGEN grad $M --frobnicate
-t "no spec"                 1 "no spec file given"    $BPGEN grad --in "$T/in" --out "$T/o16"
+t "unknown option"          2 "unknown option '--frobnicate'" $BPGEN grad $M --frobnicate
+t "no spec"                 2 "no spec file given"    $BPGEN grad --in "$T/in" --out "$T/o16"
 t "out is a file"           1 "o1/loss.npy is not a directory" \
   $BPGEN grad $M --in "$T/in" --out "$T/o1/loss.npy"
 
@@ -160,7 +160,7 @@ t "svg is svg"              0 "<svg"                 cat "$T/g.svg"
 t "dot renders png"         0 ""                     $BPGEN dot $M -o "$T/g.png"
 t "png is png"              0 "PNG"                  head -c 8 "$T/g.png"
 t "dot -D B=5"              0 "X.ninput int \[5, 3\]" $BPGEN dot $M -D B=5
-t "dot bad extension"       1 "write FILE.dot, FILE.svg, FILE.png or -" $BPGEN dot $M -o "$T/g.txt"
+t "dot bad extension"       2 "write FILE.dot, FILE.svg, FILE.png or -" $BPGEN dot $M -o "$T/g.txt"
 t "dot without graphviz"    1 "Debian package graphviz \\(apt-get install graphviz\\)" \
   env BPGEN_DOT=/nonexistent/dot $BPGEN dot $M -o "$T/h.svg"
 
@@ -182,22 +182,22 @@ t "ninja starter ex3"       0 "not filled yet: dhprebn" $BPGEN ninja $G --ref --
 t "ninja generated ref"     0 "reference: bpgen's generated backward" $BPGEN ninja $M --mine $F/ninja_ex2_ok.c
 t "ninja generated ex1"     0 "all filled gradients are right" $BPGEN ninja $G --mine $F/ninja_ex1_ok.c
 t "ninja generated wrong"   1 "dbndiff2 is the first wrong gradient" $BPGEN ninja $G --mine $F/ninja_ex1_offbyone.c
-t "ninja needs a mode"      1 "give either --header or --mine FILE.c" $BPGEN ninja $M
+t "ninja needs a mode"      2 "give either --header or --mine FILE.c" $BPGEN ninja $M
 
 # ---- bpgen run / plot (the trainer) ----------------------------------------------
 W=${BPGEN_TESTS:-tests}/fixtures/words10.txt
 case $W in /*) ;; *) W=$(pwd)/$W ;; esac
 t "run --help"              0 "usage: bpgen run SPEC --data FILE" $BPGEN run --help
-t "run without data"        1 "run: no data: give --data FILE" $BPGEN run $M
-t "run without spec"        1 "run: no spec file given"   $BPGEN run --data "$W"
-t "run -o"                  1 "writes no model file.*--trainer -o train.c" $BPGEN run $M --data "$W" -o x.c
-t "run unknown option"      1 "run: unknown option '--frob'" $BPGEN run $M --data "$W" --frob
-t "gen unknown option, one prefix" 1 "^bpgen: error: unknown option '--frob' \(see bpgen --help\)" $BPGEN $M --frob
-t "run missing value"       1 "--steps needs a value"     $BPGEN run $M --data "$W" --steps
+t "run without data"        2 "run: no data: give --data FILE" $BPGEN run $M
+t "run without spec"        2 "run: no spec file given"   $BPGEN run --data "$W"
+t "run -o"                  2 "writes no model file.*--trainer -o train.c" $BPGEN run $M --data "$W" -o x.c
+t "run unknown option"      2 "run: unknown option '--frob'" $BPGEN run $M --data "$W" --frob
+t "gen unknown option, one prefix" 2 "^bpgen: error: unknown option '--frob' \(see bpgen --help\)" $BPGEN $M --frob
+t "run missing value"       2 "--steps needs a value"     $BPGEN run $M --data "$W" --steps
 t "plot --help"             0 "usage: bpgen plot LOG.csv" $BPGEN plot --help
 printf 'step,loss,dev_loss\n0,3.1,\n1,x,\n' >"$T/bad.csv"
 t "plot bad row"            1 "bad.csv:3: expected step,loss\[,dev_loss\], got '1,x,'" $BPGEN plot "$T/bad.csv" -o "$T/p.png"
-t "plot bad extension"      1 "must end in .png, .svg or .pdf" $BPGEN plot "$T/bad.csv" -o "$T/p.jpg"
+t "plot bad extension"      2 "must end in .png, .svg or .pdf" $BPGEN plot "$T/bad.csv" -o "$T/p.jpg"
 t "plot missing log"        1 "nolog.csv"                 $BPGEN plot "$T/nolog.csv" -o "$T/p.png"
 printf 'step,loss,dev_loss\n' >"$T/empty.csv"
 t "plot empty log"          1 "empty.csv: no loss rows"   $BPGEN plot "$T/empty.csv" -o "$T/p.png"
@@ -227,7 +227,7 @@ t "trainer runs"          0 "train loss [0-9.]+" "$T/train" --data "$W" --steps 
 $BPGEN run $M -D H=8 -D B=4 --data "$W" --steps 50 --samples 2 --quiet --threads 1 >"$T/th1" 2>&1
 t "run --threads 2 same bits" 0 "" sh -c "$BPGEN run $M -D H=8 -D B=4 --data '$W' --steps 50 --samples 2 --quiet --threads 2 2>&1 | cmp -s - '$T/th1'"
 t "trainer file --threads"  0 "train loss [0-9.]+" "$T/train" --data "$W" --steps 50 --samples 2 --quiet --threads 2
-t "--threads range"         1 "--threads: 65 is more than 64" $BPGEN run $M --data "$W" --threads 65
+t "--threads range"         2 "--threads: 65 is more than 64" $BPGEN run $M --data "$W" --threads 65
 # bpgen run --help and the trainer's own --help list the same options
 "$T/train" --help 2>&1 | grep -oE '^  --[a-z0-9-]+' | sort -u >"$T/opts.train"
 t "run and trainer options agree" 0 "" sh -c "$BPGEN run --help | grep -oE '^  --[a-z0-9-]+' | sort -u | cmp -s - '$T/opts.train'"
@@ -248,10 +248,10 @@ t "run tensors learn"     0 "train loss 0\.[0-4]" \
 t "run tensors no V note" 0 "^train loss" $MT --data-x "$T/tx.npy" --data-y "$T/ty.npy"
 t "run tensor label"      1 "tybad.npy: row 0: class 9 is out of range 0\.\.5" \
   $MT --data-x "$T/tx.npy" --data-y "$T/tybad.npy"
-t "run tensor shape"      1 "tx2.npy: shape \(6, 2\) does not match input X \(4, 3\): expected \(N, 3\)" \
+t "run tensor shape"      2 "tx2.npy: shape \(6, 2\) does not match input X \(4, 3\): expected \(N, 3\)" \
   $MT --data-x "$T/tx2.npy" --data-y "$T/ty.npy"
 t "run tensor no y"       1 "has two inputs \(X, Y\): give --data-y too" $MT --data-x "$T/tx.npy"
-t "run tensor and words"  1 "not both" $MT --data "$W" --data-x "$T/tx.npy"
+t "run tensor and words"  2 "not both" $MT --data "$W" --data-x "$T/tx.npy"
 t "run tensor samples"    0 "note: --samples ignored" \
   $MT --data-x "$T/tx.npy" --data-y "$T/ty.npy" --samples 3
 printf 'hello' >"$T/junk.npy"
@@ -409,11 +409,11 @@ else
   echo "driver: skipped the PyTorch comparisons (no torch for $PY); the train suite checks the same formulas in C"
 fi
 t "run --help lists --clip" 0 "--clip X" $BPGEN run --help
-t "run --bn-stats bad" 1 "--bn-stats: 'moving' is neither calibrate nor running" $BPGEN run $SPECS/makemore.spec --data "$W" --bn-stats moving
-t "run --bn-momentum bad" 1 "--bn-momentum: 2 is not in \(0, 1\]" $BPGEN run $SPECS/makemore.spec --data "$W" --bn-stats running --bn-momentum 2
+t "run --bn-stats bad" 2 "--bn-stats: 'moving' is neither calibrate nor running" $BPGEN run $SPECS/makemore.spec --data "$W" --bn-stats moving
+t "run --bn-momentum bad" 2 "--bn-momentum: 2 is not in \(0, 1\]" $BPGEN run $SPECS/makemore.spec --data "$W" --bn-stats running --bn-momentum 2
 t "run --bn-stats running, no batchnorm" 1 "--bn-stats running: the model has no batchnorm" \
   $BPGEN run $SPECS/bigram.spec --data "$W" --bn-stats running --steps 1
-t "run --lr-schedule bad" 1 "--lr-schedule: 'linear' is not step, cosine or constant" \
+t "run --lr-schedule bad" 2 "--lr-schedule: 'linear' is not step, cosine or constant" \
   $MQ --steps 5 --lr-schedule linear
 t "run --clip --warmup cosine" 0 "train loss" \
   $MQ --steps 50 --optimizer adamw --clip 1 --lr-schedule cosine --warmup 5 --samples 0
@@ -423,9 +423,9 @@ t "run --clip --warmup cosine" 0 "train loss" \
 printf 'hello\nworld\n' >"$T/h.txt"
 t "run --text on a context model" 1 "a token stream \(--text\) needs inputs X, Y : int\[B,T\]" \
   $BPGEN run $M -D H=8 -D B=4 --text "$T/h.txt" --quiet
-t "run --val-tokens alone" 1 "--val-tokens needs --data-tokens" \
+t "run --val-tokens alone" 2 "--val-tokens needs --data-tokens" \
   $BPGEN run $M -D H=8 -D B=4 --data $W --val-tokens "$T/h.txt" --quiet
-t "run --text and --data" 1 "not both" \
+t "run --text and --data" 2 "not both" \
   $BPGEN run $M -D H=8 -D B=4 --data $W --text "$T/h.txt" --quiet
 t "run --help lists --data-tokens" 0 "--data-tokens F.bin" $BPGEN run --help
 
@@ -438,7 +438,7 @@ t "B=1: no table of NaN"   0 ""          sh -c '! "$1" check "$2" -D B=1 2>&1 | 
 t "B=2: still fine"        0 "ok: loss and 27 gradients" $BPGEN check $G -D B=2
 t "dot labels the seed"    0 'label="dloss = 1\\n\(seed\)' $BPGEN dot $M --backward
 t "report --help"         0 "usage: bpgen report SPEC \[--mine FILE.c\]" $BPGEN report --help
-t "report needs -o"        1 "error: report: give -o report.html" $BPGEN report $M
+t "report needs -o"        2 "error: report: give -o report.html" $BPGEN report $M
 t "report writes a page"   0 "" $BPGEN report $G --mine tests/fixtures/ninja_ex1_offbyone.c -o "$T/r.html"
 PY=${PYTHON:-python3}
 t "report page parses, holds every tensor" 0 "ok: parses, nothing from outside, 31 tensor names" \
@@ -452,11 +452,11 @@ t "report of makemore.spec parses" 0 "ok: parses" sh -c '"$1" report "$2" -o "$3
 G=$T/i16
 mkdir -p "$G"
 # --prefix: a C identifier, refused otherwise; two prefixes link into one program
-t "gen --prefix not C"      1 "bpgen: error: --prefix: 'a-b' is not a C identifier" $BPGEN $M --prefix a-b -o "$G/x.c"
-t "gen --prefix digit"      1 "--prefix: '9a' is not a C identifier" $BPGEN $M --prefix 9a -o "$G/x.c"
-t "gen --prefix empty"      1 "--prefix: '' is not a C identifier" $BPGEN $M --prefix '' -o "$G/x.c"
-t "gen --prefix reserved"   1 "--prefix: '__m' starts with '__'.*reserved" $BPGEN $M --prefix __m -o "$G/x.c"
-t "gen --prefix no value"   1 "--prefix needs a value" $BPGEN $M -o "$G/x.c" --prefix
+t "gen --prefix not C"      2 "bpgen: error: --prefix: 'a-b' is not a C identifier" $BPGEN $M --prefix a-b -o "$G/x.c"
+t "gen --prefix digit"      2 "--prefix: '9a' is not a C identifier" $BPGEN $M --prefix 9a -o "$G/x.c"
+t "gen --prefix empty"      2 "--prefix: '' is not a C identifier" $BPGEN $M --prefix '' -o "$G/x.c"
+t "gen --prefix reserved"   2 "--prefix: '__m' starts with '__'.*reserved" $BPGEN $M --prefix __m -o "$G/x.c"
+t "gen --prefix no value"   2 "--prefix needs a value" $BPGEN $M -o "$G/x.c" --prefix
 t "gen --prefix wrote nothing" 1 "" test -e "$G/x.c"
 t "gen --prefix mm_a"       0 "" $BPGEN $M --prefix mm_a -o "$G/mm_a.c"
 t "gen --prefix mm_b"       0 "" $BPGEN $M --prefix mm_b -D H=16 -o "$G/mm_b.c"
@@ -484,7 +484,7 @@ t "no model.cc.h"           1 "" test -e "$G/model.cc.h"
 mkdir -p "$G/d.v1"
 t "gen -o d.v1/model"       0 "" $BPGEN $M -o "$G/d.v1/model"
 t "d.v1/model -> model.h"   0 "" test -s "$G/d.v1/model.h"
-t "gen -o model.h refused"  1 "bpgen: error: -o .*model2.h: the API header would be the same file" \
+t "gen -o model.h refused"  2 "bpgen: error: -o .*model2.h: the API header would be the same file" \
   $BPGEN $M -o "$G/model2.h"
 # the spec path as given: byte-identical output from the same command, and from
 # two directories with the same relative path; no absolute path in it
