@@ -605,5 +605,160 @@ t "uninstall leaves no file" 0 "" silent find "$D" ! -type d
 t "uninstall leaves no bpgen dir" 0 "" silent find "$D" -name '*bpgen*'
 # ---- end of issue 16 (install) ---------------------------------------------------------
 
+# ---- issue 16: command line, predict, sample (helper "cli") --------------------------
+C=$T/cli
+mkdir -p "$C"
+NPT="$(cd "$(dirname "$0")" && pwd)/npytool.py"
+HAVE_PY=false
+command -v python3 >/dev/null && HAVE_PY=true
+# --opt=value is --opt value, for bpgen's options and the trainer's
+$BPGEN check $M -D H=8 --seed 7 >"$C/seed_sp" 2>&1
+t "--seed=7 is --seed 7"     0 "" sh -c "$BPGEN check $M -D H=8 --seed=7 2>&1 | cmp -s - '$C/seed_sp'"
+t "-D then --dtype=f64"      0 "check .*\(f64\)" $BPGEN check $M -D H=8 --dtype=f64
+t "run --steps=3 --data=W"   0 "^train loss" $BPGEN run $M -D H=8 --data=$W --steps=3 --samples=0 --quiet
+t "a flag given a value"     2 "^bpgen: error: run: --quiet takes no value \('--quiet=1'" \
+  $BPGEN run $M -D H=8 --data $W --quiet=1
+t "gen --prefix=NAME"        0 "" $BPGEN $M --prefix=mm -o "$C/mm.c"
+t "--prefix= took the name"  0 "mm_forward" cat "$C/mm.h"
+$BPGEN $M -D H=8 -D V=6 --trainer -o "$C/train.c" &&
+  gcc -std=c99 -O1 -o "$C/train" "$C/train.c" -lm -lpthread 2>"$C/gcc.log"
+t "gcc trainer: --steps=3"   0 "^train loss" "$C/train" --data="$W" --steps=3 --samples=2 --quiet
+t "gcc trainer: --quiet=1"   2 "^bpgen: error: --quiet takes no value" "$C/train" --data "$W" --quiet=1
+# usage errors exit 2 with one "bpgen: error:" prefix; failures exit 1
+one_prefix() {  # one_prefix STATUS CMD...: CMD exits STATUS and prints exactly one error line
+  op_want=$1; shift
+  "$@" >"$C/out" 2>&1
+  op_st=$?
+  op_n=$(grep -c 'error:' "$C/out")
+  op_p=$(grep -c '^bpgen: error: ' "$C/out")
+  [ "$op_st" -eq "$op_want" ] && [ "$op_n" -eq 1 ] && [ "$op_p" -eq 1 ] ||
+    { cat "$C/out"; echo "status $op_st"; return 1; }
+}
+t "unknown option: 2"        0 "" one_prefix 2 $BPGEN check $M --frob
+t "missing value: 2"         0 "" one_prefix 2 $BPGEN check $M --tol
+t "bad value: 2"             0 "" one_prefix 2 $BPGEN check $M --tol abc
+t "bad -D: 2"                0 "" one_prefix 2 $BPGEN check $M -D H
+t "trainer bad value: 2"     0 "" one_prefix 2 $BPGEN run $M -D H=8 --data $W --steps 1x
+t "trainer unknown value: 2" 0 "" one_prefix 2 $BPGEN run $M -D H=8 --data $W --optimizer sgdd
+t "gcc trainer unknown: 2"   0 "" one_prefix 2 "$C/train" --data "$W" --frob 1
+t "gcc trainer no value: 2"  0 "" one_prefix 2 "$C/train" --data "$W" --steps
+t "no arguments: 2"          2 "^usage: bpgen" $BPGEN
+t "missing data file: 1"     0 "" one_prefix 1 $BPGEN run $M -D H=8 --data "$C/nonexistent.txt"
+t "spec error: 1"            1 "error: " $BPGEN check "$C/nonexistent.spec"
+t "predict without --load: 2" 0 "" one_prefix 2 $BPGEN predict $SPECS/classify.spec --data-x x.npy
+t "sample unknown option: 2" 0 "" one_prefix 2 $BPGEN sample $M --load x.npz --argmax
+# a data file whose shape does not fit names the -D that would
+npy "$C/x20.npy" '<f4' '(2, 20)' "$(printf '%0160d' 0 | sed 's/0/\\000/g')"
+t "shape mismatch: try -D F=20" 2 "x20.npy: shape \(2, 20\) does not match input X \(32, 2\).*: try -D F=20$" \
+  $BPGEN run $SPECS/classify.spec --data-x "$C/x20.npy"
+t "predict: try -D F=20"     2 "try -D F=20$" \
+  $BPGEN predict $SPECS/classify.spec --load "$C/none.npz" --data-x "$C/x20.npy"
+t "-D F=20 then fits"        1 "no such file|cannot open" \
+  $BPGEN predict $SPECS/classify.spec -D F=20 --load "$C/none.npz" --data-x "$C/x20.npy"
+npy "$C/x3d.npy" '<f4' '(2, 4, 3)' "$(printf '%096d' 0 | sed 's/0/\\000/g')"
+t "no single dim fits: no hint" 2 "does not match input x \(16, 2, 8\)[^:]*$" \
+  $BPGEN run $SPECS/mlp_relu.spec --data-x "$C/x3d.npy" --data-y "$C/x3d.npy"
+# sample: a word model's checkpoint gives the run's own words, deterministic
+# for a seed, only characters of the vocabulary
+$BPGEN run $M -D H=8 --data $W --steps 200 --samples 6 --save "$C/m.npz" --quiet 2>/dev/null |
+  sed -n '/^dev loss/,$p' | sed 1d >"$C/run_words"
+t "run printed 6 words"      0 "" test "$(wc -l <"$C/run_words")" -eq 6
+$BPGEN sample $M -D H=8 --load "$C/m.npz" -n 6 >"$C/s1" 2>/dev/null
+t "sample = the run's words" 0 "" cmp "$C/run_words" "$C/s1"
+$BPGEN sample $M -D H=8 --load="$C/m.npz" -n 6 --seed=5 >"$C/s2" 2>/dev/null
+$BPGEN sample $M -D H=8 --load "$C/m.npz" -n 6 --seed 5 >"$C/s3" 2>/dev/null
+t "sample: same seed, same words" 0 "" cmp "$C/s2" "$C/s3"
+t "sample: other seed, other words" 1 "" cmp -s "$C/s1" "$C/s2"
+vocab=$(tr -d '\n' <"$W" | fold -w1 | sort -u | tr -d '\n')
+t "sample: vocabulary only"  1 "" grep -vE "^[$vocab]+(\.|\.\.\.)$" "$C/s2"
+t "sample: 6 words"          0 "" test "$(wc -l <"$C/s2")" -eq 6
+TD="-D B=3 -D T=8 -D C=12 -D NH=3"
+$BPGEN run $SPECS/transformer.spec $TD --data $W --steps 30 --samples 4 --save "$C/t.npz" --quiet 2>/dev/null |
+  sed -n '/^test loss/,$p' | sed 1d >"$C/run_seq"
+t "sequences: sample = run"  0 "" sh -c "$BPGEN sample $SPECS/transformer.spec $TD --load '$C/t.npz' -n 4 2>/dev/null | cmp -s - '$C/run_seq'"
+t "sequences: 4 words"       0 "" test "$(wc -l <"$C/run_seq")" -eq 4
+for i in 1 2 3 4 5 6; do printf 'hello world\nthe cat sat on the mat\n'; done >"$C/h.txt"
+$BPGEN run $SPECS/transformer.spec $TD --text "$C/h.txt" --steps 30 --sample-len 40 --save "$C/s.npz" --quiet \
+  2>/dev/null | sed -n '/^sample:/,$p' >"$C/run_text"
+t "stream: sample = run"     0 "" sh -c "$BPGEN sample $SPECS/transformer.spec $TD --load '$C/s.npz' -n 40 2>/dev/null | cmp -s - '$C/run_text'"
+sed 1d "$C/run_text" >"$C/run_text1"
+t "stream: 40 bytes sampled" 0 "" test "$(wc -c <"$C/run_text1")" -eq 41   # and the final newline
+t "stream: the text's bytes only" 1 "" grep -q '[^helo wrdtcasmn]' "$C/run_text1"
+t "sample: V from the checkpoint" 0 "note: V = 6 from .*m.npz" $BPGEN sample $M -D H=8 --load "$C/m.npz" -n 1
+if $HAVE_PY; then
+  # predict: 45 rows (not a multiple of B = 32) in f64; the logits against
+  # the reference runtime on the checkpoint's params, rows 0..31 and 13..44
+  python3 "$NPT" blobs 300 2 3 "$C/X.npy" "$C/Y.npy"
+  python3 "$NPT" rows "$C/X.npy" 0 45 "$C/X45.npy"
+  python3 "$NPT" rows "$C/Y.npy" 0 45 "$C/Y45.npy"
+  CL=$SPECS/classify.spec
+  t "classify trains (f64)"  0 "^train loss" $BPGEN run $CL --dtype f64 --data-x "$C/X.npy" --data-y "$C/Y.npy" \
+    --steps 300 --quiet --save "$C/c.npz"
+  t "predict 45 rows"        0 "^loss [0-9.]+$" $BPGEN predict $CL --dtype f64 --load "$C/c.npz" \
+    --data-x "$C/X45.npy" --data-y "$C/Y45.npy" -o "$C/p45.npy"
+  for r in 0 13; do
+    mkdir -p "$C/in$r"
+    python3 "$NPT" unzip "$C/c.npz" "$C/in$r"
+    python3 "$NPT" rows "$C/X45.npy" $r 32 "$C/in$r/X.npy"
+    python3 "$NPT" rows "$C/Y45.npy" $r 32 "$C/in$r/Y.npy"
+    $BPGEN grad $CL --ref --dtype f64 --in "$C/in$r" --out "$C/ref$r" >/dev/null
+    t "predict = reference, rows $r.." 0 "max rel diff" python3 "$NPT" close "$C/p45.npy" "$C/ref$r/logits.npy" $r 1e-12
+  done
+  t "predict wrote 45 rows"  0 "'shape': \(45, 3\)" head -c 128 "$C/p45.npy"
+  # loss and accuracy against a cross-entropy computed in Python from the logits
+  $BPGEN predict $CL --dtype f64 --load "$C/c.npz" --data-x "$C/X45.npy" --data-y "$C/Y45.npy" 2>&1 |
+    sed -nE 's/^loss ([0-9.]+)$/loss \1/p; s/^accuracy ([0-9.]+) .*/accuracy \1/p' | paste -sd' ' >"$C/pl"
+  t "predict loss, accuracy = python" 0 "" sh -c "python3 '$NPT' ce '$C/p45.npy' '$C/Y45.npy' | cmp -s - '$C/pl'"
+  t "predict --argmax"       0 "agrees" sh -c "$BPGEN predict $CL --dtype=f64 --load '$C/c.npz' --data-x '$C/X45.npy' \
+    --argmax -o '$C/a45.npy' && python3 '$NPT' argmax '$C/p45.npy' '$C/a45.npy'"
+  t "predict -o - = -o FILE" 0 "" sh -c "$BPGEN predict $CL --dtype f64 --load '$C/c.npz' --data-x '$C/X45.npy' \
+    -o - 2>/dev/null | cmp -s - '$C/p45.npy'"
+  t "predict --data-x -"     0 "" sh -c "$BPGEN predict $CL --dtype f64 --load '$C/c.npz' --data-x - \
+    -o '$C/stdin.npy' <'$C/X45.npy' && cmp '$C/stdin.npy' '$C/p45.npy'"
+  t "predict 1 row"          0 "'shape': \(1, 3\)" sh -c "python3 '$NPT' rows '$C/X.npy' 7 1 '$C/X1.npy' &&
+    $BPGEN predict $CL --dtype f64 --load '$C/c.npz' --data-x '$C/X1.npy' -o '$C/p1.npy' && head -c 128 '$C/p1.npy'"
+  t "predict 1 row = row 7"  0 "max rel diff" python3 "$NPT" close "$C/p45.npy" "$C/p1.npy" 7 1e-12
+  # --json: one object on stdout at full precision, agreeing with the text
+  jq_() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[2] % tuple(d[k] for k in sys.argv[3:]))' "$@"; }
+  $BPGEN predict $CL --dtype f64 --load "$C/c.npz" --data-x "$C/X45.npy" --data-y "$C/Y45.npy" --json \
+    >"$C/pj" 2>"$C/pt"
+  t "predict --json parses"  0 "^45$" jq_ "$C/pj" "%d" rows
+  jq_ "$C/pj" "loss %.6f accuracy %.6f" loss accuracy >"$C/pjt"
+  t "predict --json = text"  0 "" cmp "$C/pjt" "$C/pl"
+  t "predict --json %.17g"   0 "\"loss\": [0-9]\.[0-9]{15,}" cat "$C/pj"
+  $BPGEN run $CL --dtype f64 --data-x "$C/X.npy" --data-y "$C/Y.npy" --dev-x "$C/X45.npy" --dev-y "$C/Y45.npy" \
+    --steps 50 --quiet --json >"$C/rj" 2>"$C/rt"
+  t "run --json parses"      0 "^50 classify$" jq_ "$C/rj" "%d %s" steps model
+  grep -E '^(train|dev) loss' "$C/rt" | paste -sd' ' >"$C/rtt"
+  jq_ "$C/rj" "train loss %.4f dev loss %.4f" train_loss dev_loss >"$C/rjt"
+  t "run --json = text"      0 "" cmp "$C/rjt" "$C/rtt"
+  t "run --json: no test split" 0 "^None$" jq_ "$C/rj" "%s" test_loss
+  $BPGEN check $M -D H=8 --json >"$C/cj" 2>"$C/ct"
+  t "check --json parses"    0 "^True 0$" jq_ "$C/cj" "%s %d" pass failed
+  grep '^loss: generated' "$C/ct" >"$C/ctt"
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["loss"]; print("loss: generated %.9g, reference %.9g" % (d["generated"], d["reference"]))' \
+    "$C/cj" >"$C/cjt"
+  t "check --json = text"    0 "" cmp "$C/cjt" "$C/ctt"
+  python3 -c 'import json,sys; print("\n".join(g["name"] for g in json.load(open(sys.argv[1]))["gradients"]))' "$C/cj" >"$C/cjn"
+  sed -nE 's/^(d[A-Za-z0-9_.]+) +\|.*/\1/p' "$C/ct" >"$C/ctn"
+  t "check --json rows = table" 0 "" cmp "$C/cjn" "$C/ctn"
+fi
+# man page and completion know predict and sample
+MANSRC=$(cd "$(dirname "$0")/.." && pwd)/doc/bpgen.1
+for c in predict sample; do
+  awk -v h=".SS \"bpgen $c " '/^\.S[HS] /{ on = index($0, h) > 0 } on' "$MANSRC" |
+    sed -e 's/\\f[BIRP]//g' -e 's/\\-/-/g' -e 's/\\&//g' >"$C/man.$c"
+  t "man has $c's options"   0 "^ *$" missing_in "$C/man.$c" $(help_opts $BPGEN $c)
+done
+if command -v bash >/dev/null; then
+  COMPSRC=$(cd "$(dirname "$0")/.." && pwd)/completion/bpgen.bash
+  ccomp() { bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _bpgen; printf "%s\n" "${COMPREPLY[@]}"' comp "$COMPSRC" "$@"; }
+  for c in predict sample check run; do
+    ccomp bpgen $c - >"$C/comp.$c"
+    t "completion has $c's options" 0 "^ *$" missing_in "$C/comp.$c" $(long_opts $BPGEN $c)
+  done
+fi
+# ---- end of issue 16 (command line, predict, sample) ----------------------------------
+
 echo "driver: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -9,6 +9,8 @@
                                         of (N, K) logits against (N,) classes, and
                                         the share of rows whose argmax is the class
   npytool.py argmax LOGITS.npy C.npy   exit 0 when C holds the argmax of each row
+  npytool.py blobs N F K X.npy Y.npy   N points of F features ('<f8') around K
+                                        centres, and their classes ('<i8')
 Only version 1.0 C-order little-endian files, as bpgen writes them."""
 import ast, math, struct, sys, zipfile
 
@@ -82,6 +84,17 @@ def main(a):
         ok = sc == (n,) and all(l[r * k:(r + 1) * k].index(max(l[r * k:(r + 1) * k])) == c[r] for r in range(n))
         print('argmax %s' % ('agrees' if ok else 'differs'))
         return 0 if ok else 1
+    elif a[0] == 'blobs':
+        import random
+        random.seed(1)
+        n, nf, k = int(a[1]), int(a[2]), int(a[3])
+        xs, ys = [], []
+        for _ in range(n):
+            c = random.randrange(k)
+            xs += [random.gauss(c * (1 if j % 2 else -1), 0.5) for j in range(nf)]
+            ys.append(c)
+        write(a[4], '<f8', (n, nf), xs)
+        write(a[5], '<i8', (n,), ys)
     return 0
 
 
