@@ -202,17 +202,19 @@ void run_check_npy(Cli *c, Graph *g, int k, const char *path) {
   for (int i = 0; i < s->rank; i++)
     wd[i] = s->dim[i];
   npy_shape_text(want, sizeof want, s->rank, wd);
+  const char *n_first = arena_printf("(N%s", strchr(want, ',') ? strchr(want, ',') : ")");
   const char *fix = "";
   for (int d = 0; d < g->ndims && h.rank == s->rank && !*fix; d++) {
     for (int i = 1; i < s->rank && !*fix; i++) {
       if (h.dim[i] == s->dim[i] || h.dim[i] < 1)
         continue;
       if (dim_fits(c, g, in->name, g->dims[d].name, h.dim[i], &h))
-        fix = arena_printf(": try -D %s=%ld", g->dims[d].name, h.dim[i]);
+        fix = arena_printf("; try -D %s=%ld", g->dims[d].name, h.dim[i]);
     }
   }
-  error_usage("%s: shape %s does not match input %s %s (examples first, then the input's shape "
-              "without the batch)%s", path, got, in->name, want, fix);
+  /* the trainer's words (tr_load_input), and the hint */
+  error_usage("%s: shape %s does not match input %s %s: expected %s for N examples%s", path, got,
+              in->name, want, n_first, fix);
 }
 
 char *trainer_source(Graph *g, const EmitOptions *opt) {

@@ -649,14 +649,14 @@ t "predict without --load: 2" 0 "" one_prefix 2 $BPGEN predict $SPECS/classify.s
 t "sample unknown option: 2" 0 "" one_prefix 2 $BPGEN sample $M --load x.npz --argmax
 # a data file whose shape does not fit names the -D that would
 npy "$C/x20.npy" '<f4' '(2, 20)' "$(printf '%0160d' 0 | sed 's/0/\\000/g')"
-t "shape mismatch: try -D F=20" 2 "x20.npy: shape \(2, 20\) does not match input X \(32, 2\).*: try -D F=20$" \
+t "shape mismatch: try -D F=20" 2 "x20.npy: shape \(2, 20\) does not match input X \(32, 2\): expected \(N, 2\) for N examples; try -D F=20$" \
   $BPGEN run $SPECS/classify.spec --data-x "$C/x20.npy"
 t "predict: try -D F=20"     2 "try -D F=20$" \
   $BPGEN predict $SPECS/classify.spec --load "$C/none.npz" --data-x "$C/x20.npy"
 t "-D F=20 then fits"        1 "no such file|cannot open" \
   $BPGEN predict $SPECS/classify.spec -D F=20 --load "$C/none.npz" --data-x "$C/x20.npy"
 npy "$C/x3d.npy" '<f4' '(2, 4, 3)' "$(printf '%096d' 0 | sed 's/0/\\000/g')"
-t "no single dim fits: no hint" 2 "does not match input x \(16, 2, 8\)[^:]*$" \
+t "no single dim fits: no hint" 2 "does not match input x \(16, 2, 8\): expected \(N, 2, 8\) for N examples$" \
   $BPGEN run $SPECS/mlp_relu.spec --data-x "$C/x3d.npy" --data-y "$C/x3d.npy"
 # sample: a word model's checkpoint gives the run's own words, deterministic
 # for a seed, only characters of the vocabulary
