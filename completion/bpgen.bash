@@ -9,7 +9,7 @@
 _bpgen() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=
   [ "$COMP_CWORD" -gt 0 ] && prev=${COMP_WORDS[COMP_CWORD-1]}
-  local commands="grad check explain run plot ninja dot"
+  local commands="grad check explain run predict sample plot ninja dot"
   local shared="-D --dtype --seed --expand --help"
 
   # the command: the first word after bpgen, when it is one; else `bpgen SPEC -o`
@@ -20,14 +20,16 @@ _bpgen() {
   case $cmd in
     gen)     opts="-o --trainer --shared --prefix $shared" ;;
     grad)    opts="--in --out --random-inputs --ref $shared" ;;
-    check)   opts="--tol $shared" ;;
+    check)   opts="--tol --json $shared" ;;
     explain) opts="$shared" ;;
     run)     opts="--data --text --data-tokens --val-tokens --data-x --data-y --dev-x --dev-y
                    --test-x --test-y --steps --lr --lr-schedule --decay-at --lr-min --warmup
                    --optimizer --beta1 --beta2 --eps --weight-decay --clip --bn-stats --bn-momentum --split-seed
                    --eval-every --print-every --log --save --save-every --load --resume
-                   --samples --sample-len --temperature --top-k --quiet --threads
+                   --samples --sample-len --temperature --top-k --quiet --json --threads
                    --mine --tol --rng --torch-global --torch-global-seed $shared" ;;
+    predict) opts="--load --data-x --data-y -o --argmax --json --threads --quiet $shared" ;;
+    sample)  opts="--load -n --temperature --top-k --threads --quiet $shared" ;;
     plot)    opts="-o --window --help" ;;
     ninja)   opts="--mine --header --ref --tol $shared" ;;
     dot)     opts="--backward -o $shared" ;;
@@ -43,7 +45,7 @@ _bpgen() {
     --in|--out)     compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
     -o|--mine|--data|--text|--data-tokens|--val-tokens|--data-x|--data-y|--dev-x|--dev-y|--test-x|--test-y|--log|--save|--load)
                     compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    -D|--prefix|--seed|--tol|--steps|--lr|--decay-at|--lr-min|--warmup|--beta1|--beta2|--eps|--weight-decay|--clip|--bn-momentum|--split-seed|--eval-every|--print-every|--save-every|--samples|--sample-len|--temperature|--top-k|--threads|--window|--torch-global|--torch-global-seed)
+    -D|--prefix|--seed|--tol|--steps|--lr|--decay-at|--lr-min|--warmup|--beta1|--beta2|--eps|--weight-decay|--clip|--bn-momentum|--split-seed|--eval-every|--print-every|--save-every|--samples|--sample-len|--temperature|--top-k|--threads|--window|--torch-global|--torch-global-seed|-n)
                     COMPREPLY=(); return ;;
   esac
 

@@ -72,10 +72,10 @@ static const char *check_prefix(const char *s) {
   for (const char *c = s; ok && *c; c++)
     ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' || (*c >= '0' && *c <= '9');
   if (!ok)
-    error_plain("--prefix: '%s' is not a C identifier (letters, digits and '_', not starting with a digit, "
+    error_usage("--prefix: '%s' is not a C identifier (letters, digits and '_', not starting with a digit, "
                 "at most 64 characters)", s);
   if (s[0] == '_' && (s[1] == '_' || (s[1] >= 'A' && s[1] <= 'Z')))
-    error_plain("--prefix: '%s' starts with '__' or '_' and a capital: such names are reserved to the C "
+    error_usage("--prefix: '%s' starts with '__' or '_' and a capital: such names are reserved to the C "
                 "implementation", s);
   return s;
 }
@@ -158,18 +158,18 @@ int cmd_gen(int argc, char **argv) {
       cli_unknown("bpgen", argv[i]);
   }
   if (!c.spec)
-    error_plain("no spec file given (see bpgen --help)");
+    error_usage("no spec file given (see bpgen --help)");
   if (!c.out)
-    error_plain("no output file: use -o FILE.c (or -o - for standard output)");
+    error_usage("no output file: use -o FILE.c (or -o - for standard output)");
   if (shared && trainer)
-    error_plain("--shared and --trainer: give one (a library of the model, or the trainer program)");
+    error_usage("--shared and --trainer: give one (a library of the model, or the trainer program)");
   if (shared && strcmp(c.out, "-") == 0)
-    error_plain("--shared builds a library: give -o FILE.so");
+    error_usage("--shared builds a library: give -o FILE.so");
   const char *hpath = NULL;
   if (!trainer && !shared && strcmp(c.out, "-") != 0) {
     hpath = header_path(c.out);
     if (strcmp(hpath, c.out) == 0)
-      error_plain("-o %s: the API header would be the same file; name the C file FILE.c", c.out);
+      error_usage("-o %s: the API header would be the same file; name the C file FILE.c", c.out);
   }
   Graph *g = cli_load(&c);
   grad_build(g);

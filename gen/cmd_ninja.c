@@ -1514,7 +1514,7 @@ int cmd_ninja(int argc, char **argv) {
       cli_unknown("ninja", argv[i]);
   }
   if (header == (mine != NULL))
-    error_plain("ninja: give either --header or --mine FILE.c (see bpgen ninja --help)");
+    error_usage("ninja: give either --header or --mine FILE.c (see bpgen ninja --help)");
   Graph *g = cli_load(&c);
   if (header) {
     fputs(ninja_header(g, c.dtype), stdout);

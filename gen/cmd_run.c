@@ -23,6 +23,7 @@
 
 #include "bp_runtime.h"
 #include "mine.h"
+#include "npy_parse.h"
 #define BP_KERNELS_DECLARE_ONLY
 
 static const char run_usage[] =
@@ -119,7 +120,7 @@ static bool is_tensor_opt(const char *a) {
 }
 
 /* C identifier from the spec's file stem ("specs/make-more.spec" -> make_more). */
-static const char *spec_prefix(const char *spec) {
+const char *spec_prefix(const char *spec) {
   const char *base = strrchr(spec, '/');
   base = base ? base + 1 : spec;
   const char *dot = strchr(base, '.');
@@ -168,6 +169,80 @@ static int text_vocab(const char *path) {
   return n > 0 ? n : 1;
 }
 
+/* The shape (after the example axis) of .npy file path, fed to the k-th input
+ * of g, against the input's: when they differ and one dim of the spec, set to
+ * a size the file has, makes them agree, the error says which -D fits
+ * ("try -D F=20").  Only the header is read; everything else about the file
+ * is the trainer's to check. */
+/* Whether the spec, parsed again with -D dim=v besides the user's, gives input
+ * `name` the shape of the file h after the example axis. */
+static bool dim_fits(Cli *c, Graph *g, const char *name, const char *dim, long v, const NpyHeader *h) {
+  DimOverride ovr[65];
+  int n = 0;
+  for (int j = 0; j < c->novr; j++)
+    if (strcmp(c->ovr[j].name, dim) != 0)
+      ovr[n++] = (DimOverride){c->ovr[j].name, c->ovr[j].value, false};
+  ovr[n++] = (DimOverride){dim, v, false};
+  jmp_buf jb;
+  volatile bool ok = false;   /* volatile: read after longjmp */
+  if (setjmp(jb) == 0) {
+    error_catch(&jb);
+    Graph *g2 = parse_spec(g->file, ovr, n);
+    Node *in = graph_find(g2, name);
+    bool fits = in && in->shape.rank == h->rank;
+    for (int a = 1; fits && a < h->rank; a++)
+      fits = in->shape.dim[a] == h->dim[a];
+    ok = fits;
+  }
+  error_catch(NULL);
+  return ok;
+}
+
+void run_check_npy(Cli *c, Graph *g, int k, const char *path) {
+  Node *in = NULL;
+  for (int i = 0, seen = 0; i < g->nforward && !in; i++)
+    if (g->nodes[i]->op == OP_input && seen++ == k)
+      in = g->nodes[i];
+  if (!in || in->shape.rank < 1 || strcmp(path, "-") == 0)
+    return;
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return;   /* the trainer names the error */
+  unsigned char buf[NPY_MAXHEADER + 16];
+  size_t len = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  NpyHeader h;
+  char err[256];
+  /* the header alone: parse errors about the data's length are not ours */
+  if (npy_header_parse(buf, len, 0, &h, err, sizeof err) < 0 && strncmp(err, "truncated data", 14) != 0)
+    return;
+  const Shape *s = &in->shape;
+  bool same = h.rank == s->rank;
+  for (int i = 1; same && i < s->rank; i++)
+    same = h.dim[i] == s->dim[i];
+  if (same)
+    return;
+  char got[160], want[160];
+  npy_shape_text(got, sizeof got, h.rank, h.dim);
+  long wd[MAXRANK];
+  for (int i = 0; i < s->rank; i++)
+    wd[i] = s->dim[i];
+  npy_shape_text(want, sizeof want, s->rank, wd);
+  const char *n_first = arena_printf("(N%s", strchr(want, ',') ? strchr(want, ',') : ")");
+  const char *fix = "";
+  for (int d = 0; d < g->ndims && h.rank == s->rank && !*fix; d++) {
+    for (int i = 1; i < s->rank && !*fix; i++) {
+      if (h.dim[i] == s->dim[i] || h.dim[i] < 1)
+        continue;
+      if (dim_fits(c, g, in->name, g->dims[d].name, h.dim[i], &h))
+        fix = arena_printf("; try -D %s=%ld", g->dims[d].name, h.dim[i]);
+    }
+  }
+  /* the trainer's words (tr_load_input), and the hint */
+  error_usage("%s: shape %s does not match input %s %s: expected %s for N examples%s", path, got,
+              in->name, want, n_first, fix);
+}
+
 char *trainer_source(Graph *g, const EmitOptions *opt) {
   EmitOptions o = *opt;
   o.trainer = false;
@@ -186,6 +261,16 @@ char *trainer_source(Graph *g, const EmitOptions *opt) {
 
 typedef int TrainMain(const struct BpModel *m, int argc, char **argv);
 typedef void TrainSetComm(const BpComm *c);
+
+/* What cmd_run hands run_trainer beyond the trainer's own arguments: --mine and
+ * --rng torch (predict and sample leave them empty). */
+typedef struct RunHooks {
+  const char *mine, *rng, *global;
+  unsigned long long global_seed;
+  double tol;
+  bool torch;
+} RunHooks;
+static RunHooks run_hooks;
 typedef void TrainHooks(const char *(*mine)(void *, void *, long, int), void *ctx,
                         const char *torch_prog);
 
@@ -255,6 +340,7 @@ int cmd_run(int argc, char **argv) {
   bool global_seed_set = false;
   bool resume = false;
   double tol = 0;
+  const char *tfile[3][2] = {{NULL}};   /* --data-x .. --test-y */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -262,7 +348,7 @@ int cmd_run(int argc, char **argv) {
       fputs(trainer_options(), stdout);
       return 0;
     }
-    if (strcmp(a, "--quiet") == 0 || strcmp(a, "--resume") == 0) {
+    if (strcmp(a, "--quiet") == 0 || strcmp(a, "--resume") == 0 || strcmp(a, "--json") == 0) {
       resume |= strcmp(a, "--resume") == 0;
       targv[targc++] = argv[i];
       continue;
@@ -308,6 +394,9 @@ int cmd_run(int argc, char **argv) {
         text = v;
       tokens |= strcmp(a, "--data-tokens") == 0;
       resume |= strcmp(a, "--load") == 0;
+      for (int k = 0; k < 6; k++)
+        if (strcmp(a, run_tensor_opts[k]) == 0)
+          tfile[k / 2][k % 2] = v;
       targv[targc++] = (char *)a;
       targv[targc++] = (char *)v;
       continue;
@@ -316,16 +405,16 @@ int cmd_run(int argc, char **argv) {
       cli_unknown("run", a);
   }
   if (c.out)
-    error_plain("run: writes no model file; for a trainer to build with gcc use "
+    error_usage("run: writes no model file; for a trainer to build with gcc use "
                 "'bpgen SPEC --trainer -o train.c'");
   if (!c.spec)
-    error_plain("run: no spec file given (see bpgen run --help)");
+    error_usage("run: no spec file given (see bpgen run --help)");
   if (!data && !tensors && !text && !tokens)
-    error_plain("run: no data: give --data FILE (words, one per line), --text FILE or "
+    error_usage("run: no data: give --data FILE (words, one per line), --text FILE or "
                 "--data-tokens FILE.bin (a token stream), or --data-x X.npy [--data-y Y.npy] "
                 "(tensors)");
   if ((data != NULL) + tensors + (text != NULL) + tokens > 1)
-    error_plain("run: two kinds of data: give --data (words), --text or --data-tokens (a "
+    error_usage("run: two kinds of data: give --data (words), --text or --data-tokens (a "
                 "token stream), or --data-x/--data-y (tensors), not both");
   bool torch = rng && strncmp(rng, "torch", 5) == 0;
   if ((global || global_seed_set) && !torch)
@@ -366,24 +455,36 @@ int cmd_run(int argc, char **argv) {
       break;
     }
   }
+  for (int s = 0; s < 3; s++)
+    for (int k = 0; k < 2; k++)
+      if (tfile[s][k])
+        run_check_npy(&c, g, k, tfile[s][k]);
+  run_hooks = (RunHooks){mine, rng, global, global_seed, tol, torch};
+  return run_trainer(&c, g, "bp_train_main", targc, targv);
+}
+
+/* Compiles g with the trainer in memory and calls its entry point (bp_train_main,
+ * bp_predict_main or bp_sample_main) on targv. */
+int run_trainer(Cli *c, Graph *g, const char *entry, int targc, char **targv) {
   grad_build(g);
-  EmitOptions opt = {c.dtype, spec_prefix(c.spec), true, false};
+  EmitOptions opt = {c->dtype, spec_prefix(c->spec), true, false};
   char *src = trainer_source(g, &opt);
-  Jit *j = jit_compile(src, c.spec);
-  TrainMain *fn = (TrainMain *)jit_symbol(j, "bp_train_main");
+  Jit *j = jit_compile(src, c->spec);
+  TrainMain *fn = (TrainMain *)jit_symbol(j, entry);
   TrainSetComm *set_comm = (TrainSetComm *)jit_symbol(j, "bp_train_set_comm");
   const struct BpModel *m = jit_symbol(j, arena_printf("%s_model", opt.prefix));
   if (!fn || !set_comm || !m)
-    die("the compiled trainer lacks bp_train_main, bp_train_set_comm or %s_model", opt.prefix);
+    die("the compiled trainer lacks %s, bp_train_set_comm or %s_model", entry, opt.prefix);
   set_comm(comm_world());
   TrainHooks *hooks = (TrainHooks *)jit_symbol(j, "bp_train_hooks");
   if (!hooks)
     die("the compiled trainer lacks bp_train_hooks");
-  const char *prog = torch ? torch_prog(g, strcmp(rng, "torch") == 0, global, global_seed) : NULL;
+  const char *prog = run_hooks.torch ? torch_prog(g, strcmp(run_hooks.rng, "torch") == 0, run_hooks.global,
+                                                  run_hooks.global_seed) : NULL;
   Mine *mi = NULL;
-  if (mine) {
-    MineOpts mo = {c.dtype, tol};
-    mi = mine_load(g, &mo, m, mine, read_src(mine)->text);
+  if (run_hooks.mine) {
+    MineOpts mo = {c->dtype, run_hooks.tol};
+    mi = mine_load(g, &mo, m, run_hooks.mine, read_src(run_hooks.mine)->text);
   }
   hooks(mi ? mine_hook : NULL, mi, prog);
   fflush(stdout);

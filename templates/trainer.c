@@ -120,6 +120,9 @@ enum { TR_SCHED_STEP, TR_SCHED_COSINE, TR_SCHED_CONSTANT };   /* --lr-schedule *
  * int[B]); makemore's sequences (X, Y int[B,T], a word a row); a token
  * stream (X, Y int[B,T], windows of T+1 tokens); tensors from .npy files */
 enum { TR_CTX, TR_SEQ, TR_STREAM, TR_TENSOR };
+/* what the entry point does (Tr.cmd): bp_train_main trains; bp_predict_main
+ * and bp_sample_main use a checkpoint without training */
+enum { TR_TRAIN, TR_PREDICT, TR_SAMPLE };
 
 typedef struct TrOpts {
   const char *data;        /* --data FILE: words, one per line */
@@ -149,6 +152,9 @@ typedef struct TrOpts {
   uint32_t split_seed;     /* --split-seed N: Python random.seed for the shuffle (42) */
   const char *tfile[TR_SPLITS][2];  /* tensor data: --data-x/-y, --dev-x/-y, --test-x/-y */
   int samples_set;         /* --samples given (a note with tensor data) */
+  int seed_set;            /* --seed given (predict, sample: else the checkpoint's) */
+  int argmax, json;        /* predict: --argmax (classes), --json (summary on stdout) */
+  const char *out;         /* predict: -o FILE.npy (- for standard output) */
 } TrOpts;
 
 typedef struct TrWord { const char *s; size_t len; } TrWord;
@@ -212,11 +218,13 @@ typedef struct Tr {
   int32_t *samp;           /* sampling: the sequences being generated */
   const TrWord **seqorder; /* sequences: the words in randperm order */
   int tty;
+  int cmd;                 /* TR_TRAIN, or bpgen predict / sample (TR_PREDICT, TR_SAMPLE) */
   double t0;               /* training start */
   long first_step;
 } Tr;
 
 static char tr_errbuf[1024];     /* the last error message (for tests) */
+static int tr_parsing;           /* in tr_parse: an error is a usage error (status 2) */
 static FILE *tr_out;             /* results: losses, samples (stdout unless set) */
 
 /* Data-parallel training (issue 17; the tr_mpi_* functions before "training"):
@@ -318,6 +326,8 @@ static const char tr_usage[] =
   "  --temperature X     sampling: logits / X (default 1)\n"
   "  --top-k K           sampling: only the K most likely tokens (default 0: all)\n"
   "  --quiet             no progress or loss lines, only the results\n"
+  "  --json              the results as one JSON object on standard output (full\n"
+  "                      precision); the text lines go to standard error\n"
   "  --threads N         threads of the heavy kernels (default 1); results are\n"
   "                      bit-identical for every N\n";
 
@@ -389,6 +399,32 @@ static void tr_tensor_opts_check(Tr *tr) {
   o->samples = 0;
 }
 
+/* predict and sample: a checkpoint, and tensor data for predict only. */
+static void tr_use_opts_check(Tr *tr) {
+  TrOpts *o = &tr->o;
+  if (!o->load)
+    tr_fail(tr, "no checkpoint: give --load FILE.npz (written by bpgen run --save)");
+  if (o->data || o->text || o->tokens[0] || o->save || o->log || o->resume)
+    tr_fail(tr, "%s trains nothing: --data, --text, --data-tokens, --save, --log and --resume "
+            "are run's options", tr->cmd == TR_PREDICT ? "predict" : "sample");
+  for (int s = 1; s < TR_SPLITS; s++)
+    if (o->tfile[s][0] || o->tfile[s][1])
+      tr_fail(tr, "predict reads one split: --data-x X.npy [--data-y Y.npy]");
+  if (tr->cmd == TR_SAMPLE) {
+    if (o->tfile[0][0] || o->tfile[0][1])
+      tr_fail(tr, "sample reads no data: it draws from the checkpoint's model");
+    return;
+  }
+  if (!o->tfile[0][0])
+    tr_fail(tr, "no data: give --data-x X.npy (the model's first input)");
+  if (o->tfile[0][1] && !o->tfile[0][0])
+    tr_fail(tr, "--data-y needs --data-x too (the model's first input)");
+  if (o->json && o->out && strcmp(o->out, "-") == 0)
+    tr_fail(tr, "--json and -o - both write to standard output: give -o FILE.npy");
+  tr->tensor = 1;
+  tr->mode = TR_TENSOR;
+}
+
 /* Returns 2 for --help (usage printed), else 0. */
 static int tr_parse(Tr *tr, int argc, char **argv) {
   TrOpts *o = &tr->o;
@@ -406,10 +442,26 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
   o->sample_len = 200;
   double bn_m = 0.1;
   int bn_running = 0;
+  tr_parsing = 1;
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
+    const char *a = argv[i], *v = NULL;
+    char name[40];
+    const char *eq = strncmp(a, "--", 2) == 0 && a[2] != '=' ? strchr(a, '=') : NULL;
+    if (eq) {   /* --opt=value */
+      if ((size_t)(eq - a) >= sizeof name)
+        tr_fail(tr, "unknown option '%.*s' (see --help)", (int)(eq - a), a);
+      memcpy(name, a, (size_t)(eq - a));
+      name[eq - a] = '\0';
+      a = name;
+      v = eq + 1;
+    }
+    int flag = strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "--quiet") == 0 ||
+               strcmp(a, "--resume") == 0 || strcmp(a, "--argmax") == 0 || strcmp(a, "--json") == 0;
+    if (flag && v)
+      tr_fail(tr, "%s takes no value ('%s'; see --help)", a, argv[i]);
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       fputs(tr_usage, tr_out);
+      tr_parsing = 0;
       return 2;
     }
     if (strcmp(a, "--quiet") == 0) {
@@ -420,11 +472,33 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
       o->resume = 1;
       continue;
     }
+    if (strcmp(a, "--json") == 0 && tr->cmd != TR_SAMPLE) {
+      o->json = 1;
+      continue;
+    }
+    if (strcmp(a, "--argmax") == 0 && tr->cmd == TR_PREDICT) {
+      o->argmax = 1;
+      continue;
+    }
+    if (strcmp(a, "-n") == 0 && tr->cmd == TR_SAMPLE) {   /* words, or a stream's tokens */
+      if (i + 1 >= argc)
+        tr_fail(tr, "-n needs a value (see --help)");
+      o->samples = o->sample_len = tr_long(tr, a, argv[++i], 0);
+      continue;
+    }
+    if (strcmp(a, "-o") == 0 && tr->cmd == TR_PREDICT) {
+      if (i + 1 >= argc)
+        tr_fail(tr, "-o needs a value (see --help)");
+      o->out = argv[++i];
+      continue;
+    }
     if (a[0] != '-' || a[1] != '-')
-      tr_fail(tr, "unexpected argument '%s' (see --help)", a);
-    if (i + 1 >= argc)
-      tr_fail(tr, "%s needs a value (see --help)", a);
-    const char *v = argv[++i];
+      tr_fail(tr, "%s '%s' (see --help)", a[0] == '-' ? "unknown option" : "unexpected argument", a);
+    if (!v) {
+      if (i + 1 >= argc)
+        tr_fail(tr, "%s needs a value (see --help)", a);
+      v = argv[++i];
+    }
     if (strcmp(a, "--data") == 0) o->data = v;
     else if (strcmp(a, "--text") == 0) o->text = v;
     else if (strcmp(a, "--data-tokens") == 0) o->tokens[0] = v;
@@ -486,6 +560,7 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
       if (errno || end == v || *end || v[0] == '-')
         tr_fail(tr, "--seed: '%s' is not a non-negative whole number", v);
       o->seed = (uint64_t)s;
+      o->seed_set = 1;
     } else if (strcmp(a, "--bn-stats") == 0) {
       if (strcmp(v, "calibrate") == 0) bn_running = 0;
       else if (strcmp(v, "running") == 0) bn_running = 1;
@@ -501,6 +576,11 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
     } else {
       tr_fail(tr, "unknown option '%s' (see --help)", a);
     }
+  }
+  if (tr->cmd != TR_TRAIN) {
+    tr_use_opts_check(tr);
+    tr_parsing = 0;
+    return 0;
   }
   tr_tensor_opts_check(tr);
   if (o->adamw && !o->lr_set)
@@ -523,6 +603,7 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
     tr_fail(tr, "give --resume or --load, not both");
   if (o->resume && access(o->save, F_OK) == 0)
     o->load = o->save;
+  tr_parsing = 0;
   return 0;
 }
 
@@ -576,7 +657,7 @@ static void tr_find_inputs(Tr *tr) {
     if (tr->nin == 1 && o->tfile[s][1])
       tr_fail(tr, "model %s has one input (%s): give %s-x only, not %s-y", m->name,
               tr->tin[0]->name, split[s], split[s]);
-    if (tr->nin == 2 && o->tfile[s][0] && !o->tfile[s][1])
+    if (tr->nin == 2 && o->tfile[s][0] && !o->tfile[s][1] && tr->cmd != TR_PREDICT)
       tr_fail(tr, "model %s has two inputs (%s, %s): give %s-y too", m->name,
               tr->tin[0]->name, tr->tin[1]->name, split[s]);
   }
@@ -691,7 +772,7 @@ static const char *tr_not_regular(const struct stat *st) {
 /* The whole file, with a '\0' after it (*len bytes before that); into *buf,
  * which the caller frees (kept in Tr so a failure's cleanup finds it). */
 static void tr_slurp(Tr *tr, const char *path, unsigned char **buf, size_t *len) {
-  tr->in = fopen(path, "rb");
+  tr->in = fopen(strcmp(path, "-") == 0 ? "/dev/stdin" : path, "rb");   /* -: standard input */
   if (!tr->in)
     tr_fail(tr, "%s: cannot open: %s", path, strerror(errno));
   struct stat st;
@@ -3672,6 +3753,284 @@ static void tr_free(Tr *tr) {
   }
 }
 
+/* ---- results as JSON (--json) ------------------------------------------------- */
+
+static FILE *tr_json_out;        /* --json: where the JSON goes (tr_out is stderr meanwhile) */
+
+/* "key": value at full precision (%.17g: the double read back is the same),
+ * null when not finite. */
+static void tr_json_num(FILE *f, const char *key, double v) {
+  if (tr_finite(v))
+    fprintf(f, ", \"%s\": %.17g", key, v);
+  else
+    fprintf(f, ", \"%s\": null", key);
+}
+
+/* A JSON string (the model's name and paths: escapes '"', '\\' and control bytes). */
+static void tr_json_str(FILE *f, const char *key, const char *s) {
+  fprintf(f, "%s\"%s\": \"", *key == '{' ? "{" : ", ", *key == '{' ? key + 1 : key);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c < 32 || c == 127)
+      fprintf(f, "\\u%04x", c);
+    else
+      fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+/* --json: results to the JSON (on tr_out as it was), the text lines to stderr. */
+static void tr_json_begin(Tr *tr) {
+  if (!tr->o.json)
+    return;
+  tr_json_out = tr_out;
+  tr_out = stderr;
+}
+
+static void tr_json_end(void) {
+  if (tr_json_out)
+    tr_out = tr_json_out;
+  tr_json_out = NULL;
+}
+
+/* bpgen run --json: the losses the text lines round to 4 digits, in full; a
+ * split without data is null.  Sequences call their held-out split test. */
+static void tr_json_run(Tr *tr, double ltr, double ldev, double ltest) {
+  FILE *f = tr_json_out;
+  const BpModel *m = tr->m;
+  tr_json_str(f, "{model", m->name);
+  fprintf(f, ", \"dtype\": \"%s\", \"params\": %lu, \"steps\": %ld, \"seed\": %llu",
+          m->dtype == BP_F64 ? "f64" : "f32", (unsigned long)m->nparam, tr->step,
+          (unsigned long long)tr->o.seed);
+  tr_json_num(f, "train_loss", ltr);
+  if (tr->mode == TR_SEQ) {
+    tr_json_num(f, "test_loss", ldev);
+  } else {
+    tr_json_num(f, "dev_loss", ldev);
+    tr_json_num(f, "test_loss", ltest);
+  }
+  fputs("}\n", f);
+  fflush(f);
+}
+
+/* ---- using a checkpoint: bpgen predict, bpgen sample ---------------------------- */
+
+/* The vocabulary and seed a checkpoint was written with, before tr_load (which
+ * checks the vocabulary against tr->itos): sets tr->itos, tr->nvocab and,
+ * unless --seed was given, the seed (sampling then draws what the run drew). */
+static void tr_ck_peek(Tr *tr, const char *path) {
+  size_t len;
+  tr_slurp(tr, path, &tr->ckbuf, &len);
+  TrEntry e;
+  NpyHeader h;
+  char err[256];
+  if (!tr_ck_find(tr, path, len, "vocab", &e))
+    tr_fail(tr, "%s: checkpoint has no vocab (written by bpgen run --save?)", path);
+  if (npy_header_parse(e.data, e.len, 1, &h, err, sizeof err) < 0)
+    tr_fail(tr, "%s: %s: %s", path, e.name, err);
+  if (h.type != NPY_U1 || h.rank != 1 || h.numel > 255)
+    tr_fail(tr, "%s: vocab is not a |u1 vector of at most 255 bytes", path);
+  tr->nvocab = (int)h.numel;
+  memcpy(tr->itos, e.data + h.offset, h.numel);
+  if (!tr->o.seed_set && tr_ck_find(tr, path, len, "seed", &e) &&
+      npy_header_parse(e.data, e.len, 1, &h, err, sizeof err) == 0 && h.type == NPY_U8 &&
+      h.numel == 1)
+    memcpy(&tr->o.seed, e.data + h.offset, 8);
+  free(tr->ckbuf);
+  tr->ckbuf = NULL;
+}
+
+/* The model's state from the checkpoint, as training left it. */
+static void tr_use_load(Tr *tr) {
+  const BpModel *m = tr->m;
+  tr_ck_peek(tr, tr->o.load);
+  size_t ssize = (m->state_size + 63) / 64 * 64;
+  tr->state = tr_alloc(tr, ssize);
+  tr->idx = tr_alloc(tr, (size_t)(tr->B > 0 ? tr->B : 1) * sizeof(size_t));
+  m->init(tr->state, tr->o.seed);
+  int quiet = tr->o.quiet;
+  tr->o.quiet = 1;   /* tr_load's notes are about continuing a run */
+  tr_load(tr, tr->o.load);
+  tr->o.quiet = quiet;
+}
+
+/* Writes a .npy file (version 1.0) of n bytes at data; "-": standard output. */
+static void tr_npy_write(Tr *tr, const char *path, NpyType type, int rank, const long *dim,
+                         const void *data, size_t n) {
+  unsigned char head[NPY_MAXHEADER];
+  size_t hlen = npy_header_text(head, sizeof head, type, rank, dim);
+  int std = strcmp(path, "-") == 0;
+  FILE *f = std ? stdout : fopen(path, "wb");
+  if (!f)
+    tr_fail(tr, "%s: cannot write: %s", path, strerror(errno));
+  int bad = fwrite(head, 1, hlen, f) != hlen || fwrite(data, 1, n, f) != n;
+  bad |= std ? fflush(f) != 0 : fclose(f) != 0;
+  if (bad)
+    tr_fail(tr, "%s: write error: %s", path, strerror(errno));
+}
+
+/* bpgen predict: the logits (or, --argmax, their classes along the last axis)
+ * of every row of --data-x, in batches of B, the last one filled up with
+ * copies of its first row and only the real rows kept; with --data-y, the
+ * loss (exact mean over the rows, tr_split_loss) and the accuracy: the share
+ * of positions whose largest logit is the target, when the second input is
+ * int and holds one target per position of the logits (targets -1 left out). */
+static void tr_predict(Tr *tr) {
+  const BpModel *m = tr->m;
+  const TrOpts *o = &tr->o;
+  if (!tr->tlogits)
+    tr_fail(tr, "model %s has no logits tensor (cross_entropy's input or one named logits) to "
+            "predict", m->name);
+  const BpTensor *l = tr->tlogits;
+  size_t B = (size_t)tr->B;
+  if (l->rank < 1 || l->numel % B != 0 || (size_t)l->dims[0] % B != 0)
+    tr_fail(tr, "model %s: logits %s do not have the batch first", m->name, l->name);
+  TrSplit *s = &tr->split[0];
+  size_t N = s->n, per = l->numel / B;       /* logits per row */
+  size_t K = (size_t)l->dims[l->rank - 1];   /* the class axis */
+  size_t P = per / K;                        /* positions per row */
+  const BpTensor *ty = tr->nin == 2 ? tr->tin[1] : NULL;
+  int acc_ok = o->tfile[0][1] && ty && ty->dtype == BP_I32 && ty->numel / B == P;
+  unsigned char *out = tr_alloc(tr, N * (o->argmax ? P * 8 : per * tr->esize));
+  double hits = 0, counted = 0;
+  for (size_t i = 0; i < N; i += B) {
+    size_t k = N - i < B ? N - i : B;
+    for (int in = 0; in < tr->nin; in++) {
+      size_t rb = tr->rowbytes[in];
+      unsigned char *dst = (unsigned char *)tr->state + tr->tin[in]->offset;
+      for (size_t b = 0; b < B; b++) {
+        if (s->td[in])
+          memcpy(dst + b * rb, s->td[in] + (i + (b < k ? b : 0)) * rb, rb);
+        else
+          memset(dst + b * rb, 0, rb);   /* no --data-y: targets 0, the loss unused */
+      }
+    }
+    m->forward_eval(tr->state);
+    const int32_t *Y = ty ? (const int32_t *)((const char *)tr->state + ty->offset) : NULL;
+    for (size_t b = 0; b < k; b++)
+      for (size_t p = 0; p < P; p++) {
+        size_t off = (b * P + p) * K, best = 0;
+        for (size_t c = 1; c < K; c++)
+          if (tr_get(tr, l, off + c) > tr_get(tr, l, off + best))
+            best = c;
+        if (o->argmax) {
+          int64_t v = (int64_t)best;
+          memcpy(out + ((i + b) * P + p) * 8, &v, 8);
+        }
+        if (acc_ok && Y[b * P + p] >= 0) {
+          hits += (size_t)Y[b * P + p] == best;
+          counted++;
+        }
+      }
+    if (!o->argmax)
+      memcpy(out + i * per * tr->esize, (const char *)tr->state + l->offset, k * per * tr->esize);
+  }
+  if (o->out) {
+    long dim[NPY_MAXRANK];
+    int rank = 0;
+    dim[rank++] = (long)N * (l->dims[0] / (long)B);   /* [B*T, V] logits: N*T rows */
+    for (int d = 1; d < l->rank - (o->argmax ? 1 : 0); d++)
+      dim[rank++] = l->dims[d];
+    NpyType t = o->argmax ? NPY_I8 : m->dtype == BP_F64 ? NPY_F8 : NPY_F4;
+    tr_npy_write(tr, o->out, t, rank, dim, out, N * (o->argmax ? P * 8 : per * tr->esize));
+  }
+  free(out);
+  double loss = o->tfile[0][1] ? tr_split_loss(tr, s) : NAN;
+  double acc = counted > 0 ? hits / counted : NAN;
+  if (o->json) {
+    FILE *f = tr_json_out;
+    tr_json_str(f, "{model", m->name);
+    fprintf(f, ", \"rows\": %lu", (unsigned long)N);
+    if (o->out)
+      tr_json_str(f, "output", o->out);
+    tr_json_num(f, "loss", loss);
+    tr_json_num(f, "accuracy", acc);
+    fprintf(f, ", \"correct\": %.0f, \"counted\": %.0f}\n", hits, counted);
+    fflush(f);
+  }
+  if (o->tfile[0][1]) {
+    fprintf(tr_out, "loss %.6f\n", loss);
+    if (counted > 0)
+      fprintf(tr_out, "accuracy %.6f (%.0f of %.0f)\n", acc, hits, counted);
+    else
+      fprintf(tr_out, "accuracy n/a (%s)\n", !ty || ty->dtype != BP_I32 ? "the targets are not "
+              "classes" : "no target per position of the logits");
+  } else if (!o->out) {
+    fprintf(stderr, "note: no -o FILE.npy and no --data-y: nothing to show\n");
+  }
+  fflush(tr_out);
+}
+
+/* bpgen sample: words or tokens from a checkpoint, by the run's own samplers
+ * (tr_sample, tr_sample_seq, tr_sample_stream).  The checkpoint's vocabulary
+ * tells words from a stream: words have '.' first (their separator), a --text
+ * stream its bytes in order (the smallest, '\n' in most texts, first), llm.c's
+ * tokens none (ids are printed). */
+static void tr_sample_ck(Tr *tr) {
+  if (tr->mode != TR_CTX) {
+    if (tr->nvocab > 0 && tr->itos[0] == '.')
+      tr->mode = TR_SEQ;
+    else {
+      tr->mode = TR_STREAM;
+      if (tr->nvocab > 0)
+        tr->o.text = tr->o.load;   /* print bytes, not token ids */
+    }
+  }
+  if (tr->nvocab > 0 && tr->nvocab != tr->V)
+    tr_fail(tr, "%s: a vocabulary of %d but %s has V = %d: use -D V=%d", tr->o.load, tr->nvocab,
+            tr->tlogits->name, tr->V, tr->nvocab);
+  if (tr->mode == TR_CTX)
+    tr_sample(tr);
+  else if (tr->mode == TR_SEQ)
+    tr_sample_seq(tr);
+  else
+    tr_sample_stream(tr);
+}
+
+static int tr_use_main(const BpModel *m, int argc, char **argv, int cmd) {
+  Tr trs;
+  Tr *volatile tr = &trs;   /* volatile: used after longjmp */
+  memset(tr, 0, sizeof *tr);
+  tr->m = m;
+  tr->cmd = cmd;
+  if (!tr_out)
+    tr_out = stdout;
+  tr_errbuf[0] = '\0';
+  tr->tty = isatty(2);
+  tr_parsing = 0;
+  if (setjmp(tr->jb)) {
+    fflush(tr_out);
+    tr_json_end();
+    tr_free(tr);
+    return tr_parsing ? 2 : 1;
+  }
+  if (tr_parse(tr, argc, argv) == 2)
+    return 0;
+  tr_json_begin(tr);
+  tr_find_tensors(tr);
+  if (cmd == TR_PREDICT)
+    tr_load_tensors(tr);
+  tr_use_load(tr);
+  if (cmd == TR_PREDICT)
+    tr_predict(tr);
+  else
+    tr_sample_ck(tr);
+  fflush(tr_out);
+  tr_json_end();
+  tr_free(tr);
+  return 0;
+}
+
+int bp_predict_main(const BpModel *m, int argc, char **argv) {
+  return tr_use_main(m, argc, argv, TR_PREDICT);
+}
+
+int bp_sample_main(const BpModel *m, int argc, char **argv) {
+  return tr_use_main(m, argc, argv, TR_SAMPLE);
+}
+
 int bp_train_main(const BpModel *m, int argc, char **argv) {
   Tr trs;
   Tr *volatile tr = &trs;   /* volatile: used after longjmp */
@@ -3681,11 +4040,13 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
     tr_out = stdout;
   tr_errbuf[0] = '\0';
   tr->tty = isatty(2);
+  tr_parsing = 0;
   if (setjmp(tr->jb)) {
     fflush(tr_out);
+    tr_json_end();
     tr_free(tr);
     tr_mpi_end(1);
-    return 1;
+    return tr_parsing ? 2 : 1;   /* 2: a mistake on the command line */
   }
   tr_mpi_begin(tr);
   if (tr_parse(tr, argc, argv) == 2) {
@@ -3693,6 +4054,7 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
     return 0;
   }
   tr_mpi_roles(tr);
+  tr_json_begin(tr);
   const TrOpts *o = &tr->o;
   if (o->save)
     tr_save_prepare(tr, o->save);
@@ -3792,8 +4154,11 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
   else
     fprintf(tr_out, "%s loss n/a (no %s %s)\n", held, held,
             tr->tensor ? "split: --dev-x" : tr->mode == TR_STREAM ? "tokens" : "words");
-  if (tr->tensor && tr->split[2].n > 0)
-    fprintf(tr_out, "test loss %.4f\n", tr_split_loss(tr, &tr->split[2]));
+  double ltest = tr->tensor && tr->split[2].n > 0 ? tr_split_loss(tr, &tr->split[2]) : NAN;
+  if (tr_finite(ltest))
+    fprintf(tr_out, "test loss %.4f\n", ltest);
+  if (o->json)
+    tr_json_run(tr, ltr, ldev, ltest);
   if (tr->mode == TR_CTX)
     tr_sample(tr);
   else if (tr->mode == TR_SEQ)
@@ -3801,6 +4166,7 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
   else if (tr->mode == TR_STREAM)
     tr_sample_stream(tr);
   fflush(tr_out);
+  tr_json_end();
   tr_free(tr);
   tr_mpi_end(0);
   return 0;

@@ -110,8 +110,8 @@ t "float for int input"     1 "ftype/X.npy: holds <f8 floats where integers are 
 mkdir -p "$T/empty"
 t "missing input"           1 "input 'X' needs .*empty/X.npy \(shape \[32, 3\]\)" \
   $BPGEN grad $M --in "$T/empty" --out "$T/o14"
-t "no --out"                1 "--out DIR is required" $BPGEN grad $M --in "$T/in"
-t "no --in"                 1 "--in DIR is required"  $BPGEN grad $M --out "$T/o15"
+t "no --out"                2 "--out DIR is required" $BPGEN grad $M --in "$T/in"
+t "no --in"                 2 "--in DIR is required"  $BPGEN grad $M --out "$T/o15"
 # ---- bpgen check / explain / SPEC -o -------------------------------------------------
 # the specs of more than 50,000 params at small odd sizes (their full sizes are
 # compared with PyTorch below, and trained in the README's runs)
@@ -139,14 +139,14 @@ t "gen to stdout"           0 "^#line [0-9]+ \"" $BPGEN $M -o -
 t "gen writes .c and .h"    0 ""                     $BPGEN $M -o "$T/m.c"
 t "gen header beside"       0 "extern const BpModel makemore_model" cat "$T/m.h"
 t "gen compiles -Werror"    0 ""  gcc -std=c99 -O2 -Wall -Wextra -Werror -c "$T/m.c" -o "$T/m.o"
-t "unknown command"         1 "'frob' is neither a command nor a spec file" $BPGEN frob
-t "no arguments"            1 "^usage: bpgen SPEC -o model.c" $BPGEN
+t "unknown command"         2 "'frob' is neither a command nor a spec file" $BPGEN frob
+t "no arguments"            2 "^usage: bpgen SPEC -o model.c" $BPGEN
 t "--version"               0 "^bpgen [0-9]+\.[0-9]+\.[0-9]+$" $BPGEN --version
 t "--help is the truth"     0 "ninja SPEC --mine FILE.c" $BPGEN --help
 printf 'dim B = 3\nx = B \303\274\n' >"$T/u.spec"
 t "caret under UTF-8"       1 "^        \^" $BPGEN explain "$T/u.spec"
-t "unknown option"          1 "unknown option '--frobnicate'" $BPGEN grad $M --frobnicate
-t "no spec"                 1 "no spec file given"    $BPGEN grad --in "$T/in" --out "$T/o16"
+t "unknown option"          2 "unknown option '--frobnicate'" $BPGEN grad $M --frobnicate
+t "no spec"                 2 "no spec file given"    $BPGEN grad --in "$T/in" --out "$T/o16"
 t "out is a file"           1 "o1/loss.npy is not a directory" \
   $BPGEN grad $M --in "$T/in" --out "$T/o1/loss.npy"
 
@@ -162,7 +162,7 @@ t "svg is svg"              0 "<svg"                 cat "$T/g.svg"
 t "dot renders png"         0 ""                     $BPGEN dot $M -o "$T/g.png"
 t "png is png"              0 "PNG"                  head -c 8 "$T/g.png"
 t "dot -D B=5"              0 "X.ninput int \[5, 3\]" $BPGEN dot $M -D B=5
-t "dot bad extension"       1 "write FILE.dot, FILE.svg, FILE.png or -" $BPGEN dot $M -o "$T/g.txt"
+t "dot bad extension"       2 "write FILE.dot, FILE.svg, FILE.png or -" $BPGEN dot $M -o "$T/g.txt"
 t "dot without graphviz"    1 "Debian package graphviz \\(apt-get install graphviz\\)" \
   env BPGEN_DOT=/nonexistent/dot $BPGEN dot $M -o "$T/h.svg"
 
@@ -184,22 +184,22 @@ t "ninja starter ex3"       0 "not filled yet: dhprebn" $BPGEN ninja $G --ref --
 t "ninja generated ref"     0 "reference: bpgen's generated backward" $BPGEN ninja $M --mine $F/ninja_ex2_ok.c
 t "ninja generated ex1"     0 "all filled gradients are right" $BPGEN ninja $G --mine $F/ninja_ex1_ok.c
 t "ninja generated wrong"   1 "dbndiff2 is the first wrong gradient" $BPGEN ninja $G --mine $F/ninja_ex1_offbyone.c
-t "ninja needs a mode"      1 "give either --header or --mine FILE.c" $BPGEN ninja $M
+t "ninja needs a mode"      2 "give either --header or --mine FILE.c" $BPGEN ninja $M
 
 # ---- bpgen run / plot (the trainer) ----------------------------------------------
 W=${BPGEN_TESTS:-tests}/fixtures/words10.txt
 case $W in /*) ;; *) W=$(pwd)/$W ;; esac
 t "run --help"              0 "usage: bpgen run SPEC --data FILE" $BPGEN run --help
-t "run without data"        1 "run: no data: give --data FILE" $BPGEN run $M
-t "run without spec"        1 "run: no spec file given"   $BPGEN run --data "$W"
-t "run -o"                  1 "writes no model file.*--trainer -o train.c" $BPGEN run $M --data "$W" -o x.c
-t "run unknown option"      1 "run: unknown option '--frob'" $BPGEN run $M --data "$W" --frob
-t "gen unknown option, one prefix" 1 "^bpgen: error: unknown option '--frob' \(see bpgen --help\)" $BPGEN $M --frob
-t "run missing value"       1 "--steps needs a value"     $BPGEN run $M --data "$W" --steps
+t "run without data"        2 "run: no data: give --data FILE" $BPGEN run $M
+t "run without spec"        2 "run: no spec file given"   $BPGEN run --data "$W"
+t "run -o"                  2 "writes no model file.*--trainer -o train.c" $BPGEN run $M --data "$W" -o x.c
+t "run unknown option"      2 "run: unknown option '--frob'" $BPGEN run $M --data "$W" --frob
+t "gen unknown option, one prefix" 2 "^bpgen: error: unknown option '--frob' \(see bpgen --help\)" $BPGEN $M --frob
+t "run missing value"       2 "--steps needs a value"     $BPGEN run $M --data "$W" --steps
 t "plot --help"             0 "usage: bpgen plot LOG.csv" $BPGEN plot --help
 printf 'step,loss,dev_loss\n0,3.1,\n1,x,\n' >"$T/bad.csv"
 t "plot bad row"            1 "bad.csv:3: expected step,loss\[,dev_loss\], got '1,x,'" $BPGEN plot "$T/bad.csv" -o "$T/p.png"
-t "plot bad extension"      1 "must end in .png, .svg or .pdf" $BPGEN plot "$T/bad.csv" -o "$T/p.jpg"
+t "plot bad extension"      2 "must end in .png, .svg or .pdf" $BPGEN plot "$T/bad.csv" -o "$T/p.jpg"
 t "plot missing log"        1 "nolog.csv"                 $BPGEN plot "$T/nolog.csv" -o "$T/p.png"
 printf 'step,loss,dev_loss\n' >"$T/empty.csv"
 t "plot empty log"          1 "empty.csv: no loss rows"   $BPGEN plot "$T/empty.csv" -o "$T/p.png"
@@ -229,7 +229,7 @@ t "trainer runs"          0 "train loss [0-9.]+" "$T/train" --data "$W" --steps 
 $BPGEN run $M -D H=8 -D B=4 --data "$W" --steps 50 --samples 2 --quiet --threads 1 >"$T/th1" 2>&1
 t "run --threads 2 same bits" 0 "" sh -c "$BPGEN run $M -D H=8 -D B=4 --data '$W' --steps 50 --samples 2 --quiet --threads 2 2>&1 | cmp -s - '$T/th1'"
 t "trainer file --threads"  0 "train loss [0-9.]+" "$T/train" --data "$W" --steps 50 --samples 2 --quiet --threads 2
-t "--threads range"         1 "--threads: 65 is more than 64" $BPGEN run $M --data "$W" --threads 65
+t "--threads range"         2 "--threads: 65 is more than 64" $BPGEN run $M --data "$W" --threads 65
 # bpgen run --help and the trainer's own --help list the same options
 "$T/train" --help 2>&1 | grep -oE '^  --[a-z0-9-]+' | sort -u >"$T/opts.train"
 t "run and trainer options agree" 0 "" sh -c "$BPGEN run --help | sed '/^run.s own options:/,/^\$/d' | grep -oE '^  --[a-z0-9-]+' | sort -u | cmp -s - '$T/opts.train'"
@@ -250,10 +250,10 @@ t "run tensors learn"     0 "train loss 0\.[0-4]" \
 t "run tensors no V note" 0 "^train loss" $MT --data-x "$T/tx.npy" --data-y "$T/ty.npy"
 t "run tensor label"      1 "tybad.npy: row 0: class 9 is out of range 0\.\.5" \
   $MT --data-x "$T/tx.npy" --data-y "$T/tybad.npy"
-t "run tensor shape"      1 "tx2.npy: shape \(6, 2\) does not match input X \(4, 3\): expected \(N, 3\)" \
+t "run tensor shape"      2 "tx2.npy: shape \(6, 2\) does not match input X \(4, 3\): expected \(N, 3\)" \
   $MT --data-x "$T/tx2.npy" --data-y "$T/ty.npy"
 t "run tensor no y"       1 "has two inputs \(X, Y\): give --data-y too" $MT --data-x "$T/tx.npy"
-t "run tensor and words"  1 "not both" $MT --data "$W" --data-x "$T/tx.npy"
+t "run tensor and words"  2 "not both" $MT --data "$W" --data-x "$T/tx.npy"
 t "run tensor samples"    0 "note: --samples ignored" \
   $MT --data-x "$T/tx.npy" --data-y "$T/ty.npy" --samples 3
 printf 'hello' >"$T/junk.npy"
@@ -423,11 +423,11 @@ else
   echo "driver: skipped the PyTorch comparisons (no torch for $PY); the train suite checks the same formulas in C"
 fi
 t "run --help lists --clip" 0 "--clip X" $BPGEN run --help
-t "run --bn-stats bad" 1 "--bn-stats: 'moving' is neither calibrate nor running" $BPGEN run $SPECS/makemore.spec --data "$W" --bn-stats moving
-t "run --bn-momentum bad" 1 "--bn-momentum: 2 is not in \(0, 1\]" $BPGEN run $SPECS/makemore.spec --data "$W" --bn-stats running --bn-momentum 2
+t "run --bn-stats bad" 2 "--bn-stats: 'moving' is neither calibrate nor running" $BPGEN run $SPECS/makemore.spec --data "$W" --bn-stats moving
+t "run --bn-momentum bad" 2 "--bn-momentum: 2 is not in \(0, 1\]" $BPGEN run $SPECS/makemore.spec --data "$W" --bn-stats running --bn-momentum 2
 t "run --bn-stats running, no batchnorm" 1 "--bn-stats running: the model has no batchnorm" \
   $BPGEN run $SPECS/bigram.spec --data "$W" --bn-stats running --steps 1
-t "run --lr-schedule bad" 1 "--lr-schedule: 'linear' is not step, cosine or constant" \
+t "run --lr-schedule bad" 2 "--lr-schedule: 'linear' is not step, cosine or constant" \
   $MQ --steps 5 --lr-schedule linear
 t "run --clip --warmup cosine" 0 "train loss" \
   $MQ --steps 50 --optimizer adamw --clip 1 --lr-schedule cosine --warmup 5 --samples 0
@@ -437,9 +437,9 @@ t "run --clip --warmup cosine" 0 "train loss" \
 printf 'hello\nworld\n' >"$T/h.txt"
 t "run --text on a context model" 1 "a token stream \(--text\) needs inputs X, Y : int\[B,T\]" \
   $BPGEN run $M -D H=8 -D B=4 --text "$T/h.txt" --quiet
-t "run --val-tokens alone" 1 "--val-tokens needs --data-tokens" \
+t "run --val-tokens alone" 2 "--val-tokens needs --data-tokens" \
   $BPGEN run $M -D H=8 -D B=4 --data $W --val-tokens "$T/h.txt" --quiet
-t "run --text and --data" 1 "not both" \
+t "run --text and --data" 2 "not both" \
   $BPGEN run $M -D H=8 -D B=4 --data $W --text "$T/h.txt" --quiet
 t "run --help lists --data-tokens" 0 "--data-tokens F.bin" $BPGEN run --help
 
@@ -452,7 +452,7 @@ t "B=1: no table of NaN"   0 ""          sh -c '! "$1" check "$2" -D B=1 2>&1 | 
 t "B=2: still fine"        0 "ok: loss and 27 gradients" $BPGEN check $G -D B=2
 t "dot labels the seed"    0 'label="dloss = 1\\n\(seed\)' $BPGEN dot $M --backward
 t "report --help"         0 "usage: bpgen report SPEC \[--mine FILE.c\]" $BPGEN report --help
-t "report needs -o"        1 "error: report: give -o report.html" $BPGEN report $M
+t "report needs -o"        2 "error: report: give -o report.html" $BPGEN report $M
 t "report writes a page"   0 "" $BPGEN report $G --mine tests/fixtures/ninja_ex1_offbyone.c -o "$T/r.html"
 PY=${PYTHON:-python3}
 t "report page parses, holds every tensor" 0 "ok: parses, nothing from outside, 31 tensor names" \
@@ -466,11 +466,11 @@ t "report of makemore.spec parses" 0 "ok: parses" sh -c '"$1" report "$2" -o "$3
 G=$T/i16
 mkdir -p "$G"
 # --prefix: a C identifier, refused otherwise; two prefixes link into one program
-t "gen --prefix not C"      1 "bpgen: error: --prefix: 'a-b' is not a C identifier" $BPGEN $M --prefix a-b -o "$G/x.c"
-t "gen --prefix digit"      1 "--prefix: '9a' is not a C identifier" $BPGEN $M --prefix 9a -o "$G/x.c"
-t "gen --prefix empty"      1 "--prefix: '' is not a C identifier" $BPGEN $M --prefix '' -o "$G/x.c"
-t "gen --prefix reserved"   1 "--prefix: '__m' starts with '__'.*reserved" $BPGEN $M --prefix __m -o "$G/x.c"
-t "gen --prefix no value"   1 "--prefix needs a value" $BPGEN $M -o "$G/x.c" --prefix
+t "gen --prefix not C"      2 "bpgen: error: --prefix: 'a-b' is not a C identifier" $BPGEN $M --prefix a-b -o "$G/x.c"
+t "gen --prefix digit"      2 "--prefix: '9a' is not a C identifier" $BPGEN $M --prefix 9a -o "$G/x.c"
+t "gen --prefix empty"      2 "--prefix: '' is not a C identifier" $BPGEN $M --prefix '' -o "$G/x.c"
+t "gen --prefix reserved"   2 "--prefix: '__m' starts with '__'.*reserved" $BPGEN $M --prefix __m -o "$G/x.c"
+t "gen --prefix no value"   2 "--prefix needs a value" $BPGEN $M -o "$G/x.c" --prefix
 t "gen --prefix wrote nothing" 1 "" test -e "$G/x.c"
 t "gen --prefix mm_a"       0 "" $BPGEN $M --prefix mm_a -o "$G/mm_a.c"
 t "gen --prefix mm_b"       0 "" $BPGEN $M --prefix mm_b -D H=16 -o "$G/mm_b.c"
@@ -498,7 +498,7 @@ t "no model.cc.h"           1 "" test -e "$G/model.cc.h"
 mkdir -p "$G/d.v1"
 t "gen -o d.v1/model"       0 "" $BPGEN $M -o "$G/d.v1/model"
 t "d.v1/model -> model.h"   0 "" test -s "$G/d.v1/model.h"
-t "gen -o model.h refused"  1 "bpgen: error: -o .*model2.h: the API header would be the same file" \
+t "gen -o model.h refused"  2 "bpgen: error: -o .*model2.h: the API header would be the same file" \
   $BPGEN $M -o "$G/model2.h"
 # the spec path as given: byte-identical output from the same command, and from
 # two directories with the same relative path; no absolute path in it
@@ -1075,6 +1075,161 @@ printf 'dim B = 32\ndim V = 27\ninput X : int[B]\nparam W : [V, V] ~ randn\nlogi
 t "run one input"           1 "model one has one input: the words trainer needs two int inputs" \
   $BPGEN run "$L/one.spec" --data "$W"
 # ---- end of issue 15 -------------------------------------------------------------------
+
+# ---- issue 16: command line, predict, sample (helper "cli") --------------------------
+C=$T/cli
+mkdir -p "$C"
+NPT="$(cd "$(dirname "$0")" && pwd)/npytool.py"
+HAVE_PY=false
+command -v python3 >/dev/null && HAVE_PY=true
+# --opt=value is --opt value, for bpgen's options and the trainer's
+$BPGEN check $M -D H=8 --seed 7 >"$C/seed_sp" 2>&1
+t "--seed=7 is --seed 7"     0 "" sh -c "$BPGEN check $M -D H=8 --seed=7 2>&1 | cmp -s - '$C/seed_sp'"
+t "-D then --dtype=f64"      0 "check .*\(f64\)" $BPGEN check $M -D H=8 --dtype=f64
+t "run --steps=3 --data=W"   0 "^train loss" $BPGEN run $M -D H=8 --data=$W --steps=3 --samples=0 --quiet
+t "a flag given a value"     2 "^bpgen: error: run: --quiet takes no value \('--quiet=1'" \
+  $BPGEN run $M -D H=8 --data $W --quiet=1
+t "gen --prefix=NAME"        0 "" $BPGEN $M --prefix=mm -o "$C/mm.c"
+t "--prefix= took the name"  0 "mm_forward" cat "$C/mm.h"
+$BPGEN $M -D H=8 -D V=6 --trainer -o "$C/train.c" &&
+  gcc -std=c99 -O1 -o "$C/train" "$C/train.c" -lm -lpthread 2>"$C/gcc.log"
+t "gcc trainer: --steps=3"   0 "^train loss" "$C/train" --data="$W" --steps=3 --samples=2 --quiet
+t "gcc trainer: --quiet=1"   2 "^bpgen: error: --quiet takes no value" "$C/train" --data "$W" --quiet=1
+# usage errors exit 2 with one "bpgen: error:" prefix; failures exit 1
+one_prefix() {  # one_prefix STATUS CMD...: CMD exits STATUS and prints exactly one error line
+  op_want=$1; shift
+  "$@" >"$C/out" 2>&1
+  op_st=$?
+  op_n=$(grep -c 'error:' "$C/out")
+  op_p=$(grep -c '^bpgen: error: ' "$C/out")
+  [ "$op_st" -eq "$op_want" ] && [ "$op_n" -eq 1 ] && [ "$op_p" -eq 1 ] ||
+    { cat "$C/out"; echo "status $op_st"; return 1; }
+}
+t "unknown option: 2"        0 "" one_prefix 2 $BPGEN check $M --frob
+t "missing value: 2"         0 "" one_prefix 2 $BPGEN check $M --tol
+t "bad value: 2"             0 "" one_prefix 2 $BPGEN check $M --tol abc
+t "bad -D: 2"                0 "" one_prefix 2 $BPGEN check $M -D H
+t "trainer bad value: 2"     0 "" one_prefix 2 $BPGEN run $M -D H=8 --data $W --steps 1x
+t "trainer unknown value: 2" 0 "" one_prefix 2 $BPGEN run $M -D H=8 --data $W --optimizer sgdd
+t "gcc trainer unknown: 2"   0 "" one_prefix 2 "$C/train" --data "$W" --frob 1
+t "gcc trainer no value: 2"  0 "" one_prefix 2 "$C/train" --data "$W" --steps
+t "no arguments: 2"          2 "^usage: bpgen" $BPGEN
+t "missing data file: 1"     0 "" one_prefix 1 $BPGEN run $M -D H=8 --data "$C/nonexistent.txt"
+t "spec error: 1"            1 "error: " $BPGEN check "$C/nonexistent.spec"
+t "predict without --load: 2" 0 "" one_prefix 2 $BPGEN predict $SPECS/classify.spec --data-x x.npy
+t "sample unknown option: 2" 0 "" one_prefix 2 $BPGEN sample $M --load x.npz --argmax
+# a data file whose shape does not fit names the -D that would
+npy "$C/x20.npy" '<f4' '(2, 20)' "$(printf '%0160d' 0 | sed 's/0/\\000/g')"
+t "shape mismatch: try -D F=20" 2 "x20.npy: shape \(2, 20\) does not match input X \(32, 2\): expected \(N, 2\) for N examples; try -D F=20$" \
+  $BPGEN run $SPECS/classify.spec --data-x "$C/x20.npy"
+t "predict: try -D F=20"     2 "try -D F=20$" \
+  $BPGEN predict $SPECS/classify.spec --load "$C/none.npz" --data-x "$C/x20.npy"
+t "-D F=20 then fits"        1 "no such file|cannot open" \
+  $BPGEN predict $SPECS/classify.spec -D F=20 --load "$C/none.npz" --data-x "$C/x20.npy"
+npy "$C/x3d.npy" '<f4' '(2, 4, 3)' "$(printf '%096d' 0 | sed 's/0/\\000/g')"
+t "no single dim fits: no hint" 2 "does not match input x \(16, 2, 8\): expected \(N, 2, 8\) for N examples$" \
+  $BPGEN run $SPECS/mlp_relu.spec --data-x "$C/x3d.npy" --data-y "$C/x3d.npy"
+# sample: a word model's checkpoint gives the run's own words, deterministic
+# for a seed, only characters of the vocabulary
+$BPGEN run $M -D H=8 --data $W --steps 200 --samples 6 --save "$C/m.npz" --quiet 2>/dev/null |
+  sed -n '/^dev loss/,$p' | sed 1d >"$C/run_words"
+t "run printed 6 words"      0 "" test "$(wc -l <"$C/run_words")" -eq 6
+$BPGEN sample $M -D H=8 --load "$C/m.npz" -n 6 >"$C/s1" 2>/dev/null
+t "sample = the run's words" 0 "" cmp "$C/run_words" "$C/s1"
+$BPGEN sample $M -D H=8 --load="$C/m.npz" -n 6 --seed=5 >"$C/s2" 2>/dev/null
+$BPGEN sample $M -D H=8 --load "$C/m.npz" -n 6 --seed 5 >"$C/s3" 2>/dev/null
+t "sample: same seed, same words" 0 "" cmp "$C/s2" "$C/s3"
+t "sample: other seed, other words" 1 "" cmp -s "$C/s1" "$C/s2"
+vocab=$(tr -d '\n' <"$W" | fold -w1 | sort -u | tr -d '\n')
+t "sample: vocabulary only"  1 "" grep -vE "^[$vocab]+(\.|\.\.\.)$" "$C/s2"
+t "sample: 6 words"          0 "" test "$(wc -l <"$C/s2")" -eq 6
+TD="-D B=3 -D T=8 -D C=12 -D NH=3"
+$BPGEN run $SPECS/transformer.spec $TD --data $W --steps 30 --samples 4 --save "$C/t.npz" --quiet 2>/dev/null |
+  sed -n '/^test loss/,$p' | sed 1d >"$C/run_seq"
+t "sequences: sample = run"  0 "" sh -c "$BPGEN sample $SPECS/transformer.spec $TD --load '$C/t.npz' -n 4 2>/dev/null | cmp -s - '$C/run_seq'"
+t "sequences: 4 words"       0 "" test "$(wc -l <"$C/run_seq")" -eq 4
+for i in 1 2 3 4 5 6; do printf 'hello world\nthe cat sat on the mat\n'; done >"$C/h.txt"
+$BPGEN run $SPECS/transformer.spec $TD --text "$C/h.txt" --steps 30 --sample-len 40 --save "$C/s.npz" --quiet \
+  2>/dev/null | sed -n '/^sample:/,$p' >"$C/run_text"
+t "stream: sample = run"     0 "" sh -c "$BPGEN sample $SPECS/transformer.spec $TD --load '$C/s.npz' -n 40 2>/dev/null | cmp -s - '$C/run_text'"
+sed 1d "$C/run_text" >"$C/run_text1"
+t "stream: 40 bytes sampled" 0 "" test "$(wc -c <"$C/run_text1")" -eq 41   # and the final newline
+t "stream: the text's bytes only" 1 "" grep -q '[^helo wrdtcasmn]' "$C/run_text1"
+t "sample: V from the checkpoint" 0 "note: V = 6 from .*m.npz" $BPGEN sample $M -D H=8 --load "$C/m.npz" -n 1
+if $HAVE_PY; then
+  # predict: 45 rows (not a multiple of B = 32) in f64; the logits against
+  # the reference runtime on the checkpoint's params, rows 0..31 and 13..44
+  python3 "$NPT" blobs 300 2 3 "$C/X.npy" "$C/Y.npy"
+  python3 "$NPT" rows "$C/X.npy" 0 45 "$C/X45.npy"
+  python3 "$NPT" rows "$C/Y.npy" 0 45 "$C/Y45.npy"
+  CL=$SPECS/classify.spec
+  t "classify trains (f64)"  0 "^train loss" $BPGEN run $CL --dtype f64 --data-x "$C/X.npy" --data-y "$C/Y.npy" \
+    --steps 300 --quiet --save "$C/c.npz"
+  t "predict 45 rows"        0 "^loss [0-9.]+$" $BPGEN predict $CL --dtype f64 --load "$C/c.npz" \
+    --data-x "$C/X45.npy" --data-y "$C/Y45.npy" -o "$C/p45.npy"
+  for r in 0 13; do
+    mkdir -p "$C/in$r"
+    python3 "$NPT" unzip "$C/c.npz" "$C/in$r"
+    python3 "$NPT" rows "$C/X45.npy" $r 32 "$C/in$r/X.npy"
+    python3 "$NPT" rows "$C/Y45.npy" $r 32 "$C/in$r/Y.npy"
+    $BPGEN grad $CL --ref --dtype f64 --in "$C/in$r" --out "$C/ref$r" >/dev/null
+    t "predict = reference, rows $r.." 0 "max rel diff" python3 "$NPT" close "$C/p45.npy" "$C/ref$r/logits.npy" $r 1e-12
+  done
+  t "predict wrote 45 rows"  0 "'shape': \(45, 3\)" head -c 128 "$C/p45.npy"
+  # loss and accuracy against a cross-entropy computed in Python from the logits
+  $BPGEN predict $CL --dtype f64 --load "$C/c.npz" --data-x "$C/X45.npy" --data-y "$C/Y45.npy" 2>&1 |
+    sed -nE 's/^loss ([0-9.]+)$/loss \1/p; s/^accuracy ([0-9.]+) .*/accuracy \1/p' | paste -sd' ' >"$C/pl"
+  t "predict loss, accuracy = python" 0 "" sh -c "python3 '$NPT' ce '$C/p45.npy' '$C/Y45.npy' | cmp -s - '$C/pl'"
+  t "predict --argmax"       0 "agrees" sh -c "$BPGEN predict $CL --dtype=f64 --load '$C/c.npz' --data-x '$C/X45.npy' \
+    --argmax -o '$C/a45.npy' && python3 '$NPT' argmax '$C/p45.npy' '$C/a45.npy'"
+  t "predict -o - = -o FILE" 0 "" sh -c "$BPGEN predict $CL --dtype f64 --load '$C/c.npz' --data-x '$C/X45.npy' \
+    -o - 2>/dev/null | cmp -s - '$C/p45.npy'"
+  t "predict --data-x -"     0 "" sh -c "$BPGEN predict $CL --dtype f64 --load '$C/c.npz' --data-x - \
+    -o '$C/stdin.npy' <'$C/X45.npy' && cmp '$C/stdin.npy' '$C/p45.npy'"
+  t "predict 1 row"          0 "'shape': \(1, 3\)" sh -c "python3 '$NPT' rows '$C/X.npy' 7 1 '$C/X1.npy' &&
+    $BPGEN predict $CL --dtype f64 --load '$C/c.npz' --data-x '$C/X1.npy' -o '$C/p1.npy' && head -c 128 '$C/p1.npy'"
+  t "predict 1 row = row 7"  0 "max rel diff" python3 "$NPT" close "$C/p45.npy" "$C/p1.npy" 7 1e-12
+  # --json: one object on stdout at full precision, agreeing with the text
+  jq_() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[2] % tuple(d[k] for k in sys.argv[3:]))' "$@"; }
+  $BPGEN predict $CL --dtype f64 --load "$C/c.npz" --data-x "$C/X45.npy" --data-y "$C/Y45.npy" --json \
+    >"$C/pj" 2>"$C/pt"
+  t "predict --json parses"  0 "^45$" jq_ "$C/pj" "%d" rows
+  jq_ "$C/pj" "loss %.6f accuracy %.6f" loss accuracy >"$C/pjt"
+  t "predict --json = text"  0 "" cmp "$C/pjt" "$C/pl"
+  t "predict --json %.17g"   0 "\"loss\": [0-9]\.[0-9]{15,}" cat "$C/pj"
+  $BPGEN run $CL --dtype f64 --data-x "$C/X.npy" --data-y "$C/Y.npy" --dev-x "$C/X45.npy" --dev-y "$C/Y45.npy" \
+    --steps 50 --quiet --json >"$C/rj" 2>"$C/rt"
+  t "run --json parses"      0 "^50 classify$" jq_ "$C/rj" "%d %s" steps model
+  grep -E '^(train|dev) loss' "$C/rt" | paste -sd' ' >"$C/rtt"
+  jq_ "$C/rj" "train loss %.4f dev loss %.4f" train_loss dev_loss >"$C/rjt"
+  t "run --json = text"      0 "" cmp "$C/rjt" "$C/rtt"
+  t "run --json: no test split" 0 "^None$" jq_ "$C/rj" "%s" test_loss
+  $BPGEN check $M -D H=8 --json >"$C/cj" 2>"$C/ct"
+  t "check --json parses"    0 "^True 0$" jq_ "$C/cj" "%s %d" pass failed
+  grep '^loss: generated' "$C/ct" >"$C/ctt"
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["loss"]; print("loss: generated %.9g, reference %.9g" % (d["generated"], d["reference"]))' \
+    "$C/cj" >"$C/cjt"
+  t "check --json = text"    0 "" cmp "$C/cjt" "$C/ctt"
+  python3 -c 'import json,sys; print("\n".join(g["name"] for g in json.load(open(sys.argv[1]))["gradients"]))' "$C/cj" >"$C/cjn"
+  sed -nE 's/^(d[A-Za-z0-9_.]+) +\|.*/\1/p' "$C/ct" >"$C/ctn"
+  t "check --json rows = table" 0 "" cmp "$C/cjn" "$C/ctn"
+fi
+# man page and completion know predict and sample
+MANSRC=$(cd "$(dirname "$0")/.." && pwd)/doc/bpgen.1
+for c in predict sample; do
+  awk -v h=".SS \"bpgen $c " '/^\.S[HS] /{ on = index($0, h) > 0 } on' "$MANSRC" |
+    sed -e 's/\\f[BIRP]//g' -e 's/\\-/-/g' -e 's/\\&//g' >"$C/man.$c"
+  t "man has $c's options"   0 "^ *$" missing_in "$C/man.$c" $(help_opts $BPGEN $c)
+done
+if command -v bash >/dev/null; then
+  COMPSRC=$(cd "$(dirname "$0")/.." && pwd)/completion/bpgen.bash
+  ccomp() { bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _bpgen; printf "%s\n" "${COMPREPLY[@]}"' comp "$COMPSRC" "$@"; }
+  for c in predict sample check run; do
+    ccomp bpgen $c - >"$C/comp.$c"
+    t "completion has $c's options" 0 "^ *$" missing_in "$C/comp.$c" $(long_opts $BPGEN $c)
+  done
+fi
+# ---- end of issue 16 (command line, predict, sample) ----------------------------------
 
 echo "driver: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
