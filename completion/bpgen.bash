@@ -25,7 +25,7 @@ _bpgen() {
     run)     opts="--data --text --data-tokens --val-tokens --data-x --data-y --dev-x --dev-y
                    --test-x --test-y --steps --lr --lr-schedule --decay-at --lr-min --warmup
                    --optimizer --beta1 --beta2 --eps --weight-decay --clip --bn-stats --bn-momentum --split-seed
-                   --eval-every --print-every --log --save --save-every --load --resume
+                   --eval-every --eval-batches --print-every --log --save --save-every --load --resume
                    --samples --sample-len --temperature --top-k --quiet --json --threads
                    --mine --tol --rng --torch-global --torch-global-seed $shared" ;;
     predict) opts="--load --data-x --data-y -o --argmax --json --threads --quiet $shared" ;;
@@ -45,7 +45,7 @@ _bpgen() {
     --in|--out)     compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
     -o|--mine|--data|--text|--data-tokens|--val-tokens|--data-x|--data-y|--dev-x|--dev-y|--test-x|--test-y|--log|--save|--load)
                     compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    -D|--prefix|--seed|--tol|--steps|--lr|--decay-at|--lr-min|--warmup|--beta1|--beta2|--eps|--weight-decay|--clip|--bn-momentum|--split-seed|--eval-every|--print-every|--save-every|--samples|--sample-len|--temperature|--top-k|--threads|--window|--torch-global|--torch-global-seed|-n)
+    -D|--prefix|--seed|--tol|--steps|--lr|--decay-at|--lr-min|--warmup|--beta1|--beta2|--eps|--weight-decay|--clip|--bn-momentum|--split-seed|--eval-every|--eval-batches|--print-every|--save-every|--samples|--sample-len|--temperature|--top-k|--threads|--window|--torch-global|--torch-global-seed|-n)
                     COMPREPLY=(); return ;;
   esac
 

@@ -100,7 +100,7 @@ static const char *trainer_options(void) {
 
 /* The trainer's options that take a value (passed through untouched). */
 static const char *const run_valued[] = {
-  "--data", "--log", "--save", "--load", "--steps", "--decay-at", "--eval-every", "--threads",
+  "--data", "--log", "--save", "--load", "--steps", "--decay-at", "--eval-every", "--eval-batches", "--threads",
   "--print-every", "--save-every", "--samples", "--lr", "--weight-decay", "--beta1",
   "--beta2", "--eps", "--optimizer", "--split-seed", "--lr-schedule", "--warmup", "--lr-min",
   "--clip", "--temperature", "--top-k", "--sample-len", "--text", "--data-tokens", "--val-tokens",

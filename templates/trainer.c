@@ -132,6 +132,7 @@ typedef struct TrOpts {
   long steps;              /* --steps N (total, counting loaded steps) */
   long decay_at;           /* --decay-at N: lr/10 from this step (default steps/2) */
   long eval_every;         /* --eval-every N: dev loss every N steps (0: never) */
+  long eval_batches;       /* --eval-batches N: a stream split's loss over its first N windows (0: all) */
   long print_every;        /* --print-every N */
   long save_every;         /* --save-every N */
   long samples;            /* --samples N */
@@ -315,6 +316,8 @@ static const char tr_usage[] =
   "                      sequences: torch.manual_seed(N); torch.randperm (default\n"
   "                      3407, makemore's), the last min(1000, 10%) words the test set\n"
   "  --eval-every N      dev loss every N steps (default 0: only at the end)\n"
+  "  --eval-batches N    token streams: a split's loss over its first N batches\n"
+  "                      (windows of B x T) instead of all of them (default 0: all)\n"
   "  --print-every N     loss line every N steps (default min(10000, steps/10))\n"
   "  --log FILE          CSV step,loss,dev_loss of every step (see bpgen plot)\n"
   "  --save FILE         checkpoint (.npz or .safetensors) at the end, and every\n"
@@ -529,6 +532,7 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
     else if (strcmp(a, "--steps") == 0) o->steps = tr_long(tr, a, v, 0);
     else if (strcmp(a, "--decay-at") == 0) o->decay_at = tr_long(tr, a, v, 0);
     else if (strcmp(a, "--eval-every") == 0) o->eval_every = tr_long(tr, a, v, 0);
+    else if (strcmp(a, "--eval-batches") == 0) o->eval_batches = tr_long(tr, a, v, 0);
     else if (strcmp(a, "--print-every") == 0) o->print_every = tr_long(tr, a, v, 1);
     else if (strcmp(a, "--save-every") == 0) o->save_every = tr_long(tr, a, v, 0);
     else if (strcmp(a, "--samples") == 0) { o->samples = tr_long(tr, a, v, 0); o->samples_set = 1; }
@@ -1276,13 +1280,15 @@ static size_t tr_valid_count(const Tr *tr) {
  * sum(c_k), exact however the counts differ between batches (the last
  * sequence batch is filled with padding rows, which count 0). */
 static double tr_split_loss_seq(Tr *tr, const TrSplit *s) {
-  size_t B = (size_t)tr->B;
+  size_t B = (size_t)tr->B, n = s->n;
+  if (tr->mode == TR_STREAM && tr->o.eval_batches > 0 && (size_t)tr->o.eval_batches < n)
+    n = (size_t)tr->o.eval_batches;   /* the first windows: the same every time */
   double sum = 0, cnt = 0;
-  for (size_t i = 0; i < s->n; i += tr->mode == TR_SEQ ? B : 1) {
+  for (size_t i = 0; i < n; i += tr->mode == TR_SEQ ? B : 1) {
     if (tr->mode == TR_SEQ && !tr_mpi_mine(i / B))   /* a stream window: every rank its part */
       continue;
     if (tr->mode == TR_SEQ)
-      tr_set_range(tr, s, i, s->n - i < B ? (int)(s->n - i) : (int)B, 0);
+      tr_set_range(tr, s, i, n - i < B ? (int)(n - i) : (int)B, 0);
     else
       tr_set_window(tr, s, i);
     size_t c = tr_valid_count(tr);
