@@ -33,7 +33,9 @@ deps-test:
 	@scripts/deps.sh test
 deps-main:
 	@scripts/deps.sh main
-.PHONY: all deps deps-test deps-main test check fuzz bench clean main
+deps-gpt:
+	@scripts/deps.sh gpt
+.PHONY: all deps deps-test deps-main deps-gpt test check fuzz bench clean main gpt
 
 gen/lex.c: gen/lex.re | deps
 	re2c -W --no-generation-date --no-version -o $@ $<
@@ -137,6 +139,21 @@ main: deps-main bpgen build/words.txt
 	./bpgen run specs/makemore.spec --data build/words.txt $(MAIN_ARGS)
 run: main
 .PHONY: run
+
+# A character-level GPT: specs/gpt2.spec at its small default sizes (4 layers,
+# 128 channels, 64 positions) on the default text, the fortune cookies of
+# Debian's fortunes package cut to printable ASCII (2.5 MB, 96 characters; the
+# last 10% is the dev split), AdamW with warmup and cosine decay.  GPT_ARGS
+# changes it; the loss curve is build/gpt.csv (bpgen plot build/gpt.csv -o gpt.png).
+GPT_ARGS ?= --steps 3000 --optimizer adamw --lr 1e-3 --warmup 100 --lr-schedule cosine --lr-min 1e-4 \
+  --eval-every 250 --eval-batches 20 --log build/gpt.csv --sample-len 400 --temperature 0.8
+build/fortunes.txt: | deps-gpt
+	@mkdir -p $(@D)
+	for f in /usr/share/games/fortunes/*; do case $$f in *.dat|*.u8) ;; *) [ -f "$$f" ] && cat "$$f" ;; esac; done \
+	  | LC_ALL=C tr -cd '\n -~' > $@.tmp
+	mv $@.tmp $@
+gpt: deps-gpt bpgen build/fortunes.txt
+	./bpgen run specs/gpt2.spec --text build/fortunes.txt $(GPT_ARGS)
 
 # Fuzz the front end (lexer, parser, shapes) with libFuzzer: FUZZ_SECONDS=600 make fuzz
 FUZZ_SECONDS ?= 60
