@@ -72,14 +72,13 @@ void shape_gather(Node *n) {
 }
 
 /* reshape: the target is the given n->shape; element counts must match. */
-void shape_reshape(Node *n) {
+void shape_reshape(Node *n) {   /* int tensors too: an index's X[:, t] */
   Node *x = n->in[0];
-  need_float(n, x, "the input");
   Shape s = n->shape;
   if (shape_numel(&x->shape) != shape_numel(&s))
     error_tok(n->tok, "reshape: %s has %ld elements, %s has %ld", shape_str(&x->shape),
               shape_numel(&x->shape), shape_str(&s), shape_numel(&s));
-  set_shape(n, &s, TY_FLOAT);
+  set_shape(n, &s, x->type);
 }
 
 /* a @ b: [..., M, K] @ [K, N] (a batched over its leading axes), [M, K] @

@@ -650,7 +650,13 @@ int32_t *ref_idata(Ref *r, Node *n) {
 #define no_ref NULL
 
 Tensor *ref_gather(Ref *r, const Node *n, Tensor *const *in) { (void)n; return p_gather(r, in[0], in[1]); }
-Tensor *ref_reshape(Ref *r, const Node *n, Tensor *const *in) { return p_reshape(r, in[0], &n->shape); }
+Tensor *ref_reshape(Ref *r, const Node *n, Tensor *const *in) {
+  if (!in[0]->iv)
+    return p_reshape(r, in[0], &n->shape);
+  Tensor *o = new_int_tensor(r, &n->shape, "reshape");   /* an int index: no gradient */
+  memcpy(o->iv, in[0]->iv, sizeof *o->iv * (size_t)o->n);
+  return o;
+}
 /* x[..., start:start+len, ...]; an int tensor's slice is not on the tape */
 Tensor *ref_slice(Ref *r, const Node *n, Tensor *const *in) {
   Tensor *x = in[0];

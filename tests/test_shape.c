@@ -24,7 +24,18 @@ static const struct { const char *a, *b, *c, *expr, *want; } cases[] = {
     {"[4, 6]", NULL, NULL, "reshape(a, [])", "![4, 6] has 24 elements, [] has 1"},
     {"[4, 6]", NULL, NULL, "reshape(a, [5, 5])", "![4, 6] has 24 elements, [5, 5] has 25"},
     {"[4, 6]", NULL, NULL, "reshape(a, [5, -1])", "!cannot infer -1"},
-    {"int[4]", NULL, NULL, "reshape(a, [2, 2])", "!int tensor [4] where a float is needed"},
+    {"int[4]", NULL, NULL, "C[reshape(a, [2, 2])]", "[2, 2, 10]"},   /* an int index reshaped */
+    /* slices and concat */
+    {"[4, 6]", NULL, NULL, "a[1:3, 2]", "[2]"},
+    {"[4, 6]", NULL, NULL, "a[-1]", "[6]"},
+    {"[4, 6, 5]", NULL, NULL, "a[:, 2:, :-1]", "[4, 4, 4]"},
+    {"int[4, 6]", NULL, NULL, "C[a[:, 0]]", "[4, 10]"},
+    {"[4, 6]", NULL, NULL, "a[4]", "!index 4 is out of range for an axis of 4"},
+    {"[4, 6]", NULL, NULL, "a[:, 3:3]", "!empty range 3:3"},
+    {"[4, 6]", "[1, 2]", NULL, "concat(a, b)", "[4, 8]"},
+    {"[4, 6]", "[3, 6]", NULL, "concat(a, b, 0)", "[7, 6]"},
+    {"[4, 6]", "[3, 2]", NULL, "concat(a, b)", "!differ at axis 0"},
+    {"[4, 6]", "int[4, 2]", NULL, "concat(a, b)", "!the second tensor is an int tensor"},
     /* matmul */
     {"[4, 5]", "[5, 3]", NULL, "a @ b", "[4, 3]"},
     {"[2, 4, 5]", "[5, 3]", NULL, "a @ b", "[2, 4, 3]"},
@@ -32,7 +43,8 @@ static const struct { const char *a, *b, *c, *expr, *want; } cases[] = {
     {"[7, 2, 4, 5]", "[7, 2, 5, 1]", NULL, "a @ b", "[7, 2, 4, 1]"},
     {"[32, 30]", "[64, 27]", NULL, "a @ b", "!matmul: inner dims differ (30 vs 64): [32, 30] @ [64, 27]"},
     {"[4, 5]", "[5]", NULL, "a @ b", "!both operands need at least 2 axes, got [4, 5] @ [5]"},
-    {"[4, 5]", "[2, 5, 3]", NULL, "a @ b", "!batch axes differ: [4, 5] @ [2, 5, 3]"},
+    {"[4, 5]", "[2, 5, 3]", NULL, "a @ b", "[2, 4, 3]"},   /* a 2-D left over a batched right */
+    {"[3, 4, 5]", "[2, 3, 5, 3]", NULL, "a @ b", "!batch axes differ: [3, 4, 5] @ [2, 3, 5, 3]"},
     {"[3, 4, 5]", "[2, 5, 3]", NULL, "a @ b", "!batch axes differ: [3, 4, 5] @ [2, 5, 3]"},
     {"[4, 5]", "int[5, 3]", NULL, "a @ b", "!the right operand is an int tensor [5, 3]"},
     /* + - * / */
