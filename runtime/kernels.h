@@ -39,6 +39,7 @@
   X(bp_xent_bwd_f32) X(bp_xent_bwd_f64)                     \
   X(bp_sgd_f32) X(bp_sgd_f64)                               \
   X(bp_adamw_f32) X(bp_adamw_f64)                           \
+  X(bp_adamw_torch_f32) X(bp_adamw_torch_f64)               \
   X(bp_allfinite_f32) X(bp_allfinite_f64)                   \
   X(bp_gemm_bias_f32) X(bp_gemm_bias_f64)                   \
   X(bp_bn_fwd_f32) X(bp_bn_fwd_f64)                         \
@@ -118,6 +119,14 @@ void bp_adamw_f32(size_t n, float *p, const float *g, float *m, float *v, double
                   double b1, double b2, double eps, double wd, int t);
 void bp_adamw_f64(size_t n, double *p, const double *g, double *m, double *v, double lr,
                   double b1, double b2, double eps, double wd, int t);
+/* AdamW in torch.optim.AdamW's order of operations (the trainer's), every
+ * scalar in the float type: decay = 1 - lr*wd, step = lr / (1 - b1^t), c2 =
+ * sqrt(1 - b2^t):  p *= decay;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ * p += (-step m) / (sqrt(v) / c2 + eps) */
+void bp_adamw_torch_f32(size_t n, float *p, const float *g, float *m, float *v, float b1,
+                        float b2, float eps, float decay, float step, float c2);
+void bp_adamw_torch_f64(size_t n, double *p, const double *g, double *m, double *v, double b1,
+                        double b2, double eps, double decay, double step, double c2);
 /* 1 when every x[i] (i < n) is finite, else 0 (a trainer's per-step check) */
 int bp_allfinite_f32(size_t n, const float *x);
 int bp_allfinite_f64(size_t n, const double *x);
