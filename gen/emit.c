@@ -714,8 +714,9 @@ static void emit_gemm_bias(Emit *e, Node *n, Node *m) {
   Node *bias = n->in[0] == m ? n->in[1] : n->in[0];
   Node *a = m->in[0], *b = m->in[1];
   head(e, n, "%s + %s  (the product starts from the bias row)", math(e, m), lab(e, bias));
-  long M = m->shape.dim[0], N = m->shape.dim[1];
-  long K = m->transa ? a->shape.dim[0] : a->shape.dim[1];
+  /* rows of a batch fold into M (plan.c: only without transa then) */
+  long N = m->shape.dim[m->shape.rank - 1], M = numel(m) / (N ? N : 1);
+  long K = m->transa ? a->shape.dim[0] : a->shape.dim[a->shape.rank - 1];
   L(e, "%s(%ld, %ld, %ld, %s, %d, %s, %d, %s, %s);", kern(e, "gemm_bias"), M, N, K, V(e, a), m->transa, V(e, b),
     m->transb, V(e, bias), V(e, n));
 }

@@ -1287,14 +1287,22 @@ static void tr_check_grads(Tr *tr) {
  *   p *= 1 - lr*wd;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g;
  *   p += (-lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
  * llm.c's train_gpt2.c writes the same update (wd 0 there) in another order. */
-#define TR_ADAMW(TYPE, KERNEL)                                                             \
-  do {                                                                                     \
-    TYPE *p = (TYPE *)((char *)tr->state + m->param_offset);                               \
-    const TYPE *g = (const TYPE *)((const char *)tr->state + m->grad_offset);              \
-    TYPE decay = (TYPE)(1 - lr * o->wd), step = (TYPE)(lr / b1c), c2 = (TYPE)sqrt(b2c);     \
-    /* the loop in gcc's build (kernels.h: bp_adamw_torch), not libtcc's */                 \
-    KERNEL(m->nparam, p, g, (TYPE *)tr->mom_m, (TYPE *)tr->mom_v, (TYPE)o->beta1,           \
-           (TYPE)o->beta2, (TYPE)o->eps, decay, step, c2);                                 \
+#define TR_ADAMW(TYPE, SQRT)                                                           \
+  do {                                                                               \
+    TYPE *p = (TYPE *)((char *)tr->state + m->param_offset);                         \
+    const TYPE *g = (const TYPE *)((const char *)tr->state + m->grad_offset);        \
+    TYPE *mm = (TYPE *)tr->mom_m, *vv = (TYPE *)tr->mom_v;                           \
+    TYPE b1 = (TYPE)o->beta1, b2 = (TYPE)o->beta2, eps = (TYPE)o->eps;               \
+    TYPE decay = (TYPE)(1 - lr * o->wd), step = (TYPE)(lr / b1c), c2 = (TYPE)sqrt(b2c); \
+    for (size_t i = 0; i < m->nparam; i++) {                                         \
+      TYPE gi = g[i];                                                                \
+      TYPE mi = b1 * mm[i] + (1 - b1) * gi;                                          \
+      TYPE vi = b2 * vv[i] + (1 - b2) * gi * gi;                                     \
+      mm[i] = mi;                                                                    \
+      vv[i] = vi;                                                                    \
+      TYPE pi = p[i] * decay;                                                        \
+      p[i] = pi + (-step * mi) / (SQRT(vi) / c2 + eps);   /* addcdiv's order */        \
+    }                                                                                \
   } while (0)
 
 static void tr_adamw(Tr *tr, double lr) {
@@ -1303,10 +1311,24 @@ static void tr_adamw(Tr *tr, double lr) {
   tr->adamw_t++;
   double b1c = 1 - pow(o->beta1, (double)tr->adamw_t);
   double b2c = 1 - pow(o->beta2, (double)tr->adamw_t);
+#ifdef BP_KERNEL_LIST
+  /* after a model bpgen emitted: the same loop in its gcc-compiled kernel
+   * (runtime/kernels.h); under libtcc, the loop below was ~7% of a transformer's step */
+  double decay = 1 - lr * o->wd, step = lr / b1c, c2 = sqrt(b2c);
+  char *p = (char *)tr->state + m->param_offset;
+  const char *g = (const char *)tr->state + m->grad_offset;
   if (m->dtype == BP_F64)
-    TR_ADAMW(double, bp_adamw_torch_f64);
+    bp_adamw_torch_f64(m->nparam, (double *)p, (const double *)g, (double *)tr->mom_m, (double *)tr->mom_v,
+                       o->beta1, o->beta2, o->eps, decay, step, c2);
   else
-    TR_ADAMW(float, bp_adamw_torch_f32);
+    bp_adamw_torch_f32(m->nparam, (float *)p, (const float *)g, (float *)tr->mom_m, (float *)tr->mom_v,
+                       (float)o->beta1, (float)o->beta2, (float)o->eps, (float)decay, (float)step, (float)c2);
+#else
+  if (m->dtype == BP_F64)
+    TR_ADAMW(double, sqrt);
+  else
+    TR_ADAMW(float, sqrtf);
+#endif
 }
 
 /* --clip X: every param's gradient scaled by min(1, X / (norm + 1e-6)), norm
