@@ -180,6 +180,11 @@ build/bench/step: bench/step.c $(OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -O2 -o $@ bench/step.c $(OBJS) $(LIBS)
 
+# Where a step's time goes, per block of forward and backward (bench/jit_times.c).
+build/bench/jit_times: bench/jit_times.c $(OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -rdynamic -o $@ bench/jit_times.c $(OBJS) $(LIBS)
+
 # Install (issue 16): the binary, the ABI header a program driving emitted
 # models needs (runtime/bp_runtime.h; each emitted file carries its own copy),
 # the man page, bash completion and the README (the spec language).

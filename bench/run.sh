@@ -157,3 +157,10 @@ fi
 [ -n "$runline" ] && echo "$runline"
 [ -n "${rss:-}" ] && echo "Exercise 4 training, 200000 steps, H=200, 1 thread: $train_s ms wall; peak RSS $rss kB  [./bpgen run specs/makemore.spec --data $words -D H=200 --steps 200000]"
 awk '$1 == "tcccompile" { printf "libtcc compile of the model, H=%s B=%s: %s ms\n", $2, $3, $4 }' "$out/models.txt" | head -1
+
+# ---- makemore's transformer (issues 13, 14): forward + backward per step, both builds,
+# CPU time (bench/jit_times.c; `build/bench/jit_times SPEC` alone prints each block) ----
+make -s build/bench/jit_times >&2
+for b in "" --gcc; do
+  build/bench/jit_times specs/transformer.spec --reps 50 $b | head -1
+done

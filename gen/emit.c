@@ -444,23 +444,18 @@ void emit_relu_bwd(Emit *e, Node *n) {
   elementwise(e, n, 2, arena_printf("@0 > 0 ? @1 : %s", lit(e, 0)));
 }
 
-/* GPT-2's GELU, the tanh form */
+/* GPT-2's GELU, the tanh form: a kernel in both builds (libm's tanhf per
+ * element was half of the transformer's step, in the gcc file too) */
 void emit_gelu(Emit *e, Node *n) {
   head_math(e, n, "  = ½x(1 + tanh(√(2/π)(x + 0.044715x³)))");
-  elementwise(e, n, 1, arena_printf("%s * @0 * (%s + %s(%s * (@0 + %s * @0 * @0 * @0)))", lit(e, 0.5), lit(e, 1),
-                                    fn(e, "tanh"), lit(e, 0.79788456080286535588), lit(e, 0.044715)));
+  L(e, "%s(%ld, %s, %s);", kern(e, "gelu"), numel(n), V(e, n->in[0]), V(e, n));
 }
 
-/* gelu'(x) ⊙ dy: t = tanh(c(x + a x³)), ½(1 + t) + ½x(1 − t²)·c(1 + 3a x²); one
- * tanh per element (x and dy have the output's shape) */
+/* gelu'(x) ⊙ dy: t = tanh(c(x + a x³)), ½(1 + t) + ½x(1 − t²)·c(1 + 3a x²)
+ * (x and dy have the output's shape) */
 void emit_gelu_bwd(Emit *e, Node *n) {
   head_math(e, n, "");
-  const char *c = lit(e, 0.79788456080286535588), *a = lit(e, 0.044715), *a3 = lit(e, 3 * 0.044715);
-  L(e, "for (long i = 0; i < %ld; i++) {", numel(n));
-  L(e, "  real x = %s[i], t = %s(%s * (x + %s * x * x * x));", V(e, n->in[0]), fn(e, "tanh"), c, a);
-  L(e, "  %s[i] = (%s * (%s + t) + %s * x * (%s - t * t) * %s * (%s + %s * x * x)) * %s[i];", V(e, n), lit(e, 0.5),
-    lit(e, 1), lit(e, 0.5), lit(e, 1), c, lit(e, 1), a3, V(e, n->in[1]));
-  L(e, "}");
+  L(e, "%s(%ld, %s, %s, %s);", kern(e, "gelu_bwd"), numel(n), V(e, n->in[0]), V(e, n->in[1]), V(e, n));
 }
 
 void emit_sigmoid_bwd(Emit *e, Node *n) {
@@ -772,8 +767,9 @@ static void emit_gemm_bias(Emit *e, Node *n, Node *m) {
   Node *bias = n->in[0] == m ? n->in[1] : n->in[0];
   Node *a = m->in[0], *b = m->in[1];
   head(e, n, "%s + %s  (the product starts from the bias row)", math(e, m), lab(e, bias));
-  long M = m->shape.dim[0], N = m->shape.dim[1];
-  long K = m->transa ? a->shape.dim[0] : a->shape.dim[1];
+  /* rows of a batch fold into M (plan.c: only without transa then) */
+  long N = m->shape.dim[m->shape.rank - 1], M = numel(m) / (N ? N : 1);
+  long K = m->transa ? a->shape.dim[0] : a->shape.dim[a->shape.rank - 1];
   L(e, "%s(%ld, %ld, %ld, %s, %d, %s, %d, %s, %s);", kern(e, "gemm_bias"), M, N, K, V(e, a), m->transa, V(e, b),
     m->transb, V(e, bias), V(e, n));
 }
@@ -1304,10 +1300,79 @@ static bool bound_bn_bwd_gain(Emit *e, Node *n) {
   return true;
 }
 
+static bool bound_layernorm(Emit *e, Node *n) {
+  Node *x = n->in[0];
+  long D = x->shape.dim[x->shape.rank - 1], R = numel(x) / (D ? D : 1);
+  head_math(e, n, "  (over the last axis)");
+  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s);", kern(e, "layernorm"), R, D, V(e, x), V(e, n->in[1]),
+    V(e, n->in[2]), dlit(n->num), saved(e, n, "rstd"), saved(e, n, "xhat"), V(e, n));
+  return true;
+}
+
+static bool bound_ln_bwd_x(Emit *e, Node *n) {
+  Node *ln = n->in[0];
+  long D = ln->shape.dim[ln->shape.rank - 1], R = numel(ln) / (D ? D : 1);
+  head_math(e, n, "");
+  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s);", kern(e, "ln_bwd_x"), R, D, saved(e, ln, "xhat"), V(e, n->in[1]),
+    V(e, ln->in[1]), saved(e, ln, "rstd"), V(e, n));
+  return true;
+}
+
+static bool bound_ln_bwd_gain(Emit *e, Node *n) {
+  Node *ln = n->in[0];
+  long D = ln->shape.dim[ln->shape.rank - 1], R = numel(ln) / (D ? D : 1);
+  head_math(e, n, "");
+  L(e, "%s(%ld, %ld, %s, %s, %s);", kern(e, "ln_bwd_gain"), R, D, V(e, n->in[1]), saved(e, ln, "xhat"), V(e, n));
+  return true;
+}
+
+static bool bound_causal_softmax(Emit *e, Node *n) {
+  long len = n->shape.dim[n->shape.rank - 1];
+  head_math(e, n, "");
+  L(e, "%s(%ld, %ld, %s, %s);", kern(e, "causal_softmax"), numel(n) / (len ? len : 1), len, V(e, n->in[0]),
+    V(e, n));
+  return true;
+}
+
+static bool bound_softmax_bwd(Emit *e, Node *n) {
+  long outer, len, inner;
+  split_axis(&n->in[0]->shape, n->axis, &outer, &len, &inner);
+  if (inner != 1)
+    return false;
+  head_math(e, n, "");
+  L(e, "%s(%ld, %ld, %s, %s, %s);", kern(e, "softmax_bwd"), outer, len, V(e, n->in[0]), V(e, n->in[1]),
+    V(e, n));
+  return true;
+}
+
+/* the input viewed as [A, n1, B, n2, C], n1 and n2 the swapped axes */
+static bool bound_transpose(Emit *e, Node *n) {
+  const Shape *X = &n->in[0]->shape;
+  int p = n->axis < n->axis2 ? n->axis : n->axis2, q = n->axis < n->axis2 ? n->axis2 : n->axis;
+  long A = 1, B = 1, C = 1;
+  if (p == q)
+    return false;
+  for (int d = 0; d < X->rank; d++) {
+    if (d < p)
+      A *= X->dim[d];
+    else if (d > p && d < q)
+      B *= X->dim[d];
+    else if (d > q)
+      C *= X->dim[d];
+  }
+  head_math(e, n, arena_printf("  (axes %d and %d swapped)", n->axis, n->axis2));
+  L(e, "%s(%ld, %d, %ld, %d, %ld, %s, %s);", kern(e, "swap_axes"), A, X->dim[p], B, X->dim[q], C, V(e, n->in[0]),
+    V(e, n));
+  return true;
+}
+
 static BoundFn *const jit_bound[OP_COUNT] = {
   [OP_add] = bound_add,       [OP_sub] = bound_sub,           [OP_mul] = bound_mul,
   [OP_div] = bound_div,       [OP_expand] = bound_expand,     [OP_gather] = bound_gather,
   [OP_gather_bwd] = bound_gather_bwd, [OP_bn_bwd_gain] = bound_bn_bwd_gain,
+  [OP_layernorm] = bound_layernorm,   [OP_ln_bwd_x] = bound_ln_bwd_x, [OP_ln_bwd_gain] = bound_ln_bwd_gain,
+  [OP_causal_softmax] = bound_causal_softmax, [OP_softmax_bwd] = bound_softmax_bwd,
+  [OP_transpose] = bound_transpose,
 };
 
 /* One step's block: a printer per step kind. */

@@ -36,11 +36,22 @@ typedef struct Fuse {
  *                      two passes (bp_bn_bwd), where they were six
  * Only unnamed nodes disappear; every named tensor and grad is still written. */
 
-/* A bias row for y of shape [M,N]: shape [N] or [1,N] (float). */
+/* A bias row for y of shape [..., N]: shape [N], [1,N], ... (float). */
 static bool is_bias_row(Node *b, Node *y) {
-  if (b->type != TY_FLOAT || y->shape.rank != 2 || b->shape.rank < 1 || b->shape.rank > 2)
+  if (b->type != TY_FLOAT || y->shape.rank < 2 || b->shape.rank < 1)
     return false;
-  return b->shape.dim[b->shape.rank - 1] == y->shape.dim[1] && numel(b) == y->shape.dim[1];
+  long N = y->shape.dim[y->shape.rank - 1];
+  return b->shape.dim[b->shape.rank - 1] == N && numel(b) == N;
+}
+
+/* m is one product of rows: [M,K]·[K,N] (either side transposed), or a batch
+ * [..., T, K] over one [K,N] whose rows fold into M (the sequence models'
+ * linear maps) */
+static bool gemm_rows(Node *m) {
+  const Shape *a = &m->in[0]->shape, *b = &m->in[1]->shape;
+  if (b->rank != 2)
+    return false;
+  return m->shape.rank == 2 ? a->rank == 2 : !m->transa && a->rank == m->shape.rank;
 }
 
 /* s sums a [N,D] (or [N,...,D]) tensor down to [D] or [1,D]: every axis but
@@ -79,9 +90,8 @@ static void plan_fusion(Fuse *e) {
       continue;
     for (int k = 0; k < 2; k++) {
       Node *m = n->in[k], *b = n->in[1 - k];
-      if (m->op != OP_matmul || m->name || nuse[m->id] != 1 || isgrad[m->id] || m->shape.rank != 2 ||
-          m->in[0]->shape.rank != 2 || m->in[1]->shape.rank != 2 || !shape_eq(&m->shape, &n->shape) ||
-          b == m || !is_bias_row(b, n))
+      if (m->op != OP_matmul || m->name || nuse[m->id] != 1 || isgrad[m->id] || !gemm_rows(m) ||
+          !shape_eq(&m->shape, &n->shape) || b == m || !is_bias_row(b, n))
         continue;
       e->bias_mm[n->id] = m;
       e->skip[m->id] = true;

@@ -39,12 +39,21 @@
   X(bp_xent_bwd_f32) X(bp_xent_bwd_f64)                     \
   X(bp_sgd_f32) X(bp_sgd_f64)                               \
   X(bp_adamw_f32) X(bp_adamw_f64)                           \
+  X(bp_adamw_torch_f32) X(bp_adamw_torch_f64)               \
   X(bp_allfinite_f32) X(bp_allfinite_f64)                   \
   X(bp_gemm_bias_f32) X(bp_gemm_bias_f64)                   \
   X(bp_bn_fwd_f32) X(bp_bn_fwd_f64)                         \
   X(bp_bn_bwd_f32) X(bp_bn_bwd_f64)                         \
   X(bp_bnlayer_fwd_f32) X(bp_bnlayer_fwd_f64)               \
   X(bp_bnlayer_bwd_f32) X(bp_bnlayer_bwd_f64)               \
+  X(bp_gelu_f32) X(bp_gelu_f64)                             \
+  X(bp_gelu_bwd_f32) X(bp_gelu_bwd_f64)                     \
+  X(bp_layernorm_f32) X(bp_layernorm_f64)                   \
+  X(bp_ln_bwd_x_f32) X(bp_ln_bwd_x_f64)                     \
+  X(bp_ln_bwd_gain_f32) X(bp_ln_bwd_gain_f64)               \
+  X(bp_causal_softmax_f32) X(bp_causal_softmax_f64)         \
+  X(bp_softmax_bwd_f32) X(bp_softmax_bwd_f64)               \
+  X(bp_swap_axes_f32) X(bp_swap_axes_f64)                   \
   X(bp_set_threads) X(bp_get_threads)
 
 #ifndef BP_KERNEL
@@ -110,6 +119,14 @@ void bp_adamw_f32(size_t n, float *p, const float *g, float *m, float *v, double
                   double b1, double b2, double eps, double wd, int t);
 void bp_adamw_f64(size_t n, double *p, const double *g, double *m, double *v, double lr,
                   double b1, double b2, double eps, double wd, int t);
+/* AdamW in torch.optim.AdamW's order of operations (the trainer's), every
+ * scalar in the float type: decay = 1 - lr*wd, step = lr / (1 - b1^t), c2 =
+ * sqrt(1 - b2^t):  p *= decay;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ * p += (-step m) / (sqrt(v) / c2 + eps) */
+void bp_adamw_torch_f32(size_t n, float *p, const float *g, float *m, float *v, float b1,
+                        float b2, float eps, float decay, float step, float c2);
+void bp_adamw_torch_f64(size_t n, double *p, const double *g, double *m, double *v, double b1,
+                        double b2, double eps, double decay, double step, double c2);
 /* 1 when every x[i] (i < n) is finite, else 0 (a trainer's per-step check) */
 int bp_allfinite_f32(size_t n, const float *x);
 int bp_allfinite_f64(size_t n, const double *x);
@@ -192,6 +209,33 @@ void bp_bnlayer_bwd_f64(int N, int K, int D, int V, int dc, int groups, const do
                         const double *W2, const double *dout, double *dA, double *dW1,
                         double *db1, double *dgain, double *dbias, double *dW2, double *dh,
                         double *dy, double *dz, double *ws);
+/* The sequence models' row kernels (kernels_attn.h); all arrays row-major.
+ * gelu: y = ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (y may be x); gelu_bwd: dx =
+ * gelu'(x) dy.  layernorm: x, out, xhat [R,D] over the last axis, gain, bias
+ * [D], rstd [R] saved.  ln_bwd_x: dx [R,D] from dy; ln_bwd_gain: dgain[D] =
+ * sum_r dy xhat.  causal_softmax: x, y [n,L], row r is position r mod L of its
+ * block, softmax over columns 0..r mod L, 0 after.  softmax_bwd: dx = y (dy -
+ * sum_j dy y) per row of L.  swap_axes: x [A,n1,B,n2,C] -> y [A,n2,B,n1,C]. */
+void bp_gelu_f32(size_t n, const float *x, float *y);
+void bp_gelu_f64(size_t n, const double *x, double *y);
+void bp_gelu_bwd_f32(size_t n, const float *x, const float *dy, float *dx);
+void bp_gelu_bwd_f64(size_t n, const double *x, const double *dy, double *dx);
+void bp_layernorm_f32(int R, int D, const float *x, const float *gain, const float *bias,
+                      double eps, float *rstd, float *xhat, float *out);
+void bp_layernorm_f64(int R, int D, const double *x, const double *gain, const double *bias,
+                      double eps, double *rstd, double *xhat, double *out);
+void bp_ln_bwd_x_f32(int R, int D, const float *xhat, const float *dy, const float *gain,
+                     const float *rstd, float *dx);
+void bp_ln_bwd_x_f64(int R, int D, const double *xhat, const double *dy, const double *gain,
+                     const double *rstd, double *dx);
+void bp_ln_bwd_gain_f32(int R, int D, const float *dy, const float *xhat, float *dgain);
+void bp_ln_bwd_gain_f64(int R, int D, const double *dy, const double *xhat, double *dgain);
+void bp_causal_softmax_f32(int n, int L, const float *x, float *y);
+void bp_causal_softmax_f64(int n, int L, const double *x, double *y);
+void bp_softmax_bwd_f32(int n, int L, const float *y, const float *dy, float *dx);
+void bp_softmax_bwd_f64(int n, int L, const double *y, const double *dy, double *dx);
+void bp_swap_axes_f32(long A, long n1, long B, long n2, long C, const float *x, float *y);
+void bp_swap_axes_f64(long A, long n1, long B, long n2, long C, const double *x, double *y);
 /* Threads the kernels may use (1 = the caller's only; clamped to [1, 64]);
  * results are bit-identical for every count. */
 void bp_set_threads(int n);
@@ -820,6 +864,48 @@ static inline int bp_colsum_vec_f64_(int N, int D, int d0, int d1, const double 
 #undef BP_S
 #define BP_S f64
 #include "kernels_ew.h"
+#undef BP_S
+
+/* GELU (dy NULL: out = gelu(x)) or its backward (out = gelu'(x) dy) over [lo,
+ * hi), 16 lanes at a time (AVX-512, f32; bp_tanh16_ for the tanh), the last
+ * lanes under a mask; 0: not done here */
+#if defined(__AVX512F__)
+static inline int bp_gelu_vec_f32_(size_t lo, size_t hi, const float *x, const float *dy, float *out) {
+  const __m512 c = _mm512_set1_ps(0.79788456080286535588f), a = _mm512_set1_ps(0.044715f);
+  const __m512 a3 = _mm512_set1_ps((float)(3 * 0.044715)), half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1);
+  for (size_t i = lo; i < hi; i += 16) {
+    __mmask16 m = (__mmask16)(hi - i >= 16 ? 0xFFFF : (1u << (hi - i)) - 1);
+    __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    __m512 v3 = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(a, v), v), v);
+    __m512 t = bp_tanh16_(_mm512_mul_ps(c, _mm512_add_ps(v, v3)));
+    __m512 r;
+    if (!dy) {
+      r = _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_add_ps(one, t));
+    } else {
+      __m512 p = _mm512_mul_ps(half, _mm512_add_ps(one, t));
+      __m512 q = _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_sub_ps(one, _mm512_mul_ps(t, t)));
+      q = _mm512_mul_ps(_mm512_mul_ps(q, c), _mm512_add_ps(one, _mm512_mul_ps(_mm512_mul_ps(a3, v), v)));
+      r = _mm512_mul_ps(_mm512_add_ps(p, q), _mm512_maskz_loadu_ps(m, dy + i));
+    }
+    _mm512_mask_storeu_ps(out + i, m, r);
+  }
+  return 1;
+}
+#else
+static inline int bp_gelu_vec_f32_(size_t lo, size_t hi, const float *x, const float *dy, float *out) {
+  (void)lo, (void)hi, (void)x, (void)dy, (void)out;
+  return 0;
+}
+#endif
+static inline int bp_gelu_vec_f64_(size_t lo, size_t hi, const double *x, const double *dy, double *out) {
+  (void)lo, (void)hi, (void)x, (void)dy, (void)out;
+  return 0;
+}
+#define BP_S f32
+#include "kernels_attn.h"
+#undef BP_S
+#define BP_S f64
+#include "kernels_attn.h"
 #undef BP_S
 
 /* Batchnorm forward's output rows (columns [0, w) of rows D apart), 16 lanes at a

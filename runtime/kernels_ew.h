@@ -126,5 +126,21 @@ BP_KERNEL void BP_(bp_adamw)(size_t n, T *p, const T *g, T *m, T *v, double lr,
     p[i] -= l * ((mi * c1) / (BP_(BP_SQRT)(vi * c2) + E) + W * p[i]);
   }
 }
+/* AdamW in torch.optim.AdamW's order (the trainer's update, templates/trainer.c):
+ *   p *= decay;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g²;
+ *   p += (-step m) / (sqrt(v) / c2 + eps)
+ * decay = 1 - lr wd, step = lr / (1 - b1^t), c2 = sqrt(1 - b2^t), all in T */
+BP_KERNEL void BP_(bp_adamw_torch)(size_t n, T *p, const T *g, T *m, T *v, T b1, T b2,
+                                   T eps, T decay, T step, T c2) {
+  for (size_t i = 0; i < n; i++) {
+    T gi = g[i];
+    T mi = b1 * m[i] + (1 - b1) * gi;
+    T vi = b2 * v[i] + (1 - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    T pi = p[i] * decay;
+    p[i] = pi + (-step * mi) / (BP_(BP_SQRT)(vi) / c2 + eps);
+  }
+}
 
 #undef T

@@ -531,6 +531,196 @@ START_TEST(threads_elementwise) {
 }
 END_TEST
 
+/* ---- the sequence models' row kernels (kernels_attn.h) ----------------------------- *
+ * gelu against the formula in double; the others against the loop gen/emit.c
+ * writes for the op in the gcc file, copied here (this file builds without
+ * contraction, as the kernels do): the same bits. */
+#define GELU_TEST(T, SFX, TOL)                                                                  \
+  START_TEST(gelu_##SFX) {                                                                      \
+    int n = sizes[_i];                                                                          \
+    T *x = calloc((size_t)n, sizeof(T)), *y = malloc(sizeof(T) * n), *d = calloc((size_t)n, sizeof(T)); \
+    T *g = malloc(sizeof(T) * n);                                                               \
+    for (int i = 0; i < n; i++) x[i] = (T)(urand() * (i % 3 == 0 ? 12 : i % 3 == 1 ? 2 : 0.01)); \
+    for (int i = 0; i < n; i++) d[i] = (T)urand();                                              \
+    bp_gelu_##SFX(n, x, y);                                                                     \
+    bp_gelu_bwd_##SFX(n, x, d, g);                                                              \
+    double e1 = 0, e2 = 0;                                                                      \
+    for (int i = 0; i < n; i++) {                                                               \
+      double v = x[i], c = sqrt(2 / 3.14159265358979323846), t = tanh(c * (v + 0.044715 * v * v * v)); \
+      double w = 0.5 * v * (1 + t), s = 1 + fabs(v);                                           \
+      double dw = (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * c * (1 + 3 * 0.044715 * v * v)) * d[i]; \
+      e1 = fmax(e1, fabs(y[i] - w) / s);                                                        \
+      e2 = fmax(e2, fabs(g[i] - dw) / (s * s * s));                                             \
+    }                                                                                           \
+    ck_assert_msg(e1 <= TOL, "bp_gelu_" #SFX " n=%d: max error %g", n, e1);                     \
+    ck_assert_msg(e2 <= TOL, "bp_gelu_bwd_" #SFX " n=%d: max error %g", n, e2);                 \
+    memcpy(g, x, sizeof(T) * n);                                                                \
+    bp_gelu_##SFX(n, g, g); /* y may be x */                                                    \
+    ck_assert(memcmp(g, y, sizeof(T) * n) == 0);                                                \
+    free(x), free(y), free(d), free(g);                                                         \
+  }                                                                                             \
+  END_TEST
+GELU_TEST(float, f32, 1e-6)
+GELU_TEST(double, f64, 1e-14)
+
+/* R rows of D (R not a multiple of 8: the kernels' last rows), L positions */
+typedef struct { int R, D; } RowShape;
+static const RowShape row_shapes[] = {{1, 1}, {7, 5}, {8, 64}, {13, 33}, {512, 64}, {17, 300}, {64, 16}, {45, 3}};
+
+#define LN_TEST(T, SFX)                                                                          \
+  START_TEST(layernorm_##SFX) {                                                                  \
+    int R = row_shapes[_i].R, D = row_shapes[_i].D;                                              \
+    size_t n = (size_t)R * D;                                                                    \
+    T *x = malloc(sizeof(T) * n), *dy = malloc(sizeof(T) * n), *ga = malloc(sizeof(T) * D);     \
+    T *be = malloc(sizeof(T) * D), *rs = malloc(sizeof(T) * R), *xh = malloc(sizeof(T) * n);     \
+    T *out = malloc(sizeof(T) * n), *dx = malloc(sizeof(T) * n), *dg = malloc(sizeof(T) * D);    \
+    T *rs0 = malloc(sizeof(T) * R), *xh0 = malloc(sizeof(T) * n), *out0 = malloc(sizeof(T) * n); \
+    T *dx0 = malloc(sizeof(T) * n), *dg0 = malloc(sizeof(T) * D);                                \
+    for (size_t i = 0; i < n; i++) x[i] = (T)(urand() * 3 + 0.5), dy[i] = (T)urand();            \
+    for (int j = 0; j < D; j++) ga[j] = (T)(1 + urand()), be[j] = (T)urand();                    \
+    bp_layernorm_##SFX(R, D, x, ga, be, 1e-5, rs, xh, out);                                      \
+    bp_ln_bwd_x_##SFX(R, D, xh, dy, ga, rs, dx);                                                 \
+    bp_ln_bwd_gain_##SFX(R, D, dy, xh, dg);                                                      \
+    for (int r = 0; r < R; r++) { /* emit_layernorm's loop */                                    \
+      const T *row = &x[(size_t)r * D];                                                          \
+      double sum = 0, ss = 0;                                                                    \
+      for (int j = 0; j < D; j++) sum += row[j];                                                 \
+      T mean = (T)(sum / D);                                                                     \
+      for (int j = 0; j < D; j++) {                                                              \
+        T d = row[j] - mean;                                                                     \
+        ss += (double)d * d;                                                                     \
+      }                                                                                          \
+      T rstd = (T)(1.0 / sqrt(ss / D + 1e-5));                                                   \
+      rs0[r] = rstd;                                                                             \
+      for (int j = 0; j < D; j++) {                                                              \
+        T v = (row[j] - mean) * rstd;                                                            \
+        xh0[(size_t)r * D + j] = v;                                                              \
+        out0[(size_t)r * D + j] = ga[j] * v + be[j];                                             \
+      }                                                                                          \
+    }                                                                                            \
+    for (int r = 0; r < R; r++) { /* emit_ln_bwd_x's */                                          \
+      const T *h = &xh0[(size_t)r * D], *g = &dy[(size_t)r * D];                                 \
+      double m1 = 0, m2 = 0;                                                                     \
+      for (int j = 0; j < D; j++) {                                                              \
+        double dxh = (double)ga[j] * g[j];                                                       \
+        m1 += dxh;                                                                               \
+        m2 += dxh * h[j];                                                                        \
+      }                                                                                          \
+      m1 /= D;                                                                                   \
+      m2 /= D;                                                                                   \
+      for (int j = 0; j < D; j++)                                                                \
+        dx0[(size_t)r * D + j] = (T)(rs0[r] * ((double)ga[j] * g[j] - m1 - h[j] * m2));          \
+    }                                                                                            \
+    for (int j = 0; j < D; j++) { /* emit_ln_bwd_gain's */                                       \
+      double acc = 0;                                                                            \
+      for (int r = 0; r < R; r++) acc += (double)dy[(size_t)r * D + j] * xh0[(size_t)r * D + j]; \
+      dg0[j] = (T)acc;                                                                           \
+    }                                                                                            \
+    ck_assert_msg(memcmp(rs, rs0, sizeof(T) * R) == 0 && memcmp(xh, xh0, sizeof(T) * n) == 0 &&  \
+                  memcmp(out, out0, sizeof(T) * n) == 0, "bp_layernorm_" #SFX " R=%d D=%d", R, D); \
+    ck_assert_msg(memcmp(dx, dx0, sizeof(T) * n) == 0, "bp_ln_bwd_x_" #SFX " R=%d D=%d", R, D);   \
+    ck_assert_msg(memcmp(dg, dg0, sizeof(T) * D) == 0, "bp_ln_bwd_gain_" #SFX " R=%d D=%d", R, D); \
+    free(x), free(dy), free(ga), free(be), free(rs), free(xh), free(out), free(dx), free(dg);     \
+    free(rs0), free(xh0), free(out0), free(dx0), free(dg0);                                      \
+  }                                                                                              \
+  END_TEST
+LN_TEST(float, f32)
+LN_TEST(double, f64)
+
+/* causal softmax, softmax backward: rows of L (R = blocks of L rows) */
+#define SOFTMAX_ROWS_TEST(T, SFX)                                                                \
+  START_TEST(causal_softmax_##SFX) {                                                             \
+    int P = row_shapes[_i].R % 9 + 1, L = row_shapes[_i].D;                                      \
+    size_t n = (size_t)P * L * L;                                                                \
+    T *x = malloc(sizeof(T) * n), *y = malloc(sizeof(T) * n), *y0 = malloc(sizeof(T) * n);      \
+    T *dy = malloc(sizeof(T) * n), *dx = malloc(sizeof(T) * n), *dx0 = malloc(sizeof(T) * n);   \
+    for (size_t i = 0; i < n; i++) x[i] = (T)(urand() * 6), dy[i] = (T)urand(), y[i] = 7;        \
+    bp_causal_softmax_##SFX(P * L, L, x, y);                                                     \
+    for (long r = 0; r < (long)P * L; r++) { /* emit_causal_softmax's loop */                    \
+      long i = r % L;                                                                            \
+      const T *xr = &x[r * L];                                                                   \
+      T *yr = &y0[r * L];                                                                        \
+      double m = xr[0], sum = 0;                                                                 \
+      for (long j = 1; j <= i; j++) m = xr[j] > m ? xr[j] : m;                                   \
+      for (long j = 0; j <= i; j++) sum += exp(xr[j] - m);                                       \
+      for (long j = 0; j < L; j++) yr[j] = j <= i ? (T)(exp(xr[j] - m) / sum) : 0;               \
+    }                                                                                            \
+    ck_assert_msg(memcmp(y, y0, sizeof(T) * n) == 0, "bp_causal_softmax_" #SFX " P=%d L=%d", P, L); \
+    int rows = P * L;                                                                            \
+    bp_softmax_bwd_##SFX(rows, L, y, dy, dx);                                                    \
+    for (int r = 0; r < rows; r++) { /* emit_softmax_bwd's, the axis last */                     \
+      double dot = 0;                                                                            \
+      for (int j = 0; j < L; j++) dot += (double)dy[(size_t)r * L + j] * y[(size_t)r * L + j];   \
+      for (int j = 0; j < L; j++)                                                                \
+        dx0[(size_t)r * L + j] = y[(size_t)r * L + j] * (dy[(size_t)r * L + j] - (T)dot);         \
+    }                                                                                            \
+    ck_assert_msg(memcmp(dx, dx0, sizeof(T) * n) == 0, "bp_softmax_bwd_" #SFX " rows=%d L=%d", rows, L); \
+    free(x), free(y), free(y0), free(dy), free(dx), free(dx0);                                   \
+  }                                                                                              \
+  END_TEST
+SOFTMAX_ROWS_TEST(float, f32)
+SOFTMAX_ROWS_TEST(double, f64)
+
+/* swap_axes against index arithmetic, for every pair of axes of a rank-4 and a rank-5 shape */
+#define SWAP_TEST(T, SFX)                                                                        \
+  START_TEST(swap_axes_##SFX) {                                                                  \
+    static const int shapes[2][5] = {{3, 5, 2, 7, 1}, {2, 3, 4, 5, 3}};                          \
+    for (int s = 0; s < 2; s++) {                                                                \
+      int rank = s ? 5 : 4;                                                                      \
+      const int *dm = shapes[s];                                                                 \
+      size_t n = 1;                                                                              \
+      for (int d = 0; d < rank; d++) n *= (size_t)dm[d];                                         \
+      T *x = malloc(sizeof(T) * n), *y = malloc(sizeof(T) * n);                                  \
+      for (size_t i = 0; i < n; i++) x[i] = (T)i;                                                \
+      for (int p = 0; p < rank; p++)                                                             \
+        for (int q = p + 1; q < rank; q++) {                                                     \
+          long A = 1, B = 1, C = 1;                                                              \
+          for (int d = 0; d < rank; d++) {                                                       \
+            if (d < p) A *= dm[d];                                                               \
+            else if (d > p && d < q) B *= dm[d];                                                 \
+            else if (d > q) C *= dm[d];                                                          \
+          }                                                                                      \
+          bp_swap_axes_##SFX(A, dm[p], B, dm[q], C, x, y);                                       \
+          int od[5];                                                                             \
+          for (int d = 0; d < rank; d++) od[d] = dm[d == p ? q : d == q ? p : d];                \
+          for (size_t o = 0; o < n; o++) { /* y[i] = x[i with axes p, q swapped] */              \
+            int at[5];                                                                           \
+            size_t rem = o, xi = 0;                                                              \
+            for (int d = rank - 1; d >= 0; d--) at[d] = (int)(rem % (size_t)od[d]), rem /= (size_t)od[d]; \
+            for (int d = 0; d < rank; d++) xi = xi * (size_t)dm[d] + (size_t)at[d == p ? q : d == q ? p : d]; \
+            ck_assert_msg(y[o] == x[xi], "bp_swap_axes_" #SFX " rank %d axes %d %d: y[%zu]", rank, p, q, o); \
+          }                                                                                      \
+        }                                                                                        \
+      free(x), free(y);                                                                          \
+    }                                                                                            \
+  }                                                                                              \
+  END_TEST
+SWAP_TEST(float, f32)
+SWAP_TEST(double, f64)
+
+/* gelu with threads: the same bits as 1 thread */
+START_TEST(threads_gelu) {
+  long n = 300 * 700;
+  float *x = malloc(sizeof(float) * n), *d = malloc(sizeof(float) * n);
+  float *y1 = malloc(sizeof(float) * n), *y2 = malloc(sizeof(float) * n);
+  for (long i = 0; i < n; i++) x[i] = (float)(urand() * 4), d[i] = (float)urand();
+  for (int th = 2; th <= 3; th++) {
+    bp_set_threads(1);
+    bp_gelu_f32((size_t)n, x, y1);
+    bp_set_threads(th);
+    bp_gelu_f32((size_t)n, x, y2);
+    ck_assert(memcmp(y1, y2, sizeof(float) * n) == 0);
+    bp_set_threads(1);
+    bp_gelu_bwd_f32((size_t)n, x, d, y1);
+    bp_set_threads(th);
+    bp_gelu_bwd_f32((size_t)n, x, d, y2);
+    ck_assert(memcmp(y1, y2, sizeof(float) * n) == 0);
+  }
+  bp_set_threads(1);
+  free(x), free(d), free(y1), free(y2);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("kernels");
   TCase *tc = tcase_create("gemm");
@@ -562,6 +752,18 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tr, bn_f64, 0, nb);
   tcase_add_test(tr, threads_elementwise);
   suite_add_tcase(s, tr);
+  TCase *ta = tcase_create("attn");
+  int nr = (int)(sizeof row_shapes / sizeof row_shapes[0]);
+  tcase_add_loop_test(ta, gelu_f32, 0, ns);
+  tcase_add_loop_test(ta, gelu_f64, 0, ns);
+  tcase_add_loop_test(ta, layernorm_f32, 0, nr);
+  tcase_add_loop_test(ta, layernorm_f64, 0, nr);
+  tcase_add_loop_test(ta, causal_softmax_f32, 0, nr);
+  tcase_add_loop_test(ta, causal_softmax_f64, 0, nr);
+  tcase_add_test(ta, swap_axes_f32);
+  tcase_add_test(ta, swap_axes_f64);
+  tcase_add_test(ta, threads_gelu);
+  suite_add_tcase(s, ta);
   return s;
 }
 TESTS_REGISTER(make_suite)

@@ -49,12 +49,25 @@ START_TEST(granular_schedule) {
 }
 END_TEST
 
+/* a linear map of a batch of sequences, [B,T,C]·[C,N] + b: the rows fold into one
+ * gemm_bias (q, k, v and the MLP's first map: 16 in the transformer's forward) */
+START_TEST(sequence_gemm_bias) {
+  const char *p = plan_of(arena_printf("%s/transformer.spec", specs_dir()), 0, 0);
+  int n = 0;
+  const char *train_end = strstr(p, "\neval:");
+  for (const char *q = strstr(p, "{GEMM_BIAS "); q && q < train_end; q = strstr(q + 1, "{GEMM_BIAS "))
+    n++;
+  ck_assert_msg(n == 16, "%d GEMM_BIAS steps in %s", n, p);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("plan");
   TCase *tc = tcase_create("plan");
   tcase_add_test(tc, lecture_schedule);
   tcase_add_test(tc, wide_layer_schedule);
   tcase_add_test(tc, granular_schedule);
+  tcase_add_test(tc, sequence_gemm_bias);
   suite_add_tcase(s, tc);
   return s;
 }
