@@ -102,7 +102,7 @@ static const char *V(Emit *e, Node *n) {
   const char *b = e->buf[n->id];
   if (!b)
     die("node %d (%s) has no buffer", n->id, optab[n->op].name);
-  return arena_printf("s->%s", b);
+  return arena_printf(strchr(b, ' ') ? "(s->%s)" : "s->%s", b);   /* a view: "W + 4096" */
 }
 
 static const char *lab(Emit *e, Node *n) { return e->label[n->id]; }
@@ -607,10 +607,24 @@ static void cut_copy(Emit *e, Node *n, Node *x, bool into) {
     L(e, "  memcpy(%s + o * %ld, %s + o * %ld + %ld, %ld * sizeof *%s);", dst, run, src, big, off, run, dst);
 }
 
-/* y = x[start:start+len] along axis */
+/* The pointer to element `off` of x's member, as V() prints it. */
+static const char *at_offset(Emit *e, Node *x, long off) {
+  const char *b = e->buf[x->id];
+  return off ? arena_printf("(s->%s + %ld)", b, off) : V(e, x);
+}
+
+/* y = x[start:start+len] along axis (a view of a block of x: nothing to do) */
 void emit_slice(Emit *e, Node *n) {
+  Node *x = n->in[0];
+  long inner = 1;
+  for (int d = n->axis + 1; d < x->shape.rank; d++)
+    inner *= x->shape.dim[d];
+  if (strcmp(V(e, n), at_offset(e, x, (long)n->start * inner)) == 0) {
+    head_math(e, n, "  (a view of its block: no copy)");
+    return;
+  }
   head_math(e, n, "");
-  cut_copy(e, n, n->in[0], false);
+  cut_copy(e, n, x, false);
 }
 
 /* zeros, with dy at [start:start+len] along axis */
@@ -627,11 +641,16 @@ void emit_concat(Emit *e, Node *n) {
   long ostride[MAXRANK], st = 1;
   for (int d = O->rank - 1; d >= 0; d--)
     ostride[d] = st, st *= O->dim[d];
-  head_math(e, n, "");
+  long off1 = shape_numel(&n->in[0]->shape);
+  bool in_place[2] = {strcmp(V(e, n->in[0]), V(e, n)) == 0,
+                      strcmp(V(e, n->in[1]), at_offset(e, n, off1)) == 0 && n->in[0] != n->in[1]};
+  head_math(e, n, in_place[0] && in_place[1] ? "  (both parts written in place: no copy)" : "");
   for (int k = 0; k < 2; k++) {
     Node *x = n->in[k];
     Shape part = *O;
     part.dim[n->axis] = x->shape.dim[n->axis];
+    if (in_place[k])
+      continue;
     Buf oi = {0};
     for (int d = 0; d < O->rank; d++)
       buf_printf(&oi, "%si%d*%ld", d ? " + " : "", d, ostride[d]);

@@ -149,6 +149,72 @@ Node *layout_logits(Graph *g) {
   return NULL;
 }
 
+/* true when the elements of x from `start` on along axis are one block of its
+ * memory for every cut: every axis before `axis` has length 1 */
+static bool leading_block(const Shape *x, int axis) {
+  for (int d = 0; d < axis; d++)
+    if (x->dim[d] != 1)
+      return false;
+  return true;
+}
+
+static const char *offset_buf(const char *b, long off) { return off ? arena_printf("%s + %ld", b, off) : b; }
+
+/* elements per index of axis */
+static long inner_of(const Shape *s, int axis) {
+  long k = 1;
+  for (int d = axis + 1; d < s->rank; d++)
+    k *= s->dim[d];
+  return k;
+}
+
+/* The part of concat c that input x is, when it is a block of c's memory
+ * (x not broadcast, the axes before c's axis all 1): its element offset, or -1. */
+static long concat_offset(Node *c, Node *x) {
+  if (c->op != OP_concat || !leading_block(&c->shape, c->axis))
+    return -1;
+  for (int k = 0; k < 2; k++) {
+    Shape part = c->shape;
+    part.dim[c->axis] = c->in[k]->shape.dim[c->axis];
+    if (c->in[k] == x && shape_eq(&part, &x->shape) && c->in[0] != c->in[1])
+      return k == 0 ? 0 : shape_numel(&c->in[0]->shape);
+  }
+  return -1;
+}
+
+/* A node's member when it has none yet.  Besides a field of its own:
+ * - a reshape shares its input's member (the same elements in the same order),
+ *   and an input only a reshape reads writes straight into the reshape's;
+ * - a slice of a block (W[l] of a stacked param) is a view into its input's
+ *   member, "W + offset": no copy;
+ * - a part of a concat that is a block of it (a layer's gradient of a stacked
+ *   param, the joins of grad.c's sum_contribs) is written straight into the
+ *   concat's member at its offset, directly or through reshapes only it reads,
+ *   so the concat copies nothing.  Members are never reused for other nodes,
+ *   so a view is never overwritten. */
+static const char *scratch_buf(Layout *e, Plan *p, Node *n, const int *nread, Node *const *reader) {
+  if (e->buf[n->id] || p->no_field[n->id])
+    return e->buf[n->id];
+  Node *r = nread[n->id] == 1 ? reader[n->id] : NULL;
+  const char *b = NULL;
+  long off;
+  if (n->op == OP_reshape && e->buf[n->in[0]->id])
+    b = e->buf[n->in[0]->id];
+  else if (n->op == OP_slice && e->buf[n->in[0]->id] && leading_block(&n->in[0]->shape, n->axis))
+    b = offset_buf(e->buf[n->in[0]->id], (long)n->start * inner_of(&n->in[0]->shape, n->axis));
+  else if (r && r->op == OP_reshape && e->buf[r->id] && r->type == n->type)
+    b = e->buf[r->id];
+  else if (r && is_float(n) && (off = concat_offset(r, n)) >= 0 && scratch_buf(e, p, r, nread, reader))
+    b = offset_buf(e->buf[r->id], off);
+  else if (r && r->op == OP_reshape && r->type == n->type && nread[r->id] == 1 &&
+           concat_offset(reader[r->id], r) >= 0 && scratch_buf(e, p, r, nread, reader))
+    b = e->buf[r->id];
+  if (!b)
+    b = add_field(e, arena_printf("t%d", n->id), NULL, -1, is_float(n) ? 0 : 1, &n->shape, n->line,
+                  optab[n->op].name);
+  return e->buf[n->id] = b;
+}
+
 Layout *layout_build(Graph *g, Plan *p) {
   Layout *e = arena_alloc(sizeof *e);
   Node *logits = layout_logits(g);
@@ -224,16 +290,7 @@ Layout *layout_build(Graph *g, Plan *p) {
     Node *n = g->nodes[i];
     if (!e->label[n->id])   /* constants read as their value in the comments */
       e->label[n->id] = n->name ? n->name : n->op == OP_const ? arena_printf("%g", n->num) : arena_printf("t%d", n->id);
-    Node *r = nread[n->id] == 1 ? reader[n->id] : NULL;
-    if (!e->buf[n->id] && !p->no_field[n->id]) {
-      if (n->op == OP_reshape && e->buf[n->in[0]->id])
-        e->buf[n->id] = e->buf[n->in[0]->id];
-      else if (r && r->op == OP_reshape && e->buf[r->id] && r->type == n->type)
-        e->buf[n->id] = e->buf[r->id];
-      else
-        e->buf[n->id] = add_field(e, arena_printf("t%d", n->id), NULL, -1, is_float(n) ? 0 : 1, &n->shape,
-                                  n->line, optab[n->op].name);
-    }
+    scratch_buf(e, p, n, nread, reader);
     if (n->op == OP_cross_entropy) {   /* save[]: the probs member itself; save2[]: the safe targets */
       const char *b = n->name ? n->name : arena_printf("t%d", n->id);
       e->save[n->id] = add_field(e, arena_printf("%s_probs", b), NULL, -1, 0, &n->in[0]->shape, n->line,

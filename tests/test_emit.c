@@ -243,6 +243,22 @@ START_TEST(reshape_shares_memory) {
 }
 END_TEST
 
+/* gpt2.spec's stacked params: each W[l] is a view of its block of W (no
+ * copy in forward), each layer's dW[l] is written into its block of dW (the
+ * joins of backward copy nothing); a slice across rows (q of qkv) copies */
+START_TEST(stacked_params_in_place) {
+  DimOverride ovr[2] = {{"L", 3, false}, {"C", 12, false}};
+  const char *src = emit(load_spec_with(arena_printf("%s/gpt2.spec", specs_dir()), ovr, 2), DT_F32, "g", true, NULL);
+  ck_assert_msg(strstr(src, "= qkvw[1:2]  (a view of its block: no copy)"), "qkvw[1] is copied");
+  ck_assert_msg(strstr(src, "(s->qkvw + 432)"), "the layer-1 product does not read qkvw's block in place");
+  const char *d = strstr(src, "/* dqkvw = [");
+  ck_assert_msg(d && strstr(d, "(both parts written in place: no copy)") < strchr(d, '\n'),
+                "dqkvw is copied together:\n%.200s", d ? d : "(none)");
+  ck_assert_msg(strstr(src, "(s->dqkvw + 432)"), "layer 1's dqkvw is not written into its block");
+  ck_assert_msg(strstr(src, "= qkv_0[:, :, 0:12]   ["), "q's slice of qkv is no longer a copy");
+}
+END_TEST
+
 /* f64 uses double math; the JIT file holds only kernel prototypes */
 START_TEST(dtype_and_jit_variant) {
   const char *path = arena_printf("%s/makemore.spec", specs_dir());
@@ -320,6 +336,7 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tc, every_compiler_builds_a_layer, 0, (int)(sizeof compilers / sizeof compilers[0]));
   tcase_add_test(tc, comments_and_line_directives);
   tcase_add_test(tc, reshape_shares_memory);
+  tcase_add_test(tc, stacked_params_in_place);
   tcase_add_test(tc, dtype_and_jit_variant);
   tcase_add_test(tc, no_mutable_globals);
   tcase_add_test(tc, big_arrays_aligned);
