@@ -130,6 +130,15 @@ for spec in "$SPECS"/*.spec; do
       $BPGEN check "$spec" --dtype $dt $(small_dims "$spec")
   done
 done
+# every spec, the sequence models' loops and slices included: explain, dot and
+# ninja's header (a learner doing the attention backward by hand starts there)
+for spec in "$SPECS"/*.spec; do
+  b=$(basename "$spec")
+  t "explain $b"        0 "^ *[0-9]+ +loss +=" $BPGEN explain "$spec" $(small_dims "$spec")
+  t "dot --backward $b" 0 "^digraph "          sh -c '"$1" dot "$2" --backward -o "$3" $4 && cat "$3"' \
+    _ "$BPGEN" "$spec" "$T/all.dot" "$(small_dims "$spec")"
+  t "ninja --header $b" 0 "^#ifndef BPGEN_NINJA_H" $BPGEN ninja "$spec" --header $(small_dims "$spec")
+done
 t "check table columns"     0 "^name +\| shape +\| exact \| approximate \| maxdiff +\| max ULPs \| fd \(f64\)" \
   $BPGEN check $M
 t "check --expand odd"      0 "generated \(f64, expanded\)" $BPGEN check $M --expand --dtype f64 -D B=7 -D H=13 -D T=4
