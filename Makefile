@@ -6,13 +6,20 @@ CC      = gcc
 CFLAGS  = -std=c11 -g -O2 -Wall -Wextra -fno-common -D_GNU_SOURCE -Igen -Iruntime -Ibuild/gen
 KFLAGS  = -O3 -march=native -ffp-contract=off -fno-math-errno     # the heavy kernels (runtime/kernels.c)
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LIBS    = -ltcc -ldl -lm -lpthread
+# Open MPI (issue 17): when pkg-config finds it (Debian's libopenmpi-dev, which
+# the set-up installs), bpgen links libmpi and gen/comm.c is built with
+# BP_HAVE_MPI, so `mpirun -np N bpgen run ...` trains data-parallel; without it
+# bpgen builds as before and runs one process.  Asked at recipe time, after
+# scripts/deps.sh has installed what is missing.
+MPI_CFLAGS = $$(pkg-config --exists mpi-c 2>/dev/null && echo -DBP_HAVE_MPI $$(pkg-config --cflags mpi-c))
+MPI_LIBS   = $$(pkg-config --exists mpi-c 2>/dev/null && pkg-config --libs mpi-c)
+LIBS    = -ltcc -ldl -lm -lpthread $(MPI_LIBS)
 
 GEN_SRCS = $(sort $(filter-out gen/main.c,$(wildcard gen/*.c)) gen/lex.c)
 RT_SRCS  = $(sort $(wildcard runtime/*.c))
 LIB_SRCS = $(GEN_SRCS) $(RT_SRCS)
 TEMPLATES = $(sort $(wildcard templates/*)) runtime/bp_runtime.h $(wildcard runtime/kernels.h)
-KERNEL_PARTS = $(wildcard runtime/kernels_*.h) runtime/npy_parse.h runtime/llmc_ckpt.h   # pasted by embed.sh where kernels.h, trainer.c include them
+KERNEL_PARTS = $(wildcard runtime/kernels_*.h) runtime/npy_parse.h runtime/bp_comm.h runtime/llmc_ckpt.h   # pasted by embed.sh where kernels.h, trainer.c include them
 
 OBJS     = $(LIB_SRCS:%.c=build/%.o)
 SAN_OBJS = $(LIB_SRCS:%.c=build/san/%.o)
@@ -26,7 +33,9 @@ deps-test:
 	@scripts/deps.sh test
 deps-main:
 	@scripts/deps.sh main
-.PHONY: all deps deps-test deps-main test check fuzz bench clean main
+deps-gpt:
+	@scripts/deps.sh gpt
+.PHONY: all deps deps-test deps-main deps-gpt test check fuzz bench clean main gpt
 
 gen/lex.c: gen/lex.re | deps
 	re2c -W --no-generation-date --no-version -o $@ $<
@@ -40,6 +49,9 @@ build/gen/c_names.h: scripts/c_names.sh $(TEMPLATES) $(wildcard runtime/*.h)
 	scripts/c_names.sh $@
 
 build/gen/layout.o build/san/gen/layout.o: build/gen/c_names.h
+build/gen/comm.o build/san/gen/comm.o build/cov/gen/comm.o: CFLAGS += $(MPI_CFLAGS)
+build/gen/comm.o build/san/gen/comm.o build/cov/gen/comm.o: gen/comm.h
+build/gen/cmd_run.o build/san/gen/cmd_run.o build/cov/gen/cmd_run.o: gen/comm.h
 
 build/%.o: %.c gen/bpgen.h gen/backend.h gen/ops.h runtime/bp_runtime.h build/gen/templates.h $(wildcard runtime/*.h) | deps
 	@mkdir -p $(@D)
@@ -128,12 +140,27 @@ main: deps-main bpgen build/words.txt
 run: main
 .PHONY: run
 
+# A character-level GPT: specs/gpt2.spec at its small default sizes (4 layers,
+# 128 channels, 64 positions) on the default text, the fortune cookies of
+# Debian's fortunes package cut to printable ASCII (2.5 MB, 96 characters; the
+# last 10% is the dev split), AdamW with warmup and cosine decay.  GPT_ARGS
+# changes it; the loss curve is build/gpt.csv (bpgen plot build/gpt.csv -o gpt.png).
+GPT_ARGS ?= --steps 3000 --optimizer adamw --lr 1e-3 --warmup 100 --lr-schedule cosine --lr-min 1e-4 \
+  --eval-every 250 --eval-batches 20 --log build/gpt.csv --sample-len 400 --temperature 0.8
+build/fortunes.txt: | deps-gpt
+	@mkdir -p $(@D)
+	for f in /usr/share/games/fortunes/*; do case $$f in *.dat|*.u8) ;; *) [ -f "$$f" ] && cat "$$f" ;; esac; done \
+	  | LC_ALL=C tr -cd '\n -~' > $@.tmp
+	mv $@.tmp $@
+gpt: deps-gpt bpgen build/fortunes.txt
+	./bpgen run specs/gpt2.spec --text build/fortunes.txt $(GPT_ARGS)
+
 # Fuzz the front end (lexer, parser, shapes) with libFuzzer: FUZZ_SECONDS=600 make fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_SRCS = $(LIB_SRCS)
 build/fuzz_spec: fuzz/fuzz_spec.c $(FUZZ_SRCS) gen/bpgen.h gen/ops.h build/gen/templates.h | deps-test
 	@mkdir -p $(@D)
-	clang -g -O1 -std=c11 -D_GNU_SOURCE -Igen -Iruntime -Ibuild/gen -fsanitize=fuzzer,address,undefined \
+	clang -g -O1 -std=c11 -D_GNU_SOURCE -Igen -Iruntime -Ibuild/gen $(MPI_CFLAGS) -fsanitize=fuzzer,address,undefined \
 	  -o $@ fuzz/fuzz_spec.c $(FUZZ_SRCS) $(LIBS)
 fuzz: build/fuzz_spec
 	@mkdir -p build/fuzz-corpus

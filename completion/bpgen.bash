@@ -9,7 +9,7 @@
 _bpgen() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=
   [ "$COMP_CWORD" -gt 0 ] && prev=${COMP_WORDS[COMP_CWORD-1]}
-  local commands="grad check explain run plot ninja dot"
+  local commands="grad check explain run predict sample plot ninja dot"
   local shared="-D --dtype --seed --expand --help"
 
   # the command: the first word after bpgen, when it is one; else `bpgen SPEC -o`
@@ -18,15 +18,18 @@ _bpgen() {
 
   local opts
   case $cmd in
-    gen)     opts="-o --trainer --prefix $shared" ;;
+    gen)     opts="-o --trainer --shared --prefix $shared" ;;
     grad)    opts="--in --out --random-inputs --ref $shared" ;;
-    check)   opts="--tol $shared" ;;
+    check)   opts="--tol --json $shared" ;;
     explain) opts="$shared" ;;
     run)     opts="--data --text --data-tokens --val-tokens --data-x --data-y --dev-x --dev-y
                    --test-x --test-y --steps --lr --lr-schedule --decay-at --lr-min --warmup
                    --optimizer --beta1 --beta2 --eps --weight-decay --clip --bn-stats --bn-momentum --split-seed
-                   --eval-every --print-every --log --save --save-every --load --resume
-                   --samples --sample-len --temperature --top-k --quiet --threads $shared" ;;
+                   --eval-every --eval-batches --print-every --log --save --save-every --load --resume
+                   --samples --sample-len --temperature --top-k --quiet --json --threads
+                   --mine --tol --rng --torch-global --torch-global-seed $shared" ;;
+    predict) opts="--load --data-x --data-y -o --argmax --json --threads --quiet $shared" ;;
+    sample)  opts="--load -n --temperature --top-k --threads --quiet $shared" ;;
     plot)    opts="-o --window --help" ;;
     ninja)   opts="--mine --header --ref --tol $shared" ;;
     dot)     opts="--backward -o $shared" ;;
@@ -38,10 +41,11 @@ _bpgen() {
     --optimizer)    COMPREPLY=($(compgen -W "sgd adamw" -- "$cur")); return ;;
     --lr-schedule)  COMPREPLY=($(compgen -W "step cosine constant" -- "$cur")); return ;;
     --bn-stats)     COMPREPLY=($(compgen -W "calibrate running" -- "$cur")); return ;;
+    --rng)          COMPREPLY=($(compgen -W "torch torch-scalar bpgen" -- "$cur")); return ;;
     --in|--out)     compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
     -o|--mine|--data|--text|--data-tokens|--val-tokens|--data-x|--data-y|--dev-x|--dev-y|--test-x|--test-y|--log|--save|--load)
                     compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-    -D|--prefix|--seed|--tol|--steps|--lr|--decay-at|--lr-min|--warmup|--beta1|--beta2|--eps|--weight-decay|--clip|--bn-momentum|--split-seed|--eval-every|--print-every|--save-every|--samples|--sample-len|--temperature|--top-k|--threads|--window)
+    -D|--prefix|--seed|--tol|--steps|--lr|--decay-at|--lr-min|--warmup|--beta1|--beta2|--eps|--weight-decay|--clip|--bn-momentum|--split-seed|--eval-every|--eval-batches|--print-every|--save-every|--samples|--sample-len|--temperature|--top-k|--threads|--window|--torch-global|--torch-global-seed|-n)
                     COMPREPLY=(); return ;;
   esac
 

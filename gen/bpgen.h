@@ -73,6 +73,7 @@ struct SrcFile {
 NORETURN void error_tok(const Token *tok, const char *fmt, ...) PRINTF(2, 3);
 NORETURN void error_at(const SrcFile *f, const char *loc, const char *fmt, ...) PRINTF(3, 4);
 NORETURN void error_plain(const char *fmt, ...) PRINTF(1, 2);   /* "bpgen: error: ..." no location */
+NORETURN void error_usage(const char *fmt, ...) PRINTF(1, 2);   /* the same, exit status 2 */
 NORETURN void die_at(const char *file, int line, const char *fmt, ...) PRINTF(3, 4);
 #define die(...) die_at(__FILE__, __LINE__, __VA_ARGS__)
 #define unreachable() die_at(__FILE__, __LINE__, "unreachable")
@@ -381,6 +382,9 @@ typedef struct Cli {
   bool expand;            /* --expand: lower fused ops before differentiating */
 } Cli;
 void cli_init(Cli *c, DType default_dtype);
+/* argv with every "--opt=value" made the two arguments "--opt" "value"
+ * (*argc updated; argv itself when there is none). */
+char **cli_split_eq(int *argc, char **argv);
 /* If argv[*i] is a shared option (-o, --dtype, --seed, -D, --expand) or the
  * spec path, consumes it (and its value) and returns true. */
 bool cli_common(Cli *c, int argc, char **argv, int *i);
@@ -431,5 +435,15 @@ char *report_html(Cli *c, const char *mine);
  * !opt->for_jit, also a main() calling it with <prefix>_model: the file that
  * `bpgen SPEC --trainer -o train.c` writes (build: gcc -O2 train.c -lm). */
 char *trainer_source(Graph *g, const EmitOptions *opt);
+/* Compiles g (grad_build is run) with the trainer in memory and returns what
+ * its entry point (bp_train_main, bp_predict_main, bp_sample_main) returns
+ * for targv. */
+int run_trainer(Cli *c, Graph *g, const char *entry, int targc, char **targv);
+/* A usage error when the .npy file at path, fed to g's k-th input, has
+ * another shape after the example axis; names the -D that would fit. */
+void run_check_npy(Cli *c, Graph *g, int k, const char *path);
+const char *spec_prefix(const char *spec);   /* the model's C name from its path */
+int cmd_predict(int argc, char **argv);  /* bpgen predict (cmd_predict.c) */
+int cmd_sample(int argc, char **argv);   /* bpgen sample (cmd_predict.c) */
 
 #endif

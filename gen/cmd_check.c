@@ -48,7 +48,9 @@ static const char check_usage[] =
   "  --dtype f32|f64  float type of the generated code (default f32)\n"
   "  --expand         generate from the primitive (expanded) graph\n"
   "  --tol X          relative tolerance (default 1e-4 for f32, 1e-9 for f64); the\n"
-  "                   rounding long sums owe is allowed on top (see the table's header)\n";
+  "                   rounding long sums owe is allowed on top (see the table's header)\n"
+  "  --json           the table as one JSON object on standard output, numbers at\n"
+  "                   full precision (the text goes to standard error)\n";
 
 static const BpTensor *find_tensor(const BpModel *m, const char *name) {
   for (int i = 0; i < m->ntensors; i++)
@@ -273,6 +275,30 @@ static double rounding_lengths(Graph *g, Ref *r, double *len, double *terms) {
 }
 
 /* ULPs as a short column: whole numbers, large ones in e-notation */
+static FILE *check_json;   /* --json: where the JSON goes */
+
+/* A JSON number at full precision (the double reads back the same); null
+ * for NaN and Inf, which JSON lacks. */
+static const char *jnum(double v) {
+  return isfinite(v) ? arena_printf("%.17g", v) : "null";
+}
+
+/* s as the inside of a JSON string (names and paths). */
+static const char *json_escape(const char *s) {
+  Buf b = {0};
+  buf_printf(&b, "%s", "");
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      buf_printf(&b, "\\%c", c);
+    else if (c < 32 || c == 127)
+      buf_printf(&b, "\\u%04x", c);
+    else
+      buf_printf(&b, "%c", c);
+  }
+  return buf_done(&b);
+}
+
 static const char *ulp_str(double u) {
   return u < 1e6 ? arena_printf("%.0f", u) : arena_printf("%.1e", u);
 }
@@ -424,6 +450,13 @@ int check_model(Graph *gf, const BpModel *m, void *state, bool expanded, uint64_
           ulp_str(ulp_distance(dt, lg, lr)), "", lflen, lallowed,
           loss_ok ? "" : isfinite(lg) && isfinite(lr) ? "   <- out of tolerance" : "   <- not finite");
   nfail += !loss_ok;
+  Buf js = {0};
+  buf_printf(&js, "{\"spec\": \"%s\", \"dtype\": \"%s\", \"expanded\": %s, \"seed\": %llu, "
+             "\"tol\": %s, \"loss\": {\"generated\": %s, \"reference\": %s, \"maxdiff\": %s, "
+             "\"allowed\": %s, \"pass\": %s}, \"gradients\": [",
+             json_escape(gf->file ? gf->file->name : "spec"), dt == DT_F64 ? "f64" : "f32",
+             expanded ? "true" : "false", (unsigned long long)seed, jnum(tol), jnum(lg), jnum(lr),
+             jnum(fabs(lg - lr)), jnum(lallowed), loss_ok ? "true" : "false");
   for (int i = 0; i < nrows; i++) {
     Row *w = &rows[i];
     double scale = w->scale > 0.01 * gmax ? w->scale : 0.01 * gmax;
@@ -440,6 +473,20 @@ int check_model(Graph *gf, const BpModel *m, void *state, bool expanded, uint64_
     fprintf(out, "%-16s | %-12s | %-5s | %-11s | %-9.2e | %-8s | %-9s | %-7.0f | %-9.2e%s\n",
             arena_printf("d%s", w->name), shape_str(&w->shape), w->exact ? "True" : "False",
             w->approx ? "True" : "False", w->maxdiff, ulp_str(w->maxulp), fd, w->len, w->allowed, why);
+    buf_printf(&js, "%s{\"name\": \"d%s\", \"shape\": [", i ? ", " : "", json_escape(w->name));
+    for (int k = 0; k < w->shape.rank; k++)
+      buf_printf(&js, "%s%d", k ? ", " : "", w->shape.dim[k]);
+    buf_printf(&js, "], \"exact\": %s, \"approximate\": %s, \"maxdiff\": %s, \"max_ulps\": %s, "
+               "\"fd\": %s, \"L\": %s, \"allowed\": %s, \"nonfinite\": %ld, \"pass\": %s}",
+               w->exact ? "true" : "false", w->approx ? "true" : "false", jnum(w->maxdiff),
+               jnum(w->maxulp), w->fd >= 0 ? jnum(w->fd) : "null", jnum(w->len), jnum(w->allowed),
+               w->nonfinite, w->pass ? "true" : "false");
+  }
+  buf_printf(&js, "], \"failed\": %d, \"pass\": %s}\n", nfail, nfail ? "false" : "true");
+  const char *json = buf_done(&js);
+  if (check_json) {
+    fputs(json, check_json);
+    fflush(check_json);
   }
   if (nfail)
     fprintf(out, "FAIL: %d of %d tensors out of tolerance\n", nfail, nrows + 1);
@@ -454,16 +501,19 @@ int cmd_check(int argc, char **argv) {
   Cli c;
   cli_init(&c, DT_F32);
   double tol = 0;
+  bool json = false;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       fputs(check_usage, stdout);
       return 0;
     }
-    if (strcmp(argv[i], "--tol") == 0) {
+    if (strcmp(argv[i], "--json") == 0) {
+      json = true;
+    } else if (strcmp(argv[i], "--tol") == 0) {
       const char *v = cli_value(argc, argv, &i);
       tol = cli_double("--tol", v);
       if (!(tol > 0))
-        error_plain("--tol: '%s' is not a positive number", v);
+        error_usage("--tol: '%s' is not a positive number", v);
     } else if (!cli_common(&c, argc, argv, &i) || c.out) {
       cli_unknown("check", argv[i]);
     }
@@ -478,9 +528,10 @@ int cmd_check(int argc, char **argv) {
     grad_perturb = k + 1;
   }
   if (!c.spec)
-    error_plain("no spec file given (see bpgen check --help)");
+    error_usage("no spec file given (see bpgen check --help)");
   Graph *gf = parse_spec(read_src(c.spec), c.ovr, c.novr);
   Graph *gg = c.expand ? expand_fused(gf) : gf;
   grad_build(gg);
-  return check_graphs(gf, gg, c.dtype, c.seed, tol, stdout) ? 1 : 0;
+  check_json = json ? stdout : NULL;
+  return check_graphs(gf, gg, c.dtype, c.seed, tol, json ? stderr : stdout) ? 1 : 0;
 }

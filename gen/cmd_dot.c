@@ -225,7 +225,7 @@ int cmd_dot(int argc, char **argv) {
   const char *out = c.out ? c.out : "-";
   const char *fmt = ends_with(out, ".svg") ? "svg" : ends_with(out, ".png") ? "png" : NULL;
   if (!fmt && strcmp(out, "-") != 0 && !ends_with(out, ".dot") && !ends_with(out, ".gv"))
-    error_plain("dot: -o %s: write FILE.dot, FILE.svg, FILE.png or - (standard output)", out);
+    error_usage("dot: -o %s: write FILE.dot, FILE.svg, FILE.png or - (standard output)", out);
   Graph *g = cli_load(&c);
   if (backward)
     grad_build(g);

@@ -262,8 +262,18 @@ void explain_print(Graph *g, FILE *out) {
           n->grad->in[0]->op == OP_const && n->grad->in[0]->num == 0)
         fprintf(out, "      %s = 0   (%s does not reach the loss)\n", grad_name(x, n), n->name);
     }
-    for (int op = 0; op < OP_COUNT; op++)
-      if (ops[op] && optab[op].remark)
-        print_block(optab[op].remark);
+    for (int op = 0; op < OP_COUNT; op++) {
+      if (!ops[op] || !optab[op].remark)
+        continue;
+      Node *on = NULL;   /* the line's node of that op: the remark speaks of its tensors */
+      for (int i = 0; i < g->nforward; i++)
+        if (g->nodes[i]->line == line && g->nodes[i]->op == (OpKind)op)
+          on = g->nodes[i];
+      const char *err;
+      char *r = note_fill(optab[op].remark, on, true, fwd_label, x, &err);
+      if (!r)
+        die("the remark of %s in ops.h: %s", optab[op].name, err);
+      print_block(r);
+    }
   }
 }

@@ -215,11 +215,11 @@ int cmd_grad(int argc, char **argv) {
     }
   }
   if (cli.out)
-    error_plain("grad: -o is not an option of grad; use --out DIR");
+    error_usage("grad: -o is not an option of grad; use --out DIR");
   if (!in && !random_inputs)
-    error_plain("grad: --in DIR is required (or --random-inputs)");
+    error_usage("grad: --in DIR is required (or --random-inputs)");
   if (!out)
-    error_plain("grad: --out DIR is required");
+    error_usage("grad: --out DIR is required");
   Graph *g = cli_load(&cli);
   DType dt = cli.dtype;
 

@@ -28,6 +28,7 @@
 #include "bpgen.h"
 #include "bp_runtime.h"
 #include "ref.h"
+#include "mine.h"
 
 #include <errno.h>
 #include <math.h>
@@ -445,7 +446,10 @@ static struct {
   DType dt;
   RunOut *run;
   SlotOut *out;          /* this run's, by slot id */
+  Mine *mine;            /* bpgen run --mine: GIVEN takes the model's gradient */
 } cur;   /* for bp_given() and the fault handler, in the child */
+
+static void mine_given(Slot *s, void *buf);
 
 static bool shape_matches(const Shape *decl, const Shape *truth) {
   if (truth->rank == 0)
@@ -463,6 +467,11 @@ static void bp_given(void *buf, const char *name, const int *shape) {
       cur.out[s->id].given = 2;
       snprintf(cur.run->note, sizeof cur.run->note, "GIVEN(%s): you declared it %s, but it is %s",
                name, shape_str(&s->decl), shape_str(&s->n->shape));
+      return;
+    }
+    if (cur.mine) {
+      mine_given(s, buf);
+      cur.out[s->id].given = 1;
       return;
     }
     const double *ref = cur.pass->grad[s->n->id];
@@ -573,7 +582,7 @@ static void on_parent_signal(int sig) {
 /* The child: its own process group, killed with bpgen; fills the gradients
  * with this run's pattern, runs backward(), checks the canaries and copies the
  * gradients into the shared block. */
-static NORETURN void child_main(void (*backward)(void), int run, char *shm, pid_t parent) {
+static void child_setup(pid_t parent) {
   setpgid(0, 0);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent)
@@ -592,6 +601,10 @@ static NORETURN void child_main(void (*backward)(void), int run, char *shm, pid_
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
   signal(SIGHUP, SIG_DFL);
+}
+
+static NORETURN void child_main(void (*backward)(void), int run, char *shm, pid_t parent) {
+  child_setup(parent);
   for (int k = 0; k < cur.nslot; k++)
     fill(cur.dt, cur.slot[k].buf, cur.slot[k].ndecl, run, cur.slot[k].id);
   backward();
@@ -1182,25 +1195,12 @@ static int by_backward(const void *pa, const void *pb) {
   return ka - kb;
 }
 
-int ninja_run(Graph *g, const NinjaOpts *o, const char *path, const char *text, FILE *out) {
-  DType dt = o->dtype;
-  double tol = o->tol > 0 ? o->tol : dt == DT_F32 ? 1e-5 : 1e-9;
+/* The learner's file compiled twice (see the file comment): returns the second
+ * state, fills *slotp (the gradients it declares, each with its guarded buffer)
+ * and *nslotp.  Exits with an error when the file does not compile. */
+static Jit *compile_mine(Graph *g, DType dt, const char *path, const char *text, Slot **slotp,
+                         int *nslotp) {
   size_t esz = dt == DT_F32 ? 4 : 8;
-  Pass pass = {g, arena_alloc(sizeof(double *) * (size_t)g->nforward),
-               arena_alloc(sizeof(double *) * (size_t)g->nforward), 0, NULL};
-  int32_t **ival = arena_alloc(sizeof(int32_t *) * (size_t)g->nforward);
-  /* the other implementation: how far two honest programs differ is the noise */
-  Pass other = {g, arena_alloc(sizeof(double *) * (size_t)g->nforward),
-                arena_alloc(sizeof(double *) * (size_t)g->nforward), 0, NULL};
-  int32_t **ival2 = arena_alloc(sizeof(int32_t *) * (size_t)g->nforward);
-  if (o->use_ref) {
-    pass_ref(&pass, dt, o->seed, ival);
-    pass_gen(&other, dt, o->seed, ival2);
-  } else {
-    pass_gen(&pass, dt, o->seed, ival);
-    pass_ref(&other, dt, o->seed, ival2);
-  }
-
   /* the learner's translation unit: the header, then the file as itself */
   const char *src = arena_printf("%s#line 1 \"%s\"\n%s", ninja_header(g, dt), path, text);
   char dir[] = "/tmp/bpgen_ninja_XXXXXX";   /* holds ninja.h for #include "ninja.h" */
@@ -1268,6 +1268,33 @@ int ninja_run(Graph *g, const NinjaOpts *o, const char *path, const char *text, 
     guards_free();
     error_plain("%s does not compile with its gradients bound to bpgen's buffers:\n%s", path, msgs);
   }
+  *slotp = slot;
+  *nslotp = nslot;
+  return s;
+}
+
+int ninja_run(Graph *g, const NinjaOpts *o, const char *path, const char *text, FILE *out) {
+  DType dt = o->dtype;
+  double tol = o->tol > 0 ? o->tol : dt == DT_F32 ? 1e-5 : 1e-9;
+  size_t esz = dt == DT_F32 ? 4 : 8;
+  Pass pass = {g, arena_alloc(sizeof(double *) * (size_t)g->nforward),
+               arena_alloc(sizeof(double *) * (size_t)g->nforward), 0, NULL};
+  int32_t **ival = arena_alloc(sizeof(int32_t *) * (size_t)g->nforward);
+  /* the other implementation: how far two honest programs differ is the noise */
+  Pass other = {g, arena_alloc(sizeof(double *) * (size_t)g->nforward),
+                arena_alloc(sizeof(double *) * (size_t)g->nforward), 0, NULL};
+  int32_t **ival2 = arena_alloc(sizeof(int32_t *) * (size_t)g->nforward);
+  if (o->use_ref) {
+    pass_ref(&pass, dt, o->seed, ival);
+    pass_gen(&other, dt, o->seed, ival2);
+  } else {
+    pass_gen(&pass, dt, o->seed, ival);
+    pass_ref(&other, dt, o->seed, ival2);
+  }
+
+  Slot *slot;
+  int nslot;
+  Jit *s = compile_mine(g, dt, path, text, &slot, &nslot);
   void (*backward)(void) = (void (*)(void))jit_symbol(s, "backward");
 
   /* point the learner's tensors at read-only copies */
@@ -1487,7 +1514,7 @@ int cmd_ninja(int argc, char **argv) {
       cli_unknown("ninja", argv[i]);
   }
   if (header == (mine != NULL))
-    error_plain("ninja: give either --header or --mine FILE.c (see bpgen ninja --help)");
+    error_usage("ninja: give either --header or --mine FILE.c (see bpgen ninja --help)");
   Graph *g = cli_load(&c);
   if (header) {
     fputs(ninja_header(g, c.dtype), stdout);
@@ -1496,4 +1523,354 @@ int cmd_ninja(int argc, char **argv) {
   SrcFile *f = read_src(mine);
   NinjaOpts o = {c.dtype, c.seed, use_ref, tol};
   return ninja_run(g, &o, mine, f->text, stdout) ? 1 : 0;
+}
+
+/* ---- bpgen run --mine: the learner's backward in training --------------------------- *
+ * The file is compiled as for ninja (compile_mine).  At each step mine_hook
+ * copies the forward values of the model's state into the learner's read-only
+ * buffers, fills its gradients with the run-0 NaNs (an element never written,
+ * or computed from a gradient before it was written, stays a NaN that names
+ * the gradient), calls backward(), and copies the learner's param gradients
+ * into the state's, where the optimiser reads them.  At a check step the
+ * model's own backward runs on the same batch first and every gradient the
+ * learner filled is judged by ninja's rule (judge_row), the rounding noise
+ * taken from the reference runtime on the same params and batch. */
+
+typedef struct MineFwd {
+  Node *n;
+  void *var;             /* the learner's pointer (or scalar) */
+  Guard *gd;             /* its read-only buffer (rank > 0) */
+  const BpTensor *t;     /* the model's tensor */
+} MineFwd;
+
+typedef struct MineShared {   /* the child writes, the parent reads */
+  RunOut run;
+  volatile long step;
+  volatile long beat;         /* +1 entering and leaving backward() */
+  volatile int inside;        /* in backward() */
+} MineShared;
+
+struct Mine {
+  Graph *g;
+  DType dt;
+  double tol;
+  const char *path, *text;
+  const BpModel *m;
+  Jit *s;
+  void (*backward)(void);
+  Slot *slot;            /* in backward order */
+  int nslot;
+  const BpTensor **gen;  /* by slot index: the model's gradient */
+  MineFwd *fwd;
+  int nfwd;
+  SlotOut *out;          /* by slot id: GIVEN */
+  MineShared *sh;
+  Ref *ref;              /* for the rounding noise at check steps */
+  void *state;           /* this step's */
+  bool gen_done;         /* the model's backward ran on this step's batch */
+  void **run1;           /* by slot index: the gradients of a check step's first run */
+};
+
+static const BpTensor *model_tensor(const BpModel *m, Node *n) {
+  int kind = n->op == OP_input ? BP_INPUT : n->op == OP_param ? BP_PARAM : BP_ACT;
+  return find_tensor(m, n->name, kind);
+}
+
+static void mine_run_model_backward(Mine *mi) {
+  if (!mi->gen_done)
+    mi->m->backward(mi->state);
+  mi->gen_done = true;
+}
+
+/* GIVEN(dname) in training: the model's gradient on this step's batch */
+static void mine_given(Slot *s, void *buf) {
+  Mine *mi = cur.mine;
+  int k = (int)(s - mi->slot);
+  mine_run_model_backward(mi);
+  memcpy(buf, (char *)mi->state + mi->gen[k]->offset, mi->gen[k]->numel * (mi->dt == DT_F32 ? 4 : 8));
+}
+
+Mine *mine_load(Graph *g, const MineOpts *o, const BpModel *m, const char *path, const char *text) {
+  Mine *mi = arena_alloc(sizeof *mi);
+  mi->g = g;
+  mi->dt = o->dtype;
+  mi->tol = o->tol > 0 ? o->tol : o->dtype == DT_F32 ? 1e-5 : 1e-9;
+  mi->path = path;
+  mi->text = text;
+  mi->m = m;
+  mi->s = compile_mine(g, mi->dt, path, text, &mi->slot, &mi->nslot);
+  mi->backward = (void (*)(void))jit_symbol(mi->s, "backward");
+  /* the shapes first: a wrong one is the learner's first mistake */
+  for (int k = 0; k < mi->nslot; k++) {
+    Slot *sl = &mi->slot[k];
+    if (!shape_matches(&sl->decl, &sl->n->shape))
+      error_plain("%s: %s", path, shape_hint(&sl->decl, &sl->n->shape, sl->gname));
+  }
+  const char *missing = "";
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op != OP_param)
+      continue;
+    bool have = false;
+    for (int k = 0; k < mi->nslot; k++)
+      have |= mi->slot[k].n == n;
+    if (!have)
+      missing = arena_printf("%s%sd%s", missing, *missing ? ", " : "", n->name);
+  }
+  if (*missing)
+    error_plain("%s: to train with your backward() it must fill the gradient of every param; it "
+                "declares no %s (GRAD(dname, dims...); GIVEN(dname) takes bpgen's)", path, missing);
+  sort_graph = g;
+  qsort(mi->slot, (size_t)mi->nslot, sizeof *mi->slot, by_backward);
+  mi->gen = arena_alloc(sizeof(BpTensor *) * (size_t)(mi->nslot + 1));
+  for (int k = 0; k < mi->nslot; k++) {
+    mi->gen[k] = find_tensor(m, mi->slot[k].gname, BP_GRAD);
+    if (!mi->gen[k])
+      die("the model has no gradient %s", mi->slot[k].gname);
+  }
+  /* the forward values the learner reads */
+  mi->fwd = arena_alloc(sizeof(MineFwd) * (size_t)(g->nforward + 1));
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (!visible(n) || is_c_word(n->name))
+      continue;
+    void *var = jit_symbol(mi->s, n->name);
+    if (!var)
+      continue;
+    MineFwd *f = &mi->fwd[mi->nfwd++];
+    f->n = n;
+    f->var = var;
+    f->t = model_tensor(m, n);
+    if (!f->t)
+      die("the model has no tensor %s", n->name);
+    if (n->shape.rank > 0) {
+      size_t vsz = n->type == TY_INT ? sizeof(int32_t) : mi->dt == DT_F32 ? 4 : 8;
+      f->gd = guard_new(vsz * (size_t)shape_numel(&n->shape), vsz, n->name, &n->shape);
+      f->gd->readonly = true;
+      mprotect(f->gd->lo, (size_t)(f->gd->data + f->gd->bytes - f->gd->lo), PROT_READ);
+      *(const void **)var = f->gd->data;
+    }
+  }
+  mi->out = arena_alloc(sizeof(SlotOut) * (size_t)(mi->nslot + 1));
+  mi->sh = mmap(NULL, sizeof(MineShared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (mi->sh == MAP_FAILED)
+    error_plain("mmap: %s", strerror(errno));
+  memset(mi->sh, 0, sizeof *mi->sh);
+  mi->ref = ref_new(g, mi->dt);
+  return mi;
+}
+
+void mine_free(Mine *mi) {
+  jit_free(mi->s);
+  guards_free();
+  ref_free(mi->ref);
+  munmap(mi->sh, sizeof *mi->sh);
+}
+
+/* The learner's gradients against the model's on this batch: NULL when all are
+ * right, else the first wrong one in backward order, as ninja words it. */
+static const char *mine_check(Mine *mi, long step) {
+  Graph *g = mi->g;
+  DType dt = mi->dt;
+  size_t esz = dt == DT_F32 ? 4 : 8;
+  const char *st = mi->state;
+  mine_run_model_backward(mi);
+  /* the reference runtime on the same params and batch: the rounding noise */
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op != OP_input && n->op != OP_param)
+      continue;
+    const BpTensor *t = model_tensor(mi->m, n);
+    if (!t)
+      die("the model has no tensor %s", n->name);
+    if (n->type == TY_INT)
+      memcpy(ref_idata(mi->ref, n), st + t->offset, sizeof(int32_t) * t->numel);
+    else
+      tensor_get(t, st, ref_data(mi->ref, n));
+  }
+  ref_forward(mi->ref);
+  ref_backward(mi->ref);
+  Pass pass = {g, arena_alloc(sizeof(double *) * (size_t)g->nforward),
+               arena_alloc(sizeof(double *) * (size_t)g->nforward), 0, "bpgen's generated backward"};
+  for (int k = 0; k < mi->nslot; k++) {
+    Slot *sl = &mi->slot[k];
+    sl->given = mi->out[sl->id].given;
+    if (sl->given == 1)
+      continue;
+    long n = sl->ndecl;
+    double *ref = arena_alloc(sizeof(double) * (size_t)n);
+    tensor_get(mi->gen[k], st, ref);
+    Row r;
+    memset(&r, 0, sizeof r);
+    r.s = sl;
+    r.from = -1;
+    for (const char *q = sl->gd->lo; q < (const char *)sl->gd->data; q++)
+      if (*(const unsigned char *)q != CANARY) {
+        long e = -(long)(((const char *)sl->gd->data - q + esz - 1) / esz);
+        if (!r.before_lo)
+          r.before_lo = e;
+        r.before_hi = e;
+      }
+    for (long e = 0; e < n; e++) {
+      uint64_t b = bits_at(dt, sl->buf, e), b1 = bits_at(dt, mi->run1[k], e);
+      int j = sentinel_id(dt, b);
+      double v = dt == DT_F32 ? ((const float *)sl->buf)[e] : ((const double *)sl->buf)[e];
+      if (b == fill_bits(dt, 0, sl->id) && b1 == fill_bits(dt, 1, sl->id)) {
+        r.unset++;
+      } else if (b != b1) {
+        r.stale++;
+        if (j == sl->id)
+          r.stale_self++;
+        else if (r.from < 0)
+          r.from = j;
+      } else if (isnan(v)) {
+        r.nans++;
+      }
+    }
+    judge_row(&r, dt, sl->buf, ref, ref_grad(mi->ref, sl->n), mi->tol, mi->slot, mi->nslot);
+    if (r.ok)
+      continue;
+    /* the values for the hint: forward tensors from the state, gradients the model's */
+    for (int i = 0; i < g->nforward; i++) {
+      Node *nd = g->nodes[i];
+      if (visible(nd) && nd->type == TY_FLOAT) {
+        const BpTensor *t = model_tensor(mi->m, nd);
+        if (t) {
+          pass.val[i] = arena_alloc(sizeof(double) * t->numel);
+          tensor_get(t, st, pass.val[i]);
+        }
+      }
+    }
+    for (int q = 0; q < mi->nslot; q++) {
+      pass.grad[mi->slot[q].n->id] = arena_alloc(sizeof(double) * mi->gen[q]->numel);
+      tensor_get(mi->gen[q], st, pass.grad[mi->slot[q].n->id]);
+    }
+    const char *hint = hint_row(g, &r, dt, sl->buf, &pass);
+    int at = assign_line(code_only(mi->text), sl->gname);
+    return arena_printf("step %ld: your backward() left the tolerance against bpgen's on the same "
+                        "batch: %s is the first wrong gradient in backward order: %s%s%s%s",
+                        step, sl->gname, r.why ? r.why : "wrong",
+                        hint ? arena_printf("\n  hint: %s", hint) : "",
+                        at ? arena_printf("\n  %s:%d: %s", mi->path, at, source_line(mi->text, at)) : "",
+                        "\n  (bpgen ninja SPEC --mine FILE judges one batch, every gradient at once)");
+  }
+  return NULL;
+}
+
+const char *mine_hook(void *ctx, void *state, long step, int check) {
+  Mine *mi = ctx;
+  const char *st = state;
+  mi->state = state;
+  mi->gen_done = false;
+  mi->sh->step = step;
+  cur.mine = mi;
+  cur.slot = mi->slot;
+  cur.nslot = mi->nslot;
+  cur.dt = mi->dt;
+  cur.out = mi->out;
+  for (int f = 0; f < mi->nfwd; f++) {
+    MineFwd *fw = &mi->fwd[f];
+    if (!fw->gd) {   /* a scalar: the learner's variable holds the value */
+      size_t es = fw->n->type == TY_INT ? sizeof(int32_t) : mi->dt == DT_F32 ? 4 : 8;
+      memcpy(fw->var, st + fw->t->offset, es);
+      continue;
+    }
+    Guard *gd = fw->gd;
+    size_t len = (size_t)(gd->data + gd->bytes - gd->lo);
+    mprotect(gd->lo, len, PROT_READ | PROT_WRITE);
+    memcpy(gd->data, st + fw->t->offset, gd->bytes);
+    mprotect(gd->lo, len, PROT_READ);
+  }
+  /* a check step runs backward() twice, as ninja: first over gradients holding
+   * numbers (kept in run1), then over the NaNs the training step keeps; what
+   * differs was read before it was written */
+  size_t esz = mi->dt == DT_F32 ? 4 : 8;
+  for (int run = check ? 1 : 0; run >= 0; run--) {
+    for (int k = 0; k < mi->nslot; k++) {
+      fill(mi->dt, mi->slot[k].buf, mi->slot[k].ndecl, run, mi->slot[k].id);
+      mi->out[mi->slot[k].id].given = 0;
+    }
+    mi->sh->inside = 1;
+    mi->sh->beat++;
+    mi->backward();
+    mi->sh->beat++;
+    mi->sh->inside = 0;
+    if (run == 1) {
+      if (!mi->run1)
+        mi->run1 = arena_alloc(sizeof(void *) * (size_t)(mi->nslot + 1));
+      for (int k = 0; k < mi->nslot; k++) {
+        if (!mi->run1[k])
+          mi->run1[k] = arena_alloc(esz * (size_t)mi->slot[k].ndecl);
+        memcpy(mi->run1[k], mi->slot[k].buf, esz * (size_t)mi->slot[k].ndecl);
+      }
+    }
+  }
+  const char *why = check ? mine_check(mi, step) : NULL;
+  if (why)
+    return why;
+  for (int k = 0; k < mi->nslot; k++)
+    if (mi->slot[k].n->op == OP_param)
+      memcpy((char *)state + mi->gen[k]->offset, mi->slot[k].buf, esz * (size_t)mi->slot[k].ndecl);
+  return NULL;
+}
+
+int mine_train(Mine *mi, int (*train)(const void *m, int argc, char **argv), const BpModel *m,
+               int argc, char **argv) {
+  fflush(NULL);
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0)
+    error_plain("fork: %s", strerror(errno));
+  if (pid == 0) {
+    child_setup(parent);
+    cur.run = &mi->sh->run;
+    int rc = train(m, argc, argv);
+    fflush(NULL);
+    _exit(rc);
+  }
+  setpgid(pid, pid);
+  child_group = pid;
+  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+  struct sigaction old[3], sa = {0};
+  sa.sa_handler = on_parent_signal;
+  sigemptyset(&sa.sa_mask);
+  for (int k = 0; k < 3; k++)
+    sigaction(sigs[k], &sa, &old[k]);
+  long last_beat = -1;
+  struct timespec since = {0, 0}, now;
+  bool timed_out = false;
+  for (;;) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno != EINTR)
+      error_plain("waitid: %s", strerror(errno));
+    if (si.si_pid == pid)
+      break;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long beat = mi->sh->beat;
+    if (beat != last_beat || !mi->sh->inside) {
+      last_beat = beat;
+      since = now;
+    } else if (now.tv_sec - since.tv_sec >= TIME_LIMIT) {
+      timed_out = true;
+      kill(pid, SIGKILL);
+      break;
+    }
+    struct timespec ts = {0, 20000000};
+    nanosleep(&ts, NULL);
+  }
+  kill(-pid, SIGKILL);
+  int st;
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR)
+      error_plain("waitpid: %s", strerror(errno));
+  child_group = 0;
+  for (int k = 0; k < 3; k++)
+    sigaction(sigs[k], &old[k], NULL);
+  fflush(NULL);
+  if (!timed_out && WIFEXITED(st) && !mi->sh->run.fault)
+    return WEXITSTATUS(st);
+  fprintf(stderr, "bpgen: error: %s: backward() %s (at step %ld)\n", mi->path,
+          run_failure(&mi->sh->run, st, timed_out), mi->sh->step);
+  return 1;
 }

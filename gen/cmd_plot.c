@@ -127,7 +127,7 @@ int cmd_plot(int argc, char **argv) {
       cli_unknown("plot", a);
   }
   if (!log)
-    error_plain("plot: no log file given (see bpgen plot --help)");
+    error_usage("plot: no log file given (see bpgen plot --help)");
   const char *dot = strrchr(out, '.');
   const char *term = !dot ? NULL
                      : strcmp(dot, ".png") == 0 ? "pngcairo size 900,500"
@@ -135,7 +135,7 @@ int cmd_plot(int argc, char **argv) {
                      : strcmp(dot, ".pdf") == 0 ? "pdfcairo"
                      : NULL;
   if (!term)
-    error_plain("plot: -o %s: the output must end in .png, .svg or .pdf", out);
+    error_usage("plot: -o %s: the output must end in .png, .svg or .pdf", out);
 
   /* read step,loss,dev_loss */
   SrcFile *f = read_src(log);

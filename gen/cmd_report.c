@@ -372,7 +372,7 @@ static const char *run_mine(Graph *g, const NinjaOpts *o, const char *path, cons
 
 char *report_html(Cli *c, const char *mine) {
   if (!c->spec)
-    error_plain("no spec file given (see bpgen report --help)");
+    error_usage("no spec file given (see bpgen report --help)");
   SrcFile *f = read_src(c->spec);
   Graph *gf = parse_spec(f, c->ovr, c->novr);
   Graph *gg = c->expand ? expand_fused(gf) : gf;
@@ -508,7 +508,7 @@ int cmd_report(int argc, char **argv) {
       cli_unknown("report", argv[i]);
   }
   if (!c.out)
-    error_plain("report: give -o report.html (see bpgen report --help)");
+    error_usage("report: give -o report.html (see bpgen report --help)");
   char *page = report_html(&c, mine);
   if (strcmp(c.out, "-") == 0)
     fputs(page, stdout);

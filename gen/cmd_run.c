@@ -10,8 +10,13 @@
  * the files go to the trainer untouched and no dim is set from them.  A
  * --load file in llm.c's GPT-2 format (recognised by its magic) sets the dims
  * maxT V L NH C Vp from its header, as -D would (llmc_set_dims).
+ *
+ * Started by mpirun (issue 17), run initialises MPI (gen/comm.c) and hands
+ * the trainer the communication table before it runs: data-parallel
+ * training, each rank one process of this same command.
  */
 #include "bpgen.h"
+#include "comm.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -21,6 +26,8 @@
 #include <sys/stat.h>
 
 #include "bp_runtime.h"
+#include "mine.h"
+#include "npy_parse.h"
 #include "llmc_ckpt.h"
 #define BP_KERNELS_DECLARE_ONLY
 
@@ -45,6 +52,26 @@ static const char run_usage[] =
   "batch B.  The spec's inputs in order: the first is fed from the -x files,\n"
   "the second from the -y files.  Dev and test splits are optional; nothing is\n"
   "sampled.\n"
+  "\n"
+  "run's own options:\n"
+  "  --mine FILE.c       train with your own backward() (Exercise 4): FILE.c as for\n"
+  "                      `bpgen ninja --mine` (it must fill every param's gradient);\n"
+  "                      at step 0 and at every loss line and evaluation, bpgen's\n"
+  "                      generated backward runs on the same batch and the run\n"
+  "                      stops (exit status 1) at the first step where a gradient\n"
+  "                      of yours leaves the tolerance, naming it\n"
+  "  --tol X             --mine's tolerance (default 1e-5 for f32, 1e-9 for f64),\n"
+  "                      the rule of `bpgen ninja`\n"
+  "  --rng torch         draw the params' randn initialisers (declaration order) and\n"
+  "                      the minibatch rows as torch.Generator().manual_seed(SEED)\n"
+  "                      with torch.randn / torch.randint do on the CPU (ATen's AVX2\n"
+  "                      kernel; --rng torch-scalar: its scalar kernel, which torch\n"
+  "                      runs on AVX-512 and non-x86 machines), so the run starts\n"
+  "                      from the notebook's params and batches\n"
+  "  --torch-global P,Q  with --rng torch: params P, Q drawn from torch's global\n"
+  "                      generator instead, as the notebook draws bngain and bnbias\n"
+  "                      (no generator=g), after torch.manual_seed(N) with N from\n"
+  "  --torch-global-seed N  (default 42)\n"
   "\n";
 
 /* The trainer's own option list (tr_usage in templates/trainer.c, the text
@@ -78,7 +105,7 @@ static const char *trainer_options(void) {
 
 /* The trainer's options that take a value (passed through untouched). */
 static const char *const run_valued[] = {
-  "--data", "--log", "--save", "--load", "--steps", "--decay-at", "--eval-every", "--threads",
+  "--data", "--log", "--save", "--load", "--steps", "--decay-at", "--eval-every", "--eval-batches", "--threads",
   "--print-every", "--save-every", "--samples", "--lr", "--weight-decay", "--beta1",
   "--beta2", "--eps", "--optimizer", "--split-seed", "--lr-schedule", "--warmup", "--lr-min",
   "--clip", "--temperature", "--top-k", "--sample-len", "--text", "--data-tokens", "--val-tokens",
@@ -98,7 +125,7 @@ static bool is_tensor_opt(const char *a) {
 }
 
 /* C identifier from the spec's file stem ("specs/make-more.spec" -> make_more). */
-static const char *spec_prefix(const char *spec) {
+const char *spec_prefix(const char *spec) {
   const char *base = strrchr(spec, '/');
   base = base ? base + 1 : spec;
   const char *dot = strchr(base, '.');
@@ -212,6 +239,80 @@ static bool llmc_set_dims(Cli *c, const Graph *g, const char *path) {
   return added;
 }
 
+/* The shape (after the example axis) of .npy file path, fed to the k-th input
+ * of g, against the input's: when they differ and one dim of the spec, set to
+ * a size the file has, makes them agree, the error says which -D fits
+ * ("try -D F=20").  Only the header is read; everything else about the file
+ * is the trainer's to check. */
+/* Whether the spec, parsed again with -D dim=v besides the user's, gives input
+ * `name` the shape of the file h after the example axis. */
+static bool dim_fits(Cli *c, Graph *g, const char *name, const char *dim, long v, const NpyHeader *h) {
+  DimOverride ovr[65];
+  int n = 0;
+  for (int j = 0; j < c->novr; j++)
+    if (strcmp(c->ovr[j].name, dim) != 0)
+      ovr[n++] = (DimOverride){c->ovr[j].name, c->ovr[j].value, false};
+  ovr[n++] = (DimOverride){dim, v, false};
+  jmp_buf jb;
+  volatile bool ok = false;   /* volatile: read after longjmp */
+  if (setjmp(jb) == 0) {
+    error_catch(&jb);
+    Graph *g2 = parse_spec(g->file, ovr, n);
+    Node *in = graph_find(g2, name);
+    bool fits = in && in->shape.rank == h->rank;
+    for (int a = 1; fits && a < h->rank; a++)
+      fits = in->shape.dim[a] == h->dim[a];
+    ok = fits;
+  }
+  error_catch(NULL);
+  return ok;
+}
+
+void run_check_npy(Cli *c, Graph *g, int k, const char *path) {
+  Node *in = NULL;
+  for (int i = 0, seen = 0; i < g->nforward && !in; i++)
+    if (g->nodes[i]->op == OP_input && seen++ == k)
+      in = g->nodes[i];
+  if (!in || in->shape.rank < 1 || strcmp(path, "-") == 0)
+    return;
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return;   /* the trainer names the error */
+  unsigned char buf[NPY_MAXHEADER + 16];
+  size_t len = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  NpyHeader h;
+  char err[256];
+  /* the header alone: parse errors about the data's length are not ours */
+  if (npy_header_parse(buf, len, 0, &h, err, sizeof err) < 0 && strncmp(err, "truncated data", 14) != 0)
+    return;
+  const Shape *s = &in->shape;
+  bool same = h.rank == s->rank;
+  for (int i = 1; same && i < s->rank; i++)
+    same = h.dim[i] == s->dim[i];
+  if (same)
+    return;
+  char got[160], want[160];
+  npy_shape_text(got, sizeof got, h.rank, h.dim);
+  long wd[MAXRANK];
+  for (int i = 0; i < s->rank; i++)
+    wd[i] = s->dim[i];
+  npy_shape_text(want, sizeof want, s->rank, wd);
+  const char *n_first = arena_printf("(N%s", strchr(want, ',') ? strchr(want, ',') : ")");
+  const char *fix = "";
+  for (int d = 0; d < g->ndims && h.rank == s->rank && !*fix; d++) {
+    for (int i = 1; i < s->rank && !*fix; i++) {
+      if (h.dim[i] == s->dim[i] || h.dim[i] < 1)
+        continue;
+      if (dim_fits(c, g, in->name, g->dims[d].name, h.dim[i], &h))
+        fix = arena_printf("; try -D %s=%ld", g->dims[d].name, h.dim[i]);
+    }
+  }
+  /* the trainer's words (tr_load_input), and the hint */
+  error_usage("%s: shape %s does not match input %s %s: expected %s for N examples%s", path, got,
+              in->name, want, n_first, fix);
+}
+
 char *trainer_source(Graph *g, const EmitOptions *opt) {
   EmitOptions o = *opt;
   o.trainer = false;
@@ -230,6 +331,68 @@ char *trainer_source(Graph *g, const EmitOptions *opt) {
 }
 
 typedef int TrainMain(const struct BpModel *m, int argc, char **argv);
+typedef void TrainSetComm(const BpComm *c);
+
+/* What cmd_run hands run_trainer beyond the trainer's own arguments: --mine and
+ * --rng torch (predict and sample leave them empty). */
+typedef struct RunHooks {
+  const char *mine, *rng, *global;
+  unsigned long long global_seed;
+  double tol;
+  bool torch;
+} RunHooks;
+static RunHooks run_hooks;
+typedef void TrainHooks(const char *(*mine)(void *, void *, long, int), void *ctx,
+                        const char *torch_prog);
+
+/* An initialiser in reverse Polish notation for the trainer's --rng torch
+ * (tr_torch_init in templates/trainer.c). */
+static const char *init_rpn(const InitExpr *x) {
+  switch (x->kind) {
+  case INIT_NUM: return arena_printf("N%.17g", x->num);
+  case INIT_RANDN: return "R";
+  case INIT_UNIFORM: return "U";
+  case INIT_NEG: return arena_printf("%s ~", init_rpn(x->a));
+  case INIT_SQRT: return arena_printf("%s S", init_rpn(x->a));
+  default:
+    return arena_printf("%s %s %c", init_rpn(x->a), init_rpn(x->b), "+-*/"[x->kind - INIT_ADD]);
+  }
+}
+
+static bool in_list(const char *list, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = list; p && *p;) {
+    const char *e = strchr(p, ',');
+    size_t l = e ? (size_t)(e - p) : strlen(p);
+    if (l == n && strncmp(p, name, n) == 0)
+      return true;
+    p = e ? e + 1 : NULL;
+  }
+  return false;
+}
+
+/* The params' initialisers for --rng torch, in declaration order, after the
+ * kernel and the global generator's seed: "avx2 42;NAME GEN RPN;..." */
+static const char *torch_prog(Graph *g, bool avx2, const char *global, unsigned long long seed2) {
+  const char *prog = arena_printf("%s %llu;", avx2 ? "avx2" : "scalar", seed2);
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->op == OP_param && n->init)
+      prog = arena_printf("%s%s %c %s;", prog, n->name, in_list(global, n->name) ? 'G' : 'g',
+                          init_rpn(n->init));
+  }
+  for (const char *p = global; p && *p;) {   /* every name given must be a param */
+    const char *e = strchr(p, ',');
+    const char *name = e ? arena_strndup(p, (size_t)(e - p)) : p;
+    bool found = false;
+    for (int i = 0; i < g->nforward; i++)
+      found |= g->nodes[i]->op == OP_param && g->nodes[i]->init && strcmp(g->nodes[i]->name, name) == 0;
+    if (!found)
+      error_plain("run: --torch-global %s: the spec has no param '%s' with an initialiser", global, name);
+    p = e ? e + 1 : NULL;
+  }
+  return prog;
+}
 
 int cmd_run(int argc, char **argv) {
   Cli c;
@@ -240,10 +403,17 @@ int cmd_run(int argc, char **argv) {
   const char *data = NULL;
   const char *load = NULL;     /* --load FILE, or --resume's --save FILE */
   const char *save = NULL;
-  bool resume = false;
   const char *text = NULL;     /* --text FILE */
   bool tensors = false;        /* --data-x given */
   bool tokens = false;         /* --data-tokens given */
+  const char *mine = NULL;     /* --mine FILE.c */
+  const char *rng = NULL;      /* --rng torch|bpgen */
+  const char *global = NULL;   /* --torch-global P,Q */
+  unsigned long long global_seed = 42;   /* --torch-global-seed N */
+  bool global_seed_set = false;
+  bool resume = false;
+  double tol = 0;
+  const char *tfile[3][2] = {{NULL}};   /* --data-x .. --test-y */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -251,9 +421,37 @@ int cmd_run(int argc, char **argv) {
       fputs(trainer_options(), stdout);
       return 0;
     }
-    if (strcmp(a, "--quiet") == 0 || strcmp(a, "--resume") == 0) {
+    if (strcmp(a, "--quiet") == 0 || strcmp(a, "--resume") == 0 || strcmp(a, "--json") == 0) {
       resume |= strcmp(a, "--resume") == 0;
       targv[targc++] = argv[i];
+      continue;
+    }
+    if (strcmp(a, "--mine") == 0) {
+      mine = cli_value(argc, argv, &i);
+      continue;
+    }
+    if (strcmp(a, "--tol") == 0) {
+      tol = cli_double("--tol", cli_value(argc, argv, &i));
+      continue;
+    }
+    if (strcmp(a, "--rng") == 0) {
+      rng = cli_value(argc, argv, &i);
+      if (strcmp(rng, "torch") != 0 && strcmp(rng, "torch-scalar") != 0 && strcmp(rng, "bpgen") != 0)
+        error_plain("run: --rng %s: give torch or torch-scalar (torch.randn / torch.randint's "
+                    "numbers) or bpgen (the default)", rng);
+      continue;
+    }
+    if (strcmp(a, "--torch-global") == 0) {
+      global = cli_value(argc, argv, &i);
+      continue;
+    }
+    if (strcmp(a, "--torch-global-seed") == 0) {
+      const char *v = cli_value(argc, argv, &i);
+      char *e;
+      global_seed = strtoull(v, &e, 10);
+      if (!*v || *e || *v == '-')
+        error_plain("run: --torch-global-seed %s: expected a non-negative integer", v);
+      global_seed_set = true;
       continue;
     }
     bool valued = false;
@@ -272,6 +470,10 @@ int cmd_run(int argc, char **argv) {
       if (strcmp(a, "--save") == 0)
         save = v;
       tokens |= strcmp(a, "--data-tokens") == 0;
+      resume |= strcmp(a, "--load") == 0;
+      for (int k = 0; k < 6; k++)
+        if (strcmp(a, run_tensor_opts[k]) == 0)
+          tfile[k / 2][k % 2] = v;
       targv[targc++] = (char *)a;
       targv[targc++] = (char *)v;
       continue;
@@ -280,17 +482,25 @@ int cmd_run(int argc, char **argv) {
       cli_unknown("run", a);
   }
   if (c.out)
-    error_plain("run: writes no model file; for a trainer to build with gcc use "
+    error_usage("run: writes no model file; for a trainer to build with gcc use "
                 "'bpgen SPEC --trainer -o train.c'");
   if (!c.spec)
-    error_plain("run: no spec file given (see bpgen run --help)");
+    error_usage("run: no spec file given (see bpgen run --help)");
   if (!data && !tensors && !text && !tokens)
-    error_plain("run: no data: give --data FILE (words, one per line), --text FILE or "
+    error_usage("run: no data: give --data FILE (words, one per line), --text FILE or "
                 "--data-tokens FILE.bin (a token stream), or --data-x X.npy [--data-y Y.npy] "
                 "(tensors)");
   if ((data != NULL) + tensors + (text != NULL) + tokens > 1)
-    error_plain("run: two kinds of data: give --data (words), --text or --data-tokens (a "
+    error_usage("run: two kinds of data: give --data (words), --text or --data-tokens (a "
                 "token stream), or --data-x/--data-y (tensors), not both");
+  bool torch = rng && strncmp(rng, "torch", 5) == 0;
+  if ((global || global_seed_set) && !torch)
+    error_plain("run: --torch-global%s needs --rng torch", global ? "" : "-seed");
+  if (torch && resume)
+    error_plain("run: --rng torch starts from the notebook's params; it does not continue a "
+                "checkpoint (--load, --resume)");
+  if (tol < 0 || (tol > 0 && !mine))
+    error_plain("run: --tol is --mine's tolerance (a positive number)");
   targv[targc++] = "--seed";
   targv[targc++] = arena_printf("%llu", (unsigned long long)c.seed);
   targv[targc] = NULL;
@@ -311,8 +521,9 @@ int cmd_run(int argc, char **argv) {
         continue;
       int v = data ? data_vocab(data) : text_vocab(text);
       if (g->dims[k].value != v) {
-        fprintf(stderr, "note: V = %d from %s (the spec says %ld)\n", v, data ? data : text,
-                g->dims[k].value);
+        if (comm_world()->rank == 0)
+          fprintf(stderr, "note: V = %d from %s (the spec says %ld)\n", v, data ? data : text,
+                  g->dims[k].value);
         if (c.novr == (int)(sizeof c.ovr / sizeof c.ovr[0]))
           error_plain("too many -D options");
         c.ovr[c.novr].name = "V";
@@ -326,17 +537,45 @@ int cmd_run(int argc, char **argv) {
       break;
     }
   }
+  for (int s = 0; s < 3; s++)
+    for (int k = 0; k < 2; k++)
+      if (tfile[s][k])
+        run_check_npy(&c, g, k, tfile[s][k]);
+  run_hooks = (RunHooks){mine, rng, global, global_seed, tol, torch};
+  return run_trainer(&c, g, "bp_train_main", targc, targv);
+}
+
+/* Compiles g with the trainer in memory and calls its entry point (bp_train_main,
+ * bp_predict_main or bp_sample_main) on targv. */
+int run_trainer(Cli *c, Graph *g, const char *entry, int targc, char **targv) {
   grad_build(g);
-  EmitOptions opt = {c.dtype, spec_prefix(c.spec), true, false};
+  EmitOptions opt = {c->dtype, spec_prefix(c->spec), true, false};
   char *src = trainer_source(g, &opt);
-  Jit *j = jit_compile(src, c.spec);
-  TrainMain *fn = (TrainMain *)jit_symbol(j, "bp_train_main");
+  Jit *j = jit_compile(src, c->spec);
+  TrainMain *fn = (TrainMain *)jit_symbol(j, entry);
+  TrainSetComm *set_comm = (TrainSetComm *)jit_symbol(j, "bp_train_set_comm");
   const struct BpModel *m = jit_symbol(j, arena_printf("%s_model", opt.prefix));
-  if (!fn || !m)
-    die("the compiled trainer lacks bp_train_main or %s_model", opt.prefix);
+  if (!fn || !set_comm || !m)
+    die("the compiled trainer lacks %s, bp_train_set_comm or %s_model", entry, opt.prefix);
+  set_comm(comm_world());
+  TrainHooks *hooks = (TrainHooks *)jit_symbol(j, "bp_train_hooks");
+  if (!hooks)
+    die("the compiled trainer lacks bp_train_hooks");
+  const char *prog = run_hooks.torch ? torch_prog(g, strcmp(run_hooks.rng, "torch") == 0, run_hooks.global,
+                                                  run_hooks.global_seed) : NULL;
+  Mine *mi = NULL;
+  if (run_hooks.mine) {
+    MineOpts mo = {c->dtype, run_hooks.tol};
+    mi = mine_load(g, &mo, m, run_hooks.mine, read_src(run_hooks.mine)->text);
+  }
+  hooks(mi ? mine_hook : NULL, mi, prog);
   fflush(stdout);
-  int rc = fn(m, targc, targv);
+  int rc = mi ? mine_train(mi, (int (*)(const void *, int, char **))fn, m, targc, targv)
+              : fn(m, targc, targv);
   fflush(stdout);
+  if (mi)
+    mine_free(mi);
   jit_free(j);
+  comm_finish();
   return rc;
 }

@@ -1427,6 +1427,44 @@ static void fn_sgd(Emit *e, const char *p) {
   buf_printf(e->b, "}\n\n");
 }
 
+/* AdamW over the caller's moments (torch.optim.AdamW's order of operations,
+ * as templates/trainer.c's tr_adamw): m and v hold one element per param
+ * element, the params taken in the state's field order; t is the update's
+ * number, from 1.  And the kernels' thread count, for callers of the API. */
+static void fn_adamw(Emit *e, const char *p) {
+  const char *r = e->opt->dtype == DT_F32 ? "float" : "double", *sq = e->opt->dtype == DT_F32 ? "sqrtf" : "sqrt";
+  buf_printf(e->b, "static void %s_adamw_run_(long n, real *p, const real *g, real *m, real *v, real b1, real b2,\n"
+                   "                             real eps, real decay, real step, real c2) {\n", p);
+  buf_printf(e->b, "  for (long i = 0; i < n; i++) {\n"
+                   "    real gi = g[i];\n"
+                   "    real mi = b1 * m[i] + (1 - b1) * gi;\n"
+                   "    real vi = b2 * v[i] + (1 - b2) * gi * gi;\n"
+                   "    m[i] = mi;\n"
+                   "    v[i] = vi;\n"
+                   "    real pi = p[i] * decay;\n"
+                   "    p[i] = pi + (-step * mi) / (%s(vi) / c2 + eps);   /* addcdiv's order */\n"
+                   "  }\n}\n\n", sq);
+  buf_printf(e->b, "void %s_adamw_step(%s_state *s, %s *m, %s *v, long t, double lr, double beta1, double beta2,\n"
+                   "                   double eps, double weight_decay) {\n", p, p, r, r);
+  L(e, "(void)s, (void)m, (void)v, (void)t, (void)lr, (void)beta1, (void)beta2, (void)eps, (void)weight_decay;");
+  L(e, "double b1c = 1 - pow(beta1, (double)t), b2c = 1 - pow(beta2, (double)t);");
+  L(e, "real b1 = (real)beta1, b2 = (real)beta2, e = (real)eps;");
+  L(e, "real decay = (real)(1 - lr * weight_decay), step = (real)(lr / b1c), c2 = (real)sqrt(b2c);");
+  L(e, "(void)b1, (void)b2, (void)e, (void)decay, (void)step, (void)c2;");
+  long at = 0;
+  for (int i = 0; i < e->nfields; i++) {
+    Field *f = &e->fields[i];
+    if (f->kind != BP_PARAM)
+      continue;
+    long ne = shape_numel(&f->shape);
+    L(e, "%s_adamw_run_(%ld, s->%s, s->%s, m + %ld, v + %ld, b1, b2, e, decay, step, c2);", p, ne, f->cname,
+      f->grad, at, at);
+    at += ne;
+  }
+  buf_printf(e->b, "}\n\n");
+  buf_printf(e->b, "void %s_set_threads(int n) { bp_set_threads(n); }\n\n", p);
+}
+
 /* Marks n and every forward node it depends on. */
 static void mark_deps(Node *n, bool *mark) {
   if (mark[n->id])
@@ -1734,10 +1772,11 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
   for (char *c = (char *)guard; *c; c++)
     if (*c >= 'a' && *c <= 'z')
       *c = (char)(*c - 'a' + 'A');
-  const char *keys[] = {"prefix", "spec", "dtype", "guard", "runtime", "fields"};
+  const char *keys[] = {"prefix", "spec", "dtype", "guard", "runtime", "fields", "real", "nparam", "mbytes"};
   const char *vals[] = {p, spec_comment(e), f32 ? "f32" : "f64", guard, embedded_text("runtime/bp_runtime.h"),
-                        buf_done(&fb)};
-  char *head_text = template_fill(embedded_text("templates/model_head.h"), keys, vals, 6);
+                        buf_done(&fb), f32 ? "float" : "double", arena_printf("%ld", nparam_el),
+                        arena_printf("%ld", 2 * nparam_el * (f32 ? 4 : 8))};
+  char *head_text = template_fill(embedded_text("templates/model_head.h"), keys, vals, 9);
   if (header)
     *header = head_text;
 
@@ -1755,6 +1794,7 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
   fn_forward(e, p, false);
   fn_backward(e, p);
   fn_sgd(e, p);
+  fn_adamw(e, p);
   fn_forward(e, p, true);
   fn_calib(e, p);
   fn_model(e, p, opt->prefix ? opt->prefix : "model");

@@ -15,6 +15,7 @@
 
 static jmp_buf *catcher;
 static char report[4096];
+static int exit_status = 1;   /* 2 for a usage error (error_usage) */
 
 void error_catch(jmp_buf *jb) {
   catcher = jb;
@@ -28,7 +29,7 @@ NORETURN static void finish(void) {
   if (catcher)
     longjmp(*catcher, 1);
   fputs(report, stderr);
-  exit(1);
+  exit(exit_status);
 }
 
 static size_t append(size_t at, const char *fmt, ...) PRINTF(2, 3);
@@ -44,6 +45,7 @@ static size_t append(size_t at, const char *fmt, ...) {
 }
 
 NORETURN static void verror_at(const SrcFile *f, const char *loc, const char *fmt, va_list ap) {
+  exit_status = 1;
   /* find the line holding loc */
   const char *start = f->text, *end = f->text + f->len;
   if (loc < start) loc = start;
@@ -112,18 +114,30 @@ void error_tok(const Token *tok, const char *fmt, ...) {
   verror_at(tok->file, tok->loc, fmt, ap);
 }
 
-void error_plain(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
+NORETURN static void verror_plain(int status, const char *fmt, va_list ap) {
+  exit_status = status;
   size_t at = append(0, "bpgen: error: ");
   if (at < sizeof report) {
     int n = vsnprintf(report + at, sizeof report - at, fmt, ap);
     at += n > 0 ? (size_t)n : 0;
     if (at >= sizeof report) at = sizeof report - 2;
   }
-  va_end(ap);
   append(at, "\n");
   finish();
+}
+
+void error_plain(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  verror_plain(1, fmt, ap);
+}
+
+/* A mistake on the command line (unknown option, missing or bad value, a
+ * required option absent): exit status 2, as getopt-based tools use. */
+void error_usage(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  verror_plain(2, fmt, ap);
 }
 
 void die_at(const char *file, int line, const char *fmt, ...) {

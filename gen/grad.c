@@ -19,6 +19,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int grad_perturb;   /* test hook: OpKind + 1 of the rule to perturb (x 1.001), 0 = none */
@@ -514,6 +515,77 @@ static void prune(Graph *g) {
   g->nnodes = at;
 }
 
+static int cmp_pad_start(const void *a, const void *b) {
+  const Node *x = *(Node *const *)a, *y = *(Node *const *)b;
+  return (x->start > y->start) - (x->start < y->start);
+}
+
+/* Pieces v[lo..hi) along axis joined by a balanced tree of concats. */
+static Node *join(Graph *g, Token *tok, Node **v, int lo, int hi, int axis) {
+  if (hi - lo == 1)
+    return v[lo];
+  int mid = lo + (hi - lo) / 2;
+  Node *a = join(g, tok, v, lo, mid, axis), *b = join(g, tok, v, mid, hi, axis);
+  return graph_add(g, OP_concat, tok, a, b, NULL, NULL, &(NodeAttr){.axis = axis});
+}
+
+/* zeros shaped as `like` with `len` along axis */
+static Node *zeros_cut(Graph *g, Token *tok, const Shape *like, int axis, int len) {
+  Shape s = *like;
+  s.dim[axis] = len;
+  return expand(g, tok, graph_const(g, tok, 0), &s, 1);
+}
+
+/* The sum of a node's contributions.  The slices of one tensor (an RNN's
+ * emb[:, t], a stacked param's W[l]) each send back a pad: zeros but for their
+ * cut.  Summing T pads costs T full tensors; when every contribution is a pad
+ * along one axis, those of one range are added, and the ranges, in order with
+ * zeros in the gaps, are joined by concats instead. */
+static Node *sum_contribs(Graph *g, Node *n, Contrib *list) {
+  int np = 0, total = 0;
+  bool pads = true;
+  for (Contrib *c = list; c; c = c->next, total++)
+    pads &= c->val->op == OP_pad && c->val->axis == list->val->axis;
+  if (total > 1 && pads) {
+    Node **p = arena_alloc(sizeof *p * (size_t)total);
+    for (Contrib *c = list; c; c = c->next)
+      p[np++] = c->val;
+    qsort(p, (size_t)np, sizeof *p, cmp_pad_start);
+    int ax = p[0]->axis, k = 0;
+    bool disjoint = true;
+    Node **dy = arena_alloc(sizeof *dy * (size_t)np);
+    int *start = arena_alloc(sizeof *start * (size_t)np);
+    for (int i = 0; i < np; i++) {
+      Node *d = p[i]->in[0];
+      int len = d->shape.dim[ax];
+      if (k && start[k - 1] == p[i]->start && dy[k - 1]->shape.dim[ax] == len) {
+        dy[k - 1] = binary(g, OP_add, n->tok, dy[k - 1], d);   /* one range used twice */
+        continue;
+      }
+      if (k && start[k - 1] + dy[k - 1]->shape.dim[ax] > p[i]->start)
+        disjoint = false;
+      start[k] = p[i]->start, dy[k++] = d;
+    }
+    if (disjoint) {
+      Node **piece = arena_alloc(sizeof *piece * (size_t)(2 * k + 1));
+      int m = 0, at = 0;
+      for (int i = 0; i < k; i++) {
+        if (start[i] > at)
+          piece[m++] = zeros_cut(g, n->tok, &n->shape, ax, start[i] - at);
+        piece[m++] = dy[i];
+        at = start[i] + dy[i]->shape.dim[ax];
+      }
+      if (at < n->shape.dim[ax])
+        piece[m++] = zeros_cut(g, n->tok, &n->shape, ax, n->shape.dim[ax] - at);
+      return join(g, n->tok, piece, 0, m, ax);
+    }
+  }
+  Node *sum = NULL;
+  for (Contrib *c = list; c; c = c->next)
+    sum = sum ? binary(g, OP_add, n->tok, sum, c->val) : c->val;
+  return sum;
+}
+
 void grad_build(Graph *g) {
   if (!g->loss)
     die("grad_build: no loss");
@@ -539,9 +611,7 @@ void grad_build(Graph *g) {
       continue;
     /* fan-out: the gradients of all uses add up */
     from = g->nnodes;
-    Node *sum = NULL;
-    for (Contrib *c = in[i]; c; c = c->next)
-      sum = sum ? binary(g, OP_add, n->tok, sum, c->val) : c->val;
+    Node *sum = sum_contribs(g, n, in[i]);
     mark(g, from, n);
     if (!shape_eq(&sum->shape, &n->shape))
       die("grad_build: d%s is %s, %s is %s", n->name ? n->name : optab[n->op].name,

@@ -30,6 +30,10 @@ static const char usage[] =
   "  run SPEC --data-x X.npy --data-y Y.npy\n"
   "                   the same on tensor data (.npy), for models that are not\n"
   "                   character models\n"
+  "  predict SPEC --load CK.npz --data-x X.npy [-o OUT.npy] [--argmax]\n"
+  "                   logits or classes of a trained model (--data-y: loss, accuracy)\n"
+  "  sample SPEC --load CK.npz [-n N]\n"
+  "                   words (or tokens) from a trained character model\n"
   "  plot LOG.csv -o loss.png\n"
   "                   the loss curve of a --log file (needs gnuplot)\n"
   "  ninja SPEC --mine FILE.c | --header\n"
@@ -44,6 +48,9 @@ static const char usage[] =
   "  --dtype f32|f64  float type of generated code (default f32)\n"
   "  --seed N         seed for initialisation and data (default 2147483647)\n"
   "  --expand         lower fused ops to primitives before differentiating\n"
+  "An option's value follows it or an '=' (--seed 7, --seed=7); `-` names standard\n"
+  "input or output where a file is read or written.  Exit status: 0 success, 1\n"
+  "failure, 2 a mistake on the command line.\n"
   "\n"
   "`bpgen COMMAND --help` lists a command's own options, `bpgen --version` the\n"
   "version.  The spec language is described in README.md.\n";
@@ -56,14 +63,16 @@ typedef struct Command {
 static const Command commands[] = {
   {"grad", cmd_grad},   {"check", cmd_check}, {"explain", cmd_explain},
   {"run", cmd_run},     {"plot", cmd_plot},   {"ninja", cmd_ninja},
-  {"dot", cmd_dot},     {"report", cmd_report},
+  {"dot", cmd_dot},     {"report", cmd_report}, {"predict", cmd_predict},
+  {"sample", cmd_sample},
 };
 
 int main(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage, stderr);
-    return 1;
+    return 2;
   }
+  argv = cli_split_eq(&argc, argv);
   if (strcmp(argv[1], "--version") == 0) {
     puts("bpgen " BPGEN_VERSION);
     return 0;
@@ -79,7 +88,7 @@ int main(int argc, char **argv) {
   const char *a = argv[1];
   if (a[0] != '-' && !strchr(a, '.') && !strchr(a, '/') && access(a, F_OK) != 0) {
     fprintf(stderr, "bpgen: error: '%s' is neither a command nor a spec file (see bpgen --help)\n", a);
-    return 1;
+    return 2;
   }
   return cmd_gen(argc, argv);
 }

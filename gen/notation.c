@@ -8,12 +8,41 @@
  */
 #include "bpgen.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+/* A number as the lecture writes it: an integer, a fraction p/q when it is one
+ * (q <= 4096) that six digits would not show exactly or in under four (1/32,
+ * 1/31, 5/3, −3/2 stays −1.5), else six significant digits. */
 const char *note_num(double v) {
   if (v == (long)v && v > -1e9 && v < 1e9)
     return arena_printf("%ld", (long)v);
-  return arena_printf("%.6g", v);
+  const char *dec = arena_printf("%.6g", v);
+  int digits = 0;
+  bool lead = true;
+  for (const char *c = dec; *c && *c != 'e'; c++)
+    if (*c >= '0' && *c <= '9' && !(lead && *c == '0')) {
+      digits++;
+      lead = false;
+    }
+  if (strtod(dec, NULL) == v && digits < 4)
+    return dec;
+  for (long q = 2; q <= 4096; q++) {
+    double pq = v * (double)q;
+    long pi = (long)(pq < 0 ? pq - 0.5 : pq + 0.5);
+    if (pi != 0 && (double)pi / (double)q == v && labs(pi) < 1000000)
+      return arena_printf("%ld/%ld", pi, q);
+  }
+  return dec;
+}
+
+static bool is_ident(const char *s) {
+  if (!*s)
+    return false;
+  for (; *s; s++)
+    if (!(*s == '_' || (*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+      return false;
+  return true;
 }
 
 /* no space outside brackets: needs no parentheses */
@@ -90,6 +119,15 @@ char *note_fill(const char *tmpl, Node *n, bool forward, NoteLabel *label, void 
       p = end;
       continue;
     }
+    /* %o: the node itself; %d0, %do: the gradient of input 0, of the node (dC, d(expr)) */
+    if (e == 'o' || e == 'd') {
+      Node *t = n;
+      if (e == 'd' && *++p != 'o' && !(t = input(n, *p, err)))
+        break;
+      const char *l = label(ctx, t);
+      buf_printf(&b, "%s", e == 'o' ? l : is_ident(l) ? arena_printf("d%s", l) : arena_printf("d(%s)", l));
+      continue;
+    }
     Node *x = NULL;
     int k = 0;
     /* escapes with an input digit */
@@ -113,7 +151,12 @@ char *note_fill(const char *tmpl, Node *n, bool forward, NoteLabel *label, void 
     case 'F': buf_printf(&b, "%s", forward ? note_paren(label(ctx, x)) : label(ctx, x)); break;
     case 'T': buf_printf(&b, "%s", (k == 0 ? n->transa : k == 1 && n->transb) ? "ᵀ" : ""); break;
     case 'S': buf_printf(&b, "%s", sum_axes(&x->shape, &n->shape)); break;
-    case 'N': buf_printf(&b, "%ld", rows(x)); break;
+    case 'N':   /* cross-entropy over [..., K]: the mean is over the targets not ignored */
+      if (n->op == OP_xent_bwd && x->shape.rank > 2)
+        buf_printf(&b, "n(%s ≠ %d)", label(ctx, n->in[1]), n->ignore);
+      else
+        buf_printf(&b, "%ld", rows(x));
+      break;
     case 'U':
       if (x->unbiased)
         buf_printf(&b, "%ld/%ld·", rows(x), rows(x) - 1);

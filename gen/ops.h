@@ -80,8 +80,8 @@ OP(const,         0,    LV_LEAF, "NUM",                                    no_sh
 /* ---- forward ops (spec level) ---------------------------------------------- */
 OP(gather,        2,    LV_OPER, "C[X]",                                   shape_gather,    grad_gather,  emit_gather,  ref_gather,  no_fold,
    "%P0[%1]",
-   "As a loop: for every position p of X: dC[X[p]] += demb[p] (rows hit twice add).\n"
-   "The same as a matmul with one-hot rows: dC = onehot(X)ᵀ · demb.")
+   "As a loop: for every position p of %1: %d0[%1[p]] += %do[p] (rows hit twice add).\n"
+   "The same as a matmul with one-hot rows: %d0 = onehot(%1)ᵀ · %do.")
    /* in0 float [V,...], in1 int [...] -> [X..., C[1:]...] */
 OP(reshape,       1,    LV_FN,   "reshape(x, [shape])",                    shape_reshape,   grad_reshape, emit_reshape, ref_reshape, no_fold, "%{reshape(%0)|%0 viewed as %s}", NULL)
    /* target shape given to graph_add; numel must match */

@@ -82,7 +82,8 @@ void shape_reshape(Node *n) {
   set_shape(n, &s, TY_FLOAT);
 }
 
-/* a @ b: [..., M, K] @ [K, N] (a batched over its leading axes), or equal
+/* a @ b: [..., M, K] @ [K, N] (a batched over its leading axes), [M, K] @
+ * [..., K, N] (b batched: the same a for every matrix of b), or equal
  * leading batch axes on both sides.  transa/transb swap the last two axes. */
 void shape_matmul(Node *n) {
   Node *a = n->in[0], *b = n->in[1];
@@ -92,9 +93,9 @@ void shape_matmul(Node *n) {
   if (sa->rank < 2 || sb->rank < 2)
     error_tok(n->tok, "matmul: both operands need at least 2 axes, got %s @ %s", shape_str(sa),
               shape_str(sb));
-  if (sb->rank != 2 && sb->rank != sa->rank)
+  if (sb->rank != 2 && sa->rank != 2 && sb->rank != sa->rank)
     error_tok(n->tok, "matmul: batch axes differ: %s @ %s", shape_str(sa), shape_str(sb));
-  for (int i = 0; sb->rank > 2 && i < sb->rank - 2; i++)
+  for (int i = 0; sb->rank > 2 && sa->rank > 2 && i < sb->rank - 2; i++)
     if (sa->dim[i] != sb->dim[i])
       error_tok(n->tok, "matmul: batch axes differ: %s @ %s", shape_str(sa), shape_str(sb));
   int m = sa->dim[sa->rank - (n->transa ? 1 : 2)], ka = sa->dim[sa->rank - (n->transa ? 2 : 1)];
@@ -102,7 +103,7 @@ void shape_matmul(Node *n) {
   if (ka != kb)
     error_tok(n->tok, "matmul: inner dims differ (%d vs %d): %s%s @ %s%s", ka, kb, shape_str(sa),
               n->transa ? "^T" : "", shape_str(sb), n->transb ? "^T" : "");
-  Shape s = *sa;
+  Shape s = sa->rank == 2 ? *sb : *sa;   /* the batch axes of the batched side */
   s.dim[s.rank - 2] = m;
   s.dim[s.rank - 1] = nn;
   set_shape(n, &s, TY_FLOAT);

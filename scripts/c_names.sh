@@ -12,6 +12,15 @@ out=$1
 # every system header the runtime and the templates include (an emitted file is
 # made of them), and the ones the gcc file adds itself
 hdrs=$(cat runtime/*.h templates/* | sed -n 's/^[ \t]*#[ \t]*include[ \t]*<\([^>]*\)>.*/\1/p' | sort -u)
+# mpi.h (runtime/bp_comm.h includes it under -DBP_MPI, for mpicc): with its
+# include path when Open MPI is installed, else left out (gcc would fail on it
+# and lose every other header's macros)
+mpiflags=""
+if pkg-config --exists mpi-c 2>/dev/null; then
+  mpiflags=$(pkg-config --cflags mpi-c)
+else
+  hdrs=$(echo "$hdrs" | grep -vx 'mpi\.h' || true)
+fi
 hdrs="$hdrs math.h stddef.h stdint.h string.h"
 src=$(mktemp)
 for h in $hdrs; do echo "#include <$h>"; done > "$src.c"
@@ -19,7 +28,7 @@ for h in $hdrs; do echo "#include <$h>"; done > "$src.c"
   for cc in gcc clang tcc; do
     command -v $cc >/dev/null || continue
     for mode in "-std=c99" "-std=gnu11 -D_GNU_SOURCE" "-std=c99 -D_POSIX_C_SOURCE=200809L" "-march=native"; do
-      $cc $mode -dM -E "$src.c" 2>/dev/null || true
+      $cc $mode $mpiflags -dM -E "$src.c" 2>/dev/null || true
     done
   done
   cat runtime/*.h templates/*

@@ -1,14 +1,17 @@
 #!/bin/sh
 # deps.sh: make sure the Debian packages bpgen builds and tests with are here.
 # As root, installs the missing ones with apt-get; otherwise prints the exact
-# apt-get line and fails.  Usage: scripts/deps.sh [build|test|main]
+# apt-get line and fails.  Usage: scripts/deps.sh [build|test|main|gpt]
 set -eu
 what=${1:-build}
 
-need="re2c tcc libtcc-dev check pkg-config gcc make"
+# openmpi-bin and libopenmpi-dev: data-parallel training (mpirun -np N bpgen run);
+# the Makefile builds without MPI when they are absent
+need="re2c tcc libtcc-dev check pkg-config gcc make openmpi-bin libopenmpi-dev"
 case "$what" in
   test) need="$need g++ clang libclang-rt-14-dev python3 python3-numpy graphviz gnuplot-nox man-db groff-base" ;;
   main) need="$need wamerican" ;;
+  gpt) need="$need fortunes" ;;
 esac
 
 missing=""

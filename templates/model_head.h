@@ -16,7 +16,7 @@
  * 64-byte aligned at run time.
  *
  * A step:  fill the inputs; loss = {{prefix}}_forward(s); {{prefix}}_backward(s);
- *          {{prefix}}_sgd_step(s, lr).
+ *          {{prefix}}_sgd_step(s, lr) or {{prefix}}_adamw_step(s, m, v, t, lr, ...).
  * Bad data: an index out of range (gather, pick, cross_entropy) is never used
  * to read or write; forward then sets bad_index and returns NaN as the loss.
  * The same functions are reachable through {{prefix}}_model (runtime ABI:
@@ -42,6 +42,22 @@ double {{prefix}}_forward({{prefix}}_state *s);
 void {{prefix}}_backward({{prefix}}_state *s);
 /* params -= lr * grads */
 void {{prefix}}_sgd_step({{prefix}}_state *s, double lr);
+/* AdamW as torch.optim.AdamW (decoupled weight decay, PyTorch's order of
+ * operations), after backward, on every param element p with grad g:
+ *   p *= 1 - lr*weight_decay;  m = beta1*m + (1-beta1)*g;  v = beta2*v + (1-beta2)*g*g;
+ *   p -= lr/(1 - beta1^t) * m / (sqrt(v)/sqrt(1 - beta2^t) + eps)
+ * The moments are the caller's: m and v hold {{nparam}} elements each
+ * ({{prefix}}_model.nparam; {{mbytes}} bytes for the two), zeroed before the
+ * first step; m[i] and v[i] go with the i-th param element in the state's
+ * order (the params' fields above, one after another).  t is this update's
+ * number, 1 for the first (torch's step count after its increment).  The
+ * trainer's --optimizer adamw is the same update. */
+void {{prefix}}_adamw_step({{prefix}}_state *s, {{real}} *m, {{real}} *v, long t, double lr,
+                   double beta1, double beta2, double eps, double weight_decay);
+/* threads of the heavy kernels (1 to 64; 1 until set): the same bits for any
+ * count.  One pool per model file, shared by all its states; a tcc build
+ * runs on the caller's thread only. */
+void {{prefix}}_set_threads(int n);
 /* inference forward: batchnorm from the stored statistics; returns the loss */
 double {{prefix}}_forward_eval({{prefix}}_state *s);
 /* batchnorm calibration, in {{prefix}}_model.calib_passes passes: for each pass

@@ -81,7 +81,11 @@
  *   <param>          every param, with its shape and the model's float type
  *   <name>.mean/.var batchnorm statistics (BP_STAT tensors)
  *   adamw.m.<param>, adamw.v.<param>   AdamW moments (adamw only)
- * Each entry carries a CRC-32 that loading checks.  A checkpoint is written to
+ * Each entry carries a CRC-32 that loading checks.  --save FILE.safetensors
+ * writes the same entries as safetensors (see tr_st_entry); --load reads
+ * either, and a file of weights alone (no step) too (see tr_load); .bin is
+ * llm.c's format (below).  Any other --save extension is refused before
+ * training.  A checkpoint is written to
  * a temporary file FILE.tmpPID in the same directory, fsync'ed, renamed over
  * the old one, and the directory is fsync'ed: a kill leaves the old or the new
  * file.  Params or moments holding a NaN or Inf are never written.  Before
@@ -115,6 +119,7 @@
 #include <unistd.h>
 
 #include "../runtime/npy_parse.h"   /* pasted here by scripts/embed.sh */
+#include "../runtime/bp_comm.h"     /* the same; <mpi.h> under -DBP_MPI */
 #include "../runtime/llmc_ckpt.h"   /* likewise */
 
 enum { TR_SPLITS = 3, TR_MAXSAMPLE = 200 };
@@ -123,6 +128,9 @@ enum { TR_SCHED_STEP, TR_SCHED_COSINE, TR_SCHED_CONSTANT };   /* --lr-schedule *
  * int[B]); makemore's sequences (X, Y int[B,T], a word a row); a token
  * stream (X, Y int[B,T], windows of T+1 tokens); tensors from .npy files */
 enum { TR_CTX, TR_SEQ, TR_STREAM, TR_TENSOR };
+/* what the entry point does (Tr.cmd): bp_train_main trains; bp_predict_main
+ * and bp_sample_main use a checkpoint without training */
+enum { TR_TRAIN, TR_PREDICT, TR_SAMPLE };
 
 typedef struct TrOpts {
   const char *data;        /* --data FILE: words, one per line */
@@ -132,6 +140,7 @@ typedef struct TrOpts {
   long steps;              /* --steps N (total, counting loaded steps) */
   long decay_at;           /* --decay-at N: lr/10 from this step (default steps/2) */
   long eval_every;         /* --eval-every N: dev loss every N steps (0: never) */
+  long eval_batches;       /* --eval-batches N: a stream split's loss over its first N windows (0: all) */
   long print_every;        /* --print-every N */
   long save_every;         /* --save-every N */
   long samples;            /* --samples N */
@@ -152,6 +161,9 @@ typedef struct TrOpts {
   uint32_t split_seed;     /* --split-seed N: Python random.seed for the shuffle (42) */
   const char *tfile[TR_SPLITS][2];  /* tensor data: --data-x/-y, --dev-x/-y, --test-x/-y */
   int samples_set;         /* --samples given (a note with tensor data) */
+  int seed_set;            /* --seed given (predict, sample: else the checkpoint's) */
+  int argmax, json;        /* predict: --argmax (classes), --json (summary on stdout) */
+  const char *out;         /* predict: -o FILE.npy (- for standard output) */
 } TrOpts;
 
 typedef struct TrWord { const char *s; size_t len; } TrWord;
@@ -201,6 +213,10 @@ typedef struct Tr {
   int lockfd, locked;
   unsigned char *logbuf;   /* --log FILE being cut back on resume */
   unsigned char *ckbuf;    /* checkpoint being read */
+  int ckfmt;               /* its format (TR_CK_NPZ, TR_CK_ST) */
+  struct TrStEntry *st;    /* safetensors being read: its tensors (nst), sorted by name */
+  int nst;
+  char *stnames;           /* their names */
   unsigned char *membuf;   /* one entry being written */
   double *probs;
   unsigned char *tokbuf;   /* stream: the file being read */
@@ -211,12 +227,27 @@ typedef struct Tr {
   int32_t *samp;           /* sampling: the sequences being generated */
   const TrWord **seqorder; /* sequences: the words in randperm order */
   int tty;
+  int cmd;                 /* TR_TRAIN, or bpgen predict / sample (TR_PREDICT, TR_SAMPLE) */
   double t0;               /* training start */
   long first_step;
 } Tr;
 
 static char tr_errbuf[1024];     /* the last error message (for tests) */
+static int tr_parsing;           /* in tr_parse: an error is a usage error (status 2) */
 static FILE *tr_out;             /* results: losses, samples (stdout unless set) */
+
+/* Data-parallel training (issue 17; the tr_mpi_* functions before "training"):
+ * the ranks of this run.  One process (rank 0 of 1) unless a launcher started
+ * it with MPI at hand. */
+typedef struct TrMpi {
+  const BpComm *c;         /* the table in use */
+  BpComm own;              /* the table filled here (one process, or -DBP_MPI's) */
+  int rank, size;
+  int started;             /* -DBP_MPI: MPI_Init was called here; finalised at the end */
+  FILE *out, *null;        /* rank > 0: tr_out before, and /dev/null in its place */
+} TrMpi;
+static TrMpi tr_mpi = {NULL, {0, 1, NULL, NULL, NULL, NULL, NULL}, 0, 1, 0, NULL, NULL};
+static const BpComm *tr_comm_given;   /* bp_train_set_comm's, or NULL */
 
 static void tr_fail(Tr *tr, const char *fmt, ...) {
   va_list ap;
@@ -226,7 +257,10 @@ static void tr_fail(Tr *tr, const char *fmt, ...) {
   fflush(tr_out);
   if (tr->tty && !tr->o.quiet)
     fputc('\n', stderr);
-  fprintf(stderr, "bpgen: error: %s\n", tr_errbuf);   /* one prefix, as bpgen's own errors */
+  if (tr_mpi.size > 1)   /* which rank: the others may not have seen it */
+    fprintf(stderr, "bpgen: error: rank %d of %d: %s\n", tr_mpi.rank, tr_mpi.size, tr_errbuf);
+  else
+    fprintf(stderr, "bpgen: error: %s\n", tr_errbuf);   /* one prefix, as bpgen's own errors */
   longjmp(tr->jb, 1);
 }
 
@@ -290,9 +324,12 @@ static const char tr_usage[] =
   "                      sequences: torch.manual_seed(N); torch.randperm (default\n"
   "                      3407, makemore's), the last min(1000, 10%) words the test set\n"
   "  --eval-every N      dev loss every N steps (default 0: only at the end)\n"
+  "  --eval-batches N    token streams: a split's loss over its first N batches\n"
+  "                      (windows of B x T) instead of all of them (default 0: all)\n"
   "  --print-every N     loss line every N steps (default min(10000, steps/10))\n"
   "  --log FILE          CSV step,loss,dev_loss of every step (see bpgen plot)\n"
-  "  --save FILE         checkpoint (.npz) at the end, and every --save-every N steps\n"
+  "  --save FILE         checkpoint (.npz or .safetensors) at the end, and every\n"
+  "                      --save-every N steps\n"
   "                      (FILE.bin: llm.c's GPT-2 checkpoint, params only, fp32)\n"
   "  --load FILE         continue from a checkpoint (or start from llm.c's, by its\n"
   "                      magic: its params only)\n"
@@ -302,6 +339,8 @@ static const char tr_usage[] =
   "  --temperature X     sampling: logits / X (default 1)\n"
   "  --top-k K           sampling: only the K most likely tokens (default 0: all)\n"
   "  --quiet             no progress or loss lines, only the results\n"
+  "  --json              the results as one JSON object on standard output (full\n"
+  "                      precision); the text lines go to standard error\n"
   "  --threads N         threads of the heavy kernels (default 1); results are\n"
   "                      bit-identical for every N\n";
 
@@ -373,6 +412,32 @@ static void tr_tensor_opts_check(Tr *tr) {
   o->samples = 0;
 }
 
+/* predict and sample: a checkpoint, and tensor data for predict only. */
+static void tr_use_opts_check(Tr *tr) {
+  TrOpts *o = &tr->o;
+  if (!o->load)
+    tr_fail(tr, "no checkpoint: give --load FILE.npz (written by bpgen run --save)");
+  if (o->data || o->text || o->tokens[0] || o->save || o->log || o->resume)
+    tr_fail(tr, "%s trains nothing: --data, --text, --data-tokens, --save, --log and --resume "
+            "are run's options", tr->cmd == TR_PREDICT ? "predict" : "sample");
+  for (int s = 1; s < TR_SPLITS; s++)
+    if (o->tfile[s][0] || o->tfile[s][1])
+      tr_fail(tr, "predict reads one split: --data-x X.npy [--data-y Y.npy]");
+  if (tr->cmd == TR_SAMPLE) {
+    if (o->tfile[0][0] || o->tfile[0][1])
+      tr_fail(tr, "sample reads no data: it draws from the checkpoint's model");
+    return;
+  }
+  if (!o->tfile[0][0])
+    tr_fail(tr, "no data: give --data-x X.npy (the model's first input)");
+  if (o->tfile[0][1] && !o->tfile[0][0])
+    tr_fail(tr, "--data-y needs --data-x too (the model's first input)");
+  if (o->json && o->out && strcmp(o->out, "-") == 0)
+    tr_fail(tr, "--json and -o - both write to standard output: give -o FILE.npy");
+  tr->tensor = 1;
+  tr->mode = TR_TENSOR;
+}
+
 /* Returns 2 for --help (usage printed), else 0. */
 static int tr_parse(Tr *tr, int argc, char **argv) {
   TrOpts *o = &tr->o;
@@ -390,10 +455,26 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
   o->sample_len = 200;
   double bn_m = 0.1;
   int bn_running = 0;
+  tr_parsing = 1;
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
+    const char *a = argv[i], *v = NULL;
+    char name[40];
+    const char *eq = strncmp(a, "--", 2) == 0 && a[2] != '=' ? strchr(a, '=') : NULL;
+    if (eq) {   /* --opt=value */
+      if ((size_t)(eq - a) >= sizeof name)
+        tr_fail(tr, "unknown option '%.*s' (see --help)", (int)(eq - a), a);
+      memcpy(name, a, (size_t)(eq - a));
+      name[eq - a] = '\0';
+      a = name;
+      v = eq + 1;
+    }
+    int flag = strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "--quiet") == 0 ||
+               strcmp(a, "--resume") == 0 || strcmp(a, "--argmax") == 0 || strcmp(a, "--json") == 0;
+    if (flag && v)
+      tr_fail(tr, "%s takes no value ('%s'; see --help)", a, argv[i]);
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       fputs(tr_usage, tr_out);
+      tr_parsing = 0;
       return 2;
     }
     if (strcmp(a, "--quiet") == 0) {
@@ -404,11 +485,33 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
       o->resume = 1;
       continue;
     }
+    if (strcmp(a, "--json") == 0 && tr->cmd != TR_SAMPLE) {
+      o->json = 1;
+      continue;
+    }
+    if (strcmp(a, "--argmax") == 0 && tr->cmd == TR_PREDICT) {
+      o->argmax = 1;
+      continue;
+    }
+    if (strcmp(a, "-n") == 0 && tr->cmd == TR_SAMPLE) {   /* words, or a stream's tokens */
+      if (i + 1 >= argc)
+        tr_fail(tr, "-n needs a value (see --help)");
+      o->samples = o->sample_len = tr_long(tr, a, argv[++i], 0);
+      continue;
+    }
+    if (strcmp(a, "-o") == 0 && tr->cmd == TR_PREDICT) {
+      if (i + 1 >= argc)
+        tr_fail(tr, "-o needs a value (see --help)");
+      o->out = argv[++i];
+      continue;
+    }
     if (a[0] != '-' || a[1] != '-')
-      tr_fail(tr, "unexpected argument '%s' (see --help)", a);
-    if (i + 1 >= argc)
-      tr_fail(tr, "%s needs a value (see --help)", a);
-    const char *v = argv[++i];
+      tr_fail(tr, "%s '%s' (see --help)", a[0] == '-' ? "unknown option" : "unexpected argument", a);
+    if (!v) {
+      if (i + 1 >= argc)
+        tr_fail(tr, "%s needs a value (see --help)", a);
+      v = argv[++i];
+    }
     if (strcmp(a, "--data") == 0) o->data = v;
     else if (strcmp(a, "--text") == 0) o->text = v;
     else if (strcmp(a, "--data-tokens") == 0) o->tokens[0] = v;
@@ -439,6 +542,7 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
     else if (strcmp(a, "--steps") == 0) o->steps = tr_long(tr, a, v, 0);
     else if (strcmp(a, "--decay-at") == 0) o->decay_at = tr_long(tr, a, v, 0);
     else if (strcmp(a, "--eval-every") == 0) o->eval_every = tr_long(tr, a, v, 0);
+    else if (strcmp(a, "--eval-batches") == 0) o->eval_batches = tr_long(tr, a, v, 0);
     else if (strcmp(a, "--print-every") == 0) o->print_every = tr_long(tr, a, v, 1);
     else if (strcmp(a, "--save-every") == 0) o->save_every = tr_long(tr, a, v, 0);
     else if (strcmp(a, "--samples") == 0) { o->samples = tr_long(tr, a, v, 0); o->samples_set = 1; }
@@ -470,6 +574,7 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
       if (errno || end == v || *end || v[0] == '-')
         tr_fail(tr, "--seed: '%s' is not a non-negative whole number", v);
       o->seed = (uint64_t)s;
+      o->seed_set = 1;
     } else if (strcmp(a, "--bn-stats") == 0) {
       if (strcmp(v, "calibrate") == 0) bn_running = 0;
       else if (strcmp(v, "running") == 0) bn_running = 1;
@@ -485,6 +590,11 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
     } else {
       tr_fail(tr, "unknown option '%s' (see --help)", a);
     }
+  }
+  if (tr->cmd != TR_TRAIN) {
+    tr_use_opts_check(tr);
+    tr_parsing = 0;
+    return 0;
   }
   tr_tensor_opts_check(tr);
   if (o->adamw && !o->lr_set)
@@ -507,6 +617,7 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
     tr_fail(tr, "give --resume or --load, not both");
   if (o->resume && access(o->save, F_OK) == 0)
     o->load = o->save;
+  tr_parsing = 0;
   return 0;
 }
 
@@ -560,13 +671,26 @@ static void tr_find_inputs(Tr *tr) {
     if (tr->nin == 1 && o->tfile[s][1])
       tr_fail(tr, "model %s has one input (%s): give %s-x only, not %s-y", m->name,
               tr->tin[0]->name, split[s], split[s]);
-    if (tr->nin == 2 && o->tfile[s][0] && !o->tfile[s][1])
+    if (tr->nin == 2 && o->tfile[s][0] && !o->tfile[s][1] && tr->cmd != TR_PREDICT)
       tr_fail(tr, "model %s has two inputs (%s, %s): give %s-y too", m->name,
               tr->tin[0]->name, tr->tin[1]->name, split[s]);
   }
 }
 
-/* The lecture's contexts: X the int input [B,T], Y the int input [B],
+/* "[32, 3]": a tensor's dims (static storage, two at a time) */
+static const char *tr_dims_str(const BpTensor *t) {
+  static char buf[2][64];
+  static int k;
+  char *b = buf[k ^= 1];
+  size_t n = 0;
+  b[n++] = '[';
+  for (int i = 0; i < t->rank && n < 50; i++)
+    n += (size_t)snprintf(b + n, 64 - n, "%s%d", i ? ", " : "", t->dims[i]);
+  snprintf(b + n, 64 - n, "]");
+  return b;
+}
+
+/* The lecture's contexts: X the int input [B,T] (or [B]: one token), Y the int input [B],
  * logits [B,V].  Sequences and streams: X and Y the model's two int[B,T]
  * inputs in the spec's order, logits [B,T,V] (or [B*T,V]: the same memory). */
 static void tr_find_tensors(Tr *tr) {
@@ -585,13 +709,17 @@ static void tr_find_tensors(Tr *tr) {
       tr_fail(tr, "model %s: input %s is not int: the words trainer feeds only int[B,T] "
               "contexts and int[B] or int[B,T] targets", m->name, t->name);
     if (nin == 2 || (t->rank != 1 && t->rank != 2))
-      tr_fail(tr, "model %s: input %s: expected one int[B,T] input and one int[B] or "
-              "int[B,T] input", m->name, t->name);
+      tr_fail(tr, "model %s: input %s is int%s: the words trainer feeds a context int[B,T] (or "
+              "int[B], one token) and targets int[B] or int[B,T]%s", m->name, t->name,
+              tr_dims_str(t), nin == 2 ? ", two inputs in all" : "");
     in[nin++] = t;
   }
   int seq = nin == 2 && in[0]->rank == 2 && in[1]->rank == 2;
   if (seq) {
     tr->tx = in[0];
+    tr->ty = in[1];
+  } else if (nin == 2 && in[0]->rank == 1 && in[1]->rank == 1) {
+    tr->tx = in[0];   /* a bigram: a context of one token, then the targets (spec order) */
     tr->ty = in[1];
   } else {
     for (int k = 0; k < nin; k++) {
@@ -601,11 +729,18 @@ static void tr_find_tensors(Tr *tr) {
         tr->ty = in[k];
     }
   }
-  if (!tr->tx || !tr->ty)
-    tr_fail(tr, "model %s: the words trainer needs inputs X : int[B,T] and Y : int[B] (the "
-            "lecture's contexts) or X, Y : int[B,T] (sequences)", m->name);
+  if (!tr->tx || !tr->ty) {
+    if (nin < 2)
+      tr_fail(tr, "model %s has %s: the words trainer needs two int inputs, a context X : "
+              "int[B,T] (or int[B], one token) and targets Y : int[B] (or X, Y : int[B,T], "
+              "sequences)", m->name, nin ? "one input" : "no inputs");
+    tr_fail(tr, "model %s: inputs %s int%s and %s int%s: the words trainer needs a context X : "
+            "int[B,T] (or int[B], one token) and targets Y : int[B], or X, Y : int[B,T] "
+            "(sequences)", m->name, in[0]->name, tr_dims_str(in[0]), in[1]->name,
+            tr_dims_str(in[1]));
+  }
   tr->B = tr->tx->dims[0];
-  tr->T = tr->tx->dims[1];
+  tr->T = tr->tx->rank == 2 ? tr->tx->dims[1] : 1;
   if (tr->ty->dims[0] != tr->B)
     tr_fail(tr, "model %s: %s has %d rows but %s has %d", m->name, tr->tx->name, tr->B,
             tr->ty->name, tr->ty->dims[0]);
@@ -651,7 +786,7 @@ static const char *tr_not_regular(const struct stat *st) {
 /* The whole file, with a '\0' after it (*len bytes before that); into *buf,
  * which the caller frees (kept in Tr so a failure's cleanup finds it). */
 static void tr_slurp(Tr *tr, const char *path, unsigned char **buf, size_t *len) {
-  tr->in = fopen(path, "rb");
+  tr->in = fopen(strcmp(path, "-") == 0 ? "/dev/stdin" : path, "rb");   /* -: standard input */
   if (!tr->in)
     tr_fail(tr, "%s: cannot open: %s", path, strerror(errno));
   struct stat st;
@@ -972,7 +1107,7 @@ static void tr_read_tokens(Tr *tr, TrSplit *s, const char *path) {
  * one, as llm.c's dataloader reads them), advancing by B*T.  Too few tokens
  * for one is an error for `required` splits. */
 static void tr_stream_windows(Tr *tr, TrSplit *s, const char *what, int required) {
-  size_t bt = (size_t)tr->B * (size_t)tr->T;
+  size_t bt = (size_t)tr->B * (size_t)tr->T * (size_t)tr_mpi.size;   /* MPI: the global batch's */
   s->n = s->ntok > bt ? (s->ntok - 1) / bt : 0;
   if (s->n == 0 && required)
     tr_fail(tr, "%s: %lu token%s, fewer than one batch needs: B*T+1 = %lu (B = %d rows of "
@@ -1047,16 +1182,21 @@ enum { TR_PAD = -1 };   /* a sequence row index: a padding row (x 0, y -1: no va
 
 /* Window w of stream split s into X and Y: tokens w*B*T .. w*B*T+B*T, X row
  * b the B*T tokens from b*T on, Y the same shifted by one (llm.c's
- * dataloader_load_batch). */
-static void tr_set_window(Tr *tr, const TrSplit *s, size_t w) {
+ * dataloader_load_batch).  Over MPI a window is the global batch's, size*B
+ * rows, and `part` picks which B of them (tr_set_window: this rank's). */
+static void tr_set_window_part(Tr *tr, const TrSplit *s, size_t w, int part) {
   int32_t *X = (int32_t *)((char *)tr->state + tr->tx->offset);
   int32_t *Y = (int32_t *)((char *)tr->state + tr->ty->offset);
   size_t bt = (size_t)tr->B * (size_t)tr->T;
-  const uint16_t *p = s->tok + w * bt;
+  const uint16_t *p = s->tok + (w * (size_t)tr_mpi.size + (size_t)part) * bt;
   for (size_t i = 0; i < bt; i++) {
     X[i] = p[i];
     Y[i] = p[i + 1];
   }
+}
+
+static void tr_set_window(Tr *tr, const TrSplit *s, size_t w) {
+  tr_set_window_part(tr, s, w, tr_mpi.rank);
 }
 
 /* Rows idx[0..B-1] of split s into the model's inputs. */
@@ -1105,19 +1245,23 @@ static void tr_set_range(Tr *tr, const TrSplit *s, size_t first, int k, size_t f
  * padded with copies of its first row r and corrected by a batch of B r's:
  * sum = B*L(partial) - (B-k)*L(r). */
 static double tr_split_loss_seq(Tr *tr, const TrSplit *s);
+static int tr_mpi_mine(size_t batch);
+static void tr_mpi_sum(Tr *tr, void *buf, size_t n, int f64, const char *what);
 
 static double tr_split_loss(Tr *tr, const TrSplit *s) {
   if (s->n == 0)
     return NAN;
   if (tr->mode == TR_SEQ || tr->mode == TR_STREAM)
     return tr_split_loss_seq(tr, s);
-  size_t B = (size_t)tr->B, i = 0;
+  size_t B = (size_t)tr->B, i = 0, j = 0;
   double sum = 0;
-  for (; i + B <= s->n; i += B) {
+  for (; i + B <= s->n; i += B, j++) {   /* MPI: batch j on rank j mod size */
+    if (!tr_mpi_mine(j))
+      continue;
     tr_set_range(tr, s, i, (int)B, 0);
     sum += (double)B * tr->m->forward_eval(tr->state);
   }
-  if (i < s->n) {
+  if (i < s->n && tr_mpi_mine(j)) {
     int k = (int)(s->n - i);
     tr_set_range(tr, s, i, k, i);
     double lp = tr->m->forward_eval(tr->state);
@@ -1125,6 +1269,7 @@ static double tr_split_loss(Tr *tr, const TrSplit *s) {
     double lr = tr->m->forward_eval(tr->state);
     sum += (double)B * lp - (double)(B - (size_t)k) * lr;
   }
+  tr_mpi_sum(tr, &sum, 1, 1, "the split's loss");
   return sum / (double)s->n;
 }
 
@@ -1145,11 +1290,15 @@ static size_t tr_valid_count(const Tr *tr) {
  * sum(c_k), exact however the counts differ between batches (the last
  * sequence batch is filled with padding rows, which count 0). */
 static double tr_split_loss_seq(Tr *tr, const TrSplit *s) {
-  size_t B = (size_t)tr->B;
+  size_t B = (size_t)tr->B, n = s->n;
+  if (tr->mode == TR_STREAM && tr->o.eval_batches > 0 && (size_t)tr->o.eval_batches < n)
+    n = (size_t)tr->o.eval_batches;   /* the first windows: the same every time */
   double sum = 0, cnt = 0;
-  for (size_t i = 0; i < s->n; i += tr->mode == TR_SEQ ? B : 1) {
+  for (size_t i = 0; i < n; i += tr->mode == TR_SEQ ? B : 1) {
+    if (tr->mode == TR_SEQ && !tr_mpi_mine(i / B))   /* a stream window: every rank its part */
+      continue;
     if (tr->mode == TR_SEQ)
-      tr_set_range(tr, s, i, s->n - i < B ? (int)(s->n - i) : (int)B, 0);
+      tr_set_range(tr, s, i, n - i < B ? (int)(n - i) : (int)B, 0);
     else
       tr_set_window(tr, s, i);
     size_t c = tr_valid_count(tr);
@@ -1159,6 +1308,9 @@ static double tr_split_loss_seq(Tr *tr, const TrSplit *s) {
       cnt += (double)c;
     }
   }
+  double sc[2] = {sum, cnt};
+  tr_mpi_sum(tr, sc, 2, 1, "the split's loss");
+  sum = sc[0], cnt = sc[1];
   return cnt > 0 ? sum / cnt : NAN;
 }
 
@@ -1201,7 +1353,10 @@ static int tr_has_stats(const Tr *tr) {
 }
 
 /* Batchnorm statistics over the whole training split, the lecture's way: the
- * mean and unbiased variance of the batchnorm input over every training row. */
+ * mean and unbiased variance of the batchnorm input over every training row.
+ * Over MPI every rank gathers them over the whole split (the model keeps its
+ * sums to itself, so the ranks cannot add theirs): the same statistics on
+ * each, nothing to reduce. */
 static void tr_calibrate(Tr *tr) {
   if (!tr_has_stats(tr) || tr->o.bn_momentum > 0)   /* running statistics: nothing to gather */
     return;
@@ -1209,10 +1364,11 @@ static void tr_calibrate(Tr *tr) {
   size_t B = (size_t)tr->B;
   for (int pass = 0; pass < tr->m->calib_passes; pass++) {
     tr->m->calib_begin(tr->state, pass);
-    for (size_t w = 0; tr->mode == TR_STREAM && w < s->n; w++) {
-      tr_set_window(tr, s, w);
-      tr->m->calib_accum(tr->state, tr->B);
-    }
+    for (size_t w = 0; tr->mode == TR_STREAM && w < s->n; w++)
+      for (int part = 0; part < tr_mpi.size; part++) {   /* MPI: the whole window on each rank */
+        tr_set_window_part(tr, s, w, part);
+        tr->m->calib_accum(tr->state, tr->B);
+      }
     for (size_t i = 0; tr->mode != TR_STREAM && i < s->n; i += B) {
       int k = s->n - i < B ? (int)(s->n - i) : (int)B;
       tr_set_range(tr, s, i, k, i);
@@ -1397,16 +1553,29 @@ static void tr_dims(long *dim, int rank, const int *dims) {
     dim[i] = dims[i];
 }
 
+/* checkpoint formats (by --save's extension; --load also looks at the bytes) */
+enum { TR_CK_NPZ, TR_CK_ST };
+
 typedef struct TrCkWriter {
   FILE *f;
   uint32_t off;                /* bytes written so far */
   unsigned char *cd;           /* central directory being built */
   size_t cdlen, cdcap;
   int nentries;
+  int st;                      /* safetensors: 1 while building the header, 2 writing the data */
+  size_t jlen, jcap;           /* safetensors: the JSON header so far (in tr->membuf) */
+  uint64_t doff;               /* safetensors: data bytes so far */
 } TrCkWriter;
+
+static void tr_st_entry(Tr *tr, TrCkWriter *w, const char *name, NpyType type, int rank,
+                        const int *dims, const void *data, size_t nbytes);
 
 static void tr_ck_entry(Tr *tr, TrCkWriter *w, const char *name, NpyType type, int rank,
                         const int *dims, const void *data, size_t nbytes) {
+  if (w->st) {
+    tr_st_entry(tr, w, name, type, rank, dims, data, nbytes);
+    return;
+  }
   unsigned char head[NPY_MAXHEADER];
   long dim[NPY_MAXRANK];
   tr_dims(dim, rank, dims);
@@ -1466,6 +1635,97 @@ static NpyType tr_type(const BpTensor *t) {
 
 static void tr_ck_tensor(Tr *tr, TrCkWriter *w, const char *name, const BpTensor *t, const void *p) {
   tr_ck_entry(tr, w, name, tr_type(t), t->rank, t->dims, p, t->numel * tr->esize);
+}
+
+/* ---- checkpoints: .safetensors ---------------------------------------------- *
+ * The format Hugging Face and PyTorch users exchange weights in: an 8-byte
+ * little-endian header length N, N bytes of JSON,
+ *   {"__metadata__": {"format": "pt"}, "W1": {"dtype": "F32", "shape": [30, 64],
+ *    "data_offsets": [BEGIN, END]}, ...}
+ * then the data: each tensor's little-endian bytes in C order at [BEGIN, END),
+ * counted from the end of the header.  bpgen writes the entries its .npz holds,
+ * under the same names and in the same order, except that rng and seed are
+ * I64 (the same 64 bits: PyTorch before 2.3 has no uint64, and
+ * safetensors.torch would refuse the whole file); the header is padded with
+ * spaces so that the data starts at a multiple of 8 bytes. */
+
+/* safetensors' dtypes: name, bytes, and the NpyType bpgen reads it as (-1: none) */
+static const struct TrStType { const char *name; int size, npy; } tr_st_types[] = {
+  {"F64", 8, NPY_F8}, {"F32", 4, NPY_F4}, {"I32", 4, NPY_I4}, {"I64", 8, NPY_I8},
+  {"U8", 1, NPY_U1},  {"U64", 8, NPY_U8}, {"F16", 2, -1},     {"BF16", 2, -1},
+  {"I8", 1, -1},      {"I16", 2, -1},     {"U16", 2, -1},     {"U32", 4, -1},
+  {"BOOL", 1, -1},    {"F8_E4M3", 1, -1}, {"F8_E5M2", 1, -1},
+};
+enum { TR_ST_NTYPES = sizeof tr_st_types / sizeof tr_st_types[0] };
+
+/* the safetensors name of an NpyType */
+static const char *tr_st_name(NpyType t) {
+  for (int i = 0; i < TR_ST_NTYPES; i++)
+    if (tr_st_types[i].npy == (int)t)
+      return tr_st_types[i].name;
+  return "?";
+}
+
+/* Appends to the JSON header being built in tr->membuf. */
+static void tr_jput(Tr *tr, TrCkWriter *w, const char *fmt, ...) {
+  if (!w->jcap) {   /* tr->membuf may hold the last .npz entry, or nothing */
+    free(tr->membuf);
+    tr->membuf = tr_alloc(tr, w->jcap = 1024);
+  }
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf((char *)tr->membuf + w->jlen, w->jcap - w->jlen, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+      tr_fail(tr, "%s: cannot format the safetensors header", tr->tmpname);
+    if ((size_t)n < w->jcap - w->jlen) {
+      w->jlen += (size_t)n;
+      return;
+    }
+    size_t cap = (w->jcap + (size_t)n + 1) * 2;
+    unsigned char *nb = realloc(tr->membuf, cap);
+    if (!nb)
+      tr_fail(tr, "out of memory");
+    tr->membuf = nb;
+    w->jcap = cap;
+  }
+}
+
+/* One entry: its line of the header (w->st 1) or its bytes (w->st 2). */
+static void tr_st_entry(Tr *tr, TrCkWriter *w, const char *name, NpyType type, int rank,
+                        const int *dims, const void *data, size_t nbytes) {
+  if (w->st == 2) {
+    if (fwrite(data, 1, nbytes, w->f) != nbytes)
+      tr_fail(tr, "%s: write error: %s", tr->tmpname, strerror(errno));
+    return;
+  }
+  tr_jput(tr, w, ",\"");
+  for (const char *c = name; *c; c++)   /* names are identifiers and dots; escape anyway */
+    tr_jput(tr, w, *c == '"' || *c == '\\' ? "\\%c" : (unsigned char)*c < 0x20 ? "\\u%04x" : "%c", *c);
+  tr_jput(tr, w, "\":{\"dtype\":\"%s\",\"shape\":[", type == NPY_U8 ? "I64" : tr_st_name(type));
+  for (int i = 0; i < rank; i++)
+    tr_jput(tr, w, "%s%d", i ? "," : "", dims[i]);
+  tr_jput(tr, w, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)w->doff,
+          (unsigned long long)(w->doff + nbytes));
+  w->doff += nbytes;
+}
+
+/* --save's format, from its extension (any case): .npz or .safetensors; -1 else. */
+static int tr_ck_format(const char *path) {
+  const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+  const char *dot = strrchr(base, '.');
+  if (!dot || dot == base)
+    return -1;
+  const char *want[] = {".npz", ".safetensors"};
+  for (int k = 0; k < 2; k++) {
+    size_t i = 0;
+    while (dot[i] && want[k][i] && (dot[i] | 0x20) == want[k][i])
+      i++;
+    if (!dot[i] && !want[k][i])
+      return k == 0 ? TR_CK_NPZ : TR_CK_ST;
+  }
+  return -1;
 }
 
 /* The directory part of path ("." when it has none) into dir. */
@@ -1684,12 +1944,41 @@ static void tr_llmc_load(Tr *tr, const char *path, size_t len) {
             "%s\n", path, (unsigned long)h.nparam, tr->o.adamw ? " with AdamW's moments at 0" : "");
 }
 
+/* Every entry of a checkpoint, in order, to w (the .npz's zip, or one pass
+ * of the safetensors writer). */
+static void tr_ck_entries(Tr *tr, TrCkWriter *w) {
+  const BpModel *m = tr->m;
+  int one = 1;
+  int64_t step = tr->step, at = tr->adamw_t;
+  uint64_t rng = tr->batch_rng.s, seed = tr->o.seed;
+  int nv = tr->nvocab;
+  tr_ck_entry(tr, w, "step", NPY_I8, 0, &one, &step, 8);
+  tr_ck_entry(tr, w, "rng", NPY_U8, 0, &one, &rng, 8);
+  tr_ck_entry(tr, w, "seed", NPY_U8, 0, &one, &seed, 8);
+  tr_ck_entry(tr, w, "vocab", NPY_U1, 1, &nv, tr->itos, (size_t)nv);
+  if (tr->o.adamw)
+    tr_ck_entry(tr, w, "adamw_t", NPY_I8, 0, &one, &at, 8);
+  for (int i = 0; i < m->ntensors; i++) {
+    const BpTensor *t = &m->tensors[i];
+    if (t->kind == BP_PARAM || t->kind == BP_STAT)
+      tr_ck_tensor(tr, w, t->name, t, (char *)tr->state + t->offset);
+  }
+  for (int k = 0; k < 2 && tr->o.adamw; k++)
+    for (int i = 0; i < m->ntensors; i++) {
+      const BpTensor *t = &m->tensors[i];
+      if (t->kind != BP_PARAM)
+        continue;
+      char name[300];
+      snprintf(name, sizeof name, "adamw.%c.%s", k ? 'v' : 'm', t->name);
+      tr_ck_tensor(tr, w, name, t, (char *)(k ? tr->mom_v : tr->mom_m) + (t->offset - m->param_offset));
+    }
+}
+
 static void tr_save(Tr *tr, const char *path) {
   if (tr_llmc_path(path)) {   /* llm.c's format */
     tr_llmc_save(tr, path);
     return;
   }
-  const BpModel *m = tr->m;
   const BpTensor *bad = tr_state_nonfinite(tr, 0);
   const BpTensor *badm = bad || !tr->o.adamw ? NULL : tr_state_nonfinite(tr, 1);
   if (bad || badm) {
@@ -1712,39 +2001,34 @@ static void tr_save(Tr *tr, const char *path) {
   TrCkWriter w;
   memset(&w, 0, sizeof w);
   w.f = tr->ck;
-  int one = 1;
-  int64_t step = tr->step, at = tr->adamw_t;
-  uint64_t rng = tr->batch_rng.s, seed = tr->o.seed;
-  int nv = tr->nvocab;
-  tr_ck_entry(tr, &w, "step", NPY_I8, 0, &one, &step, 8);
-  tr_ck_entry(tr, &w, "rng", NPY_U8, 0, &one, &rng, 8);
-  tr_ck_entry(tr, &w, "seed", NPY_U8, 0, &one, &seed, 8);
-  tr_ck_entry(tr, &w, "vocab", NPY_U1, 1, &nv, tr->itos, (size_t)nv);
-  if (tr->o.adamw)
-    tr_ck_entry(tr, &w, "adamw_t", NPY_I8, 0, &one, &at, 8);
-  for (int i = 0; i < m->ntensors; i++) {
-    const BpTensor *t = &m->tensors[i];
-    if (t->kind == BP_PARAM || t->kind == BP_STAT)
-      tr_ck_tensor(tr, &w, t->name, t, (char *)tr->state + t->offset);
+  int ok;
+  if (tr_ck_format(path) == TR_CK_ST) {
+    w.st = 1;
+    tr_jput(tr, &w, "{\"__metadata__\":{\"format\":\"pt\"}");
+    tr_ck_entries(tr, &w);
+    tr_jput(tr, &w, "}");
+    while ((8 + w.jlen) % 8)
+      tr_jput(tr, &w, " ");
+    unsigned char n8[8];
+    tr_put32(n8, (uint32_t)w.jlen);
+    tr_put32(n8 + 4, (uint32_t)((uint64_t)w.jlen >> 32));
+    if (fwrite(n8, 1, 8, tr->ck) != 8 || fwrite(tr->membuf, 1, w.jlen, tr->ck) != w.jlen)
+      tr_fail(tr, "%s: write error: %s", tr->tmpname, strerror(errno));
+    w.st = 2;
+    tr_ck_entries(tr, &w);
+    ok = 1;
+  } else {
+    tr_ck_entries(tr, &w);
+    unsigned char e[22];
+    memset(e, 0, sizeof e);
+    tr_put32(e, 0x06054b50u);
+    tr_put16(e + 8, (unsigned)w.nentries);
+    tr_put16(e + 10, (unsigned)w.nentries);
+    tr_put32(e + 12, (uint32_t)w.cdlen);
+    tr_put32(e + 16, w.off);
+    ok = fwrite(w.cd, 1, w.cdlen, tr->ck) == w.cdlen && fwrite(e, 1, 22, tr->ck) == 22;
+    free(w.cd);
   }
-  for (int k = 0; k < 2 && tr->o.adamw; k++)
-    for (int i = 0; i < m->ntensors; i++) {
-      const BpTensor *t = &m->tensors[i];
-      if (t->kind != BP_PARAM)
-        continue;
-      char name[300];
-      snprintf(name, sizeof name, "adamw.%c.%s", k ? 'v' : 'm', t->name);
-      tr_ck_tensor(tr, &w, name, t, (char *)(k ? tr->mom_v : tr->mom_m) + (t->offset - m->param_offset));
-    }
-  unsigned char e[22];
-  memset(e, 0, sizeof e);
-  tr_put32(e, 0x06054b50u);
-  tr_put16(e + 8, (unsigned)w.nentries);
-  tr_put16(e + 10, (unsigned)w.nentries);
-  tr_put32(e + 12, (uint32_t)w.cdlen);
-  tr_put32(e + 16, w.off);
-  int ok = fwrite(w.cd, 1, w.cdlen, tr->ck) == w.cdlen && fwrite(e, 1, 22, tr->ck) == 22;
-  free(w.cd);
   ok = ok && fflush(tr->ck) == 0 && fsync(fileno(tr->ck)) == 0;
   ok = fclose(tr->ck) == 0 && ok;
   tr->ck = NULL;
@@ -1775,6 +2059,10 @@ static void tr_save_prepare(Tr *tr, const char *path) {
   if (what)
     tr_fail(tr, "--save %s: is %s: a checkpoint is written beside it and renamed over it, "
             "so give a file name", path, what);
+  if (tr_ck_format(path) < 0 && !tr_llmc_path(path))
+    tr_fail(tr, "--save %s: unknown checkpoint format: name it FILE.npz (numpy's) or "
+            "FILE.safetensors (Hugging Face's); FILE.bin is llm.c's GPT-2 format (params only)",
+            path);
   char dir[4096];
   tr_dirname(path, dir, sizeof dir);
   size_t plen = strlen(path) + 32;
@@ -1912,39 +2200,485 @@ static int tr_ck_find(Tr *tr, const char *path, size_t len, const char *name, Tr
   return 0;
 }
 
+/* ---- reading .safetensors ------------------------------------------------------- *
+ * The JSON header is read by a small recursive-descent scanner bounded by the
+ * header's end (nesting at most 64 deep): any bytes give either a table of
+ * tensors or one message naming the file, and the tensor where there is one.
+ * Checked: the header length against the file's, the JSON syntax, each
+ * tensor's dtype (one of safetensors'), shape (non-negative integers, at most
+ * TR_ST_MAXRANK) and data_offsets (in the data, as many bytes as dtype and
+ * shape make), no two tensors overlapping, no name twice.  __metadata__ must
+ * be an object; other keys of a tensor are skipped. */
+
+enum { TR_ST_MAXRANK = 16 };
+
+typedef struct TrStEntry {
+  const char *name;            /* in tr->stnames */
+  const struct TrStType *type;
+  int rank;
+  long dim[TR_ST_MAXRANK];
+  uint64_t begin, end;         /* bytes, from the end of the header */
+} TrStEntry;
+
+typedef struct TrJs {
+  Tr *tr;
+  const char *path;
+  const unsigned char *b, *p, *end;   /* the header: its start, the scan, its end */
+} TrJs;
+
+static void tr_js_fail(TrJs *j, const char *what) {
+  tr_fail(j->tr, "%s: not a safetensors file: its JSON header %s (at byte %lu of %lu)", j->path,
+          what, (unsigned long)(j->p - j->b), (unsigned long)(j->end - j->b));
+}
+
+static int tr_js_peek(TrJs *j) {
+  while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+    j->p++;
+  return j->p < j->end ? *j->p : -1;
+}
+
+static void tr_js_expect(TrJs *j, int c, const char *what) {
+  if (tr_js_peek(j) != c)
+    tr_js_fail(j, what);
+  j->p++;
+}
+
+static unsigned tr_js_hex4(TrJs *j) {
+  unsigned v = 0;
+  for (int k = 0; k < 4; k++, j->p++) {
+    int c = j->p < j->end ? *j->p : -1;
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+            c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (d < 0)
+      tr_js_fail(j, "has a bad \\u escape");
+    v = v * 16 + (unsigned)d;
+  }
+  return v;
+}
+
+/* A string, decoded to UTF-8 into out (which holds the encoded length + 1:
+ * decoding never lengthens) and NUL-terminated, or skipped when out is NULL;
+ * returns its length. */
+static size_t tr_js_string(TrJs *j, char *out) {
+  if (tr_js_peek(j) != '"')
+    tr_js_fail(j, "expects a string");
+  j->p++;
+  size_t n = 0;
+  for (;;) {
+    if (j->p >= j->end)
+      tr_js_fail(j, "has a string that does not end");
+    unsigned c = *j->p++;
+    if (c == '"')
+      break;
+    if (c < 0x20)
+      tr_js_fail(j, "has a control character in a string");
+    if (c == '\\') {
+      int e = j->p < j->end ? *j->p++ : -1;
+      if (e == 'u') {
+        unsigned cp = tr_js_hex4(j);
+        if (cp >= 0xD800 && cp < 0xDC00) {   /* a surrogate pair */
+          if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u')
+            tr_js_fail(j, "has a lone surrogate in a \\u escape");
+          j->p += 2;
+          unsigned lo = tr_js_hex4(j);
+          if (lo < 0xDC00 || lo > 0xDFFF)
+            tr_js_fail(j, "has a lone surrogate in a \\u escape");
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+          tr_js_fail(j, "has a lone surrogate in a \\u escape");
+        }
+        if (cp == 0)
+          tr_js_fail(j, "has \\u0000 in a string");
+        unsigned char u[4];
+        int k = cp < 0x80 ? (u[0] = (unsigned char)cp, 1) :
+                cp < 0x800 ? (u[0] = (unsigned char)(0xC0 | cp >> 6), 2) :
+                cp < 0x10000 ? (u[0] = (unsigned char)(0xE0 | cp >> 12), 3) :
+                (u[0] = (unsigned char)(0xF0 | cp >> 18), 4);
+        for (int q = 1; q < k; q++)
+          u[q] = (unsigned char)(0x80 | ((cp >> (6 * (k - 1 - q))) & 0x3F));
+        for (int q = 0; q < k; q++, n++)
+          if (out)
+            out[n] = (char)u[q];
+        continue;
+      }
+      const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
+      const char *at = e > 0 ? strchr(from, e) : NULL;
+      if (!at)
+        tr_js_fail(j, "has a bad escape in a string");
+      c = (unsigned char)to[at - from];
+    }
+    if (out)
+      out[n] = (char)c;
+    n++;
+  }
+  if (out)
+    out[n] = '\0';
+  return n;
+}
+
+/* A non-negative integer (shapes and offsets). */
+static uint64_t tr_js_uint(TrJs *j) {
+  int c = tr_js_peek(j);
+  if (c < '0' || c > '9')
+    tr_js_fail(j, "has a shape or offset that is not a non-negative integer");
+  uint64_t v = 0;
+  while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
+    if (v > (UINT64_MAX - 9) / 10)
+      tr_js_fail(j, "has a shape or offset too large");
+    v = v * 10 + (uint64_t)(*j->p++ - '0');
+  }
+  if (j->p < j->end && (*j->p == '.' || *j->p == 'e' || *j->p == 'E'))
+    tr_js_fail(j, "has a shape or offset that is not a non-negative integer");
+  return v;
+}
+
+/* Any JSON value, checked and skipped. */
+static void tr_js_skip(TrJs *j, int depth) {
+  if (depth > 64)
+    tr_js_fail(j, "nests too deep");
+  int c = tr_js_peek(j);
+  if (c == '"') {
+    tr_js_string(j, NULL);
+  } else if (c == '{' || c == '[') {
+    int close = c == '{' ? '}' : ']';
+    j->p++;
+    if (tr_js_peek(j) == close) {
+      j->p++;
+      return;
+    }
+    for (;;) {
+      if (close == '}') {
+        tr_js_string(j, NULL);
+        tr_js_expect(j, ':', "expects ':' after a key");
+      }
+      tr_js_skip(j, depth + 1);
+      if (tr_js_peek(j) != ',')
+        break;
+      j->p++;
+    }
+    tr_js_expect(j, close, close == '}' ? "expects ',' or '}' in an object" : "expects ',' or ']' in an array");
+  } else if (c == '-' || (c >= '0' && c <= '9')) {
+    if (c == '-')
+      j->p++;
+    int digits = 0;
+    while (j->p < j->end && ((*j->p >= '0' && *j->p <= '9') || *j->p == '.' || *j->p == 'e' ||
+                             *j->p == 'E' || *j->p == '+' || *j->p == '-'))
+      j->p++, digits++;
+    if (!digits)
+      tr_js_fail(j, "has a bad number");
+  } else {
+    static const char *const lit[] = {"true", "false", "null"};
+    for (int k = 0; k < 3; k++) {
+      size_t n = strlen(lit[k]);
+      if ((size_t)(j->end - j->p) >= n && memcmp(j->p, lit[k], n) == 0) {
+        j->p += n;
+        return;
+      }
+    }
+    tr_js_fail(j, c < 0 ? "ends early" : "has an unexpected character");
+  }
+}
+
+/* One tensor's object: {"dtype": ..., "shape": [...], "data_offsets": [b, e]}. */
+static void tr_st_tensor(TrJs *j, TrStEntry *e, char *scratch) {
+  int have = 0;
+  tr_js_expect(j, '{', "expects an object for each tensor");
+  if (tr_js_peek(j) == '}')
+    tr_fail(j->tr, "%s: tensor %s has no dtype, shape or data_offsets", j->path, e->name);
+  for (;;) {
+    tr_js_string(j, scratch);
+    tr_js_expect(j, ':', "expects ':' after a key");
+    if (strcmp(scratch, "dtype") == 0) {
+      tr_js_string(j, scratch);
+      e->type = NULL;
+      for (int k = 0; k < TR_ST_NTYPES && !e->type; k++)
+        if (strcmp(scratch, tr_st_types[k].name) == 0)
+          e->type = &tr_st_types[k];
+      if (!e->type)
+        tr_fail(j->tr, "%s: tensor %s has dtype \"%.40s\", not one of safetensors' (F64, F32, "
+                "I64, I32, U8, ...)", j->path, e->name, scratch);
+      have |= 1;
+    } else if (strcmp(scratch, "shape") == 0) {
+      tr_js_expect(j, '[', "expects '[' for a shape");
+      e->rank = 0;
+      if (tr_js_peek(j) != ']')
+        for (;;) {
+          if (e->rank == TR_ST_MAXRANK)
+            tr_fail(j->tr, "%s: tensor %s has more than %d dims", j->path, e->name, TR_ST_MAXRANK);
+          uint64_t d = tr_js_uint(j);
+          if (d > 0x7FFFFFFF)
+            tr_fail(j->tr, "%s: tensor %s has a dim of %llu", j->path, e->name, (unsigned long long)d);
+          e->dim[e->rank++] = (long)d;
+          if (tr_js_peek(j) != ',')
+            break;
+          j->p++;
+        }
+      tr_js_expect(j, ']', "expects ',' or ']' in a shape");
+      have |= 2;
+    } else if (strcmp(scratch, "data_offsets") == 0) {
+      tr_js_expect(j, '[', "expects '[' for data_offsets");
+      e->begin = tr_js_uint(j);
+      tr_js_expect(j, ',', "expects two data_offsets");
+      e->end = tr_js_uint(j);
+      tr_js_expect(j, ']', "expects two data_offsets");
+      have |= 4;
+    } else {
+      tr_js_skip(j, 1);
+    }
+    if (tr_js_peek(j) != ',')
+      break;
+    j->p++;
+  }
+  tr_js_expect(j, '}', "expects ',' or '}' in a tensor's object");
+  if (have != 7)
+    tr_fail(j->tr, "%s: tensor %s has no %s", j->path, e->name,
+            !(have & 1) ? "dtype" : !(have & 2) ? "shape" : "data_offsets");
+}
+
+static int tr_st_by_begin(const void *a, const void *b) {
+  const TrStEntry *x = a, *y = b;
+  return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : x->end < y->end ? -1 : x->end > y->end;
+}
+
+static int tr_st_by_name(const void *a, const void *b) {
+  return strcmp(((const TrStEntry *)a)->name, ((const TrStEntry *)b)->name);
+}
+
+/* Reads and checks the header of the safetensors file in tr->ckbuf into tr->st. */
+static void tr_st_parse(Tr *tr, const char *path, size_t len) {
+  const unsigned char *b = tr->ckbuf;
+  if (len < 8)
+    tr_fail(tr, "%s: not a checkpoint (%lu bytes; a .safetensors file starts with an 8-byte "
+            "header length)", path, (unsigned long)len);
+  uint64_t hlen = tr_get32(b) | (uint64_t)tr_get32(b + 4) << 32;
+  if (hlen > len - 8)
+    tr_fail(tr, "%s: not a safetensors file: its header length is %llu bytes but %lu follow "
+            "(truncated?)", path, (unsigned long long)hlen, (unsigned long)(len - 8));
+  size_t datalen = len - 8 - (size_t)hlen;
+  TrJs j = {tr, path, b + 8, b + 8, b + 8 + hlen};
+  tr->stnames = tr_alloc(tr, (size_t)hlen + 1);
+  size_t used = 0, cap = 0;
+  tr_js_expect(&j, '{', "does not start with '{'");
+  if (tr_js_peek(&j) == '}')
+    j.p++;
+  else
+    for (;;) {
+      char *name = tr->stnames + used;
+      size_t n = tr_js_string(&j, name);
+      tr_js_expect(&j, ':', "expects ':' after a name");
+      if (strcmp(name, "__metadata__") == 0) {
+        if (tr_js_peek(&j) != '{')
+          tr_js_fail(&j, "has a __metadata__ that is not an object");
+        tr_js_skip(&j, 0);
+      } else {
+        used += n + 1;
+        if (tr->nst == (int)cap) {
+          cap = cap ? cap * 2 : 16;
+          TrStEntry *ne = realloc(tr->st, cap * sizeof *ne);
+          if (!ne)
+            tr_fail(tr, "out of memory");
+          tr->st = ne;
+        }
+        TrStEntry *e = &tr->st[tr->nst++];
+        memset(e, 0, sizeof *e);
+        e->name = name;
+        tr_st_tensor(&j, e, tr->stnames + used);   /* scratch: the unused rest */
+      }
+      if (tr_js_peek(&j) != ',')
+        break;
+      j.p++;
+    }
+  tr_js_expect(&j, '}', "expects ',' or '}' after a tensor");
+  if (tr_js_peek(&j) >= 0)
+    tr_js_fail(&j, "has more after its closing '}'");
+  for (int i = 0; i < tr->nst; i++) {
+    TrStEntry *e = &tr->st[i];
+    uint64_t bytes = (uint64_t)e->type->size;
+    for (int k = 0; k < e->rank; k++) {
+      if (e->dim[k] && bytes > UINT64_MAX / (uint64_t)e->dim[k])
+        tr_fail(tr, "%s: tensor %s: its shape is too large", path, e->name);
+      bytes *= (uint64_t)e->dim[k];
+    }
+    if (e->begin > e->end || e->end > datalen)
+      tr_fail(tr, "%s: tensor %s: data_offsets [%llu, %llu] are not within the %lu bytes of data "
+              "(truncated?)", path, e->name, (unsigned long long)e->begin,
+              (unsigned long long)e->end, (unsigned long)datalen);
+    if (e->end - e->begin != bytes)
+      tr_fail(tr, "%s: tensor %s: data_offsets [%llu, %llu] hold %llu bytes, but %s of its shape "
+              "take %llu", path, e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
+              (unsigned long long)(e->end - e->begin), e->type->name, (unsigned long long)bytes);
+  }
+  qsort(tr->st, (size_t)tr->nst, sizeof *tr->st, tr_st_by_begin);
+  const TrStEntry *last = NULL;
+  for (int i = 0; i < tr->nst; i++) {
+    const TrStEntry *e = &tr->st[i];
+    if (e->begin == e->end)
+      continue;
+    if (last && e->begin < last->end)
+      tr_fail(tr, "%s: tensors %s and %s overlap (bytes [%llu, %llu) and [%llu, %llu))", path,
+              last->name, e->name, (unsigned long long)last->begin, (unsigned long long)last->end,
+              (unsigned long long)e->begin, (unsigned long long)e->end);
+    last = e;
+  }
+  qsort(tr->st, (size_t)tr->nst, sizeof *tr->st, tr_st_by_name);
+  for (int i = 1; i < tr->nst; i++)
+    if (strcmp(tr->st[i - 1].name, tr->st[i].name) == 0)
+      tr_fail(tr, "%s: tensor %s appears twice in the header", path, tr->st[i].name);
+}
+
+/* ---- reading a checkpoint, either format ------------------------------------------- */
+
+/* An entry as found in the file: its type and shape, its bytes. */
+typedef struct TrCkView {
+  NpyHeader h;                 /* .npz: the .npy header (Fortran order possible) */
+  int type;                    /* NpyType, or -1 (a safetensors dtype bpgen does not read) */
+  const char *tname;           /* the type as the format names it */
+  int rank;
+  long dim[TR_ST_MAXRANK];
+  size_t nbytes;
+  const unsigned char *data;
+  char ename[320];             /* the entry's name in the file (W.npy, W) */
+} TrCkView;
+
+static const char *tr_ck_tname(const Tr *tr, NpyType t) {
+  return tr->ckfmt == TR_CK_ST ? tr_st_name(t) : npy_dtypes[t].descr;
+}
+
+/* Finds entry `name` in the checkpoint in tr->ckbuf; 0 when absent. */
+static int tr_ck_view(Tr *tr, const char *path, size_t len, const char *name, TrCkView *v) {
+  memset(v, 0, sizeof *v);
+  if (tr->ckfmt == TR_CK_ST) {
+    TrStEntry key;
+    key.name = name;
+    const TrStEntry *e = bsearch(&key, tr->st, (size_t)tr->nst, sizeof *tr->st, tr_st_by_name);
+    if (!e)
+      return 0;
+    v->type = e->type->npy;
+    v->tname = e->type->name;
+    v->rank = e->rank;
+    memcpy(v->dim, e->dim, sizeof v->dim);
+    v->nbytes = (size_t)(e->end - e->begin);
+    uint64_t hlen = tr_get32(tr->ckbuf) | (uint64_t)tr_get32(tr->ckbuf + 4) << 32;
+    v->data = tr->ckbuf + 8 + hlen + e->begin;
+    snprintf(v->ename, sizeof v->ename, "%s", name);
+    return 1;
+  }
+  TrEntry e;
+  if (!tr_ck_find(tr, path, len, name, &e))
+    return 0;
+  char err[256];
+  if (npy_header_parse(e.data, e.len, 1, &v->h, err, sizeof err) < 0)
+    tr_fail(tr, "%s: %s: %s", path, e.name, err);
+  v->type = (int)v->h.type;
+  v->tname = npy_dtypes[v->h.type].descr;
+  v->rank = v->h.rank;
+  for (int i = 0; i < v->h.rank; i++)
+    v->dim[i] = v->h.dim[i];
+  v->nbytes = v->h.nbytes;
+  v->data = e.data + v->h.offset;
+  snprintf(v->ename, sizeof v->ename, "%s", e.name);
+  return 1;
+}
+
+/* The names of the checkpoint's entries, for a message: "a, b, c" (cut with
+ * "..." to fit cap). */
+static const char *tr_ck_names(Tr *tr, size_t len, char *buf, size_t cap) {
+  size_t n = 0;
+  int count = 0;
+  buf[0] = '\0';
+  const unsigned char *b = tr->ckbuf;
+  size_t total = tr->ckfmt == TR_CK_ST ? (size_t)tr->nst : tr_get16(b + len - 12);
+  size_t p = tr->ckfmt == TR_CK_ST ? 0 : tr_get32(b + len - 6);
+  for (size_t i = 0; i < total && n + 8 < cap; i++, count++) {
+    char nm[300];
+    if (tr->ckfmt == TR_CK_ST) {
+      snprintf(nm, sizeof nm, "%s", tr->st[i].name);
+    } else {   /* the central directory, checked by tr_ck_find before */
+      size_t nl = tr_get16(b + p + 28);
+      snprintf(nm, sizeof nm, "%.*s", (int)(nl > 4 ? nl - 4 : nl), (const char *)b + p + 46);
+      p += 46 + nl + tr_get16(b + p + 30) + tr_get16(b + p + 32);
+    }
+    int w = snprintf(buf + n, cap - n, "%s%s", count ? ", " : "", nm);
+    if (w < 0 || (size_t)w >= cap - n - 5) {
+      snprintf(buf + n, cap - n, "%s...", count ? ", " : "");
+      return buf;
+    }
+    n += (size_t)w;
+  }
+  if (!count)
+    snprintf(buf, cap, "nothing");
+  return buf;
+}
+
 /* Copies entry `name` into dst after checking its dtype and shape (a
  * Fortran-order entry is reordered).  Returns 0 when the entry is absent and
- * !required. */
+ * !required.  With `convert` (weights from elsewhere), a float entry of the
+ * other float type is converted to the model's. */
 static int tr_ck_get(Tr *tr, const char *path, size_t len, const char *name, NpyType type,
-                     int rank, const int *dims, void *dst, size_t nbytes, int required) {
-  TrEntry e;
-  if (!tr_ck_find(tr, path, len, name, &e)) {
+                     int rank, const int *dims, void *dst, size_t nbytes, int required, int convert) {
+  TrCkView v;
+  if (!tr_ck_view(tr, path, len, name, &v)) {
+    if (required && convert) {
+      char have[400];
+      tr_fail(tr, "%s: has no tensor %s, which this model's spec declares (the file holds: %s)",
+              path, name, tr_ck_names(tr, len, have, sizeof have));
+    }
     if (required)
       tr_fail(tr, "%s: checkpoint has no %s (written for another model?)", path, name);
     return 0;
   }
-  NpyHeader h;
-  char err[256];
-  if (npy_header_parse(e.data, e.len, 1, &h, err, sizeof err) < 0)
-    tr_fail(tr, "%s: %s: %s", path, e.name, err);
   long dim[NPY_MAXRANK];
   tr_dims(dim, rank, dims);
-  int same = h.type == type && h.rank == rank && h.nbytes == nbytes;
+  int other = convert && ((type == NPY_F4 && v.type == NPY_F8) || (type == NPY_F8 && v.type == NPY_F4));
+  int sametype = v.type == (int)type || other ||
+                 (type == NPY_U8 && v.type == NPY_I8 && tr->ckfmt == TR_CK_ST);  /* rng, seed */
+  int same = sametype && v.rank == rank;
   for (int i = 0; same && i < rank; i++)
-    same = h.dim[i] == dim[i];
+    same = v.dim[i] == dim[i];
   if (!same) {
-    char got[160], want[160];
-    tr_fail(tr, "%s: %s is %s %s but this model wants %s %s", path, e.name,
-            npy_dtypes[h.type].descr, npy_shape_text(got, sizeof got, h.rank, h.dim),
-            npy_dtypes[type].descr, npy_shape_text(want, sizeof want, rank, dim));
+    char got[400], want[160];
+    long gd[TR_ST_MAXRANK];
+    memcpy(gd, v.dim, sizeof gd);
+    tr_fail(tr, "%s: %s is %s %s but this model wants %s %s", path, v.ename, v.tname,
+            npy_shape_text(got, sizeof got, v.rank, gd), tr_ck_tname(tr, type),
+            npy_shape_text(want, sizeof want, rank, dim));
   }
-  if (h.fortran)
-    npy_to_c_order(dst, e.data + h.offset, &h);
-  else
-    memcpy(dst, e.data + h.offset, nbytes);
+  const unsigned char *src = v.data;
+  unsigned char *tmp = NULL;
+  if (v.h.fortran) {
+    tmp = malloc(v.nbytes ? v.nbytes : 1);
+    if (!tmp)
+      tr_fail(tr, "out of memory (%lu bytes)", (unsigned long)v.nbytes);
+    npy_to_c_order(tmp, v.data, &v.h);
+    src = tmp;
+  }
+  if (!other) {
+    memcpy(dst, src, nbytes);
+  } else {
+    size_t n = nbytes / (size_t)npy_dtypes[type].size;
+    for (size_t i = 0; i < n; i++) {
+      if (type == NPY_F4) {
+        double d;
+        memcpy(&d, src + 8 * i, 8);
+        ((float *)dst)[i] = (float)d;
+      } else {
+        float f;
+        memcpy(&f, src + 4 * i, 4);
+        ((double *)dst)[i] = f;
+      }
+    }
+  }
+  free(tmp);
   return 1;
 }
 
+/* --load FILE: a checkpoint bpgen wrote (.npz or .safetensors: step, RNG,
+ * vocabulary, params, statistics, AdamW state), or weights alone (a file
+ * without "step": numpy.savez of the params, a PyTorch state_dict saved with
+ * safetensors), which sets the params (each must be there, by its spec name,
+ * f32 or f64) and the statistics it has, and leaves the rest as a new run
+ * has it.  The format is the file's: a zip is an .npz; else
+ * a .safetensors name or a '{' after 8 bytes makes it safetensors. */
 static void tr_load(Tr *tr, const char *path) {
   const BpModel *m = tr->m;
   tr->ck = fopen(path, "rb");
@@ -1969,28 +2703,37 @@ static void tr_load(Tr *tr, const char *path) {
     tr_llmc_load(tr, path, len);
     return;
   }
+  const unsigned char *b = tr->ckbuf;
+  int zip = len >= 2 && b[0] == 'P' && b[1] == 'K';
+  tr->ckfmt = !zip && (tr_ck_format(path) == TR_CK_ST || (len > 8 && b[8] == '{')) ? TR_CK_ST : TR_CK_NPZ;
+  if (tr->ckfmt == TR_CK_ST)
+    tr_st_parse(tr, path, len);
+  TrCkView probe;
+  int full = tr_ck_view(tr, path, len, "step", &probe);
   int one = 1;
-  int64_t step, at = 0;
-  uint64_t rng, seed;
-  char vocab[256];
-  tr_ck_get(tr, path, len, "step", NPY_I8, 0, &one, &step, 8, 1);
-  tr_ck_get(tr, path, len, "rng", NPY_U8, 0, &one, &rng, 8, 1);
-  tr_ck_get(tr, path, len, "seed", NPY_U8, 0, &one, &seed, 8, 1);
-  int nv = tr->nvocab;
-  tr_ck_get(tr, path, len, "vocab", NPY_U1, 1, &nv, vocab, (size_t)nv, 1);
-  if (memcmp(vocab, tr->itos, (size_t)nv) != 0)
-    tr_fail(tr, "%s: the checkpoint's vocabulary differs from %s's", path,
-            tr->o.data ? tr->o.data : tr->o.text ? tr->o.text : "the data");
-  if (step < 0)
-    tr_fail(tr, "%s: corrupt checkpoint (step %lld)", path, (long long)step);
+  int64_t step = 0, at = 0;
+  uint64_t rng = tr->batch_rng.s, seed = tr->o.seed;
+  if (full) {
+    char vocab[256];
+    tr_ck_get(tr, path, len, "step", NPY_I8, 0, &one, &step, 8, 1, 0);
+    tr_ck_get(tr, path, len, "rng", NPY_U8, 0, &one, &rng, 8, 1, 0);
+    tr_ck_get(tr, path, len, "seed", NPY_U8, 0, &one, &seed, 8, 1, 0);
+    int nv = tr->nvocab;
+    tr_ck_get(tr, path, len, "vocab", NPY_U1, 1, &nv, vocab, (size_t)nv, 1, 0);
+    if (memcmp(vocab, tr->itos, (size_t)nv) != 0)
+      tr_fail(tr, "%s: the checkpoint's vocabulary differs from %s's", path,
+              tr->o.data ? tr->o.data : tr->o.text ? tr->o.text : "the data");
+    if (step < 0)
+      tr_fail(tr, "%s: corrupt checkpoint (step %lld)", path, (long long)step);
+  }
   for (int i = 0; i < m->ntensors; i++) {
     const BpTensor *t = &m->tensors[i];
     if (t->kind == BP_PARAM || t->kind == BP_STAT)
       tr_ck_get(tr, path, len, t->name, tr_type(t), t->rank, t->dims,
-                (char *)tr->state + t->offset, t->numel * tr->esize, t->kind == BP_PARAM);
+                (char *)tr->state + t->offset, t->numel * tr->esize, t->kind == BP_PARAM, !full);
   }
-  if (tr->o.adamw) {
-    int have = tr_ck_get(tr, path, len, "adamw_t", NPY_I8, 0, &one, &at, 8, 0);
+  if (tr->o.adamw && full) {
+    int have = tr_ck_get(tr, path, len, "adamw_t", NPY_I8, 0, &one, &at, 8, 0, 0);
     for (int k = 0; k < 2 && have; k++)
       for (int i = 0; i < m->ntensors; i++) {
         const BpTensor *t = &m->tensors[i];
@@ -2000,14 +2743,26 @@ static void tr_load(Tr *tr, const char *path) {
         snprintf(name, sizeof name, "adamw.%c.%s", k ? 'v' : 'm', t->name);
         tr_ck_get(tr, path, len, name, tr_type(t), t->rank, t->dims,
                   (char *)(k ? tr->mom_v : tr->mom_m) + (t->offset - m->param_offset),
-                  t->numel * tr->esize, 1);
+                  t->numel * tr->esize, 1, 0);
       }
     if (!have && !tr->o.quiet)
       fprintf(stderr, "note: %s has no AdamW state: moments start at zero\n", path);
-    tr->adamw_t = at;
   }
+  if (tr->o.adamw)
+    tr->adamw_t = at;
   free(tr->ckbuf);
   tr->ckbuf = NULL;
+  free(tr->st);
+  tr->st = NULL;
+  tr->nst = 0;
+  free(tr->stnames);
+  tr->stnames = NULL;
+  if (!full) {
+    if (!tr->o.quiet)
+      fprintf(stderr, "note: %s holds weights only (no step, RNG or optimizer state): training "
+              "starts from them at step 0\n", path);
+    return;
+  }
   tr->step = step;
   tr->batch_rng.s = rng;
   if (seed != tr->o.seed && !tr->o.quiet)
@@ -2284,6 +3039,593 @@ static void tr_print_tensors(Tr *tr) {
   fputc('\n', tr_out);
 }
 
+/* ---- data parallel (MPI) ------------------------------------------------------ *
+ * Issue 17.  Every rank runs this same trainer on the same data and options;
+ * only the rows differ.  Step i's global batch is size*B rows drawn from the
+ * one stream (batch_rng), rank r's the B from r*B on, so the batch of a step
+ * does not depend on the number of ranks: N ranks of batch B train on the
+ * rows one process of batch N*B does (stream data: the window of N*B rows,
+ * rank r's rows r*B..).  Each rank runs forward and backward on its rows; the
+ * gradients are weighted by the rank's share of the loss (its valid
+ * positions; equal shares but for sequences) and summed over the ranks
+ * (MPI_Allreduce), which makes them the gradient of the global batch's mean
+ * loss; every rank then takes the same optimiser step.  Params start as rank
+ * 0's (broadcast after init or --load) and are checked to be the same every
+ * TR_MPI_CHECK_EVERY steps (a hash).  Rank 0 alone prints, logs, saves and
+ * samples; the others' tr_out is /dev/null.  Evaluation splits the batches
+ * over the ranks and sums.  Batchnorm uses each rank's batch statistics (as
+ * PyTorch's DistributedDataParallel does by default); --bn-stats running
+ * averages the running statistics over the ranks after each step.  An error on
+ * any rank ends the job (MPI_Abort) once its own clean-up is done, so the
+ * others do not wait for it in a collective; the checkpoint on disk is the
+ * last complete one, written by rank 0 as ever. */
+enum { TR_MPI_CHECK_EVERY = 100 };
+
+/* bpgen run: the table of the MPI library bpgen links (gen/comm.c), set before
+ * bp_train_main.  Not set: one process, or -DBP_MPI's own. */
+void bp_train_set_comm(const BpComm *c) { tr_comm_given = c; }
+
+static void tr_mpi_begin(Tr *tr) {
+  tr_mpi.c = tr_comm_given;
+#ifdef BP_MPI
+  if (!tr_mpi.c && bp_comm_launched()) {
+    int rc = bp_comm_mpi_init(&tr_mpi.own);
+    if (rc < 0)
+      tr_fail(tr, "MPI_Init failed");
+    tr_mpi.started = rc;
+    tr_mpi.c = &tr_mpi.own;
+  }
+#endif
+  if (!tr_mpi.c) {
+    int n = bp_comm_launched();
+    if (n > 1)
+      tr_fail(tr, "started by an MPI launcher as one of %d ranks, but this trainer was built "
+              "without MPI: each rank would train alone (build it with mpicc -DBP_MPI)", n);
+    bp_comm_self(&tr_mpi.own);
+    tr_mpi.c = &tr_mpi.own;
+  }
+  tr_mpi.rank = tr_mpi.c->rank;
+  tr_mpi.size = tr_mpi.c->size;
+  if (tr_mpi.rank > 0) {
+    tr_mpi.null = fopen("/dev/null", "w");
+    if (!tr_mpi.null)
+      tr_fail(tr, "/dev/null: cannot open: %s", strerror(errno));
+    tr_mpi.out = tr_out;
+    tr_out = tr_mpi.null;
+  }
+}
+
+/* The end of the run, on every path out of bp_train_main: after an error on
+ * any rank of several, the whole job ends here (MPI_Abort); else tr_out back
+ * and MPI finalised when tr_mpi_begin initialised it. */
+static void tr_mpi_end(int failed) {
+  if (failed && tr_mpi.size > 1) {
+    fflush(stderr);
+    tr_mpi.c->abort(1);
+  }
+  if (tr_mpi.null) {
+    fclose(tr_mpi.null);
+    tr_out = tr_mpi.out;
+  }
+#ifdef BP_MPI
+  if (tr_mpi.started)
+    MPI_Finalize();
+#endif
+  memset(&tr_mpi, 0, sizeof tr_mpi);
+  tr_mpi.size = 1;
+}
+
+/* After the options: rank 0 alone writes files and prints. */
+static void tr_mpi_roles(Tr *tr) {
+  if (tr_mpi.rank == 0)
+    return;
+  TrOpts *o = &tr->o;
+  o->quiet = 1;
+  o->log = o->save = o->load = NULL;
+  o->resume = 0;
+  o->samples = 0;
+  o->sample_len = 0;
+}
+
+static void tr_mpi_sum(Tr *tr, void *buf, size_t n, int f64, const char *what) {
+  if (tr_mpi.size > 1 && tr_mpi.c->allreduce_sum(buf, n, f64) != 0)
+    tr_fail(tr, "MPI_Allreduce of %s failed", what);
+}
+
+static void tr_mpi_bcast(Tr *tr, void *buf, size_t bytes, const char *what) {
+  if (tr_mpi.size > 1 && tr_mpi.c->bcast(buf, bytes) != 0)
+    tr_fail(tr, "MPI_Bcast of %s failed", what);
+}
+
+/* Evaluation: batch j of a split is this rank's. */
+static int tr_mpi_mine(size_t batch) { return batch % (size_t)tr_mpi.size == (size_t)tr_mpi.rank; }
+
+/* Before training (after init and --load, which only rank 0 reads): the ranks
+ * must run the same model on the same data with the same options, then start
+ * from rank 0's params, statistics, moments, step and batch stream. */
+static void tr_mpi_start(Tr *tr) {
+  if (tr_mpi.size == 1)
+    return;
+  const BpModel *m = tr->m;
+  const TrOpts *o = &tr->o;
+  static const char *const what[] = {
+    "the number of params", "the batch B", "the context T", "the state size", "the float type",
+    "the data mode", "the training split's size", "the dev split's size", "--steps", "--optimizer",
+    "the seed", "--bn-stats"};
+  double mine[12] = {(double)m->nparam, tr->B, tr->T, (double)m->state_size, m->dtype, tr->mode,
+                     (double)tr->split[0].n, (double)tr->split[1].n, (double)o->steps, o->adamw,
+                     (double)o->seed, o->bn_momentum};
+  double root[12];
+  memcpy(root, mine, sizeof root);
+  tr_mpi_bcast(tr, root, sizeof root, "the run's sizes");
+  for (int k = 0; k < 12; k++)
+    if (root[k] != mine[k])
+      tr_fail(tr, "%s is %.17g here but %.17g on rank 0: every rank must run the same spec, "
+              "-D values, data and options", what[k], mine[k], root[k]);
+  uint64_t head[3] = {(uint64_t)tr->step, (uint64_t)tr->adamw_t, tr->batch_rng.s};
+  tr_mpi_bcast(tr, head, sizeof head, "the step");
+  tr->step = (long)head[0];
+  tr->adamw_t = (long)head[1];
+  tr->batch_rng.s = head[2];
+  tr_mpi_bcast(tr, (char *)tr->state + m->param_offset, m->nparam * tr->esize, "the params");
+  for (int i = 0; i < m->ntensors; i++) {
+    const BpTensor *t = &m->tensors[i];
+    if (t->kind == BP_STAT)
+      tr_mpi_bcast(tr, (char *)tr->state + t->offset, t->numel * tr->esize, t->name);
+  }
+  if (o->adamw) {
+    tr_mpi_bcast(tr, tr->mom_m, m->nparam * tr->esize, "the AdamW moments");
+    tr_mpi_bcast(tr, tr->mom_v, m->nparam * tr->esize, "the AdamW moments");
+  }
+  if (!o->quiet)
+    fprintf(stderr, "data parallel: %d ranks (%s), %d rows each, %d a step\n", tr_mpi.size,
+            tr_mpi.c->what, tr->B, tr->B * tr_mpi.size);
+}
+
+/* Step rows: the global batch's size*B draws from the one stream, this
+ * rank's the B from rank*B on (one process: the B draws as ever). */
+static void tr_mpi_draw_rows(Tr *tr, const TrSplit *s) {
+  int B = tr->B, r0 = tr_mpi.rank * B, nb = tr_mpi.size * B;
+  for (int j = 0; j < nb; j++) {
+    uint64_t v = bp_rng_next(&tr->batch_rng);
+    if (j >= r0 && j < r0 + B)
+      tr->idx[j - r0] = (size_t)(v % (uint64_t)s->n);
+  }
+}
+
+/* After backward (this rank's rows): the gradients of the global batch's mean
+ * loss, the same on every rank.  The model's loss is the mean over its rows
+ * (sequences: over its c valid positions), so rank r's gradient weighs
+ * c_r / sum(c) before the sum.  Returns the global batch's loss. */
+static double tr_mpi_grads(Tr *tr, double loss) {
+  if (tr_mpi.size == 1)
+    return loss;
+  const BpModel *m = tr->m;
+  double c = tr->mode == TR_SEQ ? (double)tr_valid_count(tr) : 1;
+  double lc[2] = {c * loss, c};
+  tr_mpi_sum(tr, lc, 2, 1, "the loss");
+  double w = lc[1] > 0 ? c / lc[1] : 0;
+  char *g = (char *)tr->state + m->grad_offset;
+  if (m->dtype == BP_F64) {
+    for (size_t i = 0; i < m->nparam; i++)
+      ((double *)g)[i] *= w;
+  } else {
+    float wf = (float)w;
+    for (size_t i = 0; i < m->nparam; i++)
+      ((float *)g)[i] *= wf;
+  }
+  tr_mpi_sum(tr, g, m->nparam, m->dtype == BP_F64, "the gradients");
+  return lc[1] > 0 ? lc[0] / lc[1] : loss;
+}
+
+static uint64_t tr_mpi_hash(uint64_t h, const void *p, size_t n) {
+  const unsigned char *b = (const unsigned char *)p;
+  size_t i = 0;
+  if (((uintptr_t)b & 7) == 0)
+    for (; i + 8 <= n; i += 8) {
+      h = (h ^ *(const uint64_t *)(b + i)) * 0x100000001B3ull;
+      h ^= h >> 29;
+    }
+  for (; i < n; i++)
+    h = (h ^ b[i]) * 0x100000001B3ull;
+  return h;
+}
+
+/* The ranks' params, statistics, step and batch stream must be the same: a
+ * hash of them against rank 0's. */
+static void tr_mpi_check_same(Tr *tr) {
+  const BpModel *m = tr->m;
+  uint64_t h = 0xCBF29CE484222325ull, head[2] = {(uint64_t)tr->step, tr->batch_rng.s};
+  h = tr_mpi_hash(h, head, sizeof head);
+  h = tr_mpi_hash(h, (char *)tr->state + m->param_offset, m->nparam * tr->esize);
+  for (int i = 0; i < m->ntensors; i++) {
+    const BpTensor *t = &m->tensors[i];
+    if (t->kind == BP_STAT)
+      h = tr_mpi_hash(h, (char *)tr->state + t->offset, t->numel * tr->esize);
+  }
+  uint64_t h0 = h;
+  tr_mpi_bcast(tr, &h0, sizeof h0, "the params' hash");
+  double differ = h0 != h;
+  tr_mpi_sum(tr, &differ, 1, 1, "the params check");
+  if (differ > 0)
+    tr_fail(tr, "step %ld: the params differ between the ranks (%.0f of %d differ from rank "
+            "0's): the ranks ran different options or code%s", tr->step, differ, tr_mpi.size,
+            tr->o.save ? "; the last checkpoint is kept" : "");
+}
+
+/* After the optimiser step. */
+static void tr_mpi_after_step(Tr *tr) {
+  if (tr_mpi.size == 1)
+    return;
+  const BpModel *m = tr->m;
+  if (tr->o.bn_momentum > 0)   /* running statistics: their mean over the ranks */
+    for (int i = 0; i < m->ntensors; i++) {
+      const BpTensor *t = &m->tensors[i];
+      if (t->kind != BP_STAT)
+        continue;
+      void *p = (char *)tr->state + t->offset;
+      tr_mpi_sum(tr, p, t->numel, m->dtype == BP_F64, t->name);
+      for (size_t k = 0; k < t->numel; k++) {
+        if (m->dtype == BP_F64) ((double *)p)[k] /= tr_mpi.size;
+        else ((float *)p)[k] /= (float)tr_mpi.size;
+      }
+    }
+  if (tr->step % TR_MPI_CHECK_EVERY == 0 || tr->step == tr->o.steps)
+    tr_mpi_check_same(tr);
+}
+
+/* ---- bpgen run's hooks: --mine (the learner's backward), --rng torch ---------- *
+ * bpgen run calls bp_train_hooks before bp_train_main; the trainer written for
+ * gcc never does, and runs as before.
+ *
+ * --mine: the learner's backward() (compiled by bpgen in its own libtcc state)
+ * replaces the model's at every step.  tr_mine_fn runs it on the forward values
+ * of the state, writes its param gradients into the state's, and at the check
+ * steps (check != 0) also runs the generated backward on the same batch and
+ * compares; a non-NULL result is the reason to stop.
+ *
+ * --rng torch: tr_torch_prog describes the params' initialisers (one
+ * "KERNEL SEED2;" then "NAME GEN RPN" per ';': KERNEL avx2 or scalar (which of
+ * ATen's normal kernels), GEN 'g' for torch.Generator().manual_seed(seed), 'G'
+ * for torch's global generator after torch.manual_seed(SEED2); RPN tokens R randn, U rand in [-1, 1), N<number>, ~ neg,
+ * S sqrt, + - * /); tr_torch_init draws them as torch.randn does on the CPU
+ * and computes the expression as torch does (the tensor's dtype, the Python
+ * float cast to it), and the minibatch rows are torch.randint(0, n, (B,),
+ * generator=g) from the same generator, after the params. */
+typedef const char *TrMineFn(void *ctx, void *state, long step, int check);
+static TrMineFn *tr_mine_fn;
+static void *tr_mine_ctx;
+static const char *tr_torch_prog;
+
+void bp_train_hooks(TrMineFn *mine, void *ctx, const char *torch_prog) {
+  tr_mine_fn = mine;
+  tr_mine_ctx = ctx;
+  tr_torch_prog = torch_prog;
+}
+
+/* The backward pass of step i: the model's, or the learner's. */
+static void tr_backward(Tr *tr, long i) {
+  if (!tr_mine_fn) {
+    tr->m->backward(tr->state);
+    return;
+  }
+  const TrOpts *o = &tr->o;
+  int check = i % o->print_every == 0 || i + 1 == o->steps ||
+              (o->eval_every > 0 && (i + 1) % o->eval_every == 0);
+  const char *why = tr_mine_fn(tr_mine_ctx, tr->state, i, check);
+  if (why)
+    tr_fail(tr, "%s", why);
+}
+
+/* A torch CPU generator: MT19937 (tr_mt_init, as torch's manual_seed) and the
+ * cached second normal of at::normal_distribution<double>. */
+typedef struct TrTorch {
+  TrMt mt;
+  int has_next;
+  double next;
+} TrTorch;
+static TrTorch tr_torch_g, tr_torch_global;
+
+static void tr_torch_seed(TrTorch *g, uint64_t seed) {
+  tr_mt_init(&g->mt, (uint32_t)seed);   /* torch: the low 32 bits seed the engine */
+  g->has_next = 0;
+}
+
+/* CPUGeneratorImpl::random64: two draws, the first the high half */
+static uint64_t tr_torch_random64(TrTorch *g) {
+  uint64_t hi = tr_mt_next(&g->mt);
+  return hi << 32 | tr_mt_next(&g->mt);
+}
+
+/* uniform_real_distribution<float>(0, 1): 24 bits; <double>: 53 bits of random64 */
+static float tr_torch_uniform_f(TrTorch *g) {
+  return (float)(tr_mt_next(&g->mt) & 0xFFFFFFu) * (1.0f / 16777216.0f);
+}
+static double tr_torch_uniform_d(TrTorch *g) {
+  return (double)(tr_torch_random64(g) & ((1ull << 53) - 1)) * (1.0 / 9007199254740992.0);
+}
+
+/* at::normal_distribution<double>(0, 1): Box-Muller on two doubles, the sine
+ * kept for the next call */
+static double tr_torch_normal_d(TrTorch *g) {
+  if (g->has_next) {
+    g->has_next = 0;
+    return g->next;
+  }
+  double u1 = tr_torch_uniform_d(g), u2 = tr_torch_uniform_d(g);
+  double r = sqrt(-2.0 * log(1.0 - u2)), theta = 2.0 * 3.14159265358979323846 * u1;
+  g->next = r * sin(theta);
+  g->has_next = 1;
+  return r * cos(theta);
+}
+
+/* normal_fill_16 as ATen's scalar kernel (CPU capability DEFAULT or AVX512,
+ * --rng torch-scalar): u1 = 1 - d[j], u2 = d[j+8], libm's logf, cosf, sinf */
+static void tr_torch_fill16_f(float *d) {
+  for (int j = 0; j < 8; j++) {
+    float u1 = 1 - d[j], u2 = d[j + 8];
+    float radius = sqrtf(-2 * logf(u1));
+    float theta = (float)(2.0f * 3.14159265358979323846 * (double)u2);
+    d[j] = radius * cosf(theta);
+    d[j + 8] = radius * sinf(theta);
+  }
+}
+
+/* normal_fill_16_AVX2 (CPU capability AVX2, --rng torch): the same transform
+ * with avx_mathfun.h's log256_ps and sincos256_ps (Cephes polynomials, after
+ * Julien Pommier's sse_mathfun), here one lane at a time in the same float
+ * operations, so the same bits.  ATen is built with FMA for this kernel and
+ * its compiler fuses each multiply whose one use is an add into an FMA: so
+ * fmaf where the intrinsics read mul then add (checked against torch by
+ * tools/torch_rng.py). */
+static float tr_f(uint32_t b) { float f; memcpy(&f, &b, 4); return f; }
+static uint32_t tr_b(float f) { uint32_t b; memcpy(&b, &f, 4); return b; }
+
+static float tr_cephes_logf(float x) {   /* x > 0 here: u1 in (0, 1] */
+  if (x < tr_f(0x00800000u))
+    x = tr_f(0x00800000u);
+  int32_t imm0 = (int32_t)(tr_b(x) >> 23);
+  x = tr_f((tr_b(x) & ~0x7f800000u) | tr_b(0.5f));
+  imm0 -= 0x7f;
+  float e = (float)imm0;
+  e = e + 1.0f;
+  int mask = x < (float)0.707106781186547524;
+  float tmp = mask ? x : 0.0f;
+  x = x - 1.0f;
+  e = e - (mask ? 1.0f : 0.0f);
+  x = x + tmp;
+  float z = x * x;
+  static const double p[9] = {7.0376836292E-2, -1.1514610310E-1, 1.1676998740E-1, -1.2420140846E-1,
+                              1.4249322787E-1, -1.6668057665E-1, 2.0000714765E-1, -2.4999993993E-1,
+                              3.3333331174E-1};
+  float y = (float)p[0];
+  for (int k = 1; k < 9; k++)
+    y = fmaf(y, x, (float)p[k]);
+  y = y * x;
+  y = fmaf(y, z, e * (float)-2.12194440e-4);
+  y = fmaf(-z, 0.5f, y);
+  return fmaf(e, 0.693359375f, x + y);
+}
+
+static void tr_cephes_sincosf(float xin, float *s, float *c) {
+  uint32_t sign_sin = tr_b(xin) & 0x80000000u;
+  float x = tr_f(tr_b(xin) & 0x7fffffffu);
+  float y = x * (float)1.27323954473516;
+  int32_t j = (int32_t)y;   /* truncation, as cvttps */
+  j = (j + 1) & ~1;
+  y = (float)j;
+  uint32_t swap_sin = (uint32_t)(j & 4) << 29;
+  int poly = (j & 2) == 0;
+  x = fmaf(y, -0.78515625f, x);
+  x = fmaf(y, (float)-2.4187564849853515625e-4, x);
+  x = fmaf(y, (float)-3.77489497744594108e-8, x);
+  uint32_t sign_cos = (uint32_t)(~(j - 2) & 4) << 29;
+  sign_sin ^= swap_sin;
+  float z = x * x;
+  y = fmaf((float)2.443315711809948E-005, z, (float)-1.388731625493765E-003);
+  y = fmaf(y, z, (float)4.166664568298827E-002);
+  y = y * z;
+  y = fmaf(y, z, -(z * 0.5f));
+  y = y + 1.0f;
+  float y2 = fmaf((float)-1.9515295891E-4, z, (float)8.3321608736E-3);
+  y2 = fmaf(y2, z, (float)-1.6666654611E-1);
+  y2 = y2 * z;
+  y2 = fmaf(y2, x, x);
+  float ysin2 = poly ? y2 : 0.0f, ysin1 = poly ? 0.0f : y;
+  y2 = y2 - ysin2;
+  y = y - ysin1;
+  *s = tr_f(tr_b(ysin1 + ysin2) ^ sign_sin);
+  *c = tr_f(tr_b(y + y2) ^ sign_cos);
+}
+
+static void tr_torch_fill16_avx2(float *d) {
+  const float two_pi = (float)(2.0f * 3.14159265358979323846);
+  for (int j = 0; j < 8; j++) {
+    float u1 = 1.0f - d[j], u2 = d[j + 8];
+    float radius = sqrtf(-2.0f * tr_cephes_logf(u1));
+    float theta = two_pi * u2, sn, cs;
+    tr_cephes_sincosf(theta, &sn, &cs);
+    d[j] = radius * cs;
+    d[j + 8] = radius * sn;
+  }
+}
+
+static void tr_torch_fill16_d(double *d) {
+  for (int j = 0; j < 8; j++) {
+    double u1 = 1 - d[j], u2 = d[j + 8];
+    double radius = sqrt(-2 * log(u1));
+    double theta = 2.0f * 3.14159265358979323846 * u2;
+    d[j] = radius * cos(theta);
+    d[j + 8] = radius * sin(theta);
+  }
+}
+
+/* torch.randn(n, generator=g) into x (floats when f32, else doubles): 16 or
+ * more elements fill uniforms and transform them 16 at a time (the last
+ * block, when n is not a multiple of 16, is the last 16 elements redrawn);
+ * fewer are drawn one at a time from normal_distribution<double>. */
+static int tr_torch_avx2 = 1;   /* --rng torch: ATen's AVX2 kernel; torch-scalar: 0 */
+
+static void tr_torch_randn(TrTorch *g, void *x, size_t n, int f32) {
+  void (*fill16)(float *) = tr_torch_avx2 ? tr_torch_fill16_avx2 : tr_torch_fill16_f;
+  float *xf = (float *)x;
+  double *xd = (double *)x;
+  if (n < 16) {
+    for (size_t i = 0; i < n; i++) {
+      double v = tr_torch_normal_d(g);
+      if (f32) xf[i] = (float)v; else xd[i] = v;
+    }
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (f32) xf[i] = tr_torch_uniform_f(g); else xd[i] = tr_torch_uniform_d(g);
+  }
+  for (size_t i = 0; i + 16 <= n; i += 16) {
+    if (f32) fill16(xf + i); else tr_torch_fill16_d(xd + i);
+  }
+  if (n % 16) {
+    for (size_t i = n - 16; i < n; i++) {
+      if (f32) xf[i] = tr_torch_uniform_f(g); else xd[i] = tr_torch_uniform_d(g);
+    }
+    if (f32) fill16(xf + n - 16); else tr_torch_fill16_d(xd + n - 16);
+  }
+}
+
+/* torch.randint(0, n, (B,), generator=g) for n < 2^32: random() % n each.
+ * BPGEN_TORCH_BATCHES=K prints the first K batches' rows to stderr (for
+ * tools/torch_rng.py). */
+static void tr_torch_randint(TrTorch *g, size_t *idx, int B, size_t n) {
+  static long shown;
+  const char *k = getenv("BPGEN_TORCH_BATCHES");
+  for (int b = 0; b < B; b++)
+    idx[b] = (size_t)(tr_mt_next(&g->mt) % (uint32_t)n);
+  if (k && shown < atol(k)) {
+    fprintf(stderr, "torch batch %ld:", shown++);
+    for (int b = 0; b < B; b++)
+      fprintf(stderr, " %lu", (unsigned long)idx[b]);
+    fputc('\n', stderr);
+  }
+}
+
+/* One value of an initialiser on the RPN stack: a Python float, or a tensor
+ * of the model's dtype (x: n elements). */
+typedef struct TrTv {
+  double s;
+  void *x;
+} TrTv;
+
+static void tr_torch_init(Tr *tr) {
+  const BpModel *m = tr->m;
+  int f32 = m->dtype == BP_F32;
+  size_t es = f32 ? sizeof(float) : sizeof(double);
+  const char *p = tr_torch_prog;
+  /* "avx2 SEED2;" or "scalar SEED2;": the kernel, the global generator's seed */
+  tr_torch_avx2 = strncmp(p, "avx2", 4) == 0;
+  while (*p && *p != ' ')
+    p++;
+  tr_torch_seed(&tr_torch_g, tr->o.seed);
+  tr_torch_seed(&tr_torch_global, strtoull(p, (char **)&p, 10));
+  TrTv st[32];
+  int sp = 0;
+  while (*p) {
+    char name[128];
+    int len = 0;
+    while (*p == ' ' || *p == ';')
+      p++;
+    if (!*p)
+      break;
+    while (*p && *p != ' ' && len < 127)
+      name[len++] = *p++;
+    name[len] = '\0';
+    while (*p == ' ')
+      p++;
+    TrTorch *g = *p == 'G' ? &tr_torch_global : &tr_torch_g;
+    if (*p)
+      p++;
+    const BpTensor *t = NULL;
+    for (int i = 0; i < m->ntensors; i++)
+      if (m->tensors[i].kind == BP_PARAM && strcmp(m->tensors[i].name, name) == 0)
+        t = &m->tensors[i];
+    if (!t)
+      tr_fail(tr, "--rng torch: the model has no param %s", name);
+    size_t n = t->numel;
+    sp = 0;
+    while (*p && *p != ';') {
+      char c = *p++;
+      if (c == ' ')
+        continue;
+      if (c == 'N') {
+        char *e;
+        st[sp].s = strtod(p, &e);
+        st[sp++].x = NULL;
+        p = e;
+        continue;
+      }
+      if (c == 'R' || c == 'U') {
+        void *x = tr_alloc(tr, n * es);
+        if (c == 'R') {
+          tr_torch_randn(g, x, n, f32);
+        } else {   /* torch.rand(n) * 2 - 1 */
+          for (size_t i = 0; i < n; i++) {
+            if (f32) ((float *)x)[i] = tr_torch_uniform_f(g) * 2.0f - 1.0f;
+            else ((double *)x)[i] = tr_torch_uniform_d(g) * 2.0 - 1.0;
+          }
+        }
+        st[sp].x = x;
+        st[sp++].s = 0;
+        continue;
+      }
+      if (c == '~' || c == 'S') {
+        TrTv *a = &st[sp - 1];
+        if (!a->x) {
+          a->s = c == '~' ? -a->s : sqrt(a->s);
+          continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+          if (f32) { float v = ((float *)a->x)[i]; ((float *)a->x)[i] = c == '~' ? -v : sqrtf(v); }
+          else { double v = ((double *)a->x)[i]; ((double *)a->x)[i] = c == '~' ? -v : sqrt(v); }
+        }
+        continue;
+      }
+      /* a binary operator: Python floats fold in double; a tensor's operand is
+       * cast to its dtype; float / tensor is reciprocal(t) * float (torch's
+       * __rdiv__) */
+      TrTv *a = &st[sp - 2], *b = &st[sp - 1];
+      sp--;
+      if (!a->x && !b->x) {
+        a->s = c == '+' ? a->s + b->s : c == '-' ? a->s - b->s : c == '*' ? a->s * b->s : a->s / b->s;
+        continue;
+      }
+      void *out = a->x ? a->x : b->x;
+      for (size_t i = 0; i < n; i++) {
+        if (f32) {
+          float x = a->x ? ((float *)a->x)[i] : (float)a->s, y = b->x ? ((float *)b->x)[i] : (float)b->s, r;
+          if (c == '/' && !a->x) { float q = 1.0f / y; r = q * x; }
+          else r = c == '+' ? x + y : c == '-' ? x - y : c == '*' ? x * y : x / y;
+          ((float *)out)[i] = r;
+        } else {
+          double x = a->x ? ((double *)a->x)[i] : a->s, y = b->x ? ((double *)b->x)[i] : b->s, r;
+          if (c == '/' && !a->x) { double q = 1.0 / y; r = q * x; }
+          else r = c == '+' ? x + y : c == '-' ? x - y : c == '*' ? x * y : x / y;
+          ((double *)out)[i] = r;
+        }
+      }
+      if (a->x && b->x)
+        free(b->x);
+      a->x = out;
+    }
+    char *dst = (char *)tr->state + t->offset;
+    if (sp == 1 && st[0].x) {
+      memcpy(dst, st[0].x, n * es);
+      free(st[0].x);
+    } else if (sp == 1) {
+      for (size_t i = 0; i < n; i++) {
+        if (f32) ((float *)dst)[i] = (float)st[0].s; else ((double *)dst)[i] = st[0].s;
+      }
+    }
+  }
+}
+
 /* ---- training ---------------------------------------------------------------- */
 
 /* The progress line for step `shown` (0-based, as the loss lines). */
@@ -2340,14 +3682,17 @@ static void tr_train(Tr *tr) {
     if (tr->mode == TR_STREAM) {
       tr_set_window(tr, s, tr_stream_window(tr, i));
     } else {
-      for (int b = 0; b < tr->B; b++)
-        tr->idx[b] = (size_t)(bp_rng_next(&tr->batch_rng) % (uint64_t)s->n);
+      if (tr_torch_prog)   /* --rng torch: one process (refused under MPI) */
+        tr_torch_randint(&tr_torch_g, tr->idx, tr->B, s->n);
+      else
+        tr_mpi_draw_rows(tr, s);
       tr_set_rows(tr, s, tr->idx);
     }
     loss = m->forward(tr->state);
     tr_check_loss(tr, loss);
-    m->backward(tr->state);
+    tr_backward(tr, i);
     tr_check_grads(tr);
+    loss = tr_mpi_grads(tr, loss);
     if (o->clip > 0)
       tr_clip_grads(tr, o->clip);
     double lr = tr_lr_at(o, i);
@@ -2356,6 +3701,7 @@ static void tr_train(Tr *tr) {
     else
       m->sgd_step(tr->state, lr);
     tr->step++;
+    tr_mpi_after_step(tr);
     if (tr->step == tr->first_step + 1 && getenv("BPGEN_STEP_CLOCK")) {
       /* bench/run.sh: wall clock at the end of the first step (start-up time) */
       struct timespec ts;
@@ -2570,6 +3916,8 @@ static void tr_free(Tr *tr) {
   }
   tr_unlock(tr);
   free(tr->ckbuf);
+  free(tr->st);
+  free(tr->stnames);
   free(tr->logbuf);
   free(tr->membuf);
   free(tr->text);
@@ -2597,6 +3945,284 @@ static void tr_free(Tr *tr) {
   }
 }
 
+/* ---- results as JSON (--json) ------------------------------------------------- */
+
+static FILE *tr_json_out;        /* --json: where the JSON goes (tr_out is stderr meanwhile) */
+
+/* "key": value at full precision (%.17g: the double read back is the same),
+ * null when not finite. */
+static void tr_json_num(FILE *f, const char *key, double v) {
+  if (tr_finite(v))
+    fprintf(f, ", \"%s\": %.17g", key, v);
+  else
+    fprintf(f, ", \"%s\": null", key);
+}
+
+/* A JSON string (the model's name and paths: escapes '"', '\\' and control bytes). */
+static void tr_json_str(FILE *f, const char *key, const char *s) {
+  fprintf(f, "%s\"%s\": \"", *key == '{' ? "{" : ", ", *key == '{' ? key + 1 : key);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c < 32 || c == 127)
+      fprintf(f, "\\u%04x", c);
+    else
+      fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+/* --json: results to the JSON (on tr_out as it was), the text lines to stderr. */
+static void tr_json_begin(Tr *tr) {
+  if (!tr->o.json)
+    return;
+  tr_json_out = tr_out;
+  tr_out = stderr;
+}
+
+static void tr_json_end(void) {
+  if (tr_json_out)
+    tr_out = tr_json_out;
+  tr_json_out = NULL;
+}
+
+/* bpgen run --json: the losses the text lines round to 4 digits, in full; a
+ * split without data is null.  Sequences call their held-out split test. */
+static void tr_json_run(Tr *tr, double ltr, double ldev, double ltest) {
+  FILE *f = tr_json_out;
+  const BpModel *m = tr->m;
+  tr_json_str(f, "{model", m->name);
+  fprintf(f, ", \"dtype\": \"%s\", \"params\": %lu, \"steps\": %ld, \"seed\": %llu",
+          m->dtype == BP_F64 ? "f64" : "f32", (unsigned long)m->nparam, tr->step,
+          (unsigned long long)tr->o.seed);
+  tr_json_num(f, "train_loss", ltr);
+  if (tr->mode == TR_SEQ) {
+    tr_json_num(f, "test_loss", ldev);
+  } else {
+    tr_json_num(f, "dev_loss", ldev);
+    tr_json_num(f, "test_loss", ltest);
+  }
+  fputs("}\n", f);
+  fflush(f);
+}
+
+/* ---- using a checkpoint: bpgen predict, bpgen sample ---------------------------- */
+
+/* The vocabulary and seed a checkpoint was written with, before tr_load (which
+ * checks the vocabulary against tr->itos): sets tr->itos, tr->nvocab and,
+ * unless --seed was given, the seed (sampling then draws what the run drew). */
+static void tr_ck_peek(Tr *tr, const char *path) {
+  size_t len;
+  tr_slurp(tr, path, &tr->ckbuf, &len);
+  TrEntry e;
+  NpyHeader h;
+  char err[256];
+  if (!tr_ck_find(tr, path, len, "vocab", &e))
+    tr_fail(tr, "%s: checkpoint has no vocab (written by bpgen run --save?)", path);
+  if (npy_header_parse(e.data, e.len, 1, &h, err, sizeof err) < 0)
+    tr_fail(tr, "%s: %s: %s", path, e.name, err);
+  if (h.type != NPY_U1 || h.rank != 1 || h.numel > 255)
+    tr_fail(tr, "%s: vocab is not a |u1 vector of at most 255 bytes", path);
+  tr->nvocab = (int)h.numel;
+  memcpy(tr->itos, e.data + h.offset, h.numel);
+  if (!tr->o.seed_set && tr_ck_find(tr, path, len, "seed", &e) &&
+      npy_header_parse(e.data, e.len, 1, &h, err, sizeof err) == 0 && h.type == NPY_U8 &&
+      h.numel == 1)
+    memcpy(&tr->o.seed, e.data + h.offset, 8);
+  free(tr->ckbuf);
+  tr->ckbuf = NULL;
+}
+
+/* The model's state from the checkpoint, as training left it. */
+static void tr_use_load(Tr *tr) {
+  const BpModel *m = tr->m;
+  tr_ck_peek(tr, tr->o.load);
+  size_t ssize = (m->state_size + 63) / 64 * 64;
+  tr->state = tr_alloc(tr, ssize);
+  tr->idx = tr_alloc(tr, (size_t)(tr->B > 0 ? tr->B : 1) * sizeof(size_t));
+  m->init(tr->state, tr->o.seed);
+  int quiet = tr->o.quiet;
+  tr->o.quiet = 1;   /* tr_load's notes are about continuing a run */
+  tr_load(tr, tr->o.load);
+  tr->o.quiet = quiet;
+}
+
+/* Writes a .npy file (version 1.0) of n bytes at data; "-": standard output. */
+static void tr_npy_write(Tr *tr, const char *path, NpyType type, int rank, const long *dim,
+                         const void *data, size_t n) {
+  unsigned char head[NPY_MAXHEADER];
+  size_t hlen = npy_header_text(head, sizeof head, type, rank, dim);
+  int std = strcmp(path, "-") == 0;
+  FILE *f = std ? stdout : fopen(path, "wb");
+  if (!f)
+    tr_fail(tr, "%s: cannot write: %s", path, strerror(errno));
+  int bad = fwrite(head, 1, hlen, f) != hlen || fwrite(data, 1, n, f) != n;
+  bad |= std ? fflush(f) != 0 : fclose(f) != 0;
+  if (bad)
+    tr_fail(tr, "%s: write error: %s", path, strerror(errno));
+}
+
+/* bpgen predict: the logits (or, --argmax, their classes along the last axis)
+ * of every row of --data-x, in batches of B, the last one filled up with
+ * copies of its first row and only the real rows kept; with --data-y, the
+ * loss (exact mean over the rows, tr_split_loss) and the accuracy: the share
+ * of positions whose largest logit is the target, when the second input is
+ * int and holds one target per position of the logits (targets -1 left out). */
+static void tr_predict(Tr *tr) {
+  const BpModel *m = tr->m;
+  const TrOpts *o = &tr->o;
+  if (!tr->tlogits)
+    tr_fail(tr, "model %s has no logits tensor (cross_entropy's input or one named logits) to "
+            "predict", m->name);
+  const BpTensor *l = tr->tlogits;
+  size_t B = (size_t)tr->B;
+  if (l->rank < 1 || l->numel % B != 0 || (size_t)l->dims[0] % B != 0)
+    tr_fail(tr, "model %s: logits %s do not have the batch first", m->name, l->name);
+  TrSplit *s = &tr->split[0];
+  size_t N = s->n, per = l->numel / B;       /* logits per row */
+  size_t K = (size_t)l->dims[l->rank - 1];   /* the class axis */
+  size_t P = per / K;                        /* positions per row */
+  const BpTensor *ty = tr->nin == 2 ? tr->tin[1] : NULL;
+  int acc_ok = o->tfile[0][1] && ty && ty->dtype == BP_I32 && ty->numel / B == P;
+  unsigned char *out = tr_alloc(tr, N * (o->argmax ? P * 8 : per * tr->esize));
+  double hits = 0, counted = 0;
+  for (size_t i = 0; i < N; i += B) {
+    size_t k = N - i < B ? N - i : B;
+    for (int in = 0; in < tr->nin; in++) {
+      size_t rb = tr->rowbytes[in];
+      unsigned char *dst = (unsigned char *)tr->state + tr->tin[in]->offset;
+      for (size_t b = 0; b < B; b++) {
+        if (s->td[in])
+          memcpy(dst + b * rb, s->td[in] + (i + (b < k ? b : 0)) * rb, rb);
+        else
+          memset(dst + b * rb, 0, rb);   /* no --data-y: targets 0, the loss unused */
+      }
+    }
+    m->forward_eval(tr->state);
+    const int32_t *Y = ty ? (const int32_t *)((const char *)tr->state + ty->offset) : NULL;
+    for (size_t b = 0; b < k; b++)
+      for (size_t p = 0; p < P; p++) {
+        size_t off = (b * P + p) * K, best = 0;
+        for (size_t c = 1; c < K; c++)
+          if (tr_get(tr, l, off + c) > tr_get(tr, l, off + best))
+            best = c;
+        if (o->argmax) {
+          int64_t v = (int64_t)best;
+          memcpy(out + ((i + b) * P + p) * 8, &v, 8);
+        }
+        if (acc_ok && Y[b * P + p] >= 0) {
+          hits += (size_t)Y[b * P + p] == best;
+          counted++;
+        }
+      }
+    if (!o->argmax)
+      memcpy(out + i * per * tr->esize, (const char *)tr->state + l->offset, k * per * tr->esize);
+  }
+  if (o->out) {
+    long dim[NPY_MAXRANK];
+    int rank = 0;
+    dim[rank++] = (long)N * (l->dims[0] / (long)B);   /* [B*T, V] logits: N*T rows */
+    for (int d = 1; d < l->rank - (o->argmax ? 1 : 0); d++)
+      dim[rank++] = l->dims[d];
+    NpyType t = o->argmax ? NPY_I8 : m->dtype == BP_F64 ? NPY_F8 : NPY_F4;
+    tr_npy_write(tr, o->out, t, rank, dim, out, N * (o->argmax ? P * 8 : per * tr->esize));
+  }
+  free(out);
+  double loss = o->tfile[0][1] ? tr_split_loss(tr, s) : NAN;
+  double acc = counted > 0 ? hits / counted : NAN;
+  if (o->json) {
+    FILE *f = tr_json_out;
+    tr_json_str(f, "{model", m->name);
+    fprintf(f, ", \"rows\": %lu", (unsigned long)N);
+    if (o->out)
+      tr_json_str(f, "output", o->out);
+    tr_json_num(f, "loss", loss);
+    tr_json_num(f, "accuracy", acc);
+    fprintf(f, ", \"correct\": %.0f, \"counted\": %.0f}\n", hits, counted);
+    fflush(f);
+  }
+  if (o->tfile[0][1]) {
+    fprintf(tr_out, "loss %.6f\n", loss);
+    if (counted > 0)
+      fprintf(tr_out, "accuracy %.6f (%.0f of %.0f)\n", acc, hits, counted);
+    else
+      fprintf(tr_out, "accuracy n/a (%s)\n", !ty || ty->dtype != BP_I32 ? "the targets are not "
+              "classes" : "no target per position of the logits");
+  } else if (!o->out) {
+    fprintf(stderr, "note: no -o FILE.npy and no --data-y: nothing to show\n");
+  }
+  fflush(tr_out);
+}
+
+/* bpgen sample: words or tokens from a checkpoint, by the run's own samplers
+ * (tr_sample, tr_sample_seq, tr_sample_stream).  The checkpoint's vocabulary
+ * tells words from a stream: words have '.' first (their separator), a --text
+ * stream its bytes in order (the smallest, '\n' in most texts, first), llm.c's
+ * tokens none (ids are printed). */
+static void tr_sample_ck(Tr *tr) {
+  if (tr->mode != TR_CTX) {
+    if (tr->nvocab > 0 && tr->itos[0] == '.')
+      tr->mode = TR_SEQ;
+    else {
+      tr->mode = TR_STREAM;
+      if (tr->nvocab > 0)
+        tr->o.text = tr->o.load;   /* print bytes, not token ids */
+    }
+  }
+  if (tr->nvocab > 0 && tr->nvocab != tr->V)
+    tr_fail(tr, "%s: a vocabulary of %d but %s has V = %d: use -D V=%d", tr->o.load, tr->nvocab,
+            tr->tlogits->name, tr->V, tr->nvocab);
+  if (tr->mode == TR_CTX)
+    tr_sample(tr);
+  else if (tr->mode == TR_SEQ)
+    tr_sample_seq(tr);
+  else
+    tr_sample_stream(tr);
+}
+
+static int tr_use_main(const BpModel *m, int argc, char **argv, int cmd) {
+  Tr trs;
+  Tr *volatile tr = &trs;   /* volatile: used after longjmp */
+  memset(tr, 0, sizeof *tr);
+  tr->m = m;
+  tr->cmd = cmd;
+  if (!tr_out)
+    tr_out = stdout;
+  tr_errbuf[0] = '\0';
+  tr->tty = isatty(2);
+  tr_parsing = 0;
+  if (setjmp(tr->jb)) {
+    fflush(tr_out);
+    tr_json_end();
+    tr_free(tr);
+    return tr_parsing ? 2 : 1;
+  }
+  if (tr_parse(tr, argc, argv) == 2)
+    return 0;
+  tr_json_begin(tr);
+  tr_find_tensors(tr);
+  if (cmd == TR_PREDICT)
+    tr_load_tensors(tr);
+  tr_use_load(tr);
+  if (cmd == TR_PREDICT)
+    tr_predict(tr);
+  else
+    tr_sample_ck(tr);
+  fflush(tr_out);
+  tr_json_end();
+  tr_free(tr);
+  return 0;
+}
+
+int bp_predict_main(const BpModel *m, int argc, char **argv) {
+  return tr_use_main(m, argc, argv, TR_PREDICT);
+}
+
+int bp_sample_main(const BpModel *m, int argc, char **argv) {
+  return tr_use_main(m, argc, argv, TR_SAMPLE);
+}
+
 int bp_train_main(const BpModel *m, int argc, char **argv) {
   Tr trs;
   Tr *volatile tr = &trs;   /* volatile: used after longjmp */
@@ -2606,13 +4232,21 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
     tr_out = stdout;
   tr_errbuf[0] = '\0';
   tr->tty = isatty(2);
+  tr_parsing = 0;
   if (setjmp(tr->jb)) {
     fflush(tr_out);
+    tr_json_end();
     tr_free(tr);
-    return 1;
+    tr_mpi_end(1);
+    return tr_parsing ? 2 : 1;   /* 2: a mistake on the command line */
   }
-  if (tr_parse(tr, argc, argv) == 2)
+  tr_mpi_begin(tr);
+  if (tr_parse(tr, argc, argv) == 2) {
+    tr_mpi_end(0);
     return 0;
+  }
+  tr_mpi_roles(tr);
+  tr_json_begin(tr);
   const TrOpts *o = &tr->o;
   if (o->save)
     tr_save_prepare(tr, o->save);
@@ -2651,7 +4285,11 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
   tr->state = tr_alloc(tr, ssize);
   tr->idx = tr_alloc(tr, (size_t)tr->B * sizeof(size_t));
   m->init(tr->state, o->seed);
-  if (m->set_lean)   /* the params' grads, loss and logits are all training reads */
+  if (tr_torch_prog && tr_mpi.size > 1)
+    tr_fail(tr, "--rng torch draws PyTorch's numbers in one process: not under MPI (%d ranks)", tr_mpi.size);
+  if (tr_torch_prog)
+    tr_torch_init(tr);
+  if (m->set_lean && !tr_mine_fn)   /* the params' grads, loss and logits are all training reads */
     m->set_lean(tr->state, 1);
   for (int s = 0; s < TR_SPLITS && tr->tensor; s++)
     tr_check_split(tr, s);
@@ -2680,6 +4318,7 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
     tr_load(tr, o->load);
     fprintf(tr_out, "loaded %s at step %ld\n", o->load, tr->step);
   }
+  tr_mpi_start(tr);
   if (o->log)
     tr_open_log(tr);
   long start = tr->step;
@@ -2707,8 +4346,11 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
   else
     fprintf(tr_out, "%s loss n/a (no %s %s)\n", held, held,
             tr->tensor ? "split: --dev-x" : tr->mode == TR_STREAM ? "tokens" : "words");
-  if (tr->tensor && tr->split[2].n > 0)
-    fprintf(tr_out, "test loss %.4f\n", tr_split_loss(tr, &tr->split[2]));
+  double ltest = tr->tensor && tr->split[2].n > 0 ? tr_split_loss(tr, &tr->split[2]) : NAN;
+  if (tr_finite(ltest))
+    fprintf(tr_out, "test loss %.4f\n", ltest);
+  if (o->json)
+    tr_json_run(tr, ltr, ldev, ltest);
   if (tr->mode == TR_CTX)
     tr_sample(tr);
   else if (tr->mode == TR_SEQ)
@@ -2716,6 +4358,8 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
   else if (tr->mode == TR_STREAM)
     tr_sample_stream(tr);
   fflush(tr_out);
+  tr_json_end();
   tr_free(tr);
+  tr_mpi_end(0);
   return 0;
 }

@@ -3,6 +3,8 @@
  * must compute the same loss and (on the reference runtime) the same gradients
  * as the fused one, and its backward graph must hold no fused backward op. */
 #include "tests.h"
+
+#include <string.h>
 #include "ref.h"
 
 #include <math.h>
@@ -52,9 +54,17 @@ START_TEST(test_expand_structure) {
     ck_assert_int_eq(m->type, n->type);
     ck_assert_int_eq(m->op == OP_param, n->op == OP_param);
   }
-  for (int i = 0; i < e->nnodes; i++)
-    named_e += e->nodes[i]->name != NULL;
-  ck_assert_int_eq(named_g, named_e);
+  /* every other name is a piece the lecture names, and names are unique */
+  for (int i = 0; i < e->nnodes; i++) {
+    Node *m = e->nodes[i];
+    if (!m->name)
+      continue;
+    named_e++;
+    ck_assert_msg(graph_find(g, m->name) != NULL || m->op != OP_param, "%s: a new param", m->name);
+    for (int j = 0; j < i; j++)
+      ck_assert_msg(!e->nodes[j]->name || strcmp(e->nodes[j]->name, m->name) != 0, "%s twice", m->name);
+  }
+  ck_assert_int_ge(named_e, named_g);
   grad_build(e);
   for (int i = e->nforward; i < e->nnodes; i++)
     ck_assert_msg(!fused(e->nodes[i]->op), "%s in the expanded backward graph",
@@ -104,12 +114,42 @@ START_TEST(test_expand_same_function) {
 }
 END_TEST
 
+/* --expand names the pieces as the lecture does; a name the spec took gets _2 */
+static const struct {
+  const char *spec, *names;
+} lecture_names[] = {
+  {"dim B = 8\ndim H = 4\ninput x : [B, H]\ninput Y : int[B]\nparam g : [1, H] ~ ones\n"
+   "param b : [1, H] ~ zeros\nhpreact = batchnorm(x, g, b)\nloss = cross_entropy(hpreact, Y)\n",
+   "bnmeani bndiff bndiff2 bnvar bnvar_inv bnraw hpreact logit_maxes norm_logits counts counts_sum "
+   "counts_sum_inv probs logprobs loss"},
+  {"dim B = 8\ndim H = 4\ninput x : [B, H]\ninput Y : int[B]\nparam g : [1, H] ~ ones\n"
+   "param b : [1, H] ~ zeros\nparam lg : [H] ~ ones\nparam lb : [H] ~ zeros\nbndiff = x * 2\ny = layernorm(bndiff, lg, lb)\nloss = cross_entropy(y, Y)\n",
+   "bndiff lnmeani lndiff lndiff2 lnvar lnvar_inv lnraw y logit_maxes norm_logits counts counts_sum "
+   "counts_sum_inv probs logprobs loss"},
+  {"dim B = 8\ndim H = 4\ninput x : [B, H]\ninput Y : int[B]\nparam g : [1, H] ~ ones\n"
+   "param b : [1, H] ~ zeros\ncounts = batchnorm(x, g, b)\nloss = cross_entropy(counts, Y)\n",
+   "bnmeani bndiff bndiff2 bnvar bnvar_inv bnraw counts logit_maxes norm_logits counts_2 counts_sum "
+   "counts_sum_inv probs logprobs loss"},
+};
+
+START_TEST(test_expand_lecture_names) {
+  Graph *e = expand_fused(parse_text(lecture_names[_i].spec));
+  const char *got = "";
+  for (int i = 0; i < e->nnodes; i++)
+    if (e->nodes[i]->name && e->nodes[i]->op != OP_input && e->nodes[i]->op != OP_param)
+      got = arena_printf("%s%s%s", got, *got ? " " : "", e->nodes[i]->name);
+  ck_assert_str_eq(got, lecture_names[_i].names);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("expand");
   TCase *tc = tcase_create("expand");
   int n = (int)(sizeof specs / sizeof specs[0]);
   tcase_add_loop_test(tc, test_expand_structure, 0, n);
   tcase_add_loop_test(tc, test_expand_same_function, 0, n);
+  tcase_add_loop_test(tc, test_expand_lecture_names, 0,
+                      (int)(sizeof lecture_names / sizeof lecture_names[0]));
   suite_add_tcase(s, tc);
   return s;
 }

@@ -144,6 +144,20 @@ static const struct {
    "a1 = b1 + x @ W1\nh1 = tanh(batchnorm(a1, g1, c1, eps=1e-5))\nm2 = h1 @ W2\na2 = m2 + b2\n"
    "z2 = batchnorm(a2, g2, c2, eps=1e-5)\nh2 = tanh(z2)\nlogits = h2 @ W3 + b3 + sum(z2 * h1, 1)\n"
    "loss = cross_entropy(logits, Y) + mean(h1 * h2)\n"},
+  {"slices",   /* selects, ranges, negative indices, an int slice, slices of one tensor joined back */
+   "dim B = 3\ndim T = 5\ndim C = 4\ninput x : [B, T, C]\ninput I : int[B, T]\nparam w : [T, C, C] ~ randn\n"
+   "param e : [7, C] ~ randn\na = x[:, 1] @ w[2]\nb = x[1:, -2:, 1:3]\nc = e[I[:, 4]]\n"
+   "loss = sum(a * a) + sum(tanh(b)) + sum(c * x[:, 0]) + sum(w[-1, 0] * x[0, 0])\n"},
+  {"concat_broadcast",
+   "dim B = 3\ndim E = 4\ndim H = 5\ninput x : [B, E]\nparam h : [1, H] ~ randn\nparam W : [E + H, H] ~ randn\n"
+   "xh = concat(x, h)\nz = concat(xh, xh, axis=0)\nloss = sum(tanh(xh @ W)) + mean(z * z)\n"},
+  {"loop_stack",   /* a shared param, a carried state, a stacked per-step param, stack */
+   "dim B = 2\ndim T = 4\ndim H = 3\ninput x : [B, T, H]\nparam W : [H, H] ~ randn * 0.5\n"
+   "param U : [T, H, H] ~ randn * 0.5\nparam h0 : [1, H] ~ zeros\nh = h0\nfor t in T\n"
+   "  h = tanh(x[:, t] @ W + h @ U[t])\nend\nhs = stack(h, axis=1)\nloss = mean(hs * hs) + sum(h)\n"},
+  {"matmul_transposed_weight",   /* y = x·wᵀ (transb), batched x, and a 2-D left over a batched right */
+   "dim B = 3\ndim T = 4\ndim C = 5\ndim D = 2\ninput x : [B, T, C]\nparam w : [D, C] ~ randn\n"
+   "param A : [T, T] ~ randn\ny = x @ transpose(w)\nz = A @ y\nloss = sum(z * z) + sum(tanh(A @ x))\n"},
   {"unused_param",
    "dim N = 3\ninput x : [N]\nparam a : [N] ~ randn\nparam unused : [2, 2] ~ ones\nloss = sum(x * a)\n"},
 };

@@ -291,14 +291,21 @@ START_TEST(t_options) {
     {"--bogus", "1", "unknown option '--bogus'"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    ck_assert_int_eq(run(NULL, "--data", fixture_words(), cases[i].a, cases[i].b, NULL), 1);
+    ck_assert_int_eq(run(NULL, "--data", fixture_words(), cases[i].a, cases[i].b, NULL), 2);
     ck_assert_msg(strstr(tr_errbuf, cases[i].err), "%s", tr_errbuf);
   }
-  ck_assert_int_eq(run(NULL, "--steps", "3", NULL), 1);
+  /* --opt=value is --opt value; a flag given a value is a usage error (2) */
+  const char *data_eq = arena_printf("--data=%s", fixture_words());
+  ck_assert_int_eq(run(NULL, data_eq, "--steps=3", "--samples=0", "--quiet", NULL), 0);
+  ck_assert_int_eq(run(NULL, data_eq, "--steps=x", NULL), 2);
+  ck_assert_msg(strstr(tr_errbuf, "--steps: 'x' is not a whole number"), "%s", tr_errbuf);
+  ck_assert_int_eq(run(NULL, data_eq, "--quiet=1", NULL), 2);
+  ck_assert_msg(strstr(tr_errbuf, "--quiet takes no value"), "%s", tr_errbuf);
+  ck_assert_int_eq(run(NULL, "--steps", "3", NULL), 2);
   ck_assert_msg(strstr(tr_errbuf, "no data"), "%s", tr_errbuf);
   ck_assert_int_eq(run(NULL, "--data", tmp_path("nonexistent.txt"), NULL), 1);
   ck_assert_msg(strstr(tr_errbuf, "nonexistent.txt: cannot open"), "%s", tr_errbuf);
-  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--resume", NULL), 1);
+  ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--resume", NULL), 2);
   ck_assert_msg(strstr(tr_errbuf, "--resume needs --save"), "%s", tr_errbuf);
 }
 END_TEST
@@ -418,11 +425,11 @@ START_TEST(t_schedule_options) {
     {"--top-k", "-2", "--top-k: '-2' is not a whole number"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    ck_assert_int_eq(run(NULL, "--data", fixture_words(), bad[i].a, bad[i].b, NULL), 1);
+    ck_assert_int_eq(run(NULL, "--data", fixture_words(), bad[i].a, bad[i].b, NULL), 2);
     ck_assert_msg(strstr(tr_errbuf, bad[i].err), "%s", tr_errbuf);
   }
   ck_assert_int_eq(run(NULL, "--data", fixture_words(), "--lr-schedule", "cosine", "--lr", "0.1",
-                       "--lr-min", "0.2", NULL), 1);
+                       "--lr-min", "0.2", NULL), 2);
   ck_assert_msg(strstr(tr_errbuf, "--lr-min 0.2 is above --lr 0.1"), "%s", tr_errbuf);
 }
 END_TEST
@@ -1173,16 +1180,16 @@ START_TEST(t_tensor_errors) {
                 "%s", tr_errbuf);
   ck_assert_int_eq(run(NULL, "--data-x", tmp_path("none.npy"), "--data-y", y, NULL), 1);
   ck_assert_msg(strstr(tr_errbuf, "none.npy: cannot open"), "%s", tr_errbuf);
-  static const struct { const char *a, *b, *c, *d, *err; } opts[] = {
-    {"--data-y", "Y", NULL, NULL, "--data-y needs --data-x too"},
-    {"--data-x", "X", "--data", "W", "not both"},
-    {"--dev-x", "X", NULL, NULL, "--dev-x needs --data-x"},
-    {"--data-x", "X", NULL, NULL, "has two inputs (X, Y): give --data-y too"},
+  static const struct { const char *a, *b, *c, *d, *err; int status; } opts[] = {
+    {"--data-y", "Y", NULL, NULL, "--data-y needs --data-x too", 2},   /* the command line */
+    {"--data-x", "X", "--data", "W", "not both", 2},
+    {"--dev-x", "X", NULL, NULL, "--dev-x needs --data-x", 2},
+    {"--data-x", "X", NULL, NULL, "has two inputs (X, Y): give --data-y too", 1},   /* the model */
   };
   for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
     const char *a = opts[i].b[0] == 'X' ? x : opts[i].b[0] == 'Y' ? y : fixture_words();
     const char *c = opts[i].c ? fixture_words() : NULL;
-    ck_assert_int_eq(run(NULL, opts[i].a, a, opts[i].c, c, NULL), 1);
+    ck_assert_int_eq(run(NULL, opts[i].a, a, opts[i].c, c, NULL), opts[i].status);
     ck_assert_msg(strstr(tr_errbuf, opts[i].err), "%s: '%s' lacks '%s'", opts[i].a, tr_errbuf,
                   opts[i].err);
   }

@@ -14,8 +14,9 @@
  *       and DIR/Y.npy (int32), the inputs `bpgen grad --in DIR` reads
  *   llmc_parity grad MODEL.bin TOKENS.bin B T BPDIR
  *       gpt2_forward, gpt2_zero_grad, gpt2_backward on that batch; compares
- *       with bpgen grad's BPDIR/loss.npy, logits.npy (the first V columns of
- *       each row, as test_gpt2.c) and <name>.grad.npy (every element), with
+ *       with bpgen grad's BPDIR/loss.npy, logits.npy ([B, T, V] or [B, T, Vp]:
+ *       the first V columns of each row, as test_gpt2.c) and <name>.grad.npy
+ *       (every element), with
  *       test_gpt2.c's tolerances: loss and logits within 1e-2, gradients
  *       within 2e-2 absolute.  Prints the max abs diff per tensor.
  *   llmc_parity train MODEL.bin TOKENS.bin B T STEPS LR WD BPLOG.csv
@@ -122,16 +123,20 @@ static void npy_write(const char *path, NpyType t, int rank, const long *dim, co
     fail("%s: write error%s", path, "");
 }
 
-/* The numel floats of a '<f4' or '<f8' .npy as doubles (malloc'ed). */
-static double *npy_read(const char *path, size_t numel) {
+/* The floats of a '<f4' or '<f8' .npy as doubles (malloc'ed): numel of them,
+ * or (numel 0) as many as it has, into *got. */
+static double *npy_read_n(const char *path, size_t numel, size_t *got) {
   size_t len;
   unsigned char *b = slurp(path, &len);
   NpyHeader h;
   char err[256];
   if (npy_header_parse(b, len, 0, &h, err, sizeof err) < 0)
     fail("%s: %s", path, err);
-  if ((h.type != NPY_F4 && h.type != NPY_F8) || h.numel != numel || h.fortran)
+  if ((h.type != NPY_F4 && h.type != NPY_F8) || (numel && h.numel != numel) || h.fortran)
     fail("%s: not a C-order float array of the expected size%s", path, "");
+  numel = h.numel;
+  if (got)
+    *got = numel;
   double *v = malloc((numel ? numel : 1) * sizeof *v);
   for (size_t i = 0; i < numel; i++) {
     if (h.type == NPY_F4) {
@@ -145,6 +150,8 @@ static double *npy_read(const char *path, size_t numel) {
   free(b);
   return v;
 }
+
+static double *npy_read(const char *path, size_t numel) { return npy_read_n(path, numel, NULL); }
 
 /* ---- the model --------------------------------------------------------------------- */
 
@@ -214,11 +221,16 @@ static int cmd_grad(char **argv) {
   printf("%-10s %12s %12s %12s  %s\n", "tensor", "llm.c", "bpgen", "max|diff|", "(tolerance)");
   printf("%-10s %12.6f %12.6f %12.3e  %s\n", "loss", m.mean_loss, bl[0], dl,
          dl < 1e-2 ? "ok (1e-2)" : "NOT OK (1e-2)");
-  double *blog = npy_read(join(dir, "logits", ".npy"), (size_t)B * T * Vp);
+  /* the spec's logits: [B, T, V] (the loss's), or [B, T, Vp] (llm.c's) */
+  size_t nlog;
+  double *blog = npy_read_n(join(dir, "logits", ".npy"), 0, &nlog);
+  size_t w = nlog == (size_t)B * T * V ? (size_t)V : (size_t)Vp;
+  if (nlog != (size_t)B * T * w)
+    fail("%s: logits of neither [B, T, V] nor [B, T, Vp]%s", dir, "");
   double md = 0;
   for (int bt = 0; bt < B * T; bt++)
     for (int v = 0; v < V; v++) {
-      double d = fabs(blog[(size_t)bt * Vp + v] - m.acts.logits[(size_t)bt * Vp + v]);
+      double d = fabs(blog[(size_t)bt * w + v] - m.acts.logits[(size_t)bt * Vp + v]);
       md = d > md ? d : md;
     }
   ok &= md < 1e-2;

@@ -294,9 +294,10 @@ class GPT2:
             x = r_ + F.linear(fch, t["fcprojw"][l], t["fcprojb"][l])
             inter.update({f"qkv_{l}": qkv, f"att_{l}": att, f"atty_{l}": atty, f"r_{l}": r_, f"fch_{l}": fch,
                           f"x_{l}": x})
-        logits = F.linear(ln(x, t["lnfw"], t["lnfb"]), t["wte"])
-        loss = F.cross_entropy(logits[:, :, :V].reshape(-1, V), Y.view(-1))
-        inter["logits"] = logits
+        lp = F.linear(ln(x, t["lnfw"], t["lnfb"]), t["wte"])
+        logits = lp[:, :, :V]
+        loss = F.cross_entropy(logits.reshape(-1, V), Y.view(-1))
+        inter.update({"lp": lp, "logits": logits})
         return loss, inter
 
 
