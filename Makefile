@@ -19,7 +19,7 @@ GEN_SRCS = $(sort $(filter-out gen/main.c,$(wildcard gen/*.c)) gen/lex.c)
 RT_SRCS  = $(sort $(wildcard runtime/*.c))
 LIB_SRCS = $(GEN_SRCS) $(RT_SRCS)
 TEMPLATES = $(sort $(wildcard templates/*)) runtime/bp_runtime.h $(wildcard runtime/kernels.h)
-KERNEL_PARTS = $(wildcard runtime/kernels_*.h) runtime/npy_parse.h runtime/bp_comm.h   # pasted by embed.sh where kernels.h, trainer.c include them
+KERNEL_PARTS = $(wildcard runtime/kernels_*.h) runtime/npy_parse.h runtime/bp_comm.h runtime/llmc_ckpt.h   # pasted by embed.sh where kernels.h, trainer.c include them
 
 OBJS     = $(LIB_SRCS:%.c=build/%.o)
 SAN_OBJS = $(LIB_SRCS:%.c=build/san/%.o)

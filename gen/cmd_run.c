@@ -7,7 +7,9 @@
  * ways run the same trainer code on the same arguments.  Before parsing the
  * spec, run reads the word list and sets -D V=<vocabulary size> when the spec
  * has a dim V and the user gave none.  With tensor data (--data-x X.npy ...)
- * the files go to the trainer untouched and no dim is set from them.
+ * the files go to the trainer untouched and no dim is set from them.  A
+ * --load file in llm.c's GPT-2 format (recognised by its magic) sets the dims
+ * maxT V L NH C Vp from its header, as -D would (llmc_set_dims).
  *
  * Started by mpirun (issue 17), run initialises MPI (gen/comm.c) and hands
  * the trainer the communication table before it runs: data-parallel
@@ -21,9 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
 #include "bp_runtime.h"
 #include "mine.h"
 #include "npy_parse.h"
+#include "llmc_ckpt.h"
 #define BP_KERNELS_DECLARE_ONLY
 
 static const char run_usage[] =
@@ -169,6 +174,71 @@ static int text_vocab(const char *path) {
   return n > 0 ? n : 1;
 }
 
+/* ---- llm.c's checkpoints (runtime/llmc_ckpt.h; read and written by the trainer) -- */
+
+/* The spec's dims maxT V L NH C Vp for the trainer, which checks an llm.c
+ * header against them and writes them into one: "#define TR_LLMC_DIMS {...}",
+ * -1 for a dim the spec lacks. */
+static char *llmc_dims_define(const Graph *g) {
+  char *s = "#define TR_LLMC_DIMS {";
+  for (int d = 0; d < LLMC_NDIMS; d++) {
+    long v = -1;
+    for (int k = 0; k < g->ndims; k++)
+      if (strcmp(g->dims[k].name, llmc_dim_names[d]) == 0)
+        v = g->dims[k].value;
+    s = arena_printf("%s%ld%s", s, v, d + 1 < LLMC_NDIMS ? ", " : "}\n");
+  }
+  return s;
+}
+
+/* When path (--load's file) is a regular file starting with llm.c's magic:
+ * its header checked (the whole file's size too), its dims set as if given by
+ * -D for the dims the spec has (g, parsed without them); an explicit -D that
+ * disagrees is an error.  Returns whether any -D was added. */
+static bool llmc_set_dims(Cli *c, const Graph *g, const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+    return false;   /* the trainer names the problem */
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return false;
+  unsigned char buf[LLMC_HEADER_BYTES];
+  size_t n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  if (!llmc_is_checkpoint(buf, n))
+    return false;
+  LlmcHeader h;
+  char err[512];
+  if (llmc_header_parse(buf, n, (unsigned long long)st.st_size, &h, err, sizeof err) < 0)
+    error_plain("%s: %s", path, err);
+  bool added = false;
+  for (int d = 0; d < LLMC_NDIMS; d++) {
+    const char *name = llmc_dim_names[d];
+    bool given = false;
+    for (int k = 0; k < c->novr; k++)
+      if (strcmp(c->ovr[k].name, name) == 0) {
+        if (c->ovr[k].value != h.dim[d])
+          error_plain("%s: the checkpoint has %s = %ld but -D %s=%ld was given", path, name,
+                      h.dim[d], name, c->ovr[k].value);
+        given = true;
+      }
+    bool in_spec = false;
+    for (int k = 0; k < g->ndims; k++)
+      in_spec |= strcmp(g->dims[k].name, name) == 0;
+    if (given || !in_spec)
+      continue;
+    if (c->novr == (int)(sizeof c->ovr / sizeof c->ovr[0]))
+      error_plain("too many -D options");
+    c->ovr[c->novr].name = name;
+    c->ovr[c->novr].value = h.dim[d];
+    c->novr++;
+    added = true;
+  }
+  for (int k = 0; added && k < c->novr; k++)
+    c->ovr[k].used = false;
+  return added;
+}
+
 /* The shape (after the example axis) of .npy file path, fed to the k-th input
  * of g, against the input's: when they differ and one dim of the spec, set to
  * a size the file has, makes them agree, the error says which -D fits
@@ -250,13 +320,14 @@ char *trainer_source(Graph *g, const EmitOptions *opt) {
     o.prefix = "model";
   char *model = emit_c(g, &o, NULL);
   char *trainer = template_fill(embedded_text("templates/trainer.c"), NULL, NULL, 0);
+  char *dims = llmc_dims_define(g);
   if (opt->for_jit)
-    return arena_printf("%s\n#line 1 \"templates/trainer.c\"\n%s", model, trainer);
+    return arena_printf("%s\n%s#line 1 \"templates/trainer.c\"\n%s", model, dims, trainer);
   /* for gcc: POSIX for clock_gettime/fsync even under -std=c99 */
-  return arena_printf("#define _POSIX_C_SOURCE 200809L\n%s\n#line 1 \"templates/trainer.c\"\n%s\n"
+  return arena_printf("#define _POSIX_C_SOURCE 200809L\n%s\n%s#line 1 \"templates/trainer.c\"\n%s\n"
                       "int main(int argc, char **argv) {\n"
                       "  return bp_train_main(&%s_model, argc, argv);\n"
-                      "}\n", model, trainer, o.prefix);
+                      "}\n", model, dims, trainer, o.prefix);
 }
 
 typedef int TrainMain(const struct BpModel *m, int argc, char **argv);
@@ -330,6 +401,8 @@ int cmd_run(int argc, char **argv) {
   int targc = 0;
   targv[targc++] = "bpgen run";
   const char *data = NULL;
+  const char *load = NULL;     /* --load FILE, or --resume's --save FILE */
+  const char *save = NULL;
   const char *text = NULL;     /* --text FILE */
   bool tensors = false;        /* --data-x given */
   bool tokens = false;         /* --data-tokens given */
@@ -392,6 +465,10 @@ int cmd_run(int argc, char **argv) {
         data = v;
       if (strcmp(a, "--text") == 0)
         text = v;
+      if (strcmp(a, "--load") == 0)
+        load = v;
+      if (strcmp(a, "--save") == 0)
+        save = v;
       tokens |= strcmp(a, "--data-tokens") == 0;
       resume |= strcmp(a, "--load") == 0;
       for (int k = 0; k < 6; k++)
@@ -428,11 +505,16 @@ int cmd_run(int argc, char **argv) {
   targv[targc++] = arena_printf("%llu", (unsigned long long)c.seed);
   targv[targc] = NULL;
 
-  /* V follows the data unless the user set it */
+  /* an llm.c checkpoint sets the dims, V among them; else V follows the data
+   * unless the user set it */
+  Graph *g = cli_load(&c);
+  if (!load && resume && save)
+    load = save;
+  if (load && llmc_set_dims(&c, g, load))
+    g = cli_load(&c);
   bool user_v = false;
   for (int k = 0; k < c.novr; k++)
     user_v |= strcmp(c.ovr[k].name, "V") == 0;
-  Graph *g = cli_load(&c);
   if (!user_v && (data || text)) {
     for (int k = 0; k < g->ndims; k++) {
       if (strcmp(g->dims[k].name, "V") != 0)

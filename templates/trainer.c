@@ -83,8 +83,9 @@
  *   adamw.m.<param>, adamw.v.<param>   AdamW moments (adamw only)
  * Each entry carries a CRC-32 that loading checks.  --save FILE.safetensors
  * writes the same entries as safetensors (see tr_st_entry); --load reads
- * either, and a file of weights alone (no step) too (see tr_load).  Any other
- * --save extension is refused before training.  A checkpoint is written to
+ * either, and a file of weights alone (no step) too (see tr_load); .bin is
+ * llm.c's format (below).  Any other --save extension is refused before
+ * training.  A checkpoint is written to
  * a temporary file FILE.tmpPID in the same directory, fsync'ed, renamed over
  * the old one, and the directory is fsync'ed: a kill leaves the old or the new
  * file.  Params or moments holding a NaN or Inf are never written.  Before
@@ -94,6 +95,12 @@
  * are removed then.  The --log is flushed before each checkpoint and, when a
  * run continues from one, cut back to the checkpoint's step (a killed run may
  * have logged later steps, the last line torn).
+ *
+ * llm.c's GPT-2 checkpoints (runtime/llmc_ckpt.h): --save FILE.bin writes the
+ * params in its format (fp32; no step, RNG or moments), --load reads a file
+ * that starts with its magic (20240326) whatever its name, params only, after
+ * checking the header against the model's dims and param shapes
+ * (tr_llmc_match).  `bpgen run` compiles the spec at the checkpoint's dims.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -113,6 +120,7 @@
 
 #include "../runtime/npy_parse.h"   /* pasted here by scripts/embed.sh */
 #include "../runtime/bp_comm.h"     /* the same; <mpi.h> under -DBP_MPI */
+#include "../runtime/llmc_ckpt.h"   /* likewise */
 
 enum { TR_SPLITS = 3, TR_MAXSAMPLE = 200 };
 enum { TR_SCHED_STEP, TR_SCHED_COSINE, TR_SCHED_CONSTANT };   /* --lr-schedule */
@@ -322,7 +330,9 @@ static const char tr_usage[] =
   "  --log FILE          CSV step,loss,dev_loss of every step (see bpgen plot)\n"
   "  --save FILE         checkpoint (.npz or .safetensors) at the end, and every\n"
   "                      --save-every N steps\n"
-  "  --load FILE         continue from a checkpoint\n"
+  "                      (FILE.bin: llm.c's GPT-2 checkpoint, params only, fp32)\n"
+  "  --load FILE         continue from a checkpoint (or start from llm.c's, by its\n"
+  "                      magic: its params only)\n"
   "  --resume            --load the --save file when it exists\n"
   "  --samples N         words sampled after training (default 20; words only)\n"
   "  --sample-len N      tokens sampled from a stream model (default 200)\n"
@@ -1786,6 +1796,168 @@ static void tr_flush_log(Tr *tr) {
     tr_fail(tr, "%s: write error: %s", tr->o.log, strerror(errno));
 }
 
+/* ---- checkpoints: llm.c's GPT-2 format (runtime/llmc_ckpt.h) ------------------ */
+
+/* The spec's dims maxT V L NH C Vp (-1 for a dim the spec lacks), which
+ * trainer_source (gen/cmd_run.c) defines before this file. */
+#ifndef TR_LLMC_DIMS
+#define TR_LLMC_DIMS {-1, -1, -1, -1, -1, -1}
+#endif
+static const long tr_llmc_spec_dims[LLMC_NDIMS] = TR_LLMC_DIMS;
+
+/* --save FILE.bin writes llm.c's format (params only). */
+static int tr_llmc_path(const char *path) {
+  size_t n = strlen(path);
+  return n > 4 && strcmp(path + n - 4, ".bin") == 0;
+}
+
+/* The model's tensor of each of llm.c's 16 params, into t[], after checking
+ * that the model is llm.c's GPT-2 at the dims of h: the spec's dims equal the
+ * header's, each param has the header's shape, and the model has no other
+ * param or statistic (the file would not hold it).  `what` names the file. */
+static void tr_llmc_match(Tr *tr, const char *what, const LlmcHeader *h,
+                          const BpTensor *t[LLMC_NPARAMS]) {
+  const BpModel *m = tr->m;
+  for (int d = 0; d < LLMC_NDIMS; d++)
+    if (tr_llmc_spec_dims[d] >= 0 && tr_llmc_spec_dims[d] != h->dim[d])
+      tr_fail(tr, "%s: the checkpoint has %s = %ld but model %s was built with %s = %ld "
+              "(bpgen run takes the dims from the checkpoint; a --trainer program has its "
+              "own)", what, llmc_dim_names[d], h->dim[d], m->name, llmc_dim_names[d],
+              tr_llmc_spec_dims[d]);
+  for (int p = 0; p < LLMC_NPARAMS; p++) {
+    const struct LlmcParam *lp = &llmc_params[p];
+    t[p] = NULL;
+    for (int i = 0; i < m->ntensors && !t[p]; i++)
+      if (m->tensors[i].kind == BP_PARAM && strcmp(m->tensors[i].name, lp->name) == 0)
+        t[p] = &m->tensors[i];
+    if (!t[p])
+      tr_fail(tr, "%s: model %s has no param %s: llm.c's checkpoints hold GPT-2's params "
+              "(specs/gpt2.spec)", what, m->name, lp->name);
+    int same = t[p]->rank == lp->rank;
+    for (int a = 0; same && a < lp->rank; a++)
+      same = t[p]->dims[a] == h->shape[p][a];
+    if (!same) {
+      char got[160], want[160];
+      long md[BP_MAXRANK];
+      for (int a = 0; a < t[p]->rank; a++)
+        md[a] = t[p]->dims[a];
+      tr_fail(tr, "%s: %s is %s in the checkpoint's layout but %s in model %s (spec line %d)",
+              what, lp->name, npy_shape_text(want, sizeof want, lp->rank, h->shape[p]),
+              npy_shape_text(got, sizeof got, t[p]->rank, md), m->name, t[p]->line);
+    }
+  }
+  for (int i = 0; i < m->ntensors; i++) {
+    const BpTensor *u = &m->tensors[i];
+    if (u->kind != BP_PARAM && u->kind != BP_STAT)
+      continue;
+    int known = 0;
+    for (int p = 0; p < LLMC_NPARAMS; p++)
+      known |= t[p] == u;
+    if (!known)
+      tr_fail(tr, "%s: model %s has %s %s (spec line %d), which llm.c's checkpoint format does "
+              "not hold", what, m->name, u->kind == BP_PARAM ? "param" : "statistic", u->name,
+              u->line);
+  }
+}
+
+/* --save FILE.bin: the params in llm.c's format, rounded to fp32 (a f64 model
+ * loses precision; steps, RNG and AdamW moments are not written: llm.c's
+ * checkpoints hold only params).  The header's dims are the spec's, written
+ * as tr_save writes a checkpoint: a temporary file renamed over FILE. */
+static void tr_llmc_save_layout(Tr *tr, const char *path, LlmcHeader *h,
+                                const BpTensor *t[LLMC_NPARAMS]) {
+  char err[512];
+  memset(h, 0, sizeof *h);
+  for (int d = 0; d < LLMC_NDIMS; d++) {
+    if (tr_llmc_spec_dims[d] < 1)
+      tr_fail(tr, "--save %s: model %s has no dim %s, which llm.c's header needs "
+              "(specs/gpt2.spec has maxT V L NH C Vp)", path, tr->m->name, llmc_dim_names[d]);
+    h->dim[d] = tr_llmc_spec_dims[d];
+  }
+  if (llmc_shapes(h, err, sizeof err) < 0)
+    tr_fail(tr, "--save %s: %s", path, err);
+  tr_llmc_match(tr, path, h, t);
+}
+
+static void tr_llmc_save(Tr *tr, const char *path) {
+  const BpModel *m = tr->m;
+  LlmcHeader h;
+  const BpTensor *t[LLMC_NPARAMS];
+  tr_llmc_save_layout(tr, path, &h, t);
+  const BpTensor *bad = tr_state_nonfinite(tr, 0);
+  if (bad)
+    tr_fail(tr, "step %ld: %s holds a non-finite value (spec line %d): no checkpoint written",
+            tr->step, bad->name, bad->line);
+  tr_flush_log(tr);
+  size_t plen = strlen(path) + 32;
+  tr->tmpname = tr_alloc(tr, plen);
+  snprintf(tr->tmpname, plen, "%s.tmp%ld", path, (long)getpid());
+  tr->ck = fopen(tr->tmpname, "wb");
+  if (!tr->ck)
+    tr_fail(tr, "%s: cannot create: %s", tr->tmpname, strerror(errno));
+  unsigned char head[LLMC_HEADER_BYTES], buf[4096];
+  llmc_header_write(head, h.dim);
+  int ok = fwrite(head, 1, sizeof head, tr->ck) == sizeof head;
+  for (int p = 0; p < LLMC_NPARAMS && ok; p++) {
+    const char *base = (const char *)tr->state + t[p]->offset;
+    for (size_t e = 0; e < t[p]->numel && ok; ) {
+      size_t n = 0;
+      for (; n < sizeof buf / 4 && e < t[p]->numel; n++, e++) {
+        float f = m->dtype == BP_F64 ? (float)((const double *)base)[e] : ((const float *)base)[e];
+        uint32_t u;
+        memcpy(&u, &f, 4);
+        llmc_put32(buf + 4 * n, u);
+      }
+      ok = fwrite(buf, 4, n, tr->ck) == n;
+    }
+  }
+  ok = ok && fflush(tr->ck) == 0 && fsync(fileno(tr->ck)) == 0;
+  ok = fclose(tr->ck) == 0 && ok;
+  tr->ck = NULL;
+  if (!ok)
+    tr_fail(tr, "%s: write error: %s", tr->tmpname, strerror(errno));
+  if (rename(tr->tmpname, path) != 0)
+    tr_fail(tr, "%s: cannot rename to %s: %s", tr->tmpname, path, strerror(errno));
+  free(tr->tmpname);
+  tr->tmpname = NULL;
+  tr_fsync_dir(path);
+}
+
+/* --load FILE of llm.c's format (tr_load saw its magic; its len bytes are in
+ * tr->ckbuf): the header checked (llmc_header_parse), the params matched to
+ * the model's (tr_llmc_match), each element finite.  Params only: training
+ * starts at step 0, with AdamW's moments at zero. */
+static void tr_llmc_load(Tr *tr, const char *path, size_t len) {
+  const BpModel *m = tr->m;
+  LlmcHeader h;
+  char err[512];
+  if (llmc_header_parse(tr->ckbuf, len, len, &h, err, sizeof err) < 0)
+    tr_fail(tr, "%s: %s", path, err);
+  const BpTensor *t[LLMC_NPARAMS];
+  tr_llmc_match(tr, path, &h, t);
+  const unsigned char *p = tr->ckbuf + LLMC_HEADER_BYTES;
+  for (int k = 0; k < LLMC_NPARAMS; k++) {
+    char *base = (char *)tr->state + t[k]->offset;
+    for (size_t e = 0; e < t[k]->numel; e++, p += 4) {
+      uint32_t u = llmc_get32(p);
+      float f;
+      memcpy(&f, &u, 4);
+      if (!tr_finite(f))
+        tr_fail(tr, "%s: %s holds a non-finite value (element %lu)", path, t[k]->name,
+                (unsigned long)e);
+      if (m->dtype == BP_F64)
+        ((double *)base)[e] = f;
+      else
+        ((float *)base)[e] = f;
+    }
+  }
+  tr->step = 0;
+  tr->adamw_t = 0;
+  if (!tr->o.quiet)
+    fprintf(stderr, "note: %s: llm.c's checkpoint: params only (%lu); training starts at step 0"
+            "%s\n", path, (unsigned long)h.nparam, tr->o.adamw ? " with AdamW's moments at 0" : "");
+}
+
 /* Every entry of a checkpoint, in order, to w (the .npz's zip, or one pass
  * of the safetensors writer). */
 static void tr_ck_entries(Tr *tr, TrCkWriter *w) {
@@ -1817,6 +1989,10 @@ static void tr_ck_entries(Tr *tr, TrCkWriter *w) {
 }
 
 static void tr_save(Tr *tr, const char *path) {
+  if (tr_llmc_path(path)) {   /* llm.c's format */
+    tr_llmc_save(tr, path);
+    return;
+  }
   const BpTensor *bad = tr_state_nonfinite(tr, 0);
   const BpTensor *badm = bad || !tr->o.adamw ? NULL : tr_state_nonfinite(tr, 1);
   if (bad || badm) {
@@ -1887,14 +2063,20 @@ static void tr_save(Tr *tr, const char *path) {
  * writing (PID gone, or this process's own from an earlier call) are
  * removed. */
 static void tr_save_prepare(Tr *tr, const char *path) {
+  if (tr_llmc_path(path)) {   /* a model llm.c's format cannot hold: say so before training */
+    LlmcHeader h;
+    const BpTensor *t[LLMC_NPARAMS];
+    tr_llmc_save_layout(tr, path, &h, t);
+  }
   struct stat st;
   const char *what = stat(path, &st) == 0 ? tr_not_regular(&st) : NULL;
   if (what)
     tr_fail(tr, "--save %s: is %s: a checkpoint is written beside it and renamed over it, "
             "so give a file name", path, what);
-  if (tr_ck_format(path) < 0)
+  if (tr_ck_format(path) < 0 && !tr_llmc_path(path))
     tr_fail(tr, "--save %s: unknown checkpoint format: name it FILE.npz (numpy's) or "
-            "FILE.safetensors (Hugging Face's)", path);
+            "FILE.safetensors (Hugging Face's); FILE.bin is llm.c's GPT-2 format (params only)",
+            path);
   char dir[4096];
   tr_dirname(path, dir, sizeof dir);
   size_t plen = strlen(path) + 32;
@@ -2531,6 +2713,10 @@ static void tr_load(Tr *tr, const char *path) {
     tr_fail(tr, "%s: read error", path);
   fclose(tr->ck);
   tr->ck = NULL;
+  if (llmc_is_checkpoint(tr->ckbuf, len)) {   /* llm.c's format */
+    tr_llmc_load(tr, path, len);
+    return;
+  }
   const unsigned char *b = tr->ckbuf;
   int zip = len >= 2 && b[0] == 'P' && b[1] == 'K';
   tr->ckfmt = !zip && (tr_ck_format(path) == TR_CK_ST || (len > 8 && b[8] == '{')) ? TR_CK_ST : TR_CK_NPZ;

@@ -1239,6 +1239,67 @@ if command -v bash >/dev/null; then
   done
 fi
 # ---- end of issue 16 (command line, predict, sample) ----------------------------------
+# ---- issue 12/13: llm.c's GPT-2 checkpoints and parity ---------------------------------
+L=$T/llmc
+mkdir -p "$L"
+G2=$SPECS/gpt2.spec
+le32() { printf "\\$(printf %03o $(($1 & 255)))\\$(printf %03o $((($1 >> 8) & 255)))\\$(printf %03o $((($1 >> 16) & 255)))\\$(printf %03o $((($1 >> 24) & 255)))"; }
+# patch FILE OFFSET INT32: overwrite one little-endian int32 in place
+patch32() { le32 "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null; }
+{ le32 20240520; le32 1; le32 17; head -c 1012 /dev/zero; i=0
+  while [ $i -lt 17 ]; do printf "\\$(printf %03o $((i % 11)))\\000"; i=$((i + 1)); done; } >"$L/tok.bin"
+GD="-D B=2 -D T=8 -D maxT=8 -D V=11 -D Vp=16 -D L=1 -D NH=2 -D C=16"
+t "llmc: --save .bin"       0 "^train loss" $BPGEN run $G2 $GD --data-tokens "$L/tok.bin" --steps 0 --sample-len 0 --save "$L/a.bin"
+# 1024 + 4 * (Vp C + maxT C + L (12 C^2 + 13 C) + 2 C) = 1024 + 4 * 3696
+t "llmc: file size"         0 "^15808$" wc -c <"$L/a.bin"
+t "llmc: header 0-3"        0 "^ *20240326 +3 +8 +11$" od -A n -t d4 -N 16 "$L/a.bin"
+t "llmc: header 4-7"        0 "^ *1 +2 +16 +16$" od -A n -t d4 -j 16 -N 16 "$L/a.bin"
+t "llmc: header rest 0"     0 "" sh -c 'tail -c +33 "$1" | head -c 992 | cmp -s -n 992 - /dev/zero' sh "$L/a.bin"
+t "llmc: --load sets dims"  0 "model: gpt2, 3696 parameters" $BPGEN run $G2 -D B=2 -D T=8 --data-tokens "$L/tok.bin" --steps 1 --sample-len 0 --load "$L/a.bin"
+t "llmc: --load note"       0 "a.bin: llm.c's checkpoint: params only \(3696\)" $BPGEN run $G2 -D B=2 -D T=8 --data-tokens "$L/tok.bin" --steps 1 --sample-len 0 --load "$L/a.bin"
+$BPGEN run $G2 -D B=2 -D T=8 --seed 5 --data-tokens "$L/tok.bin" --steps 0 --sample-len 0 --load "$L/a.bin" --save "$L/b.bin" >/dev/null 2>&1
+t "llmc: load+save same bytes" 0 "" cmp "$L/a.bin" "$L/b.bin"
+t "llmc: -D disagrees"      1 "bpgen: error: .*a.bin: the checkpoint has C = 16 but -D C=32 was given" $BPGEN run $G2 -D C=32 --data-tokens "$L/tok.bin" --load "$L/a.bin"
+t "llmc: -D agrees"         0 "^train loss" $BPGEN run $G2 $GD --data-tokens "$L/tok.bin" --steps 0 --sample-len 0 --load "$L/a.bin"
+head -c 100 "$L/a.bin" >"$L/short.bin"
+t "llmc: truncated header"  1 "short.bin: truncated llm.c checkpoint: 100 bytes, its header alone is 1024" $BPGEN run $G2 -D B=2 -D T=8 --data-tokens "$L/tok.bin" --load "$L/short.bin"
+head -c 15000 "$L/a.bin" >"$L/cut.bin"
+t "llmc: truncated params"  1 "cut.bin: truncated llm.c checkpoint: the header's dims \(maxT 8, V 11, L 1, NH 2, C 16, Vp 16\) make 3696 params, 15808 bytes with the header, but the file has 15000 bytes" $BPGEN run $G2 -D B=2 -D T=8 --data-tokens "$L/tok.bin" --load "$L/cut.bin"
+{ cat "$L/a.bin"; printf x; } >"$L/long.bin"
+t "llmc: extra bytes"       1 "long.bin: llm.c checkpoint with extra bytes" $BPGEN run $G2 -D B=2 -D T=8 --data-tokens "$L/tok.bin" --load "$L/long.bin"
+cp "$L/a.bin" "$L/v5.bin"; patch32 "$L/v5.bin" 4 5
+t "llmc: version 5"         1 "v5.bin: llm.c checkpoint version 5: only version 3 \(fp32 params\) is read" $BPGEN run $G2 -D B=2 -D T=8 --data-tokens "$L/tok.bin" --load "$L/v5.bin"
+cp "$L/a.bin" "$L/neg.bin"; patch32 "$L/neg.bin" 24 -16
+t "llmc: negative C"        1 "neg.bin: the header's C \(int 6\) is -16: every dim must be positive" $BPGEN run $G2 -D B=2 -D T=8 --data-tokens "$L/tok.bin" --load "$L/neg.bin"
+cp "$L/a.bin" "$L/big.bin"; patch32 "$L/big.bin" 16 2147483647
+t "llmc: huge L"            1 "big.bin: the header's dims make more than 2\^40 params" $BPGEN run $G2 -D B=2 -D T=8 --data-tokens "$L/tok.bin" --load "$L/big.bin"
+cp "$L/a.bin" "$L/nan.bin"; patch32 "$L/nan.bin" 1028 2143289344
+t "llmc: NaN param"         1 "nan.bin: wte holds a non-finite value \(element 1\)" $BPGEN run $G2 -D B=2 -D T=8 --data-tokens "$L/tok.bin" --load "$L/nan.bin"
+head -c 2 "$L/a.bin" >"$L/two.bin"
+t "llmc: 2 bytes: not llm.c" 1 "two.bin: not a checkpoint" $BPGEN run $G2 -D B=2 -D T=8 --data-tokens "$L/tok.bin" --load "$L/two.bin"
+t "llmc: token file as model" 1 "tok.bin: not a checkpoint" $BPGEN run $G2 -D B=2 -D T=8 --data-tokens "$L/tok.bin" --load "$L/tok.bin"
+t "llmc: other model loads"  1 "a.bin: wte is \(16, 16\) in the checkpoint.s layout but \(11, 16\) in model transformer" $BPGEN run $SPECS/transformer.spec -D B=2 -D T=8 --data-tokens "$L/tok.bin" --load "$L/a.bin"
+t "llmc: other model saves"  1 "x.bin: model transformer has no dim maxT, which llm.c's header needs" $BPGEN run $SPECS/transformer.spec -D B=2 -D T=8 -D V=11 --data-tokens "$L/tok.bin" --save "$L/x.bin"
+t "llmc: nothing trained"   1 "" test -e "$L/x.bin"
+t "llmc: --help says .bin"  0 "FILE.bin: llm.c's GPT-2 checkpoint" $BPGEN run --help
+# parity with llm.c's own train_gpt2.c (tools/llmc_parity.sh), when its sources are here
+R=$(cd "$(dirname "$0")/.." && pwd)
+if [ -f "$R/../shared/ref/llm.c/train_gpt2.c" ]; then
+  t "llmc parity (gradients, 10 AdamW steps)" 0 "losses: OK" \
+    "$R/tools/llmc_parity.sh" -b "$BPGEN" -o "$L/parity" -D L=2 -D C=64 -D B=2 -D T=32
+  t "llmc parity: gradients"  0 "gradients: OK" cat "$L/parity/cmp.txt"
+  t "llmc parity: 10 steps"   0 "^ +9 +[0-9.]+ +[0-9.]+ " cat "$L/parity/train.txt"
+  # the comparison can fail: a gradient set to 0.1 (|dqkvb| < 0.01 here), a loss to 9.99
+  patch32 "$L/parity/out/qkvb.grad.npy" 128 1036831949   # 0.1f, the first element
+  t "llmc parity: a wrong gradient fails" 1 "dqkvb .*NOT OK \(2e-2\)" "$L/parity/llmc_parity" grad \
+    "$L/parity/init.bin" "$L/parity/tok.bin" 2 32 "$L/parity/out"
+  sed '3s/^\([0-9]*\),\([0-9.]*\)/\1,9.99/' "$L/parity/bp.csv" >"$L/parity/bad.csv"
+  t "llmc parity: a wrong loss fails" 1 "^ +1 .*NOT OK" "$L/parity/llmc_parity" train \
+    "$L/parity/init.bin" "$L/parity/tok.bin" 2 32 10 1e-4 0.01 "$L/parity/bad.csv"
+else
+  echo "driver: skipping llm.c parity: no $R/../shared/ref/llm.c/train_gpt2.c"
+fi
+# ---- end of issue 12/13 (llm.c) ---------------------------------------------------------
 
 echo "driver: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
