@@ -816,8 +816,8 @@ CEOF
 fi
 # the Python entry point: bpgen SPEC --shared -o model.so, python/bpgen_model.py (ctypes +
 # numpy) against the reference runtime (bpgen grad --ref) on the same params and inputs
-t "--shared needs -o FILE"  1 "^bpgen: error: --shared builds a library: give -o FILE.so" $BPGEN $M --shared -o -
-t "--shared or --trainer"   1 "^bpgen: error: --shared and --trainer: give one" $BPGEN $M --shared --trainer -o "$T/x.so"
+t "--shared needs -o FILE"  2 "^bpgen: error: --shared builds a library: give -o FILE.so" $BPGEN $M --shared -o -
+t "--shared or --trainer"   2 "^bpgen: error: --shared and --trainer: give one" $BPGEN $M --shared --trainer -o "$T/x.so"
 t "--shared, no compiler"   1 "^bpgen: error: --shared: no-such-cc failed building .*x.so \(exit status 127\)" \
   env CC=no-such-cc $BPGEN $M --shared -o "$T/x.so"
 PYDIR=$(cd "$(dirname "$0")/../python" && pwd)
