@@ -249,6 +249,7 @@ END_TEST
 START_TEST(stacked_params_in_place) {
   DimOverride ovr[2] = {{"L", 3, false}, {"C", 12, false}};
   Graph *g = load_spec_with(arena_printf("%s/gpt2.spec", specs_dir()), ovr, 2);
+  grad_build(g);
   const char *src = emit(g, DT_F32, "g", false, NULL);   /* the file: its blocks carry comments */
   ck_assert_msg(strstr(src, "= qkvw[1:2]  (a view of its block: no copy)"), "qkvw[1] is copied");
   const char *d = strstr(src, "/* dqkvw = [");
