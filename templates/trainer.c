@@ -1764,6 +1764,21 @@ static void tr_fsync_dir(const char *path) {
   }
 }
 
+/* The end of every checkpoint writer: flush and sync the temporary file, then
+ * rename it over `path` (atomic: a reader sees the old file or the new one). */
+static void tr_ck_commit(Tr *tr, const char *path, int ok) {
+  ok = ok && fflush(tr->ck) == 0 && fsync(fileno(tr->ck)) == 0;
+  ok = fclose(tr->ck) == 0 && ok;
+  tr->ck = NULL;
+  if (!ok)
+    tr_fail(tr, "%s: write error: %s", tr->tmpname, strerror(errno));
+  if (rename(tr->tmpname, path) != 0)
+    tr_fail(tr, "%s: cannot rename to %s: %s", tr->tmpname, path, strerror(errno));
+  free(tr->tmpname);
+  tr->tmpname = NULL;
+  tr_fsync_dir(path);
+}
+
 /* The first param or statistic (or, with `moments`, AdamW moment of a
  * param) holding a NaN or Inf, or NULL. */
 static const BpTensor *tr_state_nonfinite(Tr *tr, int moments) {
@@ -1911,16 +1926,7 @@ static void tr_llmc_save(Tr *tr, const char *path) {
       ok = fwrite(buf, 4, n, tr->ck) == n;
     }
   }
-  ok = ok && fflush(tr->ck) == 0 && fsync(fileno(tr->ck)) == 0;
-  ok = fclose(tr->ck) == 0 && ok;
-  tr->ck = NULL;
-  if (!ok)
-    tr_fail(tr, "%s: write error: %s", tr->tmpname, strerror(errno));
-  if (rename(tr->tmpname, path) != 0)
-    tr_fail(tr, "%s: cannot rename to %s: %s", tr->tmpname, path, strerror(errno));
-  free(tr->tmpname);
-  tr->tmpname = NULL;
-  tr_fsync_dir(path);
+  tr_ck_commit(tr, path, ok);
 }
 
 /* --load FILE of llm.c's format (tr_load saw its magic; its len bytes are in
@@ -2043,16 +2049,7 @@ static void tr_save(Tr *tr, const char *path) {
     ok = fwrite(w.cd, 1, w.cdlen, tr->ck) == w.cdlen && fwrite(e, 1, 22, tr->ck) == 22;
     free(w.cd);
   }
-  ok = ok && fflush(tr->ck) == 0 && fsync(fileno(tr->ck)) == 0;
-  ok = fclose(tr->ck) == 0 && ok;
-  tr->ck = NULL;
-  if (!ok)
-    tr_fail(tr, "%s: write error: %s", tr->tmpname, strerror(errno));
-  if (rename(tr->tmpname, path) != 0)
-    tr_fail(tr, "%s: cannot rename to %s: %s", tr->tmpname, path, strerror(errno));
-  free(tr->tmpname);
-  tr->tmpname = NULL;
-  tr_fsync_dir(path);
+  tr_ck_commit(tr, path, ok);
 }
 
 /* --save FILE before training: FILE is a regular file or absent (a checkpoint
