@@ -1016,6 +1016,18 @@ done
 t "run --mine f32: losses within 1e-5" 0 "" awk '{ exit !($NF <= 1e-5) }' "$L/diff_f32"
 t "run --mine f64: losses within 1e-12" 0 "" awk '{ exit !($NF <= 1e-12) }' "$L/diff_f64"
 t "run --mine lines printed" 0 "" test -s "$L/lines_mine_f32"
+# the lecture's Exercise 4 on the fused spec (a batchnorm op: calibrated for the
+# evaluation, as the lecture does): the learner's whole backward trains as
+# bpgen's does, loss lines and final losses equal
+$BPGEN run $M --data "$W" --steps 300 --print-every 50 --samples 0 --log "$L/gen4.csv" >"$L/gen4.out" 2>&1
+t "run --mine exercise 4"   0 "train loss" $BPGEN run $M --data "$W" --steps 300 --print-every 50 --samples 0 \
+  --mine $F/ninja_ex4_ok.c --log "$L/mine4.csv"
+cp "$T/log" "$L/mine4.out"
+lossdiff "$L/gen4.csv" "$L/mine4.csv" >"$L/diff4"
+grep -E '^ +[0-9]+/ +[0-9]+: |^(train|dev) loss' "$L/gen4.out" >"$L/lines_gen4"
+grep -E '^ +[0-9]+/ +[0-9]+: |^(train|dev) loss' "$L/mine4.out" >"$L/lines_mine4"
+t "run --mine exercise 4: same lines" 0 "" cmp "$L/lines_gen4" "$L/lines_mine4"
+t "run --mine exercise 4: within 1e-5" 0 "^300 steps" awk '$NF <= 1e-5' "$L/diff4"
 # wrong ones stop at step 0, naming the tensor, its line and the hint
 t "run --mine wrong stops"  1 "step 0: your backward\(\) left the tolerance.*dbndiff2 is the first wrong" \
   $BPGEN run $G --data "$W" --steps 300 --samples 0 --mine $F/ninja_ex1_offbyone.c
