@@ -16,7 +16,9 @@
 #    PyTorch's) must be within 1e-2 of llm.c's, else the config is not timed
 #    and the script fails;
 # 3. per step, median: llm.c (tools/llmc_parity.c `time`, built as llm.c's
-#    Makefile builds it: gcc -Ofast -fopenmp -DOMP; OMP_NUM_THREADS), PyTorch
+#    Makefile builds it: gcc -Ofast, -march=native and -fopenmp -DOMP when
+#    the compiler takes them (its CFLAGS_COND and OpenMP check; note that
+#    tools/llmc_parity.sh leaves -march=native out); OMP_NUM_THREADS), PyTorch
 #    eager float32 (bench/torch_gpt2_step.py, torch.set_num_threads) and
 #    bpgen: `bpgen run --load init.bin --data-tokens tok.bin --optimizer adamw
 #    --threads K` (libtcc, in memory) and the `bpgen SPEC --trainer` program
@@ -68,13 +70,18 @@ spec=$here/specs/gpt2.spec
 SEED=1337
 load0=$(uptime)
 
-# llm.c, as its Makefile builds it for the CPU
+# llm.c, as its Makefile builds it for the CPU: -Ofast, then -march=native
+# (CFLAGS_COND) and -fopenmp -DOMP when the compiler takes them
 drv=$work/llmc_parity
-omp="-fopenmp -DOMP"
-echo 'int main(void){return 0;}' >"$work/omp.c"
-${CC:-gcc} -fopenmp -o "$work/omp" "$work/omp.c" 2>/dev/null || omp=
+echo 'int main(void){return 0;}' >"$work/flag.c"
+llmc_flags="-Ofast -Wno-unused-result"
+for f in -march=native -fopenmp; do
+  ${CC:-gcc} $f -o "$work/flag" "$work/flag.c" 2>/dev/null && llmc_flags="$llmc_flags $f"
+done
+case $llmc_flags in *-fopenmp*) llmc_flags="$llmc_flags -DOMP" ;; esac
 # shellcheck disable=SC2086
-${CC:-gcc} -Ofast -Wno-unused-result $omp -I"$llmc" -I"$here/runtime" -o "$drv" "$here/tools/llmc_parity.c" -lm
+${CC:-gcc} $llmc_flags -I"$llmc" -I"$here/runtime" -o "$drv" "$here/tools/llmc_parity.c" -lm
+echo "llm.c built: ${CC:-gcc} $llmc_flags (train_gpt2.c from $llmc, unmodified, TESTING)"
 
 # PyTorch: K threads (torch and its BLAS), OpenBLAS's own kernel choice
 torch_step() {
@@ -106,7 +113,7 @@ bpgen_step() {
 rows=$work/rows.txt
 : >"$rows"
 rc=0
-configs="L=2,C=64,NH=4,B=4,T=32,V=27,Vp=32,N=50 L=4,C=128,NH=4,B=8,T=64,V=65,Vp=96,N=20"
+configs="L=2,C=64,NH=4,B=4,T=32,V=27,Vp=32,N=200 L=4,C=128,NH=4,B=8,T=64,V=65,Vp=96,N=30"
 [ -n "$large" ] && configs="$configs L=6,C=384,NH=6,B=4,T=256,V=65,Vp=96,N=5"
 for cf in $configs; do
   eval "$(echo "$cf" | tr ',' ' ')"
