@@ -8,7 +8,10 @@
 # autograd (bench/torch_step.py, 1 thread) per full training step; the emitted
 # model per step, gcc and libtcc builds and the reference runtime
 # (bench/step.c); `bpgen run` to its first step and its peak RSS; then prints
-# one table.  Options: --quick (shorter timing), --threads N.
+# one table; then gpt2.spec against llm.c and PyTorch (bench/gpt2_bench.sh,
+# issue 14; skipped without ../shared/ref/llm.c or torch).  Options: --quick
+# (shorter timing; GPT-2 on 1 thread only), --threads N, --gpt2-large (GPT-2's
+# third config too, L6 C384: slow).
 #
 # Needs libopenblas-dev for the roofline (installed here when root, bench only:
 # bpgen never links it); without it the OpenBLAS columns are empty.
@@ -16,11 +19,13 @@ set -eu
 cd "$(dirname "$0")/.."
 quick=""
 threads=1
+gpt2_large=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=--quick ;;
     --threads) threads=$2; shift ;;
-    *) echo "usage: bench/run.sh [--quick] [--threads N]" >&2; exit 2 ;;
+    --gpt2-large) gpt2_large=--large ;;
+    *) echo "usage: bench/run.sh [--quick] [--threads N] [--gpt2-large]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -164,3 +169,18 @@ make -s build/bench/jit_times >&2
 for b in "" --gcc; do
   build/bench/jit_times specs/transformer.spec --reps 50 $b | head -1
 done
+
+# ---- GPT-2 (issue 14): gpt2.spec's step against llm.c's train_gpt2.c and PyTorch eager,
+# after a first-step loss check on the same checkpoint and batch (bench/gpt2_bench.sh) ----
+echo
+if [ ! -f ../shared/ref/llm.c/train_gpt2.c ]; then
+  echo "bench: GPT-2 against llm.c and PyTorch skipped: no ../shared/ref/llm.c/train_gpt2.c"
+elif ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  echo "bench: GPT-2 against llm.c and PyTorch skipped: no torch for /usr/bin/python3"
+else
+  gpt2_threads="1 2"
+  [ -n "$quick" ] && gpt2_threads=1
+  echo "== GPT-2: bench/gpt2_bench.sh --threads \"$gpt2_threads\" $gpt2_large"
+  # shellcheck disable=SC2086
+  bench/gpt2_bench.sh --threads "$gpt2_threads" $gpt2_large -o "$out/gpt2" || echo "bench: gpt2_bench.sh failed" >&2
+fi

@@ -24,6 +24,12 @@
  *       gpt2_update(LR, 0.9, 0.999, 1e-8, WD, step+1) (test_gpt2.c's loop);
  *       prints llm.c's loss and bpgen's (the loss column of `bpgen run --log`)
  *       side by side, and fails when any differs by 1e-2 or more.
+ *   llmc_parity time MODEL.bin TOKENS.bin B T STEPS
+ *       bench/gpt2_bench.sh's llm.c column: 3 warm-up steps, then STEPS steps
+ *       of forward, zero_grad, backward, gpt2_update (test_gpt2.c's
+ *       hyperparameters), each timed on the wall clock (OpenMP threads: set
+ *       OMP_NUM_THREADS); prints "loss0 <first step's loss>" and
+ *       "ms <median> <min> <max>" per step.
  * Exit status: 0 when everything is within tolerance, 1 otherwise, 2 on a
  * usage or file error.
  */
@@ -299,14 +305,53 @@ static int cmd_train(char **argv) {
   return ok ? 0 : 1;
 }
 
+static double wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static int cmd_time(char **argv) {
+  GPT2 m;
+  gpt2_build_from_checkpoint(&m, argv[0]);
+  int B = atoi(argv[2]), T = atoi(argv[3]), steps = atoi(argv[4]);
+  if (steps < 1)
+    fail("time: STEPS must be at least 1%s%s", "", "");
+  int *x = malloc((size_t)B * T * sizeof *x), *y = malloc((size_t)B * T * sizeof *y);
+  read_batch(argv[1], B, T, m.config.vocab_size, x, y);
+  double *ms = malloc((size_t)steps * sizeof *ms);
+  for (int s = 0; s < 3 + steps; s++) {
+    double t0 = wall_ms();
+    gpt2_forward(&m, x, y, B, T);
+    gpt2_zero_grad(&m);
+    gpt2_backward(&m);
+    gpt2_update(&m, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, s + 1);
+    double t1 = wall_ms();
+    if (s == 0)
+      printf("loss0 %.6f\n", m.mean_loss);
+    if (s >= 3)
+      ms[s - 3] = t1 - t0;
+  }
+  qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
+  printf("ms %.3f %.3f %.3f\n", ms[steps / 2], ms[0], ms[steps - 1]);
+  free(ms);
+  gpt2_free(&m);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const struct { const char *name; int nargs; int (*fn)(char **); } cmds[] = {
     {"tokens", 4, cmd_tokens}, {"export", 5, cmd_export}, {"grad", 5, cmd_grad},
-    {"train", 8, cmd_train},
+    {"train", 8, cmd_train}, {"time", 5, cmd_time},
   };
   for (size_t i = 0; argc > 1 && i < sizeof cmds / sizeof cmds[0]; i++)
     if (strcmp(argv[1], cmds[i].name) == 0 && argc == cmds[i].nargs + 2)
       return cmds[i].fn(argv + 2);
-  fprintf(stderr, "usage: llmc_parity tokens|export|grad|train ... (see tools/llmc_parity.c)\n");
+  fprintf(stderr, "usage: llmc_parity tokens|export|grad|train|time ... (see tools/llmc_parity.c)\n");
   return 2;
 }
