@@ -55,12 +55,15 @@ dim() {
 }
 B=$(dim B) T=$(dim T) V=$(dim V)
 
-# llm.c, as its Makefile: -Ofast, OpenMP when available
+# llm.c, as its Makefile builds it for the CPU: -Ofast, then -march=native
+# (CFLAGS_COND) and -fopenmp -DOMP when the compiler takes them
 drv=$work/llmc_parity
-omp="-fopenmp -DOMP"
-echo 'int main(void){return 0;}' > "$work/omp.c"
-${CC:-gcc} -fopenmp -o "$work/omp" "$work/omp.c" 2>/dev/null || omp=
-flags="-Ofast -Wno-unused-result $omp"
+echo 'int main(void){return 0;}' > "$work/flag.c"
+flags="-Ofast -Wno-unused-result"
+for f in -march=native -fopenmp; do
+  ${CC:-gcc} $f -o "$work/flag" "$work/flag.c" 2>/dev/null && flags="$flags $f"
+done
+case $flags in *-fopenmp*) flags="$flags -DOMP" ;; esac
 ${CC:-gcc} $flags -I"$llmc" -I"$here/runtime" -o "$drv" "$here/tools/llmc_parity.c" -lm
 echo "llm.c built: ${CC:-gcc} $flags (train_gpt2.c from $llmc)"
 
