@@ -269,6 +269,7 @@ Graph *new_graph(const SrcFile *f);
 Node *graph_add(Graph *g, OpKind op, Token *tok, Node *a, Node *b, Node *c, const Shape *given,
                 const NodeAttr *at);
 Node *graph_const(Graph *g, Token *tok, double v);    /* rank-0 float const */
+Node *graph_concat(Graph *g, Token *tok, Node **v, int n, int axis);   /* v[0..n-1] joined along axis */
 Node *graph_find(Graph *g, const char *name);          /* by spec name, or NULL */
 long shape_numel(const Shape *s);
 bool shape_eq(const Shape *a, const Shape *b);

@@ -520,15 +520,6 @@ static int cmp_pad_start(const void *a, const void *b) {
   return (x->start > y->start) - (x->start < y->start);
 }
 
-/* Pieces v[lo..hi) along axis joined by a balanced tree of concats. */
-static Node *join(Graph *g, Token *tok, Node **v, int lo, int hi, int axis) {
-  if (hi - lo == 1)
-    return v[lo];
-  int mid = lo + (hi - lo) / 2;
-  Node *a = join(g, tok, v, lo, mid, axis), *b = join(g, tok, v, mid, hi, axis);
-  return graph_add(g, OP_concat, tok, a, b, NULL, NULL, &(NodeAttr){.axis = axis});
-}
-
 /* zeros shaped as `like` with `len` along axis */
 static Node *zeros_cut(Graph *g, Token *tok, const Shape *like, int axis, int len) {
   Shape s = *like;
@@ -577,7 +568,7 @@ static Node *sum_contribs(Graph *g, Node *n, Contrib *list) {
       }
       if (at < n->shape.dim[ax])
         piece[m++] = zeros_cut(g, n->tok, &n->shape, ax, n->shape.dim[ax] - at);
-      return join(g, n->tok, piece, 0, m, ax);
+      return graph_concat(g, n->tok, piece, m, ax);
     }
   }
   Node *sum = NULL;

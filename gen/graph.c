@@ -170,6 +170,17 @@ Node *graph_add(Graph *g, OpKind op, Token *tok, Node *a, Node *b, Node *c, cons
   return n;
 }
 
+/* v[0..n-1] joined along axis by a balanced tree of binary concats (depth
+ * log2 n: each element is copied at most that many times, none when layout.c
+ * can write the parts in place). */
+Node *graph_concat(Graph *g, Token *tok, Node **v, int n, int axis) {
+  if (n == 1)
+    return v[0];
+  int mid = n / 2;
+  Node *a = graph_concat(g, tok, v, mid, axis), *b = graph_concat(g, tok, v + mid, n - mid, axis);
+  return graph_add(g, OP_concat, tok, a, b, NULL, NULL, &(NodeAttr){.axis = axis});
+}
+
 Node *graph_const(Graph *g, Token *tok, double v) {
   return graph_add(g, OP_const, tok, NULL, NULL, NULL, NULL, &(NodeAttr){.num = v});
 }

@@ -725,18 +725,9 @@ static Val reshape_call(Token *fn) {
   return node_val(add_op(OP_reshape, fn, x, NULL, NULL, &s, NULL));
 }
 
-/* Balanced: concat(stack of the first half, stack of the second) along axis. */
-static Node *concat_range(Token *t, Node **v, int lo, int hi, int axis) {
-  if (hi - lo == 1)
-    return v[lo];
-  int mid = lo + (hi - lo) / 2;
-  Node *a = concat_range(t, v, lo, mid, axis), *b = concat_range(t, v, mid, hi, axis);
-  return add_op(OP_concat, t, a, b, NULL, NULL, &(NodeAttr){.axis = axis});
-}
-
 /* stack = "stack" "(" NAME ("," ("axis" "=")? expr)? ")"
  * The values NAME took in the iterations of its loop, each given a new axis
- * of 1 at `axis`, joined along it by a tree of concats. */
+ * of 1 at `axis`, joined along it (graph_concat). */
 static Val stack_call(Token *fn) {
   Token *open = open_bracket("(");
   Token *name = expect_ident("the name of a tensor a loop assigns");
@@ -778,7 +769,7 @@ static Val stack_call(Token *fn) {
       s.dim[d] = d == axis ? 1 : s0->dim[k++];
     parts[i] = add_op(OP_reshape, fn, x, NULL, NULL, &s, NULL);
   }
-  return node_val(concat_range(fn, parts, 0, lv->n, (int)axis));
+  return node_val(graph_concat(g, fn, parts, lv->n, (int)axis));
 }
 
 /* primary = NUM | NAME | FUNC args | "reshape" "(" expr "," shape ")" | "(" expr ")" */
