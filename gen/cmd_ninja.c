@@ -626,18 +626,13 @@ static NORETURN void child_main(void (*backward)(void), int run, char *shm, pid_
   _exit(0);
 }
 
-/* Runs backward() once in a child and waits at most TIME_LIMIT seconds; the
- * limit is the parent's, so nothing the learner's code does to its signals or
- * alarms defeats it, and SIGKILL goes to the child's whole process group.
- * Returns the wait status; *timed_out says the limit struck. */
-static int run_child(void (*backward)(void), int run, char *shm, bool *timed_out) {
-  fflush(NULL);
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0)
-    error_plain("fork: %s", strerror(errno));
-  if (pid == 0)
-    child_main(backward, run, shm, parent);
+/* Watches a forked child in its own process group until it exits or hung()
+ * says it is stuck (then *timed_out and SIGKILL); SIGKILL then goes to the
+ * whole group (whatever backward() started), and the child is reaped.  The
+ * watch is the parent's, so nothing the learner's code does to its signals or
+ * alarms defeats it.  Returns the wait status. */
+static int watch_child(pid_t pid, bool (*hung)(void *ctx, const struct timespec *now), void *ctx,
+                       bool *timed_out) {
   setpgid(pid, pid);   /* also here: no moment when a kill of the group misses it */
   child_group = pid;
   static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
@@ -646,9 +641,6 @@ static int run_child(void (*backward)(void), int run, char *shm, bool *timed_out
   sigemptyset(&sa.sa_mask);
   for (int k = 0; k < 3; k++)
     sigaction(sigs[k], &sa, &old[k]);
-  struct timespec now, end;
-  clock_gettime(CLOCK_MONOTONIC, &end);
-  end.tv_sec += TIME_LIMIT;
   long nap = 1000000;   /* ns: 1 ms, doubling to 20 ms */
   *timed_out = false;
   for (;;) {
@@ -658,8 +650,9 @@ static int run_child(void (*backward)(void), int run, char *shm, bool *timed_out
       error_plain("waitid: %s", strerror(errno));
     if (si.si_pid == pid)
       break;
+    struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec)) {
+    if (hung(ctx, &now)) {
       *timed_out = true;
       kill(pid, SIGKILL);   /* even if it left the group */
       break;
@@ -668,7 +661,7 @@ static int run_child(void (*backward)(void), int run, char *shm, bool *timed_out
     nanosleep(&ts, NULL);
     nap = nap * 2 < 20000000 ? nap * 2 : 20000000;
   }
-  /* whatever backward() started: the child is not reaped yet, so the group is still its */
+  /* the child is not reaped yet, so the group is still its */
   kill(-pid, SIGKILL);
   int st;
   while (waitpid(pid, &st, 0) < 0)
@@ -678,6 +671,28 @@ static int run_child(void (*backward)(void), int run, char *shm, bool *timed_out
   for (int k = 0; k < 3; k++)
     sigaction(sigs[k], &old[k], NULL);
   return st;
+}
+
+/* hung() of one backward() run: past its deadline */
+static bool past_deadline(void *ctx, const struct timespec *now) {
+  const struct timespec *end = ctx;
+  return now->tv_sec > end->tv_sec || (now->tv_sec == end->tv_sec && now->tv_nsec >= end->tv_nsec);
+}
+
+/* Runs backward() once in a child and waits at most TIME_LIMIT seconds.
+ * Returns the wait status; *timed_out says the limit struck. */
+static int run_child(void (*backward)(void), int run, char *shm, bool *timed_out) {
+  fflush(NULL);
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0)
+    error_plain("fork: %s", strerror(errno));
+  if (pid == 0)
+    child_main(backward, run, shm, parent);
+  struct timespec end;
+  clock_gettime(CLOCK_MONOTONIC, &end);
+  end.tv_sec += TIME_LIMIT;
+  return watch_child(pid, past_deadline, &end, timed_out);
 }
 
 /* Why a run did not finish, for the error message. */
@@ -1814,6 +1829,26 @@ const char *mine_hook(void *ctx, void *state, long step, int check) {
   return NULL;
 }
 
+/* hung() of a --mine training run: a backward() that has not returned (its
+ * heartbeat unchanged) for TIME_LIMIT seconds; time outside backward() is the
+ * trainer's and not limited */
+typedef struct Beat {
+  Mine *mi;
+  long last;
+  struct timespec since;
+} Beat;
+
+static bool beat_stopped(void *ctx, const struct timespec *now) {
+  Beat *b = ctx;
+  long beat = b->mi->sh->beat;
+  if (beat != b->last || !b->mi->sh->inside) {
+    b->last = beat;
+    b->since = *now;
+    return false;
+  }
+  return now->tv_sec - b->since.tv_sec >= TIME_LIMIT;
+}
+
 int mine_train(Mine *mi, int (*train)(const void *m, int argc, char **argv), const BpModel *m,
                int argc, char **argv) {
   fflush(NULL);
@@ -1828,45 +1863,9 @@ int mine_train(Mine *mi, int (*train)(const void *m, int argc, char **argv), con
     fflush(NULL);
     _exit(rc);
   }
-  setpgid(pid, pid);
-  child_group = pid;
-  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-  struct sigaction old[3], sa = {0};
-  sa.sa_handler = on_parent_signal;
-  sigemptyset(&sa.sa_mask);
-  for (int k = 0; k < 3; k++)
-    sigaction(sigs[k], &sa, &old[k]);
-  long last_beat = -1;
-  struct timespec since = {0, 0}, now;
-  bool timed_out = false;
-  for (;;) {
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno != EINTR)
-      error_plain("waitid: %s", strerror(errno));
-    if (si.si_pid == pid)
-      break;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long beat = mi->sh->beat;
-    if (beat != last_beat || !mi->sh->inside) {
-      last_beat = beat;
-      since = now;
-    } else if (now.tv_sec - since.tv_sec >= TIME_LIMIT) {
-      timed_out = true;
-      kill(pid, SIGKILL);
-      break;
-    }
-    struct timespec ts = {0, 20000000};
-    nanosleep(&ts, NULL);
-  }
-  kill(-pid, SIGKILL);
-  int st;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR)
-      error_plain("waitpid: %s", strerror(errno));
-  child_group = 0;
-  for (int k = 0; k < 3; k++)
-    sigaction(sigs[k], &old[k], NULL);
+  Beat b = {mi, -1, {0, 0}};
+  bool timed_out;
+  int st = watch_child(pid, beat_stopped, &b, &timed_out);
   fflush(NULL);
   if (!timed_out && WIFEXITED(st) && !mi->sh->run.fault)
     return WEXITSTATUS(st);
