@@ -341,7 +341,8 @@ typedef struct RunHooks {
   double tol;
   bool torch;
 } RunHooks;
-static RunHooks run_hooks;
+
+static int compile_and_call(Cli *c, Graph *g, const char *entry, const RunHooks *h, int targc, char **targv);
 typedef void TrainHooks(const char *(*mine)(void *, void *, long, int), void *ctx,
                         const char *torch_prog);
 
@@ -541,13 +542,19 @@ int cmd_run(int argc, char **argv) {
     for (int k = 0; k < 2; k++)
       if (tfile[s][k])
         run_check_npy(&c, g, k, tfile[s][k]);
-  run_hooks = (RunHooks){mine, rng, global, global_seed, tol, torch};
-  return run_trainer(&c, g, "bp_train_main", targc, targv);
+  RunHooks h = {mine, rng, global, global_seed, tol, torch};
+  return compile_and_call(&c, g, "bp_train_main", &h, targc, targv);
 }
 
 /* Compiles g with the trainer in memory and calls its entry point (bp_train_main,
- * bp_predict_main or bp_sample_main) on targv. */
+ * bp_predict_main or bp_sample_main) on targv: predict and sample, without
+ * run's --mine and --rng torch. */
 int run_trainer(Cli *c, Graph *g, const char *entry, int targc, char **targv) {
+  return compile_and_call(c, g, entry, &(RunHooks){0}, targc, targv);
+}
+
+/* run_trainer, with the hooks h hands the trainer before it starts */
+static int compile_and_call(Cli *c, Graph *g, const char *entry, const RunHooks *h, int targc, char **targv) {
   grad_build(g);
   EmitOptions opt = {c->dtype, spec_prefix(c->spec), true, false};
   char *src = trainer_source(g, &opt);
@@ -561,12 +568,11 @@ int run_trainer(Cli *c, Graph *g, const char *entry, int targc, char **targv) {
   TrainHooks *hooks = (TrainHooks *)jit_symbol(j, "bp_train_hooks");
   if (!hooks)
     die("the compiled trainer lacks bp_train_hooks");
-  const char *prog = run_hooks.torch ? torch_prog(g, strcmp(run_hooks.rng, "torch") == 0, run_hooks.global,
-                                                  run_hooks.global_seed) : NULL;
+  const char *prog = h->torch ? torch_prog(g, strcmp(h->rng, "torch") == 0, h->global, h->global_seed) : NULL;
   Mine *mi = NULL;
-  if (run_hooks.mine) {
-    MineOpts mo = {c->dtype, run_hooks.tol};
-    mi = mine_load(g, &mo, m, run_hooks.mine, read_src(run_hooks.mine)->text);
+  if (h->mine) {
+    MineOpts mo = {c->dtype, h->tol};
+    mi = mine_load(g, &mo, m, h->mine, read_src(h->mine)->text);
   }
   hooks(mi ? mine_hook : NULL, mi, prog);
   fflush(stdout);
