@@ -616,9 +616,8 @@ static const char *at_offset(Emit *e, Node *x, long off) {
 /* y = x[start:start+len] along axis (a view of a block of x: nothing to do) */
 void emit_slice(Emit *e, Node *n) {
   Node *x = n->in[0];
-  long inner = 1;
-  for (int d = n->axis + 1; d < x->shape.rank; d++)
-    inner *= x->shape.dim[d];
+  long outer, len, inner;
+  split_axis(&x->shape, n->axis, &outer, &len, &inner);
   if (strcmp(V(e, n), at_offset(e, x, (long)n->start * inner)) == 0) {
     head_math(e, n, "  (a view of its block: no copy)");
     return;

@@ -72,9 +72,11 @@ static StrMap symidx;    /* name -> index in syms, plus 1 */
 static DimOverride *ovrs;
 static int novrs;
 static int nloops;                 /* loops open around the cursor */
-static int loop_run[MAXLOOPS];     /* the run (numbered) of each open loop */
-static int loop_iter[MAXLOOPS];    /* its iteration */
-static Token *loop_tok[MAXLOOPS];  /* its 'for' */
+static struct {                   /* the loops open around the cursor, outermost first */
+  int run;                         /* which run of a loop statement (numbered) */
+  int iter;                        /* its iteration */
+  Token *tok;                      /* its 'for' */
+} loops[MAXLOOPS];
 static int loop_runs;
 static StrMap loopvals;            /* base name -> LoopVals */
 
@@ -178,6 +180,9 @@ static bool is_builtin(Token *t) {
   return is_function(t);
 }
 
+/* a name of a tensor (not a dim or a loop variable, live or ended) */
+static bool is_tensor(const Sym *s) { return s && (s->kind == SYM_INPUT || s->kind == SYM_PARAM || s->kind == SYM_STMT); }
+
 /* Defines `name` (its text `str`: the token's, or a loop statement's NAME_l).
  * rebind: a loop statement, which may assign a name a statement holds. */
 static Sym *define_as(Token *name, const char *str, SymKind kind, bool rebind) {
@@ -206,11 +211,11 @@ static Sym *define_as(Token *name, const char *str, SymKind kind, bool rebind) {
    * the tensor table, x.grad.npy): no tensor may take that name */
   if (kind != SYM_DIM && kind != SYM_LOOPVAR) {
     Sym *of = len > 1 && str[0] == 'd' ? find_name(str + 1, len - 1) : NULL;
-    if (of && of->kind != SYM_DIM && of->kind != SYM_LOOPVAR && of->kind != SYM_DONE)
+    if (is_tensor(of))
       error_tok(name, "'%s' is the name of the gradient of '%s' (line %d): rename one of them", str, of->name,
                 of->tok->line);
     Sym *grad = find_name(arena_printf("d%s", str), len + 1);
-    if (grad && grad->kind != SYM_DIM && grad->kind != SYM_LOOPVAR && grad->kind != SYM_DONE)
+    if (is_tensor(grad))
       error_tok(name, "the gradient of '%s' would be called '%s', a tensor already defined at line %d: "
                 "rename one of them", str, grad->name, grad->tok->line);
   }
@@ -735,7 +740,7 @@ static Val stack_call(Token *fn) {
   if (!lv)
     error_tok(name, "stack: '%.*s' is not assigned in a for loop", name->len, name->loc);
   for (int i = 0; i < nloops; i++)
-    if (loop_run[i] == lv->loop)
+    if (loops[i].run == lv->loop)
       error_tok(name, "stack: the loop at line %d that assigns '%.*s' has not ended", lv->for_tok->line, name->len,
                 name->loc);
   for (int i = 0; i < lv->n; i++)
@@ -1038,10 +1043,10 @@ static void record_loop_value(Token *name, Node *v) {
     lv = arena_alloc(sizeof *lv);
     strmap_put(&loopvals, base, lv);
   }
-  int run = loop_run[nloops - 1], it = loop_iter[nloops - 1];
+  int run = loops[nloops - 1].run, it = loops[nloops - 1].iter;
   if (lv->loop != run) {
     lv->loop = run;
-    lv->for_tok = loop_tok[nloops - 1];
+    lv->for_tok = loops[nloops - 1].tok;
     lv->n = 0;
   }
   if (it >= lv->cap) {
@@ -1071,7 +1076,7 @@ static void stmt(Token *name) {
     Buf full = {0};
     buf_printf(&full, "%.*s", name->len, name->loc);
     for (int i = 0; i < nloops; i++)
-      buf_printf(&full, "_%d", loop_iter[i]);
+      buf_printf(&full, "_%d", loops[i].iter);
     s = define_as(name, buf_done(&full), SYM_STMT, true);
     record_loop_value(name, v.n);
   }
@@ -1113,11 +1118,11 @@ static void for_loop(Token *for_tok) {
   Token *body = tok, *end = loop_end(for_tok, body);
   int lv = (int)(define(var, SYM_LOOPVAR) - syms);   /* an index: syms grows as the body defines names */
   int k = nloops++;
-  loop_run[k] = ++loop_runs;
-  loop_tok[k] = for_tok;
+  loops[k].run = ++loop_runs;
+  loops[k].tok = for_tok;
   for (long i = 0; i < n; i++) {
     syms[lv].value = i;
-    loop_iter[k] = (int)i;
+    loops[k].iter = (int)i;
     tok = body;
     while (tok != end)
       line();
