@@ -184,3 +184,13 @@ else
   # shellcheck disable=SC2086
   bench/gpt2_bench.sh --threads "$gpt2_threads" $gpt2_large -o "$out/gpt2" || echo "bench: gpt2_bench.sh failed" >&2
 fi
+
+# ---- data parallel over MPI (issue 17): 1 rank of 1 and 2 threads against 2 ranks,
+# the same global batch, and the gradient allreduce's size and time (bench/mpi_bench.sh) ----
+echo
+if command -v mpirun >/dev/null 2>&1; then
+  echo "== MPI: bench/mpi_bench.sh"
+  bench/mpi_bench.sh || echo "bench: mpi_bench.sh failed" >&2
+else
+  echo "bench: MPI skipped: no mpirun (the set-up installs openmpi-bin)"
+fi

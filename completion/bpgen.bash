@@ -18,13 +18,13 @@ _bpgen() {
 
   local opts
   case $cmd in
-    gen)     opts="-o --trainer --shared --prefix $shared" ;;
+    gen)     opts="-o --trainer --sync-bn --shared --prefix $shared" ;;
     grad)    opts="--in --out --random-inputs --ref $shared" ;;
     check)   opts="--tol --json $shared" ;;
     explain) opts="$shared" ;;
     run)     opts="--data --text --data-tokens --val-tokens --data-x --data-y --dev-x --dev-y
                    --test-x --test-y --steps --lr --lr-schedule --decay-at --lr-min --warmup
-                   --optimizer --beta1 --beta2 --eps --weight-decay --clip --bn-stats --bn-momentum --split-seed
+                   --optimizer --beta1 --beta2 --eps --weight-decay --clip --bn-stats --bn-momentum --sync-bn --comm-stats --split-seed
                    --eval-every --eval-batches --print-every --log --save --save-every --load --resume
                    --samples --sample-len --temperature --top-k --quiet --json --threads
                    --mine --tol --rng --torch-global --torch-global-seed $shared" ;;

@@ -77,7 +77,8 @@ typedef struct Plan {
   int nlayers;
 } Plan;
 
-Plan *plan_build(Graph *g);   /* g has been through grad_build */
+/* g has been through grad_build; layers: fuse batchnorm layers (bp_bnlayer_*; not under --sync-bn) */
+Plan *plan_build(Graph *g, bool layers);
 
 /* ---- layout.c ------------------------------------------------------------------ */
 

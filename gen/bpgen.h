@@ -324,6 +324,7 @@ typedef struct EmitOptions {
   const char *prefix;     /* C identifier prefix for the model's symbols */
   bool for_jit;           /* kernels are linked in by jit.c, not written inline */
   bool trainer;           /* append templates/trainer.c */
+  bool sync_bn;           /* batchnorm statistics over the ranks (templates/bn_sync.h); no fused layers */
 } EmitOptions;
 /* Returns the whole C translation unit (model, and the header text in *header
  * when header != NULL) as arena strings.  Run grad_build(g) first: nodes after

@@ -87,7 +87,7 @@ typedef struct Gen {
 } Gen;
 
 static Gen gen_compile(Graph *g, DType dt, const char *name) {
-  EmitOptions opt = {dt, "check", true, false};
+  EmitOptions opt = {dt, "check", true, false, false};
   const char *src = emit_c(g, &opt, NULL);
   Gen gen = {0};
   gen.jit = jit_compile(src, name);

@@ -26,6 +26,8 @@ static const char gen_usage[] =
   "directory writes the same bytes.\n"
   "  --dtype f32|f64  float type (default f32)\n"
   "  --trainer        write the complete trainer program instead (see bpgen run)\n"
+  "  --sync-bn        batchnorm's batch statistics over the ranks of an MPI run\n"
+  "                   (the trainer's --sync-bn; see bpgen run)\n"
   "  --shared         build a shared library instead, with $CC (default cc) -O2\n"
   "                   -shared -fPIC: python/bpgen_model.py loads it (ctypes + numpy)\n"
   "  --expand         lower fused ops to primitives before differentiating\n"
@@ -141,7 +143,7 @@ static void build_shared(const char *out, const char *text) {
 int cmd_gen(int argc, char **argv) {
   Cli c;
   cli_init(&c, DT_F32);
-  bool trainer = false, shared = false;
+  bool trainer = false, shared = false, sync_bn = false;
   const char *prefix = NULL;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -152,6 +154,8 @@ int cmd_gen(int argc, char **argv) {
       trainer = true;
     else if (strcmp(argv[i], "--shared") == 0)
       shared = true;
+    else if (strcmp(argv[i], "--sync-bn") == 0)
+      sync_bn = true;
     else if (strcmp(argv[i], "--prefix") == 0)
       prefix = check_prefix(cli_value(argc, argv, &i));
     else if (!cli_common(&c, argc, argv, &i))
@@ -173,7 +177,7 @@ int cmd_gen(int argc, char **argv) {
   }
   Graph *g = cli_load(&c);
   grad_build(g);
-  EmitOptions opt = {c.dtype, prefix ? prefix : stem_ident(c.spec), false, trainer};
+  EmitOptions opt = {c.dtype, prefix ? prefix : stem_ident(c.spec), false, trainer, sync_bn};
   const char *text, *header = NULL;
   const char *pfx = opt.prefix;
   if (shared) {

@@ -122,7 +122,7 @@ static void j_free(void *s) {
 
 static Backend backend_jit(Graph *g, DType dt) {
   grad_build(g);
-  EmitOptions opt = {dt, "grad", true, false};
+  EmitOptions opt = {dt, "grad", true, false, false};
   JitRun *j = xcalloc(1, sizeof *j);
   j->jit = jit_compile(emit_c(g, &opt, NULL), g->file ? g->file->name : "spec");
   j->m = jit_symbol(j->jit, "grad_model");

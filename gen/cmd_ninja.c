@@ -291,7 +291,7 @@ static void tensor_set(const BpTensor *t, void *st, const double *src, const int
 static void pass_gen(Pass *p, DType dt, uint64_t seed, int32_t **ival) {
   Graph *g = p->g;
   grad_build(g);
-  EmitOptions opt = {dt, "ninja", true, false};
+  EmitOptions opt = {dt, "ninja", true, false, false};
   const char *src = emit_c(g, &opt, NULL);
   Jit *j = jit_compile(src, g->file->name);
   const BpModel *m = jit_symbol(j, "ninja_model");

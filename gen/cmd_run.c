@@ -340,6 +340,7 @@ typedef struct RunHooks {
   unsigned long long global_seed;
   double tol;
   bool torch;
+  bool sync_bn;   /* --sync-bn: the model generated with the statistics over the ranks */
 } RunHooks;
 
 static int compile_and_call(Cli *c, Graph *g, const char *entry, const RunHooks *h, int targc, char **targv);
@@ -413,6 +414,7 @@ int cmd_run(int argc, char **argv) {
   unsigned long long global_seed = 42;   /* --torch-global-seed N */
   bool global_seed_set = false;
   bool resume = false;
+  bool sync_bn = false;        /* --sync-bn */
   double tol = 0;
   const char *tfile[3][2] = {{NULL}};   /* --data-x .. --test-y */
   for (int i = 1; i < argc; i++) {
@@ -422,7 +424,13 @@ int cmd_run(int argc, char **argv) {
       fputs(trainer_options(), stdout);
       return 0;
     }
-    if (strcmp(a, "--quiet") == 0 || strcmp(a, "--resume") == 0 || strcmp(a, "--json") == 0) {
+    if (strcmp(a, "--sync-bn") == 0) {   /* the trainer checks it too: the model must have it */
+      sync_bn = true;
+      targv[targc++] = argv[i];
+      continue;
+    }
+    if (strcmp(a, "--quiet") == 0 || strcmp(a, "--resume") == 0 || strcmp(a, "--json") == 0 ||
+        strcmp(a, "--comm-stats") == 0) {
       resume |= strcmp(a, "--resume") == 0;
       targv[targc++] = argv[i];
       continue;
@@ -542,7 +550,10 @@ int cmd_run(int argc, char **argv) {
     for (int k = 0; k < 2; k++)
       if (tfile[s][k])
         run_check_npy(&c, g, k, tfile[s][k]);
-  RunHooks h = {mine, rng, global, global_seed, tol, torch};
+  if (sync_bn && mine)
+    error_plain("run: --sync-bn and --mine: your backward() does not sum batchnorm's column sums over "
+                "the ranks; train it without --sync-bn");
+  RunHooks h = {mine, rng, global, global_seed, tol, torch, sync_bn};
   return compile_and_call(&c, g, "bp_train_main", &h, targc, targv);
 }
 
@@ -556,7 +567,7 @@ int run_trainer(Cli *c, Graph *g, const char *entry, int targc, char **targv) {
 /* run_trainer, with the hooks h hands the trainer before it starts */
 static int compile_and_call(Cli *c, Graph *g, const char *entry, const RunHooks *h, int targc, char **targv) {
   grad_build(g);
-  EmitOptions opt = {c->dtype, spec_prefix(c->spec), true, false};
+  EmitOptions opt = {c->dtype, spec_prefix(c->spec), true, false, h->sync_bn};
   char *src = trainer_source(g, &opt);
   Jit *j = jit_compile(src, c->spec);
   TrainMain *fn = (TrainMain *)jit_symbol(j, entry);

@@ -1033,6 +1033,13 @@ static void bn_forward(Emit *e, Node *n, Node *t) {
   bn_head(e, n);
   if (t)
     head_math(e, t, "  (in the same pass)");
+  if (e->opt->sync_bn && !e->eval) {   /* --sync-bn: the statistics over the ranks (bn_sync.h) */
+    L(e, "bp_bn_sync_fwd(s->ranks, %ld, %ld, %s, %s, %s, %s, %d, %s, %s, %s, %s, %s);", N, D, V(e, x), V(e, gain),
+      V(e, bias), dlit(n->num), n->unbiased, mean, rstd, saved(e, n, "xhat"), V(e, n), saved(e, n, "sums"));
+    if (t)
+      L(e, "%s(%ld, %s, %s);", kern(e, "tanh"), N * D, V(e, n), V(e, t));
+    return;
+  }
   /* mean and variance in one pass (sums of x - x[0,j]), then x̂ = (x - mean)·rstd,
    * the output (and the tanh) in a second pass */
   L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);", kern(e, "bn_fwd"), N, D, V(e, x),
@@ -1049,6 +1056,13 @@ static void emit_bn_group(Emit *e, BnGroup *gr) {
   long N = bn_rows(bn), D = bn_cols(bn);
   double c = bn->unbiased ? (double)N / (double)(N - 1) : 1.0;
   bn_group_heads(e, gr);
+  if (e->opt->sync_bn) {   /* --sync-bn: the column sums over the ranks (bn_sync.h) */
+    L(e, "bp_bn_sync_bwd(s->ranks, %ld, %ld, %s, %s, %s, %s, %s, %s, %d, %s, %s, %s, %s, %s);", N, D,
+      gr->tanh ? V(e, gr->tanh->in[0]) : "NULL", gr->tanh ? V(e, gr->tanh->in[1]) : "NULL", V(e, dy),
+      saved(e, bn, "xhat"), V(e, g), saved(e, bn, "rstd"), bn->unbiased, gr->gain ? V(e, gr->gain) : "NULL",
+      gr->bias ? V(e, gr->bias) : "NULL", V(e, gr->x), gr->xsum ? V(e, gr->xsum) : "NULL", saved(e, bn, "sums"));
+    return;
+  }
   L(e, "/* two passes: %s%s and its two column sums, then %s%s */",
     gr->tanh ? "" : "read ", lab(e, dy), lab(e, gr->x), gr->xsum ? " and its column sum" : "");
   L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);", kern(e, "bn_bwd"), N, D,
@@ -1154,6 +1168,8 @@ static const char *observed(Emit *e, Node *n) {
 static const char *opt_v(Emit *e, Node *n) { return n ? V(e, n) : "NULL"; }
 
 static void emit_layer(Emit *e, Layer *ly, bool backward) {
+  if (e->opt->sync_bn)
+    die("a fused batchnorm layer under --sync-bn (plan_build fuses none then)");
   Node *bn = ly->bn, *A = ly->mm1->in[0], *W1 = ly->mm1->in[1], *W2 = ly->mm2->in[1];
   Node *gain = bn->in[1], *bias = bn->in[2];
   const char *sfx = e->opt->dtype == DT_F32 ? "f32" : "f64";
@@ -1238,6 +1254,11 @@ static void fn_init(Emit *e, const char *p) {
   L(e, "s->bad_index = 0;");
   L(e, "s->lean = 0;");
   L(e, "s->bn_momentum = 0;");
+  for (int i = 0; i < g->nforward; i++)
+    if (g->nodes[i]->op == OP_batchnorm) {
+      L(e, "s->ranks = NULL;");
+      break;
+    }
   for (int i = 0; i < g->nforward; i++) {
     Node *n = g->nodes[i];
     if (n->op != OP_param)
@@ -1673,11 +1694,13 @@ static void fn_calib(Emit *e, const char *p) {
       continue;
     const char *b = e->save[n->id];
     long D = numel(n->in[1]);
-    L(e, "if (s->calib_pass == %d)   /* %s */", depth[i], lab(e, n));
+    L(e, "if (s->calib_pass == %d) {   /* %s: the ranks' sums merged, then the statistics */", depth[i], lab(e, n));
+    L(e, "  bp_bn_calib_merge(s->ranks, %ld, s->%s_cal_n, s->%s_cal_mean, s->%s_cal_m2);", D, b, b, b);
     L(e, "  for (int j = 0; j < %ld; j++) {", D);
     L(e, "    s->%s_run_mean[j] = (real)s->%s_cal_mean[j];", b, b);
     L(e, "    s->%s_run_var[j] = (real)(s->%s_cal_n[0] > 1 ? s->%s_cal_m2[j] / (s->%s_cal_n[0] - 1) : 0);", b, b, b, b);
     L(e, "  }");
+    L(e, "}");
   }
   buf_printf(e->b, "}\n\n");
 }
@@ -1736,9 +1759,12 @@ static void fn_model(Emit *e, const char *p, const char *stem) {
   bool has_bn = false;
   for (int i = 0; i < g->nforward; i++)
     has_bn |= g->nodes[i]->op == OP_batchnorm;
-  if (has_bn)
+  if (has_bn) {
     buf_printf(e->b, "static void %s_abi_set_bn_momentum(void *st, double m) { ((%s_state *)st)->bn_momentum = m; }\n",
                p, p);
+    buf_printf(e->b, "static void %s_abi_set_ranks(void *st, const BpRanks *r) { ((%s_state *)st)->ranks = r; }\n",
+               p, p);
+  }
   buf_printf(e->b, "\nconst BpModel %s_model = {\n", p);
   buf_printf(e->b, "  \"%s\", %s, sizeof(%s_state), %d, %s_tensors,\n", stem, f32 ? "BP_F32" : "BP_F64", p, nt, p);
   if (first_param)
@@ -1749,8 +1775,10 @@ static void fn_model(Emit *e, const char *p, const char *stem) {
   buf_printf(e->b, "  %d, %d,\n", loss_index, logits_index);
   buf_printf(e->b, "  %s_abi_init, %s_abi_forward, %s_abi_backward, %s_abi_sgd_step, %s_abi_forward_eval,\n", p,
           p, p, p, p);
-  buf_printf(e->b, "  %d, %s_abi_calib_begin, %s_abi_calib_accum, %s_abi_calib_end, %s_abi_set_lean, %s,\n};\n",
+  buf_printf(e->b, "  %d, %s_abi_calib_begin, %s_abi_calib_accum, %s_abi_calib_end, %s_abi_set_lean, %s,\n",
              e->calib_passes, p, p, p, p, has_bn ? arena_printf("%s_abi_set_bn_momentum", p) : "NULL");
+  buf_printf(e->b, "  %s, %d,\n};\n", has_bn ? arena_printf("%s_abi_set_ranks", p) : "NULL",
+             has_bn && e->opt->sync_bn);
 }
 
 /* ---- the translation unit ------------------------------------------------------------ */
@@ -1802,7 +1830,7 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
       e->lines[k++] = text + i + 1;
 
   const char *p = c_ident(opt->prefix ? opt->prefix : "model");
-  e->plan = plan_build(g);
+  e->plan = plan_build(g, !opt->sync_bn);
   Layout *lay = layout_build(g, e->plan);
   e->buf = lay->buf, e->label = lay->label, e->save = lay->save, e->save2 = lay->save2;
   e->fields = lay->fields, e->nfields = lay->nfields, e->copies = lay->copies, e->ncopies = lay->ncopies;
@@ -1851,6 +1879,11 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
   buf_printf(&fb, "  int32_t lean;        /* set_lean: skip writing what training does not read */\n");
   buf_printf(&fb, "  int32_t calib_pass;  /* set by calib_begin: the batchnorms being calibrated */\n");
   buf_printf(&fb, "  double bn_momentum;  /* set_bn_momentum: running statistics (0: off) */\n");
+  bool has_bn = false;
+  for (int i = 0; i < g->nforward; i++)
+    has_bn |= g->nodes[i]->op == OP_batchnorm;
+  if (has_bn)
+    buf_printf(&fb, "  const BpRanks *ranks;   /* set_ranks: data-parallel ranks (NULL: one process) */\n");
   const char *guard = arena_printf("BPGEN_%s_H", p);
   for (char *c = (char *)guard; *c; c++)
     if (*c >= 'a' && *c <= 'z')
@@ -1873,6 +1906,8 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
   buf_printf(&out, "%s\n", head_text);
   buf_printf(&out, "%s\n", kernels_text(opt));
   buf_printf(&out, "typedef %s real;\n\n", f32 ? "float" : "double");
+  if (has_bn)   /* the batchnorm's loops over the ranks (--sync-bn, calibration) */
+    buf_printf(&out, "%s\n", embedded_text("templates/bn_sync.h"));
   fn_init(e, p);
   fn_forward(e, p, false);
   fn_backward(e, p);

@@ -167,7 +167,7 @@ static Node *find_bwd(Fuse *e, OpKind op, Node *a, Node *b, bool ta, bool tb) {
 
 static bool mat2(Node *n) { return n->shape.rank == 2 && is_float(n); }
 
-static void plan_layers(Fuse *e) {
+static void plan_layers(Fuse *e, bool layers) {
   Graph *g = e->g;
   int nn = g->nnodes;
   int *fuse = arena_alloc(sizeof(int) * (size_t)nn);   /* readers among forward nodes */
@@ -180,7 +180,7 @@ static void plan_layers(Fuse *e) {
       fuse[g->nodes[i]->in[k]->id]++;
   if (g->loss)
     fuse[g->loss->id]++;
-  for (int i = 0; i < g->nforward; i++) {
+  for (int i = 0; i < g->nforward && layers; i++) {
     Node *bn = g->nodes[i], *t = e->act[bn->id];
     if (bn->op != OP_batchnorm || !t || !mat2(bn) || fuse[bn->id] != 1 || fuse[t->id] != 1)
       continue;
@@ -291,10 +291,10 @@ static Schedule schedule(Fuse *f, int from, int to, bool layers) {
   return s;
 }
 
-Plan *plan_build(Graph *g) {
+Plan *plan_build(Graph *g, bool layers) {
   Fuse f = {.g = g};
   plan_fusion(&f);
-  plan_layers(&f);
+  plan_layers(&f, layers);
   Plan *p = arena_alloc(sizeof *p);
   p->train = schedule(&f, 0, g->nforward, true);
   p->eval = schedule(&f, 0, g->nforward, false);
@@ -344,7 +344,7 @@ static void schedule_text(Buf *b, const char *title, const Schedule *s) {
 }
 
 char *plan_text(Graph *g) {
-  Plan *p = plan_build(g);
+  Plan *p = plan_build(g, true);
   gname = arena_alloc(sizeof(char *) * (size_t)g->nnodes);
   for (int i = 0; i < g->nforward; i++)
     if (g->nodes[i]->name && g->nodes[i]->grad)

@@ -42,6 +42,19 @@ typedef struct BpTensor {
   int line;                 /* spec line that defines it */
 } BpTensor;
 
+/* The ranks of a data-parallel run (issue 17) as a model sees them
+ * (BpModel.set_ranks): the model calls sum from forward, backward or
+ * calib_end, every rank at the same point. */
+typedef struct BpRanks {
+  int rank, size;
+  void *ctx;
+  /* buf[0..n-1] := the sum over the ranks of their buf, the same bits on every
+   * rank.  grads != 0 (a backward's sums): each rank's buf weighed by its share
+   * of the global loss, the sum divided by this rank's share (the trainer then
+   * weighs this rank's gradients by it).  Never returns on failure. */
+  void (*sum)(void *ctx, double *buf, size_t n, int grads);
+} BpRanks;
+
 typedef struct BpModel {
   const char *name;         /* model name (the spec's file stem) */
   int dtype;                /* BP_F32 or BP_F64: every float tensor */
@@ -87,6 +100,14 @@ typedef struct BpModel {
    * run = (1 − m)·run + m·batch (the variance unbiased, as the batch's); 0 (after
    * init): off, the statistics come from calibration.  NULL: no batchnorm. */
   void (*set_bn_momentum)(void *state, double m);
+  /* data parallel (issue 17): the ranks (NULL, after init: one process).  Set,
+   * calib_end merges the ranks' calibration sums (each rank having gathered its
+   * share of the rows) in rank order, and in a model generated with sync_bn the
+   * training forward takes each batchnorm's mean and variance over all the
+   * ranks' rows and the backward sums its column sums over them.  NULL: no
+   * batchnorm. */
+  void (*set_ranks)(void *state, const BpRanks *r);
+  int sync_bn;              /* generated with --sync-bn (SyncBatchNorm's statistics) */
 } BpModel;
 
 /* ---- random numbers -------------------------------------------------------- *

@@ -151,6 +151,8 @@ typedef struct TrOpts {
   double lr_min;           /* --lr-min X: the cosine schedule's floor */
   double clip;             /* --clip X: gradient clipping by global norm (0: none) */
   double bn_momentum;      /* --bn-stats running: --bn-momentum X (0: calibrate instead) */
+  int sync_bn;             /* --sync-bn: batchnorm's batch statistics over the ranks */
+  int comm_stats;          /* --comm-stats: rank 0 prints the allreduces' count and time */
   double temperature;      /* --temperature X: sampling (default 1) */
   long top_k;              /* --top-k K: sample among the K largest logits (0: all) */
   long sample_len;         /* --sample-len N: tokens sampled from a stream model */
@@ -245,8 +247,14 @@ typedef struct TrMpi {
   int rank, size;
   int started;             /* -DBP_MPI: MPI_Init was called here; finalised at the end */
   FILE *out, *null;        /* rank > 0: tr_out before, and /dev/null in its place */
+  BpRanks ranks;           /* the model's view (set_ranks): --sync-bn, calibration */
+  double share;            /* this rank's share of the step's loss (--sync-bn's backward) */
+  /* --comm-stats: allreduces [0] of the gradients, [1] batchnorm's, [2] the rest */
+  long ncalls[3];
+  double secs[3], bytes[3];
 } TrMpi;
-static TrMpi tr_mpi = {NULL, {0, 1, NULL, NULL, NULL, NULL, NULL}, 0, 1, 0, NULL, NULL};
+static TrMpi tr_mpi = {NULL, {0, 1, NULL, NULL, NULL, NULL, NULL}, 0, 1, 0, NULL, NULL,
+                       {0, 1, NULL, NULL}, 1, {0}, {0}, {0}};
 static const BpComm *tr_comm_given;   /* bp_train_set_comm's, or NULL */
 
 static void tr_fail(Tr *tr, const char *fmt, ...) {
@@ -318,6 +326,12 @@ static const char tr_usage[] =
   "                      the lecture's: over the training split after training)\n"
   "                      or running (part 5's BatchNorm1d: each training step\n"
   "                      moves them by --bn-momentum X, default 0.1; var from 1)\n"
+  "  --sync-bn           MPI: batchnorm's batch mean and variance over all the\n"
+  "                      ranks' rows (SyncBatchNorm), not each rank's own (the\n"
+  "                      default, as DistributedDataParallel); the model must be\n"
+  "                      generated with it (bpgen run --sync-bn does)\n"
+  "  --comm-stats        MPI: at the end, rank 0 prints the allreduces' count, bytes\n"
+  "                      and time (the gradients', batchnorm's, the rest)\n"
   "  --seed N            init (seed), batches (seed+2), samples (seed+10)\n"
   "  --split-seed N      shuffle of the words before the 80/10/10 split, as Python's\n"
   "                      random.seed(N); random.shuffle(words) (default 42, the lecture's);\n"
@@ -469,7 +483,8 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
       v = eq + 1;
     }
     int flag = strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "--quiet") == 0 ||
-               strcmp(a, "--resume") == 0 || strcmp(a, "--argmax") == 0 || strcmp(a, "--json") == 0;
+               strcmp(a, "--resume") == 0 || strcmp(a, "--argmax") == 0 || strcmp(a, "--json") == 0 ||
+               strcmp(a, "--sync-bn") == 0 || strcmp(a, "--comm-stats") == 0;
     if (flag && v)
       tr_fail(tr, "%s takes no value ('%s'; see --help)", a, argv[i]);
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -483,6 +498,14 @@ static int tr_parse(Tr *tr, int argc, char **argv) {
     }
     if (strcmp(a, "--resume") == 0) {
       o->resume = 1;
+      continue;
+    }
+    if (strcmp(a, "--sync-bn") == 0 && tr->cmd == TR_TRAIN) {
+      o->sync_bn = 1;
+      continue;
+    }
+    if (strcmp(a, "--comm-stats") == 0 && tr->cmd == TR_TRAIN) {
+      o->comm_stats = 1;
       continue;
     }
     if (strcmp(a, "--json") == 0 && tr->cmd != TR_SAMPLE) {
@@ -1352,30 +1375,48 @@ static int tr_has_stats(const Tr *tr) {
   return 0;
 }
 
+/* The model's view of the ranks (set_ranks) on or off: on only around what
+ * every rank does at the same point (a training step's forward and backward
+ * under --sync-bn, calibration), so that a forward one rank runs alone (a NaN
+ * being named) never waits for the others. */
+static void tr_set_ranks(Tr *tr, int on) {
+  if (tr_mpi.size > 1 && tr->m->set_ranks)
+    tr->m->set_ranks(tr->state, on ? &tr_mpi.ranks : NULL);
+}
+
 /* Batchnorm statistics over the whole training split, the lecture's way: the
  * mean and unbiased variance of the batchnorm input over every training row.
- * Over MPI every rank gathers them over the whole split (the model keeps its
- * sums to itself, so the ranks cannot add theirs): the same statistics on
- * each, nothing to reduce. */
+ * Over MPI the batches are split over the ranks (batch j on rank j mod N; a
+ * stream window's N parts each on its rank), each rank merges its rows into
+ * the model's sums, and the model's calib_end merges the ranks' sums in rank
+ * order: the statistics of one process, to rounding, the same on every rank.
+ * A model without set_ranks (hand-written): every rank over the whole split. */
 static void tr_calibrate(Tr *tr) {
   if (!tr_has_stats(tr) || tr->o.bn_momentum > 0)   /* running statistics: nothing to gather */
     return;
   const TrSplit *s = &tr->split[0];
   size_t B = (size_t)tr->B;
+  int split = tr_mpi.size > 1 && tr->m->set_ranks;
+  tr_set_ranks(tr, 1);
   for (int pass = 0; pass < tr->m->calib_passes; pass++) {
     tr->m->calib_begin(tr->state, pass);
     for (size_t w = 0; tr->mode == TR_STREAM && w < s->n; w++)
-      for (int part = 0; part < tr_mpi.size; part++) {   /* MPI: the whole window on each rank */
+      for (int part = 0; part < tr_mpi.size; part++) {
+        if (split && part != tr_mpi.rank)
+          continue;
         tr_set_window_part(tr, s, w, part);
         tr->m->calib_accum(tr->state, tr->B);
       }
-    for (size_t i = 0; tr->mode != TR_STREAM && i < s->n; i += B) {
+    for (size_t i = 0, j = 0; tr->mode != TR_STREAM && i < s->n; i += B, j++) {
+      if (split && !tr_mpi_mine(j))
+        continue;
       int k = s->n - i < B ? (int)(s->n - i) : (int)B;
       tr_set_range(tr, s, i, k, i);
       tr->m->calib_accum(tr->state, k);
     }
     tr->m->calib_end(tr->state);
   }
+  tr_set_ranks(tr, 0);
 }
 
 /* ---- non-finite values ------------------------------------------------------ */
@@ -3138,9 +3179,51 @@ static void tr_mpi_roles(Tr *tr) {
   o->sample_len = 0;
 }
 
-static void tr_mpi_sum(Tr *tr, void *buf, size_t n, int f64, const char *what) {
-  if (tr_mpi.size > 1 && tr_mpi.c->allreduce_sum(buf, n, f64) != 0)
+/* An allreduce, counted and timed as kind k of --comm-stats (0: the gradients,
+ * 1: batchnorm's sums, 2: the rest). */
+static void tr_mpi_sum_as(Tr *tr, void *buf, size_t n, int f64, const char *what, int k) {
+  if (tr_mpi.size == 1)
+    return;
+  double t0 = tr_now();
+  if (tr_mpi.c->allreduce_sum(buf, n, f64) != 0)
     tr_fail(tr, "MPI_Allreduce of %s failed", what);
+  tr_mpi.secs[k] += tr_now() - t0;
+  tr_mpi.ncalls[k]++;
+  tr_mpi.bytes[k] += (double)n * (f64 ? 8 : 4);
+}
+
+static void tr_mpi_sum(Tr *tr, void *buf, size_t n, int f64, const char *what) {
+  tr_mpi_sum_as(tr, buf, n, f64, what, 2);
+}
+
+/* BpRanks.sum for the model (tr_set_ranks).  grads: the backward's sums of
+ * --sync-bn, each rank's weighed by its share of the global loss (sequences:
+ * its valid positions c, else equal), divided by this rank's: sum(c_r buf_r) /
+ * c, which the trainer's weighing of this rank's gradients by c / sum(c_r)
+ * makes the global batch's. */
+static void tr_ranks_sum(void *ctx, double *buf, size_t n, int grads) {
+  Tr *tr = (Tr *)ctx;
+  double c = tr_mpi.share;
+  if (grads && c != 1)
+    for (size_t i = 0; i < n; i++)
+      buf[i] *= c;
+  tr_mpi_sum_as(tr, buf, n, 1, "batchnorm's sums", 1);
+  if (grads && c != 1)
+    for (size_t i = 0; i < n; i++)
+      buf[i] /= c;
+}
+
+/* --comm-stats: rank 0's allreduces, at the end of the run. */
+static void tr_mpi_report(Tr *tr, double train_secs) {
+  if (!tr->o.comm_stats || tr_mpi.rank != 0)
+    return;
+  static const char *const kind[] = {"gradients", "batchnorm", "other"};
+  fprintf(stderr, "allreduce over %d rank%s (rank 0, training %.3f s):\n", tr_mpi.size,
+          tr_mpi.size == 1 ? "" : "s", train_secs);
+  for (int k = 0; k < 3; k++)
+    fprintf(stderr, "  %-9s %8ld calls %12.0f bytes each %10.3f ms each %9.3f s total\n", kind[k],
+            tr_mpi.ncalls[k], tr_mpi.ncalls[k] ? tr_mpi.bytes[k] / (double)tr_mpi.ncalls[k] : 0.0,
+            tr_mpi.ncalls[k] ? 1e3 * tr_mpi.secs[k] / (double)tr_mpi.ncalls[k] : 0.0, tr_mpi.secs[k]);
 }
 
 static void tr_mpi_bcast(Tr *tr, void *buf, size_t bytes, const char *what) {
@@ -3155,6 +3238,11 @@ static int tr_mpi_mine(size_t batch) { return batch % (size_t)tr_mpi.size == (si
  * must run the same model on the same data with the same options, then start
  * from rank 0's params, statistics, moments, step and batch stream. */
 static void tr_mpi_start(Tr *tr) {
+  tr_mpi.ranks.rank = tr_mpi.rank;
+  tr_mpi.ranks.size = tr_mpi.size;
+  tr_mpi.ranks.ctx = tr;
+  tr_mpi.ranks.sum = tr_ranks_sum;
+  tr_mpi.share = 1;
   if (tr_mpi.size == 1)
     return;
   const BpModel *m = tr->m;
@@ -3162,14 +3250,14 @@ static void tr_mpi_start(Tr *tr) {
   static const char *const what[] = {
     "the number of params", "the batch B", "the context T", "the state size", "the float type",
     "the data mode", "the training split's size", "the dev split's size", "--steps", "--optimizer",
-    "the seed", "--bn-stats"};
-  double mine[12] = {(double)m->nparam, tr->B, tr->T, (double)m->state_size, m->dtype, tr->mode,
+    "the seed", "--bn-stats", "--sync-bn"};
+  double mine[13] = {(double)m->nparam, tr->B, tr->T, (double)m->state_size, m->dtype, tr->mode,
                      (double)tr->split[0].n, (double)tr->split[1].n, (double)o->steps, o->adamw,
-                     (double)o->seed, o->bn_momentum};
-  double root[12];
+                     (double)o->seed, o->bn_momentum, o->sync_bn};
+  double root[13];
   memcpy(root, mine, sizeof root);
   tr_mpi_bcast(tr, root, sizeof root, "the run's sizes");
-  for (int k = 0; k < 12; k++)
+  for (int k = 0; k < 13; k++)
     if (root[k] != mine[k])
       tr_fail(tr, "%s is %.17g here but %.17g on rank 0: every rank must run the same spec, "
               "-D values, data and options", what[k], mine[k], root[k]);
@@ -3189,8 +3277,9 @@ static void tr_mpi_start(Tr *tr) {
     tr_mpi_bcast(tr, tr->mom_v, m->nparam * tr->esize, "the AdamW moments");
   }
   if (!o->quiet)
-    fprintf(stderr, "data parallel: %d ranks (%s), %d rows each, %d a step\n", tr_mpi.size,
-            tr_mpi.c->what, tr->B, tr->B * tr_mpi.size);
+    fprintf(stderr, "data parallel: %d ranks (%s), %d rows each, %d a step%s\n", tr_mpi.size,
+            tr_mpi.c->what, tr->B, tr->B * tr_mpi.size,
+            o->sync_bn ? "; batchnorm statistics over the ranks" : "");
 }
 
 /* Step rows: the global batch's size*B draws from the one stream, this
@@ -3225,7 +3314,7 @@ static double tr_mpi_grads(Tr *tr, double loss) {
     for (size_t i = 0; i < m->nparam; i++)
       ((float *)g)[i] *= wf;
   }
-  tr_mpi_sum(tr, g, m->nparam, m->dtype == BP_F64, "the gradients");
+  tr_mpi_sum_as(tr, g, m->nparam, m->dtype == BP_F64, "the gradients", 0);
   return lc[1] > 0 ? lc[0] / lc[1] : loss;
 }
 
@@ -3269,7 +3358,8 @@ static void tr_mpi_after_step(Tr *tr) {
   if (tr_mpi.size == 1)
     return;
   const BpModel *m = tr->m;
-  if (tr->o.bn_momentum > 0)   /* running statistics: their mean over the ranks */
+  if (tr->o.bn_momentum > 0 && !tr->o.sync_bn)   /* running statistics: their mean over the ranks
+                                                  * (--sync-bn: the same on every rank already) */
     for (int i = 0; i < m->ntensors; i++) {
       const BpTensor *t = &m->tensors[i];
       if (t->kind != BP_STAT)
@@ -3699,9 +3789,16 @@ static void tr_train(Tr *tr) {
         tr_mpi_draw_rows(tr, s);
       tr_set_rows(tr, s, tr->idx);
     }
+    int sync = tr->o.sync_bn && tr_mpi.size > 1;   /* the ranks' batch statistics */
+    if (sync)
+      tr_mpi.share = tr->mode == TR_SEQ ? (double)tr_valid_count(tr) : 1;
+    tr_set_ranks(tr, sync);
     loss = m->forward(tr->state);
+    tr_set_ranks(tr, 0);
     tr_check_loss(tr, loss);
+    tr_set_ranks(tr, sync);
     tr_backward(tr, i);
+    tr_set_ranks(tr, 0);
     tr_check_grads(tr);
     loss = tr_mpi_grads(tr, loss);
     if (o->clip > 0)
@@ -4329,6 +4426,13 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
     tr_load(tr, o->load);
     fprintf(tr_out, "loaded %s at step %ld\n", o->load, tr->step);
   }
+  if (o->sync_bn && !m->set_ranks)
+    tr_fail(tr, "--sync-bn: model %s has no batchnorm", m->name);
+  if (o->sync_bn && !m->sync_bn)
+    tr_fail(tr, "--sync-bn: model %s was generated without it (bpgen run --sync-bn, or bpgen SPEC "
+            "--trainer --sync-bn)", m->name);
+  if (o->sync_bn && tr_mine_fn)
+    tr_fail(tr, "--sync-bn: your backward() does not sum batchnorm's column sums over the ranks");
   tr_mpi_start(tr);
   if (o->log)
     tr_open_log(tr);
@@ -4347,6 +4451,7 @@ int bp_train_main(const BpModel *m, int argc, char **argv) {
     tr->log = NULL;
   }
   tr_calibrate(tr);
+  tr_mpi_report(tr, el);
   if (o->save)
     tr_save(tr, o->save);
   double ltr = tr_split_loss(tr, &tr->split[0]), ldev = tr_split_loss(tr, &tr->split[1]);

@@ -983,6 +983,58 @@ if command -v mpirun >/dev/null 2>&1; then
   t "mpi: trainer, 2 ranks = 1"     0 "max" close "$T/dpt1.csv" "$T/dpt2.csv" 1e-12
   t "mpi: trainer without MPI refuses" 1 "built without MPI: each rank would train alone" \
     $MPI -np 2 "$T/dpt1" $TA
+  # --sync-bn (SyncBatchNorm): a batchnorm's batch mean and variance over all
+  # N*B rows, so N ranks of batch B train as one process of batch N*B does
+  # (without --sync-bn: each rank's own statistics, which differ); the lecture's
+  # spec and a chain of batchnorms (tests/fixtures/bnchain.spec), the dev
+  # losses after the split calibration included
+  BC=${BPGEN_FIXTURES:-tests/fixtures}/bnchain.spec
+  for sp in "$SPECS/makemore.spec" "$BC"; do
+    nm=$(basename "$sp" .spec)
+    SB="$BPGEN run $sp --data $W --steps 40 --lr-schedule constant --eval-every 10 --samples 3 --quiet --dtype f64"
+    $SB -D B=6 --log "$T/sb1.csv" >"$T/sb1.out" 2>&1
+    $MPI -np 2 $SB -D B=3 --sync-bn --log "$T/sb2.csv" >"$T/sb2.out" 2>&1
+    t "mpi: --sync-bn, $nm, 2 ranks = 1 of batch 2B (f64)" 0 "max" close "$T/sb1.csv" "$T/sb2.csv" 1e-12
+    $MPI -np 3 $SB -D B=2 --sync-bn --log "$T/sb3.csv" >/dev/null 2>&1
+    t "mpi: --sync-bn, $nm, 3 ranks = 1 of batch 3B (f64)" 0 "max" close "$T/sb1.csv" "$T/sb3.csv" 1e-12
+    grep -v '^model:' "$T/sb1.out" >"$T/sbo1"
+    grep -v '^model:' "$T/sb2.out" >"$T/sbo2"
+    t "mpi: --sync-bn, $nm, results as 1 process" 0 "" cmp "$T/sbo1" "$T/sbo2"
+    $MPI -np 2 $SB -D B=3 --log "$T/sbp.csv" >/dev/null 2>&1
+    t "mpi: $nm without --sync-bn: per-rank statistics differ" 1 "max" close "$T/sb1.csv" "$T/sbp.csv" 1e-3
+  done
+  SB="$BPGEN run $SPECS/makemore.spec --data $W --steps 40 --lr-schedule constant --eval-every 10 --samples 0 --quiet"
+  $SB -D B=6 --log "$T/sf1.csv" >/dev/null 2>&1
+  $MPI -np 2 $SB -D B=3 --sync-bn --log "$T/sf2.csv" >/dev/null 2>&1
+  t "mpi: --sync-bn, 2 ranks = 1 of batch 2B (f32)" 0 "max" close "$T/sf1.csv" "$T/sf2.csv" 2e-6
+  # a batch one process runs as a fused batchnorm layer (bp_bnlayer_*, N*D >=
+  # 65536): --sync-bn runs it node by node
+  SB="$BPGEN run $SPECS/makemore.spec --data $W --steps 4 --lr-schedule constant --samples 0 --quiet --dtype f64 -D H=128"
+  $SB -D B=512 --log "$T/sl1.csv" >/dev/null 2>&1
+  $MPI -np 2 $SB -D B=256 --sync-bn --log "$T/sl2.csv" >/dev/null 2>&1
+  t "mpi: --sync-bn, a fused layer's batch (f64)" 0 "max" close "$T/sl1.csv" "$T/sl2.csv" 1e-12
+  # the calibration is split over the ranks: each batchnorm's sums merged once
+  # (bnchain: 4 batchnorms, one calibration), and the dev loss that follows is
+  # one process's (the logs above)
+  t "mpi: calibration split over the ranks" 0 "batchnorm +4 calls" \
+    $MPI -np 2 $BPGEN run "$BC" --data "$W" -D B=3 --steps 3 --samples 0 --comm-stats
+  t "mpi: --comm-stats: the gradients' allreduce" 0 "gradients +3 calls +4328 bytes each" \
+    $MPI -np 2 $BPGEN run "$BC" --data "$W" -D B=3 --steps 3 --samples 0 --comm-stats
+  # the --trainer program generated with --sync-bn, built with mpicc
+  $BPGEN "$BC" -D V=6 -D B=3 --dtype f64 --trainer --sync-bn -o "$T/sbt.c"
+  $BPGEN "$BC" -D V=6 -D B=6 --dtype f64 --trainer -o "$T/sbt1.c"
+  TS="--data $W --steps 40 --lr-schedule constant --eval-every 10 --samples 0 --quiet"
+  t "mpi: --sync-bn trainer builds with mpicc" 0 "" mpicc -O1 -DBP_MPI -o "$T/sbt" "$T/sbt.c" -lm -lpthread
+  t "mpi: bnchain trainer builds" 0 "" gcc -O1 -o "$T/sbt1" "$T/sbt1.c" -lm -lpthread
+  "$T/sbt1" $TS --log "$T/sbt1.csv" >/dev/null 2>&1
+  $MPI -np 2 "$T/sbt" $TS --sync-bn --log "$T/sbt2.csv" >/dev/null 2>&1
+  t "mpi: --sync-bn trainer, 2 ranks = 1" 0 "max" close "$T/sbt1.csv" "$T/sbt2.csv" 1e-12
+  t "mpi: --sync-bn needs a model made for it" 1 "model bnchain was generated without it" \
+    "$T/sbt1" $TS --sync-bn
+  t "mpi: --sync-bn without batchnorm" 1 "--sync-bn: model dp has no batchnorm" \
+    $BPGEN run "$T/dp.spec" --data "$W" --steps 1 --sync-bn
+  t "mpi: --sync-bn and --mine" 1 "--sync-bn and --mine" \
+    $BPGEN run "$SPECS/makemore.spec" --data "$W" --steps 1 --sync-bn --mine /dev/null
 fi
 # ---- end of issue 17 (MPI) -----------------------------------------------------------
 

@@ -109,7 +109,7 @@ static void tamper_backward(void *st) {
 static int check_tampered(bool set, double dp0, double q_scale, const char **table) {
   Graph *g = parse_spec(src_from_string("inf.spec", inf_spec), NULL, 0);
   grad_build(g);
-  EmitOptions opt = {DT_F32, "check", true, false};
+  EmitOptions opt = {DT_F32, "check", true, false, false};
   Jit *j = jit_compile(emit_c(g, &opt, NULL), "inf.spec");
   inner = jit_symbol(j, "check_model");
   ck_assert(inner != NULL && inner->dtype == BP_F32);

@@ -43,7 +43,7 @@ static Graph *load_spec(const char *path) {
 }
 
 static const char *emit(Graph *g, DType dt, const char *prefix, bool jit, char **header) {
-  EmitOptions opt = {dt, prefix, jit, false};
+  EmitOptions opt = {dt, prefix, jit, false, false};
   return emit_c(g, &opt, header);
 }
 
@@ -120,7 +120,7 @@ START_TEST(every_compiler_builds_every_spec) {
         run(arena_printf("cd %s && g++ -Wall -Wextra -Werror -c user.cpp -o usercc.o"
                          " && g++ -o usercc usercc.o model.o -lm -lpthread && ./usercc", tmpdir));
       check_so(g, arena_printf("%s/model%d.so", tmpdir, i * 2 + dt), what);
-      EmitOptions topt = {(DType)dt, "model", false, true};
+      EmitOptions topt = {(DType)dt, "model", false, true, false};
       write_text(arena_printf("%s/train.c", tmpdir), trainer_source(g, &topt));
       run(arena_printf("cd %s && %s -o train train.c -lm -lpthread", tmpdir, cc));
     }
@@ -285,7 +285,7 @@ START_TEST(dtype_and_jit_variant) {
   ck_assert(strstr(d, "#define BP_S f32\n") && strstr(d, "#define BP_S f64\n"));
   /* the trainer, for gcc and for libtcc, too: runtime/npy_parse.h pasted in, framed by #line */
   for (int jit = 0; jit < 2; jit++) {
-    EmitOptions topt = {DT_F32, "m", jit, false};
+    EmitOptions topt = {DT_F32, "m", jit, false, false};
     const char *t = trainer_source(g, &topt);
     ck_assert_msg(strstr(t, "#include \"") == NULL, "the trainer includes a project file");
     const char *np = strstr(t, "#line 1 \"runtime/npy_parse.h\"\n/* npy_parse.h:");

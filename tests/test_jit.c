@@ -213,7 +213,7 @@ static Model load(const char *text, DType dt, const char *prefix) {
   Model md = {0};
   md.g = parse_text(text);
   grad_build(md.g);
-  EmitOptions opt = {dt, prefix, true, false};
+  EmitOptions opt = {dt, prefix, true, false, false};
   md.jit = jit_compile(emit_c(md.g, &opt, NULL), "test.spec");
   md.m = jit_symbol(md.jit, arena_printf("%s_model", prefix));
   ck_assert(md.m != NULL);
@@ -414,7 +414,7 @@ static const char *emit_error(const char *text, long B, long H, bool jit) {
   DimOverride ovr[2] = {{"B", B, false}, {"H", H, false}};
   Graph *g = parse_spec(src_from_string("big.spec", text), ovr, 2);
   grad_build(g);
-  EmitOptions opt = {DT_F32, "big", jit, false};
+  EmitOptions opt = {DT_F32, "big", jit, false, false};
   if (setjmp(jb)) {
     error_catch(NULL);
     return arena_strndup(error_text(), strlen(error_text()));
@@ -518,7 +518,7 @@ START_TEST(cross_entropy_ignored_targets) {
     for (int all = 0; all < 2; all++) {
       Graph *g = parse_text(seq_spec);
       grad_build(g);
-      EmitOptions opt = {dt ? DT_F64 : DT_F32, "seq", true, false};
+      EmitOptions opt = {dt ? DT_F64 : DT_F32, "seq", true, false, false};
       Jit *j = jit_compile(emit_c(g, &opt, NULL), "seq.spec");
       const BpModel *m = jit_symbol(j, "seq_model");
       void *st = calloc(1, m->state_size);
@@ -631,7 +631,7 @@ static DimOverride wide[2] = {{"B", 256, false}, {"H", 300, false}};
 static const char *emitted(const char *text, DType dt) {
   Graph *g = parse_spec(src_from_string("wide.spec", text), wide, 2);
   grad_build(g);
-  EmitOptions opt = {dt, "wide", true, false};
+  EmitOptions opt = {dt, "wide", true, false, false};
   return emit_c(g, &opt, NULL);
 }
 
@@ -647,7 +647,7 @@ START_TEST(layer_matches_reference) {
   /* the lecture's own sizes stay node by node (the passes fit in cache) */
   Graph *g = parse_text(lecture());
   grad_build(g);
-  EmitOptions opt = {DT_F32, "lec", true, false};
+  EmitOptions opt = {DT_F32, "lec", true, false, false};
   ck_assert(strstr(emit_c(g, &opt, NULL), "\n  bp_bnlayer") == NULL);
 }
 END_TEST
@@ -656,7 +656,7 @@ static Model load_wide(DType dt, const char *prefix) {
   Model md = {0};
   md.g = parse_spec(src_from_string("wide.spec", lecture()), wide, 2);
   grad_build(md.g);
-  EmitOptions opt = {dt, prefix, true, false};
+  EmitOptions opt = {dt, prefix, true, false, false};
   md.jit = jit_compile(emit_c(md.g, &opt, NULL), "wide.spec");
   md.m = jit_symbol(md.jit, arena_printf("%s_model", prefix));
   ck_assert(md.m != NULL);

@@ -181,7 +181,7 @@ static int train(int L, const char **err, ...) {
                        {"Vp", 8, false}, {"L", L, false}, {"NH", 2, false}, {"C", 4, false}};
   Graph *g = load_spec_with(arena_printf("%s/gpt2.spec", specs_dir()), ovr, 8);
   grad_build(g);
-  EmitOptions opt = {DT_F32, "gpt2", true, false};
+  EmitOptions opt = {DT_F32, "gpt2", true, false, false};
   Jit *j = jit_compile(trainer_source(g, &opt), "gpt2.spec");
   TrainMain *fn = (TrainMain *)jit_symbol(j, "bp_train_main");
   const BpModel *m = jit_symbol(j, "gpt2_model");

@@ -76,7 +76,7 @@ START_TEST(names_gcc_build) {
   const char *dir = tests_tmpdir("names");
   for (int dt = 0; dt < 2; dt++) {
     Graph *g = adversary_graph();
-    EmitOptions opt = {(DType)dt, "model", false, false};
+    EmitOptions opt = {(DType)dt, "model", false, false, false};
     char *header;
     const char *src = emit_c(g, &opt, &header);
     write_text(arena_printf("%s/model.c", dir), src);
@@ -147,7 +147,7 @@ START_TEST(macros_of_emitted_files_are_reserved) {
     for (int jit = 0; jit < 2; jit++) {
       Graph *g = parse_spec(read_src(paths[i]), NULL, 0);
       grad_build(g);
-      EmitOptions opt = {DT_F32, "model", jit, false};
+      EmitOptions opt = {DT_F32, "model", jit, false, false};
       write_text(arena_printf("%s/m.c", dir), jit ? trainer_source(g, &opt) : emit_c(g, &opt, NULL));
       static const char *const ccs[] = {"gcc -std=c99", "gcc -std=gnu11 -march=native", "clang -std=c99",
                                         "tcc"};
@@ -194,7 +194,7 @@ START_TEST(paths_stay_text) {
     write_text(path, spec);
     Graph *g = parse_spec(read_src(path), NULL, 0);
     grad_build(g);
-    EmitOptions opt = {DT_F32, "model", false, false};
+    EmitOptions opt = {DT_F32, "model", false, false, false};
     char *header;
     write_text(arena_printf("%s/model.c", sub), emit_c(g, &opt, &header));
     write_text(arena_printf("%s/model.h", sub), header);
@@ -219,7 +219,7 @@ START_TEST(output_linear_in_spec) {
   char *spec = buf_done(&b);
   Graph *g = parse_text(spec);
   grad_build(g);
-  EmitOptions opt = {DT_F32, "model", true, false};
+  EmitOptions opt = {DT_F32, "model", true, false, false};
   size_t out = strlen(emit_c(g, &opt, NULL)), in = strlen(spec);
   ck_assert_msg(out < 400 * in, "%zu bytes of C from %zu bytes of spec", out, in);
 

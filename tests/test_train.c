@@ -988,7 +988,7 @@ START_TEST(t_spec_gcc_vs_jit) {
   DimOverride ovr[] = {{"V", 6, false}, {"H", 16, false}, {"B", 8, false}};
   Graph *g = parse_spec(read_src(arena_printf("%s/makemore.spec", specs_dir())), ovr, 3);
   grad_build(g);
-  EmitOptions gopt = {DT_F32, "makemore", false, true};
+  EmitOptions gopt = {DT_F32, "makemore", false, true, false};
   const char *csrc = tmp_path("train.c"), *bin = tmp_path("train");
   const char *text = trainer_source(g, &gopt);
   write_file("train.c", text, strlen(text));
@@ -998,7 +998,7 @@ START_TEST(t_spec_gcc_vs_jit) {
                                   fixture_words());
   ck_assert_int_eq(system(arena_printf("%s %s --log %s > %s", bin, args, a, tmp_path("gcc.out"))), 0);
 
-  EmitOptions jopt = {DT_F32, "makemore", true, false};
+  EmitOptions jopt = {DT_F32, "makemore", true, false, false};
   Jit *j = jit_compile(trainer_source(g, &jopt), "makemore.spec");
   int (*fn)(const BpModel *, int, char **) =
     (int (*)(const BpModel *, int, char **))jit_symbol(j, "bp_train_main");
@@ -1203,7 +1203,7 @@ END_TEST
  * index the trainer cannot check itself (makemore's C[X]) is found by the
  * forward pass over the data and reported with file and row. */
 static int jit_train(Graph *g, const char *prefix, const char *errfile, const char *outfile, ...) {
-  EmitOptions jopt = {DT_F32, prefix, true, false};
+  EmitOptions jopt = {DT_F32, prefix, true, false, false};
   Jit *j = jit_compile(trainer_source(g, &jopt), prefix);
   int (*fn)(const BpModel *, int, char **) =
     (int (*)(const BpModel *, int, char **))jit_symbol(j, "bp_train_main");
