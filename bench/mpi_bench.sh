@@ -49,7 +49,7 @@ steps() { awk -v n="$1" -v s="$scale" 'BEGIN { v = int(n * s); print v < 2 ? 2 :
 msstep() { awk -v n="$2" '/^allreduce over/ { for (i = 1; i < NF; i++) if ($i == "training") printf "%.3f", 1000 * $(i + 1) / n }' "$1"; }
 
 echo "load before: $(uptime | sed 's/.*load average: //')"
-printf '| spec | global batch | 1 rank, 1 thread ms/step | 1 rank, 2 threads | 2 ranks of 1 thread | 2 ranks / 1 rank | gradient bytes/step | allreduce ms (rank 0) |\n'
+printf '| spec | global batch | 1 rank, 1 thread ms/step | 1 rank, 2 threads | 2 ranks of 1 thread | speed-up, 2 ranks vs 1 rank of 1 thread | gradient bytes/step | allreduce ms (rank 0) |\n'
 printf '|---|---|---|---|---|---|---|---|\n'
 for cfg in gpt2 makemore; do
   if [ "$cfg" = gpt2 ]; then
@@ -68,9 +68,9 @@ for cfg in gpt2 makemore; do
   $MPI -np 2 $run -D B=$H --steps "$n" --comm-stats >"$d/mpi.out" 2>&1
   a=$(msstep "$d/one.out" "$n") b=$(msstep "$d/two.out" "$n") c=$(msstep "$d/mpi.out" "$n")
   gb=$(awk '$1 == "gradients" { print $4 }' "$d/mpi.out")
-  gt=$(awk '$1 == "gradients" { print $6 }' "$d/mpi.out")
-  ratio=$(awk -v a="$a" -v c="$c" 'BEGIN { if (c > 0) printf "%.2f", a / c; else print "n/a" }')
-  printf '| %s | %d (%d steps) | %s | %s | %s | %s× faster | %s | %s |\n' "$cfg" "$G" "$n" "${a:-n/a}" \
+  gt=$(awk '$1 == "gradients" { print $7 }' "$d/mpi.out")
+  ratio=$(awk -v a="$a" -v c="$c" 'BEGIN { if (c > 0) printf "%.2f×", a / c; else print "n/a" }')
+  printf '| %s | %d (%d steps) | %s | %s | %s | %s | %s | %s |\n' "$cfg" "$G" "$n" "${a:-n/a}" \
     "${b:-n/a}" "${c:-n/a}" "$ratio" "${gb:-n/a}" "${gt:-n/a}"
   for f in one two mpi; do
     grep -q '^allreduce over' "$d/$f.out" || { echo "mpi_bench: the $cfg run ($f) failed:" >&2; tail -5 "$d/$f.out" >&2; }
