@@ -16,9 +16,10 @@
 #    PyTorch's, else the model is not timed and the script fails;
 # 2. R rounds (default 3), one after the other: seq_step (the gcc file built
 #    with gcc -O3 -march=native and the libtcc build, interleaved, median of
-#    11 rounds of wall time), then PyTorch (median of 200 single steps after
-#    10 of warm-up), 1 thread each (torch.set_num_threads(1), OpenBLAS and OMP
-#    at 1); the table has the median of the R medians of each;
+#    11 rounds), then PyTorch (median of 200 single steps after 10 of
+#    warm-up), 1 thread each (torch.set_num_threads(1), OpenBLAS and OMP at
+#    1); the table has the median of the R medians of each, in the process's
+#    CPU time (the host is shared), and a line the same in wall time;
 # 3. memory: bpgen's state (the model's state_size, plus AdamW's two moments)
 #    and the peak RSS (/usr/bin/time %M) of a training process of S steps
 #    (default 210, as many as PyTorch's timed run): `bpgen run` (libtcc: the
@@ -75,6 +76,7 @@ kb() { tail -1 "$1"; }
 
 rows=$work/rows.txt
 : >"$rows"
+: >"$work/wall_lines.txt"
 rc=0
 for model in wavenet transformer; do
   spec=specs/$model.spec
@@ -107,6 +109,7 @@ for model in wavenet transformer; do
   : >"$d/gcc.txt"
   : >"$d/tcc.txt"
   : >"$d/torch.txt"
+  : >"$d/wall.txt"
   r=0
   while [ $r -lt "$rounds" ]; do
     # shellcheck disable=SC2086
@@ -115,6 +118,8 @@ for model in wavenet transformer; do
     awk '$1 == "ms" && $2 == "tcc" {print $3}' "$d/step.txt" >>"$d/tcc.txt"
     torch_run $model "$d/init" --steps $((mem_steps - 10)) --warmup 10 >"$d/torch_run.txt"
     awk '$1 == "ms" {print $2}' "$d/torch_run.txt" >>"$d/torch.txt"
+    awk '$1 == "wall" {printf "%s%s", sep, ($2 == "gcc" || $2 == "tcc") ? $3 : $2; sep = " "} END {print ""}' \
+      "$d/step.txt" "$d/torch_run.txt" >>"$d/wall.txt"
     r=$((r + 1))
   done
   t_gcc=$(median <"$d/gcc.txt")
@@ -134,11 +139,15 @@ for model in wavenet transformer; do
   # shellcheck disable=SC2086
   /usr/bin/time -f %M -o "$d/rss_gcc.txt" "$d/train" --data "$words" $topt --steps "$mem_steps" \
     --samples 0 --quiet >/dev/null
+  w_tcc=$(awk '{print $2}' "$d/wall.txt" | median)
+  w_gcc=$(awk '{print $1}' "$d/wall.txt" | median)
+  w_torch=$(awk '{print $3}' "$d/wall.txt" | median)
+  echo "$model: wall time, ms per step: bpgen libtcc $w_tcc, gcc file $w_gcc, PyTorch $w_torch" >>"$work/wall_lines.txt"
   echo "$model|$t_tcc|$t_gcc|$t_torch|$state|$(kb "$d/rss_tcc.txt")|$(kb "$d/rss_gcc.txt")|$torch_rss|$allocs" >>"$rows"
 done
 
 echo
-echo "Sequence models, forward + backward + optimiser, ms per step, 1 thread; load before: $load0"
+echo "Sequence models, forward + backward + optimiser, ms of CPU time per step, 1 thread; load before: $load0"
 echo "| spec (config; optimiser) | bpgen libtcc | bpgen gcc file | PyTorch eager | PyTorch / libtcc | PyTorch / gcc | target | bpgen state | peak RSS bpgen run (libtcc) | peak RSS gcc trainer | peak RSS PyTorch | allocations in 10 steps |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 awk -F'|' '{
@@ -146,10 +155,11 @@ awk -F'|' '{
   tgt = $1 == "wavenet" ? "≥ 10×" : "≥ 4×"
   printf "| %s | %.3f | %.3f | %.3f | %.2f× | %.2f× | %s | %.2f MB | %.1f MB | %.1f MB | %.1f MB | %s |\n",
     cfg, $2, $3, $4, $4 / $2, $4 / $3, tgt, $5 / 1e6, $6 / 1024, $7 / 1024, $8 / 1024, $9 }' "$rows"
+cat "$work/wall_lines.txt"
 echo "PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)'), float32, its BLAS: ${tblas_used:-?}"
 case ${tblas_used:-} in
   */blas/libblas.so*) echo "seq_bench: warning: PyTorch ran on the reference BLAS (libblas3): its column is not PyTorch at its best (--torch-blas DIR, or install libopenblas0)" >&2 ;;
 esac
 echo "load after: $(uptime | sed 's/.*load/load/')"
-echo "(median of $rounds rounds; bpgen: each round the median of 11 interleaved rounds of wall time, build/bench/seq_step; PyTorch: the median of $((mem_steps - 10)) timed steps; peak RSS: $mem_steps training steps; state: state_size + optimiser moments; work dir $work)"
+echo "(median of $rounds rounds, CPU time; bpgen: each round the median of 11 interleaved rounds, build/bench/seq_step; PyTorch: the median of $((mem_steps - 10)) timed single steps; peak RSS: $mem_steps training steps; state: state_size + optimiser moments; work dir $work)"
 exit $rc

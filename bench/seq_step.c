@@ -8,7 +8,9 @@
  *   tcc  the same model compiled in memory by libtcc (what `bpgen run` runs).
  * Both start from the same init (--seed) and one batch of inputs drawn in
  * range (runtime/ref.c's ref_draw_input), are timed interleaved (gcc, tcc,
- * gcc, ...) in rounds of wall time, and the median round is reported.  The
+ * gcc, ...) in rounds, and the median round is reported: in the process's CPU
+ * time (the host is shared: wall time would count the other processes'
+ * slices; one thread, so CPU time is the step's time), and in wall time.  The
  * optimiser is the model's own: sgd_step(lr), or <prefix>_adamw_step (torch's
  * AdamW) with moments held here.  Also: whether a step allocates (malloc,
  * calloc, realloc counted while steps run), the state's bytes, and the first
@@ -22,7 +24,7 @@
  * i4), for bench/torch_seq_step.py to compute the same two losses.  --info:
  * only the state's size (libtcc build, no timing).  Output, one figure a line:
  *   state BYTES / moments BYTES / nparam N / loss0 gcc|tcc X / loss1 gcc|tcc X /
- *   ms gcc|tcc MEDIAN MIN MAX / allocs N / rounds N
+ *   ms gcc|tcc MEDIAN MIN MAX (CPU time) / wall gcc|tcc MEDIAN / allocs N / rounds N
  * Not a test.  Build: make build/bench/seq_step */
 #include "bpgen.h"
 #include "bp_runtime.h"
@@ -55,11 +57,13 @@ void *realloc(void *p, size_t n) {
   return __libc_realloc(p, n);
 }
 
-static double now(void) {
+static double clock_s(clockid_t c) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(c, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+static double now(void) { return clock_s(CLOCK_PROCESS_CPUTIME_ID); }
+static double wall(void) { return clock_s(CLOCK_MONOTONIC); }
 
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -94,10 +98,13 @@ static void step(Inst *in) {
     in->m->sgd_step(in->st, opt->lr);
 }
 
-static double time_steps(Inst *in, long n) {
-  double t0 = now();
+/* CPU seconds per step over n steps; *w: wall seconds per step */
+static double time_steps(Inst *in, long n, double *w) {
+  double t0 = now(), w0 = wall();
   for (long i = 0; i < n; i++)
     step(in);
+  if (w)
+    *w = (wall() - w0) / (double)n;
   return (now() - t0) / (double)n;
 }
 
@@ -281,16 +288,19 @@ int main(int argc, char **argv) {
 
   /* steps per round from a calibration */
   step(&gi), step(&ti);
-  long ng = (long)(round_s / time_steps(&gi, 3)) + 1, nt = (long)(round_s / time_steps(&ti, 3)) + 1;
-  double tg[99], tt[99];
+  long ng = (long)(round_s / time_steps(&gi, 3, NULL)) + 1, nt = (long)(round_s / time_steps(&ti, 3, NULL)) + 1;
+  double tg[99], tt[99], wg[99], wt[99];
   for (int k = 0; k < rounds; k++) {
-    tg[k] = time_steps(&gi, ng);
-    tt[k] = time_steps(&ti, nt);
+    tg[k] = time_steps(&gi, ng, &wg[k]);
+    tt[k] = time_steps(&ti, nt, &wt[k]);
   }
   qsort(tg, (size_t)rounds, sizeof(double), cmp_double);
   qsort(tt, (size_t)rounds, sizeof(double), cmp_double);
+  qsort(wg, (size_t)rounds, sizeof(double), cmp_double);
+  qsort(wt, (size_t)rounds, sizeof(double), cmp_double);
   printf("ms gcc %.4f %.4f %.4f\n", 1e3 * tg[rounds / 2], 1e3 * tg[0], 1e3 * tg[rounds - 1]);
   printf("ms tcc %.4f %.4f %.4f\n", 1e3 * tt[rounds / 2], 1e3 * tt[0], 1e3 * tt[rounds - 1]);
+  printf("wall gcc %.4f\nwall tcc %.4f\n", 1e3 * wg[rounds / 2], 1e3 * wt[rounds / 2]);
   printf("rounds %d\n", rounds);
 
   /* a step allocates nothing, in either build */

@@ -16,11 +16,13 @@ lectures write it: zero_grad (set to None), forward, backward, the optimiser:
                through F.linear, NewGELU, masked_fill(-inf) before the softmax;
                torch.optim.AdamW(lr 5e-4, betas (0.9, 0.99), eps 1e-8, weight
                decay 0.01), makemore's
-Timed on the wall clock after WARMUP steps, one step at a time.  Prints
+Timed one step at a time after WARMUP steps, in the process's CPU time (the
+host is shared; one thread) and on the wall clock.  Prints
 
   loss0 <the first step's loss>
   loss1 <the loss after one update, on the same batch>
-  ms <median> <min> <max>
+  ms <median> <min> <max>      (CPU time)
+  wall <median>
   maxrss_kb <this process's peak RSS, getrusage ru_maxrss, after WARMUP+N steps>
   blas <the BLAS library this process loaded>
 
@@ -137,17 +139,20 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     step = {"wavenet": wavenet, "transformer": transformer}[a.model](a.dir)
-    ms = []
+    ms, wall = [], []
     for s in range(max(a.warmup, 2) + a.steps):
-        t0 = time.perf_counter()
+        t0, w0 = time.process_time(), time.perf_counter()
         loss = step()
-        t1 = time.perf_counter()
+        t1, w1 = time.process_time(), time.perf_counter()
         if s < 2:
             print(f"loss{s} {loss.item():.6f}")
         if s >= max(a.warmup, 2):
             ms.append(1e3 * (t1 - t0))
+            wall.append(1e3 * (w1 - w0))
     ms.sort()
+    wall.sort()
     print(f"ms {ms[len(ms) // 2]:.4f} {ms[0]:.4f} {ms[-1]:.4f}")
+    print(f"wall {wall[len(wall) // 2]:.4f}")
     print(f"maxrss_kb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}")
     with open("/proc/self/maps") as f:
         libs = sorted({ln.split()[-1] for ln in f if "blas" in ln.split()[-1]})
