@@ -1020,10 +1020,8 @@ static inline int bp_bn_rows_vec_f64_(int N, long D, int w, const double *x, con
  * s1, s2, then dx and its sum.  Every column's arithmetic is the same in any
  * lane, so any split of the columns at multiples of 16 gives the same bits.
  * Many rows keep the row-wise passes below (walking 16-column blocks down 1024
- * rows defeats the streaming the large case needs).  128 rows: wavenet.spec's
- * first batchnorm ([32, 4, 128] as 128 rows), 7.0 -> 5.9 us forward and 6.0 ->
- * 4.2 us backward against the row-wise passes.  0: not done here. */
-#define BP_BN_SMALL_N 128
+ * rows defeats the streaming the large case needs).  0: not done here. */
+#define BP_BN_SMALL_N 64
 #if defined(__AVX512F__)
 static inline __mmask16 bp_mask16_(int n) {
   return (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
