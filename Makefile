@@ -180,6 +180,11 @@ build/bench/step: bench/step.c $(OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -O2 -o $@ bench/step.c $(OBJS) $(LIBS)
 
+# The sequence models' step against PyTorch (bench/seq_step.c, bench/seq_bench.sh).
+build/bench/seq_step: bench/seq_step.c $(OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -O2 -o $@ bench/seq_step.c $(OBJS) $(LIBS)
+
 # Where a step's time goes, per block of forward and backward (bench/jit_times.c).
 build/bench/jit_times: bench/jit_times.c $(OBJS)
 	@mkdir -p $(@D)

@@ -26,7 +26,11 @@
 #    time of a run of 2+N steps minus that of a run of 2 steps, divided by N
 #    (removes start-up and compile); the median of 3 such pairs.  bpgen's
 #    column is thus a mean over N steps, llm.c's and PyTorch's a median of
-#    single steps.
+#    single steps;
+# 4. memory, 1 thread: bpgen's state (the model's state_size, from
+#    build/bench/seq_step --info, plus AdamW's two moments) and the peak RSS
+#    (/usr/bin/time %M) of an N-step run of each bpgen build and of PyTorch's
+#    timed run (3 + N steps; interpreter and torch included).
 # PyTorch's speed is its BLAS's: Debian's torch calls libblas.so.3, which is
 # the reference BLAS (libblas3, ~6 GFLOP/s) unless OpenBLAS is installed (as
 # bench/run.sh installs it as root); --torch-blas DIR puts DIR (holding an
@@ -34,7 +38,7 @@
 # PyTorch's LD_LIBRARY_PATH only.  The library it loaded is printed.
 # Prints one table: config, threads, the four ms/step and the ratios
 # (PyTorch / bpgen and llm.c / bpgen, for each bpgen build), and the load
-# (uptime) before and after.  Exit 77 when llm.c's sources or torch are not
+# (uptime) before and after; then the memory table.  Exit 77 when llm.c's sources or torch are not
 # there, 1 when a loss check fails.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -86,12 +90,14 @@ echo "llm.c built: ${CC:-gcc} $llmc_flags (train_gpt2.c from $llmc, unmodified, 
 # PyTorch: K threads (torch and its BLAS), OpenBLAS's own kernel choice; at
 # K > 1 torch's OpenMP threads wait passively, else their spinning takes the
 # cores from OpenBLAS's threads (measured here: 160 ms against 41 ms at L4 C128)
+# (tprefix: a command to run it under, /usr/bin/time for its peak RSS)
+tprefix=
 torch_step() {
   tk=$1
   shift
   wait=ACTIVE
   [ "$tk" -gt 1 ] && wait=PASSIVE
-  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$tk" OPENBLAS_NUM_THREADS="$tk" OMP_WAIT_POLICY=$wait \
+  $tprefix env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$tk" OPENBLAS_NUM_THREADS="$tk" OMP_WAIT_POLICY=$wait \
     LD_LIBRARY_PATH="${tblas:+$tblas:}${LD_LIBRARY_PATH:-}" \
     /usr/bin/python3 "$here/bench/torch_gpt2_step.py" "$@" --threads "$tk"
 }
@@ -116,6 +122,9 @@ bpgen_step() {
 
 rows=$work/rows.txt
 : >"$rows"
+mem=$work/mem.txt
+: >"$mem"
+make -s -C "$here" build/bench/seq_step >&2
 rc=0
 configs="L=2,C=64,NH=4,B=4,T=32,V=27,Vp=32,N=200 L=4,C=128,NH=4,B=8,T=64,V=65,Vp=96,N=30"
 [ -n "$large" ] && configs="$configs L=6,C=384,NH=6,B=4,T=256,V=65,Vp=96,N=5"
@@ -169,6 +178,19 @@ for cf in $configs; do
     t_gcc=$(bpgen_step gcc "$N" "$k" $run_gcc $common)
     echo "$name|$k|$t_tcc|$t_gcc|$t_llmc|$t_torch" >>"$rows"
   done
+
+  # memory, 1 thread: bpgen's state, and the peak RSS of N steps of each side
+  # shellcheck disable=SC2086
+  state=$("$here/build/bench/seq_step" "$spec" $dims --optimizer adamw --info |
+    awk '$1 == "state" {s = $2} $1 == "moments" {m = $2} END {print s + m}')
+  # shellcheck disable=SC2086
+  /usr/bin/time -f %M -o "$d/rss_tcc.txt" $run_tcc $common --steps "$N" --threads 1 >/dev/null
+  # shellcheck disable=SC2086
+  /usr/bin/time -f %M -o "$d/rss_gcc.txt" $run_gcc $common --steps "$N" --threads 1 >/dev/null
+  tprefix="/usr/bin/time -f %M -o $d/rss_torch.txt"
+  torch_step 1 "$d/init.bin" "$d/tok.bin" "$B" "$T" --steps "$N" >/dev/null
+  tprefix=
+  echo "$name|$N|$state|$(tail -1 "$d/rss_tcc.txt")|$(tail -1 "$d/rss_gcc.txt")|$(tail -1 "$d/rss_torch.txt")" >>"$mem"
 done
 
 echo
@@ -181,6 +203,11 @@ echo "PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)'), f
 case ${torch_blas:-} in
   */blas/libblas.so*) echo "gpt2_bench: warning: PyTorch ran on the reference BLAS (libblas3): its column is not PyTorch at its best (--torch-blas DIR, or install libopenblas0)" >&2 ;;
 esac
+echo
+echo "GPT-2 memory, 1 thread: bpgen's state (state_size + AdamW moments) and peak RSS (/usr/bin/time %M) of N training steps"
+echo "| config (B, T; V/Vp) | steps | bpgen state | peak RSS bpgen run (libtcc) | peak RSS gcc trainer | peak RSS PyTorch |"
+echo "|---|---|---|---|---|---|"
+awk -F'|' '{printf "| %s | %s | %.2f MB | %.1f MB | %.1f MB | %.1f MB |\n", $1, $2, $3 / 1e6, $4 / 1024, $5 / 1024, $6 / 1024}' "$mem"
 echo "load after: $(uptime | sed 's/.*load/load/')"
 echo "(bpgen: median of 3 x [(2+N)-step run - 2-step run] / N; llm.c, PyTorch: median of N timed steps after warm-up; work dir $work)"
 exit $rc

@@ -9,7 +9,9 @@
 # model per step, gcc and libtcc builds and the reference runtime
 # (bench/step.c); `bpgen run` to its first step and its peak RSS; then prints
 # one table; then gpt2.spec against llm.c and PyTorch (bench/gpt2_bench.sh,
-# issue 14; skipped without ../shared/ref/llm.c or torch).  Options: --quick
+# issue 14; skipped without ../shared/ref/llm.c or torch); then wavenet.spec
+# and transformer.spec against PyTorch, with peak memory (bench/seq_bench.sh;
+# TORCH_BLAS=DIR: an OpenBLAS libblas.so.3 for PyTorch).  Options: --quick
 # (shorter timing; GPT-2 on 1 thread only), --threads N, --gpt2-large (GPT-2's
 # third config too, L6 C384: slow).
 #
@@ -193,4 +195,19 @@ if command -v mpirun >/dev/null 2>&1; then
   bench/mpi_bench.sh || echo "bench: mpi_bench.sh failed" >&2
 else
   echo "bench: MPI skipped: no mpirun (the set-up installs openmpi-bin)"
+fi
+
+# ---- the sequence models (issue 14): wavenet.spec and makemore's transformer
+# against PyTorch eager, first two losses checked, peak memory beside PyTorch's
+# (bench/seq_bench.sh; TORCH_BLAS=DIR puts an OpenBLAS libblas.so.3 first for
+# PyTorch alone, as gpt2_bench.sh's --torch-blas) ----
+echo
+if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  echo "bench: the sequence models against PyTorch skipped: no torch for /usr/bin/python3"
+else
+  seq_rounds=3
+  [ -n "$quick" ] && seq_rounds=1
+  echo "== sequence models: bench/seq_bench.sh --rounds $seq_rounds ${TORCH_BLAS:+--torch-blas $TORCH_BLAS}"
+  bench/seq_bench.sh --rounds "$seq_rounds" ${TORCH_BLAS:+--torch-blas "$TORCH_BLAS"} -o "$out/seq" ||
+    echo "bench: seq_bench.sh failed" >&2
 fi

@@ -384,8 +384,11 @@ GEMM_BIAS_TEST(double, f64)
  * Σ_b |gain rstd dy|);
  * 1, 2 and 3 threads give the same bits. */
 /* {512, 4096}: 8 MB of f32, x̂ and out by streaming stores (64-byte aligned below) */
+/* {128, 128}, {64, 128}, {100, 48}, {129, 40}: wavenet.spec's batchnorms over [B, T, C] (B*T
+ * rows) and their neighbours, on both sides of the few-row path's BP_BN_SMALL_N */
 static const Shape2 bn_shapes[] = {{2, 1},    {7, 5},     {32, 27}, {32, 200},   {13, 33},
-                                   {256, 1024}, {1024, 30}, {3, 70},  {512, 4096}};
+                                   {256, 1024}, {1024, 30}, {3, 70},  {512, 4096},
+                                   {128, 128}, {64, 128},  {100, 48}, {129, 40}};
 
 
 #define BN_TEST(T, SFX, TOL)                                                                    \
