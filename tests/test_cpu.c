@@ -7,6 +7,7 @@
 #include "tests.h"
 #include "kernels_cpu.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define BP_KERNELS_DECLARE_ONLY
