@@ -4,7 +4,7 @@
  *
  * One text, three uses.  With BP_KERNELS_DECLARE_ONLY defined it is only the
  * prototypes: what libtcc sees, the definitions coming from bpgen itself
- * (compiled ahead of time by gcc -O3 -march=native in runtime/kernels.c and
+ * (compiled ahead of time by gcc -O3 in runtime/kernels.c, per CPU level, and
  * handed over with tcc_add_symbol; BP_KERNEL_LIST names them all).  Otherwise
  * it is the definitions as BP_KERNEL functions: `static` by default, so an
  * emitted file pastes them inline and stays self-contained;
