@@ -346,7 +346,7 @@ START_TEST(threads_small_stack_no_tls) {
   char *header;
   write_text(arena_printf("%s/model.c", tmpdir), emit(g, DT_F32, "model", false, &header));
   write_text(arena_printf("%s/model.h", tmpdir), header);
-  ck_assert_msg(strstr(header, "#define MODEL_SCRATCH_BYTES ") != NULL, "the header states no scratch size");
+  ck_assert_msg(strstr(header, "#define BPGEN_MODEL_SCRATCH_BYTES ") != NULL, "the header states no scratch size");
   write_text(arena_printf("%s/user.c", tmpdir),
              "#include \"model.h\"\n#include <pthread.h>\n#include <stdio.h>\n#include <stdlib.h>\n"
              "#include <string.h>\n"
@@ -360,7 +360,7 @@ START_TEST(threads_small_stack_no_tls) {
              "  free(s);\n  return l;\n}\n"
              "static void *job(void *p) { *(double *)p = steps(); return NULL; }\n"
              "int main(void) {\n"
-             "  if (sizeof(model_state) < MODEL_SCRATCH_BYTES) return puts(\"scratch not in the state\"), 1;\n"
+             "  if (sizeof(model_state) < BPGEN_MODEL_SCRATCH_BYTES) return puts(\"scratch not in the state\"), 1;\n"
              "  double ref = steps(), l[4];\n  pthread_t th[4];\n  pthread_attr_t a;\n"
              "  pthread_attr_init(&a);\n  pthread_attr_setstacksize(&a, 256 << 10);\n"
              "  for (int i = 0; i < 4; i++)\n"
