@@ -4,7 +4,17 @@
 
 CC      = gcc
 CFLAGS  = -std=c11 -g -O2 -Wall -Wextra -fno-common -D_GNU_SOURCE -Igen -Iruntime -Ibuild/gen
-KFLAGS  = -O3 -march=native -ffp-contract=off -fno-math-errno     # the heavy kernels (runtime/kernels.c)
+KFLAGS  = -O3 -ffp-contract=off -fno-math-errno     # the heavy kernels (runtime/kernels.c)
+# CPU levels (issue 16): on x86-64 runtime/kernels.c is built once per level,
+# each object keeping one global symbol, its table bp_kernels_<level>, and
+# runtime/kernels_cpu.c picks the best level the CPU runs at start (BPGEN_CPU=
+# baseline|avx2|avx512 forces a lower one), so a bpgen built here runs on any
+# x86-64.  Nothing else is built for this machine only (no -march=native).
+# Elsewhere: one plain build of runtime/kernels.c.
+KLEVELS = $(if $(filter x86_64-%,$(shell $(CC) -dumpmachine)),baseline avx2 avx512)
+KFLAGS_baseline = -march=x86-64 -mtune=generic
+KFLAGS_avx2     = -march=x86-64-v3 -mtune=generic
+KFLAGS_avx512   = -march=x86-64-v4 -mtune=generic
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 # Open MPI (issue 17): when pkg-config finds it (Debian's libopenmpi-dev, which
 # the set-up installs), bpgen links libmpi and gen/comm.c is built with
@@ -21,8 +31,11 @@ LIB_SRCS = $(GEN_SRCS) $(RT_SRCS)
 TEMPLATES = $(sort $(wildcard templates/*)) runtime/bp_runtime.h $(wildcard runtime/kernels.h)
 KERNEL_PARTS = $(wildcard runtime/kernels_*.h) runtime/npy_parse.h runtime/bp_comm.h runtime/llmc_ckpt.h   # pasted by embed.sh where kernels.h, trainer.c include them
 
-OBJS     = $(LIB_SRCS:%.c=build/%.o)
-SAN_OBJS = $(LIB_SRCS:%.c=build/san/%.o)
+# the objects of bpgen's library: runtime/kernels.c once per CPU level, or once
+LIB_OBJ  = $(filter-out runtime/kernels.o,$(LIB_SRCS:.c=.o)) \
+           $(if $(KLEVELS),$(KLEVELS:%=runtime/kernels-%.o),runtime/kernels.o)
+OBJS     = $(LIB_OBJ:%=build/%)
+SAN_OBJS = $(LIB_OBJ:%=build/san/%)
 TEST_SRCS = $(sort $(wildcard tests/*.c))
 
 all: bpgen
@@ -57,6 +70,17 @@ build/%.o: %.c gen/bpgen.h gen/backend.h gen/ops.h runtime/bp_runtime.h build/ge
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 build/runtime/kernels.o: CFLAGS += $(KFLAGS)
+build/runtime/kernels_cpu.o build/san/runtime/kernels_cpu.o: CFLAGS += $(if $(KLEVELS),-DBP_KERNEL_LEVELS)
+
+# one CPU level of the kernels: its table global, the rest local (objcopy -G)
+build/runtime/kernels-%.o: runtime/kernels.c gen/bpgen.h runtime/bp_runtime.h $(wildcard runtime/*.h) templates/model_kernels.h | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(KFLAGS) $(KFLAGS_$*) -DBP_LEVEL=$* -c -o $@.tmp $<
+	objcopy -G bp_kernels_$* $@.tmp $@ && rm -f $@.tmp
+build/san/runtime/kernels-%.o: runtime/kernels.c gen/bpgen.h runtime/bp_runtime.h $(wildcard runtime/*.h) templates/model_kernels.h | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(KFLAGS) $(KFLAGS_$*) $(SANFLAGS) -O1 -DBP_LEVEL=$* -c -o $@.tmp $<
+	objcopy -G bp_kernels_$* $@.tmp $@ && rm -f $@.tmp
 
 build/san/%.o: %.c gen/bpgen.h gen/backend.h gen/ops.h runtime/bp_runtime.h build/gen/templates.h $(wildcard runtime/*.h) | deps
 	@mkdir -p $(@D)

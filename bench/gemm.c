@@ -103,6 +103,8 @@ int main(int argc, char **argv) {
     }
   }
   bp_set_threads(threads);
+  static unsigned char scratch[BP_WS_BYTES(4)]; /* this thread's (kernels.h "scratch") */
+  bp_scratch_use(scratch);
   size_t maxel = (size_t)4096 * 4096;
   A = aligned_alloc(64, maxel * sizeof(float));
   B = aligned_alloc(64, maxel * sizeof(float));

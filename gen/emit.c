@@ -1436,10 +1436,18 @@ static void emit_schedule(Emit *e, const Schedule *s) {
     emit_step(e, &s->steps[i]);
 }
 
+/* The functions that run kernels point them at the state's scratch (the calling
+ * thread's block, kernels.h "scratch") and give the thread its previous block
+ * back on return: a model called from inside another model's code, or two
+ * states on one thread one after the other, each use their own. */
+#define SCRATCH_ENTER "void *scratch_prev_ = bp_scratch_use(s->BP_scratch);"
+#define SCRATCH_LEAVE "bp_scratch_use(scratch_prev_);"
+
 static void fn_forward(Emit *e, const char *p, bool eval) {
   Graph *g = e->g;
   e->eval = eval;
   buf_printf(e->b, "double %s_forward%s(%s_state *s) {\n", p, eval ? "_eval" : "", p);
+  L(e, "%s", SCRATCH_ENTER);
   L(e, "s->bad_index = 0;");
   emit_schedule(e, eval ? &e->plan->eval : &e->plan->train);
   e->eval = false;
@@ -1458,13 +1466,14 @@ static void fn_forward(Emit *e, const char *p, bool eval) {
   }
   if (!g->loss)
     die("graph has no loss");
+  L(e, "%s", SCRATCH_LEAVE);
   L(e, "return s->bad_index ? (double)NAN : (double)%s[0];", V(e, g->loss));
   buf_printf(e->b, "}\n\n");
 }
 
 static void fn_backward(Emit *e, const char *p) {
   buf_printf(e->b, "void %s_backward(%s_state *s) {\n", p, p);
-  L(e, "(void)s;");
+  L(e, "%s", SCRATCH_ENTER);
   /* every grad is written whole by its node, except those nothing flows into */
   for (int k = 0; k < e->nfields; k++)
     if (e->fields[k].unwritten)
@@ -1476,6 +1485,7 @@ static void fn_backward(Emit *e, const char *p) {
     L(e, "%smemcpy(s->%s, %s, sizeof s->%s);   /* %s is %s */", e->plan->inlayer[c->src->id] ? "if (!s->lean) " : "",
       c->dst, V(e, c->src), c->dst, c->dst, lab(e, c->src));
   }
+  L(e, "%s", SCRATCH_LEAVE);
   buf_printf(e->b, "}\n\n");
 }
 
@@ -1629,7 +1639,8 @@ static void fn_calib(Emit *e, const char *p) {
   /* inference-mode forward up to the inputs of this pass's batchnorms, then
    * merge the first nrows rows into the running mean and M2 (Chan et al.) */
   buf_printf(e->b, "void %s_calib_accum(%s_state *s, int nrows) {\n", p, p);
-  L(e, "(void)s, (void)nrows;");
+  L(e, "(void)nrows;");
+  L(e, "%s", SCRATCH_ENTER);
   if (npass)
     L(e, "switch (s->calib_pass) {");
   for (int pass = 0; pass < npass; pass++) {
@@ -1684,6 +1695,7 @@ static void fn_calib(Emit *e, const char *p) {
   }
   if (npass)
     L(e, "}");
+  L(e, "%s", SCRATCH_LEAVE);
   buf_printf(e->b, "}\n\n");
 
   buf_printf(e->b, "void %s_calib_end(%s_state *s) {\n", p, p);
@@ -1884,15 +1896,20 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
     has_bn |= g->nodes[i]->op == OP_batchnorm;
   if (has_bn)
     buf_printf(&fb, "  const BpRanks *ranks;   /* set_ranks: data-parallel ranks (NULL: one process) */\n");
-  const char *guard = arena_printf("BPGEN_%s_H", p);
-  for (char *c = (char *)guard; *c; c++)
+  size_t scratch = BP_WS_BYTES(f32 ? 4 : 8);
+  buf_printf(&fb, "  unsigned char BP_scratch[%zu];   /* the kernels' scratch for the calling thread */\n", scratch);
+  char *upper = arena_strndup(p, strlen(p));
+  for (char *c = upper; *c; c++)
     if (*c >= 'a' && *c <= 'z')
       *c = (char)(*c - 'a' + 'A');
-  const char *keys[] = {"prefix", "spec", "dtype", "guard", "runtime", "fields", "real", "nparam", "mbytes"};
+  const char *guard = arena_printf("BPGEN_%s_H", upper);
+  const char *keys[] = {"prefix", "spec", "dtype", "guard", "runtime", "fields", "real", "nparam", "mbytes",
+                        "PREFIX", "scratch", "wscratch"};
   const char *vals[] = {p, spec_comment(e), f32 ? "f32" : "f64", guard, embedded_text("runtime/bp_runtime.h"),
                         buf_done(&fb), f32 ? "float" : "double", arena_printf("%ld", nparam_el),
-                        arena_printf("%ld", 2 * nparam_el * (f32 ? 4 : 8))};
-  char *head_text = template_fill(embedded_text("templates/model_head.h"), keys, vals, 9);
+                        arena_printf("%ld", 2 * nparam_el * (f32 ? 4 : 8)), upper,
+                        arena_printf("%zu", scratch), arena_printf("%zu", (size_t)BP_WS_BYTES(8))};
+  char *head_text = template_fill(embedded_text("templates/model_head.h"), keys, vals, 12);
   if (header)
     *header = head_text;
 

@@ -2,9 +2,10 @@
  *
  * The source is what emit_c() writes with for_jit set: the kernels of
  * runtime/kernels.h appear there as prototypes only, and their definitions
- * (compiled ahead of time by gcc into bpgen, runtime/kernels.c) are handed to
- * tcc with tcc_add_symbol -- tcc does not optimise, so the heavy loops must
- * come from gcc.  tcc's messages point at the spec through the #line
+ * (compiled ahead of time by gcc into bpgen, runtime/kernels.c, once per CPU
+ * level on x86-64: those of the level in use) are handed to tcc with
+ * tcc_add_symbol -- tcc does not optimise, so the heavy loops must come from
+ * gcc.  tcc's messages point at the spec through the #line
  * directives the emitter writes.
  */
 #include "bpgen.h"
@@ -19,6 +20,7 @@
 /* the JIT's own loops, compiled by gcc with the kernels' flags in runtime/kernels.c */
 #define BPM_KERNELS_DECLARE_ONLY
 #include "../templates/model_kernels.h"
+#include "kernels_cpu.h"
 
 struct Jit {
   TCCState *s;
@@ -53,7 +55,10 @@ Jit *jit_try_compile(const char *src, const JitOptions *o, const char **errors) 
   tcc_set_options(s, o && o->options ? o->options : "-std=c99");
   if (o && o->include_dir)
     tcc_add_include_path(s, o->include_dir);
-#define ADD(name) tcc_add_symbol(s, #name, (const void *)&name);
+  /* the kernels of the CPU level in use (runtime/kernels_cpu.c), in list order */
+  const void *const *k = bp_cpu_kernels();
+  int nk = 0;
+#define ADD(name) tcc_add_symbol(s, #name, k[nk++]);
   BP_KERNEL_LIST(ADD)
   BPM_KERNEL_LIST(ADD)
 #undef ADD

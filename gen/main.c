@@ -1,6 +1,7 @@
 /* main.c: the bpgen command line -- dispatch only; each command lives in its
  * own cmd_*.c file. */
 #include "bpgen.h"
+#include "kernels_cpu.h"
 
 #define BPGEN_VERSION "0.1.0"
 
@@ -75,6 +76,9 @@ int main(int argc, char **argv) {
   argv = cli_split_eq(&argc, argv);
   if (strcmp(argv[1], "--version") == 0) {
     puts("bpgen " BPGEN_VERSION);
+    /* bpgen's own kernels: the CPU level in use (runtime/kernels_cpu.c) */
+    printf("kernels: %s (%s); this CPU runs: %s; BPGEN_CPU chooses\n", bp_cpu_level(), bp_cpu_level_what(),
+           bp_cpu_levels());
     return 0;
   }
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {

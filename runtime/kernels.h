@@ -4,7 +4,7 @@
  *
  * One text, three uses.  With BP_KERNELS_DECLARE_ONLY defined it is only the
  * prototypes: what libtcc sees, the definitions coming from bpgen itself
- * (compiled ahead of time by gcc -O3 -march=native in runtime/kernels.c and
+ * (compiled ahead of time by gcc -O3 in runtime/kernels.c, per CPU level, and
  * handed over with tcc_add_symbol; BP_KERNEL_LIST names them all).  Otherwise
  * it is the definitions as BP_KERNEL functions: `static` by default, so an
  * emitted file pastes them inline and stays self-contained;
@@ -54,7 +54,7 @@
   X(bp_causal_softmax_f32) X(bp_causal_softmax_f64)         \
   X(bp_softmax_bwd_f32) X(bp_softmax_bwd_f64)               \
   X(bp_swap_axes_f32) X(bp_swap_axes_f64)                   \
-  X(bp_set_threads) X(bp_get_threads)
+  X(bp_set_threads) X(bp_get_threads) X(bp_scratch_use)
 
 #ifndef BP_KERNEL
 #ifdef __GNUC__
@@ -65,6 +65,29 @@
 #endif
 
 /* ---- the interface ---------------------------------------------------------- */
+/* Scratch: the kernels' own memory is one block per thread, never a static or
+ * thread-local array (a program embedding a model pays nothing per thread of
+ * its own, and a thread with a small stack runs a model).  The calling thread's
+ * block is the model state's member BP_scratch: the model's functions point the
+ * kernels at it with bp_scratch_use and restore the previous block on return.
+ * Each worker t of the pool (section "threads") owns one, allocated when the
+ * pool starts the worker.  The layout, in bytes from the block's start aligned
+ * up to 64, for the float type of es bytes (4 or 8):
+ *   BP_WS_PACKA  gemm: a block of op(A) panels, BP_MCP x BP_MR x BP_KC
+ *   BP_WS_PACKB  gemm: a block of op(B) panels, BP_KC x BP_NC
+ *   BP_WS_BT     small f32 products: B^T, BP_SMALL_BT floats
+ * BP_WS_BYTES(es): a block, with the 64 bytes its alignment may skip.  The
+ * sizes do not depend on the target (BP_MR_MAX, not BP_MR), so a model's state
+ * has one layout whatever flags compile the files that include its header. */
+#define BP_KC 256          /* gemm: k block (a B panel, BP_KC x NR, stays in L1) */
+#define BP_MCP 8           /* gemm: A panels per block (BP_MCP x BP_MR x BP_KC in L2) */
+#define BP_NC 1024         /* gemm: columns per B block */
+#define BP_MR_MAX 12       /* gemm: the most rows of a tile on any target (BP_MR) */
+#define BP_SMALL_BT 16384  /* small f32 products: elements of the B^T buffer */
+#define BP_WS_PACKA(es) ((size_t)0)
+#define BP_WS_PACKB(es) (BP_WS_PACKA(es) + (size_t)BP_MCP * BP_MR_MAX * BP_KC * (es))
+#define BP_WS_BT(es) (BP_WS_PACKB(es) + (size_t)BP_KC * BP_NC * (es))
+#define BP_WS_BYTES(es) (BP_WS_BT(es) + (size_t)BP_SMALL_BT * 4 + 64)
 /* workspace of bp_bnlayer_fwd/bwd (below), in elements of the float type */
 #define BP_BNLAYER_GROUP(N, K, V, dc) \
   (4 * (size_t)(N) * (dc) + 2 * (size_t)(K) * (dc) + (size_t)(N) * ((V) + (K)) + 12 * (size_t)(dc) + 128)
@@ -240,9 +263,14 @@ void bp_swap_axes_f64(long A, long n1, long B, long n2, long C, const double *x,
  * results are bit-identical for every count. */
 void bp_set_threads(int n);
 int bp_get_threads(void);
+/* The calling thread's scratch from now on: block (BP_WS_BYTES(8) bytes, or
+ * BP_WS_BYTES(4) when only f32 kernels run; NULL: none); returns the previous
+ * one, for restoring it. */
+void *bp_scratch_use(void *block);
 #else /* the definitions */
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* `#pragma GCC unroll n` before a loop (tcc has no _Pragma; it ignores them) */
@@ -283,17 +311,31 @@ int bp_get_threads(void);
  * says 1), which gives the same bits as any thread count. */
 static int bp_nthreads_ = 1;
 #if defined(__TINYC__)
-#define BP_TLS /* one thread: the per-thread buffers are plain statics */
-static int bp_serial_;
+#define BP_TLS /* one thread: the per-thread variables are plain statics */
+#else
+#define BP_TLS __thread
+#endif
+static BP_TLS int bp_serial_;            /* inside a job: the kernels called run on this thread only */
+static BP_TLS unsigned char *bp_ws_;     /* this thread's scratch block (64-byte aligned), or NULL */
+BP_KERNEL void *bp_scratch_use(void *block) {
+  void *prev = bp_ws_;
+  bp_ws_ = block ? (unsigned char *)(((uintptr_t)block + 63) & ~(uintptr_t)63) : NULL;
+  return prev;
+}
+/* a kernel called on a thread without bp_scratch_use: the caller's bug (a
+ * model's functions always set it), stopped here rather than at address 0 */
+static void bp_no_scratch_(void) { abort(); }
+/* part `part` (PACKA, PACKB, BT) of this thread's scratch, as an array of type */
+#define BP_SCRATCH(part, type) \
+  ((type *)((bp_ws_ ? bp_ws_ : (bp_no_scratch_(), bp_ws_)) + BP_WS_##part(sizeof(type))))
+#if defined(__TINYC__)
 static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
   (void)nt;
   job(arg, 0, 1);
 }
 BP_KERNEL void bp_set_threads(int n) { (void)n; }
 #else
-#define BP_TLS __thread
 #include <pthread.h>
-static __thread int bp_serial_; /* inside a job: the kernels called run on this thread only */
 static struct {
   pthread_mutex_t mu;
   pthread_cond_t go, done;
@@ -303,8 +345,9 @@ static struct {
   void (*job)(void *, int, int);
   void *arg;
   int nt;
+  void *ws[64];                      /* ws[t]: worker t's scratch, BP_WS_BYTES(8) bytes */
 } bp_pool_ = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-              0, 0, 0, 0, 0, 0};
+              0, 0, 0, 0, 0, 0, {0}};
 
 /* Waking a sleeping thread costs tens of microseconds on a VM, about a
  * batchnorm pass at width 1024: both sides first spin a while (BP_SPIN polls)
@@ -318,6 +361,7 @@ static inline void bp_pause_(void) {
 static void *bp_worker_(void *p) {
   int t = (int)(intptr_t)p;
   unsigned long seen = 0;
+  bp_scratch_use(bp_pool_.ws[t]); /* written before pthread_create */
   for (;;) {
     for (int s = 0; s < BP_SPIN && __atomic_load_n(&bp_pool_.gen, __ATOMIC_ACQUIRE) == seen; s++)
       bp_pause_();
@@ -342,9 +386,12 @@ static void *bp_worker_(void *p) {
 
 static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
   pthread_mutex_lock(&bp_pool_.mu);
-  while (bp_pool_.started < nt - 1) { /* workers 1..nt-1 */
+  while (bp_pool_.started < nt - 1) { /* workers 1..nt-1, each with its scratch */
     pthread_t th;
-    if (pthread_create(&th, NULL, bp_worker_, (void *)(intptr_t)(bp_pool_.started + 1)) != 0)
+    int t = bp_pool_.started + 1;
+    if (!bp_pool_.ws[t] && !(bp_pool_.ws[t] = malloc(BP_WS_BYTES(8))))
+      break;
+    if (pthread_create(&th, NULL, bp_worker_, (void *)(intptr_t)t) != 0)
       break;
     pthread_detach(th);
     bp_pool_.started++;
@@ -468,9 +515,8 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_UKR_CASE(S, n) \
   case n: as ? bp_ukr_##S(n, kc, pa, as, ak, pb, ldb, c, ldc, add, bias, bt, nt)   \
              : bp_ukr_##S(n, kc, pa, 0, n, pb, ldb, c, ldc, add, bias, bt, nt); break;
-#define BP_KC 256        /* k block: a B panel (BP_KC x NR) stays in L1 */
-#define BP_MCP 8         /* A panels per block (BP_MCP x BP_MR x BP_KC in L2) */
-#define BP_NC 1024       /* columns per B block */
+/* BP_KC, BP_MCP, BP_NC: the blocking, in the interface section (the scratch's size) */
+typedef char bp_mr_fits_scratch_[BP_MR <= BP_MR_MAX ? 1 : -1];
 
 /* ---- small products, no packing ---------------------------------------------- *
  * The lecture's matmuls are tiny ([32,30].[30,64] and the like): packing and
@@ -485,7 +531,6 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #if defined(__AVX512F__)
 #define BP_SMALL_MR 12
 #define BP_SMALL_MNK (1L << 20)   /* M*N*K at most this: the small path */
-#define BP_SMALL_BT 16384          /* elements of the B^T buffer */
 static inline __attribute__((always_inline)) void bp_small_tile_f32(
     const int mr, const int nv, int K, const float *a, long ars, long acs, const float *b,
     long ldb, __mmask16 m0, __mmask16 m1, float *c, long ldc, int add, const float *bias) {
@@ -574,7 +619,7 @@ static void bp_transpose_f32_(int N, int K, const float *B, float *bt) {
 /* 1 when done here; 0: the shape is not small, use the general path */
 static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, const float *B,
                              int transb, float *C, int accumulate, const float *bias) {
-  static BP_TLS float bt[BP_SMALL_BT] __attribute__((aligned(64)));
+  float *bt = BP_SCRATCH(BT, float); /* BP_SMALL_BT floats */
   if ((long)M * N * K > BP_SMALL_MNK || (transb && (long)N * K > BP_SMALL_BT)) return 0;
   /* C = A^T B with a narrow C (N < 32, not whole vectors) and many rows, unaccumulated:
    * C^T = B^T A as an [N,M] product (wide rows: whole vectors, fewer tiles) into bt,

@@ -58,8 +58,7 @@ static int BP_(bp_gemm_panel)(const BP_(BpGemm) *g, int p) { /* first row of pan
 }
 /* rows of panels [p0,p1), columns [n0,n1) of C */
 static void BP_(bp_gemm_part)(const BP_(BpGemm) *g, int p0, int p1, int n0, int n1) {
-  static BP_TLS T bufa[BP_MCP * BP_MR * BP_KC] __attribute__((aligned(64)));
-  static BP_TLS T bufb[BP_KC * BP_NC] __attribute__((aligned(64)));
+  T *bufa = BP_SCRATCH(PACKA, T), *bufb = BP_SCRATCH(PACKB, T); /* this thread's (kernels.h) */
   T tile[BP_MR * BP_(BP_NR)] __attribute__((aligned(64)));
   T bpad[BP_(BP_NR)];
   const int NR = BP_(BP_NR);

@@ -8,6 +8,13 @@
  * comment beside each gives its shape.  Params come first and are contiguous,
  * then the grads of the params in the same order.
  *
+ * Threads: each thread runs its own states.  The kernels keep no thread-local
+ * or static arrays: their scratch for the calling thread is the state's last
+ * member, BPGEN_{{PREFIX}}_SCRATCH_BYTES bytes, so any thread of the program
+ * runs a state, one with a small stack too (256 KiB is plenty).  With
+ * {{prefix}}_set_threads(n), n > 1, the n - 1 worker threads of the kernels'
+ * pool each allocate BPGEN_{{PREFIX}}_POOL_SCRATCH_BYTES once, when started.
+ *
  * Alignment: allocate the state with the alignment of its type,
  * _Alignof({{prefix}}_state): 64 when a field below is aligned(64) (activations,
  * grads and scratch of 8 MB or more), else at most 8.  glibc's malloc and
@@ -26,6 +33,9 @@
 #define {{guard}}
 
 {{runtime}}
+#define BPGEN_{{PREFIX}}_SCRATCH_BYTES {{scratch}}       /* the kernels' scratch, in the state */
+#define BPGEN_{{PREFIX}}_POOL_SCRATCH_BYTES {{wscratch}} /* the same, per worker of the pool */
+
 #ifdef __cplusplus
 extern "C" { /* the model is C: a C++ file includes this header as it is */
 #endif

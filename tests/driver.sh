@@ -198,6 +198,35 @@ t "ninja needs a mode"      2 "give either --header or --mine FILE.c" $BPGEN nin
 # ---- bpgen run / plot (the trainer) ----------------------------------------------
 W=${BPGEN_TESTS:-tests}/fixtures/words10.txt
 case $W in /*) ;; *) W=$(pwd)/$W ;; esac
+# ---- CPU levels of bpgen's own kernels (issue 16) ----------------------------------
+# every level this CPU runs: check against the reference runtime (a layer big enough
+# for packed gemm and bp_bnlayer), and a short run whose losses are the default
+# level's within float rounding (the levels' kernels differ in FMA and vector width)
+t "--version names the level" 0 "^kernels: [a-z0-9]+ \(.*this CPU runs: " $BPGEN --version
+levels=$($BPGEN --version | sed -n 's/.*this CPU runs: \([a-z0-9 ]*\);.*/\1/p')
+t "levels listed"           0 "" test -n "$levels"
+json_loss() { sed -n 's/.*"train_loss": \([-0-9.e]*\), "dev_loss": \([-0-9.e]*\),.*/\1 \2/p' "$1"; }
+$BPGEN run $M -D H=40 --data "$W" --steps 40 --samples 0 --quiet --json >"$T/cpu_def" 2>&1
+for l in $levels; do
+  t "BPGEN_CPU=$l in use"   0 "^kernels: $l \(" env BPGEN_CPU=$l $BPGEN --version
+  t "BPGEN_CPU=$l check"    0 "^ok: loss and [0-9]+ gradients within tolerance" \
+    env BPGEN_CPU=$l $BPGEN check $M -D B=256 -D H=300
+  env BPGEN_CPU=$l $BPGEN run $M -D H=40 --data "$W" --steps 40 --samples 0 --quiet --json >"$T/cpu_$l" 2>&1
+  t "BPGEN_CPU=$l loss = default's" 0 "" awk -v a="$(json_loss "$T/cpu_def")" -v b="$(json_loss "$T/cpu_$l")" \
+    'BEGIN { split(a, x, " "); split(b, y, " "); if (x[1] == "" || y[1] == "") exit 1;
+             for (i = 1; i <= 2; i++) { d = x[i] - y[i]; if (d < 0) d = -d; if (d > 1e-5 * x[i]) exit 1 } }'
+done
+t "BPGEN_CPU not a level"   1 "^bpgen: error: BPGEN_CPU=sse9: not a level of this build" env BPGEN_CPU=sse9 $BPGEN --version
+# the baseline build holds no AVX (ymm, zmm, VEX FMA): it runs on any x86-64; the
+# avx512 build does (the guard can fail)
+KO=$(dirname "$BPGEN")/runtime   # build/san/bpgen: build/san/runtime; ./bpgen: build/runtime
+[ -f "$KO/kernels-baseline.o" ] || KO=$(dirname "$BPGEN")/build/runtime
+if [ -f "$KO/kernels-baseline.o" ]; then
+  t "baseline kernels: no AVX" 1 "" sh -c "objdump -d '$KO/kernels-baseline.o' | grep -Eq '%[yz]mm|vfmadd'"
+  t "avx512 kernels: AVX-512"  0 "" sh -c "objdump -d '$KO/kernels-avx512.o' | grep -q '%zmm'"
+else
+  echo "driver: no kernels-baseline.o beside $BPGEN (not x86-64): one plain build of the kernels"
+fi
 t "run --help"              0 "usage: bpgen run SPEC --data FILE" $BPGEN run --help
 t "run without data"        2 "run: no data: give --data FILE" $BPGEN run $M
 t "run without spec"        2 "run: no spec file given"   $BPGEN run --data "$W"

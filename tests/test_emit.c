@@ -331,6 +331,53 @@ START_TEST(no_mutable_globals) {
 }
 END_TEST
 
+/* Issue 16: the kernels keep no thread-local arrays (their scratch is in the
+ * state; a pool worker's is its own), so model.o has no .tbss beyond a pointer
+ * or two, at -O0 and -O2; a thread with a 256 KiB stack runs a training step
+ * (with 1.2 MiB of thread-local buffers pthread_create refused it: EINVAL); and
+ * four threads with their own states, started together, each give the loss of
+ * the main thread, bit for bit.  A layer big enough for the general gemm path
+ * (packing into the scratch) and bp_bnlayer, with -march=native (the AVX-512
+ * small path's B^T where there is AVX-512). */
+START_TEST(threads_small_stack_no_tls) {
+  DimOverride ovr[2] = {{"B", 256, false}, {"H", 300, false}};
+  Graph *g = parse_spec(read_src(arena_printf("%s/makemore.spec", specs_dir())), ovr, 2);
+  grad_build(g);
+  char *header;
+  write_text(arena_printf("%s/model.c", tmpdir), emit(g, DT_F32, "model", false, &header));
+  write_text(arena_printf("%s/model.h", tmpdir), header);
+  ck_assert_msg(strstr(header, "#define BPGEN_MODEL_SCRATCH_BYTES ") != NULL, "the header states no scratch size");
+  write_text(arena_printf("%s/user.c", tmpdir),
+             "#include \"model.h\"\n#include <pthread.h>\n#include <stdio.h>\n#include <stdlib.h>\n"
+             "#include <string.h>\n"
+             "static double steps(void) {\n"
+             "  model_state *s = calloc(1, sizeof *s);\n  if (!s) return -1;\n  model_init(s, 7);\n"
+             "  double l = 0;\n"
+             "  for (int k = 0; k < 3; k++) {\n"
+             "    for (size_t i = 0; i < sizeof s->X / sizeof s->X[0]; i++) s->X[i] = (int)((i * 11 + k) % 27);\n"
+             "    for (size_t i = 0; i < sizeof s->Y / sizeof s->Y[0]; i++) s->Y[i] = (int)((i * 3 + k) % 27);\n"
+             "    l = model_forward(s);\n    model_backward(s);\n    model_sgd_step(s, 0.1);\n  }\n"
+             "  free(s);\n  return l;\n}\n"
+             "static void *job(void *p) { *(double *)p = steps(); return NULL; }\n"
+             "int main(void) {\n"
+             "  if (sizeof(model_state) < BPGEN_MODEL_SCRATCH_BYTES) return puts(\"scratch not in the state\"), 1;\n"
+             "  double ref = steps(), l[4];\n  pthread_t th[4];\n  pthread_attr_t a;\n"
+             "  pthread_attr_init(&a);\n  pthread_attr_setstacksize(&a, 256 << 10);\n"
+             "  for (int i = 0; i < 4; i++)\n"
+             "    if (pthread_create(&th[i], &a, job, &l[i]) != 0) return puts(\"pthread_create failed\"), 1;\n"
+             "  for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);\n"
+             "  for (int i = 0; i < 4; i++)\n"
+             "    if (memcmp(&l[i], &ref, sizeof ref) != 0)\n"
+             "      return printf(\"thread %d: loss %.17g, main thread %.17g\\n\", i, l[i], ref), 1;\n"
+             "  printf(\"loss %.17g\\n\", ref);\n  return ref > 0 && ref < 10 ? 0 : 1;\n}\n");
+  const char *tbss = "size -A model.o | awk '$1 == \".tbss\" && $2 > 64 {print; bad = 1} END {exit bad}'";
+  run(arena_printf("cd %s && gcc -std=c99 -O0 -c model.c && %s", tmpdir, tbss));
+  run(arena_printf("cd %s && gcc -std=c99 -O2 -march=native -Wall -Wextra -Werror -c model.c && %s && "
+                   "gcc -std=c99 -O2 -c user.c && gcc -o user user.o model.o -lm -lpthread && ./user",
+                   tmpdir, tbss));
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("emit");
   TCase *tc = tcase_create("emit");
@@ -345,6 +392,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, dtype_and_jit_variant);
   tcase_add_test(tc, no_mutable_globals);
   tcase_add_test(tc, big_arrays_aligned);
+  tcase_add_test(tc, threads_small_stack_no_tls);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -724,7 +724,11 @@ START_TEST(threads_gelu) {
 }
 END_TEST
 
+/* the calling thread's scratch (kernels.h "scratch"), set before the tests fork */
+static unsigned char scratch[BP_WS_BYTES(8)];
+
 static Suite *make_suite(void) {
+  bp_scratch_use(scratch);
   Suite *s = suite_create("kernels");
   TCase *tc = tcase_create("gemm");
   tcase_set_timeout(tc, 60);
