@@ -41,8 +41,8 @@ static const GemmShape gemm_shapes[] = {
     /* the general path's blocking: K cut into nearly equal blocks of at most 512
      * (1030: 344+343+343, 513: 257+256), B blocks of 768 columns (800, 1537), A
      * blocks of 8 panels of <= 12 rows (97, 203: one panel short, edges of the
-     * 16 x 16 packing transposes: 17, 33, 31) */
-    {97, 800, 1030},  {203, 33, 513},  {17, 1537, 31},  {31, 97, 1024},
+     * 16 x 16 packing transposes: 17, 33, 45) */
+    {97, 800, 1030},  {203, 33, 513},  {17, 1537, 45},  {31, 97, 1024},
     {385, 65, 129},
 };
 
