@@ -207,13 +207,17 @@ static void BP_(bp_gemm_gen)(int M, int N, int K, const T *A, int transa, const 
   long ars = transa ? 1 : K, acs = transa ? M : 1;
   long brs = transb ? 1 : N, bcs = transb ? K : 1;
   const long NR = BP_(BP_NR);
-  /* padded work either way, plus ~32 FMA lanes per element packed with a stride;
-   * the transposed one stores tiles element by element */
-  double wn = (double)M * ((N + NR - 1) / NR * NR) * K + (bcs != 1 ? 32.0 * K * N : 0);
-  double wt = (double)N * ((M + NR - 1) / NR * NR) * K * (K < 64 ? 1.3 : 1.05)
-              + (ars != 1 ? 32.0 * K * M : 0);
+  /* in FMA lanes: padded work either way, plus ~32 per element packed with a
+   * stride, plus the tiles stored element by element, per k block: the last
+   * column panel's (~32 each), the transposed product's every element (~256:
+   * a cache line apiece; measured, [4096,27] = A^T.B: 17 cycles an element) */
+  int nkb = (K + BP_KC - 1) / BP_KC;
+  double wn = (double)M * ((N + NR - 1) / NR * NR) * K + (bcs != 1 ? 32.0 * K * N : 0)
+              + 32.0 * nkb * M * (N % NR);
+  double wt = (double)N * ((M + NR - 1) / NR * NR) * K + (ars != 1 ? 32.0 * K * M : 0)
+              + 256.0 * nkb * M * N;
   g.K = K, g.acc = accumulate, g.bias = bias, g.bt = wt < wn;
-  g.kb = (K + (K + BP_KC - 1) / BP_KC - 1) / ((K + BP_KC - 1) / BP_KC);
+  g.kb = (K + nkb - 1) / nkb;
   g.nt = BP_(BP_HAVE_STREAM) && !g.bt && !accumulate && K <= BP_KC
          && (double)M * N * sizeof(T) >= 8e6 && N % BP_(BP_NR) == 0
          && (uintptr_t)C % 64 == 0;
