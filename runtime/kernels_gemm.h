@@ -209,13 +209,14 @@ static void BP_(bp_gemm_gen)(int M, int N, int K, const T *A, int transa, const 
   const long NR = BP_(BP_NR);
   /* in FMA lanes: padded work either way, plus ~32 per element packed with a
    * stride, plus the tiles stored element by element, per k block: the last
-   * column panel's (~32 each), the transposed product's every element (~256:
-   * a cache line apiece; measured, [4096,27] = A^T.B: 17 cycles an element) */
+   * column panel's (~32 each), the transposed product's every element (~48 the
+   * first block, ~512 each further one: measured on Zen 4, x.W^T [256,512] K=128
+   * ran at 70% transposed, A^T.B [1024,27] K=256 at 120%, [4096,27] K=1024 at 67%) */
   int nkb = (K + BP_KC - 1) / BP_KC;
   double wn = (double)M * ((N + NR - 1) / NR * NR) * K + (bcs != 1 ? 32.0 * K * N : 0)
               + 32.0 * nkb * M * (N % NR);
   double wt = (double)N * ((M + NR - 1) / NR * NR) * K + (ars != 1 ? 32.0 * K * M : 0)
-              + 256.0 * nkb * M * N;
+              + (48.0 + 512.0 * (nkb - 1)) * M * N;
   g.K = K, g.acc = accumulate, g.bias = bias, g.bt = wt < wn;
   g.kb = (K + nkb - 1) / nkb;
   g.nt = BP_(BP_HAVE_STREAM) && !g.bt && !accumulate && K <= BP_KC
