@@ -42,9 +42,37 @@ static void BP_(bp_ukr_any)(int mr, int kc, const T *pa, long as, long ak, const
                             int nt) {
   switch (mr) { BP_MR_LIST(BP_UKR_CASE, BP_S) default: break; }
 }
+/* dst[k*dld + i] = src[i*ld + k] for i < n, 0 for n <= i < w, k < kc: the packing
+ * of an operand whose k runs along its rows */
+static void BP_(bp_pack_tr)(int n, int w, int kc, const T *src, long ld, T *dst, long dld) {
+#if defined(__AVX512F__)
+  if (sizeof(T) == sizeof(float)) {
+    for (int i0 = 0; i0 < w; i0 += 16) {
+      int ni = n - i0 < 0 ? 0 : n - i0 > 16 ? 16 : n - i0;
+      bp_pack_tr16_f32_(ni, w - i0 < 16 ? w - i0 : 16, kc, (const float *)src + (long)i0 * ld, ld,
+                        (float *)dst + i0, dld);
+    }
+    return;
+  }
+#endif
+  for (int i = 0; i < w; i++)
+    for (int k = 0; k < kc; k++) dst[(long)k * dld + i] = i < n ? src[(long)i * ld + k] : 0;
+}
+/* dst[0..n) = src[0..n), n <= BP_MR */
+static inline void BP_(bp_copy_short)(int n, const T *src, T *dst) {
+#if defined(__AVX512F__)
+  if (sizeof(T) == sizeof(float)) {
+    __mmask16 m = (__mmask16)((1u << n) - 1);
+    _mm512_mask_storeu_ps((float *)dst, m, _mm512_maskz_loadu_ps(m, (const float *)src));
+    return;
+  }
+#endif
+  for (int i = 0; i < n; i++) dst[i] = src[i];
+}
 /* C(i,j) = c[i*rsc + j*csc], op(A)(i,k) = a[i*ars + k*acs], op(B)(k,j) = b[k*brs + j*bcs] */
 typedef struct {
   int M, N, K, acc, npanels, pbase, pextra, packa, packb;
+  int kb;                 /* k block: K cut into nearly equal blocks of at most BP_KC */
   const T *a; long ars, acs;
   const T *b; long brs, bcs;
   T *c; long rsc, csc;
@@ -64,8 +92,8 @@ static void BP_(bp_gemm_part)(const BP_(BpGemm) *g, int p0, int p1, int n0, int 
   const int NR = BP_(BP_NR);
   for (int jc = n0; jc < n1; jc += BP_NC) {
     int nc = n1 - jc < BP_NC ? n1 - jc : BP_NC;
-    for (int pc = 0; pc < g->K; pc += BP_KC) {
-      int kc = g->K - pc < BP_KC ? g->K - pc : BP_KC;
+    for (int pc = 0; pc < g->K; pc += g->kb) {
+      int kc = g->K - pc < g->kb ? g->K - pc : g->kb;
       int add = g->acc || pc > 0;
       const T *bias = pc == 0 ? g->bias : NULL;
       /* pack op(B)[pc:pc+kc, jc:jc+nc] as panels of NR columns, zero padded; rows of
@@ -95,6 +123,8 @@ static void BP_(bp_gemm_part)(const BP_(BpGemm) *g, int p0, int p1, int n0, int 
             for (int j = 0; j < nr; j++) d[j] = s[j];
             for (int j = nr; j < NR; j++) d[j] = 0;
           }
+        } else if (g->brs == 1) {
+          BP_(bp_pack_tr)(nr, NR, kc, src, g->bcs, pb, NR);
         } else {
           for (int j = 0; j < NR; j++)
             for (int k = 0; k < kc; k++)
@@ -105,12 +135,26 @@ static void BP_(bp_gemm_part)(const BP_(BpGemm) *g, int p0, int p1, int n0, int 
         int ipe = p1 - ip < BP_MCP ? p1 : ip + BP_MCP;
         /* pack op(A) panels ip..ipe-1, rows [pc, pc+kc), k-major */
         T *pa = bufa;
-        for (int p = ip; p < ipe && g->packa; p++) {
+        if (g->packa && g->acs != 1 && g->ars == 1) {
+          /* A^T stored: op(A)'s columns are rows of memory, read each from end to
+           * end across all the panels (a panel at a time would read 12 floats of
+           * a row, then jump a row ahead) */
+          int i00 = BP_(bp_gemm_panel)(g, ip);
+          for (int k = 0; k < kc; k++) {
+            const T *s = g->a + (long)(pc + k) * g->acs + i00;
+            T *d = bufa;
+            for (int p = ip; p < ipe; p++) {
+              int i0 = BP_(bp_gemm_panel)(g, p), mr = BP_(bp_gemm_panel)(g, p + 1) - i0;
+              BP_(bp_copy_short)(mr, s + (i0 - i00), d + (long)k * mr);
+              d += (long)mr * kc;
+            }
+          }
+        }
+        for (int p = ip; p < ipe && g->packa && !(g->acs != 1 && g->ars == 1); p++) {
           int i0 = BP_(bp_gemm_panel)(g, p), mr = BP_(bp_gemm_panel)(g, p + 1) - i0;
           const T *src = g->a + (long)i0 * g->ars + (long)pc * g->acs;
           if (g->acs == 1) {
-            for (int i = 0; i < mr; i++)
-              for (int k = 0; k < kc; k++) pa[(long)k * mr + i] = src[(long)i * g->ars + k];
+            BP_(bp_pack_tr)(mr, mr, kc, src, g->ars, pa, mr);
           } else {
             for (int k = 0; k < kc; k++)
               for (int i = 0; i < mr; i++)
@@ -162,12 +206,18 @@ static void BP_(bp_gemm_gen)(int M, int N, int K, const T *A, int transa, const 
   long ars = transa ? 1 : K, acs = transa ? M : 1;
   long brs = transb ? 1 : N, bcs = transb ? K : 1;
   const long NR = BP_(BP_NR);
-  /* padded work either way, plus ~32 FMA lanes per element packed with a stride;
-   * the transposed one stores tiles element by element */
-  double wn = (double)M * ((N + NR - 1) / NR * NR) * K + (bcs != 1 ? 32.0 * K * N : 0);
-  double wt = (double)N * ((M + NR - 1) / NR * NR) * K * (K < 64 ? 1.3 : 1.05)
-              + (ars != 1 ? 32.0 * K * M : 0);
+  /* in FMA lanes: padded work either way, plus ~32 per element packed with a
+   * stride, plus the tiles stored element by element, per k block: the last
+   * column panel's (~32 each), the transposed product's every element (~48 the
+   * first block, ~512 each further one: measured on Zen 4, x.W^T [256,512] K=128
+   * ran at 70% transposed, A^T.B [1024,27] K=256 at 120%, [4096,27] K=1024 at 67%) */
+  int nkb = (K + BP_KC - 1) / BP_KC;
+  double wn = (double)M * ((N + NR - 1) / NR * NR) * K + (bcs != 1 ? 32.0 * K * N : 0)
+              + 32.0 * nkb * M * (N % NR);
+  double wt = (double)N * ((M + NR - 1) / NR * NR) * K + (ars != 1 ? 32.0 * K * M : 0)
+              + (48.0 + 512.0 * (nkb - 1)) * M * N;
   g.K = K, g.acc = accumulate, g.bias = bias, g.bt = wt < wn;
+  g.kb = (K + nkb - 1) / nkb;
   g.nt = BP_(BP_HAVE_STREAM) && !g.bt && !accumulate && K <= BP_KC
          && (double)M * N * sizeof(T) >= 8e6 && N % BP_(BP_NR) == 0
          && (uintptr_t)C % 64 == 0;

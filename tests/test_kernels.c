@@ -1,7 +1,8 @@
 /* test_kernels.c: every kernel of runtime/kernels.h against a naive
  * double-precision reference, on a table of shapes that includes the lecture
  * MLP's skinny ones (N = 27, K = 30, M = 30), odd sizes and sizes that cross
- * the blocking (k block 256, column block 1024); all transa/transb forms,
+ * the blocking (k block <= 512, column block 768, 8 panels of rows); all
+ * transa/transb forms,
  * accumulate 0 and 1.  f32 must agree with the f64 reference within 1e-5
  * relative to sum_k |a b| (scaled by K/100 for long sums), f64 within 1e-12.
  * With 2 and 3 threads the results must be bit-identical to 1 thread. */
@@ -37,6 +38,12 @@ static const GemmShape gemm_shapes[] = {
     {256, 27, 1024}, {1024, 27, 256}, {30, 1024, 256}, {256, 1024, 27}, {256, 30, 1024},
     {1024, 4096, 30}, {5, 17, 3},     {12, 32, 7},     {25, 48, 100},   {13, 16, 64},
     {64, 600, 27},    {3, 2000, 2},
+    /* the general path's blocking: K cut into nearly equal blocks of at most 512
+     * (1030: 344+343+343, 513: 257+256), B blocks of 768 columns (800, 1537), A
+     * blocks of 8 panels of <= 12 rows (97, 203: one panel short, edges of the
+     * 16 x 16 packing transposes: 17, 33, 45) */
+    {97, 800, 1030},  {203, 33, 513},  {17, 1537, 45},  {31, 97, 1024},
+    {385, 65, 129},
 };
 
 /* op(A)(i,k), op(B)(k,j) of row-major storage */
