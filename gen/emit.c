@@ -1317,6 +1317,38 @@ static bool bound_expand(Emit *e, Node *n) {
   return true;
 }
 
+/* a concat's parts that are not written in place (emit_concat's loops): each
+ * a strided copy at its offset */
+static bool bound_concat(Emit *e, Node *n) {
+  const Shape *O = &n->shape;
+  if (O->rank > 8)
+    return false;
+  long off1 = shape_numel(&n->in[0]->shape), st = 1;
+  bool in_place[2] = {strcmp(V(e, n->in[0]), V(e, n)) == 0,
+                      strcmp(V(e, n->in[1]), at_offset(e, n, off1)) == 0 && n->in[0] != n->in[1]};
+  Buf os = {0};
+  long ostride[MAXRANK];
+  for (int d = O->rank - 1; d >= 0; d--)
+    ostride[d] = st, st *= O->dim[d];
+  buf_printf(&os, "(const int[]){");
+  for (int d = 0; d < O->rank; d++)
+    buf_printf(&os, "%s%ld", d ? ", " : "", ostride[d]);
+  buf_printf(&os, "}");
+  const char *ostr = buf_done(&os);
+  head_math(e, n, in_place[0] && in_place[1] ? "  (both parts written in place: no copy)" : "");
+  for (int k = 0; k < 2; k++) {
+    Node *x = n->in[k];
+    Shape part = *O;
+    part.dim[n->axis] = x->shape.dim[n->axis];
+    if (in_place[k])
+      continue;
+    long off = k ? (long)n->in[0]->shape.dim[n->axis] * ostride[n->axis] : 0;
+    L(e, "%s(%d, %s, %s, %s, %s + %ld, %s);", bpm(e, "copy"), O->rank, dims_lit(&part), V(e, x),
+      strides_lit(&part, &x->shape), V(e, n), off, ostr);
+  }
+  return true;
+}
+
 static bool bound_gather(Emit *e, Node *n) {
   Node *c = n->in[0], *x = n->in[1];
   long rows, r, ni;
@@ -1408,7 +1440,7 @@ static BoundFn *const jit_bound[OP_COUNT] = {
   [OP_gather_bwd] = bound_gather_bwd, [OP_bn_bwd_gain] = bound_bn_bwd_gain,
   [OP_layernorm] = bound_layernorm,   [OP_ln_bwd_x] = bound_ln_bwd_x, [OP_ln_bwd_gain] = bound_ln_bwd_gain,
   [OP_softmax_bwd] = bound_softmax_bwd,
-  [OP_transpose] = bound_transpose,
+  [OP_transpose] = bound_transpose,   [OP_concat] = bound_concat,
 };
 
 /* One step's block: a printer per step kind. */

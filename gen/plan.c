@@ -199,8 +199,10 @@ static bool lower_tri(Fuse *e, Node *x) {
 /* m is a per-head product [..., T, T]·[..., T, D] or [..., T, D]·[..., D, T]ᵀ
  * (the batch axes the same on both sides, as attention's) */
 static bool head_product(Node *m) {
+  if (m->op != OP_matmul || !is_float(m))
+    return false;
   const Shape *o = &m->shape, *a = &m->in[0]->shape, *b = &m->in[1]->shape;
-  if (m->op != OP_matmul || !is_float(m) || o->rank < 2 || a->rank != o->rank || b->rank != o->rank)
+  if (o->rank < 2 || a->rank != o->rank || b->rank != o->rank)
     return false;
   for (int d = 0; d + 2 < o->rank; d++)
     if (a->dim[d] != o->dim[d] || b->dim[d] != o->dim[d])
