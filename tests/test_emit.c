@@ -7,6 +7,8 @@
  */
 #include "tests.h"
 #include "bp_runtime.h"
+#define BP_KERNELS_DECLARE_ONLY
+#include "kernels.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -203,6 +205,72 @@ START_TEST(gcc_build_agrees_with_jit) {
 }
 END_TEST
 
+/* gpt2.spec with T = 40 (attention's blocks of 32 and a partial one): the
+ * schedule folds the scaling into the causal softmax and its backward and
+ * runs the per-head products by blocks; the gcc file built with the kernels'
+ * flags gives the in-memory build's loss and gradients bit for bit, lean
+ * (datt's upper triangle not made) the same params' grads, 2 threads too */
+static const BpTensor *find_t(const BpModel *m, const char *name) {
+  for (int i = 0; i < m->ntensors; i++)
+    if (!strcmp(m->tensors[i].name, name))
+      return &m->tensors[i];
+  ck_abort_msg("no tensor %s", name);
+  return NULL;
+}
+static double gpt2_step(const BpModel *m, char *st, int lean, int threads) {
+  m->init(st, 7);
+  int32_t *X = (int32_t *)(st + find_t(m, "X")->offset), *Y = (int32_t *)(st + find_t(m, "Y")->offset);
+  for (int i = 0; i < 3 * 40; i++)
+    X[i] = (i * 7 + i / 3) % 11, Y[i] = (i * 5 + 1) % 11;
+  m->set_lean(st, lean);
+  bp_set_threads(threads);
+  double l = m->forward(st);
+  m->backward(st);
+  bp_set_threads(1);
+  return l;
+}
+START_TEST(attention_builds_agree) {
+  DimOverride ovr[] = {{"B", 3, false}, {"T", 40, false}, {"maxT", 40, false}, {"V", 11, false},
+                       {"Vp", 16, false}, {"L", 2, false}, {"NH", 3, false}, {"C", 12, false}};
+  Graph *g = load_spec_with(arena_printf("%s/gpt2.spec", specs_dir()), ovr, 8);
+  grad_build(g);
+  const char *p = plan_text(g);
+  ck_assert_msg(strstr(p, "{CAUSAL_SOFTMAX att_0 ") && strstr(p, "{SOFTMAX_BWD_SCALED ") &&
+                strstr(p, "{GEMM_LOWER ") && strstr(p, "{GEMM_TRI_A "), "%s", p);
+  const char *src = emit(g, DT_F32, "model", false, NULL), *jsrc = emit(g, DT_F32, "model", true, NULL);
+  for (int k = 0; k < 2; k++) {
+    const char *t = k ? jsrc : src;
+    ck_assert(strstr(t, "\n  bp_causal_softmax_f32(") && strstr(t, "\n  bp_causal_softmax_bwd_f32(") &&
+              strstr(t, "      bp_gemm_causal_f32(") && !strstr(t, "exp(x[j] - m)"));
+  }
+  write_text(arena_printf("%s/attn.c", tmpdir), src);
+  run(arena_printf("cd %s && gcc -std=c99 -O3 -march=native -ffp-contract=off -fno-math-errno -fPIC -shared "
+                   "-o attn.so attn.c -lm -lpthread", tmpdir));
+  void *so = dlopen(arena_printf("%s/attn.so", tmpdir), RTLD_NOW | RTLD_LOCAL);
+  ck_assert_msg(so != NULL, "dlopen: %s", dlerror());
+  const BpModel *mg = dlsym(so, "model_model");
+  Jit *j = jit_compile(jsrc, "gpt2.spec");
+  const BpModel *mj = jit_symbol(j, "model_model");
+  ck_assert(mg && mj && mg->state_size == mj->state_size);
+  char *a = calloc(1, mj->state_size), *b = calloc(1, mj->state_size);
+  size_t gbytes = (size_t)mj->nparam * 4;
+  double la = gpt2_step(mg, a, 0, 1), lb = gpt2_step(mj, b, 0, 1);
+  ck_assert_msg(la == lb, "loss gcc %.9g jit %.9g", la, lb);
+  ck_assert_msg(memcmp(a + mg->grad_offset, b + mj->grad_offset, gbytes) == 0, "gcc and jit grads differ");
+  const BpTensor *datt = find_t(mj, "datt_0");
+  ck_assert(memcmp(a + datt->offset, b + datt->offset, (size_t)datt->numel * 4) == 0);
+  for (int k = 0; k < 2; k++) {   /* lean; 2 threads */
+    double lc = gpt2_step(mj, a, !k, k ? 2 : 1);
+    ck_assert_msg(lc == lb, "%s: loss %.9g vs %.9g", k ? "threads" : "lean", lc, lb);
+    ck_assert_msg(memcmp(a + mj->grad_offset, b + mj->grad_offset, gbytes) == 0, "%s: grads differ",
+                  k ? "2 threads" : "lean");
+  }
+  free(a), free(b);
+  jit_free(j);
+  dlclose(so);
+}
+END_TEST
+
 /* the backward pass reads like the lecture's, in the notation of ops.h (the
  * math column `bpgen explain` prints too) */
 START_TEST(comments_and_line_directives) {
@@ -340,6 +408,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, gcc_build_agrees_with_jit);
   tcase_add_loop_test(tc, every_compiler_builds_a_layer, 0, (int)(sizeof compilers / sizeof compilers[0]));
   tcase_add_test(tc, comments_and_line_directives);
+  tcase_add_test(tc, attention_builds_agree);
   tcase_add_test(tc, reshape_shares_memory);
   tcase_add_test(tc, stacked_params_in_place);
   tcase_add_test(tc, dtype_and_jit_variant);
