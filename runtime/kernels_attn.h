@@ -264,6 +264,10 @@ BP_KERNEL void BP_(bp_gemm_causal)(int M, int N, int K, const T *A, int transa, 
       for (int part = 0; part < 1 + (full != 0); part++)   /* columns [0, i1), then [i1, N) */
         for (int c0 = part ? i1 : 0, ce = part ? N : i1; c0 < ce; c0 += step) {
           int nc = ce - c0 < step ? ce - c0 : step;
+          if (nc == N) { /* whole rows (T <= BP_CB): straight into C, the same call */
+            BP_(bp_gemm)(mb, nc, K, A + (size_t)i0 * K, 0, B, 1, C + (size_t)i0 * N, 0);
+            continue;
+          }
           BP_(bp_gemm)(mb, nc, K, A + (size_t)i0 * K, 0, B + (size_t)c0 * K, 1, w, 0);
           for (int r = 0; r < mb; r++) memcpy(C + (size_t)(i0 + r) * N + c0, w + (size_t)r * nc, sizeof(T) * (size_t)nc);
         }
@@ -276,11 +280,16 @@ BP_KERNEL void BP_(bp_gemm_causal)(int M, int N, int K, const T *A, int transa, 
       /* the k that can meet a nonzero: [0, i1) for A, [i0, K) for Aᵀ */
       for (int k0 = transa ? i0 : 0, ke = transa ? K : i1; k0 < ke; k0 += step) {
         int kc = ke - k0 < step ? ke - k0 : step;
-        if (!transa)
+        const T *a = w;   /* the block as it is stored when it is whole rows of A, else packed */
+        if (!transa && kc == K)
+          a = A + (size_t)i0 * K;
+        else if (transa && mb == M)
+          a = A + (size_t)k0 * M;
+        else if (!transa)
           for (int r = 0; r < mb; r++) memcpy(w + (size_t)r * kc, A + (size_t)(i0 + r) * K + k0, sizeof(T) * (size_t)kc);
         else
           for (int k = 0; k < kc; k++) memcpy(w + (size_t)k * mb, A + (size_t)(k0 + k) * M + i0, sizeof(T) * (size_t)mb);
-        BP_(bp_gemm)(mb, N, kc, w, transa, B + (size_t)k0 * N, 0, C + (size_t)i0 * N, k0 != (transa ? i0 : 0));
+        BP_(bp_gemm)(mb, N, kc, a, transa, B + (size_t)k0 * N, 0, C + (size_t)i0 * N, k0 != (transa ? i0 : 0));
       }
     }
     return;
