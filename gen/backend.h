@@ -52,6 +52,10 @@ typedef enum {
   ST_BN_BWD,      /* bg: a batchnorm backward group, node = its first member */
   ST_LAYER_FWD,   /* ly: the layer's forward, node = its output */
   ST_LAYER_BWD,   /* ly: the layer's backward, node = its first backward node */
+  ST_CAUSAL_SOFTMAX,  /* node = a causal_softmax, aux = the x·c or x/c it reads: the factor in the kernel */
+  ST_SOFTMAX_BWD_SCALED, /* node = y·c or y/c, aux = the causal softmax_bwd y it scales: one kernel */
+  ST_GEMM_LOWER,  /* node = a matmul [.., T, T] whose readers read only its lower triangle (j <= i) */
+  ST_GEMM_TRI_A,  /* node = a matmul whose first operand is 0 above its diagonal (a causal softmax) */
 } StepKind;
 
 typedef struct Step {
@@ -60,6 +64,8 @@ typedef struct Step {
   Node *aux;
   BnGroup *bg;
   Layer *ly;
+  double scale;          /* ST_CAUSAL_SOFTMAX, ST_SOFTMAX_BWD_SCALED: the folded factor c or 1/c */
+  bool full;             /* ST_GEMM_LOWER: a tensor the user sees: the upper triangle too unless lean */
 } Step;
 
 typedef struct Schedule {
@@ -71,7 +77,8 @@ typedef struct Plan {
   Schedule train;        /* training forward: batch statistics, layer calls */
   Schedule eval;         /* inference forward (and calibration): node by node */
   Schedule backward;
-  bool *no_field;        /* per node id: a matmul only a gemm+bias step reads: never stored */
+  bool *no_field;        /* per node id: a matmul only a gemm+bias step reads, or a scaling a
+                          * causal softmax kernel folded in: never stored */
   bool *inlayer;         /* per node id: a tensor only a layer's kernels see */
   Layer **layers;        /* every layer call */
   int nlayers;

@@ -571,23 +571,20 @@ void emit_context(Emit *e, Node *n) {
     V(e, x), T, n->fill);
 }
 
-/* row i of each [T, T]: softmax over columns 0..i in double, 0 after */
-void emit_causal_softmax(Emit *e, Node *n) {
-  long T = n->shape.dim[n->shape.rank - 1], P = numel(n) / (T != 0 ? T * T : 1);
-  head_math(e, n, "");
-  L(e, "for (long r = 0; r < %ld; r++) {", P * T);
-  L(e, "  long i = r %% %ld;", T);
-  L(e, "  const real *x = &%s[r * %ld];", V(e, n->in[0]), T);
-  L(e, "  real *y = &%s[r * %ld];", V(e, n), T);
-  L(e, "  double m = x[0], sum = 0;");
-  L(e, "  for (long j = 1; j <= i; j++)");
-  L(e, "    m = x[j] > m ? x[j] : m;");
-  L(e, "  for (long j = 0; j <= i; j++)");
-  L(e, "    sum += exp(x[j] - m);");
-  L(e, "  for (long j = 0; j < %ld; j++)", T);
-  L(e, "    y[j] = j <= i ? (real)(exp(x[j] - m) / sum) : 0;");
-  L(e, "}");
+/* row i of each [T, T]: softmax over columns 0..i, 0 after, by a kernel in
+ * both builds (vector exp for f32; libm's exp per element was most of the
+ * attention's own time); ST_CAUSAL_SOFTMAX: the x·c it reads (scale c, x the
+ * product) folded in, aux that node */
+static void causal_softmax(Emit *e, Node *n, Node *aux, double scale) {
+  long T = n->shape.dim[n->shape.rank - 1];
+  if (aux)
+    head(e, n, "causal_softmax(%s)  (the scaling in the kernel: no pass of its own)", math(e, aux));
+  else
+    head_math(e, n, "");
+  L(e, "%s(%ld, %ld, %s, %s, %s);", kern(e, "causal_softmax"), numel(n) / (T ? T : 1), T, dlit(scale),
+    V(e, aux ? aux->in[aux->in[0]->op == OP_const && aux->op == OP_mul ? 1 : 0] : n->in[0]), V(e, n));
 }
+void emit_causal_softmax(Emit *e, Node *n) { causal_softmax(e, n, NULL, 1); }
 
 /* x viewed as [outer, len, inner] around n->axis: a slice copies a run of
  * `cut` rows of `inner` elements out of (slice) or into (pad) each outer block */
@@ -755,10 +752,15 @@ void emit_gather_bwd(Emit *e, Node *n) {
 
 /* ---- matmul ------------------------------------------------------------------------- */
 
-void emit_matmul(Emit *e, Node *n) {
+/* tri 0: a product (emit_matmul); 1: only the lower triangle of each [T, T]
+ * of the result is read (full: the rest too, unless the state is lean); 2:
+ * the first operand is 0 above its diagonal (plan_attention): per head, a
+ * bp_gemm_causal call that leaves out the blocks that cannot matter */
+static void matmul(Emit *e, Node *n, int tri, bool full) {
   Node *a = n->in[0], *b = n->in[1];
   const Shape *O = &n->shape, *A = &a->shape, *B = &b->shape;
-  head_math(e, n, "");
+  head_math(e, n, tri == 1 ? "  (the lower triangle: what the causal softmax reads)"
+                  : tri == 2 ? "  (the blocks under the diagonal of the causal mask)" : "");
   if (O->rank < 2 || A->rank < 2 || B->rank < 2)
     die("matmul of rank < 2");
   long M = O->dim[O->rank - 2], N = O->dim[O->rank - 1];
@@ -767,17 +769,22 @@ void emit_matmul(Emit *e, Node *n) {
   Shape ob = *O, ab = *A, bb = *B;
   ob.rank -= 2, ab.rank -= 2, bb.rank -= 2;
   long nb = shape_numel(&ob);
-  if (nb == 1 || (!n->transa && bb.rank == 0 && shape_eq(&ab, &ob))) {
+  const char *tail = tri ? arena_printf(", %d, %s", tri, full ? "!s->lean" : "0") : ", 0";
+  if (tri)
+    k = kern(e, "gemm_causal");
+  if (nb == 1 || (!tri && !n->transa && bb.rank == 0 && shape_eq(&ab, &ob))) {
     /* one call; a batch of a over a shared b folds into the rows */
-    L(e, "%s(%ld, %ld, %ld, %s, %d, %s, %d, %s, 0);", k, M * nb, N, K, V(e, a), n->transa, V(e, b),
-      n->transb, V(e, n));
+    L(e, "%s(%ld, %ld, %ld, %s, %d, %s, %d, %s%s);", k, M * nb, N, K, V(e, a), n->transa, V(e, b),
+      n->transb, V(e, n), tail);
     return;
   }
   loops_open(e, &ob);
-  L(e, "%*s%s(%ld, %ld, %ld, %s + (%s)*%ld, %d, %s + (%s)*%ld, %d, %s + (%s)*%ld, 0);", 2 * ob.rank, "",
+  L(e, "%*s%s(%ld, %ld, %ld, %s + (%s)*%ld, %d, %s + (%s)*%ld, %d, %s + (%s)*%ld%s);", 2 * ob.rank, "",
     k, M, N, K, V(e, a), bidx(&ob, &ab), M * K, n->transa, V(e, b), bidx(&ob, &bb), K * N, n->transb,
-    V(e, n), bidx(&ob, &ob), M * N);
+    V(e, n), bidx(&ob, &ob), M * N, tail);
 }
+
+void emit_matmul(Emit *e, Node *n) { matmul(e, n, 0, false); }
 
 /* y = a · b + bias (ST_GEMM_BIAS: n the add, m the product): C starts as the
  * bias row, the product adds on */
@@ -908,10 +915,29 @@ void emit_softmax(Emit *e, Node *n) {
   L(e, "}");
 }
 
+/* the backward of a causal softmax (rows of T, 0 above the diagonal), by a
+ * kernel in both builds that reads dy only where y can be nonzero and writes
+ * those dx, zeros after; ST_SOFTMAX_BWD_SCALED: n is sb·c (or sb / c), the
+ * factor in the same pass */
+static void causal_softmax_bwd(Emit *e, Node *n, Node *sb, double scale) {
+  long T = sb->shape.dim[sb->shape.rank - 1];
+  if (n != sb)
+    head(e, n, "%s%s  (the scaling in the softmax backward's kernel)", math(e, sb),
+         n->op == OP_div ? arena_printf(" / %g", 1 / scale) : arena_printf(" · %g", scale));
+  else
+    head_math(e, n, "");
+  L(e, "%s(%ld, %ld, %s, %s, %s, %s);", kern(e, "causal_softmax_bwd"), numel(sb) / (T ? T : 1), T, dlit(scale),
+    V(e, sb->in[0]), V(e, sb->in[1]), V(e, n));
+}
+
 void emit_softmax_bwd(Emit *e, Node *n) {
   Node *y = n->in[0], *dy = n->in[1];
   long outer, len, inner;
   split_axis(&y->shape, n->axis, &outer, &len, &inner);
+  if (y->op == OP_causal_softmax && inner == 1) {
+    causal_softmax_bwd(e, n, n, 1);
+    return;
+  }
   head_math(e, n, "");
   const char *xi = lin3(outer, len, inner, 1);
   axis_loops(e, outer, inner);
@@ -1312,6 +1338,38 @@ static bool bound_expand(Emit *e, Node *n) {
   return true;
 }
 
+/* a concat's parts that are not written in place (emit_concat's loops): each
+ * a strided copy at its offset */
+static bool bound_concat(Emit *e, Node *n) {
+  const Shape *O = &n->shape;
+  if (O->rank > 8)
+    return false;
+  long off1 = shape_numel(&n->in[0]->shape), st = 1;
+  bool in_place[2] = {strcmp(V(e, n->in[0]), V(e, n)) == 0,
+                      strcmp(V(e, n->in[1]), at_offset(e, n, off1)) == 0 && n->in[0] != n->in[1]};
+  Buf os = {0};
+  long ostride[MAXRANK];
+  for (int d = O->rank - 1; d >= 0; d--)
+    ostride[d] = st, st *= O->dim[d];
+  buf_printf(&os, "(const int[]){");
+  for (int d = 0; d < O->rank; d++)
+    buf_printf(&os, "%s%ld", d ? ", " : "", ostride[d]);
+  buf_printf(&os, "}");
+  const char *ostr = buf_done(&os);
+  head_math(e, n, in_place[0] && in_place[1] ? "  (both parts written in place: no copy)" : "");
+  for (int k = 0; k < 2; k++) {
+    Node *x = n->in[k];
+    Shape part = *O;
+    part.dim[n->axis] = x->shape.dim[n->axis];
+    if (in_place[k])
+      continue;
+    long off = k ? (long)n->in[0]->shape.dim[n->axis] * ostride[n->axis] : 0;
+    L(e, "%s(%d, %s, %s, %s, %s + %ld, %s);", bpm(e, "copy"), O->rank, dims_lit(&part), V(e, x),
+      strides_lit(&part, &x->shape), V(e, n), off, ostr);
+  }
+  return true;
+}
+
 static bool bound_gather(Emit *e, Node *n) {
   Node *c = n->in[0], *x = n->in[1];
   long rows, r, ni;
@@ -1365,18 +1423,10 @@ static bool bound_ln_bwd_gain(Emit *e, Node *n) {
   return true;
 }
 
-static bool bound_causal_softmax(Emit *e, Node *n) {
-  long len = n->shape.dim[n->shape.rank - 1];
-  head_math(e, n, "");
-  L(e, "%s(%ld, %ld, %s, %s);", kern(e, "causal_softmax"), numel(n) / (len ? len : 1), len, V(e, n->in[0]),
-    V(e, n));
-  return true;
-}
-
 static bool bound_softmax_bwd(Emit *e, Node *n) {
   long outer, len, inner;
   split_axis(&n->in[0]->shape, n->axis, &outer, &len, &inner);
-  if (inner != 1)
+  if (inner != 1 || n->in[0]->op == OP_causal_softmax)   /* that one is a kernel in both builds */
     return false;
   head_math(e, n, "");
   L(e, "%s(%ld, %ld, %s, %s, %s);", kern(e, "softmax_bwd"), outer, len, V(e, n->in[0]), V(e, n->in[1]),
@@ -1410,8 +1460,8 @@ static BoundFn *const jit_bound[OP_COUNT] = {
   [OP_div] = bound_div,       [OP_expand] = bound_expand,     [OP_gather] = bound_gather,
   [OP_gather_bwd] = bound_gather_bwd, [OP_bn_bwd_gain] = bound_bn_bwd_gain,
   [OP_layernorm] = bound_layernorm,   [OP_ln_bwd_x] = bound_ln_bwd_x, [OP_ln_bwd_gain] = bound_ln_bwd_gain,
-  [OP_causal_softmax] = bound_causal_softmax, [OP_softmax_bwd] = bound_softmax_bwd,
-  [OP_transpose] = bound_transpose,
+  [OP_softmax_bwd] = bound_softmax_bwd,
+  [OP_transpose] = bound_transpose,   [OP_concat] = bound_concat,
 };
 
 /* One step's block: a printer per step kind. */
@@ -1427,6 +1477,10 @@ static void emit_step(Emit *e, const Step *st) {
   case ST_BN_BWD: emit_bn_group(e, st->bg); return;
   case ST_LAYER_FWD: emit_layer(e, st->ly, false); return;
   case ST_LAYER_BWD: emit_layer(e, st->ly, true); return;
+  case ST_CAUSAL_SOFTMAX: causal_softmax(e, st->node, st->aux, st->scale); return;
+  case ST_SOFTMAX_BWD_SCALED: causal_softmax_bwd(e, st->node, st->aux, st->scale); return;
+  case ST_GEMM_LOWER: matmul(e, st->node, 1, st->full); return;
+  case ST_GEMM_TRI_A: matmul(e, st->node, 2, false); return;
   }
   unreachable();
 }

@@ -24,6 +24,10 @@ typedef struct Fuse {
   bool *inlayer;         /* a tensor only the layer's kernels see (no other reader) */
   Layer **layers;
   int nlayers;
+  Node **fold;           /* causal_softmax: the x·c it reads; y·c of the backward: the softmax_bwd y */
+  double *factor;        /* the c (or 1/c for a division) of a fold */
+  signed char *tri;      /* matmul: 1 only its lower triangle is read, 2 its first operand is lower */
+  bool *full;            /* tri 1 on a tensor the user sees (a named grad): all of it unless lean */
 } Fuse;
 
 /* ---- fusion: fewer passes over memory ------------------------------------------- *
@@ -64,6 +68,8 @@ static bool is_row_sum(Node *s, Node *x) {
     return false;
   return numel(s) == D;
 }
+
+static void plan_attention(Fuse *e, const int *nuse, const bool *exposed);
 
 static void plan_fusion(Fuse *e) {
   Graph *g = e->g;
@@ -138,6 +144,121 @@ static void plan_fusion(Fuse *e) {
         e->skip[mem[k]->id] = true;
     e->skip[host->id] = false;
     e->bng[host->id] = gr;
+  }
+  /* named tensors and the grads of named ones: the user reads them whole */
+  bool *exposed = arena_alloc((size_t)nn);
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i];
+    if (n->name) {
+      exposed[n->id] = true;
+      if (n->grad)
+        exposed[n->grad->id] = true;
+    }
+  }
+  plan_attention(e, nuse, exposed);
+}
+
+
+/* ---- attention: the causal mask known to the kernels ------------------------------- *
+ *   att = causal_softmax(s / c)   the scaling in the softmax's kernel (s / c is
+ *                                 not stored), its backward's dx / c in the
+ *                                 softmax backward's kernel
+ *   s = q · kᵀ, datt = dy · vᵀ    only the lower triangle (j <= i) is read by a
+ *                                 causal softmax or its backward: only the row
+ *                                 blocks' columns up to the diagonal are made
+ *   att · v, attᵀ · dy, ...       the first operand is 0 above its diagonal: the
+ *                                 blocks of zeros are not multiplied
+ * (bp_causal_softmax, bp_causal_softmax_bwd, bp_gemm_causal). */
+
+/* t = x · c, c · x or x / c, c a constant (not too small or large to invert):
+ * x, and the factor in *k */
+static Node *const_scale(Node *t, double *k) {
+  if (!is_float(t) || (t->op != OP_mul && t->op != OP_div))
+    return NULL;
+  int ci = t->in[1]->op == OP_const ? 1 : t->op == OP_mul && t->in[0]->op == OP_const ? 0 : -1;
+  if (ci < 0)
+    return NULL;
+  double c = t->in[ci]->num, a = c < 0 ? -c : c;
+  Node *x = t->in[1 - ci];
+  if (!(a > 1e-30 && a < 1e30) || !is_float(x) || !shape_eq(&x->shape, &t->shape))
+    return NULL;
+  *k = t->op == OP_div ? 1 / c : c;
+  return x;
+}
+
+/* a softmax_bwd of a causal softmax along its last axis: 0 above the diagonal */
+static bool causal_bwd(Node *n) {
+  return n->op == OP_softmax_bwd && n->in[0]->op == OP_causal_softmax && n->axis == n->shape.rank - 1;
+}
+
+/* x is 0 above the diagonal of its last two axes */
+static bool lower_tri(Fuse *e, Node *x) {
+  return x->op == OP_causal_softmax || causal_bwd(x) || (e->fold[x->id] && x->op != OP_causal_softmax);
+}
+
+/* m is a per-head product [..., T, T]·[..., T, D] or [..., T, D]·[..., D, T]ᵀ
+ * (the batch axes the same on both sides, as attention's) */
+static bool head_product(Node *m) {
+  if (m->op != OP_matmul || !is_float(m))
+    return false;
+  const Shape *o = &m->shape, *a = &m->in[0]->shape, *b = &m->in[1]->shape;
+  if (o->rank < 2 || a->rank != o->rank || b->rank != o->rank)
+    return false;
+  for (int d = 0; d + 2 < o->rank; d++)
+    if (a->dim[d] != o->dim[d] || b->dim[d] != o->dim[d])
+      return false;
+  return true;
+}
+
+static void plan_attention(Fuse *e, const int *nuse, const bool *exposed) {
+  Graph *g = e->g;
+  int nn = g->nnodes;
+  e->fold = arena_alloc(sizeof(Node *) * (size_t)nn);
+  e->factor = arena_alloc(sizeof(double) * (size_t)nn);
+  e->tri = arena_alloc((size_t)nn);
+  e->full = arena_alloc((size_t)nn);
+  for (int i = 0; i < nn; i++) {
+    Node *n = g->nodes[i], *t, *x;
+    double k;
+    if (n->op == OP_causal_softmax && (t = n->in[0]) && !t->is_backward && nuse[t->id] == 1 &&
+        !exposed[t->id] && !e->skip[t->id] && const_scale(t, &k)) {
+      e->fold[n->id] = t, e->factor[n->id] = k, e->skip[t->id] = true;
+    } else if (n->is_backward && (x = const_scale(n, &k)) && causal_bwd(x) && nuse[x->id] == 1 &&
+               !exposed[x->id] && !e->skip[x->id] && !e->skip[n->id]) {
+      e->fold[n->id] = x, e->factor[n->id] = k, e->skip[x->id] = true;
+    }
+  }
+  for (int i = 0; i < nn; i++) {
+    Node *m = g->nodes[i];
+    if (!head_product(m) || e->skip[m->id])
+      continue;
+    const Shape *o = &m->shape;
+    int T = o->dim[o->rank - 1];
+    if (!m->transb && lower_tri(e, m->in[0]) && m->in[0]->shape.dim[o->rank - 1] == m->in[0]->shape.dim[o->rank - 2] &&
+        o->dim[o->rank - 2] == m->in[0]->shape.dim[o->rank - 1]) {
+      e->tri[m->id] = 2;
+      continue;
+    }
+    if (m->transa || !m->transb || o->dim[o->rank - 2] != T || m == g->loss || (exposed[m->id] && !m->is_backward))
+      continue;
+    /* every reader reads the lower triangle only */
+    bool lower = nuse[m->id] > 0;
+    for (int j = 0; j < nn && lower; j++) {
+      Node *r = g->nodes[j];
+      for (int q = 0; q < optab[r->op].arity; q++) {
+        if (r->in[q] != m)
+          continue;
+        Node *host = r;   /* a folded x·c reads for its causal softmax */
+        for (int h = 0; h < nn && e->skip[r->id]; h++)
+          if (e->fold[g->nodes[h]->id] == r)
+            host = g->nodes[h];
+        bool ok = (host->op == OP_causal_softmax && host->in[0] == (host == r ? m : r)) ||
+                  (causal_bwd(r) && q == 1 && r->in[0] != m);
+        lower = lower && ok;
+      }
+    }
+    if (lower)
+      e->tri[m->id] = 1, e->full[m->id] = exposed[m->id];
   }
 }
 
@@ -275,7 +396,7 @@ static Schedule schedule(Fuse *f, int from, int to, bool layers) {
   Schedule s = {arena_alloc(sizeof(Step) * (size_t)(to - from + 1)), 0};
   for (int i = from; i < to; i++) {
     Node *n = f->g->nodes[i];
-    Step st = {ST_NODE, n, NULL, NULL, NULL};
+    Step st = {ST_NODE, n, NULL, NULL, NULL, 1, false};
     if (layers && f->layer[n->id])
       st.kind = n->is_backward ? ST_LAYER_BWD : ST_LAYER_FWD, st.ly = f->layer[n->id];
     else if ((layers && f->lskip[n->id]) || f->skip[n->id])
@@ -286,6 +407,11 @@ static Schedule schedule(Fuse *f, int from, int to, bool layers) {
       st.kind = ST_GEMM_BIAS, st.aux = f->bias_mm[n->id];
     else if (n->op == OP_batchnorm && f->act[n->id])
       st.kind = ST_BN_TANH, st.aux = f->act[n->id];
+    else if (f->fold[n->id])
+      st.kind = n->op == OP_causal_softmax ? ST_CAUSAL_SOFTMAX : ST_SOFTMAX_BWD_SCALED, st.aux = f->fold[n->id],
+      st.scale = f->factor[n->id];
+    else if (f->tri[n->id])
+      st.kind = f->tri[n->id] == 1 ? ST_GEMM_LOWER : ST_GEMM_TRI_A, st.full = f->full[n->id];
     s.steps[s.n++] = st;
   }
   return s;
@@ -302,6 +428,9 @@ Plan *plan_build(Graph *g, bool layers) {
   p->no_field = arena_alloc((size_t)g->nnodes);
   for (int i = 0; i < g->nnodes; i++)
     p->no_field[i] = f.skip[i] && g->nodes[i]->op == OP_matmul;
+  for (int i = 0; i < g->nnodes; i++)   /* what a kernel folded in */
+    if (f.fold[i])
+      p->no_field[f.fold[i]->id] = true;
   p->inlayer = f.inlayer;
   p->layers = f.layers;
   p->nlayers = f.nlayers;
@@ -319,7 +448,9 @@ static const char *node_name(Node *n) {
 }
 
 static void schedule_text(Buf *b, const char *title, const Schedule *s) {
-  static const char *const kind[] = {"NODE", "GEMM_BIAS", "BN_TANH", "BN_BWD", "LAYER_FWD", "LAYER_BWD"};
+  static const char *const kind[] = {"NODE",          "GEMM_BIAS",          "BN_TANH",    "BN_BWD",
+                                     "LAYER_FWD",     "LAYER_BWD",          "CAUSAL_SOFTMAX",
+                                     "SOFTMAX_BWD_SCALED", "GEMM_LOWER",    "GEMM_TRI_A"};
   buf_printf(b, "%s:", title);
   for (int i = 0; i < s->n; i++) {
     const Step *st = &s->steps[i];

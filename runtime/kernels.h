@@ -52,6 +52,8 @@
   X(bp_ln_bwd_x_f32) X(bp_ln_bwd_x_f64)                     \
   X(bp_ln_bwd_gain_f32) X(bp_ln_bwd_gain_f64)               \
   X(bp_causal_softmax_f32) X(bp_causal_softmax_f64)         \
+  X(bp_causal_softmax_bwd_f32) X(bp_causal_softmax_bwd_f64) \
+  X(bp_gemm_causal_f32) X(bp_gemm_causal_f64)               \
   X(bp_softmax_bwd_f32) X(bp_softmax_bwd_f64)               \
   X(bp_swap_axes_f32) X(bp_swap_axes_f64)                   \
   X(bp_set_threads) X(bp_get_threads) X(bp_scratch_use)
@@ -76,6 +78,8 @@
  *   BP_WS_PACKA  gemm: a block of op(A) panels, BP_MCP x BP_MR x BP_KC
  *   BP_WS_PACKB  gemm: a block of op(B) panels, BP_KC x BP_NC
  *   BP_WS_BT     small f32 products: B^T, BP_SMALL_BT floats
+ *   BP_WS_CAUSAL bp_gemm_causal (kernels_attn.h): a block's packed operand or
+ *                product, BP_CPACK elements
  * BP_WS_BYTES(es): a block, with the 64 bytes its alignment may skip.  The
  * sizes do not depend on the target (BP_MR_MAX, not BP_MR), so a model's state
  * has one layout whatever flags compile the files that include its header. */
@@ -90,7 +94,11 @@
 #define BP_WS_PACKA(es) ((size_t)0)
 #define BP_WS_PACKB(es) (BP_WS_PACKA(es) + (size_t)BP_MCP * BP_MR_MAX * BP_KC * (es))
 #define BP_WS_BT(es) (BP_WS_PACKB(es) + (size_t)BP_KC * BP_NC * (es))
-#define BP_WS_BYTES(es) (BP_WS_BT(es) + (size_t)BP_SMALL_BT * 4 + 64)
+#define BP_CB 32           /* bp_gemm_causal: rows of C per block */
+#define BP_CPACK 16384     /* bp_gemm_causal: elements of the packed operand (512 columns
+                            * of a block) */
+#define BP_WS_CAUSAL(es) (BP_WS_BT(es) + (size_t)BP_SMALL_BT * 4)
+#define BP_WS_BYTES(es) (BP_WS_CAUSAL(es) + (size_t)BP_CPACK * (es) + 64)
 /* workspace of bp_bnlayer_fwd/bwd (below), in elements of the float type */
 #define BP_BNLAYER_GROUP(N, K, V, dc) \
   (4 * (size_t)(N) * (dc) + 2 * (size_t)(K) * (dc) + (size_t)(N) * ((V) + (K)) + 12 * (size_t)(dc) + 128)
@@ -240,8 +248,12 @@ void bp_bnlayer_bwd_f64(int N, int K, int D, int V, int dc, int groups, const do
  * gelu'(x) dy.  layernorm: x, out, xhat [R,D] over the last axis, gain, bias
  * [D], rstd [R] saved.  ln_bwd_x: dx [R,D] from dy; ln_bwd_gain: dgain[D] =
  * sum_r dy xhat.  causal_softmax: x, y [n,L], row r is position r mod L of its
- * block, softmax over columns 0..r mod L, 0 after.  softmax_bwd: dx = y (dy -
- * sum_j dy y) per row of L.  swap_axes: x [A,n1,B,n2,C] -> y [A,n2,B,n1,C]. */
+ * block, softmax of scale*x over columns 0..r mod L, 0 after; causal_softmax_bwd:
+ * its dx = scale y (dy - sum_j dy y), reading only those columns, 0 after.
+ * softmax_bwd: dx = y (dy - sum_j dy y) per row of L.  gemm_causal: bp_gemm's
+ * C = op(A).op(B) with M == N and only C's lower triangle wanted (tri 1; full:
+ * the rest too), or A [M,M] zero above its diagonal (tri 2): the blocks that
+ * cannot matter skipped.  swap_axes: x [A,n1,B,n2,C] -> y [A,n2,B,n1,C]. */
 void bp_gelu_f32(size_t n, const float *x, float *y);
 void bp_gelu_f64(size_t n, const double *x, double *y);
 void bp_gelu_bwd_f32(size_t n, const float *x, const float *dy, float *dx);
@@ -256,8 +268,15 @@ void bp_ln_bwd_x_f64(int R, int D, const double *xhat, const double *dy, const d
                      const double *rstd, double *dx);
 void bp_ln_bwd_gain_f32(int R, int D, const float *dy, const float *xhat, float *dgain);
 void bp_ln_bwd_gain_f64(int R, int D, const double *dy, const double *xhat, double *dgain);
-void bp_causal_softmax_f32(int n, int L, const float *x, float *y);
-void bp_causal_softmax_f64(int n, int L, const double *x, double *y);
+void bp_causal_softmax_f32(int n, int L, double scale, const float *x, float *y);
+void bp_causal_softmax_f64(int n, int L, double scale, const double *x, double *y);
+void bp_causal_softmax_bwd_f32(int n, int L, double scale, const float *y, const float *dy, float *dx);
+void bp_causal_softmax_bwd_f64(int n, int L, double scale, const double *y, const double *dy,
+                               double *dx);
+void bp_gemm_causal_f32(int M, int N, int K, const float *A, int transa, const float *B, int transb,
+                        float *C, int tri, int full);
+void bp_gemm_causal_f64(int M, int N, int K, const double *A, int transa, const double *B, int transb,
+                        double *C, int tri, int full);
 void bp_softmax_bwd_f32(int n, int L, const float *y, const float *dy, float *dx);
 void bp_softmax_bwd_f64(int n, int L, const double *y, const double *dy, double *dx);
 void bp_swap_axes_f32(long A, long n1, long B, long n2, long C, const float *x, float *y);

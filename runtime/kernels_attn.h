@@ -152,27 +152,146 @@ BP_KERNEL void BP_(bp_ln_bwd_gain)(int R, int D, const T *dy, const T *xhat, T *
   }
 }
 
-/* The causal softmax of rows of T (emit_causal_softmax's loop): rows [n, L],
- * row r is position i = r mod L of its [L, L] block: softmax over columns
- * 0..i in double (libm exp), 0 after.  Each exp once (the loop computes it
- * twice: the same value). */
-BP_KERNEL void BP_(bp_causal_softmax)(int n, int L, const T *x, T *y) {
-  double e[256];
-  for (long r = 0; r < n; r++) {
-    long i = r % L;
+/* The causal softmax of rows [n, L], row r being position i = r mod L of its
+ * [L, L] block: y = softmax over columns 0..i of v = scale·x (a preceding
+ * `/ sqrt(hs)` folded in: one pass fewer over [n, L]), 0 after.  Only the
+ * i + 1 unmasked entries are read.  f32: exp by bp_expf_ (within 2 ulp) in
+ * float, f64: libm's exp; the sum in double either way, in BP_CS_LANES
+ * interleaved partial sums combined in lane order (so gcc can vectorise the
+ * loops and the bits do not depend on the vector width), y = e · (1/sum).
+ * Both builds call it (the gcc file pastes it in). */
+#ifndef BP_CS_LANES
+#define BP_CS_LANES 16
+#endif
+static void BP_(bp_causal_softmax_rows)(long r0, long r1, int L, T s, const T *x, T *y) {
+  enum { W = BP_CS_LANES };
+  for (long r = r0; r < r1; r++) {
+    long len = r % L + 1, body = len / W * W;
     const T *xr = x + (size_t)r * L;
     T *yr = y + (size_t)r * L;
-    double m = xr[0], sum = 0;
-    for (long j = 1; j <= i; j++) m = xr[j] > m ? xr[j] : m;
-    if (i < 256) {
-      for (long j = 0; j <= i; j++) sum += e[j] = exp(xr[j] - m);
-      for (long j = 0; j <= i; j++) yr[j] = (T)(e[j] / sum);
-    } else {
-      for (long j = 0; j <= i; j++) sum += exp(xr[j] - m);
-      for (long j = 0; j <= i; j++) yr[j] = (T)(exp(xr[j] - m) / sum);
-    }
-    for (long j = i + 1; j < L; j++) yr[j] = 0;
+    T mx[W], m = xr[0] * s;
+    for (int k = 0; k < W; k++) mx[k] = m;
+    for (long j = 0; j < body; j += W)
+      for (int k = 0; k < W; k++) {
+        T v = xr[j + k] * s;
+        mx[k] = v > mx[k] ? v : mx[k];
+      }
+    for (int k = 0; k < W; k++) m = mx[k] > m ? mx[k] : m;
+    for (long j = body; j < len; j++) m = xr[j] * s > m ? xr[j] * s : m;
+    double acc[W] = {0}, sum = 0;
+    for (long j = 0; j < body; j += W)
+      for (int k = 0; k < W; k++) {
+        T e = BP_(BP_EXP)(xr[j + k] * s - m);
+        yr[j + k] = e;
+        acc[k] += e;
+      }
+    for (int k = 0; k < W; k++) sum += acc[k];
+    for (long j = body; j < len; j++) sum += yr[j] = BP_(BP_EXP)(xr[j] * s - m);
+    double inv = 1 / sum;
+    for (long j = 0; j < len; j++) yr[j] = (T)(yr[j] * inv);
+    for (long j = len; j < L; j++) yr[j] = 0;
   }
+}
+/* Its backward, with the same fold: dx = scale · y ⊙ (dy − Σ_{j≤i} dy y) over
+ * the unmasked columns (the dot in double, in lanes as above), 0 after (y is
+ * 0 there: those dx are 0); dy is read only where j ≤ i. */
+static void BP_(bp_causal_softmax_bwd_rows)(long r0, long r1, int L, T s, const T *y, const T *dy, T *dx) {
+  enum { W = BP_CS_LANES };
+  for (long r = r0; r < r1; r++) {
+    long len = r % L + 1, body = len / W * W;
+    const T *yr = y + (size_t)r * L, *gr = dy + (size_t)r * L;
+    T *o = dx + (size_t)r * L;
+    double acc[W] = {0}, dot = 0;
+    for (long j = 0; j < body; j += W)
+      for (int k = 0; k < W; k++) acc[k] += (double)gr[j + k] * yr[j + k];
+    for (int k = 0; k < W; k++) dot += acc[k];
+    for (long j = body; j < len; j++) dot += (double)gr[j] * yr[j];
+    T d = (T)dot;
+    for (long j = 0; j < len; j++) o[j] = yr[j] * (gr[j] - d) * s;
+    for (long j = len; j < L; j++) o[j] = 0;
+  }
+}
+typedef struct {
+  int bwd, L;
+  long n;
+  T s;
+  const T *x, *dy;
+  T *y;
+} BP_(BpCausal);
+static void BP_(bp_causal_job)(void *arg, int t, int nt) {
+  const BP_(BpCausal) *j = (const BP_(BpCausal) *)arg;
+  long lo, hi;
+  bp_split_(j->n, j->L, t, nt, &lo, &hi);   /* whole [L, L] blocks: the same work each */
+  if (j->bwd) BP_(bp_causal_softmax_bwd_rows)(lo, hi, j->L, j->s, j->x, j->dy, j->y);
+  else BP_(bp_causal_softmax_rows)(lo, hi, j->L, j->s, j->x, j->y);
+}
+BP_KERNEL void BP_(bp_causal_softmax)(int n, int L, double scale, const T *x, T *y) {
+  BP_(BpCausal) j = {0, L, n, (T)scale, x, NULL, y};
+  if (bp_nthreads_ > 1 && (long)n * L >= BP_PAR_MIN) bp_parallel(BP_(bp_causal_job), &j, bp_nthreads_);
+  else BP_(bp_causal_softmax_rows)(0, n, L, (T)scale, x, y);
+}
+BP_KERNEL void BP_(bp_causal_softmax_bwd)(int n, int L, double scale, const T *y, const T *dy, T *dx) {
+  BP_(BpCausal) j = {1, L, n, (T)scale, y, dy, dx};
+  if (bp_nthreads_ > 1 && (long)n * L >= BP_PAR_MIN) bp_parallel(BP_(bp_causal_job), &j, bp_nthreads_);
+  else BP_(bp_causal_softmax_bwd_rows)(0, n, L, (T)scale, y, dy, dx);
+}
+/* C [M,N] = op(A)·op(B) for attention's per-head products, one triangle
+ * skipped, by blocks of BP_CB rows of C, each block a bp_gemm call (or a few:
+ * BP_CPACK bounds a block's packed operand):
+ *   tri 1, A as is, B transposed, M == N (q·kᵀ, dy·vᵀ): only C's lower
+ *     triangle (j <= i) is wanted.  A block of rows [i0, i1) is computed for
+ *     columns [0, i1) only, into a buffer, then copied into C; full = 1 makes
+ *     the columns after i1 too (by separate calls: the lower entries have the
+ *     same bits either way), full = 0 leaves those unwritten (the blocks
+ *     right of the diagonal's).
+ *   tri 2, B as is, M == K: A [M,M] is 0 above its diagonal (a causal softmax
+ *     or its gradient).  A block of C rows reads only the part of A that can
+ *     be nonzero: A[i0:i1, 0:i1] (A as is: C = A·B) or rows i0.. of A's
+ *     columns i0:i1 (transa: C = Aᵀ·B), packed, with the rows of B it meets.
+ *     Only exact zeros are left out; the other terms keep their order.
+ * Any other case is one plain bp_gemm. */
+/* BP_CB, BP_CPACK: in the interface section of kernels.h (the scratch's size) */
+BP_KERNEL void BP_(bp_gemm_causal)(int M, int N, int K, const T *A, int transa, const T *B, int transb, T *C,
+                                   int tri, int full) {
+  T *w = BP_SCRATCH(CAUSAL, T); /* this thread's (kernels.h "scratch") */
+  const int step = BP_CPACK / BP_CB;
+  if (tri == 1 && M == N && !transa && transb) {
+    for (int i0 = 0; i0 < M; i0 += BP_CB) {
+      int mb = M - i0 < BP_CB ? M - i0 : BP_CB, i1 = i0 + mb;
+      for (int part = 0; part < 1 + (full != 0); part++)   /* columns [0, i1), then [i1, N) */
+        for (int c0 = part ? i1 : 0, ce = part ? N : i1; c0 < ce; c0 += step) {
+          int nc = ce - c0 < step ? ce - c0 : step;
+          if (nc == N) { /* whole rows (T <= BP_CB): straight into C, the same call */
+            BP_(bp_gemm)(mb, nc, K, A + (size_t)i0 * K, 0, B, 1, C + (size_t)i0 * N, 0);
+            continue;
+          }
+          BP_(bp_gemm)(mb, nc, K, A + (size_t)i0 * K, 0, B + (size_t)c0 * K, 1, w, 0);
+          for (int r = 0; r < mb; r++) memcpy(C + (size_t)(i0 + r) * N + c0, w + (size_t)r * nc, sizeof(T) * (size_t)nc);
+        }
+    }
+    return;
+  }
+  if (tri == 2 && M == K && !transb) {
+    for (int i0 = 0; i0 < M; i0 += BP_CB) {
+      int mb = M - i0 < BP_CB ? M - i0 : BP_CB, i1 = i0 + mb;
+      /* the k that can meet a nonzero: [0, i1) for A, [i0, K) for Aᵀ */
+      for (int k0 = transa ? i0 : 0, ke = transa ? K : i1; k0 < ke; k0 += step) {
+        int kc = ke - k0 < step ? ke - k0 : step;
+        const T *a = w;   /* the block as it is stored when it is whole rows of A, else packed */
+        if (!transa && kc == K)
+          a = A + (size_t)i0 * K;
+        else if (transa && mb == M)
+          a = A + (size_t)k0 * M;
+        else if (!transa)
+          for (int r = 0; r < mb; r++) memcpy(w + (size_t)r * kc, A + (size_t)(i0 + r) * K + k0, sizeof(T) * (size_t)kc);
+        else
+          for (int k = 0; k < kc; k++) memcpy(w + (size_t)k * mb, A + (size_t)(k0 + k) * M + i0, sizeof(T) * (size_t)mb);
+        BP_(bp_gemm)(mb, N, kc, a, transa, B + (size_t)k0 * N, 0, C + (size_t)i0 * N, k0 != (transa ? i0 : 0));
+      }
+    }
+    return;
+  }
+  BP_(bp_gemm)(M, N, K, A, transa, B, transb, C, 0);
 }
 /* A softmax's backward along rows of L (emit_softmax_bwd's loop, the axis
  * last): dot = Σ dy y in double, dx = y (dy − dot). */

@@ -58,6 +58,27 @@ void BP_(bpm_expand)(int rank, const int *dims, const T *a, const int *sa, T sca
       at[d] = 0;
   }
 }
+/* out[at·so] = a[at·sa] for every index at of dims (element strides per dim;
+ * sa 0 where a is broadcast): a part of a concat written at its place */
+void BP_(bpm_copy)(int rank, const int *dims, const T *a, const int *sa, T *out, const int *so) {
+  int at[8] = {0};
+  long outer = 1, n = rank ? dims[rank - 1] : 1;
+  int la = rank ? sa[rank - 1] : 0, lo = rank ? so[rank - 1] : 0;
+  for (int d = 0; d + 1 < rank; d++)
+    outer *= dims[d];
+  for (long o = 0; o < outer; o++) {
+    long ia = 0, io = 0;
+    for (int d = 0; d + 1 < rank; d++)
+      ia += (long)at[d] * sa[d], io += (long)at[d] * so[d];
+    if (la == 1 && lo == 1)
+      memcpy(out + io, a + ia, sizeof(T) * (size_t)n);
+    else
+      for (long i = 0; i < n; i++)
+        out[io + i * lo] = a[ia + i * la];
+    for (int d = rank - 2; d >= 0 && ++at[d] == dims[d]; d--)
+      at[d] = 0;
+  }
+}
 void BP_(bpm_bn_bwd_gain)(int N, int D, const T *restrict dy,
                           const T *restrict xhat, double *restrict acc,
                           T *restrict out) {

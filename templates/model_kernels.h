@@ -3,7 +3,7 @@
  * tcc does not optimise, so an elementwise loop it compiles runs several times
  * slower than gcc's.  The JIT source therefore calls these kernels for the
  * O(batch x width) loops that kernels.h does not cover -- broadcasting binary
- * ops, broadcast copies, batchnorm forward and backward, gather and its
+ * ops, broadcast copies, a concat's parts, batchnorm forward and backward, gather and its
  * scatter-add -- with exactly the arithmetic the emitted loops of the gcc file
  * perform (same operation order, double accumulators), so both builds agree.
  * This header is their prototypes, all the JIT source sees; the definitions
@@ -23,6 +23,7 @@
 #define BPM_KERNEL_LIST(X)                              \
   X(bpm_bcast_f32) X(bpm_bcast_f64)                     \
   X(bpm_expand_f32) X(bpm_expand_f64)                   \
+  X(bpm_copy_f32) X(bpm_copy_f64)                       \
   X(bpm_bn_bwd_gain_f32) X(bpm_bn_bwd_gain_f64)         \
   X(bpm_gather_f32) X(bpm_gather_f64)                   \
   X(bpm_gather_bwd_f32) X(bpm_gather_bwd_f64)           \
@@ -40,6 +41,9 @@ void bpm_expand_f32(int rank, const int *dims, const float *a, const int *sa, fl
                     float *out);
 void bpm_expand_f64(int rank, const int *dims, const double *a, const int *sa, double scale,
                     double *out);
+/* out[at . so] = a[at . sa] over dims: strided copy (a concat's part) */
+void bpm_copy_f32(int rank, const int *dims, const float *a, const int *sa, float *out, const int *so);
+void bpm_copy_f64(int rank, const int *dims, const double *a, const int *sa, double *out, const int *so);
 /* out[j] = sum_b dy * xhat */
 void bpm_bn_bwd_gain_f32(int N, int D, const float *dy, const float *xhat, double *acc, float *out);
 void bpm_bn_bwd_gain_f64(int N, int D, const double *dy, const double *xhat, double *acc,

@@ -7,6 +7,8 @@
  */
 #include "tests.h"
 #include "bp_runtime.h"
+#define BP_KERNELS_DECLARE_ONLY
+#include "kernels.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -113,8 +115,10 @@ START_TEST(every_compiler_builds_every_spec) {
       const char *src = emit(g, (DType)dt, "model", false, &header);
       write_text(arena_printf("%s/model.c", tmpdir), src);
       write_text(arena_printf("%s/model.h", tmpdir), header);
+      /* ... and no thread-local array (kernels.h "scratch"): .tbss of a few bytes at most */
       run(arena_printf("cd %s && %s -O2 -fPIC -c model.c && %s -c user.c && %s -o user user.o model.o -lm -lpthread"
-                       " && ./user && %s -shared -o model%d.so model.o -lm -lpthread",
+                       " && ./user && %s -shared -o model%d.so model.o -lm -lpthread"
+                       " && size -A model.o | awk '$1 == \".tbss\" && $2 > 64 {print; bad = 1} END {exit bad}'",
                        tmpdir, cc, cc, cc, cc, i * 2 + dt));
       if (compilers[_i].cxx)
         run(arena_printf("cd %s && g++ -Wall -Wextra -Werror -c user.cpp -o usercc.o"
@@ -200,6 +204,72 @@ START_TEST(gcc_build_agrees_with_jit) {
   ck_assert_msg(maxd <= 1e-12, "dW1 gcc vs jit: maxdiff %g", maxd);
   free(st);
   jit_free(j);
+}
+END_TEST
+
+/* gpt2.spec with T = 40 (attention's blocks of 32 and a partial one): the
+ * schedule folds the scaling into the causal softmax and its backward and
+ * runs the per-head products by blocks; the gcc file built with the kernels'
+ * flags gives the in-memory build's loss and gradients bit for bit, lean
+ * (datt's upper triangle not made) the same params' grads, 2 threads too */
+static const BpTensor *find_t(const BpModel *m, const char *name) {
+  for (int i = 0; i < m->ntensors; i++)
+    if (!strcmp(m->tensors[i].name, name))
+      return &m->tensors[i];
+  ck_abort_msg("no tensor %s", name);
+  return NULL;
+}
+static double gpt2_step(const BpModel *m, char *st, int lean, int threads) {
+  m->init(st, 7);
+  int32_t *X = (int32_t *)(st + find_t(m, "X")->offset), *Y = (int32_t *)(st + find_t(m, "Y")->offset);
+  for (int i = 0; i < 3 * 40; i++)
+    X[i] = (i * 7 + i / 3) % 11, Y[i] = (i * 5 + 1) % 11;
+  m->set_lean(st, lean);
+  bp_set_threads(threads);
+  double l = m->forward(st);
+  m->backward(st);
+  bp_set_threads(1);
+  return l;
+}
+START_TEST(attention_builds_agree) {
+  DimOverride ovr[] = {{"B", 3, false}, {"T", 40, false}, {"maxT", 40, false}, {"V", 11, false},
+                       {"Vp", 16, false}, {"L", 2, false}, {"NH", 3, false}, {"C", 12, false}};
+  Graph *g = load_spec_with(arena_printf("%s/gpt2.spec", specs_dir()), ovr, 8);
+  grad_build(g);
+  const char *p = plan_text(g);
+  ck_assert_msg(strstr(p, "{CAUSAL_SOFTMAX att_0 ") && strstr(p, "{SOFTMAX_BWD_SCALED ") &&
+                strstr(p, "{GEMM_LOWER ") && strstr(p, "{GEMM_TRI_A "), "%s", p);
+  const char *src = emit(g, DT_F32, "model", false, NULL), *jsrc = emit(g, DT_F32, "model", true, NULL);
+  for (int k = 0; k < 2; k++) {
+    const char *t = k ? jsrc : src;
+    ck_assert(strstr(t, "\n  bp_causal_softmax_f32(") && strstr(t, "\n  bp_causal_softmax_bwd_f32(") &&
+              strstr(t, "      bp_gemm_causal_f32(") && !strstr(t, "exp(x[j] - m)"));
+  }
+  write_text(arena_printf("%s/attn.c", tmpdir), src);
+  run(arena_printf("cd %s && gcc -std=c99 -O3 -march=native -ffp-contract=off -fno-math-errno -fPIC -shared "
+                   "-o attn.so attn.c -lm -lpthread", tmpdir));
+  void *so = dlopen(arena_printf("%s/attn.so", tmpdir), RTLD_NOW | RTLD_LOCAL);
+  ck_assert_msg(so != NULL, "dlopen: %s", dlerror());
+  const BpModel *mg = dlsym(so, "model_model");
+  Jit *j = jit_compile(jsrc, "gpt2.spec");
+  const BpModel *mj = jit_symbol(j, "model_model");
+  ck_assert(mg && mj && mg->state_size == mj->state_size);
+  char *a = calloc(1, mj->state_size), *b = calloc(1, mj->state_size);
+  size_t gbytes = (size_t)mj->nparam * 4;
+  double la = gpt2_step(mg, a, 0, 1), lb = gpt2_step(mj, b, 0, 1);
+  ck_assert_msg(la == lb, "loss gcc %.9g jit %.9g", la, lb);
+  ck_assert_msg(memcmp(a + mg->grad_offset, b + mj->grad_offset, gbytes) == 0, "gcc and jit grads differ");
+  const BpTensor *datt = find_t(mj, "datt_0");
+  ck_assert(memcmp(a + datt->offset, b + datt->offset, (size_t)datt->numel * 4) == 0);
+  for (int k = 0; k < 2; k++) {   /* lean; 2 threads */
+    double lc = gpt2_step(mj, a, !k, k ? 2 : 1);
+    ck_assert_msg(lc == lb, "%s: loss %.9g vs %.9g", k ? "threads" : "lean", lc, lb);
+    ck_assert_msg(memcmp(a + mj->grad_offset, b + mj->grad_offset, gbytes) == 0, "%s: grads differ",
+                  k ? "2 threads" : "lean");
+  }
+  free(a), free(b);
+  jit_free(j);
+  dlclose(so);
 }
 END_TEST
 
@@ -387,6 +457,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, gcc_build_agrees_with_jit);
   tcase_add_loop_test(tc, every_compiler_builds_a_layer, 0, (int)(sizeof compilers / sizeof compilers[0]));
   tcase_add_test(tc, comments_and_line_directives);
+  tcase_add_test(tc, attention_builds_agree);
   tcase_add_test(tc, reshape_shares_memory);
   tcase_add_test(tc, stacked_params_in_place);
   tcase_add_test(tc, dtype_and_jit_variant);

@@ -103,6 +103,15 @@ static const struct {
   {"causal_softmax",
    "dim B = 2\ndim NH = 3\ndim T = 5\ndim HS = 4\ninput x : [B, NH, T, HS]\nparam wq : [HS, HS] ~ randn\n"
    "q = x @ wq\natt = causal_softmax(q @ transpose(x, 2, 3) / sqrt(HS))\ny = att @ x\nloss = mean(y * y)\n"},
+  /* plan_attention: the scaling folded (c·x, x·c, x / c), products by blocks
+   * (T = 37: blocks of 32 and a partial one; a [T, T] without batch axes), and
+   * where it must not apply: a named scaled tensor, a product read elsewhere too */
+  {"causal_attention_blocks",
+   "dim B = 2\ndim NH = 2\ndim T = 37\ndim HS = 3\ninput x : [B, NH, T, HS]\nparam wq : [HS, HS] ~ randn\n"
+   "param wk : [HS, HS] ~ randn\nparam a : [T, HS] ~ randn\nq = x @ wq\nk = x @ wk\n"
+   "att = causal_softmax(0.5 * (q @ transpose(k, 2, 3)))\ns = q @ transpose(x, 2, 3) / 3\np = causal_softmax(s)\n"
+   "r = causal_softmax(a @ transpose(a) * 2)\nu = q @ transpose(k, 2, 3)\nw = causal_softmax(u)\n"
+   "loss = mean((att @ x) ^ 2) + mean((p @ k) ^ 2) + sum(r @ a) / T + mean(u) + mean((w @ x) ^ 2)\n"},
   {"gelu",
    "dim N = 7\ndim K = 5\ninput x : [N, K]\nparam w : [K, K] ~ randn\nparam b : [K] ~ randn * 0.3\n"
    "h = gelu(x @ w + b)\nloss = mean(h * h) + sum(gelu(h - 1)) / N + gelu(0.5)\n"},

@@ -639,23 +639,13 @@ LN_TEST(double, f64)
 
 /* causal softmax, softmax backward: rows of L (R = blocks of L rows) */
 #define SOFTMAX_ROWS_TEST(T, SFX)                                                                \
-  START_TEST(causal_softmax_##SFX) {                                                             \
+  START_TEST(softmax_bwd_##SFX) {                                                                \
     int P = row_shapes[_i].R % 9 + 1, L = row_shapes[_i].D;                                      \
     size_t n = (size_t)P * L * L;                                                                \
     T *x = malloc(sizeof(T) * n), *y = malloc(sizeof(T) * n), *y0 = malloc(sizeof(T) * n);      \
     T *dy = malloc(sizeof(T) * n), *dx = malloc(sizeof(T) * n), *dx0 = malloc(sizeof(T) * n);   \
     for (size_t i = 0; i < n; i++) x[i] = (T)(urand() * 6), dy[i] = (T)urand(), y[i] = 7;        \
-    bp_causal_softmax_##SFX(P * L, L, x, y);                                                     \
-    for (long r = 0; r < (long)P * L; r++) { /* emit_causal_softmax's loop */                    \
-      long i = r % L;                                                                            \
-      const T *xr = &x[r * L];                                                                   \
-      T *yr = &y0[r * L];                                                                        \
-      double m = xr[0], sum = 0;                                                                 \
-      for (long j = 1; j <= i; j++) m = xr[j] > m ? xr[j] : m;                                   \
-      for (long j = 0; j <= i; j++) sum += exp(xr[j] - m);                                       \
-      for (long j = 0; j < L; j++) yr[j] = j <= i ? (T)(exp(xr[j] - m) / sum) : 0;               \
-    }                                                                                            \
-    ck_assert_msg(memcmp(y, y0, sizeof(T) * n) == 0, "bp_causal_softmax_" #SFX " P=%d L=%d", P, L); \
+    bp_causal_softmax_##SFX(P * L, L, 1.0, x, y); /* checked by causal_rows_* */                 \
     int rows = P * L;                                                                            \
     bp_softmax_bwd_##SFX(rows, L, y, dy, dx);                                                    \
     for (int r = 0; r < rows; r++) { /* emit_softmax_bwd's, the axis last */                     \
@@ -734,6 +724,122 @@ END_TEST
 /* the calling thread's scratch (kernels.h "scratch"), set before the tests fork */
 static unsigned char scratch[BP_WS_BYTES(8)];
 
+/* ---- attention's causal kernels ------------------------------------------------- */
+
+/* blocks of L rows: L = 1, odd, one lane group, across the lanes, past the pack */
+static const int causal_L[] = {1, 5, 16, 17, 33, 100, 257};
+static const double causal_scale[] = {1, 0.125, 0.57735026918962573, -0.5};
+
+/* bp_causal_softmax against a double softmax of scale·x over columns 0..i,
+ * exact zeros after; bp_causal_softmax_bwd against scale·y(dy − Σ dy y) in
+ * double from the kernel's y, its dy NaN above the diagonal (never read); 2
+ * and 3 threads give the same bits */
+#define CAUSAL_ROWS_TEST(T, SFX, TOL)                                                             \
+  START_TEST(causal_rows_##SFX) {                                                                 \
+    int L = causal_L[_i], P = 3;                                                                  \
+    size_t n = (size_t)P * L * L;                                                                 \
+    T *x = malloc(sizeof(T) * n), *y = malloc(sizeof(T) * n), *dy = malloc(sizeof(T) * n);      \
+    T *dx = malloc(sizeof(T) * n), *y2 = malloc(sizeof(T) * n), *dx2 = malloc(sizeof(T) * n);   \
+    double *e = malloc(sizeof(double) * (size_t)L);                                               \
+    for (size_t k = 0; k < n; k++) {                                                              \
+      long i = (long)(k / (size_t)L % (size_t)L), j = (long)(k % (size_t)L);                      \
+      x[k] = (T)(urand() * 6), dy[k] = j <= i ? (T)urand() : (T)NAN;                              \
+    }                                                                                             \
+    for (int sc = 0; sc < 4; sc++) {                                                              \
+      double s = causal_scale[sc], worst = 0, worstb = 0;                                         \
+      for (size_t k = 0; k < n; k++) y[k] = 7, dx[k] = 7;                                         \
+      bp_causal_softmax_##SFX(P * L, L, s, x, y);                                                 \
+      bp_causal_softmax_bwd_##SFX(P * L, L, s, y, dy, dx);                                        \
+      for (long r = 0; r < (long)P * L; r++) {                                                    \
+        long i = r % L;                                                                           \
+        const T *xr = x + r * L, *yr = y + r * L, *gr = dy + r * L, *dr = dx + r * L;             \
+        double m = s * (double)xr[0], sum = 0, dot = 0;                                           \
+        for (long j = 0; j <= i; j++) m = s * (double)xr[j] > m ? s * (double)xr[j] : m;          \
+        for (long j = 0; j <= i; j++) sum += e[j] = exp(s * (double)xr[j] - m);                   \
+        for (long j = 0; j <= i; j++) dot += (double)gr[j] * yr[j];                               \
+        for (long j = 0; j < L; j++) {                                                            \
+          if (j > i) {                                                                            \
+            ck_assert_msg(yr[j] == 0 && dr[j] == 0, #SFX " L=%d row %ld col %ld: %g, %g after the " \
+                          "diagonal", L, r, j, (double)yr[j], (double)dr[j]);                     \
+            continue;                                                                             \
+          }                                                                                       \
+          double p = e[j] / sum, d = fabs(yr[j] - p) / p;                                         \
+          double g = s * yr[j] * (gr[j] - dot), mag = fabs(s) * yr[j] * (fabs(gr[j]) + fabs(dot) + 1e-3); \
+          double db = fabs(dr[j] - g) / mag;                                                      \
+          worst = d > worst || d != d ? d : worst;                                                \
+          worstb = db > worstb || db != db ? db : worstb;                                         \
+        }                                                                                         \
+      }                                                                                           \
+      ck_assert_msg(worst <= TOL, "bp_causal_softmax_" #SFX " L=%d scale %g: max rel err %g", L, s, worst); \
+      ck_assert_msg(worstb <= TOL, "bp_causal_softmax_bwd_" #SFX " L=%d scale %g: max rel err %g", L, s, \
+                    worstb);                                                                      \
+      for (int th = 2; th <= 3; th++) {                                                           \
+        bp_set_threads(th);                                                                       \
+        bp_causal_softmax_##SFX(P * L, L, s, x, y2);                                              \
+        bp_causal_softmax_bwd_##SFX(P * L, L, s, y, dy, dx2);                                     \
+        bp_set_threads(1);                                                                        \
+        ck_assert(memcmp(y, y2, sizeof(T) * n) == 0 && memcmp(dx, dx2, sizeof(T) * n) == 0);      \
+      }                                                                                           \
+    }                                                                                             \
+    free(x), free(y), free(dy), free(dx), free(y2), free(dx2), free(e);                           \
+  }                                                                                               \
+  END_TEST
+CAUSAL_ROWS_TEST(float, f32, 4e-6)
+CAUSAL_ROWS_TEST(double, f64, 1e-13)
+
+/* bp_gemm_causal against a double product: tri 1 (C = A·Bᵀ, the lower
+ * triangle; full 0 leaves the rest as it was, full 1 writes it too, the lower
+ * entries with the same bits), tri 2 (A 0 above its diagonal, as is and
+ * transposed; A[0][T-1] is NaN: a block of A that cannot matter is not read) */
+#define GEMM_CAUSAL_TEST(T, SFX, TOL)                                                             \
+  START_TEST(gemm_causal_##SFX) {                                                                 \
+    static const int Ts[] = {1, 7, 31, 32, 33, 100, 600}, Ds[] = {1, 5, 64};                      \
+    int M = Ts[_i % 7], D = Ds[_i / 7];                                                           \
+    size_t mm = (size_t)M * M, md = (size_t)M * D;                                                \
+    T *A = malloc(sizeof(T) * mm), *Q = malloc(sizeof(T) * md), *Kt = malloc(sizeof(T) * md);   \
+    T *C = malloc(sizeof(T) * (mm > md ? mm : md)), *C2 = malloc(sizeof(T) * mm);                 \
+    for (size_t k = 0; k < md; k++) Q[k] = (T)urand(), Kt[k] = (T)urand();                        \
+    for (size_t k = 0; k < mm; k++) C[k] = C2[k] = 7;                                             \
+    bp_gemm_causal_##SFX(M, M, D, Q, 0, Kt, 1, C, 1, 0);                                          \
+    bp_gemm_causal_##SFX(M, M, D, Q, 0, Kt, 1, C2, 1, 1);                                         \
+    for (int i = 0; i < M; i++)                                                                   \
+      for (int j = 0; j < M; j++) {                                                               \
+        double ref = 0, mag = 0;                                                                  \
+        for (int k = 0; k < D; k++) {                                                             \
+          double t = (double)Q[(size_t)i * D + k] * Kt[(size_t)j * D + k];                        \
+          ref += t, mag += fabs(t);                                                               \
+        }                                                                                         \
+        T c = C[(size_t)i * M + j], c2 = C2[(size_t)i * M + j];                                   \
+        ck_assert_msg(fabs(c2 - ref) <= TOL * (mag + 1e-30), #SFX " tri 1 full M=%d D=%d (%d,%d)", M, D, i, j); \
+        if (j <= i || c != 7) /* above: the diagonal blocks' rest, or left as it was */          \
+          ck_assert_msg(memcmp(&c, &c2, sizeof c) == 0, #SFX " tri 1 M=%d D=%d (%d,%d): %g vs %g", M, D, \
+                        i, j, (double)c, (double)c2);                                             \
+        if (i < M / 2 && j == M - 1 && M > 64)                                                    \
+          ck_assert_msg(c == 7, #SFX " tri 1 M=%d D=%d wrote (%d,%d), far above the diagonal", M, D, i, j); \
+      }                                                                                           \
+    for (size_t k = 0; k < mm; k++) A[k] = k % (size_t)M <= k / (size_t)M ? (T)urand() : 0;      \
+    if (M > 64) A[M - 1] = (T)NAN;                                                                \
+    for (int ta = 0; ta < 2; ta++) {                                                              \
+      bp_gemm_causal_##SFX(M, D, M, A, ta, Q, 0, C, 2, 0);                                        \
+      for (int i = 0; i < M; i++)                                                                 \
+        for (int j = 0; j < D; j++) {                                                             \
+          double ref = 0, mag = 0;                                                                \
+          for (int k = 0; k < M; k++) {                                                           \
+            T a = ta ? A[(size_t)k * M + i] : A[(size_t)i * M + k];                               \
+            double t = a != a ? 0 : (double)a * Q[(size_t)k * D + j];                             \
+            ref += t, mag += fabs(t);                                                             \
+          }                                                                                       \
+          T c = C[(size_t)i * D + j];                                                             \
+          ck_assert_msg(fabs(c - ref) <= TOL * (mag + 1e-30), #SFX " tri 2 transa %d M=%d D=%d (%d,%d): " \
+                        "%g vs %g", ta, M, D, i, j, (double)c, ref);                              \
+        }                                                                                         \
+    }                                                                                             \
+    free(A), free(Q), free(Kt), free(C), free(C2);                                                \
+  }                                                                                               \
+  END_TEST
+GEMM_CAUSAL_TEST(float, f32, 1e-5)
+GEMM_CAUSAL_TEST(double, f64, 1e-12)
+
 static Suite *make_suite(void) {
   bp_scratch_use(scratch);
   Suite *s = suite_create("kernels");
@@ -772,12 +878,19 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(ta, gelu_f64, 0, ns);
   tcase_add_loop_test(ta, layernorm_f32, 0, nr);
   tcase_add_loop_test(ta, layernorm_f64, 0, nr);
-  tcase_add_loop_test(ta, causal_softmax_f32, 0, nr);
-  tcase_add_loop_test(ta, causal_softmax_f64, 0, nr);
+  tcase_add_loop_test(ta, softmax_bwd_f32, 0, nr);
+  tcase_add_loop_test(ta, softmax_bwd_f64, 0, nr);
   tcase_add_test(ta, swap_axes_f32);
   tcase_add_test(ta, swap_axes_f64);
   tcase_add_test(ta, threads_gelu);
   suite_add_tcase(s, ta);
+  TCase *tcs = tcase_create("causal");
+  int nl = (int)(sizeof causal_L / sizeof causal_L[0]);
+  tcase_add_loop_test(tcs, causal_rows_f32, 0, nl);
+  tcase_add_loop_test(tcs, causal_rows_f64, 0, nl);
+  tcase_add_loop_test(tcs, gemm_causal_f32, 0, 21);
+  tcase_add_loop_test(tcs, gemm_causal_f64, 0, 21);
+  suite_add_tcase(s, tcs);
   return s;
 }
 TESTS_REGISTER(make_suite)
