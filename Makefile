@@ -96,10 +96,12 @@ build/san/bpgen: build/san/gen/main.o $(SAN_OBJS)
 build/san/check_bpgen: $(TEST_SRCS) tests/tests.h $(SAN_OBJS) | deps-test
 	$(CC) $(CFLAGS) $(SANFLAGS) -O1 -Itests -o $@ $(TEST_SRCS) $(SAN_OBJS) $$(pkg-config --cflags --libs check) $(LIBS)
 
-# The test suite: every Check suite, then the command-line driver.
-test: deps-test build/san/check_bpgen build/san/bpgen bpgen
-	ASAN_OPTIONS=detect_leaks=1 build/san/check_bpgen
-	tests/driver.sh build/san/bpgen
+# The test suite: every Check suite, then the command-line driver; the
+# binaries built with a job per core, the Check cases tagged "slow" beside the
+# rest (scripts/test.sh).
+test: deps-test
+	$(MAKE) -j$$(nproc 2>/dev/null || echo 1) build/san/check_bpgen build/san/bpgen bpgen
+	scripts/test.sh
 check: test
 
 # Line coverage of gen/ and runtime/ under the whole suite (gcov; not part of

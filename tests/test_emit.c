@@ -451,6 +451,7 @@ END_TEST
 static Suite *make_suite(void) {
   Suite *s = suite_create("emit");
   TCase *tc = tcase_create("emit");
+  tcase_set_tags(tc, "slow"); /* scripts/test.sh runs the "slow" cases beside the rest */
   tcase_set_timeout(tc, 120);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_loop_test(tc, every_compiler_builds_every_spec, 0, (int)(sizeof compilers / sizeof compilers[0]));

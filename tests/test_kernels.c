@@ -844,6 +844,7 @@ static Suite *make_suite(void) {
   bp_scratch_use(scratch);
   Suite *s = suite_create("kernels");
   TCase *tc = tcase_create("gemm");
+  tcase_set_tags(tc, "slow");
   tcase_set_timeout(tc, 60);
   int ng = (int)(sizeof gemm_shapes / sizeof gemm_shapes[0]);
   tcase_add_loop_test(tc, gemm_f32, 0, ng);
@@ -854,6 +855,7 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tc, gemm_bias_f64, 0, ng);
   suite_add_tcase(s, tc);
   TCase *te = tcase_create("elementwise");
+  tcase_set_tags(te, "slow");
   int ns = (int)(sizeof sizes / sizeof sizes[0]);
   tcase_add_loop_test(te, elementwise_f32, 0, ns);
   tcase_add_loop_test(te, elementwise_f64, 0, ns);
@@ -863,6 +865,7 @@ static Suite *make_suite(void) {
   tcase_add_test(te, threads_setting);
   suite_add_tcase(s, te);
   TCase *tr = tcase_create("rows");
+  tcase_set_tags(tr, "slow");
   int n2 = (int)(sizeof shapes2 / sizeof shapes2[0]);
   tcase_add_loop_test(tr, rows_f32, 0, n2);
   tcase_add_loop_test(tr, rows_f64, 0, n2);
@@ -873,6 +876,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tr, threads_elementwise);
   suite_add_tcase(s, tr);
   TCase *ta = tcase_create("attn");
+  tcase_set_tags(ta, "slow");
   int nr = (int)(sizeof row_shapes / sizeof row_shapes[0]);
   tcase_add_loop_test(ta, gelu_f32, 0, ns);
   tcase_add_loop_test(ta, gelu_f64, 0, ns);
@@ -885,6 +889,7 @@ static Suite *make_suite(void) {
   tcase_add_test(ta, threads_gelu);
   suite_add_tcase(s, ta);
   TCase *tcs = tcase_create("causal");
+  tcase_set_tags(tcs, "slow");
   int nl = (int)(sizeof causal_L / sizeof causal_L[0]);
   tcase_add_loop_test(tcs, causal_rows_f32, 0, nl);
   tcase_add_loop_test(tcs, causal_rows_f64, 0, nl);
