@@ -778,6 +778,12 @@ static void matmul(Emit *e, Node *n, int tri, bool full) {
       n->transb, V(e, n), tail);
     return;
   }
+  if (shape_eq(&ab, &ob) && shape_eq(&bb, &ob)) {
+    /* nb products one after another in each operand: one call, the threads share them */
+    L(e, "%s(%ld, %ld, %ld, %ld, %s, %d, %s, %d, %s, %d, %s);", kern(e, "gemm_batch"), nb, M, N, K, V(e, a),
+      n->transa, V(e, b), n->transb, V(e, n), tri, tri && full ? "!s->lean" : "0");
+    return;
+  }
   loops_open(e, &ob);
   L(e, "%*s%s(%ld, %ld, %ld, %s + (%s)*%ld, %d, %s + (%s)*%ld, %d, %s + (%s)*%ld%s);", 2 * ob.rank, "",
     k, M, N, K, V(e, a), bidx(&ob, &ab), M * K, n->transa, V(e, b), bidx(&ob, &bb), K * N, n->transb,

@@ -54,6 +54,7 @@
   X(bp_causal_softmax_f32) X(bp_causal_softmax_f64)         \
   X(bp_causal_softmax_bwd_f32) X(bp_causal_softmax_bwd_f64) \
   X(bp_gemm_causal_f32) X(bp_gemm_causal_f64)               \
+  X(bp_gemm_batch_f32) X(bp_gemm_batch_f64)                 \
   X(bp_softmax_bwd_f32) X(bp_softmax_bwd_f64)               \
   X(bp_swap_axes_f32) X(bp_swap_axes_f64)                   \
   X(bp_set_threads) X(bp_get_threads) X(bp_scratch_use)
@@ -277,6 +278,12 @@ void bp_gemm_causal_f32(int M, int N, int K, const float *A, int transa, const f
                         float *C, int tri, int full);
 void bp_gemm_causal_f64(int M, int N, int K, const double *A, int transa, const double *B, int transb,
                         double *C, int tri, int full);
+/* nb products of one shape, the operands and results contiguous one after
+ * another; tri 0: bp_gemm, else bp_gemm_causal; threads share the products */
+void bp_gemm_batch_f32(int nb, int M, int N, int K, const float *A, int transa, const float *B,
+                       int transb, float *C, int tri, int full);
+void bp_gemm_batch_f64(int nb, int M, int N, int K, const double *A, int transa, const double *B,
+                       int transb, double *C, int tri, int full);
 void bp_softmax_bwd_f32(int n, int L, const float *y, const float *dy, float *dx);
 void bp_softmax_bwd_f64(int n, int L, const double *y, const double *dy, double *dx);
 void bp_swap_axes_f32(long A, long n1, long B, long n2, long C, const float *x, float *y);

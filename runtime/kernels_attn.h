@@ -293,6 +293,45 @@ BP_KERNEL void BP_(bp_gemm_causal)(int M, int N, int K, const T *A, int transa, 
   }
   BP_(bp_gemm)(M, N, K, A, transa, B, transb, C, 0);
 }
+/* nb products of one shape, operands and results one after another (A: M·K
+ * elements each, B: K·N, C: M·N): bp_gemm (tri 0) or bp_gemm_causal (tri 1,
+ * 2; full as there) each.  The attention's per-head products are each too
+ * small for bp_gemm to split between threads; here the threads take shares of
+ * the products instead, each product computed as one thread computes it, so
+ * the bits do not depend on the thread count. */
+typedef struct {
+  int nb, M, N, K, transa, transb, tri, full;
+  const T *A, *B;
+  T *C;
+} BP_(BpGemmBatch);
+static void BP_(bp_gemm_batch_rng)(const BP_(BpGemmBatch) *g, int b0, int b1) {
+  size_t sa = (size_t)g->M * g->K, sb = (size_t)g->K * g->N, sc = (size_t)g->M * g->N;
+  for (int b = b0; b < b1; b++) {
+    if (g->tri)
+      BP_(bp_gemm_causal)(g->M, g->N, g->K, g->A + b * sa, g->transa, g->B + b * sb, g->transb,
+                          g->C + b * sc, g->tri, g->full);
+    else
+      BP_(bp_gemm)(g->M, g->N, g->K, g->A + b * sa, g->transa, g->B + b * sb, g->transb,
+                   g->C + b * sc, 0);
+  }
+}
+static void BP_(bp_gemm_batch_job)(void *arg, int t, int nt) {
+  const BP_(BpGemmBatch) *g = (const BP_(BpGemmBatch) *)arg;
+  int was = bp_serial_;
+  bp_serial_ = 1;
+  BP_(bp_gemm_batch_rng)(g, (int)((long)g->nb * t / nt), (int)((long)g->nb * (t + 1) / nt));
+  bp_serial_ = was;
+}
+BP_KERNEL void BP_(bp_gemm_batch)(int nb, int M, int N, int K, const T *A, int transa, const T *B,
+                                  int transb, T *C, int tri, int full) {
+  BP_(BpGemmBatch) g = {nb, M, N, K, transa, transb, tri, full, A, B, C};
+  int nt = bp_serial_ ? 1 : bp_nthreads_;
+  /* a product big enough is split by bp_gemm itself */
+  if (nt > 1 && nb > 1 && 2.0 * M * N * K < 4e6)
+    bp_parallel(BP_(bp_gemm_batch_job), &g, nt < nb ? nt : nb);
+  else
+    BP_(bp_gemm_batch_rng)(&g, 0, nb);
+}
 /* A softmax's backward along rows of L (emit_softmax_bwd's loop, the axis
  * last): dot = Σ dy y in double, dx = y (dy − dot). */
 BP_KERNEL void BP_(bp_softmax_bwd)(int n, int L, const T *y, const T *dy, T *dx) {

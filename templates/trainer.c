@@ -4289,17 +4289,22 @@ static void tr_sample_ck(Tr *tr) {
     tr_sample_stream(tr);
 }
 
-static int tr_use_main(const BpModel *m, int argc, char **argv, int cmd) {
-  Tr trs;
-  Tr *volatile tr = &trs;   /* volatile: used after longjmp */
+/* a run's start, before its setjmp: the state cleared, output and error text reset */
+static void tr_begin(Tr *tr, const BpModel *m) {
   memset(tr, 0, sizeof *tr);
   tr->m = m;
-  tr->cmd = cmd;
   if (!tr_out)
     tr_out = stdout;
   tr_errbuf[0] = '\0';
   tr->tty = isatty(2);
   tr_parsing = 0;
+}
+
+static int tr_use_main(const BpModel *m, int argc, char **argv, int cmd) {
+  Tr trs;
+  Tr *volatile tr = &trs;   /* volatile: used after longjmp */
+  tr_begin(tr, m);
+  tr->cmd = cmd;
   if (setjmp(tr->jb)) {
     fflush(tr_out);
     tr_json_end();
@@ -4334,13 +4339,7 @@ int bp_sample_main(const BpModel *m, int argc, char **argv) {
 int bp_train_main(const BpModel *m, int argc, char **argv) {
   Tr trs;
   Tr *volatile tr = &trs;   /* volatile: used after longjmp */
-  memset(tr, 0, sizeof *tr);
-  tr->m = m;
-  if (!tr_out)
-    tr_out = stdout;
-  tr_errbuf[0] = '\0';
-  tr->tty = isatty(2);
-  tr_parsing = 0;
+  tr_begin(tr, m);
   if (setjmp(tr->jb)) {
     fflush(tr_out);
     tr_json_end();

@@ -840,6 +840,49 @@ CAUSAL_ROWS_TEST(double, f64, 1e-13)
 GEMM_CAUSAL_TEST(float, f32, 1e-5)
 GEMM_CAUSAL_TEST(double, f64, 1e-12)
 
+/* bp_gemm_batch: nb products one after another, each with exactly the bits of
+ * its own bp_gemm / bp_gemm_causal call, at 1, 2 and 3 threads (the threads
+ * share the products); shapes under and over bp_gemm's own split, odd nb, all
+ * transposed forms, tri 0, 1 (full 0 and 1) and 2 */
+#define GEMM_BATCH_TEST(T, SFX)                                                                   \
+  START_TEST(gemm_batch_##SFX) {                                                                  \
+    static const int shapes[][4] = {{1, 17, 17, 9}, {5, 40, 40, 33}, {7, 64, 64, 32},             \
+                                    {3, 70, 70, 70}, {2, 200, 200, 64}};                          \
+    const int *sh = shapes[_i / 6];                                                               \
+    int nb = sh[0], M = sh[1], N = sh[2], K = sh[3], form = _i % 6;                               \
+    int tri = form < 3 ? 0 : form == 5 ? 2 : 1, full = form == 4;                                \
+    int ta = tri == 1 ? 0 : form == 1 || form == 5 ? (form == 5 ? _i % 2 : 1) : 0;               \
+    int tb = tri == 1 ? 1 : tri == 2 ? 0 : form == 2;                                             \
+    if (tri == 2) K = M;                                                                          \
+    size_t sa = (size_t)M * K, sb = (size_t)K * N, sc = (size_t)M * N;                            \
+    T *A = malloc(sizeof(T) * sa * nb), *B = malloc(sizeof(T) * sb * nb);                         \
+    T *C1 = malloc(sizeof(T) * sc * nb), *C2 = malloc(sizeof(T) * sc * nb);                       \
+    for (size_t i = 0; i < sa * nb; i++) A[i] = (T)urand();                                       \
+    if (tri == 2) /* A zero above its diagonal (as stored: transposed, below) */                  \
+      for (int b = 0; b < nb; b++)                                                                \
+        for (int r = 0; r < M; r++)                                                               \
+          for (int c = 0; c < M; c++)                                                             \
+            if (ta ? r > c : c > r) A[b * sa + (size_t)r * M + c] = 0;                            \
+    for (size_t i = 0; i < sb * nb; i++) B[i] = (T)urand();                                       \
+    for (size_t i = 0; i < sc * nb; i++) C1[i] = C2[i] = (T)7;                                    \
+    for (int b = 0; b < nb; b++)                                                                  \
+      if (tri) bp_gemm_causal_##SFX(M, N, K, A + b * sa, ta, B + b * sb, tb, C1 + b * sc, tri, full); \
+      else bp_gemm_##SFX(M, N, K, A + b * sa, ta, B + b * sb, tb, C1 + b * sc, 0);               \
+    for (int th = 1; th <= 3; th++) {                                                             \
+      for (size_t i = 0; i < sc * nb; i++) C2[i] = (T)7;                                          \
+      bp_set_threads(th);                                                                         \
+      bp_gemm_batch_##SFX(nb, M, N, K, A, ta, B, tb, C2, tri, full);                              \
+      bp_set_threads(1);                                                                          \
+      ck_assert_msg(memcmp(C1, C2, sizeof(T) * sc * nb) == 0,                                     \
+                    #SFX " nb %d M %d N %d K %d ta %d tb %d tri %d full %d, %d threads: not the " \
+                    "bits of one call per product", nb, M, N, K, ta, tb, tri, full, th);          \
+    }                                                                                             \
+    free(A), free(B), free(C1), free(C2);                                                         \
+  }                                                                                               \
+  END_TEST
+GEMM_BATCH_TEST(float, f32)
+GEMM_BATCH_TEST(double, f64)
+
 static Suite *make_suite(void) {
   bp_scratch_use(scratch);
   Suite *s = suite_create("kernels");
@@ -895,7 +938,10 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tcs, causal_rows_f64, 0, nl);
   tcase_add_loop_test(tcs, gemm_causal_f32, 0, 21);
   tcase_add_loop_test(tcs, gemm_causal_f64, 0, 21);
+  tcase_add_loop_test(tcs, gemm_batch_f32, 0, 30);
+  tcase_add_loop_test(tcs, gemm_batch_f64, 0, 30);
   suite_add_tcase(s, tcs);
   return s;
 }
 TESTS_REGISTER(make_suite)
+
