@@ -243,7 +243,8 @@ START_TEST(attention_builds_agree) {
   for (int k = 0; k < 2; k++) {
     const char *t = k ? jsrc : src;
     ck_assert(strstr(t, "\n  bp_causal_softmax_f32(") && strstr(t, "\n  bp_causal_softmax_bwd_f32(") &&
-              strstr(t, "      bp_gemm_causal_f32(") && !strstr(t, "exp(x[j] - m)"));
+              strstr(t, "\n  bp_gemm_batch_f32(") && strstr(t, ", 1, !s->lean);") && strstr(t, ", 2, 0);") &&
+              !strstr(t, "exp(x[j] - m)"));
   }
   write_text(arena_printf("%s/attn.c", tmpdir), src);
   run(arena_printf("cd %s && gcc -std=c99 -O3 -march=native -ffp-contract=off -fno-math-errno -fPIC -shared "
