@@ -143,7 +143,7 @@ int main(int argc, char **argv) {
   }
   Graph *g = cli_load(&cli);
   grad_build(g);
-  EmitOptions opt = {cli.dtype, "bm", !gcc, false};
+  EmitOptions opt = {cli.dtype, "bm", !gcc, false, false};
   char *src = emit_c(g, &opt, NULL);
   int nb;
   char *tsrc = instrument(src, &nb);

@@ -266,7 +266,7 @@ int main(int argc, char **argv) {
   Graph *g = cli_load(&cli);
   grad_build(g);
 
-  EmitOptions topt = {DT_F32, "bm", true, false};
+  EmitOptions topt = {DT_F32, "bm", true, false, false};
   Jit *jit = jit_compile(emit_c(g, &topt, NULL), cli.spec);
   const BpModel *tm = jit_symbol(jit, "bm_model");
   AdamwFn *tadamw = (AdamwFn *)jit_symbol(jit, "bm_adamw_step");
@@ -277,7 +277,7 @@ int main(int argc, char **argv) {
   if (info)
     return 0;
 
-  EmitOptions gopt = {DT_F32, "bm", false, false};
+  EmitOptions gopt = {DT_F32, "bm", false, false, false};
   AdamwFn *gadamw;
   const BpModel *gm = load_gcc(emit_c(g, &gopt, NULL), spec_prefix(cli.spec), &gadamw);
   Inst gi = new_inst(gm, gadamw, g, cli.seed), ti = new_inst(tm, tadamw, g, cli.seed);

@@ -200,7 +200,7 @@ int main(int argc, char **argv) {
     printf("flop %d %d %.3f\n", H, B, matmul_flops(g) / 1e6);
 
     /* (a) gcc: emit, compile (timed), dlopen */
-    EmitOptions gopt = {DT_F32, "bm", false, false};
+    EmitOptions gopt = {DT_F32, "bm", false, false, false};
     char *src = emit_c(g, &gopt, NULL);
     char *cpath = arena_printf("%s/step_%d_%d.c", outdir, H, B);
     char *sopath = arena_printf("%s/step_%d_%d.so", outdir, H, B);
@@ -225,7 +225,7 @@ int main(int argc, char **argv) {
       error_plain("no bm_model in %s", sopath);
 
     /* (b) tcc */
-    EmitOptions topt = {DT_F32, "bm", true, false};
+    EmitOptions topt = {DT_F32, "bm", true, false, false};
     char *tsrc = emit_c(g, &topt, NULL);
     char *tpath = arena_printf("%s/step_%d_%d_jit.c", outdir, H, B);
     f = fopen(tpath, "w");   /* for reading only: what tcc compiles */
