@@ -202,12 +202,12 @@ bench: bpgen
 	bench/run.sh $(BENCH_FLAGS)
 
 # The per-step benchmark (bench/step.c): gcc build, libtcc build, reference runtime.
-build/bench/step: bench/step.c $(OBJS)
+build/bench/step: bench/step.c bench/alloc_count.h $(OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -O2 -o $@ bench/step.c $(OBJS) $(LIBS)
 
 # The sequence models' step against PyTorch (bench/seq_step.c, bench/seq_bench.sh).
-build/bench/seq_step: bench/seq_step.c $(OBJS)
+build/bench/seq_step: bench/seq_step.c bench/alloc_count.h $(OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -O2 -o $@ bench/seq_step.c $(OBJS) $(LIBS)
 

@@ -74,18 +74,10 @@ spec=$here/specs/gpt2.spec
 SEED=1337
 load0=$(uptime)
 
-# llm.c, as its Makefile builds it for the CPU: -Ofast, then -march=native
-# (CFLAGS_COND) and -fopenmp -DOMP when the compiler takes them
+# llm.c, as its Makefile builds it for the CPU (tools/llmc_build.sh)
 drv=$work/llmc_parity
-echo 'int main(void){return 0;}' >"$work/flag.c"
-llmc_flags="-Ofast -Wno-unused-result"
-for f in -march=native -fopenmp; do
-  ${CC:-gcc} $f -o "$work/flag" "$work/flag.c" 2>/dev/null && llmc_flags="$llmc_flags $f"
-done
-case $llmc_flags in *-fopenmp*) llmc_flags="$llmc_flags -DOMP" ;; esac
-# shellcheck disable=SC2086
-${CC:-gcc} $llmc_flags -I"$llmc" -I"$here/runtime" -o "$drv" "$here/tools/llmc_parity.c" -lm
-echo "llm.c built: ${CC:-gcc} $llmc_flags (train_gpt2.c from $llmc, unmodified, TESTING)"
+llmc_cmd=$("$here/tools/llmc_build.sh" "$llmc" "$drv")
+echo "llm.c built: $llmc_cmd (train_gpt2.c from $llmc, unmodified, TESTING)"
 
 # PyTorch: K threads (torch and its BLAS), OpenBLAS's own kernel choice; at
 # K > 1 torch's OpenMP threads wait passively, else their spinning takes the

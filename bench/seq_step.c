@@ -38,24 +38,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-/* ---- allocation counting (bench only): glibc's malloc under ours ---------- */
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-static volatile long nalloc;
-static volatile int counting;
-void *malloc(size_t n) {
-  if (counting) nalloc++;
-  return __libc_malloc(n);
-}
-void *calloc(size_t n, size_t m) {
-  if (counting) nalloc++;
-  return __libc_calloc(n, m);
-}
-void *realloc(void *p, size_t n) {
-  if (counting) nalloc++;
-  return __libc_realloc(p, n);
-}
+#include "alloc_count.h" /* nalloc, counting */
 
 static double clock_s(clockid_t c) {
   struct timespec ts;

@@ -55,17 +55,9 @@ dim() {
 }
 B=$(dim B) T=$(dim T) V=$(dim V)
 
-# llm.c, as its Makefile builds it for the CPU: -Ofast, then -march=native
-# (CFLAGS_COND) and -fopenmp -DOMP when the compiler takes them
+# llm.c, as its Makefile builds it for the CPU (tools/llmc_build.sh)
 drv=$work/llmc_parity
-echo 'int main(void){return 0;}' > "$work/flag.c"
-flags="-Ofast -Wno-unused-result"
-for f in -march=native -fopenmp; do
-  ${CC:-gcc} $f -o "$work/flag" "$work/flag.c" 2>/dev/null && flags="$flags $f"
-done
-case $flags in *-fopenmp*) flags="$flags -DOMP" ;; esac
-${CC:-gcc} $flags -I"$llmc" -I"$here/runtime" -o "$drv" "$here/tools/llmc_parity.c" -lm
-echo "llm.c built: ${CC:-gcc} $flags (train_gpt2.c from $llmc)"
+echo "llm.c built: $("$here/tools/llmc_build.sh" "$llmc" "$drv") (train_gpt2.c from $llmc)"
 
 "$drv" tokens "$work/tok.bin" $((B * T + 1)) "$V" "$SEED"
 "$bpgen" run "$spec" $dims --data-tokens "$work/tok.bin" --steps 0 --sample-len 0 --seed "$SEED" \
