@@ -1777,6 +1777,15 @@ static void fn_calib(Emit *e, const char *p) {
   buf_printf(e->b, "}\n\n");
 }
 
+/* a batchnorm in the forward: the state holds its ranks and momentum, the
+ * table its setters */
+static bool has_batchnorm(const Graph *g) {
+  for (int i = 0; i < g->nforward; i++)
+    if (g->nodes[i]->op == OP_batchnorm)
+      return true;
+  return false;
+}
+
 static void fn_model(Emit *e, const char *p, const char *stem) {
   Graph *g = e->g;
   bool f32 = e->opt->dtype == DT_F32;
@@ -1828,9 +1837,7 @@ static void fn_model(Emit *e, const char *p, const char *stem) {
     buf_printf(e->b, "static %s %s_abi_%s(%s) { %s%s_%s(%s); }\n", w[i][0], p, w[i][1], w[i][2],
             strcmp(w[i][0], "void") ? "return " : "", p, w[i][1], args[i]);
   buf_printf(e->b, "static void %s_abi_set_lean(void *st, int on) { ((%s_state *)st)->lean = on != 0; }\n", p, p);
-  bool has_bn = false;
-  for (int i = 0; i < g->nforward; i++)
-    has_bn |= g->nodes[i]->op == OP_batchnorm;
+  bool has_bn = has_batchnorm(g);
   if (has_bn) {
     buf_printf(e->b, "static void %s_abi_set_bn_momentum(void *st, double m) { ((%s_state *)st)->bn_momentum = m; }\n",
                p, p);
@@ -1951,9 +1958,7 @@ char *emit_c(Graph *g, const EmitOptions *opt, char **header) {
   buf_printf(&fb, "  int32_t lean;        /* set_lean: skip writing what training does not read */\n");
   buf_printf(&fb, "  int32_t calib_pass;  /* set by calib_begin: the batchnorms being calibrated */\n");
   buf_printf(&fb, "  double bn_momentum;  /* set_bn_momentum: running statistics (0: off) */\n");
-  bool has_bn = false;
-  for (int i = 0; i < g->nforward; i++)
-    has_bn |= g->nodes[i]->op == OP_batchnorm;
+  bool has_bn = has_batchnorm(g);
   if (has_bn)
     buf_printf(&fb, "  const BpRanks *ranks;   /* set_ranks: data-parallel ranks (NULL: one process) */\n");
   size_t scratch = BP_WS_BYTES(f32 ? 4 : 8);
