@@ -1601,23 +1601,12 @@ static void fn_sgd(Emit *e, const char *p) {
   buf_printf(e->b, "}\n\n");
 }
 
-/* AdamW over the caller's moments (torch.optim.AdamW's order of operations,
+/* AdamW over the caller's moments: the kernel bp_adamw_torch (torch.optim.AdamW's order of operations,
  * as templates/trainer.c's tr_adamw): m and v hold one element per param
  * element, the params taken in the state's field order; t is the update's
  * number, from 1.  And the kernels' thread count, for callers of the API. */
 static void fn_adamw(Emit *e, const char *p) {
-  const char *r = e->opt->dtype == DT_F32 ? "float" : "double", *sq = e->opt->dtype == DT_F32 ? "sqrtf" : "sqrt";
-  buf_printf(e->b, "static void %s_adamw_run_(long n, real *p, const real *g, real *m, real *v, real b1, real b2,\n"
-                   "                             real eps, real decay, real step, real c2) {\n", p);
-  buf_printf(e->b, "  for (long i = 0; i < n; i++) {\n"
-                   "    real gi = g[i];\n"
-                   "    real mi = b1 * m[i] + (1 - b1) * gi;\n"
-                   "    real vi = b2 * v[i] + (1 - b2) * gi * gi;\n"
-                   "    m[i] = mi;\n"
-                   "    v[i] = vi;\n"
-                   "    real pi = p[i] * decay;\n"
-                   "    p[i] = pi + (-step * mi) / (%s(vi) / c2 + eps);   /* addcdiv's order */\n"
-                   "  }\n}\n\n", sq);
+  const char *r = e->opt->dtype == DT_F32 ? "float" : "double";
   buf_printf(e->b, "void %s_adamw_step(%s_state *s, %s *m, %s *v, long t, double lr, double beta1, double beta2,\n"
                    "                   double eps, double weight_decay) {\n", p, p, r, r);
   L(e, "(void)s, (void)m, (void)v, (void)t, (void)lr, (void)beta1, (void)beta2, (void)eps, (void)weight_decay;");
@@ -1631,8 +1620,8 @@ static void fn_adamw(Emit *e, const char *p) {
     if (f->kind != BP_PARAM)
       continue;
     long ne = shape_numel(&f->shape);
-    L(e, "%s_adamw_run_(%ld, s->%s, s->%s, m + %ld, v + %ld, b1, b2, e, decay, step, c2);", p, ne, f->cname,
-      f->grad, at, at);
+    L(e, "%s(%ld, s->%s, s->%s, m + %ld, v + %ld, b1, b2, e, decay, step, c2);", kern(e, "adamw_torch"), ne,
+      f->cname, f->grad, at, at);
     at += ne;
   }
   buf_printf(e->b, "}\n\n");

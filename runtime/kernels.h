@@ -478,6 +478,9 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_SET1_f32(x) _mm512_set1_ps(x)
 #define BP_ZERO_f32() _mm512_setzero_ps()
 #define BP_ADD_f32(a, b) _mm512_add_ps(a, b)
+#define BP_MUL_f32(a, b) _mm512_mul_ps(a, b)
+#define BP_DIV_f32(a, b) _mm512_div_ps(a, b)
+#define BP_VSQRT_f32(a) _mm512_sqrt_ps(a)
 #define BP_V_f64 __m512d
 #define BP_VN_f64 8
 #define BP_LOAD_f64(p) _mm512_loadu_pd(p)
@@ -486,6 +489,9 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_SET1_f64(x) _mm512_set1_pd(x)
 #define BP_ZERO_f64() _mm512_setzero_pd()
 #define BP_ADD_f64(a, b) _mm512_add_pd(a, b)
+#define BP_MUL_f64(a, b) _mm512_mul_pd(a, b)
+#define BP_DIV_f64(a, b) _mm512_div_pd(a, b)
+#define BP_VSQRT_f64(a) _mm512_sqrt_pd(a)
 #define BP_STREAM_f32(p, v) _mm512_stream_ps(p, v)
 #define BP_STREAM_f64(p, v) _mm512_stream_pd(p, v)
 #define BP_HAVE_STREAM_f32 1
@@ -503,6 +509,9 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_SET1_f32(x) _mm256_set1_ps(x)
 #define BP_ZERO_f32() _mm256_setzero_ps()
 #define BP_ADD_f32(a, b) _mm256_add_ps(a, b)
+#define BP_MUL_f32(a, b) _mm256_mul_ps(a, b)
+#define BP_DIV_f32(a, b) _mm256_div_ps(a, b)
+#define BP_VSQRT_f32(a) _mm256_sqrt_ps(a)
 #define BP_V_f64 __m256d
 #define BP_VN_f64 4
 #define BP_LOAD_f64(p) _mm256_loadu_pd(p)
@@ -511,6 +520,9 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_SET1_f64(x) _mm256_set1_pd(x)
 #define BP_ZERO_f64() _mm256_setzero_pd()
 #define BP_ADD_f64(a, b) _mm256_add_pd(a, b)
+#define BP_MUL_f64(a, b) _mm256_mul_pd(a, b)
+#define BP_DIV_f64(a, b) _mm256_div_pd(a, b)
+#define BP_VSQRT_f64(a) _mm256_sqrt_pd(a)
 #define BP_STREAM_f32(p, v) _mm256_stream_ps(p, v)
 #define BP_STREAM_f64(p, v) _mm256_stream_pd(p, v)
 #define BP_HAVE_STREAM_f32 1
@@ -527,6 +539,9 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_SET1_f32(x) (x)
 #define BP_ZERO_f32() 0.0f
 #define BP_ADD_f32(a, b) ((a) + (b))
+#define BP_MUL_f32(a, b) ((a) * (b))
+#define BP_DIV_f32(a, b) ((a) / (b))
+#define BP_VSQRT_f32(a) sqrtf(a)
 #define BP_V_f64 double
 #define BP_VN_f64 1
 #define BP_LOAD_f64(p) (*(p))
@@ -535,6 +550,9 @@ BP_KERNEL int bp_get_threads(void) { return bp_nthreads_; }
 #define BP_SET1_f64(x) (x)
 #define BP_ZERO_f64() 0.0
 #define BP_ADD_f64(a, b) ((a) + (b))
+#define BP_MUL_f64(a, b) ((a) * (b))
+#define BP_DIV_f64(a, b) ((a) / (b))
+#define BP_VSQRT_f64(a) sqrt(a)
 #define BP_STREAM_f32(p, v) (*(p) = (v))
 #define BP_STREAM_f64(p, v) (*(p) = (v))
 #define BP_HAVE_STREAM_f32 0

@@ -129,17 +129,36 @@ BP_KERNEL void BP_(bp_adamw)(size_t n, T *p, const T *g, T *m, T *v, double lr,
 /* AdamW in torch.optim.AdamW's order (the trainer's update, templates/trainer.c):
  *   p *= decay;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g²;
  *   p += (-step m) / (sqrt(v) / c2 + eps)
- * decay = 1 - lr wd, step = lr / (1 - b1^t), c2 = sqrt(1 - b2^t), all in T */
+ * decay = 1 - lr wd, step = lr / (1 - b1^t), c2 = sqrt(1 - b2^t), all in T.
+ * One vector of elements at a time, the last few through a zero-padded copy:
+ * every element takes the same instructions, so a run split anywhere (a call
+ * per param or one over all) gives the same bits; and no libm sqrt call (a
+ * file built without -fno-math-errno leaves a scalar loop calling sqrtf). */
+static inline void BP_P_(bp_adamw_torch_v)(T *p, const T *g, T *m, T *v, const BP_(BP_V) *k) {
+  BP_(BP_V) gi = BP_(BP_LOAD)(g);
+  BP_(BP_V) mi = BP_(BP_ADD)(BP_(BP_MUL)(k[0], BP_(BP_LOAD)(m)), BP_(BP_MUL)(k[1], gi));
+  BP_(BP_V) vi = BP_(BP_ADD)(BP_(BP_MUL)(k[2], BP_(BP_LOAD)(v)), BP_(BP_MUL)(BP_(BP_MUL)(k[3], gi), gi));
+  BP_(BP_STORE)(m, mi);
+  BP_(BP_STORE)(v, vi);
+  BP_(BP_V) pi = BP_(BP_MUL)(BP_(BP_LOAD)(p), k[4]);
+  BP_(BP_V) den = BP_(BP_ADD)(BP_(BP_DIV)(BP_(BP_VSQRT)(vi), k[6]), k[7]);
+  BP_(BP_STORE)(p, BP_(BP_ADD)(pi, BP_(BP_DIV)(BP_(BP_MUL)(k[5], mi), den)));
+}
 BP_KERNEL void BP_(bp_adamw_torch)(size_t n, T *p, const T *g, T *m, T *v, T b1, T b2,
                                    T eps, T decay, T step, T c2) {
-  for (size_t i = 0; i < n; i++) {
-    T gi = g[i];
-    T mi = b1 * m[i] + (1 - b1) * gi;
-    T vi = b2 * v[i] + (1 - b2) * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    T pi = p[i] * decay;
-    p[i] = pi + (-step * mi) / (BP_(BP_SQRT)(vi) / c2 + eps);
+  enum { VN = BP_(BP_VN) };
+  const BP_(BP_V) k[8] = {BP_(BP_SET1)(b1),    BP_(BP_SET1)(1 - b1), BP_(BP_SET1)(b2),
+                          BP_(BP_SET1)(1 - b2), BP_(BP_SET1)(decay),  BP_(BP_SET1)(-step),
+                          BP_(BP_SET1)(c2),     BP_(BP_SET1)(eps)};
+  size_t i = 0;
+  for (; i + VN <= n; i += VN) BP_P_(bp_adamw_torch_v)(p + i, g + i, m + i, v + i, k);
+  if (i < n) {
+    T tp[VN] = {0}, tg[VN] = {0}, tm[VN] = {0}, tv[VN] = {0};
+    size_t r = n - i;
+    memcpy(tp, p + i, r * sizeof(T)), memcpy(tg, g + i, r * sizeof(T));
+    memcpy(tm, m + i, r * sizeof(T)), memcpy(tv, v + i, r * sizeof(T));
+    BP_P_(bp_adamw_torch_v)(tp, tg, tm, tv, k);
+    memcpy(p + i, tp, r * sizeof(T)), memcpy(m + i, tm, r * sizeof(T)), memcpy(v + i, tv, r * sizeof(T));
   }
 }
 

@@ -318,6 +318,35 @@ END_TEST
   END_TEST
 ADAMW_TEST(float, f32, 1e-6)
 ADAMW_TEST(double, f64, 1e-12)
+/* the trainer's update (torch.optim.AdamW's order), three steps, against the same
+ * formula in double: sizes that leave a tail after the whole vectors */
+#define ADAMW_TORCH_TEST(T, SFX, TOL)                                                 \
+  START_TEST(adamw_torch_##SFX) {                                                     \
+    int n = sizes[_i];                                                                \
+    T *p = malloc(sizeof(T) * n), *g = malloc(sizeof(T) * n);                         \
+    T *m = calloc(n, sizeof(T)), *v = calloc(n, sizeof(T));                           \
+    double *rp = malloc(sizeof(double) * n), *rm = calloc(n, sizeof(double)), *rv = calloc(n, sizeof(double)); \
+    for (int i = 0; i < n; i++) rp[i] = p[i] = (T)urand();                            \
+    const double lr = 3e-3, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1;               \
+    for (int t = 1; t <= 3; t++) {                                                    \
+      for (int i = 0; i < n; i++) g[i] = (T)(urand() * 0.1);                          \
+      double step = lr / (1 - pow(b1, t)), c2 = sqrt(1 - pow(b2, t));                 \
+      bp_adamw_torch_##SFX(n, p, g, m, v, (T)b1, (T)b2, (T)eps, (T)(1 - lr * wd), (T)step, (T)c2); \
+      for (int i = 0; i < n; i++) {                                                   \
+        rp[i] *= 1 - lr * wd;                                                         \
+        rm[i] = b1 * rm[i] + (1 - b1) * g[i];                                         \
+        rv[i] = b2 * rv[i] + (1 - b2) * (double)g[i] * g[i];                          \
+        rp[i] += -step * rm[i] / (sqrt(rv[i]) / c2 + eps);                            \
+      }                                                                               \
+    }                                                                                 \
+    double err;                                                                       \
+    MAXERR(T, n, p, rp[i], err);                                                      \
+    ck_assert_msg(err <= TOL, "bp_adamw_torch_" #SFX " n=%d: max error %g", n, err);  \
+    free(p), free(g), free(m), free(v), free(rp), free(rm), free(rv);                 \
+  }                                                                                   \
+  END_TEST
+ADAMW_TORCH_TEST(float, f32, 1e-6)
+ADAMW_TORCH_TEST(double, f64, 1e-12)
 
 /* every position of a non-finite value, both types, several lengths */
 START_TEST(allfinite) {
@@ -905,6 +934,8 @@ static Suite *make_suite(void) {
   tcase_add_test(te, tanh_exp_special);
   tcase_add_loop_test(te, adamw_f32, 0, ns);
   tcase_add_loop_test(te, adamw_f64, 0, ns);
+  tcase_add_loop_test(te, adamw_torch_f32, 0, ns);
+  tcase_add_loop_test(te, adamw_torch_f64, 0, ns);
   tcase_add_test(te, threads_setting);
   suite_add_tcase(s, te);
   TCase *tr = tcase_create("rows");
