@@ -693,9 +693,33 @@ void emit_causal_mean_bwd(Emit *e, Node *n) {
   L(e, "  }");
 }
 
+/* the input viewed as [A, n1, B, n2, C], n1 and n2 the swapped axes */
+static bool swap_axes(Emit *e, Node *n) {
+  const Shape *X = &n->in[0]->shape;
+  int p = n->axis < n->axis2 ? n->axis : n->axis2, q = n->axis < n->axis2 ? n->axis2 : n->axis;
+  long A = 1, B = 1, C = 1;
+  if (p == q)
+    return false;
+  for (int d = 0; d < X->rank; d++) {
+    if (d < p)
+      A *= X->dim[d];
+    else if (d > p && d < q)
+      B *= X->dim[d];
+    else if (d > q)
+      C *= X->dim[d];
+  }
+  head_math(e, n, arena_printf("  (axes %d and %d swapped)", n->axis, n->axis2));
+  L(e, "%s(%ld, %d, %ld, %d, %ld, %s, %s);", kern(e, "swap_axes"), A, X->dim[p], B, X->dim[q], C, V(e, n->in[0]),
+    V(e, n));
+  return true;
+}
+
 /* x with axes axis and axis2 swapped: loops over the output, the input read
- * with its own strides in swapped places */
+ * with its own strides in swapped places (the in-memory build: the kernel
+ * bp_swap_axes, whose loops run on the kernels' threads) */
 void emit_transpose(Emit *e, Node *n) {
+  if (e->opt->for_jit && swap_axes(e, n))
+    return;
   Node *x = n->in[0];
   const Shape *O = &n->shape;
   long xstride[MAXRANK], st = 1;
@@ -1120,51 +1144,24 @@ void emit_bn_bwd_gain(Emit *e, Node *n) {
   L(e, "  %s[j] = (real)%s[j];", V(e, n), a1);
 }
 
+/* layernorm and its dx: kernels in both builds (runtime/kernels_attn.h, their
+ * loops written out beside them), so rows are shared by the kernels' threads */
 void emit_layernorm(Emit *e, Node *n) {
-  Node *x = n->in[0], *gain = n->in[1], *bias = n->in[2];
+  Node *x = n->in[0];
   long D = x->shape.dim[x->shape.rank - 1], R = numel(x) / (D ? D : 1);
-  head_math(e, n, arena_printf(" = %s ⊙ (%s − mean) / sqrt(var + %g) + %s  (over the last axis)", lab(e, gain),
-                               lab(e, x), n->num, lab(e, bias)));
-  L(e, "for (int r = 0; r < %ld; r++) {", R);
-  L(e, "  const real *row = &%s[r*%ld];", V(e, x), D);
-  L(e, "  double sum = 0, ss = 0;");
-  L(e, "  for (int j = 0; j < %ld; j++)", D);
-  L(e, "    sum += row[j];");
-  L(e, "  real mean = (real)(sum / %ld);", D);
-  L(e, "  for (int j = 0; j < %ld; j++) {", D);
-  L(e, "    real d = row[j] - mean;");
-  L(e, "    ss += (double)d * d;");
-  L(e, "  }");
-  L(e, "  real rstd = (real)(1.0 / sqrt(ss / %ld + %s));", D, dlit(n->num));
-  L(e, "  %s[r] = rstd;", saved(e, n, "rstd"));
-  L(e, "  for (int j = 0; j < %ld; j++) {", D);
-  L(e, "    real xh = (row[j] - mean) * rstd;");
-  L(e, "    %s[r*%ld + j] = xh;", saved(e, n, "xhat"), D);
-  L(e, "    %s[r*%ld + j] = %s[j] * xh + %s[j];", V(e, n), D, V(e, gain), V(e, bias));
-  L(e, "  }");
-  L(e, "}");
+  head_math(e, n, arena_printf(" = %s ⊙ (%s − mean) / sqrt(var + %g) + %s  (over the last axis)",
+                               lab(e, n->in[1]), lab(e, x), n->num, lab(e, n->in[2])));
+  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s);", kern(e, "layernorm"), R, D, V(e, x), V(e, n->in[1]),
+    V(e, n->in[2]), dlit(n->num), saved(e, n, "rstd"), saved(e, n, "xhat"), V(e, n));
 }
 
 /* dx = rstd · (dx̂ - mean(dx̂) - x̂·mean(dx̂·x̂)),  dx̂ = gain ⊙ dy, per row */
 void emit_ln_bwd_x(Emit *e, Node *n) {
-  Node *ln = n->in[0], *dy = n->in[1], *gain = ln->in[1];
+  Node *ln = n->in[0];
   long D = ln->shape.dim[ln->shape.rank - 1], R = numel(ln) / (D ? D : 1);
   head_math(e, n, "");
-  L(e, "for (int r = 0; r < %ld; r++) {", R);
-  L(e, "  const real *xh = &%s[r*%ld];", saved(e, ln, "xhat"), D);
-  L(e, "  const real *g = &%s[r*%ld];", V(e, dy), D);
-  L(e, "  double m1 = 0, m2 = 0;");
-  L(e, "  for (int j = 0; j < %ld; j++) {", D);
-  L(e, "    double dxh = (double)%s[j] * g[j];", V(e, gain));
-  L(e, "    m1 += dxh;");
-  L(e, "    m2 += dxh * xh[j];");
-  L(e, "  }");
-  L(e, "  m1 /= %ld;", D);
-  L(e, "  m2 /= %ld;", D);
-  L(e, "  for (int j = 0; j < %ld; j++)", D);
-  L(e, "    %s[r*%ld + j] = (real)(%s[r] * ((double)%s[j] * g[j] - m1 - xh[j] * m2));", V(e, n), D,
-    saved(e, ln, "rstd"), V(e, gain));
-  L(e, "}");
+  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s);", kern(e, "ln_bwd_x"), R, D, saved(e, ln, "xhat"), V(e, n->in[1]),
+    V(e, ln->in[1]), saved(e, ln, "rstd"), V(e, n));
 }
 
 void emit_ln_bwd_gain(Emit *e, Node *n) {
@@ -1403,24 +1400,6 @@ static bool bound_bn_bwd_gain(Emit *e, Node *n) {
   return true;
 }
 
-static bool bound_layernorm(Emit *e, Node *n) {
-  Node *x = n->in[0];
-  long D = x->shape.dim[x->shape.rank - 1], R = numel(x) / (D ? D : 1);
-  head_math(e, n, "  (over the last axis)");
-  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s);", kern(e, "layernorm"), R, D, V(e, x), V(e, n->in[1]),
-    V(e, n->in[2]), dlit(n->num), saved(e, n, "rstd"), saved(e, n, "xhat"), V(e, n));
-  return true;
-}
-
-static bool bound_ln_bwd_x(Emit *e, Node *n) {
-  Node *ln = n->in[0];
-  long D = ln->shape.dim[ln->shape.rank - 1], R = numel(ln) / (D ? D : 1);
-  head_math(e, n, "");
-  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s);", kern(e, "ln_bwd_x"), R, D, saved(e, ln, "xhat"), V(e, n->in[1]),
-    V(e, ln->in[1]), saved(e, ln, "rstd"), V(e, n));
-  return true;
-}
-
 static bool bound_ln_bwd_gain(Emit *e, Node *n) {
   Node *ln = n->in[0];
   long D = ln->shape.dim[ln->shape.rank - 1], R = numel(ln) / (D ? D : 1);
@@ -1440,34 +1419,13 @@ static bool bound_softmax_bwd(Emit *e, Node *n) {
   return true;
 }
 
-/* the input viewed as [A, n1, B, n2, C], n1 and n2 the swapped axes */
-static bool bound_transpose(Emit *e, Node *n) {
-  const Shape *X = &n->in[0]->shape;
-  int p = n->axis < n->axis2 ? n->axis : n->axis2, q = n->axis < n->axis2 ? n->axis2 : n->axis;
-  long A = 1, B = 1, C = 1;
-  if (p == q)
-    return false;
-  for (int d = 0; d < X->rank; d++) {
-    if (d < p)
-      A *= X->dim[d];
-    else if (d > p && d < q)
-      B *= X->dim[d];
-    else if (d > q)
-      C *= X->dim[d];
-  }
-  head_math(e, n, arena_printf("  (axes %d and %d swapped)", n->axis, n->axis2));
-  L(e, "%s(%ld, %d, %ld, %d, %ld, %s, %s);", kern(e, "swap_axes"), A, X->dim[p], B, X->dim[q], C, V(e, n->in[0]),
-    V(e, n));
-  return true;
-}
-
 static BoundFn *const jit_bound[OP_COUNT] = {
   [OP_add] = bound_add,       [OP_sub] = bound_sub,           [OP_mul] = bound_mul,
   [OP_div] = bound_div,       [OP_expand] = bound_expand,     [OP_gather] = bound_gather,
   [OP_gather_bwd] = bound_gather_bwd, [OP_bn_bwd_gain] = bound_bn_bwd_gain,
-  [OP_layernorm] = bound_layernorm,   [OP_ln_bwd_x] = bound_ln_bwd_x, [OP_ln_bwd_gain] = bound_ln_bwd_gain,
+  [OP_ln_bwd_gain] = bound_ln_bwd_gain,
   [OP_softmax_bwd] = bound_softmax_bwd,
-  [OP_transpose] = bound_transpose,   [OP_concat] = bound_concat,
+  [OP_concat] = bound_concat,
 };
 
 /* One step's block: a printer per step kind. */

@@ -773,6 +773,30 @@ static void bp_split_(long n, long align, int t, int nt, long *lo, long *hi) {
   if (*lo > n) *lo = n;
   if (*hi > n) *hi = n;
 }
+/* fn(arg, lo, hi) over [0, n) in parts cut at multiples of align, one per
+ * thread when the pass is big (work elements, BP_PAR_MIN), else in one call:
+ * for kernels whose parts (rows, blocks, elements) are each computed whole by
+ * one thread, in the same order as with one, so the bits do not depend on
+ * the thread count */
+typedef struct {
+  void (*fn)(void *, long, long);
+  void *arg;
+  long n, align;
+} BpRange_;
+static void bp_range_job_(void *p, int t, int nt) {
+  const BpRange_ *r = (const BpRange_ *)p;
+  long lo, hi;
+  bp_split_(r->n, r->align, t, nt, &lo, &hi);
+  if (lo < hi) r->fn(r->arg, lo, hi);
+}
+static void bp_par_range_(void (*fn)(void *, long, long), void *arg, long n, long align, double work) {
+  if (bp_nthreads_ > 1 && work >= BP_PAR_MIN && n > align && !bp_serial_) {
+    BpRange_ r = {fn, arg, n, align};
+    bp_parallel(bp_range_job_, &r, bp_nthreads_);
+  } else if (n > 0) {
+    fn(arg, 0, n);
+  }
+}
 
 /* exponent bits all ones: inf or NaN; an OR over integers, so it vectorises */
 BP_KERNEL int bp_allfinite_f32(size_t n, const float *x) {

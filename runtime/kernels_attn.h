@@ -13,7 +13,10 @@
  * (the adds' latency, not their count, bounded the row-at-a-time loop).
  * GELU's tanh is the vector one of bp_tanh (f32; libm's tanh for f64): the gcc
  * file calls these two kernels too (with libm's tanhf, GELU took half of the
- * transformer's step).
+ * transformer's step), and layernorm's forward and dx (their rows shared by the
+ * kernels' threads; tests/test_kernels.c writes their loops out).  Kernels that
+ * split work between threads give each thread whole rows (or elements), so the
+ * bits do not depend on the thread count.
  * Not a header of its own: it needs the definitions section of kernels.h. */
 #define T BP_(BP_REAL)
 
@@ -65,10 +68,21 @@ BP_KERNEL void BP_(bp_gelu_bwd)(size_t n, const T *x, const T *dy, T *dx) {
  * (in double, rounded to T), var = Σ(x − mean)²/D in double, rstd =
  * 1/sqrt(var + eps) rounded to T and saved per row, x̂ = (x − mean)·rstd
  * saved, out = gain ⊙ x̂ + bias. */
-BP_KERNEL void BP_(bp_layernorm)(int R, int D, const T *x, const T *gain, const T *bias,
-                                 double eps, T *rstd, T *xhat, T *out) {
-  for (int r0 = 0; r0 < R; r0 += 8) {
-    int nb = R - r0 < 8 ? R - r0 : 8;
+typedef struct {
+  int D;
+  const T *x, *dy, *gain, *bias;
+  double eps;
+  T *rstd, *xhat, *out;
+} BP_(BpLn);
+/* rows [lo, hi) */
+static void BP_(bp_layernorm_rng)(void *arg, long lo, long hi) {
+  const BP_(BpLn) *J = (const BP_(BpLn) *)arg;
+  const int D = J->D;
+  const T *x = J->x, *gain = J->gain, *bias = J->bias;
+  const double eps = J->eps;
+  T *rstd = J->rstd, *xhat = J->xhat, *out = J->out;
+  for (long r0 = lo; r0 < hi; r0 += 8) {
+    int nb = hi - r0 < 8 ? (int)(hi - r0) : 8;
     const T *row = x + (size_t)r0 * D;
     double s[8] = {0}, ss[8] = {0};
     T mean[8], rs[8];
@@ -106,12 +120,20 @@ BP_KERNEL void BP_(bp_layernorm)(int R, int D, const T *x, const T *gain, const 
     }
   }
 }
+BP_KERNEL void BP_(bp_layernorm)(int R, int D, const T *x, const T *gain, const T *bias,
+                                 double eps, T *rstd, T *xhat, T *out) {
+  BP_(BpLn) j = {D, x, NULL, gain, bias, eps, rstd, xhat, out};
+  bp_par_range_(BP_(bp_layernorm_rng), &j, R, 8, (double)R * D);
+}
 /* Its dx from dy [R, D] (emit_ln_bwd_x's loop): per row, with dx̂ = gain ⊙ dy
  * in double, m1 = mean dx̂, m2 = mean dx̂ ⊙ x̂, dx = rstd (dx̂ − m1 − x̂ m2). */
-BP_KERNEL void BP_(bp_ln_bwd_x)(int R, int D, const T *xhat, const T *dy, const T *gain,
-                                const T *rstd, T *dx) {
-  for (int r0 = 0; r0 < R; r0 += 8) {
-    int nb = R - r0 < 8 ? R - r0 : 8;
+static void BP_(bp_ln_bwd_x_rng)(void *arg, long lo, long hi) {
+  const BP_(BpLn) *J = (const BP_(BpLn) *)arg;
+  const int D = J->D;
+  const T *xhat = J->xhat, *dy = J->dy, *gain = J->gain, *rstd = J->rstd;
+  T *dx = J->out;
+  for (long r0 = lo; r0 < hi; r0 += 8) {
+    int nb = hi - r0 < 8 ? (int)(hi - r0) : 8;
     const T *xh = xhat + (size_t)r0 * D, *g = dy + (size_t)r0 * D;
     double m1[8] = {0}, m2[8] = {0};
     if (nb == 8) {
@@ -136,6 +158,11 @@ BP_KERNEL void BP_(bp_ln_bwd_x)(int R, int D, const T *xhat, const T *dy, const 
       for (int j = 0; j < D; j++) o[j] = (T)(rstd[r0 + k] * ((double)gain[j] * gk[j] - a - xk[j] * b));
     }
   }
+}
+BP_KERNEL void BP_(bp_ln_bwd_x)(int R, int D, const T *xhat, const T *dy, const T *gain,
+                                const T *rstd, T *dx) {
+  BP_(BpLn) j = {D, NULL, dy, gain, NULL, 0, (T *)rstd, (T *)xhat, dx};
+  bp_par_range_(BP_(bp_ln_bwd_x_rng), &j, R, 8, (double)R * D);
 }
 /* dgain[j] = Σ_r dy[r, j] x̂[r, j], each column summed in row order in double
  * (emit_ln_bwd_gain's loop), 256 columns at a time */
@@ -357,18 +384,33 @@ BP_KERNEL void BP_(bp_softmax_bwd)(int n, int L, const T *y, const T *dy, T *dx)
 
 /* y = x with two axes swapped, x viewed as [A, n1, B, n2, C] (the swapped
  * axes n1 and n2), y as [A, n2, B, n1, C]: a copy */
+typedef struct {
+  long A, n1, B, n2, C;
+  const T *x;
+  T *y;
+} BP_(BpSwap);
+/* (a, j) pairs [lo, hi), a * n2 + j */
+static void BP_(bp_swap_axes_rng)(void *arg, long lo, long hi) {
+  const BP_(BpSwap) *J = (const BP_(BpSwap) *)arg;
+  const long n1 = J->n1, B = J->B, n2 = J->n2, C = J->C;
+  const T *x = J->x;
+  T *y = J->y;
+  for (long aj = lo; aj < hi; aj++) {
+    long a = aj / n2, j = aj % n2;
+    for (long b = 0; b < B; b++) {
+      T *yo = y + (((a * n2 + j) * B + b) * n1) * C;
+      const T *xo = x + ((a * n1 * B + b) * n2 + j) * C;
+      if (C == 1)
+        for (long i = 0; i < n1; i++) yo[i] = xo[i * B * n2];
+      else
+        for (long i = 0; i < n1; i++)
+          for (long c = 0; c < C; c++) yo[i * C + c] = xo[i * B * n2 * C + c];
+    }
+  }
+}
 BP_KERNEL void BP_(bp_swap_axes)(long A, long n1, long B, long n2, long C, const T *x, T *y) {
-  for (long a = 0; a < A; a++)
-    for (long j = 0; j < n2; j++)
-      for (long b = 0; b < B; b++) {
-        T *yo = y + (((a * n2 + j) * B + b) * n1) * C;
-        const T *xo = x + ((a * n1 * B + b) * n2 + j) * C;
-        if (C == 1)
-          for (long i = 0; i < n1; i++) yo[i] = xo[i * B * n2];
-        else
-          for (long i = 0; i < n1; i++)
-            for (long c = 0; c < C; c++) yo[i * C + c] = xo[i * B * n2 * C + c];
-      }
+  BP_(BpSwap) j = {A, n1, B, n2, C, x, y};
+  bp_par_range_(BP_(bp_swap_axes_rng), &j, A * n2, 1, (double)A * n1 * B * n2 * C);
 }
 
 #undef T

@@ -7,14 +7,28 @@
 
 #define T BP_(BP_REAL)
 
-void BP_(bpm_bcast)(int op, int rank, const int *dims, const T *a, const int *sa,
-                    const T *b, const int *sb, T *out) {
+typedef struct {
+  int op, rank;
+  const int *dims, *sa, *sb;
+  const T *a, *b;
+  T *out;
+} BP_(BpmBcast);
+/* the index at[0..rank-1) of row o of dims' leading axes */
+static void BP_(bpm_row_index)(int rank, const int *dims, long o, int *at) {
+  for (int d = rank - 2; d >= 0; d--)
+    at[d] = (int)(o % dims[d]), o /= dims[d];
+}
+/* rows [lo, hi) of the output (its last axis a row) */
+static void BP_(bpm_bcast_rng)(void *arg, long lo, long hi) {
+  const BP_(BpmBcast) *J = (const BP_(BpmBcast) *)arg;
+  const int op = J->op, rank = J->rank, *dims = J->dims, *sa = J->sa, *sb = J->sb;
+  const T *a = J->a, *b = J->b;
   int at[8] = {0};
-  long outer = 1, n = rank ? dims[rank - 1] : 1;
+  long n = rank ? dims[rank - 1] : 1;
   int la = rank ? sa[rank - 1] : 0, lb = rank ? sb[rank - 1] : 0;
-  for (int d = 0; d + 1 < rank; d++)
-    outer *= dims[d];
-  for (long o = 0; o < outer; o++, out += n) {
+  T *out = J->out + lo * n;
+  BP_(bpm_row_index)(rank, dims, lo, at);
+  for (long o = lo; o < hi; o++, out += n) {
     long ia = 0, ib = 0;
     for (int d = 0; d + 1 < rank; d++)
       ia += (long)at[d] * sa[d], ib += (long)at[d] * sb[d];
@@ -41,6 +55,16 @@ void BP_(bpm_bcast)(int op, int rank, const int *dims, const T *a, const int *sa
       at[d] = 0;
   }
 }
+/* rows of the output on the kernels' threads when big (kernels.h): each
+ * element computed whole by one thread */
+void BP_(bpm_bcast)(int op, int rank, const int *dims, const T *a, const int *sa,
+                    const T *b, const int *sb, T *out) {
+  BP_(BpmBcast) j = {op, rank, dims, sa, sb, a, b, out};
+  long outer = 1, n = rank ? dims[rank - 1] : 1;
+  for (int d = 0; d + 1 < rank; d++)
+    outer *= dims[d];
+  bp_par_range_(BP_(bpm_bcast_rng), &j, outer, 1, (double)outer * n);
+}
 void BP_(bpm_expand)(int rank, const int *dims, const T *a, const int *sa, T scale,
                      T *out) {
   int at[8] = {0};
@@ -60,24 +84,34 @@ void BP_(bpm_expand)(int rank, const int *dims, const T *a, const int *sa, T sca
 }
 /* out[at·so] = a[at·sa] for every index at of dims (element strides per dim;
  * sa 0 where a is broadcast): a part of a concat written at its place */
-void BP_(bpm_copy)(int rank, const int *dims, const T *a, const int *sa, T *out, const int *so) {
+static void BP_(bpm_copy_rng)(void *arg, long lo, long hi) {
+  const BP_(BpmBcast) *J = (const BP_(BpmBcast) *)arg;
+  const int rank = J->rank, *dims = J->dims, *sa = J->sa, *so = J->sb;
+  const T *a = J->a;
+  T *out = J->out;
   int at[8] = {0};
-  long outer = 1, n = rank ? dims[rank - 1] : 1;
-  int la = rank ? sa[rank - 1] : 0, lo = rank ? so[rank - 1] : 0;
-  for (int d = 0; d + 1 < rank; d++)
-    outer *= dims[d];
-  for (long o = 0; o < outer; o++) {
+  long n = rank ? dims[rank - 1] : 1;
+  int la = rank ? sa[rank - 1] : 0, lo1 = rank ? so[rank - 1] : 0;
+  BP_(bpm_row_index)(rank, dims, lo, at);
+  for (long o = lo; o < hi; o++) {
     long ia = 0, io = 0;
     for (int d = 0; d + 1 < rank; d++)
       ia += (long)at[d] * sa[d], io += (long)at[d] * so[d];
-    if (la == 1 && lo == 1)
+    if (la == 1 && lo1 == 1)
       memcpy(out + io, a + ia, sizeof(T) * (size_t)n);
     else
       for (long i = 0; i < n; i++)
-        out[io + i * lo] = a[ia + i * la];
+        out[io + i * lo1] = a[ia + i * la];
     for (int d = rank - 2; d >= 0 && ++at[d] == dims[d]; d--)
       at[d] = 0;
   }
+}
+void BP_(bpm_copy)(int rank, const int *dims, const T *a, const int *sa, T *out, const int *so) {
+  BP_(BpmBcast) j = {0, rank, dims, sa, so, a, NULL, out};
+  long outer = 1, n = rank ? dims[rank - 1] : 1;
+  for (int d = 0; d + 1 < rank; d++)
+    outer *= dims[d];
+  bp_par_range_(BP_(bpm_copy_rng), &j, outer, 1, (double)outer * n);
 }
 void BP_(bpm_bn_bwd_gain)(int N, int D, const T *restrict dy,
                           const T *restrict xhat, double *restrict acc,

@@ -144,13 +144,21 @@ static inline void BP_P_(bp_adamw_torch_v)(T *p, const T *g, T *m, T *v, const B
   BP_(BP_V) den = BP_(BP_ADD)(BP_(BP_DIV)(BP_(BP_VSQRT)(vi), k[6]), k[7]);
   BP_(BP_STORE)(p, BP_(BP_ADD)(pi, BP_(BP_DIV)(BP_(BP_MUL)(k[5], mi), den)));
 }
-BP_KERNEL void BP_(bp_adamw_torch)(size_t n, T *p, const T *g, T *m, T *v, T b1, T b2,
-                                   T eps, T decay, T step, T c2) {
+typedef struct {
+  T *p, *m, *v;
+  const T *g;
+  T b1, b2, eps, decay, step, c2;
+} BP_(BpAdamw);
+/* elements [lo, hi): lo a multiple of the vector width */
+static void BP_(bp_adamw_torch_rng)(void *arg, long lo, long hi) {
+  const BP_(BpAdamw) *J = (const BP_(BpAdamw) *)arg;
   enum { VN = BP_(BP_VN) };
-  const BP_(BP_V) k[8] = {BP_(BP_SET1)(b1),    BP_(BP_SET1)(1 - b1), BP_(BP_SET1)(b2),
-                          BP_(BP_SET1)(1 - b2), BP_(BP_SET1)(decay),  BP_(BP_SET1)(-step),
-                          BP_(BP_SET1)(c2),     BP_(BP_SET1)(eps)};
-  size_t i = 0;
+  const BP_(BP_V) k[8] = {BP_(BP_SET1)(J->b1),    BP_(BP_SET1)(1 - J->b1), BP_(BP_SET1)(J->b2),
+                          BP_(BP_SET1)(1 - J->b2), BP_(BP_SET1)(J->decay),  BP_(BP_SET1)(-J->step),
+                          BP_(BP_SET1)(J->c2),     BP_(BP_SET1)(J->eps)};
+  T *p = J->p + lo, *m = J->m + lo, *v = J->v + lo;
+  const T *g = J->g + lo;
+  size_t n = (size_t)(hi - lo), i = 0;
   for (; i + VN <= n; i += VN) BP_P_(bp_adamw_torch_v)(p + i, g + i, m + i, v + i, k);
   if (i < n) {
     T tp[VN] = {0}, tg[VN] = {0}, tm[VN] = {0}, tv[VN] = {0};
@@ -160,6 +168,11 @@ BP_KERNEL void BP_(bp_adamw_torch)(size_t n, T *p, const T *g, T *m, T *v, T b1,
     BP_P_(bp_adamw_torch_v)(tp, tg, tm, tv, k);
     memcpy(p + i, tp, r * sizeof(T)), memcpy(m + i, tm, r * sizeof(T)), memcpy(v + i, tv, r * sizeof(T));
   }
+}
+BP_KERNEL void BP_(bp_adamw_torch)(size_t n, T *p, const T *g, T *m, T *v, T b1, T b2,
+                                   T eps, T decay, T step, T c2) {
+  BP_(BpAdamw) j = {p, m, v, g, b1, b2, eps, decay, step, c2};
+  bp_par_range_(BP_(bp_adamw_torch_rng), &j, (long)n, 64, (double)n);
 }
 
 #undef T

@@ -16,6 +16,7 @@
 
 #define BP_KERNELS_DECLARE_ONLY
 #include "kernels.h"
+#include "../templates/model_kernels.h"
 
 static unsigned rng = 1;
 static double urand(void) { /* in [-1, 1) */
@@ -543,6 +544,67 @@ static const Shape2 bn_shapes[] = {{2, 1},    {7, 5},     {32, 27}, {32, 200},  
 BN_TEST(float, f32, 1e-5)
 BN_TEST(double, f64, 1e-12)
 
+/* the kernels split by rows (layernorm and its dx, the swap of two axes, AdamW,
+ * the in-memory build's broadcast and strided copy): on 2 and 3 threads, the
+ * bits of 1 thread; R odd, so the parts are uneven; the swap also against its
+ * definition */
+START_TEST(threads_rows) {
+  enum { R = 1001, D = 97, N = R * D, NP = 7 * 11 * 14 * 97 };   /* NP: the copy's strided output */
+  float *x = malloc(sizeof(float) * N), *dy = malloc(sizeof(float) * N), *ga = malloc(sizeof(float) * D);
+  float *be = malloc(sizeof(float) * D), *out[2], *xh[2], *rs[2], *dx[2], *p[2], *m[2], *v[2];
+  for (int k = 0; k < 2; k++) {
+    out[k] = malloc(sizeof(float) * N), xh[k] = malloc(sizeof(float) * N), rs[k] = malloc(sizeof(float) * R);
+    dx[k] = malloc(sizeof(float) * N), p[k] = malloc(sizeof(float) * NP), m[k] = calloc(N, sizeof(float));
+    v[k] = calloc(N, sizeof(float));
+  }
+  for (int i = 0; i < N; i++) x[i] = (float)(urand() * 3 + 0.5), dy[i] = (float)urand();
+  for (int j = 0; j < D; j++) ga[j] = (float)(1 + 0.1 * urand()), be[j] = (float)(0.1 * urand());
+  int dims[3] = {7, 11, 13 * 97}, sa[3] = {11 * 13 * 97, 13 * 97, 1}, sb[3] = {0, 1, 0}, so[3] = {11 * 14 * 97, 14 * 97, 1};
+  for (int th = 2; th <= 3; th++) {
+    for (int k = 0; k < 2; k++) {
+      bp_set_threads(k ? th : 1);
+      bp_layernorm_f32(R, D, x, ga, be, 1e-5, rs[k], xh[k], out[k]);
+      bp_ln_bwd_x_f32(R, D, xh[k], dy, ga, rs[k], dx[k]);
+      for (int i = 0; i < N; i++) p[k][i] = x[i], m[k][i] = 0.1f * dy[i], v[k][i] = 0.01f * x[i];
+      bp_adamw_torch_f32(N, p[k], dy, m[k], v[k], 0.9f, 0.95f, 1e-8f, 0.999f, 1e-3f, 0.3f);
+    }
+    ck_assert_msg(memcmp(out[0], out[1], sizeof(float) * N) == 0 && memcmp(xh[0], xh[1], sizeof(float) * N) == 0 &&
+                  memcmp(rs[0], rs[1], sizeof(float) * R) == 0, "bp_layernorm_f32, %d threads", th);
+    ck_assert_msg(memcmp(dx[0], dx[1], sizeof(float) * N) == 0, "bp_ln_bwd_x_f32, %d threads", th);
+    ck_assert_msg(memcmp(p[0], p[1], sizeof(float) * N) == 0 && memcmp(m[0], m[1], sizeof(float) * N) == 0 &&
+                  memcmp(v[0], v[1], sizeof(float) * N) == 0, "bp_adamw_torch_f32, %d threads", th);
+    /* x as [A=13, n1=11, B=7, n2=97, C=1]: y[a, j, b, i] = x[a, i, b, j] */
+    for (int k = 0; k < 2; k++) {
+      bp_set_threads(k ? th : 1);
+      bp_swap_axes_f32(13, 11, 7, 97, 1, x, out[k]);
+      bp_swap_axes_f32(1, 7, 11, 13, 97, x, dx[k]);
+      bpm_bcast_f32(0, 3, dims, x, sa, ga, sb, xh[k]);
+      memset(p[k], 0, sizeof(float) * NP);
+      bpm_copy_f32(3, dims, x, sa, p[k], so);
+    }
+    bp_set_threads(1);
+    int bad = 0;
+    for (int a = 0; a < 13; a++)
+      for (int i = 0; i < 11; i++)
+        for (int b = 0; b < 7; b++)
+          for (int j = 0; j < 97; j++)
+            bad += out[0][((a * 97 + j) * 7 + b) * 11 + i] != x[((a * 11 + i) * 7 + b) * 97 + j];
+    ck_assert_msg(bad == 0, "bp_swap_axes_f32: %d elements misplaced", bad);
+    ck_assert_msg(memcmp(out[0], out[1], sizeof(float) * N) == 0 && memcmp(dx[0], dx[1], sizeof(float) * N) == 0,
+                  "bp_swap_axes_f32, %d threads", th);
+    for (int o = 0; o < 7 * 11; o++)
+      for (int i = 0; i < 13 * 97; i++)
+        bad += xh[0][(long)o * 13 * 97 + i] != x[(long)o * 13 * 97 + i] + ga[o % 11] ||
+               p[0][(long)(o / 11) * 11 * 14 * 97 + (o % 11) * 14 * 97 + i] != x[(long)o * 13 * 97 + i];
+    ck_assert_msg(bad == 0, "bpm_bcast_f32 / bpm_copy_f32: %d elements wrong", bad);
+    ck_assert_msg(memcmp(xh[0], xh[1], sizeof(float) * 7 * 11 * 13 * 97) == 0 &&
+                  memcmp(p[0], p[1], sizeof(float) * NP) == 0, "bpm_bcast_f32 / bpm_copy_f32, %d threads", th);
+  }
+  for (int k = 0; k < 2; k++) free(out[k]), free(xh[k]), free(rs[k]), free(dx[k]), free(p[k]), free(m[k]), free(v[k]);
+  free(x), free(dy), free(ga), free(be);
+}
+END_TEST
+
 /* the threaded elementwise kernels and column sums: the same bits as 1 thread */
 START_TEST(threads_elementwise) {
   int N = 300, D = 700;
@@ -948,6 +1010,7 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tr, bn_f32, 0, nb);
   tcase_add_loop_test(tr, bn_f64, 0, nb);
   tcase_add_test(tr, threads_elementwise);
+  tcase_add_test(tr, threads_rows);
   suite_add_tcase(s, tr);
   TCase *ta = tcase_create("attn");
   tcase_set_tags(ta, "slow");
