@@ -353,8 +353,11 @@ BP_KERNEL void BP_(bp_gemm_batch)(int nb, int M, int N, int K, const T *A, int t
                                   int transb, T *C, int tri, int full) {
   BP_(BpGemmBatch) g = {nb, M, N, K, transa, transb, tri, full, A, B, C};
   int nt = bp_serial_ ? 1 : bp_nthreads_;
-  /* a product big enough is split by bp_gemm itself */
-  if (nt > 1 && nb > 1 && 2.0 * M * N * K < 4e6)
+  /* the threads share the products; a product big enough is split by bp_gemm
+   * itself when there are too few to share evenly (its causal and small paths,
+   * which the attention's blocks take, run on one thread: gpt2 L6 C384's heads
+   * one after another took ~11% of the 2-thread step on the calling thread) */
+  if (nt > 1 && nb > 1 && (2.0 * M * N * K < 4e6 || nb >= 4 * nt))
     bp_parallel(BP_(bp_gemm_batch_job), &g, nt < nb ? nt : nb);
   else
     BP_(bp_gemm_batch_rng)(&g, 0, nb);

@@ -933,12 +933,13 @@ GEMM_CAUSAL_TEST(double, f64, 1e-12)
 
 /* bp_gemm_batch: nb products one after another, each with exactly the bits of
  * its own bp_gemm / bp_gemm_causal call, at 1, 2 and 3 threads (the threads
- * share the products); shapes under and over bp_gemm's own split, odd nb, all
+ * share the products); shapes under and over bp_gemm's own split (big ones
+ * shared when there are 4 a thread: nb 9 at 2 threads), odd nb, all
  * transposed forms, tri 0, 1 (full 0 and 1) and 2 */
 #define GEMM_BATCH_TEST(T, SFX)                                                                   \
   START_TEST(gemm_batch_##SFX) {                                                                  \
     static const int shapes[][4] = {{1, 17, 17, 9}, {5, 40, 40, 33}, {7, 64, 64, 32},             \
-                                    {3, 70, 70, 70}, {2, 200, 200, 64}};                          \
+                                    {3, 70, 70, 70}, {2, 200, 200, 64}, {9, 200, 200, 64}};       \
     const int *sh = shapes[_i / 6];                                                               \
     int nb = sh[0], M = sh[1], N = sh[2], K = sh[3], form = _i % 6;                               \
     int tri = form < 3 ? 0 : form == 5 ? 2 : 1, full = form == 4;                                \
@@ -1032,8 +1033,8 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tcs, causal_rows_f64, 0, nl);
   tcase_add_loop_test(tcs, gemm_causal_f32, 0, 21);
   tcase_add_loop_test(tcs, gemm_causal_f64, 0, 21);
-  tcase_add_loop_test(tcs, gemm_batch_f32, 0, 30);
-  tcase_add_loop_test(tcs, gemm_batch_f64, 0, 30);
+  tcase_add_loop_test(tcs, gemm_batch_f32, 0, 36);
+  tcase_add_loop_test(tcs, gemm_batch_f64, 0, 36);
   suite_add_tcase(s, tcs);
   return s;
 }
