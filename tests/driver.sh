@@ -268,6 +268,16 @@ $BPGEN run $M -D H=8 -D B=4 --data "$W" --steps 50 --samples 2 --quiet --threads
 t "run --threads 2 same bits" 0 "" sh -c "$BPGEN run $M -D H=8 -D B=4 --data '$W' --steps 50 --samples 2 --quiet --threads 2 2>&1 | cmp -s - '$T/th1'"
 t "trainer file --threads"  0 "train loss [0-9.]+" "$T/train" --data "$W" --steps 50 --samples 2 --quiet --threads 2
 t "--threads range"         2 "--threads: 65 is more than 64" $BPGEN run $M --data "$W" --threads 65
+# a GPT-2 big enough that the kernels share out rows (layernorm, its dx, the swap of
+# two axes, the residual adds: [512, 256]), AdamW's 855,808 params and the
+# attention's 8 heads of 128 x 128 x 128 between 2 threads: the bits of 1 thread
+G2T="-D B=4 -D T=128 -D maxT=128 -D C=256 -D NH=2 -D L=1 -D V=79 -D Vp=128"
+G2A="--text $SPECS/gpt2.spec --steps 3 --sample-len 0 --json --quiet --eval-batches 2 --optimizer adamw"
+$BPGEN run $SPECS/gpt2.spec $G2T $G2A --threads 1 >"$T/g2th1" 2>&1
+t "gpt2 run --threads 2 same bits" 0 "" sh -c "grep -q train_loss '$T/g2th1' && $BPGEN run $SPECS/gpt2.spec $G2T $G2A --threads 2 2>&1 | cmp - '$T/g2th1'"
+$BPGEN $SPECS/gpt2.spec $G2T --trainer -o "$T/g2train.c" && gcc -O2 -o "$T/g2train" "$T/g2train.c" -lm -lpthread
+"$T/g2train" $G2A --threads 1 >"$T/g2tr1" 2>&1
+t "gpt2 trainer --threads 2 same bits" 0 "" sh -c "grep -q train_loss '$T/g2tr1' && '$T/g2train' $G2A --threads 2 2>&1 | cmp - '$T/g2tr1'"
 # bpgen run --help and the trainer's own --help list the same options
 "$T/train" --help 2>&1 | grep -oE '^  --[a-z0-9-]+' | sort -u >"$T/opts.train"
 t "run and trainer options agree" 0 "" sh -c "$BPGEN run --help | sed '/^run.s own options:/,/^\$/d' | grep -oE '^  --[a-z0-9-]+' | sort -u | cmp -s - '$T/opts.train'"
