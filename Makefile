@@ -202,17 +202,17 @@ bench: bpgen
 	bench/run.sh $(BENCH_FLAGS)
 
 # The per-step benchmark (bench/step.c): gcc build, libtcc build, reference runtime.
-build/bench/step: bench/step.c bench/alloc_count.h $(OBJS)
+build/bench/step: bench/step.c bench/alloc_count.h bench/bench_model.h $(OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -O2 -o $@ bench/step.c $(OBJS) $(LIBS)
 
 # The sequence models' step against PyTorch (bench/seq_step.c, bench/seq_bench.sh).
-build/bench/seq_step: bench/seq_step.c bench/alloc_count.h $(OBJS)
+build/bench/seq_step: bench/seq_step.c bench/alloc_count.h bench/bench_model.h $(OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -O2 -o $@ bench/seq_step.c $(OBJS) $(LIBS)
 
 # Where a step's time goes, per block of forward and backward (bench/jit_times.c).
-build/bench/jit_times: bench/jit_times.c $(OBJS)
+build/bench/jit_times: bench/jit_times.c bench/bench_model.h $(OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -rdynamic -o $@ bench/jit_times.c $(OBJS) $(LIBS)
 

@@ -14,12 +14,15 @@
  * Build: make build/bench/jit_times */
 #include "bpgen.h"
 #include "bp_runtime.h"
+#include "ref.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "bench_model.h"
 
 static double now(void) {
   struct timespec ts;
@@ -78,17 +81,7 @@ static char *instrument(const char *src, int *nblocks) {
 
 static const BpModel *load_gcc(const char *src, const char *name) {
   char *cpath = arena_printf("build/bench/%s.c", name), *sopath = arena_printf("build/bench/%s.so", name);
-  FILE *f = fopen(cpath, "w");
-  if (!f || fputs(src, f) < 0 || fclose(f) != 0)
-    error_plain("cannot write %s", cpath);
-  char *cmd = arena_printf("gcc -O3 -march=native -shared -fPIC -o %s %s -lm -lpthread", sopath, cpath);
-  if (system(cmd) != 0)
-    error_plain("failed: %s", cmd);
-  char *abspath = realpath(sopath, NULL);
-  void *so = dlopen(abspath, RTLD_NOW | RTLD_LOCAL);
-  free(abspath);
-  if (!so)
-    error_plain("dlopen: %s", dlerror());
+  void *so = bench_gcc_so(src, cpath, sopath, 0, NULL);
   const BpModel *m = dlsym(so, "bm_model");
   if (!m)
     error_plain("no bm_model in %s", sopath);

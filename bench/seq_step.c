@@ -39,6 +39,7 @@
 #include <time.h>
 
 #include "alloc_count.h" /* nalloc, counting */
+#include "bench_model.h"
 
 static double clock_s(clockid_t c) {
   struct timespec ts;
@@ -91,37 +92,6 @@ static double time_steps(Inst *in, long n, double *w) {
   return (now() - t0) / (double)n;
 }
 
-static const BpTensor *tensor(const BpModel *m, const char *name) {
-  for (int i = 0; i < m->ntensors; i++)
-    if (strcmp(m->tensors[i].name, name) == 0)
-      return &m->tensors[i];
-  return NULL;
-}
-
-/* the batch: every input drawn in range from one generator (the same for both builds) */
-static void fill_inputs(Inst *in, Graph *g, uint64_t seed) {
-  BpRng rng;
-  bp_rng_seed(&rng, seed);
-  for (int i = 0; i < g->nforward; i++) {
-    Node *n = g->nodes[i];
-    if (n->op != OP_input)
-      continue;
-    const BpTensor *t = tensor(in->m, n->name);
-    if (!t)
-      die("no tensor %s", n->name);
-    char *at = (char *)in->st + t->offset;
-    if (t->dtype == BP_I32) {
-      ref_draw_input(g, n, &rng, at);
-    } else {
-      double *tmp = xcalloc(t->numel, sizeof *tmp);
-      ref_draw_input(g, n, &rng, tmp);
-      for (size_t k = 0; k < t->numel; k++)
-        ((float *)at)[k] = (float)tmp[k];
-      free(tmp);
-    }
-  }
-}
-
 static Inst new_inst(const BpModel *m, AdamwFn *adamw, Graph *g, uint64_t seed) {
   Inst in = {m, adamw, NULL, NULL, NULL, 0};
   if (m->dtype != BP_F32)
@@ -132,7 +102,7 @@ static Inst new_inst(const BpModel *m, AdamwFn *adamw, Graph *g, uint64_t seed) 
   m->init(in.st, seed);
   if (m->set_lean)
     m->set_lean(in.st, 1);   /* as the trainer runs it */
-  fill_inputs(&in, g, 42);
+  bench_fill_inputs(m, in.st, g, 42);
   if (opt->adamw) {
     in.mm = xcalloc(m->nparam, sizeof(float));
     in.vv = xcalloc(m->nparam, sizeof(float));
@@ -170,30 +140,7 @@ static void save_npy(Inst *in, const char *dir) {
 /* the file built by gcc, reused while the emitted text is the same */
 static const BpModel *load_gcc(const char *src, const char *stem, AdamwFn **adamw) {
   char *cpath = arena_printf("build/bench/seq_%s.c", stem), *sopath = arena_printf("build/bench/seq_%s.so", stem);
-  int same = 0;
-  FILE *f = fopen(cpath, "rb");
-  struct stat so_st;
-  if (f && stat(sopath, &so_st) == 0) {
-    size_t n = strlen(src);
-    char *old = xcalloc(n + 2, 1);
-    same = fread(old, 1, n + 1, f) == n && memcmp(old, src, n) == 0;
-    free(old);
-  }
-  if (f)
-    fclose(f);
-  if (!same) {
-    f = fopen(cpath, "wb");
-    if (!f || fputs(src, f) < 0 || fclose(f) != 0)
-      error_plain("cannot write %s", cpath);
-    char *cmd = arena_printf("gcc -O3 -march=native -shared -fPIC -o %s %s -lm -lpthread", sopath, cpath);
-    if (system(cmd) != 0)
-      error_plain("failed: %s", cmd);
-  }
-  char *abspath = realpath(sopath, NULL);
-  void *so = abspath ? dlopen(abspath, RTLD_NOW | RTLD_LOCAL) : NULL;
-  free(abspath);
-  if (!so)
-    error_plain("dlopen %s: %s", sopath, dlerror());
+  void *so = bench_gcc_so(src, cpath, sopath, 1, NULL);
   const BpModel *m = dlsym(so, "bm_model");
   *adamw = (AdamwFn *)dlsym(so, "bm_adamw_step");
   if (!m || !*adamw)

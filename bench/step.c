@@ -34,6 +34,7 @@
 #include "kernels.h"
 
 #include "alloc_count.h" /* nalloc, counting */
+#include "bench_model.h"
 
 static double now(void) {
   struct timespec ts;
@@ -46,44 +47,11 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static const BpTensor *tensor(const BpModel *m, const char *name) {
-  for (int i = 0; i < m->ntensors; i++)
-    if (strcmp(m->tensors[i].name, name) == 0)
-      return &m->tensors[i];
-  return NULL;
-}
-
 /* a model instance: its state, with one batch of inputs drawn in range */
 typedef struct Inst {
   const BpModel *m;
   void *st;
 } Inst;
-
-static void fill_inputs(Inst *in, Graph *g, uint64_t seed) {
-  BpRng rng;
-  bp_rng_seed(&rng, seed);
-  for (int i = 0; i < g->nforward; i++) {
-    Node *n = g->nodes[i];
-    if (n->op != OP_input)
-      continue;
-    const BpTensor *t = tensor(in->m, n->name);
-    if (!t)
-      die("no tensor %s", n->name);
-    if (t->dtype == BP_I32) {
-      ref_draw_input(g, n, &rng, (char *)in->st + t->offset);
-    } else {
-      double *tmp = xcalloc(t->numel, sizeof *tmp);
-      ref_draw_input(g, n, &rng, tmp);
-      for (size_t k = 0; k < t->numel; k++) {
-        if (t->dtype == BP_F32)
-          ((float *)((char *)in->st + t->offset))[k] = (float)tmp[k];
-        else
-          ((double *)((char *)in->st + t->offset))[k] = tmp[k];
-      }
-      free(tmp);
-    }
-  }
-}
 
 static Inst new_inst(const BpModel *m, Graph *g) {
   Inst in = {m, NULL};
@@ -92,7 +60,7 @@ static Inst new_inst(const BpModel *m, Graph *g) {
   memset(in.st, 0, m->state_size);
   m->init(in.st, 2147483647);
   m->set_lean(in.st, 1);   /* as the trainer runs it */
-  fill_inputs(&in, g, 42);
+  bench_fill_inputs(m, in.st, g, 42);
   return in;
 }
 
@@ -187,21 +155,10 @@ int main(int argc, char **argv) {
     char *src = emit_c(g, &gopt, NULL);
     char *cpath = arena_printf("%s/step_%d_%d.c", outdir, H, B);
     char *sopath = arena_printf("%s/step_%d_%d.so", outdir, H, B);
-    FILE *f = fopen(cpath, "w");
-    /* the kernels are static in the file: a hook to set its thread count */
-    if (!f || fputs(src, f) < 0 || fputs("\nvoid bm_set_threads(int n) { bp_set_threads(n); }\n", f) < 0 ||
-        fclose(f) != 0)
-      error_plain("cannot write %s", cpath);
-    char *cmd = arena_printf("gcc -O3 -march=native -shared -fPIC -o %s %s -lm -lpthread", sopath, cpath);
-    double t0 = now();
-    if (system(cmd) != 0)
-      error_plain("failed: %s", cmd);
-    printf("cc %d %d %.0f\n", H, B, 1e3 * (now() - t0));
-    char *abspath = realpath(sopath, NULL);
-    void *so = dlopen(abspath, RTLD_NOW | RTLD_LOCAL);
-    free(abspath);
-    if (!so)
-      error_plain("dlopen: %s", dlerror());
+    double cc;
+    /* the kernels are static in the file: its bm_set_threads sets their thread count */
+    void *so = bench_gcc_so(src, cpath, sopath, 0, &cc);
+    printf("cc %d %d %.0f\n", H, B, 1e3 * cc);
     const BpModel *gm = dlsym(so, "bm_model");
     void (*so_threads)(int) = (void (*)(int))dlsym(so, "bm_set_threads");
     if (!gm || !so_threads)
@@ -211,12 +168,12 @@ int main(int argc, char **argv) {
     EmitOptions topt = {DT_F32, "bm", true, false, false};
     char *tsrc = emit_c(g, &topt, NULL);
     char *tpath = arena_printf("%s/step_%d_%d_jit.c", outdir, H, B);
-    f = fopen(tpath, "w");   /* for reading only: what tcc compiles */
+    FILE *f = fopen(tpath, "w");   /* for reading only: what tcc compiles */
     if (f) {
       fputs(tsrc, f);
       fclose(f);
     }
-    t0 = now();
+    double t0 = now();
     Jit *jit = jit_compile(tsrc, spec);
     double tcc_ms = 1e3 * (now() - t0);
     printf("tcccompile %d %d %.1f\n", H, B, tcc_ms);
