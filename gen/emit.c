@@ -630,17 +630,26 @@ void emit_pad(Emit *e, Node *n) {
   cut_copy(e, n, n->in[0], true);
 }
 
+/* a concat's element strides, which of its parts the layout already wrote in
+ * place (layout.c), and its comment line: both builds' emitters */
+static void concat_head(Emit *e, Node *n, long *ostride, bool in_place[2]) {
+  const Shape *O = &n->shape;
+  long st = 1;
+  for (int d = O->rank - 1; d >= 0; d--)
+    ostride[d] = st, st *= O->dim[d];
+  long off1 = shape_numel(&n->in[0]->shape);
+  in_place[0] = strcmp(V(e, n->in[0]), V(e, n)) == 0;
+  in_place[1] = strcmp(V(e, n->in[1]), at_offset(e, n, off1)) == 0 && n->in[0] != n->in[1];
+  head_math(e, n, in_place[0] && in_place[1] ? "  (both parts written in place: no copy)" : "");
+}
+
 /* [a, b] along axis: two loop nests, each over its part of the result, reading
  * its input broadcast (an axis of 1 repeats) */
 void emit_concat(Emit *e, Node *n) {
   const Shape *O = &n->shape;
-  long ostride[MAXRANK], st = 1;
-  for (int d = O->rank - 1; d >= 0; d--)
-    ostride[d] = st, st *= O->dim[d];
-  long off1 = shape_numel(&n->in[0]->shape);
-  bool in_place[2] = {strcmp(V(e, n->in[0]), V(e, n)) == 0,
-                      strcmp(V(e, n->in[1]), at_offset(e, n, off1)) == 0 && n->in[0] != n->in[1]};
-  head_math(e, n, in_place[0] && in_place[1] ? "  (both parts written in place: no copy)" : "");
+  long ostride[MAXRANK];
+  bool in_place[2];
+  concat_head(e, n, ostride, in_place);
   for (int k = 0; k < 2; k++) {
     Node *x = n->in[k];
     Shape part = *O;
@@ -1347,19 +1356,15 @@ static bool bound_concat(Emit *e, Node *n) {
   const Shape *O = &n->shape;
   if (O->rank > 8)
     return false;
-  long off1 = shape_numel(&n->in[0]->shape), st = 1;
-  bool in_place[2] = {strcmp(V(e, n->in[0]), V(e, n)) == 0,
-                      strcmp(V(e, n->in[1]), at_offset(e, n, off1)) == 0 && n->in[0] != n->in[1]};
-  Buf os = {0};
   long ostride[MAXRANK];
-  for (int d = O->rank - 1; d >= 0; d--)
-    ostride[d] = st, st *= O->dim[d];
+  bool in_place[2];
+  concat_head(e, n, ostride, in_place);
+  Buf os = {0};
   buf_printf(&os, "(const int[]){");
   for (int d = 0; d < O->rank; d++)
     buf_printf(&os, "%s%ld", d ? ", " : "", ostride[d]);
   buf_printf(&os, "}");
   const char *ostr = buf_done(&os);
-  head_math(e, n, in_place[0] && in_place[1] ? "  (both parts written in place: no copy)" : "");
   for (int k = 0; k < 2; k++) {
     Node *x = n->in[k];
     Shape part = *O;
