@@ -597,11 +597,10 @@ static void cut_copy(Emit *e, Node *n, Node *x, bool into) {
     L(e, "memcpy(%s + %ld, %s + %ld, %ld * sizeof *%s);", dst, into ? off : 0, src, into ? 0 : off, run, dst);
     return;
   }
-  L(e, "for (long o = 0; o < %ld; o++)", outer);
   if (into)
-    L(e, "  memcpy(%s + o * %ld + %ld, %s + o * %ld, %ld * sizeof *%s);", dst, big, off, src, run, run, dst);
+    L(e, "%s(%ld, %ld, %s, %ld, %s + %ld, %ld);", kern(e, "copy_rows"), outer, run, src, run, dst, off, big);
   else
-    L(e, "  memcpy(%s + o * %ld, %s + o * %ld + %ld, %ld * sizeof *%s);", dst, run, src, big, off, run, dst);
+    L(e, "%s(%ld, %ld, %s + %ld, %ld, %s, %ld);", kern(e, "copy_rows"), outer, run, src, off, big, dst, run);
 }
 
 /* The pointer to element `off` of x's member, as V() prints it. */
@@ -643,8 +642,10 @@ static void concat_head(Emit *e, Node *n, long *ostride, bool in_place[2]) {
   head_math(e, n, in_place[0] && in_place[1] ? "  (both parts written in place: no copy)" : "");
 }
 
-/* [a, b] along axis: two loop nests, each over its part of the result, reading
- * its input broadcast (an axis of 1 repeats) */
+/* [a, b] along axis: each part not already in place copied to its place -- a
+ * part of the concat's shape as rows (bp_copy_rows, on the kernels' threads,
+ * in both builds), a part broadcast up to it (an axis of 1 repeats) by a loop
+ * nest over it (the in-memory build: the strided copy bpm_copy) */
 void emit_concat(Emit *e, Node *n) {
   const Shape *O = &n->shape;
   long ostride[MAXRANK];
@@ -654,13 +655,33 @@ void emit_concat(Emit *e, Node *n) {
     Node *x = n->in[k];
     Shape part = *O;
     part.dim[n->axis] = x->shape.dim[n->axis];
+    long off = k ? (long)n->in[0]->shape.dim[n->axis] * ostride[n->axis] : 0;
     if (in_place[k])
       continue;
+    if (shape_eq(&part, &x->shape)) {
+      long rows = numel(n) / (O->dim[n->axis] * ostride[n->axis]), run = part.dim[n->axis] * ostride[n->axis];
+      if (rows == 1)
+        L(e, "memcpy(%s + %ld, %s, %ld * sizeof *%s);", V(e, n), off, V(e, x), run, V(e, n));
+      else
+        L(e, "%s(%ld, %ld, %s, %ld, %s + %ld, %ld);", kern(e, "copy_rows"), rows, run, V(e, x), run, V(e, n), off,
+          O->dim[n->axis] * ostride[n->axis]);
+      continue;
+    }
+    if (e->opt->for_jit && O->rank <= 8) {
+      Buf os = {0};
+      buf_printf(&os, "(const int[]){");
+      for (int d = 0; d < O->rank; d++)
+        buf_printf(&os, "%s%ld", d ? ", " : "", ostride[d]);
+      buf_printf(&os, "}");
+      L(e, "%s(%d, %s, %s, %s, %s + %ld, %s);", bpm(e, "copy"), O->rank, dims_lit(&part), V(e, x),
+        strides_lit(&part, &x->shape), V(e, n), off, buf_done(&os));
+      continue;
+    }
     Buf oi = {0};
     for (int d = 0; d < O->rank; d++)
       buf_printf(&oi, "%si%d*%ld", d ? " + " : "", d, ostride[d]);
-    if (k == 1)
-      buf_printf(&oi, " + %ld", (long)n->in[0]->shape.dim[n->axis] * ostride[n->axis]);
+    if (off)
+      buf_printf(&oi, " + %ld", off);
     loops_open(e, &part);
     L(e, "%*s%s[%s] = %s[%s];", 2 * O->rank, "", V(e, n), buf_done(&oi), V(e, x), bidx(&part, &x->shape));
   }
@@ -723,11 +744,11 @@ static bool swap_axes(Emit *e, Node *n) {
   return true;
 }
 
-/* x with axes axis and axis2 swapped: loops over the output, the input read
- * with its own strides in swapped places (the in-memory build: the kernel
- * bp_swap_axes, whose loops run on the kernels' threads) */
+/* x with axes axis and axis2 swapped: the kernel bp_swap_axes, whose rows run
+ * on the kernels' threads; swapping an axis with itself, loops over the output
+ * with the input read with its own strides in swapped places */
 void emit_transpose(Emit *e, Node *n) {
-  if (e->opt->for_jit && swap_axes(e, n))
+  if (swap_axes(e, n))
     return;
   Node *x = n->in[0];
   const Shape *O = &n->shape;
@@ -1173,16 +1194,14 @@ void emit_ln_bwd_x(Emit *e, Node *n) {
     V(e, ln->in[1]), saved(e, ln, "rstd"), V(e, n));
 }
 
+/* dgain = Σ over the rows of dy ⊙ x̂: the kernel bp_ln_bwd_gain in both builds
+ * (a column at a time, as a written-out loop would sum it, ran 6x slower: it
+ * walks the rows a stride apart) */
 void emit_ln_bwd_gain(Emit *e, Node *n) {
-  Node *ln = n->in[0], *dy = n->in[1];
+  Node *ln = n->in[0];
   long D = ln->shape.dim[ln->shape.rank - 1], R = numel(ln) / (D ? D : 1);
   head_math(e, n, "");
-  L(e, "for (int j = 0; j < %ld; j++) {", D);
-  L(e, "  double acc = 0;");
-  L(e, "  for (int r = 0; r < %ld; r++)", R);
-  L(e, "    acc += (double)%s[r*%ld + j] * %s[r*%ld + j];", V(e, dy), D, saved(e, ln, "xhat"), D);
-  L(e, "  %s[j] = (real)acc;", V(e, n));
-  L(e, "}");
+  L(e, "%s(%ld, %ld, %s, %s, %s);", kern(e, "ln_bwd_gain"), R, D, V(e, n->in[1]), saved(e, ln, "xhat"), V(e, n));
 }
 
 static const char *kind_word(int kind) {
@@ -1352,32 +1371,6 @@ static bool bound_expand(Emit *e, Node *n) {
 
 /* a concat's parts that are not written in place (emit_concat's loops): each
  * a strided copy at its offset */
-static bool bound_concat(Emit *e, Node *n) {
-  const Shape *O = &n->shape;
-  if (O->rank > 8)
-    return false;
-  long ostride[MAXRANK];
-  bool in_place[2];
-  concat_head(e, n, ostride, in_place);
-  Buf os = {0};
-  buf_printf(&os, "(const int[]){");
-  for (int d = 0; d < O->rank; d++)
-    buf_printf(&os, "%s%ld", d ? ", " : "", ostride[d]);
-  buf_printf(&os, "}");
-  const char *ostr = buf_done(&os);
-  for (int k = 0; k < 2; k++) {
-    Node *x = n->in[k];
-    Shape part = *O;
-    part.dim[n->axis] = x->shape.dim[n->axis];
-    if (in_place[k])
-      continue;
-    long off = k ? (long)n->in[0]->shape.dim[n->axis] * ostride[n->axis] : 0;
-    L(e, "%s(%d, %s, %s, %s, %s + %ld, %s);", bpm(e, "copy"), O->rank, dims_lit(&part), V(e, x),
-      strides_lit(&part, &x->shape), V(e, n), off, ostr);
-  }
-  return true;
-}
-
 static bool bound_gather(Emit *e, Node *n) {
   Node *c = n->in[0], *x = n->in[1];
   long rows, r, ni;
@@ -1405,14 +1398,6 @@ static bool bound_bn_bwd_gain(Emit *e, Node *n) {
   return true;
 }
 
-static bool bound_ln_bwd_gain(Emit *e, Node *n) {
-  Node *ln = n->in[0];
-  long D = ln->shape.dim[ln->shape.rank - 1], R = numel(ln) / (D ? D : 1);
-  head_math(e, n, "");
-  L(e, "%s(%ld, %ld, %s, %s, %s);", kern(e, "ln_bwd_gain"), R, D, V(e, n->in[1]), saved(e, ln, "xhat"), V(e, n));
-  return true;
-}
-
 static bool bound_softmax_bwd(Emit *e, Node *n) {
   long outer, len, inner;
   split_axis(&n->in[0]->shape, n->axis, &outer, &len, &inner);
@@ -1428,9 +1413,7 @@ static BoundFn *const jit_bound[OP_COUNT] = {
   [OP_add] = bound_add,       [OP_sub] = bound_sub,           [OP_mul] = bound_mul,
   [OP_div] = bound_div,       [OP_expand] = bound_expand,     [OP_gather] = bound_gather,
   [OP_gather_bwd] = bound_gather_bwd, [OP_bn_bwd_gain] = bound_bn_bwd_gain,
-  [OP_ln_bwd_gain] = bound_ln_bwd_gain,
   [OP_softmax_bwd] = bound_softmax_bwd,
-  [OP_concat] = bound_concat,
 };
 
 /* One step's block: a printer per step kind. */

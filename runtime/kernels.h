@@ -57,6 +57,7 @@
   X(bp_gemm_batch_f32) X(bp_gemm_batch_f64)                 \
   X(bp_softmax_bwd_f32) X(bp_softmax_bwd_f64)               \
   X(bp_swap_axes_f32) X(bp_swap_axes_f64)                   \
+  X(bp_copy_rows_f32) X(bp_copy_rows_f64)                   \
   X(bp_set_threads) X(bp_get_threads) X(bp_scratch_use)
 
 #ifndef BP_KERNEL
@@ -288,6 +289,10 @@ void bp_softmax_bwd_f32(int n, int L, const float *y, const float *dy, float *dx
 void bp_softmax_bwd_f64(int n, int L, const double *y, const double *dy, double *dx);
 void bp_swap_axes_f32(long A, long n1, long B, long n2, long C, const float *x, float *y);
 void bp_swap_axes_f64(long A, long n1, long B, long n2, long C, const double *x, double *y);
+/* rows of run elements: dst[o * dstride + i] = src[o * sstride + i] (a slice,
+ * a pad's block, a concat's part) */
+void bp_copy_rows_f32(long rows, long run, const float *src, long sstride, float *dst, long dstride);
+void bp_copy_rows_f64(long rows, long run, const double *src, long sstride, double *dst, long dstride);
 /* Threads the kernels may use (1 = the caller's only; clamped to [1, 64]);
  * results are bit-identical for every count. */
 void bp_set_threads(int n);
@@ -365,6 +370,8 @@ static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
 BP_KERNEL void bp_set_threads(int n) { (void)n; }
 #else
 #include <pthread.h>
+#include <sys/types.h>
+#include <unistd.h>
 static struct {
   pthread_mutex_t mu;
   pthread_cond_t go, done;
@@ -375,8 +382,11 @@ static struct {
   void *arg;
   int nt;
   void *ws[64];                      /* ws[t]: worker t's scratch, BP_WS_BYTES(8) bytes */
+  pthread_t th[64];                  /* th[t]: worker t, joined by bp_pool_stop_ */
+  int quit;                          /* set by bp_pool_stop_: the workers return */
+  pid_t pid;                         /* the process whose threads these are (not a fork's child) */
 } bp_pool_ = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-              0, 0, 0, 0, 0, 0, {0}};
+              0, 0, 0, 0, 0, 0, {0}, {0}, 0, 0};
 
 /* Waking a sleeping thread costs tens of microseconds on a VM, about a
  * batchnorm pass at width 1024: both sides first spin a while (BP_SPIN polls)
@@ -395,8 +405,12 @@ static void *bp_worker_(void *p) {
     for (int s = 0; s < BP_SPIN && __atomic_load_n(&bp_pool_.gen, __ATOMIC_ACQUIRE) == seen; s++)
       bp_pause_();
     pthread_mutex_lock(&bp_pool_.mu);
-    while (__atomic_load_n(&bp_pool_.gen, __ATOMIC_ACQUIRE) == seen)
+    while (__atomic_load_n(&bp_pool_.gen, __ATOMIC_ACQUIRE) == seen && !bp_pool_.quit)
       pthread_cond_wait(&bp_pool_.go, &bp_pool_.mu);
+    if (bp_pool_.quit) {
+      pthread_mutex_unlock(&bp_pool_.mu);
+      return NULL;
+    }
     seen = bp_pool_.gen;
     void (*job)(void *, int, int) = bp_pool_.job;
     void *arg = bp_pool_.arg;
@@ -415,6 +429,8 @@ static void *bp_worker_(void *p) {
 
 static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
   pthread_mutex_lock(&bp_pool_.mu);
+  if (bp_pool_.quit) /* called after bp_pool_stop_ (by another destructor): no workers */
+    nt = 1;
   while (bp_pool_.started < nt - 1) { /* workers 1..nt-1, each with its scratch */
     pthread_t th;
     int t = bp_pool_.started + 1;
@@ -422,7 +438,8 @@ static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
       break;
     if (pthread_create(&th, NULL, bp_worker_, (void *)(intptr_t)t) != 0)
       break;
-    pthread_detach(th);
+    bp_pool_.th[t] = th;
+    bp_pool_.pid = getpid();
     bp_pool_.started++;
   }
   if (nt > bp_pool_.started + 1) nt = bp_pool_.started + 1;
@@ -442,6 +459,22 @@ static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
       pthread_cond_wait(&bp_pool_.done, &bp_pool_.mu);
     pthread_mutex_unlock(&bp_pool_.mu);
   }
+}
+/* The workers run this file's code: when it is unloaded (dlclose of a model
+ * built as a shared object) or the process exits, they are stopped and joined
+ * first, rather than left asleep in code that is no longer mapped.  A fork's
+ * child has none of its parent's workers, so it joins none. */
+__attribute__((destructor)) static void bp_pool_stop_(void) {
+  pthread_mutex_lock(&bp_pool_.mu);
+  int n = bp_pool_.pid == getpid() ? bp_pool_.started : 0;
+  bp_pool_.quit = 1;
+  pthread_cond_broadcast(&bp_pool_.go);
+  pthread_mutex_unlock(&bp_pool_.mu);
+  for (int t = 1; t <= n; t++)
+    pthread_join(bp_pool_.th[t], NULL);
+  for (int t = 1; t <= n; t++)
+    free(bp_pool_.ws[t]), bp_pool_.ws[t] = NULL;
+  bp_pool_.started = 0;
 }
 BP_KERNEL void bp_set_threads(int n) { bp_nthreads_ = n < 1 ? 1 : n > 64 ? 64 : n; }
 #endif /* __TINYC__ */

@@ -165,7 +165,7 @@ BP_KERNEL void BP_(bp_ln_bwd_x)(int R, int D, const T *xhat, const T *dy, const 
   bp_par_range_(BP_(bp_ln_bwd_x_rng), &j, R, 8, (double)R * D);
 }
 /* dgain[j] = Σ_r dy[r, j] x̂[r, j], each column summed in row order in double
- * (emit_ln_bwd_gain's loop), 256 columns at a time */
+ * (both builds call it), 256 columns at a time */
 BP_KERNEL void BP_(bp_ln_bwd_gain)(int R, int D, const T *dy, const T *xhat, T *dgain) {
   for (int j0 = 0; j0 < D; j0 += 256) {
     int w = D - j0 < 256 ? D - j0 : 256;
@@ -414,6 +414,20 @@ static void BP_(bp_swap_axes_rng)(void *arg, long lo, long hi) {
 BP_KERNEL void BP_(bp_swap_axes)(long A, long n1, long B, long n2, long C, const T *x, T *y) {
   BP_(BpSwap) j = {A, n1, B, n2, C, x, y};
   bp_par_range_(BP_(bp_swap_axes_rng), &j, A * n2, 1, (double)A * n1 * B * n2 * C);
+}
+typedef struct {
+  long run, sstride, dstride;
+  const T *src;
+  T *dst;
+} BP_(BpRows);
+static void BP_(bp_copy_rows_rng)(void *arg, long lo, long hi) {
+  const BP_(BpRows) *J = (const BP_(BpRows) *)arg;
+  for (long o = lo; o < hi; o++)
+    memcpy(J->dst + o * J->dstride, J->src + o * J->sstride, sizeof(T) * (size_t)J->run);
+}
+BP_KERNEL void BP_(bp_copy_rows)(long rows, long run, const T *src, long sstride, T *dst, long dstride) {
+  BP_(BpRows) j = {run, sstride, dstride, src, dst};
+  bp_par_range_(BP_(bp_copy_rows_rng), &j, rows, 1, (double)rows * run);
 }
 
 #undef T

@@ -449,6 +449,41 @@ START_TEST(threads_small_stack_no_tls) {
 }
 END_TEST
 
+/* the threads of this process (/proc/self/task) */
+static int count_threads(void) {
+  DIR *d = opendir("/proc/self/task");
+  int n = 0;
+  ck_assert(d != NULL);
+  for (struct dirent *de; (de = readdir(d));)
+    n += de->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+/* A model's kernel workers run the model's own code: unloading it (dlclose)
+ * stops and joins them first, rather than leaving them asleep in code that is
+ * no longer mapped. */
+START_TEST(workers_stop_on_dlclose) {
+  DimOverride ovr[] = {{"B", 256, false}, {"H", 512, false}};
+  Graph *g = load_spec_with(arena_printf("%s/makemore.spec", specs_dir()), ovr, 2);
+  write_text(arena_printf("%s/w.c", tmpdir), emit(g, DT_F32, "model", false, NULL));
+  run(arena_printf("cd %s && gcc -std=c99 -O1 -fPIC -shared -o w.so w.c -lm -lpthread", tmpdir));
+  int before = count_threads();
+  void *so = dlopen(arena_printf("%s/w.so", tmpdir), RTLD_NOW | RTLD_LOCAL);
+  ck_assert_msg(so != NULL, "dlopen: %s", dlerror());
+  const BpModel *m = dlsym(so, "model_model");
+  void (*set_threads)(int) = (void (*)(int))dlsym(so, "model_set_threads");
+  ck_assert(m && set_threads);
+  void *st = calloc(1, m->state_size);
+  set_threads(3);
+  m->forward(st);   /* [256, 30] x [30, 512]: big enough to be shared */
+  m->backward(st);
+  ck_assert_int_eq(count_threads(), before + 2);
+  free(st);
+  dlclose(so);
+  ck_assert_int_eq(count_threads(), before);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("emit");
   TCase *tc = tcase_create("emit");
@@ -466,6 +501,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, no_mutable_globals);
   tcase_add_test(tc, big_arrays_aligned);
   tcase_add_test(tc, threads_small_stack_no_tls);
+  tcase_add_test(tc, workers_stop_on_dlclose);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -545,7 +545,7 @@ BN_TEST(float, f32, 1e-5)
 BN_TEST(double, f64, 1e-12)
 
 /* the kernels split by rows (layernorm and its dx, the swap of two axes, AdamW,
- * the in-memory build's broadcast and strided copy): on 2 and 3 threads, the
+ * the in-memory build's broadcast and strided copy, the copy of rows): on 2 and 3 threads, the
  * bits of 1 thread; R odd, so the parts are uneven; the swap also against its
  * definition */
 START_TEST(threads_rows) {
@@ -599,6 +599,18 @@ START_TEST(threads_rows) {
     ck_assert_msg(bad == 0, "bpm_bcast_f32 / bpm_copy_f32: %d elements wrong", bad);
     ck_assert_msg(memcmp(xh[0], xh[1], sizeof(float) * 7 * 11 * 13 * 97) == 0 &&
                   memcmp(p[0], p[1], sizeof(float) * NP) == 0, "bpm_bcast_f32 / bpm_copy_f32, %d threads", th);
+    /* 76 rows of 13·97 from x + 5 (row stride 13·97) to p + 97 (row stride 14·97) */
+    for (int k = 0; k < 2; k++) {
+      bp_set_threads(k ? th : 1);
+      memset(p[k], 0, sizeof(float) * NP);
+      bp_copy_rows_f32(76, 13 * 97, x + 5, 13 * 97, p[k] + 97, 14 * 97);
+    }
+    bp_set_threads(1);
+    for (int o = 0; o < 76; o++)
+      for (int i = 0; i < 14 * 97; i++)
+        bad += p[0][(long)o * 14 * 97 + i] != (i < 97 ? 0 : x[5 + (long)o * 13 * 97 + i - 97]);
+    ck_assert_msg(bad == 0, "bp_copy_rows_f32: %d elements wrong", bad);
+    ck_assert_msg(memcmp(p[0], p[1], sizeof(float) * NP) == 0, "bp_copy_rows_f32, %d threads", th);
   }
   for (int k = 0; k < 2; k++) free(out[k]), free(xh[k]), free(rs[k]), free(dx[k]), free(p[k]), free(m[k]), free(v[k]);
   free(x), free(dy), free(ga), free(be);
