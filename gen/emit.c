@@ -629,28 +629,19 @@ void emit_pad(Emit *e, Node *n) {
   cut_copy(e, n, n->in[0], true);
 }
 
-/* a concat's element strides, which of its parts the layout already wrote in
- * place (layout.c), and its comment line: both builds' emitters */
-static void concat_head(Emit *e, Node *n, long *ostride, bool in_place[2]) {
-  const Shape *O = &n->shape;
-  long st = 1;
-  for (int d = O->rank - 1; d >= 0; d--)
-    ostride[d] = st, st *= O->dim[d];
-  long off1 = shape_numel(&n->in[0]->shape);
-  in_place[0] = strcmp(V(e, n->in[0]), V(e, n)) == 0;
-  in_place[1] = strcmp(V(e, n->in[1]), at_offset(e, n, off1)) == 0 && n->in[0] != n->in[1];
-  head_math(e, n, in_place[0] && in_place[1] ? "  (both parts written in place: no copy)" : "");
-}
-
-/* [a, b] along axis: each part not already in place copied to its place -- a
- * part of the concat's shape as rows (bp_copy_rows, on the kernels' threads,
- * in both builds), a part broadcast up to it (an axis of 1 repeats) by a loop
- * nest over it (the in-memory build: the strided copy bpm_copy) */
+/* [a, b] along axis: each part the layout did not already write in place
+ * (layout.c) copied to its place -- a part of the concat's shape as rows
+ * (bp_copy_rows, on the kernels' threads, in both builds), a part broadcast up
+ * to it (an axis of 1 repeats) by a loop nest over it (the in-memory build:
+ * the strided copy bpm_copy) */
 void emit_concat(Emit *e, Node *n) {
   const Shape *O = &n->shape;
-  long ostride[MAXRANK];
-  bool in_place[2];
-  concat_head(e, n, ostride, in_place);
+  long ostride[MAXRANK], st = 1;
+  for (int d = O->rank - 1; d >= 0; d--)
+    ostride[d] = st, st *= O->dim[d];
+  bool in_place[2] = {strcmp(V(e, n->in[0]), V(e, n)) == 0,
+                      strcmp(V(e, n->in[1]), at_offset(e, n, numel(n->in[0]))) == 0 && n->in[0] != n->in[1]};
+  head_math(e, n, in_place[0] && in_place[1] ? "  (both parts written in place: no copy)" : "");
   for (int k = 0; k < 2; k++) {
     Node *x = n->in[k];
     Shape part = *O;
@@ -658,13 +649,15 @@ void emit_concat(Emit *e, Node *n) {
     long off = k ? (long)n->in[0]->shape.dim[n->axis] * ostride[n->axis] : 0;
     if (in_place[k])
       continue;
+    long block = O->dim[n->axis] * ostride[n->axis], run = part.dim[n->axis] * ostride[n->axis];
+    if (block == 0)
+      continue;
     if (shape_eq(&part, &x->shape)) {
-      long rows = numel(n) / (O->dim[n->axis] * ostride[n->axis]), run = part.dim[n->axis] * ostride[n->axis];
-      if (rows == 1)
+      if (numel(n) == block)
         L(e, "memcpy(%s + %ld, %s, %ld * sizeof *%s);", V(e, n), off, V(e, x), run, V(e, n));
       else
-        L(e, "%s(%ld, %ld, %s, %ld, %s + %ld, %ld);", kern(e, "copy_rows"), rows, run, V(e, x), run, V(e, n), off,
-          O->dim[n->axis] * ostride[n->axis]);
+        L(e, "%s(%ld, %ld, %s, %ld, %s + %ld, %ld);", kern(e, "copy_rows"), numel(n) / block, run, V(e, x), run,
+          V(e, n), off, block);
       continue;
     }
     if (e->opt->for_jit && O->rank <= 8) {
@@ -1369,8 +1362,6 @@ static bool bound_expand(Emit *e, Node *n) {
   return true;
 }
 
-/* a concat's parts that are not written in place (emit_concat's loops): each
- * a strided copy at its offset */
 static bool bound_gather(Emit *e, Node *n) {
   Node *c = n->in[0], *x = n->in[1];
   long rows, r, ni;
