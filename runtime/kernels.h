@@ -402,7 +402,8 @@ static void *bp_worker_(void *p) {
   unsigned long seen = 0;
   bp_scratch_use(bp_pool_.ws[t]); /* written before pthread_create */
   for (;;) {
-    for (int s = 0; s < BP_SPIN && __atomic_load_n(&bp_pool_.gen, __ATOMIC_ACQUIRE) == seen; s++)
+    for (int s = 0; s < BP_SPIN && __atomic_load_n(&bp_pool_.gen, __ATOMIC_ACQUIRE) == seen &&
+                    !__atomic_load_n(&bp_pool_.quit, __ATOMIC_RELAXED); s++)
       bp_pause_();
     pthread_mutex_lock(&bp_pool_.mu);
     while (__atomic_load_n(&bp_pool_.gen, __ATOMIC_ACQUIRE) == seen && !bp_pool_.quit)
@@ -467,7 +468,7 @@ static void bp_parallel(void (*job)(void *, int, int), void *arg, int nt) {
 __attribute__((destructor)) static void bp_pool_stop_(void) {
   pthread_mutex_lock(&bp_pool_.mu);
   int n = bp_pool_.pid == getpid() ? bp_pool_.started : 0;
-  bp_pool_.quit = 1;
+  __atomic_store_n(&bp_pool_.quit, 1, __ATOMIC_RELAXED);
   pthread_cond_broadcast(&bp_pool_.go);
   pthread_mutex_unlock(&bp_pool_.mu);
   for (int t = 1; t <= n; t++)
