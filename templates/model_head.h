@@ -13,7 +13,9 @@
  * member, BPGEN_{{PREFIX}}_SCRATCH_BYTES bytes, so any thread of the program
  * runs a state, one with a small stack too (256 KiB is plenty).  With
  * {{prefix}}_set_threads(n), n > 1, the n - 1 worker threads of the kernels'
- * pool each allocate BPGEN_{{PREFIX}}_POOL_SCRATCH_BYTES once, when started.
+ * pool each allocate BPGEN_{{PREFIX}}_POOL_SCRATCH_BYTES once, when started;
+ * they are stopped, joined and their scratch freed when the program exits or
+ * the model, built as a shared object, is unloaded (dlclose).
  *
  * Alignment: allocate the state with the alignment of its type,
  * _Alignof({{prefix}}_state): 64 when a field below is aligned(64) (activations,
