@@ -408,7 +408,7 @@ static void *bp_worker_(void *p) {
     pthread_mutex_lock(&bp_pool_.mu);
     while (__atomic_load_n(&bp_pool_.gen, __ATOMIC_ACQUIRE) == seen && !bp_pool_.quit)
       pthread_cond_wait(&bp_pool_.go, &bp_pool_.mu);
-    if (bp_pool_.quit) {
+    if (__atomic_load_n(&bp_pool_.gen, __ATOMIC_ACQUIRE) == seen) { /* stopped, no job posted */
       pthread_mutex_unlock(&bp_pool_.mu);
       return NULL;
     }
