@@ -307,12 +307,15 @@ void *bp_scratch_use(void *block);
 #include <stdlib.h>
 #include <string.h>
 
-/* `#pragma GCC unroll n` before a loop (tcc has no _Pragma; it ignores them) */
+/* `#pragma GCC unroll n` before a loop (tcc has no _Pragma; it ignores them);
+ * BP_PREFETCHW(p): fetch p's line for writing (tcc: nothing) */
 #if defined(__TINYC__)
 #define BP_UNROLL(n)
+#define BP_PREFETCHW(p) ((void)0)
 #else
 #define BP_PRAGMA_(x) _Pragma(#x)
 #define BP_UNROLL(n) BP_PRAGMA_(GCC unroll n)
+#define BP_PREFETCHW(p) __builtin_prefetch((p), 1, 3)
 #endif
 
 /* The kernels of both float types are one text each, included twice:
