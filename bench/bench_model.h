@@ -1,7 +1,6 @@
 /* bench/bench_model.h: what the bench harnesses (bench/step.c, bench/seq_step.c,
- * bench/jit_times.c) each need of an emitted model: a tensor by name, a batch of
- * inputs drawn in range, and the gcc build of the emitted file as a shared
- * object.  Included once into a harness program, after bpgen.h, bp_runtime.h
+ * bench/jit_times.c) each need of an emitted model: a batch of inputs drawn in
+ * range, and the gcc build of the emitted file as a shared object.  Included once into a harness program, after bpgen.h, bp_runtime.h
  * and ref.h.  Bench only. */
 #ifndef BENCH_MODEL_H
 #define BENCH_MODEL_H
@@ -12,13 +11,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static inline const BpTensor *bench_tensor(const BpModel *m, const char *name) {
-  for (int i = 0; i < m->ntensors; i++)
-    if (strcmp(m->tensors[i].name, name) == 0)
-      return &m->tensors[i];
-  return NULL;
-}
-
 /* every input of state st drawn in range by the reference runtime's rule, from
  * one generator seeded with seed (the same batch for every build) */
 static inline void bench_fill_inputs(const BpModel *m, void *st, Graph *g, uint64_t seed) {
@@ -28,7 +20,7 @@ static inline void bench_fill_inputs(const BpModel *m, void *st, Graph *g, uint6
     Node *n = g->nodes[i];
     if (n->op != OP_input)
       continue;
-    const BpTensor *t = bench_tensor(m, n->name);
+    const BpTensor *t = bp_find_tensor(m, n->name, -1);
     if (!t)
       die("no tensor %s", n->name);
     char *at = (char *)st + t->offset;

@@ -52,13 +52,6 @@ static const char check_usage[] =
   "  --json           the table as one JSON object on standard output, numbers at\n"
   "                   full precision (the text goes to standard error)\n";
 
-static const BpTensor *find_tensor(const BpModel *m, const char *name) {
-  for (int i = 0; i < m->ntensors; i++)
-    if (strcmp(m->tensors[i].name, name) == 0)
-      return &m->tensors[i];
-  return NULL;
-}
-
 static double get(const BpModel *m, const void *st, const BpTensor *t, long i) {
   const char *p = (const char *)st + t->offset;
   if (t->dtype == BP_F32)
@@ -115,7 +108,7 @@ static void fill_inputs(Graph *gf, Gen *gen, Ref *r, Ref *r64, uint64_t seed) {
     Node *n = gf->nodes[i];
     if (n->op != OP_input)
       continue;
-    const BpTensor *t = find_tensor(gen->m, n->name);
+    const BpTensor *t = bp_find_tensor(gen->m, n->name, -1);
     if (!t)
       die("generated model has no input %s", n->name);
     for (long k = 0; k < shape_numel(&n->shape); k++) {
@@ -326,7 +319,7 @@ int check_model(Graph *gf, const BpModel *m, void *state, bool expanded, uint64_
     Node *n = gf->nodes[i];
     if (n->op != OP_param)
       continue;
-    const BpTensor *t = find_tensor(m, n->name);
+    const BpTensor *t = bp_find_tensor(m, n->name, -1);
     if (!t)
       die("generated model has no param %s", n->name);
     double *d = ref_data(r, n), *d64 = ref_data(r64, n);
@@ -359,7 +352,7 @@ int check_model(Graph *gf, const BpModel *m, void *state, bool expanded, uint64_
                             : n->op != OP_param && n->op != OP_input && n->name && n->type == TY_FLOAT;
       if (!want)
         continue;
-      const BpTensor *t = find_tensor(m, arena_printf("d%s", n->name));
+      const BpTensor *t = bp_find_tensor(m, arena_printf("d%s", n->name), -1);
       if (!t)
         continue;
       Row *w = &rows[nrows++];
@@ -404,7 +397,7 @@ int check_model(Graph *gf, const BpModel *m, void *state, bool expanded, uint64_
     if (n->op != OP_param || k >= nrows || strcmp(rows[k].name, n->name) != 0)
       continue;
     Row *w = &rows[k++];
-    const BpTensor *t = find_tensor(m, arena_printf("d%s", n->name));
+    const BpTensor *t = bp_find_tensor(m, arena_printf("d%s", n->name), -1);
     double *p = ref_data(r64, n);
     long ne = shape_numel(&n->shape);
     w->fd = 0;

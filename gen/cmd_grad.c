@@ -65,16 +65,8 @@ typedef struct JitRun {
   char *st;
 } JitRun;
 
-/* The tensor of the table named name, or NULL. */
-static const BpTensor *j_tensor(JitRun *j, const char *name) {
-  for (int i = 0; i < j->m->ntensors; i++)
-    if (strcmp(j->m->tensors[i].name, name) == 0)
-      return &j->m->tensors[i];
-  return NULL;
-}
-
 static void j_get(JitRun *j, const char *name, long numel, double *dst) {
-  const BpTensor *t = j_tensor(j, name);
+  const BpTensor *t = bp_find_tensor(j->m, name, -1);
   for (long i = 0; i < numel; i++)
     dst[i] = !t ? 0 : t->dtype == BP_F32 ? ((float *)(j->st + t->offset))[i] : ((double *)(j->st + t->offset))[i];
 }
@@ -85,7 +77,7 @@ static void j_init(void *s, uint64_t seed) {
 }
 static void j_set_float(void *s, Node *n, const double *v) {
   JitRun *j = s;
-  const BpTensor *t = j_tensor(j, n->name);
+  const BpTensor *t = bp_find_tensor(j->m, n->name, -1);
   if (!t)
     die("generated model has no tensor %s", n->name);
   for (long i = 0; i < shape_numel(&n->shape); i++)
@@ -96,7 +88,7 @@ static void j_set_float(void *s, Node *n, const double *v) {
 }
 static void j_set_int(void *s, Node *n, const int32_t *v) {
   JitRun *j = s;
-  const BpTensor *t = j_tensor(j, n->name);
+  const BpTensor *t = bp_find_tensor(j->m, n->name, -1);
   if (!t)
     die("generated model has no tensor %s", n->name);
   memcpy(j->st + t->offset, v, sizeof(int32_t) * (size_t)shape_numel(&n->shape));

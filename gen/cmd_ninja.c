@@ -262,13 +262,6 @@ static void pass_ref(Pass *p, DType dt, uint64_t seed, int32_t **ival) {
   p->source = "the reference runtime (--ref)";
 }
 
-static const BpTensor *find_tensor(const BpModel *m, const char *name, int kind) {
-  for (int i = 0; i < m->ntensors; i++)
-    if (m->tensors[i].kind == kind && strcmp(m->tensors[i].name, name) == 0)
-      return &m->tensors[i];
-  return NULL;
-}
-
 static void tensor_get(const BpTensor *t, const void *st, double *dst) {
   const char *p = (const char *)st + t->offset;
   for (size_t k = 0; k < t->numel; k++)
@@ -308,7 +301,7 @@ static void pass_gen(Pass *p, DType dt, uint64_t seed, int32_t **ival) {
     Node *n = g->nodes[i];
     if (n->op != OP_input)
       continue;
-    const BpTensor *t = find_tensor(m, n->name, BP_INPUT);
+    const BpTensor *t = bp_find_tensor(m, n->name, BP_INPUT);
     if (!t)
       die("generated model has no input %s", n->name);
     tensor_set(t, st, p->val[i], ival[i]);
@@ -319,14 +312,14 @@ static void pass_gen(Pass *p, DType dt, uint64_t seed, int32_t **ival) {
     Node *n = g->nodes[i];
     size_t bytes = sizeof(double) * (size_t)shape_numel(&n->shape);
     if (visible(n) && n->type == TY_FLOAT && n->op != OP_input) {
-      const BpTensor *t = find_tensor(m, n->name, n->op == OP_param ? BP_PARAM : BP_ACT);
+      const BpTensor *t = bp_find_tensor(m, n->name, n->op == OP_param ? BP_PARAM : BP_ACT);
       if (!t)
         die("generated model has no tensor %s", n->name);
       p->val[i] = arena_alloc(bytes);
       tensor_get(t, st, p->val[i]);
     }
     if (fillable(n)) {
-      const BpTensor *t = find_tensor(m, arena_printf("d%s", n->name), BP_GRAD);
+      const BpTensor *t = bp_find_tensor(m, arena_printf("d%s", n->name), BP_GRAD);
       if (!t)
         die("generated model has no gradient d%s", n->name);
       p->grad[i] = arena_alloc(bytes);
@@ -1588,7 +1581,7 @@ struct Mine {
 
 static const BpTensor *model_tensor(const BpModel *m, Node *n) {
   int kind = n->op == OP_input ? BP_INPUT : n->op == OP_param ? BP_PARAM : BP_ACT;
-  return find_tensor(m, n->name, kind);
+  return bp_find_tensor(m, n->name, kind);
 }
 
 static void mine_run_model_backward(Mine *mi) {
@@ -1639,7 +1632,7 @@ Mine *mine_load(Graph *g, const MineOpts *o, const BpModel *m, const char *path,
   qsort(mi->slot, (size_t)mi->nslot, sizeof *mi->slot, by_backward);
   mi->gen = arena_alloc(sizeof(BpTensor *) * (size_t)(mi->nslot + 1));
   for (int k = 0; k < mi->nslot; k++) {
-    mi->gen[k] = find_tensor(m, mi->slot[k].gname, BP_GRAD);
+    mi->gen[k] = bp_find_tensor(m, mi->slot[k].gname, BP_GRAD);
     if (!mi->gen[k])
       die("the model has no gradient %s", mi->slot[k].gname);
   }

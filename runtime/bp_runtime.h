@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <math.h>
 
 #define BP_MAXRANK 6
@@ -110,6 +111,21 @@ typedef struct BpModel {
   int sync_bn;              /* generated with --sync-bn (SyncBatchNorm's statistics) */
 } BpModel;
 
+#if defined(__GNUC__)
+#define BP_RT_FN static inline __attribute__((unused))   /* a file may call none of them (a model may draw no randn) */
+#else
+#define BP_RT_FN static inline
+#endif
+
+/* The tensor of m's table named name, of that kind (BP_INPUT, BP_PARAM, ...;
+ * any kind when kind < 0), or NULL. */
+BP_RT_FN const BpTensor *bp_find_tensor(const BpModel *m, const char *name, int kind) {
+  for (int i = 0; i < m->ntensors; i++)
+    if ((kind < 0 || m->tensors[i].kind == kind) && strcmp(m->tensors[i].name, name) == 0)
+      return &m->tensors[i];
+  return NULL;
+}
+
 /* ---- random numbers -------------------------------------------------------- *
  * splitmix64: one 64-bit state; bp_uniform in [0,1) with 53 bits; bp_randn by
  * Box-Muller from two uniforms, one normal per call.  Params are initialised in
@@ -118,26 +134,21 @@ typedef struct BpModel {
  * generator seeded with the run's seed. */
 typedef struct BpRng { uint64_t s; } BpRng;
 
-#if defined(__GNUC__)
-#define BP_RNG_FN static inline __attribute__((unused))   /* a model may draw no randn */
-#else
-#define BP_RNG_FN static inline
-#endif
 
-BP_RNG_FN void bp_rng_seed(BpRng *r, uint64_t seed) { r->s = seed; }
+BP_RT_FN void bp_rng_seed(BpRng *r, uint64_t seed) { r->s = seed; }
 
-BP_RNG_FN uint64_t bp_rng_next(BpRng *r) {
+BP_RT_FN uint64_t bp_rng_next(BpRng *r) {
   uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
 
-BP_RNG_FN double bp_uniform(BpRng *r) {
+BP_RT_FN double bp_uniform(BpRng *r) {
   return (double)(bp_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-BP_RNG_FN double bp_randn(BpRng *r) {
+BP_RT_FN double bp_randn(BpRng *r) {
   double u1 = 1.0 - bp_uniform(r);            /* (0, 1]: log is finite */
   double u2 = bp_uniform(r);
   return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2);

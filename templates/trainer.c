@@ -1882,10 +1882,7 @@ static void tr_llmc_match(Tr *tr, const char *what, const LlmcHeader *h,
               tr_llmc_spec_dims[d]);
   for (int p = 0; p < LLMC_NPARAMS; p++) {
     const struct LlmcParam *lp = &llmc_params[p];
-    t[p] = NULL;
-    for (int i = 0; i < m->ntensors && !t[p]; i++)
-      if (m->tensors[i].kind == BP_PARAM && strcmp(m->tensors[i].name, lp->name) == 0)
-        t[p] = &m->tensors[i];
+    t[p] = bp_find_tensor(m, lp->name, BP_PARAM);
     if (!t[p])
       tr_fail(tr, "%s: model %s has no param %s: llm.c's checkpoints hold GPT-2's params "
               "(specs/gpt2.spec)", what, m->name, lp->name);
@@ -3643,10 +3640,7 @@ static void tr_torch_init(Tr *tr) {
     TrTorch *g = *p == 'G' ? &tr_torch_global : &tr_torch_g;
     if (*p)
       p++;
-    const BpTensor *t = NULL;
-    for (int i = 0; i < m->ntensors; i++)
-      if (m->tensors[i].kind == BP_PARAM && strcmp(m->tensors[i].name, name) == 0)
-        t = &m->tensors[i];
+    const BpTensor *t = bp_find_tensor(m, name, BP_PARAM);
     if (!t)
       tr_fail(tr, "--rng torch: the model has no param %s", name);
     size_t n = t->numel;

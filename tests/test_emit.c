@@ -213,11 +213,9 @@ END_TEST
  * flags gives the in-memory build's loss and gradients bit for bit, lean
  * (datt's upper triangle not made) the same params' grads, 2 threads too */
 static const BpTensor *find_t(const BpModel *m, const char *name) {
-  for (int i = 0; i < m->ntensors; i++)
-    if (!strcmp(m->tensors[i].name, name))
-      return &m->tensors[i];
-  ck_abort_msg("no tensor %s", name);
-  return NULL;
+  const BpTensor *t = bp_find_tensor(m, name, -1);
+  ck_assert_msg(t != NULL, "no tensor %s", name);
+  return t;
 }
 static double gpt2_step(const BpModel *m, char *st, int lean, int threads) {
   m->init(st, 7);

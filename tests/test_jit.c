@@ -237,11 +237,9 @@ static void unload(Model *md) {
 }
 
 static const BpTensor *tensor(const BpModel *m, const char *name) {
-  for (int i = 0; i < m->ntensors; i++)
-    if (strcmp(m->tensors[i].name, name) == 0)
-      return &m->tensors[i];
-  ck_abort_msg("no tensor %s", name);
-  return NULL;
+  const BpTensor *t = bp_find_tensor(m, name, -1);
+  ck_assert_msg(t != NULL, "no tensor %s", name);
+  return t;
 }
 
 static double *f64(Model *md, const char *name) { return (double *)((char *)md->st + tensor(md->m, name)->offset); }
