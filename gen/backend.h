@@ -45,6 +45,22 @@ typedef struct Layer {
   const char *ws;                                 /* the workspace member (layout.c) */
 } Layer;
 
+/* A concat along the last axis whose parts are written straight into its
+ * columns (plan_heads): a part that is a swap of two adjacent axes (an
+ * attention head's gradient, [B, NH, T, HS] swapped to [B, T, NH, HS]) is
+ * swapped into place with the concat's row stride, any other part copied; a
+ * concat only this one reads is flattened into it.  Neither the swaps nor the
+ * inner concats are made. */
+typedef struct CatPart {
+  Node *x;               /* what is written: the swap's input, or the part itself */
+  Node *swap;            /* the transpose not made (x its input), or NULL */
+  long col, w;           /* columns [col, col + w) of the concat's rows */
+} CatPart;
+typedef struct CatParts {
+  int n;
+  CatPart *p;
+} CatParts;
+
 typedef enum {
   ST_NODE,        /* node by its op's printer (ops.h's emit column) */
   ST_GEMM_BIAS,   /* node = an add, aux = the matmul whose bias row it adds: one gemm from the bias */
@@ -56,6 +72,10 @@ typedef enum {
   ST_SOFTMAX_BWD_SCALED, /* node = y·c or y/c, aux = the causal softmax_bwd y it scales: one kernel */
   ST_GEMM_LOWER,  /* node = a matmul [.., T, T] whose readers read only its lower triangle (j <= i) */
   ST_GEMM_TRI_A,  /* node = a matmul whose first operand is 0 above its diagonal (a causal softmax) */
+  ST_SWAP_SLICE,  /* node = a swap of two adjacent axes, aux = the last-axis slice it reads through
+                   * (not made): the swap reads the slice's columns of its input in place */
+  ST_CAT_PARTS,   /* node = a concat along the last axis, cat = its parts, written in place */
+  ST_LN_BWD_ADD,  /* node = an add, aux = the layernorm dx (not made) it adds: one kernel pass */
 } StepKind;
 
 typedef struct Step {
@@ -66,6 +86,7 @@ typedef struct Step {
   Layer *ly;
   double scale;          /* ST_CAUSAL_SOFTMAX, ST_SOFTMAX_BWD_SCALED: the folded factor c or 1/c */
   bool full;             /* ST_GEMM_LOWER: a tensor the user sees: the upper triangle too unless lean */
+  CatParts *cat;         /* ST_CAT_PARTS */
 } Step;
 
 typedef struct Schedule {

@@ -732,9 +732,58 @@ static bool swap_axes(Emit *e, Node *n) {
       C *= X->dim[d];
   }
   head_math(e, n, arena_printf("  (axes %d and %d swapped)", n->axis, n->axis2));
-  L(e, "%s(%ld, %d, %ld, %d, %ld, %s, %s);", kern(e, "swap_axes"), A, X->dim[p], B, X->dim[q], C, V(e, n->in[0]),
-    V(e, n));
+  L(e, "%s(%ld, %d, %ld, %d, %ld, %s, %ld, %s, %ld);", kern(e, "swap_axes"), A, X->dim[p], B, X->dim[q], C,
+    V(e, n->in[0]), X->dim[q] * C, V(e, n), X->dim[p] * C);
   return true;
+}
+
+/* ST_SWAP_SLICE: the swap t of adjacent axes reads its input's rows where the
+ * slice sl (not made) would have copied them from: columns [start, start + w)
+ * of sl's input, rows W apart */
+static void emit_swap_slice(Emit *e, Node *t, Node *sl) {
+  Node *x = sl->in[0];
+  const Shape *X = &t->in[0]->shape;
+  int p = t->axis < t->axis2 ? t->axis : t->axis2;
+  long A = 1, C = 1, W = x->shape.dim[x->shape.rank - 1];
+  for (int d = 0; d < p; d++)
+    A *= X->dim[d];
+  for (int d = p + 2; d < X->rank; d++)
+    C *= X->dim[d];
+  head(e, t, "(%s[..., %d:%ld] viewed as %s)ᵀ  (axes %d and %d swapped, the columns read in place: no slice of "
+       "their own)", lab(e, x), sl->start, (long)sl->start + sl->shape.dim[sl->axis], shape_str(X), t->axis, t->axis2);
+  L(e, "%s(%ld, %d, 1, %d, %ld, %s, %ld, %s, %ld);", kern(e, "swap_axes"), A, X->dim[p], X->dim[p + 1], C,
+    at_offset(e, x, sl->start), W, V(e, t), X->dim[p] * C);
+}
+
+/* ST_CAT_PARTS: each part of concat c written into its columns of c's rows,
+ * a swapped part by the swap itself */
+static void emit_cat_parts(Emit *e, Node *c, const CatParts *cp) {
+  long W = c->shape.dim[c->shape.rank - 1], rows = W ? numel(c) / W : 0;
+  Buf m = {0};
+  for (int k = 0; k < cp->n; k++)
+    buf_printf(&m, "%s%s%s", k ? ", " : "[", lab(e, cp->p[k].x), cp->p[k].swap ? "ᵀ" : "");
+  head(e, c, "%s]_%d  (each part written into its columns: no swap or inner concat of its own)", buf_done(&m),
+       c->axis);
+  for (int k = 0; k < cp->n; k++) {
+    const CatPart *q = &cp->p[k];
+    if (q->w == 0 || rows == 0)
+      continue;
+    if (!q->swap) {
+      L(e, "%s(%ld, %ld, %s, %ld, %s, %ld);", kern(e, "copy_rows"), rows, q->w, V(e, q->x), q->w,
+        at_offset(e, c, q->col), W);
+      continue;
+    }
+    Node *t = q->swap;
+    const Shape *X = &q->x->shape;
+    int p = t->axis < t->axis2 ? t->axis : t->axis2;
+    long A = 1, C = 1;
+    for (int d = 0; d < p; d++)
+      A *= X->dim[d];
+    for (int d = p + 2; d < X->rank; d++)
+      C *= X->dim[d];
+    L(e, "%s(%ld, %d, 1, %d, %ld, %s, %ld, %s, %ld);", kern(e, "swap_axes"), A, X->dim[p], X->dim[p + 1], C,
+      V(e, q->x), X->dim[p + 1] * C, at_offset(e, c, q->col), W);
+  }
 }
 
 /* x with axes axis and axis2 swapped: the kernel bp_swap_axes, whose rows run
@@ -1178,13 +1227,23 @@ void emit_layernorm(Emit *e, Node *n) {
     V(e, n->in[2]), dlit(n->num), saved(e, n, "rstd"), saved(e, n, "xhat"), V(e, n));
 }
 
-/* dx = rstd · (dx̂ - mean(dx̂) - x̂·mean(dx̂·x̂)),  dx̂ = gain ⊙ dy, per row */
-void emit_ln_bwd_x(Emit *e, Node *n) {
+/* dx = rstd · (dx̂ - mean(dx̂) - x̂·mean(dx̂·x̂)),  dx̂ = gain ⊙ dy, per row, into
+ * out; add: plus that tensor (ST_LN_BWD_ADD), else "NULL" */
+static void ln_bwd_call(Emit *e, Node *n, const char *add, const char *out) {
   Node *ln = n->in[0];
   long D = ln->shape.dim[ln->shape.rank - 1], R = numel(ln) / (D ? D : 1);
+  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s);", kern(e, "ln_bwd_x"), R, D, saved(e, ln, "xhat"), V(e, n->in[1]),
+    V(e, ln->in[1]), saved(e, ln, "rstd"), add, out);
+}
+void emit_ln_bwd_x(Emit *e, Node *n) {
   head_math(e, n, "");
-  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s);", kern(e, "ln_bwd_x"), R, D, saved(e, ln, "xhat"), V(e, n->in[1]),
-    V(e, ln->in[1]), saved(e, ln, "rstd"), V(e, n));
+  ln_bwd_call(e, n, "NULL", V(e, n));
+}
+/* ST_LN_BWD_ADD: n = r + l, l a layernorm's dx (not made): one pass */
+static void emit_ln_bwd_add(Emit *e, Node *n, Node *l) {
+  Node *r = n->in[0] == l ? n->in[1] : n->in[0];
+  head(e, n, "%s + (%s)  (the layernorm's dx added in its own pass: none for the sum)", lab(e, r), math(e, l));
+  ln_bwd_call(e, l, V(e, r), V(e, n));
 }
 
 /* dgain = Σ over the rows of dy ⊙ x̂: the kernel bp_ln_bwd_gain in both builds
@@ -1424,6 +1483,9 @@ static void emit_step(Emit *e, const Step *st) {
   case ST_SOFTMAX_BWD_SCALED: causal_softmax_bwd(e, st->node, st->aux, st->scale); return;
   case ST_GEMM_LOWER: matmul(e, st->node, 1, st->full); return;
   case ST_GEMM_TRI_A: matmul(e, st->node, 2, false); return;
+  case ST_SWAP_SLICE: emit_swap_slice(e, st->node, st->aux); return;
+  case ST_CAT_PARTS: emit_cat_parts(e, st->node, st->cat); return;
+  case ST_LN_BWD_ADD: emit_ln_bwd_add(e, st->node, st->aux); return;
   }
   unreachable();
 }

@@ -28,6 +28,9 @@ typedef struct Fuse {
   double *factor;        /* the c (or 1/c for a division) of a fold */
   signed char *tri;      /* matmul: 1 only its lower triangle is read, 2 its first operand is lower */
   bool *full;            /* tri 1 on a tensor the user sees (a named grad): all of it unless lean */
+  Node **swap_slice;     /* transpose: the last-axis slice it reads through (ST_SWAP_SLICE) */
+  CatParts **cat;        /* concat: its parts written in place (ST_CAT_PARTS) */
+  Node **ln_add;         /* add: the layernorm dx it adds in that kernel's pass (ST_LN_BWD_ADD) */
 } Fuse;
 
 /* ---- fusion: fewer passes over memory ------------------------------------------- *
@@ -70,6 +73,7 @@ static bool is_row_sum(Node *s, Node *x) {
 }
 
 static void plan_attention(Fuse *e, const int *nuse, const bool *exposed);
+static void plan_heads(Fuse *e, const int *nuse, const bool *exposed);
 
 static void plan_fusion(Fuse *e) {
   Graph *g = e->g;
@@ -156,6 +160,7 @@ static void plan_fusion(Fuse *e) {
     }
   }
   plan_attention(e, nuse, exposed);
+  plan_heads(e, nuse, exposed);
 }
 
 
@@ -262,6 +267,122 @@ static void plan_attention(Fuse *e, const int *nuse, const bool *exposed) {
   }
 }
 
+
+/* ---- heads: the attention's per-head views made in one pass ------------------------ *
+ *   q = swap(reshape(qkv[:, :, a:b]))      the swap reads columns a:b of qkv's rows
+ *                                           in place: the slice is not made
+ *   dqkv = [swap(dq), [swap(dk), swap(dv)]]  each swap writes its columns of dqkv's
+ *                                           rows: no swap or inner concat is made
+ * (bp_swap_axes with row strides).  And their residual stream's backward:
+ *   dx = dr + ln_bwd_x(...)                the layernorm's dx added in its kernel's
+ *                                           pass: the dx is not made
+ * The nodes left out are unnamed and read by that one reader only. */
+
+/* t swaps two adjacent axes of x [A, n1, n2, C] (A, C products of the axes
+ * before and after) */
+static bool swap_dims(Node *t, long *A, long *n1, long *n2, long *C) {
+  if (t->op != OP_transpose || !is_float(t))
+    return false;
+  int p = t->axis < t->axis2 ? t->axis : t->axis2, q = t->axis < t->axis2 ? t->axis2 : t->axis;
+  const Shape *X = &t->in[0]->shape;
+  if (q != p + 1 || q >= X->rank)
+    return false;
+  *A = 1, *C = 1, *n1 = X->dim[p], *n2 = X->dim[q];
+  for (int d = 0; d < p; d++)
+    *A *= X->dim[d];
+  for (int d = q + 1; d < X->rank; d++)
+    *C *= X->dim[d];
+  return true;
+}
+
+/* x may be left out for its one reader: unnamed, read once, not fused already */
+static bool inner_node(Fuse *e, const int *nuse, const bool *exposed, Node *x) {
+  return !x->name && nuse[x->id] == 1 && !exposed[x->id] && !e->skip[x->id] && is_float(x) &&
+         x != e->g->loss;
+}
+
+/* rows of x's last axis (its numel over the last dim) */
+static long last_rows(Node *x) {
+  long w = x->shape.rank ? x->shape.dim[x->shape.rank - 1] : 1;
+  return w ? numel(x) / w : 0;
+}
+
+/* the parts of concat c (columns from col) into *out; inner concats flattened */
+static void cat_parts(Fuse *e, const int *nuse, const bool *exposed, Node *c, long col, CatParts *out,
+                      int *swaps) {
+  for (int k = 0; k < 2; k++) {
+    Node *x = c->in[k], *y = x;
+    long w = x->shape.dim[x->shape.rank - 1], A, n1, n2, C;
+    if (y->op == OP_reshape && inner_node(e, nuse, exposed, y))
+      y = y->in[0];
+    if (x->op == OP_concat && x->axis == x->shape.rank - 1 && inner_node(e, nuse, exposed, x) &&
+        last_rows(x) == last_rows(c)) {
+      cat_parts(e, nuse, exposed, x, col, out, swaps);
+      e->skip[x->id] = true;
+    } else if (swap_dims(y, &A, &n1, &n2, &C) && inner_node(e, nuse, exposed, y) && n1 * C == w &&
+               A * n2 == last_rows(c)) {
+      out->p[out->n++] = (CatPart){y->in[0], y, col, w};
+      e->skip[y->id] = e->skip[x->id] = true;
+      ++*swaps;
+    } else {
+      out->p[out->n++] = (CatPart){x, NULL, col, w};
+    }
+    col += w;
+  }
+}
+
+static void plan_heads(Fuse *e, const int *nuse, const bool *exposed) {
+  Graph *g = e->g;
+  int nn = g->nnodes;
+  e->swap_slice = arena_alloc(sizeof(Node *) * (size_t)nn);
+  e->cat = arena_alloc(sizeof(CatParts *) * (size_t)nn);
+  for (int i = 0; i < nn; i++) {
+    Node *t = g->nodes[i], *r, *sl;
+    long A, n1, n2, C;
+    if (!swap_dims(t, &A, &n1, &n2, &C) || e->skip[t->id])
+      continue;
+    r = sl = t->in[0];
+    if (r->op == OP_reshape && inner_node(e, nuse, exposed, r))
+      sl = r->in[0];
+    if (sl->op != OP_slice || sl->axis != sl->shape.rank - 1 || !inner_node(e, nuse, exposed, sl) ||
+        n2 * C != sl->shape.dim[sl->axis] || A * n1 != last_rows(sl))
+      continue;
+    e->swap_slice[t->id] = sl;
+    e->skip[sl->id] = e->skip[r->id] = true;
+  }
+  /* outermost concats first: an inner one is flattened into its reader */
+  for (int i = nn - 1; i >= 0; i--) {
+    Node *c = g->nodes[i];
+    if (c->op != OP_concat || !is_float(c) || c->shape.rank < 2 || c->axis != c->shape.rank - 1 || e->skip[c->id])
+      continue;
+    bool *was = arena_alloc((size_t)nn);
+    memcpy(was, e->skip, (size_t)nn);
+    CatParts *cp = arena_alloc(sizeof *cp);
+    cp->p = arena_alloc(sizeof(CatPart) * (size_t)(nn + 1));   /* a leaf per concat of the tree, and one */
+    int swaps = 0;
+    cat_parts(e, nuse, exposed, c, 0, cp, &swaps);
+    if (swaps)
+      e->cat[c->id] = cp;
+    else
+      memcpy(e->skip, was, (size_t)nn);   /* nothing to gain: the concat as it was */
+  }
+  /* dx = dr + ln_bwd_x(...): a residual's gradient added in the layernorm
+   * backward's pass (its add argument: the bits of the two passes) */
+  e->ln_add = arena_alloc(sizeof(Node *) * (size_t)nn);
+  for (int i = g->nforward; i < nn; i++) {
+    Node *n = g->nodes[i];
+    if (n->op != OP_add || !is_float(n) || e->skip[n->id] || e->bng[n->id] || n->in[0] == n->in[1])
+      continue;
+    for (int k = 0; k < 2; k++) {
+      Node *l = n->in[k], *r = n->in[1 - k];
+      if (l->op == OP_ln_bwd_x && inner_node(e, nuse, exposed, l) && shape_eq(&l->shape, &n->shape) &&
+          shape_eq(&r->shape, &n->shape) && is_float(r)) {
+        e->ln_add[n->id] = l, e->skip[l->id] = true;
+        break;
+      }
+    }
+  }
+}
 
 /* ---- layers: a batchnorm layer by column blocks ------------------------------------ *
  * z = A·W1 + b1, batchnorm, tanh, out = h·W2 + b2, each intermediate read by the
@@ -396,7 +517,7 @@ static Schedule schedule(Fuse *f, int from, int to, bool layers) {
   Schedule s = {arena_alloc(sizeof(Step) * (size_t)(to - from + 1)), 0};
   for (int i = from; i < to; i++) {
     Node *n = f->g->nodes[i];
-    Step st = {ST_NODE, n, NULL, NULL, NULL, 1, false};
+    Step st = {ST_NODE, n, NULL, NULL, NULL, 1, false, NULL};
     if (layers && f->layer[n->id])
       st.kind = n->is_backward ? ST_LAYER_BWD : ST_LAYER_FWD, st.ly = f->layer[n->id];
     else if ((layers && f->lskip[n->id]) || f->skip[n->id])
@@ -412,6 +533,12 @@ static Schedule schedule(Fuse *f, int from, int to, bool layers) {
       st.scale = f->factor[n->id];
     else if (f->tri[n->id])
       st.kind = f->tri[n->id] == 1 ? ST_GEMM_LOWER : ST_GEMM_TRI_A, st.full = f->full[n->id];
+    else if (f->swap_slice[n->id])
+      st.kind = ST_SWAP_SLICE, st.aux = f->swap_slice[n->id];
+    else if (f->cat[n->id])
+      st.kind = ST_CAT_PARTS, st.cat = f->cat[n->id];
+    else if (f->ln_add[n->id])
+      st.kind = ST_LN_BWD_ADD, st.aux = f->ln_add[n->id];
     s.steps[s.n++] = st;
   }
   return s;
@@ -450,7 +577,8 @@ static const char *node_name(Node *n) {
 static void schedule_text(Buf *b, const char *title, const Schedule *s) {
   static const char *const kind[] = {"NODE",          "GEMM_BIAS",          "BN_TANH",    "BN_BWD",
                                      "LAYER_FWD",     "LAYER_BWD",          "CAUSAL_SOFTMAX",
-                                     "SOFTMAX_BWD_SCALED", "GEMM_LOWER",    "GEMM_TRI_A"};
+                                     "SOFTMAX_BWD_SCALED", "GEMM_LOWER",    "GEMM_TRI_A",
+                                     "SWAP_SLICE",    "CAT_PARTS",          "LN_BWD_ADD"};
   buf_printf(b, "%s:", title);
   for (int i = 0; i < s->n; i++) {
     const Step *st = &s->steps[i];
@@ -469,6 +597,8 @@ static void schedule_text(Buf *b, const char *title, const Schedule *s) {
     }
     if (st->ly)
       buf_printf(b, " %s..%s", node_name(st->ly->z), node_name(st->ly->out));
+    for (int k = 0; st->cat && k < st->cat->n; k++)
+      buf_printf(b, " %s%s", node_name(st->cat->p[k].x), st->cat->p[k].swap ? "^T" : "");
     buf_printf(b, "}");
   }
   buf_printf(b, "\n");

@@ -255,7 +255,9 @@ void bp_bnlayer_bwd_f64(int N, int K, int D, int V, int dc, int groups, const do
  * softmax_bwd: dx = y (dy - sum_j dy y) per row of L.  gemm_causal: bp_gemm's
  * C = op(A).op(B) with M == N and only C's lower triangle wanted (tri 1; full:
  * the rest too), or A [M,M] zero above its diagonal (tri 2): the blocks that
- * cannot matter skipped.  swap_axes: x [A,n1,B,n2,C] -> y [A,n2,B,n1,C]. */
+ * cannot matter skipped.  swap_axes: x [A,n1,B,n2,C] -> y [A,n2,B,n1,C], x's
+ * rows (a,i,b) xs elements apart (n2*C when x is whole), y's rows (a,j,b) ys
+ * apart (n1*C). */
 void bp_gelu_f32(size_t n, const float *x, float *y);
 void bp_gelu_f64(size_t n, const double *x, double *y);
 void bp_gelu_bwd_f32(size_t n, const float *x, const float *dy, float *dx);
@@ -265,9 +267,9 @@ void bp_layernorm_f32(int R, int D, const float *x, const float *gain, const flo
 void bp_layernorm_f64(int R, int D, const double *x, const double *gain, const double *bias,
                       double eps, double *rstd, double *xhat, double *out);
 void bp_ln_bwd_x_f32(int R, int D, const float *xhat, const float *dy, const float *gain,
-                     const float *rstd, float *dx);
+                     const float *rstd, const float *add, float *dx);
 void bp_ln_bwd_x_f64(int R, int D, const double *xhat, const double *dy, const double *gain,
-                     const double *rstd, double *dx);
+                     const double *rstd, const double *add, double *dx);
 void bp_ln_bwd_gain_f32(int R, int D, const float *dy, const float *xhat, float *dgain);
 void bp_ln_bwd_gain_f64(int R, int D, const double *dy, const double *xhat, double *dgain);
 void bp_causal_softmax_f32(int n, int L, double scale, const float *x, float *y);
@@ -287,8 +289,8 @@ void bp_gemm_batch_f64(int nb, int M, int N, int K, const double *A, int transa,
                        int transb, double *C, int tri, int full);
 void bp_softmax_bwd_f32(int n, int L, const float *y, const float *dy, float *dx);
 void bp_softmax_bwd_f64(int n, int L, const double *y, const double *dy, double *dx);
-void bp_swap_axes_f32(long A, long n1, long B, long n2, long C, const float *x, float *y);
-void bp_swap_axes_f64(long A, long n1, long B, long n2, long C, const double *x, double *y);
+void bp_swap_axes_f32(long A, long n1, long B, long n2, long C, const float *x, long xs, float *y, long ys);
+void bp_swap_axes_f64(long A, long n1, long B, long n2, long C, const double *x, long xs, double *y, long ys);
 /* rows of run elements: dst[o * dstride + i] = src[o * sstride + i] (a slice,
  * a pad's block, a concat's part) */
 void bp_copy_rows_f32(long rows, long run, const float *src, long sstride, float *dst, long dstride);
@@ -1084,6 +1086,198 @@ static inline int bp_gelu_vec_f64_(size_t lo, size_t hi, const double *x, const 
   (void)lo, (void)hi, (void)x, (void)dy, (void)out;
   return 0;
 }
+/* The row sums of layernorm, its dx and the causal softmax: 16 partial sums in
+ * double, lane k taking the row's elements k, k + 16, k + 32, ..., then
+ * combined as a tree (lane k with k + 8, then k + 4, k + 2, k + 1).  The order
+ * is written in the code (no reassociation without -ffast-math), so a level's
+ * vector width does not change it; 16 chains where a row at a time waited on
+ * one add's latency per element. */
+#define BP_ROW_LANES 16
+static inline double bp_lane_sum16_(double a[BP_ROW_LANES]) {
+  for (int k = 0; k < 8; k++) a[k] += a[k + 8];
+  for (int k = 0; k < 4; k++) a[k] += a[k + 4];
+  for (int k = 0; k < 2; k++) a[k] += a[k + 2];
+  return a[0] + a[1];
+}
+/* The same rows 16 floats at a time (AVX-512, f32), the lanes as two vectors of
+ * 8 doubles, the row's last lanes under a mask (the loads give 0 there, which
+ * adds nothing); the arithmetic is the generic loops' operation for operation
+ * (no fused multiply-add: these files build with -ffp-contract=off).  0: not
+ * done here. */
+#if defined(__AVX512F__)
+static inline double bp_tree16_(__m512d lo, __m512d hi) {
+  __m512d s = _mm512_add_pd(lo, hi);
+  __m256d q = _mm256_add_pd(_mm512_castpd512_pd256(s), _mm512_extractf64x4_pd(s, 1));
+  __m128d p = _mm_add_pd(_mm256_castpd256_pd128(q), _mm256_extractf128_pd(q, 1));
+  return _mm_cvtsd_f64(p) + _mm_cvtsd_f64(_mm_unpackhi_pd(p, p));
+}
+static inline __mmask16 bp_mask16_(int n) {   /* the first n of 16 lanes (none for n <= 0) */
+  return (__mmask16)(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1);
+}
+/* the 16 floats of v as two halves of 8 doubles */
+static inline __m512d bp_lo_pd_(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+static inline __m512d bp_hi_pd_(__m512 v) {
+  return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+static inline __m512 bp_ps_pd_(__m512d lo, __m512d hi) {
+  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1);
+}
+static inline int bp_ln_fwd_vec_f32_(long lo, long hi, int D, const float *x, const float *gain,
+                                     const float *bias, double eps, float *rstd, float *xhat, float *out) {
+  for (long r = lo; r < hi; r++) {
+    const float *xr = x + (size_t)r * D;
+    __m512d a0 = _mm512_setzero_pd(), a1 = a0;
+    for (int j = 0; j < D; j += 16) {
+      __m512 v = _mm512_maskz_loadu_ps(bp_mask16_(D - j), xr + j);
+      a0 = _mm512_add_pd(a0, bp_lo_pd_(v)), a1 = _mm512_add_pd(a1, bp_hi_pd_(v));
+    }
+    float mean = (float)(bp_tree16_(a0, a1) / D);
+    __m512 vm = _mm512_set1_ps(mean);
+    a0 = _mm512_setzero_pd(), a1 = a0;
+    for (int j = 0; j < D; j += 16) {
+      __mmask16 m = bp_mask16_(D - j);
+      __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, xr + j), vm);
+      __m512d dl = bp_lo_pd_(d), dh = bp_hi_pd_(d);
+      a0 = _mm512_add_pd(a0, _mm512_mul_pd(dl, dl)), a1 = _mm512_add_pd(a1, _mm512_mul_pd(dh, dh));
+    }
+    float rs = (float)(1.0 / sqrt(bp_tree16_(a0, a1) / D + eps));
+    __m512 vr = _mm512_set1_ps(rs);
+    rstd[r] = rs;
+    float *xh = xhat + (size_t)r * D, *o = out + (size_t)r * D;
+    for (int j = 0; j < D; j += 16) {
+      __mmask16 m = bp_mask16_(D - j);
+      __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, xr + j), vm), vr);
+      _mm512_mask_storeu_ps(xh + j, m, v);
+      _mm512_mask_storeu_ps(o + j, m, _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, gain + j), v),
+                                                    _mm512_maskz_loadu_ps(m, bias + j)));
+    }
+  }
+  return 1;
+}
+static inline int bp_ln_bwd_vec_f32_(long lo, long hi, int D, const float *xhat, const float *dy,
+                                     const float *gain, const float *rstd, const float *add, float *dx) {
+  for (long r = lo; r < hi; r++) {
+    const float *xh = xhat + (size_t)r * D, *g = dy + (size_t)r * D;
+    __m512d p0 = _mm512_setzero_pd(), p1 = p0, q0 = p0, q1 = p0;
+    for (int j = 0; j < D; j += 16) {
+      __mmask16 m = bp_mask16_(D - j);
+      __m512 G = _mm512_maskz_loadu_ps(m, gain + j), Y = _mm512_maskz_loadu_ps(m, g + j);
+      __m512 X = _mm512_maskz_loadu_ps(m, xh + j);
+      __m512d dl = _mm512_mul_pd(bp_lo_pd_(G), bp_lo_pd_(Y)), dh = _mm512_mul_pd(bp_hi_pd_(G), bp_hi_pd_(Y));
+      p0 = _mm512_add_pd(p0, dl), p1 = _mm512_add_pd(p1, dh);
+      q0 = _mm512_add_pd(q0, _mm512_mul_pd(dl, bp_lo_pd_(X))), q1 = _mm512_add_pd(q1, _mm512_mul_pd(dh, bp_hi_pd_(X)));
+    }
+    __m512d A = _mm512_set1_pd(bp_tree16_(p0, p1) / D), B = _mm512_set1_pd(bp_tree16_(q0, q1) / D);
+    __m512d R = _mm512_set1_pd((double)rstd[r]);
+    float *o = dx + (size_t)r * D;
+    for (int j = 0; j < D; j += 16) {
+      __mmask16 m = bp_mask16_(D - j);
+      __m512 G = _mm512_maskz_loadu_ps(m, gain + j), Y = _mm512_maskz_loadu_ps(m, g + j);
+      __m512 X = _mm512_maskz_loadu_ps(m, xh + j);
+      __m512d tl = _mm512_sub_pd(_mm512_sub_pd(_mm512_mul_pd(bp_lo_pd_(G), bp_lo_pd_(Y)), A), _mm512_mul_pd(bp_lo_pd_(X), B));
+      __m512d th = _mm512_sub_pd(_mm512_sub_pd(_mm512_mul_pd(bp_hi_pd_(G), bp_hi_pd_(Y)), A), _mm512_mul_pd(bp_hi_pd_(X), B));
+      __m512 v = bp_ps_pd_(_mm512_mul_pd(R, tl), _mm512_mul_pd(R, th));
+      if (add)
+        v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, add + (size_t)r * D + j), v);
+      _mm512_mask_storeu_ps(o + j, m, v);
+    }
+  }
+  return 1;
+}
+/* causal softmax rows (see bp_causal_softmax_rows); exp by bp_exp16_ */
+static inline int bp_csm_vec_f32_(long r0, long r1, int L, float s, const float *x, float *y) {
+  const __m512 S = _mm512_set1_ps(s), ninf = _mm512_set1_ps(-INFINITY);
+  for (long r = r0; r < r1; r++) {
+    long len = r % L + 1;
+    const float *xr = x + (size_t)r * L;
+    float *yr = y + (size_t)r * L;
+    __m512 mx = ninf;
+    for (long j = 0; j < len; j += 16) {
+      __mmask16 m = bp_mask16_(len - j);
+      mx = _mm512_max_ps(mx, _mm512_mask_mul_ps(ninf, m, _mm512_maskz_loadu_ps(m, xr + j), S));
+    }
+    __m512 M = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512d a0 = _mm512_setzero_pd(), a1 = a0;
+    for (long j = 0; j < len; j += 16) {
+      __mmask16 m = bp_mask16_(len - j);
+      __m512 v = _mm512_sub_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, xr + j), S), M);
+      __m512 e = _mm512_maskz_mov_ps(m, bp_exp16_(v));
+      _mm512_mask_storeu_ps(yr + j, m, e);
+      a0 = _mm512_add_pd(a0, bp_lo_pd_(e)), a1 = _mm512_add_pd(a1, bp_hi_pd_(e));
+    }
+    __m512d inv = _mm512_set1_pd(1 / bp_tree16_(a0, a1));
+    for (long j = 0; j < L; j += 16) {
+      __mmask16 m = bp_mask16_(L - j), in = bp_mask16_(len - j);
+      __m512 e = _mm512_maskz_loadu_ps(in, yr + j);
+      __m512 p = bp_ps_pd_(_mm512_mul_pd(bp_lo_pd_(e), inv), _mm512_mul_pd(bp_hi_pd_(e), inv));
+      _mm512_mask_storeu_ps(yr + j, m, _mm512_maskz_mov_ps(in, p));   /* exact 0 after the row */
+    }
+  }
+  return 1;
+}
+static inline int bp_csm_bwd_vec_f32_(long r0, long r1, int L, float s, const float *y, const float *dy,
+                                      float *dx) {
+  const __m512 S = _mm512_set1_ps(s);
+  for (long r = r0; r < r1; r++) {
+    long len = r % L + 1;
+    const float *yr = y + (size_t)r * L, *gr = dy + (size_t)r * L;
+    float *o = dx + (size_t)r * L;
+    __m512d a0 = _mm512_setzero_pd(), a1 = a0;
+    for (long j = 0; j < len; j += 16) {
+      __mmask16 m = bp_mask16_(len - j);
+      __m512 Y = _mm512_maskz_loadu_ps(m, yr + j), G = _mm512_maskz_loadu_ps(m, gr + j);
+      a0 = _mm512_add_pd(a0, _mm512_mul_pd(bp_lo_pd_(G), bp_lo_pd_(Y)));
+      a1 = _mm512_add_pd(a1, _mm512_mul_pd(bp_hi_pd_(G), bp_hi_pd_(Y)));
+    }
+    __m512 d = _mm512_set1_ps((float)bp_tree16_(a0, a1));
+    for (long j = 0; j < L; j += 16) {
+      __mmask16 m = bp_mask16_(L - j), in = bp_mask16_(len - j);
+      __m512 Y = _mm512_maskz_loadu_ps(in, yr + j), G = _mm512_maskz_loadu_ps(in, gr + j);
+      _mm512_mask_storeu_ps(o + j, m, _mm512_maskz_mul_ps(in, _mm512_mul_ps(Y, _mm512_sub_ps(G, d)), S));
+    }
+  }
+  return 1;
+}
+#else
+static inline int bp_ln_fwd_vec_f32_(long lo, long hi, int D, const float *x, const float *gain,
+                                     const float *bias, double eps, float *rstd, float *xhat, float *out) {
+  (void)lo, (void)hi, (void)D, (void)x, (void)gain, (void)bias, (void)eps, (void)rstd, (void)xhat, (void)out;
+  return 0;
+}
+static inline int bp_ln_bwd_vec_f32_(long lo, long hi, int D, const float *xhat, const float *dy,
+                                     const float *gain, const float *rstd, const float *add, float *dx) {
+  (void)lo, (void)hi, (void)D, (void)xhat, (void)dy, (void)gain, (void)rstd, (void)add, (void)dx;
+  return 0;
+}
+static inline int bp_csm_vec_f32_(long r0, long r1, int L, float s, const float *x, float *y) {
+  (void)r0, (void)r1, (void)L, (void)s, (void)x, (void)y;
+  return 0;
+}
+static inline int bp_csm_bwd_vec_f32_(long r0, long r1, int L, float s, const float *y, const float *dy,
+                                      float *dx) {
+  (void)r0, (void)r1, (void)L, (void)s, (void)y, (void)dy, (void)dx;
+  return 0;
+}
+#endif
+static inline int bp_ln_fwd_vec_f64_(long lo, long hi, int D, const double *x, const double *gain,
+                                     const double *bias, double eps, double *rstd, double *xhat, double *out) {
+  (void)lo, (void)hi, (void)D, (void)x, (void)gain, (void)bias, (void)eps, (void)rstd, (void)xhat, (void)out;
+  return 0;
+}
+static inline int bp_ln_bwd_vec_f64_(long lo, long hi, int D, const double *xhat, const double *dy,
+                                     const double *gain, const double *rstd, const double *add, double *dx) {
+  (void)lo, (void)hi, (void)D, (void)xhat, (void)dy, (void)gain, (void)rstd, (void)add, (void)dx;
+  return 0;
+}
+static inline int bp_csm_vec_f64_(long r0, long r1, int L, double s, const double *x, double *y) {
+  (void)r0, (void)r1, (void)L, (void)s, (void)x, (void)y;
+  return 0;
+}
+static inline int bp_csm_bwd_vec_f64_(long r0, long r1, int L, double s, const double *y, const double *dy,
+                                      double *dx) {
+  (void)r0, (void)r1, (void)L, (void)s, (void)y, (void)dy, (void)dx;
+  return 0;
+}
 #define BP_S f32
 #include "kernels_attn.h"
 #undef BP_S
@@ -1206,17 +1400,6 @@ static inline int bp_bn_rows_vec_f64_(int N, long D, int w, const double *x, con
  * rows defeats the streaming the large case needs).  0: not done here. */
 #define BP_BN_SMALL_N 64
 #if defined(__AVX512F__)
-static inline __mmask16 bp_mask16_(int n) {
-  return (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
-}
-/* the 16 floats of v as two halves of 8 doubles */
-static inline __m512d bp_lo_pd_(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
-static inline __m512d bp_hi_pd_(__m512 v) {
-  return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-}
-static inline __m512 bp_ps_pd_(__m512d lo, __m512d hi) {
-  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1);
-}
 static inline int bp_bn_fwd_small_f32_(int N, long D, int w, const float *x, const float *ga,
                                        const float *be, const float *run_mean,
                                        const float *run_var, double eps, double div,

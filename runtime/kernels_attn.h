@@ -4,19 +4,17 @@
  * includes it twice, with BP_S defined as f32, then f64: T is float or double,
  * BP_(name) is name_f32 or name_f64, BP_P_(name) name_f32_ or name_f64_.
  *
- * Except GELU's, each kernel performs exactly the arithmetic of the loop
- * gen/emit.c writes into the gcc file for its op (the same operations in the
- * same order, the same double accumulators, libm's exp), so that the libtcc
- * build, which calls them, gives the bits of that loop compiled without
- * contraction.  Sums that run along a row are computed for 8 rows at once,
- * each row's sum still in index order: 8 independent chains in place of one
- * (the adds' latency, not their count, bounded the row-at-a-time loop).
- * GELU's tanh is the vector one of bp_tanh (f32; libm's tanh for f64): the gcc
- * file calls these two kernels too (with libm's tanhf, GELU took half of the
- * transformer's step), and layernorm's forward and dx (their rows shared by the
- * kernels' threads; tests/test_kernels.c writes their loops out).  Kernels that
- * split work between threads give each thread whole rows (or elements), so the
- * bits do not depend on the thread count.
+ * Both builds call every kernel here but bp_softmax_bwd, which the libtcc build
+ * calls in place of the loop gen/emit.c writes into the gcc file for a
+ * softmax's backward (the same operations in the same order, the same double
+ * accumulator), so that both builds give the same bits.  Row sums (layernorm,
+ * its dx, the causal softmax) run in lanes whose order the code fixes, so the
+ * bits do not depend on the CPU level's vector width either; tests/
+ * test_kernels.c writes layernorm's arithmetic out and compares bits.  GELU's
+ * tanh is the vector one of bp_tanh (f32; libm's tanh for f64): with libm's
+ * tanhf, GELU took half of the transformer's step.  Kernels that split work
+ * between threads give each thread whole rows (or elements), so the bits do
+ * not depend on the thread count.
  * Not a header of its own: it needs the definitions section of kernels.h. */
 #define T BP_(BP_REAL)
 
@@ -64,10 +62,10 @@ BP_KERNEL void BP_(bp_gelu_bwd)(size_t n, const T *x, const T *dy, T *dx) {
   } else BP_(bp_gelu_bwd_rng)(0, n, x, dy, dx);
 }
 
-/* Layernorm of x [R, D] over its rows (emit_layernorm's loop): mean = Σx/D
- * (in double, rounded to T), var = Σ(x − mean)²/D in double, rstd =
- * 1/sqrt(var + eps) rounded to T and saved per row, x̂ = (x − mean)·rstd
- * saved, out = gain ⊙ x̂ + bias. */
+/* Layernorm of x [R, D] over its rows: mean = Σx/D (in double, rounded to
+ * T), var = Σ(x − mean)²/D in double, rstd = 1/sqrt(var + eps) rounded to T
+ * and saved per row, x̂ = (x − mean)·rstd saved, out = gain ⊙ x̂ + bias; the
+ * sums in bp_lane_sum16_'s order */
 typedef struct {
   int D;
   const T *x, *dy, *gain, *bias;
@@ -76,47 +74,35 @@ typedef struct {
 } BP_(BpLn);
 /* rows [lo, hi) */
 static void BP_(bp_layernorm_rng)(void *arg, long lo, long hi) {
+  enum { W = BP_ROW_LANES };
   const BP_(BpLn) *J = (const BP_(BpLn) *)arg;
-  const int D = J->D;
-  const T *x = J->x, *gain = J->gain, *bias = J->bias;
-  const double eps = J->eps;
-  T *rstd = J->rstd, *xhat = J->xhat, *out = J->out;
-  for (long r0 = lo; r0 < hi; r0 += 8) {
-    int nb = hi - r0 < 8 ? (int)(hi - r0) : 8;
-    const T *row = x + (size_t)r0 * D;
-    double s[8] = {0}, ss[8] = {0};
-    T mean[8], rs[8];
-    if (nb == 8) {
-      for (int j = 0; j < D; j++)
-        for (int k = 0; k < 8; k++) s[k] += row[(size_t)k * D + j];
-    } else {
-      for (int j = 0; j < D; j++)
-        for (int k = 0; k < nb; k++) s[k] += row[(size_t)k * D + j];
-    }
-    for (int k = 0; k < nb; k++) mean[k] = (T)(s[k] / D);
-    if (nb == 8) {
-      for (int j = 0; j < D; j++)
-        for (int k = 0; k < 8; k++) {
-          T d = row[(size_t)k * D + j] - mean[k];
-          ss[k] += (double)d * d;
-        }
-    } else {
-      for (int j = 0; j < D; j++)
-        for (int k = 0; k < nb; k++) {
-          T d = row[(size_t)k * D + j] - mean[k];
-          ss[k] += (double)d * d;
-        }
-    }
-    for (int k = 0; k < nb; k++) {
-      rs[k] = (T)(1.0 / sqrt(ss[k] / D + eps));
-      rstd[r0 + k] = rs[k];
-      const T *xr = row + (size_t)k * D;
-      T *xh = xhat + (size_t)(r0 + k) * D, *o = out + (size_t)(r0 + k) * D;
-      for (int j = 0; j < D; j++) {
-        T v = (xr[j] - mean[k]) * rs[k];
-        xh[j] = v;
-        o[j] = gain[j] * v + bias[j];
+  const int D = J->D, body = D / W * W;
+  const T *gain = J->gain, *bias = J->bias;
+  if (BP_P_(bp_ln_fwd_vec)(lo, hi, D, J->x, gain, bias, J->eps, J->rstd, J->xhat, J->out)) return;
+  for (long r = lo; r < hi; r++) {
+    const T *xr = J->x + (size_t)r * D;
+    double a[W] = {0};
+    for (int j = 0; j < body; j += W)
+      for (int k = 0; k < W; k++) a[k] += xr[j + k];
+    for (int j = body; j < D; j++) a[j - body] += xr[j];
+    T mean = (T)(bp_lane_sum16_(a) / D);
+    for (int k = 0; k < W; k++) a[k] = 0;
+    for (int j = 0; j < body; j += W)
+      for (int k = 0; k < W; k++) {
+        T d = xr[j + k] - mean;
+        a[k] += (double)d * d;
       }
+    for (int j = body; j < D; j++) {
+      T d = xr[j] - mean;
+      a[j - body] += (double)d * d;
+    }
+    T rs = (T)(1.0 / sqrt(bp_lane_sum16_(a) / D + J->eps));
+    J->rstd[r] = rs;
+    T *xh = J->xhat + (size_t)r * D, *o = J->out + (size_t)r * D;
+    for (int j = 0; j < D; j++) {
+      T v = (xr[j] - mean) * rs;
+      xh[j] = v;
+      o[j] = gain[j] * v + bias[j];
     }
   }
 }
@@ -125,43 +111,41 @@ BP_KERNEL void BP_(bp_layernorm)(int R, int D, const T *x, const T *gain, const 
   BP_(BpLn) j = {D, x, NULL, gain, bias, eps, rstd, xhat, out};
   bp_par_range_(BP_(bp_layernorm_rng), &j, R, 8, (double)R * D);
 }
-/* Its dx from dy [R, D] (emit_ln_bwd_x's loop): per row, with dx̂ = gain ⊙ dy
- * in double, m1 = mean dx̂, m2 = mean dx̂ ⊙ x̂, dx = rstd (dx̂ − m1 − x̂ m2). */
+/* Its dx from dy [R, D]: per row, with dx̂ = gain ⊙ dy in double, m1 = mean
+ * dx̂, m2 = mean dx̂ ⊙ x̂ (both in bp_lane_sum16_'s order), dx = rstd (dx̂ − m1
+ * − x̂ m2) rounded to T; with add (not NULL), add + dx in T: a residual's
+ * gradient and the layernorm's in one pass, the bits of the two passes. */
 static void BP_(bp_ln_bwd_x_rng)(void *arg, long lo, long hi) {
+  enum { W = BP_ROW_LANES };
   const BP_(BpLn) *J = (const BP_(BpLn) *)arg;
-  const int D = J->D;
-  const T *xhat = J->xhat, *dy = J->dy, *gain = J->gain, *rstd = J->rstd;
-  T *dx = J->out;
-  for (long r0 = lo; r0 < hi; r0 += 8) {
-    int nb = hi - r0 < 8 ? (int)(hi - r0) : 8;
-    const T *xh = xhat + (size_t)r0 * D, *g = dy + (size_t)r0 * D;
-    double m1[8] = {0}, m2[8] = {0};
-    if (nb == 8) {
-      for (int j = 0; j < D; j++)
-        for (int k = 0; k < 8; k++) {
-          double d = (double)gain[j] * g[(size_t)k * D + j];
-          m1[k] += d;
-          m2[k] += d * xh[(size_t)k * D + j];
-        }
-    } else {
-      for (int j = 0; j < D; j++)
-        for (int k = 0; k < nb; k++) {
-          double d = (double)gain[j] * g[(size_t)k * D + j];
-          m1[k] += d;
-          m2[k] += d * xh[(size_t)k * D + j];
-        }
+  const int D = J->D, body = D / W * W;
+  const T *gain = J->gain;
+  if (BP_P_(bp_ln_bwd_vec)(lo, hi, D, J->xhat, J->dy, gain, J->rstd, J->x, J->out)) return;
+  for (long r = lo; r < hi; r++) {
+    const T *xh = J->xhat + (size_t)r * D, *g = J->dy + (size_t)r * D;
+    double a1[W] = {0}, a2[W] = {0};
+    for (int j = 0; j < body; j += W)
+      for (int k = 0; k < W; k++) {
+        double d = (double)gain[j + k] * g[j + k];
+        a1[k] += d;
+        a2[k] += d * xh[j + k];
+      }
+    for (int j = body; j < D; j++) {
+      double d = (double)gain[j] * g[j];
+      a1[j - body] += d;
+      a2[j - body] += d * xh[j];
     }
-    for (int k = 0; k < nb; k++) {
-      double a = m1[k] / D, b = m2[k] / D;
-      const T *xk = xh + (size_t)k * D, *gk = g + (size_t)k * D;
-      T *o = dx + (size_t)(r0 + k) * D;
-      for (int j = 0; j < D; j++) o[j] = (T)(rstd[r0 + k] * ((double)gain[j] * gk[j] - a - xk[j] * b));
-    }
+    double a = bp_lane_sum16_(a1) / D, b = bp_lane_sum16_(a2) / D, rs = J->rstd[r];
+    T *o = J->out + (size_t)r * D;
+    const T *ad = J->x ? J->x + (size_t)r * D : NULL;
+    for (int j = 0; j < D; j++) o[j] = (T)(rs * ((double)gain[j] * g[j] - a - xh[j] * b));
+    if (ad)
+      for (int j = 0; j < D; j++) o[j] = ad[j] + o[j];
   }
 }
 BP_KERNEL void BP_(bp_ln_bwd_x)(int R, int D, const T *xhat, const T *dy, const T *gain,
-                                const T *rstd, T *dx) {
-  BP_(BpLn) j = {D, NULL, dy, gain, NULL, 0, (T *)rstd, (T *)xhat, dx};
+                                const T *rstd, const T *add, T *dx) {
+  BP_(BpLn) j = {D, add, dy, gain, NULL, 0, (T *)rstd, (T *)xhat, dx};
   bp_par_range_(BP_(bp_ln_bwd_x_rng), &j, R, 8, (double)R * D);
 }
 /* dgain[j] = Σ_r dy[r, j] x̂[r, j], each column summed in row order in double
@@ -183,57 +167,40 @@ BP_KERNEL void BP_(bp_ln_bwd_gain)(int R, int D, const T *dy, const T *xhat, T *
  * [L, L] block: y = softmax over columns 0..i of v = scale·x (a preceding
  * `/ sqrt(hs)` folded in: one pass fewer over [n, L]), 0 after.  Only the
  * i + 1 unmasked entries are read.  f32: exp by bp_expf_ (within 2 ulp) in
- * float, f64: libm's exp; the sum in double either way, in BP_CS_LANES
- * interleaved partial sums combined in lane order (so gcc can vectorise the
- * loops and the bits do not depend on the vector width), y = e · (1/sum).
- * Both builds call it (the gcc file pastes it in). */
-#ifndef BP_CS_LANES
-#define BP_CS_LANES 16
-#endif
+ * float, f64: libm's exp; the sum in double either way, in bp_lane_sum16_'s
+ * order, y = e · (1/sum).  Both builds call it (the gcc file pastes it in). */
 static void BP_(bp_causal_softmax_rows)(long r0, long r1, int L, T s, const T *x, T *y) {
-  enum { W = BP_CS_LANES };
+  enum { W = BP_ROW_LANES };
+  if (BP_P_(bp_csm_vec)(r0, r1, L, s, x, y)) return;
   for (long r = r0; r < r1; r++) {
     long len = r % L + 1, body = len / W * W;
     const T *xr = x + (size_t)r * L;
-    T *yr = y + (size_t)r * L;
-    T mx[W], m = xr[0] * s;
-    for (int k = 0; k < W; k++) mx[k] = m;
+    T *yr = y + (size_t)r * L, m = xr[0] * s;
+    for (long j = 1; j < len; j++) m = xr[j] * s > m ? xr[j] * s : m;
+    double a[W] = {0};
     for (long j = 0; j < body; j += W)
-      for (int k = 0; k < W; k++) {
-        T v = xr[j + k] * s;
-        mx[k] = v > mx[k] ? v : mx[k];
-      }
-    for (int k = 0; k < W; k++) m = mx[k] > m ? mx[k] : m;
-    for (long j = body; j < len; j++) m = xr[j] * s > m ? xr[j] * s : m;
-    double acc[W] = {0}, sum = 0;
-    for (long j = 0; j < body; j += W)
-      for (int k = 0; k < W; k++) {
-        T e = BP_(BP_EXP)(xr[j + k] * s - m);
-        yr[j + k] = e;
-        acc[k] += e;
-      }
-    for (int k = 0; k < W; k++) sum += acc[k];
-    for (long j = body; j < len; j++) sum += yr[j] = BP_(BP_EXP)(xr[j] * s - m);
-    double inv = 1 / sum;
+      for (int k = 0; k < W; k++) a[k] += yr[j + k] = BP_(BP_EXP)(xr[j + k] * s - m);
+    for (long j = body; j < len; j++) a[j - body] += yr[j] = BP_(BP_EXP)(xr[j] * s - m);
+    double inv = 1 / bp_lane_sum16_(a);
     for (long j = 0; j < len; j++) yr[j] = (T)(yr[j] * inv);
     for (long j = len; j < L; j++) yr[j] = 0;
   }
 }
 /* Its backward, with the same fold: dx = scale · y ⊙ (dy − Σ_{j≤i} dy y) over
- * the unmasked columns (the dot in double, in lanes as above), 0 after (y is
- * 0 there: those dx are 0); dy is read only where j ≤ i. */
+ * the unmasked columns (the dot in double, in bp_lane_sum16_'s order), 0 after
+ * (y is 0 there: those dx are 0); dy is read only where j ≤ i. */
 static void BP_(bp_causal_softmax_bwd_rows)(long r0, long r1, int L, T s, const T *y, const T *dy, T *dx) {
-  enum { W = BP_CS_LANES };
+  enum { W = BP_ROW_LANES };
+  if (BP_P_(bp_csm_bwd_vec)(r0, r1, L, s, y, dy, dx)) return;
   for (long r = r0; r < r1; r++) {
     long len = r % L + 1, body = len / W * W;
     const T *yr = y + (size_t)r * L, *gr = dy + (size_t)r * L;
     T *o = dx + (size_t)r * L;
-    double acc[W] = {0}, dot = 0;
+    double a[W] = {0};
     for (long j = 0; j < body; j += W)
-      for (int k = 0; k < W; k++) acc[k] += (double)gr[j + k] * yr[j + k];
-    for (int k = 0; k < W; k++) dot += acc[k];
-    for (long j = body; j < len; j++) dot += (double)gr[j] * yr[j];
-    T d = (T)dot;
+      for (int k = 0; k < W; k++) a[k] += (double)gr[j + k] * yr[j + k];
+    for (long j = body; j < len; j++) a[j - body] += (double)gr[j] * yr[j];
+    T d = (T)bp_lane_sum16_(a);
     for (long j = 0; j < len; j++) o[j] = yr[j] * (gr[j] - d) * s;
     for (long j = len; j < L; j++) o[j] = 0;
   }
@@ -387,32 +354,35 @@ BP_KERNEL void BP_(bp_softmax_bwd)(int n, int L, const T *y, const T *dy, T *dx)
 
 /* y = x with two axes swapped, x viewed as [A, n1, B, n2, C] (the swapped
  * axes n1 and n2), y as [A, n2, B, n1, C]: a copy */
+/* The swap of two axes, x [A, n1, B, n2, C] -> y [A, n2, B, n1, C], with x's
+ * rows (a, i, b) xs elements apart and y's rows (a, j, b) ys apart (n2·C and
+ * n1·C when both are whole tensors; more when x is a slice of a wider one or y
+ * a part of a wider concat: the attention's heads read out of qkv, dq, dk, dv
+ * written into dqkv) */
 typedef struct {
-  long A, n1, B, n2, C;
+  long A, n1, B, n2, C, xs, ys;
   const T *x;
   T *y;
 } BP_(BpSwap);
 /* (a, j) pairs [lo, hi), a * n2 + j */
 static void BP_(bp_swap_axes_rng)(void *arg, long lo, long hi) {
   const BP_(BpSwap) *J = (const BP_(BpSwap) *)arg;
-  const long n1 = J->n1, B = J->B, n2 = J->n2, C = J->C;
-  const T *x = J->x;
-  T *y = J->y;
+  const long n1 = J->n1, B = J->B, n2 = J->n2, C = J->C, xs = J->xs, ys = J->ys;
   for (long aj = lo; aj < hi; aj++) {
     long a = aj / n2, j = aj % n2;
     for (long b = 0; b < B; b++) {
-      T *yo = y + (((a * n2 + j) * B + b) * n1) * C;
-      const T *xo = x + ((a * n1 * B + b) * n2 + j) * C;
+      T *yo = J->y + ((a * n2 + j) * B + b) * ys;
+      const T *xo = J->x + (a * n1 * B + b) * xs + j * C;
       if (C == 1)
-        for (long i = 0; i < n1; i++) yo[i] = xo[i * B * n2];
+        for (long i = 0; i < n1; i++) yo[i] = xo[i * B * xs];
       else
         for (long i = 0; i < n1; i++)
-          for (long c = 0; c < C; c++) yo[i * C + c] = xo[i * B * n2 * C + c];
+          for (long c = 0; c < C; c++) yo[i * C + c] = xo[i * B * xs + c];
     }
   }
 }
-BP_KERNEL void BP_(bp_swap_axes)(long A, long n1, long B, long n2, long C, const T *x, T *y) {
-  BP_(BpSwap) j = {A, n1, B, n2, C, x, y};
+BP_KERNEL void BP_(bp_swap_axes)(long A, long n1, long B, long n2, long C, const T *x, long xs, T *y, long ys) {
+  BP_(BpSwap) j = {A, n1, B, n2, C, xs, ys, x, y};
   bp_par_range_(BP_(bp_swap_axes_rng), &j, A * n2, 1, (double)A * n1 * B * n2 * C);
 }
 typedef struct {

@@ -130,6 +130,13 @@ for spec in "$SPECS"/*.spec; do
       $BPGEN check "$spec" --dtype $dt $(small_dims "$spec")
   done
 done
+# attention heads read out of one projection by their swaps and their gradients
+# swapped into its gradient's columns (plan.c's plan_heads), at odd sizes, two
+# columns off, beside parts copied as they are
+for dt in f32 f64; do
+  t "check heads.spec $dt" 0 "^ok: loss and [0-9]+ gradients within tolerance" \
+    $BPGEN check "${BPGEN_FIXTURES:-tests/fixtures}/heads.spec" --dtype $dt
+done
 # every spec, the sequence models' loops and slices included: explain, dot and
 # ninja's header (a learner doing the attention backward by hand starts there)
 for spec in "$SPECS"/*.spec; do

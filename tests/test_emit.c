@@ -236,7 +236,8 @@ START_TEST(attention_builds_agree) {
   grad_build(g);
   const char *p = plan_text(g);
   ck_assert_msg(strstr(p, "{CAUSAL_SOFTMAX att_0 ") && strstr(p, "{SOFTMAX_BWD_SCALED ") &&
-                strstr(p, "{GEMM_LOWER ") && strstr(p, "{GEMM_TRI_A "), "%s", p);
+                strstr(p, "{GEMM_LOWER ") && strstr(p, "{GEMM_TRI_A ") && strstr(p, "{SWAP_SLICE q_0 ") &&
+                strstr(p, "{CAT_PARTS dqkv_1 dq_1^T dk_1^T dv_1^T}") && strstr(p, "{LN_BWD_ADD dx_0 "), "%s", p);
   const char *src = emit(g, DT_F32, "model", false, NULL), *jsrc = emit(g, DT_F32, "model", true, NULL);
   for (int k = 0; k < 2; k++) {
     const char *t = k ? jsrc : src;
@@ -314,7 +315,8 @@ END_TEST
 
 /* gpt2.spec's stacked params: each W[l] is a view of its block of W (no
  * copy in forward), each layer's dW[l] is written into its block of dW (the
- * joins of backward copy nothing); a slice across rows (q of qkv) copies */
+ * joins of backward copy nothing); q, a slice across rows of qkv, is read in
+ * place by its swap (plan_heads) */
 START_TEST(stacked_params_in_place) {
   DimOverride ovr[2] = {{"L", 3, false}, {"C", 12, false}};
   Graph *g = load_spec_with(arena_printf("%s/gpt2.spec", specs_dir()), ovr, 2);
@@ -324,7 +326,9 @@ START_TEST(stacked_params_in_place) {
   const char *d = strstr(src, "/* dqkvw = [");
   ck_assert_msg(d && strstr(d, "(both parts written in place: no copy)") < strchr(d, '\n'),
                 "dqkvw is copied together:\n%.200s", d ? d : "(none)");
-  ck_assert_msg(strstr(src, "= qkv_0[:, :, 0:12]   ["), "q's slice of qkv is no longer a copy");
+  ck_assert_msg(strstr(src, "/* q_0 = (qkv_0[..., 0:12] viewed as [4, 64, 4, 3])ᵀ  (axes 1 and 2 swapped, the "
+                            "columns read in place: no slice of their own)"),
+                "q is not swapped straight out of qkv");
   for (int jit = 0; jit < 2; jit++) {   /* both builds read and write the blocks in place */
     const char *s = emit(g, DT_F32, "g", jit, NULL);
     ck_assert_msg(strstr(s, "(s->qkvw + 432)"), "the layer-1 product does not read qkvw's block in place");

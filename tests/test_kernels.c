@@ -564,7 +564,7 @@ START_TEST(threads_rows) {
     for (int k = 0; k < 2; k++) {
       bp_set_threads(k ? th : 1);
       bp_layernorm_f32(R, D, x, ga, be, 1e-5, rs[k], xh[k], out[k]);
-      bp_ln_bwd_x_f32(R, D, xh[k], dy, ga, rs[k], dx[k]);
+      bp_ln_bwd_x_f32(R, D, xh[k], dy, ga, rs[k], NULL, dx[k]);
       for (int i = 0; i < N; i++) p[k][i] = x[i], m[k][i] = 0.1f * dy[i], v[k][i] = 0.01f * x[i];
       bp_adamw_torch_f32(N, p[k], dy, m[k], v[k], 0.9f, 0.95f, 1e-8f, 0.999f, 1e-3f, 0.3f);
     }
@@ -576,8 +576,8 @@ START_TEST(threads_rows) {
     /* x as [A=13, n1=11, B=7, n2=97, C=1]: y[a, j, b, i] = x[a, i, b, j] */
     for (int k = 0; k < 2; k++) {
       bp_set_threads(k ? th : 1);
-      bp_swap_axes_f32(13, 11, 7, 97, 1, x, out[k]);
-      bp_swap_axes_f32(1, 7, 11, 13, 97, x, dx[k]);
+      bp_swap_axes_f32(13, 11, 7, 97, 1, x, 97, out[k], 11);
+      bp_swap_axes_f32(1, 7, 11, 13, 97, x, 13 * 97, dx[k], 7 * 97);
       bpm_bcast_f32(0, 3, dims, x, sa, ga, sb, xh[k]);
       memset(p[k], 0, sizeof(float) * NP);
       bpm_copy_f32(3, dims, x, sa, p[k], so);
@@ -676,6 +676,17 @@ END_TEST
 GELU_TEST(float, f32, 1e-6)
 GELU_TEST(double, f64, 1e-14)
 
+/* Σ v[0..n) in the row kernels' order (bp_lane_sum16_): lane k sums elements k,
+ * k + 16, k + 32, ..., then the lanes are added pairwise (k + 8, k + 4, k + 2,
+ * k + 1) */
+static double lane_sum(const double *v, int n) {
+  double a[16] = {0};
+  for (int j = 0; j < n; j++) a[j % 16] += v[j];
+  for (int w = 8; w >= 1; w /= 2)
+    for (int k = 0; k < w; k++) a[k] += a[k + w];
+  return a[0];
+}
+
 /* R rows of D (R not a multiple of 8: the kernels' last rows), L positions */
 typedef struct { int R, D; } RowShape;
 static const RowShape row_shapes[] = {{1, 1}, {7, 5}, {8, 64}, {13, 33}, {512, 64}, {17, 300}, {64, 16}, {45, 3}};
@@ -688,21 +699,23 @@ static const RowShape row_shapes[] = {{1, 1}, {7, 5}, {8, 64}, {13, 33}, {512, 6
     T *be = malloc(sizeof(T) * D), *rs = malloc(sizeof(T) * R), *xh = malloc(sizeof(T) * n);     \
     T *out = malloc(sizeof(T) * n), *dx = malloc(sizeof(T) * n), *dg = malloc(sizeof(T) * D);    \
     T *rs0 = malloc(sizeof(T) * R), *xh0 = malloc(sizeof(T) * n), *out0 = malloc(sizeof(T) * n); \
-    T *dx0 = malloc(sizeof(T) * n), *dg0 = malloc(sizeof(T) * D);                                \
+    T *dx0 = malloc(sizeof(T) * n), *dg0 = malloc(sizeof(T) * D), *dxa = malloc(sizeof(T) * n);  \
     for (size_t i = 0; i < n; i++) x[i] = (T)(urand() * 3 + 0.5), dy[i] = (T)urand();            \
     for (int j = 0; j < D; j++) ga[j] = (T)(1 + urand()), be[j] = (T)urand();                    \
     bp_layernorm_##SFX(R, D, x, ga, be, 1e-5, rs, xh, out);                                      \
-    bp_ln_bwd_x_##SFX(R, D, xh, dy, ga, rs, dx);                                                 \
+    bp_ln_bwd_x_##SFX(R, D, xh, dy, ga, rs, NULL, dx);                                           \
+    bp_ln_bwd_x_##SFX(R, D, xh, dy, ga, rs, x, dxa); /* with a residual's gradient added */      \
     bp_ln_bwd_gain_##SFX(R, D, dy, xh, dg);                                                      \
-    for (int r = 0; r < R; r++) { /* emit_layernorm's loop */                                    \
+    for (int r = 0; r < R; r++) { /* the forward, its sums in lanes */                          \
       const T *row = &x[(size_t)r * D];                                                          \
-      double sum = 0, ss = 0;                                                                    \
-      for (int j = 0; j < D; j++) sum += row[j];                                                 \
-      T mean = (T)(sum / D);                                                                     \
+      double xs[512], ds[512];                                                                   \
+      for (int j = 0; j < D; j++) xs[j] = row[j];                                                \
+      T mean = (T)(lane_sum(xs, D) / D);                                                         \
       for (int j = 0; j < D; j++) {                                                              \
         T d = row[j] - mean;                                                                     \
-        ss += (double)d * d;                                                                     \
+        ds[j] = (double)d * d;                                                                   \
       }                                                                                          \
+      double ss = lane_sum(ds, D);                                                               \
       T rstd = (T)(1.0 / sqrt(ss / D + 1e-5));                                                   \
       rs0[r] = rstd;                                                                             \
       for (int j = 0; j < D; j++) {                                                              \
@@ -711,20 +724,18 @@ static const RowShape row_shapes[] = {{1, 1}, {7, 5}, {8, 64}, {13, 33}, {512, 6
         out0[(size_t)r * D + j] = ga[j] * v + be[j];                                             \
       }                                                                                          \
     }                                                                                            \
-    for (int r = 0; r < R; r++) { /* emit_ln_bwd_x's */                                          \
+    for (int r = 0; r < R; r++) { /* dx */                                                       \
       const T *h = &xh0[(size_t)r * D], *g = &dy[(size_t)r * D];                                 \
-      double m1 = 0, m2 = 0;                                                                     \
+      double d1[512], d2[512];                                                                   \
       for (int j = 0; j < D; j++) {                                                              \
-        double dxh = (double)ga[j] * g[j];                                                       \
-        m1 += dxh;                                                                               \
-        m2 += dxh * h[j];                                                                        \
+        d1[j] = (double)ga[j] * g[j];                                                            \
+        d2[j] = d1[j] * h[j];                                                                    \
       }                                                                                          \
-      m1 /= D;                                                                                   \
-      m2 /= D;                                                                                   \
+      double m1 = lane_sum(d1, D) / D, m2 = lane_sum(d2, D) / D;                                 \
       for (int j = 0; j < D; j++)                                                                \
         dx0[(size_t)r * D + j] = (T)(rs0[r] * ((double)ga[j] * g[j] - m1 - h[j] * m2));          \
     }                                                                                            \
-    for (int j = 0; j < D; j++) { /* emit_ln_bwd_gain's */                                       \
+    for (int j = 0; j < D; j++) { /* dgain: columns in row order */             \
       double acc = 0;                                                                            \
       for (int r = 0; r < R; r++) acc += (double)dy[(size_t)r * D + j] * xh0[(size_t)r * D + j]; \
       dg0[j] = (T)acc;                                                                           \
@@ -732,9 +743,14 @@ static const RowShape row_shapes[] = {{1, 1}, {7, 5}, {8, 64}, {13, 33}, {512, 6
     ck_assert_msg(memcmp(rs, rs0, sizeof(T) * R) == 0 && memcmp(xh, xh0, sizeof(T) * n) == 0 &&  \
                   memcmp(out, out0, sizeof(T) * n) == 0, "bp_layernorm_" #SFX " R=%d D=%d", R, D); \
     ck_assert_msg(memcmp(dx, dx0, sizeof(T) * n) == 0, "bp_ln_bwd_x_" #SFX " R=%d D=%d", R, D);   \
+    for (size_t i = 0; i < n; i++) { /* x + dx, rounded as its own pass would */                 \
+      T want = x[i] + dx0[i];                                                                    \
+      ck_assert_msg(memcmp(&dxa[i], &want, sizeof(T)) == 0, "bp_ln_bwd_x_" #SFX " + add R=%d D=%d [%zu]", \
+                    R, D, i);                                                                    \
+    }                                                                                            \
     ck_assert_msg(memcmp(dg, dg0, sizeof(T) * D) == 0, "bp_ln_bwd_gain_" #SFX " R=%d D=%d", R, D); \
     free(x), free(dy), free(ga), free(be), free(rs), free(xh), free(out), free(dx), free(dg);     \
-    free(rs0), free(xh0), free(out0), free(dx0), free(dg0);                                      \
+    free(rs0), free(xh0), free(out0), free(dx0), free(dg0), free(dxa);                           \
   }                                                                                              \
   END_TEST
 LN_TEST(float, f32)
@@ -783,7 +799,7 @@ SOFTMAX_ROWS_TEST(double, f64)
             else if (d > p && d < q) B *= dm[d];                                                 \
             else if (d > q) C *= dm[d];                                                          \
           }                                                                                      \
-          bp_swap_axes_##SFX(A, dm[p], B, dm[q], C, x, y);                                       \
+          bp_swap_axes_##SFX(A, dm[p], B, dm[q], C, x, dm[q] * C, y, dm[p] * C);                                       \
           int od[5];                                                                             \
           for (int d = 0; d < rank; d++) od[d] = dm[d == p ? q : d == q ? p : d];                \
           for (size_t o = 0; o < n; o++) { /* y[i] = x[i with axes p, q swapped] */              \
@@ -800,6 +816,26 @@ SOFTMAX_ROWS_TEST(double, f64)
   END_TEST
 SWAP_TEST(float, f32)
 SWAP_TEST(double, f64)
+
+/* the swap out of a slice into a part: x's rows (a, i) are columns [3, 3 + n2·C)
+ * of rows 17 wide, y's rows (a, j) columns [5, 5 + n1·C) of rows 19 wide (the
+ * attention's heads read out of qkv, written into dqkv); nothing else written */
+START_TEST(swap_axes_strided) {
+  enum { A = 3, N1 = 5, N2 = 4, C = 2, XS = 17, YS = 19 };
+  float x[A * N1 * XS], y[A * N2 * YS];
+  for (int i = 0; i < A * N1 * XS; i++) x[i] = (float)i;
+  for (int i = 0; i < A * N2 * YS; i++) y[i] = -1;
+  bp_swap_axes_f32(A, N1, 1, N2, C, x + 3, XS, y + 5, YS);
+  for (int a = 0; a < A; a++)
+    for (int j = 0; j < N2; j++)
+      for (int k = 0; k < YS; k++) {
+        int i = (k - 5) / C, c = (k - 5) % C;
+        float want = k < 5 || k >= 5 + N1 * C ? -1 : x[(a * N1 + i) * XS + 3 + j * C + c];
+        ck_assert_msg(y[(a * N2 + j) * YS + k] == want, "y[%d, %d, %d] = %g, want %g", a, j, k,
+                      y[(a * N2 + j) * YS + k], want);
+      }
+}
+END_TEST
 
 /* gelu with threads: the same bits as 1 thread */
 START_TEST(threads_gelu) {
@@ -1036,6 +1072,7 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(ta, softmax_bwd_f64, 0, nr);
   tcase_add_test(ta, swap_axes_f32);
   tcase_add_test(ta, swap_axes_f64);
+  tcase_add_test(ta, swap_axes_strided);
   tcase_add_test(ta, threads_gelu);
   suite_add_tcase(s, ta);
   TCase *tcs = tcase_create("causal");

@@ -6,6 +6,7 @@
  */
 #include "tests.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const char *plan_of(const char *path, long B, long H) {
@@ -61,6 +62,21 @@ START_TEST(sequence_gemm_bias) {
 }
 END_TEST
 
+/* attention's heads (plan_heads): the unnamed slices a swap reads through are
+ * not made (the swap reads its columns of p in place), and the backward's
+ * joins of dp are one step writing each part into its columns, the heads'
+ * gradients by their swaps, the other parts copied, in column order
+ * (tests/fixtures/heads.spec: a at columns 0:6, e 6:8, b 8:14, c 14:20) */
+START_TEST(heads_in_place) {
+  const char *d = getenv("BPGEN_FIXTURES");
+  const char *p = plan_of(arena_printf("%s/heads.spec", d ? d : "tests/fixtures"), 0, 0);
+  ck_assert_msg(strstr(p, "{SWAP_SLICE a t") && strstr(p, "{SWAP_SLICE b t"), "%s", p);
+  ck_assert_msg(strstr(p, "{CAT_PARTS dp da^T de db^T dc}"), "%s", p);
+  /* e and c are named: their slices are made */
+  ck_assert_msg(strstr(p, " e ") && strstr(p, " c "), "%s", p);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("plan");
   TCase *tc = tcase_create("plan");
@@ -68,6 +84,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, wide_layer_schedule);
   tcase_add_test(tc, granular_schedule);
   tcase_add_test(tc, sequence_gemm_bias);
+  tcase_add_test(tc, heads_in_place);
   suite_add_tcase(s, tc);
   return s;
 }
