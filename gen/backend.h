@@ -76,6 +76,7 @@ typedef enum {
                    * (not made): the swap reads the slice's columns of its input in place */
   ST_CAT_PARTS,   /* node = a concat along the last axis, cat = its parts, written in place */
   ST_LN_BWD_ADD,  /* node = an add, aux = the layernorm dx (not made) it adds: one kernel pass */
+  ST_ADD_LN,      /* node = a layernorm, aux = the add it normalises, made in the same pass */
 } StepKind;
 
 typedef struct Step {

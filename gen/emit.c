@@ -1223,8 +1223,18 @@ void emit_layernorm(Emit *e, Node *n) {
   long D = x->shape.dim[x->shape.rank - 1], R = numel(x) / (D ? D : 1);
   head_math(e, n, arena_printf(" = %s ⊙ (%s − mean) / sqrt(var + %g) + %s  (over the last axis)",
                                lab(e, n->in[1]), lab(e, x), n->num, lab(e, n->in[2])));
-  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s);", kern(e, "layernorm"), R, D, V(e, x), V(e, n->in[1]),
-    V(e, n->in[2]), dlit(n->num), saved(e, n, "rstd"), saved(e, n, "xhat"), V(e, n));
+  L(e, "%s(%ld, %ld, %s, NULL, NULL, %s, %s, %s, %s, %s, %s);", kern(e, "layernorm"), R, D, V(e, x),
+    V(e, n->in[1]), V(e, n->in[2]), dlit(n->num), saved(e, n, "rstd"), saved(e, n, "xhat"), V(e, n));
+}
+/* ST_ADD_LN: n = layernorm(a), a = p + q (made here, not in a pass of its own) */
+static void emit_add_ln(Emit *e, Node *n, Node *a) {
+  long D = a->shape.dim[a->shape.rank - 1], R = numel(a) / (D ? D : 1);
+  head(e, a, "%s  (made in the pass of the layernorm below)", math(e, a));
+  head_math(e, n, arena_printf(" = %s ⊙ (%s − mean) / sqrt(var + %g) + %s  (over the last axis; its input's add "
+                               "in the same pass)", lab(e, n->in[1]), lab(e, a), n->num, lab(e, n->in[2])));
+  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s, %s);", kern(e, "layernorm"), R, D, V(e, a->in[0]),
+    V(e, a->in[1]), V(e, a), V(e, n->in[1]), V(e, n->in[2]), dlit(n->num), saved(e, n, "rstd"),
+    saved(e, n, "xhat"), V(e, n));
 }
 
 /* dx = rstd · (dx̂ - mean(dx̂) - x̂·mean(dx̂·x̂)),  dx̂ = gain ⊙ dy, per row, into
@@ -1486,6 +1496,7 @@ static void emit_step(Emit *e, const Step *st) {
   case ST_SWAP_SLICE: emit_swap_slice(e, st->node, st->aux); return;
   case ST_CAT_PARTS: emit_cat_parts(e, st->node, st->cat); return;
   case ST_LN_BWD_ADD: emit_ln_bwd_add(e, st->node, st->aux); return;
+  case ST_ADD_LN: emit_add_ln(e, st->node, st->aux); return;
   }
   unreachable();
 }

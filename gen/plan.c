@@ -31,6 +31,7 @@ typedef struct Fuse {
   Node **swap_slice;     /* transpose: the last-axis slice it reads through (ST_SWAP_SLICE) */
   CatParts **cat;        /* concat: its parts written in place (ST_CAT_PARTS) */
   Node **ln_add;         /* add: the layernorm dx it adds in that kernel's pass (ST_LN_BWD_ADD) */
+  Node **add_ln;         /* layernorm: the add of its input, made in its pass (ST_ADD_LN) */
 } Fuse;
 
 /* ---- fusion: fewer passes over memory ------------------------------------------- *
@@ -276,6 +277,7 @@ static void plan_attention(Fuse *e, const int *nuse, const bool *exposed) {
  * (bp_swap_axes with row strides).  And their residual stream's backward:
  *   dx = dr + ln_bwd_x(...)                the layernorm's dx added in its kernel's
  *                                           pass: the dx is not made
+ *   layernorm(x + y)                       the add made in the layernorm's pass
  * The nodes left out are unnamed and read by that one reader only. */
 
 /* t swaps two adjacent axes of x [A, n1, n2, C] (A, C products of the axes
@@ -381,6 +383,23 @@ static void plan_heads(Fuse *e, const int *nuse, const bool *exposed) {
         break;
       }
     }
+  }
+  /* layernorm(x + y): the residual's add made in the layernorm's pass (the sum
+   * still written: the stream reads it on), when nothing reads it before */
+  e->add_ln = arena_alloc(sizeof(Node *) * (size_t)nn);
+  for (int i = 0; i < g->nforward; i++) {
+    Node *n = g->nodes[i], *a = n->in[0];
+    if (n->op != OP_layernorm || !is_float(n) || e->skip[n->id] || a->op != OP_add || e->skip[a->id] ||
+        e->bias_mm[a->id] || a->is_backward || a == g->loss || !shape_eq(&a->in[0]->shape, &a->shape) ||
+        !shape_eq(&a->in[1]->shape, &a->shape) || !is_float(a->in[0]) || !is_float(a->in[1]))
+      continue;
+    bool later = true;   /* every other reader of a comes after n */
+    for (int j = 0; j < nn && later; j++)
+      for (int q = 0; q < optab[g->nodes[j]->op].arity; q++)
+        if (g->nodes[j]->in[q] == a && g->nodes[j] != n && j < n->id)
+          later = false;
+    if (later)
+      e->add_ln[n->id] = a, e->skip[a->id] = true;
   }
 }
 
@@ -539,6 +558,8 @@ static Schedule schedule(Fuse *f, int from, int to, bool layers) {
       st.kind = ST_CAT_PARTS, st.cat = f->cat[n->id];
     else if (f->ln_add[n->id])
       st.kind = ST_LN_BWD_ADD, st.aux = f->ln_add[n->id];
+    else if (f->add_ln[n->id])
+      st.kind = ST_ADD_LN, st.aux = f->add_ln[n->id];
     s.steps[s.n++] = st;
   }
   return s;
@@ -578,7 +599,8 @@ static void schedule_text(Buf *b, const char *title, const Schedule *s) {
   static const char *const kind[] = {"NODE",          "GEMM_BIAS",          "BN_TANH",    "BN_BWD",
                                      "LAYER_FWD",     "LAYER_BWD",          "CAUSAL_SOFTMAX",
                                      "SOFTMAX_BWD_SCALED", "GEMM_LOWER",    "GEMM_TRI_A",
-                                     "SWAP_SLICE",    "CAT_PARTS",          "LN_BWD_ADD"};
+                                     "SWAP_SLICE",    "CAT_PARTS",          "LN_BWD_ADD",
+                                     "ADD_LN"};
   buf_printf(b, "%s:", title);
   for (int i = 0; i < s->n; i++) {
     const Step *st = &s->steps[i];

@@ -248,7 +248,8 @@ void bp_bnlayer_bwd_f64(int N, int K, int D, int V, int dc, int groups, const do
 /* The sequence models' row kernels (kernels_attn.h); all arrays row-major.
  * gelu: y = ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (y may be x); gelu_bwd: dx =
  * gelu'(x) dy.  layernorm: x, out, xhat [R,D] over the last axis, gain, bias
- * [D], rstd [R] saved.  ln_bwd_x: dx [R,D] from dy; ln_bwd_gain: dgain[D] =
+ * [D], rstd [R] saved; x2 not NULL: of x + x2, written to sum [R,D] too.
+ * ln_bwd_x: dx [R,D] from dy (add not NULL: add + dx); ln_bwd_gain: dgain[D] =
  * sum_r dy xhat.  causal_softmax: x, y [n,L], row r is position r mod L of its
  * block, softmax of scale*x over columns 0..r mod L, 0 after; causal_softmax_bwd:
  * its dx = scale y (dy - sum_j dy y), reading only those columns, 0 after.
@@ -262,10 +263,10 @@ void bp_gelu_f32(size_t n, const float *x, float *y);
 void bp_gelu_f64(size_t n, const double *x, double *y);
 void bp_gelu_bwd_f32(size_t n, const float *x, const float *dy, float *dx);
 void bp_gelu_bwd_f64(size_t n, const double *x, const double *dy, double *dx);
-void bp_layernorm_f32(int R, int D, const float *x, const float *gain, const float *bias,
-                      double eps, float *rstd, float *xhat, float *out);
-void bp_layernorm_f64(int R, int D, const double *x, const double *gain, const double *bias,
-                      double eps, double *rstd, double *xhat, double *out);
+void bp_layernorm_f32(int R, int D, const float *x, const float *x2, float *sum, const float *gain,
+                      const float *bias, double eps, float *rstd, float *xhat, float *out);
+void bp_layernorm_f64(int R, int D, const double *x, const double *x2, double *sum, const double *gain,
+                      const double *bias, double eps, double *rstd, double *xhat, double *out);
 void bp_ln_bwd_x_f32(int R, int D, const float *xhat, const float *dy, const float *gain,
                      const float *rstd, const float *add, float *dx);
 void bp_ln_bwd_x_f64(int R, int D, const double *xhat, const double *dy, const double *gain,
@@ -1122,15 +1123,23 @@ static inline __m512d bp_hi_pd_(__m512 v) {
 static inline __m512 bp_ps_pd_(__m512d lo, __m512d hi) {
   return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1);
 }
-static inline int bp_ln_fwd_vec_f32_(long lo, long hi, int D, const float *x, const float *gain,
-                                     const float *bias, double eps, float *rstd, float *xhat, float *out) {
+static inline int bp_ln_fwd_vec_f32_(long lo, long hi, int D, const float *x, const float *x2, float *sum,
+                                     const float *gain, const float *bias, double eps, float *rstd, float *xhat,
+                                     float *out) {
   for (long r = lo; r < hi; r++) {
     const float *xr = x + (size_t)r * D;
     __m512d a0 = _mm512_setzero_pd(), a1 = a0;
     for (int j = 0; j < D; j += 16) {
-      __m512 v = _mm512_maskz_loadu_ps(bp_mask16_(D - j), xr + j);
+      __mmask16 m = bp_mask16_(D - j);
+      __m512 v = _mm512_maskz_loadu_ps(m, xr + j);
+      if (x2) {   /* x + x2, kept in sum */
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, x2 + (size_t)r * D + j));
+        _mm512_mask_storeu_ps(sum + (size_t)r * D + j, m, v);
+      }
       a0 = _mm512_add_pd(a0, bp_lo_pd_(v)), a1 = _mm512_add_pd(a1, bp_hi_pd_(v));
     }
+    if (x2)
+      xr = sum + (size_t)r * D;
     float mean = (float)(bp_tree16_(a0, a1) / D);
     __m512 vm = _mm512_set1_ps(mean);
     a0 = _mm512_setzero_pd(), a1 = a0;
@@ -1239,9 +1248,11 @@ static inline int bp_csm_bwd_vec_f32_(long r0, long r1, int L, float s, const fl
   return 1;
 }
 #else
-static inline int bp_ln_fwd_vec_f32_(long lo, long hi, int D, const float *x, const float *gain,
-                                     const float *bias, double eps, float *rstd, float *xhat, float *out) {
-  (void)lo, (void)hi, (void)D, (void)x, (void)gain, (void)bias, (void)eps, (void)rstd, (void)xhat, (void)out;
+static inline int bp_ln_fwd_vec_f32_(long lo, long hi, int D, const float *x, const float *x2, float *sum,
+                                     const float *gain, const float *bias, double eps, float *rstd, float *xhat,
+                                     float *out) {
+  (void)lo, (void)hi, (void)D, (void)x, (void)x2, (void)sum, (void)gain, (void)bias, (void)eps, (void)rstd;
+  (void)xhat, (void)out;
   return 0;
 }
 static inline int bp_ln_bwd_vec_f32_(long lo, long hi, int D, const float *xhat, const float *dy,
@@ -1259,9 +1270,11 @@ static inline int bp_csm_bwd_vec_f32_(long r0, long r1, int L, float s, const fl
   return 0;
 }
 #endif
-static inline int bp_ln_fwd_vec_f64_(long lo, long hi, int D, const double *x, const double *gain,
-                                     const double *bias, double eps, double *rstd, double *xhat, double *out) {
-  (void)lo, (void)hi, (void)D, (void)x, (void)gain, (void)bias, (void)eps, (void)rstd, (void)xhat, (void)out;
+static inline int bp_ln_fwd_vec_f64_(long lo, long hi, int D, const double *x, const double *x2, double *sum,
+                                     const double *gain, const double *bias, double eps, double *rstd,
+                                     double *xhat, double *out) {
+  (void)lo, (void)hi, (void)D, (void)x, (void)x2, (void)sum, (void)gain, (void)bias, (void)eps, (void)rstd;
+  (void)xhat, (void)out;
   return 0;
 }
 static inline int bp_ln_bwd_vec_f64_(long lo, long hi, int D, const double *xhat, const double *dy,

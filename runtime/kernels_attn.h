@@ -65,12 +65,14 @@ BP_KERNEL void BP_(bp_gelu_bwd)(size_t n, const T *x, const T *dy, T *dx) {
 /* Layernorm of x [R, D] over its rows: mean = Σx/D (in double, rounded to
  * T), var = Σ(x − mean)²/D in double, rstd = 1/sqrt(var + eps) rounded to T
  * and saved per row, x̂ = (x − mean)·rstd saved, out = gain ⊙ x̂ + bias; the
- * sums in bp_lane_sum16_'s order */
+ * sums in bp_lane_sum16_'s order.  With x2 (not NULL) the rows normalised are
+ * x + x2 in T, written to sum as they are made: a residual's add in the
+ * layernorm's pass, the bits of the two passes. */
 typedef struct {
   int D;
   const T *x, *dy, *gain, *bias;
   double eps;
-  T *rstd, *xhat, *out;
+  T *rstd, *xhat, *out, *sum;
 } BP_(BpLn);
 /* rows [lo, hi) */
 static void BP_(bp_layernorm_rng)(void *arg, long lo, long hi) {
@@ -78,9 +80,16 @@ static void BP_(bp_layernorm_rng)(void *arg, long lo, long hi) {
   const BP_(BpLn) *J = (const BP_(BpLn) *)arg;
   const int D = J->D, body = D / W * W;
   const T *gain = J->gain, *bias = J->bias;
-  if (BP_P_(bp_ln_fwd_vec)(lo, hi, D, J->x, gain, bias, J->eps, J->rstd, J->xhat, J->out)) return;
+  if (BP_P_(bp_ln_fwd_vec)(lo, hi, D, J->x, J->dy, J->sum, gain, bias, J->eps, J->rstd, J->xhat, J->out))
+    return;
   for (long r = lo; r < hi; r++) {
     const T *xr = J->x + (size_t)r * D;
+    if (J->dy) {   /* x + x2 */
+      const T *x2 = J->dy + (size_t)r * D;
+      T *sr = J->sum + (size_t)r * D;
+      for (int j = 0; j < D; j++) sr[j] = xr[j] + x2[j];
+      xr = sr;
+    }
     double a[W] = {0};
     for (int j = 0; j < body; j += W)
       for (int k = 0; k < W; k++) a[k] += xr[j + k];
@@ -106,9 +115,9 @@ static void BP_(bp_layernorm_rng)(void *arg, long lo, long hi) {
     }
   }
 }
-BP_KERNEL void BP_(bp_layernorm)(int R, int D, const T *x, const T *gain, const T *bias,
+BP_KERNEL void BP_(bp_layernorm)(int R, int D, const T *x, const T *x2, T *sum, const T *gain, const T *bias,
                                  double eps, T *rstd, T *xhat, T *out) {
-  BP_(BpLn) j = {D, x, NULL, gain, bias, eps, rstd, xhat, out};
+  BP_(BpLn) j = {D, x, x2, gain, bias, eps, rstd, xhat, out, sum};
   bp_par_range_(BP_(bp_layernorm_rng), &j, R, 8, (double)R * D);
 }
 /* Its dx from dy [R, D]: per row, with dx̂ = gain ⊙ dy in double, m1 = mean
@@ -145,7 +154,7 @@ static void BP_(bp_ln_bwd_x_rng)(void *arg, long lo, long hi) {
 }
 BP_KERNEL void BP_(bp_ln_bwd_x)(int R, int D, const T *xhat, const T *dy, const T *gain,
                                 const T *rstd, const T *add, T *dx) {
-  BP_(BpLn) j = {D, add, dy, gain, NULL, 0, (T *)rstd, (T *)xhat, dx};
+  BP_(BpLn) j = {D, add, dy, gain, NULL, 0, (T *)rstd, (T *)xhat, dx, NULL};
   bp_par_range_(BP_(bp_ln_bwd_x_rng), &j, R, 8, (double)R * D);
 }
 /* dgain[j] = Σ_r dy[r, j] x̂[r, j], each column summed in row order in double

@@ -237,7 +237,8 @@ START_TEST(attention_builds_agree) {
   const char *p = plan_text(g);
   ck_assert_msg(strstr(p, "{CAUSAL_SOFTMAX att_0 ") && strstr(p, "{SOFTMAX_BWD_SCALED ") &&
                 strstr(p, "{GEMM_LOWER ") && strstr(p, "{GEMM_TRI_A ") && strstr(p, "{SWAP_SLICE q_0 ") &&
-                strstr(p, "{CAT_PARTS dqkv_1 dq_1^T dk_1^T dv_1^T}") && strstr(p, "{LN_BWD_ADD dx_0 "), "%s", p);
+                strstr(p, "{CAT_PARTS dqkv_1 dq_1^T dk_1^T dv_1^T}") && strstr(p, "{LN_BWD_ADD dx_0 ") &&
+                strstr(p, "{ADD_LN t"), "%s", p);
   const char *src = emit(g, DT_F32, "model", false, NULL), *jsrc = emit(g, DT_F32, "model", true, NULL);
   for (int k = 0; k < 2; k++) {
     const char *t = k ? jsrc : src;

@@ -563,7 +563,7 @@ START_TEST(threads_rows) {
   for (int th = 2; th <= 3; th++) {
     for (int k = 0; k < 2; k++) {
       bp_set_threads(k ? th : 1);
-      bp_layernorm_f32(R, D, x, ga, be, 1e-5, rs[k], xh[k], out[k]);
+      bp_layernorm_f32(R, D, x, NULL, NULL, ga, be, 1e-5, rs[k], xh[k], out[k]);
       bp_ln_bwd_x_f32(R, D, xh[k], dy, ga, rs[k], NULL, dx[k]);
       for (int i = 0; i < N; i++) p[k][i] = x[i], m[k][i] = 0.1f * dy[i], v[k][i] = 0.01f * x[i];
       bp_adamw_torch_f32(N, p[k], dy, m[k], v[k], 0.9f, 0.95f, 1e-8f, 0.999f, 1e-3f, 0.3f);
@@ -702,7 +702,7 @@ static const RowShape row_shapes[] = {{1, 1}, {7, 5}, {8, 64}, {13, 33}, {512, 6
     T *dx0 = malloc(sizeof(T) * n), *dg0 = malloc(sizeof(T) * D), *dxa = malloc(sizeof(T) * n);  \
     for (size_t i = 0; i < n; i++) x[i] = (T)(urand() * 3 + 0.5), dy[i] = (T)urand();            \
     for (int j = 0; j < D; j++) ga[j] = (T)(1 + urand()), be[j] = (T)urand();                    \
-    bp_layernorm_##SFX(R, D, x, ga, be, 1e-5, rs, xh, out);                                      \
+    bp_layernorm_##SFX(R, D, x, NULL, NULL, ga, be, 1e-5, rs, xh, out);                          \
     bp_ln_bwd_x_##SFX(R, D, xh, dy, ga, rs, NULL, dx);                                           \
     bp_ln_bwd_x_##SFX(R, D, xh, dy, ga, rs, x, dxa); /* with a residual's gradient added */      \
     bp_ln_bwd_gain_##SFX(R, D, dy, xh, dg);                                                      \
@@ -749,6 +749,13 @@ static const RowShape row_shapes[] = {{1, 1}, {7, 5}, {8, 64}, {13, 33}, {512, 6
                     R, D, i);                                                                    \
     }                                                                                            \
     ck_assert_msg(memcmp(dg, dg0, sizeof(T) * D) == 0, "bp_ln_bwd_gain_" #SFX " R=%d D=%d", R, D); \
+    /* of x + dy in one pass: the sum and the bits of the add, then the layernorm */            \
+    for (size_t i = 0; i < n; i++) dxa[i] = x[i] + dy[i];                                        \
+    bp_layernorm_##SFX(R, D, dxa, NULL, NULL, ga, be, 1e-5, rs0, xh0, out0);                     \
+    bp_layernorm_##SFX(R, D, x, dy, dx, ga, be, 1e-5, rs, xh, out);                              \
+    ck_assert_msg(memcmp(dx, dxa, sizeof(T) * n) == 0 && memcmp(rs, rs0, sizeof(T) * R) == 0 &&  \
+                  memcmp(xh, xh0, sizeof(T) * n) == 0 && memcmp(out, out0, sizeof(T) * n) == 0,  \
+                  "bp_layernorm_" #SFX " of x + x2, R=%d D=%d", R, D);                           \
     free(x), free(dy), free(ga), free(be), free(rs), free(xh), free(out), free(dx), free(dg);     \
     free(rs0), free(xh0), free(out0), free(dx0), free(dg0), free(dxa);                           \
   }                                                                                              \
