@@ -108,6 +108,9 @@ typedef struct Plan {
 
 /* g has been through grad_build; layers: fuse batchnorm layers (bp_bnlayer_*; not under --sync-bn) */
 Plan *plan_build(Graph *g, bool layers);
+/* t (a float transpose) swaps two adjacent axes of its input, seen as [A, n1,
+ * n2, C] (A, C the products of the axes before and after): its sizes */
+bool swap_dims(Node *t, long *A, long *n1, long *n2, long *C);
 
 /* ---- layout.c ------------------------------------------------------------------ */
 

@@ -742,17 +742,14 @@ static bool swap_axes(Emit *e, Node *n) {
  * of sl's input, rows W apart */
 static void emit_swap_slice(Emit *e, Node *t, Node *sl) {
   Node *x = sl->in[0];
-  const Shape *X = &t->in[0]->shape;
-  int p = t->axis < t->axis2 ? t->axis : t->axis2;
-  long A = 1, C = 1, W = x->shape.dim[x->shape.rank - 1];
-  for (int d = 0; d < p; d++)
-    A *= X->dim[d];
-  for (int d = p + 2; d < X->rank; d++)
-    C *= X->dim[d];
+  long A, n1, n2, C, W = x->shape.dim[x->shape.rank - 1];
+  if (!swap_dims(t, &A, &n1, &n2, &C))
+    die("ST_SWAP_SLICE on a node that swaps no adjacent axes");
   head(e, t, "(%s[..., %d:%ld] viewed as %s)ᵀ  (axes %d and %d swapped, the columns read in place: no slice of "
-       "their own)", lab(e, x), sl->start, (long)sl->start + sl->shape.dim[sl->axis], shape_str(X), t->axis, t->axis2);
-  L(e, "%s(%ld, %d, 1, %d, %ld, %s, %ld, %s, %ld);", kern(e, "swap_axes"), A, X->dim[p], X->dim[p + 1], C,
-    at_offset(e, x, sl->start), W, V(e, t), X->dim[p] * C);
+       "their own)", lab(e, x), sl->start, (long)sl->start + sl->shape.dim[sl->axis], shape_str(&t->in[0]->shape),
+       t->axis, t->axis2);
+  L(e, "%s(%ld, %ld, 1, %ld, %ld, %s, %ld, %s, %ld);", kern(e, "swap_axes"), A, n1, n2, C, at_offset(e, x, sl->start),
+    W, V(e, t), n1 * C);
 }
 
 /* ST_CAT_PARTS: each part of concat c written into its columns of c's rows,
@@ -773,16 +770,11 @@ static void emit_cat_parts(Emit *e, Node *c, const CatParts *cp) {
         at_offset(e, c, q->col), W);
       continue;
     }
-    Node *t = q->swap;
-    const Shape *X = &q->x->shape;
-    int p = t->axis < t->axis2 ? t->axis : t->axis2;
-    long A = 1, C = 1;
-    for (int d = 0; d < p; d++)
-      A *= X->dim[d];
-    for (int d = p + 2; d < X->rank; d++)
-      C *= X->dim[d];
-    L(e, "%s(%ld, %d, 1, %d, %ld, %s, %ld, %s, %ld);", kern(e, "swap_axes"), A, X->dim[p], X->dim[p + 1], C,
-      V(e, q->x), X->dim[p + 1] * C, at_offset(e, c, q->col), W);
+    long A, n1, n2, C;
+    if (!swap_dims(q->swap, &A, &n1, &n2, &C))
+      die("ST_CAT_PARTS: a swapped part that swaps no adjacent axes");
+    L(e, "%s(%ld, %ld, 1, %ld, %ld, %s, %ld, %s, %ld);", kern(e, "swap_axes"), A, n1, n2, C, V(e, q->x), n2 * C,
+      at_offset(e, c, q->col), W);
   }
 }
 

@@ -280,9 +280,7 @@ static void plan_attention(Fuse *e, const int *nuse, const bool *exposed) {
  *   layernorm(x + y)                       the add made in the layernorm's pass
  * The nodes left out are unnamed and read by that one reader only. */
 
-/* t swaps two adjacent axes of x [A, n1, n2, C] (A, C products of the axes
- * before and after) */
-static bool swap_dims(Node *t, long *A, long *n1, long *n2, long *C) {
+bool swap_dims(Node *t, long *A, long *n1, long *n2, long *C) {
   if (t->op != OP_transpose || !is_float(t))
     return false;
   int p = t->axis < t->axis2 ? t->axis : t->axis2, q = t->axis < t->axis2 ? t->axis2 : t->axis;
