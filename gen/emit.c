@@ -1210,23 +1210,21 @@ void emit_bn_bwd_gain(Emit *e, Node *n) {
 
 /* layernorm and its dx: kernels in both builds (runtime/kernels_attn.h, their
  * loops written out beside them), so rows are shared by the kernels' threads */
-void emit_layernorm(Emit *e, Node *n) {
-  Node *x = n->in[0];
-  long D = x->shape.dim[x->shape.rank - 1], R = numel(x) / (D ? D : 1);
-  head_math(e, n, arena_printf(" = %s ⊙ (%s − mean) / sqrt(var + %g) + %s  (over the last axis)",
-                               lab(e, n->in[1]), lab(e, x), n->num, lab(e, n->in[2])));
-  L(e, "%s(%ld, %ld, %s, NULL, NULL, %s, %s, %s, %s, %s, %s);", kern(e, "layernorm"), R, D, V(e, x),
-    V(e, n->in[1]), V(e, n->in[2]), dlit(n->num), saved(e, n, "rstd"), saved(e, n, "xhat"), V(e, n));
+/* layernorm n's comment (note after the formula) and its kernel call on the
+ * rows of x, or of x + x2 written to sum (x2 and sum "NULL" when not) */
+static void ln_fwd(Emit *e, Node *n, const char *note, const char *x, const char *x2, const char *sum) {
+  Node *in = n->in[0];
+  long D = in->shape.dim[in->shape.rank - 1], R = numel(in) / (D ? D : 1);
+  head_math(e, n, arena_printf(" = %s ⊙ (%s − mean) / sqrt(var + %g) + %s  (over the last axis%s)",
+                               lab(e, n->in[1]), lab(e, in), n->num, lab(e, n->in[2]), note));
+  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s, %s);", kern(e, "layernorm"), R, D, x, x2, sum, V(e, n->in[1]),
+    V(e, n->in[2]), dlit(n->num), saved(e, n, "rstd"), saved(e, n, "xhat"), V(e, n));
 }
+void emit_layernorm(Emit *e, Node *n) { ln_fwd(e, n, "", V(e, n->in[0]), "NULL", "NULL"); }
 /* ST_ADD_LN: n = layernorm(a), a = p + q (made here, not in a pass of its own) */
 static void emit_add_ln(Emit *e, Node *n, Node *a) {
-  long D = a->shape.dim[a->shape.rank - 1], R = numel(a) / (D ? D : 1);
   head(e, a, "%s  (made in the pass of the layernorm below)", math(e, a));
-  head_math(e, n, arena_printf(" = %s ⊙ (%s − mean) / sqrt(var + %g) + %s  (over the last axis; its input's add "
-                               "in the same pass)", lab(e, n->in[1]), lab(e, a), n->num, lab(e, n->in[2])));
-  L(e, "%s(%ld, %ld, %s, %s, %s, %s, %s, %s, %s, %s, %s);", kern(e, "layernorm"), R, D, V(e, a->in[0]),
-    V(e, a->in[1]), V(e, a), V(e, n->in[1]), V(e, n->in[2]), dlit(n->num), saved(e, n, "rstd"),
-    saved(e, n, "xhat"), V(e, n));
+  ln_fwd(e, n, "; its input's add in the same pass", V(e, a->in[0]), V(e, a->in[1]), V(e, a));
 }
 
 /* dx = rstd · (dx̂ - mean(dx̂) - x̂·mean(dx̂·x̂)),  dx̂ = gain ⊙ dy, per row, into

@@ -75,6 +75,7 @@ static bool is_row_sum(Node *s, Node *x) {
 
 static void plan_attention(Fuse *e, const int *nuse, const bool *exposed);
 static void plan_heads(Fuse *e, const int *nuse, const bool *exposed);
+static void plan_residual(Fuse *e, const int *nuse, const bool *exposed);
 
 static void plan_fusion(Fuse *e) {
   Graph *g = e->g;
@@ -162,6 +163,7 @@ static void plan_fusion(Fuse *e) {
   }
   plan_attention(e, nuse, exposed);
   plan_heads(e, nuse, exposed);
+  plan_residual(e, nuse, exposed);
 }
 
 
@@ -274,11 +276,8 @@ static void plan_attention(Fuse *e, const int *nuse, const bool *exposed) {
  *                                           in place: the slice is not made
  *   dqkv = [swap(dq), [swap(dk), swap(dv)]]  each swap writes its columns of dqkv's
  *                                           rows: no swap or inner concat is made
- * (bp_swap_axes with row strides).  And their residual stream's backward:
- *   dx = dr + ln_bwd_x(...)                the layernorm's dx added in its kernel's
- *                                           pass: the dx is not made
- *   layernorm(x + y)                       the add made in the layernorm's pass
- * The nodes left out are unnamed and read by that one reader only. */
+ * (bp_swap_axes with row strides).  The nodes left out are unnamed and read by
+ * that one reader only. */
 
 bool swap_dims(Node *t, long *A, long *n1, long *n2, long *C) {
   if (t->op != OP_transpose || !is_float(t))
@@ -350,24 +349,39 @@ static void plan_heads(Fuse *e, const int *nuse, const bool *exposed) {
     e->swap_slice[t->id] = sl;
     e->skip[sl->id] = e->skip[r->id] = true;
   }
-  /* outermost concats first: an inner one is flattened into its reader */
+  /* outermost concats first: an inner one is flattened into its reader; the
+   * parts gathered in one scratch list (a leaf per concat of a tree, and one),
+   * kept only when a swap is among them */
+  bool *was = arena_alloc((size_t)nn);
+  CatParts tmp = {0, arena_alloc(sizeof(CatPart) * (size_t)(nn + 1))};
   for (int i = nn - 1; i >= 0; i--) {
     Node *c = g->nodes[i];
     if (c->op != OP_concat || !is_float(c) || c->shape.rank < 2 || c->axis != c->shape.rank - 1 || e->skip[c->id])
       continue;
-    bool *was = arena_alloc((size_t)nn);
     memcpy(was, e->skip, (size_t)nn);
-    CatParts *cp = arena_alloc(sizeof *cp);
-    cp->p = arena_alloc(sizeof(CatPart) * (size_t)(nn + 1));   /* a leaf per concat of the tree, and one */
     int swaps = 0;
-    cat_parts(e, nuse, exposed, c, 0, cp, &swaps);
-    if (swaps)
-      e->cat[c->id] = cp;
-    else
+    tmp.n = 0;
+    cat_parts(e, nuse, exposed, c, 0, &tmp, &swaps);
+    if (!swaps) {
       memcpy(e->skip, was, (size_t)nn);   /* nothing to gain: the concat as it was */
+      continue;
+    }
+    CatParts *cp = arena_alloc(sizeof *cp);
+    cp->n = tmp.n, cp->p = arena_alloc(sizeof(CatPart) * (size_t)tmp.n);
+    memcpy(cp->p, tmp.p, sizeof(CatPart) * (size_t)tmp.n);
+    e->cat[c->id] = cp;
   }
-  /* dx = dr + ln_bwd_x(...): a residual's gradient added in the layernorm
-   * backward's pass (its add argument: the bits of the two passes) */
+}
+
+/* ---- the residual stream: its adds in layernorm's passes --------------------------- *
+ *   dx = dr + ln_bwd_x(...)   the layernorm's dx added in its kernel's pass: the dx
+ *                             is not made
+ *   layernorm(x + y)          the add made in the layernorm's pass (the sum still
+ *                             written: the stream reads it on)
+ * Both give the bits of the two passes. */
+static void plan_residual(Fuse *e, const int *nuse, const bool *exposed) {
+  Graph *g = e->g;
+  int nn = g->nnodes;
   e->ln_add = arena_alloc(sizeof(Node *) * (size_t)nn);
   for (int i = g->nforward; i < nn; i++) {
     Node *n = g->nodes[i];
@@ -382,8 +396,7 @@ static void plan_heads(Fuse *e, const int *nuse, const bool *exposed) {
       }
     }
   }
-  /* layernorm(x + y): the residual's add made in the layernorm's pass (the sum
-   * still written: the stream reads it on), when nothing reads it before */
+  /* layernorm(x + y), when nothing reads the sum before the layernorm */
   e->add_ln = arena_alloc(sizeof(Node *) * (size_t)nn);
   for (int i = 0; i < g->nforward; i++) {
     Node *n = g->nodes[i], *a = n->in[0];
@@ -391,11 +404,10 @@ static void plan_heads(Fuse *e, const int *nuse, const bool *exposed) {
         e->bias_mm[a->id] || a->is_backward || a == g->loss || !shape_eq(&a->in[0]->shape, &a->shape) ||
         !shape_eq(&a->in[1]->shape, &a->shape) || !is_float(a->in[0]) || !is_float(a->in[1]))
       continue;
-    bool later = true;   /* every other reader of a comes after n */
-    for (int j = 0; j < nn && later; j++)
+    bool later = true;   /* no reader of a between a and n (the order is topological) */
+    for (int j = a->id + 1; j < n->id && later; j++)
       for (int q = 0; q < optab[g->nodes[j]->op].arity; q++)
-        if (g->nodes[j]->in[q] == a && g->nodes[j] != n && j < n->id)
-          later = false;
+        later = later && g->nodes[j]->in[q] != a;
     if (later)
       e->add_ln[n->id] = a, e->skip[a->id] = true;
   }
