@@ -768,6 +768,54 @@ static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, co
   }
   return 1;
 }
+/* bp_gemm_causal's f32 path (kernels_attn.h tells the cases): the small path's
+ * tiles, rows in nearly equal blocks of at most 12, columns in panels of 32,
+ * each tile cut where the triangle ends.  tri 1: B^T once into the BT buffer,
+ * a tile only the columns up to its last row (all of them when full); tri 2:
+ * op(A) read in place, each tile only the k that can meet a nonzero of its
+ * rows ([0, i1) for A, [i0, K) for A^T).  Each element is summed over k in
+ * order in one chain from 0, as on the other paths; 0 when the shape is not
+ * one of these or B^T does not fit the buffer. */
+static int bp_causal_small_f32(int M, int N, int K, const float *A, int transa, const float *B,
+                               int transb, float *C, int tri, int full) {
+  if (tri == 1 && M == N && !transa && transb && (long)N * K <= BP_SMALL_BT) {
+    float *bt = BP_SCRATCH(BT, float);
+    bp_transpose_f32_(N, K, B, bt);
+    int nb = (M + BP_SMALL_MR - 1) / BP_SMALL_MR, base = M / nb, extra = M % nb;
+    for (int blk = 0, i0 = 0; blk < nb; blk++) {
+      int mr = base + (blk < extra), ce = full ? N : i0 + mr;
+      for (int j = 0; j < ce; j += 32) {
+        int nr = ce - j < 32 ? ce - j : 32, nv = nr > 16 ? 2 : 1;
+        __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+        __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+        bp_small_any_f32(mr, nv, K, A + (long)i0 * K, K, 1, bt + j, N, m0, m1, C + (long)i0 * N + j, N, 0,
+                         NULL);
+      }
+      i0 += mr;
+    }
+    return 1;
+  }
+  if (tri == 2 && M == K && !transb) {
+    int nb = (M + BP_SMALL_MR - 1) / BP_SMALL_MR, base = M / nb, extra = M % nb;
+    for (int blk = 0, i0 = 0; blk < nb; blk++) {
+      int mr = base + (blk < extra), i1 = i0 + mr;
+      /* A(i, k) = a[i*ars + k*acs] from the block's first k */
+      const float *a = transa ? A + (long)i0 * M + i0 : A + (long)i0 * K;
+      long ars = transa ? 1 : K, acs = transa ? M : 1;
+      int kn = transa ? K - i0 : i1;
+      const float *b = B + (long)(transa ? i0 : 0) * N;
+      for (int j = 0; j < N; j += 32) {
+        int nr = N - j < 32 ? N - j : 32, nv = nr > 16 ? 2 : 1;
+        __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+        __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+        bp_small_any_f32(mr, nv, kn, a, ars, acs, b + j, N, m0, m1, C + (long)i0 * N + j, N, 0, NULL);
+      }
+      i0 = i1;
+    }
+    return 1;
+  }
+  return 0;
+}
 #else
 static inline int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa,
                                     const float *B, int transb, float *C, int accumulate,
@@ -776,7 +824,17 @@ static inline int bp_gemm_small_f32(int M, int N, int K, const float *A, int tra
   (void)bias;
   return 0;
 }
+static inline int bp_causal_small_f32(int M, int N, int K, const float *A, int transa, const float *B,
+                                      int transb, float *C, int tri, int full) {
+  (void)M, (void)N, (void)K, (void)A, (void)transa, (void)B, (void)transb, (void)C, (void)tri, (void)full;
+  return 0;
+}
 #endif
+static inline int bp_causal_small_f64(int M, int N, int K, const double *A, int transa, const double *B,
+                                      int transb, double *C, int tri, int full) {
+  (void)M, (void)N, (void)K, (void)A, (void)transa, (void)B, (void)transb, (void)C, (void)tri, (void)full;
+  return 0;
+}
 static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int transa,
                                     const double *B, int transb, double *C, int accumulate,
                                     const double *bias) {

@@ -256,6 +256,7 @@ BP_KERNEL void BP_(bp_causal_softmax_bwd)(int n, int L, double scale, const T *y
 /* BP_CB, BP_CPACK: in the interface section of kernels.h (the scratch's size) */
 BP_KERNEL void BP_(bp_gemm_causal)(int M, int N, int K, const T *A, int transa, const T *B, int transb, T *C,
                                    int tri, int full) {
+  if (BP_(bp_causal_small)(M, N, K, A, transa, B, transb, C, tri, full)) return;
   T *w = BP_SCRATCH(CAUSAL, T); /* this thread's (kernels.h "scratch") */
   const int step = BP_CPACK / BP_CB;
   if (tri == 1 && M == N && !transa && transb) {
