@@ -58,6 +58,7 @@
   X(bp_softmax_bwd_f32) X(bp_softmax_bwd_f64)               \
   X(bp_swap_axes_f32) X(bp_swap_axes_f64)                   \
   X(bp_copy_rows_f32) X(bp_copy_rows_f64)                   \
+  X(bp_cat_parts_f32) X(bp_cat_parts_f64)                   \
   X(bp_set_threads) X(bp_get_threads) X(bp_scratch_use)
 
 #ifndef BP_KERNEL
@@ -296,6 +297,14 @@ void bp_swap_axes_f64(long A, long n1, long B, long n2, long C, const double *x,
  * a pad's block, a concat's part) */
 void bp_copy_rows_f32(long rows, long run, const float *src, long sstride, float *dst, long dstride);
 void bp_copy_rows_f64(long rows, long run, const double *src, long sstride, double *dst, long dstride);
+/* y [rows, W] written row by row from n parts: part p fills columns [col,
+ * col + n1·C) of row r = a·n2 + j with n1 runs of C from src[p], run i at
+ * src[p] + (a·n1 + i)·xs + j·C; geo holds {col, n1, n2, C, xs} per part.  A
+ * part [rows, w] copied as it is: {col, 1, 1, w, its row stride}; the swap of
+ * [A, n1, n2, C] to [A, n2, n1, C]: xs = n2·C (attention's heads' gradients
+ * into dqkv's columns: each row written whole, once) */
+void bp_cat_parts_f32(long rows, long W, int n, const long *geo, const float *const *src, float *y);
+void bp_cat_parts_f64(long rows, long W, int n, const long *geo, const double *const *src, double *y);
 /* Threads the kernels may use (1 = the caller's only; clamped to [1, 64]);
  * results are bit-identical for every count. */
 void bp_set_threads(int n);

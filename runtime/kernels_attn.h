@@ -409,5 +409,29 @@ BP_KERNEL void BP_(bp_copy_rows)(long rows, long run, const T *src, long sstride
   BP_(BpRows) j = {run, sstride, dstride, src, dst};
   bp_par_range_(BP_(bp_copy_rows_rng), &j, rows, 1, (double)rows * run);
 }
+/* bp_cat_parts (kernels.h): rows [lo, hi) of y, each written whole */
+typedef struct {
+  long W;
+  int n;
+  const long *geo;
+  const T *const *src;
+  T *y;
+} BP_(BpCatParts);
+static void BP_(bp_cat_parts_rng)(void *arg, long lo, long hi) {
+  const BP_(BpCatParts) *J = (const BP_(BpCatParts) *)arg;
+  for (long r = lo; r < hi; r++) {
+    T *yr = J->y + r * J->W;
+    for (int p = 0; p < J->n; p++) {
+      const long *g = J->geo + 5 * p;
+      long n1 = g[1], n2 = g[2], C = g[3], xs = g[4], a = r / n2, j = r % n2;
+      const T *x = J->src[p] + a * n1 * xs + j * C;
+      for (long i = 0; i < n1; i++) memcpy(yr + g[0] + i * C, x + i * xs, sizeof(T) * (size_t)C);
+    }
+  }
+}
+BP_KERNEL void BP_(bp_cat_parts)(long rows, long W, int n, const long *geo, const T *const *src, T *y) {
+  BP_(BpCatParts) j = {W, n, geo, src, y};
+  bp_par_range_(BP_(bp_cat_parts_rng), &j, rows, 1, (double)rows * W);
+}
 
 #undef T

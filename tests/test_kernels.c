@@ -844,6 +844,36 @@ START_TEST(swap_axes_strided) {
 }
 END_TEST
 
+/* bp_cat_parts: rows of y from a swapped part ([A, n1, n2, C] -> [A, n2, n1, C]
+ * into its columns), a part copied with its own row stride, another swapped
+ * one, against the element each column should hold, at 1 to 3 threads (rows
+ * enough, 2000 x 36, for the pool to split them) */
+START_TEST(cat_parts) {
+  enum { A = 40, N1 = 3, N2 = 50, C = 5, R = A * N2, P = 4, PS = 9, W = 2 * N1 * C + P + 1 };
+  long geo[] = {1, N1, N2, C, N2 * C, 1 + N1 * C, 1, 1, P, PS, 1 + N1 * C + P, N1, N2, C, N2 * C};
+  float *x = malloc(sizeof(float) * A * N1 * N2 * C), *z = malloc(sizeof(float) * R * PS);
+  float *x2 = malloc(sizeof(float) * A * N1 * N2 * C), *y = malloc(sizeof(float) * R * W);
+  for (int i = 0; i < A * N1 * N2 * C; i++) x[i] = (float)i, x2[i] = (float)-i;
+  for (int i = 0; i < R * PS; i++) z[i] = (float)(0.5 + i);
+  const float *const src[] = {x, z, x2};
+  for (int th = 1; th <= 3; th++) {
+    for (int i = 0; i < R * W; i++) y[i] = -7;
+    bp_set_threads(th);
+    bp_cat_parts_f32(R, W, 3, geo, src, y);
+    bp_set_threads(1);
+    for (int r = 0; r < R; r++)
+      for (int k = 0; k < W; k++) {
+        int a = r / N2, j = r % N2, sw = k >= 1 + N1 * C + P, kk = sw ? k - 1 - N1 * C - P : k - 1;
+        float want = k == 0 ? -7
+                     : k > N1 * C && !sw ? z[r * PS + k - 1 - N1 * C]
+                     : (sw ? x2 : x)[((a * N1 + kk / C) * N2 + j) * C + kk % C];
+        ck_assert_msg(y[r * W + k] == want, "%d threads: y[%d, %d] = %g, want %g", th, r, k, y[r * W + k], want);
+      }
+  }
+  free(x), free(z), free(x2), free(y);
+}
+END_TEST
+
 /* gelu with threads: the same bits as 1 thread */
 START_TEST(threads_gelu) {
   long n = 300 * 700;
@@ -1080,6 +1110,7 @@ static Suite *make_suite(void) {
   tcase_add_test(ta, swap_axes_f32);
   tcase_add_test(ta, swap_axes_f64);
   tcase_add_test(ta, swap_axes_strided);
+  tcase_add_test(ta, cat_parts);
   tcase_add_test(ta, threads_gelu);
   suite_add_tcase(s, ta);
   TCase *tcs = tcase_create("causal");
