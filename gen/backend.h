@@ -77,6 +77,10 @@ typedef enum {
   ST_CAT_PARTS,   /* node = a concat along the last axis, cat = its parts, written in place */
   ST_LN_BWD_ADD,  /* node = an add, aux = the layernorm dx (not made) it adds: one kernel pass */
   ST_ADD_LN,      /* node = a layernorm, aux = the add it normalises, made in the same pass */
+  ST_SCORES,      /* node = a causal softmax, prod = the tri-1 product it reads (not stored), aux =
+                   * the x·c between them or NULL: the product made in node's memory */
+  ST_SCORES_BWD,  /* node = a causal softmax_bwd or its y·c, aux = the softmax_bwd, prod = the tri-1
+                   * product its dy is (stored only when full): made in node's memory */
 } StepKind;
 
 typedef struct Step {
@@ -88,6 +92,7 @@ typedef struct Step {
   double scale;          /* ST_CAUSAL_SOFTMAX, ST_SOFTMAX_BWD_SCALED: the folded factor c or 1/c */
   bool full;             /* ST_GEMM_LOWER: a tensor the user sees: the upper triangle too unless lean */
   CatParts *cat;         /* ST_CAT_PARTS */
+  Node *prod;            /* ST_SCORES, ST_SCORES_BWD */
 } Step;
 
 typedef struct Schedule {

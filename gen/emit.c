@@ -586,6 +586,29 @@ static void causal_softmax(Emit *e, Node *n, Node *aux, double scale) {
 }
 void emit_causal_softmax(Emit *e, Node *n) { causal_softmax(e, n, NULL, 1); }
 
+/* ST_SCORES: n = causal_softmax(m / c) (t = m / c, or NULL: of m itself), m =
+ * q · kᵀ by heads: the product made in n's memory, the softmax in place;
+ * ST_SCORES_BWD: n = sb / c (or sb), sb the causal softmax_bwd whose dy is m
+ * = dy · vᵀ: the same in n's memory, m written too when the user sees it
+ * (not when the state is lean) */
+static void scores(Emit *e, Node *n, Node *t, Node *m, double scale, bool bwd, bool full) {
+  const Shape *o = &m->shape;
+  long T = o->dim[o->rank - 1], D = m->in[0]->shape.dim[o->rank - 1], nb = T ? numel(m) / (T * T) : 0;
+  if (!bwd) {
+    head(e, n, "causal_softmax(%s)  (%s = %s made in %s's rows, the softmax in place: not stored)",
+         t ? math(e, t) : lab(e, m), lab(e, m), math(e, m), lab(e, n));
+    L(e, "%s(%ld, %ld, %ld, %s, %s, %s, %s);", kern(e, "causal_scores"), nb, T, D, V(e, m->in[0]), V(e, m->in[1]),
+      dlit(scale), V(e, n));
+    return;
+  }
+  const char *sc = n == t ? "" : n->op == OP_div ? arena_printf(" / %g", 1 / scale) : arena_printf(" · %g", scale);
+  head(e, n, "%s%s  (%s = %s made in %s's rows%s, the softmax backward in place)", math(e, t), sc, lab(e, m),
+       math(e, m), lab(e, n), full ? " unless it is seen" : "");
+  L(e, "%s(%ld, %ld, %ld, %s, %s, %s, %s, %s, %s);", kern(e, "causal_scores_bwd"), nb, T, D, V(e, m->in[0]),
+    V(e, m->in[1]), V(e, t->in[0]), dlit(scale),
+    full ? arena_printf("s->lean ? NULL : %s", V(e, m)) : "NULL", V(e, n));
+}
+
 /* x viewed as [outer, len, inner] around n->axis: a slice copies a run of
  * `cut` rows of `inner` elements out of (slice) or into (pad) each outer block */
 static void cut_copy(Emit *e, Node *n, Node *x, bool into) {
@@ -1494,6 +1517,8 @@ static void emit_step(Emit *e, const Step *st) {
   case ST_CAT_PARTS: emit_cat_parts(e, st->node, st->cat); return;
   case ST_LN_BWD_ADD: emit_ln_bwd_add(e, st->node, st->aux); return;
   case ST_ADD_LN: emit_add_ln(e, st->node, st->aux); return;
+  case ST_SCORES: scores(e, st->node, st->aux, st->prod, st->scale, false, false); return;
+  case ST_SCORES_BWD: scores(e, st->node, st->aux, st->prod, st->scale, true, st->full); return;
   }
   unreachable();
 }

@@ -28,6 +28,7 @@ typedef struct Fuse {
   double *factor;        /* the c (or 1/c for a division) of a fold */
   signed char *tri;      /* matmul: 1 only its lower triangle is read, 2 its first operand is lower */
   bool *full;            /* tri 1 on a tensor the user sees (a named grad): all of it unless lean */
+  Node **scores;         /* causal softmax (or its backward's host): the tri-1 product made in its memory */
   Node **swap_slice;     /* transpose: the last-axis slice it reads through (ST_SWAP_SLICE) */
   CatParts **cat;        /* concat: its parts written in place (ST_CAT_PARTS) */
   Node **ln_add;         /* add: the layernorm dx it adds in that kernel's pass (ST_LN_BWD_ADD) */
@@ -176,7 +177,11 @@ static void plan_fusion(Fuse *e) {
  *                                 blocks' columns up to the diagonal are made
  *   att · v, attᵀ · dy, ...       the first operand is 0 above its diagonal: the
  *                                 blocks of zeros are not multiplied
- * (bp_causal_softmax, bp_causal_softmax_bwd, bp_gemm_causal). */
+ *   causal_softmax(q · kᵀ / c)    the product made in the softmax's own memory, head
+ *   and its backward              by head, the softmax then in place: the scores
+ *                                 (and datt, unless the user sees it) never have a
+ *                                 [T, T] tensor of their own
+ * (bp_causal_softmax, bp_causal_softmax_bwd, bp_gemm_causal, bp_causal_scores). */
 
 /* t = x · c, c · x or x / c, c a constant (not too small or large to invert):
  * x, and the factor in *k */
@@ -267,6 +272,26 @@ static void plan_attention(Fuse *e, const int *nuse, const bool *exposed) {
     }
     if (lower)
       e->tri[m->id] = 1, e->full[m->id] = exposed[m->id];
+  }
+  /* a lower-triangle product read by one causal softmax (forward: not seen by
+   * the user either) or one softmax backward as its dy: made where that reads it */
+  e->scores = arena_alloc(sizeof(Node *) * (size_t)nn);
+  for (int i = 0; i < nn; i++) {
+    Node *n = g->nodes[i], *m, *sb;
+    double k;
+    if (e->skip[n->id])
+      continue;
+    if (n->op == OP_causal_softmax)
+      m = e->fold[n->id] ? const_scale(e->fold[n->id], &k) : n->in[0];
+    else if ((sb = e->fold[n->id] ? e->fold[n->id] : n) && causal_bwd(sb))
+      m = sb->in[1];
+    else
+      continue;
+    if (e->tri[m->id] != 1 || nuse[m->id] != 1 || e->skip[m->id] || m == g->loss ||
+        (n->op == OP_causal_softmax && (e->full[m->id] || exposed[m->id])))
+      continue;
+    e->scores[n->id] = m;
+    e->skip[m->id] = true;
   }
 }
 
@@ -546,7 +571,7 @@ static Schedule schedule(Fuse *f, int from, int to, bool layers) {
   Schedule s = {arena_alloc(sizeof(Step) * (size_t)(to - from + 1)), 0};
   for (int i = from; i < to; i++) {
     Node *n = f->g->nodes[i];
-    Step st = {ST_NODE, n, NULL, NULL, NULL, 1, false, NULL};
+    Step st = {ST_NODE, n, NULL, NULL, NULL, 1, false, NULL, NULL};
     if (layers && f->layer[n->id])
       st.kind = n->is_backward ? ST_LAYER_BWD : ST_LAYER_FWD, st.ly = f->layer[n->id];
     else if ((layers && f->lskip[n->id]) || f->skip[n->id])
@@ -557,6 +582,10 @@ static Schedule schedule(Fuse *f, int from, int to, bool layers) {
       st.kind = ST_GEMM_BIAS, st.aux = f->bias_mm[n->id];
     else if (n->op == OP_batchnorm && f->act[n->id])
       st.kind = ST_BN_TANH, st.aux = f->act[n->id];
+    else if (f->scores[n->id])
+      st.kind = n->op == OP_causal_softmax ? ST_SCORES : ST_SCORES_BWD, st.prod = f->scores[n->id],
+      st.aux = n->op == OP_causal_softmax ? f->fold[n->id] : f->fold[n->id] ? f->fold[n->id] : n,
+      st.scale = f->fold[n->id] ? f->factor[n->id] : 1, st.full = f->full[f->scores[n->id]->id];
     else if (f->fold[n->id])
       st.kind = n->op == OP_causal_softmax ? ST_CAUSAL_SOFTMAX : ST_SOFTMAX_BWD_SCALED, st.aux = f->fold[n->id],
       st.scale = f->factor[n->id];
@@ -584,8 +613,8 @@ Plan *plan_build(Graph *g, bool layers) {
   p->eval = schedule(&f, 0, g->nforward, false);
   p->backward = schedule(&f, g->nforward, g->nnodes, true);
   p->no_field = arena_alloc((size_t)g->nnodes);
-  for (int i = 0; i < g->nnodes; i++)
-    p->no_field[i] = f.skip[i] && g->nodes[i]->op == OP_matmul;
+  for (int i = 0; i < g->nnodes; i++)   /* (a product the user sees keeps its member) */
+    p->no_field[i] = f.skip[i] && g->nodes[i]->op == OP_matmul && !f.full[i];
   for (int i = 0; i < g->nnodes; i++)   /* what a kernel folded in */
     if (f.fold[i])
       p->no_field[f.fold[i]->id] = true;
@@ -610,7 +639,7 @@ static void schedule_text(Buf *b, const char *title, const Schedule *s) {
                                      "LAYER_FWD",     "LAYER_BWD",          "CAUSAL_SOFTMAX",
                                      "SOFTMAX_BWD_SCALED", "GEMM_LOWER",    "GEMM_TRI_A",
                                      "SWAP_SLICE",    "CAT_PARTS",          "LN_BWD_ADD",
-                                     "ADD_LN"};
+                                     "ADD_LN",        "SCORES",             "SCORES_BWD"};
   buf_printf(b, "%s:", title);
   for (int i = 0; i < s->n; i++) {
     const Step *st = &s->steps[i];
@@ -621,6 +650,8 @@ static void schedule_text(Buf *b, const char *title, const Schedule *s) {
     buf_printf(b, " {%s %s", kind[st->kind], node_name(st->node));
     if (st->aux)
       buf_printf(b, " %s", node_name(st->aux));
+    if (st->prod)
+      buf_printf(b, " %s", node_name(st->prod));
     if (st->bg) {
       Node *m[] = {st->bg->tanh, st->bg->x, st->bg->gain, st->bg->bias, st->bg->xsum};
       for (int k = 0; k < 5; k++)

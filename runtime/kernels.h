@@ -55,6 +55,8 @@
   X(bp_causal_softmax_bwd_f32) X(bp_causal_softmax_bwd_f64) \
   X(bp_gemm_causal_f32) X(bp_gemm_causal_f64)               \
   X(bp_gemm_batch_f32) X(bp_gemm_batch_f64)                 \
+  X(bp_causal_scores_f32) X(bp_causal_scores_f64)           \
+  X(bp_causal_scores_bwd_f32) X(bp_causal_scores_bwd_f64)   \
   X(bp_softmax_bwd_f32) X(bp_softmax_bwd_f64)               \
   X(bp_swap_axes_f32) X(bp_swap_axes_f64)                   \
   X(bp_copy_rows_f32) X(bp_copy_rows_f64)                   \
@@ -289,6 +291,16 @@ void bp_gemm_batch_f32(int nb, int M, int N, int K, const float *A, int transa, 
                        int transb, float *C, int tri, int full);
 void bp_gemm_batch_f64(int nb, int M, int N, int K, const double *A, int transa, const double *B,
                        int transb, double *C, int tri, int full);
+/* attention's scores per head, the product made in the softmax's memory:
+ * att = causal_softmax(scale · q·kᵀ) (q, k [nb, T, D], att [nb, T, T]); and
+ * their backward, datt = dy·vᵀ, ds = scale · att ⊙ (datt − Σ_l datt ⊙ att),
+ * datt written only when not NULL (else its lower triangle made in ds) */
+void bp_causal_scores_f32(int nb, int T, int D, const float *q, const float *k, double scale, float *att);
+void bp_causal_scores_f64(int nb, int T, int D, const double *q, const double *k, double scale, double *att);
+void bp_causal_scores_bwd_f32(int nb, int T, int D, const float *dy, const float *v, const float *att,
+                              double scale, float *datt, float *ds);
+void bp_causal_scores_bwd_f64(int nb, int T, int D, const double *dy, const double *v, const double *att,
+                              double scale, double *datt, double *ds);
 void bp_softmax_bwd_f32(int n, int L, const float *y, const float *dy, float *dx);
 void bp_softmax_bwd_f64(int n, int L, const double *y, const double *dy, double *dx);
 void bp_swap_axes_f32(long A, long n1, long B, long n2, long C, const float *x, long xs, float *y, long ys);

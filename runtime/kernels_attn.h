@@ -362,6 +362,60 @@ BP_KERNEL void BP_(bp_softmax_bwd)(int n, int L, const T *y, const T *dy, T *dx)
   }
 }
 
+/* The causal attention's scores and their gradient, per head, each product
+ * made in the memory its softmax (or softmax backward) then works through in
+ * place, so that the product has no [T, T] tensor of its own (written once,
+ * not twice, per head; both builds call them):
+ *   bp_causal_scores      att = causal_softmax(scale · q·kᵀ)
+ *   bp_causal_scores_bwd  datt = dy·vᵀ, ds = scale · att ⊙ (datt − Σ_l datt ⊙ att);
+ *                         datt NULL: its lower triangle made in ds's rows;
+ *                         else all of it into datt (a tensor the user sees)
+ * nb heads one after another in each operand (q, k, dy, v [T, D]; att, ds,
+ * datt [T, T]).  Each head has the bits of bp_gemm_causal (tri 1) then
+ * bp_causal_softmax(_bwd) on it, made by one thread when the threads share
+ * the heads (bp_gemm_batch's rule), so the bits do not depend on the count. */
+typedef struct {
+  int nb, L, D;
+  T s;
+  const T *a, *b, *att;
+  T *datt, *out;
+} BP_(BpScores);
+static void BP_(bp_scores_rng)(const BP_(BpScores) *g, int h0, int h1) {
+  size_t sd = (size_t)g->L * g->D, st = (size_t)g->L * g->L;
+  for (int h = h0; h < h1; h++) {
+    long r0 = (long)h * g->L, r1 = r0 + g->L;
+    T *o = g->out + h * st, *d = g->datt ? g->datt + h * st : o;
+    BP_(bp_gemm_causal)(g->L, g->L, g->D, g->a + h * sd, 0, g->b + h * sd, 1, d, 1, g->datt != NULL);
+    if (g->att)
+      BP_(bp_causal_softmax_bwd_rows)(r0, r1, g->L, g->s, g->att, g->datt ? g->datt : g->out, g->out);
+    else
+      BP_(bp_causal_softmax_rows)(r0, r1, g->L, g->s, g->out, g->out);
+  }
+}
+static void BP_(bp_scores_job)(void *arg, int t, int nt) {
+  const BP_(BpScores) *g = (const BP_(BpScores) *)arg;
+  int was = bp_serial_;
+  bp_serial_ = 1;
+  BP_(bp_scores_rng)(g, (int)((long)g->nb * t / nt), (int)((long)g->nb * (t + 1) / nt));
+  bp_serial_ = was;
+}
+static void BP_(bp_scores_run)(BP_(BpScores) *g) {
+  int nt = bp_serial_ ? 1 : bp_nthreads_;
+  if (nt > 1 && g->nb > 1 && (2.0 * g->L * g->L * g->D < 4e6 || g->nb >= 4 * nt))
+    bp_parallel(BP_(bp_scores_job), g, nt < g->nb ? nt : g->nb);
+  else
+    BP_(bp_scores_rng)(g, 0, g->nb);
+}
+BP_KERNEL void BP_(bp_causal_scores)(int nb, int L, int D, const T *q, const T *k, double scale, T *att) {
+  BP_(BpScores) g = {nb, L, D, (T)scale, q, k, NULL, NULL, att};
+  BP_(bp_scores_run)(&g);
+}
+BP_KERNEL void BP_(bp_causal_scores_bwd)(int nb, int L, int D, const T *dy, const T *v, const T *att,
+                                         double scale, T *datt, T *ds) {
+  BP_(BpScores) g = {nb, L, D, (T)scale, dy, v, att, datt, ds};
+  BP_(bp_scores_run)(&g);
+}
+
 /* y = x with two axes swapped, x viewed as [A, n1, B, n2, C] (the swapped
  * axes n1 and n2), y as [A, n2, B, n1, C]: a copy */
 /* The swap of two axes, x [A, n1, B, n2, C] -> y [A, n2, B, n1, C], with x's

@@ -208,10 +208,11 @@ START_TEST(gcc_build_agrees_with_jit) {
 END_TEST
 
 /* gpt2.spec with T = 40 (attention's blocks of 32 and a partial one): the
- * schedule folds the scaling into the causal softmax and its backward and
- * runs the per-head products by blocks; the gcc file built with the kernels'
- * flags gives the in-memory build's loss and gradients bit for bit, lean
- * (datt's upper triangle not made) the same params' grads, 2 threads too */
+ * schedule folds the scaling into the causal softmax and its backward, makes
+ * q·kᵀ and datt in the softmax's (backward's) memory and runs the per-head
+ * products by blocks; the gcc file built with the kernels' flags gives the
+ * in-memory build's loss and gradients bit for bit, lean (datt not made: its
+ * lower triangle made in ds's rows) the same params' grads, 2 threads too */
 static const BpTensor *find_t(const BpModel *m, const char *name) {
   const BpTensor *t = bp_find_tensor(m, name, -1);
   ck_assert_msg(t != NULL, "no tensor %s", name);
@@ -235,15 +236,16 @@ START_TEST(attention_builds_agree) {
   Graph *g = load_spec_with(arena_printf("%s/gpt2.spec", specs_dir()), ovr, 8);
   grad_build(g);
   const char *p = plan_text(g);
-  ck_assert_msg(strstr(p, "{CAUSAL_SOFTMAX att_0 ") && strstr(p, "{SOFTMAX_BWD_SCALED ") &&
-                strstr(p, "{GEMM_LOWER ") && strstr(p, "{GEMM_TRI_A ") && strstr(p, "{SWAP_SLICE q_0 ") &&
+  ck_assert_msg(strstr(p, "{SCORES att_0 ") && strstr(p, " datt_0}") && strstr(p, "{SCORES_BWD ") &&
+                strstr(p, "{GEMM_TRI_A ") && strstr(p, "{SWAP_SLICE q_0 ") &&
                 strstr(p, "{CAT_PARTS dqkv_1 dq_1^T dk_1^T dv_1^T}") && strstr(p, "{LN_BWD_ADD dx_0 ") &&
                 strstr(p, "{ADD_LN t"), "%s", p);
   const char *src = emit(g, DT_F32, "model", false, NULL), *jsrc = emit(g, DT_F32, "model", true, NULL);
   for (int k = 0; k < 2; k++) {
     const char *t = k ? jsrc : src;
-    ck_assert(strstr(t, "\n  bp_causal_softmax_f32(") && strstr(t, "\n  bp_causal_softmax_bwd_f32(") &&
-              strstr(t, "\n  bp_gemm_batch_f32(") && strstr(t, ", 1, !s->lean);") && strstr(t, ", 2, 0);") &&
+    ck_assert(strstr(t, "\n  bp_causal_scores_f32(") && strstr(t, "\n  bp_causal_scores_bwd_f32(") &&
+              strstr(t, "s->lean ? NULL : s->datt_0, ") && strstr(t, "\n  bp_gemm_batch_f32(") &&
+              strstr(t, ", 2, 0);") &&
               !strstr(t, "exp(x[j] - m)"));
   }
   write_text(arena_printf("%s/attn.c", tmpdir), src);

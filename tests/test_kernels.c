@@ -1060,6 +1060,47 @@ GEMM_CAUSAL_TEST(double, f64, 1e-12)
 GEMM_BATCH_TEST(float, f32)
 GEMM_BATCH_TEST(double, f64)
 
+/* bp_causal_scores(_bwd): each head the bits of bp_gemm_causal (tri 1) then
+ * bp_causal_softmax(_bwd) on its own, at 1 to 3 threads; datt given: all of
+ * it written (the bits of the full product), NULL: ds the same bits */
+#define SCORES_TEST(T, SFX)                                                                       \
+  START_TEST(scores_##SFX) {                                                                      \
+    static const int shapes[][3] = {{3, 1, 4}, {3, 7, 5}, {5, 33, 64}, {2, 100, 7}, {9, 64, 32}};  \
+    int nb = shapes[_i][0], L = shapes[_i][1], D = shapes[_i][2];                                 \
+    size_t sd = (size_t)L * D, st = (size_t)L * L;                                                \
+    T *q = malloc(sizeof(T) * sd * nb), *k = malloc(sizeof(T) * sd * nb);                         \
+    T *s1 = malloc(sizeof(T) * st * nb), *a1 = malloc(sizeof(T) * st * nb);                       \
+    T *d1 = malloc(sizeof(T) * st * nb), *a2 = malloc(sizeof(T) * st * nb);                       \
+    T *d2 = malloc(sizeof(T) * st * nb), *g2 = malloc(sizeof(T) * st * nb);                       \
+    for (size_t i = 0; i < sd * nb; i++) q[i] = (T)(3 * urand()), k[i] = (T)urand();              \
+    double sc = 0.37;                                                                             \
+    for (int b = 0; b < nb; b++) { /* one head at a time, the kernels on their own */            \
+      bp_gemm_causal_##SFX(L, L, D, q + b * sd, 0, k + b * sd, 1, s1 + b * st, 1, 1);              \
+      bp_causal_softmax_##SFX(L, L, sc, s1 + b * st, a1 + b * st);                                \
+      bp_causal_softmax_bwd_##SFX(L, L, sc, a1 + b * st, s1 + b * st, d1 + b * st);               \
+    }                                                                                             \
+    for (int th = 1; th <= 3; th++)                                                               \
+      for (int keep = 0; keep < 2; keep++) {                                                      \
+        bp_set_threads(th);                                                                       \
+        for (size_t i = 0; i < st * nb; i++) a2[i] = d2[i] = g2[i] = (T)7;                        \
+        bp_causal_scores_##SFX(nb, L, D, q, k, sc, a2);                                           \
+        bp_causal_scores_bwd_##SFX(nb, L, D, q, k, a1, sc, keep ? g2 : NULL, d2);                 \
+        bp_set_threads(1);                                                                        \
+        ck_assert_msg(memcmp(a1, a2, sizeof(T) * st * nb) == 0, #SFX " nb %d L %d D %d, %d threads: att", \
+                      nb, L, D, th);                                                              \
+        ck_assert_msg(memcmp(d1, d2, sizeof(T) * st * nb) == 0, #SFX " nb %d L %d D %d, %d threads, " \
+                      "datt %s: ds", nb, L, D, th, keep ? "kept" : "not kept");                   \
+        if (keep)                                                                                 \
+          ck_assert_msg(memcmp(s1, g2, sizeof(T) * st * nb) == 0, #SFX " nb %d L %d D %d: datt", nb, L, D); \
+        else                                                                                      \
+          ck_assert(g2[0] == 7 && g2[st * nb - 1] == 7);                                          \
+      }                                                                                           \
+    free(q), free(k), free(s1), free(a1), free(d1), free(a2), free(d2), free(g2);                 \
+  }                                                                                               \
+  END_TEST
+SCORES_TEST(float, f32)
+SCORES_TEST(double, f64)
+
 static Suite *make_suite(void) {
   bp_scratch_use(scratch);
   Suite *s = suite_create("kernels");
@@ -1120,6 +1161,8 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tcs, causal_rows_f64, 0, nl);
   tcase_add_loop_test(tcs, gemm_causal_f32, 0, 21);
   tcase_add_loop_test(tcs, gemm_causal_f64, 0, 21);
+  tcase_add_loop_test(tcs, scores_f32, 0, 5);
+  tcase_add_loop_test(tcs, scores_f64, 0, 5);
   tcase_add_loop_test(tcs, gemm_batch_f32, 0, 36);
   tcase_add_loop_test(tcs, gemm_batch_f64, 0, 36);
   suite_add_tcase(s, tcs);
