@@ -2,13 +2,15 @@
  * (libtcc) build, per block of the emitted forward and backward -- the
  * counterpart of bench/kernel_times.sh (which times the gcc file's kernel
  * calls only): here every block is timed, inline tcc loops included.
- *   build/bench/jit_times SPEC [--reps N] [--dtype f32|f64] [--gcc] [-D NAME=INT]...
+ *   build/bench/jit_times SPEC [--reps N] [--threads N] [--dtype f32|f64] [--gcc] [-D NAME=INT]...
  * Emits SPEC for the JIT (what `bpgen run` compiles), puts a clock mark before
  * each block (each `#line` of forward and backward) and at the functions'
  * ends, compiles it with libtcc, runs forward + backward REPS times and prints
  * ms per step for each block, largest first, and the whole step without the
  * marks (median of rounds); all in this thread's CPU time (the host is
- * shared: wall time would count the other processes' slices).  --gcc: the same for the file `bpgen SPEC -o`
+ * shared: wall time would count the other processes' slices); --threads N
+ * (N > 1): the kernels on N threads, and wall time, which then counts them.
+ * --gcc: the same for the file `bpgen SPEC -o`
  * writes, built with gcc -O3 -march=native (needs this binary linked
  * -rdynamic, as the Makefile rule does).  Not a test.
  * Build: make build/bench/jit_times */
@@ -23,10 +25,13 @@
 #include <time.h>
 
 #include "bench_model.h"
+#define BP_KERNELS_DECLARE_ONLY
+#include "kernels.h"   /* bp_set_threads: bpgen's pool, which the in-memory build's kernels use */
 
+static int wall;   /* --threads N > 1 */
 static double now(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);   /* CPU time: the host is shared */
+  clock_gettime(wall ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID, &ts);   /* CPU time: the host is shared */
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -79,12 +84,14 @@ static char *instrument(const char *src, int *nblocks) {
   return buf_done(&b);
 }
 
-static const BpModel *load_gcc(const char *src, const char *name) {
+static const BpModel *load_gcc(const char *src, const char *name, int threads) {
   char *cpath = arena_printf("build/bench/%s.c", name), *sopath = arena_printf("build/bench/%s.so", name);
   void *so = bench_gcc_so(src, cpath, sopath, 0, NULL);
   const BpModel *m = dlsym(so, "bm_model");
-  if (!m)
-    error_plain("no bm_model in %s", sopath);
+  void (*set_threads)(int) = (void (*)(int))dlsym(so, "bm_set_threads");   /* the file's own pool */
+  if (!m || !set_threads)
+    error_plain("no bm_model or bm_set_threads in %s", sopath);
+  set_threads(threads);
   return m;
 }
 
@@ -125,15 +132,18 @@ static int cmp_block(const void *a, const void *b) {
 int main(int argc, char **argv) {
   Cli cli;
   cli_init(&cli, DT_F32);
-  int reps = 200, gcc = 0;
+  int reps = 200, gcc = 0, threads = 1;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
       reps = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+      threads = atoi(argv[++i]), wall = threads > 1;
     else if (strcmp(argv[i], "--gcc") == 0)
       gcc = 1;
     else if (!cli_common(&cli, argc, argv, &i))
-      error_plain("usage: jit_times SPEC [--reps N] [--dtype f32|f64] [--gcc] [-D NAME=INT]...");
+      error_plain("usage: jit_times SPEC [--reps N] [--threads N] [--dtype f32|f64] [--gcc] [-D NAME=INT]...");
   }
+  bp_set_threads(threads);
   Graph *g = cli_load(&cli);
   grad_build(g);
   EmitOptions opt = {cli.dtype, "bm", !gcc, false, false};
@@ -142,8 +152,8 @@ int main(int argc, char **argv) {
   char *tsrc = instrument(src, &nb);
   const BpModel *plain, *timed;
   if (gcc) {
-    plain = load_gcc(src, "jt_plain");
-    timed = load_gcc(tsrc, "jt_timed");
+    plain = load_gcc(src, "jt_plain", threads);
+    timed = load_gcc(tsrc, "jt_timed", threads);
   } else {
     JitSymbol sym = {"bt_mark", (const void *)bt_mark};
     JitOptions jo = {NULL, NULL, &sym, 1};
