@@ -1098,12 +1098,22 @@ static inline int bp_xent_vec_f64_(int N, int K, const double *logits, const int
   (void)N, (void)K, (void)logits, (void)Y, (void)probs, (void)loss;
   return 0;
 }
-/* column sums of columns [d0, d1), 16 columns at a time with the sums in
- * registers (AVX-512, f32): each column summed over the rows in order, as the
- * scalar loop does; 0: not done here */
+/* column sums of columns [d0, d1), 128 columns at a time, then 16, with the
+ * sums in registers (AVX-512, f32): each column summed over the rows in order,
+ * as the scalar loop does (a row's 128 columns are 8 lines read together: a
+ * strip of 16 alone walked the rows a line at a time); 0: not done here */
 #if defined(__AVX512F__)
 static inline int bp_colsum_vec_f32_(int N, int D, int d0, int d1, const float *X, float *y,
                                      int accumulate) {
+  for (; d1 - d0 >= 128; d0 += 128) {
+    __m512 a[8];
+    for (int v = 0; v < 8; v++) a[v] = accumulate ? _mm512_loadu_ps(y + d0 + 16 * v) : _mm512_setzero_ps();
+    for (int n = 0; n < N; n++) {
+      const float *x = X + (size_t)n * D + d0;
+      for (int v = 0; v < 8; v++) a[v] = _mm512_add_ps(a[v], _mm512_loadu_ps(x + 16 * v));
+    }
+    for (int v = 0; v < 8; v++) _mm512_storeu_ps(y + d0 + 16 * v, a[v]);
+  }
   for (int j = d0; j < d1; j += 16) {
     __mmask16 m = (__mmask16)(d1 - j >= 16 ? 0xFFFF : (1u << (d1 - j)) - 1);
     __m512 a = accumulate ? _mm512_maskz_loadu_ps(m, y + j) : _mm512_setzero_ps();

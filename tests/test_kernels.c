@@ -206,6 +206,7 @@ END_TEST
 
 typedef struct { int N, D; } Shape2;
 static const Shape2 shapes2[] = {{1, 1}, {1, 27}, {7, 1}, {32, 27}, {32, 200}, {13, 33}, {256, 1024}, {1024, 30},
+                                 {512, 384}, {300, 150},   /* strips of 128 columns and the rest */
                                  /* the 16-lane cross-entropy rows: edges of its masks */
                                  {5, 16}, {6, 17}, {9, 32}, {3, 31}};
 
@@ -228,6 +229,12 @@ static const Shape2 shapes2[] = {{1, 1}, {1, 27}, {7, 1}, {32, 27}, {32, 200}, {
         err = fmax(err, fabs(y[d] - s) / (m + 1));                                            \
       }                                                                                       \
       ck_assert_msg(err <= TOL, "bp_colsum_" #SFX " N=%d D=%d acc=%d: max error %g", N, D, acc, err); \
+      for (int d = 0; d < D; d++) { /* and the bits of each column summed down the rows, in T */   \
+        T s = acc ? y0[d] : 0;                                                                \
+        for (int n = 0; n < N; n++) s += X[n * D + d];                                        \
+        ck_assert_msg(memcmp(&s, &y[d], sizeof s) == 0, "bp_colsum_" #SFX " N=%d D=%d acc=%d: column %d " \
+                      "not summed in row order", N, D, acc, d);                               \
+      }                                                                                       \
       memcpy(y, y0, sizeof(T) * (N > D ? N : D));                                             \
       bp_rowsum_##SFX(N, D, X, y, acc);                                                       \
       err = 0;                                                                                \
