@@ -301,14 +301,14 @@ BP_KERNEL void BP_(bp_gemm_causal)(int M, int N, int K, const T *A, int transa, 
  * elements each, B: K·N, C: M·N): bp_gemm (tri 0) or bp_gemm_causal (tri 1,
  * 2; full as there) each.  The attention's per-head products are each too
  * small for bp_gemm to split between threads; here the threads take shares of
- * the products instead, each product computed as one thread computes it, so
- * the bits do not depend on the thread count. */
+ * the products instead (bp_heads_, kernels.h). */
 typedef struct {
   int nb, M, N, K, transa, transb, tri, full;
   const T *A, *B;
   T *C;
 } BP_(BpGemmBatch);
-static void BP_(bp_gemm_batch_rng)(const BP_(BpGemmBatch) *g, int b0, int b1) {
+static void BP_(bp_gemm_batch_rng)(const void *arg, int b0, int b1) {
+  const BP_(BpGemmBatch) *g = (const BP_(BpGemmBatch) *)arg;
   size_t sa = (size_t)g->M * g->K, sb = (size_t)g->K * g->N, sc = (size_t)g->M * g->N;
   for (int b = b0; b < b1; b++) {
     if (g->tri)
@@ -319,25 +319,10 @@ static void BP_(bp_gemm_batch_rng)(const BP_(BpGemmBatch) *g, int b0, int b1) {
                    g->C + b * sc, 0);
   }
 }
-static void BP_(bp_gemm_batch_job)(void *arg, int t, int nt) {
-  const BP_(BpGemmBatch) *g = (const BP_(BpGemmBatch) *)arg;
-  int was = bp_serial_;
-  bp_serial_ = 1;
-  BP_(bp_gemm_batch_rng)(g, (int)((long)g->nb * t / nt), (int)((long)g->nb * (t + 1) / nt));
-  bp_serial_ = was;
-}
 BP_KERNEL void BP_(bp_gemm_batch)(int nb, int M, int N, int K, const T *A, int transa, const T *B,
                                   int transb, T *C, int tri, int full) {
   BP_(BpGemmBatch) g = {nb, M, N, K, transa, transb, tri, full, A, B, C};
-  int nt = bp_serial_ ? 1 : bp_nthreads_;
-  /* the threads share the products; a product big enough is split by bp_gemm
-   * itself when there are too few to share evenly (its causal and small paths,
-   * which the attention's blocks take, run on one thread: gpt2 L6 C384's heads
-   * one after another took ~11% of the 2-thread step on the calling thread) */
-  if (nt > 1 && nb > 1 && (2.0 * M * N * K < 4e6 || nb >= 4 * nt))
-    bp_parallel(BP_(bp_gemm_batch_job), &g, nt < nb ? nt : nb);
-  else
-    BP_(bp_gemm_batch_rng)(&g, 0, nb);
+  bp_heads_(BP_(bp_gemm_batch_rng), &g, nb, 2.0 * M * N * K);
 }
 /* A softmax's backward along rows of L (emit_softmax_bwd's loop, the axis
  * last): dot = Σ dy y in double, dx = y (dy − dot). */
@@ -372,15 +357,15 @@ BP_KERNEL void BP_(bp_softmax_bwd)(int n, int L, const T *y, const T *dy, T *dx)
  *                         else all of it into datt (a tensor the user sees)
  * nb heads one after another in each operand (q, k, dy, v [T, D]; att, ds,
  * datt [T, T]).  Each head has the bits of bp_gemm_causal (tri 1) then
- * bp_causal_softmax(_bwd) on it, made by one thread when the threads share
- * the heads (bp_gemm_batch's rule), so the bits do not depend on the count. */
+ * bp_causal_softmax(_bwd) on it, the heads shared as bp_heads_ shares them. */
 typedef struct {
   int nb, L, D;
   T s;
   const T *a, *b, *att;
   T *datt, *out;
 } BP_(BpScores);
-static void BP_(bp_scores_rng)(const BP_(BpScores) *g, int h0, int h1) {
+static void BP_(bp_scores_rng)(const void *arg, int h0, int h1) {
+  const BP_(BpScores) *g = (const BP_(BpScores) *)arg;
   size_t sd = (size_t)g->L * g->D, st = (size_t)g->L * g->L;
   for (int h = h0; h < h1; h++) {
     long r0 = (long)h * g->L, r1 = r0 + g->L;
@@ -392,28 +377,14 @@ static void BP_(bp_scores_rng)(const BP_(BpScores) *g, int h0, int h1) {
       BP_(bp_causal_softmax_rows)(r0, r1, g->L, g->s, g->out, g->out);
   }
 }
-static void BP_(bp_scores_job)(void *arg, int t, int nt) {
-  const BP_(BpScores) *g = (const BP_(BpScores) *)arg;
-  int was = bp_serial_;
-  bp_serial_ = 1;
-  BP_(bp_scores_rng)(g, (int)((long)g->nb * t / nt), (int)((long)g->nb * (t + 1) / nt));
-  bp_serial_ = was;
-}
-static void BP_(bp_scores_run)(BP_(BpScores) *g) {
-  int nt = bp_serial_ ? 1 : bp_nthreads_;
-  if (nt > 1 && g->nb > 1 && (2.0 * g->L * g->L * g->D < 4e6 || g->nb >= 4 * nt))
-    bp_parallel(BP_(bp_scores_job), g, nt < g->nb ? nt : g->nb);
-  else
-    BP_(bp_scores_rng)(g, 0, g->nb);
-}
 BP_KERNEL void BP_(bp_causal_scores)(int nb, int L, int D, const T *q, const T *k, double scale, T *att) {
   BP_(BpScores) g = {nb, L, D, (T)scale, q, k, NULL, NULL, att};
-  BP_(bp_scores_run)(&g);
+  bp_heads_(BP_(bp_scores_rng), &g, nb, 2.0 * L * L * D);
 }
 BP_KERNEL void BP_(bp_causal_scores_bwd)(int nb, int L, int D, const T *dy, const T *v, const T *att,
                                          double scale, T *datt, T *ds) {
   BP_(BpScores) g = {nb, L, D, (T)scale, dy, v, att, datt, ds};
-  BP_(bp_scores_run)(&g);
+  bp_heads_(BP_(bp_scores_rng), &g, nb, 2.0 * L * L * D);
 }
 
 /* y = x with two axes swapped, x viewed as [A, n1, B, n2, C] (the swapped
