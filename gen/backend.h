@@ -89,8 +89,10 @@ typedef struct Step {
   Node *aux;
   BnGroup *bg;
   Layer *ly;
-  double scale;          /* ST_CAUSAL_SOFTMAX, ST_SOFTMAX_BWD_SCALED: the folded factor c or 1/c */
-  bool full;             /* ST_GEMM_LOWER: a tensor the user sees: the upper triangle too unless lean */
+  double scale;          /* ST_CAUSAL_SOFTMAX, ST_SOFTMAX_BWD_SCALED, ST_SCORES(_BWD): the folded
+                          * factor c or 1/c (1: none) */
+  bool full;             /* ST_GEMM_LOWER, ST_SCORES_BWD: the product is a tensor the user sees:
+                          * written, the upper triangle too, unless lean */
   CatParts *cat;         /* ST_CAT_PARTS */
   Node *prod;            /* ST_SCORES, ST_SCORES_BWD */
 } Step;

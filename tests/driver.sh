@@ -137,6 +137,12 @@ for dt in f32 f64; do
   t "check heads.spec $dt" 0 "^ok: loss and [0-9]+ gradients within tolerance" \
     $BPGEN check "${BPGEN_FIXTURES:-tests/fixtures}/heads.spec" --dtype $dt
 done
+# attention's scores made in the softmax's memory, unscaled and of a named
+# product (datt then written too)
+for dt in f32 f64; do
+  t "check scores.spec $dt" 0 "^ok: loss and 12 gradients within tolerance" \
+    $BPGEN check "${BPGEN_FIXTURES:-tests/fixtures}/scores.spec" --dtype $dt
+done
 # every spec, the sequence models' loops and slices included: explain, dot and
 # ninja's header (a learner doing the attention backward by hand starts there)
 for spec in "$SPECS"/*.spec; do

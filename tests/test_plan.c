@@ -77,6 +77,19 @@ START_TEST(heads_in_place) {
 }
 END_TEST
 
+/* attention's scores made in the softmax's memory (plan_attention): an
+ * unscaled product read by its causal softmax only, and the backward's datt
+ * whether the product is named or not; a named product stays a tensor of its
+ * own, its softmax the plain scaled kernel (tests/fixtures/scores.spec) */
+START_TEST(scores_in_softmax) {
+  const char *d = getenv("BPGEN_FIXTURES");
+  const char *p = plan_of(arena_printf("%s/scores.spec", d ? d : "tests/fixtures"), 0, 0);
+  ck_assert_msg(strstr(p, "{SCORES s1 t"), "%s", p);   /* no scaling between: no aux */
+  ck_assert_msg(strstr(p, " sc ") && strstr(p, "{CAUSAL_SOFTMAX s2 "), "%s", p);   /* sc named: made */
+  ck_assert_msg(strstr(p, "{SCORES_BWD dsc t") && strstr(p, " ds2}") && strstr(p, " ds1}"), "%s", p);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("plan");
   TCase *tc = tcase_create("plan");
@@ -85,6 +98,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, granular_schedule);
   tcase_add_test(tc, sequence_gemm_bias);
   tcase_add_test(tc, heads_in_place);
+  tcase_add_test(tc, scores_in_softmax);
   suite_add_tcase(s, tc);
   return s;
 }
