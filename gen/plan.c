@@ -273,8 +273,9 @@ static void plan_attention(Fuse *e, const int *nuse, const bool *exposed) {
     if (lower)
       e->tri[m->id] = 1, e->full[m->id] = exposed[m->id];
   }
-  /* a lower-triangle product read by one causal softmax (forward: not seen by
-   * the user either) or one softmax backward as its dy: made where that reads it */
+  /* a lower-triangle product read by one causal softmax or one softmax
+   * backward as its dy: made where that reads it (a forward product the user
+   * sees is never tri 1, above) */
   e->scores = arena_alloc(sizeof(Node *) * (size_t)nn);
   for (int i = 0; i < nn; i++) {
     Node *n = g->nodes[i], *m, *sb;
@@ -287,8 +288,7 @@ static void plan_attention(Fuse *e, const int *nuse, const bool *exposed) {
       m = sb->in[1];
     else
       continue;
-    if (e->tri[m->id] != 1 || nuse[m->id] != 1 || e->skip[m->id] || m == g->loss ||
-        (n->op == OP_causal_softmax && (e->full[m->id] || exposed[m->id])))
+    if (e->tri[m->id] != 1 || nuse[m->id] != 1 || e->skip[m->id] || m == g->loss)
       continue;
     e->scores[n->id] = m;
     e->skip[m->id] = true;
@@ -584,7 +584,7 @@ static Schedule schedule(Fuse *f, int from, int to, bool layers) {
       st.kind = ST_BN_TANH, st.aux = f->act[n->id];
     else if (f->scores[n->id])
       st.kind = n->op == OP_causal_softmax ? ST_SCORES : ST_SCORES_BWD, st.prod = f->scores[n->id],
-      st.aux = n->op == OP_causal_softmax ? f->fold[n->id] : f->fold[n->id] ? f->fold[n->id] : n,
+      st.aux = f->fold[n->id] ? f->fold[n->id] : n->op == OP_causal_softmax ? NULL : n,
       st.scale = f->fold[n->id] ? f->factor[n->id] : 1, st.full = f->full[f->scores[n->id]->id];
     else if (f->fold[n->id])
       st.kind = n->op == OP_causal_softmax ? ST_CAUSAL_SOFTMAX : ST_SOFTMAX_BWD_SCALED, st.aux = f->fold[n->id],

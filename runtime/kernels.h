@@ -698,6 +698,20 @@ static void bp_small_any_f32(int mr, int nv, int K, const float *a, long ars, lo
     default: break;
   }
 }
+/* a tile of mr rows and nr <= 32 columns: the lanes past nr masked off */
+static void bp_small_panel_f32(int mr, int nr, int K, const float *a, long ars, long acs, const float *b,
+                               long ldb, float *c, long ldc, int add, const float *bias) {
+  __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+  __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+  bp_small_any_f32(mr, nr > 16 ? 2 : 1, K, a, ars, acs, b, ldb, m0, m1, c, ldc, add, bias);
+}
+/* M rows in nb nearly equal blocks of at most BP_SMALL_MR: the first extra
+ * blocks have base + 1 rows, the others base */
+static int bp_small_blocks_(int M, int *base, int *extra) {
+  int nb = (M + BP_SMALL_MR - 1) / BP_SMALL_MR;
+  *base = M / nb, *extra = M % nb;
+  return nb;
+}
 /* 16 x 16 floats in registers transposed: r[i][j] becomes r[j][i] (pairs of
  * rows interleaved, then 2 x 2 blocks, then 128-bit lanes twice) */
 static inline void bp_tr16_(__m512 r[16]) {
@@ -774,19 +788,14 @@ static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, co
     B = bt;
   }
   long ars = transa ? 1 : K, acs = transa ? M : 1;
-  int nb = (M + BP_SMALL_MR - 1) / BP_SMALL_MR, base = M / nb, extra = M % nb;
-  for (int j = 0; j < N; j += 32) {
-    int nr = N - j < 32 ? N - j : 32;
-    int nv = nr > 16 ? 2 : 1;
-    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
-    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+  int base, extra, nb = bp_small_blocks_(M, &base, &extra);
+  for (int j = 0; j < N; j += 32)
     for (int blk = 0, i0 = 0; blk < nb; blk++) {
       int mr = base + (blk < extra);
-      bp_small_any_f32(mr, nv, K, A + (long)i0 * ars, ars, acs, B + j, N, m0, m1,
-                       C + (long)i0 * N + j, N, accumulate, bias ? bias + j : NULL);
+      bp_small_panel_f32(mr, N - j < 32 ? N - j : 32, K, A + (long)i0 * ars, ars, acs, B + j, N,
+                         C + (long)i0 * N + j, N, accumulate, bias ? bias + j : NULL);
       i0 += mr;
     }
-  }
   return 1;
 }
 /* bp_gemm_causal's f32 path (kernels_attn.h tells the cases): the small path's
@@ -802,36 +811,28 @@ static int bp_causal_small_f32(int M, int N, int K, const float *A, int transa, 
   if (tri == 1 && M == N && !transa && transb && (long)N * K <= BP_SMALL_BT) {
     float *bt = BP_SCRATCH(BT, float);
     bp_transpose_f32_(N, K, B, bt);
-    int nb = (M + BP_SMALL_MR - 1) / BP_SMALL_MR, base = M / nb, extra = M % nb;
+    int base, extra, nb = bp_small_blocks_(M, &base, &extra);
     for (int blk = 0, i0 = 0; blk < nb; blk++) {
       int mr = base + (blk < extra), ce = full ? N : i0 + mr;
-      for (int j = 0; j < ce; j += 32) {
-        int nr = ce - j < 32 ? ce - j : 32, nv = nr > 16 ? 2 : 1;
-        __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
-        __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
-        bp_small_any_f32(mr, nv, K, A + (long)i0 * K, K, 1, bt + j, N, m0, m1, C + (long)i0 * N + j, N, 0,
-                         NULL);
-      }
+      for (int j = 0; j < ce; j += 32)
+        bp_small_panel_f32(mr, ce - j < 32 ? ce - j : 32, K, A + (long)i0 * K, K, 1, bt + j, N,
+                           C + (long)i0 * N + j, N, 0, NULL);
       i0 += mr;
     }
     return 1;
   }
   if (tri == 2 && M == K && !transb) {
-    int nb = (M + BP_SMALL_MR - 1) / BP_SMALL_MR, base = M / nb, extra = M % nb;
+    int base, extra, nb = bp_small_blocks_(M, &base, &extra);
+    long ars = transa ? 1 : K, acs = transa ? M : 1;
     for (int blk = 0, i0 = 0; blk < nb; blk++) {
-      int mr = base + (blk < extra), i1 = i0 + mr;
-      /* A(i, k) = a[i*ars + k*acs] from the block's first k */
+      int mr = base + (blk < extra);
+      /* A(i, k) = a[i*ars + k*acs] from the block's first k that can meet a nonzero */
       const float *a = transa ? A + (long)i0 * M + i0 : A + (long)i0 * K;
-      long ars = transa ? 1 : K, acs = transa ? M : 1;
-      int kn = transa ? K - i0 : i1;
       const float *b = B + (long)(transa ? i0 : 0) * N;
-      for (int j = 0; j < N; j += 32) {
-        int nr = N - j < 32 ? N - j : 32, nv = nr > 16 ? 2 : 1;
-        __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
-        __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
-        bp_small_any_f32(mr, nv, kn, a, ars, acs, b + j, N, m0, m1, C + (long)i0 * N + j, N, 0, NULL);
-      }
-      i0 = i1;
+      for (int j = 0; j < N; j += 32)
+        bp_small_panel_f32(mr, N - j < 32 ? N - j : 32, transa ? K - i0 : i0 + mr, a, ars, acs, b + j, N,
+                           C + (long)i0 * N + j, N, 0, NULL);
+      i0 += mr;
     }
     return 1;
   }

@@ -252,7 +252,9 @@ BP_KERNEL void BP_(bp_causal_softmax_bwd)(int n, int L, double scale, const T *y
  *     be nonzero: A[i0:i1, 0:i1] (A as is: C = A·B) or rows i0.. of A's
  *     columns i0:i1 (transa: C = Aᵀ·B), packed, with the rows of B it meets.
  *     Only exact zeros are left out; the other terms keep their order.
- * Any other case is one plain bp_gemm. */
+ * Any other case is one plain bp_gemm.  f32 with AVX-512 takes
+ * bp_causal_small_f32 (kernels.h) first: the same cases in the small path's
+ * tiles, each element one chain over k. */
 /* BP_CB, BP_CPACK: in the interface section of kernels.h (the scratch's size) */
 BP_KERNEL void BP_(bp_gemm_causal)(int M, int N, int K, const T *A, int transa, const T *B, int transb, T *C,
                                    int tri, int full) {
