@@ -768,6 +768,34 @@ static void bp_pack_tr16_f32_(int n, int w, int kc, const float *src, long ld, f
     for (int k = 0; k < nk; k++) _mm512_mask_storeu_ps(dst + (long)(k0 + k) * dld, mw, r[k]);
   }
 }
+/* bp_gemm_small_f32's product, op(A)(i,k) = a[i*ars + k*acs], B [K,N] */
+typedef struct {
+  int M, N, K;
+  const float *a; long ars, acs;
+  const float *b;
+  float *c;
+  int acc;
+  const float *bias;
+} BpSmall_;
+/* row blocks [b0, b1) of the product, every column: each element the same
+ * sum however the blocks are shared */
+static void bp_small_rows_(const BpSmall_ *sm, int b0, int b1) {
+  int base, extra, N = sm->N;
+  bp_small_blocks_(sm->M, &base, &extra);
+  int i0 = b0 * base + (b0 < extra ? b0 : extra);
+  for (int blk = b0; blk < b1; blk++) {
+    int mr = base + (blk < extra);
+    for (int j = 0; j < N; j += 32)
+      bp_small_panel_f32(mr, N - j < 32 ? N - j : 32, sm->K, sm->a + (long)i0 * sm->ars, sm->ars, sm->acs,
+                         sm->b + j, N, sm->c + (long)i0 * N + j, N, sm->acc, sm->bias ? sm->bias + j : NULL);
+    i0 += mr;
+  }
+}
+static void bp_small_job_(void *p, int t, int nt) {
+  const BpSmall_ *sm = (const BpSmall_ *)p;
+  int base, extra, nb = bp_small_blocks_(sm->M, &base, &extra);
+  bp_small_rows_(sm, (int)((long)nb * t / nt), (int)((long)nb * (t + 1) / nt));
+}
 /* 1 when done here; 0: the shape is not small, use the general path */
 static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, const float *B,
                              int transb, float *C, int accumulate, const float *bias) {
@@ -787,15 +815,13 @@ static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, co
     bp_transpose_f32_(N, K, B, bt);
     B = bt;
   }
-  long ars = transa ? 1 : K, acs = transa ? M : 1;
+  BpSmall_ sm = {M, N, K, A, transa ? 1 : K, transa ? M : 1, B, C, accumulate, bias};
   int base, extra, nb = bp_small_blocks_(M, &base, &extra);
-  for (int j = 0; j < N; j += 32)
-    for (int blk = 0, i0 = 0; blk < nb; blk++) {
-      int mr = base + (blk < extra);
-      bp_small_panel_f32(mr, N - j < 32 ? N - j : 32, K, A + (long)i0 * ars, ars, acs, B + j, N,
-                         C + (long)i0 * N + j, N, accumulate, bias ? bias + j : NULL);
-      i0 += mr;
-    }
+  int nt = bp_serial_ ? 1 : bp_nthreads_;
+  /* from ~0.5 MFLOP the threads share the row blocks: [128,64] x [64,64] took
+   * ~10 us on one core (the hand-off costs ~0.5 us) */
+  if (nt > 1 && nb > 1 && 2.0 * M * N * K >= 5e5) bp_parallel(bp_small_job_, &sm, nt < nb ? nt : nb);
+  else bp_small_rows_(&sm, 0, nb);
   return 1;
 }
 /* bp_gemm_causal's f32 path (kernels_attn.h tells the cases): the small path's
@@ -878,6 +904,9 @@ static inline int bp_gemm_small_f64(int M, int N, int K, const double *A, int tr
  * the columns, so every output element is still computed by one thread, in the
  * same order as with one. */
 #define BP_PAR_MIN 65536
+/* an element of GELU, tanh or layernorm costs about as much as 8 of a copy
+ * (0.4-1.7 ns against ~0.05 on one core): they split from 8192 elements */
+#define BP_PAR_HEAVY 8
 typedef struct {
   int op;                  /* 0 tanh, 1 tanh_bwd, 2 colsum */
   size_t n;                /* elements (op 0, 1) */

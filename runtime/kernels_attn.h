@@ -50,13 +50,13 @@ static void BP_(bp_gelu_job)(void *arg, int t, int nt) {
   else BP_(bp_gelu_rng)((size_t)lo, (size_t)hi, j->x, j->y);
 }
 BP_KERNEL void BP_(bp_gelu)(size_t n, const T *x, T *y) {
-  if (bp_nthreads_ > 1 && n >= BP_PAR_MIN) {
+  if (bp_nthreads_ > 1 && n * BP_PAR_HEAVY >= BP_PAR_MIN) {
     BP_(BpGelu) j = {0, n, x, NULL, y};
     bp_parallel(BP_(bp_gelu_job), &j, bp_nthreads_);
   } else BP_(bp_gelu_rng)(0, n, x, y);
 }
 BP_KERNEL void BP_(bp_gelu_bwd)(size_t n, const T *x, const T *dy, T *dx) {
-  if (bp_nthreads_ > 1 && n >= BP_PAR_MIN) {
+  if (bp_nthreads_ > 1 && n * BP_PAR_HEAVY >= BP_PAR_MIN) {
     BP_(BpGelu) j = {1, n, x, dy, dx};
     bp_parallel(BP_(bp_gelu_job), &j, bp_nthreads_);
   } else BP_(bp_gelu_bwd_rng)(0, n, x, dy, dx);
@@ -118,7 +118,7 @@ static void BP_(bp_layernorm_rng)(void *arg, long lo, long hi) {
 BP_KERNEL void BP_(bp_layernorm)(int R, int D, const T *x, const T *x2, T *sum, const T *gain, const T *bias,
                                  double eps, T *rstd, T *xhat, T *out) {
   BP_(BpLn) j = {D, x, x2, gain, bias, eps, rstd, xhat, out, sum};
-  bp_par_range_(BP_(bp_layernorm_rng), &j, R, 8, (double)R * D);
+  bp_par_range_(BP_(bp_layernorm_rng), &j, R, 8, (double)R * D * BP_PAR_HEAVY);
 }
 /* Its dx from dy [R, D]: per row, with dx̂ = gain ⊙ dy in double, m1 = mean
  * dx̂, m2 = mean dx̂ ⊙ x̂ (both in bp_lane_sum16_'s order), dx = rstd (dx̂ − m1
@@ -155,7 +155,7 @@ static void BP_(bp_ln_bwd_x_rng)(void *arg, long lo, long hi) {
 BP_KERNEL void BP_(bp_ln_bwd_x)(int R, int D, const T *xhat, const T *dy, const T *gain,
                                 const T *rstd, const T *add, T *dx) {
   BP_(BpLn) j = {D, add, dy, gain, NULL, 0, (T *)rstd, (T *)xhat, dx, NULL};
-  bp_par_range_(BP_(bp_ln_bwd_x_rng), &j, R, 8, (double)R * D);
+  bp_par_range_(BP_(bp_ln_bwd_x_rng), &j, R, 8, (double)R * D * BP_PAR_HEAVY);
 }
 /* dgain[j] = Σ_r dy[r, j] x̂[r, j], each column summed in row order in double
  * (both builds call it), 256 columns at a time */

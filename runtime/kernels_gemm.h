@@ -252,7 +252,10 @@ static void BP_(bp_gemm_gen)(int M, int N, int K, const T *A, int transa, const 
   g.packb = !(g.npanels <= 4 && g.bcs == 1 && (g.K <= BP_KC || g.brs * (long)sizeof(T) < 2048));
   g.pbase = g.M / g.npanels, g.pextra = g.M % g.npanels;
   int nt = bp_serial_ ? 1 : bp_nthreads_;
-  if (nt > 1 && 2.0 * M * N * K >= 4e6) bp_parallel(BP_(bp_gemm_job), &g, nt);
+  /* from ~1 MFLOP (~10 us on one core) a second thread pays: [128,64] x [64,192]
+   * took 30 us on one, 16-17 on two (scratch driver, operands written by the
+   * caller just before) */
+  if (nt > 1 && 2.0 * M * N * K >= 1e6) bp_parallel(BP_(bp_gemm_job), &g, nt);
   else BP_(bp_gemm_part)(&g, 0, g.npanels, 0, g.N);
   if (g.nt) BP_SFENCE();
 }
