@@ -884,6 +884,30 @@ START_TEST(cat_parts) {
 }
 END_TEST
 
+/* the layernorm's gain gradient with the columns shared by 2 and 3 threads
+ * (from R·D = 4·BP_PAR_MIN; D odd, so the last part is uneven): each column the
+ * bits of its sum in row order in double */
+START_TEST(threads_ln_gain) {
+  enum { R = 700, D = 401 };
+  float *dy = malloc(sizeof(float) * R * D), *xh = malloc(sizeof(float) * R * D), *dg = malloc(sizeof(float) * D);
+  for (int i = 0; i < R * D; i++) dy[i] = (float)urand(), xh[i] = (float)(urand() * 2 - 1);
+  for (int th = 1; th <= 3; th++) {
+    bp_set_threads(th);
+    bp_ln_bwd_gain_f32(R, D, dy, xh, dg);
+    bp_set_threads(1);
+    int bad = 0;
+    for (int j = 0; j < D; j++) {
+      double a = 0;
+      for (int r = 0; r < R; r++) a += (double)dy[(long)r * D + j] * xh[(long)r * D + j];
+      float want = (float)a;
+      bad += memcmp(&dg[j], &want, sizeof want) != 0;
+    }
+    ck_assert_msg(bad == 0, "bp_ln_bwd_gain_f32 on %d threads: %d columns differ", th, bad);
+  }
+  free(dy), free(xh), free(dg);
+}
+END_TEST
+
 /* gelu with threads: the same bits as 1 thread */
 START_TEST(threads_gelu) {
   long n = 300 * 700;
@@ -1166,6 +1190,7 @@ static Suite *make_suite(void) {
   tcase_add_test(ta, swap_axes_strided);
   tcase_add_test(ta, cat_parts);
   tcase_add_test(ta, threads_gelu);
+  tcase_add_test(ta, threads_ln_gain);
   suite_add_tcase(s, ta);
   TCase *tcs = tcase_create("causal");
   tcase_set_tags(tcs, "slow");
