@@ -291,6 +291,11 @@ t "gpt2 run --threads 2 same bits" 0 "" sh -c "grep -q train_loss '$T/g2th1' && 
 $BPGEN $SPECS/gpt2.spec $G2T --trainer -o "$T/g2train.c" && gcc -O2 -o "$T/g2train" "$T/g2train.c" -lm -lpthread
 "$T/g2train" $G2A --threads 1 >"$T/g2tr1" 2>&1
 t "gpt2 trainer --threads 2 same bits" 0 "" sh -c "grep -q train_loss '$T/g2tr1' && '$T/g2train' $G2A --threads 2 2>&1 | cmp - '$T/g2tr1'"
+# and one small enough that the threads split its products from 1 MFLOP, the small
+# path's row blocks, GELU and layernorm from 8192 elements (gpt2_bench's L2 C64)
+G2S="-D B=4 -D T=32 -D maxT=32 -D C=64 -D NH=4 -D L=2 -D V=79 -D Vp=96"
+$BPGEN run $SPECS/gpt2.spec $G2S $G2A --threads 1 >"$T/g2s1" 2>&1
+t "gpt2 L2 C64 run --threads 2 same bits" 0 "" sh -c "grep -q train_loss '$T/g2s1' && $BPGEN run $SPECS/gpt2.spec $G2S $G2A --threads 2 2>&1 | cmp - '$T/g2s1'"
 # bpgen run --help and the trainer's own --help list the same options
 "$T/train" --help 2>&1 | grep -oE '^  --[a-z0-9-]+' | sort -u >"$T/opts.train"
 t "run and trainer options agree" 0 "" sh -c "$BPGEN run --help | sed '/^run.s own options:/,/^\$/d' | grep -oE '^  --[a-z0-9-]+' | sort -u | cmp -s - '$T/opts.train'"
