@@ -819,7 +819,7 @@ static int bp_gemm_small_f32(int M, int N, int K, const float *A, int transa, co
   int base, extra, nb = bp_small_blocks_(M, &base, &extra);
   int nt = bp_serial_ ? 1 : bp_nthreads_;
   /* from ~0.5 MFLOP the threads share the row blocks: [128,64] x [64,64] took
-   * ~10 us on one core (the hand-off costs ~0.5 us) */
+   * ~10 us on one core (handing half to the other thread costs under 0.5 us) */
   if (nt > 1 && nb > 1 && 2.0 * M * N * K >= 5e5) bp_parallel(bp_small_job_, &sm, nt < nb ? nt : nb);
   else bp_small_rows_(&sm, 0, nb);
   return 1;
