@@ -191,8 +191,8 @@ class Transformer:
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // NH))
             att = F.softmax(att.masked_fill(mask == 0, float("-inf")), dim=-1)
             y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
-            r_ = x + y @ t[f"Wp{l}"] + t[f"bp{l}"]
-            x = r_ + gelu(ln(r_, t[f"ln2w{l}"], t[f"ln2b{l}"]) @ t[f"Wf{l}"] + t[f"bf{l}"]) @ t[f"Wm{l}"] + t[f"bm{l}"]
+            r_ = x + (y @ t[f"Wp{l}"] + t[f"bp{l}"])
+            x = r_ + (gelu(ln(r_, t[f"ln2w{l}"], t[f"ln2b{l}"]) @ t[f"Wf{l}"] + t[f"bf{l}"]) @ t[f"Wm{l}"] + t[f"bm{l}"])
             inter.update({f"att{l}": att, f"y{l}": y, f"r{l}": r_, f"x{l + 1}": x})
         logits = ln(x, t["lnfw"], t["lnfb"]) @ t["Wlm"]
         loss = F.cross_entropy(logits.view(-1, d["V"]), Y.view(-1), ignore_index=-1)
