@@ -115,7 +115,7 @@ class BoW:
         x0 = t["wte"][X] + t["wpe"]
         att = torch.zeros((T, T), dtype=torch.float64).masked_fill(torch.tril(torch.ones(T, T)) == 0, float("-inf"))
         x1 = x0 + F.softmax(att, dim=-1) @ x0
-        x2 = x1 + torch.tanh(x1 @ t["Wfc"] + t["bfc"]) @ t["Wproj"] + t["bproj"]
+        x2 = x1 + (torch.tanh(x1 @ t["Wfc"] + t["bfc"]) @ t["Wproj"] + t["bproj"])
         logits = x2 @ t["Wlm"] + t["blm"]
         loss = F.cross_entropy(logits.view(-1, d["V"]), Y.view(-1), ignore_index=-1)
         return loss, dict(x0=x0, x1=x1, x2=x2, logits=logits)
