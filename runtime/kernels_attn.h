@@ -36,30 +36,24 @@ static void BP_(bp_gelu_bwd_rng)(size_t lo, size_t hi, const T *x, const T *dy, 
     dx[i] = (half * (1 + t) + half * v * (1 - t * t) * c * (1 + a3 * v * v)) * dy[i];
   }
 }
+/* the threads share the elements (bp_par_range_, parts cut at multiples of 64)
+ * from BP_PAR_MIN / BP_PAR_HEAVY of them */
 typedef struct {
-  int bwd;
-  size_t n;
   const T *x, *dy;
   T *y;
 } BP_(BpGelu);
-static void BP_(bp_gelu_job)(void *arg, int t, int nt) {
+static void BP_(bp_gelu_part)(void *arg, long lo, long hi) {
   const BP_(BpGelu) *j = (const BP_(BpGelu) *)arg;
-  long lo, hi;
-  bp_split_((long)j->n, 64, t, nt, &lo, &hi);
-  if (j->bwd) BP_(bp_gelu_bwd_rng)((size_t)lo, (size_t)hi, j->x, j->dy, j->y);
+  if (j->dy) BP_(bp_gelu_bwd_rng)((size_t)lo, (size_t)hi, j->x, j->dy, j->y);
   else BP_(bp_gelu_rng)((size_t)lo, (size_t)hi, j->x, j->y);
 }
 BP_KERNEL void BP_(bp_gelu)(size_t n, const T *x, T *y) {
-  if (bp_nthreads_ > 1 && n * BP_PAR_HEAVY >= BP_PAR_MIN) {
-    BP_(BpGelu) j = {0, n, x, NULL, y};
-    bp_parallel(BP_(bp_gelu_job), &j, bp_nthreads_);
-  } else BP_(bp_gelu_rng)(0, n, x, y);
+  BP_(BpGelu) j = {x, NULL, y};
+  bp_par_range_(BP_(bp_gelu_part), &j, (long)n, 64, (double)n * BP_PAR_HEAVY);
 }
 BP_KERNEL void BP_(bp_gelu_bwd)(size_t n, const T *x, const T *dy, T *dx) {
-  if (bp_nthreads_ > 1 && n * BP_PAR_HEAVY >= BP_PAR_MIN) {
-    BP_(BpGelu) j = {1, n, x, dy, dx};
-    bp_parallel(BP_(bp_gelu_job), &j, bp_nthreads_);
-  } else BP_(bp_gelu_bwd_rng)(0, n, x, dy, dx);
+  BP_(BpGelu) j = {x, dy, dx};
+  bp_par_range_(BP_(bp_gelu_part), &j, (long)n, 64, (double)n * BP_PAR_HEAVY);
 }
 
 /* Layernorm of x [R, D] over its rows: mean = Σx/D (in double, rounded to
@@ -402,8 +396,6 @@ BP_KERNEL void BP_(bp_causal_scores_bwd)(int nb, int L, int D, const T *dy, cons
   bp_heads_(BP_(bp_scores_rng), &g, nb, 2.0 * L * L * D);
 }
 
-/* y = x with two axes swapped, x viewed as [A, n1, B, n2, C] (the swapped
- * axes n1 and n2), y as [A, n2, B, n1, C]: a copy */
 /* The swap of two axes, x [A, n1, B, n2, C] -> y [A, n2, B, n1, C], with x's
  * rows (a, i, b) xs elements apart and y's rows (a, j, b) ys apart (n2·C and
  * n1·C when both are whole tensors; more when x is a slice of a wider one or y
